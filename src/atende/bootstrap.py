@@ -1,0 +1,87 @@
+"""Bring a process up and down: database (embedded or external), migrations, job queue,
+live listener. Shared by ``atende serve``, ``atende worker`` and the CLI commands."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+
+import procrastinate
+import structlog
+
+from atende.config import Settings
+from atende.db import migrate
+from atende.db.embedded import EmbeddedDatabase, start_embedded
+from atende.db.pubsub import Listener
+from atende.db.session import Database
+from atende.engine.tasks import blueprint as engine_tasks
+from atende.jobs.queue import JobQueue
+from atende.jobs.tasks import blueprint as job_tasks
+from atende.runtime import Runtime
+from atende.webhooks.tasks import blueprint as webhook_tasks
+
+log = structlog.get_logger(__name__)
+
+BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
+    "engine": engine_tasks,
+    "webhooks": webhook_tasks,
+    "jobs": job_tasks,
+}
+
+
+async def database_url(settings: Settings) -> tuple[str, EmbeddedDatabase | None]:
+    """The configured URL, or the URL of the embedded server (started if needed)."""
+    if settings.database_url:
+        return settings.database_url, None
+    embedded = await asyncio.to_thread(start_embedded, settings.data_dir)
+    return embedded.url, embedded
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, migrate_now: bool | None = None, listen: bool = True
+) -> AsyncIterator[Runtime]:
+    """A ready runtime; everything it started is stopped on exit, in reverse order."""
+    url, embedded = await database_url(settings)
+    try:
+        if settings.migrate_on_start if migrate_now is None else migrate_now:
+            await asyncio.to_thread(migrate.upgrade, url)
+        db = Database(url)
+        runtime = Runtime(
+            settings=settings, db=db, jobs=JobQueue(db.url, BLUEPRINTS), listener=Listener(db.url)
+        )
+        await runtime.jobs.open()
+        if listen:
+            runtime.listener.start()
+        try:
+            yield runtime
+        finally:
+            await runtime.listener.stop()
+            await runtime.jobs.close()
+            await db.dispose()
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def run_worker(runtime: Runtime, *, name: str, install_signal_handlers: bool = False) -> None:
+    """Run jobs until cancelled (or signalled); the language models load first."""
+    from atende.knowledge import language
+
+    await asyncio.to_thread(language.warm_up)
+    log.info("worker.started", name=name, concurrency=runtime.settings.worker_concurrency)
+    await runtime.jobs.run_worker(
+        concurrency=runtime.settings.worker_concurrency,
+        context={"runtime": runtime},
+        name=name,
+        install_signal_handlers=install_signal_handlers,
+    )
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,1 @@
+"""The embeddable web chat: widget assets, visitor endpoints and the live SSE stream."""

@@ -1,0 +1,210 @@
+"""Web chat endpoints used by ``widget.js``.
+
+A visitor is anonymous: starting a conversation returns a random token that the widget
+keeps (in ``localStorage``) and presents on every call; only its keyed hash is stored.
+Replies arrive over Server-Sent Events; each event id is the message ``seq``, so a
+reconnecting ``EventSource`` (``Last-Event-ID``) resumes exactly after the last message it
+saw: nothing lost, nothing repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette.sse import EventSourceResponse
+
+from atende.conversations import service as conversations
+from atende.conversations.schemas import InboundMessage, MessagePublic
+from atende.errors import NotFound, Unauthorized
+from atende.observability import metrics
+from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
+from atende.tenancy.crypto import hash_token, new_token, tokens_equal
+from atende.tenancy.deps import RuntimeDep
+
+CHANNEL = "webchat"
+STATIC = Path(__file__).parent / "static"
+templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape()
+)
+router = APIRouter(tags=["web chat"])
+
+
+class VisitorMessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=20000)
+    client_id: str | None = Field(default=None, max_length=100, description="Dedupe id from the widget.")
+
+
+class ConversationStarted(BaseModel):
+    conversation_id: uuid.UUID
+    token: str
+
+
+@dataclass(frozen=True)
+class Visitor:
+    company_id: uuid.UUID
+    conversation_id: uuid.UUID
+
+
+async def _company_id(runtime: Runtime, widget_key: str) -> uuid.UUID:
+    async with runtime.db.transaction() as session:
+        return (await tenancy.get_company_by_widget_key(session, widget_key)).id
+
+
+async def _visitor(
+    runtime: Runtime, widget_key: str, conversation_id: uuid.UUID, token: str | None
+) -> Visitor:
+    if not token:
+        raise Unauthorized("missing visitor token")
+    company_id = await _company_id(runtime, widget_key)
+    async with runtime.db.transaction(company_id) as session:
+        try:
+            conversation = await conversations.get_conversation(session, conversation_id)
+        except NotFound:
+            raise NotFound("no such conversation") from None
+        expected = conversation.visitor_token_hash or ""
+    if not tokens_equal(expected, hash_token(runtime.secret_key, token)):
+        raise NotFound("no such conversation")  # never confirm that an id exists
+    return Visitor(company_id, conversation_id)
+
+
+@router.get("/widget.js", include_in_schema=False)
+async def widget_js() -> FileResponse:
+    return FileResponse(
+        STATIC / "widget.js", media_type="text/javascript", headers={"Cache-Control": "max-age=300"}
+    )
+
+
+@router.get("/widget.css", include_in_schema=False)
+async def widget_css() -> FileResponse:
+    return FileResponse(
+        STATIC / "widget.css", media_type="text/css", headers={"Cache-Control": "max-age=300"}
+    )
+
+
+@router.get("/demo", include_in_schema=False, response_class=HTMLResponse)
+async def demo_page(runtime: RuntimeDep, company: str = Query("loja-exemplo", max_length=80)) -> HTMLResponse:
+    async with runtime.db.transaction() as session:
+        try:
+            found = await tenancy.get_company(session, company)
+        except NotFound:
+            return HTMLResponse(
+                templates.get_template("no_company.html").render(slug=company), status_code=404
+            )
+    html = templates.get_template("demo.html").render(company=found, base_url=runtime.settings.public_url)
+    return HTMLResponse(html)
+
+
+@router.post("/widget/v1/{widget_key}/conversations", response_model=ConversationStarted, status_code=201)
+async def start_conversation(widget_key: str, runtime: RuntimeDep) -> ConversationStarted:
+    company_id = await _company_id(runtime, widget_key)
+    token = new_token(24)
+    async with runtime.db.transaction(company_id) as session:
+        conversation = await conversations.start_visitor_conversation(
+            session,
+            channel=CHANNEL,
+            visitor_id="visitor-" + new_token(12),
+            visitor_token_hash=hash_token(runtime.secret_key, token),
+        )
+    return ConversationStarted(conversation_id=conversation.id, token=token)
+
+
+@router.get(
+    "/widget/v1/{widget_key}/conversations/{conversation_id}/messages", response_model=list[MessagePublic]
+)
+async def visitor_history(
+    widget_key: str,
+    conversation_id: uuid.UUID,
+    runtime: RuntimeDep,
+    x_visitor_token: Annotated[str | None, Header()] = None,
+    after: int = Query(0, ge=0, le=2**62),
+) -> list[MessagePublic]:
+    visitor = await _visitor(runtime, widget_key, conversation_id, x_visitor_token)
+    async with runtime.db.transaction(visitor.company_id) as session:
+        rows = await conversations.list_messages(session, conversation_id, after_seq=after, limit=500)
+        return [MessagePublic.model_validate(m) for m in rows]
+
+
+@router.post(
+    "/widget/v1/{widget_key}/conversations/{conversation_id}/messages",
+    response_model=MessagePublic,
+    status_code=201,
+)
+async def visitor_message(
+    widget_key: str,
+    conversation_id: uuid.UUID,
+    body: VisitorMessageIn,
+    runtime: RuntimeDep,
+    x_visitor_token: Annotated[str | None, Header()] = None,
+) -> MessagePublic:
+    visitor = await _visitor(runtime, widget_key, conversation_id, x_visitor_token)
+    text = conversations.clean_text(body.text, runtime.settings.max_message_chars)
+    async with runtime.db.transaction(visitor.company_id) as session:
+        conversation = await conversations.get_conversation(session, conversation_id)
+        contact_id = conversation.contact_id
+        contact_external = await conversations.contact_external_id(session, contact_id)
+        received = await conversations.receive_inbound(
+            session,
+            runtime.jobs,
+            InboundMessage(
+                channel=CHANNEL,
+                contact_external_id=contact_external,
+                text=text,
+                conversation_id=conversation_id,
+                channel_message_id=f"{conversation_id}:{body.client_id}" if body.client_id else None,
+            ),
+        )
+    if not received.duplicate:
+        metrics.MESSAGES_RECEIVED.labels(CHANNEL).inc()
+    return MessagePublic.model_validate(received.message)
+
+
+def _event(message: MessagePublic) -> dict[str, Any]:
+    return {"id": str(message.seq), "event": "message", "data": message.model_dump_json()}
+
+
+@router.get("/widget/v1/{widget_key}/conversations/{conversation_id}/events")
+async def visitor_events(
+    widget_key: str,
+    conversation_id: uuid.UUID,
+    request: Request,
+    runtime: RuntimeDep,
+    token: str | None = Query(None, max_length=200),
+    after: int = Query(0, ge=0, le=2**62),
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    """Live stream of the conversation: `message` (id = seq), `typing` and `state` events."""
+    visitor = await _visitor(runtime, widget_key, conversation_id, token)
+    cursor = after
+    if last_event_id and last_event_id.isdigit():
+        cursor = max(cursor, int(last_event_id))
+
+    async def stream() -> AsyncIterator[dict[str, Any]]:
+        nonlocal cursor
+        with runtime.listener.subscribe(str(conversation_id)) as sub:
+            while not await request.is_disconnected():
+                async with runtime.db.transaction(visitor.company_id) as session:
+                    rows = await conversations.list_messages(session, conversation_id, after_seq=cursor)
+                for row in rows:
+                    message = MessagePublic.model_validate(row)
+                    cursor = message.seq
+                    yield _event(message)
+                note = await sub.next(timeout=15.0)
+                while note is not None and note.get("kind") in ("typing", "state"):
+                    yield {
+                        "event": note["kind"],
+                        "data": json.dumps({k: v for k, v in note.items() if k != "topic"}),
+                    }
+                    note = sub.queue.get_nowait() if not sub.queue.empty() else None
+
+    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,166 @@
+/* atende web chat widget. Embed with:
+ *   <script src="https://YOUR-ATENDE/widget.js" data-widget-key="wk_..." defer></script>
+ * Optional attributes: data-open="true" (start open), data-lang="pt|en|es".
+ * No dependencies; talks to the atende server the script was loaded from. */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script) { return; }
+  var key = script.getAttribute("data-widget-key");
+  var base = new URL(script.src, window.location.href).origin;
+  var lang = (script.getAttribute("data-lang") || navigator.language || "pt").slice(0, 2);
+  var TEXT = {
+    pt: { title: "Atendimento", open: "Abrir chat", close: "Fechar chat", placeholder: "Escreva sua mensagem…",
+          label: "Sua mensagem", send: "Enviar", typing: "Digitando…", sources: "Fontes", error: "Não foi possível enviar. Tente de novo." },
+    en: { title: "Support", open: "Open chat", close: "Close chat", placeholder: "Type your message…",
+          label: "Your message", send: "Send", typing: "Typing…", sources: "Sources", error: "Could not send. Please try again." },
+    es: { title: "Atención", open: "Abrir chat", close: "Cerrar chat", placeholder: "Escribe tu mensaje…",
+          label: "Tu mensaje", send: "Enviar", typing: "Escribiendo…", sources: "Fuentes", error: "No se pudo enviar. Inténtalo de nuevo." }
+  };
+  var t = TEXT[lang] || TEXT.pt;
+  var storeKey = "atende:" + key;
+  var state = load();
+  var seen = {};
+  var lastSeq = 0;
+  var source = null;
+
+  function load() {
+    try { return JSON.parse(window.localStorage.getItem(storeKey)) || null; } catch (e) { return null; }
+  }
+  function save() { window.localStorage.setItem(storeKey, JSON.stringify(state)); }
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text) { node.textContent = text; }
+    return node;
+  }
+
+  var css = el("link", { rel: "stylesheet", href: base + "/widget.css" });
+  document.head.appendChild(css);
+
+  var root = el("div", { "class": "atende-widget" });
+  var launcher = el("button", { type: "button", "class": "atende-launcher", "aria-expanded": "false",
+                               "aria-controls": "atende-panel", "aria-label": t.open }, "💬");
+  var panel = el("section", { id: "atende-panel", "class": "atende-panel", role: "dialog",
+                              "aria-label": t.title, hidden: "" });
+  var header = el("header", { "class": "atende-header" });
+  header.appendChild(el("h2", {}, t.title));
+  var closeBtn = el("button", { type: "button", "class": "atende-close", "aria-label": t.close }, "×");
+  header.appendChild(closeBtn);
+  var log = el("ol", { "class": "atende-log", role: "log", "aria-live": "polite", "aria-label": t.title });
+  var typing = el("p", { "class": "atende-typing", "aria-live": "polite", hidden: "" }, t.typing);
+  var form = el("form", { "class": "atende-form" });
+  var input = el("textarea", { "class": "atende-input", rows: "2", placeholder: t.placeholder,
+                               "aria-label": t.label, maxlength: "4000" });
+  var send = el("button", { type: "submit", "class": "atende-send" }, t.send);
+  var errorBox = el("p", { "class": "atende-error", role: "alert", hidden: "" });
+  form.appendChild(input); form.appendChild(send);
+  panel.appendChild(header); panel.appendChild(log); panel.appendChild(typing);
+  panel.appendChild(errorBox); panel.appendChild(form);
+  root.appendChild(panel); root.appendChild(launcher);
+
+  function setOpen(open) {
+    if (open) { panel.removeAttribute("hidden"); input.focus(); } else { panel.setAttribute("hidden", ""); launcher.focus(); }
+    launcher.setAttribute("aria-expanded", String(open));
+    launcher.setAttribute("aria-label", open ? t.close : t.open);
+  }
+  launcher.addEventListener("click", function () { setOpen(panel.hasAttribute("hidden")); });
+  closeBtn.addEventListener("click", function () { setOpen(false); });
+  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { setOpen(false); } });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }
+  });
+
+  function render(m) {
+    if (seen[m.seq]) { return; }
+    seen[m.seq] = true;
+    lastSeq = Math.max(lastSeq, m.seq);
+    var item = el("li", { "class": "atende-msg atende-" + m.author, "data-seq": String(m.seq) });
+    item.appendChild(el("p", { "class": "atende-text" }, m.text));
+    var cites = (m.meta && m.meta.citations) || [];
+    if (cites.length) {
+      var src = el("p", { "class": "atende-sources" });
+      src.textContent = t.sources + ": " + cites.map(function (c) {
+        return c.section ? c.title + " › " + c.section : c.title;
+      }).join("; ");
+      item.appendChild(src);
+    }
+    // keep the log in seq order even if events arrive out of order
+    var after = null;
+    Array.prototype.forEach.call(log.children, function (child) {
+      if (!after && Number(child.getAttribute("data-seq")) > m.seq) { after = child; }
+    });
+    log.insertBefore(item, after);
+    if (m.author !== "customer") { typing.setAttribute("hidden", ""); }
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function api(path, options) {
+    options = options || {};
+    options.headers = Object.assign({ "Content-Type": "application/json" }, options.headers || {});
+    if (state) { options.headers["X-Visitor-Token"] = state.token; }
+    return fetch(base + "/widget/v1/" + encodeURIComponent(key) + path, options).then(function (r) {
+      if (!r.ok) { throw new Error("HTTP " + r.status); }
+      return r.json();
+    });
+  }
+
+  function listen() {
+    if (source || !state) { return; }
+    var url = base + "/widget/v1/" + encodeURIComponent(key) + "/conversations/" + state.conversation_id +
+      "/events?token=" + encodeURIComponent(state.token) + "&after=" + lastSeq;
+    source = new EventSource(url);
+    source.addEventListener("message", function (e) { render(JSON.parse(e.data)); });
+    source.addEventListener("typing", function () { typing.removeAttribute("hidden"); });
+    source.onerror = function () {
+      // EventSource reconnects by itself with Last-Event-ID; nothing to do
+    };
+  }
+
+  function history() {
+    return api("/conversations/" + state.conversation_id + "/messages").then(function (items) {
+      items.forEach(render);
+      listen();
+    }).catch(function () {
+      state = null; window.localStorage.removeItem(storeKey);
+    });
+  }
+
+  function ensureConversation() {
+    if (state) { return Promise.resolve(state); }
+    return api("/conversations", { method: "POST", body: "{}" }).then(function (data) {
+      state = { conversation_id: data.conversation_id, token: data.token };
+      save();
+      listen();
+      return state;
+    });
+  }
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value.trim();
+    if (!text) { return; }
+    send.disabled = true;
+    errorBox.setAttribute("hidden", "");
+    var clientId = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Date.now() + Math.random());
+    ensureConversation().then(function () {
+      return api("/conversations/" + state.conversation_id + "/messages", {
+        method: "POST", body: JSON.stringify({ text: text, client_id: clientId })
+      });
+    }).then(function (m) {
+      input.value = "";
+      render(m);
+      typing.removeAttribute("hidden");
+    }).catch(function () {
+      errorBox.textContent = t.error;
+      errorBox.removeAttribute("hidden");
+    }).then(function () { send.disabled = false; input.focus(); });
+  });
+
+  function start() {
+    document.body.appendChild(root);
+    if (script.getAttribute("data-open") === "true") { setOpen(true); }
+    if (state) { history(); }
+  }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
+})();

@@ -1,0 +1,341 @@
+"""The ``atende`` command line (Typer). It only wires settings, the runtime and services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from atende.config import Settings, get_settings
+from atende.errors import AtendeError
+from atende.runtime import Runtime
+
+app = typer.Typer(help="atende: AI customer support with human handoff.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+companies_app = typer.Typer(help="Companies (tenants).", no_args_is_help=True)
+users_app = typer.Typer(help="Users of a company's team.", no_args_is_help=True)
+keys_app = typer.Typer(help="Company API keys.", no_args_is_help=True)
+jobs_app = typer.Typer(help="The job queue.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(companies_app, name="companies")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(jobs_app, name="jobs")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+CompanyOpt = Annotated[str, typer.Option("--company", "-c", help="Company slug or id.")]
+
+
+def _run(work: Callable[[Runtime], Awaitable[T]], *, migrate: bool | None = None) -> T:
+    """Run ``work`` with a runtime; domain errors become a message and exit code 1."""
+    from atende.bootstrap import open_runtime
+    from atende.observability.logging import configure
+
+    settings = get_settings()
+    configure("WARNING", settings.log_json)
+
+    async def main() -> T:
+        async with open_runtime(settings, migrate_now=migrate, listen=False) as runtime:
+            return await work(runtime)
+
+    try:
+        return asyncio.run(main())
+    except AtendeError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+def _serve(settings: Settings, banner: Callable[[Any], None] | None = None) -> None:
+    import uvicorn
+
+    from atende.app import create_app
+
+    app_ = create_app(settings, on_ready=banner)
+    uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+@app.command()
+def serve() -> None:
+    """Run the API, the web chat and (unless ATENDE_RUN_WORKER=false) a job worker."""
+    _serve(get_settings())
+
+
+@app.command()
+def demo() -> None:
+    """Run atende with the demo company "Loja Exemplo" and its knowledge base."""
+    settings = get_settings().model_copy(update={"demo": True})
+
+    def banner(info: Any) -> None:
+        base = f"http://{settings.host}:{settings.port}"
+        console.print(
+            "\n[bold green]atende is running[/bold green] (Ctrl-C to stop)\n"
+            f"  web chat demo  {base}/demo\n"
+            f"  API docs       {base}/docs\n"
+            f"  health         {base}/health/ready\n"
+            f"  demo API key   {info.api_key}\n"
+            f"  try: curl -s -X POST '{base}/v1/messages?wait=5' -H 'Authorization: Bearer {info.api_key}' "
+            "-H 'Content-Type: application/json' "
+            '-d \'{"contact":{"external_id":"ana"},"text":"Qual o prazo de entrega?"}\'\n',
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    _serve(settings, banner)
+
+
+@app.command()
+def worker(
+    name: Annotated[str, typer.Option(help="Worker name shown in the queue.")] = "atende-worker",
+) -> None:
+    """Run a job worker process (scale out by running several)."""
+    from atende.bootstrap import open_runtime, run_worker
+    from atende.observability.logging import configure
+
+    settings = get_settings()
+    configure(settings.log_level, settings.log_json)
+
+    async def main() -> None:
+        async with open_runtime(settings) as runtime:
+            await run_worker(runtime, name=name, install_signal_handlers=True)
+
+    asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (safe to run while other processes start)."""
+    from atende.db.migrate import head_revision
+
+    async def work(_runtime: Runtime) -> None:
+        return None
+
+    _run(work, migrate=True)
+    console.print(f"database at revision {head_revision()}")
+
+
+@companies_app.command("create")
+def companies_create(
+    name: Annotated[str, typer.Argument(help="Company name.")],
+    slug: Annotated[str | None, typer.Option(help="URL-safe id (default: from the name).")] = None,
+    language: Annotated[str, typer.Option(help="Default language: pt, en or es.")] = "pt",
+) -> None:
+    """Create a company; prints its id, slug and web chat widget key."""
+    from atende.tenancy import service
+
+    async def work(runtime: Runtime) -> Any:
+        async with runtime.db.transaction() as session:
+            company = await service.create_company(session, name=name, slug=slug, default_language=language)
+            return company.id, company.slug, company.widget_key
+
+    cid, cslug, widget = _run(work)
+    console.print(f"company {cslug} created\n  id          {cid}\n  widget key  {widget}")
+
+
+@companies_app.command("list")
+def companies_list() -> None:
+    """List companies."""
+    from atende.tenancy import service
+
+    async def work(runtime: Runtime) -> list[tuple[str, str, str]]:
+        async with runtime.db.transaction() as session:
+            return [(str(c.id), c.slug, c.name) for c in await service.list_companies(session)]
+
+    table = Table("id", "slug", "name")
+    for row in _run(work):
+        table.add_row(*row)
+    console.print(table)
+
+
+async def _company_id(runtime: Runtime, ref: str) -> Any:
+    from atende.tenancy import service
+
+    async with runtime.db.transaction() as session:
+        return (await service.get_company(session, ref)).id
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Argument(help="The user's e-mail (their login).")],
+    company: CompanyOpt,
+    role: Annotated[str, typer.Option(help="owner, admin, agent or viewer.")] = "agent",
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters."),
+    ] = "",
+) -> None:
+    """Create a user in a company with a role."""
+    from atende.errors import InvalidInput
+    from atende.tenancy import service
+    from atende.tenancy.models import Role
+
+    async def work(runtime: Runtime) -> Any:
+        try:
+            parsed = Role(role)
+        except ValueError:
+            raise InvalidInput(f"role must be one of owner, admin, agent, viewer; got '{role}'") from None
+        company_id = await _company_id(runtime, company)
+        async with runtime.db.transaction() as session:
+            user = await service.create_user(
+                session, company_id=company_id, email=email, password=password, role=parsed, name=name
+            )
+            return user.id
+
+    user_id = _run(work)
+    console.print(f"user {email} ({role}) created: {user_id}")
+
+
+@keys_app.command("create")
+def keys_create(
+    company: CompanyOpt,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "api key",
+    role: Annotated[str, typer.Option(help="admin, agent or viewer.")] = "admin",
+) -> None:
+    """Create an API key. The key is printed once; only its hash is stored."""
+    from atende.errors import InvalidInput
+    from atende.tenancy import service
+    from atende.tenancy.models import Role
+
+    async def work(runtime: Runtime) -> tuple[str, str]:
+        if role not in ("admin", "agent", "viewer"):
+            raise InvalidInput(f"role must be admin, agent or viewer; got '{role}'")
+        company_id = await _company_id(runtime, company)
+        async with runtime.db.transaction() as session:
+            key, full = await service.create_api_key(
+                session, secret_key=runtime.secret_key, company_id=company_id, name=name, role=Role(role)
+            )
+            return key.prefix, full
+
+    prefix, full = _run(work)
+    console.print(f"API key {prefix} created. Store it now, it is not shown again:\n{full}", highlight=False)
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix, e.g. atd_ab12cd34.")]) -> None:
+    """Revoke an API key: it stops working at once."""
+    from atende.tenancy import service
+
+    async def work(runtime: Runtime) -> None:
+        async with runtime.db.transaction() as session:
+            await service.revoke_api_key(session, prefix=prefix)
+
+    _run(work)
+    console.print(f"API key {prefix} revoked")
+
+
+@keys_app.command("list")
+def keys_list(company: CompanyOpt) -> None:
+    """List a company's API keys (prefixes only)."""
+    from atende.tenancy import service
+
+    async def work(runtime: Runtime) -> list[tuple[str, ...]]:
+        company_id = await _company_id(runtime, company)
+        async with runtime.db.transaction(company_id) as session:
+            return [
+                (k.prefix, k.name, k.role, "revoked" if k.revoked_at else "active")
+                for k in await service.list_api_keys(session)
+            ]
+
+    table = Table("prefix", "name", "role", "status")
+    for row in _run(work):
+        table.add_row(*row)
+    console.print(table)
+
+
+def _collect(paths: list[Path]) -> list[Path]:
+    from atende.knowledge.parsing import CONTENT_TYPES
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CONTENT_TYPES)
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            err.print(f"[red]error:[/red] {path} is not a file or folder")
+            raise typer.Exit(2)
+    return files
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.md, .html, .txt).")],
+    company: CompanyOpt,
+    language: Annotated[str | None, typer.Option(help="pt, en or es (default: detected).")] = None,
+) -> None:
+    """Add or update knowledge-base documents, with a progress bar."""
+    from atende.knowledge import service
+
+    files = _collect(paths)
+    if not files:
+        err.print("[red]error:[/red] no .md, .markdown, .html, .htm, .txt or .text files found")
+        raise typer.Exit(2)
+
+    async def work(runtime: Runtime) -> tuple[int, int, list[str]]:
+        company_id = await _company_id(runtime, company)
+        changed = unchanged = 0
+        failures: list[str] = []
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("indexing", total=len(files))
+            for file in files:
+                try:
+                    async with runtime.db.transaction(company_id) as session:
+                        result = await service.ingest(
+                            session,
+                            source=str(file),
+                            data=file.read_bytes(),
+                            max_bytes=runtime.settings.max_document_bytes,
+                            chunk_max_chars=runtime.settings.chunk_max_chars,
+                            lang=language,
+                        )
+                    changed += result.changed
+                    unchanged += not result.changed
+                except AtendeError as exc:
+                    failures.append(f"{file}: {exc.message}")
+                progress.advance(task)
+        return changed, unchanged, failures
+
+    changed, unchanged, failures = _run(work)
+    console.print(f"{changed} indexed, {unchanged} unchanged, {len(failures)} failed")
+    for failure in failures:
+        err.print(f"[red]failed:[/red] {failure}")
+    if failures:
+        raise typer.Exit(1)
+
+
+@jobs_app.command("failed")
+def jobs_failed(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List dead letters: jobs that failed every retry."""
+    from atende.jobs.queue import failed_jobs
+
+    async def work(runtime: Runtime) -> list[Any]:
+        async with runtime.db.transaction() as session:
+            return list(await failed_jobs(session))
+
+    rows = _run(work)
+    if as_json:
+        console.print_json(json.dumps([r.__dict__ for r in rows], default=str))
+        return
+    table = Table("id", "task", "attempts", "queued at", "args")
+    for r in rows:
+        table.add_row(str(r.id), r.task, str(r.attempts), str(r.queued_at), json.dumps(r.args))
+    console.print(table)
+    if not rows:
+        console.print("no failed jobs")

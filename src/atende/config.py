@@ -1,0 +1,90 @@
+"""The one settings object of atende.
+
+Every setting comes from the environment (prefix ``ATENDE_``) or a ``.env`` file in the
+working directory. Each field is documented in ``docs/CONFIGURATION.md``; a test fails when
+one is not. No other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration, read once per process."""
+
+    model_config = SettingsConfigDict(env_prefix="ATENDE_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql://...). Unset: run the embedded PostgreSQL.",
+    )
+    data_dir: Path = Field(
+        default=Path(".atende-data"),
+        description="Folder of the embedded PostgreSQL data (used when database_url is unset).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `atende serve` binds to.")
+    port: int = Field(default=8000, description="Port `atende serve` listens on.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public base URL of this deployment (used in the widget snippet and links).",
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr("dev-insecure-secret-change-me"),
+        description="Secret for signing and encryption. Set a long random value in production.",
+    )
+    environment: str = Field(default="development", description="Deployment environment name.")
+    log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+    log_json: bool = Field(default=True, description="Write logs as JSON lines (else console).")
+    run_worker: bool = Field(
+        default=True,
+        description="Run a job worker inside `atende serve` (disable when running `atende worker`).",
+    )
+    worker_concurrency: int = Field(default=4, description="Jobs one worker runs at once.")
+    migrate_on_start: bool = Field(default=True, description="Apply pending database migrations at startup.")
+    max_body_bytes: int = Field(
+        default=1_048_576, description="Largest request body accepted, in bytes (413 above)."
+    )
+    max_message_chars: int = Field(
+        default=4000, description="Longest customer or agent message accepted, in characters."
+    )
+    max_document_bytes: int = Field(
+        default=5_242_880, description="Largest knowledge-base document accepted, in bytes."
+    )
+    ingest_root: Path | None = Field(
+        default=None,
+        description="If set, `POST /v1/documents` with a `path` may only read files under it.",
+    )
+    retrieval_top_k: int = Field(default=5, description="Chunks retrieved for each bot turn.")
+    evidence_threshold: float = Field(
+        default=0.6,
+        description="Share of the question's terms the best passage must cover to answer "
+        "(below it the bot hands off).",
+    )
+    chunk_max_chars: int = Field(default=1200, description="Target largest chunk, in characters.")
+    job_backlog_max_age_seconds: float = Field(
+        default=300.0,
+        description="/health/ready fails when the oldest waiting job is older than this.",
+    )
+    stalled_job_seconds: int = Field(
+        default=30,
+        description="A running job whose worker sent no heartbeat for this long is retried.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, description="Timeout of one outbound webhook delivery."
+    )
+    webhook_disable_after_failures: int = Field(
+        default=20,
+        description="Consecutive failed deliveries after which an endpoint is disabled.",
+    )
+    demo: bool = Field(default=False, description="Seed the demo company at startup.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own ``Settings``)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Contacts, conversations, messages and the conversation state machine."""

@@ -1,0 +1,170 @@
+"""``/v1`` routes of conversations: the API channel, listing and reading, agent replies and
+state changes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from atende.conversations import service
+from atende.conversations.models import Message
+from atende.conversations.schemas import (
+    AgentReplyIn,
+    ConversationDetail,
+    ConversationPublic,
+    CustomerMessageIn,
+    InboundMessage,
+    MessagePublic,
+    Page,
+    PostMessageResult,
+    StateChangeIn,
+    TransitionPublic,
+)
+from atende.conversations.states import State
+from atende.observability import metrics
+from atende.tenancy.deps import AgentTenant, Tenant, ViewerTenant
+
+router = APIRouter(prefix="/v1", tags=["conversations"])
+API_CHANNEL = "api"
+
+
+async def _wait_for_reply(
+    tenant: Tenant, message_id: uuid.UUID, topic: str, seconds: float
+) -> Message | None:
+    deadline = time.monotonic() + seconds
+    with tenant.runtime.listener.subscribe(topic) as sub:
+        while True:
+            async with tenant.transaction() as session:
+                reply = await session.scalar(
+                    select(Message).where(Message.reply_to_id == message_id, Message.author == "bot")
+                )
+            remaining = deadline - time.monotonic()
+            if reply is not None or remaining <= 0:
+                return reply
+            await sub.next(timeout=min(remaining, 1.0))
+
+
+@router.post(
+    "/messages",
+    response_model=PostMessageResult,
+    status_code=201,
+    summary="Post a customer message (API channel)",
+    responses={200: {"description": "Duplicate: this message_id was received before"}},
+)
+async def post_customer_message(
+    body: CustomerMessageIn,
+    tenant: AgentTenant,
+    wait: float = Query(
+        0, ge=0, le=30, description="Seconds to wait for the bot's reply and return it (0: don't)."
+    ),
+) -> PostMessageResult:
+    """Store a customer message once and queue the bot's turn. Poll
+    `GET /v1/conversations/{id}/messages`, or pass `wait` to receive the reply here."""
+    text = service.clean_text(body.text, tenant.runtime.settings.max_message_chars)
+    inbound = InboundMessage(
+        channel=API_CHANNEL,
+        contact_external_id=body.contact.external_id,
+        text=text,
+        channel_message_id=body.message_id,
+        conversation_id=body.conversation_id,
+        contact_name=body.contact.name,
+        contact_email=body.contact.email,
+        contact_phone=body.contact.phone,
+    )
+    async with tenant.transaction() as session:
+        received = await service.receive_inbound(session, tenant.runtime.jobs, inbound)
+        awaiting_bot = received.conversation.state == State.bot.value
+    if not received.duplicate:
+        metrics.MESSAGES_RECEIVED.labels(API_CHANNEL).inc()
+    reply = None
+    if wait and awaiting_bot:
+        reply = await _wait_for_reply(tenant, received.message.id, str(received.conversation.id), wait)
+    return PostMessageResult(
+        conversation_id=received.conversation.id,
+        message=MessagePublic.model_validate(received.message),
+        duplicate=received.duplicate,
+        reply=MessagePublic.model_validate(reply) if reply else None,
+    )
+
+
+@router.get("/conversations", response_model=Page[ConversationPublic], summary="List conversations")
+async def list_conversations(
+    tenant: ViewerTenant,
+    state: State | None = None,
+    channel: str | None = Query(None, max_length=20),
+    updated_since: datetime | None = None,
+    cursor: str | None = Query(None, max_length=500),
+    limit: int = Query(50, ge=1, le=200),
+) -> Page[ConversationPublic]:
+    async with tenant.transaction() as session:
+        rows, next_cursor = await service.list_conversations(
+            session, state=state, channel=channel, updated_since=updated_since, cursor=cursor, limit=limit
+        )
+        items = [ConversationPublic.model_validate(c) for c in rows]
+    return Page[ConversationPublic](items=items, next_cursor=next_cursor)
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
+async def get_conversation(conversation_id: uuid.UUID, tenant: ViewerTenant) -> ConversationDetail:
+    async with tenant.transaction() as session:
+        conversation = await service.get_conversation(session, conversation_id)
+        transitions = await service.list_transitions(session, conversation_id)
+        return ConversationDetail(
+            **ConversationPublic.model_validate(conversation).model_dump(),
+            transitions=[TransitionPublic.model_validate(t) for t in transitions],
+        )
+
+
+@router.get("/conversations/{conversation_id}/messages", response_model=Page[MessagePublic])
+async def list_messages(
+    conversation_id: uuid.UUID,
+    tenant: ViewerTenant,
+    after: int = Query(0, ge=0, le=2**62, description="Only messages with a larger `seq`."),
+    limit: int = Query(100, ge=1, le=500),
+) -> Page[MessagePublic]:
+    async with tenant.transaction() as session:
+        rows = await service.list_messages(session, conversation_id, after_seq=after, limit=limit + 1)
+    items = [MessagePublic.model_validate(m) for m in rows[:limit]]
+    return Page[MessagePublic](items=items, next_cursor=str(items[-1].seq) if len(rows) > limit else None)
+
+
+@router.post(
+    "/conversations/{conversation_id}/replies",
+    response_model=MessagePublic,
+    status_code=201,
+    summary="Reply as a human agent",
+)
+async def post_agent_reply(
+    conversation_id: uuid.UUID, body: AgentReplyIn, tenant: AgentTenant
+) -> MessagePublic:
+    text = service.clean_text(body.text, tenant.runtime.settings.max_message_chars)
+    async with tenant.transaction() as session:
+        message = await service.post_agent_reply(
+            session,
+            tenant.runtime.jobs,
+            conversation_id,
+            text=text,
+            agent_id=body.agent_id or tenant.actor_id,
+        )
+    return MessagePublic.model_validate(message)
+
+
+@router.post("/conversations/{conversation_id}/state", response_model=ConversationPublic)
+async def change_state(
+    conversation_id: uuid.UUID, body: StateChangeIn, tenant: AgentTenant
+) -> ConversationPublic:
+    async with tenant.transaction() as session:
+        conversation = await service.change_state(
+            session,
+            tenant.runtime.jobs,
+            conversation_id,
+            body.state,
+            actor_type="api",
+            actor_id=tenant.actor_id,
+            reason=body.reason,
+        )
+    return ConversationPublic.model_validate(conversation)

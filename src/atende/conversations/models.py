@@ -1,0 +1,95 @@
+"""Tables of the conversations domain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from atende.db.base import Base, CompanyOwned, IdMixin, utcnow
+
+
+class Contact(IdMixin, CompanyOwned, Base):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("company_id", "channel", "external_id"),)
+
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(5), nullable=True)
+
+
+class Conversation(IdMixin, CompanyOwned, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_company_updated", "company_id", "updated_at", "id"),)
+
+    contact_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20), default="bot")
+    language: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    visitor_token_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )
+
+
+class Message(IdMixin, CompanyOwned, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("company_id", "channel", "channel_message_id"),
+        Index("ix_messages_conversation_seq", "conversation_id", "seq"),
+        # exactly one bot reply per customer message, however often the turn runs
+        Index(
+            "uq_messages_bot_reply",
+            "reply_to_id",
+            unique=True,
+            postgresql_where=text("author = 'bot'"),
+        ),
+    )
+
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012  # fetch the seq PostgreSQL assigns
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=False), unique=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(20))
+    channel_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    author: Mapped[str] = mapped_column(String(20))  # customer | bot | agent | system
+    author_user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    reply_to_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class StateTransition(IdMixin, CompanyOwned, Base):
+    __tablename__ = "state_transitions"
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    from_state: Mapped[str] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    actor_type: Mapped[str] = mapped_column(String(20))  # customer | bot | agent | api | system
+    actor_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)

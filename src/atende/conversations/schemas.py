@@ -1,0 +1,142 @@
+"""Shapes of the conversations domain: what adapters hand in, what the API returns."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from atende.conversations.states import State
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One customer message, as every channel adapter hands it to ``receive_inbound``."""
+
+    channel: str
+    contact_external_id: str
+    text: str
+    channel_message_id: str | None = None
+    conversation_id: uuid.UUID | None = None
+    contact_name: str | None = None
+    contact_email: str | None = None
+    contact_phone: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ContactIn(Strict):
+    external_id: str = Field(min_length=1, max_length=200, description="Your id for this customer.")
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
+
+
+class CustomerMessageIn(Strict):
+    """A customer message posted through the API channel."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "contact": {"external_id": "cliente-42", "name": "Ana"},
+                    "text": "Qual o prazo de entrega para São Paulo?",
+                    "message_id": "crm-msg-1001",
+                }
+            ]
+        },
+    )
+
+    contact: ContactIn
+    text: str = Field(min_length=1, max_length=20000, description="What the customer wrote.")
+    message_id: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Your id of this message; a message posted twice with one id is stored once.",
+    )
+    conversation_id: uuid.UUID | None = Field(
+        default=None, description="Continue this conversation (default: the contact's latest)."
+    )
+
+
+class AgentReplyIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "Olá Ana, já verifiquei seu pedido."}]}
+    )
+    text: str = Field(min_length=1, max_length=20000)
+    agent_id: str | None = Field(default=None, max_length=100, description="Who answered.")
+
+
+class StateChangeIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"state": "resolved", "reason": "answered"}]}
+    )
+    state: State
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    seq: int
+    conversation_id: uuid.UUID
+    author: Literal["customer", "bot", "agent", "system"]
+    text: str
+    language: str | None
+    channel: str
+    channel_message_id: str | None
+    reply_to_id: uuid.UUID | None
+    meta: dict[str, Any]
+    created_at: datetime
+
+
+class ConversationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    contact_id: uuid.UUID
+    channel: str
+    state: State
+    language: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TransitionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    from_state: str
+    to_state: str
+    actor_type: str
+    actor_id: str | None
+    reason: str | None
+    created_at: datetime
+
+
+class ConversationDetail(ConversationPublic):
+    transitions: list[TransitionPublic]
+
+
+class PostMessageResult(BaseModel):
+    conversation_id: uuid.UUID
+    message: MessagePublic
+    duplicate: bool = Field(description="True when this message id had been received before.")
+    reply: MessagePublic | None = Field(
+        default=None, description="The bot's reply, when `wait` was given and it came in time."
+    )
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page.")

@@ -1,0 +1,1 @@
+"""Database access: the engine, sessions, the embedded PostgreSQL and migrations."""

@@ -1,0 +1,118 @@
+"""Live fan-out over PostgreSQL ``LISTEN/NOTIFY``, so updates cross processes and replicas.
+
+``publish`` runs ``pg_notify`` inside the caller's transaction: listeners hear of a change
+only once it is committed. ``Listener`` holds one connection per process, LISTENs on the
+``atende`` channel and wakes the local subscribers of a topic (a conversation id). A
+notification carries no data that matters: subscribers re-read the database from their
+own cursor, so a missed or duplicated notification never loses or repeats a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import defaultdict
+from typing import Any
+
+import psycopg
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = structlog.get_logger(__name__)
+CHANNEL = "atende"
+
+
+async def publish(session: AsyncSession, topic: str, kind: str, **data: Any) -> None:
+    """Notify listeners of ``topic`` when the current transaction commits."""
+    payload = json.dumps({"topic": topic, "kind": kind, **data}, default=str)
+    await session.execute(
+        text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+    )
+
+
+class Subscription:
+    """A queue of notifications for one topic, held by one waiting consumer."""
+
+    def __init__(self, listener: Listener, topic: str) -> None:
+        self.listener = listener
+        self.topic = topic
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+
+    async def next(self, timeout: float) -> dict[str, Any] | None:
+        """The next notification, or ``None`` after ``timeout`` seconds."""
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        self.listener._subscribers[self.topic].discard(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class Listener:
+    """One LISTEN connection per process, reconnecting when the database goes away."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    def subscribe(self, topic: str) -> Subscription:
+        sub = Subscription(self, topic)
+        self._subscribers[topic].add(sub)
+        return sub
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="atende-listener")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _dispatch(self, payload: str) -> None:
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            return
+        for sub in list(self._subscribers.get(event.get("topic", ""), ())):
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(event)
+
+    def _wake_all(self) -> None:
+        # after a reconnect, notifications may have been missed: every consumer re-reads
+        for topic, subs in list(self._subscribers.items()):
+            for sub in list(subs):
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.put_nowait({"topic": topic, "kind": "resync"})
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=5
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.connected.set()
+                    self._wake_all()
+                    delay = 0.2
+                    async for notify in conn.notifies():
+                        self._dispatch(notify.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database restarted or the network dropped
+                self.connected.clear()
+                log.warning("listener.reconnecting", error=str(exc), delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)

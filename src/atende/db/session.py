@@ -1,0 +1,104 @@
+"""The engine, sessions, and the one mechanism that scopes every query to a company.
+
+A session opened with ``Database.company_session(company_id)`` carries that id in
+``session.info``; an ORM event adds ``company_id = :id`` to every SELECT, UPDATE and
+DELETE that touches a company-owned table, and a flush hook refuses rows of any other
+company. A ``platform_session()`` (CLI, authentication, job bootstrap) sees all companies
+and must say so explicitly; a plain session that queries a company-owned table raises.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from atende.db.base import CompanyOwned
+from atende.db.url import libpq_url, sqlalchemy_url
+
+COMPANY_KEY = "company_id"
+PLATFORM_KEY = "platform"
+
+
+class UnscopedQuery(RuntimeError):
+    """A query on company-owned rows from a session that is bound to no company."""
+
+
+class CrossCompanyWrite(RuntimeError):
+    """An attempt to write a row of one company through another company's session."""
+
+
+def _touches_company_rows(state: ORMExecuteState) -> bool:
+    return any(issubclass(m.class_, CompanyOwned) for m in state.all_mappers)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_to_company(state: ORMExecuteState) -> None:
+    if state.is_column_load or state.is_relationship_load:
+        return
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    company_id = state.session.info.get(COMPANY_KEY)
+    if company_id is None:
+        if state.session.info.get(PLATFORM_KEY) or not _touches_company_rows(state):
+            return
+        raise UnscopedQuery("company-owned rows queried outside a company or platform session")
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            CompanyOwned,
+            lambda cls: cls.company_id == company_id,
+            include_aliases=True,
+        )
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_company(session: Session, _ctx: Any, _instances: Any) -> None:
+    company_id = session.info.get(COMPANY_KEY)
+    if company_id is None:
+        return
+    for obj in list(session.new) + list(session.dirty):
+        if not isinstance(obj, CompanyOwned):
+            continue
+        if obj.company_id is None:
+            obj.company_id = company_id
+        elif obj.company_id != company_id:
+            raise CrossCompanyWrite(f"{type(obj).__name__} belongs to another company")
+
+
+class Database:
+    """One PostgreSQL database: an async engine and its session factories."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20) -> None:
+        self.url = libpq_url(url)
+        self.engine = create_async_engine(
+            sqlalchemy_url(url),
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+        )
+        self._factory = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def company_session(self, company_id: uuid.UUID) -> AsyncSession:
+        """A session that sees and writes only ``company_id``'s rows."""
+        return self._factory(info={COMPANY_KEY: company_id})
+
+    def platform_session(self) -> AsyncSession:
+        """A session that sees every company (administration, authentication, jobs)."""
+        return self._factory(info={PLATFORM_KEY: True})
+
+    @asynccontextmanager
+    async def transaction(self, company_id: uuid.UUID | None = None) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction that commits on success and rolls back on error."""
+        session = self.company_session(company_id) if company_id else self.platform_session()
+        async with session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,70 @@
+"""The demo company "Loja Exemplo" (an online shop) with its knowledge base and an API key.
+
+``seed`` is idempotent: the company, key and documents are created once and left as they
+are on later starts (documents are re-indexed only when their files changed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from atende.knowledge import service as knowledge
+from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
+from atende.tenancy.crypto import hash_token
+from atende.tenancy.models import ApiKey, Company, Role
+
+SLUG = "loja-exemplo"
+KNOWLEDGE = Path(__file__).parent / "knowledge"
+DEMO_KEY_PREFIX = "atd_demoloja"
+
+
+@dataclass(frozen=True)
+class DemoInfo:
+    company_id: str
+    widget_key: str
+    api_key: str
+
+
+def demo_api_key(secret_key: str) -> str:
+    """The demo key is derived from the secret, so it can be printed on every start."""
+    tail = hmac.new(secret_key.encode(), b"atende-demo-key", hashlib.sha256).hexdigest()[:40]
+    return f"{DEMO_KEY_PREFIX}_{tail}"
+
+
+async def seed(runtime: Runtime) -> DemoInfo:
+    settings = runtime.settings
+    async with runtime.db.transaction() as session:
+        company = await session.scalar(select(Company).where(Company.slug == SLUG))
+        if company is None:
+            company = await tenancy.create_company(
+                session, name="Loja Exemplo", slug=SLUG, default_language="pt"
+            )
+        key = demo_api_key(runtime.secret_key)
+        if await session.scalar(select(ApiKey.id).where(ApiKey.prefix == DEMO_KEY_PREFIX)) is None:
+            session.add(
+                ApiKey(
+                    company_id=company.id,
+                    name="demo key",
+                    prefix=DEMO_KEY_PREFIX,
+                    key_hash=hash_token(runtime.secret_key, key),
+                    role=Role.admin.value,
+                )
+            )
+        company_id, widget_key = company.id, company.widget_key
+    async with runtime.db.transaction(company_id) as session:
+        for path in sorted(KNOWLEDGE.glob("*/*.md")):
+            await knowledge.ingest(
+                session,
+                source=f"demo/{path.parent.name}/{path.name}",
+                data=path.read_bytes(),
+                max_bytes=settings.max_document_bytes,
+                chunk_max_chars=settings.chunk_max_chars,
+                lang=path.parent.name,
+            )
+    return DemoInfo(company_id=str(company_id), widget_key=widget_key, api_key=key)

@@ -1,0 +1,217 @@
+"""One bot turn: normalise → detect language → (small talk | retrieve → answer) → decide.
+
+Each step is a small function over a ``Turn`` and the ports (retriever, answerer); the
+runner times every step and writes a trace. The reply, the trace and any handoff are
+written in one transaction, and the database allows one bot reply per customer message,
+so a turn that runs twice (a worker died, a job was retried) answers once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atende.conversations import service as conversations
+from atende.conversations.models import Conversation, Message
+from atende.conversations.states import State
+from atende.db.pubsub import publish
+from atende.engine import smalltalk
+from atende.engine.messages import phrase
+from atende.engine.models import Trace
+from atende.knowledge import language as languages
+from atende.knowledge.retrieval import Passage, Retriever, lexemes
+from atende.knowledge.text import TS_CONFIG, topic_text
+from atende.llm.answerer import Answer, Answerer, Question
+from atende.observability import metrics
+from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Ports:
+    retriever: Retriever
+    answerer: Answerer
+    top_k: int
+
+
+@dataclass
+class Turn:
+    conversation: Conversation
+    message: Message
+    text: str = ""
+    language: str = "pt"
+    language_confidence: float = 0.0
+    small_talk: str | None = None
+    passages: list[Passage] = field(default_factory=list)
+    answer: Answer | None = None
+    decision: str = "handoff"
+    reason: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+Step = Callable[[AsyncSession, Turn, Ports], Awaitable[None]]
+
+
+async def normalise(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
+    turn.text = " ".join(turn.message.text.split())
+
+
+async def detect_language(session: AsyncSession, turn: Turn, _p: Ports) -> None:
+    fallback = turn.conversation.language
+    if fallback is None:
+        company = await tenancy.get_company(session, str(turn.conversation.company_id))
+        fallback = company.default_language
+    turn.language, turn.language_confidence = languages.detect(turn.text, fallback=fallback)
+    turn.conversation.language = turn.language
+
+
+async def recognise_small_talk(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
+    turn.small_talk = smalltalk.classify(turn.text)
+
+
+async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
+    if turn.small_talk:
+        return
+    started = time.perf_counter()
+    turn.passages = await ports.retriever.retrieve(session, turn.text, ports.top_k)
+    metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
+
+
+async def answer(session: AsyncSession, turn: Turn, ports: Ports) -> None:
+    if turn.small_talk:
+        return
+
+    async def lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
+        return await lexemes(session, texts)
+
+    langs = list(TS_CONFIG)
+    stems = await lexer([(topic_text(turn.text), lang) for lang in langs])
+    question = Question(turn.text, turn.language, dict(zip(langs, stems, strict=True)))
+    turn.answer = await ports.answerer.answer(question, turn.passages, lexer)
+
+
+async def decide(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
+    if turn.small_talk:
+        turn.decision, turn.reason = "answer", f"small talk: {turn.small_talk}"
+    elif turn.answer is not None and turn.answer.text:
+        turn.decision, turn.reason = "answer", turn.answer.reason
+    else:
+        turn.decision = "handoff"
+        turn.reason = turn.answer.reason if turn.answer else "no answer"
+
+
+PIPELINE: list[tuple[str, Step]] = [
+    ("normalise", normalise),
+    ("detect_language", detect_language),
+    ("small_talk", recognise_small_talk),
+    ("retrieve", retrieve),
+    ("answer", answer),
+    ("decide", decide),
+]
+
+
+def _reply_text(turn: Turn) -> tuple[str, dict[str, Any]]:
+    if turn.small_talk:
+        return phrase(turn.small_talk, turn.language), {}
+    if turn.decision == "answer" and turn.answer and turn.answer.text:
+        return turn.answer.text, {"citations": turn.answer.citations, "confidence": turn.answer.confidence}
+    return phrase("handoff", turn.language), {}
+
+
+async def _announce_typing(runtime: Runtime, company_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+    async with runtime.db.transaction(company_id) as session:
+        await publish(session, str(conversation_id), "typing")
+
+
+async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, message_id: uuid.UUID) -> str:
+    """Answer one customer message; returns the decision (or why nothing was done)."""
+    started = time.perf_counter()
+    async with runtime.db.transaction(company_id) as session:
+        message = await conversations.get_message(session, message_id)
+        if await conversations.bot_reply_exists(session, message_id):
+            return "already_answered"
+        conversation = await conversations.get_conversation(session, message.conversation_id)
+        if conversation.state != State.bot.value:
+            return "not_bot_state"
+    await _announce_typing(runtime, company_id, message.conversation_id)
+
+    try:
+        async with runtime.db.transaction(company_id) as session:
+            conversation = await conversations.get_conversation(session, message.conversation_id)
+            message = await conversations.get_message(session, message_id)
+            turn = Turn(conversation=conversation, message=message)
+            for name, step in PIPELINE:
+                t0 = time.perf_counter()
+                await step(session, turn, ports)
+                turn.steps.append({"step": name, "ms": round((time.perf_counter() - t0) * 1000, 3)})
+            text, meta = _reply_text(turn)
+            meta["decision"] = turn.decision
+            reply = await conversations.add_reply(
+                session,
+                runtime.jobs,
+                conversation,
+                author="bot",
+                text=text,
+                reply_to_id=message.id,
+                language=turn.language,
+                meta=meta,
+            )
+            if turn.decision == "handoff":
+                await conversations.change_state(
+                    session,
+                    runtime.jobs,
+                    conversation.id,
+                    State.waiting_human,
+                    actor_type="bot",
+                    reason=turn.reason,
+                )
+            total_ms = (time.perf_counter() - started) * 1000
+            session.add(
+                Trace(
+                    conversation_id=conversation.id,
+                    message_id=message.id,
+                    reply_message_id=reply.id,
+                    decision=turn.decision,
+                    reason=turn.reason[:500],
+                    language=turn.language,
+                    answerer="smalltalk" if turn.small_talk else ports.answerer.name,
+                    retriever=ports.retriever.name,
+                    total_ms=round(total_ms, 3),
+                    steps=turn.steps,
+                    retrieved=[
+                        {
+                            "chunk_id": str(p.chunk_id),
+                            "document_id": str(p.document_id),
+                            "title": p.title,
+                            "section": p.section,
+                            "language": p.language,
+                            "scores": p.scores,
+                            "text": p.text[:500],
+                        }
+                        for p in turn.passages
+                    ],
+                )
+            )
+    except IntegrityError:
+        # another run of this turn stored its reply first: that one stands
+        log.info("turn.duplicate_suppressed", message_id=str(message_id))
+        return "already_answered"
+    metrics.TURNS.labels(turn.decision).inc()
+    metrics.TURN_LATENCY.observe(time.perf_counter() - started)
+    log.info(
+        "turn.done",
+        conversation_id=str(conversation.id),
+        decision=turn.decision,
+        reason=turn.reason,
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return turn.decision

@@ -1,0 +1,42 @@
+"""Domain errors, mapped to HTTP responses in one place (``atende.app``).
+
+Each carries a message that says what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class AtendeError(Exception):
+    """Base of every error a user can cause."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(AtendeError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(AtendeError):
+    status_code = 409
+    code = "conflict"
+
+
+class InvalidInput(AtendeError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class Unauthorized(AtendeError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(AtendeError):
+    status_code = 403
+    code = "forbidden"

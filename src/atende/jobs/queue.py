@@ -1,0 +1,134 @@
+"""The job queue: a procrastinate app over the same PostgreSQL as everything else.
+
+Domains define tasks on a ``procrastinate.Blueprint`` in their ``tasks.py``; the wiring
+layer hands the blueprints to ``JobQueue``. Code that causes work calls
+``JobQueue.enqueue(session, "namespace:task", ...)`` inside its own transaction: the job
+row is inserted on the session's connection, so a rollback leaves no job and a commit
+leaves exactly one (the outbox pattern, without a separate relay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import procrastinate
+from procrastinate import Blueprint
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+RETRY = procrastinate.RetryStrategy(max_attempts=6, exponential_wait=2)
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    id: int
+    task: str
+    args: dict[str, Any]
+    attempts: int
+    queued_at: datetime | None
+
+
+class JobQueue:
+    """Owns the procrastinate app: enqueueing, workers and queue statistics."""
+
+    def __init__(self, url: str, blueprints: dict[str, Callable[[], Blueprint]]) -> None:
+        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+        for namespace, make_blueprint in blueprints.items():
+            self.app.add_tasks_from(make_blueprint(), namespace=namespace)
+        self._open = False
+
+    async def open(self) -> None:
+        if not self._open:
+            await self.app.open_async()
+            self._open = True
+
+    async def close(self) -> None:
+        if self._open:
+            await self.app.close_async()
+            self._open = False
+
+    async def enqueue(
+        self,
+        session: AsyncSession,
+        task: str,
+        *,
+        lock: str | None = None,
+        queueing_lock: str | None = None,
+        **kwargs: Any,
+    ) -> int:
+        """Insert a job in ``session``'s transaction; returns the job id."""
+        raw = await (await session.connection()).get_raw_connection()
+        options: dict[str, Any] = {"connection": raw.driver_connection}
+        if lock:
+            options["lock"] = lock
+        if queueing_lock:
+            options["queueing_lock"] = queueing_lock
+        deferrer = self.app.configure_task(task, **options)
+        return await deferrer.defer_async(**kwargs)
+
+    async def run_worker(
+        self,
+        *,
+        concurrency: int,
+        context: dict[str, Any],
+        name: str = "atende-worker",
+        install_signal_handlers: bool = False,
+    ) -> None:
+        """Run a worker until cancelled (or until a signal, when handlers are installed)."""
+        await self.app.run_worker_async(
+            concurrency=concurrency,
+            additional_context=context,
+            name=name,
+            install_signal_handlers=install_signal_handlers,
+            update_heartbeat_interval=5.0,
+            stalled_worker_timeout=30.0,
+        )
+
+    async def retry_stalled(self, seconds_since_heartbeat: float) -> int:
+        """Put back in the queue the jobs of workers that died mid-job."""
+        stalled = await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat)
+        count = 0
+        for job in stalled:
+            await self.app.job_manager.retry_job(job)
+            count += 1
+        return count
+
+
+async def backlog(session: AsyncSession) -> tuple[int, float]:
+    """Jobs waiting to run now, and the age in seconds of the oldest of them."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT count(*), coalesce(extract(epoch FROM now() - min(scheduled_at_or_queued)), 0)"
+                " FROM (SELECT coalesce(j.scheduled_at, "
+                "   (SELECT min(at) FROM procrastinate_events e WHERE e.job_id = j.id)) "
+                "   AS scheduled_at_or_queued"
+                "  FROM procrastinate_jobs j WHERE j.status = 'todo'"
+                "   AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())) t"
+            )
+        )
+    ).one()
+    return int(row[0]), float(row[1])
+
+
+async def failed_jobs(
+    session: AsyncSession, *, company_id: str | None = None, limit: int = 100
+) -> Sequence[FailedJob]:
+    """Dead letters: jobs that exhausted their retries, newest first (of one company, if
+    given: every job carries its ``company_id`` argument)."""
+    rows = (
+        await session.execute(
+            text(
+                "SELECT j.id, j.task_name, j.args, j.attempts,"
+                " (SELECT min(at) FROM procrastinate_events e WHERE e.job_id = j.id) AS queued_at"
+                " FROM procrastinate_jobs j WHERE j.status = 'failed'"
+                " AND (CAST(:company AS text) IS NULL OR j.args->>'company_id' = :company)"
+                " ORDER BY j.id DESC LIMIT :limit"
+            ),
+            {"limit": limit, "company": company_id},
+        )
+    ).all()
+    return [FailedJob(id=r[0], task=r[1], args=r[2], attempts=r[3], queued_at=r[4]) for r in rows]

@@ -1,0 +1,1 @@
+"""The knowledge base: documents, parsing, chunking, indexing and retrieval."""

@@ -1,0 +1,45 @@
+"""Tables of the knowledge domain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from atende.db.base import Base, CompanyOwned, IdMixin, utcnow
+
+
+class Document(IdMixin, CompanyOwned, Base):
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("company_id", "source"),)
+
+    title: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(1000))
+    content_type: Mapped[str] = mapped_column(String(20))  # markdown | html | text
+    language: Mapped[str] = mapped_column(String(5))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="ready")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )
+
+
+class Chunk(IdMixin, CompanyOwned, Base):
+    __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),)
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    ordinal: Mapped[int] = mapped_column(Integer)
+    section: Mapped[str] = mapped_column(String(1000), default="")
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(5))
+    tsv: Mapped[Any] = mapped_column(TSVECTOR)

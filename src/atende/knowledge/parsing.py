@@ -1,0 +1,130 @@
+"""Turn a document's bytes into a title and a list of blocks, each under its heading path.
+
+Markdown is rendered to HTML by ``markdown-it-py`` and then read like any HTML page with
+BeautifulSoup, so both formats share one structure walker. Plain text is split on blank
+lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from bs4 import BeautifulSoup, Tag
+from markdown_it import MarkdownIt
+
+from atende.errors import InvalidInput
+
+CONTENT_TYPES = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "text",
+    ".text": "text",
+}
+BLOCK_TAGS = ["p", "li", "pre", "blockquote", "td", "th", "dt", "dd", "tr"]
+HEADINGS = {f"h{i}": i for i in range(1, 7)}
+SKIP_TAGS = ["script", "style", "nav", "footer", "header", "noscript", "template", "svg"]
+
+
+@dataclass(frozen=True)
+class Block:
+    headings: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    title: str
+    blocks: list[Block]
+
+
+def content_type_for(filename: str, declared: str | None = None) -> str:
+    """The parser for a file: from a declared type or the file's extension."""
+    if declared:
+        if declared not in set(CONTENT_TYPES.values()):
+            raise InvalidInput(f"content_type must be one of markdown, html, text; got '{declared}'")
+        return declared
+    suffix = PurePath(filename).suffix.lower()
+    if suffix not in CONTENT_TYPES:
+        raise InvalidInput(
+            f"cannot read '{filename}': supported extensions are {', '.join(sorted(CONTENT_TYPES))}"
+        )
+    return CONTENT_TYPES[suffix]
+
+
+def decode(data: bytes) -> str:
+    """Decode UTF-8 (with or without BOM); reject binary or mis-encoded files."""
+    if not data.strip():
+        raise InvalidInput("the document is empty")
+    if b"\x00" in data[:4096]:
+        raise InvalidInput("the document looks binary, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"the document is not valid UTF-8 (byte {exc.start})") from exc
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _own_text(tag: Tag) -> str:
+    # a list item that holds a nested list: keep only its own line
+    parts = []
+    for child in tag.children:
+        if isinstance(child, Tag) and child.name in ("ul", "ol", "table"):
+            continue
+        parts.append(child.get_text(" ") if isinstance(child, Tag) else str(child))
+    return _clean(" ".join(parts))
+
+
+def parse_html(html: str, fallback_title: str) -> ParsedDocument:
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(SKIP_TAGS):
+        tag.decompose()
+    title_tag = soup.find("title")
+    title = _clean(title_tag.get_text()) if title_tag else ""
+    path: list[tuple[int, str]] = []
+    blocks: list[Block] = []
+    wanted = set(BLOCK_TAGS) | set(HEADINGS)
+    for tag in soup.find_all(list(wanted)):
+        if tag.name in HEADINGS:
+            level, text = HEADINGS[tag.name], _clean(tag.get_text(" "))
+            if not text:
+                continue
+            path = [(lvl, t) for lvl, t in path if lvl < level] + [(level, text)]
+            if not title and level == 1:
+                title = text
+            continue
+        if tag.find_parent(BLOCK_TAGS) is not None:
+            continue
+        text = _own_text(tag) if tag.name == "li" else _clean(tag.get_text(" "))
+        if tag.name == "li":
+            text = "- " + text
+        if tag.name == "tr":
+            text = " | ".join(_clean(c.get_text(" ")) for c in tag.find_all(["td", "th"]))
+        if text.strip("-| "):
+            blocks.append(Block(tuple(t for _, t in path), text))
+    if not blocks:
+        body = _clean(soup.get_text(" "))
+        if body:
+            blocks.append(Block((), body))
+    return ParsedDocument(title=title or fallback_title, blocks=blocks)
+
+
+def parse(data: bytes, content_type: str, fallback_title: str) -> ParsedDocument:
+    """Parse a document; raises ``InvalidInput`` with the reason when it cannot."""
+    text = decode(data)
+    if content_type == "markdown":
+        html = MarkdownIt("commonmark").enable("table").render(text)
+        parsed = parse_html(html, fallback_title)
+    elif content_type == "html":
+        parsed = parse_html(text, fallback_title)
+    else:
+        paragraphs = [_clean(p) for p in text.replace("\r\n", "\n").split("\n\n")]
+        parsed = ParsedDocument(fallback_title, [Block((), p) for p in paragraphs if p])
+    if not parsed.blocks:
+        raise InvalidInput("the document has no readable text")
+    return parsed

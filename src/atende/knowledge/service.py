@@ -1,0 +1,124 @@
+"""Ingesting, listing and deleting documents. Services never commit.
+
+Ingestion is idempotent per ``source``: the same bytes again change nothing; new bytes
+replace the document's chunks in the caller's transaction, so a question finds either
+the old version or the new one, never neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import cast, delete, func, literal, literal_column, select
+from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atende.errors import InvalidInput, NotFound
+from atende.knowledge import language
+from atende.knowledge.chunking import chunk_blocks
+from atende.knowledge.models import Chunk, Document
+from atende.knowledge.parsing import content_type_for, parse
+from atende.knowledge.text import TS_CONFIG, fold
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    document: Document
+    changed: bool
+
+
+def _tsvector(title: str, section: str, body: str, lang: str) -> Any:
+    cfg = cast(literal(TS_CONFIG[lang]), REGCONFIG)
+    context = section if section.startswith(title) else f"{title} {section}"
+    heading = func.setweight(func.to_tsvector(cfg, fold(context)), literal_column("'A'"))
+    return heading.op("||")(func.setweight(func.to_tsvector(cfg, fold(body)), literal_column("'B'")))
+
+
+async def ingest(
+    session: AsyncSession,
+    *,
+    source: str,
+    data: bytes,
+    max_bytes: int,
+    chunk_max_chars: int,
+    title: str | None = None,
+    content_type: str | None = None,
+    lang: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> IngestResult:
+    """Parse, chunk and index one document (create, replace or leave unchanged)."""
+    if len(data) > max_bytes:
+        raise InvalidInput(f"the document is {len(data)} bytes; the limit is {max_bytes}")
+    if lang is not None and lang not in TS_CONFIG:
+        raise InvalidInput(f"language must be one of {', '.join(TS_CONFIG)}; got '{lang}'")
+    kind = content_type_for(source, content_type)
+    digest = hashlib.sha256(data).hexdigest()
+    existing = await session.scalar(select(Document).where(Document.source == source).with_for_update())
+    if (
+        existing is not None
+        and existing.content_hash == digest
+        and (title is None or title == existing.title)
+    ):
+        return IngestResult(existing, changed=False)
+
+    parsed = parse(data, kind, fallback_title=title or source.rsplit("/", 1)[-1])
+    doc_title = (title or parsed.title).strip()[:500] or source
+    full_text = "\n".join(b.text for b in parsed.blocks)
+    doc_lang = lang or language.detect(full_text[:2000], fallback="pt")[0]
+    drafts = chunk_blocks(parsed.blocks, chunk_max_chars)
+
+    if existing is None:
+        document = Document(id=uuid.uuid4(), source=source)
+        session.add(document)
+    else:
+        document = existing
+        await session.execute(delete(Chunk).where(Chunk.document_id == document.id))
+    document.title = doc_title
+    document.content_type = kind
+    document.language = doc_lang
+    document.content_hash = digest
+    document.status = "ready"
+    document.error = None
+    document.chunk_count = len(drafts)
+    document.meta = meta or {}
+    document.updated_at = datetime.now(UTC)
+    await session.flush()
+    session.add_all(
+        Chunk(
+            document_id=document.id,
+            ordinal=i,
+            section=draft.section[:1000],
+            text=draft.text,
+            language=doc_lang,
+            tsv=_tsvector(doc_title, draft.section, draft.text, doc_lang),
+        )
+        for i, draft in enumerate(drafts)
+    )
+    await session.flush()
+    return IngestResult(document, changed=True)
+
+
+async def list_documents(session: AsyncSession) -> list[Document]:
+    return list(await session.scalars(select(Document).order_by(Document.title)))
+
+
+async def get_document(session: AsyncSession, document_id: uuid.UUID) -> Document:
+    document = await session.get(Document, document_id)
+    if document is None:
+        raise NotFound(f"no document {document_id}")
+    return document
+
+
+async def list_chunks(session: AsyncSession, document_id: uuid.UUID) -> list[Chunk]:
+    await get_document(session, document_id)
+    return list(
+        await session.scalars(select(Chunk).where(Chunk.document_id == document_id).order_by(Chunk.ordinal))
+    )
+
+
+async def delete_document(session: AsyncSession, document_id: uuid.UUID) -> None:
+    await session.delete(await get_document(session, document_id))

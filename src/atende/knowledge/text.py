@@ -1,0 +1,59 @@
+"""Pure text functions shared by indexing and querying: accent folding, sentences, the
+PostgreSQL text-search configuration of each language."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+TS_CONFIG = {"pt": "portuguese", "en": "english", "es": "spanish"}
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[^\s])|\n+")
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents, so ``rapidas`` and ``rápidas`` index alike."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``, folded (safe to put in a ``to_tsquery`` expression)."""
+    return [w for w in _WORD.findall(fold(text)) if not w.isdigit() or len(w) > 1]
+
+
+def or_query(text: str, limit: int = 32) -> str:
+    """A ``to_tsquery`` source matching any word of ``text`` ('' if it has none)."""
+    seen: list[str] = []
+    for raw in words(text):
+        word = raw.replace("_", "")
+        if word and word not in seen:
+            seen.append(word)
+    return " | ".join(seen[:limit])
+
+
+def sentences(text: str) -> list[str]:
+    """Split a passage into sentences (and list lines), keeping their original text."""
+    parts = (p.strip() for p in _SENTENCE_END.split(text))
+    return [p for p in parts if p]
+
+
+# Words that shape a question but name no topic ("how long does it take", "posso", "gostaria
+# de saber"). Evidence is measured on the remaining words: a passage need not contain them.
+_QUESTION_WORDS_BY_LANGUAGE = {
+    "pt": "qual quais quanto quanta quantos quantas quando onde como porque por que quem posso pode "
+    "podem poderia gostaria queria quero preciso precisa saber sei tempo demora demoram leva levam "
+    "faço faz fazer voces você vocês vcs tem têm existe existem algum alguma favor ola oi",
+    "en": "what which when where how why who can could would should may might do does did is are "
+    "there want need know long take takes please tell me you your hi hello any",
+    "es": "cual cuales cuanto cuanta cuantos cuando donde como por porque que quien puedo puede "
+    "pueden podria quiero quisiera necesito saber tiempo tarda tardan hago hace hacer ustedes "
+    "tienen hay alguno alguna favor hola",
+}
+QUESTION_WORDS = frozenset(fold(w) for words_ in _QUESTION_WORDS_BY_LANGUAGE.values() for w in words_.split())
+
+
+def topic_text(text: str) -> str:
+    """``text`` without its question words (what the customer asks *about*)."""
+    kept = [w for w in words(text) if w not in QUESTION_WORDS]
+    return " ".join(kept) if kept else fold(text)

@@ -1,0 +1,1 @@
+"""Answerers: the port, and the offline extractive answerer (LLM answerers come later)."""

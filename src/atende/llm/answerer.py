@@ -1,0 +1,35 @@
+"""The ``Answerer`` port: from a question and retrieved passages to a cited answer, or none."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from atende.knowledge.retrieval import Passage
+
+# stems texts the way the index does: [(text, language)] -> lexemes of each
+Lexer = Callable[[list[tuple[str, str]]], Awaitable[list[frozenset[str]]]]
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    language: str
+    lexemes: dict[str, frozenset[str]]  # per language of the knowledge base
+
+
+@dataclass
+class Answer:
+    """An answer with its citations, or ``text=None`` when the evidence does not suffice."""
+
+    text: str | None
+    reason: str
+    confidence: float
+    citations: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Answerer(Protocol):
+    name: str
+
+    async def answer(self, question: Question, passages: list[Passage], lexer: Lexer) -> Answer: ...

@@ -1,0 +1,70 @@
+"""The offline extractive answerer: it answers only with sentences of retrieved passages.
+
+Evidence is the share of the question's stemmed terms that the best passage contains
+(its *coverage*); below the threshold it gives no answer and the turn hands off. It never
+writes a word of its own: the answer is the passage's sentences that share most terms
+with the question, cited by document title and section.
+"""
+
+from __future__ import annotations
+
+from atende.knowledge.retrieval import Passage
+from atende.knowledge.text import sentences
+from atende.llm.answerer import Answer, Lexer, Question
+
+MAX_SENTENCES = 3
+
+
+def coverage(question: Question, passage: Passage) -> float:
+    terms = question.lexemes.get(passage.language, frozenset())
+    if not terms:
+        return 0.0
+    return len(terms & passage.lexemes) / len(terms)
+
+
+def citation(passage: Passage) -> dict[str, str]:
+    return {
+        "title": passage.title,
+        "section": passage.section,
+        "document_id": str(passage.document_id),
+        "chunk_id": str(passage.chunk_id),
+    }
+
+
+class ExtractiveAnswerer:
+    name = "extractive"
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    async def answer(self, question: Question, passages: list[Passage], lexer: Lexer) -> Answer:
+        scored = [(coverage(question, p), p) for p in passages]
+        for cov, p in scored:
+            p.scores["coverage"] = round(cov, 4)
+        strong = [(cov, p) for cov, p in scored if cov >= self.threshold]
+        if not strong:
+            top_coverage = max((cov for cov, _ in scored), default=0.0)
+            return Answer(
+                None,
+                reason=f"weak evidence: best coverage {top_coverage:.2f} < threshold {self.threshold:.2f}",
+                confidence=top_coverage,
+            )
+        cov, best = max(strong, key=lambda cp: (cp[1].language == question.language, cp[0], cp[1].score))
+        lines = sentences(best.text)
+        terms = question.lexemes.get(best.language, frozenset())
+        stems = await lexer([(line, best.language) for line in lines])
+        hits = [len(terms & s) for s in stems]
+        top = max(hits, default=0)
+        if top == 0:
+            chosen = list(range(min(2, len(lines))))
+        else:
+            ranked = sorted(range(len(lines)), key=lambda i: (-hits[i], i))
+            chosen = sorted(i for i in ranked[:MAX_SENTENCES] if hits[i] * 2 >= top)
+        picked = [lines[i] for i in chosen]
+        separator = "\n" if any(line.startswith("- ") for line in picked) else " "
+        return Answer(
+            separator.join(picked),
+            reason=f"answered from '{best.title}' (coverage {cov:.2f})",
+            confidence=cov,
+            citations=[citation(best)],
+        )

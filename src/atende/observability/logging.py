@@ -1,0 +1,76 @@
+"""Structured JSON logs (structlog) with request, company and conversation ids bound per
+request or job, and e-mail addresses, phone numbers and secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+PHONE = re.compile(r"(?<![\w.-])\+?\d[\d ()-]{7,}\d(?![\w.-])")
+TOKENS = re.compile(
+    r"\b(atd_[A-Za-z0-9]{8})_[A-Za-z0-9_-]+|\b(whsec_|wk_|sk-)[A-Za-z0-9_-]{8,}|(Bearer\s+)[A-Za-z0-9._~+/=-]+"
+)
+SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|api_?key|cookie", re.I)
+
+
+def redact(text: str) -> str:
+    """Hide e-mail addresses, phone numbers and credentials in a string."""
+    text = TOKENS.sub(
+        lambda m: (
+            (m.group(1) + "_[redacted]") if m.group(1) else (m.group(2) or m.group(3) or "") + "[redacted]"
+        ),
+        text,
+    )
+    text = EMAIL.sub("[email]", text)
+    return PHONE.sub("[phone]", text)
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if SECRET_KEYS.search(key) and key not in ("api_key",):
+        return "[redacted]"
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(key, v) for v in value]
+    return value
+
+
+def redact_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    return {k: _redact_value(k, v) for k, v in event.items()}
+
+
+def configure(level: str = "INFO", json_logs: bool = True) -> None:
+    """Route structlog and the standard library through one redacting JSON pipeline."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_processor,
+    ]
+    renderer: Any = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access", "httpx", "procrastinate"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

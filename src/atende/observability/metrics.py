@@ -1,0 +1,25 @@
+"""Prometheus metrics atende exports on ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter("atende_http_requests_total", "HTTP requests served", ["method", "route", "status"])
+HTTP_LATENCY = Histogram("atende_http_request_duration_seconds", "HTTP request latency", ["method", "route"])
+TURNS = Counter("atende_turns_total", "Bot turns run", ["decision"])
+TURN_LATENCY = Histogram(
+    "atende_turn_duration_seconds",
+    "Bot turn latency, from start of the job to the reply stored",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RETRIEVAL_LATENCY = Histogram(
+    "atende_retrieval_duration_seconds",
+    "Retrieval latency per turn",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+MESSAGES_RECEIVED = Counter("atende_messages_received_total", "Customer messages stored", ["channel"])
+JOB_QUEUE_DEPTH = Gauge("atende_job_queue_depth", "Jobs waiting to run")
+JOB_QUEUE_AGE = Gauge("atende_job_queue_oldest_age_seconds", "Age of the oldest waiting job")
+WEBHOOK_DELIVERIES = Counter(
+    "atende_webhook_deliveries_total", "Outbound webhook delivery attempts", ["outcome"]
+)

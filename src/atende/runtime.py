@@ -1,0 +1,28 @@
+"""The infrastructure one process holds: settings, database, job queue, live listener.
+
+Built by ``atende.app`` or ``atende.cli`` and handed to request handlers (``app.state``)
+and jobs (the worker's context). It imports no domain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from atende.config import Settings
+from atende.db.pubsub import Listener
+from atende.db.session import Database
+from atende.jobs.queue import JobQueue
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    jobs: JobQueue
+    listener: Listener
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def secret_key(self) -> str:
+        return self.settings.secret_key.get_secret_value()

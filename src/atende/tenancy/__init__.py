@@ -1,0 +1,1 @@
+"""Companies, users, roles, API keys and the tenant scope every request runs in."""

@@ -1,0 +1,84 @@
+"""FastAPI dependencies: the runtime, the calling principal and per-route role checks.
+
+Every ``/v1`` route declares the role it needs with ``Depends(require(Role.x))``; the
+returned ``Tenant`` opens transactions bound to the caller's company only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atende.errors import Forbidden, Unauthorized
+from atende.runtime import Runtime
+from atende.tenancy.models import Role
+from atende.tenancy.service import Principal, authenticate_api_key
+
+bearer = HTTPBearer(auto_error=False, description="A company API key: `Bearer atd_...`")
+api_key_header = APIKeyHeader(name="X-Api-Key", auto_error=False, description="A company API key")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """The caller's company and role, and transactions scoped to that company."""
+
+    runtime: Runtime
+    principal: Principal
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.runtime.db.transaction(self.principal.company_id) as session:
+            yield session
+
+    @property
+    def actor_id(self) -> str | None:
+        return self.principal.key_prefix
+
+
+async def get_principal(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    header_key: Annotated[str | None, Depends(api_key_header)],
+) -> Principal:
+    presented = credentials.credentials if credentials else header_key
+    if not presented:
+        raise Unauthorized("missing API key: send 'Authorization: Bearer atd_...'")
+    async with runtime.db.transaction() as session:
+        principal = await authenticate_api_key(
+            session, secret_key=runtime.secret_key, presented=presented.strip()
+        )
+    structlog.contextvars.bind_contextvars(company_id=str(principal.company_id), api_key=principal.key_prefix)
+    return principal
+
+
+def require(role: Role) -> Callable[..., Coroutine[Any, Any, Tenant]]:
+    """A dependency that admits callers whose role is at least ``role``."""
+
+    async def dependency(
+        runtime: RuntimeDep, principal: Annotated[Principal, Depends(get_principal)]
+    ) -> Tenant:
+        if not principal.role.allows(role):
+            raise Forbidden(f"this needs the {role.value} role; the key has {principal.role.value}")
+        return Tenant(runtime, principal)
+
+    return dependency
+
+
+ViewerTenant = Annotated[Tenant, Depends(require(Role.viewer))]
+AgentTenant = Annotated[Tenant, Depends(require(Role.agent))]
+AdminTenant = Annotated[Tenant, Depends(require(Role.admin))]

@@ -1,0 +1,70 @@
+"""Tables of the tenancy domain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from atende.db.base import Base, CompanyOwned, IdMixin
+
+
+class Role(StrEnum):
+    """Roles within one company, from most to least powerful."""
+
+    owner = "owner"
+    admin = "admin"
+    agent = "agent"
+    viewer = "viewer"
+
+    @property
+    def rank(self) -> int:
+        return {"owner": 4, "admin": 3, "agent": 2, "viewer": 1}[self.value]
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+class Company(IdMixin, Base):
+    __tablename__ = "companies"
+
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    widget_key: Mapped[str] = mapped_column(String(64), unique=True)
+    default_language: Mapped[str] = mapped_column(String(5), default="pt")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class User(IdMixin, Base):
+    __tablename__ = "users"
+
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_superadmin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Membership(IdMixin, CompanyOwned, Base):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("company_id", "user_id"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(20))
+
+
+class ApiKey(IdMixin, CompanyOwned, Base):
+    __tablename__ = "api_keys"
+
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(20), default=Role.admin.value)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,0 +1,160 @@
+"""Companies, users, memberships and API keys. Services never commit: callers own the
+transaction."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atende.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from atende.tenancy.crypto import hash_password, hash_token, new_token, tokens_equal
+from atende.tenancy.models import ApiKey, Company, Membership, Role, User
+
+KEY_PREFIX = "atd_"
+LANGUAGES = ("pt", "en", "es")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a company and the role the credential carries."""
+
+    company_id: uuid.UUID
+    role: Role
+    key_prefix: str | None = None
+    user_id: uuid.UUID | None = None
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:60] or "company"
+
+
+async def create_company(
+    session: AsyncSession, *, name: str, slug: str | None = None, default_language: str = "pt"
+) -> Company:
+    name = name.strip()
+    if not name:
+        raise InvalidInput("company name must not be empty")
+    if default_language not in LANGUAGES:
+        raise InvalidInput(f"default_language must be one of {', '.join(LANGUAGES)}")
+    slug = slugify(slug or name)
+    if await session.scalar(select(Company.id).where(Company.slug == slug)):
+        raise Conflict(f"a company with slug '{slug}' already exists")
+    company = Company(
+        name=name,
+        slug=slug,
+        widget_key="wk_" + new_token(18),
+        default_language=default_language,
+        settings={},
+    )
+    session.add(company)
+    await session.flush()
+    return company
+
+
+async def get_company(session: AsyncSession, ref: str) -> Company:
+    """A company by id or slug."""
+    stmt = select(Company)
+    try:
+        stmt = stmt.where(Company.id == uuid.UUID(ref))
+    except ValueError:
+        stmt = stmt.where(Company.slug == ref)
+    company = await session.scalar(stmt)
+    if company is None:
+        raise NotFound(f"no company '{ref}'")
+    return company
+
+
+async def get_company_by_widget_key(session: AsyncSession, widget_key: str) -> Company:
+    company = await session.scalar(select(Company).where(Company.widget_key == widget_key))
+    if company is None:
+        raise NotFound("unknown widget key")
+    return company
+
+
+async def list_companies(session: AsyncSession) -> list[Company]:
+    return list(await session.scalars(select(Company).order_by(Company.created_at)))
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    company_id: uuid.UUID,
+    email: str,
+    password: str,
+    role: Role,
+    name: str = "",
+) -> User:
+    """Create a user (or reuse one with that e-mail) and make them a member of a company."""
+    email = email.strip().lower()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        raise InvalidInput(f"'{email}' is not an e-mail address")
+    if len(password) < 8:
+        raise InvalidInput("password must have at least 8 characters")
+    user = await session.scalar(select(User).where(User.email == email))
+    if user is None:
+        user = User(email=email, name=name, password_hash=hash_password(password))
+        session.add(user)
+        await session.flush()
+    existing = await session.scalar(
+        select(Membership).where(Membership.user_id == user.id, Membership.company_id == company_id)
+    )
+    if existing is not None:
+        raise Conflict(f"{email} is already a member of this company")
+    session.add(Membership(company_id=company_id, user_id=user.id, role=role.value))
+    await session.flush()
+    return user
+
+
+async def create_api_key(
+    session: AsyncSession, *, secret_key: str, company_id: uuid.UUID, name: str, role: Role = Role.admin
+) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the full key, which is never shown again."""
+    prefix = KEY_PREFIX + new_token(6).replace("-", "x").replace("_", "x")[:8]
+    full = f"{prefix}_{new_token(24)}"
+    key = ApiKey(
+        company_id=company_id,
+        name=name or "api key",
+        prefix=prefix,
+        key_hash=hash_token(secret_key, full),
+        role=role.value,
+    )
+    session.add(key)
+    await session.flush()
+    return key, full
+
+
+async def revoke_api_key(session: AsyncSession, *, prefix: str) -> ApiKey:
+    key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None:
+        raise NotFound(f"no API key with prefix '{prefix}'")
+    if key.revoked_at is None:
+        key.revoked_at = datetime.now(UTC)
+    return key
+
+
+async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
+    return list(await session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+def key_prefix_of(full_key: str) -> str | None:
+    """The public prefix of a presented key (``atd_xxxxxxxx``), if it has the shape."""
+    if not full_key.startswith(KEY_PREFIX) or full_key.count("_") < 2:
+        return None
+    return full_key.rsplit("_", 1)[0] if full_key.count("_") >= 2 else None
+
+
+async def authenticate_api_key(session: AsyncSession, *, secret_key: str, presented: str) -> Principal:
+    """The principal of a presented API key; ``Unauthorized`` if wrong or revoked."""
+    prefix = presented[: len(KEY_PREFIX) + 8] if presented.startswith(KEY_PREFIX) else None
+    key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if prefix else None
+    if key is None or not tokens_equal(key.key_hash, hash_token(secret_key, presented)):
+        raise Unauthorized("invalid API key: send a valid key as 'Authorization: Bearer atd_...'")
+    if key.revoked_at is not None:
+        raise Unauthorized(f"API key {key.prefix} was revoked")
+    return Principal(company_id=key.company_id, role=Role(key.role), key_prefix=key.prefix)

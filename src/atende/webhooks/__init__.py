@@ -1,0 +1,1 @@
+"""Outbound webhooks: endpoints a company registers, signed deliveries and their log."""

