@@ -4,20 +4,26 @@ mapping and routers. It only wires things together."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atende import __version__
 from atende.bootstrap import open_runtime, run_worker, stop_task
+from atende.channels.webchat.api import WidgetCors
 from atende.channels.webchat.api import router as webchat_router
 from atende.config import Settings, get_settings
 from atende.conversations.api import router as conversations_router
@@ -34,8 +40,27 @@ from atende.webhooks.api import router as webhooks_router
 log = structlog.get_logger(__name__)
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised while reading a body past the limit; an ``HTTPException`` so that FastAPI's
+    body parsing passes it through instead of turning it into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than {limit} bytes")
+
+
+# codes of the HTTP errors the framework raises (routing, body parsing, the size limit)
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    422: "invalid_input",
+}
+
+
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
 class RequestContext:
@@ -50,15 +75,11 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:100] or uuid.uuid4().hex
+        request_id = _request_id(headers.get(b"x-request-id", b""))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
-        length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_body:
-            await self._too_large(send, request_id)
-            return
         received = 0
 
         async def limited_receive() -> Message:
@@ -67,7 +88,7 @@ class RequestContext:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_body)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -78,34 +99,56 @@ class RequestContext:
             await send(message)
 
         try:
+            length = headers.get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.max_body:
+                raise BodyTooLarge(self.max_body)
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not status["sent"]:
-                status["code"] = 413
-                await self._too_large(send, request_id)
+                await self._too_large(tracking_send)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            route = getattr(scope.get("route"), "path", "unmatched")
             method = scope.get("method", "")
-            metrics.HTTP_REQUESTS.labels(method, path, str(status["code"])).inc()
-            metrics.HTTP_LATENCY.labels(method, path).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            metrics.HTTP_REQUESTS.labels(method, route, str(status["code"])).inc()
+            metrics.HTTP_LATENCY.labels(method, route).observe(seconds)
+            log.info(
+                "http.request", method=method, route=route, status=status["code"], ms=round(seconds * 1000, 1)
+            )
 
-    async def _too_large(self, send: Send, request_id: str) -> None:
-        body = (
-            f'{{"detail":"request body is larger than {self.max_body} bytes","code":"too_large"}}'
+    async def _too_large(self, send: Send) -> None:
+        body = json.dumps(
+            {"detail": BodyTooLarge(self.max_body).detail, "code": HTTP_ERROR_CODES[413]}
         ).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())],
+                "headers": [(b"content-type", b"application/json")],
             }
         )
         await send({"type": "http.response.body", "body": body})
 
 
-def _error(status: int, code: str, detail: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, "code": code}, status_code=status)
+def _request_id(incoming: bytes) -> str:
+    """The caller's id when it is a plain token (it goes into logs and headers), else a new one."""
+    text = incoming.decode("latin-1")
+    return text if SAFE_REQUEST_ID.fullmatch(text) else uuid.uuid4().hex
+
+
+def _error(status: int, code: str, detail: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+
+
+def _http_error_detail(request: Request, exc: HTTPException) -> str:
+    """The framework's terse messages, made to say what was wrong."""
+    if exc.status_code == 404 and exc.detail == HTTPStatus.NOT_FOUND.phrase:
+        return f"there is no {request.url.path}; the API is described at /docs"
+    if exc.status_code == 405:
+        return f"{request.method} is not allowed on {request.url.path}"
+    if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI raises it ``from`` the decode error
+        return "the request body is not valid UTF-8; send JSON encoded as UTF-8"
+    return str(exc.detail)
 
 
 def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], None] | None = None) -> FastAPI:
@@ -157,10 +200,37 @@ def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], No
         ]
         return _error(422, "invalid_input", errors)
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, _http_error_detail(request, exc), exc.headers)
+
+    @app.exception_handler(DataError)
+    async def unstorable_value(_request: Request, exc: DataError) -> JSONResponse:
+        # SQLSTATE class 22: a value PostgreSQL cannot hold (a NUL byte, \u0000 in JSON); the
+        # transaction was rolled back, so nothing was stored
+        diag = getattr(exc.orig, "diag", None)
+        reasons = [diag.message_primary, diag.message_detail] if diag and diag.message_primary else []
+        reason = "; ".join(r for r in reasons if r) or str(exc.orig).splitlines()[0]
+        log.info("request.unstorable_value", reason=reason)
+        return _error(422, "invalid_input", f"a value cannot be stored: {reason}")
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def not_unicode(_request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        # JSON may escape lone UTF-16 surrogates (\ud800) that no database text can hold
+        return _error(422, "invalid_input", f"a value is not valid Unicode text: {exc.reason}")
+
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("request.failed", exc_info=exc)
-        return _error(500, "internal_error", "internal error; the request id is in the X-Request-Id header")
+        # this answer is sent from outside RequestContext, which adds the header to all others
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        return _error(
+            500,
+            "internal_error",
+            "internal error; the request id is in the X-Request-Id header",
+            {"X-Request-Id": request_id} if request_id else None,
+        )
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
@@ -177,5 +247,6 @@ def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], No
         webchat_router,
     ):
         app.include_router(router)
+    app.add_middleware(WidgetCors)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app

@@ -37,7 +37,6 @@ class Settings(BaseSettings):
         default=SecretStr("dev-insecure-secret-change-me"),
         description="Secret for signing and encryption. Set a long random value in production.",
     )
-    environment: str = Field(default="development", description="Deployment environment name.")
     log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
     log_json: bool = Field(default=True, description="Write logs as JSON lines (else console).")
     run_worker: bool = Field(
@@ -73,6 +72,10 @@ class Settings(BaseSettings):
     stalled_job_seconds: int = Field(
         default=30,
         description="A running job whose worker sent no heartbeat for this long is retried.",
+    )
+    job_retention_hours: int = Field(
+        default=168,
+        description="Finished jobs are deleted after this many hours (failed ones are kept).",
     )
     webhook_timeout_seconds: float = Field(
         default=10.0, description="Timeout of one outbound webhook delivery."

@@ -116,11 +116,8 @@ async def test_a_transition_the_state_machine_forbids_is_a_clear_422(kb_company:
 
 async def test_conversations_list_with_filters_and_cursor_pagination(company: CompanyCtx) -> None:
     ids = []
-    for i in range(5):
-        r = await company.client.post(
-            "/v1/messages", json={"contact": {"external_id": f"p{i}"}, "text": f"olá {i}"}
-        )
-        ids.append(r.json()["conversation_id"])
+    for i in range(5):  # wait for each reply: a bot turn moves updated_at, i.e. the list order
+        ids.append((await ask(company.client, f"olá {i}", contact=f"p{i}"))["conversation_id"])
     seen: list[str] = []
     cursor = None
     while True:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.util import find_tables
 
-from atende.db.base import CompanyOwned
+from atende.db.base import Base, CompanyOwned
 from atende.db.url import libpq_url, sqlalchemy_url
 
 COMPANY_KEY = "company_id"
@@ -34,7 +36,12 @@ class CrossCompanyWrite(RuntimeError):
 
 
 def _touches_company_rows(state: ORMExecuteState) -> bool:
-    return any(issubclass(m.class_, CompanyOwned) for m in state.all_mappers)
+    # ``state.all_mappers`` misses entities named only in FROM or WHERE
+    # (``select(func.count()).select_from(Message)``), so look at every table the statement reads
+    company_tables = {m.local_table for m in Base.registry.mappers if issubclass(m.class_, CompanyOwned)}
+    statement = cast(ClauseElement, state.statement)  # ORM statements are clause elements
+    tables = find_tables(statement, check_columns=True, include_aliases=True, include_crud=True)
+    return any(table in company_tables for table in tables)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -62,7 +69,8 @@ def _stamp_company(session: Session, _ctx: Any, _instances: Any) -> None:
     company_id = session.info.get(COMPANY_KEY)
     if company_id is None:
         return
-    for obj in list(session.new) + list(session.dirty):
+    # deleted rows too: a row merged in without loading would be deleted by primary key alone
+    for obj in [*session.new, *session.dirty, *session.deleted]:
         if not isinstance(obj, CompanyOwned):
             continue
         if obj.company_id is None:

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import procrastinate
+import structlog
 
 from atende.engine.turn import Ports, run_turn
 from atende.jobs.queue import RETRY
@@ -25,7 +26,8 @@ def ports_for(runtime: Runtime) -> Ports:
 
 async def run_turn_job(context: procrastinate.JobContext, company_id: str, message_id: str) -> Any:
     runtime: Runtime = context.additional_context["runtime"]
-    return await run_turn(runtime, ports_for(runtime), uuid.UUID(company_id), uuid.UUID(message_id))
+    with structlog.contextvars.bound_contextvars(company_id=company_id, message_id=message_id):
+        return await run_turn(runtime, ports_for(runtime), uuid.UUID(company_id), uuid.UUID(message_id))
 
 
 def blueprint() -> procrastinate.Blueprint:

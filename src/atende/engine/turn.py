@@ -48,6 +48,7 @@ class Turn:
     conversation: Conversation
     message: Message
     text: str = ""
+    query: str = ""  # what to look up: the text without an opening greeting
     language: str = "pt"
     language_confidence: float = 0.0
     small_talk: str | None = None
@@ -76,13 +77,14 @@ async def detect_language(session: AsyncSession, turn: Turn, _p: Ports) -> None:
 
 async def recognise_small_talk(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
     turn.small_talk = smalltalk.classify(turn.text)
+    turn.query = smalltalk.without_greeting(turn.text)
 
 
 async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
     if turn.small_talk:
         return
     started = time.perf_counter()
-    turn.passages = await ports.retriever.retrieve(session, turn.text, ports.top_k)
+    turn.passages = await ports.retriever.retrieve(session, turn.query, ports.top_k)
     metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
 
 
@@ -94,7 +96,7 @@ async def answer(session: AsyncSession, turn: Turn, ports: Ports) -> None:
         return await lexemes(session, texts)
 
     langs = list(TS_CONFIG)
-    stems = await lexer([(topic_text(turn.text), lang) for lang in langs])
+    stems = await lexer([(topic_text(turn.query), lang) for lang in langs])
     question = Question(turn.text, turn.language, dict(zip(langs, stems, strict=True)))
     turn.answer = await ports.answerer.answer(question, turn.passages, lexer)
 

@@ -20,6 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 RETRY = procrastinate.RetryStrategy(max_attempts=6, exponential_wait=2)
+# New jobs wake workers at once (LISTEN/NOTIFY), but retries and scheduled jobs only come
+# due with time: workers poll for them this often, so a 2 s backoff is 2-3 s, not up to 7 s.
+POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class JobQueue:
             additional_context=context,
             name=name,
             install_signal_handlers=install_signal_handlers,
+            fetch_job_polling_interval=POLL_SECONDS,
             update_heartbeat_interval=5.0,
             stalled_worker_timeout=30.0,
         )

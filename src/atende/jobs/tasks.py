@@ -19,6 +19,12 @@ async def recover_stalled(context: procrastinate.JobContext, timestamp: int) -> 
     return count
 
 
+async def prune_finished(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Delete jobs that succeeded long ago; dead letters stay until someone looks at them."""
+    runtime: Runtime = context.additional_context["runtime"]
+    await runtime.jobs.app.job_manager.delete_old_jobs(nb_hours=runtime.settings.job_retention_hours)
+
+
 def blueprint() -> procrastinate.Blueprint:
     """Queue maintenance tasks (a new blueprint each call: procrastinate binds one to one app)."""
     bp = procrastinate.Blueprint()
@@ -26,4 +32,6 @@ def blueprint() -> procrastinate.Blueprint:
         recover_stalled
     )
     bp.periodic(cron="* * * * * */5")(task)  # every 5 seconds (croniter's seconds field)
+    prune = bp.task(name="prune_finished", queueing_lock="prune_finished", pass_context=True)(prune_finished)
+    bp.periodic(cron="17 * * * *")(prune)  # hourly
     return bp

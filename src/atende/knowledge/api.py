@@ -19,6 +19,8 @@ def resolve_under(root: Path | None, path: str) -> Path:
     """``path`` inside ``root``; refuses traversal out of it, symlinks included."""
     if root is None:
         raise InvalidInput("reading server paths is disabled: send `content`, or set ATENDE_INGEST_ROOT")
+    if "\x00" in path:
+        raise InvalidInput("path must not contain NUL bytes")
     base = root.resolve()
     target = (base / path).resolve()
     if not target.is_relative_to(base):

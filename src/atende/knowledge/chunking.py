@@ -26,6 +26,9 @@ def _split_long(text: str, max_chars: int) -> list[str]:
     current = ""
     for whole in sentences(text):
         sentence = whole
+        if len(sentence) > max_chars and current:  # keep the text in order: what came before goes first
+            pieces.append(current)
+            current = ""
         while len(sentence) > max_chars:  # one huge "sentence": cut it hard
             pieces.append(sentence[:max_chars])
             sentence = sentence[max_chars:]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from bs4 import BeautifulSoup, Tag
+from bs4.element import NavigableString
 from markdown_it import MarkdownIt
 
 from atende.errors import InvalidInput
@@ -26,6 +27,9 @@ CONTENT_TYPES = {
 BLOCK_TAGS = ["p", "li", "pre", "blockquote", "td", "th", "dt", "dd", "tr"]
 HEADINGS = {f"h{i}": i for i in range(1, 7)}
 SKIP_TAGS = ["script", "style", "nav", "footer", "header", "noscript", "template", "svg"]
+NESTED_TAGS = ("ul", "ol", "table")
+# tags that end a run of loose text (text written straight into a ``div`` or ``body``)
+BOUNDARY_TAGS = {"body", "main", "article", "section", "aside", "div", "ul", "ol", "dl", "table", "hr", "br"}
 
 
 @dataclass(frozen=True)
@@ -74,43 +78,79 @@ def _own_text(tag: Tag) -> str:
     # a list item that holds a nested list: keep only its own line
     parts = []
     for child in tag.children:
-        if isinstance(child, Tag) and child.name in ("ul", "ol", "table"):
-            continue
-        parts.append(child.get_text(" ") if isinstance(child, Tag) else str(child))
-    return _clean(" ".join(parts))
+        if isinstance(child, Tag):
+            if child.name not in NESTED_TAGS:
+                parts.append(child.get_text())
+        elif type(child) is NavigableString:  # not a comment or a doctype
+            parts.append(str(child))
+    return _clean("".join(parts))
+
+
+def _covered(tag: Tag) -> bool:
+    """Whether an enclosing block already holds this tag's text.
+
+    A list item keeps only its own line, so the items and rows of a list or table nested
+    in it stand as blocks of their own.
+    """
+    nested = False
+    for parent in tag.parents:
+        if parent.name in NESTED_TAGS:
+            nested = True
+        elif parent.name in BLOCK_TAGS:
+            return not (parent.name == "li" and nested)
+    return False
 
 
 def parse_html(html: str, fallback_title: str) -> ParsedDocument:
+    """The blocks of a page under their headings; text written outside any block (straight
+    into a ``div``) is a block of its own, page chrome (scripts, navigation) is dropped."""
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(SKIP_TAGS):
-        tag.decompose()
     title_tag = soup.find("title")
     title = _clean(title_tag.get_text()) if title_tag else ""
+    for tag in soup([*SKIP_TAGS, "head", "title"]):
+        tag.decompose()
+    # words stay as written across inline tags ("<b>Pix</b>, boleto"), apart across blocks
+    for tag in soup([*BLOCK_TAGS, *HEADINGS, *BOUNDARY_TAGS]):
+        tag.insert_before(" ")
+        tag.insert_after(" ")
     path: list[tuple[int, str]] = []
     blocks: list[Block] = []
-    wanted = set(BLOCK_TAGS) | set(HEADINGS)
-    for tag in soup.find_all(list(wanted)):
-        if tag.name in HEADINGS:
-            level, text = HEADINGS[tag.name], _clean(tag.get_text(" "))
+    loose: list[str] = []  # text outside any block (``<div>Text <b>here</b></div>``)
+
+    def add(text: str) -> None:
+        if text.strip("-| "):
+            blocks.append(Block(tuple(t for _, t in path), text))
+
+    def flush_loose() -> None:
+        add(_clean("".join(loose)))
+        loose.clear()
+
+    for node in list(soup.descendants):
+        if not isinstance(node, Tag):
+            if type(node) is NavigableString and node.find_parent([*BLOCK_TAGS, *HEADINGS]) is None:
+                loose.append(str(node))
+            continue
+        if node.name in HEADINGS:
+            flush_loose()
+            level, text = HEADINGS[node.name], _clean(node.get_text())
             if not text:
                 continue
             path = [(lvl, t) for lvl, t in path if lvl < level] + [(level, text)]
             if not title and level == 1:
                 title = text
-            continue
-        if tag.find_parent(BLOCK_TAGS) is not None:
-            continue
-        text = _own_text(tag) if tag.name == "li" else _clean(tag.get_text(" "))
-        if tag.name == "li":
-            text = "- " + text
-        if tag.name == "tr":
-            text = " | ".join(_clean(c.get_text(" ")) for c in tag.find_all(["td", "th"]))
-        if text.strip("-| "):
-            blocks.append(Block(tuple(t for _, t in path), text))
-    if not blocks:
-        body = _clean(soup.get_text(" "))
-        if body:
-            blocks.append(Block((), body))
+        elif node.name in BLOCK_TAGS:
+            if _covered(node):
+                continue
+            flush_loose()
+            if node.name == "li":
+                add("- " + _own_text(node))
+            elif node.name == "tr":
+                add(" | ".join(_clean(c.get_text()) for c in node.find_all(["td", "th"])))
+            else:
+                add(_clean(node.get_text()))
+        elif node.name in BOUNDARY_TAGS:
+            flush_loose()
+    flush_loose()
     return ParsedDocument(title=title or fallback_title, blocks=blocks)
 
 

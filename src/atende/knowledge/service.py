@@ -58,10 +58,13 @@ async def ingest(
     kind = content_type_for(source, content_type)
     digest = hashlib.sha256(data).hexdigest()
     existing = await session.scalar(select(Document).where(Document.source == source).with_for_update())
+    # the same bytes read the same way change nothing; a new title, parser or language re-indexes
     if (
         existing is not None
         and existing.content_hash == digest
+        and existing.content_type == kind
         and (title is None or title == existing.title)
+        and (lang is None or lang == existing.language)
     ):
         return IngestResult(existing, changed=False)
 

@@ -7,7 +7,8 @@ import re
 import unicodedata
 
 TS_CONFIG = {"pt": "portuguese", "en": "english", "es": "spanish"}
-_WORD = re.compile(r"\w+", re.UNICODE)
+# letters and digits: PostgreSQL's parser splits words on ``_`` as on any other punctuation
+_WORD = re.compile(r"[^\W_]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[^\s])|\n+")
 
 
@@ -24,12 +25,8 @@ def words(text: str) -> list[str]:
 
 def or_query(text: str, limit: int = 32) -> str:
     """A ``to_tsquery`` source matching any word of ``text`` ('' if it has none)."""
-    seen: list[str] = []
-    for raw in words(text):
-        word = raw.replace("_", "")
-        if word and word not in seen:
-            seen.append(word)
-    return " | ".join(seen[:limit])
+    unique = dict.fromkeys(words(text))
+    return " | ".join(list(unique)[:limit])
 
 
 def sentences(text: str) -> list[str]:
@@ -45,7 +42,7 @@ _QUESTION_WORDS_BY_LANGUAGE = {
     "podem poderia gostaria queria quero preciso precisa saber sei tempo demora demoram leva levam "
     "faço faz fazer voces você vocês vcs tem têm existe existem algum alguma favor ola oi",
     "en": "what which when where how why who can could would should may might do does did is are "
-    "there want need know long take takes please tell me you your hi hello any",
+    "there want need know long take takes please tell me you your hi hello any much many have has",
     "es": "cual cuales cuanto cuanta cuantos cuando donde como por porque que quien puedo puede "
     "pueden podria quiero quisiera necesito saber tiempo tarda tardan hago hace hacer ustedes "
     "tienen hay alguno alguna favor hola",

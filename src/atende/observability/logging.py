@@ -11,9 +11,18 @@ from typing import Any
 import structlog
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-PHONE = re.compile(r"(?<![\w.-])\+?\d[\d ()-]{7,}\d(?![\w.-])")
+# runs of digits and dashes that are not phone numbers: UUIDs and ISO dates and timestamps,
+# matched first (group 1) and kept
+NOT_A_PHONE = (
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+    r"|\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?(?!\d)"
+)
+# a phone number may open with "+" or "(" and end a sentence; a dot followed by a digit
+# continues an address or a decimal instead
+PHONE = re.compile(rf"({NOT_A_PHONE})|(?<![\w.-])[+(]?\d[\d ()-]{{7,}}\d(?![\w-]|\.\d)")
 TOKENS = re.compile(
-    r"\b(atd_[A-Za-z0-9]{8})_[A-Za-z0-9_-]+|\b(whsec_|wk_|sk-)[A-Za-z0-9_-]{8,}|(Bearer\s+)[A-Za-z0-9._~+/=-]+"
+    r"\b(atd_[A-Za-z0-9]{8})_[A-Za-z0-9_-]+|\b(whsec_|wk_|sk-)[A-Za-z0-9_-]{8,}"
+    r"|((?i:bearer)\s+)[A-Za-z0-9._~+/=-]+"
 )
 SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|api_?key|cookie", re.I)
 
@@ -27,7 +36,7 @@ def redact(text: str) -> str:
         text,
     )
     text = EMAIL.sub("[email]", text)
-    return PHONE.sub("[phone]", text)
+    return PHONE.sub(lambda m: m.group(1) or "[phone]", text)
 
 
 def _redact_value(key: str, value: Any) -> Any:

@@ -142,13 +142,6 @@ async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
     return list(await session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
 
 
-def key_prefix_of(full_key: str) -> str | None:
-    """The public prefix of a presented key (``atd_xxxxxxxx``), if it has the shape."""
-    if not full_key.startswith(KEY_PREFIX) or full_key.count("_") < 2:
-        return None
-    return full_key.rsplit("_", 1)[0] if full_key.count("_") >= 2 else None
-
-
 async def authenticate_api_key(session: AsyncSession, *, secret_key: str, presented: str) -> Principal:
     """The principal of a presented API key; ``Unauthorized`` if wrong or revoked."""
     prefix = presented[: len(KEY_PREFIX) + 8] if presented.startswith(KEY_PREFIX) else None

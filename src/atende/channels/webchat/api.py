@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from atende.conversations import service as conversations
 from atende.conversations.schemas import InboundMessage, MessagePublic
@@ -32,6 +34,7 @@ from atende.tenancy.crypto import hash_token, new_token, tokens_equal
 from atende.tenancy.deps import RuntimeDep
 
 CHANNEL = "webchat"
+PAGE = 100  # messages read per query when (re)playing a conversation
 STATIC = Path(__file__).parent / "static"
 templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape()
@@ -48,6 +51,27 @@ class VisitorMessageIn(BaseModel):
 class ConversationStarted(BaseModel):
     conversation_id: uuid.UUID
     token: str
+
+
+class WidgetCors:
+    """CORS for the visitor API alone: the widget runs on each company's own site, so any origin
+    may call ``/widget/v1``. No cookies are involved (the visitor token is a header or query)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-Visitor-Token", "Last-Event-ID"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/widget/v1/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 @dataclass(frozen=True)
@@ -193,12 +217,17 @@ async def visitor_events(
         nonlocal cursor
         with runtime.listener.subscribe(str(conversation_id)) as sub:
             while not await request.is_disconnected():
-                async with runtime.db.transaction(visitor.company_id) as session:
-                    rows = await conversations.list_messages(session, conversation_id, after_seq=cursor)
-                for row in rows:
-                    message = MessagePublic.model_validate(row)
-                    cursor = message.seq
-                    yield _event(message)
+                while True:  # a client far behind gets every page now, not one per wake-up
+                    async with runtime.db.transaction(visitor.company_id) as session:
+                        rows = await conversations.list_messages(
+                            session, conversation_id, after_seq=cursor, limit=PAGE
+                        )
+                    for row in rows:
+                        message = MessagePublic.model_validate(row)
+                        cursor = message.seq
+                        yield _event(message)
+                    if len(rows) < PAGE:
+                        break
                 note = await sub.next(timeout=15.0)
                 while note is not None and note.get("kind") in ("typing", "state"):
                     yield {

@@ -71,6 +71,12 @@
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }
   });
 
+  function citationLabel(c) {
+    // a section is the heading path, which usually starts with the document's title already
+    if (!c.section || c.section === c.title) { return c.title; }
+    return c.section.indexOf(c.title + " › ") === 0 ? c.section : c.title + " › " + c.section;
+  }
+
   function render(m) {
     if (seen[m.seq]) { return; }
     seen[m.seq] = true;
@@ -80,9 +86,7 @@
     var cites = (m.meta && m.meta.citations) || [];
     if (cites.length) {
       var src = el("p", { "class": "atende-sources" });
-      src.textContent = t.sources + ": " + cites.map(function (c) {
-        return c.section ? c.title + " › " + c.section : c.title;
-      }).join("; ");
+      src.textContent = t.sources + ": " + cites.map(citationLabel).join("; ");
       item.appendChild(src);
     }
     // keep the log in seq order even if events arrive out of order
@@ -100,7 +104,7 @@
     options.headers = Object.assign({ "Content-Type": "application/json" }, options.headers || {});
     if (state) { options.headers["X-Visitor-Token"] = state.token; }
     return fetch(base + "/widget/v1/" + encodeURIComponent(key) + path, options).then(function (r) {
-      if (!r.ok) { throw new Error("HTTP " + r.status); }
+      if (!r.ok) { var err = new Error("HTTP " + r.status); err.status = r.status; throw err; }
       return r.json();
     });
   }
@@ -121,8 +125,10 @@
     return api("/conversations/" + state.conversation_id + "/messages").then(function (items) {
       items.forEach(render);
       listen();
-    }).catch(function () {
-      state = null; window.localStorage.removeItem(storeKey);
+    }).catch(function (err) {
+      // forget the conversation only when the server says it is gone, not on a network blip
+      if (err.status === 401 || err.status === 404) { state = null; window.localStorage.removeItem(storeKey); }
+      else { listen(); }  // the stream (after=0) replays what the history could not load
     });
   }
 
@@ -149,8 +155,7 @@
       });
     }).then(function (m) {
       input.value = "";
-      render(m);
-      typing.removeAttribute("hidden");
+      render(m);  // "typing" comes from the server, which knows whether the bot will answer
     }).catch(function () {
       errorBox.textContent = t.error;
       errorBox.removeAttribute("hidden");

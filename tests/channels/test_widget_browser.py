@@ -1,0 +1,243 @@
+"""The web chat widget in a real browser (Debian's Chromium, driven by Playwright).
+
+The demo page opens the widget (``data-open="true"``); a visitor types, presses Enter and
+reads the bot's answer with its source, the history survives a reload, the widget works by
+keyboard, and a shop on another origin can embed it with one script tag.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
+
+from tests.conftest import CompanyCtx
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+TIMEOUT_MS = 10_000
+
+# records whether the typing indicator was ever shown, however briefly
+WATCH_TYPING = """() => {
+  window.typingShown = false;
+  const typing = document.querySelector('.atende-typing');
+  new MutationObserver(() => { if (!typing.hidden) { window.typingShown = true; } })
+    .observe(typing, { attributes: true, attributeFilter: ['hidden'] });
+}"""
+
+
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def tab(chromium: Browser) -> AsyncIterator[Page]:
+    """A fresh browser profile (empty localStorage) per test."""
+    context = await chromium.new_context(locale="pt-BR")
+    context.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    page = await context.new_page()
+    yield page
+    await context.close()
+
+
+async def open_demo(tab: Page, live_server: str, company: CompanyCtx) -> None:
+    await tab.goto(f"{live_server}/demo?company={company.slug}")
+    await expect(tab.get_by_role("dialog", name="Atendimento")).to_be_visible()
+
+
+async def ask(tab: Page, question: str) -> None:
+    box = tab.get_by_role("textbox", name="Sua mensagem")
+    await box.fill(question)
+    await box.press("Enter")
+
+
+async def test_a_visitor_question_is_answered_with_its_source_under_it(
+    tab: Page, live_server: str, kb_company: CompanyCtx
+) -> None:
+    await open_demo(tab, live_server, kb_company)
+    await tab.evaluate(WATCH_TYPING)
+    await ask(tab, "Qual o prazo de entrega?")
+
+    log = tab.get_by_role("log")
+    await expect(log.locator(".atende-customer")).to_have_text("Qual o prazo de entrega?")
+    answer = log.locator(".atende-bot")
+    await expect(answer.locator(".atende-text")).to_contain_text("2 a 5 dias úteis")
+    await expect(answer.locator(".atende-sources")).to_have_text("Fontes: Entregas › Prazos de entrega")
+    await expect(tab.locator(".atende-typing")).to_be_hidden()
+    assert await tab.evaluate("window.typingShown") is True
+    box = tab.get_by_role("textbox", name="Sua mensagem")
+    await expect(box).to_have_value("")
+    await expect(box).to_be_focused()
+    await expect(tab.locator(".atende-error")).to_be_hidden()
+
+
+async def test_the_conversation_is_still_there_after_a_reload(
+    tab: Page, live_server: str, kb_company: CompanyCtx
+) -> None:
+    await open_demo(tab, live_server, kb_company)
+    await ask(tab, "Qual o prazo de entrega?")
+    log = tab.get_by_role("log")
+    await expect(log.locator(".atende-bot")).to_have_count(1)
+    before = await log.locator("li").all_inner_texts()
+
+    await tab.reload()
+    await expect(log.locator("li")).to_have_count(2)
+    assert await log.locator("li").all_inner_texts() == before
+
+    # the same conversation goes on, live, without repeating what was there
+    await ask(tab, "Vocês aceitam Pix?")
+    await expect(log.locator(".atende-bot")).to_have_count(2)
+    await expect(log.locator(".atende-bot").last).to_contain_text("Pix")
+    await expect(log.locator("li")).to_have_count(4)
+    seqs = [int(s) for s in await log.locator("li").evaluate_all("items => items.map(i => i.dataset.seq)")]
+    assert seqs == sorted(set(seqs))
+
+
+async def test_a_failed_history_load_does_not_forget_the_conversation(
+    tab: Page, live_server: str, kb_company: CompanyCtx
+) -> None:
+    await open_demo(tab, live_server, kb_company)
+    await ask(tab, "Vocês aceitam Pix?")
+    log = tab.get_by_role("log")
+    await expect(log.locator(".atende-bot")).to_have_count(1)
+    stored = await tab.evaluate("JSON.stringify(Object.entries(localStorage))")
+
+    failed: list[str] = []
+
+    async def drop_once(route: Route) -> None:
+        # the first history load after the reload meets a network failure
+        if failed or route.request.method != "GET":
+            await route.continue_()
+            return
+        failed.append(route.request.url)
+        await route.abort("connectionreset")
+
+    await tab.route("**/messages", drop_once)
+    await tab.reload()
+    await expect(log.locator("li")).to_have_count(2)
+    assert len(failed) == 1
+    assert await tab.evaluate("JSON.stringify(Object.entries(localStorage))") == stored
+
+
+async def test_no_typing_indicator_once_a_person_has_the_conversation(
+    tab: Page, live_server: str, company: CompanyCtx
+) -> None:
+    await open_demo(tab, live_server, company)
+    await ask(tab, "Quero falar com alguém")  # no knowledge base: handed to a person
+    log = tab.get_by_role("log")
+    await expect(log.locator(".atende-bot")).to_have_count(1)
+    typing = tab.locator(".atende-typing")
+    await expect(typing).to_be_hidden()
+
+    await ask(tab, "Ainda estou aqui")
+    await expect(log.locator(".atende-customer")).to_have_count(2)
+    await expect(typing).to_be_hidden(timeout=2_000)  # the bot is not working on it: nobody is typing
+
+
+async def test_the_launcher_works_by_keyboard_and_escape_closes_the_panel(
+    tab: Page, live_server: str, company: CompanyCtx
+) -> None:
+    await open_demo(tab, live_server, company)
+    panel = tab.get_by_role("dialog", name="Atendimento")
+    launcher = tab.locator(".atende-launcher")
+    await expect(tab.get_by_role("textbox", name="Sua mensagem")).to_be_focused()
+
+    await tab.keyboard.press("Escape")
+    await expect(panel).to_be_hidden()
+    await expect(launcher).to_be_focused()
+    await expect(launcher).to_have_attribute("aria-expanded", "false")
+    await expect(launcher).to_have_accessible_name("Abrir chat")
+
+    # from the top of the page, Tab reaches the launcher
+    await tab.evaluate("document.activeElement.blur()")
+    for _ in range(10):
+        await tab.keyboard.press("Tab")
+        if await launcher.evaluate("b => b === document.activeElement"):
+            break
+    await expect(launcher).to_be_focused()
+
+    await tab.keyboard.press("Enter")
+    await expect(panel).to_be_visible()
+    await expect(launcher).to_have_attribute("aria-expanded", "true")
+    await expect(tab.get_by_role("textbox", name="Sua mensagem")).to_be_focused()
+
+    await launcher.focus()
+    await tab.keyboard.press("Enter")
+    await expect(panel).to_be_hidden()
+
+
+async def test_the_widget_exposes_its_roles_and_names(
+    tab: Page, live_server: str, company: CompanyCtx
+) -> None:
+    await open_demo(tab, live_server, company)
+    panel = tab.get_by_role("dialog", name="Atendimento")
+    await expect(panel.get_by_role("log")).to_have_attribute("aria-live", "polite")
+    await expect(panel.get_by_role("button", name="Enviar")).to_be_visible()
+    launcher = tab.locator(".atende-launcher")
+    await expect(launcher).to_have_attribute("aria-controls", await panel.get_attribute("id") or "")
+    await expect(launcher).to_have_accessible_name("Fechar chat")
+    await expect(tab.get_by_role("alert")).to_be_hidden()
+
+
+SHOP_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A shop</title></head>
+<body><h1>A shop on its own site</h1>
+<script src="{atende}/widget.js" data-widget-key="{key}" data-open="true" data-lang="en" defer></script>
+</body></html>"""
+
+
+@pytest.fixture
+def shop_site(live_server: str, kb_company: CompanyCtx) -> Iterator[str]:
+    """A company's own site, on another origin, with the one-line widget snippet."""
+    page = SHOP_PAGE.format(atende=live_server, key=kb_company.widget_key).encode()
+
+    class Shop(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Shop)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+async def test_a_shop_on_another_origin_embeds_the_widget_with_one_script_tag(
+    tab: Page, shop_site: str
+) -> None:
+    await tab.goto(shop_site)
+    await expect(tab.get_by_role("dialog", name="Support")).to_be_visible()
+    box = tab.get_by_role("textbox", name="Your message")
+    await box.fill("What payment methods do you accept?")
+    await box.press("Enter")
+    answer = tab.get_by_role("log").locator(".atende-bot")
+    await expect(answer.locator(".atende-text")).to_contain_text("Pix")
+    await expect(answer.locator(".atende-sources")).to_have_text(
+        "Sources: Payment methods › Accepted payment methods"
+    )
+    await expect(tab.get_by_role("alert")).to_be_hidden()

@@ -1,0 +1,210 @@
+"""The extractive answerer on hand-built passages: it answers only with their sentences.
+
+The lexer (PostgreSQL's stemmer in production) is replaced by a pure function that keeps
+each folded word of three letters or more as its own "stem" (short words stand in for stop
+words); nothing else is faked.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from atende.knowledge.retrieval import Passage
+from atende.knowledge.text import sentences, words
+from atende.llm.answerer import Question
+from atende.llm.extractive import ExtractiveAnswerer, coverage
+
+
+def stems(text: str) -> frozenset[str]:
+    return frozenset(w for w in words(text) if len(w) > 2)
+
+
+async def word_lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
+    return [stems(text) for text, _language in texts]
+
+
+def passage(
+    text: str, *, language: str = "pt", title: str = "Entregas", section: str = "", score: float = 0.1
+) -> Passage:
+    return Passage(
+        chunk_id=uuid.uuid4(),
+        document_id=uuid.uuid4(),
+        title=title,
+        section=section or title,
+        text=text,
+        language=language,
+        score=score,
+        lexemes=stems(f"{title} {section} {text}"),
+        scores={"fulltext": score},
+    )
+
+
+def question(text: str, language: str = "pt") -> Question:
+    terms = stems(text)
+    return Question(text, language, {"pt": terms, "en": terms, "es": terms})
+
+
+SHIPPING = passage(
+    "Entregamos para todo o Brasil. Capitais recebem em 2 a 5 dias úteis. "
+    "No interior, a entrega leva de 4 a 10 dias úteis. Pedidos até as 14h saem no mesmo dia.",
+    section="Entregas › Prazos de entrega",
+)
+PAYMENTS = passage(
+    "Aceitamos cartão, Pix e boleto. O Pix tem 5% de desconto.",
+    title="Pagamentos",
+    section="Pagamentos › Meios aceitos",
+)
+
+
+async def test_below_the_threshold_there_is_no_answer() -> None:
+    answer = await ExtractiveAnswerer(0.6).answer(
+        question("interior geladeira usada"), [SHIPPING], word_lexer
+    )
+    assert answer.text is None
+    assert answer.citations == []
+    assert answer.confidence == pytest.approx(1 / 3)
+    assert answer.reason == "weak evidence: best coverage 0.33 < threshold 0.60"
+
+
+async def test_without_passages_there_is_no_answer() -> None:
+    answer = await ExtractiveAnswerer(0.6).answer(question("prazo interior"), [], word_lexer)
+    assert (answer.text, answer.confidence) == (None, 0.0)
+    assert answer.reason == "weak evidence: best coverage 0.00 < threshold 0.60"
+
+
+async def test_a_question_with_no_terms_in_the_passage_language_has_no_evidence() -> None:
+    q = Question("prazo interior", "pt", {"pt": frozenset(), "en": frozenset({"prazo", "interior"})})
+    assert coverage(q, SHIPPING) == 0.0
+    assert (await ExtractiveAnswerer(0.5).answer(q, [SHIPPING], word_lexer)).text is None
+
+
+async def test_every_passage_is_scored_with_its_coverage() -> None:
+    shipping, payments = passage(SHIPPING.text), passage(PAYMENTS.text, title="Pagamentos")
+    await ExtractiveAnswerer(0.6).answer(question("entrega interior pix"), [shipping, payments], word_lexer)
+    assert shipping.scores == {"fulltext": 0.1, "coverage": pytest.approx(0.6667)}
+    assert payments.scores == {"fulltext": 0.1, "coverage": pytest.approx(0.3333)}
+
+
+async def test_it_answers_with_the_sentences_sharing_the_most_terms_and_cites_them() -> None:
+    answer = await ExtractiveAnswerer(0.6).answer(
+        question("prazo de entrega no interior"), [PAYMENTS, SHIPPING], word_lexer
+    )
+    assert answer.text == "No interior, a entrega leva de 4 a 10 dias úteis."
+    assert answer.confidence == pytest.approx(2 / 3)  # "prazo" is not in the passage
+    assert answer.reason == "answered from 'Entregas' (coverage 0.67)"
+    assert answer.citations == [
+        {
+            "title": "Entregas",
+            "section": "Entregas › Prazos de entrega",
+            "document_id": str(SHIPPING.document_id),
+            "chunk_id": str(SHIPPING.chunk_id),
+        }
+    ]
+
+
+async def test_it_keeps_up_to_three_good_sentences_in_passage_order() -> None:
+    text = "Um prazo. Dois prazo capitais. Nada aqui. Tres prazo capitais interior. Quatro prazo capitais."
+    answer = await ExtractiveAnswerer(0.5).answer(
+        question("prazo capitais interior"), [passage(text)], word_lexer
+    )
+    # hits 1, 2, 0, 3, 2: the top three, in the passage's order; the one-hit sentence is too weak
+    assert answer.text == "Dois prazo capitais. Tres prazo capitais interior. Quatro prazo capitais."
+
+
+async def test_a_passage_found_by_its_heading_alone_answers_with_its_first_sentences() -> None:
+    found = passage("Capitais em 2 dias. Interior em 10 dias. Expresso no Sudeste.", title="Prazos")
+    answer = await ExtractiveAnswerer(0.5).answer(question("prazos"), [found], word_lexer)
+    assert answer.text == "Capitais em 2 dias. Interior em 10 dias."
+
+
+async def test_list_items_are_answered_one_per_line() -> None:
+    items = passage(
+        "- Frete grátis acima de R$ 199\n- Retirada na loja sem frete\n- Outro item", title="Frete"
+    )
+    answer = await ExtractiveAnswerer(0.5).answer(question("frete retirada"), [items], word_lexer)
+    assert answer.text == "- Frete grátis acima de R$ 199\n- Retirada na loja sem frete"
+
+
+async def test_it_prefers_a_passage_in_the_customers_language_over_better_coverage() -> None:
+    pt = passage("Pix tem desconto de 5% e boleto vence em 3 dias.", language="pt", title="Pix")
+    en = passage("Pix payments get a 5% discount.", language="en", title="Payments")
+    q = question("pix discount boleto desconto", language="en")
+    assert coverage(q, pt) > coverage(q, en)
+    answer = await ExtractiveAnswerer(0.4).answer(q, [pt, en], word_lexer)
+    assert answer.text == "Pix payments get a 5% discount."
+    assert answer.citations[0]["title"] == "Payments"
+
+    answer = await ExtractiveAnswerer(0.4).answer(
+        question("pix discount boleto desconto", "pt"), [en, pt], word_lexer
+    )
+    assert answer.citations[0]["title"] == "Pix"
+
+
+async def test_a_passage_in_the_customers_language_below_the_threshold_does_not_win() -> None:
+    pt = passage("O Pix tem desconto.", language="pt", title="Pix")
+    en = passage("Boleto is due in 3 days and Pix gets a discount.", language="en", title="Boleto")
+    answer = await ExtractiveAnswerer(0.75).answer(
+        question("boleto pix discount", "pt"), [pt, en], word_lexer
+    )
+    assert answer.citations[0]["title"] == "Boleto"
+
+
+async def test_among_passages_in_the_same_language_the_best_covered_then_best_ranked_wins() -> None:
+    half = passage("Prazo de entrega em capitais.", title="A", score=0.9)
+    full = passage("Prazo de entrega no interior em capitais.", title="B", score=0.1)
+    tie = passage("Prazo de entrega no interior em capitais.", title="C", score=0.5)
+    q = question("prazo interior capitais")
+    assert (await ExtractiveAnswerer(0.5).answer(q, [half, full], word_lexer)).citations[0]["title"] == "B"
+    assert (await ExtractiveAnswerer(0.5).answer(q, [full, tie], word_lexer)).citations[0]["title"] == "C"
+
+
+def is_made_of_sentences(answer: str, text: str) -> bool:
+    """Whether ``answer`` is some of ``text``'s sentences, in order, joined by a space or a newline."""
+    pieces = sentences(text)
+
+    def rest_matches(rest: str, start: int) -> bool:
+        if not rest:
+            return True
+        for i in range(start, len(pieces)):
+            if rest.startswith(pieces[i]):
+                tail = rest[len(pieces[i]) :]
+                if not tail or (tail[0] in " \n" and rest_matches(tail[1:], i + 1)):
+                    return True
+        return False
+
+    return bool(answer) and rest_matches(answer, 0)
+
+
+VOCABULARY = ["prazo", "entrega", "pix", "boleto", "frete", "capitais", "interior", "dias", "loja", "troca"]
+sentence = st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=6).map(
+    lambda ws: " ".join(ws).capitalize() + "."
+)
+passage_text = st.lists(st.one_of(sentence, sentence.map(lambda s: "- " + s)), min_size=1, max_size=6).map(
+    "\n".join
+)
+
+
+@given(
+    texts=st.lists(st.tuples(passage_text, st.sampled_from(["pt", "en"])), min_size=1, max_size=4),
+    asked=st.lists(st.sampled_from([*VOCABULARY, "geladeira", "wifi"]), min_size=1, max_size=5),
+    language=st.sampled_from(["pt", "en", "es"]),
+    threshold=st.floats(0.0, 1.0),
+)
+async def test_it_never_says_anything_that_is_not_in_a_passage(
+    texts: list[tuple[str, str]], asked: list[str], language: str, threshold: float
+) -> None:
+    passages = [passage(text, language=lang, title=f"Doc {i}") for i, (text, lang) in enumerate(texts)]
+    answer = await ExtractiveAnswerer(threshold).answer(
+        question(" ".join(asked), language), passages, word_lexer
+    )
+    if answer.text is None:
+        assert answer.citations == []
+        assert answer.confidence < threshold
+        return
+    [cited] = [p for p in passages if str(p.chunk_id) == answer.citations[0]["chunk_id"]]
+    assert answer.confidence >= threshold
+    assert is_made_of_sentences(answer.text, cited.text), (answer.text, cited.text)

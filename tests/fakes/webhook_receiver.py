@@ -1,0 +1,150 @@
+"""A loopback HTTP server that receives atende's outbound webhooks.
+
+It records every request (path, headers, raw body, arrival time) and answers each path
+with a scripted list of status codes, then 200: ``answer("/a", 500, 500)`` makes the first
+two requests to ``/a`` fail; ``always_answer("/b", 500)`` makes ``/b`` fail for good.
+Each test gives its endpoints their own paths, so one receiver serves many endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    at: float  # time.monotonic() on arrival
+    answered: int
+
+    @property
+    def event(self) -> dict[str, Any]:
+        payload: dict[str, Any] = json.loads(self.body)
+        return payload
+
+
+class WebhookReceiver:
+    """Records requests to any path and answers them from per-path scripts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: list[ReceivedRequest] = []
+        self._scripts: dict[str, list[int]] = {}
+        self._always: dict[str, int] = {}
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="webhook-receiver", daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def new_path(self) -> str:
+        return f"/hooks/{uuid.uuid4().hex}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def answer(self, path: str, *statuses: int) -> None:
+        """Answer the next requests to ``path`` with ``statuses`` in turn, then 200."""
+        with self._lock:
+            self._scripts[path] = list(statuses)
+
+    def always_answer(self, path: str, status: int) -> None:
+        with self._lock:
+            self._always[path] = status
+
+    def requests(self, path: str | None = None) -> list[ReceivedRequest]:
+        with self._lock:
+            return [r for r in self._requests if path is None or r.path == path]
+
+    async def wait_for(
+        self,
+        path: str,
+        done: Callable[[list[ReceivedRequest]], bool],
+        *,
+        timeout: float = 15.0,
+    ) -> list[ReceivedRequest]:
+        """Poll until ``done(requests to path)`` holds; fail after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            received = self.requests(path)
+            if done(received):
+                return received
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"webhook receiver: condition not met within {timeout}s; got "
+                    f"{[(r.headers.get('x-atende-event'), r.answered) for r in received]}"
+                )
+            await asyncio.sleep(0.05)
+
+    def _status_for(self, path: str) -> int:
+        with self._lock:
+            if path in self._always:
+                return self._always[path]
+            script = self._scripts.get(path)
+            return script.pop(0) if script else 200
+
+    def _record(self, request: ReceivedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status = receiver._status_for(self.path)
+                receiver._record(
+                    ReceivedRequest(
+                        path=self.path,
+                        headers={k.lower(): v for k, v in self.headers.items()},
+                        body=body,
+                        at=time.monotonic(),
+                        answered=status,
+                    )
+                )
+                reply = b'{"ok":true}' if status < 300 else b'{"error":"scripted failure"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # keep the test output quiet
+
+        return Handler
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@contextmanager
+def running_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()

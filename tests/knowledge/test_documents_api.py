@@ -1,0 +1,389 @@
+"""``/v1/documents`` end to end: a live server, the real worker and bot, real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from atende.config import Settings
+from atende.engine.messages import phrase
+from atende.knowledge.retrieval import FullTextRetriever, Passage
+from atende.runtime import Runtime
+from tests.conftest import CompanyCtx, ask
+
+SHIPPING_MD = """# Entregas
+
+## Prazos de entrega
+As entregas rápidas chegam em 24 horas nas capitais.
+Para o interior, o prazo é de 4 a 10 dias úteis.
+
+## Frete
+- Frete grátis acima de R$ 199,00
+- Retirada na loja sem custo
+"""
+
+PAYMENTS_HTML = """<!DOCTYPE html><html><head><title>Pagamentos</title>
+<script>analytics("cartão")</script></head><body>
+<nav>Início › Ajuda</nav>
+<h1>Formas de pagamento</h1>
+<h2>Cartão de crédito</h2>
+<p>Aceitamos cartão de crédito Visa e Mastercard, em até 12 parcelas.</p>
+</body></html>"""
+
+RETURNS_TXT = """Devoluções em até 7 dias corridos após o recebimento.
+
+A etiqueta de postagem reversa é enviada por e-mail."""
+
+
+async def post_document(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
+    return await client.post("/v1/documents", json=body)
+
+
+async def chunks_of(client: httpx.AsyncClient, document_id: str) -> list[dict[str, Any]]:
+    r = await client.get(f"/v1/documents/{document_id}/chunks")
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+async def search(runtime: Runtime, company: CompanyCtx, question: str) -> list[Passage]:
+    async with runtime.db.transaction(company.id) as session:
+        return await FullTextRetriever().retrieve(session, question, 5)
+
+
+async def state_of(client: httpx.AsyncClient, conversation_id: str) -> str:
+    r = await client.get(f"/v1/conversations/{conversation_id}")
+    assert r.status_code == 200, r.text
+    return str(r.json()["state"])
+
+
+async def test_a_markdown_document_is_stored_with_one_chunk_per_heading(company: CompanyCtx) -> None:
+    r = await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["changed"] is True
+    document = body["document"]
+    assert document["title"] == "Entregas"
+    assert document["source"] == "faq/entregas.md"
+    assert document["content_type"] == "markdown"
+    assert document["language"] == "pt"  # detected
+    assert document["status"] == "ready"
+    assert document["chunk_count"] == 2
+    chunks = await chunks_of(company.client, document["id"])
+    assert [(c["ordinal"], c["section"], c["text"]) for c in chunks] == [
+        (
+            0,
+            "Entregas › Prazos de entrega",
+            # one paragraph: its lines are joined
+            "As entregas rápidas chegam em 24 horas nas capitais. "
+            "Para o interior, o prazo é de 4 a 10 dias úteis.",
+        ),
+        (1, "Entregas › Frete", "- Frete grátis acima de R$ 199,00\n- Retirada na loja sem custo"),
+    ]
+    listed = (await company.client.get("/v1/documents")).json()
+    assert [d["id"] for d in listed] == [document["id"]]
+    assert (await company.client.get(f"/v1/documents/{document['id']}")).json() == document
+
+
+async def test_an_html_document_keeps_its_content_and_drops_scripts_and_navigation(
+    company: CompanyCtx,
+) -> None:
+    r = await post_document(company.client, source="site/pagamentos.html", content=PAYMENTS_HTML)
+    assert r.status_code == 201, r.text
+    document = r.json()["document"]
+    assert (document["title"], document["content_type"]) == ("Pagamentos", "html")
+    chunks = await chunks_of(company.client, document["id"])
+    assert [(c["section"], c["text"]) for c in chunks] == [
+        (
+            "Formas de pagamento › Cartão de crédito",
+            "Aceitamos cartão de crédito Visa e Mastercard, em até 12 parcelas.",
+        )
+    ]
+
+
+async def test_a_plain_text_document_is_split_into_paragraphs(company: CompanyCtx) -> None:
+    r = await post_document(
+        company.client, source="politicas/devolucoes.txt", content=RETURNS_TXT, title="Devoluções"
+    )
+    assert r.status_code == 201, r.text
+    document = r.json()["document"]
+    assert (document["title"], document["content_type"], document["chunk_count"]) == ("Devoluções", "text", 1)
+    [chunk] = await chunks_of(company.client, document["id"])
+    assert chunk["section"] == ""
+    assert chunk["text"] == (
+        "Devoluções em até 7 dias corridos após o recebimento.\n"
+        "A etiqueta de postagem reversa é enviada por e-mail."
+    )
+
+
+async def test_a_source_without_extension_is_read_as_markdown(company: CompanyCtx) -> None:
+    r = await post_document(company.client, source="faq-entregas", content=SHIPPING_MD, language="pt")
+    assert r.status_code == 201, r.text
+    assert r.json()["document"]["content_type"] == "markdown"
+
+
+async def test_a_question_without_accents_finds_the_accented_passage(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD)
+    await post_document(company.client, source="site/pagamentos.html", content=PAYMENTS_HTML)
+
+    body = await ask(company.client, "As entregas rapidas chegam em quantas horas?")
+    assert "As entregas rápidas chegam em 24 horas nas capitais." in body["reply"]["text"]
+    traces = (await company.client.get(f"/v1/conversations/{body['conversation_id']}/traces")).json()
+    assert traces[0]["retrieved"][0]["section"] == "Entregas › Prazos de entrega"
+
+    body = await ask(company.client, "Aceitam cartao Visa?")
+    assert "Aceitamos cartão de crédito Visa e Mastercard" in body["reply"]["text"]
+    [citation] = body["reply"]["meta"]["citations"]
+    assert (citation["title"], citation["section"]) == (
+        "Pagamentos",
+        "Formas de pagamento › Cartão de crédito",
+    )
+
+    # and the other way round: accents in the question, none in the text
+    await post_document(
+        company.client, source="faq/pix.md", content="# Pix\n\nO pagamento por pix e imediato."
+    )
+    [best, *_] = await search(runtime, company, "pagamento imediato por Píx")
+    assert best.title == "Pix"
+
+
+async def test_reposting_the_same_content_changes_nothing(company: CompanyCtx) -> None:
+    first = await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD)
+    chunks = await chunks_of(company.client, first.json()["document"]["id"])
+    again = await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD)
+    assert again.status_code == 200, again.text
+    assert again.json()["changed"] is False
+    assert again.json()["document"] == first.json()["document"]
+    assert await chunks_of(company.client, first.json()["document"]["id"]) == chunks
+
+
+async def test_reposting_the_same_content_in_another_language_reindexes_it(company: CompanyCtx) -> None:
+    content = "# Shipping\n\nWe ship everywhere."
+    first = await post_document(company.client, source="faq/shipping.md", content=content, language="es")
+    again = await post_document(company.client, source="faq/shipping.md", content=content, language="en")
+    assert again.status_code == 201, again.text
+    assert again.json()["changed"] is True
+    assert again.json()["document"]["id"] == first.json()["document"]["id"]
+    assert again.json()["document"]["language"] == "en"
+    [chunk] = await chunks_of(company.client, first.json()["document"]["id"])
+    assert chunk["language"] == "en"
+
+
+async def test_new_content_replaces_the_old_chunks(company: CompanyCtx, runtime: Runtime) -> None:
+    first = (await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD)).json()
+    old_chunks = await chunks_of(company.client, first["document"]["id"])
+    updated = SHIPPING_MD.replace("24 horas", "48 horas").replace("Retirada na loja", "Retirada no armazém")
+    r = await post_document(company.client, source="faq/entregas.md", content=updated)
+    assert r.status_code == 201, r.text
+    assert r.json()["changed"] is True
+    assert r.json()["document"]["id"] == first["document"]["id"]
+    assert r.json()["document"]["content_hash"] != first["document"]["content_hash"]
+    new_chunks = await chunks_of(company.client, first["document"]["id"])
+    assert {c["id"] for c in new_chunks}.isdisjoint(c["id"] for c in old_chunks)
+    assert "48 horas" in new_chunks[0]["text"]
+
+    assert await search(runtime, company, "loja") == []
+    assert [p.text for p in await search(runtime, company, "armazem")] == [new_chunks[1]["text"]]
+    body = await ask(company.client, "As entregas rapidas chegam em quantas horas?")
+    assert "48 horas" in body["reply"]["text"]
+    assert "24 horas" not in body["reply"]["text"]
+
+
+async def test_a_deleted_document_is_gone_and_the_bot_no_longer_answers_from_it(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    document = (await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD)).json()[
+        "document"
+    ]
+    answered = await ask(company.client, "As entregas rapidas chegam em quantas horas?")
+    assert "24 horas" in answered["reply"]["text"]
+
+    r = await company.client.delete(f"/v1/documents/{document['id']}")
+    assert r.status_code == 204
+    for path in (f"/v1/documents/{document['id']}", f"/v1/documents/{document['id']}/chunks"):
+        r = await company.client.get(path)
+        assert r.status_code == 404
+        assert r.json() == {"detail": f"no document {document['id']}", "code": "not_found"}
+    assert (await company.client.delete(f"/v1/documents/{document['id']}")).status_code == 404
+    assert (await company.client.get("/v1/documents")).json() == []
+    assert await search(runtime, company, "entregas rapidas") == []
+
+    body = await ask(company.client, "As entregas rapidas chegam em quantas horas?")
+    assert body["reply"]["text"] == phrase("handoff", "pt")
+    assert await state_of(company.client, body["conversation_id"]) == "waiting_human"
+
+
+async def test_another_company_can_neither_see_nor_delete_a_document(
+    company: CompanyCtx, other_company: CompanyCtx, runtime: Runtime
+) -> None:
+    document = (await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD)).json()[
+        "document"
+    ]
+    assert (await other_company.client.get("/v1/documents")).json() == []
+    for r in (
+        await other_company.client.get(f"/v1/documents/{document['id']}"),
+        await other_company.client.get(f"/v1/documents/{document['id']}/chunks"),
+        await other_company.client.delete(f"/v1/documents/{document['id']}"),
+    ):
+        assert r.status_code == 404
+    assert await search(runtime, other_company, "entregas rapidas") == []
+    assert (await company.client.get(f"/v1/documents/{document['id']}")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"source": "faq/vazio.md", "content": ""}, "the document is empty"),
+        ({"source": "faq/vazio.md", "content": " \n\n "}, "the document is empty"),
+        (
+            {"source": "faq/binario.md", "content": "PK\u0003\u0004\u0000\u0000zip"},
+            "the document looks binary",
+        ),
+        ({"source": "faq/menu.md", "content": "<nav>Início</nav>"}, "the document has no readable text"),
+        ({"source": "manual.pdf", "content": "Manual"}, "cannot read 'manual.pdf': supported extensions are"),
+        ({"content": "# Entregas"}, "`source` is required with `content`"),
+        ({"source": "a.md", "content": "# A", "path": "a.md"}, "send exactly one of `content` or `path`"),
+    ],
+)
+async def test_a_bad_document_is_refused_with_a_message_and_nothing_changes(
+    company: CompanyCtx, body: dict[str, Any], message: str
+) -> None:
+    kept = (await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD)).json()[
+        "document"
+    ]
+    chunks = await chunks_of(company.client, kept["id"])
+
+    r = await post_document(company.client, **body)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid_input"
+    assert message in r.json()["detail"]
+    if str(body.get("source", "")).startswith("faq/"):
+        # the same bad content over an existing document leaves it as it was
+        r = await post_document(company.client, **{**body, "source": "faq/entregas.md"})
+        assert r.status_code == 422, r.text
+        assert message in r.json()["detail"]
+    assert (await company.client.get("/v1/documents")).json() == [kept]
+    assert await chunks_of(company.client, kept["id"]) == chunks
+
+
+async def test_a_document_over_the_size_limit_is_refused(
+    company: CompanyCtx, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "max_document_bytes", 1000)
+    r = await post_document(company.client, source="faq/grande.md", content="# Grande\n\n" + "a" * 1000)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == "the document is 1010 bytes; the limit is 1000"
+    r = await post_document(company.client, source="faq/pequeno.md", content="# Pequeno\n\n" + "a" * 900)
+    assert r.status_code == 201, r.text
+    assert [d["source"] for d in (await company.client.get("/v1/documents")).json()] == ["faq/pequeno.md"]
+
+
+async def test_a_request_body_over_the_server_limit_is_refused_before_parsing(
+    company: CompanyCtx, settings: Settings
+) -> None:
+    content = "# Grande\n\n" + "palavra " * (settings.max_body_bytes // 8 + 1)
+    r = await post_document(company.client, source="faq/grande.md", content=content)
+    assert r.status_code == 413
+    assert r.json()["code"] == "too_large"
+    assert (await company.client.get("/v1/documents")).json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"source": "a.md", "content": "# A", "language": "fr"}, "language"),
+        ({"source": "a.md", "content": "# A", "content_type": "pdf"}, "content_type"),
+        ({"source": "", "content": "# A"}, "source"),
+        ({"source": "a.md", "content": "# A", "owner": "x"}, "owner"),
+    ],
+)
+async def test_invalid_fields_are_refused_naming_the_field(
+    company: CompanyCtx, body: dict[str, Any], field: str
+) -> None:
+    r = await post_document(company.client, **body)
+    assert r.status_code == 422
+    assert [e["loc"][-1] for e in r.json()["detail"]] == [field]
+
+
+@pytest.fixture
+def ingest_dir(settings: Settings) -> Path:
+    """A fresh folder of this test under the server's ingest root."""
+    assert settings.ingest_root is not None
+    folder = settings.ingest_root / uuid.uuid4().hex[:8]
+    folder.mkdir()
+    return folder
+
+
+async def test_a_file_under_the_ingest_root_can_be_ingested_by_path(
+    company: CompanyCtx, settings: Settings, ingest_dir: Path
+) -> None:
+    (ingest_dir / "entregas.md").write_text(SHIPPING_MD)
+    relative = f"{ingest_dir.name}/entregas.md"
+    r = await post_document(company.client, path=relative)
+    assert r.status_code == 201, r.text
+    document = r.json()["document"]
+    assert (document["source"], document["title"], document["chunk_count"]) == (relative, "Entregas", 2)
+
+    r = await post_document(company.client, path=relative, source="faq/entregas.md")
+    assert r.status_code == 201, r.text
+    assert r.json()["document"]["source"] == "faq/entregas.md"
+    assert r.json()["document"]["id"] != document["id"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("Promoção de verão".encode("latin-1"), "the document is not valid UTF-8"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "the document looks binary"),
+    ],
+)
+async def test_a_file_that_is_not_utf8_text_is_refused(
+    company: CompanyCtx, ingest_dir: Path, data: bytes, message: str
+) -> None:
+    (ingest_dir / "arquivo.txt").write_bytes(data)
+    r = await post_document(company.client, path=f"{ingest_dir.name}/arquivo.txt")
+    assert r.status_code == 422, r.text
+    assert message in r.json()["detail"]
+    assert (await company.client.get("/v1/documents")).json() == []
+
+
+async def test_a_file_over_the_size_limit_is_refused(
+    company: CompanyCtx, settings: Settings, ingest_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "max_document_bytes", 100)
+    (ingest_dir / "grande.md").write_text("# Grande\n\n" + "a" * 100)
+    r = await post_document(company.client, path=f"{ingest_dir.name}/grande.md")
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == "the file is larger than 100 bytes"
+
+
+async def test_paths_outside_the_ingest_root_are_refused(
+    company: CompanyCtx, settings: Settings, ingest_dir: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "segredo.md"
+    outside.write_text("# Segredo\n\nA senha do cofre.")
+    (ingest_dir / "atalho.md").symlink_to(outside)
+    (ingest_dir / "pasta").symlink_to(tmp_path, target_is_directory=True)
+    for path in (
+        "../../etc/passwd",
+        f"{ingest_dir.name}/../../../etc/passwd",
+        "/etc/passwd",
+        str(outside),
+        f"{ingest_dir.name}/atalho.md",
+        f"{ingest_dir.name}/pasta/segredo.md",
+    ):
+        r = await post_document(company.client, path=path, source="faq/x.md")
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["detail"] == f"path '{path}' is outside the ingest root"
+    r = await post_document(company.client, path=f"{ingest_dir.name}/nao-existe.md")
+    assert r.status_code == 422
+    assert r.json()["detail"] == f"path '{ingest_dir.name}/nao-existe.md' is not a file under the ingest root"
+    r = await post_document(company.client, path=ingest_dir.name, source="faq/x.md")
+    assert r.status_code == 422
+    assert "is not a file under the ingest root" in r.json()["detail"]
+    assert (await company.client.get("/v1/documents")).json() == []

@@ -1,0 +1,263 @@
+"""Tenant isolation through the live server: company A's credentials reach nothing of B.
+
+Every route that takes an id is attacked with B's ids using A's credentials; each must
+answer 404 (never 403, which would confirm the id exists), and B's rows, read through B's
+own company session, must be exactly as before. The route table below is checked against
+the application's routes, so a new route with an id cannot skip this test.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from atende.app import create_app
+from atende.config import Settings
+from atende.conversations.models import Contact, Conversation, Message
+from atende.db.base import Base, CompanyOwned
+from atende.runtime import Runtime
+from tests.conftest import CompanyCtx, ask
+
+BIKES_DOC = (
+    "# Bicicletas\n\n## Modelos\n\nVendemos bicicletas urbanas e mountain bikes, aro 26 e aro 29, "
+    "com garantia de um ano e montagem grátis."
+)
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One request of A at one of B's ids (``{...}`` filled from ``Victim.ids``)."""
+
+    method: str
+    route: str
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+    params: dict[str, str] | None = None
+
+
+ATTACKS = [
+    Attack("GET", "/v1/conversations/{conversation_id}"),
+    Attack("GET", "/v1/conversations/{conversation_id}/messages"),
+    Attack("GET", "/v1/conversations/{conversation_id}/traces"),
+    Attack("POST", "/v1/conversations/{conversation_id}/replies", body={"text": "A's agent writes to B"}),
+    Attack("POST", "/v1/conversations/{conversation_id}/state", body={"state": "resolved"}),
+    Attack("GET", "/v1/documents/{document_id}"),
+    Attack("GET", "/v1/documents/{document_id}/chunks"),
+    Attack("DELETE", "/v1/documents/{document_id}"),
+    Attack("PATCH", "/v1/webhooks/{endpoint_id}", body={"enabled": False}),
+    Attack("DELETE", "/v1/webhooks/{endpoint_id}"),
+    Attack("GET", "/v1/webhooks/{endpoint_id}/deliveries"),
+    # web chat: A's widget key with B's conversation and B's own visitor token
+    Attack(
+        "GET",
+        "/widget/v1/{widget_key}/conversations/{conversation_id}/messages",
+        headers={"X-Visitor-Token": "{visitor_token}"},
+    ),
+    Attack(
+        "POST",
+        "/widget/v1/{widget_key}/conversations/{conversation_id}/messages",
+        body={"text": "A's visitor writes to B"},
+        headers={"X-Visitor-Token": "{visitor_token}"},
+    ),
+    Attack(
+        "GET",
+        "/widget/v1/{widget_key}/conversations/{conversation_id}/events",
+        params={"token": "{visitor_token}"},
+    ),
+]
+ID_PARAMETER = re.compile(r"\{\w*id\}")
+
+
+@dataclass(frozen=True)
+class Victim:
+    """Company B with a bit of everything: a KB, an answered API conversation, a web chat
+    conversation, a webhook endpoint."""
+
+    company: CompanyCtx
+    conversation_id: str
+    contact_external_id: str
+    webchat_conversation_id: str
+    visitor_token: str
+    document_id: str
+    endpoint_id: str
+
+    def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
+        return {
+            "conversation_id": self.webchat_conversation_id if webchat else self.conversation_id,
+            "document_id": self.document_id,
+            "endpoint_id": self.endpoint_id,
+            "widget_key": attacker.widget_key,
+            "visitor_token": self.visitor_token,
+        }
+
+
+@pytest.fixture
+async def victim(other_company: CompanyCtx) -> Victim:
+    b = other_company
+    r = await b.client.post(
+        "/v1/documents", json={"source": "bicicletas.md", "content": BIKES_DOC, "language": "pt"}
+    )
+    assert r.status_code == 201, r.text
+    document_id = r.json()["document"]["id"]
+    body = await ask(b.client, "Vocês vendem bicicletas aro 29?", contact="bruno")
+    assert body["reply"]["meta"]["decision"] == "answer", body["reply"]
+    r = await b.client.post(f"/widget/v1/{b.widget_key}/conversations")
+    assert r.status_code == 201, r.text
+    webchat = r.json()
+    r = await b.client.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/b-hook", "events": ["conversation.handoff"]}
+    )
+    assert r.status_code == 201, r.text
+    return Victim(
+        company=b,
+        conversation_id=body["conversation_id"],
+        contact_external_id="bruno",
+        webchat_conversation_id=webchat["conversation_id"],
+        visitor_token=webchat["token"],
+        document_id=document_id,
+        endpoint_id=r.json()["id"],
+    )
+
+
+async def snapshot(runtime: Runtime, company_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """Every company-owned row of one company, read through its own company session."""
+    tables: dict[str, list[dict[str, Any]]] = {}
+    async with runtime.db.transaction(company_id) as session:
+        for mapper in Base.registry.mappers:
+            if not issubclass(mapper.class_, CompanyOwned):
+                continue
+            rows = await session.scalars(select(mapper.class_))
+            tables[mapper.local_table.name] = sorted(
+                ({attr.key: getattr(row, attr.key) for attr in mapper.column_attrs} for row in rows),
+                key=lambda row: str(row["id"]),
+            )
+    return tables
+
+
+def fill(template: str, ids: dict[str, str]) -> str:
+    return template.format(**ids)
+
+
+async def send(client: httpx.AsyncClient, attack: Attack, ids: dict[str, str]) -> httpx.Response:
+    return await client.request(
+        attack.method,
+        fill(attack.route, ids),
+        json=attack.body,
+        headers={k: fill(v, ids) for k, v in (attack.headers or {}).items()},
+        params={k: fill(v, ids) for k, v in (attack.params or {}).items()},
+    )
+
+
+async def test_every_route_of_b_answers_404_to_a_and_b_is_unchanged(
+    company: CompanyCtx, victim: Victim, runtime: Runtime
+) -> None:
+    before = await snapshot(runtime, victim.company.id)
+    assert all(before[t] for t in ("conversations", "messages", "traces", "documents", "chunks"))
+    for attack in ATTACKS:
+        ids = victim.ids(company, webchat=attack.route.startswith("/widget/"))
+        r = await send(company.client, attack, ids)
+        # a domain 404 carries a code; a route that did not match would not
+        assert (r.status_code, r.json().get("code")) == (404, "not_found"), (attack, r.text)
+    assert await snapshot(runtime, victim.company.id) == before
+
+
+async def test_b_still_reaches_its_own_rows_through_the_same_requests(victim: Victim) -> None:
+    # the attack requests are well formed: B's own key gets through each read of them
+    b = victim.company
+    for attack in ATTACKS:
+        if attack.method != "GET" or attack.route.endswith("/events"):
+            continue
+        ids = victim.ids(b, webchat=attack.route.startswith("/widget/"))
+        r = await send(b.client, attack, ids)
+        assert r.status_code == 200, (attack, r.text)
+
+
+async def test_a_customer_message_to_bs_conversation_id_answers_404_and_stores_nothing(
+    company: CompanyCtx, victim: Victim, runtime: Runtime
+) -> None:
+    before = await snapshot(runtime, victim.company.id)
+    for contact in (victim.contact_external_id, "a-customer"):
+        r = await company.client.post(
+            "/v1/messages?wait=1",
+            json={
+                "contact": {"external_id": contact},
+                "text": "Mensagem para a conversa de outra empresa",
+                "conversation_id": victim.conversation_id,
+            },
+        )
+        assert r.status_code == 404, r.text
+        assert r.json()["code"] == "not_found"
+    assert await snapshot(runtime, victim.company.id) == before
+    async with runtime.db.transaction(company.id) as session:
+        for model in (Contact, Conversation, Message):
+            assert await session.scalar(select(func.count()).select_from(model)) == 0, model
+
+
+async def test_list_endpoints_of_a_never_include_bs_rows(
+    company: CompanyCtx, victim: Victim, live_server: str
+) -> None:
+    r = await company.client.post(
+        "/v1/documents", json={"source": "a.md", "content": "# Loja A\n\nSó vendemos patinetes."}
+    )
+    a_document = r.json()["document"]["id"]
+    a_conversation = (await ask(company.client, "Vocês vendem patinetes?"))["conversation_id"]
+    r = await company.client.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/a-hook", "events": ["message.created"]}
+    )
+    a_endpoint = r.json()["id"]
+
+    conversations = (await company.client.get("/v1/conversations", params={"limit": 200})).json()
+    assert [c["id"] for c in conversations["items"]] == [a_conversation]
+    assert conversations["next_cursor"] is None
+    for state in ("bot", "waiting_human", "human", "resolved"):
+        listed = (await company.client.get("/v1/conversations", params={"state": state})).json()["items"]
+        assert {c["id"] for c in listed} <= {a_conversation}
+    webchat = (await company.client.get("/v1/conversations", params={"channel": "webchat"})).json()
+    assert webchat["items"] == []
+    assert [d["id"] for d in (await company.client.get("/v1/documents")).json()] == [a_document]
+    assert [e["id"] for e in (await company.client.get("/v1/webhooks")).json()] == [a_endpoint]
+    failed = (await company.client.get("/v1/jobs/failed")).json()
+    assert all(job["args"].get("company_id") == str(company.id) for job in failed)
+    r = await company.client.get("/v1/company")
+    assert r.json()["id"] == str(company.id)
+    assert r.json()["widget_key"] != victim.company.widget_key
+
+
+async def test_as_bot_never_answers_from_bs_knowledge_base(company: CompanyCtx, victim: Victim) -> None:
+    body = await ask(company.client, "Vocês vendem bicicletas aro 29?")
+    assert body["reply"]["meta"]["decision"] == "handoff"
+    assert "aro 29" not in body["reply"]["text"]
+    [trace] = (await company.client.get(f"/v1/conversations/{body['conversation_id']}/traces")).json()
+    assert victim.document_id not in {p["document_id"] for p in trace["retrieved"]}
+
+
+def id_routes_of(openapi: dict[str, Any], app_routes: list[Any]) -> set[tuple[str, str]]:
+    routes = {
+        (method.upper(), path)
+        for path, operations in openapi["paths"].items()
+        for method in operations
+        if ID_PARAMETER.search(path)
+    }
+    # routes hidden from the schema must not escape either
+    for route in app_routes:
+        path = getattr(route, "path", "")
+        if ID_PARAMETER.search(path):
+            routes |= {(m, path) for m in getattr(route, "methods", None) or () if m != "HEAD"}
+    return routes
+
+
+async def test_every_route_with_an_id_is_covered_by_the_isolation_test(
+    live_server: str, settings: Settings
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server, timeout=15) as client:
+        openapi = (await client.get("/openapi.json")).json()
+    routes = id_routes_of(openapi, create_app(settings).routes)
+    covered = {(a.method, a.route) for a in ATTACKS}
+    assert routes - covered == set(), "routes with an id that test_isolation.py does not attack"
+    assert covered - routes == set(), "test_isolation.py attacks routes that no longer exist"
