@@ -241,11 +241,17 @@ def keys_list(company: CompanyOpt) -> None:
         company_id = await _company_id(runtime, company)
         async with runtime.db.transaction(company_id) as session:
             return [
-                (k.prefix, k.name, k.role, "revoked" if k.revoked_at else "active")
+                (
+                    k.prefix,
+                    k.name,
+                    k.role,
+                    "revoked" if k.revoked_at else "active",
+                    f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
+                )
                 for k in await service.list_api_keys(session)
             ]
 
-    table = Table("prefix", "name", "role", "status")
+    table = Table("prefix", "name", "role", "status", "last used (UTC)")
     for row in _run(work):
         table.add_row(*row)
     console.print(table)

@@ -306,6 +306,8 @@ async def test_the_event_stream_sends_messages_with_their_seq_as_id_and_typing_w
     assert reply["meta"]["citations"][0]["title"] == "Entregas"
     kinds = [e.event if e.event != "message" else e.json()["author"] for e in events[2:]]
     assert kinds == ["customer", "typing", "bot"]
+    [typing] = [e for e in events if e.event == "typing"]
+    assert typing.json()["message_id"] == question["id"]  # lets the widget drop a late "typing"
 
 
 @pytest.mark.parametrize("resume_with", ["Last-Event-ID", "after"])
@@ -414,3 +416,18 @@ async def test_the_demo_page_of_an_unknown_company_is_a_404_page(web: httpx.Asyn
     assert "nope&lt;script&gt;" in r.text
     assert "<script>x" not in r.text
     assert "widget.js" not in r.text
+
+
+async def test_a_posted_message_says_whether_the_bot_will_answer_it(
+    web: httpx.AsyncClient, kb_company: CompanyCtx
+) -> None:
+    visitor = await start(web, kb_company.widget_key)
+    first = await say(web, visitor, "Qual o prazo de entrega?")
+    assert first["awaiting_reply"] is True
+    await wait_for(web, visitor, bot_replies(1))
+    taken = await kb_company.client.post(
+        f"/v1/conversations/{visitor.conversation_id}/replies", json={"text": "Oi, sou a Carla."}
+    )
+    assert taken.status_code == 201
+    second = await say(web, visitor, "Obrigado, Carla")
+    assert second["awaiting_reply"] is False  # a person owns the chat: no typing indicator

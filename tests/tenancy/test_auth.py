@@ -272,3 +272,14 @@ def test_roles_rank_owner_over_admin_over_agent_over_viewer() -> None:
     for i, holder in enumerate(order):
         for j, needed in enumerate(order):
             assert holder.allows(needed) is (i >= j), (holder, needed)
+
+
+async def test_a_key_records_when_it_was_last_used(company: CompanyCtx, runtime: Runtime) -> None:
+    prefix = company.api_key[:12]
+    async with runtime.db.transaction(company.id) as session:
+        before = await session.scalar(select(ApiKey.last_used_at).where(ApiKey.prefix == prefix))
+    assert before is None
+    assert (await company.client.get("/v1/company")).status_code == 200
+    async with runtime.db.transaction(company.id) as session:
+        used = await session.scalar(select(ApiKey.last_used_at).where(ApiKey.prefix == prefix))
+    assert used is not None

@@ -129,9 +129,12 @@ def _reply_text(turn: Turn) -> tuple[str, dict[str, Any]]:
     return phrase("handoff", turn.language), {}
 
 
-async def _announce_typing(runtime: Runtime, company_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+async def _announce_typing(
+    runtime: Runtime, company_id: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> None:
+    # the message id lets a client ignore a "typing" that arrives after the reply itself
     async with runtime.db.transaction(company_id) as session:
-        await publish(session, str(conversation_id), "typing")
+        await publish(session, str(conversation_id), "typing", message_id=str(message_id))
 
 
 async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, message_id: uuid.UUID) -> str:
@@ -144,7 +147,7 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         conversation = await conversations.get_conversation(session, message.conversation_id)
         if conversation.state != State.bot.value:
             return "not_bot_state"
-    await _announce_typing(runtime, company_id, message.conversation_id)
+    await _announce_typing(runtime, company_id, message.conversation_id, message_id)
 
     try:
         async with runtime.db.transaction(company_id) as session:

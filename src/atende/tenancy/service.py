@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,7 @@ from atende.tenancy.crypto import hash_password, hash_token, new_token, tokens_e
 from atende.tenancy.models import ApiKey, Company, Membership, Role, User
 
 KEY_PREFIX = "atd_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 LANGUAGES = ("pt", "en", "es")
 
 
@@ -150,4 +151,7 @@ async def authenticate_api_key(session: AsyncSession, *, secret_key: str, presen
         raise Unauthorized("invalid API key: send a valid key as 'Authorization: Bearer atd_...'")
     if key.revoked_at is not None:
         raise Unauthorized(f"API key {key.prefix} was revoked")
+    now = datetime.now(UTC)
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        key.last_used_at = now  # at most one write a minute per key
     return Principal(company_id=key.company_id, role=Role(key.role), key_prefix=key.prefix)

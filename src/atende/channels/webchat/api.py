@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from atende.conversations import service as conversations
 from atende.conversations.schemas import InboundMessage, MessagePublic
+from atende.conversations.states import State
 from atende.errors import NotFound, Unauthorized
 from atende.observability import metrics
 from atende.runtime import Runtime
@@ -46,6 +47,10 @@ class VisitorMessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=20000)
     client_id: str | None = Field(default=None, max_length=100, description="Dedupe id from the widget.")
+
+
+class VisitorMessageOut(MessagePublic):
+    awaiting_reply: bool = Field(description="The bot is answering this message (show 'typing').")
 
 
 class ConversationStarted(BaseModel):
@@ -161,7 +166,7 @@ async def visitor_history(
 
 @router.post(
     "/widget/v1/{widget_key}/conversations/{conversation_id}/messages",
-    response_model=MessagePublic,
+    response_model=VisitorMessageOut,
     status_code=201,
 )
 async def visitor_message(
@@ -170,7 +175,7 @@ async def visitor_message(
     body: VisitorMessageIn,
     runtime: RuntimeDep,
     x_visitor_token: Annotated[str | None, Header()] = None,
-) -> MessagePublic:
+) -> VisitorMessageOut:
     visitor = await _visitor(runtime, widget_key, conversation_id, x_visitor_token)
     text = conversations.clean_text(body.text, runtime.settings.max_message_chars)
     async with runtime.db.transaction(visitor.company_id) as session:
@@ -188,9 +193,15 @@ async def visitor_message(
                 channel_message_id=f"{conversation_id}:{body.client_id}" if body.client_id else None,
             ),
         )
+        awaiting = (
+            received.conversation.state == State.bot.value
+            and not await conversations.bot_reply_exists(session, received.message.id)
+        )
     if not received.duplicate:
         metrics.MESSAGES_RECEIVED.labels(CHANNEL).inc()
-    return MessagePublic.model_validate(received.message)
+    return VisitorMessageOut(
+        **MessagePublic.model_validate(received.message).model_dump(), awaiting_reply=awaiting
+    )
 
 
 def _event(message: MessagePublic) -> dict[str, Any]:

@@ -21,6 +21,7 @@
   var storeKey = "atende:" + key;
   var state = load();
   var seen = {};
+  var answered = {};  // customer message id -> true once its reply is shown
   var lastSeq = 0;
   var source = null;
 
@@ -95,6 +96,7 @@
       if (!after && Number(child.getAttribute("data-seq")) > m.seq) { after = child; }
     });
     log.insertBefore(item, after);
+    if (m.reply_to_id) { answered[m.reply_to_id] = true; }
     if (m.author !== "customer") { typing.setAttribute("hidden", ""); }
     log.scrollTop = log.scrollHeight;
   }
@@ -115,7 +117,11 @@
       "/events?token=" + encodeURIComponent(state.token) + "&after=" + lastSeq;
     source = new EventSource(url);
     source.addEventListener("message", function (e) { render(JSON.parse(e.data)); });
-    source.addEventListener("typing", function () { typing.removeAttribute("hidden"); });
+    source.addEventListener("typing", function (e) {
+      var data = {};
+      try { data = JSON.parse(e.data); } catch (err) { data = {}; }
+      if (!answered[data.message_id]) { typing.removeAttribute("hidden"); }
+    });
     source.onerror = function () {
       // EventSource reconnects by itself with Last-Event-ID; nothing to do
     };
@@ -155,7 +161,10 @@
       });
     }).then(function (m) {
       input.value = "";
-      render(m);  // "typing" comes from the server, which knows whether the bot will answer
+      render(m);
+      // the server says whether the bot will answer (not when a person owns the chat);
+      // its "typing" event may be missed while a new stream is still connecting
+      if (m.awaiting_reply && !answered[m.id]) { typing.removeAttribute("hidden"); }
     }).catch(function () {
       errorBox.textContent = t.error;
       errorBox.removeAttribute("hidden");
