@@ -28,7 +28,7 @@ from atende.conversations.states import (
     state_after_customer_message,
 )
 from atende.db.pubsub import publish
-from atende.db.scope import company_of
+from atende.db.scope import company_of, get_or_404
 from atende.errors import InvalidInput, NotFound
 from atende.jobs.queue import JobQueue
 from atende.webhooks import service as webhooks
@@ -241,17 +241,11 @@ async def _emit_state_change(
 
 
 async def get_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> Conversation:
-    conversation = await session.get(Conversation, conversation_id)
-    if conversation is None:
-        raise NotFound(f"no conversation {conversation_id}")
-    return conversation
+    return await get_or_404(session, Conversation, conversation_id, "conversation")
 
 
 async def get_message(session: AsyncSession, message_id: uuid.UUID) -> Message:
-    message = await session.get(Message, message_id)
-    if message is None:
-        raise NotFound(f"no message {message_id}")
-    return message
+    return await get_or_404(session, Message, message_id, "message")
 
 
 async def change_state(
@@ -265,9 +259,7 @@ async def change_state(
     reason: str | None = None,
 ) -> Conversation:
     """Move a conversation to ``target`` if the state machine allows it; records who and why."""
-    conversation = await session.get(Conversation, conversation_id, with_for_update=True)
-    if conversation is None:
-        raise NotFound(f"no conversation {conversation_id}")
+    conversation = await get_or_404(session, Conversation, conversation_id, "conversation", for_update=True)
     previous = conversation.state
     try:
         check_transition(State(previous), target)
@@ -319,9 +311,7 @@ async def post_agent_reply(
     agent_id: str | None,
 ) -> Message:
     """An agent answers; the conversation becomes theirs (state ``human``)."""
-    conversation = await session.get(Conversation, conversation_id, with_for_update=True)
-    if conversation is None:
-        raise NotFound(f"no conversation {conversation_id}")
+    conversation = await get_or_404(session, Conversation, conversation_id, "conversation", for_update=True)
     if conversation.state != State.human.value:
         previous = conversation.state
         await _record_transition(
@@ -427,7 +417,4 @@ async def list_conversations(
 
 
 async def contact_external_id(session: AsyncSession, contact_id: uuid.UUID) -> str:
-    contact = await session.get(Contact, contact_id)
-    if contact is None:
-        raise NotFound(f"no contact {contact_id}")
-    return contact.external_id
+    return (await get_or_404(session, Contact, contact_id, "contact")).external_id

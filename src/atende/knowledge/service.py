@@ -17,7 +17,8 @@ from sqlalchemy import cast, delete, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.errors import InvalidInput, NotFound
+from atende.db.scope import get_or_404
+from atende.errors import InvalidInput
 from atende.knowledge import language
 from atende.knowledge.chunking import chunk_blocks
 from atende.knowledge.models import Chunk, Document
@@ -110,10 +111,7 @@ async def list_documents(session: AsyncSession) -> list[Document]:
 
 
 async def get_document(session: AsyncSession, document_id: uuid.UUID) -> Document:
-    document = await session.get(Document, document_id)
-    if document is None:
-        raise NotFound(f"no document {document_id}")
-    return document
+    return await get_or_404(session, Document, document_id, "document")
 
 
 async def list_chunks(session: AsyncSession, document_id: uuid.UUID) -> list[Chunk]:

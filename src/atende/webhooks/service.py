@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.db.scope import company_of
-from atende.errors import InvalidInput, NotFound
+from atende.db.scope import company_of, get_or_404
+from atende.errors import InvalidInput
 from atende.jobs.queue import JobQueue
 from atende.tenancy.crypto import encrypt_secret, new_token
 from atende.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -70,10 +70,7 @@ async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
 
 
 async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-    endpoint = await session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None:
-        raise NotFound(f"no webhook endpoint {endpoint_id}")
-    return endpoint
+    return await get_or_404(session, WebhookEndpoint, endpoint_id, "webhook endpoint")
 
 
 async def set_endpoint_enabled(
