@@ -1,0 +1,520 @@
+"""Bot turn latency: the real turn (``atende.engine.turn.run_turn``, extractive answerer) over
+a knowledge base of 10,000+ chunks, beside the floor it cannot beat: the retrieval query alone.
+
+The knowledge base is built from real public text (read-only, ``../shared/data``; see its
+README for sources and licences):
+
+- MilkQA (NILC/USP, arXiv 1801.03460): 1,305 answers that Embrapa's specialists wrote to dairy
+  farmers' e-mails (pt-BR; research data, used here for measurement only, never shipped);
+- FaQuAD (liafacom/faquad, CC BY 4.0): Brazilian university regulations (pt-BR);
+- XQuAD (google-deepmind/xquad, CC BY-SA 4.0): Wikipedia paragraphs in English and Spanish.
+
+Passages are grouped into FAQ-like Markdown documents (one ``##`` section a passage) and
+ingested through ``atende.knowledge.service.ingest``. The data yields about 2,500 chunks, so
+it is ingested again as "revisions" (passages regrouped, sentences reordered) until the
+knowledge base holds ``--chunks`` chunks. The questions are the data sets' real questions in
+pt, en and es, interleaved; each turn answers a fresh customer message in a new conversation.
+
+Run from the project root: ``.venv/bin/python -m benchmarks.turn_latency --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import text
+
+from atende.bootstrap import open_runtime
+from atende.config import Settings
+from atende.conversations import service as conversations
+from atende.conversations.schemas import InboundMessage
+from atende.db import migrate
+from atende.db.url import libpq_url
+from atende.engine.tasks import ports_for
+from atende.engine.turn import run_turn
+from atende.knowledge import language
+from atende.knowledge import service as knowledge
+from atende.knowledge.retrieval import FullTextRetriever
+from atende.knowledge.text import TS_CONFIG, or_query, sentences
+from atende.observability.logging import configure as configure_logging
+from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
+from benchmarks.common import (
+    DEFAULT_DATA,
+    Question,
+    console,
+    load_questions,
+    machine,
+    ms,
+    postgres,
+    read_jsonl,
+    result_table,
+    summarise,
+    write_json,
+)
+
+TARGET_P99_MS = 150.0
+DOCS_PER_TRANSACTION = 20
+
+# The statement FullTextRetriever runs, as the ORM sends it (company scope included), for the
+# floor measured without SQLAlchemy.
+RAW_RETRIEVAL_SQL = """
+SELECT c.id, c.document_id, d.title, c.section, c.text, c.language,
+       ts_rank_cd(c.tsv, q.tsq) AS rank, tsvector_to_array(c.tsv)
+FROM chunks c
+JOIN documents d ON d.id = c.document_id,
+     (SELECT to_tsquery('portuguese'::regconfig, %(q)s) || to_tsquery('english'::regconfig, %(q)s)
+             || to_tsquery('spanish'::regconfig, %(q)s) AS tsq) q
+WHERE c.tsv @@ q.tsq AND d.status = 'ready' AND c.company_id = %(company)s AND d.company_id = %(company)s
+ORDER BY rank DESC, c.id
+LIMIT %(k)s
+"""
+
+
+@dataclass(frozen=True)
+class KbDocument:
+    source: str
+    title: str
+    language: str
+    markdown: str
+
+
+def _paragraphs(text_: str, rng: random.Random | None) -> list[str]:
+    """A passage's paragraphs with whitespace collapsed (tab-indented lines would read as code);
+    in a revision, each paragraph's sentences and the paragraphs themselves are reordered."""
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text_) if p.strip()]
+    if rng is None:
+        return paragraphs
+    shuffled = []
+    for paragraph in paragraphs:
+        parts = sentences(paragraph)
+        rng.shuffle(parts)
+        shuffled.append(" ".join(parts))
+    rng.shuffle(shuffled)
+    return shuffled
+
+
+def _markdown(title: str, sections: list[tuple[str, list[str]]]) -> str:
+    body = [f"# {title}", ""]
+    for heading, paragraphs in sections:
+        body += [f"## {heading}", "", *(p for para in paragraphs for p in (para, ""))]
+    return "\n".join(body)
+
+
+def knowledge_documents(data_dir: Path, revision: int) -> Iterator[KbDocument]:
+    """One revision of the knowledge base: MilkQA answers as FAQ pages of a few answers each,
+    then the FaQuAD/XQuAD articles (one document per article)."""
+    rng = random.Random(revision) if revision else None
+    suffix = f" (revisão {revision})" if revision else ""
+    milk = read_jsonl(data_dir / "support" / "pt.passages.jsonl")
+    if rng is not None:
+        rng.shuffle(milk)
+    per_page = 5 + revision % 4
+    for page, start in enumerate(range(0, len(milk), per_page)):
+        group = milk[start : start + per_page]
+        sections = [
+            (f"Consulta {p['passage_id'].split('-')[-1]}", _paragraphs(p["text"], rng)) for p in group
+        ]
+        title = f"Produção de leite — perguntas frequentes {page + 1}{suffix}"
+        yield KbDocument(f"bench/r{revision}/milkqa/{page:04d}.md", title, "pt", _markdown(title, sections))
+    for lang in ("pt", "en", "es"):
+        articles: dict[str, list[dict[str, Any]]] = {}
+        for passage in read_jsonl(data_dir / "retrieval" / f"{lang}.passages.jsonl"):
+            articles.setdefault(passage["doc_id"], []).append(passage)
+        part = {"pt": "Parte", "en": "Part", "es": "Parte"}[lang]
+        for doc_id, passages in articles.items():
+            title = f"{passages[0]['title'] or doc_id}{suffix}"
+            sections = [(f"{part} {i + 1}", _paragraphs(p["text"], rng)) for i, p in enumerate(passages)]
+            yield KbDocument(f"bench/r{revision}/{lang}/{doc_id}.md", title, lang, _markdown(title, sections))
+
+
+async def build_knowledge_base(
+    runtime: Runtime, company_id: uuid.UUID, data_dir: Path, target_chunks: int, chunk_max_chars: int
+) -> tuple[int, int, float]:
+    """Ingest revisions of the knowledge base until it holds ``target_chunks``; returns
+    (documents, chunks, seconds)."""
+    started = time.perf_counter()
+    documents = chunks = 0
+    columns = (
+        TextColumn("ingesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks · {task.fields[docs]} documents"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("ingest", total=target_chunks, docs=0)
+        revision = 0
+        while chunks < target_chunks:
+            batch: list[KbDocument] = []
+            pending = knowledge_documents(data_dir, revision)
+            revision += 1
+            for doc in pending:
+                batch.append(doc)
+                if len(batch) == DOCS_PER_TRANSACTION:
+                    added = await _ingest_batch(runtime, company_id, batch, chunk_max_chars)
+                    documents, chunks = documents + len(batch), chunks + added
+                    progress.update(task, completed=min(chunks, target_chunks), docs=documents)
+                    batch = []
+                    if chunks >= target_chunks:
+                        break
+            if batch and chunks < target_chunks:
+                chunks += await _ingest_batch(runtime, company_id, batch, chunk_max_chars)
+                documents += len(batch)
+                progress.update(task, completed=min(chunks, target_chunks), docs=documents)
+    async with runtime.db.transaction(company_id) as session:
+        # what a long-running database's autovacuum would have done after a bulk load
+        await session.execute(text("ANALYZE chunks"))
+        await session.execute(text("ANALYZE documents"))
+    return documents, chunks, time.perf_counter() - started
+
+
+async def _ingest_batch(
+    runtime: Runtime, company_id: uuid.UUID, batch: list[KbDocument], chunk_max_chars: int
+) -> int:
+    added = 0
+    async with runtime.db.transaction(company_id) as session:
+        for doc in batch:
+            result = await knowledge.ingest(
+                session,
+                source=doc.source,
+                data=doc.markdown.encode(),
+                max_bytes=runtime.settings.max_document_bytes,
+                chunk_max_chars=chunk_max_chars,
+                title=doc.title,
+                lang=doc.language,
+            )
+            added += result.document.chunk_count
+    return added
+
+
+async def new_customer_message(runtime: Runtime, company_id: uuid.UUID, question: Question) -> uuid.UUID:
+    """A customer message in a new conversation, as the API channel stores it. Its bot-turn
+    job is deleted in the same transaction: the benchmark runs the turn itself, and no
+    worker (of this or any other process) must answer it first."""
+    text_ = conversations.clean_text(question.text, runtime.settings.max_message_chars)
+    inbound = InboundMessage(
+        channel="api",
+        contact_external_id=f"bench-{uuid.uuid4().hex[:12]}",
+        text=text_,
+        channel_message_id=f"bench-{uuid.uuid4().hex}",
+    )
+    async with runtime.db.transaction(company_id) as session:
+        received = await conversations.receive_inbound(session, runtime.jobs, inbound)
+        await session.execute(
+            text("DELETE FROM procrastinate_jobs WHERE status = 'todo' AND args->>'message_id' = :id"),
+            {"id": str(received.message.id)},
+        )
+    return received.message.id
+
+
+@dataclass
+class Phase:
+    """The turns of one run: their times, decisions and questions."""
+
+    planned: int
+    latencies_ms: list[float] = field(default_factory=list)
+    decisions: Counter[str] = field(default_factory=Counter)
+    questions: list[Question] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def per_second(self) -> float | None:
+        return len(self.latencies_ms) / self.seconds if self.seconds else None
+
+
+async def run_phase(
+    runtime: Runtime, company_id: uuid.UUID, questions: list[Question], concurrency: int, budget: float
+) -> Phase:
+    """Answer each question as a new customer message, ``concurrency`` turns at a time, until
+    all are answered or ``budget`` seconds have passed. Alone, a turn's message is created
+    just before it; concurrent turns' messages are all created first. Either way only the
+    ``run_turn`` call is timed; turns per second are 1 / mean turn time when alone, and
+    turns / wall time when concurrent."""
+    ports = ports_for(runtime)
+    phase = Phase(planned=len(questions))
+    pending: list[tuple[Question, uuid.UUID | None]] = [(q, None) for q in reversed(questions)]
+    if concurrency > 1:
+        pending = [(q, await new_customer_message(runtime, company_id, q)) for q, _ in pending]
+    started = time.perf_counter()
+    deadline = started + budget
+
+    async def worker() -> None:
+        while pending and time.perf_counter() < deadline:
+            question, message_id = pending.pop()
+            if message_id is None:
+                message_id = await new_customer_message(runtime, company_id, question)
+            t0 = time.perf_counter()
+            decision = await run_turn(runtime, ports, company_id, message_id)
+            phase.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            phase.decisions[decision] += 1
+            phase.questions.append(question)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    phase.seconds = wall if concurrency > 1 else sum(phase.latencies_ms) / 1000
+    return phase
+
+
+async def retrieval_floor(
+    runtime: Runtime, company_id: uuid.UUID, questions: list[Question], k: int
+) -> tuple[list[float], list[float]]:
+    """ms of ``FullTextRetriever.retrieve`` (SQLAlchemy session) and of the same SQL sent over
+    a bare psycopg connection, question by question (normalised as the turn does), taking
+    turns so that both see the same cache and the same load."""
+    retriever = FullTextRetriever()
+    via_orm: list[float] = []
+    raw: list[float] = []
+    async with await psycopg.AsyncConnection.connect(libpq_url(runtime.db.url), autocommit=True) as conn:
+        for question in questions:
+            query = " ".join(question.text.split())
+            async with runtime.db.transaction(company_id) as session:
+                t0 = time.perf_counter()
+                await retriever.retrieve(session, query, k)
+                via_orm.append((time.perf_counter() - t0) * 1000)
+            source = or_query(query)
+            if not source:
+                continue
+            params = {"q": source, "company": company_id, "k": k}
+            t0 = time.perf_counter()
+            await (await conn.execute(RAW_RETRIEVAL_SQL, params)).fetchall()
+            raw.append((time.perf_counter() - t0) * 1000)
+    return via_orm, raw
+
+
+async def explain(runtime: Runtime, company_id: uuid.UUID, question: Question, k: int) -> str:
+    params = {"q": or_query(" ".join(question.text.split())), "company": company_id, "k": k}
+    async with await psycopg.AsyncConnection.connect(libpq_url(runtime.db.url), autocommit=True) as conn:
+        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + RAW_RETRIEVAL_SQL, params)
+        return "\n".join(str(row[0]) for row in await cur.fetchall())
+
+
+async def step_breakdown(runtime: Runtime, company_id: uuid.UUID) -> dict[str, dict[str, float]]:
+    """Per-step ms of every turn, from the traces the turns wrote."""
+    per_step: dict[str, list[float]] = {}
+    async with runtime.db.transaction(company_id) as session:
+        rows = await session.execute(
+            text("SELECT steps, total_ms FROM traces WHERE company_id = :c"), {"c": company_id}
+        )
+        for steps, total in rows:
+            for step in steps:
+                per_step.setdefault(step["step"], []).append(float(step["ms"]))
+            per_step.setdefault("total (trace)", []).append(float(total))
+    return {name: summarise(values) for name, values in per_step.items()}
+
+
+def by_source(phase: Phase) -> dict[str, dict[str, float]]:
+    """Turn times per question set, with the mean number of distinct words a question has."""
+    times: dict[str, list[float]] = {}
+    words: dict[str, list[int]] = {}
+    for question, latency in zip(phase.questions, phase.latencies_ms, strict=True):
+        times.setdefault(question.source, []).append(latency)
+        words.setdefault(question.source, []).append(len(or_query(question.text, limit=10_000).split(" | ")))
+    return {
+        source: summarise(values) | {"mean_distinct_words": sum(words[source]) / len(words[source])}
+        for source, values in times.items()
+    }
+
+
+async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    load_at_start = os.getloadavg()
+    await asyncio.to_thread(migrate.upgrade, url)
+    settings = Settings(database_url=url, run_worker=False, log_level="WARNING", migrate_on_start=False)
+    async with open_runtime(settings, migrate_now=False, listen=False) as runtime:
+        slug = f"bench-{uuid.uuid4().hex[:8]}"
+        async with runtime.db.transaction() as session:
+            company = await tenancy.create_company(session, name=slug, slug=slug, default_language="pt")
+            company_id = company.id
+        console.print(f"company [bold]{slug}[/bold] ({company_id})")
+        documents, chunks, ingest_s = await build_knowledge_base(
+            runtime, company_id, args.data_dir, args.chunks, args.chunk_max_chars
+        )
+        console.print(f"knowledge base: {documents} documents, {chunks} chunks, ingested in {ingest_s:.1f} s")
+
+        await asyncio.to_thread(language.warm_up)
+        questions = load_questions(args.data_dir, seed=args.seed)
+        needed = args.warmup + args.turns * (2 if args.concurrency > 1 else 1)
+        asked = [questions[i % len(questions)] for i in range(needed)]
+        warmup, sequential = asked[: args.warmup], asked[args.warmup : args.warmup + args.turns]
+        concurrent = asked[args.warmup + args.turns :]
+
+        console.print(f"warm-up: {len(warmup)} turns")
+        await run_phase(runtime, company_id, warmup, 1, budget=args.budget)
+        async with runtime.db.transaction(company_id) as session:
+            await session.execute(text("DELETE FROM traces WHERE company_id = :c"), {"c": company_id})
+
+        console.print(f"sequential: up to {len(sequential)} turns or {args.budget:g} s")
+        alone = await run_phase(runtime, company_id, sequential, 1, budget=args.budget)
+        steps = await step_breakdown(runtime, company_id)
+
+        together: Phase | None = None
+        if args.concurrency > 1 and alone.per_second:
+            # no more messages than the budget can answer (at twice the sequential rate)
+            planned = min(len(concurrent), math.ceil(2 * alone.per_second * args.budget) + args.concurrency)
+            console.print(f"concurrency {args.concurrency}: up to {planned} turns or {args.budget:g} s")
+            together = await run_phase(
+                runtime, company_id, concurrent[:planned], args.concurrency, budget=args.budget
+            )
+
+        console.print("retrieval floor: the same questions, retrieval only")
+        orm_ms, raw_ms = await retrieval_floor(runtime, company_id, alone.questions, settings.retrieval_top_k)
+        plan = None
+        if args.explain:
+            longest = max(alone.questions, key=lambda q: len(q.text))
+            plan = await explain(runtime, company_id, longest, settings.retrieval_top_k)
+
+    seq = summarise(alone.latencies_ms)
+    return {
+        "benchmark": "turn_latency",
+        "machine": machine(load_at_start),
+        "knowledge_base": {
+            "documents": documents,
+            "chunks": chunks,
+            "ingest_seconds": round(ingest_s, 2),
+            "chunk_max_chars": args.chunk_max_chars,
+            "languages": list(TS_CONFIG),
+        },
+        "company_id": str(company_id),
+        "question_sources": dict(Counter(q.source for q in alone.questions)),
+        "turn_ms_by_question_set": by_source(alone),
+        "top_k": settings.retrieval_top_k,
+        "target": f"p99 < {TARGET_P99_MS:.0f} ms",
+        "target_met": seq["p99"] < TARGET_P99_MS,
+        "budget_seconds": args.budget,
+        "turns_planned": alone.planned,
+        "turn_sequential_ms": seq,
+        "turns_per_second_sequential": alone.per_second,
+        "decisions": dict(alone.decisions),
+        "turn_concurrent_ms": summarise(together.latencies_ms) if together else None,
+        "turns_planned_concurrent": together.planned if together else None,
+        "concurrency": args.concurrency,
+        "turns_per_second_concurrent": together.per_second if together else None,
+        "retrieve_orm_ms": summarise(orm_ms),
+        "retrieve_raw_sql_ms": summarise(raw_ms),
+        "steps_ms": steps,
+        "explain_longest_question": plan,
+    }
+
+
+def report(result: dict[str, Any], show_plan: bool) -> None:
+    kb = result["knowledge_base"]
+    rows = []
+
+    def row(name: str, stats: dict[str, float] | None, rate: float | None) -> None:
+        if stats:
+            cells = (
+                ms(stats["p50"]),
+                ms(stats["p95"]),
+                ms(stats["p99"]),
+                ms(stats["mean"]),
+                ms(stats["max"]),
+            )
+            rows.append((name, f"{stats['n']:.0f}", *cells, f"{rate:,.1f}" if rate else ""))
+
+    row("turn (run_turn), one at a time", result["turn_sequential_ms"], result["turns_per_second_sequential"])
+    row(
+        f"turn (run_turn), {result['concurrency']} at a time",
+        result["turn_concurrent_ms"],
+        result["turns_per_second_concurrent"],
+    )
+    row("floor: FullTextRetriever.retrieve", result["retrieve_orm_ms"], None)
+    row("floor: same SQL over bare psycopg", result["retrieve_raw_sql_ms"], None)
+    title = (
+        f"Bot turn latency — extractive answerer, {kb['chunks']:,} chunks in {kb['documents']:,} documents, "
+        f"top_k {result['top_k']}"
+    )
+    columns = ("measure", "n", "p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms", "turns/s")
+    console.print(result_table(title, columns, rows))
+    met = "[green]met[/green]" if result["target_met"] else "[red]missed[/red]"
+    p99 = ms(result["turn_sequential_ms"]["p99"])
+    console.print(f"target {result['target']} (one at a time): {met} — p99 {p99} ms")
+
+    step_rows = [
+        (name, f"{s['n']:.0f}", ms(s["p50"]), ms(s["p95"]), ms(s["p99"]), ms(s["mean"]))
+        for name, s in result["steps_ms"].items()
+    ]
+    steps_title = "Where a turn (one at a time) spends its time, from the turns' traces"
+    console.print(
+        result_table(steps_title, ("step", "n", "p50 ms", "p95 ms", "p99 ms", "mean ms"), step_rows)
+    )
+    source_rows = [
+        (name, f"{s['n']:.0f}", f"{s['mean_distinct_words']:.0f}", ms(s["p50"]), ms(s["p95"]), ms(s["max"]))
+        for name, s in result["turn_ms_by_question_set"].items()
+    ]
+    columns = ("question set", "n", "distinct words", "p50 ms", "p95 ms", "max ms")
+    console.print(result_table("Turn time (one at a time) by question set", columns, source_rows))
+    decisions = ", ".join(f"{k} {v}" for k, v in result["decisions"].items())
+    console.print(f"decisions: {decisions}")
+    host = result["machine"]
+    console.print(
+        f"machine: {host['cpus']} CPUs, load average {host['load_average_at_start']} at the start, "
+        f"{host['load_average']} at the end "
+        "(other processes on this machine skew the numbers)"
+    )
+    if result["turn_sequential_ms"]["n"] < result["turns_planned"]:
+        console.print(
+            f"[yellow]the {result['budget_seconds']:g} s budget stopped the sequential run after "
+            f"{result['turn_sequential_ms']['n']:.0f} of {result['turns_planned']} turns[/yellow]"
+        )
+    if show_plan and result["explain_longest_question"]:
+        console.print("[bold]EXPLAIN ANALYZE of the retrieval query, longest question:[/bold]")
+        console.print(result["explain_longest_question"], markup=False, highlight=False)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.turn_latency",
+        description="Bot turn latency (extractive answerer) over a 10,000-chunk knowledge base, "
+        "beside the retrieval query alone. Starts a throw-away embedded PostgreSQL unless "
+        "--database-url is given.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--turns", type=int, default=300, help="measured turns (sequential run)")
+    parser.add_argument("--warmup", type=int, default=20, help="turns run first and not measured")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="turns at once in a second run (1: skip it)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=25.0,
+        help="seconds each run of turns may take at most (it stops early)",
+    )
+    parser.add_argument("--chunks", type=int, default=10_000, help="chunks in the knowledge base (at least)")
+    parser.add_argument("--chunk-max-chars", type=int, default=1200, help="target largest chunk")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the question order")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="the shared public data folder")
+    parser.add_argument(
+        "--database-url",
+        help="use this PostgreSQL (a new company is created and left there) instead of a throw-away one",
+    )
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON to OUT")
+    parser.add_argument("--explain", action="store_true", help="print the retrieval query's plan")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    configure_logging("WARNING", json_logs=True)
+    with postgres(args.database_url) as url:
+        result = asyncio.run(benchmark(args, url))
+    report(result, args.explain)
+    write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
