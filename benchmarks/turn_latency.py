@@ -49,7 +49,8 @@ from atende.engine.turn import run_turn
 from atende.knowledge import language
 from atende.knowledge import service as knowledge
 from atende.knowledge.retrieval import FullTextRetriever
-from atende.knowledge.text import TS_CONFIG, or_query, sentences
+from atende.knowledge.text import TS_CONFIG, lexeme_query, sentences
+from atende.knowledge.text import words as text_words
 from atende.observability.logging import configure as configure_logging
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
@@ -72,14 +73,14 @@ DOCS_PER_TRANSACTION = 20
 
 # The statement FullTextRetriever runs, as the ORM sends it (company scope included), for the
 # floor measured without SQLAlchemy.
+# the ranked search itself, with the terms the retriever chose (its term look-ups excluded)
 RAW_RETRIEVAL_SQL = """
 SELECT c.id, c.document_id, d.title, c.section, c.text, c.language,
-       ts_rank_cd(c.tsv, q.tsq) AS rank, tsvector_to_array(c.tsv)
+       ts_rank_cd(c.tsv, to_tsquery('simple', %(rank)s)) AS rank, tsvector_to_array(c.tsv)
 FROM chunks c
-JOIN documents d ON d.id = c.document_id,
-     (SELECT to_tsquery('portuguese'::regconfig, %(q)s) || to_tsquery('english'::regconfig, %(q)s)
-             || to_tsquery('spanish'::regconfig, %(q)s) AS tsq) q
-WHERE c.tsv @@ q.tsq AND d.status = 'ready' AND c.company_id = %(company)s AND d.company_id = %(company)s
+JOIN documents d ON d.id = c.document_id
+WHERE c.tsv @@ to_tsquery('simple', %(match)s) AND d.status = 'ready'
+  AND c.company_id = %(company)s AND d.company_id = %(company)s
 ORDER BY rank DESC, c.id
 LIMIT %(k)s
 """
@@ -286,10 +287,11 @@ async def retrieval_floor(
                 t0 = time.perf_counter()
                 await retriever.retrieve(session, query, k)
                 via_orm.append((time.perf_counter() - t0) * 1000)
-            source = or_query(query)
-            if not source:
+            async with runtime.db.transaction(company_id) as session:
+                match, rank = await retriever.terms(session, query)
+            if not match:
                 continue
-            params = {"q": source, "company": company_id, "k": k}
+            params = {"match": lexeme_query(match), "rank": lexeme_query(rank), "company": company_id, "k": k}
             t0 = time.perf_counter()
             await (await conn.execute(RAW_RETRIEVAL_SQL, params)).fetchall()
             raw.append((time.perf_counter() - t0) * 1000)
@@ -297,7 +299,9 @@ async def retrieval_floor(
 
 
 async def explain(runtime: Runtime, company_id: uuid.UUID, question: Question, k: int) -> str:
-    params = {"q": or_query(" ".join(question.text.split())), "company": company_id, "k": k}
+    async with runtime.db.transaction(company_id) as session:
+        match, rank = await FullTextRetriever().terms(session, " ".join(question.text.split()))
+    params = {"match": lexeme_query(match), "rank": lexeme_query(rank), "company": company_id, "k": k}
     async with await psycopg.AsyncConnection.connect(libpq_url(runtime.db.url), autocommit=True) as conn:
         cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + RAW_RETRIEVAL_SQL, params)
         return "\n".join(str(row[0]) for row in await cur.fetchall())
@@ -323,7 +327,7 @@ def by_source(phase: Phase) -> dict[str, dict[str, float]]:
     words: dict[str, list[int]] = {}
     for question, latency in zip(phase.questions, phase.latencies_ms, strict=True):
         times.setdefault(question.source, []).append(latency)
-        words.setdefault(question.source, []).append(len(or_query(question.text, limit=10_000).split(" | ")))
+        words.setdefault(question.source, []).append(len(set(text_words(question.text))))
     return {
         source: summarise(values) | {"mean_distinct_words": sum(words[source]) / len(words[source])}
         for source, values in times.items()

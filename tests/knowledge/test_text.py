@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterator
 
@@ -12,9 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atende.db.url import libpq_url
-from atende.knowledge.text import QUESTION_WORDS, TS_CONFIG, fold, or_query, sentences, topic_text, words
-
-SAFE_QUERY = re.compile(r"[^\W_]+( \| [^\W_]+)*")
+from atende.knowledge.retrieval import search_terms
+from atende.knowledge.text import QUESTION_WORDS, TS_CONFIG, fold, lexeme_query, sentences, topic_text, words
 
 
 @pytest.mark.parametrize(
@@ -60,29 +58,32 @@ def test_words_are_folded_and_drop_lone_digits(text: str, expected: list[str]) -
 
 
 @pytest.mark.parametrize(
-    ("text", "query"),
+    ("lexemes", "query"),
     [
-        ("Entregas rápidas?", "entregas | rapidas"),
-        ("cartão, CARTÃO e cartao", "cartao | e"),
-        ("it's (a) & !b | c:*", "it | s | a | b | c"),
-        ("código ERR_PAGAMENTO", "codigo | err | pagamento"),
-        ("??", ""),
+        (["entreg", "rapid"], "'entreg' | 'rapid'"),
+        (["it's"], "'it''s'"),
+        (["a\\b"], "'a\\\\b'"),
+        ([], ""),
     ],
 )
-def test_or_query_joins_unique_folded_words_with_or(text: str, query: str) -> None:
-    assert or_query(text) == query
+def test_lexeme_query_quotes_each_lexeme_and_joins_them_with_or(lexemes: list[str], query: str) -> None:
+    assert lexeme_query(lexemes) == query
 
 
-def test_or_query_keeps_only_the_first_words_up_to_the_limit() -> None:
-    text = " ".join(f"palavra{i}" for i in range(50))
-    assert or_query(text, limit=3) == "palavra0 | palavra1 | palavra2"
-    assert len(or_query(text).split(" | ")) == 32
-
-
-@given(st.text())
-def test_or_query_only_emits_word_tokens_joined_by_or(text: str) -> None:
-    query = or_query(text)
-    assert query == "" or SAFE_QUERY.fullmatch(query), query
+@pytest.mark.parametrize(
+    ("frequencies", "total", "terms"),
+    [
+        ({"praz": 2, "entreg": 4, "loj": 90}, 100, ["praz", "entreg", "loj"]),  # fewer than 3 rare: 3 rarest
+        ({"a": 1, "b": 2, "c": 3, "d": 50, "e": 60}, 100, ["a", "b", "c"]),  # common ones left out
+        ({f"t{i}": i + 1 for i in range(12)}, 1000, [f"t{i}" for i in range(8)]),  # at most 8, rarest first
+        ({"gone": 0, "kept": 1}, 10, ["kept"]),  # a term in no chunk cannot match
+        ({}, 10, []),
+    ],
+)
+def test_search_terms_keeps_the_rare_terms_of_a_question(
+    frequencies: dict[str, int], total: int, terms: list[str]
+) -> None:
+    assert search_terms(frequencies, total) == terms
 
 
 @pytest.fixture(scope="module")
@@ -91,32 +92,46 @@ def pg(db_url: str) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+def _lexemes(pg: psycopg.Connection, config: str, text: str) -> list[str]:
+    row = pg.execute(
+        "SELECT tsvector_to_array(to_tsvector(%s::regconfig, %s))", (config, fold(text))
+    ).fetchone()
+    assert row is not None
+    return list(row[0])
+
+
+def _matches(pg: psycopg.Connection, config: str, indexed: str, lexemes: list[str]) -> bool:
+    row = pg.execute(
+        "SELECT to_tsvector(%s::regconfig, %s) @@ to_tsquery('simple', %s)",
+        (config, fold(indexed), lexeme_query(lexemes)),
+    ).fetchone()
+    return bool(row and row[0])
+
+
 @settings(max_examples=150, deadline=None)
-@given(text=st.text(max_size=80))
-def test_postgresql_accepts_every_or_query_in_every_language(pg: psycopg.Connection, text: str) -> None:
-    """Customer text goes into ``to_tsquery``: no input may be a syntax error there."""
-    query = or_query(text)
+@given(text=st.text(st.characters(exclude_characters="\x00"), max_size=80))  # NUL is refused at the API
+def test_any_customer_text_becomes_a_valid_query_that_matches_its_own_words(
+    pg: psycopg.Connection, text: str
+) -> None:
+    """Customer text ends up in ``to_tsquery``: no input may be a syntax error there."""
     for config in TS_CONFIG.values():
-        pg.execute("SELECT to_tsquery(%s::regconfig, %s)", (config, query))
+        lexemes = _lexemes(pg, config, text)
+        if lexemes:
+            assert _matches(pg, config, text, lexemes)
 
 
 def test_a_folded_query_matches_the_accented_text_it_was_folded_from(pg: psycopg.Connection) -> None:
-    indexed = fold("Entregas rápidas com cartão de crédito")
+    indexed = "Entregas rápidas com cartão de crédito"
     for config in TS_CONFIG.values():
-        row = pg.execute(
-            "SELECT to_tsvector(%s::regconfig, %s) @@ to_tsquery(%s::regconfig, %s)",
-            (config, indexed, config, or_query("rapidas")),
-        ).fetchone()
-        assert row == (True,), config
+        assert _matches(pg, config, indexed, _lexemes(pg, config, "rapidas")), config
+        assert _matches(pg, config, indexed, _lexemes(pg, config, "cartao")), config
 
 
-def test_a_query_with_an_underscored_code_matches_the_code_in_a_document(pg: psycopg.Connection) -> None:
-    indexed = fold("Se aparecer o erro ERR_PAGAMENTO_RECUSADO, tente outro cartão.")
-    row = pg.execute(
-        "SELECT to_tsvector('portuguese', %s) @@ to_tsquery('portuguese', %s)",
-        (indexed, or_query("ERR_PAGAMENTO_RECUSADO").replace(" | ", " & ")),
-    ).fetchone()
-    assert row == (True,)
+def test_a_query_with_an_underscored_code_finds_every_part_of_the_code(pg: psycopg.Connection) -> None:
+    document = _lexemes(pg, "portuguese", "Se aparecer o erro ERR_PAGAMENTO_RECUSADO, tente outro cartão.")
+    question = _lexemes(pg, "portuguese", "ERR_PAGAMENTO_RECUSADO")
+    assert question
+    assert set(question) <= set(document)
 
 
 @pytest.mark.parametrize(

@@ -135,7 +135,7 @@ async def snapshot(runtime: Runtime, company_id: uuid.UUID) -> dict[str, list[di
             rows = await session.scalars(select(mapper.class_))
             tables[mapper.local_table.name] = sorted(
                 ({attr.key: getattr(row, attr.key) for attr in mapper.column_attrs} for row in rows),
-                key=lambda row: str(row["id"]),
+                key=lambda row: str(sorted(row.items())),
             )
     return tables
 

@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -43,3 +53,18 @@ class Chunk(IdMixin, CompanyOwned, Base):
     text: Mapped[str] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(5))
     tsv: Mapped[Any] = mapped_column(TSVECTOR)
+
+
+class LexemeStat(CompanyOwned, Base):
+    """In how many of a company's chunks each indexed lexeme occurs (``''``: all chunks).
+
+    Retrieval looks up a question's terms here and searches with the rare ones: a common
+    word matches most of the knowledge base, costs a rank computation per match and tells
+    nothing about which passage answers.
+    """
+
+    __tablename__ = "lexeme_stats"
+    __table_args__ = (PrimaryKeyConstraint("company_id", "lexeme"),)
+
+    lexeme: Mapped[str] = mapped_column(Text)
+    chunks: Mapped[int] = mapped_column(Integer)

@@ -1,24 +1,32 @@
 """Retrieval: the ``Retriever`` port and its full-text implementation over PostgreSQL.
 
 Chunks are indexed with their document's text-search configuration (Portuguese, English
-or Spanish stemming) over accent-folded text. A question is matched as an OR of its
-words under all three configurations, ranked by ``ts_rank_cd``. For each hit we also
-return the chunk's lexemes, so the answerer can measure how much of the question the
-passage really covers (the evidence) with the same stemmer that indexed it.
+or Spanish stemming) over accent-folded text. A question is stemmed under all three
+configurations; its terms are looked up in the company's lexeme statistics. The chunks
+that contain one of the rare terms (those in at most a fifth of the chunks; at least the
+three rarest, at most eight) are the candidates, ranked by ``ts_rank_cd`` over all the
+question's terms. Matching on common terms would make most of the knowledge base a
+candidate, and ranking cost a pass over it, for words that say nothing about which
+passage answers. Each hit also carries the chunk's lexemes, so the answerer can measure
+how much of the question the passage covers (the evidence) with the same stemmer that
+indexed it.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import cast, func, literal, select, text
-from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy import ColumnElement, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.knowledge.models import Chunk, Document
-from atende.knowledge.text import TS_CONFIG, fold, or_query
+from atende.knowledge.models import Chunk, Document, LexemeStat
+from atende.knowledge.text import TS_CONFIG, fold, lexeme_query, topic_text
+
+COMMON_SHARE = 0.2  # a term in more than this share of the chunks is common
+MIN_TERMS = 3
+MAX_TERMS = 8
 
 
 @dataclass
@@ -40,10 +48,12 @@ class Retriever(Protocol):
     async def retrieve(self, session: AsyncSession, query: str, k: int) -> list[Passage]: ...
 
 
-def _tsquery(query: str) -> object:
-    source = or_query(query)
-    parts = [func.to_tsquery(cast(literal(cfg), REGCONFIG), source) for cfg in TS_CONFIG.values()]
-    return parts[0].op("||")(parts[1]).op("||")(parts[2])
+def search_terms(frequencies: dict[str, int], total: int) -> list[str]:
+    """The query terms worth searching with, rarest first (pure; see the module docstring)."""
+    present = sorted((n, lexeme) for lexeme, n in frequencies.items() if n > 0)
+    rare = [lexeme for n, lexeme in present if n <= COMMON_SHARE * total]
+    chosen = rare if len(rare) >= MIN_TERMS else [lexeme for _, lexeme in present[:MIN_TERMS]]
+    return chosen[:MAX_TERMS]
 
 
 class FullTextRetriever:
@@ -51,11 +61,28 @@ class FullTextRetriever:
 
     name = "fulltext"
 
+    async def terms(self, session: AsyncSession, query: str) -> tuple[list[str], list[str]]:
+        """The lexemes to match candidates with (the rare ones) and to rank them with (all
+        of the question's terms that occur in the knowledge base)."""
+        topic = topic_text(query)
+        stems = await lexemes(session, [(topic, lang) for lang in TS_CONFIG])
+        candidates = frozenset().union(*stems)
+        if not candidates:
+            return [], []
+        stats = await session.execute(
+            select(LexemeStat.lexeme, LexemeStat.chunks).where(LexemeStat.lexeme.in_([*candidates, ""]))
+        )
+        frequencies = {lexeme: int(n) for lexeme, n in stats}
+        total = frequencies.pop("", 0)
+        return search_terms(frequencies, total), sorted(lex for lex, n in frequencies.items() if n > 0)
+
     async def retrieve(self, session: AsyncSession, query: str, k: int) -> list[Passage]:
-        if not or_query(query):
+        match_terms, rank_terms = await self.terms(session, query)
+        if not match_terms:
             return []
-        tsq = _tsquery(query)
-        rank = func.ts_rank_cd(Chunk.tsv, tsq).label("rank")
+        simple: ColumnElement[Any] = literal_column("'simple'::regconfig")
+        tsq = func.to_tsquery(simple, lexeme_query(match_terms))
+        rank = func.ts_rank_cd(Chunk.tsv, func.to_tsquery(simple, lexeme_query(rank_terms))).label("rank")
         stmt = (
             select(
                 Chunk.id,

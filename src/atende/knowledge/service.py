@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import cast, delete, func, literal, literal_column, select
+from sqlalchemy import cast, delete, func, literal, literal_column, select, text
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.db.scope import get_or_404
+from atende.db.scope import company_of, get_or_404
 from atende.errors import InvalidInput
 from atende.knowledge import language
 from atende.knowledge.chunking import chunk_blocks
-from atende.knowledge.models import Chunk, Document
+from atende.knowledge.models import Chunk, Document, LexemeStat
 from atende.knowledge.parsing import content_type_for, parse
 from atende.knowledge.text import TS_CONFIG, fold
 
@@ -80,6 +80,7 @@ async def ingest(
         session.add(document)
     else:
         document = existing
+        await _count_lexemes(session, document.id, -1)
         await session.execute(delete(Chunk).where(Chunk.document_id == document.id))
     document.title = doc_title
     document.content_type = kind
@@ -103,6 +104,7 @@ async def ingest(
         for i, draft in enumerate(drafts)
     )
     await session.flush()
+    await _count_lexemes(session, document.id, +1)
     return IngestResult(document, changed=True)
 
 
@@ -122,4 +124,39 @@ async def list_chunks(session: AsyncSession, document_id: uuid.UUID) -> list[Chu
 
 
 async def delete_document(session: AsyncSession, document_id: uuid.UUID) -> None:
-    await session.delete(await get_document(session, document_id))
+    document = await get_document(session, document_id)
+    await _count_lexemes(session, document.id, -1)
+    await session.delete(document)
+
+
+_COUNT_LEXEMES = text(
+    """
+    INSERT INTO lexeme_stats (company_id, lexeme, chunks)
+    SELECT :company, lexeme, :sign * n FROM (
+        SELECT l.lexeme, count(*) AS n
+        FROM chunks c CROSS JOIN LATERAL unnest(tsvector_to_array(c.tsv)) AS l(lexeme)
+        WHERE c.company_id = :company AND c.document_id = :document
+        GROUP BY l.lexeme
+        UNION ALL
+        SELECT '', count(*) FROM chunks c WHERE c.company_id = :company AND c.document_id = :document
+    ) counts
+    ORDER BY lexeme
+    ON CONFLICT (company_id, lexeme) DO UPDATE SET chunks = lexeme_stats.chunks + excluded.chunks
+    """
+)
+
+
+async def _count_lexemes(session: AsyncSession, document_id: uuid.UUID, sign: int) -> None:
+    """Add (``+1``) or remove (``-1``) a document's chunks from the lexeme statistics.
+
+    Ingests of one company take turns here (an advisory lock), so two of them never update
+    the same statistics rows in different orders.
+    """
+    company_id = company_of(session)
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"lexemes:{company_id}"}
+    )
+    params = {"company": company_id, "document": document_id, "sign": sign}
+    await session.execute(_COUNT_LEXEMES, params)
+    if sign < 0:
+        await session.execute(delete(LexemeStat).where(LexemeStat.chunks <= 0))

@@ -23,10 +23,10 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(fold(text)) if not w.isdigit() or len(w) > 1]
 
 
-def or_query(text: str, limit: int = 32) -> str:
-    """A ``to_tsquery`` source matching any word of ``text`` ('' if it has none)."""
-    unique = dict.fromkeys(words(text))
-    return " | ".join(list(unique)[:limit])
+def lexeme_query(lexemes: list[str]) -> str:
+    """A ``to_tsquery('simple', ...)`` source matching any of these (already stemmed) lexemes."""
+    quoted = ("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in lexemes)
+    return " | ".join(quoted)
 
 
 def sentences(text: str) -> list[str]:
