@@ -9,6 +9,7 @@ its own companies, so tests never see each other's rows.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -202,3 +203,14 @@ async def ask(client: httpx.AsyncClient, text: str, *, contact: str | None = Non
     body: dict = r.json()
     assert body["reply"] is not None, f"no bot reply within {wait}s to {text!r}"
     return body
+
+
+async def until_refused(client: httpx.AsyncClient, path: str, seconds: float = 2.0) -> httpx.Response:
+    """GET ``path`` until it answers 401: a revocation reaches every server process through
+    LISTEN/NOTIFY, a few milliseconds after it commits."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response = await client.get(path)
+        if response.status_code == 401 or time.monotonic() > deadline:
+            return response
+        await asyncio.sleep(0.02)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, until_refused
 
 ATENDE = str(ROOT / ".venv" / "bin" / "atende")
 
@@ -62,7 +62,7 @@ async def test_create_a_company_a_key_use_it_and_revoke_it(db_url: str, live_ser
         assert prefix in keys.stdout and "active" in keys.stdout
         revoked = run(db_url, "keys", "revoke", prefix)
         assert revoked.returncode == 0
-        after = await c.get("/v1/company")
+        after = await until_refused(c, "/v1/company")
         assert after.status_code == 401
         assert "revoked" in after.json()["detail"]
 

@@ -14,7 +14,7 @@ from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import hash_token
 from atende.tenancy.models import ApiKey, Role
-from tests.conftest import CompanyCtx, ask
+from tests.conftest import CompanyCtx, ask, until_refused
 
 
 async def make_key(runtime: Runtime, company_id: uuid.UUID, role: Role) -> str:
@@ -126,7 +126,7 @@ async def test_a_revoked_key_is_refused_with_401_saying_it_was_revoked(
         async with runtime.db.transaction() as session:
             revoked = await tenancy.revoke_api_key(session, prefix=key[:12])
         assert revoked.revoked_at is not None
-        r = await client.get("/v1/company")
+        r = await until_refused(client, "/v1/company")
     assert r.status_code == 401
     assert r.json()["detail"] == f"API key {key[:12]} was revoked"
     # the company's other keys keep working

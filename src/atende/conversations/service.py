@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations.models import Contact, Conversation, Message, StateTransition
@@ -65,30 +64,31 @@ def _message_event(message: Message) -> dict[str, Any]:
 
 
 async def _get_or_create_contact(session: AsyncSession, inbound: InboundMessage) -> Contact:
-    company_id = company_of(session)
-    await session.execute(
-        pg_insert(Contact)
-        .values(
-            id=uuid.uuid4(),
-            company_id=company_id,
-            channel=inbound.channel,
-            external_id=inbound.contact_external_id,
-            name=inbound.contact_name,
-            email=inbound.contact_email,
-            phone=inbound.contact_phone,
-        )
-        .on_conflict_do_nothing(index_elements=["company_id", "channel", "external_id"])
+    """The contact, created or updated in one statement.
+
+    The upsert always writes the row, so it also locks it until commit: two first messages
+    of one new customer take turns and share one conversation.
+    """
+    stmt = pg_insert(Contact).values(
+        id=uuid.uuid4(),
+        company_id=company_of(session),
+        channel=inbound.channel,
+        external_id=inbound.contact_external_id,
+        name=inbound.contact_name,
+        email=inbound.contact_email,
+        phone=inbound.contact_phone,
     )
-    contact = await session.scalar(
-        select(Contact).where(
-            Contact.channel == inbound.channel, Contact.external_id == inbound.contact_external_id
-        )
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["company_id", "channel", "external_id"],
+        set_={
+            attr: func.coalesce(stmt.excluded[attr], getattr(Contact, attr))
+            for attr in ("name", "email", "phone")
+        },
+    ).returning(Contact)
+    contact: Contact | None = await session.scalar(
+        select(Contact).from_statement(upsert).execution_options(populate_existing=True)
     )
     assert contact is not None
-    for attr in ("name", "email", "phone"):
-        value = getattr(inbound, f"contact_{attr}")
-        if value and getattr(contact, attr) != value:
-            setattr(contact, attr, value)
     return contact
 
 
@@ -160,57 +160,52 @@ async def start_visitor_conversation(
     )
 
 
+async def _insert_customer_message(
+    session: AsyncSession, inbound: InboundMessage, conversation: Conversation
+) -> Message | None:
+    """Insert the message; ``None`` if this channel message id was stored before."""
+    stmt = (
+        pg_insert(Message)
+        .values(
+            id=uuid.uuid4(),
+            company_id=conversation.company_id,
+            conversation_id=conversation.id,
+            channel=inbound.channel,
+            channel_message_id=inbound.channel_message_id,
+            author="customer",
+            text=inbound.text,
+            meta=dict(inbound.meta),
+        )
+        .on_conflict_do_nothing(index_elements=["company_id", "channel", "channel_message_id"])
+        .returning(Message)
+    )
+    message: Message | None = await session.scalar(select(Message).from_statement(stmt))
+    return message
+
+
 async def receive_inbound(session: AsyncSession, jobs: JobQueue, inbound: InboundMessage) -> Received:
     """Store a customer message once, reopen or open its conversation, enqueue the bot turn."""
-    if inbound.channel_message_id:
-        existing = await session.scalar(
-            select(Message).where(
-                Message.channel == inbound.channel,
-                Message.channel_message_id == inbound.channel_message_id,
-            )
-        )
-        if existing is not None:
-            conversation = await session.get(Conversation, existing.conversation_id)
-            assert conversation is not None
-            return Received(conversation, existing, duplicate=True)
-
     contact = await _get_or_create_contact(session, inbound)
     conversation = await _find_conversation(session, inbound, contact)
     if conversation is None:
         conversation = await open_conversation(session, contact=contact, channel=inbound.channel)
-    else:
-        target = state_after_customer_message(State(conversation.state))
-        if target.value != conversation.state:
-            await _record_transition(
-                session, conversation, target, actor_type="customer", reason="customer wrote again"
-            )
-            await _emit_state_change(session, jobs, conversation, "resolved")
-
-    message = Message(
-        id=uuid.uuid4(),
-        conversation_id=conversation.id,
-        channel=inbound.channel,
-        channel_message_id=inbound.channel_message_id,
-        author="customer",
-        text=inbound.text,
-        meta=dict(inbound.meta),
-    )
-    try:
-        async with session.begin_nested():
-            session.add(message)
-            await session.flush()
-    except IntegrityError:
-        # the same channel message id arrived concurrently: keep the first
+    message = await _insert_customer_message(session, inbound, conversation)
+    if message is None:  # a redelivery: answer with what was stored the first time
         existing = await session.scalar(
             select(Message).where(
                 Message.channel == inbound.channel,
                 Message.channel_message_id == inbound.channel_message_id,
             )
         )
-        if existing is None:
-            raise
-        return Received(conversation, existing, duplicate=True)
+        assert existing is not None
+        return Received(await get_conversation(session, existing.conversation_id), existing, duplicate=True)
 
+    target = state_after_customer_message(State(conversation.state))
+    if target.value != conversation.state:
+        await _record_transition(
+            session, conversation, target, actor_type="customer", reason="customer wrote again"
+        )
+        await _emit_state_change(session, jobs, conversation, "resolved")
     conversation.updated_at = datetime.now(UTC)
     if conversation.state == State.bot.value:
         await jobs.enqueue(

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -63,6 +64,7 @@ class Listener:
     def __init__(self, url: str) -> None:
         self.url = url
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self._callbacks: dict[str, list[Callable[[dict[str, Any]], None]]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -70,6 +72,11 @@ class Listener:
         sub = Subscription(self, topic)
         self._subscribers[topic].add(sub)
         return sub
+
+    def on(self, topic: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``callback`` with every notification of ``topic`` (and ``{"kind": "resync"}``
+        after a reconnect, when notifications may have been missed)."""
+        self._callbacks[topic].append(callback)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="atende-listener")
@@ -85,12 +92,18 @@ class Listener:
             event = json.loads(payload)
         except ValueError:
             return
-        for sub in list(self._subscribers.get(event.get("topic", ""), ())):
+        topic = event.get("topic", "")
+        for callback in self._callbacks.get(topic, ()):
+            callback(event)
+        for sub in list(self._subscribers.get(topic, ())):
             with contextlib.suppress(asyncio.QueueFull):
                 sub.queue.put_nowait(event)
 
     def _wake_all(self) -> None:
         # after a reconnect, notifications may have been missed: every consumer re-reads
+        for topic, callbacks in list(self._callbacks.items()):
+            for callback in callbacks:
+                callback({"topic": topic, "kind": "resync"})
         for topic, subs in list(self._subscribers.items()):
             for sub in list(subs):
                 with contextlib.suppress(asyncio.QueueFull):

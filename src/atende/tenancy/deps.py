@@ -18,11 +18,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.errors import Forbidden, Unauthorized
 from atende.runtime import Runtime
+from atende.tenancy.crypto import hash_token
 from atende.tenancy.models import Role
+from atende.tenancy.principals import TOPIC, PrincipalCache
 from atende.tenancy.service import Principal, authenticate_api_key
 
 bearer = HTTPBearer(auto_error=False, description="A company API key: `Bearer atd_...`")
 api_key_header = APIKeyHeader(name="X-Api-Key", auto_error=False, description="A company API key")
+
+
+def principal_cache(runtime: Runtime) -> PrincipalCache:
+    """This process's cache of authenticated keys (created, and wired to revocations, once)."""
+    cache = runtime.extras.get("principals")
+    if not isinstance(cache, PrincipalCache):
+        cache = runtime.extras["principals"] = PrincipalCache()
+        runtime.listener.on(TOPIC, cache.handle)
+    return cache
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -58,10 +69,16 @@ async def get_principal(
     presented = credentials.credentials if credentials else header_key
     if not presented:
         raise Unauthorized("missing API key: send 'Authorization: Bearer atd_...'")
-    async with runtime.db.transaction() as session:
-        principal = await authenticate_api_key(
-            session, secret_key=runtime.secret_key, presented=presented.strip()
-        )
+    presented = presented.strip()
+    cache = principal_cache(runtime)
+    key_hash = hash_token(runtime.secret_key, presented)
+    principal = cache.get(key_hash)
+    if principal is None:
+        async with runtime.db.transaction() as session:
+            principal = await authenticate_api_key(
+                session, secret_key=runtime.secret_key, presented=presented
+            )
+        cache.put(key_hash, principal)
     structlog.contextvars.bind_contextvars(company_id=str(principal.company_id), api_key=principal.key_prefix)
     return principal
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.db.pubsub import publish
 from atende.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from atende.tenancy.crypto import hash_password, hash_token, new_token, tokens_equal
 from atende.tenancy.models import ApiKey, Company, Membership, Role, User
@@ -136,6 +137,8 @@ async def revoke_api_key(session: AsyncSession, *, prefix: str) -> ApiKey:
         raise NotFound(f"no API key with prefix '{prefix}'")
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
+    # processes that cached this key drop it when the revocation commits
+    await publish(session, "api_keys", "revoked", prefix=prefix)
     return key
 
 
