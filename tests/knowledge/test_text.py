@@ -109,7 +109,8 @@ def _matches(pg: psycopg.Connection, config: str, indexed: str, lexemes: list[st
 
 
 @settings(max_examples=150, deadline=None)
-@given(text=st.text(st.characters(exclude_characters="\x00"), max_size=80))  # NUL is refused at the API
+# NUL and lone surrogates are refused at the API (422) before any query is built
+@given(text=st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=80))
 def test_any_customer_text_becomes_a_valid_query_that_matches_its_own_words(
     pg: psycopg.Connection, text: str
 ) -> None:
