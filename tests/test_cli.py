@@ -129,3 +129,23 @@ def test_db_upgrade_is_idempotent(db_url: str) -> None:
         out = run(db_url, "db", "upgrade")
         assert out.returncode == 0, out.stderr
         assert "database at revision" in out.stdout
+
+
+def test_serve_says_so_when_its_port_is_taken(db_url: str) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [ATENDE, "serve"],
+            env={**os.environ, "ATENDE_DATABASE_URL": db_url, "ATENDE_PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert out.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert "ATENDE_PORT" in out.stderr

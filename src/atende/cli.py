@@ -54,11 +54,28 @@ def _run(work: Callable[[Runtime], Awaitable[T]], *, migrate: bool | None = None
         raise typer.Exit(1) from None
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with a clear message, before starting anything, when the port is taken."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            err.print(
+                f"[red]error:[/red] cannot listen on {host}:{port} ({exc.strerror}); "
+                "stop what uses it or set ATENDE_PORT"
+            )
+            raise typer.Exit(1) from None
+
+
 def _serve(settings: Settings, banner: Callable[[Any], None] | None = None) -> None:
     import uvicorn
 
     from atende.app import create_app
 
+    _check_port_free(settings.host, settings.port)
     app_ = create_app(settings, on_ready=banner)
     uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
