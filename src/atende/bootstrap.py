@@ -76,6 +76,7 @@ async def run_worker(runtime: Runtime, *, name: str, install_signal_handlers: bo
         context={"runtime": runtime},
         name=name,
         install_signal_handlers=install_signal_handlers,
+        stalled_seconds=runtime.settings.stalled_job_seconds,
     )
 
 

@@ -7,7 +7,7 @@ import time
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from atende.conversations import service
@@ -58,6 +58,7 @@ async def _wait_for_reply(
 async def post_customer_message(
     body: CustomerMessageIn,
     tenant: AgentTenant,
+    response: Response,
     wait: float = Query(
         0, ge=0, le=30, description="Seconds to wait for the bot's reply and return it (0: don't)."
     ),
@@ -78,7 +79,9 @@ async def post_customer_message(
     async with tenant.transaction() as session:
         received = await service.receive_inbound(session, tenant.runtime.jobs, inbound)
         awaiting_bot = received.conversation.state == State.bot.value
-    if not received.duplicate:
+    if received.duplicate:
+        response.status_code = 200
+    else:
         metrics.MESSAGES_RECEIVED.labels(API_CHANNEL).inc()
     reply = None
     if wait and awaiting_bot:

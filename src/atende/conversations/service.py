@@ -119,7 +119,9 @@ async def _find_conversation(
     session: AsyncSession, inbound: InboundMessage, contact: Contact
 ) -> Conversation | None:
     if inbound.conversation_id is not None:
-        conversation = await session.get(Conversation, inbound.conversation_id)
+        conversation = await session.get(
+            Conversation, inbound.conversation_id, with_for_update=True, populate_existing=True
+        )
         if conversation is None or conversation.contact_id != contact.id:
             raise NotFound(f"no conversation {inbound.conversation_id} for this contact")
         return conversation
@@ -160,6 +162,17 @@ async def start_visitor_conversation(
     )
 
 
+async def _stored_message(session: AsyncSession, inbound: InboundMessage) -> Received | None:
+    existing = await session.scalar(
+        select(Message).where(
+            Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
+        )
+    )
+    if existing is None:
+        return None
+    return Received(await get_conversation(session, existing.conversation_id), existing, duplicate=True)
+
+
 async def _insert_customer_message(
     session: AsyncSession, inbound: InboundMessage, conversation: Conversation
 ) -> Message | None:
@@ -185,20 +198,17 @@ async def _insert_customer_message(
 
 async def receive_inbound(session: AsyncSession, jobs: JobQueue, inbound: InboundMessage) -> Received:
     """Store a customer message once, reopen or open its conversation, enqueue the bot turn."""
+    if inbound.channel_message_id and (stored := await _stored_message(session, inbound)):
+        return stored  # a redelivery: change nothing, answer with what was stored the first time
     contact = await _get_or_create_contact(session, inbound)
     conversation = await _find_conversation(session, inbound, contact)
     if conversation is None:
         conversation = await open_conversation(session, contact=contact, channel=inbound.channel)
     message = await _insert_customer_message(session, inbound, conversation)
-    if message is None:  # a redelivery: answer with what was stored the first time
-        existing = await session.scalar(
-            select(Message).where(
-                Message.channel == inbound.channel,
-                Message.channel_message_id == inbound.channel_message_id,
-            )
-        )
-        assert existing is not None
-        return Received(await get_conversation(session, existing.conversation_id), existing, duplicate=True)
+    if message is None:  # the same redelivery arrived concurrently and won
+        stored = await _stored_message(session, inbound)
+        assert stored is not None
+        return stored
 
     target = state_after_customer_message(State(conversation.state))
     if target.value != conversation.state:
@@ -235,8 +245,12 @@ async def _emit_state_change(
         await webhooks.emit(session, jobs, "conversation.handoff", data)
 
 
-async def get_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> Conversation:
-    return await get_or_404(session, Conversation, conversation_id, "conversation")
+async def get_conversation(
+    session: AsyncSession, conversation_id: uuid.UUID, *, for_update: bool = False
+) -> Conversation:
+    """A conversation; ``for_update`` locks it until commit and re-reads it, so that every
+    writer of one conversation takes its turn (and message ``seq`` follows commit order)."""
+    return await get_or_404(session, Conversation, conversation_id, "conversation", for_update=for_update)
 
 
 async def get_message(session: AsyncSession, message_id: uuid.UUID) -> Message:

@@ -26,7 +26,8 @@ async def get_or_404(
 ) -> T:
     """The row of the session's company with this id; ``NotFound`` ("no <what> <id>") if
     there is none, including when the id belongs to another company."""
-    row = await session.get(model, ident, with_for_update=for_update)
+    # a lock must come with a fresh read: the session may hold an older copy of the row
+    row = await session.get(model, ident, with_for_update=for_update, populate_existing=for_update)
     if row is None:
         raise NotFound(f"no {what} {ident}")
     return row

@@ -129,14 +129,6 @@ def _reply_text(turn: Turn) -> tuple[str, dict[str, Any]]:
     return phrase("handoff", turn.language), {}
 
 
-async def _announce_typing(
-    runtime: Runtime, company_id: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID
-) -> None:
-    # the message id lets a client ignore a "typing" that arrives after the reply itself
-    async with runtime.db.transaction(company_id) as session:
-        await publish(session, str(conversation_id), "typing", message_id=str(message_id))
-
-
 async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, message_id: uuid.UUID) -> str:
     """Answer one customer message; returns the decision (or why nothing was done)."""
     started = time.perf_counter()
@@ -147,7 +139,8 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         conversation = await conversations.get_conversation(session, message.conversation_id)
         if conversation.state != State.bot.value:
             return "not_bot_state"
-    await _announce_typing(runtime, company_id, message.conversation_id, message_id)
+        # the message id lets a client ignore a "typing" that arrives after the reply itself
+        await publish(session, str(conversation.id), "typing", message_id=str(message_id))
 
     try:
         async with runtime.db.transaction(company_id) as session:
@@ -158,6 +151,13 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
                 t0 = time.perf_counter()
                 await step(session, turn, ports)
                 turn.steps.append({"step": name, "ms": round((time.perf_counter() - t0) * 1000, 3)})
+            # the pipeline ran unlocked; now hold the conversation and check that nobody
+            # (an agent, another run of this turn) changed it meanwhile
+            conversation = await conversations.get_conversation(session, conversation.id, for_update=True)
+            if conversation.state != State.bot.value:
+                return "not_bot_state"
+            if await conversations.bot_reply_exists(session, message_id):
+                return "already_answered"
             text, meta = _reply_text(turn)
             meta["decision"] = turn.decision
             reply = await conversations.add_reply(

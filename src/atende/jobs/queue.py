@@ -79,16 +79,21 @@ class JobQueue:
         context: dict[str, Any],
         name: str = "atende-worker",
         install_signal_handlers: bool = False,
+        stalled_seconds: float = 30.0,
     ) -> None:
-        """Run a worker until cancelled (or until a signal, when handlers are installed)."""
+        """Run a worker until cancelled (or until a signal, when handlers are installed).
+
+        Workers whose heartbeat is older than ``stalled_seconds`` count as dead: their jobs
+        are retried (see ``retry_stalled``)."""
         await self.app.run_worker_async(
             concurrency=concurrency,
             additional_context=context,
             name=name,
             install_signal_handlers=install_signal_handlers,
             fetch_job_polling_interval=POLL_SECONDS,
-            update_heartbeat_interval=5.0,
-            stalled_worker_timeout=30.0,
+            # several heartbeats fit in the stall timeout, so a live worker never looks dead
+            update_heartbeat_interval=max(0.5, min(5.0, stalled_seconds / 3)),
+            stalled_worker_timeout=stalled_seconds,
         )
 
     async def retry_stalled(self, seconds_since_heartbeat: float) -> int:

@@ -58,6 +58,9 @@ async def ingest(
         raise InvalidInput(f"language must be one of {', '.join(TS_CONFIG)}; got '{lang}'")
     kind = content_type_for(source, content_type)
     digest = hashlib.sha256(data).hexdigest()
+    # two first uploads of one source take turns (FOR UPDATE locks nothing before the row exists)
+    lock_key = {"key": f"document:{company_of(session)}:{source}"}
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), lock_key)
     existing = await session.scalar(select(Document).where(Document.source == source).with_for_update())
     # the same bytes read the same way change nothing; a new title, parser or language re-indexes
     if (

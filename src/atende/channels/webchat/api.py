@@ -10,6 +10,7 @@ saw: nothing lost, nothing repeated.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -221,7 +222,7 @@ async def visitor_events(
     """Live stream of the conversation: `message` (id = seq), `typing` and `state` events."""
     visitor = await _visitor(runtime, widget_key, conversation_id, token)
     cursor = after
-    if last_event_id and last_event_id.isdigit():
+    if last_event_id and re.fullmatch(r"[0-9]{1,18}", last_event_id):
         cursor = max(cursor, int(last_event_id))
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
