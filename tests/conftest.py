@@ -91,6 +91,7 @@ def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
         log_level="INFO",
         stalled_job_seconds=5,
         webhook_disable_after_failures=3,
+        webhook_allow_private_networks=True,  # the fake receivers listen on 127.0.0.1
         webhook_timeout_seconds=3,
         ingest_root=tmp_path_factory.mktemp("ingest"),
         max_body_bytes=65536,

@@ -78,7 +78,14 @@ class Settings(BaseSettings):
         description="Finished jobs are deleted after this many hours (failed ones are kept).",
     )
     webhook_timeout_seconds: float = Field(
-        default=10.0, description="Timeout of one outbound webhook delivery."
+        default=10.0,
+        description="Longest time one outbound webhook delivery may take, connection to last byte "
+        "of the response headers.",
+    )
+    webhook_allow_private_networks: bool = Field(
+        default=False,
+        description="Allow webhook URLs on loopback, private or link-local addresses "
+        "(off: such URLs are refused, so a company cannot reach internal services).",
     )
     webhook_disable_after_failures: int = Field(
         default=20,

@@ -283,3 +283,28 @@ async def test_an_unknown_endpoint_id_answers_404(company: CompanyCtx) -> None:
     assert (await company.client.patch(f"/v1/webhooks/{missing}", json={"enabled": False})).status_code == 404
     assert (await company.client.delete(f"/v1/webhooks/{missing}")).status_code == 404
     assert (await company.client.get(f"/v1/webhooks/{missing}/deliveries")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/hook",
+        "http://10.0.0.5/hook",
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "http://[::1]/hook",
+        "http://192.168.1.10:5432/",
+    ],
+)
+async def test_webhook_urls_on_internal_addresses_are_refused_unless_allowed(url: str) -> None:
+    from atende.errors import InvalidInput
+    from atende.webhooks.service import check_destination
+
+    with pytest.raises(InvalidInput, match="not a public address"):
+        await check_destination(url, allow_private=False)
+    await check_destination(url, allow_private=True)  # the setting opens it
+
+
+async def test_a_public_address_is_accepted() -> None:
+    from atende.webhooks.service import check_destination
+
+    await check_destination("https://8.8.8.8/hook", allow_private=False)

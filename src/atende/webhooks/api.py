@@ -71,7 +71,11 @@ async def create_endpoint(body: EndpointIn, tenant: AdminTenant) -> EndpointCrea
     sha256=<hex HMAC-SHA256(secret, "<X-Atende-Timestamp>." + body)>`."""
     async with tenant.transaction() as session:
         endpoint, secret = await service.create_endpoint(
-            session, secret_key=tenant.runtime.secret_key, url=body.url, events=body.events
+            session,
+            secret_key=tenant.runtime.secret_key,
+            url=body.url,
+            events=body.events,
+            allow_private=tenant.runtime.settings.webhook_allow_private_networks,
         )
         return EndpointCreated(**EndpointPublic.model_validate(endpoint).model_dump(), secret=secret)
 

@@ -8,8 +8,10 @@ change was committed.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -43,8 +45,29 @@ def _check_url(url: str) -> str:
     return url
 
 
+async def check_destination(url: str, *, allow_private: bool) -> None:
+    """Refuse a URL whose host resolves to a non-public address (loopback, private,
+    link-local such as cloud metadata), unless private networks are allowed."""
+    if allow_private:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        async with asyncio.timeout(5):
+            infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443)
+    except (OSError, TimeoutError) as exc:
+        raise InvalidInput(f"cannot resolve the webhook host '{host}'") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise InvalidInput(
+                f"the webhook host '{host}' resolves to {address}, which is not a public address "
+                "(set ATENDE_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true to allow it)"
+            )
+
+
 async def create_endpoint(
-    session: AsyncSession, *, secret_key: str, url: str, events: list[str]
+    session: AsyncSession, *, secret_key: str, url: str, events: list[str], allow_private: bool = False
 ) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint; returns it and its signing secret (shown once)."""
     unknown = sorted(set(events) - set(EVENTS))
@@ -52,6 +75,7 @@ async def create_endpoint(
         raise InvalidInput(
             f"events must be a non-empty subset of {', '.join(EVENTS)}; got {unknown or events}"
         )
+    await check_destination(_check_url(url), allow_private=allow_private)
     secret = "whsec_" + new_token(24)
     endpoint = WebhookEndpoint(
         url=_check_url(url),

@@ -3,6 +3,7 @@ backoff, disable an endpoint that keeps failing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -13,11 +14,12 @@ import procrastinate
 import structlog
 
 from atende import __version__
+from atende.errors import InvalidInput
 from atende.observability import metrics
 from atende.runtime import Runtime
 from atende.tenancy.crypto import decrypt_secret
 from atende.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from atende.webhooks.service import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from atende.webhooks.service import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_destination, sign
 
 log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 8
@@ -56,15 +58,22 @@ async def deliver(context: procrastinate.JobContext, company_id: str, delivery_i
     status_code: int | None = None
     error: str | None = None
     started = time.perf_counter()
+    limit = runtime.settings.webhook_timeout_seconds
     try:
-        async with httpx.AsyncClient(
-            timeout=httpx.Timeout(runtime.settings.webhook_timeout_seconds, connect=5.0),
-            follow_redirects=False,
-        ) as client:
-            response = await client.post(url, content=body, headers=headers)
-        status_code = response.status_code
+        # checked again at delivery: the name may point elsewhere since registration
+        await check_destination(url, allow_private=runtime.settings.webhook_allow_private_networks)
+        async with (
+            asyncio.timeout(limit),  # a whole-delivery deadline, not only per read
+            httpx.AsyncClient(timeout=httpx.Timeout(limit, connect=5.0), follow_redirects=False) as client,
+            client.stream("POST", url, content=body, headers=headers) as response,  # body never read
+        ):
+            status_code = response.status_code
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
+    except TimeoutError:
+        error = f"no answer within {limit:g} s"
+    except InvalidInput as exc:
+        error = exc.message
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]
     duration_ms = (time.perf_counter() - started) * 1000
