@@ -7,11 +7,12 @@ lines.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
 
 from bs4 import BeautifulSoup, Tag
-from bs4.element import NavigableString
+from bs4.element import NavigableString, PageElement
 from markdown_it import MarkdownIt
 
 from atende.errors import InvalidInput
@@ -30,6 +31,9 @@ SKIP_TAGS = ["script", "style", "nav", "footer", "header", "noscript", "template
 NESTED_TAGS = ("ul", "ol", "table")
 # tags that end a run of loose text (text written straight into a ``div`` or ``body``)
 BOUNDARY_TAGS = {"body", "main", "article", "section", "aside", "div", "ul", "ol", "dl", "table", "hr", "br"}
+# tags whose text stands apart from what surrounds it
+SPACED_TAGS = frozenset({*BLOCK_TAGS, *HEADINGS, *BOUNDARY_TAGS})
+TEXT_HOLDERS = frozenset({*BLOCK_TAGS, *HEADINGS})
 
 
 @dataclass(frozen=True)
@@ -74,16 +78,37 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
-def _own_text(tag: Tag) -> str:
-    # a list item that holds a nested list: keep only its own line
-    parts = []
-    for child in tag.children:
+def _text(tag: Tag, skip: frozenset[str] = frozenset()) -> str:
+    """The text of ``tag``: words kept as written across inline tags ("<b>Pix</b>, boleto"),
+    apart across block tags; comments dropped; children named in ``skip`` left out.
+
+    An explicit stack, not recursion (any nesting depth) and not tree edits (bs4 finds a
+    node's position by scanning its siblings, which made long pages quadratic)."""
+    parts: list[str] = []
+    stack: list[tuple[Iterator[PageElement], bool]] = [(iter(tag.children), False)]
+    while stack:
+        children, spaced = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if spaced:
+                parts.append(" ")  # leaving a block (runs of spaces are folded by _clean)
+            continue
         if isinstance(child, Tag):
-            if child.name not in NESTED_TAGS:
-                parts.append(child.get_text())
+            if child.name in skip:
+                continue
+            spaced = child.name in SPACED_TAGS
+            if spaced:
+                parts.append(" ")
+            stack.append((iter(child.children), spaced))
         elif type(child) is NavigableString:  # not a comment or a doctype
             parts.append(str(child))
     return _clean("".join(parts))
+
+
+def _own_text(tag: Tag) -> str:
+    # a list item that holds a nested list: keep only its own line
+    return _text(tag, skip=frozenset(NESTED_TAGS))
 
 
 def _covered(tag: Tag) -> bool:
@@ -109,10 +134,6 @@ def parse_html(html: str, fallback_title: str) -> ParsedDocument:
     title = _clean(title_tag.get_text()) if title_tag else ""
     for tag in soup([*SKIP_TAGS, "head", "title"]):
         tag.decompose()
-    # words stay as written across inline tags ("<b>Pix</b>, boleto"), apart across blocks
-    for tag in soup([*BLOCK_TAGS, *HEADINGS, *BOUNDARY_TAGS]):
-        tag.insert_before(" ")
-        tag.insert_after(" ")
     path: list[tuple[int, str]] = []
     blocks: list[Block] = []
     loose: list[str] = []  # text outside any block (``<div>Text <b>here</b></div>``)
@@ -127,12 +148,12 @@ def parse_html(html: str, fallback_title: str) -> ParsedDocument:
 
     for node in list(soup.descendants):
         if not isinstance(node, Tag):
-            if type(node) is NavigableString and node.find_parent([*BLOCK_TAGS, *HEADINGS]) is None:
+            if type(node) is NavigableString and not any(p.name in TEXT_HOLDERS for p in node.parents):
                 loose.append(str(node))
             continue
         if node.name in HEADINGS:
             flush_loose()
-            level, text = HEADINGS[node.name], _clean(node.get_text())
+            level, text = HEADINGS[node.name], _text(node)
             if not text:
                 continue
             path = [(lvl, t) for lvl, t in path if lvl < level] + [(level, text)]
@@ -145,9 +166,9 @@ def parse_html(html: str, fallback_title: str) -> ParsedDocument:
             if node.name == "li":
                 add("- " + _own_text(node))
             elif node.name == "tr":
-                add(" | ".join(_clean(c.get_text()) for c in node.find_all(["td", "th"])))
+                add(" | ".join(_text(c) for c in node.find_all(["td", "th"])))
             else:
-                add(_clean(node.get_text()))
+                add(_text(node))
         elif node.name in BOUNDARY_TAGS:
             flush_loose()
     flush_loose()

@@ -7,6 +7,7 @@ the old version or the new one, never neither.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atende.db.scope import company_of, get_or_404
 from atende.errors import InvalidInput
 from atende.knowledge import language
-from atende.knowledge.chunking import chunk_blocks
+from atende.knowledge.chunking import ChunkDraft, chunk_blocks
 from atende.knowledge.models import Chunk, Document, LexemeStat
 from atende.knowledge.parsing import content_type_for, parse
 from atende.knowledge.text import TS_CONFIG, fold
@@ -37,6 +38,17 @@ def _tsvector(title: str, section: str, body: str, lang: str) -> Any:
     context = section if section.startswith(title) else f"{title} {section}"
     heading = func.setweight(func.to_tsvector(cfg, fold(context)), literal_column("'A'"))
     return heading.op("||")(func.setweight(func.to_tsvector(cfg, fold(body)), literal_column("'B'")))
+
+
+def _prepare(
+    data: bytes, kind: str, *, source: str, title: str | None, lang: str | None, chunk_max_chars: int
+) -> tuple[str, str, list[ChunkDraft]]:
+    """Parse, detect the language and chunk (pure, thread-safe): title, language, chunks."""
+    parsed = parse(data, kind, fallback_title=title or source.rsplit("/", 1)[-1])
+    doc_title = (title or parsed.title).strip()[:500] or source
+    full_text = "\n".join(b.text for b in parsed.blocks)
+    doc_lang = lang or language.detect(full_text[:2000], fallback="pt")[0]
+    return doc_title, doc_lang, chunk_blocks(parsed.blocks, chunk_max_chars)
 
 
 async def ingest(
@@ -72,11 +84,10 @@ async def ingest(
     ):
         return IngestResult(existing, changed=False)
 
-    parsed = parse(data, kind, fallback_title=title or source.rsplit("/", 1)[-1])
-    doc_title = (title or parsed.title).strip()[:500] or source
-    full_text = "\n".join(b.text for b in parsed.blocks)
-    doc_lang = lang or language.detect(full_text[:2000], fallback="pt")[0]
-    drafts = chunk_blocks(parsed.blocks, chunk_max_chars)
+    # parsing is CPU work (seconds for a large page): keep it off the event loop
+    doc_title, doc_lang, drafts = await asyncio.to_thread(
+        _prepare, data, kind, source=source, title=title, lang=lang, chunk_max_chars=chunk_max_chars
+    )
 
     if existing is None:
         document = Document(id=uuid.uuid4(), source=source)
