@@ -130,6 +130,12 @@ class RequestContext:
         await send({"type": "http.response.body", "body": body})
 
 
+def _report_worker_exit(task: asyncio.Task[None]) -> None:
+    # the in-process worker ends only at shutdown; anything else means jobs stop running here
+    if not task.cancelled() and task.exception() is not None:
+        log.error("worker.crashed", exc_info=task.exception())
+
+
 def _request_id(incoming: bytes) -> str:
     """The caller's id when it is a plain token (it goes into logs and headers), else a new one."""
     text = incoming.decode("latin-1")
@@ -169,6 +175,7 @@ def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], No
             worker: asyncio.Task[None] | None = None
             if settings.run_worker:
                 worker = asyncio.create_task(run_worker(runtime, name="atende-serve"))
+                worker.add_done_callback(_report_worker_exit)
             log.info("atende.ready", version=__version__)
             if on_ready is not None:
                 on_ready(getattr(app.state, "demo", None))

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager, suppress
 import procrastinate
 import structlog
 
-from atende.config import Settings
+from atende.config import DEV_SECRET, Settings
 from atende.db import migrate
 from atende.db.embedded import EmbeddedDatabase, start_embedded
 from atende.db.pubsub import Listener
@@ -43,6 +43,8 @@ async def open_runtime(
     settings: Settings, *, migrate_now: bool | None = None, listen: bool = True
 ) -> AsyncIterator[Runtime]:
     """A ready runtime; everything it started is stopped on exit, in reverse order."""
+    if settings.database_url and settings.secret_key.get_secret_value() == DEV_SECRET:
+        log.warning("config.insecure_secret_key", hint="set ATENDE_SECRET_KEY to a long random value")
     url, embedded = await database_url(settings)
     try:
         if settings.migrate_on_start if migrate_now is None else migrate_now:

@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 (the documented development default)
+
 
 class Settings(BaseSettings):
     """Runtime configuration, read once per process."""
@@ -34,7 +36,7 @@ class Settings(BaseSettings):
         description="Public base URL of this deployment (used in the widget snippet and links).",
     )
     secret_key: SecretStr = Field(
-        default=SecretStr("dev-insecure-secret-change-me"),
+        default=SecretStr(DEV_SECRET),
         description="Secret for signing and encryption. Set a long random value in production.",
     )
     log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")

@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
 
 from atende.conversations import service
 from atende.conversations.models import Message
@@ -39,9 +38,7 @@ async def _wait_for_reply(
     with tenant.runtime.listener.subscribe(topic) as sub:
         while True:
             async with tenant.transaction() as session:
-                reply = await session.scalar(
-                    select(Message).where(Message.reply_to_id == message_id, Message.author == "bot")
-                )
+                reply = await service.bot_reply(session, message_id)
             remaining = deadline - time.monotonic()
             if reply is not None or remaining <= 0:
                 return reply

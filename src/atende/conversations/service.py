@@ -337,23 +337,16 @@ async def post_agent_reply(
     )
 
 
+async def bot_reply(session: AsyncSession, message_id: uuid.UUID) -> Message | None:
+    """The bot's reply to a customer message, if it has answered."""
+    reply: Message | None = await session.scalar(
+        select(Message).where(Message.reply_to_id == message_id, Message.author == "bot")
+    )
+    return reply
+
+
 async def bot_reply_exists(session: AsyncSession, message_id: uuid.UUID) -> bool:
-    found = await session.scalar(
-        select(Message.id).where(Message.reply_to_id == message_id, Message.author == "bot")
-    )
-    return found is not None
-
-
-async def recent_messages(
-    session: AsyncSession, conversation_id: uuid.UUID, limit: int = 10
-) -> list[Message]:
-    rows = await session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conversation_id)
-        .order_by(Message.seq.desc())
-        .limit(limit)
-    )
-    return list(reversed(list(rows)))
+    return await bot_reply(session, message_id) is not None
 
 
 async def list_messages(

@@ -6,6 +6,7 @@ process waits for the first, then finds the schema at head and does nothing.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -29,7 +30,9 @@ def _config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str | None:
+    """The newest migration this code ships (read once: the files do not change at run time)."""
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 

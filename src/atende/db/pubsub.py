@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 log = structlog.get_logger(__name__)
 CHANNEL = "atende"
+# a half-open TCP connection must not leave the listener waiting forever (ignored on sockets)
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
 
 async def publish(session: AsyncSession, topic: str, kind: str, **data: Any) -> None:
@@ -49,7 +51,10 @@ class Subscription:
             return None
 
     def close(self) -> None:
-        self.listener._subscribers[self.topic].discard(self)
+        subscribers = self.listener._subscribers
+        subscribers[self.topic].discard(self)
+        if not subscribers[self.topic]:
+            del subscribers[self.topic]
 
     def __enter__(self) -> Subscription:
         return self
@@ -66,7 +71,6 @@ class Listener:
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self._callbacks: dict[str, list[Callable[[dict[str, Any]], None]]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
-        self.connected = asyncio.Event()
 
     def subscribe(self, topic: str) -> Subscription:
         sub = Subscription(self, topic)
@@ -113,11 +117,9 @@ class Listener:
         delay = 0.2
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=5
-                ) as conn:
+                conninfo = psycopg.conninfo.make_conninfo(self.url, connect_timeout=5, **KEEPALIVES)
+                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
-                    self.connected.set()
                     self._wake_all()
                     delay = 0.2
                     async for notify in conn.notifies():
@@ -125,7 +127,6 @@ class Listener:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database restarted or the network dropped
-                self.connected.clear()
                 log.warning("listener.reconnecting", error=str(exc), delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -50,7 +50,6 @@ class Turn:
     text: str = ""
     query: str = ""  # what to look up: the text without an opening greeting
     language: str = "pt"
-    language_confidence: float = 0.0
     small_talk: str | None = None
     passages: list[Passage] = field(default_factory=list)
     answer: Answer | None = None
@@ -71,7 +70,7 @@ async def detect_language(session: AsyncSession, turn: Turn, _p: Ports) -> None:
     if fallback is None:
         company = await tenancy.get_company(session, str(turn.conversation.company_id))
         fallback = company.default_language
-    turn.language, turn.language_confidence = languages.detect(turn.text, fallback=fallback)
+    turn.language, _confidence = languages.detect(turn.text, fallback=fallback)
     turn.conversation.language = turn.language
 
 

@@ -59,7 +59,6 @@ class JobQueue:
         task: str,
         *,
         lock: str | None = None,
-        queueing_lock: str | None = None,
         **kwargs: Any,
     ) -> int:
         """Insert a job in ``session``'s transaction; returns the job id."""
@@ -67,8 +66,6 @@ class JobQueue:
         options: dict[str, Any] = {"connection": raw.driver_connection}
         if lock:
             options["lock"] = lock
-        if queueing_lock:
-            options["queueing_lock"] = queueing_lock
         deferrer = self.app.configure_task(task, **options)
         return await deferrer.defer_async(**kwargs)
 

@@ -74,11 +74,12 @@ async def get_principal(
     key_hash = hash_token(runtime.secret_key, presented)
     principal = cache.get(key_hash)
     if principal is None:
+        generation = cache.generation
         async with runtime.db.transaction() as session:
             principal = await authenticate_api_key(
                 session, secret_key=runtime.secret_key, presented=presented
             )
-        cache.put(key_hash, principal)
+        cache.put(key_hash, principal, generation)
     structlog.contextvars.bind_contextvars(company_id=str(principal.company_id), api_key=principal.key_prefix)
     return principal
 

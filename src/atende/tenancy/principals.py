@@ -22,6 +22,8 @@ class PrincipalCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, Principal]] = {}
+        # bumped by every revocation: a lookup that started before one is not cached
+        self.generation = 0
 
     def get(self, key_hash: str) -> Principal | None:
         entry = self._entries.get(key_hash)
@@ -33,13 +35,17 @@ class PrincipalCache:
             return None
         return principal
 
-    def put(self, key_hash: str, principal: Principal) -> None:
+    def put(self, key_hash: str, principal: Principal, generation: int) -> None:
+        """Cache a lookup that began at ``generation`` (skipped if a revocation came since)."""
+        if generation != self.generation:
+            return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
         self._entries[key_hash] = (time.monotonic(), principal)
 
     def handle(self, event: dict[str, Any]) -> None:
         """React to a notification of the ``api_keys`` topic."""
+        self.generation += 1
         prefix = event.get("prefix")
         if event.get("kind") == "revoked" and prefix:
             for key_hash, (_, principal) in list(self._entries.items()):
