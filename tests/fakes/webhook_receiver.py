@@ -42,6 +42,7 @@ class WebhookReceiver:
         self._requests: list[ReceivedRequest] = []
         self._scripts: dict[str, list[int]] = {}
         self._always: dict[str, int] = {}
+        self._stalls: dict[str, float] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -67,6 +68,11 @@ class WebhookReceiver:
     def always_answer(self, path: str, status: int) -> None:
         with self._lock:
             self._always[path] = status
+
+    def stall(self, path: str, seconds: float) -> None:
+        """Send the status line of answers to ``path`` only after ``seconds``."""
+        with self._lock:
+            self._stalls[path] = seconds
 
     def requests(self, path: str | None = None) -> list[ReceivedRequest]:
         with self._lock:
@@ -120,6 +126,9 @@ class WebhookReceiver:
                     )
                 )
                 reply = b'{"ok":true}' if status < 300 else b'{"error":"scripted failure"}'
+                with receiver._lock:
+                    stall = receiver._stalls.get(self.path, 0.0)
+                time.sleep(stall)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))

@@ -308,3 +308,26 @@ async def test_a_public_address_is_accepted() -> None:
     from atende.webhooks.service import check_destination
 
     await check_destination("https://8.8.8.8/hook", allow_private=False)
+
+
+async def test_a_delivery_that_gets_no_answer_in_time_is_logged_as_a_timed_out_attempt(
+    company: CompanyCtx, receiver: WebhookReceiver, settings: Settings
+) -> None:
+    conversation_id, state = await settled_conversation(company)
+    endpoint, path = await register(company.client, receiver, ["conversation.state_changed"])
+    receiver.stall(path, settings.webhook_timeout_seconds + 3)
+    r = await company.client.post(
+        f"/v1/conversations/{conversation_id}/state", json={"state": another_state(state)}
+    )
+    assert r.status_code == 200
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        [delivery] = (await company.client.get(f"/v1/webhooks/{endpoint['id']}/deliveries")).json()
+        if delivery["attempt_log"]:
+            break
+        await asyncio.sleep(0.2)
+    first = delivery["attempt_log"][0]
+    assert first["status_code"] is None
+    assert first["error"] == f"no answer within {settings.webhook_timeout_seconds:g} s"
+    assert first["duration_ms"] < (settings.webhook_timeout_seconds + 1.5) * 1000
+    receiver.stall(path, 0)  # let the retry through, so the worker is free again
