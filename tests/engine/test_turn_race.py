@@ -1,14 +1,18 @@
-"""An agent who takes a conversation over while the bot is still working on a message wins:
-the bot, finding the conversation no longer its own when it comes to write, stays silent."""
+"""What happens around a bot turn that is still running: an agent who takes the
+conversation over wins (the bot, finding it no longer its own when it comes to write,
+stays silent), and a turn that fails for good hands the customer to a person."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import psycopg
 
 from atende.db.url import libpq_url
+from atende.engine.turn import hand_off_after_failure
+from atende.runtime import Runtime
 from tests.conftest import CompanyCtx, ask
 
 
@@ -51,3 +55,30 @@ async def test_an_agent_taking_over_mid_turn_leaves_the_bot_silent(
     assert not [m for m in messages if m["reply_to_id"] == question_id]
     detail = (await kb_company.client.get(f"/v1/conversations/{cid}")).json()
     assert detail["state"] == "human"
+
+
+async def test_a_turn_that_fails_for_good_hands_the_customer_to_a_person(
+    kb_company: CompanyCtx, db_url: str, runtime: Runtime
+) -> None:
+    first = await ask(kb_company.client, "Qual o prazo de entrega?", contact="falha")
+    cid = first["conversation_id"]
+    async with await psycopg.AsyncConnection.connect(libpq_url(db_url)) as blocker:
+        # the live turn is held in retrieval while this one "fails for good"
+        await blocker.execute("LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE")
+        r = await kb_company.client.post(
+            "/v1/messages", json={"contact": {"external_id": "falha"}, "text": "E o frete?"}
+        )
+        question_id = uuid.UUID(r.json()["message"]["id"])
+        handed = await hand_off_after_failure(runtime, kb_company.id, question_id, "RuntimeError: boom")
+        assert handed is True
+        await blocker.rollback()
+    assert await hand_off_after_failure(runtime, kb_company.id, question_id, "again") is False
+
+    await asyncio.sleep(2)  # the held turn resumes and must stay silent
+    messages = (await kb_company.client.get(f"/v1/conversations/{cid}/messages")).json()["items"]
+    replies = [m for m in messages if m["reply_to_id"] == str(question_id)]
+    assert len(replies) == 1
+    assert replies[0]["text"].startswith("Tive um problema para responder sua mensagem")
+    detail = (await kb_company.client.get(f"/v1/conversations/{cid}")).json()
+    assert detail["state"] == "waiting_human"
+    assert detail["transitions"][-1]["reason"] == "the bot could not answer: RuntimeError: boom"

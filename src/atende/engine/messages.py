@@ -11,6 +11,14 @@ PHRASES: dict[str, dict[str, str]] = {
         "es": "No encontré esa información en nuestra base de conocimiento. Voy a pasar tu "
         "mensaje a una persona de nuestro equipo, que te responderá pronto.",
     },
+    "failure": {
+        "pt": "Tive um problema para responder sua mensagem. Vou encaminhá-la para uma pessoa da "
+        "nossa equipe, que vai responder em breve.",
+        "en": "I had a problem answering your message. I'm passing it to a person on our team, "
+        "who will reply soon.",
+        "es": "Tuve un problema para responder tu mensaje. Voy a pasarlo a una persona de nuestro "
+        "equipo, que te responderá pronto.",
+    },
     "greeting": {
         "pt": "Olá! Como posso ajudar?",
         "en": "Hello! How can I help you?",

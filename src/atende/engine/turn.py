@@ -25,6 +25,7 @@ from atende.db.pubsub import publish
 from atende.engine import smalltalk
 from atende.engine.messages import phrase
 from atende.engine.models import Trace
+from atende.errors import NotFound
 from atende.knowledge import language as languages
 from atende.knowledge.retrieval import Passage, Retriever, lexemes
 from atende.knowledge.text import TS_CONFIG, topic_text
@@ -219,3 +220,42 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return turn.decision
+
+
+async def hand_off_after_failure(
+    runtime: Runtime, company_id: uuid.UUID, message_id: uuid.UUID, error: str
+) -> bool:
+    """When a turn has failed for good, tell the customer a person will answer and queue
+    the conversation for the team. Returns whether it did (not if answered or not the bot's)."""
+    async with runtime.db.transaction(company_id) as session:
+        try:
+            message = await conversations.get_message(session, message_id)
+        except NotFound:
+            return False  # deleted meanwhile: nobody to answer
+        conversation = await conversations.get_conversation(session, message.conversation_id, for_update=True)
+        if conversation.state != State.bot.value or await conversations.bot_reply_exists(session, message_id):
+            return False
+        language = (
+            conversation.language or (await tenancy.get_company(session, str(company_id))).default_language
+        )
+        await conversations.add_reply(
+            session,
+            runtime.jobs,
+            conversation,
+            author="bot",
+            text=phrase("failure", language),
+            reply_to_id=message.id,
+            language=language,
+            meta={"decision": "handoff"},
+        )
+        await conversations.change_state(
+            session,
+            runtime.jobs,
+            conversation.id,
+            State.waiting_human,
+            actor_type="bot",
+            reason=f"the bot could not answer: {error}"[:500],
+        )
+    metrics.TURNS.labels("failed").inc()
+    log.error("turn.failed_handed_off", conversation_id=str(conversation.id), error=error)
+    return True
