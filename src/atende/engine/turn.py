@@ -27,8 +27,7 @@ from atende.engine.messages import phrase
 from atende.engine.models import Trace
 from atende.errors import NotFound
 from atende.knowledge import language as languages
-from atende.knowledge.retrieval import Passage, Retriever, lexemes
-from atende.knowledge.text import TS_CONFIG, topic_text
+from atende.knowledge.retrieval import Passage, Retriever, lexemes, question_stems
 from atende.llm.answerer import Answer, Answerer, Question
 from atende.observability import metrics
 from atende.runtime import Runtime
@@ -95,9 +94,7 @@ async def answer(session: AsyncSession, turn: Turn, ports: Ports) -> None:
     async def lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
         return await lexemes(session, texts)
 
-    langs = list(TS_CONFIG)
-    stems = await lexer([(topic_text(turn.query), lang) for lang in langs])
-    question = Question(turn.text, turn.language, dict(zip(langs, stems, strict=True)))
+    question = Question(turn.text, turn.language, await question_stems(session, turn.query))
     turn.answer = await ports.answerer.answer(question, turn.passages, lexer)
 
 

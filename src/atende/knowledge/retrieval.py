@@ -64,9 +64,8 @@ class FullTextRetriever:
     async def terms(self, session: AsyncSession, query: str) -> tuple[list[str], list[str]]:
         """The lexemes to match candidates with (the rare ones) and to rank them with (all
         of the question's terms that occur in the knowledge base)."""
-        topic = topic_text(query)
-        stems = await lexemes(session, [(topic, lang) for lang in TS_CONFIG])
-        candidates = frozenset().union(*stems)
+        stems = await question_stems(session, query)
+        candidates = frozenset().union(*stems.values())
         if not candidates:
             return [], []
         stats = await session.execute(
@@ -134,3 +133,21 @@ async def lexemes(session: AsyncSession, texts: list[tuple[str, str]]) -> list[f
         )
     ).all()
     return [frozenset(r[1]) for r in rows]
+
+
+_STEMS_KEY = "atende.question_stems"
+
+
+async def question_stems(session: AsyncSession, question: str) -> dict[str, frozenset[str]]:
+    """The topic terms of ``question`` stemmed under each language's configuration.
+
+    Retrieval and the answerer both need them in one turn: they are computed once per
+    session (one round trip) and kept in ``session.info``.
+    """
+    cache: dict[str, dict[str, frozenset[str]]] = session.info.setdefault(_STEMS_KEY, {})
+    topic = topic_text(question)
+    if topic not in cache:
+        languages = list(TS_CONFIG)
+        stems = await lexemes(session, [(topic, lang) for lang in languages])
+        cache[topic] = dict(zip(languages, stems, strict=True))
+    return cache[topic]
