@@ -84,6 +84,7 @@ class WidgetCors:
 class Visitor:
     company_id: uuid.UUID
     conversation_id: uuid.UUID
+    contact_id: uuid.UUID
 
 
 async def _company_id(runtime: Runtime, widget_key: str) -> uuid.UUID:
@@ -105,7 +106,7 @@ async def _visitor(
         expected = conversation.visitor_token_hash or ""
     if not tokens_equal(expected, hash_token(runtime.secret_key, token)):
         raise NotFound("no such conversation")  # never confirm that an id exists
-    return Visitor(company_id, conversation_id)
+    return Visitor(company_id, conversation_id, conversation.contact_id)
 
 
 @router.get("/widget.js", include_in_schema=False)
@@ -180,23 +181,21 @@ async def visitor_message(
     visitor = await _visitor(runtime, widget_key, conversation_id, x_visitor_token)
     text = conversations.clean_text(body.text, runtime.settings.max_message_chars)
     async with runtime.db.transaction(visitor.company_id) as session:
-        conversation = await conversations.get_conversation(session, conversation_id)
-        contact_id = conversation.contact_id
-        contact_external = await conversations.contact_external_id(session, contact_id)
+        contact_external_id = await conversations.contact_external_id(session, visitor.contact_id)
         received = await conversations.receive_inbound(
             session,
             runtime.jobs,
             InboundMessage(
                 channel=CHANNEL,
-                contact_external_id=contact_external,
+                contact_external_id=contact_external_id,
                 text=text,
                 conversation_id=conversation_id,
                 channel_message_id=f"{conversation_id}:{body.client_id}" if body.client_id else None,
             ),
         )
-        awaiting = (
-            received.conversation.state == State.bot.value
-            and not await conversations.bot_reply_exists(session, received.message.id)
+        # a new message cannot have been answered yet; a redelivered one may have been
+        awaiting = received.conversation.state == State.bot.value and not (
+            received.duplicate and await conversations.bot_reply_exists(session, received.message.id)
         )
     if not received.duplicate:
         metrics.MESSAGES_RECEIVED.labels(CHANNEL).inc()
