@@ -215,7 +215,7 @@ async def new_customer_message(runtime: Runtime, company_id: uuid.UUID, question
         channel_message_id=f"bench-{uuid.uuid4().hex}",
     )
     async with runtime.db.transaction(company_id) as session:
-        received = await conversations.receive_inbound(session, runtime.jobs, inbound)
+        received = await conversations.receive_inbound(await session.connection(), company_id, inbound)
         await session.execute(
             text("DELETE FROM procrastinate_jobs WHERE status = 'todo' AND args->>'message_id' = :id"),
             {"id": str(received.message.id)},

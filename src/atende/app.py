@@ -17,7 +17,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -221,6 +222,28 @@ def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], No
         reason = "; ".join(r for r in reasons if r) or str(exc.orig).splitlines()[0]
         log.info("request.unstorable_value", reason=reason)
         return _error(422, "invalid_input", f"a value cannot be stored: {reason}")
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(_request: Request, exc: OperationalError) -> JSONResponse:
+        # the connection broke (restart, failover) or the transaction must be retried; a lost
+        # connection has invalidated the pool, so the next request gets a fresh one
+        diag = getattr(exc.orig, "diag", None)
+        log.warning(
+            "request.database_unavailable",
+            error=str(exc.orig).splitlines()[0] if exc.orig else "",
+            sqlstate=getattr(diag, "sqlstate", None),
+            detail=getattr(diag, "message_detail", None),
+        )
+        return _error(
+            503, "database_unavailable", "the database is unavailable; retry shortly", {"Retry-After": "1"}
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def database_busy(_request: Request, _exc: PoolTimeout) -> JSONResponse:
+        log.warning("request.database_busy")
+        return _error(
+            503, "database_busy", "every database connection is busy; retry shortly", {"Retry-After": "1"}
+        )
 
     @app.exception_handler(UnicodeEncodeError)
     async def not_unicode(_request: Request, exc: UnicodeEncodeError) -> JSONResponse:

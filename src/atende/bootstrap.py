@@ -49,7 +49,12 @@ async def open_runtime(
     try:
         if settings.migrate_on_start if migrate_now is None else migrate_now:
             await asyncio.to_thread(migrate.upgrade, url)
-        db = Database(url)
+        db = Database(
+            url,
+            pool_size=settings.db_pool_size,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            pre_ping=settings.db_pre_ping,
+        )
         runtime = Runtime(
             settings=settings, db=db, jobs=JobQueue(db.url, BLUEPRINTS), listener=Listener(db.url)
         )

@@ -29,6 +29,20 @@ class Settings(BaseSettings):
         default=Path(".atende-data"),
         description="Folder of the embedded PostgreSQL data (used when database_url is unset).",
     )
+    db_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="Database connections each process keeps open (requests wait for a free one).",
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Longest wait for a free database connection before a 503."
+    )
+    db_pre_ping: bool = Field(
+        default=False,
+        description="Test each pooled connection before use (a round trip per transaction). Off: a "
+        "connection lost to a database restart fails one request with 503 and the pool is renewed.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `atende serve` binds to.")
     port: int = Field(default=8000, description="Port `atende serve` listens on.")
     public_url: str = Field(

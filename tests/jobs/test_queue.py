@@ -34,13 +34,13 @@ async def test_a_rolled_back_message_leaves_no_job_and_a_committed_one_leaves_ex
     session = runtime.db.company_session(company.id)
     async with session:
         await session.begin()
-        received = await conversations.receive_inbound(session, runtime.jobs, inbound)
+        received = await conversations.receive_inbound(await session.connection(), company.id, inbound)
         rolled_back_id = received.message.id
         await session.rollback()
     assert await _jobs_for(runtime, rolled_back_id) == []
 
     async with runtime.db.transaction(company.id) as session:
-        received = await conversations.receive_inbound(session, runtime.jobs, inbound)
+        received = await conversations.receive_inbound(await session.connection(), company.id, inbound)
     jobs = await _jobs_for(runtime, received.message.id)
     assert [name for name, _ in jobs] == ["engine:run_turn"]
 

@@ -92,11 +92,11 @@ async def test_a_worker_killed_mid_turn_leaves_the_customer_exactly_one_reply(
             lang="pt",
         )
         received = await conversations.receive_inbound(
-            session,
-            runtime.jobs,
+            await session.connection(),
+            company.id,
             InboundMessage(channel="api", contact_external_id="ze", text="Qual o prazo de entrega?"),
         )
-    conversation_id, message_id = received.conversation.id, received.message.id
+    conversation_id, message_id = received.conversation_id, received.message.id
 
     async def job_status() -> str | None:
         async with runtime.db.transaction() as session:

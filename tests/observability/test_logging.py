@@ -215,9 +215,11 @@ async def test_an_unsafe_incoming_request_id_is_replaced(company: CompanyCtx, in
     assert len(echoed) == 32 and echoed.isalnum()
 
 
-async def test_a_server_error_carries_the_request_id_and_no_stack_trace(settings: Settings) -> None:
-    """A database outage mid-request: the 500 is answered from outside the middleware, and
-    still names the request id the error was logged under."""
+async def test_a_database_outage_answers_503_with_the_request_id_and_no_stack_trace(
+    settings: Settings,
+) -> None:
+    """The database is unreachable mid-request: the client is told to retry (503 with
+    Retry-After), the answer names the request id, and the key never reaches the logs."""
     down = settings.model_copy(update={"database_url": f"postgresql://atende@127.0.0.1:{free_port()}/atende"})
     app = create_app(down)
     db = Database(down.database_url or "", pool_size=1, max_overflow=0)
@@ -225,13 +227,44 @@ async def test_a_server_error_carries_the_request_id_and_no_stack_trace(settings
         settings=down, db=db, jobs=JobQueue(db.url, BLUEPRINTS), listener=Listener(db.url)
     )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    headers = {"Authorization": "Bearer atd_ab12CD34_secret", "X-Request-Id": "r-500"}
+    headers = {"Authorization": "Bearer atd_ab12CD34_secret", "X-Request-Id": "r-503"}
     try:
         with capturing_json_logs() as logs:
             async with httpx.AsyncClient(transport=transport, base_url="http://atende", timeout=20) as client:
                 r = await client.get("/v1/company", headers=headers)
     finally:
         await db.dispose()
+    assert r.status_code == 503
+    assert r.headers["x-request-id"] == "r-503"
+    assert r.headers["retry-after"] == "1"
+    assert r.json() == {
+        "detail": "the database is unavailable; retry shortly",
+        "code": "database_unavailable",
+    }
+    await wait_for_event(logs, "request.database_unavailable", request_id="r-503")
+    served = await wait_for_event(logs, "http.request", request_id="r-503")
+    assert served["status"] == 503
+    assert served["route"] == "/v1/company"
+    assert "Traceback" not in "\n".join(logs.lines)
+    assert "atd_ab12CD34_secret" not in "\n".join(logs.lines)
+
+
+async def test_a_server_error_carries_the_request_id_and_no_stack_trace(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """An unexpected error: the 500 is answered from outside the middleware, and still names
+    the request id the error was logged under; the client sees no stack trace."""
+    app = create_app(settings)
+    app.state.runtime = runtime
+
+    async def broken() -> None:
+        raise RuntimeError("a bug with a secret atd_ab12CD34_secret in its message")
+
+    app.add_api_route("/v1/broken", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    with capturing_json_logs() as logs:
+        async with httpx.AsyncClient(transport=transport, base_url="http://atende", timeout=20) as client:
+            r = await client.get("/v1/broken", headers={"X-Request-Id": "r-500"})
     assert r.status_code == 500
     assert r.headers["x-request-id"] == "r-500"
     assert r.json() == {
@@ -239,8 +272,8 @@ async def test_a_server_error_carries_the_request_id_and_no_stack_trace(settings
         "code": "internal_error",
     }
     failed = await wait_for_event(logs, "request.failed", request_id="r-500")
-    assert "OperationalError" in failed["exception"]
+    assert "RuntimeError" in failed["exception"]
     served = await wait_for_event(logs, "http.request", request_id="r-500")
     assert served["status"] == 500
-    assert served["route"] == "/v1/company"
+    assert served["route"] == "/v1/broken"
     assert "atd_ab12CD34_secret" not in "\n".join(logs.lines)

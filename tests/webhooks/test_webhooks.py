@@ -9,6 +9,7 @@ import hmac
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -107,6 +108,40 @@ async def test_a_customer_message_and_the_bot_reply_arrive_signed_as_message_cre
         assert request.headers["content-type"] == "application/json"
         assert request.headers["x-atende-event"] == "message.created"
         assert request.headers["x-atende-delivery"] == request.event["id"]
+
+
+async def test_customer_and_bot_message_events_have_one_shape(
+    kb_company: CompanyCtx, receiver: WebhookReceiver
+) -> None:
+    """Customer messages are announced by the intake's SQL function, replies by Python: a
+    receiver must not be able to tell them apart by shape."""
+    _endpoint, path = await register(kb_company.client, receiver, ["message.created"])
+    await ask(kb_company.client, "Vocês aceitam Pix?")
+    received = await receiver.wait_for(path, lambda rs: len(rs) >= 2)
+    customer, bot = sorted((r.event for r in received), key=lambda e: e["data"]["author"] != "customer")
+    assert set(customer) == set(bot) == {"id", "type", "company_id", "created_at", "data"}
+    assert set(customer["data"]) == set(bot["data"])
+    for event in (customer, bot):
+        assert datetime.fromisoformat(event["created_at"]).utcoffset() == timedelta(0)
+        assert datetime.fromisoformat(event["data"]["created_at"]).utcoffset() == timedelta(0)
+        assert uuid.UUID(event["id"]) and uuid.UUID(event["data"]["id"])
+    assert customer["data"]["text"] == "Vocês aceitam Pix?"
+    assert customer["data"]["channel"] == bot["data"]["channel"] == "api"
+
+
+async def test_a_customer_reopening_a_resolved_conversation_sends_state_changed(
+    kb_company: CompanyCtx, receiver: WebhookReceiver
+) -> None:
+    _endpoint, path = await register(kb_company.client, receiver, ["conversation.state_changed"])
+    first = await ask(kb_company.client, "Qual o prazo de entrega?", contact="reabre")
+    cid = first["conversation_id"]
+    r = await kb_company.client.post(f"/v1/conversations/{cid}/state", json={"state": "resolved"})
+    assert r.status_code == 200, r.text
+    await ask(kb_company.client, "E para o Nordeste?", contact="reabre")
+    received = await receiver.wait_for(path, lambda rs: len(rs) >= 2)
+    moves = [(e["data"]["from"], e["data"]["to"]) for e in (r.event for r in received)]
+    assert sorted(moves) == [("bot", "resolved"), ("resolved", "bot")]
+    assert {e["data"]["conversation_id"] for e in (r.event for r in received)} == {cid}
 
 
 async def test_a_tampered_body_does_not_match_the_signature(

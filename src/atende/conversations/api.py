@@ -73,18 +73,18 @@ async def post_customer_message(
         contact_email=body.contact.email,
         contact_phone=body.contact.phone,
     )
-    async with tenant.transaction() as session:
-        received = await service.receive_inbound(session, tenant.runtime.jobs, inbound)
-        awaiting_bot = received.conversation.state == State.bot.value
+    async with tenant.runtime.db.autocommit() as connection:  # receiving is one atomic statement
+        received = await service.receive_inbound(connection, tenant.principal.company_id, inbound)
+    awaiting_bot = received.conversation_state == State.bot.value
     if received.duplicate:
         response.status_code = 200
     else:
         metrics.MESSAGES_RECEIVED.labels(API_CHANNEL).inc()
     reply = None
     if wait and awaiting_bot:
-        reply = await _wait_for_reply(tenant, received.message.id, str(received.conversation.id), wait)
+        reply = await _wait_for_reply(tenant, received.message.id, str(received.conversation_id), wait)
     return PostMessageResult(
-        conversation_id=received.conversation.id,
+        conversation_id=received.conversation_id,
         message=MessagePublic.model_validate(received.message),
         duplicate=received.duplicate,
         reply=MessagePublic.model_validate(reply) if reply else None,

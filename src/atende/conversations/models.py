@@ -27,6 +27,7 @@ from atende.db.base import Base, CompanyOwned, IdMixin, utcnow
 class Contact(IdMixin, CompanyOwned, Base):
     __tablename__ = "contacts"
     __table_args__ = (UniqueConstraint("company_id", "channel", "external_id"),)
+    company_index_in_table_args = True
 
     channel: Mapped[str] = mapped_column(String(20))
     external_id: Mapped[str] = mapped_column(String(200))
@@ -39,6 +40,7 @@ class Contact(IdMixin, CompanyOwned, Base):
 class Conversation(IdMixin, CompanyOwned, Base):
     __tablename__ = "conversations"
     __table_args__ = (Index("ix_conversations_company_updated", "company_id", "updated_at", "id"),)
+    company_index_in_table_args = True
 
     contact_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("contacts.id", ondelete="CASCADE"), index=True
@@ -66,6 +68,7 @@ class Message(IdMixin, CompanyOwned, Base):
         ),
     )
 
+    company_index_in_table_args = True
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012  # fetch the seq PostgreSQL assigns
 
     seq: Mapped[int] = mapped_column(BigInteger, Identity(always=False), unique=True)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from atende.conversations.models import Contact, Conversation, Message, StateTransition
 from atende.conversations.schemas import InboundMessage
@@ -24,7 +25,6 @@ from atende.conversations.states import (
     InvalidTransition,
     State,
     check_transition,
-    state_after_customer_message,
 )
 from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
@@ -37,7 +37,11 @@ TURN_TASK = "engine:run_turn"
 
 @dataclass(frozen=True)
 class Received:
-    conversation: Conversation
+    """What receiving a message did: the message (the stored one, for a redelivery) and its
+    conversation's state afterwards."""
+
+    conversation_id: uuid.UUID
+    conversation_state: str
     message: Message
     duplicate: bool
 
@@ -115,25 +119,6 @@ async def _record_transition(
     return transition
 
 
-async def _find_conversation(
-    session: AsyncSession, inbound: InboundMessage, contact: Contact
-) -> Conversation | None:
-    if inbound.conversation_id is not None:
-        conversation = await session.get(
-            Conversation, inbound.conversation_id, with_for_update=True, populate_existing=True
-        )
-        if conversation is None or conversation.contact_id != contact.id:
-            raise NotFound(f"no conversation {inbound.conversation_id} for this contact")
-        return conversation
-    return await session.scalar(
-        select(Conversation)
-        .where(Conversation.contact_id == contact.id, Conversation.channel == inbound.channel)
-        .order_by(Conversation.updated_at.desc())
-        .limit(1)
-        .with_for_update()
-    )
-
-
 async def open_conversation(
     session: AsyncSession, *, contact: Contact, channel: str, visitor_token_hash: str | None = None
 ) -> Conversation:
@@ -162,71 +147,66 @@ async def start_visitor_conversation(
     )
 
 
-async def _stored_message(session: AsyncSession, inbound: InboundMessage) -> Received | None:
-    existing = await session.scalar(
-        select(Message).where(
-            Message.channel == inbound.channel, Message.channel_message_id == inbound.channel_message_id
-        )
-    )
-    if existing is None:
-        return None
-    return Received(await get_conversation(session, existing.conversation_id), existing, duplicate=True)
+# the SQL function is migration 0004's; its OUT columns, in order, after outcome and state
+_RECEIVE = "SELECT * FROM atende_receive_message_v1(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_MESSAGE_COLUMNS = (
+    "id",
+    "seq",
+    "conversation_id",
+    "channel",
+    "channel_message_id",
+    "author",
+    "text",
+    "language",
+    "reply_to_id",
+    "meta",
+    "created_at",
+)
 
 
-async def _insert_customer_message(
-    session: AsyncSession, inbound: InboundMessage, conversation: Conversation
-) -> Message | None:
-    """Insert the message; ``None`` if this channel message id was stored before."""
-    stmt = (
-        pg_insert(Message)
-        .values(
-            id=uuid.uuid4(),
-            company_id=conversation.company_id,
-            conversation_id=conversation.id,
-            channel=inbound.channel,
-            channel_message_id=inbound.channel_message_id,
-            author="customer",
-            text=inbound.text,
-            meta=dict(inbound.meta),
-        )
-        .on_conflict_do_nothing(index_elements=["company_id", "channel", "channel_message_id"])
-        .returning(Message)
-    )
-    message: Message | None = await session.scalar(select(Message).from_statement(stmt))
-    return message
+async def receive_inbound(
+    connection: AsyncConnection, company_id: uuid.UUID, inbound: InboundMessage
+) -> Received:
+    """Store a customer message once, reopen or open its conversation, enqueue the bot turn.
 
-
-async def receive_inbound(session: AsyncSession, jobs: JobQueue, inbound: InboundMessage) -> Received:
-    """Store a customer message once, reopen or open its conversation, enqueue the bot turn."""
-    if inbound.channel_message_id and (stored := await _stored_message(session, inbound)):
-        return stored  # a redelivery: change nothing, answer with what was stored the first time
-    contact = await _get_or_create_contact(session, inbound)
-    conversation = await _find_conversation(session, inbound, contact)
-    if conversation is None:
-        conversation = await open_conversation(session, contact=contact, channel=inbound.channel)
-    message = await _insert_customer_message(session, inbound, conversation)
-    if message is None:  # the same redelivery arrived concurrently and won
-        stored = await _stored_message(session, inbound)
-        assert stored is not None
-        return stored
-
-    target = state_after_customer_message(State(conversation.state))
-    if target.value != conversation.state:
-        await _record_transition(
-            session, conversation, target, actor_type="customer", reason="customer wrote again"
-        )
-        await _emit_state_change(session, jobs, conversation, "resolved")
-    conversation.updated_at = datetime.now(UTC)
-    if conversation.state == State.bot.value:
-        await jobs.enqueue(
-            session,
+    One round trip: ``atende_receive_message_v1`` (migration 0004) dedupes by the channel's
+    message id, upserts the contact, locks or opens the conversation, stores the message,
+    reopens a resolved conversation, queues the bot turn (when the bot owns the
+    conversation) and the webhook deliveries, and notifies live listeners. Every statement
+    in it is scoped to ``company_id``. On a session's connection (``await
+    session.connection()``) it joins that transaction; on ``Database.autocommit()`` it is
+    one atomic statement.
+    """
+    # through SQLAlchemy's connection (not the driver's): a lost connection invalidates the
+    # pool like any other statement's would
+    result = await connection.exec_driver_sql(
+        _RECEIVE,
+        (
+            company_id,
+            inbound.channel,
+            inbound.contact_external_id,
+            inbound.contact_name,
+            inbound.contact_email,
+            inbound.contact_phone,
+            inbound.channel_message_id,
+            inbound.conversation_id,
+            inbound.text,
+            Jsonb(dict(inbound.meta)),
             TURN_TASK,
-            lock=f"conversation:{conversation.id}",
-            company_id=str(conversation.company_id),
-            message_id=str(message.id),
-        )
-    await _announce_message(session, jobs, message)
-    return Received(conversation, message, duplicate=False)
+            webhooks.DELIVER_TASK,
+        ),
+    )
+    row = tuple(result.one())
+    outcome, state, *columns = row
+    if outcome == "no_conversation":
+        raise NotFound(f"no conversation {inbound.conversation_id} for this contact")
+    message = Message(company_id=company_id, **dict(zip(_MESSAGE_COLUMNS, columns, strict=True)))
+    return Received(
+        conversation_id=message.conversation_id,
+        conversation_state=state,
+        message=message,
+        duplicate=outcome == "duplicate",
+    )
 
 
 async def _announce_message(session: AsyncSession, jobs: JobQueue, message: Message) -> None:

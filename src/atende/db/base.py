@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from sqlalchemy import DateTime, ForeignKey, MetaData, func
 from sqlalchemy.dialects.postgresql import UUID
@@ -39,8 +40,17 @@ class CompanyOwned:
     Sessions opened for a company (see ``atende.db.session``) add
     ``company_id = <that company>`` to every query on such a table and refuse to write a
     row of another company.
+
+    ``company_id`` gets an index of its own unless the table declares a composite index
+    that starts with it (``company_index_in_table_args = True``): one fewer index to write.
     """
+
+    company_index_in_table_args: ClassVar[bool] = False
 
     @declared_attr
     def company_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805
-        return mapped_column(UUID(as_uuid=True), ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+        return mapped_column(
+            UUID(as_uuid=True),
+            ForeignKey("companies.id", ondelete="CASCADE"),
+            index=not cls.company_index_in_table_args,
+        )

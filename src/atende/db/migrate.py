@@ -47,5 +47,16 @@ def upgrade(url: str) -> None:
         engine.dispose()
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Take the database at ``url`` back to ``revision`` (``"base"``: empty), under the same lock."""
+    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            command.downgrade(_config(conn), revision)
+    finally:
+        engine.dispose()
+
+
 def current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.util import find_tables
@@ -79,19 +80,38 @@ def _stamp_company(session: Session, _ctx: Any, _instances: Any) -> None:
             raise CrossCompanyWrite(f"{type(obj).__name__} belongs to another company")
 
 
+async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under ``session``'s transaction (begun if it was not), for the
+    few statements that go around the ORM: enqueueing jobs, the one-statement intake."""
+    raw = await (await session.connection()).get_raw_connection()
+    return cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+
+
 class Database:
     """One PostgreSQL database: an async engine and its session factories."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 20,
+        max_overflow: int = 0,
+        pool_timeout: float = 30.0,
+        pre_ping: bool = False,
+    ) -> None:
+        # No overflow by default: a connection opened for a burst and closed right after
+        # costs PostgreSQL a new backend per request, exactly when it is busiest.
         self.url = libpq_url(url)
         self.engine = create_async_engine(
             sqlalchemy_url(url),
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
+            pool_timeout=pool_timeout,
+            pool_pre_ping=pre_ping,
             pool_recycle=1800,
         )
         self._factory = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def company_session(self, company_id: uuid.UUID) -> AsyncSession:
         """A session that sees and writes only ``company_id``'s rows."""
@@ -107,6 +127,14 @@ class Database:
         session = self.company_session(company_id) if company_id else self.platform_session()
         async with session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection whose every statement commits on its own (no BEGIN and COMMIT
+        round trips, no ORM): for work that is one atomic statement taking its company as an
+        argument, such as receiving a message (``conversations.service.receive_inbound``)."""
+        async with self._autocommit_engine.connect() as connection:
+            yield connection
 
     async def dispose(self) -> None:
         await self.engine.dispose()

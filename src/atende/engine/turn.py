@@ -70,8 +70,8 @@ async def detect_language(session: AsyncSession, turn: Turn, _p: Ports) -> None:
     if fallback is None:
         company = await tenancy.get_company(session, str(turn.conversation.company_id))
         fallback = company.default_language
+    # kept on the turn: the conversation is written only once it is locked (see run_turn)
     turn.language, _confidence = languages.detect(turn.text, fallback=fallback)
-    turn.conversation.language = turn.language
 
 
 async def recognise_small_talk(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
@@ -148,13 +148,15 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
                 t0 = time.perf_counter()
                 await step(session, turn, ports)
                 turn.steps.append({"step": name, "ms": round((time.perf_counter() - t0) * 1000, 3)})
-            # the pipeline ran unlocked; now hold the conversation and check that nobody
-            # (an agent, another run of this turn) changed it meanwhile
+            # the pipeline ran unlocked and wrote nothing; now hold the conversation and check
+            # that nobody (an agent, another run of this turn) changed it meanwhile. Writing the
+            # conversation before this lock would deadlock with an intake waiting for it.
             conversation = await conversations.get_conversation(session, conversation.id, for_update=True)
             if conversation.state != State.bot.value:
                 return "not_bot_state"
             if await conversations.bot_reply_exists(session, message_id):
                 return "already_answered"
+            conversation.language = turn.language
             text, meta = _reply_text(turn)
             meta["decision"] = turn.decision
             reply = await conversations.add_reply(

@@ -19,6 +19,8 @@ from procrastinate import Blueprint
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.db.session import driver_connection
+
 RETRY = procrastinate.RetryStrategy(max_attempts=6, exponential_wait=2)
 # New jobs wake workers at once (LISTEN/NOTIFY), but retries and scheduled jobs only come
 # due with time: workers poll for them this often, so a 2 s backoff is 2-3 s, not up to 7 s.
@@ -62,8 +64,7 @@ class JobQueue:
         **kwargs: Any,
     ) -> int:
         """Insert a job in ``session``'s transaction; returns the job id."""
-        raw = await (await session.connection()).get_raw_connection()
-        options: dict[str, Any] = {"connection": raw.driver_connection}
+        options: dict[str, Any] = {"connection": await driver_connection(session)}
         if lock:
             options["lock"] = lock
         deferrer = self.app.configure_task(task, **options)

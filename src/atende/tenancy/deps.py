@@ -36,7 +36,8 @@ def principal_cache(runtime: Runtime) -> PrincipalCache:
     return cache
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request
     runtime: Runtime = request.app.state.runtime
     return runtime
 

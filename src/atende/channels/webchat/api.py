@@ -183,8 +183,8 @@ async def visitor_message(
     async with runtime.db.transaction(visitor.company_id) as session:
         contact_external_id = await conversations.contact_external_id(session, visitor.contact_id)
         received = await conversations.receive_inbound(
-            session,
-            runtime.jobs,
+            await session.connection(),
+            visitor.company_id,
             InboundMessage(
                 channel=CHANNEL,
                 contact_external_id=contact_external_id,
@@ -194,7 +194,7 @@ async def visitor_message(
             ),
         )
         # a new message cannot have been answered yet; a redelivered one may have been
-        awaiting = received.conversation.state == State.bot.value and not (
+        awaiting = received.conversation_state == State.bot.value and not (
             received.duplicate and await conversations.bot_reply_exists(session, received.message.id)
         )
     if not received.duplicate:

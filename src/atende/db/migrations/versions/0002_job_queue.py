@@ -22,7 +22,26 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # everything schema.sql created: tables, then its functions and types (found by prefix)
     op.execute(
-        "DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, "
-        "procrastinate_jobs, procrastinate_workers CASCADE"
+        """
+        DO $$
+        DECLARE r record;
+        BEGIN
+            DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers,
+                procrastinate_jobs, procrastinate_workers CASCADE;
+            FOR r IN SELECT oid::regprocedure AS f FROM pg_proc
+                      WHERE proname LIKE 'procrastinate\\_%' AND pronamespace = current_schema()::regnamespace
+            LOOP
+                EXECUTE 'DROP FUNCTION IF EXISTS ' || r.f || ' CASCADE';
+            END LOOP;
+            FOR r IN SELECT typname FROM pg_type
+                      WHERE typname LIKE 'procrastinate\\_%' AND typnamespace = current_schema()::regnamespace
+                        AND (typtype = 'e' OR (typtype = 'c' AND typrelid IN
+                             (SELECT oid FROM pg_class WHERE relkind = 'c')))
+            LOOP
+                EXECUTE format('DROP TYPE IF EXISTS %I CASCADE', r.typname);
+            END LOOP;
+        END $$;
+        """
     )
