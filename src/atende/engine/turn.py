@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
-from atende.conversations.models import Conversation, Message
 from atende.conversations.states import State
 from atende.db.pubsub import publish
 from atende.engine import smalltalk
@@ -45,8 +44,11 @@ class Ports:
 
 @dataclass
 class Turn:
-    conversation: Conversation
-    message: Message
+    """What the pipeline knows and finds out about one customer message."""
+
+    company_id: uuid.UUID
+    incoming: str  # the customer's message as received
+    known_language: str | None = None  # the conversation's language so far, if any
     text: str = ""
     query: str = ""  # what to look up: the text without an opening greeting
     language: str = "pt"
@@ -62,13 +64,13 @@ Step = Callable[[AsyncSession, Turn, Ports], Awaitable[None]]
 
 
 async def normalise(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
-    turn.text = " ".join(turn.message.text.split())
+    turn.text = " ".join(turn.incoming.split())
 
 
 async def detect_language(session: AsyncSession, turn: Turn, _p: Ports) -> None:
-    fallback = turn.conversation.language
+    fallback = turn.known_language
     if fallback is None:
-        company = await tenancy.get_company(session, str(turn.conversation.company_id))
+        company = await tenancy.get_company(session, str(turn.company_id))
         fallback = company.default_language
     # kept on the turn: the conversation is written only once it is locked (see run_turn)
     turn.language, _confidence = languages.detect(turn.text, fallback=fallback)
@@ -118,6 +120,15 @@ PIPELINE: list[tuple[str, Step]] = [
 ]
 
 
+async def think(session: AsyncSession, turn: Turn, ports: Ports) -> Turn:
+    """Run the pipeline over ``turn`` (reads only; writes nothing), timing every step."""
+    for name, step in PIPELINE:
+        t0 = time.perf_counter()
+        await step(session, turn, ports)
+        turn.steps.append({"step": name, "ms": round((time.perf_counter() - t0) * 1000, 3)})
+    return turn
+
+
 def _reply_text(turn: Turn) -> tuple[str, dict[str, Any]]:
     if turn.small_talk:
         return phrase(turn.small_talk, turn.language), {}
@@ -143,11 +154,8 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         async with runtime.db.transaction(company_id) as session:
             conversation = await conversations.get_conversation(session, message.conversation_id)
             message = await conversations.get_message(session, message_id)
-            turn = Turn(conversation=conversation, message=message)
-            for name, step in PIPELINE:
-                t0 = time.perf_counter()
-                await step(session, turn, ports)
-                turn.steps.append({"step": name, "ms": round((time.perf_counter() - t0) * 1000, 3)})
+            turn = Turn(company_id, message.text, known_language=conversation.language)
+            await think(session, turn, ports)
             # the pipeline ran unlocked and wrote nothing; now hold the conversation and check
             # that nobody (an agent, another run of this turn) changed it meanwhile. Writing the
             # conversation before this lock would deadlock with an intake waiting for it.
