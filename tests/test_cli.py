@@ -29,7 +29,7 @@ def run(db_url: str, *args: str, input: str | None = None) -> subprocess.Complet
 
 def test_help_lists_the_commands() -> None:
     out = subprocess.run([ATENDE, "--help"], capture_output=True, text=True, timeout=60, check=True).stdout
-    for command in ("serve", "worker", "demo", "db", "companies", "users", "keys", "ingest", "jobs"):
+    for command in ("serve", "worker", "demo", "db", "companies", "users", "keys", "ingest", "jobs", "eval"):
         assert command in out
 
 

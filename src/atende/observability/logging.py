@@ -86,5 +86,5 @@ def configure(level: str = "INFO", json_logs: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "httpx", "procrastinate"):
+    for noisy in ("uvicorn.access", "httpx", "procrastinate", "bm25s"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.pubsub import publish
@@ -57,6 +57,13 @@ async def create_company(
     session.add(company)
     await session.flush()
     return company
+
+
+async def delete_company(session: AsyncSession, company_id: uuid.UUID) -> None:
+    """Delete a company and, by cascade, everything it owns (a platform session's job)."""
+    deleted = await session.execute(delete(Company).where(Company.id == company_id).returning(Company.id))
+    if deleted.first() is None:
+        raise NotFound(f"no company {company_id}")
 
 
 async def get_company(session: AsyncSession, ref: str) -> Company:

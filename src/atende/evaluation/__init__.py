@@ -1,0 +1,1 @@
+"""Measuring the agent: retrieval and answer quality on QA sets (``atende eval``)."""

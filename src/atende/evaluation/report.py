@@ -1,0 +1,65 @@
+"""Tables of an ``atende eval`` result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+def retrieval_table(results: dict[str, Any]) -> Table:
+    rules = "; ".join(f"{name}: {result['hit_rule']}" for name, result in results.items())
+    table = Table(
+        title="Retrieval, top 10 chunks",
+        title_justify="left",
+        caption=f"a hit is a chunk of the gold passage ({rules})",
+        caption_justify="left",
+    )
+    for column in ("set", "retriever", "n", "R@1", "R@5", "R@10", "MRR@10"):
+        table.add_column(column, justify="left" if column in ("set", "retriever") else "right")
+    for name, result in results.items():
+        for retriever, f in result["retrieval"].items():
+            table.add_row(
+                name,
+                retriever,
+                str(f["questions"]),
+                f"{f['recall@1']:.3f}",
+                f"{f['recall@5']:.3f}",
+                f"{f['recall@10']:.3f}",
+                f"{f['mrr@10']:.3f}",
+            )
+    return table
+
+
+def answers_table(results: dict[str, Any]) -> Table:
+    table = Table(
+        title="Answers (the bot's whole pipeline)",
+        title_justify="left",
+        caption="half: every other document left out; ans. = questions it can answer, unans. = the others",
+        caption_justify="left",
+    )
+    columns = (
+        "set",
+        "answered",
+        "cites gold",
+        "half: ans. answered",
+        "half: ans. cites gold",
+        "half: unans. handoff",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for name, result in results.items():
+        half = result.get("half_left_out")
+        table.add_row(
+            name,
+            _pct(result["answers"]["answered"]),
+            _pct(result["answers"]["cited_gold"]),
+            _pct(half["answered_answerable"]) if half else "—",
+            _pct(half["cited_gold_answerable"]) if half else "—",
+            _pct(half["handoff_unanswerable"]) if half else "—",
+        )
+    return table

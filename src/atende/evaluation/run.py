@@ -1,0 +1,313 @@
+"""``atende eval``: ingest a QA set into scratch companies and measure retrieval and answers.
+
+Per language: every document goes into one scratch company; each question runs the bot's
+read-only pipeline (``engine.turn.think``: the answer it would give, with its citation)
+and atende's retriever for the top 10 (recall@1/5/10, MRR@10), beside a plain BM25 over
+the same chunks. A second scratch company gets every other document: questions about the
+left-out half should be handed off, the others answered. Spanish questions are also asked
+of the English knowledge base when both are in the set (cross-lingual). The scratch
+companies are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from atende.engine.tasks import ports_for
+from atende.engine.turn import Ports, Turn, think
+from atende.errors import InvalidInput
+from atende.evaluation.baseline import BM25Baseline
+from atende.evaluation.datasets import QAQuestion, QASet, available_languages, cross_lingual, load
+from atende.evaluation.scoring import Retrieved, comes_from, figures, first_hit, is_hit
+from atende.knowledge import service as knowledge
+from atende.knowledge.models import Chunk, Document
+from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
+
+RANKS = 10
+CONCURRENCY = 4
+CROSS_LINGUAL = (("es", "en"),)
+
+# progress reporting: (phase description, total) -> advance(n)
+Progress = Callable[[str, int], Callable[[int], None]]
+
+
+def no_progress(_description: str, _total: int) -> Callable[[int], None]:
+    return lambda _n: None
+
+
+@dataclass
+class Scratch:
+    """A scratch company holding some of a set's documents."""
+
+    company_id: uuid.UUID
+    qa: QASet
+    documents: dict[uuid.UUID, str]  # atende document id -> the set's doc_id
+    chunk_texts: list[str]
+    chunk_docs: list[str]
+
+
+@dataclass
+class Outcome:
+    """What the bot did with one question."""
+
+    answered: bool
+    cited_gold: bool
+    query: str
+    ranked: list[Retrieved]
+
+
+async def _build(
+    runtime: Runtime, qa: QASet, doc_ids: Sequence[str], label: str, progress: Progress
+) -> Scratch:
+    slug = f"eval-{label}-{uuid.uuid4().hex[:8]}"
+    async with runtime.db.transaction() as session:
+        company = await tenancy.create_company(session, name=slug, slug=slug, default_language=qa.language)
+    advance = progress(f"{label}: ingesting {len(doc_ids)} documents", len(doc_ids))
+    documents: dict[uuid.UUID, str] = {}
+    for doc_id in doc_ids:
+        async with runtime.db.transaction(company.id) as session:
+            result = await knowledge.ingest(
+                session,
+                source=f"{doc_id}.txt",
+                data=qa.document_text(doc_id).encode(),
+                max_bytes=runtime.settings.max_document_bytes,
+                chunk_max_chars=runtime.settings.chunk_max_chars,
+                title=qa.document_title(doc_id),
+                lang=qa.language,
+            )
+            documents[result.document.id] = doc_id
+        advance(1)
+    async with runtime.db.transaction(company.id) as session:
+        rows = (
+            await session.execute(
+                select(Document.title, Chunk.section, Chunk.text, Chunk.document_id)
+                .join(Document, Document.id == Chunk.document_id)
+                .order_by(Chunk.document_id, Chunk.ordinal)
+            )
+        ).all()
+    return Scratch(
+        company.id,
+        qa,
+        documents,
+        chunk_texts=[
+            " ".join(part for part in (title, section, text) if part) for title, section, text, _ in rows
+        ],
+        chunk_docs=[documents[doc] for *_, doc in rows],
+    )
+
+
+async def _drop(runtime: Runtime, scratch: Scratch) -> None:
+    async with runtime.db.transaction() as session:
+        await tenancy.delete_company(session, scratch.company_id)
+
+
+async def _ask_all(
+    runtime: Runtime,
+    ports: Ports,
+    scratch: Scratch,
+    questions: Sequence[QAQuestion],
+    gold_set: QASet,
+    *,
+    retrieve: bool,
+    advance: Callable[[int], None],
+) -> list[Outcome]:
+    """Every question through the bot's pipeline (and the retriever's top 10)."""
+    passage_level = gold_set.passage_level
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def ask(question: QAQuestion) -> Outcome:
+        async with limit, runtime.db.transaction(scratch.company_id) as session:
+            turn = await think(session, Turn(scratch.company_id, question.question), ports)
+            ranked = []
+            if retrieve:
+                passages = await ports.retriever.retrieve(session, turn.query, RANKS)
+                ranked = [Retrieved(scratch.documents[p.document_id], p.text) for p in passages]
+        gold = gold_set.passages[question.passage_id]
+        answered = turn.decision == "answer" and turn.answer is not None and not turn.small_talk
+        cited = turn.answer.citations if answered and turn.answer else []
+        # the answer cites a chunk of the gold passage (its words are the passage's own)
+        cited_gold = any(
+            comes_from(
+                Retrieved(scratch.documents[uuid.UUID(c["document_id"])], _chunk_text(turn, c["chunk_id"])),
+                gold,
+                whole_document=passage_level,
+            )
+            for c in cited
+        )
+        advance(1)
+        return Outcome(answered, cited_gold, turn.query, ranked)
+
+    return list(await asyncio.gather(*(ask(q) for q in questions)))
+
+
+def _chunk_text(turn: Turn, chunk_id: str) -> str:
+    return next((p.text for p in turn.passages if str(p.chunk_id) == chunk_id), "")
+
+
+def _retrieval(
+    scratch: Scratch, outcomes: Sequence[Outcome], questions: Sequence[QAQuestion], gold_set: QASet
+) -> dict[str, dict[str, float | int]]:
+    passage_level = gold_set.passage_level
+    atende_ranks = [
+        first_hit(
+            [is_hit(r, q, gold_set.passages[q.passage_id], passage_level=passage_level) for r in o.ranked]
+        )
+        for q, o in zip(questions, outcomes, strict=True)
+    ]
+    bm25 = BM25Baseline(scratch.chunk_texts, scratch.qa.language)
+    found = bm25.search([q.question for q in questions], RANKS)
+    bm25_ranks = [
+        first_hit(
+            [
+                is_hit(
+                    Retrieved(scratch.chunk_docs[i], scratch.chunk_texts[i]),
+                    q,
+                    gold_set.passages[q.passage_id],
+                    passage_level=passage_level,
+                )
+                for i in ids
+            ]
+        )
+        for q, ids in zip(questions, found, strict=True)
+    ]
+    return {
+        "atende full-text": figures(atende_ranks).as_dict(),
+        "BM25 baseline (bm25s)": figures(bm25_ranks).as_dict(),
+    }
+
+
+def _share(flags: Iterable[bool]) -> float | None:
+    values = list(flags)
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def sample(questions: Sequence[QAQuestion], limit: int | None) -> list[QAQuestion]:
+    """``limit`` questions spread evenly over the set (its documents come in order), or all."""
+    if limit is None or limit >= len(questions):
+        return list(questions)
+    step = len(questions) / limit
+    return [questions[int(i * step)] for i in range(limit)]
+
+
+async def _evaluate_language(
+    runtime: Runtime, ports: Ports, qa: QASet, questions: Sequence[QAQuestion], progress: Progress
+) -> tuple[dict[str, Any], Scratch]:
+    doc_ids = sorted(qa.documents)
+    full = await _build(runtime, qa, doc_ids, qa.language, progress)
+    advance = progress(f"{qa.language}: asking {len(questions)} questions", len(questions))
+    outcomes = await _ask_all(runtime, ports, full, questions, qa, retrieve=True, advance=advance)
+    kept = doc_ids[::2]
+    half = await _build(runtime, qa, kept, f"{qa.language}-half", progress)
+    try:
+        advance = progress(f"{qa.language}: half the documents left out", len(questions))
+        half_outcomes = await _ask_all(runtime, ports, half, questions, qa, retrieve=False, advance=advance)
+    finally:
+        await _drop(runtime, half)
+    kept_set = set(kept)
+    answerable = [o for q, o in zip(questions, half_outcomes, strict=True) if q.doc_id in kept_set]
+    unanswerable = [o for q, o in zip(questions, half_outcomes, strict=True) if q.doc_id not in kept_set]
+    result = {
+        "questions": len(questions),
+        "documents": len(doc_ids),
+        "chunks": len(full.chunk_texts),
+        "hit_rule": "passage" if qa.passage_level else "passage + answer span",
+        "retrieval": _retrieval(full, outcomes, questions, qa),
+        "answers": {
+            "answered": _share(o.answered for o in outcomes),
+            "cited_gold": _share(o.cited_gold for o in outcomes),
+        },
+        "half_left_out": {
+            "documents_kept": len(kept),
+            "answerable_questions": len(answerable),
+            "unanswerable_questions": len(unanswerable),
+            "answered_answerable": _share(o.answered for o in answerable),
+            "cited_gold_answerable": _share(o.cited_gold for o in answerable),
+            "handoff_unanswerable": _share(not o.answered for o in unanswerable),
+        },
+    }
+    return result, full
+
+
+async def _evaluate_cross(
+    runtime: Runtime, ports: Ports, source: QASet, target: Scratch, limit: int | None, progress: Progress
+) -> dict[str, Any] | None:
+    questions = sample(cross_lingual(source, target.qa), limit)
+    if not questions:
+        return None
+    advance = progress(
+        f"{source.language}→{target.qa.language}: asking {len(questions)} questions", len(questions)
+    )
+    outcomes = await _ask_all(runtime, ports, target, questions, target.qa, retrieve=True, advance=advance)
+    return {
+        "questions": len(questions),
+        "hit_rule": "passage (answers are in the other language)",
+        "retrieval": _retrieval(target, outcomes, questions, target.qa),
+        "answers": {
+            "answered": _share(o.answered for o in outcomes),
+            "cited_gold": _share(o.cited_gold for o in outcomes),
+        },
+    }
+
+
+async def evaluate(
+    runtime: Runtime,
+    directory: Path,
+    languages: Sequence[str] | None = None,
+    *,
+    limit: int | None = None,
+    progress: Progress = no_progress,
+    on_language: Callable[[str, dict[str, Any]], Awaitable[None] | None] | None = None,
+) -> dict[str, Any]:
+    """Measure retrieval and answers on the QA set in ``directory`` (see the module docstring)."""
+    found = available_languages(directory)
+    chosen = list(languages) if languages else found
+    missing = [lang for lang in chosen if lang not in found]
+    if missing:
+        raise InvalidInput(
+            f"{directory} has no {', '.join(missing)} set; it has: {', '.join(found) or 'none'}"
+        )
+    ports = ports_for(runtime)
+    sets = {lang: load(directory, lang) for lang in chosen}
+    results: dict[str, Any] = {}
+    built: dict[str, Scratch] = {}
+    try:
+        for lang, qa in sets.items():
+            questions = sample(qa.questions, limit)
+            results[lang], built[lang] = await _evaluate_language(runtime, ports, qa, questions, progress)
+            if on_language:
+                await _maybe_await(on_language(lang, results[lang]))
+        for source, target in CROSS_LINGUAL:
+            if source in sets and target in built:
+                cross = await _evaluate_cross(runtime, ports, sets[source], built[target], limit, progress)
+                if cross:
+                    results[f"{source}->{target}"] = cross
+                    if on_language:
+                        await _maybe_await(on_language(f"{source}->{target}", cross))
+    finally:
+        for scratch in built.values():
+            await _drop(runtime, scratch)
+    return {
+        "dataset": str(directory),
+        "settings": {
+            "retriever": ports.retriever.name,
+            "answerer": ports.answerer.name,
+            "top_k": ports.top_k,
+            "evidence_threshold": runtime.settings.evidence_threshold,
+            "chunk_max_chars": runtime.settings.chunk_max_chars,
+            "questions_per_language": limit,
+        },
+        "results": results,
+    }
+
+
+async def _maybe_await(value: Awaitable[None] | None) -> None:
+    if value is not None:
+        await value
