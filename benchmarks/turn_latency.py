@@ -48,8 +48,8 @@ from atende.engine.tasks import ports_for
 from atende.engine.turn import run_turn
 from atende.knowledge import language
 from atende.knowledge import service as knowledge
-from atende.knowledge.retrieval import FullTextRetriever
-from atende.knowledge.text import TS_CONFIG, lexeme_query, sentences
+from atende.knowledge.retrieval import BM25_SQL, K1, B, FullTextRetriever, query_terms, question_stems
+from atende.knowledge.text import TS_CONFIG, sentences
 from atende.knowledge.text import words as text_words
 from atende.observability.logging import configure as configure_logging
 from atende.runtime import Runtime
@@ -71,19 +71,9 @@ from benchmarks.common import (
 TARGET_P99_MS = 150.0
 DOCS_PER_TRANSACTION = 20
 
-# The statement FullTextRetriever runs, as the ORM sends it (company scope included), for the
-# floor measured without SQLAlchemy.
-# the ranked search itself, with the terms the retriever chose (its term look-ups excluded)
-RAW_RETRIEVAL_SQL = """
-SELECT c.id, c.document_id, d.title, c.section, c.text, c.language,
-       ts_rank_cd(c.tsv, to_tsquery('simple', %(rank)s)) AS rank, tsvector_to_array(c.tsv)
-FROM chunks c
-JOIN documents d ON d.id = c.document_id
-WHERE c.tsv @@ to_tsquery('simple', %(match)s) AND d.status = 'ready'
-  AND c.company_id = %(company)s AND d.company_id = %(company)s
-ORDER BY rank DESC, c.id
-LIMIT %(k)s
-"""
+# The statement FullTextRetriever runs (BM25 over the postings, in one round trip), with
+# psycopg placeholders, for the floor measured without SQLAlchemy.
+RAW_RETRIEVAL_SQL = re.sub(r"(?<!:):(\w+)", r"%(\1)s", BM25_SQL)
 
 
 @dataclass(frozen=True)
@@ -288,10 +278,10 @@ async def retrieval_floor(
                 await retriever.retrieve(session, query, k)
                 via_orm.append((time.perf_counter() - t0) * 1000)
             async with runtime.db.transaction(company_id) as session:
-                match, rank = await retriever.terms(session, query)
-            if not match:
+                terms = query_terms(await question_stems(session, query))
+            if not terms:
                 continue
-            params = {"match": lexeme_query(match), "rank": lexeme_query(rank), "company": company_id, "k": k}
+            params = {"terms": terms, "company": company_id, "k": k, "k1": K1, "b": B}
             t0 = time.perf_counter()
             await (await conn.execute(RAW_RETRIEVAL_SQL, params)).fetchall()
             raw.append((time.perf_counter() - t0) * 1000)
@@ -300,8 +290,8 @@ async def retrieval_floor(
 
 async def explain(runtime: Runtime, company_id: uuid.UUID, question: Question, k: int) -> str:
     async with runtime.db.transaction(company_id) as session:
-        match, rank = await FullTextRetriever().terms(session, " ".join(question.text.split()))
-    params = {"match": lexeme_query(match), "rank": lexeme_query(rank), "company": company_id, "k": k}
+        terms = query_terms(await question_stems(session, " ".join(question.text.split())))
+    params = {"terms": terms, "company": company_id, "k": k, "k1": K1, "b": B}
     async with await psycopg.AsyncConnection.connect(libpq_url(runtime.db.url), autocommit=True) as conn:
         cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + RAW_RETRIEVAL_SQL, params)
         return "\n".join(str(row[0]) for row in await cur.fetchall())

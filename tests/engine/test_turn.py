@@ -257,10 +257,10 @@ async def test_every_turn_leaves_a_trace_of_what_it_retrieved_and_why_it_decided
     assert best["chunk_id"] == answered["reply"]["meta"]["citations"][0]["chunk_id"]
     assert 1 <= len(answer["retrieved"]) <= 5
     for chunk in answer["retrieved"]:
-        assert set(chunk["scores"]) == {"fulltext", "coverage"}
-        assert chunk["scores"]["fulltext"] > 0
+        assert set(chunk["scores"]) == {"bm25", "coverage"}
+        assert chunk["scores"]["bm25"] > 0
         assert 0 <= chunk["scores"]["coverage"] <= 1
-    ranks = [c["scores"]["fulltext"] for c in answer["retrieved"]]
+    ranks = [c["scores"]["bm25"] for c in answer["retrieved"]]
     assert ranks == sorted(ranks, reverse=True)
     assert best["scores"]["coverage"] >= 0.6
 

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atende.db.url import libpq_url
-from atende.knowledge.retrieval import search_terms
 from atende.knowledge.text import QUESTION_WORDS, TS_CONFIG, fold, lexeme_query, sentences, topic_text, words
 
 
@@ -68,22 +67,6 @@ def test_words_are_folded_and_drop_lone_digits(text: str, expected: list[str]) -
 )
 def test_lexeme_query_quotes_each_lexeme_and_joins_them_with_or(lexemes: list[str], query: str) -> None:
     assert lexeme_query(lexemes) == query
-
-
-@pytest.mark.parametrize(
-    ("frequencies", "total", "terms"),
-    [
-        ({"praz": 2, "entreg": 4, "loj": 90}, 100, ["praz", "entreg", "loj"]),  # fewer than 3 rare: 3 rarest
-        ({"a": 1, "b": 2, "c": 3, "d": 50, "e": 60}, 100, ["a", "b", "c"]),  # common ones left out
-        ({f"t{i}": i + 1 for i in range(12)}, 1000, [f"t{i}" for i in range(8)]),  # at most 8, rarest first
-        ({"gone": 0, "kept": 1}, 10, ["kept"]),  # a term in no chunk cannot match
-        ({}, 10, []),
-    ],
-)
-def test_search_terms_keeps_the_rare_terms_of_a_question(
-    frequencies: dict[str, int], total: int, terms: list[str]
-) -> None:
-    assert search_terms(frequencies, total) == terms
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -43,7 +44,12 @@ class Document(IdMixin, CompanyOwned, Base):
 
 class Chunk(IdMixin, CompanyOwned, Base):
     __tablename__ = "chunks"
-    __table_args__ = (Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),)
+    __table_args__ = (
+        Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),
+        # the average chunk length for BM25, read from the index alone
+        Index("ix_chunks_company_tokens", "company_id", "token_count"),
+    )
+    company_index_in_table_args = True
 
     document_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), index=True
@@ -53,6 +59,24 @@ class Chunk(IdMixin, CompanyOwned, Base):
     text: Mapped[str] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(5))
     tsv: Mapped[Any] = mapped_column(TSVECTOR)
+    # indexed words (positions in ``tsv``): the length BM25 normalises by
+    token_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ChunkTerm(CompanyOwned, Base):
+    """One lexeme of one chunk and how often it occurs there: the postings that BM25
+    ranking reads (``knowledge.retrieval``), a row per distinct lexeme of a chunk."""
+
+    __tablename__ = "chunk_terms"
+    __table_args__ = (PrimaryKeyConstraint("company_id", "lexeme", "chunk_id"),)
+    company_index_in_table_args = True
+
+    lexeme: Mapped[str] = mapped_column(Text)
+    chunk_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("chunks.id", ondelete="CASCADE"), index=True
+    )
+    tf: Mapped[int] = mapped_column(SmallInteger)  # occurrences of the lexeme in the chunk
+    dl: Mapped[int] = mapped_column(Integer)  # the chunk's token_count, kept beside tf
 
 
 class LexemeStat(CompanyOwned, Base):

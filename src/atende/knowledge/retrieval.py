@@ -1,32 +1,30 @@
 """Retrieval: the ``Retriever`` port and its full-text implementation over PostgreSQL.
 
 Chunks are indexed with their document's text-search configuration (Portuguese, English
-or Spanish stemming) over accent-folded text. A question is stemmed under all three
-configurations; its terms are looked up in the company's lexeme statistics. The chunks
-that contain one of the rare terms (those in at most a fifth of the chunks; at least the
-three rarest, at most eight) are the candidates, ranked by ``ts_rank_cd`` over all the
-question's terms. Matching on common terms would make most of the knowledge base a
-candidate, and ranking cost a pass over it, for words that say nothing about which
-passage answers. Each hit also carries the chunk's lexemes, so the answerer can measure
-how much of the question the passage covers (the evidence) with the same stemmer that
-indexed it.
+or Spanish stemming) over accent-folded text; ingestion also writes each chunk's postings
+(``chunk_terms``: lexeme, term frequency, chunk length) and the company's lexeme statistics
+(in how many chunks each lexeme occurs). A question is stemmed under all three
+configurations, and the chunks are ranked by **BM25** over its terms, in one statement
+that reads only the postings of those terms: inverse document frequency from the
+statistics, term frequency saturated by ``k1``, length normalised by ``b`` against the
+company's average chunk. (``ts_rank_cd``, used before, has no inverse document frequency:
+common words weighed as much as rare ones, and the right chunk came first far less often;
+see ``docs/EVALUATION.md``.) Each hit also carries the chunk's lexemes, so the answerer can
+measure how much of the question the passage covers (the evidence) with the same stemmer
+that indexed it.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import ColumnElement, func, literal_column, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.knowledge.models import Chunk, Document, LexemeStat
-from atende.knowledge.text import TS_CONFIG, fold, lexeme_query, topic_text
-
-COMMON_SHARE = 0.2  # a term in more than this share of the chunks is common
-MIN_TERMS = 3
-MAX_TERMS = 8
+from atende.db.scope import company_of
+from atende.knowledge.text import TS_CONFIG, fold, topic_text
 
 
 @dataclass
@@ -48,57 +46,55 @@ class Retriever(Protocol):
     async def retrieve(self, session: AsyncSession, query: str, k: int) -> list[Passage]: ...
 
 
-def search_terms(frequencies: dict[str, int], total: int) -> list[str]:
-    """The query terms worth searching with, rarest first (pure; see the module docstring)."""
-    present = sorted((n, lexeme) for lexeme, n in frequencies.items() if n > 0)
-    rare = [lexeme for n, lexeme in present if n <= COMMON_SHARE * total]
-    chosen = rare if len(rare) >= MIN_TERMS else [lexeme for _, lexeme in present[:MIN_TERMS]]
-    return chosen[:MAX_TERMS]
+K1 = 1.2  # BM25 term-frequency saturation
+B = 0.75  # BM25 length normalisation
+
+# one round trip: idf from the lexeme statistics ('' counts the chunks), the postings of
+# the question's terms, the top k, and the chunks' text
+BM25_SQL = """
+    WITH total AS (
+        SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
+    ), q AS (
+        SELECT s.lexeme, ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf
+          FROM lexeme_stats s CROSS JOIN total
+         WHERE s.company_id = :company AND s.lexeme = ANY(CAST(:terms AS text[])) AND s.chunks > 0
+    ), avgdl AS (
+        SELECT greatest(avg(token_count), 1)::float8 AS v FROM chunks WHERE company_id = :company
+    ), scored AS (
+        SELECT t.chunk_id,
+               sum(q.idf * t.tf * (:k1 + 1) / (t.tf + :k1 * (1 - :b + :b * t.dl / avgdl.v))) AS score
+          FROM q JOIN chunk_terms t ON t.company_id = :company AND t.lexeme = q.lexeme
+         CROSS JOIN avgdl
+         GROUP BY t.chunk_id
+         ORDER BY score DESC, t.chunk_id
+         LIMIT :k
+    )
+    SELECT c.id, c.document_id, d.title, c.section, c.text, c.language, s.score, tsvector_to_array(c.tsv)
+      FROM scored s
+      JOIN chunks c ON c.id = s.chunk_id AND c.company_id = :company
+      JOIN documents d ON d.id = c.document_id AND d.company_id = :company
+     WHERE d.status = 'ready'
+     ORDER BY s.score DESC, c.id
+"""
+_BM25 = text(BM25_SQL)
+
+
+def query_terms(stems: dict[str, frozenset[str]]) -> list[str]:
+    """The lexemes a question is ranked by: its stems under every language's configuration."""
+    return sorted(frozenset().union(*stems.values()))
 
 
 class FullTextRetriever:
-    """PostgreSQL full-text search with per-language stemming and accent folding."""
+    """PostgreSQL full-text search (per-language stemming, accent folding), ranked by BM25."""
 
     name = "fulltext"
 
-    async def terms(self, session: AsyncSession, query: str) -> tuple[list[str], list[str]]:
-        """The lexemes to match candidates with (the rare ones) and to rank them with (all
-        of the question's terms that occur in the knowledge base)."""
-        stems = await question_stems(session, query)
-        candidates = frozenset().union(*stems.values())
-        if not candidates:
-            return [], []
-        stats = await session.execute(
-            select(LexemeStat.lexeme, LexemeStat.chunks).where(LexemeStat.lexeme.in_([*candidates, ""]))
-        )
-        frequencies = {lexeme: int(n) for lexeme, n in stats}
-        total = frequencies.pop("", 0)
-        return search_terms(frequencies, total), sorted(lex for lex, n in frequencies.items() if n > 0)
-
     async def retrieve(self, session: AsyncSession, query: str, k: int) -> list[Passage]:
-        match_terms, rank_terms = await self.terms(session, query)
-        if not match_terms:
+        terms = query_terms(await question_stems(session, query))
+        if not terms:
             return []
-        simple: ColumnElement[Any] = literal_column("'simple'::regconfig")
-        tsq = func.to_tsquery(simple, lexeme_query(match_terms))
-        rank = func.ts_rank_cd(Chunk.tsv, func.to_tsquery(simple, lexeme_query(rank_terms))).label("rank")
-        stmt = (
-            select(
-                Chunk.id,
-                Chunk.document_id,
-                Document.title,
-                Chunk.section,
-                Chunk.text,
-                Chunk.language,
-                rank,
-                func.tsvector_to_array(Chunk.tsv),
-            )
-            .join(Document, Document.id == Chunk.document_id)
-            .where(Chunk.tsv.op("@@")(tsq), Document.status == "ready")
-            .order_by(rank.desc(), Chunk.id)
-            .limit(k)
-        )
-        rows = (await session.execute(stmt)).all()
+        params = {"company": company_of(session), "terms": terms, "k1": K1, "b": B, "k": k}
+        rows = (await session.execute(_BM25, params)).all()
         return [
             Passage(
                 chunk_id=r[0],
@@ -109,7 +105,7 @@ class FullTextRetriever:
                 language=r[5],
                 score=float(r[6]),
                 lexemes=frozenset(r[7]),
-                scores={"fulltext": float(r[6])},
+                scores={"bm25": round(float(r[6]), 4)},
             )
             for r in rows
         ]

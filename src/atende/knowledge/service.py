@@ -143,6 +143,20 @@ async def delete_document(session: AsyncSession, document_id: uuid.UUID) -> None
     await session.delete(document)
 
 
+# a document's chunks: their lengths and postings (the rows BM25 ranking reads)
+_POSTINGS = (
+    text(
+        "UPDATE chunks SET token_count = (SELECT coalesce(sum(coalesce(array_length(u.positions, 1), 1)), 0)"
+        " FROM unnest(chunks.tsv) u) WHERE company_id = :company AND document_id = :document"
+    ),
+    text(
+        "INSERT INTO chunk_terms (company_id, lexeme, chunk_id, tf, dl)"
+        " SELECT c.company_id, u.lexeme, c.id, coalesce(array_length(u.positions, 1), 1), c.token_count"
+        " FROM chunks c CROSS JOIN LATERAL unnest(c.tsv) u"
+        " WHERE c.company_id = :company AND c.document_id = :document"
+    ),
+)
+
 _COUNT_LEXEMES = text(
     """
     INSERT INTO lexeme_stats (company_id, lexeme, chunks)
@@ -171,6 +185,9 @@ async def _count_lexemes(session: AsyncSession, document_id: uuid.UUID, sign: in
         text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"lexemes:{company_id}"}
     )
     params = {"company": company_id, "document": document_id, "sign": sign}
+    if sign > 0:
+        for statement in _POSTINGS:  # removed chunks take their postings along (cascade)
+            await session.execute(statement, params)
     await session.execute(_COUNT_LEXEMES, params)
     if sign < 0:
         await session.execute(delete(LexemeStat).where(LexemeStat.chunks <= 0))
