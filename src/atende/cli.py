@@ -54,6 +54,17 @@ def _run(work: Callable[[Runtime], Awaitable[T]], *, migrate: bool | None = None
         raise typer.Exit(1) from None
 
 
+def _progress() -> Progress:
+    """The progress bars of long commands: what, how far, how long."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
 def _check_port_free(host: str, port: int) -> None:
     """Fail with a clear message, before starting anything, when the port is taken."""
     import socket
@@ -309,13 +320,7 @@ def ingest(
         company_id = await _company_id(runtime, company)
         changed = unchanged = 0
         failures: list[str] = []
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
+        with _progress() as progress:
             task = progress.add_task("indexing", total=len(files))
             for file in files:
                 try:
@@ -371,13 +376,7 @@ def evaluate(
     languages = [part.strip() for part in lang.split(",") if part.strip()] if lang else None
 
     async def work(runtime: Runtime) -> dict[str, Any]:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
+        with _progress() as progress:
 
             def phase(description: str, total: int) -> Callable[[int], None]:
                 task = progress.add_task(description, total=total)
