@@ -92,6 +92,11 @@ def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
         stalled_job_seconds=5,
         webhook_disable_after_failures=3,
         webhook_allow_private_networks=True,  # the fake receivers listen on 127.0.0.1
+        llm_allow_private_networks=True,  # so does the fake OpenAI-compatible server
+        llm_timeout_seconds=2,
+        llm_max_retries=0,
+        llm_breaker_failures=2,
+        llm_breaker_reset_seconds=2,
         webhook_timeout_seconds=3,
         ingest_root=tmp_path_factory.mktemp("ingest"),
         max_body_bytes=65536,

@@ -80,6 +80,38 @@ class Settings(BaseSettings):
         description="Share of the question's terms the best passage must cover to answer "
         "(below it the bot hands off).",
     )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible API base URL (e.g. https://api.openai.com/v1). Unset: the offline "
+        "extractive answerer. A company can override it (`PUT /v1/company/llm`).",
+    )
+    llm_model: str | None = Field(default=None, description="Chat model name at `ATENDE_LLM_BASE_URL`.")
+    llm_api_key: SecretStr | None = Field(default=None, description="API key for `ATENDE_LLM_BASE_URL`.")
+    llm_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Longest time one LLM request may take (connect: 3 s of it)."
+    )
+    llm_max_retries: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Retries of an LLM request on 429, 5xx or a lost connection (backoff).",
+    )
+    llm_breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive LLM failures that open the circuit (answers fall back)."
+    )
+    llm_breaker_reset_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds an open LLM circuit waits before letting one probe through."
+    )
+    llm_allow_private_networks: bool = Field(
+        default=False,
+        description="Allow a company's own LLM endpoint on loopback, private or link-local addresses.",
+    )
+    llm_history_messages: int = Field(
+        default=6, ge=0, le=50, description="Earlier messages of the conversation given to the LLM."
+    )
+    llm_context_chars: int = Field(
+        default=12000, ge=1000, description="Budget of the LLM prompt in characters (≈ 4 per token)."
+    )
     chunk_max_chars: int = Field(default=1200, description="Target largest chunk, in characters.")
     job_backlog_max_age_seconds: float = Field(
         default=300.0,

@@ -85,7 +85,7 @@ async def test_readiness_reports_each_check_ok_when_everything_is_up(live_server
     body = r.json()
     assert body["status"] == "ok"
     assert body["failing"] == []
-    assert set(body["checks"]) == {"database", "migrations", "job_backlog"}
+    assert set(body["checks"]) == {"database", "migrations", "job_backlog", "llm"}
     assert all(check["ok"] for check in body["checks"].values()), body
     assert body["checks"]["migrations"]["detail"] == f"at {migrate.head_revision()}"
     assert "waiting" in body["checks"]["job_backlog"]["detail"]

@@ -342,6 +342,21 @@ async def list_messages(
     return list(rows)
 
 
+async def messages_before(
+    session: AsyncSession, conversation_id: uuid.UUID, seq: int, *, limit: int
+) -> list[Message]:
+    """The ``limit`` messages of a conversation just before ``seq``, oldest first."""
+    if limit <= 0:
+        return []
+    rows = await session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.seq < seq)
+        .order_by(Message.seq.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(rows)))
+
+
 async def list_transitions(session: AsyncSession, conversation_id: uuid.UUID) -> list[StateTransition]:
     rows = await session.scalars(
         select(StateTransition)

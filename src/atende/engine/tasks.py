@@ -2,26 +2,107 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
+import openai
 import procrastinate
 import structlog
+from purgatory import AsyncCircuitBreakerFactory
 
 from atende.engine.turn import Ports, hand_off_after_failure, run_turn
 from atende.jobs.queue import RETRY
 from atende.knowledge.retrieval import FullTextRetriever
+from atende.llm.answerer import Answerer
 from atende.llm.extractive import ExtractiveAnswerer
+from atende.llm.grounded import LLMAnswerer, client_for
+from atende.observability import metrics
 from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
+from atende.tenancy.crypto import decrypt_secret
+from atende.tenancy.models import Company
+
+log = structlog.get_logger(__name__)
 
 
-def ports_for(runtime: Runtime) -> Ports:
-    """The retriever and answerer of this deployment (one implementation of each today)."""
-    return Ports(
-        retriever=FullTextRetriever(),
-        answerer=ExtractiveAnswerer(runtime.settings.evidence_threshold),
-        top_k=runtime.settings.retrieval_top_k,
-    )
+def _observe(outcome: str, seconds: float) -> None:
+    metrics.LLM_REQUESTS.labels(outcome).inc()
+    metrics.LLM_LATENCY.observe(seconds)
+
+
+CIRCUIT_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
+CIRCUITS_KEY = "llm_circuits"  # runtime.extras: circuit name -> state, for /health/ready
+
+
+def llm_breakers(runtime: Runtime) -> AsyncCircuitBreakerFactory:
+    """This process's circuit breakers, one per LLM endpoint (created once)."""
+    factory = runtime.extras.get("llm_breakers")
+    if not isinstance(factory, AsyncCircuitBreakerFactory):
+        factory = runtime.extras["llm_breakers"] = AsyncCircuitBreakerFactory(
+            default_threshold=runtime.settings.llm_breaker_failures,
+            default_ttl=runtime.settings.llm_breaker_reset_seconds,
+        )
+        states: dict[str, str] = runtime.extras.setdefault(CIRCUITS_KEY, {})
+
+        def on_circuit(name: str, event_type: str, event: Any) -> None:
+            if event_type == "circuit_breaker_created":
+                states.setdefault(name, "closed")
+                metrics.LLM_CIRCUIT.labels(name).set(0)
+            elif event_type == "state_changed":
+                state = str(getattr(event, "state", "closed"))
+                states[name] = state
+                metrics.LLM_CIRCUIT.labels(name).set(CIRCUIT_STATES.get(state, 0))
+                log.warning("llm.circuit", circuit=name, state=state)
+
+        factory.add_listener(on_circuit)
+    return factory
+
+
+def llm_endpoint(runtime: Runtime, company: Company | None) -> tuple[str, str, str] | None:
+    """(base URL, model, API key) for ``company``: its own, else the deployment's, else none."""
+    own = (company.settings or {}).get("llm") if company is not None else None
+    if own and own.get("base_url") and own.get("model"):
+        key = decrypt_secret(runtime.secret_key, own["api_key"]) if own.get("api_key") else ""
+        return own["base_url"], own["model"], key
+    settings = runtime.settings
+    if settings.llm_base_url and settings.llm_model:
+        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+        return settings.llm_base_url, settings.llm_model, key
+    return None
+
+
+def _client(runtime: Runtime, base_url: str, key: str) -> openai.AsyncOpenAI:
+    clients: dict[tuple[str, str], openai.AsyncOpenAI] = runtime.extras.setdefault("llm_clients", {})
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()
+    if (base_url, fingerprint) not in clients:
+        clients[(base_url, fingerprint)] = client_for(
+            base_url,
+            key,
+            timeout=runtime.settings.llm_timeout_seconds,
+            max_retries=runtime.settings.llm_max_retries,
+        )
+    return clients[(base_url, fingerprint)]
+
+
+def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
+    """The retriever and answerer for ``company``: the LLM one (extractive as its fallback)
+    when an endpoint is configured for it or for the deployment, else the extractive one."""
+    extractive = ExtractiveAnswerer(runtime.settings.evidence_threshold)
+    answerer: Answerer = extractive
+    endpoint = llm_endpoint(runtime, company)
+    if endpoint is not None:
+        base_url, model, key = endpoint
+        answerer = LLMAnswerer(
+            _client(runtime, base_url, key),
+            model,
+            breakers=llm_breakers(runtime),
+            circuit=base_url,
+            fallback=extractive,
+            context_chars=runtime.settings.llm_context_chars,
+            observe=_observe,
+        )
+    return Ports(retriever=FullTextRetriever(), answerer=answerer, top_k=runtime.settings.retrieval_top_k)
 
 
 async def run_turn_job(context: procrastinate.JobContext, company_id: str, message_id: str) -> Any:
@@ -29,7 +110,9 @@ async def run_turn_job(context: procrastinate.JobContext, company_id: str, messa
     company, message = uuid.UUID(company_id), uuid.UUID(message_id)
     with structlog.contextvars.bound_contextvars(company_id=company_id, message_id=message_id):
         try:
-            return await run_turn(runtime, ports_for(runtime), company, message)
+            async with runtime.db.transaction() as session:
+                ports = ports_for(runtime, await tenancy.get_company(session, company_id))
+            return await run_turn(runtime, ports, company, message)
         except Exception as exc:
             # procrastinate retries while the previous attempts number less than max_attempts
             if context.job is not None and context.job.attempts >= (RETRY.max_attempts or 0):

@@ -49,6 +49,9 @@ class Turn:
     company_id: uuid.UUID
     incoming: str  # the customer's message as received
     known_language: str | None = None  # the conversation's language so far, if any
+    history: tuple[tuple[str, str], ...] = ()  # earlier messages: (author, text), oldest first
+    instructions: str = ""  # the company's words to the assistant
+    company_name: str = ""
     text: str = ""
     query: str = ""  # what to look up: the text without an opening greeting
     language: str = "pt"
@@ -96,7 +99,14 @@ async def answer(session: AsyncSession, turn: Turn, ports: Ports) -> None:
     async def lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
         return await lexemes(session, texts)
 
-    question = Question(turn.text, turn.language, await question_stems(session, turn.query))
+    question = Question(
+        turn.text,
+        turn.language,
+        await question_stems(session, turn.query),
+        history=turn.history,
+        instructions=turn.instructions,
+        company=turn.company_name,
+    )
     turn.answer = await ports.answerer.answer(question, turn.passages, lexer)
 
 
@@ -154,7 +164,18 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         async with runtime.db.transaction(company_id) as session:
             conversation = await conversations.get_conversation(session, message.conversation_id)
             message = await conversations.get_message(session, message_id)
-            turn = Turn(company_id, message.text, known_language=conversation.language)
+            company = await tenancy.get_company(session, str(company_id))
+            earlier = await conversations.messages_before(
+                session, conversation.id, message.seq, limit=runtime.settings.llm_history_messages
+            )
+            turn = Turn(
+                company_id,
+                message.text,
+                known_language=conversation.language,
+                history=tuple((m.author, m.text) for m in earlier if m.author != "system"),
+                instructions=str((company.settings or {}).get("instructions", "")),
+                company_name=company.name,
+            )
             await think(session, turn, ports)
             # the pipeline ran unlocked and wrote nothing; now hold the conversation and check
             # that nobody (an agent, another run of this turn) changed it meanwhile. Writing the

@@ -17,6 +17,10 @@ class Question:
     text: str
     language: str
     lexemes: dict[str, frozenset[str]]  # per language of the knowledge base
+    # earlier messages of the conversation, oldest first: (author, text), author customer|bot|agent
+    history: tuple[tuple[str, str], ...] = ()
+    instructions: str = ""  # the company's words to the assistant (persona, tone, rules)
+    company: str = ""
 
 
 @dataclass

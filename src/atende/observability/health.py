@@ -70,7 +70,21 @@ async def readiness(runtime: Runtime) -> tuple[bool, list[Check]]:
     except Exception as exc:  # unreachable or too slow: a failed check, not a 500
         checks = [c for c in checks if c.name != running]
         checks.append(Check(running, False, _describe(exc)))
+    checks.append(_llm(runtime))
     return all(c.ok for c in checks), checks
+
+
+def _llm(runtime: Runtime) -> Check:
+    """The LLM circuits this process has used. Never failing: with a circuit open, turns
+    answer with the extractive answerer (or hand off), so the service is still ready."""
+    states: dict[str, str] = runtime.extras.get("llm_circuits", {})
+    if not states:
+        return Check("llm", True, "no LLM endpoint used by this process yet")
+    opened = sorted(name for name, state in states.items() if state != "closed")
+    if not opened:
+        return Check("llm", True, f"{len(states)} endpoint(s), every circuit closed")
+    listed = ", ".join(f"{name} {states[name]}" for name in opened)
+    return Check("llm", True, f"circuit {listed}: answers fall back to the extractive answerer")
 
 
 def as_json(ok: bool, checks: list[Check]) -> dict[str, Any]:

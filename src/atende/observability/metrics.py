@@ -23,3 +23,15 @@ JOB_QUEUE_AGE = Gauge("atende_job_queue_oldest_age_seconds", "Age of the oldest 
 WEBHOOK_DELIVERIES = Counter(
     "atende_webhook_deliveries_total", "Outbound webhook delivery attempts", ["outcome"]
 )
+LLM_REQUESTS = Counter(
+    "atende_llm_requests_total",
+    "LLM answer requests by outcome (answered, no_answer, guard_failed, timeout, rate_limited, connection, "
+    "error, circuit_open)",
+    ["outcome"],
+)
+LLM_LATENCY = Histogram(
+    "atende_llm_request_duration_seconds",
+    "LLM request latency (retries included)",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30),
+)
+LLM_CIRCUIT = Gauge("atende_llm_circuit_state", "LLM circuit: 0 closed, 1 half-open, 2 open", ["circuit"])

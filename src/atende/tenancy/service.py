@@ -66,9 +66,11 @@ async def delete_company(session: AsyncSession, company_id: uuid.UUID) -> None:
         raise NotFound(f"no company {company_id}")
 
 
-async def get_company(session: AsyncSession, ref: str) -> Company:
-    """A company by id or slug."""
+async def get_company(session: AsyncSession, ref: str, *, for_update: bool = False) -> Company:
+    """A company by id or slug (``for_update``: locked until commit, and re-read)."""
     stmt = select(Company)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     try:
         stmt = stmt.where(Company.id == uuid.UUID(ref))
     except ValueError:

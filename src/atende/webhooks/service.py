@@ -8,10 +8,8 @@ change was committed.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import ipaddress
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +18,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende import netguard
 from atende.db.scope import company_of, get_or_404
 from atende.errors import InvalidInput
 from atende.jobs.queue import JobQueue
@@ -46,24 +45,10 @@ def _check_url(url: str) -> str:
 
 
 async def check_destination(url: str, *, allow_private: bool) -> None:
-    """Refuse a URL whose host resolves to a non-public address (loopback, private,
-    link-local such as cloud metadata), unless private networks are allowed."""
-    if allow_private:
-        return
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        async with asyncio.timeout(5):
-            infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443)
-    except (OSError, TimeoutError) as exc:
-        raise InvalidInput(f"cannot resolve the webhook host '{host}'") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise InvalidInput(
-                f"the webhook host '{host}' resolves to {address}, which is not a public address "
-                "(set ATENDE_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true to allow it)"
-            )
+    """Refuse a webhook URL whose host is not a public address (see ``atende.netguard``)."""
+    await netguard.check_public(
+        url, allow_private=allow_private, what="webhook", setting="ATENDE_WEBHOOK_ALLOW_PRIVATE_NETWORKS"
+    )
 
 
 async def create_endpoint(

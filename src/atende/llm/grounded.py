@@ -1,0 +1,174 @@
+"""The LLM answerer: any OpenAI-compatible chat endpoint, grounded in the retrieved passages.
+
+The prompt numbers the passages, gives the company's instructions, asks for an answer in
+the customer's language citing passages as ``[n]``, and for the word ``NO_ANSWER`` when
+the passages do not answer. A guard checks the reply: it must cite at least one retrieved
+passage and nothing else; otherwise the offline extractive answerer answers instead (which
+hands off when its evidence is weak). The endpoint sits behind a circuit breaker: after
+``threshold`` consecutive failures it opens and turns fail fast to the fallback for
+``reset_seconds``, then one request probes it and a success closes it again. Every request
+has a deadline and the SDK retries 429, 5xx and lost connections a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+import httpx2
+import openai
+import structlog
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
+
+from atende.knowledge.retrieval import Passage
+from atende.llm.answerer import Answer, Answerer, Lexer, Question
+from atende.llm.extractive import citation
+
+log = structlog.get_logger(__name__)
+
+NO_ANSWER = "NO_ANSWER"
+LANGUAGE_NAMES = {"pt": "Brazilian Portuguese", "en": "English", "es": "Spanish"}
+_CITE = re.compile(r"\[(\d{1,3})\]")
+_ROLES = {"customer": "user", "bot": "assistant", "agent": "assistant"}
+
+# (outcome, seconds) of each LLM request, for the metrics the wiring layer exports
+Observer = Callable[[str, float], None]
+
+
+def _fit(parts: list[str], budget: int) -> list[str]:
+    """The leading parts that fit in ``budget`` characters (the first one always, cut)."""
+    kept: list[str] = []
+    used = 0
+    for part in parts:
+        if used + len(part) > budget:
+            if not kept:
+                kept.append(part[:budget])
+            break
+        kept.append(part)
+        used += len(part)
+    return kept
+
+
+def build_messages(question: Question, passages: list[Passage], budget_chars: int) -> list[dict[str, str]]:
+    """The chat messages: rules and numbered passages, then history, then the question."""
+    language = LANGUAGE_NAMES.get(question.language, question.language)
+    who = f" of {question.company}" if question.company else ""
+    rules = (
+        f"You are the customer-support assistant{who}. {question.instructions}".strip()
+        + "\nAnswer the customer's last message using ONLY the numbered passages below. "
+        f"Write the answer in {language}, briefly and politely. Cite each passage you use with "
+        "its number in square brackets, like [1]. Never use knowledge that is not in the passages. "
+        f"If the passages do not answer the message, reply with exactly {NO_ANSWER} and nothing else."
+    )
+    numbered = [
+        f"[{i}] {p.title}{' — ' + p.section if p.section and p.section != p.title else ''}\n{p.text}"
+        for i, p in enumerate(passages, 1)
+    ]
+    budget = max(budget_chars - len(rules) - len(question.text), 500)
+    passages_text = "\n\n".join(_fit(numbered, int(budget * 0.75)))
+    history_budget = budget - len(passages_text)
+    recent = list(reversed(_fit([text for _, text in reversed(question.history)], history_budget)))
+    history = question.history[len(question.history) - len(recent) :] if recent else ()
+    messages = [{"role": "system", "content": f"{rules}\n\nPassages:\n\n{passages_text}"}]
+    messages += [{"role": _ROLES.get(author, "user"), "content": text} for author, text in history]
+    messages.append({"role": "user", "content": question.text})
+    return messages
+
+
+def check_citations(reply: str, passages: int) -> tuple[list[int], list[int]]:
+    """The passage numbers a reply cites: (valid, invalid)."""
+    cited = sorted({int(n) for n in _CITE.findall(reply)})
+    return [n for n in cited if 1 <= n <= passages], [n for n in cited if not 1 <= n <= passages]
+
+
+class LLMAnswerer:
+    name = "llm"
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        model: str,
+        *,
+        breakers: AsyncCircuitBreakerFactory,
+        circuit: str,
+        fallback: Answerer,
+        context_chars: int,
+        observe: Observer | None = None,
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.breakers = breakers
+        self.circuit = circuit
+        self.fallback = fallback
+        self.context_chars = context_chars
+        self.observe = observe or (lambda _outcome, _seconds: None)
+
+    async def _complete(self, messages: list[dict[str, str]]) -> str:
+        breaker = await self.breakers.get_breaker(self.circuit)
+        async with breaker:
+            response = await self.client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                temperature=0,
+            )
+        return (response.choices[0].message.content or "").strip() if response.choices else ""
+
+    async def answer(self, question: Question, passages: list[Passage], lexer: Lexer) -> Answer:
+        if not passages:
+            return await self.fallback.answer(question, passages, lexer)
+        messages = build_messages(question, passages, self.context_chars)
+        started = time.perf_counter()
+        try:
+            reply = await self._complete(messages)
+        except OpenedState:
+            self.observe("circuit_open", time.perf_counter() - started)
+            return await self._fall_back("the LLM circuit is open", question, passages, lexer)
+        except (openai.APIError, TimeoutError) as exc:
+            self.observe(_failure_kind(exc), time.perf_counter() - started)
+            log.warning("llm.failed", error=f"{type(exc).__name__}: {exc}"[:300], circuit=self.circuit)
+            return await self._fall_back(f"the LLM failed ({type(exc).__name__})", question, passages, lexer)
+        elapsed = time.perf_counter() - started
+        if reply.strip().rstrip(".").upper() == NO_ANSWER:
+            self.observe("no_answer", elapsed)
+            return Answer(None, reason="the LLM found no answer in the passages", confidence=0.0)
+        valid, invalid = check_citations(reply, len(passages))
+        if not valid or invalid:
+            self.observe("guard_failed", elapsed)
+            why = f"cited {invalid}" if invalid else "cited no passage"
+            return await self._fall_back(f"the LLM answer {why}", question, passages, lexer)
+        self.observe("answered", elapsed)
+        text = re.sub(r"\s+([.,;:!?])", r"\1", _CITE.sub("", reply))
+        return Answer(
+            " ".join(text.split()),
+            reason=f"answered by the LLM citing passages {', '.join(map(str, valid))}",
+            confidence=1.0,
+            citations=[citation(passages[n - 1]) for n in valid],
+        )
+
+    async def _fall_back(self, why: str, question: Question, passages: list[Passage], lexer: Lexer) -> Answer:
+        answer = await self.fallback.answer(question, passages, lexer)
+        answer.reason = f"{why}; {self.fallback.name}: {answer.reason}"
+        return answer
+
+
+def _failure_kind(exc: BaseException) -> str:
+    if isinstance(exc, openai.APITimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection"
+    return "error"
+
+
+def client_for(base_url: str, api_key: str, *, timeout: float, max_retries: int) -> openai.AsyncOpenAI:
+    """An SDK client with a deadline per request (3 s of it to connect) and bounded retries
+    (the SDK retries only 408/409/429/5xx and lost connections, with backoff and Retry-After)."""
+    return openai.AsyncOpenAI(
+        base_url=base_url,
+        api_key=api_key or "unused",
+        timeout=httpx2.Timeout(timeout, connect=min(3.0, timeout)),
+        max_retries=max_retries,
+    )

@@ -1,0 +1,179 @@
+"""A small OpenAI-compatible server on 127.0.0.1 for the real ``openai`` SDK to talk to.
+
+It speaks ``POST /v1/chat/completions`` (JSON, or server-sent events when the request asks
+for ``stream``), records every request, and plays a script of behaviours, one per request
+(the last one repeats): answer with a text, stall, answer an HTTP error status (429 with
+``Retry-After``, 500…), or drop the connection without answering.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    kind: str  # answer | stall | status | drop
+    text: str = ""
+    seconds: float = 0.0
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def answer(text: str, *, after: float = 0.0) -> Behaviour:
+    return Behaviour("answer", text=text, seconds=after)
+
+
+def stall(seconds: float) -> Behaviour:
+    return Behaviour("stall", seconds=seconds)
+
+
+def status(code: int, **headers: str) -> Behaviour:
+    return Behaviour("status", status=code, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+def drop() -> Behaviour:
+    return Behaviour("drop")
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._script: list[Behaviour] = [answer("[1]")]
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def script(self, *behaviours: Behaviour) -> None:
+        """What the next requests get, in order; the last behaviour repeats."""
+        with self._lock:
+            self._script = list(behaviours)
+            self.requests.clear()
+            self.headers.clear()
+
+    def _next(self) -> Behaviour:
+        with self._lock:
+            return self._script.pop(0) if len(self._script) > 1 else self._script[0]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with fake._lock:
+                    fake.requests.append(body)
+                    fake.headers.append({k.lower(): v for k, v in self.headers.items()})
+                behaviour = fake._next()
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    return self._json(
+                        404, {"error": {"message": "not found", "type": "invalid_request_error"}}
+                    )
+                if behaviour.kind == "drop":
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return None
+                if behaviour.kind == "stall":
+                    time.sleep(behaviour.seconds)
+                    return self._json(200, _completion(body, "[1]"))
+                if behaviour.kind == "status":
+                    error = {"error": {"message": f"scripted {behaviour.status}", "type": "server_error"}}
+                    return self._json(behaviour.status, error, behaviour.headers)
+                time.sleep(behaviour.seconds)
+                if body.get("stream"):
+                    return self._stream(body, behaviour.text)
+                return self._json(200, _completion(body, behaviour.text))
+
+            def _json(
+                self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (its timeout): what a stall test wants
+
+            def _stream(self, body: dict[str, Any], text: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                words = text.split(" ")
+                for i, word in enumerate(words):
+                    piece = word if i == 0 else " " + word
+                    self.wfile.write(
+                        b"data: " + json.dumps(_chunk(body, {"content": piece}, None)).encode() + b"\n\n"
+                    )
+                    self.wfile.flush()
+                self.wfile.write(b"data: " + json.dumps(_chunk(body, {}, "stop")).encode() + b"\n\n")
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _completion(request: dict[str, Any], text: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "fake"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+def _chunk(request: dict[str, Any], delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": request.get("model", "fake"),
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+@contextmanager
+def running_openai() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

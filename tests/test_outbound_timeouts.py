@@ -1,0 +1,62 @@
+"""Every outbound network client in the code has an explicit timeout (and the LLM one bounded
+retries). The source is read for the constructors of network clients: a new one fails this
+test until it is listed here, with its timeout checked."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import httpx2
+
+from atende.llm.grounded import client_for
+from tests.conftest import ROOT
+
+CLIENTS = {
+    "AsyncClient",
+    "Client",
+    "AsyncOpenAI",
+    "OpenAI",
+    "urlopen",
+    "create_connection",
+    "open_connection",
+}
+# where each client is built: file -> constructors found there
+KNOWN = {
+    "src/atende/llm/grounded.py": ["AsyncOpenAI"],  # the LLM (deadline + retries: below)
+    "src/atende/webhooks/tasks.py": ["AsyncClient"],  # webhook deliveries
+}
+
+
+def client_calls() -> dict[str, list[tuple[str, set[str]]]]:
+    found: dict[str, list[tuple[str, set[str]]]] = {}
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in CLIENTS:
+                keywords = {k.arg for k in node.keywords if k.arg}
+                found.setdefault(str(path.relative_to(ROOT)), []).append((name, keywords))
+    return found
+
+
+def test_every_network_client_is_known_and_has_a_timeout() -> None:
+    found = client_calls()
+    assert {path: [name for name, _ in calls] for path, calls in found.items()} == KNOWN
+    for path, calls in found.items():
+        for name, keywords in calls:
+            assert "timeout" in keywords, f"{path}: {name}(...) without timeout="
+
+
+def test_the_llm_client_has_a_deadline_a_connect_limit_and_bounded_retries() -> None:
+    client = client_for("http://127.0.0.1:9/v1", "k", timeout=7.0, max_retries=2)
+    assert isinstance(client.timeout, httpx2.Timeout)
+    assert (client.timeout.read, client.timeout.connect) == (7.0, 3.0)
+    assert client.max_retries == 2
+
+
+def test_the_webhook_client_has_a_deadline() -> None:
+    source = Path(ROOT / "src/atende/webhooks/tasks.py").read_text()
+    assert "httpx.Timeout(limit, connect=5.0)" in source
+    assert "asyncio.timeout" in source  # the whole delivery, headers included, has a deadline
