@@ -108,7 +108,7 @@ def test_ingest_indexes_a_folder_reports_progress_and_failures(db_url: str, tmp_
         "<html><title>Sobre</title><body><h1>Sobre</h1><p>Loja.</p></body></html>"
     )
     (tmp_path / "vazio.txt").write_text("   \n")
-    (tmp_path / "ignored.pdf").write_bytes(b"%PDF-1.4")
+    (tmp_path / "ignored.pptx").write_bytes(b"PK\x03\x04")  # not a format atende reads
     first = run(db_url, "ingest", str(tmp_path), "--company", slug)
     assert first.returncode == 1  # one file failed
     assert "2 indexed, 0 unchanged, 1 failed" in first.stdout

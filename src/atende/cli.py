@@ -304,16 +304,20 @@ def _collect(paths: list[Path]) -> list[Path]:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.md, .html, .txt).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders (.md, .html, .txt, .pdf, .docx, .csv FAQ).")
+    ],
     company: CompanyOpt,
     language: Annotated[str | None, typer.Option(help="pt, en or es (default: detected).")] = None,
 ) -> None:
     """Add or update knowledge-base documents, with a progress bar."""
     from atende.knowledge import service
+    from atende.knowledge.parsing import CONTENT_TYPES
 
     files = _collect(paths)
     if not files:
-        err.print("[red]error:[/red] no .md, .markdown, .html, .htm, .txt or .text files found")
+        kinds = ", ".join(sorted(CONTENT_TYPES))
+        err.print(f"[red]error:[/red] no {kinds} files found")
         raise typer.Exit(2)
 
     async def work(runtime: Runtime) -> tuple[int, int, list[str]]:

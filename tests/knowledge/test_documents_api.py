@@ -245,7 +245,7 @@ async def test_another_company_can_neither_see_nor_delete_a_document(
             "the document looks binary",
         ),
         ({"source": "faq/menu.md", "content": "<nav>Início</nav>"}, "the document has no readable text"),
-        ({"source": "manual.pdf", "content": "Manual"}, "cannot read 'manual.pdf': supported extensions are"),
+        ({"source": "deck.pptx", "content": "Slides"}, "cannot read 'deck.pptx': supported extensions"),
         ({"content": "# Entregas"}, "`source` is required with `content`"),
         ({"source": "a.md", "content": "# A", "path": "a.md"}, "send exactly one of `content` or `path`"),
     ],

@@ -60,7 +60,7 @@ def test_the_parser_follows_the_declared_type_or_the_extension(
     assert content_type_for(filename, declared) == kind
 
 
-@pytest.mark.parametrize("filename", ["manual.pdf", "planilha.xlsx", "foto.png", "sem-extensao"])
+@pytest.mark.parametrize("filename", ["slides.pptx", "planilha.xlsx", "foto.png", "sem-extensao"])
 def test_an_unsupported_extension_is_rejected_naming_the_supported_ones(filename: str) -> None:
     with pytest.raises(InvalidInput) as error:
         content_type_for(filename)
@@ -71,8 +71,8 @@ def test_an_unsupported_extension_is_rejected_naming_the_supported_ones(filename
 
 
 def test_an_unknown_declared_type_is_rejected() -> None:
-    with pytest.raises(InvalidInput, match="content_type must be one of markdown, html, text"):
-        content_type_for("a.md", "pdf")
+    with pytest.raises(InvalidInput, match="must be one of csv, docx, html, markdown, pdf, text"):
+        content_type_for("a.md", "xlsx")
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 Markdown is rendered to HTML by ``markdown-it-py`` and then read like any HTML page with
 BeautifulSoup, so both formats share one structure walker. Plain text is split on blank
-lines.
+lines. PDF, DOCX and CSV FAQ files are read by ``atende.knowledge.formats``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ CONTENT_TYPES = {
     ".htm": "html",
     ".txt": "text",
     ".text": "text",
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".csv": "csv",  # a FAQ: question and answer columns
 }
 BLOCK_TAGS = ["p", "li", "pre", "blockquote", "td", "th", "dt", "dd", "tr"]
 HEADINGS = {f"h{i}": i for i in range(1, 7)}
@@ -52,7 +55,8 @@ def content_type_for(filename: str, declared: str | None = None) -> str:
     """The parser for a file: from a declared type or the file's extension."""
     if declared:
         if declared not in set(CONTENT_TYPES.values()):
-            raise InvalidInput(f"content_type must be one of markdown, html, text; got '{declared}'")
+            kinds = ", ".join(sorted(set(CONTENT_TYPES.values())))
+            raise InvalidInput(f"content_type must be one of {kinds}; got '{declared}'")
         return declared
     suffix = PurePath(filename).suffix.lower()
     if suffix not in CONTENT_TYPES:
@@ -177,6 +181,11 @@ def parse_html(html: str, fallback_title: str) -> ParsedDocument:
 
 def parse(data: bytes, content_type: str, fallback_title: str) -> ParsedDocument:
     """Parse a document; raises ``InvalidInput`` with the reason when it cannot."""
+    if content_type in ("pdf", "docx", "csv"):
+        from atende.knowledge import formats
+
+        reader = {"pdf": formats.parse_pdf, "docx": formats.parse_docx, "csv": formats.parse_csv_faq}
+        return reader[content_type](data, fallback_title)
     text = decode(data)
     if content_type == "markdown":
         html = MarkdownIt("commonmark").enable("table").render(text)
