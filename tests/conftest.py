@@ -93,6 +93,7 @@ def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
         webhook_disable_after_failures=3,
         webhook_allow_private_networks=True,  # the fake receivers listen on 127.0.0.1
         llm_allow_private_networks=True,  # so does the fake OpenAI-compatible server
+        ingest_allow_private_networks=True,  # and the test document sites
         llm_timeout_seconds=2,
         llm_max_retries=0,
         llm_breaker_failures=2,

@@ -24,6 +24,7 @@ CLIENTS = {
 # where each client is built: file -> constructors found there
 KNOWN = {
     "src/atende/llm/grounded.py": ["AsyncOpenAI"],  # the LLM (deadline + retries: below)
+    "src/atende/knowledge/fetch.py": ["AsyncClient"],  # documents from URLs
     "src/atende/webhooks/tasks.py": ["AsyncClient"],  # webhook deliveries
 }
 

@@ -285,11 +285,16 @@ def keys_list(company: CompanyOpt) -> None:
     console.print(table)
 
 
-def _collect(paths: list[Path]) -> list[Path]:
+def _collect(sources: list[str]) -> list[Path | str]:
+    """Files (folders walked for the formats atende reads) and URLs, in the order given."""
     from atende.knowledge.parsing import CONTENT_TYPES
 
-    files: list[Path] = []
-    for path in paths:
+    files: list[Path | str] = []
+    for source in sources:
+        if source.startswith(("http://", "https://")):
+            files.append(source)
+            continue
+        path = Path(source)
         if path.is_dir():
             files.extend(
                 sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CONTENT_TYPES)
@@ -305,13 +310,14 @@ def _collect(paths: list[Path]) -> list[Path]:
 @app.command()
 def ingest(
     paths: Annotated[
-        list[Path], typer.Argument(help="Files or folders (.md, .html, .txt, .pdf, .docx, .csv FAQ).")
+        list[str], typer.Argument(help="Files, folders or URLs (.md, .html, .txt, .pdf, .docx, .csv FAQ).")
     ],
     company: CompanyOpt,
     language: Annotated[str | None, typer.Option(help="pt, en or es (default: detected).")] = None,
 ) -> None:
     """Add or update knowledge-base documents, with a progress bar."""
     from atende.knowledge import service
+    from atende.knowledge.fetch import fetch
     from atende.knowledge.parsing import CONTENT_TYPES
 
     files = _collect(paths)
@@ -328,13 +334,25 @@ def ingest(
             task = progress.add_task("indexing", total=len(files))
             for file in files:
                 try:
+                    kind = None
+                    if isinstance(file, str):  # a URL
+                        fetched = await fetch(
+                            file,
+                            max_bytes=runtime.settings.max_document_bytes,
+                            timeout=runtime.settings.ingest_fetch_timeout_seconds,
+                            allow_private=runtime.settings.ingest_allow_private_networks,
+                        )
+                        data, kind = fetched.data, fetched.kind
+                    else:
+                        data = file.read_bytes()
                     async with runtime.db.transaction(company_id) as session:
                         result = await service.ingest(
                             session,
                             source=str(file),
-                            data=file.read_bytes(),
+                            data=data,
                             max_bytes=runtime.settings.max_document_bytes,
                             chunk_max_chars=runtime.settings.chunk_max_chars,
+                            content_type=kind,
                             lang=language,
                         )
                     changed += result.changed

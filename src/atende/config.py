@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         default=None,
         description="If set, `POST /v1/documents` with a `path` may only read files under it.",
     )
+    ingest_fetch_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Longest time fetching one document from a URL may take."
+    )
+    ingest_allow_private_networks: bool = Field(
+        default=False, description="Allow document URLs on loopback, private or link-local addresses."
+    )
     retrieval_top_k: int = Field(default=5, description="Chunks retrieved for each bot turn.")
     evidence_threshold: float = Field(
         default=0.6,

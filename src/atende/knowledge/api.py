@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 
 from atende.errors import InvalidInput
 from atende.knowledge import service
+from atende.knowledge.fetch import fetch
 from atende.knowledge.schemas import ChunkPublic, DocumentIn, DocumentPublic, IngestResultPublic
 from atende.tenancy.deps import AdminTenant, ViewerTenant
 
@@ -34,9 +35,18 @@ def resolve_under(root: Path | None, path: str) -> Path:
 async def create_document(body: DocumentIn, tenant: AdminTenant, response: Response) -> IngestResultPublic:
     """Add a document, or replace the one with the same `source` (unchanged content: no-op)."""
     settings = tenant.runtime.settings
-    if (body.content is None) == (body.path is None):
-        raise InvalidInput("send exactly one of `content` or `path`")
-    if body.path is not None:
+    if sum(x is not None for x in (body.content, body.path, body.url)) != 1:
+        raise InvalidInput("send exactly one of `content`, `path` or `url`")
+    kind: str | None = body.content_type
+    if body.url is not None:
+        fetched = await fetch(
+            body.url,
+            max_bytes=settings.max_document_bytes,
+            timeout=settings.ingest_fetch_timeout_seconds,
+            allow_private=settings.ingest_allow_private_networks,
+        )
+        data, source, kind = fetched.data, body.source or body.url, fetched.kind
+    elif body.path is not None:
         target = resolve_under(settings.ingest_root, body.path)
         if target.stat().st_size > settings.max_document_bytes:
             raise InvalidInput(f"the file is larger than {settings.max_document_bytes} bytes")
@@ -53,7 +63,7 @@ async def create_document(body: DocumentIn, tenant: AdminTenant, response: Respo
             max_bytes=settings.max_document_bytes,
             chunk_max_chars=settings.chunk_max_chars,
             title=body.title,
-            content_type=body.content_type or ("markdown" if not Path(source).suffix else None),
+            content_type=kind or ("markdown" if not Path(source).suffix else None),
             lang=body.language,
             meta=body.meta,
         )

@@ -35,8 +35,16 @@ class DocumentIn(BaseModel):
         max_length=1000,
         description="A file under the server's ATENDE_INGEST_ROOT, instead of `content`.",
     )
+    url: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://",
+        description="Fetch the document from this URL (HTML, text, Markdown, CSV, PDF or DOCX) instead.",
+    )
     title: str | None = Field(default=None, max_length=500)
-    content_type: Literal["markdown", "html", "text"] | None = None
+    content_type: Literal["markdown", "html", "text", "csv"] | None = Field(
+        default=None, description="How to read `content` (default: from the source's extension)."
+    )
     language: Literal["pt", "en", "es"] | None = Field(default=None, description="Detected if omitted.")
     meta: dict[str, Any] = Field(default_factory=dict)
 
