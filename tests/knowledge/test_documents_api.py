@@ -247,7 +247,7 @@ async def test_another_company_can_neither_see_nor_delete_a_document(
         ({"source": "faq/menu.md", "content": "<nav>Início</nav>"}, "the document has no readable text"),
         ({"source": "deck.pptx", "content": "Slides"}, "cannot read 'deck.pptx': supported extensions"),
         ({"content": "# Entregas"}, "`source` is required with `content`"),
-        ({"source": "a.md", "content": "# A", "path": "a.md"}, "send exactly one of `content`, `path` or `url`"),
+        ({"source": "a.md", "content": "# A", "path": "a.md"}, "exactly one of `content`, `path` or `url`"),
     ],
 )
 async def test_a_bad_document_is_refused_with_a_message_and_nothing_changes(
