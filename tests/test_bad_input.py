@@ -230,7 +230,7 @@ CASES = [
         "nul-in-document-meta",
         "POST",
         "/v1/documents",
-        {"json": {"source": "m.md", "content": "ab", "meta": {"k": "\x00"}}},
+        {"json": {"source": "m.md", "content": "ab", "meta": {"product": "\x00"}}},
         422,
         "cannot be converted to text",
     ),

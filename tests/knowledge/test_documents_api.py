@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from atende.config import Settings
 from atende.engine.messages import phrase
@@ -387,3 +388,40 @@ async def test_paths_outside_the_ingest_root_are_refused(
     assert r.status_code == 422
     assert "is not a file under the ingest root" in r.json()["detail"]
     assert (await company.client.get("/v1/documents")).json() == []
+
+
+async def test_documents_carry_metadata_that_is_validated_stored_and_returned(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    meta = {
+        "tags": ["frete", "promoção"],
+        "product": "Liquidificador Turbo",
+        "audience": "customers",
+        "valid_from": "2026-12-01",
+        "valid_until": "2026-12-31",
+    }
+    r = await post_document(
+        company.client, source="promo.md", content="# Frete grátis\n\nEm dezembro.", meta=meta
+    )
+    assert r.status_code == 201, r.text
+    document = r.json()["document"]
+    assert document["meta"] == meta
+    assert (await company.client.get(f"/v1/documents/{document['id']}")).json()["meta"] == meta
+    for bad, where in (
+        (
+            {"valid_from": "2026-12-31", "valid_until": "2026-12-01"},
+            "valid_until must not be before valid_from",
+        ),
+        ({"color": "blue"}, "color"),
+        ({"valid_from": "amanhã"}, "valid_from"),
+    ):
+        r = await post_document(company.client, source="promo.md", content="# Outro\n\nTexto.", meta=bad)
+        assert r.status_code == 422 and where in r.text, r.text
+    assert (await company.client.get(f"/v1/documents/{document['id']}")).json()["meta"] == meta
+    async with runtime.db.transaction(company.id) as session:  # a key an earlier version stored
+        await session.execute(
+            text("UPDATE documents SET meta = meta || '{\"legacy\": 1}' WHERE id = :id"),
+            {"id": document["id"]},
+        )
+    listed = (await company.client.get("/v1/documents")).json()
+    assert listed[0]["meta"]["legacy"] == 1 and listed[0]["meta"]["product"] == "Liquidificador Turbo"

@@ -65,7 +65,7 @@ async def create_document(body: DocumentIn, tenant: AdminTenant, response: Respo
             title=body.title,
             content_type=kind or ("markdown" if not Path(source).suffix else None),
             lang=body.language,
-            meta=body.meta,
+            meta=body.meta.model_dump(mode="json", exclude_defaults=True),
         )
         out = IngestResultPublic(
             document=DocumentPublic.model_validate(result.document), changed=result.changed

@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class DocumentMeta(BaseModel):
+    """What a document is about and for whom; retrieval will filter on it (e.g. a product's
+    FAQ for that product's customers, a promotion only while it is valid)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
+        default_factory=list, max_length=30
+    )
+    product: str | None = Field(default=None, max_length=200)
+    audience: str | None = Field(default=None, max_length=100, description="e.g. customers, resellers, staff")
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+    @model_validator(mode="after")
+    def _period(self) -> DocumentMeta:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError("valid_until must not be before valid_from")
+        return self
+
+
+class StoredDocumentMeta(DocumentMeta):
+    """Metadata as stored: keys written by earlier versions are kept and shown."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class DocumentIn(BaseModel):
@@ -46,7 +73,7 @@ class DocumentIn(BaseModel):
         default=None, description="How to read `content` (default: from the source's extension)."
     )
     language: Literal["pt", "en", "es"] | None = Field(default=None, description="Detected if omitted.")
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: DocumentMeta = Field(default_factory=DocumentMeta)
 
 
 class DocumentPublic(BaseModel):
@@ -61,7 +88,7 @@ class DocumentPublic(BaseModel):
     error: str | None
     chunk_count: int
     content_hash: str
-    meta: dict[str, Any]
+    meta: StoredDocumentMeta
     created_at: datetime
     updated_at: datetime
 
