@@ -83,8 +83,15 @@ class Settings(BaseSettings):
     retrieval_top_k: int = Field(default=5, description="Chunks retrieved for each bot turn.")
     evidence_threshold: float = Field(
         default=0.6,
+        ge=0,
+        le=1,
         description="Share of the question's terms the best passage must cover to answer "
-        "(below it the bot hands off).",
+        "(below it the bot hands off), for a language without its own threshold.",
+    )
+    evidence_thresholds: dict[str, float] = Field(
+        default={"pt": 0.7, "en": 0.5, "es": 0.5},
+        description="The evidence threshold per knowledge-base language, as JSON (calibrated with "
+        "`atende eval`, see docs/EVALUATION.md).",
     )
     llm_base_url: str | None = Field(
         default=None,

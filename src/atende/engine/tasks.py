@@ -88,7 +88,7 @@ def _client(runtime: Runtime, base_url: str, key: str) -> openai.AsyncOpenAI:
 def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
     """The retriever and answerer for ``company``: the LLM one (extractive as its fallback)
     when an endpoint is configured for it or for the deployment, else the extractive one."""
-    extractive = ExtractiveAnswerer(runtime.settings.evidence_threshold)
+    extractive = ExtractiveAnswerer(runtime.settings.evidence_threshold, runtime.settings.evidence_thresholds)
     answerer: Answerer = extractive
     endpoint = llm_endpoint(runtime, company)
     if endpoint is not None:

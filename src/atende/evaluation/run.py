@@ -301,6 +301,7 @@ async def evaluate(
             "answerer": ports.answerer.name,
             "top_k": ports.top_k,
             "evidence_threshold": runtime.settings.evidence_threshold,
+            "evidence_thresholds": runtime.settings.evidence_thresholds,
             "chunk_max_chars": runtime.settings.chunk_max_chars,
             "questions_per_language": limit,
         },

@@ -8,6 +8,8 @@ with the question, cited by document title and section.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from atende.knowledge.retrieval import Passage
 from atende.knowledge.text import sentences
 from atende.llm.answerer import Answer, Lexer, Question
@@ -34,19 +36,28 @@ def citation(passage: Passage) -> dict[str, str]:
 class ExtractiveAnswerer:
     name = "extractive"
 
-    def __init__(self, threshold: float) -> None:
+    def __init__(self, threshold: float, per_language: Mapping[str, float] | None = None) -> None:
         self.threshold = threshold
+        self.per_language = dict(per_language or {})
+
+    def threshold_for(self, language: str) -> float:
+        """The evidence a passage in ``language`` needs (coverage is measured with that
+        language's stemmer and question words, so its scale differs by language)."""
+        return self.per_language.get(language, self.threshold)
 
     async def answer(self, question: Question, passages: list[Passage], lexer: Lexer) -> Answer:
         scored = [(coverage(question, p), p) for p in passages]
         for cov, p in scored:
             p.scores["coverage"] = round(cov, 4)
-        strong = [(cov, p) for cov, p in scored if cov >= self.threshold]
+        strong = [(cov, p) for cov, p in scored if cov >= self.threshold_for(p.language)]
         if not strong:
-            top_coverage = max((cov for cov, _ in scored), default=0.0)
+            top_coverage, top_language = max(
+                ((cov, p.language) for cov, p in scored), default=(0.0, question.language)
+            )
+            needed = self.threshold_for(top_language)
             return Answer(
                 None,
-                reason=f"weak evidence: best coverage {top_coverage:.2f} < threshold {self.threshold:.2f}",
+                reason=f"weak evidence: best coverage {top_coverage:.2f} < threshold {needed:.2f}",
                 confidence=top_coverage,
             )
         cov, best = max(strong, key=lambda cp: (cp[1].language == question.language, cp[0], cp[1].score))
