@@ -12,11 +12,12 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.loopback import LoopbackServer, QuietHandler, running
 
 
 @dataclass(frozen=True)
@@ -44,20 +45,17 @@ def drop() -> Behaviour:
     return Behaviour("drop")
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._script: list[Behaviour] = [answer("[1]")]
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__()
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return self.origin + "/v1"
 
     def script(self, *behaviours: Behaviour) -> None:
         """What the next requests get, in order; the last behaviour repeats."""
@@ -73,9 +71,7 @@ class FakeOpenAI:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -134,18 +130,7 @@ class FakeOpenAI:
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
         return Handler
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 def _completion(request: dict[str, Any], text: str) -> dict[str, Any]:
@@ -169,11 +154,5 @@ def _chunk(request: dict[str, Any], delta: dict[str, Any], finish: str | None) -
     }
 
 
-@contextmanager
-def running_openai() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
+def running_openai() -> AbstractContextManager[FakeOpenAI]:
+    return running(FakeOpenAI())

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+
+from tests.fakes.loopback import LoopbackServer, QuietHandler, running
 
 
 @dataclass
@@ -20,23 +19,18 @@ class Page:
     chunked: bool = False  # send without Content-Length
 
 
-class Site:
+class Site(LoopbackServer):
     def __init__(self) -> None:
         self.pages: dict[str, Page] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__()
 
     def url(self, path: str) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{path}"
+        return self.origin + path
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         site = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 page = site.pages.get(self.path, Page(b"not found", 404, {"Content-Type": "text/plain"}))
                 time.sleep(page.delay)
@@ -58,25 +52,8 @@ class Site:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client stopped reading (a size limit, a timeout)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
         return Handler
 
-    def start(self) -> None:
-        self._thread.start()
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-@contextmanager
-def running_site() -> Iterator[Site]:
-    site = Site()
-    site.start()
-    try:
-        yield site
-    finally:
-        site.stop()
+def running_site() -> AbstractContextManager[Site]:
+    return running(Site())

@@ -13,11 +13,13 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.loopback import LoopbackServer, QuietHandler, running
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class ReceivedRequest:
         return payload
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackServer):
     """Records requests to any path and answers them from per-path scripts."""
 
     def __init__(self) -> None:
@@ -43,16 +45,11 @@ class WebhookReceiver:
         self._scripts: dict[str, list[int]] = {}
         self._always: dict[str, int] = {}
         self._stalls: dict[str, float] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="webhook-receiver", daemon=True
-        )
+        super().__init__()
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.origin
 
     def new_path(self) -> str:
         return f"/hooks/{uuid.uuid4().hex}"
@@ -112,7 +109,7 @@ class WebhookReceiver:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = receiver._status_for(self.path)
@@ -138,25 +135,8 @@ class WebhookReceiver:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # a stalled answer the client stopped waiting for: what the test wants
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # keep the test output quiet
-
         return Handler
 
-    def start(self) -> None:
-        self._thread.start()
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-@contextmanager
-def running_receiver() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
-    receiver.start()
-    try:
-        yield receiver
-    finally:
-        receiver.stop()
+def running_receiver() -> AbstractContextManager[WebhookReceiver]:
+    return running(WebhookReceiver())

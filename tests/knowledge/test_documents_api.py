@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -309,15 +308,6 @@ async def test_invalid_fields_are_refused_naming_the_field(
     r = await post_document(company.client, **body)
     assert r.status_code == 422
     assert [e["loc"][-1] for e in r.json()["detail"]] == [field]
-
-
-@pytest.fixture
-def ingest_dir(settings: Settings) -> Path:
-    """A fresh folder of this test under the server's ingest root."""
-    assert settings.ingest_root is not None
-    folder = settings.ingest_root / uuid.uuid4().hex[:8]
-    folder.mkdir()
-    return folder
 
 
 async def test_a_file_under_the_ingest_root_can_be_ingested_by_path(

@@ -5,7 +5,6 @@ fail with a reason and leave the knowledge base as it was. Test files are made h
 from __future__ import annotations
 
 import io
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import pytest
 from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
-from atende.config import Settings
 from atende.errors import InvalidInput
 from atende.knowledge.formats import MAX_EXPANDED_BYTES, parse_csv_faq, parse_docx, parse_pdf
 from atende.knowledge.parsing import content_type_for, parse
@@ -133,14 +131,6 @@ def zip_bomb() -> bytes:
 def test_a_bad_file_fails_with_its_reason(name: str, data: bytes, reason: str) -> None:
     with pytest.raises(InvalidInput, match=reason.replace("?", r"\?")):
         parse(data, content_type_for(name), name)
-
-
-@pytest.fixture
-def ingest_dir(settings: Settings) -> Path:
-    assert settings.ingest_root is not None
-    folder = settings.ingest_root / uuid.uuid4().hex[:8]
-    folder.mkdir()
-    return folder
 
 
 async def test_pdf_docx_and_csv_are_ingested_and_the_bot_answers_from_them(
