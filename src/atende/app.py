@@ -61,6 +61,10 @@ HTTP_ERROR_CODES = {
 }
 
 
+# SQLSTATEs worth a retry: connection exceptions, transaction rollbacks (serialization,
+# deadlock), lock not available, query canceled, admin or crash shutdown, cannot connect now
+RETRYABLE_SQLSTATES = ("08", "40", "55P03", "57014", "57P01", "57P02", "57P03")
+
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
@@ -224,14 +228,19 @@ def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], No
         return _error(422, "invalid_input", f"a value cannot be stored: {reason}")
 
     @app.exception_handler(OperationalError)
-    async def database_unavailable(_request: Request, exc: OperationalError) -> JSONResponse:
-        # the connection broke (restart, failover) or the transaction must be retried; a lost
-        # connection has invalidated the pool, so the next request gets a fresh one
+    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # a lost connection (the pool renews itself) or a transaction PostgreSQL asks to retry
+        # (serialization failure, deadlock, lock or statement timeout, shutting down): 503;
+        # anything else (disk full, a limit exceeded) will not pass on retry: a 500
         diag = getattr(exc.orig, "diag", None)
+        sqlstate = str(getattr(diag, "sqlstate", None) or "")
+        # no SQLSTATE: the server was never reached (refused, reset): unavailable too
+        if sqlstate and not (exc.connection_invalidated or sqlstate.startswith(RETRYABLE_SQLSTATES)):
+            return await unexpected(request, exc)
         log.warning(
             "request.database_unavailable",
             error=str(exc.orig).splitlines()[0] if exc.orig else "",
-            sqlstate=getattr(diag, "sqlstate", None),
+            sqlstate=sqlstate or None,
             detail=getattr(diag, "message_detail", None),
         )
         return _error(

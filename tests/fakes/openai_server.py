@@ -41,6 +41,11 @@ def status(code: int, **headers: str) -> Behaviour:
     return Behaviour("status", status=code, headers={k.replace("_", "-"): v for k, v in headers.items()})
 
 
+def raw(body: str, content_type: str) -> Behaviour:
+    """A 200 that is not a chat completion (e.g. an HTML page at a wrong base URL)."""
+    return Behaviour("raw", text=body, headers={"Content-Type": content_type})
+
+
 def drop() -> Behaviour:
     return Behaviour("drop")
 
@@ -90,6 +95,14 @@ class FakeOpenAI(LoopbackServer):
                 if behaviour.kind == "stall":
                     time.sleep(behaviour.seconds)
                     return self._json(200, _completion(body, "[1]"))
+                if behaviour.kind == "raw":
+                    data = behaviour.text.encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", behaviour.headers["Content-Type"])
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
                 if behaviour.kind == "status":
                     error = {"error": {"message": f"scripted {behaviour.status}", "type": "server_error"}}
                     return self._json(behaviour.status, error, behaviour.headers)

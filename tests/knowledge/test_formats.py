@@ -77,6 +77,32 @@ def test_a_docx_gives_paragraphs_under_headings_and_table_rows() -> None:
     assert "Batedeira | 6 meses" in [b.text for b in parsed.blocks]
 
 
+def test_a_docx_table_stays_under_the_heading_it_follows() -> None:
+    document = docx.Document()
+    document.add_heading("Frete", level=1)
+    table = document.add_table(rows=1, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Sul", "R$ 20"
+    document.add_heading("Trocas", level=1)
+    document.add_paragraph("Trocas em até 30 dias.")
+    out = io.BytesIO()
+    document.save(out)
+    blocks = parse_docx(out.getvalue(), "x.docx").blocks
+    assert [(b.headings, b.text) for b in blocks] == [
+        (("Frete",), "Sul | R$ 20"),
+        (("Trocas",), "Trocas em até 30 dias."),
+    ]
+
+
+def broken_docx_xml() -> bytes:
+    source = zipfile.ZipFile(io.BytesIO(make_docx()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            target.writestr(item, b"<w:document><unclosed>" if item.filename == "word/document.xml" else data)
+    return out.getvalue()
+
+
 @pytest.mark.parametrize(
     "content",
     [
@@ -125,6 +151,8 @@ def zip_bomb() -> bytes:
         ("empty.pdf", b"", "the PDF cannot be read"),
         ("no-columns.csv", b"nome,email\nana,a@x.com\n", "needs a header row with a question column"),
         ("empty.csv", b"\n", "empty"),
+        ("broken-xml.docx", broken_docx_xml(), "the DOCX cannot be read"),
+        ("runaway-quote.csv", b'pergunta,resposta\n"' + b"x" * 200_000 + b"\n", "the CSV cannot be read"),
     ],
     ids=lambda v: v if isinstance(v, str) and "." in v else "",
 )

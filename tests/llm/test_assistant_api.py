@@ -99,17 +99,33 @@ async def test_when_the_provider_fails_customers_still_get_answers_and_the_circu
     trace = await last_trace(kb_company, body["conversation_id"])
     assert trace["reason"].startswith("the LLM circuit is open; extractive:")
     metrics = (await kb_company.client.get("/metrics")).text
-    assert f'atende_llm_circuit_state{{circuit="{fake.base_url}"}} 2.0' in metrics
+    circuit = f"company:{kb_company.id}"  # a company's own circuit: its failures open no one else's
+    assert f'atende_llm_circuit_state{{circuit="{circuit}"}} 2.0' in metrics
     assert 'atende_llm_requests_total{outcome="circuit_open"}' in metrics
     ready = await kb_company.client.get("/health/ready")
     llm = ready.json()["checks"]["llm"]
-    assert llm["ok"] is True and f"{fake.base_url} opened" in llm["detail"], llm
+    assert llm["ok"] is True and f"{circuit} opened" in llm["detail"], llm
     fake.script(answer("Aceitamos Pix [1]."))
     time.sleep(2.1)  # llm_breaker_reset_seconds=2: the next turn probes
     body = await ask(kb_company.client, "Vocês aceitam Pix?")
     assert body["reply"]["text"] == "Aceitamos Pix."
     metrics = (await kb_company.client.get("/metrics")).text
-    assert f'atende_llm_circuit_state{{circuit="{fake.base_url}"}} 0.0' in metrics
+    assert f'atende_llm_circuit_state{{circuit="{circuit}"}} 0.0' in metrics
+
+
+async def test_saving_the_endpoint_again_without_a_key_keeps_the_stored_key(
+    kb_company: CompanyCtx, fake: FakeOpenAI
+) -> None:
+    await use_llm(kb_company, fake)
+    r = await kb_company.client.put(
+        "/v1/company/assistant",
+        json={"instructions": "Seja breve.", "llm": {"base_url": fake.base_url, "model": "fake-model-2"}},
+    )
+    assert r.status_code == 200 and r.json()["llm_api_key_set"] is True, r.text
+    fake.script(answer("Aceitamos Pix [1]."))
+    await ask(kb_company.client, "Vocês aceitam Pix?")
+    assert fake.headers[-1]["authorization"] == "Bearer sk-company-secret"
+    assert fake.requests[-1]["model"] == "fake-model-2"
 
 
 async def test_removing_the_companys_llm_brings_back_the_extractive_answerer(

@@ -14,7 +14,7 @@ from atende.knowledge.retrieval import Passage
 from atende.llm.answerer import Question
 from atende.llm.extractive import ExtractiveAnswerer
 from atende.llm.grounded import NO_ANSWER, LLMAnswerer, build_messages, check_citations, client_for
-from tests.fakes.openai_server import FakeOpenAI, answer, drop, running_openai, stall, status
+from tests.fakes.openai_server import FakeOpenAI, answer, drop, raw, running_openai, stall, status
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,7 @@ def answerer(
         circuit=f"{fake.base_url}#{uuid.uuid4().hex[:6]}",
         fallback=ExtractiveAnswerer(0.6),
         context_chars=12000,
+        deadline=timeout * (retries + 1) + 2,
         observe=lambda outcome, _s: outcomes.append(outcome),
     )
     llm.outcomes = outcomes  # type: ignore[attr-defined]
@@ -170,3 +171,37 @@ async def test_the_circuit_opens_after_repeated_failures_fails_fast_then_probes_
     again = await llm.answer(QUESTION, PASSAGES, lexer)
     assert again.reason == "answered by the LLM citing passages 1"
     assert llm.outcomes == ["error", "error", "circuit_open", "answered", "answered"]  # type: ignore[attr-defined]
+
+
+async def test_a_reply_citing_several_passages_at_once_is_accepted(fake: FakeOpenAI) -> None:
+    fake.script(answer("Entregamos em 2 dias úteis e aceitamos Pix [1, 2]."))
+    result = await answerer(fake).answer(QUESTION, PASSAGES, lexer)
+    assert result.text == "Entregamos em 2 dias úteis e aceitamos Pix."
+    assert [c["title"] for c in result.citations] == ["Entregas", "Pagamentos"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [raw("<html>not an API</html>", "text/html"), raw("{not json", "application/json")],
+    ids=["html", "json"],
+)
+async def test_a_200_that_is_not_a_chat_completion_falls_back_and_counts_as_a_failure(
+    fake: FakeOpenAI, reply: object
+) -> None:
+    fake.script(reply)  # type: ignore[arg-type]
+    llm = answerer(fake, threshold=1)
+    result = await llm.answer(QUESTION, PASSAGES, lexer)
+    assert result.text == "O prazo de entrega para São Paulo é de 2 dias úteis."
+    assert result.reason.startswith("the LLM failed (")
+    again = await llm.answer(QUESTION, PASSAGES, lexer)  # threshold 1: that failure opened it
+    assert again.reason.startswith("the LLM circuit is open")
+
+
+async def test_a_bad_key_falls_back_but_does_not_open_the_circuit(fake: FakeOpenAI) -> None:
+    fake.script(status(401))
+    llm = answerer(fake, threshold=2)
+    for _ in range(3):
+        result = await llm.answer(QUESTION, PASSAGES, lexer)
+        assert result.reason.startswith("the LLM failed (AuthenticationError)")
+    assert len(fake.requests) == 3  # still asked each time: our mistake, not the provider's outage
+    assert llm.outcomes == ["misconfigured"] * 3  # type: ignore[attr-defined]

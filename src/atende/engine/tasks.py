@@ -11,6 +11,7 @@ import procrastinate
 import structlog
 from purgatory import AsyncCircuitBreakerFactory
 
+from atende import netguard
 from atende.engine.turn import Ports, hand_off_after_failure, run_turn
 from atende.jobs.queue import RETRY
 from atende.knowledge.retrieval import FullTextRetriever
@@ -59,16 +60,17 @@ def llm_breakers(runtime: Runtime) -> AsyncCircuitBreakerFactory:
     return factory
 
 
-def llm_endpoint(runtime: Runtime, company: Company | None) -> tuple[str, str, str] | None:
-    """(base URL, model, API key) for ``company``: its own, else the deployment's, else none."""
+def llm_endpoint(runtime: Runtime, company: Company | None) -> tuple[str, str, str, str] | None:
+    """(circuit, base URL, model, API key) for ``company``: its own endpoint (its own circuit:
+    a company's bad key or endpoint never opens anyone else's), else the deployment's."""
     own = (company.settings or {}).get("llm") if company is not None else None
-    if own and own.get("base_url") and own.get("model"):
+    if company is not None and own and own.get("base_url") and own.get("model"):
         key = decrypt_secret(runtime.secret_key, own["api_key"]) if own.get("api_key") else ""
-        return own["base_url"], own["model"], key
+        return f"company:{company.id}", own["base_url"], own["model"], key
     settings = runtime.settings
     if settings.llm_base_url and settings.llm_model:
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
-        return settings.llm_base_url, settings.llm_model, key
+        return "default", settings.llm_base_url, settings.llm_model, key
     return None
 
 
@@ -92,15 +94,27 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
     answerer: Answerer = extractive
     endpoint = llm_endpoint(runtime, company)
     if endpoint is not None:
-        base_url, model, key = endpoint
+        circuit, base_url, model, key = endpoint
+        settings = runtime.settings
+
+        async def still_public() -> None:  # a company's host may resolve elsewhere by now
+            await netguard.check_public(
+                base_url,
+                allow_private=settings.llm_allow_private_networks,
+                what="LLM",
+                setting="ATENDE_LLM_ALLOW_PRIVATE_NETWORKS",
+            )
+
         answerer = LLMAnswerer(
             _client(runtime, base_url, key),
             model,
             breakers=llm_breakers(runtime),
-            circuit=base_url,
+            circuit=circuit,
             fallback=extractive,
-            context_chars=runtime.settings.llm_context_chars,
+            context_chars=settings.llm_context_chars,
+            deadline=settings.llm_timeout_seconds * (settings.llm_max_retries + 1) + 2,
             observe=_observe,
+            precheck=still_public if circuit != "default" else None,
         )
     return Ports(retriever=FullTextRetriever(), answerer=answerer, top_k=runtime.settings.retrieval_top_k)
 

@@ -13,6 +13,9 @@ import csv
 import io
 import re
 import zipfile
+from typing import Any
+
+from lxml import etree
 
 from atende.errors import InvalidInput
 from atende.knowledge.parsing import Block, ParsedDocument, decode
@@ -33,7 +36,7 @@ def _clean(text: str) -> str:
 def parse_pdf(data: bytes, fallback_title: str) -> ParsedDocument:
     """Each page's paragraphs, under the heading ``p. N``."""
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -53,7 +56,7 @@ def parse_pdf(data: bytes, fallback_title: str) -> ParsedDocument:
         title = _clean(str(metadata.title)) if metadata is not None and metadata.title else ""
     except InvalidInput:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
         raise InvalidInput(f"the PDF cannot be read ({type(exc).__name__}): is it a PDF, and whole?") from exc
     if not blocks:
         raise InvalidInput("the PDF has no text layer (a scan?): nothing to index")
@@ -81,34 +84,54 @@ def parse_docx(data: bytes, fallback_title: str) -> ParsedDocument:
 
     try:
         document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, KeyError, ValueError) as exc:
+        title = _clean(document.core_properties.title or "")
+        first_title, blocks = _docx_blocks(document)
+    except (
+        PackageNotFoundError,
+        KeyError,
+        ValueError,
+        TypeError,
+        zipfile.BadZipFile,
+        etree.LxmlError,
+    ) as exc:
         raise InvalidInput(f"the DOCX cannot be read ({type(exc).__name__}): is it a Word document?") from exc
+    title = title or first_title
+    if not blocks:
+        raise InvalidInput("the DOCX has no readable text")
+    return ParsedDocument(title or fallback_title, blocks)
+
+
+def _docx_blocks(document: Any) -> tuple[str, list[Block]]:
+    """The first ``Title`` paragraph, and the body in document order: paragraphs under their
+    headings, tables row by row where they stand (a table belongs to the heading above it)."""
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    title = ""
     path: list[tuple[int, str]] = []
     blocks: list[Block] = []
-    title = _clean(document.core_properties.title or "")
-    for paragraph in document.paragraphs:
-        text = _clean(paragraph.text)
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            for row in item.rows:
+                cells = [_clean(cell.text) for cell in row.cells]
+                if any(cells):
+                    blocks.append(Block(tuple(t for _, t in path), " | ".join(cells)))
+            continue
+        if not isinstance(item, Paragraph):
+            continue
+        text = _clean(item.text)
         if not text:
             continue
-        style = paragraph.style.name if paragraph.style is not None else ""
-        level = 0
+        style = item.style.name if item.style is not None else ""
         if style == "Title":
             title = title or text
             continue
         if style.startswith("Heading"):
             level = int(style.split()[-1]) if style.split()[-1].isdigit() else 1
-        if level:
             path = [(lvl, t) for lvl, t in path if lvl < level] + [(level, text)]
             continue
         blocks.append(Block(tuple(t for _, t in path), text))
-    for table in document.tables:
-        for row in table.rows:
-            cells = [_clean(cell.text) for cell in row.cells]
-            if any(cells):
-                blocks.append(Block(tuple(t for _, t in path), " | ".join(cells)))
-    if not blocks:
-        raise InvalidInput("the DOCX has no readable text")
-    return ParsedDocument(title or fallback_title, blocks)
+    return title, blocks
 
 
 def parse_csv_faq(data: bytes, fallback_title: str) -> ParsedDocument:
@@ -119,8 +142,10 @@ def parse_csv_faq(data: bytes, fallback_title: str) -> ParsedDocument:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    rows = list(reader)
+    try:
+        rows = list(csv.reader(io.StringIO(text), dialect))
+    except csv.Error as exc:
+        raise InvalidInput(f"the CSV cannot be read: {exc}") from exc
     if not rows:
         raise InvalidInput("the CSV is empty")
     header = [h.strip().lower() for h in rows[0]]

@@ -64,7 +64,7 @@ class DocumentIn(BaseModel):
     )
     url: str | None = Field(
         default=None,
-        max_length=2000,
+        max_length=1000,  # it becomes the document's source
         pattern=r"^https?://",
         description="Fetch the document from this URL (HTML, text, Markdown, CSV, PDF or DOCX) instead.",
     )

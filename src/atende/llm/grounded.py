@@ -12,9 +12,10 @@ has a deadline and the SDK retries 429, 5xx and lost connections a bounded numbe
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx2
 import openai
@@ -30,7 +31,7 @@ log = structlog.get_logger(__name__)
 
 NO_ANSWER = "NO_ANSWER"
 LANGUAGE_NAMES = {"pt": "Brazilian Portuguese", "en": "English", "es": "Spanish"}
-_CITE = re.compile(r"\[(\d{1,3})\]")
+_CITE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _ROLES = {"customer": "user", "bot": "assistant", "agent": "assistant"}
 
 # (outcome, seconds) of each LLM request, for the metrics the wiring layer exports
@@ -79,7 +80,7 @@ def build_messages(question: Question, passages: list[Passage], budget_chars: in
 
 def check_citations(reply: str, passages: int) -> tuple[list[int], list[int]]:
     """The passage numbers a reply cites: (valid, invalid)."""
-    cited = sorted({int(n) for n in _CITE.findall(reply)})
+    cited = sorted({int(n) for group in _CITE.findall(reply) for n in group.split(",")})
     return [n for n in cited if 1 <= n <= passages], [n for n in cited if not 1 <= n <= passages]
 
 
@@ -95,7 +96,9 @@ class LLMAnswerer:
         circuit: str,
         fallback: Answerer,
         context_chars: int,
+        deadline: float,
         observe: Observer | None = None,
+        precheck: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.model = model
@@ -103,17 +106,27 @@ class LLMAnswerer:
         self.circuit = circuit
         self.fallback = fallback
         self.context_chars = context_chars
+        self.deadline = deadline  # for the whole call, retries and their waits included
         self.observe = observe or (lambda _outcome, _seconds: None)
+        self.precheck = precheck
 
     async def _complete(self, messages: list[dict[str, str]]) -> str:
-        breaker = await self.breakers.get_breaker(self.circuit)
-        async with breaker:
+        breaker = await self.breakers.get_breaker(self.circuit, exclude=NOT_THE_PROVIDERS_FAULT)
+        async with breaker, asyncio.timeout(self.deadline):
+            if self.precheck is not None:
+                await self.precheck()
             response = await self.client.chat.completions.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
                 temperature=0,
             )
-        return (response.choices[0].message.content or "").strip() if response.choices else ""
+            # a 200 that is not a chat completion (an HTML page at a wrong base URL) is a failure
+            choices = getattr(response, "choices", None)
+            if not isinstance(choices, list):
+                raise MalformedReply(
+                    f"the endpoint answered {type(response).__name__}, not a chat completion"
+                )
+            return (choices[0].message.content or "").strip() if choices else ""
 
     async def answer(self, question: Question, passages: list[Passage], lexer: Lexer) -> Answer:
         if not passages:
@@ -125,7 +138,7 @@ class LLMAnswerer:
         except OpenedState:
             self.observe("circuit_open", time.perf_counter() - started)
             return await self._fall_back("the LLM circuit is open", question, passages, lexer)
-        except (openai.APIError, TimeoutError) as exc:
+        except Exception as exc:  # any failure of the provider, its reply or our deadline: fall back
             self.observe(_failure_kind(exc), time.perf_counter() - started)
             log.warning("llm.failed", error=f"{type(exc).__name__}: {exc}"[:300], circuit=self.circuit)
             return await self._fall_back(f"the LLM failed ({type(exc).__name__})", question, passages, lexer)
@@ -153,6 +166,21 @@ class LLMAnswerer:
         return answer
 
 
+class MalformedReply(ValueError):
+    """The endpoint answered something that is not a chat completion."""
+
+
+# errors that say the request is wrong (a bad key, model or body), not that the provider is
+# down: they fall back like any failure but do not count towards opening the circuit
+NOT_THE_PROVIDERS_FAULT: list[type[BaseException] | tuple[type[BaseException], Callable[..., bool]]] = [
+    openai.BadRequestError,
+    openai.AuthenticationError,
+    openai.PermissionDeniedError,
+    openai.NotFoundError,
+    openai.UnprocessableEntityError,
+]
+
+
 def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, openai.APITimeoutError | TimeoutError):
         return "timeout"
@@ -160,15 +188,22 @@ def _failure_kind(exc: BaseException) -> str:
         return "rate_limited"
     if isinstance(exc, openai.APIConnectionError):
         return "connection"
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError):
+        return "misconfigured"
+    if isinstance(exc, MalformedReply | ValueError):
+        return "malformed"
     return "error"
 
 
 def client_for(base_url: str, api_key: str, *, timeout: float, max_retries: int) -> openai.AsyncOpenAI:
     """An SDK client with a deadline per request (3 s of it to connect) and bounded retries
     (the SDK retries only 408/409/429/5xx and lost connections, with backoff and Retry-After)."""
+    timeouts = httpx2.Timeout(timeout, connect=min(3.0, timeout))
     return openai.AsyncOpenAI(
         base_url=base_url,
         api_key=api_key or "unused",
-        timeout=httpx2.Timeout(timeout, connect=min(3.0, timeout)),
+        timeout=timeouts,
         max_retries=max_retries,
+        # never follow a redirect: a company's endpoint must not bounce requests elsewhere
+        http_client=openai.DefaultAsyncHttpxClient(timeout=timeouts, follow_redirects=False),
     )

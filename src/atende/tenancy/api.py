@@ -111,6 +111,9 @@ async def put_assistant(body: AssistantIn, tenant: AdminTenant) -> AssistantOut:
             llm["api_key"] = encrypt_secret(tenant.runtime.secret_key, body.llm.api_key)
     async with tenant.transaction() as session:
         company = await service.get_company(session, str(tenant.principal.company_id), for_update=True)
+        stored = (company.settings or {}).get("llm") or {}
+        if llm is not None and body.llm is not None and body.llm.api_key is None and stored.get("api_key"):
+            llm["api_key"] = stored["api_key"]  # omitted: keep the key ("" clears it)
         updated = {**(company.settings or {}), "instructions": body.instructions}
         if llm is None:
             updated.pop("llm", None)
