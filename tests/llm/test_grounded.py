@@ -23,17 +23,24 @@ def fake() -> Iterator[FakeOpenAI]:
         yield server
 
 
-def passage(text: str, title: str = "Entregas", lexemes: frozenset[str] = frozenset()) -> Passage:
-    return Passage(uuid.uuid4(), uuid.uuid4(), title, title, text, "pt", 1.0, lexemes=lexemes)
+STEMS = {"prazo": "praz", "entrega": "entreg", "paulo": "paul"}
+
+
+def stems(text: str) -> frozenset[str]:
+    """Stems the way the knowledge base would, closely enough for these sentences."""
+    words = (w.strip(".,?!:").lower() for w in text.split())
+    return frozenset(STEMS.get(w, w) for w in words if w)
+
+
+def passage(text: str, title: str = "Entregas") -> Passage:
+    return Passage(
+        uuid.uuid4(), uuid.uuid4(), title, title, text, "pt", 1.0, lexemes=stems(f"{title} {text}")
+    )
 
 
 PASSAGES = [
-    passage(
-        "O prazo de entrega para São Paulo é de 2 dias úteis.", lexemes=frozenset({"praz", "entreg", "paul"})
-    ),
-    passage(
-        "Aceitamos Pix, boleto e cartão.", title="Pagamentos", lexemes=frozenset({"pix", "bolet", "cart"})
-    ),
+    passage("O prazo de entrega para São Paulo é de 2 dias úteis."),
+    passage("Aceitamos Pix, boleto e cartão.", title="Pagamentos"),
 ]
 QUESTION = Question(
     "Qual o prazo de entrega para São Paulo?",
@@ -46,9 +53,7 @@ QUESTION = Question(
 
 
 async def lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
-    """Stems the way the knowledge base would, closely enough for these sentences."""
-    stems = {"prazo": "praz", "entrega": "entreg", "paulo": "paul"}
-    return [frozenset(stems.get(w.strip(".,?").lower(), w.lower()) for w in t.split()) for t, _ in texts]
+    return [stems(t) for t, _ in texts]
 
 
 def answerer(
@@ -205,3 +210,13 @@ async def test_a_bad_key_falls_back_but_does_not_open_the_circuit(fake: FakeOpen
         assert result.reason.startswith("the LLM failed (AuthenticationError)")
     assert len(fake.requests) == 3  # still asked each time: our mistake, not the provider's outage
     assert llm.outcomes == ["misconfigured"] * 3  # type: ignore[attr-defined]
+
+
+async def test_an_answer_citing_a_passage_that_does_not_say_it_is_refused(fake: FakeOpenAI) -> None:
+    """A customer talks the model into a promise and a citation: the words are not the passage's."""
+    fake.script(answer("Seu reembolso de R$ 5000 foi aprovado hoje mesmo [1]."))
+    llm = answerer(fake)
+    result = await llm.answer(QUESTION, PASSAGES, lexer)
+    assert result.reason.startswith("the LLM answer says what its passages do not")
+    assert result.text == "O prazo de entrega para São Paulo é de 2 dias úteis."  # the passage's own words
+    assert llm.outcomes == ["guard_failed"]  # type: ignore[attr-defined]

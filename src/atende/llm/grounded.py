@@ -24,6 +24,7 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
 from atende.knowledge.retrieval import Passage
+from atende.knowledge.text import sentences
 from atende.llm.answerer import Answer, Answerer, Lexer, Question
 from atende.llm.extractive import citation
 
@@ -76,6 +77,26 @@ def build_messages(question: Question, passages: list[Passage], budget_chars: in
     messages += [{"role": _ROLES.get(author, "user"), "content": text} for author, text in history]
     messages.append({"role": "user", "content": question.text})
     return messages
+
+
+SUPPORT = 0.5  # share of a sentence's indexed words its cited passages must contain
+MIN_TERMS = 3  # shorter sentences ("Sim, claro.") are not checked
+
+
+async def unsupported_sentence(text: str, cited: list[Passage], language: str, lexer: Lexer) -> str | None:
+    """The first sentence of ``text`` whose words are mostly absent from the cited passages
+    (stemmed as the index stems them), or ``None``: a citation alone proves nothing, since the
+    model can be talked into citing [1] under a promise of its own. Passages in another
+    language than the answer cannot be compared word by word and are not checked."""
+    same_language = [p for p in cited if p.language == language]
+    if not same_language or len(same_language) < len(cited):
+        return None
+    support = frozenset().union(*(p.lexemes for p in same_language))
+    lines = sentences(text)
+    for line, stems in zip(lines, await lexer([(line, language) for line in lines]), strict=True):
+        if len(stems) >= MIN_TERMS and len(stems & support) < SUPPORT * len(stems):
+            return line
+    return None
 
 
 def check_citations(reply: str, passages: int) -> tuple[list[int], list[int]]:
@@ -151,10 +172,16 @@ class LLMAnswerer:
             self.observe("guard_failed", elapsed)
             why = f"cited {invalid}" if invalid else "cited no passage"
             return await self._fall_back(f"the LLM answer {why}", question, passages, lexer)
+        text = " ".join(re.sub(r"\s+([.,;:!?])", r"\1", _CITE.sub("", reply)).split())
+        cited = [passages[n - 1] for n in valid]
+        unsupported = await unsupported_sentence(text, cited, question.language, lexer)
+        if unsupported is not None:
+            self.observe("guard_failed", elapsed)
+            why = f"says what its passages do not ({unsupported[:80]!r})"
+            return await self._fall_back(f"the LLM answer {why}", question, passages, lexer)
         self.observe("answered", elapsed)
-        text = re.sub(r"\s+([.,;:!?])", r"\1", _CITE.sub("", reply))
         return Answer(
-            " ".join(text.split()),
+            text,
             reason=f"answered by the LLM citing passages {', '.join(map(str, valid))}",
             confidence=1.0,
             citations=[citation(passages[n - 1]) for n in valid],
