@@ -49,6 +49,7 @@ class Turn:
     company_id: uuid.UUID
     incoming: str  # the customer's message as received
     known_language: str | None = None  # the conversation's language so far, if any
+    default_language: str | None = None  # the company's, when the caller has it at hand
     history: tuple[tuple[str, str], ...] = ()  # earlier messages: (author, text), oldest first
     instructions: str = ""  # the company's words to the assistant
     company_name: str = ""
@@ -71,7 +72,7 @@ async def normalise(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
 
 
 async def detect_language(session: AsyncSession, turn: Turn, _p: Ports) -> None:
-    fallback = turn.known_language
+    fallback = turn.known_language or turn.default_language
     if fallback is None:
         company = await tenancy.get_company(session, str(turn.company_id))
         fallback = company.default_language
@@ -172,6 +173,7 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
                 company_id,
                 message.text,
                 known_language=conversation.language,
+                default_language=company.default_language,
                 history=tuple((m.author, m.text) for m in earlier if m.author != "system"),
                 instructions=str((company.settings or {}).get("instructions", "")),
                 company_name=company.name,

@@ -125,7 +125,11 @@ async def _ask_all(
 
     async def ask(question: QAQuestion) -> Outcome:
         async with limit, runtime.db.transaction(scratch.company_id) as session:
-            turn = await think(session, Turn(scratch.company_id, question.question), ports)
+            turn = await think(
+                session,
+                Turn(scratch.company_id, question.question, default_language=scratch.qa.language),
+                ports,
+            )
             ranked = []
             if retrieve:
                 passages = await ports.retriever.retrieve(session, turn.query, RANKS)

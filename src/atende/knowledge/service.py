@@ -118,6 +118,7 @@ async def ingest(
         for i, draft in enumerate(drafts)
     )
     await session.flush()
+    await _write_postings(session, document.id)
     await _count_lexemes(session, document.id, +1)
     return IngestResult(document, changed=True)
 
@@ -174,6 +175,13 @@ _COUNT_LEXEMES = text(
 )
 
 
+async def _write_postings(session: AsyncSession, document_id: uuid.UUID) -> None:
+    """The new chunks' lengths and postings (removed chunks take theirs along, by cascade)."""
+    params = {"company": company_of(session), "document": document_id}
+    for statement in _POSTINGS:
+        await session.execute(statement, params)
+
+
 async def _count_lexemes(session: AsyncSession, document_id: uuid.UUID, sign: int) -> None:
     """Add (``+1``) or remove (``-1``) a document's chunks from the lexeme statistics.
 
@@ -185,9 +193,6 @@ async def _count_lexemes(session: AsyncSession, document_id: uuid.UUID, sign: in
         text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"lexemes:{company_id}"}
     )
     params = {"company": company_id, "document": document_id, "sign": sign}
-    if sign > 0:
-        for statement in _POSTINGS:  # removed chunks take their postings along (cascade)
-            await session.execute(statement, params)
     await session.execute(_COUNT_LEXEMES, params)
     if sign < 0:
         await session.execute(delete(LexemeStat).where(LexemeStat.chunks <= 0))

@@ -217,7 +217,7 @@ def _failure_kind(exc: BaseException) -> str:
         return "connection"
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError):
         return "misconfigured"
-    if isinstance(exc, MalformedReply | ValueError):
+    if isinstance(exc, ValueError):  # MalformedReply, or a body that is not JSON
         return "malformed"
     return "error"
 
