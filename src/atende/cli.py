@@ -327,11 +327,29 @@ def ingest(
         raise typer.Exit(2)
 
     async def work(runtime: Runtime) -> tuple[int, int, list[str]]:
+        from atende.knowledge.embedding import embedder_for
+        from atende.knowledge.tasks import chunking, company_settings
+
         company_id = await _company_id(runtime, company)
+        embedder = embedder_for(runtime, await company_settings(runtime, company_id))
         changed = unchanged = 0
         failures: list[str] = []
         with _progress() as progress:
             task = progress.add_task("indexing", total=len(files))
+
+            def phase(description: str, total: int) -> Callable[[int], None]:
+                sub = progress.add_task(description, total=total)
+                done = 0
+
+                def advance(n: int) -> None:  # a finished document's bar goes away
+                    nonlocal done
+                    done += n
+                    progress.advance(sub, n)
+                    if done >= total:
+                        progress.remove_task(sub)
+
+                return advance
+
             for file in files:
                 try:
                     kind = None
@@ -345,16 +363,18 @@ def ingest(
                         data, kind = fetched.data, fetched.kind
                     else:
                         data = file.read_bytes()
-                    async with runtime.db.transaction(company_id) as session:
-                        result = await service.ingest(
-                            session,
-                            source=str(file),
-                            data=data,
-                            max_bytes=runtime.settings.max_document_bytes,
-                            chunk_max_chars=runtime.settings.chunk_max_chars,
-                            content_type=kind,
-                            lang=language,
-                        )
+                    result = await service.ingest(
+                        runtime.db,
+                        company_id,
+                        source=str(file),
+                        data=data,
+                        max_bytes=runtime.settings.max_document_bytes,
+                        chunking=chunking(runtime),
+                        embedder=embedder,
+                        content_type=kind,
+                        lang=language,
+                        progress=phase,
+                    )
                     changed += result.changed
                     unchanged += not result.changed
                 except AtendeError as exc:
@@ -368,6 +388,36 @@ def ingest(
         err.print(f"[red]failed:[/red] {failure}")
     if failures:
         raise typer.Exit(1)
+
+
+@app.command()
+def reembed(company: CompanyOpt) -> None:
+    """Embed the company's chunks that have no vector of its current model (after changing
+    ATENDE_EMBEDDER or the company's embeddings endpoint), with a progress bar. Until then,
+    those chunks are found by full-text search only; vectors of models are never mixed."""
+
+    async def work(runtime: Runtime) -> tuple[str | None, int]:
+        from atende.knowledge.embedding import embedder_for
+        from atende.knowledge.service import embed_missing
+        from atende.knowledge.tasks import company_settings
+
+        company_id = await _company_id(runtime, company)
+        embedder = embedder_for(runtime, await company_settings(runtime, company_id))
+        if embedder is None:
+            return None, 0
+        with _progress() as progress:
+
+            def phase(description: str, total: int) -> Callable[[int], None]:
+                task = progress.add_task(description, total=total)
+                return lambda n: progress.advance(task, n)
+
+            return embedder.model, await embed_missing(runtime.db, company_id, embedder, progress=phase)
+
+    model, count = _run(work)
+    if model is None:
+        err.print("[red]error:[/red] no embedder: ATENDE_EMBEDDER is 'none' and the company has no endpoint")
+        raise typer.Exit(2)
+    console.print(f"{count} chunks embedded with {model}")
 
 
 DEFAULT_QA_SET = Path("../shared/data/retrieval")

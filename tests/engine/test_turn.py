@@ -238,7 +238,7 @@ async def test_every_turn_leaves_a_trace_of_what_it_retrieved_and_why_it_decided
         assert trace["message_id"] == body["message"]["id"]
         assert trace["reply_message_id"] == body["reply"]["id"]
         assert trace["language"] == "pt"
-        assert trace["retriever"] == "fulltext"
+        assert trace["retriever"] == "hybrid"
         assert [s["step"] for s in trace["steps"]] == STEPS
         assert all(s["ms"] >= 0 for s in trace["steps"])
         assert trace["total_ms"] >= sum(s["ms"] for s in trace["steps"])
@@ -256,12 +256,20 @@ async def test_every_turn_leaves_a_trace_of_what_it_retrieved_and_why_it_decided
     assert "12 meses" in best["text"]
     assert best["chunk_id"] == answered["reply"]["meta"]["citations"][0]["chunk_id"]
     assert 1 <= len(answer["retrieved"]) <= 5
+    # each step's scores: BM25 and dense (with their ranks) where each found the chunk, the
+    # fused score the chunks are ordered by, and the answerer's coverage
     for chunk in answer["retrieved"]:
-        assert set(chunk["scores"]) == {"bm25", "coverage"}
-        assert chunk["scores"]["bm25"] > 0
-        assert 0 <= chunk["scores"]["coverage"] <= 1
-    ranks = [c["scores"]["bm25"] for c in answer["retrieved"]]
-    assert ranks == sorted(ranks, reverse=True)
+        scores = chunk["scores"]
+        assert (
+            {"fused", "coverage"}
+            <= set(scores)
+            <= {"bm25", "bm25_rank", "dense", "dense_rank", "fused", "coverage"}
+        )
+        assert "bm25" in scores or "dense" in scores
+        assert 0 <= scores["fused"] <= 1 and 0 <= scores["coverage"] <= 1
+    assert {"bm25", "bm25_rank", "dense", "dense_rank"} <= set(best["scores"])
+    fused = [c["scores"]["fused"] for c in answer["retrieved"]]
+    assert fused == sorted(fused, reverse=True)
     assert best["scores"]["coverage"] >= 0.6
 
     assert (handoff["decision"], handoff["answerer"]) == ("handoff", "extractive")
@@ -300,7 +308,7 @@ async def test_answers_on_real_passages_are_grounded_in_the_gold_passage(company
     document_of: dict[str, str] = {}
     for p in passages:
         r = await company.client.post(
-            "/v1/documents",
+            "/v1/documents?wait=true",
             json={
                 "source": f"xquad/{p['passage_id']}.txt",
                 "title": p["title"],

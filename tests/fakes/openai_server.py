@@ -1,9 +1,10 @@
 """A small OpenAI-compatible server on 127.0.0.1 for the real ``openai`` SDK to talk to.
 
 It speaks ``POST /v1/chat/completions`` (JSON, or server-sent events when the request asks
-for ``stream``), records every request, and plays a script of behaviours, one per request
-(the last one repeats): answer with a text, stall, answer an HTTP error status (429 with
-``Retry-After``, 500…), or drop the connection without answering.
+for ``stream``) and ``POST /v1/embeddings`` (a hashed bag of words, ``EMBEDDING_DIM``
+dimensions: texts sharing words are near), records every request, and plays a script of
+behaviours, one per request (the last one repeats): answer with a text, stall, answer an
+HTTP error status (429 with ``Retry-After``, 500…), or drop the connection without answering.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import socket
 import threading
 import time
+import zlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -84,7 +86,10 @@ class FakeOpenAI(LoopbackServer):
                     fake.requests.append(body)
                     fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                 behaviour = fake._next()
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                if self.path.rstrip("/") == "/v1/embeddings" and behaviour.kind in ("answer", "stall"):
+                    time.sleep(behaviour.seconds)
+                    return self._json(200, _embeddings(body))
+                if self.path.rstrip("/") not in ("/v1/chat/completions", "/v1/embeddings"):
                     return self._json(
                         404, {"error": {"message": "not found", "type": "invalid_request_error"}}
                     )
@@ -154,6 +159,34 @@ def _completion(request: dict[str, Any], text: str) -> dict[str, Any]:
         "model": request.get("model", "fake"),
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+EMBEDDING_DIM = 64
+
+
+def bag_of_words(text: str) -> list[float]:
+    """A normalised hashed bag of lower-cased words (stable across processes)."""
+    vector = [0.0] * EMBEDDING_DIM
+    for token in text.lower().split():
+        word = token.strip(".,;:!?¿¡()\"'")
+        if len(word) > 2:
+            vector[zlib.crc32(word.encode()) % EMBEDDING_DIM] += 1.0
+    norm = sum(x * x for x in vector) ** 0.5 or 1.0
+    return [x / norm for x in vector]
+
+
+def _embeddings(request: dict[str, Any]) -> dict[str, Any]:
+    texts = request.get("input", [])
+    texts = [texts] if isinstance(texts, str) else texts
+    return {
+        "object": "list",
+        "model": request.get("model", "fake"),
+        "data": [
+            {"object": "embedding", "index": i, "embedding": bag_of_words(text)}
+            for i, text in enumerate(texts)
+        ],
+        "usage": {"prompt_tokens": 1, "total_tokens": 1},
     }
 
 

@@ -81,16 +81,18 @@ async def test_a_worker_killed_mid_turn_leaves_the_customer_exactly_one_reply(
         company = await tenancy.create_company(
             session, name="Crash Test", slug=f"crash-{uuid.uuid4().hex[:6]}"
         )
+    path = DEMO_KB / "pt" / "entregas.md"
+    await knowledge.ingest(
+        runtime.db,
+        company.id,
+        source="entregas.md",
+        data=path.read_bytes(),
+        max_bytes=10**6,
+        chunking=knowledge.Chunking(),
+        embedder=None,
+        lang="pt",
+    )
     async with runtime.db.transaction(company.id) as session:
-        path = DEMO_KB / "pt" / "entregas.md"
-        await knowledge.ingest(
-            session,
-            source="entregas.md",
-            data=path.read_bytes(),
-            max_bytes=10**6,
-            chunk_max_chars=1200,
-            lang="pt",
-        )
         received = await conversations.receive_inbound(
             await session.connection(),
             company.id,

@@ -40,7 +40,7 @@ A etiqueta de postagem reversa é enviada por e-mail."""
 
 
 async def post_document(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
-    return await client.post("/v1/documents", json=body)
+    return await client.post("/v1/documents?wait=true", json=body)
 
 
 async def chunks_of(client: httpx.AsyncClient, document_id: str) -> list[dict[str, Any]]:

@@ -46,7 +46,9 @@ def site() -> Iterator[Site]:
 
 
 async def test_a_page_fetched_by_url_is_indexed_and_answers(company: CompanyCtx, site: Site) -> None:
-    r = await company.client.post("/v1/documents", json={"url": site.url("/entregas"), "language": "pt"})
+    r = await company.client.post(
+        "/v1/documents?wait=true", json={"url": site.url("/entregas"), "language": "pt"}
+    )
     assert r.status_code == 201, r.text
     document = r.json()["document"]
     assert (document["source"], document["title"], document["content_type"]) == (
@@ -56,16 +58,18 @@ async def test_a_page_fetched_by_url_is_indexed_and_answers(company: CompanyCtx,
     )
     body = await ask(company.client, "Qual o prazo de entrega para Manaus?")
     assert "12 dias úteis" in body["reply"]["text"]
-    again = await company.client.post("/v1/documents", json={"url": site.url("/entregas"), "language": "pt"})
+    again = await company.client.post(
+        "/v1/documents?wait=true", json={"url": site.url("/entregas"), "language": "pt"}
+    )
     assert again.status_code == 200 and again.json()["changed"] is False
 
 
 async def test_a_pdf_by_url_and_a_redirect_within_the_limit_are_followed(
     company: CompanyCtx, site: Site
 ) -> None:
-    r = await company.client.post("/v1/documents", json={"url": site.url("/trocas.pdf")})
+    r = await company.client.post("/v1/documents?wait=true", json={"url": site.url("/trocas.pdf")})
     assert r.status_code == 201 and r.json()["document"]["content_type"] == "pdf", r.text
-    r = await company.client.post("/v1/documents", json={"url": site.url(f"/r{MAX_REDIRECTS - 1}")})
+    r = await company.client.post("/v1/documents?wait=true", json={"url": site.url(f"/r{MAX_REDIRECTS - 1}")})
     assert r.status_code == 201 and r.json()["document"]["title"] == "Entregas", r.text
 
 
@@ -84,7 +88,7 @@ async def test_a_url_that_cannot_be_used_is_refused_with_its_reason(
     company: CompanyCtx, site: Site, path: str, reason: str
 ) -> None:
     before = (await company.client.get("/v1/documents")).json()
-    r = await company.client.post("/v1/documents", json={"url": site.url(path)})
+    r = await company.client.post("/v1/documents?wait=true", json={"url": site.url(path)})
     assert r.status_code == 422, r.text
     assert reason in r.json()["detail"]
     assert (await company.client.get("/v1/documents")).json() == before
@@ -106,7 +110,7 @@ async def test_private_addresses_are_refused_unless_allowed(site: Site) -> None:
     "body", [{"url": "ftp://example.com/a"}, {"url": "http://x", "content": "y", "source": "a"}]
 )
 async def test_malformed_url_requests_are_refused(company: CompanyCtx, body: dict[str, str]) -> None:
-    r = await company.client.post("/v1/documents", json=body)
+    r = await company.client.post("/v1/documents?wait=true", json=body)
     assert r.status_code == 422, r.text
 
 

@@ -172,7 +172,7 @@ async def test_pdf_docx_and_csv_are_ingested_and_the_bot_answers_from_them(
     for name, data in files.items():
         (ingest_dir / name).write_bytes(data)
         r = await company.client.post(
-            "/v1/documents", json={"path": f"{ingest_dir.name}/{name}", "language": "pt"}
+            "/v1/documents?wait=true", json={"path": f"{ingest_dir.name}/{name}", "language": "pt"}
         )
         assert r.status_code == 201, r.text
     kinds = {
@@ -193,10 +193,10 @@ async def test_pdf_docx_and_csv_are_ingested_and_the_bot_answers_from_them(
 
 async def test_a_bad_file_changes_nothing_already_stored(company: CompanyCtx, ingest_dir: Path) -> None:
     (ingest_dir / "bom.pdf").write_bytes(make_pdf([RETURNS]))
-    r = await company.client.post("/v1/documents", json={"path": f"{ingest_dir.name}/bom.pdf"})
+    r = await company.client.post("/v1/documents?wait=true", json={"path": f"{ingest_dir.name}/bom.pdf"})
     assert r.status_code == 201, r.text
     before = (await company.client.get("/v1/documents")).json()
     (ingest_dir / "bom.pdf").write_bytes(encrypted_pdf())  # replaced by a locked copy
-    r = await company.client.post("/v1/documents", json={"path": f"{ingest_dir.name}/bom.pdf"})
+    r = await company.client.post("/v1/documents?wait=true", json={"path": f"{ingest_dir.name}/bom.pdf"})
     assert r.status_code == 422 and "password-protected" in r.json()["detail"]
     assert (await company.client.get("/v1/documents")).json() == before

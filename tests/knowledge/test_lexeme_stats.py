@@ -31,14 +31,14 @@ async def test_statistics_follow_ingest_replacement_and_deletion(
     company: CompanyCtx, runtime: Runtime
 ) -> None:
     first = await company.client.post(
-        "/v1/documents",
+        "/v1/documents?wait=true",
         json={
             "source": "a.md",
             "content": "# Frete\n\nFrete grátis acima de R$ 199.\n\n## Prazo\nEntrega em 5 dias.",
         },
     )
     other = await company.client.post(
-        "/v1/documents",
+        "/v1/documents?wait=true",
         json={"source": "b.md", "content": "# Garantia\n\nGarantia de 90 dias contra defeitos."},
     )
     assert first.status_code == other.status_code == 201
@@ -47,7 +47,8 @@ async def test_statistics_follow_ingest_replacement_and_deletion(
     assert stored[""] == 3
 
     replaced = await company.client.post(
-        "/v1/documents", json={"source": "a.md", "content": "# Frete\n\nFrete grátis para todo o Brasil."}
+        "/v1/documents?wait=true",
+        json={"source": "a.md", "content": "# Frete\n\nFrete grátis para todo o Brasil."},
     )
     assert replaced.status_code == 201
     recount, stored = await counts(runtime, company.id)

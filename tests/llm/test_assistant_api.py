@@ -38,6 +38,9 @@ async def use_llm(company: CompanyCtx, fake: FakeOpenAI) -> None:
         "llm_base_url": fake.base_url,
         "llm_model": "fake-model",
         "llm_api_key_set": True,
+        "embeddings_base_url": None,
+        "embeddings_model": None,
+        "embeddings_api_key_set": False,
     }
 
 

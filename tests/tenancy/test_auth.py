@@ -49,7 +49,7 @@ class Arranged:
 @pytest.fixture
 async def arranged(company: CompanyCtx) -> Arranged:
     r = await company.client.post(
-        "/v1/documents",
+        "/v1/documents?wait=true",
         json={"source": "faq/pix.md", "content": "# Pagamentos\n\nAceitamos Pix e cartão.", "language": "pt"},
     )
     assert r.status_code == 201, r.text
@@ -182,7 +182,7 @@ async def test_a_viewer_key_can_read_everything(arranged: Arranged, runtime: Run
             f"/v1/conversations/{cid}",
             f"/v1/conversations/{cid}/messages",
             f"/v1/conversations/{cid}/traces",
-            "/v1/documents",
+            "/v1/documents?wait=true",
             f"/v1/documents/{did}",
             f"/v1/documents/{did}/chunks",
         ):
@@ -202,7 +202,7 @@ async def test_a_viewer_key_gets_403_on_every_write_and_nothing_changes(
             ("POST", f"/v1/conversations/{cid}/replies", {"text": "Oi, sou um viewer"}, "agent"),
             ("POST", f"/v1/conversations/{cid}/state", {"state": "resolved"}, "agent"),
             ("POST", "/v1/messages", {"contact": {"external_id": "v"}, "text": "oi"}, "agent"),
-            ("POST", "/v1/documents", {"source": "x.md", "content": "# X\n\nx"}, "admin"),
+            ("POST", "/v1/documents?wait=true", {"source": "x.md", "content": "# X\n\nx"}, "admin"),
             ("DELETE", f"/v1/documents/{did}", None, "admin"),
             ("GET", "/v1/webhooks", None, "admin"),
         ]
@@ -232,7 +232,7 @@ async def test_an_agent_key_cannot_manage_webhooks_or_documents(arranged: Arrang
             ("PATCH", f"/v1/webhooks/{eid}", {"enabled": False}),
             ("DELETE", f"/v1/webhooks/{eid}", None),
             ("GET", f"/v1/webhooks/{eid}/deliveries", None),
-            ("POST", "/v1/documents", {"source": "x.md", "content": "# X\n\nx"}),
+            ("POST", "/v1/documents?wait=true", {"source": "x.md", "content": "# X\n\nx"}),
             ("DELETE", f"/v1/documents/{did}", None),
             ("GET", "/v1/jobs/failed", None),
         ]

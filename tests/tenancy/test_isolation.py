@@ -101,7 +101,7 @@ class Victim:
 async def victim(other_company: CompanyCtx) -> Victim:
     b = other_company
     r = await b.client.post(
-        "/v1/documents", json={"source": "bicicletas.md", "content": BIKES_DOC, "language": "pt"}
+        "/v1/documents?wait=true", json={"source": "bicicletas.md", "content": BIKES_DOC, "language": "pt"}
     )
     assert r.status_code == 201, r.text
     document_id = r.json()["document"]["id"]
@@ -203,7 +203,7 @@ async def test_list_endpoints_of_a_never_include_bs_rows(
     company: CompanyCtx, victim: Victim, live_server: str
 ) -> None:
     r = await company.client.post(
-        "/v1/documents", json={"source": "a.md", "content": "# Loja A\n\nSó vendemos patinetes."}
+        "/v1/documents?wait=true", json={"source": "a.md", "content": "# Loja A\n\nSó vendemos patinetes."}
     )
     a_document = r.json()["document"]["id"]
     a_conversation = (await ask(company.client, "Vocês vendem patinetes?"))["conversation_id"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from atende.knowledge import service as knowledge
+from atende.knowledge.embedding import embedder_for
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import hash_token
@@ -57,14 +58,16 @@ async def seed(runtime: Runtime) -> DemoInfo:
                 )
             )
         company_id, widget_key = company.id, company.widget_key
-    async with runtime.db.transaction(company_id) as session:
-        for path in sorted(KNOWLEDGE.glob("*/*.md")):
-            await knowledge.ingest(
-                session,
-                source=f"demo/{path.parent.name}/{path.name}",
-                data=path.read_bytes(),
-                max_bytes=settings.max_document_bytes,
-                chunk_max_chars=settings.chunk_max_chars,
-                lang=path.parent.name,
-            )
+    embedder = embedder_for(runtime, None)
+    for path in sorted(KNOWLEDGE.glob("*/*.md")):
+        await knowledge.ingest(
+            runtime.db,
+            company_id,
+            source=f"demo/{path.parent.name}/{path.name}",
+            data=path.read_bytes(),
+            max_bytes=settings.max_document_bytes,
+            chunking=knowledge.Chunking(settings.chunk_max_chars, settings.chunk_overlap_chars),
+            embedder=embedder,
+            lang=path.parent.name,
+        )
     return DemoInfo(company_id=str(company_id), widget_key=widget_key, api_key=key)

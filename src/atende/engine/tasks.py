@@ -14,7 +14,8 @@ from purgatory import AsyncCircuitBreakerFactory
 from atende import netguard
 from atende.engine.turn import Ports, hand_off_after_failure, run_turn
 from atende.jobs.queue import RETRY
-from atende.knowledge.retrieval import FullTextRetriever
+from atende.knowledge.embedding import embedder_for
+from atende.knowledge.retrieval import FullTextRetriever, HybridRetriever, Retriever
 from atende.llm.answerer import Answerer
 from atende.llm.extractive import ExtractiveAnswerer
 from atende.llm.grounded import LLMAnswerer, client_for
@@ -116,7 +117,19 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
             observe=_observe,
             precheck=still_public if circuit != "default" else None,
         )
-    return Ports(retriever=FullTextRetriever(), answerer=answerer, top_k=runtime.settings.retrieval_top_k)
+    return Ports(
+        retriever=retriever_for(runtime, company), answerer=answerer, top_k=runtime.settings.retrieval_top_k
+    )
+
+
+def retriever_for(runtime: Runtime, company: Company | None) -> Retriever:
+    """Hybrid (BM25 + dense, fused per language) when an embedder is configured for the
+    company or the deployment, else full-text."""
+    embedder = embedder_for(runtime, company.settings if company is not None else None)
+    if embedder is None:
+        return FullTextRetriever()
+    settings = runtime.settings
+    return HybridRetriever(embedder, settings.fusion_dense_weights, candidates=settings.fusion_candidates)
 
 
 async def run_turn_job(context: procrastinate.JobContext, company_id: str, message_id: str) -> Any:

@@ -89,7 +89,7 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
     if turn.small_talk:
         return
     started = time.perf_counter()
-    turn.passages = await ports.retriever.retrieve(session, turn.query, ports.top_k)
+    turn.passages = await ports.retriever.retrieve(session, turn.query, ports.top_k, turn.language)
     metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
 
 

@@ -1,12 +1,13 @@
 """``atende eval``: ingest a QA set into scratch companies and measure retrieval and answers.
 
-Per language: every document goes into one scratch company; each question runs the bot's
-read-only pipeline (``engine.turn.think``: the answer it would give, with its citation)
-and atende's retriever for the top 10 (recall@1/5/10, MRR@10), beside a plain BM25 over
-the same chunks. A second scratch company gets every other document: questions about the
-left-out half should be handed off, the others answered. Spanish questions are also asked
-of the English knowledge base when both are in the set (cross-lingual). The scratch
-companies are deleted at the end.
+Per language: every document goes into one scratch company (and is embedded, when an
+embedder is configured); each question runs the bot's read-only pipeline
+(``engine.turn.think``: the answer it would give, with its citation) and atende's
+full-text, dense and hybrid retrievers for the top 10 (recall@1/5/10, MRR@10), beside a
+plain BM25 over the same chunks. Spanish questions are also asked of the English
+knowledge base (cross-lingual). Then every other document is deleted: questions about the
+left-out half should be handed off, the others answered. The scratch companies are
+deleted at the end.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from atende.evaluation.baseline import BM25Baseline
 from atende.evaluation.datasets import QAQuestion, QASet, available_languages, cross_lingual, load
 from atende.evaluation.scoring import Retrieved, comes_from, figures, first_hit, is_hit
 from atende.knowledge import service as knowledge
+from atende.knowledge.embedding import Embedder, embedder_for
 from atende.knowledge.models import Chunk, Document
+from atende.knowledge.retrieval import DenseRetriever, FullTextRetriever, Retriever
+from atende.knowledge.service import Chunking
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 
@@ -61,30 +65,43 @@ class Outcome:
     answered: bool
     cited_gold: bool
     query: str
-    ranked: list[Retrieved]
+    ranked: dict[str, list[Retrieved]]  # retriever label -> its top 10
+
+
+def _labelled(progress: Progress, label: str) -> Progress:
+    return lambda description, total: progress(f"{label}: {description}", total)
 
 
 async def _build(
-    runtime: Runtime, qa: QASet, doc_ids: Sequence[str], label: str, progress: Progress
+    runtime: Runtime,
+    qa: QASet,
+    doc_ids: Sequence[str],
+    label: str,
+    progress: Progress,
+    embedder: Embedder | None,
 ) -> Scratch:
     slug = f"eval-{label}-{uuid.uuid4().hex[:8]}"
     async with runtime.db.transaction() as session:
         company = await tenancy.create_company(session, name=slug, slug=slug, default_language=qa.language)
     advance = progress(f"{label}: ingesting {len(doc_ids)} documents", len(doc_ids))
     documents: dict[uuid.UUID, str] = {}
+    chunking = Chunking(runtime.settings.chunk_max_chars, runtime.settings.chunk_overlap_chars)
     for doc_id in doc_ids:
-        async with runtime.db.transaction(company.id) as session:
-            result = await knowledge.ingest(
-                session,
-                source=f"{doc_id}.txt",
-                data=qa.document_text(doc_id).encode(),
-                max_bytes=runtime.settings.max_document_bytes,
-                chunk_max_chars=runtime.settings.chunk_max_chars,
-                title=qa.document_title(doc_id),
-                lang=qa.language,
-            )
-            documents[result.document.id] = doc_id
+        result = await knowledge.ingest(
+            runtime.db,
+            company.id,
+            source=f"{doc_id}.txt",
+            data=qa.document_text(doc_id).encode(),
+            max_bytes=runtime.settings.max_document_bytes,
+            chunking=chunking,
+            embedder=None,  # embedded below, all chunks in full batches
+            title=qa.document_title(doc_id),
+            lang=qa.language,
+        )
+        documents[result.document.id] = doc_id
         advance(1)
+    if embedder is not None:
+        await knowledge.embed_missing(runtime.db, company.id, embedder, progress=_labelled(progress, label))
     async with runtime.db.transaction(company.id) as session:
         rows = (
             await session.execute(
@@ -116,10 +133,10 @@ async def _ask_all(
     questions: Sequence[QAQuestion],
     gold_set: QASet,
     *,
-    retrieve: bool,
+    retrievers: dict[str, Retriever],
     advance: Callable[[int], None],
 ) -> list[Outcome]:
-    """Every question through the bot's pipeline (and the retriever's top 10)."""
+    """Every question through the bot's pipeline (and each retriever's top 10)."""
     passage_level = gold_set.passage_level
     limit = asyncio.Semaphore(CONCURRENCY)
 
@@ -130,10 +147,10 @@ async def _ask_all(
                 Turn(scratch.company_id, question.question, default_language=scratch.qa.language),
                 ports,
             )
-            ranked = []
-            if retrieve:
-                passages = await ports.retriever.retrieve(session, turn.query, RANKS)
-                ranked = [Retrieved(scratch.documents[p.document_id], p.text) for p in passages]
+            ranked: dict[str, list[Retrieved]] = {}
+            for label, retriever in retrievers.items():
+                passages = await retriever.retrieve(session, turn.query, RANKS, turn.language)
+                ranked[label] = [Retrieved(scratch.documents[p.document_id], p.text) for p in passages]
         gold = gold_set.passages[question.passage_id]
         answered = turn.decision == "answer" and turn.answer is not None and not turn.small_talk
         cited = turn.answer.citations if answered and turn.answer else []
@@ -160,12 +177,18 @@ def _retrieval(
     scratch: Scratch, outcomes: Sequence[Outcome], questions: Sequence[QAQuestion], gold_set: QASet
 ) -> dict[str, dict[str, float | int]]:
     passage_level = gold_set.passage_level
-    atende_ranks = [
-        first_hit(
-            [is_hit(r, q, gold_set.passages[q.passage_id], passage_level=passage_level) for r in o.ranked]
-        )
-        for q, o in zip(questions, outcomes, strict=True)
-    ]
+    rows: dict[str, dict[str, float | int]] = {}
+    for label in outcomes[0].ranked if outcomes else ():
+        ranks = [
+            first_hit(
+                [
+                    is_hit(r, q, gold_set.passages[q.passage_id], passage_level=passage_level)
+                    for r in o.ranked[label]
+                ]
+            )
+            for q, o in zip(questions, outcomes, strict=True)
+        ]
+        rows[label] = figures(ranks).as_dict()
     bm25 = BM25Baseline(scratch.chunk_texts, scratch.qa.language)
     found = bm25.search([q.question for q in questions], RANKS)
     bm25_ranks = [
@@ -182,10 +205,8 @@ def _retrieval(
         )
         for q, ids in zip(questions, found, strict=True)
     ]
-    return {
-        "atende full-text": figures(atende_ranks).as_dict(),
-        "BM25 baseline (bm25s)": figures(bm25_ranks).as_dict(),
-    }
+    rows["BM25 baseline (bm25s)"] = figures(bm25_ranks).as_dict()
+    return rows
 
 
 def _share(flags: Iterable[bool]) -> float | None:
@@ -201,21 +222,48 @@ def sample(questions: Sequence[QAQuestion], limit: int | None) -> list[QAQuestio
     return [questions[int(i * step)] for i in range(limit)]
 
 
+def retrievers_of(ports: Ports, embedder: Embedder | None) -> dict[str, Retriever]:
+    """The retrievers measured: full-text, and with an embedder dense and the bot's hybrid."""
+    measured: dict[str, Retriever] = {"atende full-text": FullTextRetriever()}
+    if embedder is not None:
+        measured["atende dense"] = DenseRetriever(embedder)
+        measured[f"atende {ports.retriever.name}"] = ports.retriever
+    return measured
+
+
 async def _evaluate_language(
-    runtime: Runtime, ports: Ports, qa: QASet, questions: Sequence[QAQuestion], progress: Progress
-) -> tuple[dict[str, Any], Scratch]:
+    runtime: Runtime,
+    ports: Ports,
+    embedder: Embedder | None,
+    qa: QASet,
+    questions: Sequence[QAQuestion],
+    progress: Progress,
+    cross_from: Sequence[tuple[QASet, int | None]] = (),
+) -> dict[str, dict[str, Any]]:
+    """The language's figures (and those of questions in other languages asked of its
+    knowledge base); the half-left-out measure deletes every other document of the same
+    scratch company (no second ingestion, no second embedding)."""
     doc_ids = sorted(qa.documents)
-    full = await _build(runtime, qa, doc_ids, qa.language, progress)
-    advance = progress(f"{qa.language}: asking {len(questions)} questions", len(questions))
-    outcomes = await _ask_all(runtime, ports, full, questions, qa, retrieve=True, advance=advance)
-    kept = doc_ids[::2]
-    half = await _build(runtime, qa, kept, f"{qa.language}-half", progress)
+    full = await _build(runtime, qa, doc_ids, qa.language, progress, embedder)
     try:
+        retrievers = retrievers_of(ports, embedder)
+        advance = progress(f"{qa.language}: asking {len(questions)} questions", len(questions))
+        outcomes = await _ask_all(runtime, ports, full, questions, qa, retrievers=retrievers, advance=advance)
+        results: dict[str, dict[str, Any]] = {}
+        for source, limit in cross_from:
+            cross = await _evaluate_cross(runtime, ports, retrievers, source, full, limit, progress)
+            if cross:
+                results[f"{source.language}->{qa.language}"] = cross
+        kept = doc_ids[::2]
+        kept_set = set(kept)
+        async with runtime.db.transaction(full.company_id) as session:
+            for document_id, doc_id in full.documents.items():
+                if doc_id not in kept_set:
+                    await knowledge.delete_document(session, document_id)
         advance = progress(f"{qa.language}: half the documents left out", len(questions))
-        half_outcomes = await _ask_all(runtime, ports, half, questions, qa, retrieve=False, advance=advance)
+        half_outcomes = await _ask_all(runtime, ports, full, questions, qa, retrievers={}, advance=advance)
     finally:
-        await _drop(runtime, half)
-    kept_set = set(kept)
+        await _drop(runtime, full)
     answerable = [o for q, o in zip(questions, half_outcomes, strict=True) if q.doc_id in kept_set]
     unanswerable = [o for q, o in zip(questions, half_outcomes, strict=True) if q.doc_id not in kept_set]
     result = {
@@ -237,11 +285,17 @@ async def _evaluate_language(
             "handoff_unanswerable": _share(not o.answered for o in unanswerable),
         },
     }
-    return result, full
+    return {qa.language: result, **results}
 
 
 async def _evaluate_cross(
-    runtime: Runtime, ports: Ports, source: QASet, target: Scratch, limit: int | None, progress: Progress
+    runtime: Runtime,
+    ports: Ports,
+    retrievers: dict[str, Retriever],
+    source: QASet,
+    target: Scratch,
+    limit: int | None,
+    progress: Progress,
 ) -> dict[str, Any] | None:
     questions = sample(cross_lingual(source, target.qa), limit)
     if not questions:
@@ -249,7 +303,9 @@ async def _evaluate_cross(
     advance = progress(
         f"{source.language}→{target.qa.language}: asking {len(questions)} questions", len(questions)
     )
-    outcomes = await _ask_all(runtime, ports, target, questions, target.qa, retrieve=True, advance=advance)
+    outcomes = await _ask_all(
+        runtime, ports, target, questions, target.qa, retrievers=retrievers, advance=advance
+    )
     return {
         "questions": len(questions),
         "hit_rule": "passage (answers are in the other language)",
@@ -279,29 +335,25 @@ async def evaluate(
             f"{directory} has no {', '.join(missing)} set; it has: {', '.join(found) or 'none'}"
         )
     ports = ports_for(runtime)
+    embedder = embedder_for(runtime, None)
     sets = {lang: load(directory, lang) for lang in chosen}
     results: dict[str, Any] = {}
-    built: dict[str, Scratch] = {}
-    try:
-        for lang, qa in sets.items():
-            questions = sample(qa.questions, limit)
-            results[lang], built[lang] = await _evaluate_language(runtime, ports, qa, questions, progress)
+    for lang, qa in sets.items():
+        cross_from = [
+            (sets[source], limit) for source, target in CROSS_LINGUAL if target == lang and source in sets
+        ]
+        questions = sample(qa.questions, limit)
+        measured = await _evaluate_language(runtime, ports, embedder, qa, questions, progress, cross_from)
+        for name, figures_ in measured.items():
+            results[name] = figures_
             if on_language:
-                await _maybe_await(on_language(lang, results[lang]))
-        for source, target in CROSS_LINGUAL:
-            if source in sets and target in built:
-                cross = await _evaluate_cross(runtime, ports, sets[source], built[target], limit, progress)
-                if cross:
-                    results[f"{source}->{target}"] = cross
-                    if on_language:
-                        await _maybe_await(on_language(f"{source}->{target}", cross))
-    finally:
-        for scratch in built.values():
-            await _drop(runtime, scratch)
+                await _maybe_await(on_language(name, figures_))
     return {
         "dataset": str(directory),
         "settings": {
             "retriever": ports.retriever.name,
+            "embedder": embedder.model if embedder else None,
+            "fusion_dense_weights": runtime.settings.fusion_dense_weights,
             "answerer": ports.answerer.name,
             "top_k": ports.top_k,
             "evidence_threshold": runtime.settings.evidence_threshold,

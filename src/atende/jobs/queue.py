@@ -61,14 +61,25 @@ class JobQueue:
         task: str,
         *,
         lock: str | None = None,
+        queueing_lock: str | None = None,
         **kwargs: Any,
-    ) -> int:
-        """Insert a job in ``session``'s transaction; returns the job id."""
+    ) -> int | None:
+        """Insert a job in ``session``'s transaction; returns the job id. ``lock``: jobs with
+        the same lock run one at a time; ``queueing_lock``: while one such job waits, another
+        is not added (``None`` is returned)."""
         options: dict[str, Any] = {"connection": await driver_connection(session)}
         if lock:
             options["lock"] = lock
+        if queueing_lock:
+            options["queueing_lock"] = queueing_lock
         deferrer = self.app.configure_task(task, **options)
-        return await deferrer.defer_async(**kwargs)
+        if not queueing_lock:
+            return await deferrer.defer_async(**kwargs)
+        try:
+            async with session.begin_nested():  # a refused job must not abort the caller's transaction
+                return await deferrer.defer_async(**kwargs)
+        except procrastinate.exceptions.AlreadyEnqueued:
+            return None
 
     async def run_worker(
         self,

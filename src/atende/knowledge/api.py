@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from atende.errors import InvalidInput
 from atende.knowledge import service
+from atende.knowledge.embedding import embedder_for
 from atende.knowledge.fetch import fetch
 from atende.knowledge.schemas import ChunkPublic, DocumentIn, DocumentPublic, IngestResultPublic
+from atende.tenancy import service as tenancy
 from atende.tenancy.deps import AdminTenant, ViewerTenant
 
 router = APIRouter(prefix="/v1", tags=["knowledge"])
@@ -31,9 +34,34 @@ def resolve_under(root: Path | None, path: str) -> Path:
     return target
 
 
-@router.post("/documents", response_model=IngestResultPublic, status_code=201)
-async def create_document(body: DocumentIn, tenant: AdminTenant, response: Response) -> IngestResultPublic:
-    """Add a document, or replace the one with the same `source` (unchanged content: no-op)."""
+@router.post(
+    "/documents",
+    response_model=IngestResultPublic,
+    status_code=202,
+    responses={
+        200: {
+            "description": "Unchanged (the same content is indexed or waiting)",
+            "model": IngestResultPublic,
+        },
+        201: {"description": "Indexed (`wait=true`): status `ready`", "model": IngestResultPublic},
+    },
+)
+async def create_document(
+    body: DocumentIn,
+    tenant: AdminTenant,
+    response: Response,
+    wait: Annotated[
+        bool,
+        Query(
+            description="Index before answering (status `ready` or `failed`) instead of in the background."
+        ),
+    ] = False,
+) -> IngestResultPublic:
+    """Add a document, or a new version of the one with the same `source`. Answers 202 with
+    status `queued`: poll `GET /v1/documents/{id}` for `indexing`, then `ready` or `failed`
+    (with the reason). While a new version indexes, or if it fails, the previous one keeps
+    answering. The same content again changes nothing (200, `changed: false`). With
+    `wait=true` the document is indexed before the answer: 201, or 422 with the reason."""
     settings = tenant.runtime.settings
     if sum(x is not None for x in (body.content, body.path, body.url)) != 1:
         raise InvalidInput("send exactly one of `content`, `path` or `url`")
@@ -56,23 +84,43 @@ async def create_document(body: DocumentIn, tenant: AdminTenant, response: Respo
             raise InvalidInput("`source` is required with `content` (e.g. 'faq/shipping.md')")
         data, source = (body.content or "").encode(), body.source
     async with tenant.transaction() as session:
-        result = await service.ingest(
+        result = await service.submit(
             session,
             source=source,
             data=data,
             max_bytes=settings.max_document_bytes,
-            chunk_max_chars=settings.chunk_max_chars,
             title=body.title,
             content_type=kind or ("markdown" if not Path(source).suffix else None),
             lang=body.language,
             meta=body.meta.model_dump(mode="json", exclude_defaults=True),
+            jobs=None if wait else tenant.runtime.jobs,
         )
-        out = IngestResultPublic(
-            document=DocumentPublic.model_validate(result.document), changed=result.changed
-        )
-    if not result.changed:
-        response.status_code = 200
-    return out
+        document, company_id = result.document, tenant.principal.company_id
+        company = await tenancy.get_company(session, str(company_id))
+        embedder = embedder_for(tenant.runtime, company.settings)
+        out = IngestResultPublic(document=DocumentPublic.model_validate(document), changed=result.changed)
+    if not wait or document.status != "queued":
+        response.status_code = 202 if document.status in ("queued", "indexing") else 200
+        return out
+    await service.index_pending(
+        tenant.runtime.db,
+        company_id,
+        document.id,
+        chunking=service.Chunking(settings.chunk_max_chars, settings.chunk_overlap_chars),
+        embedder=embedder,
+    )
+    async with tenant.transaction() as session:
+        indexed = await service.get_document(session, document.id)
+        failure = indexed.error if indexed.status == "failed" else None
+        if failure is not None:
+            # refused while the caller waited: as if never sent (the previous version, if any, stays ready)
+            await service.withdraw_failed(session, document.id)
+    if failure is not None:
+        raise InvalidInput(f"'{source}' could not be indexed: {failure}")
+    async with tenant.transaction() as session:
+        indexed = await service.get_document(session, document.id)
+        response.status_code = 201
+        return IngestResultPublic(document=DocumentPublic.model_validate(indexed), changed=True)
 
 
 @router.get("/documents", response_model=list[DocumentPublic])

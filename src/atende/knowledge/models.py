@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pgvector.sqlalchemy import VECTOR
 from sqlalchemy import (
     DateTime,
     ForeignKey,
@@ -16,23 +17,31 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    cast,
+    column,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from atende.db.base import Base, CompanyOwned, IdMixin, utcnow
 
 
 class Document(IdMixin, CompanyOwned, Base):
+    """A knowledge-base document. ``status`` is that of its latest submitted version
+    (``queued → indexing → ready | failed``, ``error`` says why); its chunks are those of the
+    last version that indexed (``content_hash``), so a re-ingest in progress, or one that
+    failed, leaves the previous version answering questions."""
+
     __tablename__ = "documents"
     __table_args__ = (UniqueConstraint("company_id", "source"),)
 
     title: Mapped[str] = mapped_column(String(500))
     source: Mapped[str] = mapped_column(String(1000))
-    content_type: Mapped[str] = mapped_column(String(20))  # markdown | html | text
-    language: Mapped[str] = mapped_column(String(5))
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(20))  # markdown | html | text | csv | pdf | docx
+    language: Mapped[str] = mapped_column(String(5))  # '' until the first version is indexed
+    content_hash: Mapped[str] = mapped_column(String(64))  # of the indexed version ('' before)
     status: Mapped[str] = mapped_column(String(20), default="ready")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -92,3 +101,49 @@ class LexemeStat(CompanyOwned, Base):
 
     lexeme: Mapped[str] = mapped_column(Text)
     chunks: Mapped[int] = mapped_column(Integer)
+
+
+class ChunkVector(CompanyOwned, Base):
+    """A chunk's embedding, with the model that made it (vectors of different models are
+    never compared; a model change re-embeds). The HNSW index covers the offline model's
+    384 dimensions; other models' vectors are searched exactly, per company."""
+
+    __tablename__ = "chunk_vectors"
+    company_index_in_table_args = True
+    __table_args__ = (
+        Index("ix_chunk_vectors_company_model", "company_id", "model"),
+        Index(
+            "ix_chunk_vectors_hnsw_384",
+            cast(column("embedding"), VECTOR(384)).label("embedding_384"),
+            postgresql_using="hnsw",
+            postgresql_ops={"embedding_384": "vector_cosine_ops"},
+            postgresql_where=text("dim = 384"),
+        ),
+    )
+
+    chunk_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(200))
+    dim: Mapped[int] = mapped_column(SmallInteger)
+    embedding: Mapped[Any] = mapped_column(VECTOR())
+
+
+class DocumentUpload(CompanyOwned, Base):
+    """A submitted document version waiting for (or in) the indexing job: its bytes and how
+    to read them. Deleted when indexing ends, either way."""
+
+    __tablename__ = "document_uploads"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[bytes] = mapped_column(BYTEA)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    requested_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )

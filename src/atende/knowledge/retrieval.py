@@ -16,15 +16,21 @@ that indexed it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.scope import company_of
+from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, Vector, to_sql
 from atende.knowledge.text import TS_CONFIG, fold, topic_text
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -43,7 +49,9 @@ class Passage:
 class Retriever(Protocol):
     name: str
 
-    async def retrieve(self, session: AsyncSession, query: str, k: int) -> list[Passage]: ...
+    async def retrieve(
+        self, session: AsyncSession, query: str, k: int, language: str | None = None
+    ) -> list[Passage]: ...
 
 
 K1 = 1.2  # BM25 term-frequency saturation
@@ -73,7 +81,6 @@ BM25_SQL = """
       FROM scored s
       JOIN chunks c ON c.id = s.chunk_id AND c.company_id = :company
       JOIN documents d ON d.id = c.document_id AND d.company_id = :company
-     WHERE d.status = 'ready'
      ORDER BY s.score DESC, c.id
 """
 _BM25 = text(BM25_SQL)
@@ -89,26 +96,151 @@ class FullTextRetriever:
 
     name = "fulltext"
 
-    async def retrieve(self, session: AsyncSession, query: str, k: int) -> list[Passage]:
+    async def retrieve(
+        self, session: AsyncSession, query: str, k: int, language: str | None = None
+    ) -> list[Passage]:
         terms = query_terms(await question_stems(session, query))
         if not terms:
             return []
         params = {"company": company_of(session), "terms": terms, "k1": K1, "b": B, "k": k}
         rows = (await session.execute(_BM25, params)).all()
-        return [
-            Passage(
-                chunk_id=r[0],
-                document_id=r[1],
-                title=r[2],
-                section=r[3],
-                text=r[4],
-                language=r[5],
-                score=float(r[6]),
-                lexemes=frozenset(r[7]),
-                scores={"bm25": round(float(r[6]), 4)},
-            )
-            for r in rows
-        ]
+        return _passages(rows, "bm25")
+
+
+def _passages(rows: Sequence[Any], kind: str) -> list[Passage]:
+    return [
+        Passage(
+            chunk_id=r[0],
+            document_id=r[1],
+            title=r[2],
+            section=r[3],
+            text=r[4],
+            language=r[5],
+            score=float(r[6]),
+            lexemes=frozenset(r[7]),
+            scores={kind: round(float(r[6]), 4), f"{kind}_rank": rank},
+        )
+        for rank, r in enumerate(rows, start=1)
+    ]
+
+
+def dense_sql(dim: int) -> str:
+    """Nearest chunks by cosine distance among one model's vectors of one company. The
+    vectors are cast to their dimension so that, for the offline model's 384, the partial
+    HNSW index answers (iterative scan: filtering by company never leaves it short)."""
+    dim = int(dim)
+    return f"""
+    WITH nearest AS MATERIALIZED (
+        SELECT v.chunk_id, v.embedding::vector({dim}) <=> CAST(:vector AS vector({dim})) AS distance
+          FROM chunk_vectors v
+         WHERE v.company_id = :company AND v.model = :model AND v.dim = {dim}
+         ORDER BY v.embedding::vector({dim}) <=> CAST(:vector AS vector({dim}))
+         LIMIT :k
+    )
+    SELECT c.id, c.document_id, d.title, c.section, c.text, c.language, 1 - n.distance,
+           tsvector_to_array(c.tsv)
+      FROM nearest n
+      JOIN chunks c ON c.id = n.chunk_id AND c.company_id = :company
+      JOIN documents d ON d.id = c.document_id AND d.company_id = :company
+     ORDER BY n.distance, c.id
+    """
+
+
+# HNSW search settings for this transaction: enough candidates for the fusion, and an
+# iterative scan so that rows of other companies filtered out never leave the top short
+_HNSW_SETTINGS = text(
+    "SELECT set_config('hnsw.ef_search', CAST(:ef AS text), true),"
+    " set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+)
+
+
+async def dense_search(session: AsyncSession, vector: Vector, model: str, k: int) -> list[Passage]:
+    """The ``k`` chunks nearest to ``vector`` among the company's vectors of ``model``."""
+    await session.execute(_HNSW_SETTINGS, {"ef": max(40, 2 * k)})
+    params = {"company": company_of(session), "vector": to_sql(vector), "model": model, "k": k}
+    rows = (await session.execute(text(dense_sql(len(vector))), params)).all()
+    return _passages(rows, "dense")
+
+
+class DenseRetriever:
+    """Nearest neighbours of the question's embedding (pgvector)."""
+
+    name = "dense"
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    async def retrieve(
+        self, session: AsyncSession, query: str, k: int, language: str | None = None
+    ) -> list[Passage]:
+        return await dense_search(session, await self.embedder.query(query), self.embedder.model, k)
+
+
+def _min_max(passages: Sequence[Passage]) -> dict[uuid.UUID, float]:
+    if not passages:
+        return {}
+    scores = [p.score for p in passages]
+    low, high = min(scores), max(scores)
+    span = high - low
+    return {p.chunk_id: (p.score - low) / span if span > 0 else 1.0 for p in passages}
+
+
+def fuse(lexical: Sequence[Passage], dense: Sequence[Passage], dense_weight: float, k: int) -> list[Passage]:
+    """Weighted fusion of min-max normalised scores (a chunk missing from one list scores 0
+    there). Reciprocal rank fusion was measured worse: it weighs a weak dense hit as much as
+    a strong lexical one (``docs/EVALUATION.md``); the weight is calibrated per language."""
+    lexical_norm, dense_norm = _min_max(lexical), _min_max(dense)
+    merged: dict[uuid.UUID, Passage] = {}
+    for passage in [*lexical, *dense]:
+        if passage.chunk_id in merged:
+            merged[passage.chunk_id].scores.update(passage.scores)
+        else:
+            merged[passage.chunk_id] = replace(passage, scores=dict(passage.scores))
+    for chunk_id, passage in merged.items():
+        passage.score = dense_weight * dense_norm.get(chunk_id, 0.0) + (1 - dense_weight) * lexical_norm.get(
+            chunk_id, 0.0
+        )
+        passage.scores["fused"] = round(passage.score, 4)
+    return sorted(merged.values(), key=lambda p: (-p.score, str(p.chunk_id)))[:k]
+
+
+class HybridRetriever:
+    """BM25 and dense candidates, fused with a per-language weight. The question is embedded
+    (in a thread) while PostgreSQL ranks by BM25; if embedding fails, BM25 alone answers."""
+
+    name = "hybrid"
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        weights: dict[str, float],
+        *,
+        candidates: int = 50,
+        default_weight: float = 0.5,
+    ) -> None:
+        self.embedder = embedder
+        self.weights = weights
+        self.candidates = candidates
+        self.default_weight = default_weight
+        self.fulltext = FullTextRetriever()
+
+    async def retrieve(
+        self, session: AsyncSession, query: str, k: int, language: str | None = None
+    ) -> list[Passage]:
+        embedding = asyncio.ensure_future(self.embedder.query(query))
+        try:
+            lexical = await self.fulltext.retrieve(session, query, self.candidates)
+        except BaseException:
+            embedding.cancel()
+            raise
+        try:
+            vector = await embedding
+        except EmbeddingUnavailable as exc:
+            log.warning("retrieval.dense_unavailable", error=str(exc))
+            return lexical[:k]
+        dense = await dense_search(session, vector, self.embedder.model, self.candidates)
+        weight = self.weights.get(language or "", self.default_weight)
+        return fuse(lexical, dense, weight, k)
 
 
 async def lexemes(session: AsyncSession, texts: list[tuple[str, str]]) -> list[frozenset[str]]:

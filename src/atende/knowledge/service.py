@@ -1,8 +1,13 @@
 """Ingesting, listing and deleting documents. Services never commit.
 
-Ingestion is idempotent per ``source``: the same bytes again change nothing; new bytes
-replace the document's chunks in the caller's transaction, so a question finds either
-the old version or the new one, never neither.
+A document version goes through ``submit`` (validated, stored in ``document_uploads``,
+status ``queued``; the same bytes again change nothing) and ``index_pending`` (status
+``indexing``: parse, chunk and embed outside any transaction, then, in one transaction,
+replace the document's chunks, postings and vectors: a question finds either the old
+version or the new one, never neither; ``ready``, or ``failed`` with the reason, the
+previous version still answering). The API runs ``index_pending`` in the
+``knowledge:index_document`` job; the CLI, the demo and ``atende eval`` call ``ingest``,
+which does both at once.
 """
 
 from __future__ import annotations
@@ -10,27 +15,45 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import cast, delete, func, literal, literal_column, select, text
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.scope import company_of, get_or_404
+from atende.db.session import Database
 from atende.errors import InvalidInput
+from atende.jobs.queue import JobQueue
 from atende.knowledge import language
 from atende.knowledge.chunking import ChunkDraft, chunk_blocks
-from atende.knowledge.models import Chunk, Document, LexemeStat
+from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, Vector, passage_text, to_sql
+from atende.knowledge.models import Chunk, Document, DocumentUpload, LexemeStat
 from atende.knowledge.parsing import content_type_for, parse
 from atende.knowledge.text import TS_CONFIG, fold
+
+log = structlog.get_logger(__name__)
+
+INDEX_TASK = "knowledge:index_document"
+
+# (what is happening, how many steps) -> advance(n): a CLI progress bar, or nothing
+Progress = Callable[[str, int], Callable[[int], None]]
 
 
 @dataclass(frozen=True)
 class IngestResult:
     document: Document
     changed: bool
+
+
+@dataclass(frozen=True)
+class Chunking:
+    max_chars: int = 1200
+    overlap_chars: int = 0
 
 
 def _tsvector(title: str, section: str, body: str, lang: str) -> Any:
@@ -41,85 +64,344 @@ def _tsvector(title: str, section: str, body: str, lang: str) -> Any:
 
 
 def _prepare(
-    data: bytes, kind: str, *, source: str, title: str | None, lang: str | None, chunk_max_chars: int
+    data: bytes, kind: str, *, source: str, title: str | None, lang: str | None, chunking: Chunking
 ) -> tuple[str, str, list[ChunkDraft]]:
     """Parse, detect the language and chunk (pure, thread-safe): title, language, chunks."""
     parsed = parse(data, kind, fallback_title=title or source.rsplit("/", 1)[-1])
     doc_title = (title or parsed.title).strip()[:500] or source
     full_text = "\n".join(b.text for b in parsed.blocks)
     doc_lang = lang or language.detect(full_text[:2000], fallback="pt")[0]
-    return doc_title, doc_lang, chunk_blocks(parsed.blocks, chunk_max_chars)
+    return doc_title, doc_lang, chunk_blocks(parsed.blocks, chunking.max_chars, chunking.overlap_chars)
 
 
-async def ingest(
+async def _lock_source(session: AsyncSession, source: str) -> None:
+    # two first uploads of one source take turns (FOR UPDATE locks nothing before the row exists)
+    lock_key = {"key": f"document:{company_of(session)}:{source}"}
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), lock_key)
+
+
+async def submit(
     session: AsyncSession,
     *,
     source: str,
     data: bytes,
     max_bytes: int,
-    chunk_max_chars: int,
     title: str | None = None,
     content_type: str | None = None,
     lang: str | None = None,
     meta: dict[str, Any] | None = None,
+    jobs: JobQueue | None = None,
 ) -> IngestResult:
-    """Parse, chunk and index one document (create, replace or leave unchanged)."""
+    """Accept a document version for indexing (``queued``), or change nothing if it is the
+    version already indexed or waiting. With ``jobs``, the indexing job is enqueued in the
+    same transaction. Metadata applies at once (it is the document's, not a version's)."""
     if len(data) > max_bytes:
         raise InvalidInput(f"the document is {len(data)} bytes; the limit is {max_bytes}")
     if lang is not None and lang not in TS_CONFIG:
         raise InvalidInput(f"language must be one of {', '.join(TS_CONFIG)}; got '{lang}'")
     kind = content_type_for(source, content_type)
     digest = hashlib.sha256(data).hexdigest()
-    # two first uploads of one source take turns (FOR UPDATE locks nothing before the row exists)
-    lock_key = {"key": f"document:{company_of(session)}:{source}"}
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), lock_key)
-    existing = await session.scalar(select(Document).where(Document.source == source).with_for_update())
-    # the same bytes read the same way change nothing; a new title, parser or language re-indexes
-    if (
-        existing is not None
-        and existing.content_hash == digest
-        and existing.content_type == kind
-        and (title is None or title == existing.title)
-        and (lang is None or lang == existing.language)
-    ):
-        return IngestResult(existing, changed=False)
-
-    # parsing is CPU work (seconds for a large page): keep it off the event loop
-    doc_title, doc_lang, drafts = await asyncio.to_thread(
-        _prepare, data, kind, source=source, title=title, lang=lang, chunk_max_chars=chunk_max_chars
-    )
-
-    if existing is None:
-        document = Document(id=uuid.uuid4(), source=source)
-        session.add(document)
+    meta = meta or {}
+    await _lock_source(session, source)
+    document = await session.scalar(select(Document).where(Document.source == source).with_for_update())
+    if document is not None:
+        pending = await session.get(DocumentUpload, document.id, with_for_update=True)
+        if pending is not None:
+            same = pending.content_hash == digest and pending.content_type == kind
+            same = same and pending.title == title and pending.language == lang
+        else:
+            # the same bytes read the same way change nothing; a new title, parser or language re-indexes
+            same = document.status == "ready" and document.content_hash == digest
+            same = same and document.content_type == kind
+            same = same and (title is None or title == document.title)
+            same = same and (lang is None or lang == document.language)
+        if same:
+            meta_changed = document.meta != meta
+            if meta_changed:
+                document.meta = meta
+                document.updated_at = datetime.now(UTC)
+            return IngestResult(document, changed=meta_changed)
+        if pending is not None:
+            await session.delete(pending)
+            await session.flush()
     else:
-        document = existing
+        document = Document(
+            id=uuid.uuid4(),
+            source=source,
+            title=(title or source.rsplit("/", 1)[-1])[:500],
+            content_type=kind,
+            language=lang or "",
+            content_hash="",
+            chunk_count=0,
+        )
+        session.add(document)
+    document.status = "queued"  # the status moves; updated_at marks changes of content or metadata
+    document.error = None
+    if document.meta != meta:
+        document.meta = meta
+        document.updated_at = datetime.now(UTC)
+    await session.flush()
+    session.add(
+        DocumentUpload(
+            document_id=document.id,
+            data=data,
+            content_hash=digest,
+            content_type=kind,
+            title=title,
+            language=lang,
+            meta=meta,
+            requested_at=datetime.now(UTC),
+        )
+    )
+    await session.flush()
+    if jobs is not None:
+        await jobs.enqueue(
+            session,
+            INDEX_TASK,
+            lock=f"document:{document.id}",
+            company_id=str(company_of(session)),
+            document_id=str(document.id),
+        )
+    return IngestResult(document, changed=True)
+
+
+async def index_pending(
+    db: Database,
+    company_id: uuid.UUID,
+    document_id: uuid.UUID,
+    *,
+    chunking: Chunking,
+    embedder: Embedder | None,
+    progress: Progress | None = None,
+) -> Document | None:
+    """Index the document's waiting version, if any: ``indexing``, then ``ready`` (its chunks
+    replaced atomically) or ``failed`` with the reason. ``None`` if nothing was waiting or a
+    newer version arrived meanwhile (its own job indexes that one)."""
+    async with db.transaction(company_id) as session:
+        upload = await session.get(DocumentUpload, document_id)
+        if upload is None:
+            return None
+        document = await get_or_404(session, Document, document_id, "document", for_update=True)
+        document.status = "indexing"
+        source, requested_at = document.source, upload.requested_at
+        data, kind, title, lang = upload.data, upload.content_type, upload.title, upload.language
+        digest = upload.content_hash
+    try:
+        # parsing and embedding are CPU work (seconds for a large file): off the event loop,
+        # and outside any transaction
+        doc_title, doc_lang, drafts = await asyncio.to_thread(
+            _prepare, data, kind, source=source, title=title, lang=lang, chunking=chunking
+        )
+        vectors: list[Vector] | None = None
+        if embedder is not None and drafts:
+            advance = progress(f"embedding {source}", len(drafts)) if progress else None
+            texts = [passage_text(doc_title, d.section, d.text) for d in drafts]
+            vectors = await embedder.passages(texts, advance)
+    except (InvalidInput, EmbeddingUnavailable) as exc:
+        return await _finish_failed(db, company_id, document_id, requested_at, str(exc))
+    async with db.transaction(company_id) as session:
+        await _lock_source(session, source)
+        upload = await session.get(DocumentUpload, document_id, with_for_update=True, populate_existing=True)
+        if upload is None or upload.requested_at != requested_at:
+            return None
+        document = await get_or_404(session, Document, document_id, "document", for_update=True)
+        await _replace_chunks(session, document, doc_title, doc_lang, drafts, vectors, embedder)
+        document.content_type = kind
+        document.content_hash = digest
+        document.status = "ready"
+        document.error = None
+        await session.delete(upload)
+        return document
+
+
+async def _finish_failed(
+    db: Database, company_id: uuid.UUID, document_id: uuid.UUID, requested_at: datetime, reason: str
+) -> Document | None:
+    async with db.transaction(company_id) as session:
+        upload = await session.get(DocumentUpload, document_id, with_for_update=True, populate_existing=True)
+        if upload is None or upload.requested_at != requested_at:
+            return None
+        document = await get_or_404(session, Document, document_id, "document", for_update=True)
+        document.status = "failed"
+        document.error = reason[:2000]
+        await session.delete(upload)
+        log.info("knowledge.index_failed", document_id=str(document_id), reason=reason)
+        return document
+
+
+async def fail_pending(db: Database, company_id: uuid.UUID, document_id: uuid.UUID, reason: str) -> None:
+    """Mark a document's waiting version failed (the indexing job gave up on an error)."""
+    async with db.transaction(company_id) as session:
+        upload = await session.get(DocumentUpload, document_id)
+        requested_at = upload.requested_at if upload is not None else None
+    if requested_at is not None:
+        await _finish_failed(db, company_id, document_id, requested_at, reason)
+
+
+async def withdraw_failed(session: AsyncSession, document_id: uuid.UUID) -> None:
+    """Undo a version that failed while its sender waited: a document never indexed is
+    deleted, one with an indexed version is ``ready`` again (unless another version came)."""
+    document = await get_or_404(session, Document, document_id, "document", for_update=True)
+    if document.status != "failed" or await session.get(DocumentUpload, document_id) is not None:
+        return
+    if not document.content_hash:
+        await delete_document(session, document_id)
+    else:
+        document.status, document.error = "ready", None
+
+
+async def _replace_chunks(
+    session: AsyncSession,
+    document: Document,
+    title: str,
+    lang: str,
+    drafts: list[ChunkDraft],
+    vectors: list[Vector] | None,
+    embedder: Embedder | None,
+) -> None:
+    """Swap the document's chunks (with postings, statistics and vectors) for new ones."""
+    if document.content_hash:  # an indexed version: take it out of the statistics first
         await _count_lexemes(session, document.id, -1)
         await session.execute(delete(Chunk).where(Chunk.document_id == document.id))
-    document.title = doc_title
-    document.content_type = kind
-    document.language = doc_lang
-    document.content_hash = digest
-    document.status = "ready"
-    document.error = None
+    document.title = title
+    document.language = lang
     document.chunk_count = len(drafts)
-    document.meta = meta or {}
     document.updated_at = datetime.now(UTC)
-    await session.flush()
+    ids = [uuid.uuid4() for _ in drafts]
     session.add_all(
         Chunk(
+            id=chunk_id,
             document_id=document.id,
             ordinal=i,
             section=draft.section[:1000],
             text=draft.text,
-            language=doc_lang,
-            tsv=_tsvector(doc_title, draft.section, draft.text, doc_lang),
+            language=lang,
+            tsv=_tsvector(title, draft.section, draft.text, lang),
         )
-        for i, draft in enumerate(drafts)
+        for i, (chunk_id, draft) in enumerate(zip(ids, drafts, strict=True))
     )
     await session.flush()
     await _write_postings(session, document.id)
     await _count_lexemes(session, document.id, +1)
+    if vectors is not None and embedder is not None:
+        await store_vectors(session, embedder.model, ids, vectors)
+
+
+_STORE_VECTORS = text(
+    """
+    INSERT INTO chunk_vectors (company_id, chunk_id, model, dim, embedding)
+    SELECT c.company_id, c.id, :model, :dim, CAST(x.v AS vector)
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:vectors AS text[])) AS x(id, v)
+      JOIN chunks c ON c.id = x.id AND c.company_id = :company
+    ON CONFLICT (chunk_id)
+    DO UPDATE SET model = excluded.model, dim = excluded.dim, embedding = excluded.embedding
+    """
+)
+
+
+async def store_vectors(
+    session: AsyncSession, model: str, chunk_ids: list[uuid.UUID], vectors: list[Vector]
+) -> None:
+    """Store (or replace) chunks' embeddings; chunks deleted meanwhile are skipped."""
+    if not vectors:
+        return
+    await session.execute(
+        _STORE_VECTORS,
+        {
+            "company": company_of(session),
+            "model": model,
+            "dim": len(vectors[0]),
+            "ids": chunk_ids,
+            "vectors": [to_sql(v) for v in vectors],
+        },
+    )
+
+
+_MISSING_VECTORS = text(
+    """
+    SELECT c.id, d.title, c.section, c.text
+      FROM chunks c
+      JOIN documents d ON d.id = c.document_id AND d.company_id = :company
+      LEFT JOIN chunk_vectors v ON v.chunk_id = c.id AND v.company_id = :company AND v.model = :model
+     WHERE c.company_id = :company AND v.chunk_id IS NULL
+     ORDER BY c.id
+     LIMIT :limit
+    """
+)
+
+
+async def embed_missing(
+    db: Database,
+    company_id: uuid.UUID,
+    embedder: Embedder,
+    *,
+    batch: int = 64,
+    progress: Progress | None = None,
+) -> int:
+    """Embed every chunk of the company that has no vector of ``embedder``'s model (after a
+    model change, or chunks indexed without an embedder); returns how many."""
+    async with db.transaction(company_id) as session:
+        total = await session.scalar(
+            text(
+                "SELECT count(*) FROM chunks c LEFT JOIN chunk_vectors v ON v.chunk_id = c.id"
+                " AND v.company_id = :company AND v.model = :model"
+                " WHERE c.company_id = :company AND v.chunk_id IS NULL"
+            ),
+            {"company": company_id, "model": embedder.model},
+        )
+    advance = progress("embedding chunks", int(total or 0)) if progress else None
+    done = 0
+    while True:
+        async with db.transaction(company_id) as session:
+            params = {"company": company_id, "model": embedder.model, "limit": batch}
+            rows = (await session.execute(_MISSING_VECTORS, params)).all()
+        if not rows:
+            return done
+        vectors = await embedder.passages([passage_text(r[1], r[2], r[3]) for r in rows])
+        async with db.transaction(company_id) as session:
+            await store_vectors(session, embedder.model, [r[0] for r in rows], vectors)
+        done += len(vectors)
+        if advance is not None:
+            advance(len(vectors))
+
+
+async def ingest(
+    db: Database,
+    company_id: uuid.UUID,
+    *,
+    source: str,
+    data: bytes,
+    max_bytes: int,
+    chunking: Chunking,
+    embedder: Embedder | None,
+    title: str | None = None,
+    content_type: str | None = None,
+    lang: str | None = None,
+    meta: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Submit and index a document at once (the CLI, the demo, ``atende eval``). A document
+    that cannot be read raises ``InvalidInput`` (and is left ``failed``, with the reason)."""
+    async with db.transaction(company_id) as session:
+        submitted = await submit(
+            session,
+            source=source,
+            data=data,
+            max_bytes=max_bytes,
+            title=title,
+            content_type=content_type,
+            lang=lang,
+            meta=meta,
+        )
+    if not submitted.changed or submitted.document.status != "queued":
+        return submitted
+    document = await index_pending(
+        db, company_id, submitted.document.id, chunking=chunking, embedder=embedder, progress=progress
+    )
+    if document is None:
+        raise InvalidInput(f"'{source}' was replaced by a newer version while it was indexed")
+    if document.status == "failed":
+        raise InvalidInput(document.error or "the document could not be indexed")
     return IngestResult(document, changed=True)
 
 

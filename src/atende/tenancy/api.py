@@ -16,6 +16,8 @@ from atende.tenancy.deps import AdminTenant, ViewerTenant
 
 router = APIRouter(prefix="/v1", tags=["company"])
 
+EMBED_TASK = "knowledge:embed_company"  # re-embeds the knowledge base (``atende.knowledge.tasks``)
+
 
 class CompanyPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -68,6 +70,11 @@ class AssistantIn(BaseModel):
         default=None,
         description="An OpenAI-compatible endpoint of the company's own (else the deployment's).",
     )
+    embeddings: LLMEndpointIn | None = Field(
+        default=None,
+        description="An OpenAI-compatible embeddings endpoint for dense retrieval (else the deployment's "
+        "offline model). A change re-embeds the knowledge base in the background.",
+    )
 
 
 class AssistantOut(BaseModel):
@@ -75,15 +82,22 @@ class AssistantOut(BaseModel):
     llm_base_url: str | None
     llm_model: str | None
     llm_api_key_set: bool
+    embeddings_base_url: str | None = None
+    embeddings_model: str | None = None
+    embeddings_api_key_set: bool = False
 
 
 def _assistant_out(settings: dict[str, Any]) -> AssistantOut:
     llm = settings.get("llm") or {}
+    embeddings = settings.get("embeddings") or {}
     return AssistantOut(
         instructions=str(settings.get("instructions", "")),
         llm_base_url=llm.get("base_url"),
         llm_model=llm.get("model"),
         llm_api_key_set=bool(llm.get("api_key")),
+        embeddings_base_url=embeddings.get("base_url"),
+        embeddings_model=embeddings.get("model"),
+        embeddings_api_key_set=bool(embeddings.get("api_key")),
     )
 
 
@@ -94,30 +108,48 @@ async def get_assistant(tenant: ViewerTenant) -> AssistantOut:
         return _assistant_out(company.settings or {})
 
 
+async def _endpoint(
+    tenant: AdminTenant, given: LLMEndpointIn | None, stored: dict[str, Any] | None, what: str
+) -> dict[str, Any] | None:
+    """An endpoint as stored (key encrypted; an omitted key keeps the stored one, "" clears it)."""
+    if given is None:
+        return None
+    await netguard.check_public(
+        given.base_url,
+        allow_private=tenant.runtime.settings.llm_allow_private_networks,
+        what=what,
+        setting="ATENDE_LLM_ALLOW_PRIVATE_NETWORKS",
+    )
+    endpoint: dict[str, Any] = {"base_url": given.base_url.rstrip("/"), "model": given.model}
+    if given.api_key:
+        endpoint["api_key"] = encrypt_secret(tenant.runtime.secret_key, given.api_key)
+    elif given.api_key is None and (stored or {}).get("api_key"):
+        endpoint["api_key"] = (stored or {})["api_key"]
+    return endpoint
+
+
 @router.put("/company/assistant", response_model=AssistantOut)
 async def put_assistant(body: AssistantIn, tenant: AdminTenant) -> AssistantOut:
-    """Set the assistant's instructions and (or, with `llm: null`, remove) the company's LLM."""
-    settings = tenant.runtime.settings
-    llm: dict[str, Any] | None = None
-    if body.llm is not None:
-        await netguard.check_public(
-            body.llm.base_url,
-            allow_private=settings.llm_allow_private_networks,
-            what="LLM",
-            setting="ATENDE_LLM_ALLOW_PRIVATE_NETWORKS",
-        )
-        llm = {"base_url": body.llm.base_url.rstrip("/"), "model": body.llm.model}
-        if body.llm.api_key:
-            llm["api_key"] = encrypt_secret(tenant.runtime.secret_key, body.llm.api_key)
+    """Set the assistant's instructions and (or, with `null`, remove) the company's own LLM and
+    embeddings endpoints. A different embeddings model re-embeds the knowledge base in the
+    background; until a chunk is re-embedded it is found by full-text search only."""
     async with tenant.transaction() as session:
         company = await service.get_company(session, str(tenant.principal.company_id), for_update=True)
-        stored = (company.settings or {}).get("llm") or {}
-        if llm is not None and body.llm is not None and body.llm.api_key is None and stored.get("api_key"):
-            llm["api_key"] = stored["api_key"]  # omitted: keep the key ("" clears it)
-        updated = {**(company.settings or {}), "instructions": body.instructions}
-        if llm is None:
-            updated.pop("llm", None)
-        else:
-            updated["llm"] = llm
+        current = dict(company.settings or {})
+        updated = {**current, "instructions": body.instructions}
+        for key, given, what in (("llm", body.llm, "LLM"), ("embeddings", body.embeddings, "embeddings")):
+            endpoint = await _endpoint(tenant, given, current.get(key), what)
+            if endpoint is None:
+                updated.pop(key, None)
+            else:
+                updated[key] = endpoint
         company.settings = updated
+        before, after = current.get("embeddings") or {}, updated.get("embeddings") or {}
+        if (before.get("base_url"), before.get("model")) != (after.get("base_url"), after.get("model")):
+            await tenant.runtime.jobs.enqueue(
+                session,
+                EMBED_TASK,
+                queueing_lock=f"embed:{company.id}",
+                company_id=str(company.id),
+            )
         return _assistant_out(updated)

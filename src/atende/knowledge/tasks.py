@@ -1,0 +1,70 @@
+"""Jobs of the knowledge domain: indexing a submitted document, re-embedding a company."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import procrastinate
+import structlog
+
+from atende.jobs.queue import RETRY
+from atende.knowledge import service
+from atende.knowledge.embedding import embedder_for
+from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
+
+log = structlog.get_logger(__name__)
+
+EMBED_TASK = "knowledge:embed_company"  # enqueued by the company API when its model changes
+
+
+def chunking(runtime: Runtime) -> service.Chunking:
+    return service.Chunking(runtime.settings.chunk_max_chars, runtime.settings.chunk_overlap_chars)
+
+
+async def company_settings(runtime: Runtime, company_id: uuid.UUID) -> dict[str, Any]:
+    async with runtime.db.transaction() as session:
+        company = await tenancy.get_company(session, str(company_id))
+        return dict(company.settings or {})
+
+
+async def index_document(context: procrastinate.JobContext, company_id: str, document_id: str) -> str:
+    """Index a document's waiting version (a lost connection or a crash retries; after the
+    last attempt the document is marked failed, the previous version still answering)."""
+    runtime: Runtime = context.additional_context["runtime"]
+    company, document = uuid.UUID(company_id), uuid.UUID(document_id)
+    with structlog.contextvars.bound_contextvars(company_id=company_id, document_id=document_id):
+        try:
+            embedder = embedder_for(runtime, await company_settings(runtime, company))
+            done = await service.index_pending(
+                runtime.db, company, document, chunking=chunking(runtime), embedder=embedder
+            )
+        except Exception as exc:
+            if context.job is not None and context.job.attempts >= (RETRY.max_attempts or 0):
+                await service.fail_pending(
+                    runtime.db, company, document, f"indexing failed: {type(exc).__name__}: {exc}"
+                )
+            raise
+        return "nothing waiting" if done is None else done.status
+
+
+async def embed_company(context: procrastinate.JobContext, company_id: str) -> int:
+    """Embed the company's chunks that lack a vector of its current model (after the model
+    changed); a retry resumes where the previous attempt stopped."""
+    runtime: Runtime = context.additional_context["runtime"]
+    company = uuid.UUID(company_id)
+    embedder = embedder_for(runtime, await company_settings(runtime, company))
+    if embedder is None:
+        return 0
+    count = await service.embed_missing(runtime.db, company, embedder)
+    log.info("knowledge.embedded", company_id=company_id, model=embedder.model, chunks=count)
+    return count
+
+
+def blueprint() -> procrastinate.Blueprint:
+    """The knowledge tasks (a new blueprint each call: procrastinate binds one to one app)."""
+    bp = procrastinate.Blueprint()
+    bp.task(name="index_document", retry=RETRY, pass_context=True)(index_document)
+    bp.task(name="embed_company", retry=RETRY, pass_context=True)(embed_company)
+    return bp
