@@ -145,6 +145,11 @@ class Settings(BaseSettings):
         default=False,
         description="Allow a company's own LLM endpoint on loopback, private or link-local addresses.",
     )
+    llm_stream: bool = Field(
+        default=False,
+        description="Stream LLM answers to the web chat as they are written (a draft; the checked, "
+        "stored reply replaces it, or the fallback answer if the check refuses it).",
+    )
     llm_history_messages: int = Field(
         default=6, ge=0, le=50, description="Earlier messages of the conversation given to the LLM."
     )

@@ -29,10 +29,11 @@ class Behaviour:
     seconds: float = 0.0
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    pace: float = 0.0  # seconds between streamed words
 
 
-def answer(text: str, *, after: float = 0.0) -> Behaviour:
-    return Behaviour("answer", text=text, seconds=after)
+def answer(text: str, *, after: float = 0.0, pace: float = 0.0) -> Behaviour:
+    return Behaviour("answer", text=text, seconds=after, pace=pace)
 
 
 def stall(seconds: float) -> Behaviour:
@@ -113,7 +114,7 @@ class FakeOpenAI(LoopbackServer):
                     return self._json(behaviour.status, error, behaviour.headers)
                 time.sleep(behaviour.seconds)
                 if body.get("stream"):
-                    return self._stream(body, behaviour.text)
+                    return self._stream(body, behaviour.text, behaviour.pace)
                 return self._json(200, _completion(body, behaviour.text))
 
             def _json(
@@ -131,7 +132,7 @@ class FakeOpenAI(LoopbackServer):
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (its timeout): what a stall test wants
 
-            def _stream(self, body: dict[str, Any], text: str) -> None:
+            def _stream(self, body: dict[str, Any], text: str, pace: float) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
@@ -144,6 +145,7 @@ class FakeOpenAI(LoopbackServer):
                         b"data: " + json.dumps(_chunk(body, {"content": piece}, None)).encode() + b"\n\n"
                     )
                     self.wfile.flush()
+                    time.sleep(pace)
                 self.wfile.write(b"data: " + json.dumps(_chunk(body, {}, "stop")).encode() + b"\n\n")
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()

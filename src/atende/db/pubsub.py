@@ -1,7 +1,8 @@
 """Live fan-out over PostgreSQL ``LISTEN/NOTIFY``, so updates cross processes and replicas.
 
 ``publish`` runs ``pg_notify`` inside the caller's transaction: listeners hear of a change
-only once it is committed. ``Listener`` holds one connection per process, LISTENs on the
+only once it is committed (``publish_now``: at once, for what is not stored, such as an
+answer's draft). ``Listener`` holds one connection per process, LISTENs on the
 ``atende`` channel and wakes the local subscribers of a topic (a conversation id). A
 notification carries no data that matters: subscribers re-read the database from their
 own cursor, so a missed or duplicated notification never loses or repeats a message.
@@ -14,12 +15,15 @@ import contextlib
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    from atende.db.session import Database
 
 log = structlog.get_logger(__name__)
 CHANNEL = "atende"
@@ -33,6 +37,20 @@ async def publish(session: AsyncSession, topic: str, kind: str, **data: Any) -> 
     await session.execute(
         text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
     )
+
+
+async def publish_now(db: Database, topic: str, kind: str, **data: Any) -> None:
+    """Notify listeners of ``topic`` at once, outside any transaction (e.g. an answer being
+    written). PostgreSQL caps a notification at 8,000 bytes: long texts are cut."""
+    payload = json.dumps({"topic": topic, "kind": kind, **data}, default=str)
+    if len(payload.encode()) > 7900:
+        text_ = str(data.get("text", ""))
+        cut = {**data, "text": text_[: max(0, len(text_) - (len(payload.encode()) - 7900) - 16)]}
+        payload = json.dumps({"topic": topic, "kind": kind, **cut}, default=str)
+    async with db.autocommit() as connection:
+        await connection.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+        )
 
 
 class Subscription:

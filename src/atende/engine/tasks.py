@@ -116,6 +116,7 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
             deadline=settings.llm_timeout_seconds * (settings.llm_max_retries + 1) + 2,
             observe=_observe,
             precheck=still_public if circuit != "default" else None,
+            stream=settings.llm_stream,
         )
     return Ports(
         retriever=retriever_for(runtime, company), answerer=answerer, top_k=runtime.settings.retrieval_top_k

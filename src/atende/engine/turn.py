@@ -20,14 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
 from atende.conversations.states import State
-from atende.db.pubsub import publish
+from atende.db.pubsub import publish, publish_now
 from atende.engine import smalltalk
 from atende.engine.messages import phrase
 from atende.engine.models import Trace
 from atende.errors import NotFound
 from atende.knowledge import language as languages
 from atende.knowledge.retrieval import Passage, Retriever, lexemes, question_stems
-from atende.llm.answerer import Answer, Answerer, Question
+from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.observability import metrics
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
@@ -100,18 +100,33 @@ async def answer(session: AsyncSession, turn: Turn, ports: Ports) -> None:
     async def lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
         return await lexemes(session, texts)
 
+    await answer_with(turn, ports, await question_stems(session, turn.query), lexer)
+
+
+async def answer_with(
+    turn: Turn,
+    ports: Ports,
+    stems: dict[str, frozenset[str]],
+    lexer: Lexer,
+    drafts: Drafts | None = None,
+) -> None:
+    """The answer step given the question's stems and a lexer (no session of its own: the
+    real turn runs it outside any transaction, an LLM may take seconds)."""
+    if turn.small_talk:
+        return
     question = Question(
         turn.text,
         turn.language,
-        await question_stems(session, turn.query),
+        stems,
         history=turn.history,
         instructions=turn.instructions,
         company=turn.company_name,
+        drafts=drafts,
     )
     turn.answer = await ports.answerer.answer(question, turn.passages, lexer)
 
 
-async def decide(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
+async def decide(_s: AsyncSession | None, turn: Turn, _p: Ports) -> None:
     if turn.small_talk:
         turn.decision, turn.reason = "answer", f"small talk: {turn.small_talk}"
     elif turn.answer is not None and turn.answer.text:
@@ -129,14 +144,21 @@ PIPELINE: list[tuple[str, Step]] = [
     ("answer", answer),
     ("decide", decide),
 ]
+GATHER = PIPELINE[:4]  # what the real turn does inside its reading transaction
 
 
-async def think(session: AsyncSession, turn: Turn, ports: Ports) -> Turn:
+async def timed(turn: Turn, name: str, work: Awaitable[None]) -> None:
+    t0 = time.perf_counter()
+    await work
+    turn.steps.append({"step": name, "ms": round((time.perf_counter() - t0) * 1000, 3)})
+
+
+async def think(
+    session: AsyncSession, turn: Turn, ports: Ports, steps: list[tuple[str, Step]] = PIPELINE
+) -> Turn:
     """Run the pipeline over ``turn`` (reads only; writes nothing), timing every step."""
-    for name, step in PIPELINE:
-        t0 = time.perf_counter()
-        await step(session, turn, ports)
-        turn.steps.append({"step": name, "ms": round((time.perf_counter() - t0) * 1000, 3)})
+    for name, step in steps:
+        await timed(turn, name, step(session, turn, ports))
     return turn
 
 
@@ -178,7 +200,23 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
                 instructions=str((company.settings or {}).get("instructions", "")),
                 company_name=company.name,
             )
-            await think(session, turn, ports)
+            await think(session, turn, ports, GATHER)
+            stems = {} if turn.small_talk else await question_stems(session, turn.query)
+
+        # answering holds no connection and no transaction: an LLM may take seconds
+        async def lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
+            async with runtime.db.transaction(company_id) as short:
+                return await lexemes(short, texts)
+
+        async def drafts(text: str) -> None:  # a streaming LLM's answer so far, to live clients
+            await publish_now(
+                runtime.db, str(conversation.id), "draft", message_id=str(message_id), text=text
+            )
+
+        await timed(turn, "answer", answer_with(turn, ports, stems, lexer, drafts))
+        await timed(turn, "decide", decide(None, turn, ports))
+
+        async with runtime.db.transaction(company_id) as session:
             # the pipeline ran unlocked and wrote nothing; now hold the conversation and check
             # that nobody (an agent, another run of this turn) changed it meanwhile. Writing the
             # conversation before this lock would deadlock with an intake waiting for it.
@@ -196,7 +234,7 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
                 conversation,
                 author="bot",
                 text=text,
-                reply_to_id=message.id,
+                reply_to_id=message_id,
                 language=turn.language,
                 meta=meta,
             )
@@ -213,7 +251,7 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
             session.add(
                 Trace(
                     conversation_id=conversation.id,
-                    message_id=message.id,
+                    message_id=message_id,
                     reply_message_id=reply.id,
                     decision=turn.decision,
                     reason=turn.reason[:500],

@@ -10,6 +10,8 @@ from atende.knowledge.retrieval import Passage
 
 # stems texts the way the index does: [(text, language)] -> lexemes of each
 Lexer = Callable[[list[tuple[str, str]]], Awaitable[list[frozenset[str]]]]
+# receives a streaming answer so far (shown live as a draft; the stored reply follows)
+Drafts = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class Question:
     history: tuple[tuple[str, str], ...] = ()
     instructions: str = ""  # the company's words to the assistant (persona, tone, rules)
     company: str = ""
+    drafts: Drafts | None = None  # where a streaming answerer sends its text as it comes
 
 
 @dataclass

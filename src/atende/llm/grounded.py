@@ -25,7 +25,7 @@ from purgatory.domain.model import OpenedState
 
 from atende.knowledge.retrieval import Passage
 from atende.knowledge.text import sentences
-from atende.llm.answerer import Answer, Answerer, Lexer, Question
+from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.llm.extractive import citation
 
 log = structlog.get_logger(__name__)
@@ -120,6 +120,7 @@ class LLMAnswerer:
         deadline: float,
         observe: Observer | None = None,
         precheck: Callable[[], Awaitable[None]] | None = None,
+        stream: bool = False,
     ) -> None:
         self.client = client
         self.model = model
@@ -130,12 +131,15 @@ class LLMAnswerer:
         self.deadline = deadline  # for the whole call, retries and their waits included
         self.observe = observe or (lambda _outcome, _seconds: None)
         self.precheck = precheck
+        self.stream = stream  # send the answer as it is written to the question's drafts
 
-    async def _complete(self, messages: list[dict[str, str]]) -> str:
+    async def _complete(self, messages: list[dict[str, str]], drafts: Drafts | None = None) -> str:
         breaker = await self.breakers.get_breaker(self.circuit, exclude=NOT_THE_PROVIDERS_FAULT)
         async with breaker, asyncio.timeout(self.deadline):
             if self.precheck is not None:
                 await self.precheck()
+            if self.stream and drafts is not None:
+                return await self._streamed(messages, drafts)
             response = await self.client.chat.completions.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
@@ -149,13 +153,37 @@ class LLMAnswerer:
                 )
             return (choices[0].message.content or "").strip() if choices else ""
 
+    async def _streamed(self, messages: list[dict[str, str]], drafts: Drafts) -> str:
+        """The answer as server-sent chunks; the text so far goes to ``drafts`` at most every
+        ``DRAFT_SECONDS`` (without citation markers; never a ``NO_ANSWER`` on its way)."""
+        stream = await self.client.chat.completions.create(
+            model=self.model,
+            messages=messages,  # type: ignore[arg-type]
+            temperature=0,
+            stream=True,
+        )
+        if not isinstance(stream, openai.AsyncStream):
+            raise MalformedReply(f"the endpoint answered {type(stream).__name__}, not a stream")
+        parts: list[str] = []
+        shown = 0.0
+        async for chunk in stream:
+            choices = getattr(chunk, "choices", None)
+            if not isinstance(choices, list):
+                raise MalformedReply(f"the endpoint streamed {type(chunk).__name__}, not completion chunks")
+            if choices and choices[0].delta is not None and choices[0].delta.content:
+                parts.append(choices[0].delta.content)
+                if time.monotonic() - shown >= DRAFT_SECONDS:
+                    shown = time.monotonic()
+                    await _show(drafts, "".join(parts))
+        return "".join(parts).strip()
+
     async def answer(self, question: Question, passages: list[Passage], lexer: Lexer) -> Answer:
         if not passages:
             return await self.fallback.answer(question, passages, lexer)
         messages = build_messages(question, passages, self.context_chars)
         started = time.perf_counter()
         try:
-            reply = await self._complete(messages)
+            reply = await self._complete(messages, question.drafts)
         except OpenedState:
             self.observe("circuit_open", time.perf_counter() - started)
             return await self._fall_back("the LLM circuit is open", question, passages, lexer)
@@ -191,6 +219,18 @@ class LLMAnswerer:
         answer = await self.fallback.answer(question, passages, lexer)
         answer.reason = f"{why}; {self.fallback.name}: {answer.reason}"
         return answer
+
+
+DRAFT_SECONDS = 0.15
+
+
+async def _show(drafts: Drafts, text: str) -> None:
+    if NO_ANSWER.startswith(text.strip()[: len(NO_ANSWER)].upper()):
+        return  # maybe the start of NO_ANSWER: nothing to show
+    try:
+        await drafts(" ".join(_CITE.sub("", text).split()))
+    except Exception as exc:  # a draft that cannot be shown must not cost the answer
+        log.warning("llm.draft_not_shown", error=f"{type(exc).__name__}: {exc}"[:200])
 
 
 class MalformedReply(ValueError):

@@ -218,7 +218,8 @@ async def visitor_events(
     after: int = Query(0, ge=0, le=2**62),
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
-    """Live stream of the conversation: `message` (id = seq), `typing` and `state` events."""
+    """Live stream of the conversation: `message` (id = seq), `typing` and `state` events, and
+    `draft` (an answer as a streaming LLM writes it; the `message` that follows replaces it)."""
     visitor = await _visitor(runtime, widget_key, conversation_id, token)
     cursor = after
     if last_event_id and re.fullmatch(r"[0-9]{1,18}", last_event_id):
@@ -240,7 +241,7 @@ async def visitor_events(
                     if len(rows) < PAGE:
                         break
                 note = await sub.next(timeout=15.0)
-                while note is not None and note.get("kind") in ("typing", "state"):
+                while note is not None and note.get("kind") in ("typing", "state", "draft"):
                     yield {
                         "event": note["kind"],
                         "data": json.dumps({k: v for k, v in note.items() if k != "topic"}),

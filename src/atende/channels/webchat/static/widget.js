@@ -96,8 +96,27 @@
       if (!after && Number(child.getAttribute("data-seq")) > m.seq) { after = child; }
     });
     log.insertBefore(item, after);
-    if (m.reply_to_id) { answered[m.reply_to_id] = true; }
+    if (m.reply_to_id) { answered[m.reply_to_id] = true; dropDraft(m.reply_to_id); }
     if (m.author !== "customer") { typing.setAttribute("hidden", ""); }
+    log.scrollTop = log.scrollHeight;
+  }
+
+  // a streaming answer as it is written; the stored (checked) reply replaces it
+  var drafts = {};
+  function dropDraft(messageId) {
+    if (drafts[messageId]) { drafts[messageId].remove(); delete drafts[messageId]; }
+  }
+  function showDraft(data) {
+    if (!data.message_id || answered[data.message_id]) { return; }
+    var item = drafts[data.message_id];
+    if (!item) {
+      item = el("li", { "class": "atende-msg atende-bot atende-draft", "aria-busy": "true" });
+      item.appendChild(el("p", { "class": "atende-text" }, ""));
+      drafts[data.message_id] = item;
+      log.appendChild(item);
+    }
+    item.firstChild.textContent = data.text || "";
+    typing.setAttribute("hidden", "");
     log.scrollTop = log.scrollHeight;
   }
 
@@ -121,6 +140,9 @@
       var data = {};
       try { data = JSON.parse(e.data); } catch (err) { data = {}; }
       if (!answered[data.message_id]) { typing.removeAttribute("hidden"); }
+    });
+    source.addEventListener("draft", function (e) {
+      try { showDraft(JSON.parse(e.data)); } catch (err) { /* a malformed draft is skipped */ }
     });
     source.onerror = function () {
       // EventSource reconnects by itself with Last-Event-ID; nothing to do
