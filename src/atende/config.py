@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         description="Weight of dense scores against BM25 in hybrid retrieval, per question language, "
         "as JSON (calibrated with `atende eval`, see docs/EVALUATION.md); 0.5 for other languages.",
     )
+    fusion: Literal["weighted", "rrf"] = Field(
+        default="weighted",
+        description="How hybrid retrieval fuses BM25 and dense rankings: `weighted` (per-language "
+        "weights of min-max scores) or `rrf` (reciprocal rank fusion; measured worse, kept to compare).",
+    )
     fusion_candidates: int = Field(
         default=50, ge=5, le=500, description="Candidates each retriever hands to the fusion."
     )

@@ -25,6 +25,7 @@ from atende.knowledge.retrieval import (
     Passage,
     dense_sql,
     fuse,
+    fuse_rrf,
 )
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
@@ -157,6 +158,15 @@ def test_fusion_weighs_normalised_scores_by_the_languages_weight() -> None:
     # a dense-leaning weight puts the dense favourite first
     assert [p.title for p in fuse(lexical, dense, 0.8, 2)] == ["c", "d"]
     assert fuse([], [], 0.5, 5) == []
+    # reciprocal rank fusion sees only ranks: a (1st and 3rd) ties with c (3rd and 1st), then
+    # b and d (2nd in one list each), however far apart their scores are
+    ranked = fuse_rrf(lexical, dense, 4)
+    assert {p.title for p in ranked[:2]} == {"a", "c"}
+    assert [p.scores["fused"] for p in ranked] == pytest.approx(
+        [1 / 61 + 1 / 63] * 2 + [1 / 62] * 2, abs=1e-6
+    )
+    # the inputs are left as they were
+    assert [p.score for p in lexical] == [12.0, 6.0, 2.0]
 
 
 async def test_a_companys_own_embeddings_endpoint_re_embeds_the_knowledge_base(

@@ -154,9 +154,22 @@ async def test_only_admins_set_the_assistant_and_bad_endpoints_are_refused(
         assert (await viewer.get("/v1/company/assistant")).status_code == 200
         refused = await viewer.put("/v1/company/assistant", json={"instructions": "x"})
         assert refused.status_code == 403
-    for bad in ({"base_url": "ftp://x.example/v1", "model": "m"}, {"base_url": "https://x.example/v1"}):
-        r = await company.client.put("/v1/company/assistant", json={"llm": bad})
-        assert r.status_code == 422, r.text
+    bad_endpoints = (
+        {"base_url": "ftp://x.example/v1", "model": "m"},
+        {"base_url": "https://x.example/v1"},
+        {"base_url": "https://x\x15.example/v1", "model": "m"},  # a control character
+        {"base_url": "https://x.example/ v1", "model": "m"},
+        {"base_url": "https://[::1/v1", "model": "m"},
+    )
+    for key in ("llm", "embeddings"):
+        for bad in bad_endpoints:
+            r = await company.client.put("/v1/company/assistant", json={key: bad})
+            assert r.status_code == 422, r.text
+            assert r.json()["code"] == "invalid_input"
+    # nothing was stored: the documents API (which reads the endpoints) still works
+    r = await company.client.post("/v1/documents", json={"source": "a.md", "content": "# A\n\nTexto."})
+    assert r.status_code == 202, r.text
+    assert (await company.client.get("/v1/company/assistant")).json()["embeddings_model"] is None
 
 
 async def test_a_companys_llm_on_a_private_address_is_refused_unless_allowed() -> None:

@@ -130,7 +130,9 @@ def retriever_for(runtime: Runtime, company: Company | None) -> Retriever:
     if embedder is None:
         return FullTextRetriever()
     settings = runtime.settings
-    return HybridRetriever(embedder, settings.fusion_dense_weights, candidates=settings.fusion_candidates)
+    return HybridRetriever(
+        embedder, settings.fusion_dense_weights, candidates=settings.fusion_candidates, method=settings.fusion
+    )
 
 
 async def run_turn_job(context: procrastinate.JobContext, company_id: str, message_id: str) -> Any:

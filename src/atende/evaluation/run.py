@@ -353,6 +353,7 @@ async def evaluate(
         "settings": {
             "retriever": ports.retriever.name,
             "embedder": embedder.model if embedder else None,
+            "fusion": runtime.settings.fusion,
             "fusion_dense_weights": runtime.settings.fusion_dense_weights,
             "answerer": ports.answerer.name,
             "top_k": ports.top_k,

@@ -204,6 +204,24 @@ def fuse(lexical: Sequence[Passage], dense: Sequence[Passage], dense_weight: flo
     return sorted(merged.values(), key=lambda p: (-p.score, str(p.chunk_id)))[:k]
 
 
+RRF_K = 60
+
+
+def fuse_rrf(lexical: Sequence[Passage], dense: Sequence[Passage], k: int) -> list[Passage]:
+    """Reciprocal rank fusion, Σ 1/(60 + rank): kept to compare with (``ATENDE_FUSION=rrf``)."""
+    merged: dict[uuid.UUID, Passage] = {}
+    for ranking in (lexical, dense):
+        for rank, passage in enumerate(ranking, start=1):
+            if passage.chunk_id not in merged:
+                merged[passage.chunk_id] = replace(passage, scores=dict(passage.scores), score=0.0)
+            else:
+                merged[passage.chunk_id].scores.update(passage.scores)
+            merged[passage.chunk_id].score += 1 / (RRF_K + rank)
+    for passage in merged.values():
+        passage.scores["fused"] = round(passage.score, 6)
+    return sorted(merged.values(), key=lambda p: (-p.score, str(p.chunk_id)))[:k]
+
+
 class HybridRetriever:
     """BM25 and dense candidates, fused with a per-language weight. The question is embedded
     (in a thread) while PostgreSQL ranks by BM25; if embedding fails, BM25 alone answers."""
@@ -217,7 +235,9 @@ class HybridRetriever:
         *,
         candidates: int = 50,
         default_weight: float = 0.5,
+        method: str = "weighted",
     ) -> None:
+        self.method = method
         self.embedder = embedder
         self.weights = weights
         self.candidates = candidates
@@ -239,6 +259,8 @@ class HybridRetriever:
             log.warning("retrieval.dense_unavailable", error=str(exc))
             return lexical[:k]
         dense = await dense_search(session, vector, self.embedder.model, self.candidates)
+        if self.method == "rrf":
+            return fuse_rrf(lexical, dense, k)
         weight = self.weights.get(language or "", self.default_weight)
         return fuse(lexical, dense, weight, k)
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from atende import netguard
 from atende.tenancy import service
@@ -39,6 +40,20 @@ class LLMEndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     base_url: str = Field(min_length=8, max_length=500, pattern=r"^https?://", description="e.g. .../v1")
     model: str = Field(min_length=1, max_length=200)
+
+    @field_validator("base_url")
+    @classmethod
+    def _a_real_url(cls, value: str) -> str:
+        if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+            raise ValueError("must not contain spaces or control characters")
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"is not a valid URL ({exc})") from exc
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an http(s) URL with a host")
+        return value
+
     api_key: str | None = Field(
         default=None, max_length=500, description="Stored encrypted; never shown again."
     )
@@ -146,10 +161,8 @@ async def put_assistant(body: AssistantIn, tenant: AdminTenant) -> AssistantOut:
         company.settings = updated
         before, after = current.get("embeddings") or {}, updated.get("embeddings") or {}
         if (before.get("base_url"), before.get("model")) != (after.get("base_url"), after.get("model")):
+            # one at a time per company; a second run finds nothing left to embed
             await tenant.runtime.jobs.enqueue(
-                session,
-                EMBED_TASK,
-                queueing_lock=f"embed:{company.id}",
-                company_id=str(company.id),
+                session, EMBED_TASK, lock=f"embed:{company.id}", company_id=str(company.id)
             )
         return _assistant_out(updated)
