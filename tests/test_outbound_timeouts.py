@@ -23,7 +23,8 @@ CLIENTS = {
 }
 # where each client is built: file -> constructors found there
 KNOWN = {
-    "src/atende/llm/grounded.py": ["AsyncOpenAI"],  # the LLM (deadline + retries: below)
+    # the LLM and a company's embeddings endpoint (knowledge.embedding builds it with client_for)
+    "src/atende/llm/grounded.py": ["AsyncOpenAI"],  # deadline + retries: below
     "src/atende/knowledge/fetch.py": ["AsyncClient"],  # documents from URLs
     "src/atende/webhooks/tasks.py": ["AsyncClient"],  # webhook deliveries
 }

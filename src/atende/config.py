@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         "embeddings endpoint instead (`PUT /v1/company/assistant`).",
     )
     embed_threads: int = Field(default=2, ge=1, le=64, description="CPU threads of the e5 embedder.")
+    embed_query_chars: int = Field(
+        default=600,
+        ge=50,
+        le=20000,
+        description="Characters of a customer message that are embedded for dense retrieval (the "
+        "start; BM25 reads it all): the model's time grows with the length of the text.",
+    )
     embed_batch_size: int = Field(
         default=16, ge=1, le=256, description="Chunks embedded per batch (progress advances per batch)."
     )

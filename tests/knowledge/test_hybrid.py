@@ -24,6 +24,7 @@ from atende.knowledge.retrieval import (
     HybridRetriever,
     Passage,
     dense_sql,
+    embedded_part,
     fuse,
     fuse_rrf,
 )
@@ -224,3 +225,11 @@ async def test_a_companys_own_embeddings_endpoint_re_embeds_the_knowledge_base(
     assert embedder is not None
     await service.embed_missing(runtime.db, company.id, embedder)
     assert await vector_rows(runtime, company.id) == [(E5_MODEL, E5_DIM, document["chunk_count"])]
+
+
+def test_only_the_start_of_a_long_message_is_embedded_cut_between_words() -> None:
+    message = "Bom dia, " + "tenho uma dúvida sobre a ordenha das vacas " * 40
+    part = embedded_part(message, 100)
+    assert len(part) <= 100 and message.startswith(part) and message[len(part)] == " "
+    assert embedded_part("curta", 100) == "curta"
+    assert embedded_part("x" * 300, 100) == "x" * 100  # one long word is cut where it must be

@@ -131,7 +131,11 @@ def retriever_for(runtime: Runtime, company: Company | None) -> Retriever:
         return FullTextRetriever()
     settings = runtime.settings
     return HybridRetriever(
-        embedder, settings.fusion_dense_weights, candidates=settings.fusion_candidates, method=settings.fusion
+        embedder,
+        settings.fusion_dense_weights,
+        candidates=settings.fusion_candidates,
+        method=settings.fusion,
+        query_chars=settings.embed_query_chars,
     )
 
 

@@ -222,11 +222,11 @@ def sample(questions: Sequence[QAQuestion], limit: int | None) -> list[QAQuestio
     return [questions[int(i * step)] for i in range(limit)]
 
 
-def retrievers_of(ports: Ports, embedder: Embedder | None) -> dict[str, Retriever]:
+def retrievers_of(ports: Ports, embedder: Embedder | None, query_chars: int) -> dict[str, Retriever]:
     """The retrievers measured: full-text, and with an embedder dense and the bot's hybrid."""
     measured: dict[str, Retriever] = {"atende full-text": FullTextRetriever()}
     if embedder is not None:
-        measured["atende dense"] = DenseRetriever(embedder)
+        measured["atende dense"] = DenseRetriever(embedder, query_chars=query_chars)
         measured[f"atende {ports.retriever.name}"] = ports.retriever
     return measured
 
@@ -246,7 +246,7 @@ async def _evaluate_language(
     doc_ids = sorted(qa.documents)
     full = await _build(runtime, qa, doc_ids, qa.language, progress, embedder)
     try:
-        retrievers = retrievers_of(ports, embedder)
+        retrievers = retrievers_of(ports, embedder, runtime.settings.embed_query_chars)
         advance = progress(f"{qa.language}: asking {len(questions)} questions", len(questions))
         outcomes = await _ask_all(runtime, ports, full, questions, qa, retrievers=retrievers, advance=advance)
         results: dict[str, dict[str, Any]] = {}
@@ -354,6 +354,7 @@ async def evaluate(
             "retriever": ports.retriever.name,
             "embedder": embedder.model if embedder else None,
             "fusion": runtime.settings.fusion,
+            "embed_query_chars": runtime.settings.embed_query_chars,
             "fusion_dense_weights": runtime.settings.fusion_dense_weights,
             "answerer": ports.answerer.name,
             "top_k": ports.top_k,

@@ -143,7 +143,6 @@ class DocumentUpload(CompanyOwned, Base):
     content_type: Mapped[str] = mapped_column(String(20))
     title: Mapped[str | None] = mapped_column(String(500), nullable=True)
     language: Mapped[str | None] = mapped_column(String(5), nullable=True)
-    meta: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     requested_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow
     )

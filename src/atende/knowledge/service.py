@@ -149,7 +149,6 @@ async def submit(
             content_type=kind,
             title=title,
             language=lang,
-            meta=meta,
             requested_at=datetime.now(UTC),
         )
     )

@@ -54,7 +54,6 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=20), nullable=False),
         sa.Column("title", sa.String(length=500), nullable=True),
         sa.Column("language", sa.String(length=5), nullable=True),
-        sa.Column("meta", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("requested_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("company_id", sa.UUID(), nullable=False),
         sa.ForeignKeyConstraint(
