@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     )
     embed_threads: int = Field(default=2, ge=1, le=64, description="CPU threads of the e5 embedder.")
     embed_query_chars: int = Field(
-        default=600,
+        default=300,
         ge=50,
         le=20000,
         description="Characters of a customer message that are embedded for dense retrieval (the "

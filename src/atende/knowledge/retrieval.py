@@ -175,7 +175,7 @@ class DenseRetriever:
 
     name = "dense"
 
-    def __init__(self, embedder: Embedder, *, query_chars: int = 600) -> None:
+    def __init__(self, embedder: Embedder, *, query_chars: int = 300) -> None:
         self.embedder = embedder
         self.query_chars = query_chars
 
@@ -248,7 +248,7 @@ class HybridRetriever:
         candidates: int = 50,
         default_weight: float = 0.5,
         method: str = "weighted",
-        query_chars: int = 600,
+        query_chars: int = 300,
     ) -> None:
         self.method = method
         self.query_chars = query_chars
