@@ -14,6 +14,12 @@ from atende.db.pubsub import Listener
 from atende.db.session import Database
 from atende.jobs.queue import JobQueue
 
+# keys of ``Runtime.extras`` shared between modules
+LLM_CIRCUITS = (
+    "llm_circuits"  # circuit name -> state ("closed", ...): written by the breakers, read by /health/ready
+)
+LLM_CLIENTS = "llm_clients"  # OpenAI SDK clients by endpoint and key (LLM and embeddings endpoints)
+
 
 @dataclass
 class Runtime:

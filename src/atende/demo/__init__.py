@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import embedder_for
+from atende.knowledge.tasks import chunking
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import hash_token
@@ -66,7 +67,7 @@ async def seed(runtime: Runtime) -> DemoInfo:
             source=f"demo/{path.parent.name}/{path.name}",
             data=path.read_bytes(),
             max_bytes=settings.max_document_bytes,
-            chunking=knowledge.Chunking(settings.chunk_max_chars, settings.chunk_overlap_chars),
+            chunking=chunking(runtime),
             embedder=embedder,
             lang=path.parent.name,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Any
 
@@ -18,9 +17,9 @@ from atende.knowledge.embedding import embedder_for
 from atende.knowledge.retrieval import FullTextRetriever, HybridRetriever, Retriever
 from atende.llm.answerer import Answerer
 from atende.llm.extractive import ExtractiveAnswerer
-from atende.llm.grounded import LLMAnswerer, client_for
+from atende.llm.grounded import LLMAnswerer, cached_client
 from atende.observability import metrics
-from atende.runtime import Runtime
+from atende.runtime import LLM_CIRCUITS, LLM_CLIENTS, Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import decrypt_secret
 from atende.tenancy.models import Company
@@ -34,7 +33,6 @@ def _observe(outcome: str, seconds: float) -> None:
 
 
 CIRCUIT_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
-CIRCUITS_KEY = "llm_circuits"  # runtime.extras: circuit name -> state, for /health/ready
 
 
 def llm_breakers(runtime: Runtime) -> AsyncCircuitBreakerFactory:
@@ -45,7 +43,7 @@ def llm_breakers(runtime: Runtime) -> AsyncCircuitBreakerFactory:
             default_threshold=runtime.settings.llm_breaker_failures,
             default_ttl=runtime.settings.llm_breaker_reset_seconds,
         )
-        states: dict[str, str] = runtime.extras.setdefault(CIRCUITS_KEY, {})
+        states: dict[str, str] = runtime.extras.setdefault(LLM_CIRCUITS, {})
 
         def on_circuit(name: str, event_type: str, event: Any) -> None:
             if event_type == "circuit_breaker_created":
@@ -76,16 +74,14 @@ def llm_endpoint(runtime: Runtime, company: Company | None) -> tuple[str, str, s
 
 
 def _client(runtime: Runtime, base_url: str, key: str) -> openai.AsyncOpenAI:
-    clients: dict[tuple[str, str], openai.AsyncOpenAI] = runtime.extras.setdefault("llm_clients", {})
-    fingerprint = hashlib.sha256(key.encode()).hexdigest()
-    if (base_url, fingerprint) not in clients:
-        clients[(base_url, fingerprint)] = client_for(
-            base_url,
-            key,
-            timeout=runtime.settings.llm_timeout_seconds,
-            max_retries=runtime.settings.llm_max_retries,
-        )
-    return clients[(base_url, fingerprint)]
+    settings = runtime.settings
+    return cached_client(
+        runtime.extras.setdefault(LLM_CLIENTS, {}),
+        base_url,
+        key,
+        timeout=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+    )
 
 
 def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:

@@ -31,7 +31,7 @@ from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import Embedder, embedder_for
 from atende.knowledge.models import Chunk, Document
 from atende.knowledge.retrieval import DenseRetriever, FullTextRetriever, Retriever
-from atende.knowledge.service import Chunking
+from atende.knowledge.tasks import chunking
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 
@@ -85,7 +85,7 @@ async def _build(
         company = await tenancy.create_company(session, name=slug, slug=slug, default_language=qa.language)
     advance = progress(f"{label}: ingesting {len(doc_ids)} documents", len(doc_ids))
     documents: dict[uuid.UUID, str] = {}
-    chunking = Chunking(runtime.settings.chunk_max_chars, runtime.settings.chunk_overlap_chars)
+    chunks = chunking(runtime)
     for doc_id in doc_ids:
         result = await knowledge.ingest(
             runtime.db,
@@ -93,7 +93,7 @@ async def _build(
             source=f"{doc_id}.txt",
             data=qa.document_text(doc_id).encode(),
             max_bytes=runtime.settings.max_document_bytes,
-            chunking=chunking,
+            chunking=chunks,
             embedder=None,  # embedded below, all chunks in full batches
             title=qa.document_title(doc_id),
             lang=qa.language,

@@ -13,7 +13,7 @@ from atende.knowledge import service
 from atende.knowledge.embedding import embedder_for
 from atende.knowledge.fetch import fetch
 from atende.knowledge.schemas import ChunkPublic, DocumentIn, DocumentPublic, IngestResultPublic
-from atende.tenancy import service as tenancy
+from atende.knowledge.tasks import chunking, company_settings
 from atende.tenancy.deps import AdminTenant, ViewerTenant
 
 router = APIRouter(prefix="/v1", tags=["knowledge"])
@@ -95,32 +95,28 @@ async def create_document(
             meta=body.meta.model_dump(mode="json", exclude_defaults=True),
             jobs=None if wait else tenant.runtime.jobs,
         )
-        document, company_id = result.document, tenant.principal.company_id
-        company = await tenancy.get_company(session, str(company_id))
-        embedder = embedder_for(tenant.runtime, company.settings)
+        document = result.document
         out = IngestResultPublic(document=DocumentPublic.model_validate(document), changed=result.changed)
     if not wait or document.status != "queued":
         response.status_code = 202 if document.status in ("queued", "indexing") else 200
         return out
+    runtime, company_id = tenant.runtime, tenant.principal.company_id
+    embedder = embedder_for(runtime, await company_settings(runtime, company_id))
     await service.index_pending(
-        tenant.runtime.db,
-        company_id,
-        document.id,
-        chunking=service.Chunking(settings.chunk_max_chars, settings.chunk_overlap_chars),
-        embedder=embedder,
+        runtime.db, company_id, document.id, chunking=chunking(runtime), embedder=embedder
     )
     async with tenant.transaction() as session:
         indexed = await service.get_document(session, document.id)
         failure = indexed.error if indexed.status == "failed" else None
-        if failure is not None:
+        if failure is None:
+            out = IngestResultPublic(document=DocumentPublic.model_validate(indexed), changed=True)
+        else:
             # refused while the caller waited: as if never sent (the previous version, if any, stays ready)
             await service.withdraw_failed(session, document.id)
     if failure is not None:
         raise InvalidInput(f"'{source}' could not be indexed: {failure}")
-    async with tenant.transaction() as session:
-        indexed = await service.get_document(session, document.id)
-        response.status_code = 201
-        return IngestResultPublic(document=DocumentPublic.model_validate(indexed), changed=True)
+    response.status_code = 201
+    return out
 
 
 @router.get("/documents", response_model=list[DocumentPublic])

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import openai
 import structlog
 
+from atende.runtime import LLM_CLIENTS
 from atende.tenancy.crypto import decrypt_secret
 
 if TYPE_CHECKING:
@@ -193,20 +194,17 @@ def embedder_for(runtime: Runtime, company_settings: dict[str, Any] | None) -> E
     own = (company_settings or {}).get("embeddings")
     settings = runtime.settings
     if own and own.get("base_url") and own.get("model"):
-        from atende.llm.grounded import client_for
+        from atende.llm.grounded import cached_client
 
         key = decrypt_secret(runtime.secret_key, own["api_key"]) if own.get("api_key") else ""
-        clients: dict[tuple[str, str], openai.AsyncOpenAI] = runtime.extras.setdefault(
-            "embedding_clients", {}
+        client = cached_client(
+            runtime.extras.setdefault(LLM_CLIENTS, {}),
+            own["base_url"],
+            key,
+            timeout=settings.llm_timeout_seconds,
+            max_retries=settings.llm_max_retries,
         )
-        if (own["base_url"], key) not in clients:
-            clients[(own["base_url"], key)] = client_for(
-                own["base_url"],
-                key,
-                timeout=settings.llm_timeout_seconds,
-                max_retries=settings.llm_max_retries,
-            )
-        return OpenAIEmbedder(clients[(own["base_url"], key)], own["model"])
+        return OpenAIEmbedder(client, own["model"])
     if settings.embedder == "e5":
         return E5Embedder(threads=settings.embed_threads, batch_size=settings.embed_batch_size)
     return None

@@ -204,7 +204,8 @@ async def index_pending(
         if upload is None or upload.requested_at != requested_at:
             return None
         document = await get_or_404(session, Document, document_id, "document", for_update=True)
-        await _replace_chunks(session, document, doc_title, doc_lang, drafts, vectors, embedder)
+        model = embedder.model if embedder is not None else None
+        await _replace_chunks(session, document, doc_title, doc_lang, drafts, vectors, model)
         document.content_type = kind
         document.content_hash = digest
         document.status = "ready"
@@ -214,11 +215,13 @@ async def index_pending(
 
 
 async def _finish_failed(
-    db: Database, company_id: uuid.UUID, document_id: uuid.UUID, requested_at: datetime, reason: str
+    db: Database, company_id: uuid.UUID, document_id: uuid.UUID, requested_at: datetime | None, reason: str
 ) -> Document | None:
+    """Mark the waiting version failed: the one sent at ``requested_at`` (``None``: whichever
+    waits); nothing if it was replaced meanwhile."""
     async with db.transaction(company_id) as session:
         upload = await session.get(DocumentUpload, document_id, with_for_update=True, populate_existing=True)
-        if upload is None or upload.requested_at != requested_at:
+        if upload is None or requested_at not in (None, upload.requested_at):
             return None
         document = await get_or_404(session, Document, document_id, "document", for_update=True)
         document.status = "failed"
@@ -230,11 +233,7 @@ async def _finish_failed(
 
 async def fail_pending(db: Database, company_id: uuid.UUID, document_id: uuid.UUID, reason: str) -> None:
     """Mark a document's waiting version failed (the indexing job gave up on an error)."""
-    async with db.transaction(company_id) as session:
-        upload = await session.get(DocumentUpload, document_id)
-        requested_at = upload.requested_at if upload is not None else None
-    if requested_at is not None:
-        await _finish_failed(db, company_id, document_id, requested_at, reason)
+    await _finish_failed(db, company_id, document_id, None, reason)
 
 
 async def withdraw_failed(session: AsyncSession, document_id: uuid.UUID) -> None:
@@ -256,9 +255,9 @@ async def _replace_chunks(
     lang: str,
     drafts: list[ChunkDraft],
     vectors: list[Vector] | None,
-    embedder: Embedder | None,
+    model: str | None,
 ) -> None:
-    """Swap the document's chunks (with postings, statistics and vectors) for new ones."""
+    """Swap the document's chunks (with postings, statistics and vectors of ``model``)."""
     if document.content_hash:  # an indexed version: take it out of the statistics first
         await _count_lexemes(session, document.id, -1)
         await session.execute(delete(Chunk).where(Chunk.document_id == document.id))
@@ -282,8 +281,8 @@ async def _replace_chunks(
     await session.flush()
     await _write_postings(session, document.id)
     await _count_lexemes(session, document.id, +1)
-    if vectors is not None and embedder is not None:
-        await store_vectors(session, embedder.model, ids, vectors)
+    if vectors is not None and model is not None:
+        await store_vectors(session, model, ids, vectors)
 
 
 _STORE_VECTORS = text(

@@ -13,6 +13,7 @@ has a deadline and the SDK retries 429, 5xx and lost connections a bounded numbe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -192,7 +193,7 @@ class LLMAnswerer:
             log.warning("llm.failed", error=f"{type(exc).__name__}: {exc}"[:300], circuit=self.circuit)
             return await self._fall_back(f"the LLM failed ({type(exc).__name__})", question, passages, lexer)
         elapsed = time.perf_counter() - started
-        if reply.strip().rstrip(".").upper() == NO_ANSWER:
+        if reply.rstrip(".").upper() == NO_ANSWER:
             self.observe("no_answer", elapsed)
             return Answer(None, reason="the LLM found no answer in the passages", confidence=0.0)
         valid, invalid = check_citations(reply, len(passages))
@@ -200,7 +201,7 @@ class LLMAnswerer:
             self.observe("guard_failed", elapsed)
             why = f"cited {invalid}" if invalid else "cited no passage"
             return await self._fall_back(f"the LLM answer {why}", question, passages, lexer)
-        text = " ".join(re.sub(r"\s+([.,;:!?])", r"\1", _CITE.sub("", reply)).split())
+        text = without_citations(reply)
         cited = [passages[n - 1] for n in valid]
         unsupported = await unsupported_sentence(text, cited, question.language, lexer)
         if unsupported is not None:
@@ -212,7 +213,7 @@ class LLMAnswerer:
             text,
             reason=f"answered by the LLM citing passages {', '.join(map(str, valid))}",
             confidence=1.0,
-            citations=[citation(passages[n - 1]) for n in valid],
+            citations=[citation(p) for p in cited],
         )
 
     async def _fall_back(self, why: str, question: Question, passages: list[Passage], lexer: Lexer) -> Answer:
@@ -224,11 +225,16 @@ class LLMAnswerer:
 DRAFT_SECONDS = 0.15
 
 
+def without_citations(text: str) -> str:
+    """``text`` without its ``[n]`` marks, spaces before punctuation and runs of spaces."""
+    return " ".join(re.sub(r"\s+([.,;:!?])", r"\1", _CITE.sub("", text)).split())
+
+
 async def _show(drafts: Drafts, text: str) -> None:
     if NO_ANSWER.startswith(text.strip()[: len(NO_ANSWER)].upper()):
         return  # maybe the start of NO_ANSWER: nothing to show
     try:
-        await drafts(" ".join(_CITE.sub("", text).split()))
+        await drafts(without_citations(text))
     except Exception as exc:  # a draft that cannot be shown must not cost the answer
         log.warning("llm.draft_not_shown", error=f"{type(exc).__name__}: {exc}"[:200])
 
@@ -260,6 +266,21 @@ def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, ValueError):  # MalformedReply, or a body that is not JSON
         return "malformed"
     return "error"
+
+
+def cached_client(
+    cache: dict[tuple[str, str, float, int], openai.AsyncOpenAI],
+    base_url: str,
+    api_key: str,
+    *,
+    timeout: float,
+    max_retries: int,
+) -> openai.AsyncOpenAI:
+    """``client_for``, made once per endpoint and key (by fingerprint) and kept in ``cache``."""
+    entry = (base_url, hashlib.sha256(api_key.encode()).hexdigest(), timeout, max_retries)
+    if entry not in cache:
+        cache[entry] = client_for(base_url, api_key, timeout=timeout, max_retries=max_retries)
+    return cache[entry]
 
 
 def client_for(base_url: str, api_key: str, *, timeout: float, max_retries: int) -> openai.AsyncOpenAI:

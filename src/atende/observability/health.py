@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atende.db.migrate import current_revision, head_revision
 from atende.jobs.queue import backlog
 from atende.observability import metrics
-from atende.runtime import Runtime
+from atende.runtime import LLM_CIRCUITS, Runtime
 
 TIMEOUT_SECONDS = 5
 
@@ -77,7 +77,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, list[Check]]:
 def _llm(runtime: Runtime) -> Check:
     """The LLM circuits this process has used. Never failing: with a circuit open, turns
     answer with the extractive answerer (or hand off), so the service is still ready."""
-    states: dict[str, str] = runtime.extras.get("llm_circuits", {})
+    states: dict[str, str] = runtime.extras.get(LLM_CIRCUITS, {})
     if not states:
         return Check("llm", True, "no LLM endpoint used by this process yet")
     opened = sorted(name for name, state in states.items() if state != "closed")
