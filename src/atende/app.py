@@ -36,6 +36,7 @@ from atende.observability import metrics
 from atende.observability.api import router as operations_router
 from atende.observability.logging import configure as configure_logging
 from atende.tenancy.api import router as tenancy_router
+from atende.tenancy.support_api import router as support_router
 from atende.webhooks.api import router as webhooks_router
 
 log = structlog.get_logger(__name__)
@@ -202,7 +203,10 @@ def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], No
 
     @app.exception_handler(AtendeError)
     async def domain_error(_request: Request, exc: AtendeError) -> JSONResponse:
-        return _error(exc.status_code, exc.code, exc.message)
+        body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
+        if exc.field is not None:
+            body["field"] = exc.field
+        return JSONResponse(body, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -278,6 +282,7 @@ def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], No
     for router in (
         operations_router,
         tenancy_router,
+        support_router,
         conversations_router,
         engine_router,
         knowledge_router,

@@ -227,6 +227,10 @@ def keys_create(
     company: CompanyOpt,
     name: Annotated[str, typer.Option(help="What the key is for.")] = "api key",
     role: Annotated[str, typer.Option(help="admin, agent or viewer.")] = "admin",
+    user: Annotated[
+        str | None,
+        typer.Option(help="A member's e-mail: a personal key that acts as them (an agent's own key)."),
+    ] = None,
 ) -> None:
     """Create an API key. The key is printed once; only its hash is stored."""
     from atende.errors import InvalidInput
@@ -239,7 +243,12 @@ def keys_create(
         company_id = await _company_id(runtime, company)
         async with runtime.db.transaction() as session:
             key, full = await service.create_api_key(
-                session, secret_key=runtime.secret_key, company_id=company_id, name=name, role=Role(role)
+                session,
+                secret_key=runtime.secret_key,
+                company_id=company_id,
+                name=name,
+                role=Role(role),
+                user_email=user,
             )
             return key.prefix, full
 

@@ -6,7 +6,9 @@ and jobs (the worker's context). It imports no domain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from atende.config import Settings
@@ -28,6 +30,8 @@ class Runtime:
     jobs: JobQueue
     listener: Listener
     extras: dict[str, Any] = field(default_factory=dict)
+    # "now" for business hours and handoff decisions; tests set a fixed instant
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
     def secret_key(self) -> str:

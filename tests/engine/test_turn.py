@@ -15,7 +15,7 @@ from atende.engine import smalltalk
 from atende.engine.messages import phrase
 from tests.conftest import SHARED_DATA, CompanyCtx, ask
 
-STEPS = ["normalise", "detect_language", "small_talk", "retrieve", "answer", "decide"]
+STEPS = ["normalise", "detect_language", "small_talk", "handoff_signal", "retrieve", "answer", "decide"]
 
 
 async def conversation(client: httpx.AsyncClient, conversation_id: str) -> dict[str, Any]:
@@ -162,7 +162,7 @@ async def test_a_question_the_knowledge_base_cannot_answer_is_handed_to_a_human_
     reply = body["reply"]
     assert reply["text"] == phrase("handoff", language)
     assert reply["language"] == language
-    assert reply["meta"] == {"decision": "handoff"}
+    assert reply["meta"] == {"decision": "handoff", "ticket": False}  # open, no agents tracked
     detail = await conversation(kb_company.client, body["conversation_id"])
     assert detail["state"] == "waiting_human"
     assert detail["language"] == language

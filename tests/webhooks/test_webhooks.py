@@ -180,7 +180,12 @@ async def test_a_handoff_sends_state_changed_and_handoff_only_to_subscribed_endp
     by_type = {r.event["type"]: r.event for r in received}
     change = {"conversation_id": body["conversation_id"], "from": "bot", "to": "waiting_human"}
     assert by_type["conversation.state_changed"]["data"] == change
-    assert by_type["conversation.handoff"]["data"] == change
+    handoff = by_type["conversation.handoff"]["data"]
+    assert {k: handoff[k] for k in change} == change
+    # where it waits and why: the company queue, answered soon (no hours set, no agents tracked)
+    assert handoff["team_id"] is None
+    assert handoff["ticket"] is False
+    assert handoff["reason"].startswith("weak evidence")
     for request in received:
         assert_signed(request, both["secret"])
     await receiver.wait_for(handoff_path, lambda rs: len(rs) >= 1)

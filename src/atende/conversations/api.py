@@ -13,6 +13,7 @@ from atende.conversations import service
 from atende.conversations.models import Message
 from atende.conversations.schemas import (
     AgentReplyIn,
+    AssignIn,
     ConversationDetail,
     ConversationPublic,
     CustomerMessageIn,
@@ -20,12 +21,18 @@ from atende.conversations.schemas import (
     MessagePublic,
     Page,
     PostMessageResult,
+    QueueItem,
+    ReasonIn,
     StateChangeIn,
     TransitionPublic,
 )
 from atende.conversations.states import State
+from atende.errors import InvalidInput
+from atende.hours import Schedule, business_seconds
 from atende.observability import metrics
+from atende.tenancy import hours
 from atende.tenancy.deps import AgentTenant, Tenant, ViewerTenant
+from atende.tenancy.service import get_company
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
 API_CHANNEL = "api"
@@ -149,6 +156,7 @@ async def post_agent_reply(
             conversation_id,
             text=text,
             agent_id=body.agent_id or tenant.actor_id,
+            assignee_id=tenant.principal.user_id,
         )
     return MessagePublic.model_validate(message)
 
@@ -168,3 +176,92 @@ async def change_state(
             reason=body.reason,
         )
     return ConversationPublic.model_validate(conversation)
+
+
+@router.get("/queue", response_model=list[QueueItem], summary="Conversations waiting for a person")
+async def list_queue(
+    tenant: AgentTenant,
+    team: str | None = Query(None, max_length=80, description="Only this team's queue (slug or id)."),
+    limit: int = Query(100, ge=1, le=500),
+) -> list[QueueItem]:
+    """Tickets first (kept while the team was closed or nobody was online: when the team
+    opens they are at the top), then by how long they have waited."""
+    now = tenant.runtime.clock()
+    async with tenant.transaction() as session:
+        team_id = (await hours.get_team(session, team)).id if team else None
+        rows = await service.list_queue(session, team_id=team_id, limit=limit)
+        company = await get_company(session, str(tenant.principal.company_id))
+        schedules: dict[uuid.UUID | None, Schedule] = {None: hours.company_schedule(company)}
+        for t, _members in await hours.list_teams(session):
+            if t.hours:
+                schedules[t.id] = hours.schedule_of(t.hours)
+        return [
+            QueueItem(
+                **ConversationPublic.model_validate(c).model_dump(),
+                waiting_business_seconds=business_seconds(
+                    schedules.get(c.team_id, schedules[None]), c.waiting_since or c.updated_at, now
+                )
+                if (c.waiting_since or c.updated_at) <= now
+                else 0.0,
+            )
+            for c in rows
+        ]
+
+
+@router.post("/conversations/{conversation_id}/assign", response_model=ConversationPublic)
+async def assign(conversation_id: uuid.UUID, body: AssignIn, tenant: AgentTenant) -> ConversationPublic:
+    """Take a conversation (`me`, with a personal key) or give it to an agent: it becomes
+    `human` and theirs, and the bot stays silent until it is handed back."""
+    async with tenant.transaction() as session:
+        await service.get_conversation(session, conversation_id)  # 404 before anything else
+        if body.agent == "me":
+            if tenant.principal.user_id is None:
+                raise InvalidInput(
+                    "agent: 'me' needs a personal key (atende keys create --user EMAIL); "
+                    "or name the agent by user id or e-mail",
+                    field="agent",
+                )
+            assignee = tenant.principal.user_id
+        else:
+            assignee = (await hours.find_agent(session, body.agent)).user_id
+        conversation = await service.assign(
+            session,
+            tenant.runtime.jobs,
+            conversation_id,
+            assignee_id=assignee,
+            actor_type="agent" if tenant.principal.user_id else "api",
+            actor_id=tenant.actor_id,
+        )
+    return ConversationPublic.model_validate(conversation)
+
+
+async def _move(
+    tenant: Tenant, conversation_id: uuid.UUID, target: State, reason: str | None
+) -> ConversationPublic:
+    async with tenant.transaction() as session:
+        conversation = await service.change_state(
+            session,
+            tenant.runtime.jobs,
+            conversation_id,
+            target,
+            actor_type="agent" if tenant.principal.user_id else "api",
+            actor_id=tenant.actor_id,
+            reason=reason,
+        )
+    return ConversationPublic.model_validate(conversation)
+
+
+@router.post("/conversations/{conversation_id}/handback", response_model=ConversationPublic)
+async def hand_back(
+    conversation_id: uuid.UUID, tenant: AgentTenant, body: ReasonIn | None = None
+) -> ConversationPublic:
+    """Give the conversation back to the bot: it answers the customer's next message."""
+    return await _move(tenant, conversation_id, State.bot, (body.reason if body else None) or "handed back")
+
+
+@router.post("/conversations/{conversation_id}/resolve", response_model=ConversationPublic)
+async def resolve(
+    conversation_id: uuid.UUID, tenant: AgentTenant, body: ReasonIn | None = None
+) -> ConversationPublic:
+    """Close the conversation; a new customer message reopens it (to the bot)."""
+    return await _move(tenant, conversation_id, State.resolved, (body.reason if body else None) or "resolved")

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Identity,
@@ -39,7 +40,16 @@ class Contact(IdMixin, CompanyOwned, Base):
 
 class Conversation(IdMixin, CompanyOwned, Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_company_updated", "company_id", "updated_at", "id"),)
+    __table_args__ = (
+        Index("ix_conversations_company_updated", "company_id", "updated_at", "id"),
+        # the queue: a company's conversations waiting for a person, oldest first
+        Index(
+            "ix_conversations_queue",
+            "company_id",
+            "waiting_since",
+            postgresql_where=text("state = 'waiting_human'"),
+        ),
+    )
     company_index_in_table_args = True
 
     contact_id: Mapped[uuid.UUID] = mapped_column(
@@ -49,6 +59,18 @@ class Conversation(IdMixin, CompanyOwned, Base):
     state: Mapped[str] = mapped_column(String(20), default="bot")
     language: Mapped[str | None] = mapped_column(String(5), nullable=True)
     visitor_token_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # the human side: which team's queue it waits in, who owns it, since when it waits, whether
+    # it waits as a ticket (handed off while closed or with nobody online) and whether the bot
+    # still answers knowledge-base questions meanwhile (a company setting, while closed)
+    team_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("teams.id", ondelete="SET NULL"), nullable=True
+    )
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ticket: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    bot_assists: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow
     )

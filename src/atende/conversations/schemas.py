@@ -108,6 +108,32 @@ class ConversationPublic(BaseModel):
     language: str | None
     created_at: datetime
     updated_at: datetime
+    team_id: uuid.UUID | None = None
+    assignee_id: uuid.UUID | None = None
+    waiting_since: datetime | None = Field(default=None, description="When it joined the queue.")
+    ticket: bool = Field(
+        default=False, description="Waits for the team to open or for someone to come online."
+    )
+
+
+class QueueItem(ConversationPublic):
+    waiting_business_seconds: float = Field(
+        description="Business time waited so far (the team's hours, else the company's)."
+    )
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent: str = Field(
+        default="me",
+        max_length=320,
+        description="A user id or e-mail of an agent of the company, or `me` (a personal key).",
+    )
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class TransitionPublic(BaseModel):

@@ -116,6 +116,15 @@ async def _record_transition(
     session.add(transition)
     conversation.state = target.value
     conversation.updated_at = datetime.now(UTC)
+    if target in (State.bot, State.resolved):  # the human side of a handoff is over
+        conversation.team_id = conversation.assignee_id = conversation.waiting_since = None
+        conversation.ticket = conversation.bot_assists = False
+    elif target == State.waiting_human:
+        conversation.assignee_id = None
+        if conversation.waiting_since is None:
+            conversation.waiting_since = conversation.updated_at
+    elif target == State.human:
+        conversation.bot_assists = False
     return transition
 
 
@@ -148,7 +157,7 @@ async def start_visitor_conversation(
 
 
 # the SQL function is migration 0004's; its OUT columns, in order, after outcome and state
-_RECEIVE = "SELECT * FROM atende_receive_message_v1(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_RECEIVE = "SELECT * FROM atende_receive_message_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _MESSAGE_COLUMNS = (
     "id",
     "seq",
@@ -169,7 +178,7 @@ async def receive_inbound(
 ) -> Received:
     """Store a customer message once, reopen or open its conversation, enqueue the bot turn.
 
-    One round trip: ``atende_receive_message_v1`` (migration 0004) dedupes by the channel's
+    One round trip: ``atende_receive_message_v2`` (migrations 0004, 0007) dedupes by the channel's
     message id, upserts the contact, locks or opens the conversation, stores the message,
     reopens a resolved conversation, queues the bot turn (when the bot owns the
     conversation) and the webhook deliveries, and notifies live listeners. Every statement
@@ -215,14 +224,30 @@ async def _announce_message(session: AsyncSession, jobs: JobQueue, message: Mess
     await webhooks.emit(session, jobs, "message.created", _message_event(message))
 
 
+def queue_topic(company_id: uuid.UUID) -> str:
+    """The live topic of a company's queue (handoffs, assignments): what agents' screens follow."""
+    return f"queue:{company_id}"
+
+
 async def _emit_state_change(
-    session: AsyncSession, jobs: JobQueue, conversation: Conversation, previous: str
+    session: AsyncSession,
+    jobs: JobQueue,
+    conversation: Conversation,
+    previous: str,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     data = {"conversation_id": str(conversation.id), "from": previous, "to": conversation.state}
     await publish(session, str(conversation.id), "state", state=conversation.state)
     await webhooks.emit(session, jobs, "conversation.state_changed", data)
+    queue_event = {
+        **data,
+        "team_id": str(conversation.team_id) if conversation.team_id else None,
+        "assignee_id": str(conversation.assignee_id) if conversation.assignee_id else None,
+        "ticket": conversation.ticket,
+    }
+    await publish(session, queue_topic(conversation.company_id), "queue", **queue_event, **(extra or {}))
     if conversation.state == State.waiting_human.value:
-        await webhooks.emit(session, jobs, "conversation.handoff", data)
+        await webhooks.emit(session, jobs, "conversation.handoff", {**queue_event, **(extra or {})})
 
 
 async def get_conversation(
@@ -259,6 +284,82 @@ async def change_state(
     )
     await _emit_state_change(session, jobs, conversation, previous)
     return conversation
+
+
+async def hand_to_team(
+    session: AsyncSession,
+    jobs: JobQueue,
+    conversation: Conversation,
+    *,
+    team_id: uuid.UUID | None,
+    ticket: bool,
+    bot_assists: bool,
+    reason: str,
+    actor_type: str = "bot",
+    extra: dict[str, Any] | None = None,
+) -> Conversation:
+    """Queue a conversation (locked by the caller) for people: ``team_id``'s queue or the
+    company's; ``ticket`` when it waits for the team to open or someone to come online.
+    Agents' screens hear of it live, and the ``conversation.handoff`` webhook carries it."""
+    previous = conversation.state
+    check_transition(State(previous), State.waiting_human)
+    await _record_transition(session, conversation, State.waiting_human, actor_type=actor_type, reason=reason)
+    conversation.team_id, conversation.ticket, conversation.bot_assists = team_id, ticket, bot_assists
+    await _emit_state_change(session, jobs, conversation, previous, {"reason": reason, **(extra or {})})
+    return conversation
+
+
+async def assign(
+    session: AsyncSession,
+    jobs: JobQueue,
+    conversation_id: uuid.UUID,
+    *,
+    assignee_id: uuid.UUID,
+    actor_type: str,
+    actor_id: str | None,
+) -> Conversation:
+    """An agent takes the conversation (or is given it): it becomes ``human`` and theirs; the
+    bot stays silent until it is handed back. Reassigning is recorded like a state change."""
+    conversation = await get_conversation(session, conversation_id, for_update=True)
+    previous = conversation.state
+    reason = f"assigned to {assignee_id}"
+    if previous == State.human.value:
+        if conversation.assignee_id == assignee_id:
+            raise InvalidInput(f"the conversation is already assigned to {assignee_id}")
+        session.add(
+            StateTransition(
+                conversation_id=conversation.id,
+                from_state=previous,
+                to_state=previous,
+                actor_type=actor_type,
+                actor_id=actor_id,
+                reason=reason,
+            )
+        )
+    else:
+        try:
+            check_transition(State(previous), State.human)
+        except InvalidTransition as exc:
+            raise InvalidInput(str(exc)) from exc
+        await _record_transition(
+            session, conversation, State.human, actor_type=actor_type, actor_id=actor_id, reason=reason
+        )
+    conversation.assignee_id = assignee_id
+    conversation.updated_at = datetime.now(UTC)
+    await _emit_state_change(session, jobs, conversation, previous)
+    return conversation
+
+
+async def list_queue(
+    session: AsyncSession, *, team_id: uuid.UUID | None = None, limit: int = 100
+) -> list[Conversation]:
+    """Conversations waiting for a person: tickets (kept while the team was closed or nobody
+    was online) first, then by how long they have waited."""
+    stmt = select(Conversation).where(Conversation.state == State.waiting_human.value)
+    if team_id is not None:
+        stmt = stmt.where(Conversation.team_id == team_id)
+    stmt = stmt.order_by(Conversation.ticket.desc(), Conversation.waiting_since, Conversation.id)
+    return list(await session.scalars(stmt.limit(limit)))
 
 
 async def add_reply(
@@ -298,15 +399,21 @@ async def post_agent_reply(
     *,
     text: str,
     agent_id: str | None,
+    assignee_id: uuid.UUID | None = None,
 ) -> Message:
-    """An agent answers; the conversation becomes theirs (state ``human``)."""
+    """An agent answers; the conversation becomes theirs (state ``human``; ``assignee_id``:
+    the person replying, when known)."""
     conversation = await get_or_404(session, Conversation, conversation_id, "conversation", for_update=True)
     if conversation.state != State.human.value:
         previous = conversation.state
         await _record_transition(
             session, conversation, State.human, actor_type="agent", actor_id=agent_id, reason="agent replied"
         )
+        if assignee_id is not None:
+            conversation.assignee_id = assignee_id
         await _emit_state_change(session, jobs, conversation, previous)
+    elif conversation.assignee_id is None and assignee_id is not None:
+        conversation.assignee_id = assignee_id
     return await add_reply(
         session,
         jobs,

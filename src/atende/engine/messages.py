@@ -1,23 +1,69 @@
-"""What the bot says in its own words, in each language it speaks."""
+"""What the bot says in its own words, in each language it speaks, and when the team is back
+("segunda-feira às 08:00") in the customer's language and the company's timezone."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_time
+
 PHRASES: dict[str, dict[str, str]] = {
-    "handoff": {
-        "pt": "Não encontrei essa informação na nossa base de conhecimento. Vou encaminhar sua "
-        "mensagem para uma pessoa da nossa equipe, que vai responder em breve.",
-        "en": "I couldn't find that in our knowledge base. I'm passing your message to a person "
-        "on our team, who will reply soon.",
-        "es": "No encontré esa información en nuestra base de conocimiento. Voy a pasar tu "
-        "mensaje a una persona de nuestro equipo, que te responderá pronto.",
+    # why the bot hands off (the first sentence of a handoff reply) ...
+    "lead:evidence": {
+        "pt": "Não encontrei essa informação na nossa base de conhecimento.",
+        "en": "I couldn't find that in our knowledge base.",
+        "es": "No encontré esa información en nuestra base de conocimiento.",
     },
-    "failure": {
-        "pt": "Tive um problema para responder sua mensagem. Vou encaminhá-la para uma pessoa da "
-        "nossa equipe, que vai responder em breve.",
-        "en": "I had a problem answering your message. I'm passing it to a person on our team, "
-        "who will reply soon.",
-        "es": "Tuve un problema para responder tu mensaje. Voy a pasarlo a una persona de nuestro "
-        "equipo, que te responderá pronto.",
+    "lead:requested": {"pt": "Claro!", "en": "Of course!", "es": "¡Claro!"},
+    "lead:rule": {
+        "pt": "Esse assunto é tratado diretamente pela nossa equipe.",
+        "en": "This is something our team handles directly.",
+        "es": "Este tema lo atiende directamente nuestro equipo.",
+    },
+    "lead:repeat": {
+        "pt": "Parece que minhas respostas não resolveram sua dúvida.",
+        "en": "It seems my answers haven't solved your question.",
+        "es": "Parece que mis respuestas no resolvieron tu duda.",
+    },
+    "lead:failure": {
+        "pt": "Tive um problema para responder sua mensagem.",
+        "en": "I had a problem answering your message.",
+        "es": "Tuve un problema para responder tu mensaje.",
+    },
+    # ... and what happens next: someone answers soon, or the team is closed, or nobody is online
+    "next:open": {
+        "pt": "Vou encaminhar sua mensagem para uma pessoa da nossa equipe, que vai responder em breve.",
+        "en": "I'm passing your message to a person on our team, who will reply soon.",
+        "es": "Voy a pasar tu mensaje a una persona de nuestro equipo, que te responderá pronto.",
+    },
+    "next:closed": {
+        "pt": "Nossa equipe está fora do horário de atendimento agora e volta {when}. Sua mensagem "
+        "fica guardada e vamos responder por aqui.",
+        "en": "Our team is outside its working hours right now and will be back {when}. Your message "
+        "is kept and we will reply here.",
+        "es": "Nuestro equipo está fuera de su horario de atención ahora y vuelve {when}. Tu mensaje "
+        "queda guardado y te responderemos por aquí.",
+    },
+    "next:closed_indefinitely": {
+        "pt": "Nossa equipe não está atendendo agora. Sua mensagem fica guardada e vamos responder por aqui.",
+        "en": "Our team is not working right now. Your message is kept and we will reply here.",
+        "es": "Nuestro equipo no está atendiendo ahora. Tu mensaje queda guardado y te responderemos "
+        "por aquí.",
+    },
+    "next:nobody": {
+        "pt": "No momento não há ninguém da equipe disponível. Sua mensagem fica guardada e uma "
+        "pessoa vai responder por aqui assim que possível.",
+        "en": "Nobody on our team is available right now. Your message is kept and a person will "
+        "reply here as soon as possible.",
+        "es": "En este momento no hay nadie del equipo disponible. Tu mensaje queda guardado y una "
+        "persona te responderá por aquí lo antes posible.",
+    },
+    "next:bot_assists": {
+        "pt": "Enquanto isso, posso continuar respondendo dúvidas sobre o que está na nossa base de "
+        "conhecimento.",
+        "en": "Meanwhile, I can keep answering questions our help center covers.",
+        "es": "Mientras tanto, puedo seguir respondiendo preguntas que cubre nuestro centro de ayuda.",
     },
     "greeting": {
         "pt": "Olá! Como posso ajudar?",
@@ -32,6 +78,69 @@ PHRASES: dict[str, dict[str, str]] = {
 }
 
 
+# "handoff": a weak-evidence handoff while the team is open (what earlier versions said)
+PHRASES["handoff"] = {
+    lang: f"{PHRASES['lead:evidence'][lang]} {PHRASES['next:open'][lang]}" for lang in ("pt", "en", "es")
+}
+LOCALES = {"pt": "pt_BR", "en": "en_US", "es": "es_ES"}
+
+
 def phrase(key: str, language: str) -> str:
     options = PHRASES[key]
     return options.get(language, options["en"])
+
+
+def when_back(now: datetime, opens: datetime, timezone: str, language: str) -> str:
+    """When the team is back, said as a person would in ``language``, in the company's time:
+    "hoje às 14:00", "tomorrow at 8:00 AM", "el lunes a las 08:00", and the date when it is
+    more than a week away ("segunda-feira, 5 de janeiro, às 08:00")."""
+    zone = ZoneInfo(timezone)
+    local_now, local = now.astimezone(zone), opens.astimezone(zone)
+    locale = LOCALES.get(language, "en_US")
+    days = (local.date() - local_now.date()).days
+    clock = format_time(local, "HH:mm" if language in ("pt", "es") else "h:mm a", locale=locale)
+    clock = clock.replace("\u202f", " ")
+    weekday = format_date(local, "EEEE", locale=locale)
+    date_words = format_date(local, "d 'de' MMMM", locale=locale)  # pt, es: "5 de janeiro"
+    if language == "pt":
+        day = {0: "hoje", 1: "amanhã"}.get(days) or weekday
+        if days > 6:
+            day = f"{weekday}, {date_words},"
+        return f"{day} às {clock}"
+    if language == "es":
+        article = "a la" if local.hour == 1 else "a las"
+        day = {0: "hoy", 1: "mañana"}.get(days) or f"el {weekday}"
+        if days > 6:
+            day = f"el {weekday} {date_words}"
+        return f"{day} {article} {clock}"
+    day = {0: "today", 1: "tomorrow"}.get(days) or f"on {weekday}"
+    if days > 6:
+        day = f"on {weekday}, {format_date(local, 'MMMM d', locale=locale)}"
+    return f"{day} at {clock}"
+
+
+def handoff_text(
+    lead: str,
+    language: str,
+    *,
+    now: datetime,
+    is_open: bool,
+    staffed: bool,
+    opens: datetime | None,
+    timezone: str,
+    bot_assists: bool = False,
+) -> str:
+    """The reply that hands a conversation to the team: why (``lead``: evidence, requested,
+    rule, repeat, failure), then what happens next given the hours and who is online."""
+    parts = [phrase(f"lead:{lead}", language)]
+    if is_open and staffed:
+        parts.append(phrase("next:open", language))
+    elif not is_open and opens is not None:
+        parts.append(phrase("next:closed", language).format(when=when_back(now, opens, timezone, language)))
+    elif not is_open:
+        parts.append(phrase("next:closed_indefinitely", language))
+    else:
+        parts.append(phrase("next:nobody", language))
+    if bot_assists and not is_open:
+        parts.append(phrase("next:bot_assists", language))
+    return " ".join(parts)

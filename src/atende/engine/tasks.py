@@ -11,6 +11,8 @@ import structlog
 from purgatory import AsyncCircuitBreakerFactory
 
 from atende import netguard
+from atende.conversations import service as conversations
+from atende.db.pubsub import publish
 from atende.engine.turn import Ports, hand_off_after_failure, run_turn
 from atende.jobs.queue import RETRY
 from atende.knowledge.embedding import embedder_for
@@ -23,6 +25,7 @@ from atende.runtime import LLM_CIRCUITS, LLM_CLIENTS, Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import decrypt_secret
 from atende.tenancy.models import Company
+from atende.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -151,8 +154,24 @@ async def run_turn_job(context: procrastinate.JobContext, company_id: str, messa
             raise
 
 
+async def announce_opening_job(context: procrastinate.JobContext, company_id: str) -> int:
+    """The team has just opened: tell agents' screens (live) and the company's webhook how many
+    tickets wait, oldest first in the queue."""
+    runtime: Runtime = context.additional_context["runtime"]
+    company = uuid.UUID(company_id)
+    async with runtime.db.transaction(company) as session:
+        waiting = await conversations.list_queue(session, limit=1000)
+        tickets = [c for c in waiting if c.ticket]
+        data = {"waiting": len(waiting), "tickets": len(tickets)}
+        await publish(session, conversations.queue_topic(company), "opened", **data)
+        await webhooks.emit(session, runtime.jobs, "queue.opened", data)
+    log.info("queue.opened", company_id=company_id, **data)
+    return len(tickets)
+
+
 def blueprint() -> procrastinate.Blueprint:
     """The engine's tasks (a new blueprint each call: procrastinate binds one to one app)."""
     bp = procrastinate.Blueprint()
     bp.task(name="run_turn", retry=RETRY, pass_context=True)(run_turn_job)
+    bp.task(name="announce_opening", retry=RETRY, pass_context=True)(announce_opening_job)
     return bp

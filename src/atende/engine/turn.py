@@ -1,4 +1,5 @@
-"""One bot turn: normalise → detect language → (small talk | retrieve → answer) → decide.
+"""One bot turn: normalise → detect language → (small talk | handoff signal | retrieve → answer)
+→ decide; a handoff is routed by business hours and who is online (``engine.handoff``).
 
 Each step is a small function over a ``Turn`` and the ports (retriever, answerer); the
 runner times every step and writes a trace. The reply, the trace and any handoff are
@@ -19,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
+from atende.conversations.models import Conversation, Message
 from atende.conversations.states import State
 from atende.db.pubsub import publish, publish_now
-from atende.engine import smalltalk
-from atende.engine.messages import phrase
+from atende.engine import handoff, smalltalk
+from atende.engine.messages import handoff_text, phrase
 from atende.engine.models import Trace
 from atende.errors import NotFound
 from atende.knowledge import language as languages
@@ -30,9 +32,12 @@ from atende.knowledge.retrieval import Passage, Retriever, lexemes, question_ste
 from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.observability import metrics
 from atende.runtime import Runtime
+from atende.tenancy import hours
 from atende.tenancy import service as tenancy
+from atende.tenancy.models import Company
 
 log = structlog.get_logger(__name__)
+OPENING_TASK = "engine:announce_opening"
 
 
 @dataclass
@@ -53,10 +58,12 @@ class Turn:
     history: tuple[tuple[str, str], ...] = ()  # earlier messages: (author, text), oldest first
     instructions: str = ""  # the company's words to the assistant
     company_name: str = ""
+    handoff_settings: dict[str, Any] = field(default_factory=dict)  # the company's rules
     text: str = ""
     query: str = ""  # what to look up: the text without an opening greeting
     language: str = "pt"
     small_talk: str | None = None
+    signal: handoff.Signal | None = None  # goes to a person before any lookup
     passages: list[Passage] = field(default_factory=list)
     answer: Answer | None = None
     decision: str = "handoff"
@@ -85,8 +92,13 @@ async def recognise_small_talk(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
     turn.query = smalltalk.without_greeting(turn.text)
 
 
+async def recognise_handoff(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
+    if not turn.small_talk:
+        turn.signal = handoff.signal(turn.text, turn.history, turn.handoff_settings)
+
+
 async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
-    if turn.small_talk:
+    if turn.small_talk or turn.signal:
         return
     started = time.perf_counter()
     turn.passages = await ports.retriever.retrieve(session, turn.query, ports.top_k, turn.language)
@@ -94,7 +106,7 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
 
 
 async def answer(session: AsyncSession, turn: Turn, ports: Ports) -> None:
-    if turn.small_talk:
+    if turn.small_talk or turn.signal:
         return
 
     async def lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
@@ -112,7 +124,7 @@ async def answer_with(
 ) -> None:
     """The answer step given the question's stems and a lexer (no session of its own: the
     real turn runs it outside any transaction, an LLM may take seconds)."""
-    if turn.small_talk:
+    if turn.small_talk or turn.signal:
         return
     question = Question(
         turn.text,
@@ -129,6 +141,8 @@ async def answer_with(
 async def decide(_s: AsyncSession | None, turn: Turn, _p: Ports) -> None:
     if turn.small_talk:
         turn.decision, turn.reason = "answer", f"small talk: {turn.small_talk}"
+    elif turn.signal:
+        turn.decision, turn.reason = "handoff", turn.signal.reason
     elif turn.answer is not None and turn.answer.text:
         turn.decision, turn.reason = "answer", turn.answer.reason
     else:
@@ -140,11 +154,12 @@ PIPELINE: list[tuple[str, Step]] = [
     ("normalise", normalise),
     ("detect_language", detect_language),
     ("small_talk", recognise_small_talk),
+    ("handoff_signal", recognise_handoff),
     ("retrieve", retrieve),
     ("answer", answer),
     ("decide", decide),
 ]
-GATHER = PIPELINE[:4]  # what the real turn does inside its reading transaction
+GATHER = PIPELINE[:5]  # what the real turn does inside its reading transaction
 
 
 async def timed(turn: Turn, name: str, work: Awaitable[None]) -> None:
@@ -162,12 +177,79 @@ async def think(
     return turn
 
 
-def _reply_text(turn: Turn) -> tuple[str, dict[str, Any]]:
+def _answer_text(turn: Turn) -> tuple[str, dict[str, Any]]:
     if turn.small_talk:
         return phrase(turn.small_talk, turn.language), {}
-    if turn.decision == "answer" and turn.answer and turn.answer.text:
-        return turn.answer.text, {"citations": turn.answer.citations, "confidence": turn.answer.confidence}
-    return phrase("handoff", turn.language), {}
+    assert turn.answer is not None
+    assert turn.answer.text
+    return turn.answer.text, {"citations": turn.answer.citations, "confidence": turn.answer.confidence}
+
+
+def _may_answer(conversation: Conversation) -> bool:
+    """The bot owns the conversation, or assists while it waits as a ticket (closed hours)."""
+    return conversation.state == State.bot.value or (
+        conversation.state == State.waiting_human.value and conversation.bot_assists
+    )
+
+
+async def hand_off(
+    session: AsyncSession,
+    runtime: Runtime,
+    conversation: Conversation,
+    company: Company,
+    *,
+    lead: str,
+    reason: str,
+    language: str,
+    reply_to_id: uuid.UUID,
+    team: str | None = None,
+) -> Message:
+    """Tell the customer what happens next and queue the conversation (locked by the caller)
+    for the team: when it is open and someone is online a person answers soon; else it waits
+    as a ticket and the customer hears when the team is back, in their language and time."""
+    now = runtime.clock()
+    routing = await handoff.route(session, company, team, now)
+    text = handoff_text(
+        lead,
+        language,
+        now=now,
+        is_open=routing.is_open,
+        staffed=routing.staffed,
+        opens=routing.opens,
+        timezone=routing.timezone,
+        bot_assists=routing.bot_assists,
+    )
+    reply = await conversations.add_reply(
+        session,
+        runtime.jobs,
+        conversation,
+        author="bot",
+        text=text,
+        reply_to_id=reply_to_id,
+        language=language,
+        meta={"decision": "handoff", "ticket": routing.ticket},
+    )
+    note = "" if not routing.ticket else " (closed)" if not routing.is_open else " (nobody online)"
+    await conversations.hand_to_team(
+        session,
+        runtime.jobs,
+        conversation,
+        team_id=routing.team_id,
+        ticket=routing.ticket,
+        bot_assists=routing.bot_assists,
+        reason=f"{reason}{note}"[:500],
+        extra={"opens": routing.opens.isoformat() if routing.opens else None},
+    )
+    if routing.ticket and routing.opens is not None:
+        # when the team opens, its screens and webhook hear that tickets are waiting
+        await runtime.jobs.enqueue(
+            session,
+            OPENING_TASK,
+            queueing_lock=f"opening:{company.id}:{routing.opens.isoformat()}",
+            schedule_at=routing.opens,
+            company_id=str(company.id),
+        )
+    return reply
 
 
 async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, message_id: uuid.UUID) -> str:
@@ -178,7 +260,7 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         if await conversations.bot_reply_exists(session, message_id):
             return "already_answered"
         conversation = await conversations.get_conversation(session, message.conversation_id)
-        if conversation.state != State.bot.value:
+        if not _may_answer(conversation):
             return "not_bot_state"
         # the message id lets a client ignore a "typing" that arrives after the reply itself
         await publish(session, str(conversation.id), "typing", message_id=str(message_id))
@@ -199,6 +281,7 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
                 history=tuple((m.author, m.text) for m in earlier if m.author != "system"),
                 instructions=str((company.settings or {}).get("instructions", "")),
                 company_name=company.name,
+                handoff_settings=hours.handoff_settings(company),
             )
             await think(session, turn, ports, GATHER)
             stems = {} if turn.small_talk else await question_stems(session, turn.query)
@@ -221,31 +304,43 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
             # that nobody (an agent, another run of this turn) changed it meanwhile. Writing the
             # conversation before this lock would deadlock with an intake waiting for it.
             conversation = await conversations.get_conversation(session, conversation.id, for_update=True)
-            if conversation.state != State.bot.value:
+            if not _may_answer(conversation):
                 return "not_bot_state"
             if await conversations.bot_reply_exists(session, message_id):
                 return "already_answered"
             conversation.language = turn.language
-            text, meta = _reply_text(turn)
-            meta["decision"] = turn.decision
-            reply = await conversations.add_reply(
-                session,
-                runtime.jobs,
-                conversation,
-                author="bot",
-                text=text,
-                reply_to_id=message_id,
-                language=turn.language,
-                meta=meta,
-            )
+            if conversation.state == State.waiting_human.value:
+                # a ticket waiting for the team: the bot only answers what it can, while closed
+                if not await _still_closed(session, runtime, conversation):
+                    conversation.bot_assists = False  # open again: people take it from here
+                    return "left_for_the_team"
+                if turn.decision != "answer":
+                    return "left_for_the_team"  # kept for the team, who answer when back
             if turn.decision == "handoff":
-                await conversations.change_state(
+                company = await tenancy.get_company(session, str(company_id))
+                reply = await hand_off(
+                    session,
+                    runtime,
+                    conversation,
+                    company,
+                    lead=turn.signal.lead if turn.signal else "evidence",
+                    reason=turn.reason,
+                    language=turn.language,
+                    reply_to_id=message_id,
+                    team=turn.signal.team if turn.signal else None,
+                )
+            else:
+                text, meta = _answer_text(turn)
+                meta["decision"] = turn.decision
+                reply = await conversations.add_reply(
                     session,
                     runtime.jobs,
-                    conversation.id,
-                    State.waiting_human,
-                    actor_type="bot",
-                    reason=turn.reason,
+                    conversation,
+                    author="bot",
+                    text=text,
+                    reply_to_id=message_id,
+                    language=turn.language,
+                    meta=meta,
                 )
             total_ms = (time.perf_counter() - started) * 1000
             session.add(
@@ -290,6 +385,12 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
     return turn.decision
 
 
+async def _still_closed(session: AsyncSession, runtime: Runtime, conversation: Conversation) -> bool:
+    company = await tenancy.get_company(session, str(conversation.company_id))
+    team = str(conversation.team_id) if conversation.team_id else None
+    return not (await handoff.route(session, company, team, runtime.clock())).is_open
+
+
 async def hand_off_after_failure(
     runtime: Runtime, company_id: uuid.UUID, message_id: uuid.UUID, error: str
 ) -> bool:
@@ -302,27 +403,17 @@ async def hand_off_after_failure(
             return False  # deleted meanwhile: nobody to answer
         conversation = await conversations.get_conversation(session, message.conversation_id, for_update=True)
         if conversation.state != State.bot.value or await conversations.bot_reply_exists(session, message_id):
-            return False
-        language = (
-            conversation.language or (await tenancy.get_company(session, str(company_id))).default_language
-        )
-        await conversations.add_reply(
+            return False  # a person has it already, or it was answered
+        company = await tenancy.get_company(session, str(company_id))
+        await hand_off(
             session,
-            runtime.jobs,
+            runtime,
             conversation,
-            author="bot",
-            text=phrase("failure", language),
+            company,
+            lead="failure",
+            reason=f"the bot could not answer: {error}",
+            language=conversation.language or company.default_language,
             reply_to_id=message.id,
-            language=language,
-            meta={"decision": "handoff"},
-        )
-        await conversations.change_state(
-            session,
-            runtime.jobs,
-            conversation.id,
-            State.waiting_human,
-            actor_type="bot",
-            reason=f"the bot could not answer: {error}"[:500],
         )
     metrics.TURNS.labels("failed").inc()
     log.error("turn.failed_handed_off", conversation_id=str(conversation.id), error=error)

@@ -62,16 +62,19 @@ class JobQueue:
         *,
         lock: str | None = None,
         queueing_lock: str | None = None,
+        schedule_at: datetime | None = None,
         **kwargs: Any,
     ) -> int | None:
         """Insert a job in ``session``'s transaction; returns the job id. ``lock``: jobs with
         the same lock run one at a time; ``queueing_lock``: while one such job waits, another
-        is not added (``None`` is returned)."""
+        is not added (``None`` is returned); ``schedule_at``: not run before then."""
         options: dict[str, Any] = {"connection": await driver_connection(session)}
         if lock:
             options["lock"] = lock
         if queueing_lock:
             options["queueing_lock"] = queueing_lock
+        if schedule_at is not None:
+            options["schedule_at"] = schedule_at
         deferrer = self.app.configure_task(task, **options)
         if not queueing_lock:
             return await deferrer.defer_async(**kwargs)

@@ -59,6 +59,9 @@ class Tenant:
 
     @property
     def actor_id(self) -> str | None:
+        """Who acts, for the record: the person of a personal key, else the key."""
+        if self.principal.user_id is not None:
+            return str(self.principal.user_id)
         return self.principal.key_prefix
 
 

@@ -57,6 +57,39 @@ class Membership(IdMixin, CompanyOwned, Base):
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     role: Mapped[str] = mapped_column(String(20))
+    availability: Mapped[str] = mapped_column(String(10), default="offline", server_default="offline")
+    availability_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Availability(StrEnum):
+    """Whether an agent takes conversations now."""
+
+    online = "online"
+    away = "away"
+    offline = "offline"
+
+
+class Team(IdMixin, CompanyOwned, Base):
+    """A group of agents with a queue of its own and, optionally, its own hours."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("company_id", "slug"),)
+    company_index_in_table_args = True
+
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(80))
+    hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+
+
+class TeamMember(CompanyOwned, Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class ApiKey(IdMixin, CompanyOwned, Base):
@@ -68,3 +101,7 @@ class ApiKey(IdMixin, CompanyOwned, Base):
     role: Mapped[str] = mapped_column(String(20), default=Role.admin.value)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # a personal key acts as this member (an agent assigning to themself); else the company's
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )

@@ -123,9 +123,30 @@ async def create_user(
 
 
 async def create_api_key(
-    session: AsyncSession, *, secret_key: str, company_id: uuid.UUID, name: str, role: Role = Role.admin
+    session: AsyncSession,
+    *,
+    secret_key: str,
+    company_id: uuid.UUID,
+    name: str,
+    role: Role = Role.admin,
+    user_email: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key; returns the row and the full key, which is never shown again."""
+    """Create a key; returns the row and the full key, which is never shown again. A key for
+    ``user_email`` (a member of the company) acts as that person, with their role at most."""
+    user_id = None
+    if user_email is not None:
+        row = (
+            await session.execute(
+                select(User.id, Membership.role)
+                .join(Membership, Membership.user_id == User.id)
+                .where(User.email == user_email.strip().lower(), Membership.company_id == company_id)
+            )
+        ).first()
+        if row is None:
+            raise InvalidInput(f"{user_email} is not a member of this company")
+        user_id = row[0]
+        if not Role(row[1]).allows(role):
+            raise InvalidInput(f"{user_email} is a {row[1]}: their key cannot have the {role.value} role")
     prefix = KEY_PREFIX + new_token(6).replace("-", "x").replace("_", "x")[:8]
     full = f"{prefix}_{new_token(24)}"
     key = ApiKey(
@@ -134,6 +155,7 @@ async def create_api_key(
         prefix=prefix,
         key_hash=hash_token(secret_key, full),
         role=role.value,
+        user_id=user_id,
     )
     session.add(key)
     await session.flush()
@@ -166,4 +188,6 @@ async def authenticate_api_key(session: AsyncSession, *, secret_key: str, presen
     now = datetime.now(UTC)
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now  # at most one write a minute per key
-    return Principal(company_id=key.company_id, role=Role(key.role), key_prefix=key.prefix)
+    return Principal(
+        company_id=key.company_id, role=Role(key.role), key_prefix=key.prefix, user_id=key.user_id
+    )

@@ -25,7 +25,7 @@ from atende.jobs.queue import JobQueue
 from atende.tenancy.crypto import encrypt_secret, new_token
 from atende.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
-EVENTS = ("message.created", "conversation.state_changed", "conversation.handoff")
+EVENTS = ("message.created", "conversation.state_changed", "conversation.handoff", "queue.opened")
 SIGNATURE_HEADER = "X-Atende-Signature"
 TIMESTAMP_HEADER = "X-Atende-Timestamp"
 DELIVER_TASK = "webhooks:deliver"

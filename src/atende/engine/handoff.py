@@ -1,0 +1,132 @@
+"""When the bot hands a conversation to people, and where it goes.
+
+Signals read from the customer's message before anything is looked up: they asked for a
+person (``intent.asks_for_a_person``), a company rule's keyword matched (rules may name the
+team that takes it), or they repeat a question the bot already answered (its answer did not
+help). Weak evidence is the fourth reason, found by the answerer.
+
+Routing reads the team's (else the company's) business hours at the turn's instant and who
+is online: open and staffed, the conversation joins the queue and a person answers soon;
+closed, or nobody online, it waits as a ticket and the customer is told when the team is back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atende.engine.intent import asks_for_a_person
+from atende.errors import InvalidInput
+from atende.hours import is_open, next_open
+from atende.knowledge.text import fold
+from atende.tenancy import hours as staffing
+from atende.tenancy.models import Company
+
+REPEAT_SIMILARITY = 0.6  # share of words two questions have in common to be "the same question"
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Signal:
+    lead: str  # requested | rule | repeat: the first words of the reply
+    reason: str  # for the trace and the state change
+    team: str | None = None  # a rule's team
+
+
+def _plain(text: str) -> str:
+    return " " + " ".join(_WORD.findall(fold(text))) + " "
+
+
+def matching_rule(text: str, rules: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The first rule one of whose keywords is in ``text`` (whole words; accents and case
+    ignored: "Procon" matches "procon", "processo judicial" matches "Processo Judicial!")."""
+    plain = _plain(text)
+    for rule in rules:
+        for keyword in rule.get("keywords", ()):
+            if _plain(keyword) != "  " and _plain(keyword) in plain:
+                return rule
+    return None
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(fold(text)) if len(w) > 2}
+
+
+def repeats(text: str, history: Sequence[tuple[str, str]]) -> bool:
+    """Whether ``text`` asks again what an earlier customer message asked and the bot answered
+    (``history``: (author, text) pairs, oldest first)."""
+    words = _content_words(text)
+    if len(words) < 2:
+        return False
+    for (author, earlier), (next_author, _) in itertools.pairwise(history):
+        if author != "customer" or next_author != "bot":
+            continue
+        others = _content_words(earlier)
+        if others and len(words & others) / len(words | others) >= REPEAT_SIMILARITY:
+            return True
+    return False
+
+
+def signal(text: str, history: Sequence[tuple[str, str]], settings: Mapping[str, Any]) -> Signal | None:
+    """Why this message goes to a person before the knowledge base is even searched, if it does."""
+    if asks_for_a_person(text):
+        return Signal("requested", "the customer asked for a person")
+    rule = matching_rule(text, settings.get("rules") or ())
+    if rule is not None:
+        return Signal("rule", f"handoff rule '{rule.get('name', '')}' matched", rule.get("team"))
+    if settings.get("hand_off_on_repeat", True) and repeats(text, history):
+        return Signal("repeat", "the customer repeated a question the bot had answered")
+    return None
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where a handoff goes at one instant, and what the customer is told."""
+
+    team_id: uuid.UUID | None
+    timezone: str
+    is_open: bool
+    staffed: bool
+    opens: datetime | None  # when closed: the next opening (None: no opening ahead)
+    bot_assists: bool  # the bot keeps answering knowledge-base questions meanwhile
+
+    @property
+    def ticket(self) -> bool:
+        """Waits for the team (closed, or nobody online) rather than being answered soon."""
+        return not (self.is_open and self.staffed)
+
+
+async def route(session: AsyncSession, company: Company, team: str | None, now: datetime) -> Routing:
+    """The routing of a handoff to ``team`` (else the company's default team, else the
+    company queue) at ``now``. A team named by a rule that no longer exists falls back."""
+    settings = staffing.handoff_settings(company)
+    schedule = staffing.company_schedule(company)
+    team_id = None
+    for ref in (team, settings.get("team")):
+        if not ref:
+            continue
+        try:
+            found = await staffing.get_team(session, ref)
+        except InvalidInput:  # deleted since the rule was saved: the next choice
+            continue
+        team_id = found.id
+        if found.hours:
+            schedule = staffing.schedule_of(found.hours)
+        break
+    open_now = is_open(schedule, now)
+    staff = await staffing.staffing(session, team_id) if open_now else None
+    return Routing(
+        team_id=team_id,
+        timezone=schedule.timezone,
+        is_open=open_now,
+        staffed=staff.staffed if staff is not None else False,
+        opens=None if open_now else next_open(schedule, now),
+        bot_assists=bool(settings.get("bot_answers_while_closed")) and not open_now,
+    )

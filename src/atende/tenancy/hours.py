@@ -1,0 +1,222 @@
+"""A company's business hours and handoff settings, stored in ``companies.settings``, and the
+teams, team hours and agent availability that decide where a handoff goes.
+
+``settings["hours"]`` holds a schedule in the shape ``atende.hours.parse_schedule`` reads
+(no hours set: always open); ``settings["handoff"]`` holds the handoff rules. A team may have
+hours of its own (``teams.hours``), else the company's apply.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atende.errors import InvalidInput, NotFound
+from atende.hours import ALWAYS_OPEN, InvalidSchedule, Schedule, parse_schedule
+from atende.tenancy.models import Availability, Company, Membership, Role, Team, TeamMember, User
+
+AGENT_ROLES = tuple(r.value for r in Role if r.allows(Role.agent))
+
+
+def invalid(error: InvalidSchedule, prefix: str = "") -> InvalidInput:
+    """The API error for a schedule that cannot be, naming the field."""
+    field = f"{prefix}.{error.field}" if prefix else error.field
+    return InvalidInput(f"{field}: {error.message}", field=field)
+
+
+def schedule_of(stored: dict[str, Any] | None) -> Schedule:
+    """The schedule stored (validated when saved), or always open when none is."""
+    if not stored:
+        return ALWAYS_OPEN
+    return parse_schedule(stored)
+
+
+def company_schedule(company: Company) -> Schedule:
+    return schedule_of((company.settings or {}).get("hours"))
+
+
+def handoff_settings(company: Company) -> dict[str, Any]:
+    return dict((company.settings or {}).get("handoff") or {})
+
+
+async def save_company_hours(
+    session: AsyncSession, company_id: uuid.UUID, hours: dict[str, Any] | None
+) -> None:
+    """Replace the company's hours (``None``: always open). Validated before anything is
+    written, so a rejected schedule leaves the stored one as it was."""
+    if hours is not None:
+        try:
+            parse_schedule(hours)
+        except InvalidSchedule as exc:
+            raise invalid(exc) from None
+    company = await _locked_company(session, company_id)
+    settings = dict(company.settings or {})
+    if hours is None:
+        settings.pop("hours", None)
+    else:
+        settings["hours"] = hours
+    company.settings = settings
+
+
+async def save_handoff_settings(
+    session: AsyncSession, company_id: uuid.UUID, handoff: dict[str, Any]
+) -> None:
+    for i, rule in enumerate(handoff.get("rules") or []):
+        if rule.get("team"):
+            await get_team(session, rule["team"], field=f"rules[{i}].team")
+    if handoff.get("team"):
+        await get_team(session, handoff["team"], field="team")
+    company = await _locked_company(session, company_id)
+    company.settings = {**(company.settings or {}), "handoff": handoff}
+
+
+async def _locked_company(session: AsyncSession, company_id: uuid.UUID) -> Company:
+    company = await session.scalar(
+        select(Company)
+        .where(Company.id == company_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if company is None:
+        raise NotFound(f"no company {company_id}")
+    return company
+
+
+# teams
+
+
+async def list_teams(session: AsyncSession) -> list[tuple[Team, list[uuid.UUID]]]:
+    teams = list(await session.scalars(select(Team).order_by(Team.name)))
+    members: dict[uuid.UUID, list[uuid.UUID]] = {t.id: [] for t in teams}
+    for team_id, user_id in await session.execute(select(TeamMember.team_id, TeamMember.user_id)):
+        members.setdefault(team_id, []).append(user_id)
+    return [(t, members[t.id]) for t in teams]
+
+
+async def get_team(session: AsyncSession, ref: str, *, field: str = "team") -> Team:
+    """A team of the session's company by slug or id; ``InvalidInput`` naming ``field`` when
+    there is none (a setting or request that names a team must name a real one)."""
+    stmt = select(Team)
+    try:
+        stmt = stmt.where(Team.id == uuid.UUID(ref))
+    except ValueError:
+        stmt = stmt.where(Team.slug == ref)
+    team = await session.scalar(stmt)
+    if team is None:
+        raise InvalidInput(f"{field}: there is no team '{ref}'", field=field)
+    return team
+
+
+async def save_team(
+    session: AsyncSession,
+    *,
+    team: Team | None,
+    name: str,
+    slug: str,
+    hours: dict[str, Any] | None,
+    members: list[uuid.UUID],
+) -> Team:
+    """Create (``team`` None) or replace a team: name, hours and members (company members)."""
+    if hours is not None:
+        try:
+            parse_schedule(hours)
+        except InvalidSchedule as exc:
+            raise invalid(exc, "hours") from None
+    known = set(await session.scalars(select(Membership.user_id).where(Membership.user_id.in_(members))))
+    for i, user_id in enumerate(members):
+        if user_id not in known:
+            raise InvalidInput(
+                f"members[{i}]: {user_id} is not a member of this company", field=f"members[{i}]"
+            )
+    clash = await session.scalar(select(Team.id).where(Team.slug == slug))
+    if clash is not None and (team is None or clash != team.id):
+        raise InvalidInput(f"slug: a team '{slug}' already exists", field="slug")
+    if team is None:
+        team = Team(name=name, slug=slug)
+        session.add(team)
+    team.name, team.slug, team.hours = name, slug, hours
+    await session.flush()
+    for old in await session.scalars(select(TeamMember).where(TeamMember.team_id == team.id)):
+        await session.delete(old)
+    await session.flush()
+    for user_id in dict.fromkeys(members):
+        session.add(TeamMember(team_id=team.id, user_id=user_id))
+    await session.flush()
+    return team
+
+
+async def team_members(session: AsyncSession, team_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(await session.scalars(select(TeamMember.user_id).where(TeamMember.team_id == team_id)))
+
+
+# agents and their availability
+
+
+async def list_agents(session: AsyncSession) -> list[Membership]:
+    return list(
+        await session.scalars(
+            select(Membership).where(Membership.role.in_(AGENT_ROLES)).order_by(Membership.created_at)
+        )
+    )
+
+
+async def get_member(session: AsyncSession, user_id: uuid.UUID) -> Membership:
+    member = await session.scalar(select(Membership).where(Membership.user_id == user_id))
+    if member is None:
+        raise NotFound(f"no member {user_id} in this company")
+    return member
+
+
+async def find_agent(session: AsyncSession, ref: str) -> Membership:
+    """An agent of the session's company by user id or e-mail; ``InvalidInput`` if none."""
+    stmt = select(Membership).where(Membership.role.in_(AGENT_ROLES))
+    try:
+        stmt = stmt.where(Membership.user_id == uuid.UUID(ref))
+    except ValueError:
+        stmt = stmt.join(User, User.id == Membership.user_id).where(User.email == ref.strip().lower())
+    member = await session.scalar(stmt)
+    if member is None:
+        raise InvalidInput(f"agent: '{ref}' is not an agent of this company", field="agent")
+    return member
+
+
+async def set_availability(
+    session: AsyncSession, user_id: uuid.UUID, availability: Availability, now: datetime
+) -> Membership:
+    member = await get_member(session, user_id)
+    if not Role(member.role).allows(Role.agent):
+        raise InvalidInput(f"{user_id} is a {member.role}, not an agent", field="user_id")
+    member.availability = availability.value
+    member.availability_changed_at = now
+    return member
+
+
+@dataclass(frozen=True)
+class Staffing:
+    """Who could answer: the agents (of a team, or of the company) and how many are online.
+    A company with no agents at all does not track availability (its people answer through
+    the API): it counts as staffed."""
+
+    agents: int
+    online: int
+
+    @property
+    def staffed(self) -> bool:
+        return self.agents == 0 or self.online > 0
+
+
+async def staffing(session: AsyncSession, team_id: uuid.UUID | None) -> Staffing:
+    stmt = select(
+        func.count(), func.count().filter(Membership.availability == Availability.online.value)
+    ).where(Membership.role.in_(AGENT_ROLES))
+    if team_id is not None:
+        stmt = stmt.join(TeamMember, TeamMember.user_id == Membership.user_id).where(
+            TeamMember.team_id == team_id
+        )
+    agents, online = (await session.execute(stmt)).one()
+    return Staffing(int(agents), int(online))
