@@ -17,11 +17,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from atende.app import create_app
 from atende.config import Settings
@@ -105,9 +107,14 @@ def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def live_server(settings: Settings) -> Iterator[str]:
+def live_app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, live_app: FastAPI) -> Iterator[str]:
     """atende (API, web chat, worker) served by uvicorn on 127.0.0.1 in a thread."""
-    app = create_app(settings)
+    app = live_app
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, lifespan="on")
     )
@@ -134,6 +141,29 @@ async def runtime(settings: Settings, db_url: str) -> AsyncIterator[Runtime]:
     yield rt
     await rt.jobs.close()
     await db.dispose()
+
+
+class Clock:
+    """The live server's "now" (business hours, handoffs), set by a test: ``clock.at(dt)``."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.now: datetime | None = None
+
+    def at(self, instant: datetime) -> None:
+        if instant.tzinfo is None:
+            raise ValueError("give the clock a timezone-aware instant")
+        self.now = instant
+        self.runtime.clock = lambda: self.now or datetime.now(UTC)
+
+
+@pytest.fixture
+def clock(live_app: FastAPI, live_server: str) -> Iterator[Clock]:
+    runtime: Runtime = live_app.state.runtime
+    original = runtime.clock
+    fixed = Clock(runtime)
+    yield fixed
+    runtime.clock = original
 
 
 @dataclass

@@ -9,7 +9,8 @@ languages, coming from the gold passage is enough.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from atende.evaluation.datasets import QAPassage, QAQuestion, normalise
@@ -80,3 +81,35 @@ def figures(ranks: Sequence[int | None]) -> RetrievalFigures:
 
     mrr = sum(1 / r for r in ranks if r is not None and r <= 10) / n
     return RetrievalFigures(n, recall(1), recall(5), recall(10), mrr)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """How a yes/no detector did on labelled examples (e.g. "asks for a person")."""
+
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    true_negatives: int
+
+    @property
+    def precision(self) -> float:
+        flagged = self.true_positives + self.false_positives
+        return self.true_positives / flagged if flagged else 1.0
+
+    @property
+    def recall(self) -> float:
+        wanted = self.true_positives + self.false_negatives
+        return self.true_positives / wanted if wanted else 1.0
+
+    @property
+    def total(self) -> int:
+        return self.true_positives + self.false_positives + self.false_negatives + self.true_negatives
+
+
+def classification(pairs: Iterable[tuple[bool, bool]]) -> Classification:
+    """Counts over (predicted, expected) pairs."""
+    counts = Counter(pairs)
+    return Classification(
+        counts[(True, True)], counts[(True, False)], counts[(False, True)], counts[(False, False)]
+    )
