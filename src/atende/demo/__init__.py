@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from atende.hours import DAYS
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import embedder_for
 from atende.knowledge.tasks import chunking
@@ -39,6 +40,16 @@ def demo_api_key(secret_key: str) -> str:
     return f"{DEMO_KEY_PREFIX}_{tail}"
 
 
+DEMO_HOURS = {
+    "timezone": "America/Sao_Paulo",
+    "weekly": {
+        **{day: [{"start": "08:00", "end": "18:00"}] for day in DAYS[:5]},
+        "saturday": [{"start": "09:00", "end": "13:00"}],
+    },
+    "holidays": {"country": "BR"},
+}
+
+
 async def seed(runtime: Runtime) -> DemoInfo:
     settings = runtime.settings
     async with runtime.db.transaction() as session:
@@ -47,6 +58,9 @@ async def seed(runtime: Runtime) -> DemoInfo:
             company = await tenancy.create_company(
                 session, name="Loja Exemplo", slug=SLUG, default_language="pt"
             )
+            # what its knowledge base says: weekdays 8-18, Saturdays 9-13, no national holidays;
+            # out of hours the assistant keeps answering and messages wait for the team
+            company.settings = {"hours": DEMO_HOURS, "handoff": {"bot_answers_while_closed": True}}
         key = demo_api_key(runtime.secret_key)
         if await session.scalar(select(ApiKey.id).where(ApiKey.prefix == DEMO_KEY_PREFIX)) is None:
             session.add(
