@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.errors import InvalidInput, NotFound
 from atende.hours import ALWAYS_OPEN, InvalidSchedule, Schedule, parse_schedule
+from atende.hours.ics import closures_from_ics
 from atende.tenancy.models import Availability, Company, Membership, Role, Team, TeamMember, User
 
 AGENT_ROLES = tuple(r.value for r in Role if r.allows(Role.agent))
+ICS_YEARS_AHEAD = 2  # closures imported from a calendar: from today to this many years on
 
 
 def invalid(error: InvalidSchedule, prefix: str = "") -> InvalidInput:
@@ -61,6 +64,43 @@ async def save_company_hours(
     else:
         settings["hours"] = hours
     company.settings = settings
+
+
+@dataclass(frozen=True)
+class ImportedClosures:
+    count: int
+    skipped: list[str]
+
+
+async def import_closures(
+    session: AsyncSession, company_id: uuid.UUID, ics: bytes, now: datetime
+) -> tuple[dict[str, Any], ImportedClosures]:
+    """Replace the dates imported from a calendar before with this calendar's all-day events
+    from today (in the company's timezone) to ``ICS_YEARS_AHEAD`` years on; dates entered by
+    hand stay. Returns the stored hours."""
+    company = await _locked_company(session, company_id)
+    current = (company.settings or {}).get("hours")
+    if not current:
+        raise InvalidInput(
+            "hours: set the business hours (PUT /v1/company/hours) before importing", field="hours"
+        )
+    today = now.astimezone(ZoneInfo(current["timezone"])).date()
+    try:
+        imported = closures_from_ics(ics, today, today + timedelta(days=366 * ICS_YEARS_AHEAD))
+    except InvalidSchedule as exc:
+        raise invalid(exc) from None
+    kept = [d for d in current.get("closed_dates", []) if d.get("source") != "ics"]
+    added = [
+        {"date": day.isoformat(), "name": name, "source": "ics"}
+        for day, name in sorted(imported.closed.items())
+    ]
+    stored = {**current, "closed_dates": kept + added}
+    try:
+        parse_schedule(stored)
+    except InvalidSchedule as exc:
+        raise invalid(exc) from None
+    company.settings = {**(company.settings or {}), "hours": stored}
+    return stored, ImportedClosures(len(added), imported.skipped)
 
 
 async def save_handoff_settings(

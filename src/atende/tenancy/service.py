@@ -4,6 +4,7 @@ transaction."""
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,9 +32,12 @@ class Principal:
     user_id: uuid.UUID | None = None
 
 
-def slugify(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return slug[:60] or "company"
+def slugify(name: str, fallback: str = "company") -> str:
+    """A URL-safe name: "Suporte Técnico" → "suporte-tecnico"."""
+    plain = unicodedata.normalize("NFKD", name)
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch)).lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", plain).strip("-")
+    return slug[:60] or fallback
 
 
 async def create_company(

@@ -4,7 +4,7 @@ an iCalendar file or URL), its handoff rules, its teams, and its agents' availab
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
@@ -12,8 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from atende.errors import Forbidden, InvalidInput
-from atende.hours import DAYS, InvalidSchedule, is_open, next_close, next_open
-from atende.hours.ics import closures_from_ics
+from atende.hours import DAYS, is_open, next_close, next_open
 from atende.netguard import fetch_limited
 from atende.tenancy import hours as service
 from atende.tenancy.deps import AdminTenant, AgentTenant, Tenant, ViewerTenant
@@ -25,7 +24,6 @@ router = APIRouter(prefix="/v1", tags=["hours and handoff"])
 CLOCK = r"^\d{2}:\d{2}$"
 Day = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 ICS_TYPES = {"text/calendar": "ics", "text/plain": "ics", "application/octet-stream": "ics"}
-ICS_YEARS_AHEAD = 2  # closures imported from a calendar: from today to this many years on
 
 
 class _Strict(BaseModel):
@@ -170,26 +168,11 @@ async def import_ics(
         data = await request.body()
     if not data.strip():
         raise InvalidInput("ics: send the calendar as the request body, or a url", field="ics")
-    current = await _company_hours(tenant)
-    if not current:
-        raise InvalidInput(
-            "hours: set the business hours (PUT /v1/company/hours) before importing", field="hours"
-        )
-    today = tenant.runtime.clock().date()
-    try:
-        imported = closures_from_ics(data, today, today + timedelta(days=366 * ICS_YEARS_AHEAD))
-    except InvalidSchedule as exc:
-        raise service.invalid(exc) from None
-    kept = [d for d in current.get("closed_dates", []) if d.get("source") != "ics"]
-    added = [
-        {"date": day.isoformat(), "name": name, "source": "ics"}
-        for day, name in sorted(imported.closed.items())
-    ]
-    stored = {**current, "closed_dates": kept + added}
+    now = tenant.runtime.clock()
     async with tenant.transaction() as session:
-        await service.save_company_hours(session, tenant.principal.company_id, stored)
-    out = _hours_out(stored, tenant.runtime.clock())
-    return IcsImportOut(**out.model_dump(), imported=len(added), skipped=imported.skipped[:100])
+        stored, imported = await service.import_closures(session, tenant.principal.company_id, data, now)
+    out = _hours_out(stored, now)
+    return IcsImportOut(**out.model_dump(), imported=imported.count, skipped=imported.skipped[:100])
 
 
 # handoff rules
@@ -265,11 +248,14 @@ async def list_teams(tenant: ViewerTenant) -> list[TeamOut]:
 async def _save_team(tenant: Tenant, team_ref: str | None, body: TeamIn) -> TeamOut:
     async with tenant.transaction() as session:
         team = await service.get_team(session, team_ref) if team_ref else None
+        slug = body.slug or (
+            team.slug if team is not None else slugify(body.name, f"team-{uuid.uuid4().hex[:6]}")
+        )
         saved = await service.save_team(
             session,
             team=team,
             name=body.name.strip(),
-            slug=body.slug or slugify(body.name),
+            slug=slug,
             hours=_stored(body.hours) if body.hours else None,
             members=body.members,
         )
