@@ -25,7 +25,7 @@ CLIENTS = {
 KNOWN = {
     # the LLM and a company's embeddings endpoint (knowledge.embedding builds it with client_for)
     "src/atende/llm/grounded.py": ["AsyncOpenAI"],  # deadline + retries: below
-    "src/atende/knowledge/fetch.py": ["AsyncClient"],  # documents from URLs
+    "src/atende/netguard.py": ["AsyncClient"],  # documents and holiday calendars from URLs (fetch_limited)
     "src/atende/webhooks/tasks.py": ["AsyncClient"],  # webhook deliveries
 }
 

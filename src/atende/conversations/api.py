@@ -83,6 +83,9 @@ async def post_customer_message(
     async with tenant.runtime.db.autocommit() as connection:  # receiving is one atomic statement
         received = await service.receive_inbound(connection, tenant.principal.company_id, inbound)
     awaiting_bot = received.conversation_state == State.bot.value
+    if wait and received.conversation_state == State.waiting_human.value:
+        async with tenant.transaction() as session:  # a ticket the bot assists with while closed
+            awaiting_bot = await service.bot_may_answer(session, received.conversation_id)
     if received.duplicate:
         response.status_code = 200
     else:

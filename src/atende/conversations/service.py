@@ -295,6 +295,7 @@ async def hand_to_team(
     ticket: bool,
     bot_assists: bool,
     reason: str,
+    now: datetime,
     actor_type: str = "bot",
     extra: dict[str, Any] | None = None,
 ) -> Conversation:
@@ -305,6 +306,7 @@ async def hand_to_team(
     check_transition(State(previous), State.waiting_human)
     await _record_transition(session, conversation, State.waiting_human, actor_type=actor_type, reason=reason)
     conversation.team_id, conversation.ticket, conversation.bot_assists = team_id, ticket, bot_assists
+    conversation.waiting_since = now  # the queue's clock: the routing's instant
     await _emit_state_change(session, jobs, conversation, previous, {"reason": reason, **(extra or {})})
     return conversation
 
@@ -430,6 +432,18 @@ async def bot_reply(session: AsyncSession, message_id: uuid.UUID) -> Message | N
         select(Message).where(Message.reply_to_id == message_id, Message.author == "bot")
     )
     return reply
+
+
+def bot_answers(conversation: Conversation) -> bool:
+    """Whether a customer message to this conversation gets a bot turn: the bot owns it, or
+    assists while it waits as a ticket outside business hours (as intake decides, 0007)."""
+    return conversation.state == State.bot.value or (
+        conversation.state == State.waiting_human.value and conversation.bot_assists
+    )
+
+
+async def bot_may_answer(session: AsyncSession, conversation_id: uuid.UUID) -> bool:
+    return bot_answers(await get_conversation(session, conversation_id))
 
 
 async def bot_reply_exists(session: AsyncSession, message_id: uuid.UUID) -> bool:

@@ -185,13 +185,6 @@ def _answer_text(turn: Turn) -> tuple[str, dict[str, Any]]:
     return turn.answer.text, {"citations": turn.answer.citations, "confidence": turn.answer.confidence}
 
 
-def _may_answer(conversation: Conversation) -> bool:
-    """The bot owns the conversation, or assists while it waits as a ticket (closed hours)."""
-    return conversation.state == State.bot.value or (
-        conversation.state == State.waiting_human.value and conversation.bot_assists
-    )
-
-
 async def hand_off(
     session: AsyncSession,
     runtime: Runtime,
@@ -238,6 +231,7 @@ async def hand_off(
         ticket=routing.ticket,
         bot_assists=routing.bot_assists,
         reason=f"{reason}{note}"[:500],
+        now=now,
         extra={"opens": routing.opens.isoformat() if routing.opens else None},
     )
     if routing.ticket and routing.opens is not None:
@@ -260,7 +254,7 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         if await conversations.bot_reply_exists(session, message_id):
             return "already_answered"
         conversation = await conversations.get_conversation(session, message.conversation_id)
-        if not _may_answer(conversation):
+        if not conversations.bot_answers(conversation):
             return "not_bot_state"
         # the message id lets a client ignore a "typing" that arrives after the reply itself
         await publish(session, str(conversation.id), "typing", message_id=str(message_id))
@@ -304,7 +298,7 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
             # that nobody (an agent, another run of this turn) changed it meanwhile. Writing the
             # conversation before this lock would deadlock with an intake waiting for it.
             conversation = await conversations.get_conversation(session, conversation.id, for_update=True)
-            if not _may_answer(conversation):
+            if not conversations.bot_answers(conversation):
                 return "not_bot_state"
             if await conversations.bot_reply_exists(session, message_id):
                 return "already_answered"
