@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
@@ -75,3 +76,32 @@ async def test_a_job_that_cannot_run_becomes_a_dead_letter_listed_by_api_and_cli
         check=True,
     )
     assert job_id in [j["id"] for j in json.loads(out.stdout)]
+
+
+async def test_a_job_refused_by_its_queueing_lock_leaves_the_callers_transaction_usable(
+    runtime: Runtime, company: CompanyCtx
+) -> None:
+    """The second of two jobs with one queueing lock is not added, and the transaction that
+    tried goes on and commits what else it wrote."""
+    lock = f"test-lock-{uuid.uuid4().hex}"
+    later = datetime.now(UTC) + timedelta(days=1)  # no worker runs it during the test
+    async with runtime.db.transaction(company.id) as session:
+        first, second = [
+            await runtime.jobs.enqueue(
+                session,
+                "engine:announce_opening",
+                queueing_lock=lock,
+                schedule_at=later,
+                company_id=str(company.id),
+            )
+            for _ in range(2)
+        ]
+        still = await session.scalar(text("SELECT 1"))
+    assert first is not None
+    assert second is None
+    assert still == 1
+    async with runtime.db.transaction() as session:
+        count = await session.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = :l"), {"l": lock}
+        )
+    assert count == 1

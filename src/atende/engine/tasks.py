@@ -147,6 +147,8 @@ async def run_turn_job(context: procrastinate.JobContext, company_id: str, messa
                 ports = ports_for(runtime, await tenancy.get_company(session, company_id))
             return await run_turn(runtime, ports, company, message)
         except Exception as exc:
+            attempts = context.job.attempts if context.job is not None else 0
+            log.warning("turn.attempt_failed", attempt=attempts + 1, exc_info=True)
             # procrastinate retries while the previous attempts number less than max_attempts
             if context.job is not None and context.job.attempts >= (RETRY.max_attempts or 0):
                 # the last try failed too: a person answers instead

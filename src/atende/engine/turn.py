@@ -239,7 +239,7 @@ async def hand_off(
         await runtime.jobs.enqueue(
             session,
             OPENING_TASK,
-            lock=f"opening:{company.id}",  # one announcement at a time; repeats say the same counts
+            queueing_lock=f"opening:{company.id}:{routing.opens.isoformat()}",
             schedule_at=routing.opens,
             company_id=str(company.id),
         )

@@ -68,7 +68,8 @@ class JobQueue:
         """Insert a job in ``session``'s transaction; returns the job id. ``lock``: jobs with
         the same lock run one at a time; ``queueing_lock``: while one such job waits, another
         is not added (``None`` is returned); ``schedule_at``: not run before then."""
-        options: dict[str, Any] = {"connection": await driver_connection(session)}
+        connection = await driver_connection(session)
+        options: dict[str, Any] = {"connection": connection}
         if lock:
             options["lock"] = lock
         if queueing_lock:
@@ -79,7 +80,10 @@ class JobQueue:
         if not queueing_lock:
             return await deferrer.defer_async(**kwargs)
         try:
-            async with session.begin_nested():  # a refused job must not abort the caller's transaction
+            # a refused job must not abort the caller's transaction: a savepoint on the driver
+            # connection itself (SQLAlchemy's begin_nested emits none for statements it does
+            # not run)
+            async with connection.transaction():
                 return await deferrer.defer_async(**kwargs)
         except procrastinate.exceptions.AlreadyEnqueued:
             return None
