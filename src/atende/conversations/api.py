@@ -27,8 +27,7 @@ from atende.conversations.schemas import (
     TransitionPublic,
 )
 from atende.conversations.states import State
-from atende.errors import InvalidInput
-from atende.hours import Schedule, business_seconds
+from atende.hours import business_seconds
 from atende.observability import metrics
 from atende.tenancy import hours
 from atende.tenancy.deps import AgentTenant, Tenant, ViewerTenant
@@ -168,17 +167,7 @@ async def post_agent_reply(
 async def change_state(
     conversation_id: uuid.UUID, body: StateChangeIn, tenant: AgentTenant
 ) -> ConversationPublic:
-    async with tenant.transaction() as session:
-        conversation = await service.change_state(
-            session,
-            tenant.runtime.jobs,
-            conversation_id,
-            body.state,
-            actor_type="api",
-            actor_id=tenant.actor_id,
-            reason=body.reason,
-        )
-    return ConversationPublic.model_validate(conversation)
+    return await _move(tenant, conversation_id, body.state, body.reason)
 
 
 @router.get("/queue", response_model=list[QueueItem], summary="Conversations waiting for a person")
@@ -194,10 +183,7 @@ async def list_queue(
         team_id = (await hours.get_team(session, team)).id if team else None
         rows = await service.list_queue(session, team_id=team_id, limit=limit)
         company = await get_company(session, str(tenant.principal.company_id))
-        schedules: dict[uuid.UUID | None, Schedule] = {None: hours.company_schedule(company)}
-        for t, _members in await hours.list_teams(session):
-            if t.hours:
-                schedules[t.id] = hours.schedule_of(t.hours)
+        schedules = await hours.team_schedules(session, company, {c.team_id for c in rows})
         return [
             QueueItem(
                 **ConversationPublic.model_validate(c).model_dump(),
@@ -218,13 +204,7 @@ async def assign(conversation_id: uuid.UUID, body: AssignIn, tenant: AgentTenant
     async with tenant.transaction() as session:
         await service.get_conversation(session, conversation_id)  # 404 before anything else
         if body.agent == "me":
-            if tenant.principal.user_id is None:
-                raise InvalidInput(
-                    "agent: 'me' needs a personal key (atende keys create --user EMAIL); "
-                    "or name the agent by user id or e-mail",
-                    field="agent",
-                )
-            assignee = tenant.principal.user_id
+            assignee = tenant.me()
         else:
             assignee = (await hours.find_agent(session, body.agent)).user_id
         conversation = await service.assign(
@@ -232,7 +212,7 @@ async def assign(conversation_id: uuid.UUID, body: AssignIn, tenant: AgentTenant
             tenant.runtime.jobs,
             conversation_id,
             assignee_id=assignee,
-            actor_type="agent" if tenant.principal.user_id else "api",
+            actor_type=tenant.actor_type,
             actor_id=tenant.actor_id,
         )
     return ConversationPublic.model_validate(conversation)
@@ -247,7 +227,7 @@ async def _move(
             tenant.runtime.jobs,
             conversation_id,
             target,
-            actor_type="agent" if tenant.principal.user_id else "api",
+            actor_type=tenant.actor_type,
             actor_id=tenant.actor_id,
             reason=reason,
         )

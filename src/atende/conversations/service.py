@@ -324,30 +324,23 @@ async def assign(
     bot stays silent until it is handed back. Reassigning is recorded like a state change."""
     conversation = await get_conversation(session, conversation_id, for_update=True)
     previous = conversation.state
-    reason = f"assigned to {assignee_id}"
-    if previous == State.human.value:
-        if conversation.assignee_id == assignee_id:
-            raise InvalidInput(f"the conversation is already assigned to {assignee_id}")
-        session.add(
-            StateTransition(
-                conversation_id=conversation.id,
-                from_state=previous,
-                to_state=previous,
-                actor_type=actor_type,
-                actor_id=actor_id,
-                reason=reason,
-            )
-        )
-    else:
+    if previous == State.human.value and conversation.assignee_id == assignee_id:
+        raise InvalidInput(f"the conversation is already assigned to {assignee_id}")
+    if previous != State.human.value:
         try:
             check_transition(State(previous), State.human)
         except InvalidTransition as exc:
             raise InvalidInput(str(exc)) from exc
-        await _record_transition(
-            session, conversation, State.human, actor_type=actor_type, actor_id=actor_id, reason=reason
-        )
+    # a reassignment is recorded like a state change (human -> human)
+    await _record_transition(
+        session,
+        conversation,
+        State.human,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        reason=f"assigned to {assignee_id}",
+    )
     conversation.assignee_id = assignee_id
-    conversation.updated_at = datetime.now(UTC)
     await _emit_state_change(session, jobs, conversation, previous)
     return conversation
 
@@ -362,6 +355,18 @@ async def list_queue(
         stmt = stmt.where(Conversation.team_id == team_id)
     stmt = stmt.order_by(Conversation.ticket.desc(), Conversation.waiting_since, Conversation.id)
     return list(await session.scalars(stmt.limit(limit)))
+
+
+async def queue_size(session: AsyncSession) -> tuple[int, int]:
+    """How many conversations wait for a person, and how many of them as tickets."""
+    waiting, tickets = (
+        await session.execute(
+            select(func.count(), func.count().filter(Conversation.ticket)).where(
+                Conversation.state == State.waiting_human.value
+            )
+        )
+    ).one()
+    return int(waiting), int(tickets)
 
 
 async def add_reply(

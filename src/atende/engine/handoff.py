@@ -13,7 +13,6 @@ closed, or nobody online, it waits as a ticket and the customer is told when the
 from __future__ import annotations
 
 import itertools
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,12 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atende.engine.intent import asks_for_a_person
 from atende.errors import InvalidInput
 from atende.hours import is_open, next_open
-from atende.knowledge.text import fold
+from atende.knowledge.text import words
 from atende.tenancy import hours as staffing
 from atende.tenancy.models import Company
 
 REPEAT_SIMILARITY = 0.6  # share of words two questions have in common to be "the same question"
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class Signal:
 
 
 def _plain(text: str) -> str:
-    return " " + " ".join(_WORD.findall(fold(text))) + " "
+    return " " + " ".join(words(text)) + " "
 
 
 def matching_rule(text: str, rules: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -50,13 +48,14 @@ def matching_rule(text: str, rules: Iterable[Mapping[str, Any]]) -> Mapping[str,
     plain = _plain(text)
     for rule in rules:
         for keyword in rule.get("keywords", ()):
-            if _plain(keyword) != "  " and _plain(keyword) in plain:
+            wanted = _plain(keyword)
+            if wanted.strip() and wanted in plain:
                 return rule
     return None
 
 
 def _content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(fold(text)) if len(w) > 2}
+    return {w for w in words(text) if len(w) > 2}
 
 
 def repeats(text: str, history: Sequence[tuple[str, str]]) -> bool:

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
 
+from atende.engine.handoff import Routing
+
 PHRASES: dict[str, dict[str, str]] = {
     # why the bot hands off (the first sentence of a handoff reply) ...
     "lead:evidence": {
@@ -119,28 +121,19 @@ def when_back(now: datetime, opens: datetime, timezone: str, language: str) -> s
     return f"{day} at {clock}"
 
 
-def handoff_text(
-    lead: str,
-    language: str,
-    *,
-    now: datetime,
-    is_open: bool,
-    staffed: bool,
-    opens: datetime | None,
-    timezone: str,
-    bot_assists: bool = False,
-) -> str:
+def handoff_text(lead: str, language: str, routing: Routing, now: datetime) -> str:
     """The reply that hands a conversation to the team: why (``lead``: evidence, requested,
     rule, repeat, failure), then what happens next given the hours and who is online."""
     parts = [phrase(f"lead:{lead}", language)]
-    if is_open and staffed:
+    if routing.is_open and routing.staffed:
         parts.append(phrase("next:open", language))
-    elif not is_open and opens is not None:
-        parts.append(phrase("next:closed", language).format(when=when_back(now, opens, timezone, language)))
-    elif not is_open:
+    elif not routing.is_open and routing.opens is not None:
+        when = when_back(now, routing.opens, routing.timezone, language)
+        parts.append(phrase("next:closed", language).format(when=when))
+    elif not routing.is_open:
         parts.append(phrase("next:closed_indefinitely", language))
     else:
         parts.append(phrase("next:nobody", language))
-    if bot_assists and not is_open:
+    if routing.bot_assists:  # only ever set while closed
         parts.append(phrase("next:bot_assists", language))
     return " ".join(parts)

@@ -150,7 +150,7 @@ async def run_turn_job(context: procrastinate.JobContext, company_id: str, messa
             attempts = context.job.attempts if context.job is not None else 0
             log.warning("turn.attempt_failed", attempt=attempts + 1, exc_info=True)
             # procrastinate retries while the previous attempts number less than max_attempts
-            if context.job is not None and context.job.attempts >= (RETRY.max_attempts or 0):
+            if context.job is not None and attempts >= (RETRY.max_attempts or 0):
                 # the last try failed too: a person answers instead
                 await hand_off_after_failure(runtime, company, message, f"{type(exc).__name__}: {exc}")
             raise
@@ -162,13 +162,12 @@ async def announce_opening_job(context: procrastinate.JobContext, company_id: st
     runtime: Runtime = context.additional_context["runtime"]
     company = uuid.UUID(company_id)
     async with runtime.db.transaction(company) as session:
-        waiting = await conversations.list_queue(session, limit=1000)
-        tickets = [c for c in waiting if c.ticket]
-        data = {"waiting": len(waiting), "tickets": len(tickets)}
+        waiting, tickets = await conversations.queue_size(session)
+        data = {"waiting": waiting, "tickets": tickets}
         await publish(session, conversations.queue_topic(company), "opened", **data)
         await webhooks.emit(session, runtime.jobs, "queue.opened", data)
     log.info("queue.opened", company_id=company_id, **data)
-    return len(tickets)
+    return tickets
 
 
 def blueprint() -> procrastinate.Blueprint:

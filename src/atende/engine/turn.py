@@ -27,6 +27,7 @@ from atende.engine import handoff, smalltalk
 from atende.engine.messages import handoff_text, phrase
 from atende.engine.models import Trace
 from atende.errors import NotFound
+from atende.hours import is_open
 from atende.knowledge import language as languages
 from atende.knowledge.retrieval import Passage, Retriever, lexemes, question_stems
 from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
@@ -202,16 +203,7 @@ async def hand_off(
     as a ticket and the customer hears when the team is back, in their language and time."""
     now = runtime.clock()
     routing = await handoff.route(session, company, team, now)
-    text = handoff_text(
-        lead,
-        language,
-        now=now,
-        is_open=routing.is_open,
-        staffed=routing.staffed,
-        opens=routing.opens,
-        timezone=routing.timezone,
-        bot_assists=routing.bot_assists,
-    )
+    text = handoff_text(lead, language, routing, now)
     reply = await conversations.add_reply(
         session,
         runtime.jobs,
@@ -305,13 +297,12 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
             conversation.language = turn.language
             if conversation.state == State.waiting_human.value:
                 # a ticket waiting for the team: the bot only answers what it can, while closed
-                if not await _still_closed(session, runtime, conversation):
+                if not await _still_closed(session, runtime, conversation, company):
                     conversation.bot_assists = False  # open again: people take it from here
                     return "left_for_the_team"
                 if turn.decision != "answer":
                     return "left_for_the_team"  # kept for the team, who answer when back
             if turn.decision == "handoff":
-                company = await tenancy.get_company(session, str(company_id))
                 reply = await hand_off(
                     session,
                     runtime,
@@ -379,10 +370,12 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
     return turn.decision
 
 
-async def _still_closed(session: AsyncSession, runtime: Runtime, conversation: Conversation) -> bool:
-    company = await tenancy.get_company(session, str(conversation.company_id))
-    team = str(conversation.team_id) if conversation.team_id else None
-    return not (await handoff.route(session, company, team, runtime.clock())).is_open
+async def _still_closed(
+    session: AsyncSession, runtime: Runtime, conversation: Conversation, company: Company
+) -> bool:
+    """Whether the team a ticket waits for is still closed (its hours, else the company's)."""
+    schedules = await hours.team_schedules(session, company, [conversation.team_id])
+    return not is_open(schedules.get(conversation.team_id, schedules[None]), runtime.clock())
 
 
 async def hand_off_after_failure(

@@ -45,10 +45,10 @@ def closures_from_ics(data: bytes, first: date, last: date, where: str = "ics") 
                 continue
             end = event.decoded("DTEND") if event.get("DTEND") else start + timedelta(days=1)
             end = end.date() if isinstance(end, datetime) else end
-            day = start
-            while day < max(end, start + timedelta(days=1)):
-                if first <= day <= last:
-                    closed.setdefault(day, summary)
+            # only the days inside the period (an event may span centuries)
+            day, until = max(start, first), min(max(end, start + timedelta(days=1)), last + timedelta(days=1))
+            while day < until:
+                closed.setdefault(day, summary)
                 day += timedelta(days=1)
     except InvalidSchedule:
         raise

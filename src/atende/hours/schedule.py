@@ -29,7 +29,6 @@ import holidays as holiday_data
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MINUTES_A_DAY = 24 * 60
 MINUTES_A_WEEK = 7 * MINUTES_A_DAY
-HOLIDAY_CATEGORIES = ("public", "optional", "bank", "government", "school", "workday", "half_day")
 _CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 
 

@@ -6,6 +6,7 @@ returned ``Tenant`` opens transactions bound to the caller's company only.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.errors import Forbidden, Unauthorized
+from atende.errors import Forbidden, InvalidInput, Unauthorized
 from atende.runtime import Runtime
 from atende.tenancy.crypto import hash_token
 from atende.tenancy.models import Role
@@ -56,6 +57,21 @@ class Tenant:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         async with self.runtime.db.transaction(self.principal.company_id) as session:
             yield session
+
+    @property
+    def actor_type(self) -> str:
+        """How a state change records its actor: a person (personal key) or the API."""
+        return "agent" if self.principal.user_id is not None else "api"
+
+    def me(self) -> uuid.UUID:
+        """The person of a personal key (what ``me`` means in a route)."""
+        if self.principal.user_id is None:
+            raise InvalidInput(
+                "agent: 'me' needs a personal key (atende keys create --user EMAIL); "
+                "or name the agent by user id",
+                field="agent",
+            )
+        return self.principal.user_id
 
     @property
     def actor_id(self) -> str | None:

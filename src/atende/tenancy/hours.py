@@ -9,18 +9,20 @@ hours of its own (``teams.hours``), else the company's apply.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.errors import InvalidInput, NotFound
 from atende.hours import ALWAYS_OPEN, InvalidSchedule, Schedule, parse_schedule
-from atende.hours.ics import closures_from_ics
+from atende.hours.ics import Imported, closures_from_ics
 from atende.tenancy.models import Availability, Company, Membership, Role, Team, TeamMember, User
+from atende.tenancy.service import get_company
 
 AGENT_ROLES = tuple(r.value for r in Role if r.allows(Role.agent))
 ICS_YEARS_AHEAD = 2  # closures imported from a calendar: from today to this many years on
@@ -57,7 +59,7 @@ async def save_company_hours(
             parse_schedule(hours)
         except InvalidSchedule as exc:
             raise invalid(exc) from None
-    company = await _locked_company(session, company_id)
+    company = await get_company(session, str(company_id), for_update=True)
     settings = dict(company.settings or {})
     if hours is None:
         settings.pop("hours", None)
@@ -66,19 +68,13 @@ async def save_company_hours(
     company.settings = settings
 
 
-@dataclass(frozen=True)
-class ImportedClosures:
-    count: int
-    skipped: list[str]
-
-
 async def import_closures(
     session: AsyncSession, company_id: uuid.UUID, ics: bytes, now: datetime
-) -> tuple[dict[str, Any], ImportedClosures]:
+) -> tuple[dict[str, Any], Imported]:
     """Replace the dates imported from a calendar before with this calendar's all-day events
     from today (in the company's timezone) to ``ICS_YEARS_AHEAD`` years on; dates entered by
     hand stay. Returns the stored hours."""
-    company = await _locked_company(session, company_id)
+    company = await get_company(session, str(company_id), for_update=True)
     current = (company.settings or {}).get("hours")
     if not current:
         raise InvalidInput(
@@ -100,7 +96,7 @@ async def import_closures(
     except InvalidSchedule as exc:
         raise invalid(exc) from None
     company.settings = {**(company.settings or {}), "hours": stored}
-    return stored, ImportedClosures(len(added), imported.skipped)
+    return stored, imported
 
 
 async def save_handoff_settings(
@@ -111,20 +107,8 @@ async def save_handoff_settings(
             await get_team(session, rule["team"], field=f"rules[{i}].team")
     if handoff.get("team"):
         await get_team(session, handoff["team"], field="team")
-    company = await _locked_company(session, company_id)
+    company = await get_company(session, str(company_id), for_update=True)
     company.settings = {**(company.settings or {}), "handoff": handoff}
-
-
-async def _locked_company(session: AsyncSession, company_id: uuid.UUID) -> Company:
-    company = await session.scalar(
-        select(Company)
-        .where(Company.id == company_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if company is None:
-        raise NotFound(f"no company {company_id}")
-    return company
 
 
 # teams
@@ -180,18 +164,26 @@ async def save_team(
         team = Team(name=name, slug=slug)
         session.add(team)
     team.name, team.slug, team.hours = name, slug, hours
-    await session.flush()
-    for old in await session.scalars(select(TeamMember).where(TeamMember.team_id == team.id)):
-        await session.delete(old)
-    await session.flush()
+    await session.flush()  # a new team gets its id
+    await session.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
     for user_id in dict.fromkeys(members):
         session.add(TeamMember(team_id=team.id, user_id=user_id))
     await session.flush()
     return team
 
 
-async def team_members(session: AsyncSession, team_id: uuid.UUID) -> list[uuid.UUID]:
-    return list(await session.scalars(select(TeamMember.user_id).where(TeamMember.team_id == team_id)))
+async def team_schedules(
+    session: AsyncSession, company: Company, team_ids: Iterable[uuid.UUID | None]
+) -> dict[uuid.UUID | None, Schedule]:
+    """The schedule each of these teams works to (its own hours, else the company's); the key
+    ``None`` is the company's own."""
+    schedules: dict[uuid.UUID | None, Schedule] = {None: company_schedule(company)}
+    wanted = {t for t in team_ids if t is not None}
+    if wanted:
+        rows = await session.execute(select(Team.id, Team.hours).where(Team.id.in_(wanted)))
+        for team_id, stored in rows:
+            schedules[team_id] = schedule_of(stored) if stored else schedules[None]
+    return schedules
 
 
 # agents and their availability

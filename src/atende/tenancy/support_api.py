@@ -172,7 +172,7 @@ async def import_ics(
     async with tenant.transaction() as session:
         stored, imported = await service.import_closures(session, tenant.principal.company_id, data, now)
     out = _hours_out(stored, now)
-    return IcsImportOut(**out.model_dump(), imported=imported.count, skipped=imported.skipped[:100])
+    return IcsImportOut(**out.model_dump(), imported=len(imported.closed), skipped=imported.skipped[:100])
 
 
 # handoff rules
@@ -259,7 +259,7 @@ async def _save_team(tenant: Tenant, team_ref: str | None, body: TeamIn) -> Team
             hours=_stored(body.hours) if body.hours else None,
             members=body.members,
         )
-        members = await service.team_members(session, saved.id)
+        members = list(dict.fromkeys(body.members))  # as stored
         return TeamOut(id=saved.id, name=saved.name, slug=saved.slug, hours=saved.hours, members=members)
 
 
@@ -333,9 +333,7 @@ async def set_availability(
     set their own; admins anyone's."""
     principal = tenant.principal
     if agent == "me":
-        if principal.user_id is None:
-            raise InvalidInput("'me' needs a personal key (atende keys create --user EMAIL)", field="agent")
-        user_id = principal.user_id
+        user_id = tenant.me()
     else:
         try:
             user_id = uuid.UUID(agent)
