@@ -54,3 +54,32 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
     assert left == (0,)
     migrate.upgrade(url)
     assert schema_drift(url) == []
+
+
+def test_conversations_already_waiting_for_a_person_get_their_waiting_time(pg_url: str) -> None:
+    """0007 gives conversations queued before it a ``waiting_since`` (their last update), so
+    they keep their place in the queue."""
+    url = make_database(pg_url, f"atende_backfill_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0006")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, widget_key, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'c', 'c', 'wk', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        contact = conn.execute(
+            "INSERT INTO contacts (id, created_at, company_id, channel, external_id)"
+            " VALUES (gen_random_uuid(), now(), %s, 'api', 'x') RETURNING id",
+            (company,),
+        ).fetchone()[0]
+        for state in ("waiting_human", "bot"):
+            conn.execute(
+                "INSERT INTO conversations"
+                " (id, created_at, company_id, contact_id, channel, state, updated_at)"
+                " VALUES (gen_random_uuid(), now(), %s, %s, 'api', %s, '2026-11-30T10:00:00+00')",
+                (company, contact, state),
+            )
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        rows = dict(conn.execute("SELECT state, waiting_since = updated_at FROM conversations").fetchall())
+        assert rows == {"waiting_human": True, "bot": None}

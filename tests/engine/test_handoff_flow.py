@@ -504,3 +504,49 @@ async def test_when_the_team_opens_the_bot_stops_answering_a_ticket(
     assert await bot_reply_to(client, handed["conversation_id"], asked["message"]["id"], 1.5) is None
     detail = await conversation(client, handed["conversation_id"])
     assert (detail["state"], detail["ticket"]) == ("waiting_human", True)
+
+
+async def test_the_web_chat_shows_typing_for_a_ticket_the_bot_answers_while_closed(
+    kb_company: CompanyCtx, clock: Clock
+) -> None:
+    """The widget's ``awaiting_reply`` follows the same rule as intake: the bot answers a
+    ticket it assists while the team is closed."""
+    client = kb_company.client
+    await put_hours(client, OFFICE)
+    await put_handoff(client, {"bot_answers_while_closed": True})
+    clock.at(local(3, 20))  # Friday, closed
+    r = await client.post(f"/widget/v1/{kb_company.widget_key}/conversations")
+    assert r.status_code == 201, r.text
+    chat = r.json()
+    path = f"/widget/v1/{kb_company.widget_key}/conversations/{chat['conversation_id']}/messages"
+    headers = {"X-Visitor-Token": chat["token"]}
+    first = await client.post(path, json={"text": ASK_FOR_A_PERSON["pt"]}, headers=headers)
+    assert first.status_code == 201, first.text
+    assert await bot_reply_to(client, chat["conversation_id"], first.json()["id"], 10) is not None
+    assert (await conversation(client, chat["conversation_id"]))["state"] == "waiting_human"
+    second = await client.post(path, json={"text": SHIPPING}, headers=headers)
+    assert second.status_code == 201, second.text
+    assert second.json()["awaiting_reply"] is True
+    answered = await bot_reply_to(client, chat["conversation_id"], second.json()["id"], 10)
+    assert answered is not None
+    assert SHIPPING_ANSWER in answered["text"]
+
+
+async def test_a_conversation_queued_again_waits_from_its_new_handoff(
+    company: CompanyCtx, clock: Clock
+) -> None:
+    client = company.client
+    await put_hours(client, OFFICE)
+    clock.at(local(1, 9))
+    handed = await ask(client, ASK_FOR_A_PERSON["pt"], contact=contact())
+    conversation_id = handed["conversation_id"]
+    first_wait = (await conversation(client, conversation_id))["waiting_since"]
+    assert datetime.fromisoformat(first_wait) == local(1, 9)
+    clock.at(local(1, 11))
+    for state in ("human", "waiting_human"):
+        r = await client.post(f"/v1/conversations/{conversation_id}/state", json={"state": state})
+        assert r.status_code == 200, r.text
+        if state == "human":
+            assert r.json()["waiting_since"] is None
+    again = (await conversation(client, conversation_id))["waiting_since"]
+    assert datetime.fromisoformat(again) == local(1, 11)

@@ -105,3 +105,27 @@ async def test_a_job_refused_by_its_queueing_lock_leaves_the_callers_transaction
             text("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = :l"), {"l": lock}
         )
     assert count == 1
+
+
+async def test_a_job_with_a_queueing_lock_deferred_first_in_a_rolled_back_transaction_is_not_kept(
+    runtime: Runtime, company: CompanyCtx
+) -> None:
+    lock = f"test-lock-{uuid.uuid4().hex}"
+    later = datetime.now(UTC) + timedelta(days=1)
+    session = runtime.db.company_session(company.id)
+    async with session:
+        await session.begin()
+        job = await runtime.jobs.enqueue(
+            session,
+            "engine:announce_opening",
+            queueing_lock=lock,
+            schedule_at=later,
+            company_id=str(company.id),
+        )
+        await session.rollback()
+    assert job is not None
+    async with runtime.db.transaction() as check:
+        count = await check.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = :l"), {"l": lock}
+        )
+    assert count == 0

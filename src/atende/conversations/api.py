@@ -81,10 +81,7 @@ async def post_customer_message(
     )
     async with tenant.runtime.db.autocommit() as connection:  # receiving is one atomic statement
         received = await service.receive_inbound(connection, tenant.principal.company_id, inbound)
-    awaiting_bot = received.conversation_state == State.bot.value
-    if wait and received.conversation_state == State.waiting_human.value:
-        async with tenant.transaction() as session:  # a ticket the bot assists with while closed
-            awaiting_bot = await service.bot_may_answer(session, received.conversation_id)
+    awaiting_bot = received.bot_turn
     if received.duplicate:
         response.status_code = 200
     else:
@@ -187,11 +184,10 @@ async def list_queue(
         return [
             QueueItem(
                 **ConversationPublic.model_validate(c).model_dump(),
+                # a clock behind the stored instant (another server's) counts no time
                 waiting_business_seconds=business_seconds(
-                    schedules.get(c.team_id, schedules[None]), c.waiting_since or c.updated_at, now
-                )
-                if (c.waiting_since or c.updated_at) <= now
-                else 0.0,
+                    schedules.get(c.team_id, schedules[None]), min(c.waiting_since or now, now), now
+                ),
             )
             for c in rows
         ]
@@ -230,6 +226,7 @@ async def _move(
             actor_type=tenant.actor_type,
             actor_id=tenant.actor_id,
             reason=reason,
+            now=tenant.runtime.clock(),
         )
     return ConversationPublic.model_validate(conversation)
 

@@ -42,6 +42,7 @@ class Received:
 
     conversation_id: uuid.UUID
     conversation_state: str
+    bot_turn: bool  # a bot turn answers it (the bot owns the conversation, or assists a ticket)
     message: Message
     duplicate: bool
 
@@ -104,7 +105,10 @@ async def _record_transition(
     actor_type: str,
     actor_id: str | None = None,
     reason: str | None = None,
+    now: datetime | None = None,
 ) -> StateTransition:
+    """Record a state change and keep the human-side fields in step with the state; ``now``:
+    when a conversation joining the queue starts waiting (the caller's clock; else now)."""
     transition = StateTransition(
         conversation_id=conversation.id,
         from_state=conversation.state,
@@ -119,12 +123,11 @@ async def _record_transition(
     if target in (State.bot, State.resolved):  # the human side of a handoff is over
         conversation.team_id = conversation.assignee_id = conversation.waiting_since = None
         conversation.ticket = conversation.bot_assists = False
-    elif target == State.waiting_human:
+    elif target == State.waiting_human:  # (re)joins the queue: its wait starts now
         conversation.assignee_id = None
-        if conversation.waiting_since is None:
-            conversation.waiting_since = conversation.updated_at
+        conversation.waiting_since = now or conversation.updated_at
     elif target == State.human:
-        conversation.bot_assists = False
+        conversation.waiting_since, conversation.bot_assists = None, False
     return transition
 
 
@@ -206,13 +209,14 @@ async def receive_inbound(
         ),
     )
     row = tuple(result.one())
-    outcome, state, *columns = row
+    outcome, state, bot_turn, *columns = row
     if outcome == "no_conversation":
         raise NotFound(f"no conversation {inbound.conversation_id} for this contact")
     message = Message(company_id=company_id, **dict(zip(_MESSAGE_COLUMNS, columns, strict=True)))
     return Received(
         conversation_id=message.conversation_id,
         conversation_state=state,
+        bot_turn=bool(bot_turn),
         message=message,
         duplicate=outcome == "duplicate",
     )
@@ -271,6 +275,7 @@ async def change_state(
     actor_type: str,
     actor_id: str | None = None,
     reason: str | None = None,
+    now: datetime | None = None,
 ) -> Conversation:
     """Move a conversation to ``target`` if the state machine allows it; records who and why."""
     conversation = await get_or_404(session, Conversation, conversation_id, "conversation", for_update=True)
@@ -280,7 +285,7 @@ async def change_state(
     except InvalidTransition as exc:
         raise InvalidInput(str(exc)) from exc
     await _record_transition(
-        session, conversation, target, actor_type=actor_type, actor_id=actor_id, reason=reason
+        session, conversation, target, actor_type=actor_type, actor_id=actor_id, reason=reason, now=now
     )
     await _emit_state_change(session, jobs, conversation, previous)
     return conversation
@@ -304,9 +309,10 @@ async def hand_to_team(
     Agents' screens hear of it live, and the ``conversation.handoff`` webhook carries it."""
     previous = conversation.state
     check_transition(State(previous), State.waiting_human)
-    await _record_transition(session, conversation, State.waiting_human, actor_type=actor_type, reason=reason)
+    await _record_transition(
+        session, conversation, State.waiting_human, actor_type=actor_type, reason=reason, now=now
+    )
     conversation.team_id, conversation.ticket, conversation.bot_assists = team_id, ticket, bot_assists
-    conversation.waiting_since = now  # the queue's clock: the routing's instant
     await _emit_state_change(session, jobs, conversation, previous, {"reason": reason, **(extra or {})})
     return conversation
 
@@ -440,15 +446,11 @@ async def bot_reply(session: AsyncSession, message_id: uuid.UUID) -> Message | N
 
 
 def bot_answers(conversation: Conversation) -> bool:
-    """Whether a customer message to this conversation gets a bot turn: the bot owns it, or
-    assists while it waits as a ticket outside business hours (as intake decides, 0007)."""
+    """Whether the bot answers in this conversation: it owns it, or assists while it waits as
+    a ticket outside business hours (intake, ``atende_receive_message_v2``, decides alike)."""
     return conversation.state == State.bot.value or (
         conversation.state == State.waiting_human.value and conversation.bot_assists
     )
-
-
-async def bot_may_answer(session: AsyncSession, conversation_id: uuid.UUID) -> bool:
-    return bot_answers(await get_conversation(session, conversation_id))
 
 
 async def bot_reply_exists(session: AsyncSession, message_id: uuid.UUID) -> bool:

@@ -248,6 +248,13 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         conversation = await conversations.get_conversation(session, message.conversation_id)
         if not conversations.bot_answers(conversation):
             return "not_bot_state"
+        if conversation.state == State.waiting_human.value:
+            # a ticket the bot assists while closed: once the team is open, people answer it
+            company = await tenancy.get_company(session, str(company_id))
+            if not await _still_closed(session, runtime, conversation, company):
+                locked = await conversations.get_conversation(session, conversation.id, for_update=True)
+                locked.bot_assists = False
+                return "left_for_the_team"
         # the message id lets a client ignore a "typing" that arrives after the reply itself
         await publish(session, str(conversation.id), "typing", message_id=str(message_id))
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import procrastinate
+import psycopg
 from procrastinate import Blueprint
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -79,6 +80,10 @@ class JobQueue:
         deferrer = self.app.configure_task(task, **options)
         if not queueing_lock:
             return await deferrer.defer_async(**kwargs)
+        if connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            # nothing ran yet: open the caller's transaction first, else psycopg's block below
+            # would be a transaction of its own, committed whatever the caller then does
+            await connection.execute("SELECT 1")
         try:
             # a refused job must not abort the caller's transaction: a savepoint on the driver
             # connection itself (SQLAlchemy's begin_nested emits none for statements it does

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +25,7 @@ from atende.hours.ics import Imported, closures_from_ics
 from atende.tenancy.models import Availability, Company, Membership, Role, Team, TeamMember, User
 from atende.tenancy.service import get_company
 
+log = structlog.get_logger(__name__)
 AGENT_ROLES = tuple(r.value for r in Role if r.allows(Role.agent))
 ICS_YEARS_AHEAD = 2  # closures imported from a calendar: from today to this many years on
 
@@ -35,10 +37,16 @@ def invalid(error: InvalidSchedule, prefix: str = "") -> InvalidInput:
 
 
 def schedule_of(stored: dict[str, Any] | None) -> Schedule:
-    """The schedule stored (validated when saved), or always open when none is."""
+    """The schedule stored (validated when saved), or always open when none is. One that no
+    longer validates (a country's subdivision gone in a ``holidays`` upgrade) is logged and
+    read as always open: a handoff must still reach people and tell the customer something."""
     if not stored:
         return ALWAYS_OPEN
-    return parse_schedule(stored)
+    try:
+        return parse_schedule(stored)
+    except InvalidSchedule as exc:
+        log.error("hours.stored_schedule_invalid", field=exc.field, error=exc.message)
+        return ALWAYS_OPEN
 
 
 def company_schedule(company: Company) -> Schedule:

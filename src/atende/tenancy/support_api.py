@@ -206,7 +206,8 @@ class HandoffIn(_Strict):
 async def get_handoff(tenant: ViewerTenant) -> HandoffIn:
     async with tenant.transaction() as session:
         company = await get_company(session, str(tenant.principal.company_id))
-        return HandoffIn.model_validate(service.handoff_settings(company))
+        stored = service.handoff_settings(company)
+        return HandoffIn.model_validate({k: v for k, v in stored.items() if k in HandoffIn.model_fields})
 
 
 @router.put("/company/handoff", response_model=HandoffIn, summary="Replace the handoff rules")

@@ -27,7 +27,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from atende.conversations import service as conversations
 from atende.conversations.schemas import InboundMessage, MessagePublic
-from atende.conversations.states import State
 from atende.errors import NotFound, Unauthorized
 from atende.observability import metrics
 from atende.runtime import Runtime
@@ -194,7 +193,7 @@ async def visitor_message(
             ),
         )
         # a new message cannot have been answered yet; a redelivered one may have been
-        awaiting = received.conversation_state == State.bot.value and not (
+        awaiting = received.bot_turn and not (
             received.duplicate and await conversations.bot_reply_exists(session, received.message.id)
         )
     if not received.duplicate:

@@ -5,10 +5,12 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-01
 
-``atende_receive_message_v2`` is v1 (migration 0004) with two changes: a reopened conversation
-forgets its previous handoff (team, assignee, waiting time, ticket), and a customer message to
-a conversation waiting as a ticket with ``bot_assists`` set also queues a bot turn (the bot
-answers knowledge-base questions while the team is closed, when the company allows it).
+``atende_receive_message_v2`` is v1 (migration 0004) with two changes: a customer message to a
+conversation waiting as a ticket with ``bot_assists`` set also queues a bot turn (the bot
+answers knowledge-base questions while the team is closed, when the company allows it), and it
+says whether a bot turn answers the message (``o_bot_turn``), so that callers need not re-derive
+the rule. Conversations already waiting for a person get ``waiting_since`` from their last
+update.
 """
 
 import sqlalchemy as sa
@@ -35,6 +37,7 @@ CREATE FUNCTION atende_receive_message_v2(
     p_deliver_task text,
     OUT o_outcome text,              -- stored | duplicate | no_conversation
     OUT o_state text,                -- the conversation's state afterwards
+    OUT o_bot_turn boolean,          -- whether a bot turn answers this message
     OUT o_id uuid,
     OUT o_seq bigint,
     OUT o_conversation_id uuid,
@@ -62,7 +65,8 @@ BEGIN
          WHERE company_id = p_company AND channel = p_channel
            AND channel_message_id = p_channel_message_id;
         IF FOUND THEN
-            SELECT state INTO o_state FROM conversations
+            SELECT state, state = 'bot' OR (state = 'waiting_human' AND bot_assists)
+              INTO o_state, o_bot_turn FROM conversations
              WHERE company_id = p_company AND id = v_message.conversation_id;
             o_outcome := 'duplicate';
             SELECT v_message.id, v_message.seq, v_message.conversation_id, v_message.channel,
@@ -138,7 +142,7 @@ BEGIN
     RETURNING * INTO v_message;
     IF v_message.id IS NULL THEN
         -- the same redelivery arrived concurrently and won: report what it stored
-        SELECT * INTO o_outcome, o_state, o_id, o_seq, o_conversation_id, o_channel,
+        SELECT * INTO o_outcome, o_state, o_bot_turn, o_id, o_seq, o_conversation_id, o_channel,
                o_channel_message_id, o_author, o_text, o_language, o_reply_to_id, o_meta, o_created_at
           FROM atende_receive_message_v2(p_company, p_channel, p_external_id, p_name, p_email, p_phone,
                                          p_channel_message_id, p_conversation, p_text, p_meta,
@@ -154,10 +158,6 @@ BEGIN
         VALUES (gen_random_uuid(), v_now, p_company, v_conversation.id, 'resolved', 'bot', 'customer',
                 'customer wrote again');
         v_conversation.state := 'bot';
-        -- the human side of the previous handoff is over
-        UPDATE conversations
-           SET team_id = NULL, assignee_id = NULL, waiting_since = NULL, ticket = false, bot_assists = false
-         WHERE company_id = p_company AND id = v_conversation.id;
         PERFORM pg_notify('atende', json_build_object(
             'topic', v_conversation.id::text, 'kind', 'state', 'state', 'bot')::text);
         PERFORM atende_emit_webhook_v1(p_company, 'conversation.state_changed',
@@ -169,7 +169,9 @@ BEGIN
 
     -- the bot answers while it owns the conversation, and while a ticket waits for the team
     -- outside business hours when the company lets it answer knowledge-base questions meanwhile
-    IF v_conversation.state = 'bot' OR (v_conversation.state = 'waiting_human' AND v_conversation.bot_assists) THEN
+    o_bot_turn := v_conversation.state = 'bot'
+                  OR (v_conversation.state = 'waiting_human' AND v_conversation.bot_assists);
+    IF o_bot_turn THEN
         PERFORM procrastinate_defer_jobs_v1(ARRAY[ROW(
             'default', p_turn_task, 0, 'conversation:' || v_conversation.id::text, NULL,
             jsonb_build_object('company_id', p_company::text, 'message_id', v_message.id::text),
@@ -266,6 +268,10 @@ def upgrade() -> None:
         "conversations",
         ["company_id", "waiting_since"],
         postgresql_where=sa.text("state = 'waiting_human'"),
+    )
+    op.execute(
+        "UPDATE conversations SET waiting_since = updated_at"
+        " WHERE state = 'waiting_human' AND waiting_since IS NULL"
     )
     op.execute(FUNCTION)
     op.execute(f"DROP FUNCTION atende_receive_message_v1({V1_SIGNATURE})")
