@@ -55,18 +55,15 @@ from atende.conversations.schemas import InboundMessage
 from atende.db import migrate
 from atende.db.url import libpq_url
 from atende.engine.tasks import ports_for
-from atende.engine.turn import run_turn
+from atende.engine.turn import normalised, run_turn
 from atende.knowledge import language
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import E5_DIM, E5_MODEL, E5Embedder, to_sql
 from atende.knowledge.retrieval import (
     BM25_SQL,
-    K1,
-    B,
     HybridRetriever,
+    bm25_params,
     dense_sql,
-    query_terms,
-    question_stems,
 )
 from atende.knowledge.text import TS_CONFIG, sentences
 from atende.knowledge.text import words as text_words
@@ -348,7 +345,7 @@ async def retrieval_floor(
             (str(max(40, 2 * candidates)),),
         )
         for question in questions:
-            query = " ".join(question.text.split())
+            query = normalised(question.text)
             E5Embedder.clear_cache()  # the turns embedded these questions already: measure the model
             async with runtime.db.transaction(company_id) as session:
                 t0 = time.perf_counter()
@@ -359,8 +356,8 @@ async def retrieval_floor(
             vector = await embedder.query(retriever.embedded_part(query))
             floor.embed_ms.append((time.perf_counter() - t0) * 1000)
             async with runtime.db.transaction(company_id) as session:
-                terms = query_terms(await question_stems(session, query))
-            bm25 = {"terms": terms, "company": company_id, "k": candidates, "k1": K1, "b": B}
+                bm25 = await bm25_params(session, query, candidates)
+            terms = bm25["terms"]
             dense = {"vector": to_sql(vector), "company": company_id, "model": E5_MODEL, "k": candidates}
             t0 = time.perf_counter()
             if terms:
@@ -376,11 +373,10 @@ async def retrieval_floor(
 
 
 async def explain(runtime: Runtime, company_id: uuid.UUID, question: Question, k: int) -> str:
-    query = " ".join(question.text.split())
+    query = normalised(question.text)
     async with runtime.db.transaction(company_id) as session:
-        terms = query_terms(await question_stems(session, query))
+        params = await bm25_params(session, query, k)
     vector = await E5Embedder().query(query[: runtime.settings.embed_query_chars])
-    params = {"terms": terms, "company": company_id, "k": k, "k1": K1, "b": B}
     dense = {"vector": to_sql(vector), "company": company_id, "model": E5_MODEL, "k": k}
     async with await psycopg.AsyncConnection.connect(libpq_url(runtime.db.url), autocommit=True) as conn:
         await conn.execute("SET hnsw.iterative_scan = relaxed_order")

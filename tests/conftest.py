@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +21,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from atende.app import create_app
@@ -114,20 +112,10 @@ def live_app(settings: Settings) -> FastAPI:
 @pytest.fixture(scope="session")
 def live_server(settings: Settings, live_app: FastAPI) -> Iterator[str]:
     """atende (API, web chat, worker) served by uvicorn on 127.0.0.1 in a thread."""
-    app = live_app
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="atende-live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the atende test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{settings.port}"
-    server.should_exit = True
-    thread.join(timeout=15)
+    from tests.fixtures.servers import serving
+
+    with serving(live_app, settings.port) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ from atende.knowledge.api import router as knowledge_router
 from atende.observability import metrics
 from atende.observability.api import router as operations_router
 from atende.observability.logging import configure as configure_logging
+from atende.observability.sentry import configure as configure_sentry
 from atende.tenancy.api import router as tenancy_router
 from atende.tenancy.support_api import router as support_router
 from atende.webhooks.api import router as webhooks_router
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], No
     """The application; ``on_ready`` is called once started (with the demo info, if any)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    configure_sentry(settings, process="serve")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -19,6 +19,9 @@ from atende.engine.tasks import blueprint as engine_tasks
 from atende.jobs.queue import JobQueue
 from atende.jobs.tasks import blueprint as job_tasks
 from atende.knowledge.tasks import blueprint as knowledge_tasks
+from atende.llm.credentials import endpoints as llm_endpoints
+from atende.observability import credentials
+from atende.observability.sentry import report_job
 from atende.runtime import Runtime
 from atende.webhooks.tasks import blueprint as webhook_tasks
 
@@ -30,6 +33,8 @@ BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
     "knowledge": knowledge_tasks,
     "jobs": job_tasks,
 }
+# the external credentials /health/ready verifies; a channel with its own tokens adds its source
+credentials.register("openai-compatible endpoints", llm_endpoints)
 
 
 async def database_url(settings: Settings) -> tuple[str, EmbeddedDatabase | None]:
@@ -66,6 +71,7 @@ async def open_runtime(
         try:
             yield runtime
         finally:
+            await credentials.stop_monitor(runtime)
             await runtime.listener.stop()
             await runtime.jobs.close()
             await db.dispose()
@@ -86,6 +92,7 @@ async def run_worker(runtime: Runtime, *, name: str, install_signal_handlers: bo
         name=name,
         install_signal_handlers=install_signal_handlers,
         stalled_seconds=runtime.settings.stalled_job_seconds,
+        middleware=[report_job],  # a no-op unless Sentry is configured
     )
 
 

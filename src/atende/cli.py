@@ -18,7 +18,7 @@ from atende.errors import AtendeError
 from atende.runtime import Runtime
 
 app = typer.Typer(help="atende: AI customer support with human handoff.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and backups.", no_args_is_help=True)
 companies_app = typer.Typer(help="Companies (tenants).", no_args_is_help=True)
 users_app = typer.Typer(help="Users of a company's team.", no_args_is_help=True)
 keys_app = typer.Typer(help="Company API keys.", no_args_is_help=True)
@@ -126,10 +126,17 @@ def worker(
 ) -> None:
     """Run a job worker process (scale out by running several)."""
     from atende.bootstrap import open_runtime, run_worker
+    from atende.observability import sentry
     from atende.observability.logging import configure
 
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
+    sentry.configure(settings, process="worker")
+    if settings.worker_metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        # the turns, LLM calls and webhook deliveries this worker runs are counted here
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
 
     async def main() -> None:
         async with open_runtime(settings) as runtime:
@@ -148,6 +155,103 @@ def db_upgrade() -> None:
 
     _run(work, migrate=True)
     console.print(f"database at revision {head_revision()}")
+
+
+TimeoutOpt = Annotated[float, typer.Option(min=1, help="Seconds before the dump or restore is stopped.")]
+
+
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="The backup file to write (pg_dump custom format).")],
+    timeout: TimeoutOpt = 3600,
+) -> None:
+    """Back up the whole database to one file (replaced only when the new one is complete)."""
+    from atende.db import backup
+
+    result = _with_database(
+        "backing up",
+        lambda url, embedded, step: backup.backup(
+            url, path, embedded=embedded, timeout=timeout, on_step=step
+        ),
+    )
+    console.print(
+        f"backup written to {result.path} ({result.size / 1_048_576:.1f} MiB, PostgreSQL "
+        f"{result.server_version}, pg_dump {result.tool.major}, {result.seconds:.1f} s)",
+        highlight=False,
+    )
+
+
+@db_app.command("restore")
+def db_restore(
+    path: Annotated[Path, typer.Argument(help="A file written by `atende db backup`.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a database that already holds companies.")
+    ] = False,
+    timeout: TimeoutOpt = 3600,
+) -> None:
+    """Restore a backup into the configured database, in one transaction (all or nothing).
+    Stop atende's servers and workers first; a database with data is refused without --force."""
+    from atende.db import backup
+    from atende.db.migrate import head_revision
+
+    result = _with_database(
+        "restoring",
+        lambda url, embedded, step: backup.restore(
+            url, path, embedded=embedded, force=force, timeout=timeout, on_step=step
+        ),
+    )
+    console.print(
+        f"restored {result.archive.entries} objects from {path} (migration {result.archive.revision}, "
+        f"{result.companies} companies, {result.seconds:.1f} s)",
+        highlight=False,
+    )
+    if result.skipped_grants:
+        roles = ", ".join(sorted(result.skipped_grants))
+        err.print(
+            f"[yellow]warning:[/yellow] no role {roles} on this server, so the backup's grants were "
+            "left out; create the role and grant what it needs (docs/ANALYTICS.md for atende_analytics)",
+            highlight=False,
+        )
+    if result.revision != head_revision():
+        console.print(
+            f"the database is at migration {result.revision}, this atende's newest is {head_revision()}: "
+            "run `atende db upgrade` (or start a matching atende version)",
+            highlight=False,
+        )
+
+
+def _with_database(what: str, work: Callable[[str, bool, Callable[[str], None]], T]) -> T:
+    """Run ``work(url, embedded, on_step)`` on the configured database (the embedded one
+    started for it when ATENDE_DATABASE_URL is unset) with a spinner showing each step."""
+    from rich.progress import SpinnerColumn
+
+    from atende.db.embedded import start_embedded
+    from atende.observability.logging import configure
+
+    settings = get_settings()
+    configure("WARNING", settings.log_json)
+    embedded = None if settings.database_url else start_embedded(settings.data_dir)
+    url = settings.database_url or embedded.url  # type: ignore[union-attr]
+    try:
+        if not err.is_terminal:  # no spinner in logs and pipes
+            return work(url, embedded is not None, lambda _step: None)
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(what)
+            return work(
+                url, embedded is not None, lambda step: progress.update(task, description=f"{what}: {step}")
+            )
+    except AtendeError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 @companies_app.command("create")

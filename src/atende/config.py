@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 (the documented development default)
@@ -20,7 +20,10 @@ DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 (the documented devel
 class Settings(BaseSettings):
     """Runtime configuration, read once per process."""
 
-    model_config = SettingsConfigDict(env_prefix="ATENDE_", env_file=".env", extra="ignore")
+    # validate_by_name: fields read from other names too (``SENTRY_DSN``) keep their own in code
+    model_config = SettingsConfigDict(
+        env_prefix="ATENDE_", env_file=".env", extra="ignore", validate_by_name=True
+    )
 
     database_url: str | None = Field(
         default=None,
@@ -56,11 +59,49 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
     log_json: bool = Field(default=True, description="Write logs as JSON lines (else console).")
+    sentry_dsn: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ATENDE_SENTRY_DSN", "SENTRY_DSN"),
+        description="Sentry DSN (`SENTRY_DSN` is read too): unhandled errors of requests and jobs and "
+        "slow transactions are reported there, without personal data. Unset: no reports.",
+    )
+    environment: str = Field(
+        default="production",
+        validation_alias=AliasChoices("ATENDE_ENVIRONMENT", "SENTRY_ENVIRONMENT"),
+        description="Name of this deployment in reports (`SENTRY_ENVIRONMENT` is read too), e.g. `staging`.",
+    )
+    release: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ATENDE_RELEASE", "SENTRY_RELEASE"),
+        description="Release named in reports (`SENTRY_RELEASE` is read too; e.g. the image tag or "
+        "commit). Unset: `atende@<package version>`.",
+    )
+    sentry_traces_sample_rate: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("ATENDE_SENTRY_TRACES_SAMPLE_RATE", "SENTRY_TRACES_SAMPLE_RATE"),
+        description="Share of requests and jobs timed for Sentry (`SENTRY_TRACES_SAMPLE_RATE` is read "
+        "too); only those slower than `ATENDE_SENTRY_SLOW_TRANSACTION_SECONDS` are sent.",
+    )
+    sentry_slow_transaction_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="A timed request or job is sent to Sentry only when it took at least this long "
+        "(0: every sampled one).",
+    )
     run_worker: bool = Field(
         default=True,
         description="Run a job worker inside `atende serve` (disable when running `atende worker`).",
     )
     worker_concurrency: int = Field(default=4, description="Jobs one worker runs at once.")
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port on which `atende worker` serves Prometheus metrics (`/metrics`, on "
+        "`ATENDE_HOST`); unset: none. `atende serve` serves them at `/metrics` on its own port.",
+    )
     migrate_on_start: bool = Field(default=True, description="Apply pending database migrations at startup.")
     max_body_bytes: int = Field(
         default=1_048_576, description="Largest request body accepted, in bytes (413 above)."
@@ -172,6 +213,15 @@ class Settings(BaseSettings):
     job_backlog_max_age_seconds: float = Field(
         default=300.0,
         description="/health/ready fails when the oldest waiting job is older than this.",
+    )
+    credential_check_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often /health/ready verifies the configured external credentials (companies' "
+        "LLM and embeddings keys); between checks it shows the last results.",
+    )
+    credential_check_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest time verifying one external credential may take."
     )
     stalled_job_seconds: int = Field(
         default=30,

@@ -16,6 +16,17 @@ class QuietHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep the test output quiet
 
+    def send_json(self, code: int, data: bytes) -> None:
+        """Answer ``data`` (JSON bytes); a client that stopped waiting is no error."""
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
 
 class LoopbackServer:
     """Subclasses build their request handler in ``_handler`` (it may close over ``self``)."""

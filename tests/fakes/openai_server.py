@@ -5,6 +5,8 @@ for ``stream``) and ``POST /v1/embeddings`` (a hashed bag of words, ``EMBEDDING_
 dimensions: texts sharing words are near), records every request, and plays a script of
 behaviours, one per request (the last one repeats): answer with a text, stall, answer an
 HTTP error status (429 with ``Retry-After``, 500…), or drop the connection without answering.
+``GET /v1/models`` (what a credential check calls) has a script and a record of its own
+(``models_script``, ``model_requests``), so checks never disturb a test's chat script.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class FakeOpenAI(LoopbackServer):
         self._script: list[Behaviour] = [answer("[1]")]
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self._models: list[Behaviour] = [answer("")]
+        self.model_requests: list[dict[str, str]] = []  # the headers of each GET /v1/models
         super().__init__()
 
     @property
@@ -72,14 +76,37 @@ class FakeOpenAI(LoopbackServer):
             self.requests.clear()
             self.headers.clear()
 
-    def _next(self) -> Behaviour:
+    def models_script(self, *behaviours: Behaviour) -> None:
+        """What the next ``GET /v1/models`` get (``answer``: the model list; ``status``: an
+        error), in order; the last one repeats."""
         with self._lock:
-            return self._script.pop(0) if len(self._script) > 1 else self._script[0]
+            self._models = list(behaviours)
+            self.model_requests.clear()
+
+    def _next(self, script: list[Behaviour] | None = None) -> Behaviour:
+        with self._lock:
+            script = self._script if script is None else script
+            return script.pop(0) if len(script) > 1 else script[0]
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") != "/v1/models":
+                    error = {"error": {"message": "not found", "type": "invalid_request_error"}}
+                    return self._json(404, error)
+                with fake._lock:
+                    fake.model_requests.append({k.lower(): v for k, v in self.headers.items()})
+                behaviour = fake._next(fake._models)
+                time.sleep(behaviour.seconds)
+                if behaviour.kind == "status":
+                    message = f"scripted {behaviour.status}"
+                    error = {"error": {"message": message, "type": "invalid_request_error"}}
+                    return self._json(behaviour.status, error, behaviour.headers)
+                models = [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "tests"}]
+                return self._json(200, {"object": "list", "data": models})
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")

@@ -75,8 +75,15 @@ class Turn:
 Step = Callable[[AsyncSession, Turn, Ports], Awaitable[None]]
 
 
+def normalised(message: str) -> str:
+    """Spaces collapsed and blank lines dropped; line breaks kept (an e-mail's first line
+    may be its subject, which retrieval weighs more)."""
+    lines = (" ".join(line.split()) for line in message.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
 async def normalise(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
-    turn.text = " ".join(turn.incoming.split())
+    turn.text = normalised(turn.incoming)
 
 
 async def detect_language(session: AsyncSession, turn: Turn, _p: Ports) -> None:
@@ -238,9 +245,15 @@ async def hand_off(
     return reply
 
 
+def _routing_label(handoff_reply: Message) -> str:
+    """The ``routing`` label of a handoff's metric: ``ticket`` when it waits for the team."""
+    return "ticket" if handoff_reply.meta.get("ticket") else "queue"
+
+
 async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, message_id: uuid.UUID) -> str:
     """Answer one customer message; returns the decision (or why nothing was done)."""
     started = time.perf_counter()
+    handed_off: tuple[str, str] | None = None  # (reason, routing), counted once committed
     async with runtime.db.transaction(company_id) as session:
         message = await conversations.get_message(session, message_id)
         if await conversations.bot_reply_exists(session, message_id):
@@ -310,17 +323,19 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
                 if turn.decision != "answer":
                     return "left_for_the_team"  # kept for the team, who answer when back
             if turn.decision == "handoff":
+                lead = turn.signal.lead if turn.signal else "evidence"
                 reply = await hand_off(
                     session,
                     runtime,
                     conversation,
                     company,
-                    lead=turn.signal.lead if turn.signal else "evidence",
+                    lead=lead,
                     reason=turn.reason,
                     language=turn.language,
                     reply_to_id=message_id,
                     team=turn.signal.team if turn.signal else None,
                 )
+                handed_off = (lead, _routing_label(reply))
             else:
                 text, meta = _answer_text(turn)
                 meta["decision"] = turn.decision
@@ -367,6 +382,8 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         return "already_answered"
     metrics.TURNS.labels(turn.decision).inc()
     metrics.TURN_LATENCY.observe(time.perf_counter() - started)
+    if handed_off is not None:
+        metrics.HANDOFFS.labels(*handed_off).inc()
     log.info(
         "turn.done",
         conversation_id=str(conversation.id),
@@ -399,7 +416,7 @@ async def hand_off_after_failure(
         if conversation.state != State.bot.value or await conversations.bot_reply_exists(session, message_id):
             return False  # a person has it already, or it was answered
         company = await tenancy.get_company(session, str(company_id))
-        await hand_off(
+        reply = await hand_off(
             session,
             runtime,
             conversation,
@@ -409,6 +426,8 @@ async def hand_off_after_failure(
             language=conversation.language or company.default_language,
             reply_to_id=message.id,
         )
+        routing = _routing_label(reply)
     metrics.TURNS.labels("failed").inc()
+    metrics.HANDOFFS.labels("failure", routing).inc()
     log.error("turn.failed_handed_off", conversation_id=str(conversation.id), error=error)
     return True

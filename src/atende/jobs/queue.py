@@ -17,6 +17,7 @@ from typing import Any
 import procrastinate
 import psycopg
 from procrastinate import Blueprint
+from procrastinate.middleware import WorkerMiddleware
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,11 +102,13 @@ class JobQueue:
         name: str = "atende-worker",
         install_signal_handlers: bool = False,
         stalled_seconds: float = 30.0,
+        middleware: Sequence[WorkerMiddleware] = (),
     ) -> None:
         """Run a worker until cancelled (or until a signal, when handlers are installed).
 
         Workers whose heartbeat is older than ``stalled_seconds`` count as dead: their jobs
-        are retried (see ``retry_stalled``)."""
+        are retried (see ``retry_stalled``). ``middleware`` wraps every job (outermost
+        first), e.g. to report failures."""
         await self.app.run_worker_async(
             concurrency=concurrency,
             additional_context=context,
@@ -115,6 +118,7 @@ class JobQueue:
             # several heartbeats fit in the stall timeout, so a live worker never looks dead
             update_heartbeat_interval=max(0.5, min(5.0, stalled_seconds / 3)),
             stalled_worker_timeout=stalled_seconds,
+            worker_middleware=list(middleware),
         )
 
     async def retry_stalled(self, seconds_since_heartbeat: float) -> int:

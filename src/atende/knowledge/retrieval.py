@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.scope import company_of
 from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, Vector, to_sql
-from atende.knowledge.text import TS_CONFIG, fold, topic_text
+from atende.knowledge.text import TS_CONFIG, fold, subject_line, topic_text
 
 log = structlog.get_logger(__name__)
 
@@ -56,16 +56,26 @@ class Retriever(Protocol):
 
 K1 = 1.2  # BM25 term-frequency saturation
 B = 0.75  # BM25 length normalisation
+# a long e-mail is ranked by its rarest lexemes only: the common ones add little to BM25
+# and their long postings were most of the statement's time (docs/EVALUATION.md)
+MAX_TERMS = 48
+# the terms of an e-mail's subject line weigh more: it names the topic the body wanders
+# around (support set recall@5 +0.01, docs/EVALUATION.md)
+SUBJECT_WEIGHT = 1.5
 
-# one round trip: idf from the lexeme statistics ('' counts the chunks), the postings of
-# the question's terms, the top k, and the chunks' text
+# one round trip: idf from the lexeme statistics ('' counts the chunks) times the term's
+# weight in the question, the postings of its rarest terms, the top k, and the chunks' text
 BM25_SQL = """
     WITH total AS (
         SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
     ), q AS (
-        SELECT s.lexeme, ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf
-          FROM lexeme_stats s CROSS JOIN total
-         WHERE s.company_id = :company AND s.lexeme = ANY(CAST(:terms AS text[])) AND s.chunks > 0
+        SELECT s.lexeme, w.weight * ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf
+          FROM unnest(CAST(:terms AS text[]), CAST(:weights AS float8[])) AS w(lexeme, weight)
+          JOIN lexeme_stats s ON s.company_id = :company AND s.lexeme = w.lexeme
+         CROSS JOIN total
+         WHERE s.chunks > 0
+         ORDER BY s.chunks, s.lexeme
+         LIMIT :max_terms
     ), avgdl AS (
         SELECT greatest(avg(token_count), 1)::float8 AS v FROM chunks WHERE company_id = :company
     ), scored AS (
@@ -91,6 +101,24 @@ def query_terms(stems: dict[str, frozenset[str]]) -> list[str]:
     return sorted(frozenset().union(*stems.values()))
 
 
+async def bm25_params(session: AsyncSession, query: str, k: int) -> dict[str, Any]:
+    """The BM25 statement's parameters for ``query``: its terms, each weighted 1, or
+    ``SUBJECT_WEIGHT`` when it is also in the message's subject line."""
+    subject = subject_line(query)
+    stems = await question_stems(session, query, also=subject)
+    terms = query_terms(stems)
+    in_subject = frozenset(query_terms(await question_stems(session, subject))) if subject else frozenset()
+    return {
+        "company": company_of(session),
+        "terms": terms,
+        "weights": [SUBJECT_WEIGHT if term in in_subject else 1.0 for term in terms],
+        "max_terms": MAX_TERMS,
+        "k1": K1,
+        "b": B,
+        "k": k,
+    }
+
+
 class FullTextRetriever:
     """PostgreSQL full-text search (per-language stemming, accent folding), ranked by BM25."""
 
@@ -99,10 +127,9 @@ class FullTextRetriever:
     async def retrieve(
         self, session: AsyncSession, query: str, k: int, language: str | None = None
     ) -> list[Passage]:
-        terms = query_terms(await question_stems(session, query))
-        if not terms:
+        params = await bm25_params(session, query, k)
+        if not params["terms"]:
             return []
-        params = {"company": company_of(session), "terms": terms, "k1": K1, "b": B, "k": k}
         rows = (await session.execute(_BM25, params)).all()
         return _passages(rows, "bm25")
 
@@ -305,16 +332,21 @@ async def lexemes(session: AsyncSession, texts: list[tuple[str, str]]) -> list[f
 _STEMS_KEY = "atende.question_stems"
 
 
-async def question_stems(session: AsyncSession, question: str) -> dict[str, frozenset[str]]:
+async def question_stems(
+    session: AsyncSession, question: str, *, also: str = ""
+) -> dict[str, frozenset[str]]:
     """The topic terms of ``question`` stemmed under each language's configuration.
 
     Retrieval and the answerer both need them in one turn: they are computed once per
-    session (one round trip) and kept in ``session.info``.
+    session and kept in ``session.info``; ``also`` (e.g. the subject line) is stemmed in
+    the same round trip, for a later call.
     """
     cache: dict[str, dict[str, frozenset[str]]] = session.info.setdefault(_STEMS_KEY, {})
     topic = topic_text(question)
-    if topic not in cache:
+    missing = [t for t in dict.fromkeys((topic, topic_text(also) if also else "")) if t and t not in cache]
+    if missing:
         languages = list(TS_CONFIG)
-        stems = await lexemes(session, [(topic, lang) for lang in languages])
-        cache[topic] = dict(zip(languages, stems, strict=True))
+        stems = await lexemes(session, [(t, lang) for t in missing for lang in languages])
+        for i, t in enumerate(missing):
+            cache[t] = dict(zip(languages, stems[i * len(languages) : (i + 1) * len(languages)], strict=True))
     return cache[topic]

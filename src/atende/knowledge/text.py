@@ -50,6 +50,19 @@ _QUESTION_WORDS_BY_LANGUAGE = {
 QUESTION_WORDS = frozenset(fold(w) for words_ in _QUESTION_WORDS_BY_LANGUAGE.values() for w in words_.split())
 
 
+SUBJECT_MAX_CHARS = 100
+
+
+def subject_line(text: str) -> str:
+    """The subject of an e-mail-like message: a short first line with more text below it
+    ("leite azedando\nBoa tarde, meu leite..."); ``""`` for anything else."""
+    first, newline, rest = text.strip().partition("\n")
+    first = first.strip()
+    if not newline or not rest.strip() or len(first) > SUBJECT_MAX_CHARS:
+        return ""
+    return first
+
+
 def topic_text(text: str) -> str:
     """``text`` without its question words (what the customer asks *about*)."""
     kept = [w for w in words(text) if w not in QUESTION_WORDS]

@@ -19,15 +19,21 @@ async def live() -> dict[str, str]:
 
 @router.get(
     "/health/ready",
-    summary="Ready to serve: database, migrations and job backlog",
-    responses={503: {"description": "A check failed; `failing` names it"}},
+    summary="Ready to serve: database, migrations, job backlog; LLM circuits and credentials",
+    responses={
+        200: {"description": "Ready (`status` ok), or `degraded`: a non-critical check fails"},
+        503: {"description": "A critical check failed; `failing` names it"},
+    },
 )
 async def ready(runtime: RuntimeDep) -> JSONResponse:
+    """Each check with `ok` and `detail`. Critical: database, migrations, job backlog.
+    Degrading only: open LLM circuits and companies' failing credentials (with company and
+    reason in `checks.credentials.failures`), which this instance cannot fix."""
     ok, checks = await readiness(runtime)
     return JSONResponse(as_json(ok, checks), status_code=200 if ok else 503)
 
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics_endpoint(runtime: RuntimeDep) -> Response:
-    await readiness(runtime)  # refreshes the queue gauges
+    await readiness(runtime)  # refreshes the queue and credential gauges
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,10 +1,19 @@
-"""Liveness and deep readiness: database, pending migrations and the job backlog."""
+"""Liveness and deep readiness: database, pending migrations, the job backlog, LLM circuits
+and the external credentials companies configured.
+
+A check is *critical* when this instance cannot serve without it (database, migrations, a
+job backlog older than ``ATENDE_JOB_BACKLOG_MAX_AGE_SECONDS``): one failing makes the
+instance unready (503, ``status: fail``, named in ``failing``). The others only *degrade*
+it (200, ``status: degraded``, named in ``degraded``): an open LLM circuit falls back to the
+extractive answerer, and a company's rejected key is that company's to fix, while taking
+the instance out of the load balancer would fail every company.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
@@ -13,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.migrate import current_revision, head_revision
 from atende.jobs.queue import backlog
-from atende.observability import metrics
+from atende.observability import credentials, metrics
+from atende.observability.logging import describe
 from atende.runtime import LLM_CIRCUITS, Runtime
 
 TIMEOUT_SECONDS = 5
@@ -24,6 +34,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    critical: bool = True  # False: failing degrades readiness without failing it
+    data: dict[str, Any] = field(default_factory=dict)  # more fields for the report
 
 
 Probe = Callable[[AsyncSession, Runtime], Awaitable[tuple[bool, str]]]
@@ -47,13 +59,9 @@ async def _job_backlog(session: AsyncSession, runtime: Runtime) -> tuple[bool, s
 PROBES: list[tuple[str, Probe]] = [("migrations", _migrations), ("job_backlog", _job_backlog)]
 
 
-def _describe(exc: BaseException) -> str:
-    first_line = next(iter(str(exc).splitlines()), "")
-    return f"{type(exc).__name__}: {first_line}"[:300] if first_line else type(exc).__name__
-
-
 async def readiness(runtime: Runtime) -> tuple[bool, list[Check]]:
-    """Every check, each named: a failure is reported as that check failing, never raised."""
+    """Every check, each named: a failure is reported as that check failing, never raised.
+    ``True`` when every critical check passes."""
     checks: list[Check] = []
     running = "database"
     try:
@@ -66,12 +74,14 @@ async def readiness(runtime: Runtime) -> tuple[bool, list[Check]]:
                     async with session.begin_nested():
                         checks.append(Check(running, *await probe(session, runtime)))
                 except SQLAlchemyError as exc:
-                    checks.append(Check(running, False, _describe(exc)))
+                    checks.append(Check(running, False, describe(exc)))
     except Exception as exc:  # unreachable or too slow: a failed check, not a 500
         checks = [c for c in checks if c.name != running]
-        checks.append(Check(running, False, _describe(exc)))
+        checks.append(Check(running, False, describe(exc)))
     checks.append(_llm(runtime))
-    return all(c.ok for c in checks), checks
+    monitor = credentials.monitor_for(runtime)
+    checks.append(_credentials(await monitor.snapshot(), monitor.clock()))
+    return all(c.ok for c in checks if c.critical), checks
 
 
 def _llm(runtime: Runtime) -> Check:
@@ -79,17 +89,34 @@ def _llm(runtime: Runtime) -> Check:
     answer with the extractive answerer (or hand off), so the service is still ready."""
     states: dict[str, str] = runtime.extras.get(LLM_CIRCUITS, {})
     if not states:
-        return Check("llm", True, "no LLM endpoint used by this process yet")
+        return Check("llm", True, "no LLM endpoint used by this process yet", critical=False)
     opened = sorted(name for name, state in states.items() if state != "closed")
     if not opened:
-        return Check("llm", True, f"{len(states)} endpoint(s), every circuit closed")
+        return Check("llm", True, f"{len(states)} endpoint(s), every circuit closed", critical=False)
     listed = ", ".join(f"{name} {states[name]}" for name in opened)
-    return Check("llm", True, f"circuit {listed}: answers fall back to the extractive answerer")
+    return Check(
+        "llm", True, f"circuit {listed}: answers fall back to the extractive answerer", critical=False
+    )
+
+
+def _credentials(snapshot: credentials.Snapshot, now: float) -> Check:
+    """Companies' external credentials (LLM and embeddings keys...): never critical."""
+    if snapshot.finished_at is None:
+        return Check("credentials", True, "the first check is still running", critical=False)
+    failing, unlisted = snapshot.failing, snapshot.unlisted
+    detail = (
+        f"{len(snapshot.states)} checked {now - snapshot.finished_at:.0f}s ago, {len(failing)} failing"
+        + (f"; {len(unlisted)} source(s) could not be listed" if unlisted else "")
+    )
+    ok = not failing and not unlisted
+    return Check("credentials", ok, detail, critical=False, data=credentials.as_json(snapshot))
 
 
 def as_json(ok: bool, checks: list[Check]) -> dict[str, Any]:
+    degraded = [c.name for c in checks if not c.ok and not c.critical]
     return {
-        "status": "ok" if ok else "fail",
-        "failing": [c.name for c in checks if not c.ok],
-        "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in checks},
+        "status": "fail" if not ok else "degraded" if degraded else "ok",
+        "failing": [c.name for c in checks if not c.ok and c.critical],
+        "degraded": degraded,
+        "checks": {c.name: {"ok": c.ok, "detail": c.detail, **c.data} for c in checks},
     }

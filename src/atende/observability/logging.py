@@ -39,6 +39,12 @@ def redact(text: str) -> str:
     return PHONE.sub(lambda m: m.group(1) or "[phone]", text)
 
 
+def describe(exc: BaseException) -> str:
+    """One redacted line saying what went wrong: the exception's type and first line."""
+    first_line = next(iter(str(exc).splitlines()), "")
+    return redact(f"{type(exc).__name__}: {first_line}"[:300] if first_line else type(exc).__name__)
+
+
 def _redact_value(key: str, value: Any) -> Any:
     if SECRET_KEYS.search(key) and key not in ("api_key",):
         return "[redacted]"

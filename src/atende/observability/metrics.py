@@ -7,6 +7,12 @@ from prometheus_client import Counter, Gauge, Histogram
 HTTP_REQUESTS = Counter("atende_http_requests_total", "HTTP requests served", ["method", "route", "status"])
 HTTP_LATENCY = Histogram("atende_http_request_duration_seconds", "HTTP request latency", ["method", "route"])
 TURNS = Counter("atende_turns_total", "Bot turns run", ["decision"])
+HANDOFFS = Counter(
+    "atende_handoffs_total",
+    "Conversations the bot handed to people, by reason (requested, rule, repeat, evidence, failure) and "
+    "routing (queue: answered soon; ticket: the team is closed or nobody is online)",
+    ["reason", "routing"],
+)
 TURN_LATENCY = Histogram(
     "atende_turn_duration_seconds",
     "Bot turn latency, from start of the job to the reply stored",
@@ -35,3 +41,13 @@ LLM_LATENCY = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30),
 )
 LLM_CIRCUIT = Gauge("atende_llm_circuit_state", "LLM circuit: 0 closed, 1 half-open, 2 open", ["circuit"])
+CREDENTIALS = Gauge(
+    "atende_credentials",
+    "External credentials configured (companies' and the deployment's), by kind",
+    ["kind"],
+)
+CREDENTIALS_FAILING = Gauge(
+    "atende_credentials_failing",
+    "External credentials whose last check failed, by kind (/health/ready names the companies)",
+    ["kind"],
+)
