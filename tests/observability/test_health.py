@@ -95,13 +95,17 @@ async def test_an_empty_database_is_not_ready_until_migrated(pg_url: str, settin
     async with runtime_on(url, settings) as runtime:
         ok, checks = await readiness(runtime)
         assert not ok
-        assert {"migrations", "job_backlog"} <= set(as_json(ok, checks)["failing"])
+        report = as_json(ok, checks)
+        assert "migrations" in report["failing"]
+        assert "job_backlog" in report["degraded"]  # its table is missing too, but it is not critical
         await asyncio.to_thread(migrate.upgrade, url)
         ok, checks = await readiness(runtime)
     assert ok, as_json(ok, checks)
 
 
-async def test_an_old_waiting_job_fails_the_backlog_check(pg_url: str, settings: Settings) -> None:
+async def test_an_old_waiting_job_degrades_readiness_without_failing_it(
+    pg_url: str, settings: Settings
+) -> None:
     url = fresh_database(pg_url)
     await asyncio.to_thread(migrate.upgrade, url)
     async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
@@ -112,7 +116,9 @@ async def test_an_old_waiting_job_fails_the_backlog_check(pg_url: str, settings:
     async with runtime_on(url, settings) as runtime:
         ok, checks = await readiness(runtime)
     report = as_json(ok, checks)
-    assert report["failing"] == ["job_backlog"], report
+    # the load balancer keeps sending messages: intake works, the workers are behind
+    assert ok and report["status"] == "degraded" and report["failing"] == [], report
+    assert report["degraded"] == ["job_backlog"], report
     assert report["checks"]["job_backlog"]["detail"].startswith("1 waiting, oldest 36")
 
 

@@ -1,12 +1,13 @@
 """Liveness and deep readiness: database, pending migrations, the job backlog, LLM circuits
 and the external credentials companies configured.
 
-A check is *critical* when this instance cannot serve without it (database, migrations, a
-job backlog older than ``ATENDE_JOB_BACKLOG_MAX_AGE_SECONDS``): one failing makes the
-instance unready (503, ``status: fail``, named in ``failing``). The others only *degrade*
-it (200, ``status: degraded``, named in ``degraded``): an open LLM circuit falls back to the
-extractive answerer, and a company's rejected key is that company's to fix, while taking
-the instance out of the load balancer would fail every company.
+A check is *critical* when this instance cannot serve without it (database, migrations):
+one failing makes the instance unready (503, ``status: fail``, named in ``failing``). The
+others only *degrade* it (200, ``status: degraded``, named in ``degraded``): an open LLM
+circuit falls back to the extractive answerer, a company's rejected key is that company's
+to fix, and a job backlog older than ``ATENDE_JOB_BACKLOG_MAX_AGE_SECONDS`` is the
+workers' to drain: taking API instances out of the load balancer for it would stop
+intake for every company and drain nothing (the ``JobBacklog`` alert calls a person).
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ async def _job_backlog(session: AsyncSession, runtime: Runtime) -> tuple[bool, s
     return age <= limit, f"{depth} waiting, oldest {age:.1f}s (limit {limit:.0f}s)"
 
 
-PROBES: list[tuple[str, Probe]] = [("migrations", _migrations), ("job_backlog", _job_backlog)]
+# (name, probe, critical)
+PROBES: list[tuple[str, Probe, bool]] = [
+    ("migrations", _migrations, True),
+    ("job_backlog", _job_backlog, False),
+]
 
 
 async def readiness(runtime: Runtime) -> tuple[bool, list[Check]]:
@@ -68,13 +73,14 @@ async def readiness(runtime: Runtime) -> tuple[bool, list[Check]]:
         async with asyncio.timeout(TIMEOUT_SECONDS), runtime.db.transaction() as session:
             await session.execute(text("SELECT 1"))
             checks.append(Check("database", True, "reachable"))
-            for running, probe in PROBES:
+            for running, probe, critical in PROBES:
                 try:
                     # a savepoint each: one failing probe (a missing table) spares the next
                     async with session.begin_nested():
-                        checks.append(Check(running, *await probe(session, runtime)))
+                        ok, detail = await probe(session, runtime)
+                    checks.append(Check(running, ok, detail, critical=critical))
                 except SQLAlchemyError as exc:
-                    checks.append(Check(running, False, describe(exc)))
+                    checks.append(Check(running, False, describe(exc), critical=critical))
     except Exception as exc:  # unreachable or too slow: a failed check, not a 500
         checks = [c for c in checks if c.name != running]
         checks.append(Check(running, False, describe(exc)))
