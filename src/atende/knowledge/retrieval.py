@@ -69,11 +69,11 @@ BM25_SQL = """
     WITH total AS (
         SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
     ), q AS (
-        SELECT s.lexeme, w.weight * ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf
-          FROM unnest(CAST(:terms AS text[]), CAST(:weights AS float8[])) AS w(lexeme, weight)
-          JOIN lexeme_stats s ON s.company_id = :company AND s.lexeme = w.lexeme
-         CROSS JOIN total
-         WHERE s.chunks > 0
+        SELECT s.lexeme,
+               CASE WHEN s.lexeme = ANY(CAST(:subject_terms AS text[])) THEN :subject_weight ELSE 1 END
+               * ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf
+          FROM lexeme_stats s CROSS JOIN total
+         WHERE s.company_id = :company AND s.lexeme = ANY(CAST(:terms AS text[])) AND s.chunks > 0
          ORDER BY s.chunks, s.lexeme
          LIMIT :max_terms
     ), avgdl AS (
@@ -107,11 +107,12 @@ async def bm25_params(session: AsyncSession, query: str, k: int) -> dict[str, An
     subject = subject_line(query)
     stems = await question_stems(session, query, also=subject)
     terms = query_terms(stems)
-    in_subject = frozenset(query_terms(await question_stems(session, subject))) if subject else frozenset()
+    in_subject = query_terms(await question_stems(session, subject)) if subject else []
     return {
         "company": company_of(session),
         "terms": terms,
-        "weights": [SUBJECT_WEIGHT if term in in_subject else 1.0 for term in terms],
+        "subject_terms": in_subject,
+        "subject_weight": SUBJECT_WEIGHT,
         "max_terms": MAX_TERMS,
         "k1": K1,
         "b": B,
