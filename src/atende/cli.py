@@ -148,13 +148,21 @@ def worker(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations (safe to run while other processes start)."""
-    from atende.db.migrate import head_revision
+    from atende.db.migrate import current_revision, head_revision, is_known
 
-    async def work(_runtime: Runtime) -> None:
-        return None
+    async def work(runtime: Runtime) -> str | None:
+        async with runtime.db.engine.connect() as conn:
+            return await conn.run_sync(current_revision)
 
-    _run(work, migrate=True)
-    console.print(f"database at revision {head_revision()}")
+    revision = _run(work, migrate=True)
+    if is_known(revision):
+        console.print(f"database at revision {revision}")
+    else:
+        console.print(
+            f"database at revision {revision}, newer than this release's {head_revision()}: "
+            "left as it is (a rollback to an older release)",
+            highlight=False,
+        )
 
 
 TimeoutOpt = Annotated[float, typer.Option(min=1, help="Seconds before the dump or restore is stopped.")]

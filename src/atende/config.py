@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     chunk_max_chars: int = Field(default=1200, description="Target largest chunk, in characters.")
     job_backlog_max_age_seconds: float = Field(
         default=300.0,
-        description="/health/ready reports the job backlog as degraded when the oldest waiting job is older than this.",
+        description="/health/ready reports the job backlog degraded past this age of the oldest job.",
     )
     credential_check_interval_seconds: float = Field(
         default=60.0,

@@ -204,3 +204,23 @@ def test_two_processes_migrating_a_fresh_database_at_once_both_succeed(pg_url: s
     assert not any(thread.is_alive() for thread in threads), "a migration hung"
     assert errors == []
     assert revision_of(url) == migrate.head_revision()
+
+
+async def test_a_database_migrated_by_a_newer_release_leaves_this_one_serving(
+    pg_url: str, settings: Settings
+) -> None:
+    """A rolling deploy or a rollback: the schema is one migration ahead of this code. The
+    instance stays ready (migrations are additive), and migrating at start leaves it alone."""
+    url = fresh_database(pg_url)
+    await asyncio.to_thread(migrate.upgrade, url)
+    async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
+        await conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    assert await asyncio.to_thread(migrate.upgrade, url) == "9999_from_the_future"  # no error
+    assert revision_of(url) == "9999_from_the_future"
+    async with runtime_on(url, settings) as runtime:
+        ok, checks = await readiness(runtime)
+    report = as_json(ok, checks)
+    assert ok and report["failing"] == [], report
+    assert report["checks"]["migrations"]["detail"] == (
+        f"at 9999_from_the_future, newer than this release's {migrate.head_revision()}"
+    )

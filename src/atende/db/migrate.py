@@ -9,14 +9,18 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from atende.db.url import sqlalchemy_url
+
+log = structlog.get_logger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 7_270_301  # arbitrary, constant: the advisory lock key of migrations
@@ -36,13 +40,31 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
-def upgrade(url: str) -> None:
-    """Bring the database at ``url`` to the newest migration (idempotent)."""
+def is_known(revision: str | None) -> bool:
+    """Whether ``revision`` is one of this code's migrations (``None``: an empty database)."""
+    if revision is None:
+        return True
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def upgrade(url: str) -> str | None:
+    """Bring the database at ``url`` to the newest migration (idempotent) and return the
+    revision it is at. A database at a migration this code does not know was migrated by a
+    newer release: it is left alone (a rollback runs the previous release on the newer,
+    additive schema; see docs/DEPLOYMENT.md, "Upgrades and rollbacks")."""
     engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
     try:
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            current = current_revision(conn)
+            if not is_known(current):
+                log.warning("db.schema_newer_than_code", revision=current, head=head_revision())
+                return current
             command.upgrade(_config(conn), "head")
+            return head_revision()
     finally:
         engine.dispose()
 

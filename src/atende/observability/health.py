@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.db.migrate import current_revision, head_revision
+from atende.db.migrate import current_revision, head_revision, is_known
 from atende.jobs.queue import backlog
 from atende.observability import credentials, metrics
 from atende.observability.logging import describe
@@ -46,7 +46,13 @@ async def _migrations(session: AsyncSession, _runtime: Runtime) -> tuple[bool, s
     conn = await session.connection()
     current = await conn.run_sync(current_revision)
     head = head_revision()
-    return current == head, f"at {current}" if current == head else f"at {current}, pending up to {head}"
+    if current == head:
+        return True, f"at {current}"
+    if not is_known(current):
+        # a newer release migrated it (a rolling deploy, or a rollback): its migrations are
+        # additive, so this release still serves until it is replaced
+        return True, f"at {current}, newer than this release's {head}"
+    return False, f"at {current}, pending up to {head}"
 
 
 async def _job_backlog(session: AsyncSession, runtime: Runtime) -> tuple[bool, str]:
