@@ -330,7 +330,9 @@ async def retrieval_floor(
     """Question by question (normalised as the turn does): the hybrid retriever as the turn
     calls it, the question's embedding alone, and the two SQL statements it runs over a bare
     psycopg connection; taking turns so that all see the same cache and the same load."""
-    embedder = E5Embedder(threads=runtime.settings.embed_threads)
+    embedder = E5Embedder(
+        threads=runtime.settings.embed_threads, query_threads=runtime.settings.embed_query_threads
+    )
     retriever = HybridRetriever(
         embedder,
         runtime.settings.fusion_dense_weights,

@@ -129,7 +129,12 @@ class Settings(BaseSettings):
         "wheel, offline) or `none` (full-text only). A company may use an OpenAI-compatible "
         "embeddings endpoint instead (`PUT /v1/company/assistant`).",
     )
-    embed_threads: int = Field(default=2, ge=1, le=64, description="CPU threads of the e5 embedder.")
+    embed_threads: int = Field(
+        default=2, ge=1, le=64, description="CPU threads of the e5 embedder for a batch of passages."
+    )
+    embed_query_threads: int = Field(
+        default=1, ge=1, le=64, description="CPU threads of the e5 embedder for a question."
+    )
     embed_query_chars: int = Field(
         default=300,
         ge=50,
@@ -175,7 +180,7 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(
         default=None,
         description="OpenAI-compatible API base URL (e.g. https://api.openai.com/v1). Unset: the offline "
-        "extractive answerer. A company can override it (`PUT /v1/company/llm`).",
+        "extractive answerer. A company can set its own (`PUT /v1/company/assistant`).",
     )
     llm_model: str | None = Field(default=None, description="Chat model name at `ATENDE_LLM_BASE_URL`.")
     llm_api_key: SecretStr | None = Field(default=None, description="API key for `ATENDE_LLM_BASE_URL`.")

