@@ -77,7 +77,10 @@ class ChunkTerm(CompanyOwned, Base):
     ranking reads (``knowledge.retrieval``), a row per distinct lexeme of a chunk."""
 
     __tablename__ = "chunk_terms"
-    __table_args__ = (PrimaryKeyConstraint("company_id", "lexeme", "chunk_id"),)
+    # tf and dl ride in the key's index: BM25 reads postings with an index-only scan
+    __table_args__ = (
+        PrimaryKeyConstraint("company_id", "lexeme", "chunk_id", postgresql_include=["tf", "dl"]),
+    )
     company_index_in_table_args = True
 
     lexeme: Mapped[str] = mapped_column(Text)
