@@ -1,5 +1,6 @@
 """deploy/aws/atende.yaml: cfn-lint passes it, and the template keeps its promises: the load
-balancer asks /health/ready, no secret setting travels as plain environment, the services
+balancer asks /health/ready but serves neither it nor /metrics to the internet, no secret
+setting travels as plain environment, the deployment's LLM can be configured, the services
 wait for the migration, and every container writes to a log group of its own."""
 
 from __future__ import annotations
@@ -86,6 +87,90 @@ def test_the_load_balancer_checks_readiness_and_redirects_http(template: dict[st
     assert redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
 
 
+def alb_pattern_matches(pattern: str, path: str) -> bool:
+    """An ALB path pattern against a whole path: case-sensitive, ``*`` any run of characters
+    (slashes too), ``?`` exactly one."""
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, path) is not None
+
+
+def test_the_internet_gets_404_on_metrics_and_health_checks(template: dict[str, Any]) -> None:
+    (https,) = [
+        name
+        for name, r in resources(template, "AWS::ElasticLoadBalancingV2::Listener").items()
+        if r["Properties"]["Protocol"] == "HTTPS"
+    ]
+    rules = [
+        r["Properties"]
+        for r in resources(template, "AWS::ElasticLoadBalancingV2::ListenerRule").values()
+        if refs(r["Properties"]["ListenerArn"]) == {https}
+    ]
+
+    def rule_for(path: str) -> dict[str, Any] | None:
+        """The first rule, by priority, whose path patterns match (None: the default forward)."""
+        for rule in sorted(rules, key=lambda r: int(r["Priority"])):
+            patterns = [
+                value
+                for condition in rule["Conditions"]
+                if condition["Field"] == "path-pattern"
+                for value in condition["PathPatternConfig"]["Values"]
+            ]
+            if any(alb_pattern_matches(pattern, path) for pattern in patterns):
+                return rule
+        return None
+
+    for path in ("/metrics", "/metrics/", "/health/ready", "/health/live", "/health/ready/"):
+        rule = rule_for(path)
+        assert rule is not None, f"the load balancer forwards {path} to the tasks"
+        (action,) = rule["Actions"]
+        assert action["Type"] == "fixed-response", path
+        assert action["FixedResponseConfig"]["StatusCode"] == "404", path
+    for path in ("/v1/messages", "/widget.js", "/widget/v1/wk_1/conversations", "/demo", "/docs", "/"):
+        assert rule_for(path) is None, f"{path} must reach the tasks"
+    # the target group's health check calls each task directly: the rule does not hide it
+    (group,) = resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup").values()
+    assert group["Properties"]["HealthCheckPath"] == "/health/ready"
+
+
+def test_the_deployments_llm_is_configured_by_parameters(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    for name in ("LlmBaseUrl", "LlmModel", "LlmApiKeySecretArn"):
+        assert parameters[name]["Default"] == "", f"{name} must stay optional"
+    for task in ("ApiTaskDefinition", "WorkerTaskDefinition"):
+        (container,) = containers(template, task)
+        environment = container["Environment"]
+        plain = {e["Name"]: e["Value"] for e in unconditional(environment)}
+        assert refs(plain["ATENDE_LLM_BASE_URL"]) == {"LlmBaseUrl"}, task
+        assert refs(plain["ATENDE_LLM_MODEL"]) == {"LlmModel"}, task
+        # an empty parameter sets nothing, rather than an empty setting
+        conditional = {e["Fn::If"][1]["Name"]: e["Fn::If"] for e in environment if "Fn::If" in e}
+        for name in ("ATENDE_LLM_BASE_URL", "ATENDE_LLM_MODEL"):
+            assert conditional[name][2] == {"Ref": "AWS::NoValue"}, (task, name)
+    # atende calls the deployment's LLM only with both endpoint and model: a key or an
+    # endpoint given alone is refused before anything is created
+    guarded = {
+        (frozenset(refs(rule["RuleCondition"])), frozenset(refs(rule["Assertions"])))
+        for rule in template["Rules"].values()
+    }
+    assert (frozenset({"LlmBaseUrl"}), frozenset({"LlmModel"})) in guarded
+    assert (frozenset({"LlmApiKeySecretArn"}), frozenset({"LlmBaseUrl"})) in guarded
+
+
+def test_the_migration_step_says_how_long_it_waits(template: dict[str, Any]) -> None:
+    """The function gives up with Lambda's limit less a margin: the template's comment and
+    deploy/aws/README.md say the same number of minutes."""
+    function = template["Resources"]["MigrationFunction"]["Properties"]
+    code = function["Code"]["ZipFile"]
+    margin = re.search(r"get_remaining_time_in_millis\(\) > (\d+)", code)
+    assert margin, "the function no longer stops waiting before Lambda's limit"
+    minutes = round((function["Timeout"] - int(margin.group(1)) / 1000) / 60)
+    assert f"after {minutes} minutes" in code
+    comment = " ".join(TEMPLATE.read_text().split())
+    readme = " ".join((DEPLOY / "aws" / "README.md").read_text().split())
+    assert f"waits about {minutes} minutes" in comment
+    assert f"waits about {minutes} minutes" in readme
+
+
 def secret_settings() -> set[str]:
     """Every variable atende reads a secret setting from (fields typed ``SecretStr``)."""
     names = set()
@@ -101,7 +186,7 @@ def test_no_secret_travels_as_plain_environment(template: dict[str, Any]) -> Non
     secret_resources = resources(template, "AWS::SecretsManager::Secret")
     for task in TASKS:
         for container in containers(template, task):
-            plain = {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+            plain = {e["Name"]: e["Value"] for e in unconditional(container.get("Environment", []))}
             from_secrets = {s["Name"]: s["ValueFrom"] for s in unconditional(container.get("Secrets", []))}
             where = f"{task}/{container['Name']}"
             assert not secret & set(plain), f"{where}: secret settings in plain environment"
@@ -153,7 +238,7 @@ def test_the_services_start_only_after_the_migration_ran(template: dict[str, Any
         assert refs(resource["Properties"]["TaskDefinition"]) == {task}
         (container,) = containers(template, task)
         assert refs(container["Image"]) == {"ImageUri"}
-        env = {e["Name"]: e["Value"] for e in container["Environment"]}
+        env = {e["Name"]: e["Value"] for e in unconditional(container["Environment"])}
         assert env["ATENDE_MIGRATE_ON_START"] == "false", service  # the migration task did it
         assert resource["Properties"]["DeploymentConfiguration"]["DeploymentCircuitBreaker"]["Rollback"]
     commands = {service: containers(template, task)[0]["Command"] for service, task in SERVICES.items()}

@@ -4,13 +4,16 @@ filesystem metrics), each alert pointing at its section of docs/RUNBOOK.md."""
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY, Exported
+from atende.observability import metrics
+from tests.conftest import ROOT
+from tests.deploy.conftest import DEPLOY, Exported, selectors
 
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 # from other exporters of the deployment
@@ -35,6 +38,10 @@ RUNBOOK_ANCHORS = {
     "disk-space-low",
 }
 DURATION = re.compile(r"^(\d+[smhdwy])+$")
+# the module that records the outcome of every LLM request (atende_llm_requests_total), and
+# the outcomes in which the LLM answered, well or not: every other one is a failed request
+LLM_ANSWERER = ROOT / "src" / "atende" / "llm" / "grounded.py"
+LLM_ANSWERED = {"answered", "no_answer", "guard_failed"}
 
 
 def rules() -> list[dict[str, Any]]:
@@ -105,3 +112,31 @@ def test_a_broken_expression_or_an_unknown_metric_is_caught(known: Exported) -> 
         known.check("sum(rate(atende_turns_total[5m])")
     assert known.check("rate(atende_turn_total[5m])") == ["atende_turn_total is not a metric atende exports"]
     assert known.check('atende_turns_total{reason="x"}') == ["atende_turns_total has no label ['reason']"]
+
+
+def llm_outcomes() -> set[str]:
+    """Every outcome the LLM answerer records: the names it passes to ``observe`` and those
+    ``_failure_kind`` returns for an exception."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(LLM_ANSWERER.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "observe":
+            found |= {arg.value for arg in node.args[:1] if isinstance(arg, ast.Constant)}
+        if isinstance(node, ast.FunctionDef) and node.name == "_failure_kind":
+            found |= {
+                ret.value.value
+                for ret in ast.walk(node)
+                if isinstance(ret, ast.Return) and isinstance(ret.value, ast.Constant)
+            }
+    return found
+
+
+def test_the_llm_errors_alert_counts_every_failed_llm_request() -> None:
+    outcomes = llm_outcomes()
+    assert LLM_ANSWERED | {"timeout", "misconfigured", "circuit_open", "error"} <= outcomes, outcomes
+    (rule,) = [r for r in rules() if r["alert"] == "AtendeLLMErrors"]
+    (counted,) = [m["outcome"] for name, m in selectors(rule["expr"]) if "outcome" in m]
+    failed = {outcome for outcome in outcomes if re.fullmatch(counted, outcome)}
+    assert failed == outcomes - LLM_ANSWERED
+    # and the metric's help names every outcome
+    help_text = metrics.LLM_REQUESTS._documentation
+    assert {o for o in outcomes if not re.search(rf"\b{o}\b", help_text)} == set()

@@ -19,15 +19,15 @@ async def live() -> dict[str, str]:
 
 @router.get(
     "/health/ready",
-    summary="Ready to serve: database, migrations, job backlog; LLM circuits and credentials",
+    summary="Ready to serve: database and migrations; job backlog, LLM circuits and credentials degrade",
     responses={
         200: {"description": "Ready (`status` ok), or `degraded`: a non-critical check fails"},
         503: {"description": "A critical check failed; `failing` names it"},
     },
 )
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    """Each check with `ok` and `detail`. Critical: database, migrations, job backlog.
-    Degrading only: open LLM circuits and companies' failing credentials (with company and
+    """Each check with `ok` and `detail`. Critical: database, migrations.
+    Degrading only: an old job backlog, open LLM circuits and companies' failing credentials (with company and
     reason in `checks.credentials.failures`), which this instance cannot fix."""
     ok, checks = await readiness(runtime)
     return JSONResponse(as_json(ok, checks), status_code=200 if ok else 503)

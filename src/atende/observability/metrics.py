@@ -31,8 +31,8 @@ WEBHOOK_DELIVERIES = Counter(
 )
 LLM_REQUESTS = Counter(
     "atende_llm_requests_total",
-    "LLM answer requests by outcome (answered, no_answer, guard_failed, timeout, rate_limited, connection, "
-    "error, circuit_open)",
+    "LLM answer requests by outcome (answered, no_answer, guard_failed; errors: timeout, rate_limited, "
+    "connection, misconfigured, malformed, error, circuit_open)",
     ["outcome"],
 )
 LLM_LATENCY = Histogram(
