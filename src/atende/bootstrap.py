@@ -4,6 +4,8 @@ live listener. Shared by ``atende serve``, ``atende worker`` and the CLI command
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 
@@ -21,6 +23,7 @@ from atende.jobs.tasks import blueprint as job_tasks
 from atende.knowledge.tasks import blueprint as knowledge_tasks
 from atende.llm.credentials import endpoints as llm_endpoints
 from atende.observability import credentials
+from atende.observability.logging import describe
 from atende.observability.sentry import report_job
 from atende.runtime import Runtime
 from atende.webhooks.tasks import blueprint as webhook_tasks
@@ -80,20 +83,68 @@ async def open_runtime(
             await asyncio.to_thread(embedded.stop)
 
 
+RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before the job worker starts again
+STEADY_SECONDS = 60.0  # a job worker that ran this long starts again from the first delay
+
+
 async def run_worker(runtime: Runtime, *, name: str, install_signal_handlers: bool = False) -> None:
-    """Run jobs until cancelled (or signalled); the language models load first."""
+    """Run jobs until cancelled (or, with ``install_signal_handlers``, until SIGINT/SIGTERM:
+    running jobs finish first); the language models load first.
+
+    procrastinate's worker stops by itself when one of its side tasks fails, typically the
+    LISTEN connection when PostgreSQL restarts, and cannot start while the database is
+    down: jobs would stop running here for good (an ``atende worker`` exited with status 0,
+    an ``atende serve`` went on storing messages nobody answered). It is started again
+    after a growing delay instead, until this process is told to stop."""
     from atende.knowledge import language
 
     await asyncio.to_thread(language.warm_up)
-    log.info("worker.started", name=name, concurrency=runtime.settings.worker_concurrency)
-    await runtime.jobs.run_worker(
-        concurrency=runtime.settings.worker_concurrency,
-        context={"runtime": runtime},
-        name=name,
-        install_signal_handlers=install_signal_handlers,
-        stalled_seconds=runtime.settings.stalled_job_seconds,
-        middleware=[report_job],  # a no-op unless Sentry is configured
+    stop = asyncio.Event()
+    if install_signal_handlers:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+    failures = 0
+    while not stop.is_set():
+        log.info("worker.started", name=name, concurrency=runtime.settings.worker_concurrency)
+        started = time.monotonic()
+        reason = await _run_job_worker(runtime, name, stop)
+        if reason is None:
+            return
+        failures = 1 if time.monotonic() - started > STEADY_SECONDS else failures + 1
+        delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS)) - 1]
+        log.error("worker.stopped_unexpectedly", name=name, reason=reason, restart_in_seconds=delay)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+
+
+async def _run_job_worker(runtime: Runtime, name: str, stop: asyncio.Event) -> str | None:
+    """Run procrastinate's worker until ``stop`` (``None``: stopped as asked, its running
+    jobs finished) or until it ends by itself (returns why)."""
+    jobs = asyncio.create_task(
+        runtime.jobs.run_worker(
+            concurrency=runtime.settings.worker_concurrency,
+            context={"runtime": runtime},
+            name=name,
+            stalled_seconds=runtime.settings.stalled_job_seconds,
+            middleware=[report_job],  # a no-op unless Sentry is configured
+        )
     )
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({jobs, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # asked to stop, or cancelled: procrastinate finishes its running jobs first
+        stopping.cancel()
+        if not jobs.done():
+            jobs.cancel()
+            with suppress(asyncio.CancelledError):
+                await jobs
+    if stop.is_set():
+        return None
+    if jobs.cancelled():
+        return "cancelled"
+    error = jobs.exception()
+    return describe(error) if error is not None else "the job worker stopped (a side task failed)"
 
 
 async def stop_task(task: asyncio.Task[None] | None) -> None:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
+import psycopg.conninfo
 import pytest
 from sqlalchemy import func, select, text
 
@@ -163,3 +164,79 @@ async def test_a_worker_killed_mid_turn_leaves_the_customer_exactly_one_reply(
     async with runtime.db.transaction(company.id) as session:
         reply = await session.scalar(select(Message).where(Message.reply_to_id == message_id))
     assert reply is not None and "dias úteis" in reply.text
+
+
+async def test_a_worker_that_loses_its_database_connections_starts_again_and_answers(
+    crash_db: tuple[str, Runtime], pg_url: str, tmp_path: Path
+) -> None:
+    """As when PostgreSQL restarts: every connection of the worker is terminated, its
+    LISTEN connection with them. procrastinate's worker stops by itself then; atende's
+    starts it again, so the next customer still gets an answer and the process never exits."""
+    url, runtime = crash_db
+    async with runtime.db.transaction() as session:
+        company = await tenancy.create_company(
+            session, name="Restart", slug=f"restart-{uuid.uuid4().hex[:6]}"
+        )
+    path = DEMO_KB / "pt" / "entregas.md"
+    await knowledge.ingest(
+        runtime.db,
+        company.id,
+        source="entregas.md",
+        data=path.read_bytes(),
+        max_bytes=10**6,
+        chunking=knowledge.Chunking(),
+        embedder=None,
+        lang="pt",
+    )
+
+    async def ask(contact: str) -> uuid.UUID:
+        async with runtime.db.transaction(company.id) as session:
+            received = await conversations.receive_inbound(
+                await session.connection(),
+                company.id,
+                InboundMessage(channel="api", contact_external_id=contact, text="Qual o prazo de entrega?"),
+            )
+        return received.message.id
+
+    def answered(message_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        async def check() -> bool:
+            async with runtime.db.transaction(company.id) as session:
+                count = await session.scalar(
+                    select(func.count()).where(Message.reply_to_id == message_id, Message.author == "bot")
+                )
+            return bool(count)
+
+        return check
+
+    log_path = tmp_path / "worker.log"
+    worker = start_worker(url, "survivor", log_path)
+    try:
+        await wait_for(answered(await ask("before")), 60, "the first answer")
+        # the database refuses connections for a few seconds and every open one is cut
+        database = psycopg.conninfo.conninfo_to_dict(libpq_url(url))["dbname"]
+        async with await psycopg.AsyncConnection.connect(libpq_url(pg_url), autocommit=True) as admin:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            try:
+                cut = await admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+                    (database,),
+                )
+                assert ((await cut.fetchone()) or (0,))[0] >= 1
+                await asyncio.sleep(4)
+            finally:
+                await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await runtime.db.engine.dispose()  # this test's own pooled connections were cut too
+
+        async def restarted() -> bool:
+            return "worker.stopped_unexpectedly" in log_path.read_text(errors="replace")
+
+        await wait_for(restarted, 30, "the worker to notice and start again")
+        await wait_for(answered(await ask("after")), 60, "an answer after the connections were cut")
+        assert worker.poll() is None, "the worker process exited"
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            assert worker.wait(timeout=20) == 0  # a signal still stops it, cleanly
+        finally:
+            if worker.poll() is None:
+                worker.kill()
