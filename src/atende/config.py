@@ -133,7 +133,7 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64, description="CPU threads of the e5 embedder for a batch of passages."
     )
     embed_query_threads: int = Field(
-        default=1, ge=1, le=64, description="CPU threads of the e5 embedder for a question."
+        default=2, ge=1, le=64, description="CPU threads of the e5 embedder for a question."
     )
     embed_query_chars: int = Field(
         default=300,

@@ -17,7 +17,15 @@ from sqlalchemy import text
 
 from atende.engine.tasks import retriever_for
 from atende.knowledge import service
-from atende.knowledge.embedding import E5_DIM, E5_MODEL, E5Embedder, OpenAIEmbedder, embedder_for
+from atende.knowledge.embedding import (
+    E5_DIM,
+    E5_MODEL,
+    E5Embedder,
+    OpenAIEmbedder,
+    _E5Model,
+    embedder_for,
+    openmp_max_threads,
+)
 from atende.knowledge.retrieval import (
     DenseRetriever,
     FullTextRetriever,
@@ -235,11 +243,19 @@ def test_only_the_start_of_a_long_message_is_embedded_cut_between_words() -> Non
     assert embedded_part("x" * 300, 100) == "x" * 100  # one long word is cut where it must be
 
 
-async def test_a_question_embeds_the_same_on_one_thread_as_on_two() -> None:
-    """Questions run on their own OpenMP thread count (one by default, so that a busy
-    PostgreSQL on the same cores cannot stall them); the vector must not depend on it."""
+async def test_each_call_runs_on_its_own_openmp_thread_count_and_embeds_the_same() -> None:
+    """A question runs on ATENDE_EMBED_QUERY_THREADS OpenMP threads, a batch of passages on
+    ATENDE_EMBED_THREADS (OpenMP keeps the count per calling thread); the vector must not
+    depend on it."""
     question = "Quanto tempo leva a entrega para o Nordeste?"
     one = await E5Embedder(query_threads=1).query(question)
+
+    def threads_after(count: int) -> int | None:  # in one worker thread, as an embedding call runs
+        _E5Model.encode("query", "aquecimento", count)
+        return openmp_max_threads()
+
+    assert await asyncio.to_thread(threads_after, 1) == 1
+    assert await asyncio.to_thread(threads_after, 3) == 3
     E5Embedder.clear_cache()
     two = await E5Embedder(query_threads=2).query(question)
     assert len(one) == E5_DIM

