@@ -1159,8 +1159,9 @@ LOG_SIGNS = {
 
 
 def stopped_for_good(fleet: Fleet) -> list[str]:
-    """The processes whose job worker stopped (a side task failed) and never logged
-    ``worker.started`` after it: jobs stopped running there."""
+    """The processes whose job worker stopped (a side task failed) and did not start it
+    again after that (atende logs ``worker.stopped_unexpectedly`` as it restarts it, at
+    WARNING and up, which these processes log): jobs stopped running there."""
     names = []
     for proc in fleet.procs:
         try:
@@ -1168,7 +1169,8 @@ def stopped_for_good(fleet: Fleet) -> list[str]:
         except OSError:
             continue
         last_stop = max((i for i, line in enumerate(lines) if "stopping worker" in line), default=-1)
-        last_start = max((i for i, line in enumerate(lines) if '"worker.started"' in line), default=-1)
+        restarts = ('"worker.started"', '"worker.stopped_unexpectedly"')
+        last_start = max((i for i, line in enumerate(lines) if any(r in line for r in restarts)), default=-1)
         if last_stop > last_start:
             names.append(proc.name)
     return names
