@@ -6,9 +6,12 @@ import uuid
 from typing import Any
 
 import psycopg
+import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 import atende.schema  # noqa: F401  (registers every table on Base.metadata)
 from atende.db import migrate
@@ -54,6 +57,25 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
     assert left == (0,)
     migrate.upgrade(url)
     assert schema_drift(url) == []
+
+
+def test_a_migration_failing_on_a_statement_says_why_without_its_values(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data migration's values may be customers' messages: its error, logged by whoever
+    runs the upgrade, names the statement and never quotes them."""
+    words = "Oi, sou a Ana Souza e meu pedido veio quebrado"
+
+    def failing_upgrade(config: Config, _revision: str) -> None:
+        config.attributes["connection"].execute(
+            text("SELECT 1 / 0 WHERE CAST(:text AS text) IS NOT NULL"), {"text": words}
+        )
+
+    monkeypatch.setattr(migrate.command, "upgrade", failing_upgrade)
+    with pytest.raises(DBAPIError) as raised:
+        migrate.upgrade(db_url)
+    assert "division by zero" in str(raised.value)
+    assert words not in str(raised.value)
 
 
 def test_conversations_already_waiting_for_a_person_get_their_waiting_time(pg_url: str) -> None:

@@ -1,6 +1,7 @@
 """The analytics views (migration 0008) that Metabase reads: their figures for conversations
-made through the API, what a login role granted ``atende_analytics`` may and may not do, the
-migration both ways, and docs/ANALYTICS.md describing every view and column."""
+made through the API (and none of the free text recorded with them), what a login role
+granted ``atende_analytics`` may and may not do, the migration both ways, and
+docs/ANALYTICS.md describing every view and column."""
 
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ async def test_the_views_add_up_what_happened_in_each_conversation(
     kb_company: CompanyCtx, db_url: str
 ) -> None:
     company = kb_company
+    rules = {"rules": [{"name": "legal", "keywords": ["procon"], "team": None}]}
+    r = await company.client.put("/v1/company/handoff", json=rules)
+    assert r.status_code == 200, r.text
     answered = (await ask(company.client, "Qual o prazo de entrega?"))["conversation_id"]
     await post(company, f"/v1/conversations/{answered}/resolve")
     handed = await ask(company.client, "quero falar com um atendente")
@@ -61,10 +65,16 @@ async def test_the_views_add_up_what_happened_in_each_conversation(
     handed_off = handed["conversation_id"]
     await post(company, f"/v1/conversations/{handed_off}/replies", {"text": "Olá, sou a Ana."})
     moved = (await ask(company.client, "Oi"))["conversation_id"]
-    await post(company, f"/v1/conversations/{moved}/state", {"state": "waiting_human", "reason": "VIP"})
+    agents_words = "Ana Souza ligou irritada pedindo reembolso"  # free text: never in a view
+    await post(
+        company, f"/v1/conversations/{moved}/state", {"state": "waiting_human", "reason": agents_words}
+    )
+    ruled = (await ask(company.client, "Vou reclamar no Procon"))["conversation_id"]
 
     # what the API says happened
-    detail = {cid: await get(company, f"/v1/conversations/{cid}") for cid in (answered, handed_off, moved)}
+    detail = {
+        cid: await get(company, f"/v1/conversations/{cid}") for cid in (answered, handed_off, moved, ruled)
+    }
     messages = {cid: (await get(company, f"/v1/conversations/{cid}/messages"))["items"] for cid in detail}
 
     conversations = {
@@ -108,29 +118,36 @@ async def test_the_views_add_up_what_happened_in_each_conversation(
         seconds(agent_reply["created_at"], queued["created_at"]), abs=1e-3
     )
     assert (conversations[moved]["handoffs"], conversations[moved]["handoff_reason"]) == (1, "manual")
+    assert (conversations[ruled]["handoffs"], conversations[ruled]["handoff_reason"]) == (1, "rule")
 
     handoffs = {
         str(r["conversation_id"]): r
         for r in rows(db_url, "SELECT * FROM analytics.handoffs WHERE company_id = %s", company.id)
     }
-    assert set(handoffs) == {handed_off, moved}
+    assert set(handoffs) == {handed_off, moved, ruled}
     taken = next(t for t in detail[handed_off]["transitions"] if t["to_state"] == "human")
     bot_handoff = handoffs[handed_off]
     assert (bot_handoff["reason"], bot_handoff["actor_type"]) == ("requested", "bot")
     assert bot_handoff["outcome"] == "human"
-    assert bot_handoff["detail"] == queued["reason"]
+    assert bot_handoff["rule"] is None
     assert bot_handoff["nobody_online"] == queued["reason"].endswith("(nobody online)")
     assert bot_handoff["outside_hours"] == queued["reason"].endswith("(closed)")
     assert float(bot_handoff["wait_seconds"]) == pytest.approx(
         seconds(taken["created_at"], queued["created_at"]), abs=1e-3
     )
     manual = handoffs[moved]
-    assert (manual["reason"], manual["detail"], manual["outcome"], manual["wait_seconds"]) == (
+    assert (manual["reason"], manual["rule"], manual["outcome"], manual["wait_seconds"]) == (
         "manual",
-        "VIP",
+        None,
         None,
         None,
     )
+    assert (handoffs[ruled]["reason"], handoffs[ruled]["rule"]) == ("rule", "legal")
+    recorded = [t["reason"] for t in detail[moved]["transitions"] if t["to_state"] == "waiting_human"]
+    assert recorded == [agents_words]  # the state change keeps it; the views do not show it
+    for view in VIEWS:
+        for row in rows(db_url, f"SELECT * FROM analytics.{view} WHERE company_id = %s", company.id):
+            assert not [v for v in row.values() if isinstance(v, str) and agents_words in v], view
 
     decisions = {
         str(r["conversation_id"]): r
@@ -140,6 +157,7 @@ async def test_the_views_add_up_what_happened_in_each_conversation(
         answered: "answer",
         handed_off: "handoff",
         moved: "answer",
+        ruled: "handoff",
     }
     assert decisions[answered]["passages"] > 0 and decisions[answered]["top_document_title"]
     assert decisions[answered]["total_ms"] > 0

@@ -1,12 +1,18 @@
 """The container image: deploy/Dockerfile passes hadolint and builds what the Makefile
-installs, as a non-root user, with a health check; .dockerignore keeps the context small
-without leaving out what the build copies."""
+installs, as a non-root user, with a health check that waits longer than readiness may take
+(as compose's and ECS's do); .dockerignore keeps the context small without leaving out what
+the build copies."""
 
 from __future__ import annotations
 
 import fnmatch
 import re
+from typing import Any
 
+import yaml
+from cfnlint.decode import cfn_yaml
+
+from atende.observability.health import BUDGET_SECONDS
 from tests.conftest import ROOT
 from tests.deploy.conftest import DEPLOY, run, tool
 
@@ -54,6 +60,45 @@ def test_it_runs_as_a_non_root_user_with_atende_serve_by_default_and_a_readiness
     assert "healthcheck.py" in healthcheck
     script = (DEPLOY / "healthcheck.py").read_text()
     assert "/health/ready" in script
+
+
+def seconds(value: str | int) -> float:
+    """A health check's duration: ``10s`` (Docker, compose) or ``10`` (ECS)."""
+    return float(str(value).removesuffix("s"))
+
+
+def test_every_health_check_waits_longer_than_readiness_may_take() -> None:
+    """/health/ready may take ``BUDGET_SECONDS`` (a slow database, then a running credentials
+    round): the script gives up later, and the container runtime, which kills the script at
+    its own timeout, later still, so an unhealthy answer is reported with its reason."""
+    script = (DEPLOY / "healthcheck.py").read_text()
+    [script_timeout] = [float(m) for m in re.findall(r"^TIMEOUT_SECONDS = (\d+(?:\.\d+)?)$", script, re.M)]
+    assert "timeout=TIMEOUT_SECONDS" in script
+    assert script_timeout > BUDGET_SECONDS
+
+    runtimes: dict[str, float] = {}
+    [healthcheck] = [a for i, a in instructions() if i == "HEALTHCHECK"]
+    [docker] = re.findall(r"--timeout=(\w+)", healthcheck)
+    runtimes["Dockerfile"] = seconds(docker)
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        if "healthcheck.py" in " ".join(service.get("healthcheck", {}).get("test", [])):
+            runtimes[f"compose {name}"] = seconds(service["healthcheck"]["timeout"])
+    template: dict[str, Any] = cfn_yaml.load(str(DEPLOY / "aws" / "atende.yaml"))
+    resources = template["Resources"]
+    for name, resource in resources.items():
+        for container in resource["Properties"].get("ContainerDefinitions", []):
+            check = container.get("HealthCheck")
+            if check and "healthcheck.py" in " ".join(check["Command"]):
+                runtimes[f"ECS {name}"] = seconds(check["Timeout"])
+    assert {"compose api", "compose worker", "ECS ApiTaskDefinition", "ECS WorkerTaskDefinition"} <= set(
+        runtimes
+    )
+    assert {where: t for where, t in runtimes.items() if t <= script_timeout} == {}
+
+    [group] = [r for r in resources.values() if r["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup"]
+    assert group["Properties"]["HealthCheckPath"] == "/health/ready"
+    assert seconds(group["Properties"]["HealthCheckTimeoutSeconds"]) > BUDGET_SECONDS
 
 
 def test_the_build_context_keeps_what_the_dockerfile_copies_and_drops_the_rest() -> None:

@@ -1,17 +1,26 @@
 """What happens around a bot turn that is still running: an agent who takes the
 conversation over wins (the bot, finding it no longer its own when it comes to write,
-stays silent), and a turn that fails for good hands the customer to a person."""
+stays silent), and a turn that fails for good hands the customer to a person, saying why in
+one line that quotes none of the failed statement's values (the customer's words)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
+from typing import Any
 
 import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from atende.db.url import libpq_url
-from atende.engine.turn import hand_off_after_failure
+from atende.engine import tasks
+from atende.engine.turn import Ports, hand_off_after_failure
+from atende.jobs.queue import RETRY
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx, ask
 
@@ -82,3 +91,49 @@ async def test_a_turn_that_fails_for_good_hands_the_customer_to_a_person(
     detail = (await kb_company.client.get(f"/v1/conversations/{cid}")).json()
     assert detail["state"] == "waiting_human"
     assert detail["transitions"][-1]["reason"] == "the bot could not answer: RuntimeError: boom"
+
+
+@asynccontextmanager
+async def held_turns(db_url: str) -> Any:
+    """While open, live bot turns wait in retrieval (they cannot read the chunks)."""
+    async with await psycopg.AsyncConnection.connect(libpq_url(db_url)) as blocker:
+        await blocker.execute("LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE")
+        yield
+        await blocker.rollback()
+
+
+async def test_a_turn_failing_on_the_database_hands_off_saying_why_without_the_customers_words(
+    kb_company: CompanyCtx, db_url: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await ask(kb_company.client, "Qual o prazo de entrega?", contact="falha-db")
+    cid = first["conversation_id"]
+    words = "Quero trocar a camiseta azul tamanho M que a Ana Souza comprou"
+    this_call = None
+    real_run_turn = tasks.run_turn
+
+    async def failing_turn(rt: Runtime, ports: Ports, company: uuid.UUID, message: uuid.UUID) -> str:
+        if asyncio.current_task() is not this_call:  # the live server's own turns run as usual
+            return await real_run_turn(rt, ports, company, message)
+        async with rt.db.transaction(company) as session:  # fails, the message among its values
+            await session.execute(text("SELECT 1 / 0 WHERE CAST(:text AS text) IS NOT NULL"), {"text": words})
+        raise AssertionError("the statement should have failed")
+
+    monkeypatch.setattr(tasks, "run_turn", failing_turn)
+    async with held_turns(db_url):
+        r = await kb_company.client.post(
+            "/v1/messages", json={"contact": {"external_id": "falha-db"}, "text": words}
+        )
+        question_id = r.json()["message"]["id"]
+        last_attempt: Any = SimpleNamespace(
+            additional_context={"runtime": runtime}, job=SimpleNamespace(attempts=RETRY.max_attempts)
+        )
+        this_call = asyncio.current_task()
+        with pytest.raises(DBAPIError):  # raised again: procrastinate buries the job
+            await tasks.run_turn_job(last_attempt, str(kb_company.id), question_id)
+        this_call = None
+
+    detail = (await kb_company.client.get(f"/v1/conversations/{cid}")).json()
+    assert detail["state"] == "waiting_human"
+    assert detail["transitions"][-1]["reason"] == (
+        "the bot could not answer: DataError: (psycopg.errors.DivisionByZero) division by zero"
+    )

@@ -11,10 +11,11 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
+import structlog
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from structlog.testing import capture_logs
@@ -284,3 +285,52 @@ async def test_a_channel_registers_its_own_credentials_and_a_slow_round_never_ho
     ]
     assert body["status"] == "degraded"
     assert gauge("atende_credentials_failing", "whatsapp") == 2
+
+
+async def test_a_round_that_fails_as_a_whole_degrades_readiness_instead_of_a_500(
+    runtime: Runtime, clock: Clock
+) -> None:
+    """A source whose listing is not one (a bug): the round itself fails. The probe answers
+    degraded naming credentials, the failure is logged, and the round, which outlives the
+    request that started it, carries none of its context (request id)."""
+    seen: list[dict[str, Any]] = []
+
+    async def malformed(rt: Runtime) -> list[Credential]:
+        seen.append(structlog.contextvars.get_contextvars())
+        return [cast(Credential, None)]
+
+    credentials.register("malformed", malformed)
+    app = create_app(runtime.settings)
+    app.state.runtime = runtime
+    transport = httpx.ASGITransport(app=app)
+    try:
+        with capture_logs() as logs:
+            async with httpx.AsyncClient(transport=transport, base_url="http://atende", timeout=20) as client:
+                ready = await client.get("/health/ready")
+                scraped = await client.get("/metrics")
+    finally:
+        credentials.unregister("malformed")
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert (body["status"], body["failing"], body["degraded"]) == ("degraded", [], ["credentials"])
+    assert body["checks"]["credentials"]["ok"] is False
+    assert body["checks"]["credentials"]["detail"] == (
+        "the last check failed: AttributeError: 'NoneType' object has no attribute 'fingerprint'"
+    )
+    assert scraped.status_code == 200
+    [failed] = [e for e in logs if e["event"] == "credential.round_failed"]
+    assert failed["log_level"] == "error"
+    assert failed["error"].startswith("AttributeError")
+    assert seen and all("request_id" not in bound for bound in seen)
+
+
+async def test_the_monitors_own_failure_is_a_degraded_check_too(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_snapshot(wait: float | None = None) -> credentials.Snapshot:
+        raise RuntimeError("the monitor broke")
+
+    monkeypatch.setattr(credentials.monitor_for(runtime), "snapshot", broken_snapshot)
+    body = await report(runtime)
+    assert (body["status"], body["degraded"]) == ("degraded", ["credentials"])
+    assert body["checks"]["credentials"]["detail"] == "the check failed: RuntimeError: the monitor broke"

@@ -1,14 +1,16 @@
 """Sentry: the real ``sentry-sdk`` sends to a fake Sentry on 127.0.0.1.
 
 An atende of its own (its own database, in-process worker and DSN: Sentry is process-wide)
-gets a failing request and a failing job; the envelopes that arrive carry the exception,
-the company and conversation ids, release and environment, and no message text, e-mail
+gets a failing request and failing jobs (one on a SQL statement whose values hold a
+customer's words); the envelopes that arrive carry the exception, the company and
+conversation ids, release and environment, and no message text, statement value, e-mail
 address, API key or cookie. Teardown closes the client, so no other test reports.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,11 +26,17 @@ import structlog
 from fastapi import FastAPI, Request
 from pydantic import SecretStr
 from sentry_sdk.transport import HttpTransport
+from sentry_sdk.utils import event_from_exception
+from sqlalchemy import create_engine
+from sqlalchemy import text as sql
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from atende import bootstrap
 from atende.app import create_app
 from atende.config import Settings
 from atende.db import migrate
+from atende.db.url import sqlalchemy_url
 from atende.observability import sentry
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
@@ -42,6 +50,18 @@ CUSTOMER_TEXT = "Meu pedido 4471 não chegou, estou muito chateada"
 EMAIL = "ana.cliente@example.com"
 PHONE = "+55 11 98765-4321"
 COOKIE = "sessao-secreta-0123456789"
+# ASCII: the SDK writes JSON with non-ASCII characters escaped, so "não" is never found as is
+ORDER_TEXT = "Oi, sou a Ana Souza, meu pedido 4471 veio quebrado"
+
+
+def reached(private: str, sent: str) -> bool:
+    """Whether ``private`` is in an envelope's JSON, as written or escaped."""
+    return private in sent or json.dumps(private)[1:-1] in sent
+
+
+# a statement that fails on PostgreSQL (1 / 0) with the customer's words among its values; the
+# marker in a comment finds its event
+FAILING_STATEMENT = "SELECT 1 / 0 /* {marker} */ WHERE CAST(:text AS text) IS NOT NULL"
 
 
 def tasks() -> procrastinate.Blueprint:
@@ -51,6 +71,12 @@ def tasks() -> procrastinate.Blueprint:
     @bp.task(name="fail", retry=procrastinate.RetryStrategy(max_attempts=1))
     async def fail(company_id: str, conversation_id: str, text: str, marker: str) -> None:
         raise RuntimeError(f"job {marker} failed for {EMAIL}")
+
+    @bp.task(name="db_fail", pass_context=True)
+    async def db_fail(context: procrastinate.JobContext, company_id: str, text: str, marker: str) -> None:
+        runtime: Runtime = context.additional_context["runtime"]
+        async with runtime.db.transaction() as session:
+            await session.execute(sql(FAILING_STATEMENT.format(marker=marker)), {"text": text})
 
     @bp.task(name="slow")
     async def slow(company_id: str, seconds: float) -> None:
@@ -172,7 +198,7 @@ async def test_an_unhandled_request_error_is_reported_tagged_and_without_persona
 
     sent = reporting.fake.raw().decode()
     for private in (CUSTOMER_TEXT, EMAIL, PHONE, api_key, api_key.split("_", 2)[2], COOKIE):
-        assert private not in sent, f"{private!r} reached Sentry"
+        assert not reached(private, sent), f"{private!r} reached Sentry"
     assert '"vars"' not in sent  # no local variables of any frame
 
 
@@ -211,7 +237,27 @@ async def test_a_failing_job_is_reported_per_attempt_the_last_one_as_an_error(re
     assert (last["level"], last["tags"]["job_final"], last["tags"]["job_attempt"]) == ("error", "true", "2")
 
     sent = reporting.fake.raw().decode()
-    assert CUSTOMER_TEXT not in sent and EMAIL not in sent
+    assert not reached(CUSTOMER_TEXT, sent) and not reached(EMAIL, sent)
+
+
+async def test_a_job_failing_on_a_statement_reports_it_without_the_statements_values(
+    reporting: Reporting,
+) -> None:
+    company_id, _key = await reporting.company()
+    marker = uuid.uuid4().hex
+    async with reporting.runtime.db.transaction() as session:
+        await reporting.runtime.jobs.enqueue(
+            session, "tests:db_fail", company_id=str(company_id), text=ORDER_TEXT, marker=marker
+        )
+
+    [event] = await asyncio.to_thread(reporting.fake.wait_for, errors_with(marker))
+    *_cause, exception = event["exception"]["values"]
+    assert exception["type"] == "DataError"
+    assert exception["value"].startswith("(psycopg.errors.DivisionByZero) division by zero")
+    assert "[SQL parameters hidden due to hide_parameters=True]" in exception["value"]
+    assert event["level"] == "error"
+    sent = reporting.fake.raw().decode()
+    assert not reached(ORDER_TEXT, sent), "the statement's values reached Sentry"
 
 
 async def test_slow_requests_and_jobs_are_sent_as_transactions_fast_ones_are_not(
@@ -291,6 +337,29 @@ def test_the_dsn_environment_and_release_are_read_from_sentry_names_too(
     assert (read.environment, read.release) == ("staging", "atende@abc123")
     monkeypatch.setenv("ATENDE_SENTRY_DSN", "https://other@sentry.example.com/8")
     assert Settings(_env_file=None).sentry_dsn.get_secret_value().endswith("/8")  # type: ignore[call-arg,union-attr]
+
+
+def test_an_engine_that_quotes_a_statements_values_still_sends_none_of_them(db_url: str) -> None:
+    """The safety net: an engine made without ``hide_parameters`` (not atende's)."""
+    engine = create_engine(sqlalchemy_url(db_url), poolclass=NullPool)
+    try:
+        with pytest.raises(DBAPIError) as raised, engine.connect() as conn:
+            conn.execute(sql(FAILING_STATEMENT.format(marker="net")), {"text": ORDER_TEXT})
+    finally:
+        engine.dispose()
+    assert ORDER_TEXT in str(raised.value)  # what SQLAlchemy writes by default
+    event, hint = event_from_exception(raised.value)
+    event["message"] = str(raised.value)
+    event["breadcrumbs"] = {"values": [{"type": "log", "category": "atende.x", "message": str(raised.value)}]}
+
+    sent = sentry.before_send(event, hint)
+
+    assert sent is not None
+    assert not reached(ORDER_TEXT, json.dumps(sent))
+    *_cause, exception = sent["exception"]["values"]
+    assert exception["value"].startswith("(psycopg.errors.DivisionByZero) division by zero")
+    assert "[parameters: [Filtered]]" in exception["value"]
+    assert "/* net */" in exception["value"]  # the statement itself is kept: it holds no value
 
 
 # --- the pure parts ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from atende.db.url import sqlalchemy_url
@@ -50,12 +50,18 @@ def is_known(revision: str | None) -> bool:
         return False
 
 
+def _engine(url: str) -> Engine:
+    # one connection, closed after use; an error's text never quotes a statement's values
+    # (a data migration's may be customers' messages)
+    return create_engine(sqlalchemy_url(url), poolclass=NullPool, hide_parameters=True)
+
+
 def upgrade(url: str) -> str | None:
     """Bring the database at ``url`` to the newest migration (idempotent) and return the
     revision it is at. A database at a migration this code does not know was migrated by a
     newer release: it is left alone (a rollback runs the previous release on the newer,
     additive schema; see docs/DEPLOYMENT.md, "Upgrades and rollbacks")."""
-    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    engine = _engine(url)
     try:
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
@@ -71,7 +77,7 @@ def upgrade(url: str) -> str | None:
 
 def downgrade(url: str, revision: str) -> None:
     """Take the database at ``url`` back to ``revision`` (``"base"``: empty), under the same lock."""
-    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    engine = _engine(url)
     try:
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})

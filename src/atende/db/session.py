@@ -109,6 +109,9 @@ class Database:
             pool_timeout=pool_timeout,
             pool_pre_ping=pre_ping,
             pool_recycle=1800,
+            # an error's text never quotes a statement's values (customers' messages, replies):
+            # it reaches logs, Sentry and stored handoff reasons
+            hide_parameters=True,
         )
         self._factory = async_sessionmaker(self.engine, expire_on_commit=False)
         self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")

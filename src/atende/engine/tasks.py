@@ -21,6 +21,7 @@ from atende.llm.answerer import Answerer
 from atende.llm.extractive import ExtractiveAnswerer
 from atende.llm.grounded import LLMAnswerer, cached_client
 from atende.observability import metrics
+from atende.observability.logging import describe
 from atende.runtime import LLM_CIRCUITS, LLM_CLIENTS, Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import decrypt_secret
@@ -151,8 +152,9 @@ async def run_turn_job(context: procrastinate.JobContext, company_id: str, messa
             log.warning("turn.attempt_failed", attempt=attempts + 1, exc_info=True)
             # procrastinate retries while the previous attempts number less than max_attempts
             if context.job is not None and attempts >= (RETRY.max_attempts or 0):
-                # the last try failed too: a person answers instead
-                await hand_off_after_failure(runtime, company, message, f"{type(exc).__name__}: {exc}")
+                # the last try failed too: a person answers instead. The reason is stored and
+                # shown to the company's agents: one redacted line, never a statement's values
+                await hand_off_after_failure(runtime, company, message, describe(exc))
             raise
 
 

@@ -11,10 +11,12 @@ key is a new credential) and ``check()``, one cheap authenticated call that answ
 ``CredentialMonitor`` (one per runtime) runs the checks in the background, at most once per
 ``ATENDE_CREDENTIAL_CHECK_INTERVAL_SECONDS``, a few at a time, each within
 ``ATENDE_CREDENTIAL_CHECK_TIMEOUT_SECONDS``, one call per fingerprint; readiness waits
-briefly for a running round and otherwise shows the last results. Changes are logged
-(``credential.failing``, ``credential.recovered``, with the company) and counted by kind in
-Prometheus (``atende_credentials``, ``atende_credentials_failing``; no company label: one
-series per company would grow without bound).
+briefly for a running round and otherwise shows the last results. A round that fails as a
+whole (a bug, a source's malformed listing) is logged (``credential.round_failed``) and
+shown as a failing check until the next one. Changes are logged (``credential.failing``,
+``credential.recovered``, with the company) and counted by kind in Prometheus
+(``atende_credentials``, ``atende_credentials_failing``; no company label: one series per
+company would grow without bound).
 
 A failing credential *degrades* readiness, it never fails it: this instance cannot fix a
 company's expired key, and leaving the load balancer would take every other company down too.
@@ -23,11 +25,12 @@ company's expired key, and leaving the load balancer would take every other comp
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -40,7 +43,7 @@ log = structlog.get_logger(__name__)
 
 MONITOR = "credential_monitor"  # key of the runtime's monitor in ``Runtime.extras``
 CONCURRENCY = 8  # checks running at once
-WAIT_SECONDS = 1.0  # longest a readiness probe waits for a running round (probes time out at ~5 s)
+WAIT_SECONDS = 1.0  # longest a readiness probe waits for a running round (see health.BUDGET_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Snapshot:
     states: tuple[CredentialState, ...] = ()
     finished_at: float | None = None  # on the monitor's clock; None: no round finished yet
     unlisted: tuple[str, ...] = ()  # sources that could not list their credentials, and why
+    error: str | None = None  # the last round failed, and why (the results are an earlier round's)
 
     @property
     def failing(self) -> list[CredentialState]:
@@ -117,15 +121,22 @@ class CredentialMonitor:
         if self._started_at is not None and now - self._started_at < self.interval:
             return
         self._started_at = now
-        self._round = asyncio.create_task(self._run(), name="credential-checks")
+        # a context of its own: the round outlives the probe that started it, and its logs
+        # are no request's (no request_id bound)
+        self._round = asyncio.create_task(
+            self._run(), name="credential-checks", context=contextvars.Context()
+        )
+        # a round nobody awaits (the probe waits a second at most): its failure is kept and
+        # logged here, or it would be lost
+        self._round.add_done_callback(self._finished, context=contextvars.Context())
 
     async def snapshot(self, wait: float | None = None) -> Snapshot:
         """The latest results, after waiting up to ``wait`` seconds (``WAIT_SECONDS``) for a
         running round."""
         self.refresh()
         if self._round is not None and not self._round.done():
-            with suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._round), WAIT_SECONDS if wait is None else wait)
+            # neither raises the round's error (``_finished`` keeps it) nor cancels the round
+            await asyncio.wait({self._round}, timeout=WAIT_SECONDS if wait is None else wait)
         return self.last
 
     async def close(self) -> None:
@@ -133,6 +144,12 @@ class CredentialMonitor:
             self._round.cancel()
             with suppress(asyncio.CancelledError):
                 await self._round
+
+    def _finished(self, round_: asyncio.Task[None]) -> None:
+        if round_.cancelled() or (exc := round_.exception()) is None:
+            return
+        self.last = replace(self.last, error=describe(exc))
+        log.error("credential.round_failed", error=describe(exc), exc_info=exc)
 
     async def _run(self) -> None:
         credentials: list[Credential] = []

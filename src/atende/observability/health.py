@@ -27,7 +27,10 @@ from atende.observability import credentials, metrics
 from atende.observability.logging import describe
 from atende.runtime import LLM_CIRCUITS, Runtime
 
-TIMEOUT_SECONDS = 5
+TIMEOUT_SECONDS = 5  # the database's checks, together
+# the longest /health/ready takes: what calls it (deploy/healthcheck.py, the image's, compose's
+# and ECS's checks, the load balancer) waits longer, or a slow database would read as a hang
+BUDGET_SECONDS = TIMEOUT_SECONDS + credentials.WAIT_SECONDS
 
 
 @dataclass
@@ -91,8 +94,11 @@ async def readiness(runtime: Runtime) -> tuple[bool, list[Check]]:
         checks = [c for c in checks if c.name != running]
         checks.append(Check(running, False, describe(exc)))
     checks.append(_llm(runtime))
-    monitor = credentials.monitor_for(runtime)
-    checks.append(_credentials(await monitor.snapshot(), monitor.clock()))
+    try:
+        monitor = credentials.monitor_for(runtime)
+        checks.append(_credentials(await monitor.snapshot(), monitor.clock()))
+    except Exception as exc:  # the monitor's own failure: said, never a 500 (nor critical)
+        checks.append(Check("credentials", False, f"the check failed: {describe(exc)}", critical=False))
     return all(c.ok for c in checks if c.critical), checks
 
 
@@ -113,6 +119,14 @@ def _llm(runtime: Runtime) -> Check:
 
 def _credentials(snapshot: credentials.Snapshot, now: float) -> Check:
     """Companies' external credentials (LLM and embeddings keys...): never critical."""
+    if snapshot.error is not None:
+        return Check(
+            "credentials",
+            False,
+            f"the last check failed: {snapshot.error}",
+            critical=False,
+            data=credentials.as_json(snapshot),
+        )
     if snapshot.finished_at is None:
         return Check("credentials", True, "the first check is still running", critical=False)
     failing, unlisted = snapshot.failing, snapshot.unlisted

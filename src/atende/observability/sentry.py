@@ -29,11 +29,13 @@ headers), no request bodies, no local variables of stack frames; an ``EventScrub
 with a longer denylist (message ``text``/``body``/``content``, e-mail, phone, widget and
 visitor tokens...) and, in ``before_send``, e-mail addresses, phone numbers and tokens
 redacted from every remaining string a person could have typed (exception messages, URLs,
-query strings, breadcrumbs, span descriptions). Breadcrumbs come from atende's own logs
-(written with ids, never texts) and SQL statements (without their values) only: other
-libraries' log lines may quote arguments (procrastinate's quote every job's). A message
-text quoted inside an exception message cannot be told from other text: write exception
-messages without it.
+query strings, breadcrumbs, span descriptions). A failed SQL statement's values (message
+texts, replies) are never in an error's text: atende's engines hide them
+(``hide_parameters``), and a ``[parameters: …]`` line from any other is dropped too.
+Breadcrumbs come from atende's own logs (written with ids, never texts) and SQL statements
+(without their values) only: other libraries' log lines may quote arguments
+(procrastinate's quote every job's). A message text quoted inside an exception message
+cannot be told from other text: write exception messages without it.
 
 Delivery never slows a request or a job: the SDK sends from a background thread through a
 bounded queue (100 envelopes; more are dropped), each send with a 30 s total timeout
@@ -99,6 +101,9 @@ DENYLIST = [
 ]
 _DENIED = {key.lower() for key in DENYLIST}
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+# the values SQLAlchemy quotes after a failed statement (``[parameters: ('Meu pedido...',)]``,
+# one line): atende's engines hide them, this catches any other engine's
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
 
 
 def configure(settings: Settings, *, process: str) -> bool:
@@ -298,7 +303,7 @@ def _scrub(event: dict[str, Any]) -> None:
             event[key] = _scrub_value(event[key])
     for exception in _values(event.get("exception")):
         if isinstance(exception.get("value"), str):
-            exception["value"] = redact(exception["value"])
+            exception["value"] = _scrub_text(exception["value"])
         stacktrace = exception.get("stacktrace")
         frames = stacktrace.get("frames") if isinstance(stacktrace, dict) else None
         for frame in frames or ():
@@ -337,12 +342,17 @@ def _scrub_value(value: Any, key: str = "") -> Any:
     if key.lower() in _DENIED:
         return FILTERED
     if isinstance(value, str):
-        return redact(value)
+        return _scrub_text(value)
     if isinstance(value, dict):
         return {k: _scrub_value(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_scrub_value(v) for v in value]
     return value
+
+
+def _scrub_text(text: str) -> str:
+    """``text`` without a failed statement's values and with e-mails, phones and tokens redacted."""
+    return redact(_SQL_PARAMETERS.sub(f"[parameters: {FILTERED}]", text))
 
 
 def _scrub_query(query: str) -> str:

@@ -8,7 +8,10 @@ Create Date: 2026-12-01
 The views run with their owner's rights (the user that migrates), so a role granted only
 ``atende_analytics`` reads the figures without any right on the tables behind them. They
 carry no customer text and no contact details (names, e-mails, phone numbers): message
-counts, states, timings, decisions and reasons. docs/ANALYTICS.md describes every column.
+counts, states, timings, decisions and reasons as categories. A handoff's recorded reason is
+not among them: it is free text (an agent's or API client's words, an error's message), so
+``handoffs`` names only its category and, for a company rule, the rule's name (which the
+company's administrators chose). docs/ANALYTICS.md describes every column.
 
 The role is cluster-wide: it is created if it does not exist (by a user allowed to create
 roles; otherwise a warning says what to ask a DBA for) and shared by every atende database
@@ -28,6 +31,7 @@ ROLE = "atende_analytics"
 # A handoff's reason, as a category. The texts are those the engine writes on the state change
 # (``atende.engine.handoff.signal`` and ``hand_off_after_failure``); the weak-evidence reason is
 # the answerer's own sentence, hence the ELSE. A move by an agent or the API is ``manual``.
+# (Only categories leave the view: the reason itself may hold an agent's words or an error's.)
 HANDOFF_REASON = """
     CASE
         WHEN s.actor_type <> 'bot' THEN 'manual'
@@ -52,7 +56,8 @@ VIEWS = {
                s.from_state,
                s.actor_type,
                {HANDOFF_REASON} AS reason,
-               s.reason AS detail,
+               CASE WHEN s.actor_type = 'bot'
+                    THEN substring(s.reason FROM '^handoff rule ''(.*)'' matched') END AS rule,
                coalesce(s.reason LIKE '% (closed)', false) AS outside_hours,
                coalesce(s.reason LIKE '% (nobody online)', false) AS nobody_online,
                n.to_state AS outcome,
@@ -179,8 +184,9 @@ VIEWS = {
 
 COMMENTS = {
     "companies": "One row per company (tenant).",
-    "handoffs": "One row per time a conversation joined the queue for people: why (reason), "
-    "whether the team was closed or nobody online, and how the wait ended (outcome, wait_seconds).",
+    "handoffs": "One row per time a conversation joined the queue for people: why (reason, and "
+    "the company rule that matched), whether the team was closed or nobody online, and how the "
+    "wait ended (outcome, wait_seconds).",
     "conversations": "One row per conversation: channel, state, language, message counts, first "
     "response and resolution times, handoffs and the first handoff's reason.",
     "messages_daily": "Messages per UTC day, company, channel and author.",
