@@ -66,7 +66,6 @@ from rich.table import Table
 from atende.bootstrap import open_runtime
 from atende.config import Settings
 from atende.db.url import libpq_url
-from atende.knowledge import service as knowledge
 from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
 from benchmarks.common import (
@@ -82,7 +81,7 @@ from benchmarks.common import (
     write_json,
 )
 from benchmarks.intake import BIN, run_async
-from benchmarks.turn_latency import KbDocument, attach_vectors, knowledge_documents
+from benchmarks.turn_latency import KbDocument, attach_vectors, ingest_batch, knowledge_documents
 
 T = TypeVar("T")
 TURN_TASK = "engine:run_turn"
@@ -1064,21 +1063,8 @@ async def set_up(url: str, secret_key: str, args: argparse.Namespace) -> dict[st
                 session, secret_key=secret_key, company_id=company.id, name="load benchmark", role=Role.admin
             )
             company_id, widget_key = company.id, company.widget_key
-        chunks = 0
         documents = pick_documents(args.data_dir, args.kb_documents)
-        for doc in documents:
-            result = await knowledge.ingest(
-                runtime.db,
-                company_id,
-                source=doc.source,
-                data=doc.markdown.encode(),
-                max_bytes=runtime.settings.max_document_bytes,
-                chunking=knowledge.Chunking(runtime.settings.chunk_max_chars),
-                embedder=None,
-                title=doc.title,
-                lang=doc.language,
-            )
-            chunks += result.document.chunk_count
+        chunks = await ingest_batch(runtime, company_id, documents, runtime.settings.chunk_max_chars)
         if args.kb_vectors != "none":
             await attach_vectors(runtime, company_id, args.kb_vectors)
     return {

@@ -174,14 +174,14 @@ async def build_knowledge_base(
             for doc in pending:
                 batch.append(doc)
                 if len(batch) == DOCS_PER_TRANSACTION:
-                    added = await _ingest_batch(runtime, company_id, batch, chunk_max_chars)
+                    added = await ingest_batch(runtime, company_id, batch, chunk_max_chars)
                     documents, chunks = documents + len(batch), chunks + added
                     progress.update(task, completed=min(chunks, target_chunks), docs=documents)
                     batch = []
                     if chunks >= target_chunks:
                         break
             if batch and chunks < target_chunks:
-                chunks += await _ingest_batch(runtime, company_id, batch, chunk_max_chars)
+                chunks += await ingest_batch(runtime, company_id, batch, chunk_max_chars)
                 documents += len(batch)
                 progress.update(task, completed=min(chunks, target_chunks), docs=documents)
     async with runtime.db.transaction(company_id) as session:
@@ -191,7 +191,7 @@ async def build_knowledge_base(
     return documents, chunks, time.perf_counter() - started
 
 
-async def _ingest_batch(
+async def ingest_batch(
     runtime: Runtime, company_id: uuid.UUID, batch: list[KbDocument], chunk_max_chars: int
 ) -> int:
     added = 0

@@ -65,6 +65,24 @@ def start_worker(url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen([ATENDE, "worker", "--name", name], env=env, stdout=out, stderr=out)
 
 
+async def shop_with_shipping_answers(runtime: Runtime, name: str) -> uuid.UUID:
+    """A company whose knowledge base answers "Qual o prazo de entrega?"."""
+    async with runtime.db.transaction() as session:
+        company = await tenancy.create_company(session, name=name, slug=f"{name}-{uuid.uuid4().hex[:6]}")
+    path = DEMO_KB / "pt" / "entregas.md"
+    await knowledge.ingest(
+        runtime.db,
+        company.id,
+        source="entregas.md",
+        data=path.read_bytes(),
+        max_bytes=10**6,
+        chunking=knowledge.Chunking(),
+        embedder=None,
+        lang="pt",
+    )
+    return company.id
+
+
 async def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,25 +96,11 @@ async def test_a_worker_killed_mid_turn_leaves_the_customer_exactly_one_reply(
     crash_db: tuple[str, Runtime], tmp_path: Path
 ) -> None:
     url, runtime = crash_db
-    async with runtime.db.transaction() as session:
-        company = await tenancy.create_company(
-            session, name="Crash Test", slug=f"crash-{uuid.uuid4().hex[:6]}"
-        )
-    path = DEMO_KB / "pt" / "entregas.md"
-    await knowledge.ingest(
-        runtime.db,
-        company.id,
-        source="entregas.md",
-        data=path.read_bytes(),
-        max_bytes=10**6,
-        chunking=knowledge.Chunking(),
-        embedder=None,
-        lang="pt",
-    )
-    async with runtime.db.transaction(company.id) as session:
+    company_id = await shop_with_shipping_answers(runtime, "crash")
+    async with runtime.db.transaction(company_id) as session:
         received = await conversations.receive_inbound(
             await session.connection(),
-            company.id,
+            company_id,
             InboundMessage(channel="api", contact_external_id="ze", text="Qual o prazo de entrega?"),
         )
     conversation_id, message_id = received.conversation_id, received.message.id
@@ -112,7 +116,7 @@ async def test_a_worker_killed_mid_turn_leaves_the_customer_exactly_one_reply(
             )
 
     async def bot_replies() -> int:
-        async with runtime.db.transaction(company.id) as session:
+        async with runtime.db.transaction(company_id) as session:
             return int(
                 await session.scalar(
                     select(func.count()).where(Message.reply_to_id == message_id, Message.author == "bot")
@@ -161,7 +165,7 @@ async def test_a_worker_killed_mid_turn_leaves_the_customer_exactly_one_reply(
             second.wait(timeout=20)
         except subprocess.TimeoutExpired:
             second.kill()
-    async with runtime.db.transaction(company.id) as session:
+    async with runtime.db.transaction(company_id) as session:
         reply = await session.scalar(select(Message).where(Message.reply_to_id == message_id))
     assert reply is not None and "dias úteis" in reply.text
 
@@ -173,34 +177,20 @@ async def test_a_worker_that_loses_its_database_connections_starts_again_and_ans
     LISTEN connection with them. procrastinate's worker stops by itself then; atende's
     starts it again, so the next customer still gets an answer and the process never exits."""
     url, runtime = crash_db
-    async with runtime.db.transaction() as session:
-        company = await tenancy.create_company(
-            session, name="Restart", slug=f"restart-{uuid.uuid4().hex[:6]}"
-        )
-    path = DEMO_KB / "pt" / "entregas.md"
-    await knowledge.ingest(
-        runtime.db,
-        company.id,
-        source="entregas.md",
-        data=path.read_bytes(),
-        max_bytes=10**6,
-        chunking=knowledge.Chunking(),
-        embedder=None,
-        lang="pt",
-    )
+    company_id = await shop_with_shipping_answers(runtime, "restart")
 
     async def ask(contact: str) -> uuid.UUID:
-        async with runtime.db.transaction(company.id) as session:
+        async with runtime.db.transaction(company_id) as session:
             received = await conversations.receive_inbound(
                 await session.connection(),
-                company.id,
+                company_id,
                 InboundMessage(channel="api", contact_external_id=contact, text="Qual o prazo de entrega?"),
             )
         return received.message.id
 
     def answered(message_id: uuid.UUID):  # type: ignore[no-untyped-def]
         async def check() -> bool:
-            async with runtime.db.transaction(company.id) as session:
+            async with runtime.db.transaction(company_id) as session:
                 count = await session.scalar(
                     select(func.count()).where(Message.reply_to_id == message_id, Message.author == "bot")
                 )
