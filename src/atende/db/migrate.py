@@ -14,7 +14,6 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -35,19 +34,21 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 @lru_cache(maxsize=1)
+def _revisions() -> tuple[str | None, frozenset[str]]:
+    """This code's newest migration and every migration it ships (read once: the files do
+    not change at run time)."""
+    scripts = ScriptDirectory.from_config(_config())
+    return scripts.get_current_head(), frozenset(script.revision for script in scripts.walk_revisions())
+
+
 def head_revision() -> str | None:
-    """The newest migration this code ships (read once: the files do not change at run time)."""
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    """The newest migration this code ships."""
+    return _revisions()[0]
 
 
 def is_known(revision: str | None) -> bool:
     """Whether ``revision`` is one of this code's migrations (``None``: an empty database)."""
-    if revision is None:
-        return True
-    try:
-        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
-    except CommandError:
-        return False
+    return revision is None or revision in _revisions()[1]
 
 
 def _engine(url: str) -> Engine:
