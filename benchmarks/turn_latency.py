@@ -56,7 +56,7 @@ from atende.db import migrate
 from atende.db.url import libpq_url
 from atende.engine.tasks import ports_for
 from atende.engine.turn import normalised, run_turn
-from atende.knowledge import language
+from atende.knowledge import language, message_terms
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import E5_DIM, E5_MODEL, E5Embedder, to_sql
 from atende.knowledge.retrieval import (
@@ -435,11 +435,18 @@ async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         # what autovacuum does soon after a bulk load: statistics, and the visibility map that
         # lets BM25 read postings from the index alone (a knowledge base is read far more
         # often than it is written)
+        questions = load_questions(args.data_dir, seed=args.seed)
+        # a company with traffic: its customers' messages weigh the question's terms
+        async with runtime.db.transaction(company_id) as session:
+            await message_terms.learn(session, [q.text for q in questions])
+        console.print(f"customer-message statistics: {len(questions)} messages")
         async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
-            await conn.execute("VACUUM (ANALYZE) chunk_terms, chunks, chunk_vectors, lexeme_stats, documents")
+            await conn.execute(
+                "VACUUM (ANALYZE) chunk_terms, chunks, chunk_vectors, lexeme_stats, message_lexeme_stats,"
+                " documents"
+            )
 
         await asyncio.to_thread(language.warm_up)
-        questions = load_questions(args.data_dir, seed=args.seed)
         needed = args.warmup + args.turns * (2 if args.concurrency > 1 else 1)
         asked = [questions[i % len(questions)] for i in range(needed)]
         warmup, sequential = asked[: args.warmup], asked[args.warmup : args.warmup + args.turns]

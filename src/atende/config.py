@@ -150,10 +150,11 @@ class Settings(BaseSettings):
         description="Weight of dense scores against BM25 in hybrid retrieval, per question language, "
         "as JSON (calibrated with `atende eval`, see docs/EVALUATION.md); 0.5 for other languages.",
     )
-    fusion: Literal["weighted", "rrf"] = Field(
-        default="weighted",
-        description="How hybrid retrieval fuses BM25 and dense rankings: `weighted` (per-language "
-        "weights of min-max scores) or `rrf` (reciprocal rank fusion; measured worse, kept to compare).",
+    fusion: Literal["zscore", "weighted", "rrf"] = Field(
+        default="zscore",
+        description="How hybrid retrieval fuses BM25 and dense rankings: `zscore` (per-language weights "
+        "of standard scores), `weighted` (the same weights of min-max scores) or `rrf` (reciprocal rank "
+        "fusion); the other two were measured worse and are kept to compare (docs/EVALUATION.md).",
     )
     fusion_candidates: int = Field(
         default=50, ge=5, le=500, description="Candidates each retriever hands to the fusion."

@@ -6,6 +6,7 @@ The real set is ``../shared/data/retrieval`` (XQuAD en/es, CC BY-SA 4.0; FaQuAD 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,13 @@ import pytest
 from sqlalchemy import func, select
 
 from atende.errors import InvalidInput
+from atende.evaluation import run as eval_run
 from atende.evaluation.datasets import QAPassage, QAQuestion, cross_lingual, load
-from atende.evaluation.run import evaluate, sample
+from atende.evaluation.run import Outcome, evaluate, sample
 from atende.evaluation.scoring import Retrieved, comes_from, figures, first_hit, is_hit
+from atende.knowledge.models import MessageLexemeStat
 from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
 from atende.tenancy.models import Company
 from tests.conftest import SHARED_DATA
 from tests.test_cli import run
@@ -233,3 +237,53 @@ def test_a_question_naming_an_unknown_passage_is_a_clear_error(tmp_path: Path) -
     )
     with pytest.raises(InvalidInput, match="name a passage that is not in the set"):
         load(tmp_path, "pt")
+
+
+async def test_each_question_is_asked_with_the_statistics_of_the_others_only(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bot weighs a message's words by what earlier customers wrote (``knowledge.message_terms``),
+    never by the message itself: the evaluation asks each half with the other half's
+    statistics, and keeps the questions' order."""
+    slug = f"eval-{uuid.uuid4().hex[:8]}"
+    async with runtime.db.transaction() as session:
+        company = await tenancy.create_company(session, name=slug, slug=slug, default_language="pt")
+    questions = [QAQuestion(f"q{i}", f"pergunta sobre assunto{i}", "p", "d", ()) for i in range(7)]
+    seen: list[tuple[list[str], int, set[str]]] = []
+
+    async def ask_pass(
+        _rt: Runtime, _ports: Any, scratch: Any, asked: list[QAQuestion], *_a: Any, **_k: Any
+    ) -> Any:
+        async with runtime.db.transaction(scratch.company_id) as session:
+            stats = dict(
+                (await session.execute(select(MessageLexemeStat.lexeme, MessageLexemeStat.messages))).all()
+            )
+        seen.append(([q.question_id for q in asked], stats.pop(""), set(stats)))
+        return [Outcome(False, False, q.question, {}) for q in asked]
+
+    monkeypatch.setattr(eval_run, "_ask_pass", ask_pass)
+    scratch = eval_run.Scratch(company.id, None, {}, [], [])  # type: ignore[arg-type]
+    try:
+        outcomes = await eval_run._ask_all(
+            runtime,
+            None,  # type: ignore[arg-type]  # the ports and the gold set: only the stubbed pass reads them
+            scratch,
+            questions,
+            None,  # type: ignore[arg-type]
+            retrievers={},
+            advance=lambda _n: None,
+        )
+    finally:
+        async with runtime.db.transaction() as session:
+            await tenancy.delete_company(session, company.id)
+    assert [o.query for o in outcomes] == [q.question for q in questions]
+    (first, first_n, first_terms), (second, second_n, second_terms) = seen
+    assert first == ["q0", "q2", "q4", "q6"] and first_n == 3  # the odd ones counted
+    assert {t for t in first_terms if t.startswith("assunto")} == {"assunto1", "assunto3", "assunto5"}
+    assert second == ["q1", "q3", "q5"] and second_n == 4
+    assert {t for t in second_terms if t.startswith("assunto")} == {
+        "assunto0",
+        "assunto2",
+        "assunto4",
+        "assunto6",
+    }

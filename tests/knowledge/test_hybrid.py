@@ -157,16 +157,31 @@ def passage(name: str, score: float) -> Passage:
     return Passage(uuid.uuid5(uuid.NAMESPACE_URL, name), uuid.uuid4(), name, "", name, "pt", score)
 
 
-def test_fusion_weighs_normalised_scores_by_the_languages_weight() -> None:
+def test_fusion_weighs_standard_scores_by_the_languages_weight() -> None:
+    # BM25 3 and 1: mean 2, standard deviation 1; cosine 0.9 and 0.7: mean 0.8, deviation 0.1
+    lexical, dense = [passage("a", 3.0), passage("b", 1.0)], [passage("b", 0.9), passage("c", 0.7)]
+    # dense weight 0.4: a = 0.6·1 + 0.4·(−1, dense's lowest: not in that list); b = 0.6·(−1) + 0.4·1;
+    # c = 0.6·(−1) + 0.4·(−1)
+    ranked = fuse(lexical, dense, 0.4, 3)
+    assert [(p.title, p.scores["fused"]) for p in ranked] == [
+        ("a", pytest.approx(0.2)),
+        ("b", pytest.approx(-0.2)),
+        ("c", pytest.approx(-1.0)),
+    ]
+    assert [p.title for p in fuse(lexical, dense, 0.8, 3)] == ["b", "a", "c"]
+    assert fuse([], [], 0.5, 5) == []
+    assert [p.title for p in fuse(lexical, [], 0.5, 5)] == ["a", "b"]  # no vectors: BM25's order
+
+
+def test_min_max_fusion_and_reciprocal_rank_fusion_are_kept_to_compare() -> None:
     lexical = [passage("a", 12.0), passage("b", 6.0), passage("c", 2.0)]
     dense = [passage("c", 0.9), passage("d", 0.85), passage("a", 0.5)]
     # dense weight 0.4: a = 0.6·1 + 0.4·0; c = 0.6·0 + 0.4·1; b = 0.6·0.4; d = 0.4·0.875
-    ranked = fuse(lexical, dense, 0.4, 4)
+    ranked = fuse(lexical, dense, 0.4, 4, method="weighted")
     assert [p.title for p in ranked] == ["a", "c", "d", "b"]
     assert [p.scores["fused"] for p in ranked] == pytest.approx([0.6, 0.4, 0.35, 0.24])
     # a dense-leaning weight puts the dense favourite first
-    assert [p.title for p in fuse(lexical, dense, 0.8, 2)] == ["c", "d"]
-    assert fuse([], [], 0.5, 5) == []
+    assert [p.title for p in fuse(lexical, dense, 0.8, 2, method="weighted")] == ["c", "d"]
     # reciprocal rank fusion sees only ranks: a (1st and 3rd) ties with c (3rd and 1st), then
     # b and d (2nd in one list each), however far apart their scores are
     ranked = fuse_rrf(lexical, dense, 4)

@@ -485,6 +485,14 @@ async def messages_before(
     return list(reversed(list(rows)))
 
 
+async def recent_customer_texts(session: AsyncSession, limit: int) -> list[str]:
+    """The texts of the company's latest ``limit`` customer messages, newest first."""
+    rows = await session.scalars(
+        select(Message.text).where(Message.author == "customer").order_by(Message.seq.desc()).limit(limit)
+    )
+    return list(rows)
+
+
 async def list_transitions(session: AsyncSession, conversation_id: uuid.UUID) -> list[StateTransition]:
     rows = await session.scalars(
         select(StateTransition)

@@ -15,6 +15,7 @@ from atende.conversations import service as conversations
 from atende.db.pubsub import publish
 from atende.engine.turn import Ports, hand_off_after_failure, run_turn
 from atende.jobs.queue import RETRY
+from atende.knowledge import message_terms
 from atende.knowledge.embedding import embedder_for
 from atende.knowledge.retrieval import FullTextRetriever, HybridRetriever, Retriever
 from atende.llm.answerer import Answerer
@@ -172,9 +173,37 @@ async def announce_opening_job(context: procrastinate.JobContext, company_id: st
     return tickets
 
 
+async def learn_message_terms(runtime: Runtime) -> int:
+    """Rebuild every company's customer-message statistics from its latest messages (they
+    weigh a question's terms in retrieval, ``knowledge.message_terms``); returns how many
+    companies were counted. A company that fails is logged and skipped."""
+    async with runtime.db.transaction() as session:
+        companies = [c.id for c in await tenancy.list_companies(session)]
+    done = 0
+    for company_id in companies:
+        try:
+            async with runtime.db.transaction(company_id) as session:
+                texts = await conversations.recent_customer_texts(session, message_terms.SAMPLE)
+                lexemes = await message_terms.learn(session, texts)
+        except Exception as exc:
+            log.warning("message_terms.failed", company_id=str(company_id), error=describe(exc))
+            continue
+        done += 1
+        log.info("message_terms.learned", company_id=str(company_id), messages=len(texts), lexemes=lexemes)
+    return done
+
+
+async def learn_message_terms_job(context: procrastinate.JobContext, timestamp: int) -> int:
+    return await learn_message_terms(context.additional_context["runtime"])
+
+
 def blueprint() -> procrastinate.Blueprint:
     """The engine's tasks (a new blueprint each call: procrastinate binds one to one app)."""
     bp = procrastinate.Blueprint()
     bp.task(name="run_turn", retry=RETRY, pass_context=True)(run_turn_job)
     bp.task(name="announce_opening", retry=RETRY, pass_context=True)(announce_opening_job)
+    learn = bp.task(name="learn_message_terms", queueing_lock="learn_message_terms", pass_context=True)(
+        learn_message_terms_job
+    )
+    bp.periodic(cron="41 * * * *")(learn)  # hourly
     return bp

@@ -22,11 +22,12 @@ from typing import Any
 from sqlalchemy import select
 
 from atende.engine.tasks import ports_for
-from atende.engine.turn import Ports, Turn, think
+from atende.engine.turn import Ports, Turn, normalised, think
 from atende.errors import InvalidInput
 from atende.evaluation.baseline import BM25Baseline
 from atende.evaluation.datasets import QAQuestion, QASet, available_languages, cross_lingual, load
 from atende.evaluation.scoring import Retrieved, comes_from, figures, first_hit, is_hit
+from atende.knowledge import message_terms
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import Embedder, embedder_for
 from atende.knowledge.models import Chunk, Document
@@ -136,7 +137,36 @@ async def _ask_all(
     retrievers: dict[str, Retriever],
     advance: Callable[[int], None],
 ) -> list[Outcome]:
-    """Every question through the bot's pipeline (and each retriever's top 10)."""
+    """Every question through the bot's pipeline (and each retriever's top 10), in two
+    passes: the odd questions while the company's customer-message statistics are those of
+    the even ones, then the other way round. That is how the bot meets a message: the
+    statistics come from earlier messages, never from the one being answered
+    (``knowledge.message_terms``)."""
+    outcomes: list[Outcome | None] = [None] * len(questions)
+    for first in (0, 1):
+        asked = list(range(first, len(questions), 2))
+        seen = [normalised(q.question) for q in questions[1 - first :: 2]]
+        async with runtime.db.transaction(scratch.company_id) as session:
+            await message_terms.learn(session, seen)
+        pass_questions = [questions[i] for i in asked]
+        found = await _ask_pass(
+            runtime, ports, scratch, pass_questions, gold_set, retrievers=retrievers, advance=advance
+        )
+        for i, outcome in zip(asked, found, strict=True):
+            outcomes[i] = outcome
+    return [o for o in outcomes if o is not None]
+
+
+async def _ask_pass(
+    runtime: Runtime,
+    ports: Ports,
+    scratch: Scratch,
+    questions: Sequence[QAQuestion],
+    gold_set: QASet,
+    *,
+    retrievers: dict[str, Retriever],
+    advance: Callable[[int], None],
+) -> list[Outcome]:
     passage_level = gold_set.passage_level
     limit = asyncio.Semaphore(CONCURRENCY)
 

@@ -149,3 +149,20 @@ class DocumentUpload(CompanyOwned, Base):
     requested_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow
     )
+
+
+class MessageLexemeStat(CompanyOwned, Base):
+    """In how many of a company's recent customer messages each lexeme occurs (``''``: how
+    many messages were counted).
+
+    Retrieval weighs a question's terms by how rare they are among what customers write:
+    words most messages use ("tenho", "information", "gostaria de saber", the products
+    everyone asks about) say less about *which* passage answers than the words of this one
+    message (``knowledge.message_terms``)."""
+
+    __tablename__ = "message_lexeme_stats"
+    company_index_in_table_args = True
+    __table_args__ = (PrimaryKeyConstraint("company_id", "lexeme"),)
+
+    lexeme: Mapped[str] = mapped_column(Text)
+    messages: Mapped[int] = mapped_column(Integer)

@@ -17,6 +17,7 @@ that indexed it.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -55,7 +56,9 @@ class Retriever(Protocol):
 
 
 K1 = 1.2  # BM25 term-frequency saturation
-B = 0.75  # BM25 length normalisation
+# BM25 length normalisation: 0.9 rather than the usual 0.75, a long answer that mentions a
+# customer's words in passing ranks lower (support set recall@5 +0.008, docs/EVALUATION.md)
+B = 0.9
 # a long e-mail is ranked by its weightiest lexemes only (the rarest, a subject's first):
 # the common ones add little to BM25 and their long postings were most of the statement's
 # time (docs/EVALUATION.md)
@@ -63,17 +66,28 @@ MAX_TERMS = 48
 # the terms of an e-mail's subject line weigh more: it names the topic the body wanders
 # around (support set recall@5 +0.01, docs/EVALUATION.md)
 SUBJECT_WEIGHT = 1.5
+# a term's weight also falls with how many of the company's customer messages use it, once
+# at least MESSAGES_MIN were counted, down to MESSAGES_FLOOR (``knowledge.message_terms``)
+MESSAGES_MIN = 200
+MESSAGES_FLOOR = 0.2
 
 # one round trip: idf from the lexeme statistics ('' counts the chunks) times the term's
-# weight in the question, the postings of its rarest terms, the top k, and the chunks' text
+# weight in the question (subject line, rarity in customers' messages), the postings of its
+# rarest terms, the top k, and the chunks' text
 BM25_SQL = """
     WITH total AS (
         SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
+    ), asked AS (
+        SELECT messages::float8 AS n FROM message_lexeme_stats
+         WHERE company_id = :company AND lexeme = '' AND messages >= :min_messages
     ), q AS (
         SELECT s.lexeme,
                CASE WHEN s.lexeme = ANY(CAST(:subject_terms AS text[])) THEN :subject_weight ELSE 1 END
+               * CASE WHEN asked.n IS NULL THEN 1 ELSE greatest(
+                     :floor, ln((asked.n + 1) / (coalesce(m.messages, 0) + 1)) / ln(asked.n + 1)) END
                * ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf
-          FROM lexeme_stats s CROSS JOIN total
+          FROM lexeme_stats s CROSS JOIN total LEFT JOIN asked ON true
+          LEFT JOIN message_lexeme_stats m ON m.company_id = :company AND m.lexeme = s.lexeme
          WHERE s.company_id = :company AND s.lexeme = ANY(CAST(:terms AS text[])) AND s.chunks > 0
          ORDER BY idf DESC, s.lexeme
          LIMIT :max_terms
@@ -104,7 +118,8 @@ def query_terms(stems: dict[str, frozenset[str]]) -> list[str]:
 
 async def bm25_params(session: AsyncSession, query: str, k: int) -> dict[str, Any]:
     """The BM25 statement's parameters for ``query``: its terms, each weighted 1, or
-    ``SUBJECT_WEIGHT`` when it is also in the message's subject line."""
+    ``SUBJECT_WEIGHT`` when it is also in the message's subject line (and, in the
+    statement, by its rarity in the company's customer messages)."""
     subject = subject_line(query)
     stems = await question_stems(session, query, also=subject)
     terms = query_terms(stems)
@@ -114,6 +129,8 @@ async def bm25_params(session: AsyncSession, query: str, k: int) -> dict[str, An
         "terms": terms,
         "subject_terms": in_subject,
         "subject_weight": SUBJECT_WEIGHT,
+        "min_messages": MESSAGES_MIN,
+        "floor": MESSAGES_FLOOR,
         "max_terms": MAX_TERMS,
         "k1": K1,
         "b": B,
@@ -224,11 +241,36 @@ def _min_max(passages: Sequence[Passage]) -> dict[uuid.UUID, float]:
     return {p.chunk_id: (p.score - low) / span if span > 0 else 1.0 for p in passages}
 
 
-def fuse(lexical: Sequence[Passage], dense: Sequence[Passage], dense_weight: float, k: int) -> list[Passage]:
-    """Weighted fusion of min-max normalised scores (a chunk missing from one list scores 0
-    there). Reciprocal rank fusion was measured worse: it weighs a weak dense hit as much as
-    a strong lexical one (``docs/EVALUATION.md``); the weight is calibrated per language."""
-    lexical_norm, dense_norm = _min_max(lexical), _min_max(dense)
+def _z_scores(passages: Sequence[Passage]) -> dict[uuid.UUID, float]:
+    if not passages:
+        return {}
+    scores = [p.score for p in passages]
+    mean = statistics.fmean(scores)
+    spread = statistics.pstdev(scores) or 1.0
+    return {p.chunk_id: (p.score - mean) / spread for p in passages}
+
+
+NORMALISERS = {"weighted": _min_max, "zscore": _z_scores}
+
+
+def fuse(
+    lexical: Sequence[Passage],
+    dense: Sequence[Passage],
+    dense_weight: float,
+    k: int,
+    *,
+    method: str = "zscore",
+) -> list[Passage]:
+    """Weighted fusion of normalised scores: standard scores (``zscore``: how far above its
+    list's mean, in standard deviations) or min-max (``weighted``, measured a little worse:
+    one outlier at the top squashes the rest of its list). A chunk missing from one list
+    gets that list's lowest score. Reciprocal rank fusion was measured worse still: it
+    weighs a weak dense hit as much as a strong lexical one (``docs/EVALUATION.md``); the
+    weight is calibrated per language."""
+    normalise = NORMALISERS[method]
+    lexical_norm, dense_norm = normalise(lexical), normalise(dense)
+    lexical_low = min(lexical_norm.values(), default=0.0)
+    dense_low = min(dense_norm.values(), default=0.0)
     merged: dict[uuid.UUID, Passage] = {}
     for passage in [*lexical, *dense]:
         if passage.chunk_id in merged:
@@ -236,9 +278,8 @@ def fuse(lexical: Sequence[Passage], dense: Sequence[Passage], dense_weight: flo
         else:
             merged[passage.chunk_id] = replace(passage, scores=dict(passage.scores))
     for chunk_id, passage in merged.items():
-        passage.score = dense_weight * dense_norm.get(chunk_id, 0.0) + (1 - dense_weight) * lexical_norm.get(
-            chunk_id, 0.0
-        )
+        in_dense = dense_norm.get(chunk_id, dense_low)
+        passage.score = dense_weight * in_dense + (1 - dense_weight) * lexical_norm.get(chunk_id, lexical_low)
         passage.scores["fused"] = round(passage.score, 4)
     return sorted(merged.values(), key=lambda p: (-p.score, str(p.chunk_id)))[:k]
 
@@ -276,7 +317,7 @@ class HybridRetriever:
         *,
         candidates: int = 50,
         default_weight: float = 0.5,
-        method: str = "weighted",
+        method: str = "zscore",
         query_chars: int = 300,
     ) -> None:
         self.method = method
@@ -308,7 +349,7 @@ class HybridRetriever:
         if self.method == "rrf":
             return fuse_rrf(lexical, dense, k)
         weight = self.weights.get(language or "", self.default_weight)
-        return fuse(lexical, dense, weight, k)
+        return fuse(lexical, dense, weight, k, method=self.method)
 
 
 async def lexemes(session: AsyncSession, texts: list[tuple[str, str]]) -> list[frozenset[str]]:

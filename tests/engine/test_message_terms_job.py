@@ -1,0 +1,90 @@
+"""The hourly job that learns, per company, which words its customers' messages usually
+contain (``engine.tasks.learn_message_terms``): only customers' messages count, only the
+company's own, and retrieval weighs those words less from then on."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from atende.conversations import service as conversations
+from atende.conversations.models import Message
+from atende.conversations.schemas import InboundMessage
+from atende.engine.tasks import blueprint, learn_message_terms
+from atende.knowledge.models import MessageLexemeStat
+from atende.knowledge.retrieval import MESSAGES_MIN
+from atende.runtime import Runtime
+from tests.conftest import CompanyCtx
+from tests.knowledge.test_message_terms import (
+    QUESTION,
+    customers_from_curitiba,
+    ingest_documents,
+    top_titles,
+)
+
+
+async def store_messages(
+    runtime: Runtime, company_id: uuid.UUID, customers: list[str], others: Sequence[tuple[str, str]] = ()
+) -> None:
+    """One conversation of the company: its first customer message as a channel stores it,
+    then the other customer messages and ``(author, text)`` messages of the bot or agents."""
+    async with runtime.db.transaction(company_id) as session:
+        received = await conversations.receive_inbound(
+            await session.connection(),
+            company_id,
+            InboundMessage(channel="api", contact_external_id="cliente", text=customers[0]),
+        )
+        messages = [("customer", body) for body in customers[1:]] + list(others)
+        session.add_all(
+            Message(
+                company_id=company_id,
+                conversation_id=received.conversation_id,
+                channel="api",
+                author=author,
+                text=body,
+                meta={},
+            )
+            for author, body in messages
+        )
+
+
+async def counted(runtime: Runtime, company_id: uuid.UUID) -> dict[str, int]:
+    async with runtime.db.transaction(company_id) as session:
+        rows = await session.execute(select(MessageLexemeStat.lexeme, MessageLexemeStat.messages))
+        return dict(rows.all())
+
+
+async def test_the_job_learns_each_companys_customer_words(
+    company: CompanyCtx, other_company: CompanyCtx, runtime: Runtime
+) -> None:
+    await ingest_documents(company)
+    assert (await top_titles(runtime, company))[0] == "Loja de Curitiba"
+    customers = customers_from_curitiba(MESSAGES_MIN + 20)
+    # the bot's and the agents' words are not what customers write
+    staff = [("bot", "Resposta sobre o boleto bancário")] * 20 + [
+        ("agent", "Seu boleto bancário vence hoje")
+    ] * 20
+    await store_messages(runtime, company.id, customers, staff)
+    # another company's customers write about something else
+    await store_messages(runtime, other_company.id, ["Quero trocar o tênis tamanho 42"] * 250)
+
+    assert await learn_message_terms(runtime) >= 2
+
+    mine, theirs = await counted(runtime, company.id), await counted(runtime, other_company.id)
+    assert mine[""] == len(customers)
+    assert mine["curitib"] == len(customers)
+    assert not any(lexeme.startswith(("bancari", "tenis")) for lexeme in mine)
+    assert theirs[""] == 250 and theirs["tenis"] == 250 and "curitib" not in theirs
+    # and the question about the bill now finds the bill
+    assert (await top_titles(runtime, company, QUESTION))[0] == "Fatura do cartão"
+
+
+def test_the_job_runs_every_hour() -> None:
+    bp = blueprint()
+    assert "learn_message_terms" in bp.tasks
+    periodic = [
+        p for p in bp.periodic_registry.periodic_tasks.values() if p.task.name == "learn_message_terms"
+    ]
+    assert [p.cron for p in periodic] == ["41 * * * *"]
