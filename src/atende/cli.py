@@ -542,6 +542,28 @@ def reembed(company: CompanyOpt) -> None:
     console.print(f"{count} chunks embedded with {model}")
 
 
+@app.command("learn-terms")
+def learn_terms(company: CompanyOpt) -> None:
+    """Count which words the company's customers usually write, from its latest 5,000
+    customer messages (the worker does it every hour). Retrieval weighs those words less
+    once at least 200 messages are counted (docs/EVALUATION.md)."""
+
+    async def work(runtime: Runtime) -> tuple[int, int]:
+        from atende.engine.tasks import learn_company_message_terms
+
+        return await learn_company_message_terms(runtime, await _company_id(runtime, company))
+
+    from atende.knowledge.message_terms import MESSAGES_MIN
+
+    messages, lexemes = _run(work)
+    console.print(f"{messages} customer messages counted, {lexemes} distinct words")
+    if messages < MESSAGES_MIN:
+        console.print(
+            f"[yellow]fewer than {MESSAGES_MIN} messages:[/yellow] retrieval weighs every word alike"
+            " until there are more"
+        )
+
+
 DEFAULT_QA_SET = Path("../shared/data/retrieval")
 
 

@@ -4,6 +4,7 @@ company's own, and retrieval weighs those words less from then on."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ from tests.knowledge.test_message_terms import (
     ingest_documents,
     top_titles,
 )
+from tests.test_cli import run
 
 
 async def store_messages(
@@ -88,3 +90,18 @@ def test_the_job_runs_every_hour() -> None:
         p for p in bp.periodic_registry.periodic_tasks.values() if p.task.name == "learn_message_terms"
     ]
     assert [p.cron for p in periodic] == ["41 * * * *"]
+
+
+async def test_the_cli_counts_a_companys_customer_words_now(
+    company: CompanyCtx, runtime: Runtime, db_url: str
+) -> None:
+    await store_messages(runtime, company.id, ["Onde fica a loja de Curitiba?"] * 5)
+    done = await asyncio.to_thread(run, db_url, "learn-terms", "--company", company.slug)
+    assert done.returncode == 0, done.stderr
+    assert "5 customer messages counted" in done.stdout
+    assert "fewer than 200 messages" in done.stdout  # too few to weigh anything yet
+    assert (await counted(runtime, company.id))["curitib"] == 5
+    unknown = await asyncio.to_thread(run, db_url, "learn-terms", "--company", "no-such-company")
+    assert unknown.returncode != 0
+    assert "no-such-company" in unknown.stdout + unknown.stderr
+    assert "Traceback" not in unknown.stdout + unknown.stderr

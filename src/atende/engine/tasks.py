@@ -173,23 +173,30 @@ async def announce_opening_job(context: procrastinate.JobContext, company_id: st
     return tickets
 
 
-async def learn_message_terms(runtime: Runtime) -> int:
-    """Rebuild every company's customer-message statistics from its latest messages (they
+async def learn_company_message_terms(runtime: Runtime, company_id: uuid.UUID) -> tuple[int, int]:
+    """Rebuild the company's customer-message statistics from its latest messages (they
     weigh a question's terms in retrieval, ``knowledge.message_terms``); returns how many
-    companies were counted. A company that fails is logged and skipped."""
+    messages and lexemes were counted."""
+    async with runtime.db.transaction(company_id) as session:
+        texts = await conversations.recent_customer_texts(session, message_terms.SAMPLE)
+        lexemes = await message_terms.learn(session, texts)
+    log.info("message_terms.learned", company_id=str(company_id), messages=len(texts), lexemes=lexemes)
+    return len(texts), lexemes
+
+
+async def learn_message_terms(runtime: Runtime) -> int:
+    """Every company's customer-message statistics, rebuilt; returns how many companies were
+    counted. A company that fails is logged and skipped."""
     async with runtime.db.transaction() as session:
         companies = [c.id for c in await tenancy.list_companies(session)]
     done = 0
     for company_id in companies:
         try:
-            async with runtime.db.transaction(company_id) as session:
-                texts = await conversations.recent_customer_texts(session, message_terms.SAMPLE)
-                lexemes = await message_terms.learn(session, texts)
+            await learn_company_message_terms(runtime, company_id)
         except Exception as exc:
             log.warning("message_terms.failed", company_id=str(company_id), error=describe(exc))
             continue
         done += 1
-        log.info("message_terms.learned", company_id=str(company_id), messages=len(texts), lexemes=lexemes)
     return done
 
 

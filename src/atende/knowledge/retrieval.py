@@ -7,11 +7,12 @@ or Spanish stemming) over accent-folded text; ingestion also writes each chunk's
 configurations, and the chunks are ranked by **BM25** over its terms, in one statement
 that reads only the postings of those terms: inverse document frequency from the
 statistics, term frequency saturated by ``k1``, length normalised by ``b`` against the
-company's average chunk. (``ts_rank_cd``, used before, has no inverse document frequency:
-common words weighed as much as rare ones, and the right chunk came first far less often;
-see ``docs/EVALUATION.md``.) Each hit also carries the chunk's lexemes, so the answerer can
-measure how much of the question the passage covers (the evidence) with the same stemmer
-that indexed it.
+company's average chunk; each term's weight is also scaled down by how common it is in the
+company's customer messages (``knowledge.message_terms``). (``ts_rank_cd``, used before,
+has no inverse document frequency: common words weighed as much as rare ones, and the right
+chunk came first far less often; see ``docs/EVALUATION.md``.) Each hit also carries the
+chunk's lexemes, so the answerer can measure how much of the question the passage covers
+(the evidence) with the same stemmer that indexed it.
 """
 
 from __future__ import annotations
@@ -72,25 +73,29 @@ MESSAGES_MIN = 200
 MESSAGES_FLOOR = 0.2
 
 # one round trip: idf from the lexeme statistics ('' counts the chunks) times the term's
-# weight in the question (subject line, rarity in customers' messages), the postings of its
-# rarest terms, the top k, and the chunks' text
+# weight in the question (subject line), the rarest such terms (short postings: rarity in the
+# knowledge base decides what is read), each weighed by its rarity in customers' messages,
+# their postings, the top k, and the chunks' text
 BM25_SQL = """
     WITH total AS (
         SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
     ), asked AS (
         SELECT messages::float8 AS n FROM message_lexeme_stats
          WHERE company_id = :company AND lexeme = '' AND messages >= :min_messages
-    ), q AS (
+    ), rarest AS (
         SELECT s.lexeme,
                CASE WHEN s.lexeme = ANY(CAST(:subject_terms AS text[])) THEN :subject_weight ELSE 1 END
-               * CASE WHEN asked.n IS NULL THEN 1 ELSE greatest(
-                     :floor, ln((asked.n + 1) / (coalesce(m.messages, 0) + 1)) / ln(asked.n + 1)) END
                * ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf
-          FROM lexeme_stats s CROSS JOIN total LEFT JOIN asked ON true
-          LEFT JOIN message_lexeme_stats m ON m.company_id = :company AND m.lexeme = s.lexeme
+          FROM lexeme_stats s CROSS JOIN total
          WHERE s.company_id = :company AND s.lexeme = ANY(CAST(:terms AS text[])) AND s.chunks > 0
          ORDER BY idf DESC, s.lexeme
          LIMIT :max_terms
+    ), q AS (
+        SELECT r.lexeme,
+               r.idf * CASE WHEN asked.n IS NULL THEN 1 ELSE greatest(
+                   :floor, ln((asked.n + 1) / (coalesce(m.messages, 0) + 1)) / ln(asked.n + 1)) END AS idf
+          FROM rarest r LEFT JOIN asked ON true
+          LEFT JOIN message_lexeme_stats m ON m.company_id = :company AND m.lexeme = r.lexeme
     ), avgdl AS (
         SELECT greatest(avg(token_count), 1)::float8 AS v FROM chunks WHERE company_id = :company
     ), scored AS (
