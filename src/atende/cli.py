@@ -551,7 +551,8 @@ def learn_terms(company: CompanyOpt) -> None:
     async def work(runtime: Runtime) -> tuple[int, int]:
         from atende.engine.tasks import learn_company_message_terms
 
-        return await learn_company_message_terms(runtime, await _company_id(runtime, company))
+        counted = await learn_company_message_terms(runtime, await _company_id(runtime, company), force=True)
+        return counted or (0, 0)  # forced: it always counts
 
     from atende.knowledge.message_terms import MESSAGES_MIN
 

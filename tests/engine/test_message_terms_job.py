@@ -8,15 +8,18 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
+import pytest
 from sqlalchemy import select
 
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
 from atende.conversations.schemas import InboundMessage
-from atende.engine.tasks import blueprint, learn_message_terms
+from atende.engine.tasks import blueprint, learn_company_message_terms, learn_message_terms
+from atende.knowledge import message_terms
 from atende.knowledge.models import MessageLexemeStat
 from atende.knowledge.retrieval import MESSAGES_MIN
 from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
 from tests.conftest import CompanyCtx
 from tests.knowledge.test_message_terms import (
     QUESTION,
@@ -83,13 +86,50 @@ async def test_the_job_learns_each_companys_customer_words(
     assert (await top_titles(runtime, company, QUESTION))[0] == "Fatura do cartão"
 
 
-def test_the_job_runs_every_hour() -> None:
+def test_the_job_runs_every_hour_one_run_at_a_time() -> None:
     bp = blueprint()
-    assert "learn_message_terms" in bp.tasks
-    periodic = [
-        p for p in bp.periodic_registry.periodic_tasks.values() if p.task.name == "learn_message_terms"
-    ]
-    assert [p.cron for p in periodic] == ["41 * * * *"]
+    task = bp.tasks["learn_message_terms"]
+    assert (task.lock, task.queueing_lock) == ("learn_message_terms", "learn_message_terms")
+    schedules = bp.periodic_registry.periodic_tasks.values()
+    assert [p.cron for p in schedules if p.task.name == "learn_message_terms"] == ["41 * * * *"]
+
+
+async def test_a_company_where_no_customer_wrote_since_is_not_counted_again(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    await store_messages(runtime, company.id, ["Quero saber da entrega"] * 3)
+    first = await learn_company_message_terms(runtime, company.id)
+    before = await counted(runtime, company.id)
+    assert first == (3, len(before) - 1) and before[""] == 3
+    # nothing new: skipped (an hourly run costs nothing for a quiet company)
+    assert await learn_company_message_terms(runtime, company.id) is None
+    assert await counted(runtime, company.id) == before
+    # a new customer message: counted again
+    await store_messages(runtime, company.id, ["E a garantia do liquidificador?"])
+    again = await learn_company_message_terms(runtime, company.id)
+    assert again is not None and again[0] == 4
+    assert (await counted(runtime, company.id))["garant"] == 1
+    # a company that never had a customer message is skipped too
+    async with runtime.db.transaction() as session:
+        quiet = await tenancy.create_company(session, name="quiet", slug=f"quiet-{uuid.uuid4().hex[:8]}")
+    try:
+        assert await learn_company_message_terms(runtime, quiet.id) is None
+    finally:
+        async with runtime.db.transaction() as session:
+            await tenancy.delete_company(session, quiet.id)
+
+
+async def test_only_the_latest_messages_are_counted(
+    company: CompanyCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(message_terms, "SAMPLE", 3)
+    topics = ["boleto", "senha", "entrega", "garantia", "troca"]  # oldest first
+    await store_messages(runtime, company.id, [f"Dúvida sobre {topic}" for topic in topics])
+    found = await learn_company_message_terms(runtime, company.id)
+    assert found is not None and found[0] == 3
+    words = await counted(runtime, company.id)
+    assert {"entreg", "garant", "troc"} <= set(words)
+    assert not {"bolet", "senh"} & set(words)
 
 
 async def test_the_cli_counts_a_companys_customer_words_now(

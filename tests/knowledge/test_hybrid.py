@@ -173,6 +173,16 @@ def test_fusion_weighs_standard_scores_by_the_languages_weight() -> None:
     assert [p.title for p in fuse(lexical, [], 0.5, 5)] == ["a", "b"]  # no vectors: BM25's order
 
 
+@pytest.mark.parametrize("method", ["zscore", "weighted"])
+def test_a_chunk_that_only_one_ranking_found_still_counts_there(method: str) -> None:
+    # BM25 matched one chunk (or several, tied): no spread to measure, but finding it counts
+    dense = [passage("b", 0.9), passage("c", 0.8), passage("a", 0.3), passage("d", 0.2)]
+    for lexical in ([passage("a", 7.0)], [passage("a", 7.0), passage("d", 7.0)]):
+        ranked = [p.title for p in fuse(lexical, dense, 0.3, 4, method=method)]
+        assert ranked[0] == "a", ranked  # 70 % lexical: BM25's only match comes first
+    assert fuse([passage("a", 7.0)], dense, 0.9, 4, method=method)[0].title == "b"
+
+
 def test_min_max_fusion_and_reciprocal_rank_fusion_are_kept_to_compare() -> None:
     lexical = [passage("a", 12.0), passage("b", 6.0), passage("c", 2.0)]
     dense = [passage("c", 0.9), passage("d", 0.85), passage("a", 0.5)]

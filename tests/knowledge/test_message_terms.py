@@ -77,6 +77,9 @@ async def test_too_few_messages_change_nothing(company: CompanyCtx, runtime: Run
     before = await top_titles(runtime, company)
     await learn(runtime, company, customers_from_curitiba(MESSAGES_MIN - 1))
     assert await top_titles(runtime, company) == before
+    # from MESSAGES_MIN on, they weigh
+    await learn(runtime, company, customers_from_curitiba(MESSAGES_MIN))
+    assert (await top_titles(runtime, company))[0] == "Fatura do cartão"
 
 
 async def test_learning_again_replaces_the_statistics(company: CompanyCtx, runtime: Runtime) -> None:

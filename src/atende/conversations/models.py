@@ -81,6 +81,13 @@ class Message(IdMixin, CompanyOwned, Base):
     __table_args__ = (
         UniqueConstraint("company_id", "channel", "channel_message_id"),
         Index("ix_messages_conversation_seq", "conversation_id", "seq"),
+        # a company's latest customer messages (``knowledge.message_terms``)
+        Index(
+            "ix_messages_company_customer_seq",
+            "company_id",
+            "seq",
+            postgresql_where=text("author = 'customer'"),
+        ),
         # exactly one bot reply per customer message, however often the turn runs
         Index(
             "uq_messages_bot_reply",

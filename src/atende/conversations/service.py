@@ -485,12 +485,20 @@ async def messages_before(
     return list(reversed(list(rows)))
 
 
-async def recent_customer_texts(session: AsyncSession, limit: int) -> list[str]:
-    """The texts of the company's latest ``limit`` customer messages, newest first."""
-    rows = await session.scalars(
-        select(Message.text).where(Message.author == "customer").order_by(Message.seq.desc()).limit(limit)
+async def recent_customer_texts(session: AsyncSession, limit: int) -> list[tuple[int, str]]:
+    """``(seq, text)`` of the company's latest ``limit`` customer messages, newest first."""
+    rows = await session.execute(
+        select(Message.seq, Message.text)
+        .where(Message.author == "customer")
+        .order_by(Message.seq.desc())
+        .limit(limit)
     )
-    return list(rows)
+    return [(seq, body) for seq, body in rows]
+
+
+async def newest_customer_seq(session: AsyncSession) -> int | None:
+    """The ``seq`` of the company's newest customer message, if any."""
+    return await session.scalar(select(func.max(Message.seq)).where(Message.author == "customer"))
 
 
 async def list_transitions(session: AsyncSession, conversation_id: uuid.UUID) -> list[StateTransition]:

@@ -173,30 +173,38 @@ async def announce_opening_job(context: procrastinate.JobContext, company_id: st
     return tickets
 
 
-async def learn_company_message_terms(runtime: Runtime, company_id: uuid.UUID) -> tuple[int, int]:
+async def learn_company_message_terms(
+    runtime: Runtime, company_id: uuid.UUID, *, force: bool = False
+) -> tuple[int, int] | None:
     """Rebuild the company's customer-message statistics from its latest messages (they
     weigh a question's terms in retrieval, ``knowledge.message_terms``); returns how many
-    messages and lexemes were counted."""
+    messages and lexemes were counted, or None when no customer wrote since the last count
+    (unless ``force``)."""
     async with runtime.db.transaction(company_id) as session:
-        texts = await conversations.recent_customer_texts(session, message_terms.SAMPLE)
-        lexemes = await message_terms.learn(session, texts)
-    log.info("message_terms.learned", company_id=str(company_id), messages=len(texts), lexemes=lexemes)
-    return len(texts), lexemes
+        newest = await conversations.newest_customer_seq(session)
+        if not force and newest == await message_terms.counted_up_to(session):
+            return None
+        latest = await conversations.recent_customer_texts(session, message_terms.SAMPLE)
+        newest = latest[0][0] if latest else None
+        lexemes = await message_terms.learn(session, [body for _, body in latest], newest_seq=newest)
+    log.info("message_terms.learned", company_id=str(company_id), messages=len(latest), lexemes=lexemes)
+    return len(latest), lexemes
 
 
 async def learn_message_terms(runtime: Runtime) -> int:
-    """Every company's customer-message statistics, rebuilt; returns how many companies were
-    counted. A company that fails is logged and skipped."""
+    """Every company's customer-message statistics, rebuilt where customers wrote since the
+    last count; returns how many companies were counted. A company that fails is logged and
+    skipped."""
     async with runtime.db.transaction() as session:
         companies = [c.id for c in await tenancy.list_companies(session)]
     done = 0
     for company_id in companies:
         try:
-            await learn_company_message_terms(runtime, company_id)
+            counted = await learn_company_message_terms(runtime, company_id)
         except Exception as exc:
             log.warning("message_terms.failed", company_id=str(company_id), error=describe(exc))
             continue
-        done += 1
+        done += counted is not None
     return done
 
 
@@ -209,8 +217,8 @@ def blueprint() -> procrastinate.Blueprint:
     bp = procrastinate.Blueprint()
     bp.task(name="run_turn", retry=RETRY, pass_context=True)(run_turn_job)
     bp.task(name="announce_opening", retry=RETRY, pass_context=True)(announce_opening_job)
-    learn = bp.task(name="learn_message_terms", queueing_lock="learn_message_terms", pass_context=True)(
-        learn_message_terms_job
-    )
+    # one run at a time (lock), and at most one waiting (queueing_lock)
+    name = "learn_message_terms"
+    learn = bp.task(name=name, lock=name, queueing_lock=name, pass_context=True)(learn_message_terms_job)
     bp.periodic(cron="41 * * * *")(learn)  # hourly
     return bp

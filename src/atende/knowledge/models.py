@@ -8,6 +8,7 @@ from typing import Any
 
 from pgvector.sqlalchemy import VECTOR
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -166,3 +167,6 @@ class MessageLexemeStat(CompanyOwned, Base):
 
     lexeme: Mapped[str] = mapped_column(Text)
     messages: Mapped[int] = mapped_column(Integer)
+    # on the '' row: the newest customer message counted (``seq``), so that the hourly job
+    # skips a company with nothing new; NULL when counted from texts given (``atende eval``)
+    newest_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

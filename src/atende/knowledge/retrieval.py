@@ -237,22 +237,32 @@ class DenseRetriever:
         return await dense_search(session, vector, self.embedder.model, k)
 
 
-def _min_max(passages: Sequence[Passage]) -> dict[uuid.UUID, float]:
+# a normaliser maps a ranking to each chunk's normalised score, and gives the score of a
+# chunk missing from that ranking
+Normalised = tuple[dict[uuid.UUID, float], float]
+
+
+def _min_max(passages: Sequence[Passage]) -> Normalised:
+    """Scores scaled to 0..1; a chunk the ranking did not find scores 0."""
     if not passages:
-        return {}
+        return {}, 0.0
     scores = [p.score for p in passages]
     low, high = min(scores), max(scores)
     span = high - low
-    return {p.chunk_id: (p.score - low) / span if span > 0 else 1.0 for p in passages}
+    return {p.chunk_id: (p.score - low) / span if span > 0 else 1.0 for p in passages}, 0.0
 
 
-def _z_scores(passages: Sequence[Passage]) -> dict[uuid.UUID, float]:
-    if not passages:
-        return {}
+def _z_scores(passages: Sequence[Passage]) -> Normalised:
+    """Standard scores; a chunk the ranking did not find gets its lowest. A ranking of one
+    score (one chunk, or ties only) has no spread to measure: as in min-max, its chunks
+    score 1 and the others 0, so that finding a chunk still counts."""
     scores = [p.score for p in passages]
+    spread = statistics.pstdev(scores) if len(scores) > 1 else 0.0
+    if spread == 0:
+        return {p.chunk_id: 1.0 for p in passages}, 0.0
     mean = statistics.fmean(scores)
-    spread = statistics.pstdev(scores) or 1.0
-    return {p.chunk_id: (p.score - mean) / spread for p in passages}
+    normalised = {p.chunk_id: (p.score - mean) / spread for p in passages}
+    return normalised, min(normalised.values())
 
 
 NORMALISERS = {"weighted": _min_max, "zscore": _z_scores}
@@ -267,15 +277,13 @@ def fuse(
     method: str = "zscore",
 ) -> list[Passage]:
     """Weighted fusion of normalised scores: standard scores (``zscore``: how far above its
-    list's mean, in standard deviations) or min-max (``weighted``, measured a little worse:
-    one outlier at the top squashes the rest of its list). A chunk missing from one list
-    gets that list's lowest score. Reciprocal rank fusion was measured worse still: it
-    weighs a weak dense hit as much as a strong lexical one (``docs/EVALUATION.md``); the
-    weight is calibrated per language."""
+    list's mean, in standard deviations; a chunk missing from one list gets that list's
+    lowest) or min-max (``weighted``, measured a little worse: one outlier at the top
+    squashes the rest of its list; a missing chunk scores 0). Reciprocal rank fusion was
+    measured worse still: it weighs a weak dense hit as much as a strong lexical one
+    (``docs/EVALUATION.md``); the weight is calibrated per language."""
     normalise = NORMALISERS[method]
-    lexical_norm, dense_norm = normalise(lexical), normalise(dense)
-    lexical_low = min(lexical_norm.values(), default=0.0)
-    dense_low = min(dense_norm.values(), default=0.0)
+    (lexical_norm, lexical_missing), (dense_norm, dense_missing) = normalise(lexical), normalise(dense)
     merged: dict[uuid.UUID, Passage] = {}
     for passage in [*lexical, *dense]:
         if passage.chunk_id in merged:
@@ -283,8 +291,9 @@ def fuse(
         else:
             merged[passage.chunk_id] = replace(passage, scores=dict(passage.scores))
     for chunk_id, passage in merged.items():
-        in_dense = dense_norm.get(chunk_id, dense_low)
-        passage.score = dense_weight * in_dense + (1 - dense_weight) * lexical_norm.get(chunk_id, lexical_low)
+        in_dense = dense_norm.get(chunk_id, dense_missing)
+        in_lexical = lexical_norm.get(chunk_id, lexical_missing)
+        passage.score = dense_weight * in_dense + (1 - dense_weight) * in_lexical
         passage.scores["fused"] = round(passage.score, 4)
     return sorted(merged.values(), key=lambda p: (-p.score, str(p.chunk_id)))[:k]
 
