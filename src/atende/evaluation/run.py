@@ -138,8 +138,8 @@ async def _ask_all(
     advance: Callable[[int], None],
 ) -> list[Outcome]:
     """Every question through the bot's pipeline (and each retriever's top 10), in two
-    passes: the odd questions while the company's customer-message statistics are those of
-    the even ones, then the other way round. That is how the bot meets a message: the
+    passes: the 1st, 3rd, 5th… questions while the company's customer-message statistics are
+    those of the others, then the other way round. That is how the bot meets a message: the
     statistics come from earlier messages, never from the one being answered
     (``knowledge.message_terms``)."""
     outcomes: list[Outcome | None] = [None] * len(questions)
