@@ -31,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.scope import company_of
 from atende.knowledge.models import MessageLexemeStat
-from atende.knowledge.retrieval import MESSAGES_FLOOR, MESSAGES_MIN, lexemes
-from atende.knowledge.text import TS_CONFIG, topic_text
+from atende.knowledge.retrieval import MESSAGES_FLOOR, MESSAGES_MIN, query_terms, topic_stems
+from atende.knowledge.text import topic_text
 
 SAMPLE = 5000
 _BATCH = 200
@@ -46,15 +46,12 @@ _INSERT = text(
 
 
 async def message_lexemes(session: AsyncSession, messages: Sequence[str]) -> list[frozenset[str]]:
-    """Each message's topic lexemes under every language's configuration, as a question's
-    are stemmed for retrieval (``retrieval.question_stems``)."""
-    languages = list(TS_CONFIG)
+    """Each message's terms, as a question's are found for retrieval (its topic, stemmed
+    under every language's configuration: ``retrieval.question_stems``, ``query_terms``)."""
     found: list[frozenset[str]] = []
     for start in range(0, len(messages), _BATCH):
         batch = [topic_text(m) for m in messages[start : start + _BATCH]]
-        stems = await lexemes(session, [(m, lang) for m in batch for lang in languages])
-        for i in range(len(batch)):
-            found.append(frozenset().union(*stems[i * len(languages) : (i + 1) * len(languages)]))
+        found.extend(frozenset(query_terms(stems)) for stems in await topic_stems(session, batch))
     return found
 
 

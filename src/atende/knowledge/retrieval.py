@@ -402,9 +402,18 @@ async def question_stems(
     topic = topic_text(question)
     wanted = dict.fromkeys([topic, *([topic_text(also)] if also else [])])
     missing = [t for t in wanted if t not in cache]
-    if missing:
-        languages = list(TS_CONFIG)
-        stems = await lexemes(session, [(t, lang) for t in missing for lang in languages])
-        for i, t in enumerate(missing):
-            cache[t] = dict(zip(languages, stems[i * len(languages) : (i + 1) * len(languages)], strict=True))
+    cache.update(zip(missing, await topic_stems(session, missing), strict=True))
     return cache[topic]
+
+
+async def topic_stems(session: AsyncSession, topics: Sequence[str]) -> list[dict[str, frozenset[str]]]:
+    """Each text (already reduced to its topic, ``text.topic_text``) stemmed under each
+    language's configuration, in one round trip."""
+    if not topics:
+        return []
+    languages = list(TS_CONFIG)
+    stems = await lexemes(session, [(t, lang) for t in topics for lang in languages])
+    return [
+        dict(zip(languages, stems[i * len(languages) : (i + 1) * len(languages)], strict=True))
+        for i in range(len(topics))
+    ]
