@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export ATENDE_DATA_DIR ?= $(CURDIR)/.atende-data
 
-.PHONY: demo test install lint typecheck contracts clean
+.PHONY: demo test install lint typecheck contracts browser clean
 
 $(STAMP): pyproject.toml requirements/embedder.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-test: $(STAMP) lint typecheck contracts
-	$(BIN)/pytest
+# The browser tests' Chromium: ATENDE_TEST_BROWSER, /usr/bin/chromium, or Debian's package
+# installed when running as root (scripts/test-browser says what to install otherwise).
+browser:
+	@sh scripts/test-browser >/dev/null
+
+test: $(STAMP) browser lint typecheck contracts
+	@browser="$$(sh scripts/test-browser)" && ATENDE_TEST_BROWSER="$$browser" $(BIN)/pytest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -3,6 +3,7 @@ latency percentiles, CPU accounting of processes, and the result as a table and 
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -23,6 +24,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 # Read-only public data next to the project (see ../shared/data/README.md for sources and licences).
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
+# A small sample of the public retrieval sets that ships with the repository (tests/data/README.md).
+SHIPPED_SAMPLE = ROOT / "tests" / "data"
 
 # wide enough for the tables when the output is a file or a pipe
 console = Console(width=None if sys.stdout.isatty() else 120)
@@ -39,6 +42,8 @@ QUESTION_SETS = (
     ("retrieval/es.questions.jsonl", "XQuAD es"),
 )
 
+QUESTION_FILES = tuple(name for name, _label in QUESTION_SETS)
+
 
 @dataclass(frozen=True)
 class Question:
@@ -52,11 +57,34 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="the public data sets (retrieval/, support/); tests/data holds a small sample of "
+        "retrieval/ that ships with atende",
+    )
+
+
+def require_data(parser: argparse.ArgumentParser, data_dir: Path, names: Sequence[str]) -> None:
+    """Stop with one line saying what to pass when ``data_dir`` holds none of ``names``."""
+    if not any((data_dir / name).is_file() for name in names):
+        sample = os.path.relpath(SHIPPED_SAMPLE)
+        parser.error(
+            f"no data sets in {data_dir} (looked for {', '.join(names)}): pass --data-dir with the "
+            f"public data sets, or --data-dir {sample} for the small sample that ships with atende"
+        )
+
+
 def load_questions(data_dir: Path, *, seed: int, max_chars: int = 4000) -> list[Question]:
-    """Every question of every set, each set shuffled, then interleaved set by set."""
+    """Every question of every set found in ``data_dir``, each set shuffled, then interleaved
+    set by set (a folder without ``support/``, such as the shipped sample, still serves)."""
     rng = random.Random(seed)
     sets: list[list[Question]] = []
     for name, label in QUESTION_SETS:
+        if not (data_dir / name).is_file():
+            continue
         rows = [
             Question(label, row["language"], row["question"].strip()[:max_chars])
             for row in read_jsonl(data_dir / name)

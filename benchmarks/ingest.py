@@ -32,7 +32,16 @@ from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import E5_MODEL, E5Embedder, passage_text
 from atende.knowledge.parsing import parse
 from atende.tenancy import service as tenancy
-from benchmarks.common import DEFAULT_DATA, console, machine, postgres, read_jsonl, result_table, write_json
+from benchmarks.common import (
+    add_data_dir_argument,
+    console,
+    machine,
+    postgres,
+    read_jsonl,
+    require_data,
+    result_table,
+    write_json,
+)
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
@@ -52,12 +61,12 @@ def make_pdf(paragraphs: list[str], title: str) -> bytes:
     return bytes(pdf.output())
 
 
+PDF_SOURCES = ("retrieval/pt.passages.jsonl", "retrieval/en.passages.jsonl")
+
+
 def documents(data_dir: Path, pages: int, count: int) -> list[tuple[str, bytes, int]]:
-    passages = [
-        row["text"]
-        for name in ("retrieval/pt.passages.jsonl", "retrieval/en.passages.jsonl")
-        for row in read_jsonl(data_dir / name)
-    ]
+    found = [data_dir / name for name in PDF_SOURCES if (data_dir / name).is_file()]
+    passages = [row["text"] for path in found for row in read_jsonl(path)]
     built = []
     for i in range(count):
         chosen = [passages[(i * pages + j) % len(passages)] for j in range(pages)]
@@ -138,10 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--documents", type=int, default=20, help="PDFs to ingest")
     parser.add_argument("--pages", type=int, default=20, help="pages a PDF")
     parser.add_argument("--embed-chunks", type=int, default=96, help="chunks to embed (about 3 a second)")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="the shared public data folder")
+    add_data_dir_argument(parser)
     parser.add_argument("--database-url", help="use this PostgreSQL instead of a throw-away embedded one")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON to OUT")
     args = parser.parse_args(argv)
+    require_data(parser, args.data_dir, PDF_SOURCES)
     load_at_start = os.getloadavg()
     console.print(f"writing {args.documents} PDFs of {args.pages} pages …")
     docs = documents(args.data_dir, args.pages, args.documents)

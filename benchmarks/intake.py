@@ -45,8 +45,9 @@ from atende.tenancy.models import Role
 from benchmarks.baseline_app import CREATE_TABLE
 from benchmarks.baseline_app import TABLE as BASELINE_TABLE
 from benchmarks.common import (
-    DEFAULT_DATA,
+    QUESTION_FILES,
     ROOT,
+    add_data_dir_argument,
     console,
     free_port,
     load_questions,
@@ -54,6 +55,7 @@ from benchmarks.common import (
     ms,
     postgres,
     postmaster_pid,
+    require_data,
     result_table,
     summarise,
     tree_cpu_seconds,
@@ -465,13 +467,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="servers to load, in this order",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the message texts' order")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="the shared public data folder")
+    add_data_dir_argument(parser)
     parser.add_argument(
         "--database-url",
         help="use this PostgreSQL (a company is created and left there) instead of a throw-away one",
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON to OUT")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    require_data(parser, args.data_dir, QUESTION_FILES)
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -69,12 +69,14 @@ from atende.db.url import libpq_url
 from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
 from benchmarks.common import (
-    DEFAULT_DATA,
+    QUESTION_FILES,
+    add_data_dir_argument,
     console,
     free_port,
     load_questions,
     machine,
     ms,
+    require_data,
     result_table,
     summarise,
     tree_cpu_seconds,
@@ -1839,7 +1841,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=7, help="seed of the questions' order and the think times"
     )
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="the shared public data folder")
+    add_data_dir_argument(parser)
     parser.add_argument(
         "--logs", type=Path, help="keep the processes' logs in this folder (default: deleted)"
     )
@@ -1854,6 +1856,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON to OUT")
     args = parser.parse_args(argv)
+    require_data(parser, args.data_dir, QUESTION_FILES)
     if args.kill_at is None:
         args.kill_at = args.duration / 3
     if args.restart_at is None:

@@ -71,14 +71,16 @@ from atende.observability.logging import configure as configure_logging
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from benchmarks.common import (
-    DEFAULT_DATA,
+    QUESTION_FILES,
     Question,
+    add_data_dir_argument,
     console,
     load_questions,
     machine,
     ms,
     postgres,
     read_jsonl,
+    require_data,
     result_table,
     summarise,
     write_json,
@@ -125,10 +127,12 @@ def _markdown(title: str, sections: list[tuple[str, list[str]]]) -> str:
 
 def knowledge_documents(data_dir: Path, revision: int) -> Iterator[KbDocument]:
     """One revision of the knowledge base: MilkQA answers as FAQ pages of a few answers each,
-    then the FaQuAD/XQuAD articles (one document per article)."""
+    then the FaQuAD/XQuAD articles (one document per article); sets missing from ``data_dir``
+    are left out."""
     rng = random.Random(revision) if revision else None
     suffix = f" (revisão {revision})" if revision else ""
-    milk = read_jsonl(data_dir / "support" / "pt.passages.jsonl")
+    support = data_dir / "support" / "pt.passages.jsonl"
+    milk = read_jsonl(support) if support.is_file() else []  # not in the shipped sample
     if rng is not None:
         rng.shuffle(milk)
     per_page = 5 + revision % 4
@@ -141,7 +145,10 @@ def knowledge_documents(data_dir: Path, revision: int) -> Iterator[KbDocument]:
         yield KbDocument(f"bench/r{revision}/milkqa/{page:04d}.md", title, "pt", _markdown(title, sections))
     for lang in ("pt", "en", "es"):
         articles: dict[str, list[dict[str, Any]]] = {}
-        for passage in read_jsonl(data_dir / "retrieval" / f"{lang}.passages.jsonl"):
+        passages_file = data_dir / "retrieval" / f"{lang}.passages.jsonl"
+        if not passages_file.is_file():
+            continue
+        for passage in read_jsonl(passages_file):
             articles.setdefault(passage["doc_id"], []).append(passage)
         part = {"pt": "Parte", "en": "Part", "es": "Parte"}[lang]
         for doc_id, passages in articles.items():
@@ -617,14 +624,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(about 3 chunks/s on two cores)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the question order")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="the shared public data folder")
+    add_data_dir_argument(parser)
     parser.add_argument(
         "--database-url",
         help="use this PostgreSQL (a new company is created and left there) instead of a throw-away one",
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON to OUT")
     parser.add_argument("--explain", action="store_true", help="print the retrieval query's plan")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    require_data(parser, args.data_dir, QUESTION_FILES)
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import settings as hypothesis_settings
 
 from atende.app import create_app
 from atende.config import Settings
@@ -34,7 +35,15 @@ from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# Small samples of public data sets, shipped with their sources and licences (see its README).
+TEST_DATA = ROOT / "tests" / "data"
+
+# Property tests draw the same examples on every run (derandomised), so a failure in CI
+# fails the same way on a laptop, with the blob that replays it (@reproduce_failure).
+# HYPOTHESIS_PROFILE=explore draws new examples each run and prints the seed of a failure.
+hypothesis_settings.register_profile("deterministic", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 DEMO_KB = ROOT / "src" / "atende" / "demo" / "knowledge"
 
 

@@ -588,7 +588,15 @@ def evaluate(
     from atende.evaluation.run import evaluate as run_evaluation
 
     if not directory.is_dir():
-        err.print(f"[red]error:[/red] {directory} is not a folder (a QA set has LANG.passages.jsonl files)")
+        hint = (
+            "; pass the folder of a QA set (the public data sets' retrieval/ folder, or "
+            "tests/data/retrieval in a clone of atende for a small sample)"
+            if directory == DEFAULT_QA_SET
+            else ""
+        )
+        err.print(
+            f"[red]error:[/red] {directory} is not a folder (a QA set has LANG.passages.jsonl files){hint}"
+        )
         raise typer.Exit(2)
     languages = [part.strip() for part in lang.split(",") if part.strip()] if lang else None
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from benchmarks.load import benchmark, parse_args
+from tests.conftest import TEST_DATA
 
 ARGS = [
     "--duration", "16",
@@ -27,6 +28,8 @@ ARGS = [
     "--reply-timeout", "60",
     "--drain", "60",
     "--progress-every", "1000",
+    # the sample of the public sets that ships with the repository (tests/data/README.md)
+    "--data-dir", str(TEST_DATA),
 ]  # fmt: skip
 
 

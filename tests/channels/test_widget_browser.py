@@ -7,6 +7,7 @@ keyboard, and a shop on another origin can embed it with one script tag.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,8 @@ from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from tests.conftest import CompanyCtx
 
-CHROMIUM = "/usr/bin/chromium"
+# make test finds or installs it (scripts/test-browser) and passes it on
+CHROMIUM = os.environ.get("ATENDE_TEST_BROWSER", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

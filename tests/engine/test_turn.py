@@ -13,7 +13,7 @@ import pytest
 
 from atende.engine import smalltalk
 from atende.engine.messages import phrase
-from tests.conftest import SHARED_DATA, CompanyCtx, ask
+from tests.conftest import TEST_DATA, CompanyCtx, ask
 
 STEPS = ["normalise", "detect_language", "small_talk", "handoff_signal", "retrieve", "answer", "decide"]
 
@@ -288,7 +288,7 @@ async def test_traces_of_another_companys_conversation_are_not_found(
 
 def xquad_sample(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The first ``count`` English passages and one question for each (XQuAD, CC BY-SA 4.0)."""
-    folder = SHARED_DATA / "retrieval"
+    folder = TEST_DATA / "retrieval"
     passages = [json.loads(line) for line in (folder / "en.passages.jsonl").read_text().splitlines()[:count]]
     wanted = {p["passage_id"] for p in passages}
     questions: dict[str, dict[str, Any]] = {}
@@ -301,7 +301,7 @@ def xquad_sample(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
 
 async def test_answers_on_real_passages_are_grounded_in_the_gold_passage(company: CompanyCtx) -> None:
     """Grounding on XQuAD (google-deepmind/xquad, English SQuAD v1.1 paragraphs, CC BY-SA 4.0),
-    from /work/shared/data/retrieval: each passage is its own document; most questions must be
+    from the sample in tests/data/retrieval: each passage is its own document; most questions must be
     answered with a sentence holding a gold answer span, citing the gold passage's document."""
     started = time.monotonic()
     passages, questions = xquad_sample(20)
