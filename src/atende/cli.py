@@ -88,7 +88,14 @@ def _serve(settings: Settings, banner: Callable[[Any], None] | None = None) -> N
 
     _check_port_free(settings.host, settings.port)
     app_ = create_app(settings, on_ready=banner)
-    uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(
+        app_,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        forwarded_allow_ips=settings.forwarded_allow_ips,  # the client address the web chat limits
+    )
 
 
 @app.command()
