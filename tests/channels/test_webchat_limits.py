@@ -112,10 +112,11 @@ async def test_a_visitor_sending_too_fast_is_told_to_wait_and_nothing_is_stored(
         r = await post(web, visitor, f"mensagem {i}")
         assert r.status_code == 201, r.text
 
+    queued = await turn_jobs(runtime, company.id)
     wait = assert_refused(await post(web, visitor, "mensagem demais"), "in this conversation")
     assert wait == 1  # one message a second comes back
     assert await customer_texts(web, visitor) == [f"mensagem {i}" for i in range(4)]
-    assert await turn_jobs(runtime, company.id) == 4  # no bot turn for the refused one
+    assert await turn_jobs(runtime, company.id) == queued  # no bot turn for the refused one
 
     # another visitor of the same site, even from the same address, is not held up
     neighbour = await start(web, company.widget_key, visitor.address)
@@ -151,8 +152,9 @@ async def test_one_address_cannot_flood_through_many_conversations(
             assert (await post(web, visitor, f"mensagem {sent}")).status_code == 201
             sent += 1
     assert sent == 8
+    queued = await turn_jobs(runtime, company.id)
     assert_refused(await post(web, visitors[-1], "mais uma"), "from your network address")
-    assert await turn_jobs(runtime, company.id) == 8
+    assert await turn_jobs(runtime, company.id) == queued
     other = await start(web, company.widget_key)
     assert (await post(web, other, "Oi")).status_code == 201
 
