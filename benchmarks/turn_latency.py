@@ -445,8 +445,8 @@ async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         questions = load_questions(args.data_dir, seed=args.seed)
         # a company with traffic: its customers' messages weigh the question's terms
         async with runtime.db.transaction(company_id) as session:
-            await message_terms.learn(session, [q.text for q in questions])
-        console.print(f"customer-message statistics: {len(questions)} messages")
+            await message_terms.learn(session, [[q.text] for q in questions])  # one customer each
+        console.print(f"customer-message statistics: {len(questions)} customers, one message each")
         async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
             await conn.execute(
                 "VACUUM (ANALYZE) chunk_terms, chunks, chunk_vectors, lexeme_stats, message_lexeme_stats,"

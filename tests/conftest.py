@@ -110,6 +110,10 @@ def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
         webhook_timeout_seconds=3,
         ingest_root=tmp_path_factory.mktemp("ingest"),
         max_body_bytes=65536,
+        # every test's visitors come from 127.0.0.1: per-address limits would make tests fail
+        # by the order they run in (tests/channels/test_webchat_limits.py has its own server)
+        webchat_address_rate="off",
+        webchat_address_conversations_rate="off",
     )
 
 

@@ -29,7 +29,7 @@ from atende.channels.webchat.api import router as webchat_router
 from atende.config import Settings, get_settings
 from atende.conversations.api import router as conversations_router
 from atende.engine.api import router as engine_router
-from atende.errors import AtendeError
+from atende.errors import AtendeError, RateLimited
 from atende.jobs.api import router as jobs_router
 from atende.knowledge.api import router as knowledge_router
 from atende.observability import metrics
@@ -208,7 +208,11 @@ def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], No
         body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
         if exc.field is not None:
             body["field"] = exc.field
-        return JSONResponse(body, status_code=exc.status_code)
+        headers = None
+        if isinstance(exc, RateLimited):
+            body["retry_after"] = exc.retry_after
+            headers = {"Retry-After": str(exc.retry_after)}
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

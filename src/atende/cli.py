@@ -88,7 +88,14 @@ def _serve(settings: Settings, banner: Callable[[Any], None] | None = None) -> N
 
     _check_port_free(settings.host, settings.port)
     app_ = create_app(settings, on_ready=banner)
-    uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(
+        app_,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        forwarded_allow_ips=settings.forwarded_allow_ips,  # the client address the web chat limits
+    )
 
 
 @app.command()
@@ -544,9 +551,9 @@ def reembed(company: CompanyOpt) -> None:
 
 @app.command("learn-terms")
 def learn_terms(company: CompanyOpt) -> None:
-    """Count which words the company's customers usually write, from its latest 5,000
-    customer messages (the worker does it every hour). Retrieval weighs those words less
-    once at least 200 messages are counted (docs/EVALUATION.md)."""
+    """Count which words the company's customers usually write, one vote per customer, from
+    its latest 5,000 conversations (the worker does it every hour). Retrieval weighs those
+    words less once at least 200 customers are counted (docs/EVALUATION.md)."""
 
     async def work(runtime: Runtime) -> tuple[int, int]:
         from atende.engine.tasks import learn_company_message_terms
@@ -554,13 +561,13 @@ def learn_terms(company: CompanyOpt) -> None:
         counted = await learn_company_message_terms(runtime, await _company_id(runtime, company), force=True)
         return counted or (0, 0)  # forced: it always counts
 
-    from atende.knowledge.message_terms import MESSAGES_MIN
+    from atende.knowledge.message_terms import CONTACTS_MIN
 
-    messages, lexemes = _run(work)
-    console.print(f"{messages} customer messages counted, {lexemes} distinct words")
-    if messages < MESSAGES_MIN:
+    contacts, lexemes = _run(work)
+    console.print(f"{contacts} customers counted, {lexemes} distinct words")
+    if contacts < CONTACTS_MIN:
         console.print(
-            f"[yellow]fewer than {MESSAGES_MIN} messages:[/yellow] retrieval weighs every word alike"
+            f"[yellow]fewer than {CONTACTS_MIN} customers:[/yellow] retrieval weighs every word alike"
             " until there are more"
         )
 

@@ -15,6 +15,8 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 (the documented development default)
+# a rate limit: N requests at once, then N per S seconds ("10/10s"), or "off"
+RATE_PATTERN = r"^(off|[1-9][0-9]{0,6}/[1-9][0-9]{0,5}s)$"
 
 
 class Settings(BaseSettings):
@@ -250,6 +252,37 @@ class Settings(BaseSettings):
     webhook_disable_after_failures: int = Field(
         default=20,
         description="Consecutive failed deliveries after which an endpoint is disabled.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Addresses of the reverse proxies whose `X-Forwarded-For` (and `-Proto`) `atende "
+        "serve` believes, comma-separated (IPs or networks such as `10.0.0.0/8`; `*` for any, only when "
+        "nothing else can reach the port): the client address the web chat's limits count. From any "
+        "other peer the header is ignored and the peer itself is the client.",
+    )
+    webchat_visitor_rate: str = Field(
+        default="10/10s",
+        pattern=RATE_PATTERN,
+        description="Messages one web chat visitor (one conversation) may post: `N/Ss`, N at once, "
+        "then N per S seconds (one every S/N s); `off`: no limit. Past it: 429 with `Retry-After`.",
+    )
+    webchat_address_rate: str = Field(
+        default="60/60s",
+        pattern=RATE_PATTERN,
+        description="Web chat messages from one client address (an IPv6 /64), all its conversations "
+        "and companies together: `N/Ss` or `off`.",
+    )
+    webchat_address_conversations_rate: str = Field(
+        default="20/60s",
+        pattern=RATE_PATTERN,
+        description="Web chat conversations one client address (an IPv6 /64) may start: `N/Ss` or `off`.",
+    )
+    webchat_widget_rate: str = Field(
+        default="600/60s",
+        pattern=RATE_PATTERN,
+        description="Web chat messages and new conversations through one widget key (one company's "
+        "sites, every visitor together), so that a flood of one company's chat stays its own: "
+        "`N/Ss` or `off`. Each limit is counted per `atende serve` process.",
     )
     demo: bool = Field(default=False, description="Seed the demo company at startup.")
 

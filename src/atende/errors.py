@@ -41,3 +41,15 @@ class Unauthorized(AtendeError):
 class Forbidden(AtendeError):
     status_code = 403
     code = "forbidden"
+
+
+class RateLimited(AtendeError):
+    """Too many requests of one kind from one visitor, address or site; ``retry_after``: whole
+    seconds until one more is accepted (the ``Retry-After`` header and ``retry_after`` field)."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -2,7 +2,8 @@
 
 The demo page opens the widget (``data-open="true"``); a visitor types, presses Enter and
 reads the bot's answer with its source, the history survives a reload, the widget works by
-keyboard, and a shop on another origin can embed it with one script tag.
+keyboard, a shop on another origin can embed it with one script tag, and a visitor who
+sends too fast is asked, in their language, to wait, without losing what they typed.
 """
 
 from __future__ import annotations
@@ -195,6 +196,34 @@ async def test_the_widget_exposes_its_roles_and_names(
     await expect(launcher).to_have_attribute("aria-controls", await panel.get_attribute("id") or "")
     await expect(launcher).to_have_accessible_name("Fechar chat")
     await expect(tab.get_by_role("alert")).to_be_hidden()
+
+
+async def test_a_visitor_typing_too_fast_is_asked_politely_to_wait_and_keeps_the_text(
+    tab: Page, limited_server: str, company: CompanyCtx
+) -> None:
+    # this server accepts 4 messages of a conversation at once, then one a second
+    await open_demo(tab, limited_server, company)
+    log = tab.get_by_role("log")
+    for i in range(4):
+        await ask(tab, f"Mensagem {i}")
+        await expect(log.locator(".atende-customer")).to_have_count(i + 1)
+
+    await ask(tab, "Mais uma pergunta")
+    alert = tab.get_by_role("alert")
+    await expect(alert).to_have_text(
+        "Você está enviando mensagens rápido demais — aguarde alguns segundos e envie de novo."
+    )
+    box = tab.get_by_role("textbox", name="Sua mensagem")
+    await expect(box).to_have_value("Mais uma pergunta")
+    await expect(log.locator(".atende-customer")).to_have_count(4)
+
+    # Send comes back once the server takes messages again; the same text then goes through
+    await expect(tab.get_by_role("button", name="Enviar")).to_be_enabled(timeout=5_000)
+    await box.press("Enter")
+    await expect(log.locator(".atende-customer")).to_have_count(5)
+    await expect(log.locator(".atende-customer").last).to_have_text("Mais uma pergunta")
+    await expect(alert).to_be_hidden()
+    await expect(box).to_have_value("")
 
 
 SHOP_PAGE = """<!doctype html>

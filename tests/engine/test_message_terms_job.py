@@ -5,8 +5,10 @@ company's own, and retrieval weighs those words less from then on."""
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Sequence
+from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +19,7 @@ from atende.conversations.schemas import InboundMessage
 from atende.engine.tasks import blueprint, learn_company_message_terms, learn_message_terms
 from atende.knowledge import message_terms
 from atende.knowledge.models import MessageLexemeStat
-from atende.knowledge.retrieval import MESSAGES_MIN
+from atende.knowledge.retrieval import CONTACTS_MIN, MESSAGES_FLOOR
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from tests.conftest import CompanyCtx
@@ -31,7 +33,12 @@ from tests.test_cli import run
 
 
 async def store_messages(
-    runtime: Runtime, company_id: uuid.UUID, customers: list[str], others: Sequence[tuple[str, str]] = ()
+    runtime: Runtime,
+    company_id: uuid.UUID,
+    customers: list[str],
+    others: Sequence[tuple[str, str]] = (),
+    *,
+    contact: str = "cliente",
 ) -> None:
     """One conversation of the company: its first customer message as a channel stores it,
     then the other customer messages and ``(author, text)`` messages of the bot or agents."""
@@ -39,7 +46,7 @@ async def store_messages(
         received = await conversations.receive_inbound(
             await session.connection(),
             company_id,
-            InboundMessage(channel="api", contact_external_id="cliente", text=customers[0]),
+            InboundMessage(channel="api", contact_external_id=contact, text=customers[0]),
         )
         messages = [("customer", body) for body in customers[1:]] + list(others)
         session.add_all(
@@ -55,9 +62,21 @@ async def store_messages(
         )
 
 
+async def store_customers(
+    runtime: Runtime, company_id: uuid.UUID, texts: list[str], prefix: str = "cliente"
+) -> None:
+    """Each text the first message of another customer (``prefix-0``, ``prefix-1``...), as a
+    channel stores it."""
+    async with runtime.db.transaction(company_id) as session:
+        connection = await session.connection()
+        for i, body in enumerate(texts):
+            inbound = InboundMessage(channel="api", contact_external_id=f"{prefix}-{i}", text=body)
+            await conversations.receive_inbound(connection, company_id, inbound)
+
+
 async def counted(runtime: Runtime, company_id: uuid.UUID) -> dict[str, int]:
     async with runtime.db.transaction(company_id) as session:
-        rows = await session.execute(select(MessageLexemeStat.lexeme, MessageLexemeStat.messages))
+        rows = await session.execute(select(MessageLexemeStat.lexeme, MessageLexemeStat.contacts))
         return dict(rows.all())
 
 
@@ -66,14 +85,15 @@ async def test_the_job_learns_each_companys_customer_words(
 ) -> None:
     await ingest_documents(company)
     assert (await top_titles(runtime, company))[0] == "Loja de Curitiba"
-    customers = customers_from_curitiba(MESSAGES_MIN + 20)
+    customers = customers_from_curitiba(CONTACTS_MIN + 20)
+    await store_customers(runtime, company.id, customers)
     # the bot's and the agents' words are not what customers write
     staff = [("bot", "Resposta sobre o boleto bancário")] * 20 + [
         ("agent", "Seu boleto bancário vence hoje")
     ] * 20
-    await store_messages(runtime, company.id, customers, staff)
+    await store_messages(runtime, company.id, ["Olá"], staff, contact="cliente-0")
     # another company's customers write about something else
-    await store_messages(runtime, other_company.id, ["Quero trocar o tênis tamanho 42"] * 250)
+    await store_customers(runtime, other_company.id, ["Quero trocar o tênis tamanho 42"] * 250)
 
     assert await learn_message_terms(runtime) >= 2
 
@@ -84,6 +104,12 @@ async def test_the_job_learns_each_companys_customer_words(
     assert theirs[""] == 250 and theirs["tenis"] == 250 and "curitib" not in theirs
     # and the question about the bill now finds the bill
     assert (await top_titles(runtime, company, QUESTION))[0] == "Fatura do cartão"
+
+
+def weight(words: dict[str, int], lexeme: str) -> float:
+    """A term's weight from customers' statistics, as the BM25 statement computes it."""
+    n, m = words[""], words.get(lexeme, 0)
+    return max(MESSAGES_FLOOR, math.log((n + 1) / (m + 1)) / math.log(n + 1))
 
 
 def test_the_job_runs_every_hour_one_run_at_a_time() -> None:
@@ -97,7 +123,7 @@ def test_the_job_runs_every_hour_one_run_at_a_time() -> None:
 async def test_a_company_where_no_customer_wrote_since_is_not_counted_again(
     company: CompanyCtx, runtime: Runtime
 ) -> None:
-    await store_messages(runtime, company.id, ["Quero saber da entrega"] * 3)
+    await store_customers(runtime, company.id, ["Quero saber da entrega"] * 3)
     first = await learn_company_message_terms(runtime, company.id)
     before = await counted(runtime, company.id)
     assert first == (3, len(before) - 1) and before[""] == 3
@@ -105,7 +131,7 @@ async def test_a_company_where_no_customer_wrote_since_is_not_counted_again(
     assert await learn_company_message_terms(runtime, company.id) is None
     assert await counted(runtime, company.id) == before
     # a new customer message: counted again
-    await store_messages(runtime, company.id, ["E a garantia do liquidificador?"])
+    await store_messages(runtime, company.id, ["E a garantia do liquidificador?"], contact="outro")
     again = await learn_company_message_terms(runtime, company.id)
     assert again is not None and again[0] == 4
     assert (await counted(runtime, company.id))["garant"] == 1
@@ -119,27 +145,55 @@ async def test_a_company_where_no_customer_wrote_since_is_not_counted_again(
             await tenancy.delete_company(session, quiet.id)
 
 
-async def test_only_the_latest_messages_are_counted(
+async def test_only_the_latest_conversations_and_their_latest_messages_are_counted(
     company: CompanyCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(message_terms, "SAMPLE", 3)
+    monkeypatch.setattr(message_terms, "SAMPLE_CONVERSATIONS", 3)
+    monkeypatch.setattr(message_terms, "PER_CONVERSATION", 2)
     topics = ["boleto", "senha", "entrega", "garantia", "troca"]  # oldest first
-    await store_messages(runtime, company.id, [f"Dúvida sobre {topic}" for topic in topics])
+    for i, topic in enumerate(topics):
+        await store_messages(runtime, company.id, [f"Dúvida sobre {topic}"], contact=f"cliente-{i}")
+    # the latest conversation's customer wrote three messages: the last two count
+    await store_messages(
+        runtime, company.id, ["Sobre o cadastro", "Sobre o limite", "Sobre o aplicativo"], contact="cliente-9"
+    )
     found = await learn_company_message_terms(runtime, company.id)
     assert found is not None and found[0] == 3
     words = await counted(runtime, company.id)
-    assert {"entreg", "garant", "troc"} <= set(words)
-    assert not {"bolet", "senh"} & set(words)
+    assert {"garant", "troc", "limit", "aplic"} <= set(words)
+    assert not {"bolet", "senh", "entreg", "cadastr"} & set(words)
+
+
+async def test_one_customer_repeating_a_word_cannot_lower_its_weight_but_many_can(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    await ingest_documents(company)
+    others = [f"Bom dia, tenho uma dúvida sobre {topic}" for topic in ["senha", "boleto", "troca"] * 80]
+    await store_customers(runtime, company.id, others)
+    # one anonymous visitor repeats the city in 210 messages
+    await store_messages(runtime, company.id, ["Moro em Curitiba"] * 210, contact="visitante")
+    assert await learn_company_message_terms(runtime, company.id) == (241, ANY)
+    words = await counted(runtime, company.id)
+    assert words["curitib"] == 1
+    assert weight(words, "curitib") > 0.85  # was the floor, 0.2, when messages were counted
+    assert (await top_titles(runtime, company))[0] == "Loja de Curitiba"  # the city still decides
+
+    # many customers saying where they live do lower it
+    await store_customers(runtime, company.id, customers_from_curitiba(CONTACTS_MIN), prefix="curitibano")
+    await learn_company_message_terms(runtime, company.id)
+    words = await counted(runtime, company.id)
+    assert weight(words, "curitib") < 0.3
+    assert (await top_titles(runtime, company))[0] == "Fatura do cartão"
 
 
 async def test_the_cli_counts_a_companys_customer_words_now(
     company: CompanyCtx, runtime: Runtime, db_url: str
 ) -> None:
-    await store_messages(runtime, company.id, ["Onde fica a loja de Curitiba?"] * 5)
+    await store_customers(runtime, company.id, ["Onde fica a loja de Curitiba?"] * 5)
     done = await asyncio.to_thread(run, db_url, "learn-terms", "--company", company.slug)
     assert done.returncode == 0, done.stderr
-    assert "5 customer messages counted" in done.stdout
-    assert "fewer than 200 messages" in done.stdout  # too few to weigh anything yet
+    assert "5 customers counted" in done.stdout
+    assert "fewer than 200 customers" in done.stdout  # too few to weigh anything yet
     assert (await counted(runtime, company.id))["curitib"] == 5
     unknown = await asyncio.to_thread(run, db_url, "learn-terms", "--company", "no-such-company")
     assert unknown.returncode != 0

@@ -268,7 +268,7 @@ async def test_each_question_is_asked_with_the_statistics_of_the_others_only(
     ) -> Any:
         async with runtime.db.transaction(scratch.company_id) as session:
             stats = dict(
-                (await session.execute(select(MessageLexemeStat.lexeme, MessageLexemeStat.messages))).all()
+                (await session.execute(select(MessageLexemeStat.lexeme, MessageLexemeStat.contacts))).all()
             )
         seen.append(([q.question_id for q in asked], stats.pop(""), set(stats)))
         return [Outcome(False, False, q.question, {}) for q in asked]

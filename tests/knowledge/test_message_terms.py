@@ -1,5 +1,6 @@
 """Words most of a company's customers write weigh less when a question is ranked: they
-match the wrong passages as well as the right one (``knowledge.message_terms``)."""
+match the wrong passages as well as the right one (``knowledge.message_terms``). Each
+customer has one vote per word, however many messages they send."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from sqlalchemy import func, select
 
 from atende.knowledge import message_terms
 from atende.knowledge.models import MessageLexemeStat
-from atende.knowledge.retrieval import MESSAGES_MIN, FullTextRetriever
+from atende.knowledge.retrieval import CONTACTS_MIN, FullTextRetriever
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx
 
@@ -53,8 +54,9 @@ async def top_titles(runtime: Runtime, company: CompanyCtx, query: str = QUESTIO
 
 
 async def learn(runtime: Runtime, company: CompanyCtx, messages: list[str]) -> int:
+    """Learn from ``messages``, each of another customer."""
     async with runtime.db.transaction(company.id) as session:
-        return await message_terms.learn(session, messages)
+        return await message_terms.learn(session, [[m] for m in messages])
 
 
 async def test_a_word_every_customer_writes_no_longer_decides_the_answer(
@@ -63,7 +65,7 @@ async def test_a_word_every_customer_writes_no_longer_decides_the_answer(
     await ingest_documents(company)
     # the city is the knowledge base's rarest word in the question: the store comes first
     assert (await top_titles(runtime, company))[0] == "Loja de Curitiba"
-    await learn(runtime, company, customers_from_curitiba(MESSAGES_MIN * 2))
+    await learn(runtime, company, customers_from_curitiba(CONTACTS_MIN * 2))
     # every customer lives there: what this one asks about decides
     ranked = await top_titles(runtime, company)
     assert ranked[0] == "Fatura do cartão"
@@ -72,23 +74,23 @@ async def test_a_word_every_customer_writes_no_longer_decides_the_answer(
     assert (await top_titles(runtime, company, "Que horas abre a loja de Curitiba?"))[0] == "Loja de Curitiba"
 
 
-async def test_too_few_messages_change_nothing(company: CompanyCtx, runtime: Runtime) -> None:
+async def test_too_few_customers_change_nothing(company: CompanyCtx, runtime: Runtime) -> None:
     await ingest_documents(company)
     before = await top_titles(runtime, company)
-    await learn(runtime, company, customers_from_curitiba(MESSAGES_MIN - 1))
+    await learn(runtime, company, customers_from_curitiba(CONTACTS_MIN - 1))
     assert await top_titles(runtime, company) == before
-    # from MESSAGES_MIN on, they weigh
-    await learn(runtime, company, customers_from_curitiba(MESSAGES_MIN))
+    # from CONTACTS_MIN on, they weigh
+    await learn(runtime, company, customers_from_curitiba(CONTACTS_MIN))
     assert (await top_titles(runtime, company))[0] == "Fatura do cartão"
 
 
 async def test_learning_again_replaces_the_statistics(company: CompanyCtx, runtime: Runtime) -> None:
     await ingest_documents(company)
-    assert await learn(runtime, company, customers_from_curitiba(MESSAGES_MIN * 2)) > 0
+    assert await learn(runtime, company, customers_from_curitiba(CONTACTS_MIN * 2)) > 0
     # later, customers write from elsewhere: Curitiba weighs fully again
     await learn(runtime, company, [f"Moro em Londrina e pergunto de {t}" for t in TOPICS * 30])
     async with runtime.db.transaction(company.id) as session:
-        rows = await session.execute(select(MessageLexemeStat.lexeme, MessageLexemeStat.messages))
+        rows = await session.execute(select(MessageLexemeStat.lexeme, MessageLexemeStat.contacts))
         counted = dict(rows.all())
     assert counted[""] == len(TOPICS) * 30
     assert not any(lexeme.startswith("curitib") for lexeme in counted)
@@ -98,3 +100,18 @@ async def test_learning_again_replaces_the_statistics(company: CompanyCtx, runti
     assert await learn(runtime, company, []) == 0
     async with runtime.db.transaction(company.id) as session:
         assert await session.scalar(select(func.count()).select_from(MessageLexemeStat)) == 0
+
+
+async def test_one_customer_repeating_a_word_has_one_vote(company: CompanyCtx, runtime: Runtime) -> None:
+    await ingest_documents(company)
+    others = [
+        [f"Bom dia, tenho uma dúvida sobre {TOPICS[i % len(TOPICS)]}"] for i in range(CONTACTS_MIN + 50)
+    ]
+    # one visitor says where they live in 210 messages: still one customer of 251
+    one_loud = [f"Moro em Curitiba, Curitiba! ({i})" for i in range(210)]
+    async with runtime.db.transaction(company.id) as session:
+        await message_terms.learn(session, [*others, one_loud])
+        rows = await session.execute(select(MessageLexemeStat.lexeme, MessageLexemeStat.contacts))
+        counted = dict(rows.all())
+    assert counted[""] == CONTACTS_MIN + 51 and counted["curitib"] == 1
+    assert (await top_titles(runtime, company))[0] == "Loja de Curitiba"  # the city still decides

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -485,15 +485,33 @@ async def messages_before(
     return list(reversed(list(rows)))
 
 
-async def recent_customer_texts(session: AsyncSession, limit: int) -> list[tuple[int, str]]:
-    """``(seq, text)`` of the company's latest ``limit`` customer messages, newest first."""
-    rows = await session.execute(
-        select(Message.seq, Message.text)
-        .where(Message.author == "customer")
-        .order_by(Message.seq.desc())
-        .limit(limit)
+async def recent_customer_texts(
+    session: AsyncSession, *, conversations: int, per_conversation: int
+) -> list[tuple[uuid.UUID, str]]:
+    """``(contact id, text)`` of the latest ``per_conversation`` customer messages of each of
+    the company's ``conversations`` most recently active conversations that a customer wrote
+    in: a sample of many customers, which one customer writing a lot cannot crowd out."""
+    wrote = (
+        select(Message.id)
+        .where(Message.conversation_id == Conversation.id, Message.author == "customer")
+        .exists()
     )
-    return [(seq, body) for seq, body in rows]
+    recent = (
+        select(Conversation.id, Conversation.contact_id)
+        .where(wrote)
+        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        .limit(conversations)
+        .subquery()
+    )
+    latest = (
+        select(Message.text)
+        .where(Message.conversation_id == recent.c.id, Message.author == "customer")
+        .order_by(Message.seq.desc())
+        .limit(per_conversation)
+        .lateral()
+    )
+    rows = await session.execute(select(recent.c.contact_id, latest.c.text).join(latest, true()))
+    return [(contact, body) for contact, body in rows]
 
 
 async def newest_customer_seq(session: AsyncSession) -> int | None:

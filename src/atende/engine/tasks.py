@@ -176,19 +176,31 @@ async def announce_opening_job(context: procrastinate.JobContext, company_id: st
 async def learn_company_message_terms(
     runtime: Runtime, company_id: uuid.UUID, *, force: bool = False
 ) -> tuple[int, int] | None:
-    """Rebuild the company's customer-message statistics from its latest messages (they
-    weigh a question's terms in retrieval, ``knowledge.message_terms``); returns how many
-    messages and lexemes were counted, or None when no customer wrote since the last count
-    (unless ``force``)."""
+    """Rebuild the company's customer-message statistics from its latest conversations (they
+    weigh a question's terms in retrieval, one vote per customer: ``knowledge.message_terms``);
+    returns how many customers (contacts) and lexemes were counted, or None when no customer
+    wrote since the last count (unless ``force``)."""
     async with runtime.db.transaction(company_id) as session:
         newest = await conversations.newest_customer_seq(session)
         if not force and newest == await message_terms.counted_up_to(session):
             return None
-        latest = await conversations.recent_customer_texts(session, message_terms.SAMPLE)
-        newest = latest[0][0] if latest else None
-        lexemes = await message_terms.learn(session, [body for _, body in latest], newest_seq=newest)
-    log.info("message_terms.learned", company_id=str(company_id), messages=len(latest), lexemes=lexemes)
-    return len(latest), lexemes
+        latest = await conversations.recent_customer_texts(
+            session,
+            conversations=message_terms.SAMPLE_CONVERSATIONS,
+            per_conversation=message_terms.PER_CONVERSATION,
+        )
+        by_contact: dict[uuid.UUID, list[str]] = {}
+        for contact, body in latest:
+            by_contact.setdefault(contact, []).append(body)
+        lexemes = await message_terms.learn(session, list(by_contact.values()), newest_seq=newest)
+    log.info(
+        "message_terms.learned",
+        company_id=str(company_id),
+        contacts=len(by_contact),
+        messages=len(latest),
+        lexemes=lexemes,
+    )
+    return len(by_contact), lexemes
 
 
 async def learn_message_terms(runtime: Runtime) -> int:

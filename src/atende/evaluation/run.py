@@ -147,7 +147,7 @@ async def _ask_all(
         asked = list(range(first, len(questions), 2))
         seen = [normalised(q.question) for q in questions[1 - first :: 2]]
         async with runtime.db.transaction(scratch.company_id) as session:
-            await message_terms.learn(session, seen)
+            await message_terms.learn(session, [[question] for question in seen])  # one customer each
         pass_questions = [questions[i] for i in asked]
         found = await _ask_pass(
             runtime, ports, scratch, pass_questions, gold_set, retrievers=retrievers, advance=advance

@@ -5,6 +5,12 @@ layer hands the blueprints to ``JobQueue``. Code that causes work calls
 ``JobQueue.enqueue(session, "namespace:task", ...)`` inside its own transaction: the job
 row is inserted on the session's connection, so a rollback leaves no job and a commit
 leaves exactly one (the outbox pattern, without a separate relay).
+
+The queue is fair between companies: a trigger (migration 0011) gives each job carrying a
+``company_id`` the priority minus the number of that company's jobs already waiting, and
+workers take the highest priority first, so companies are served in turn and one company's
+flood delays another's reply by about one job, not by the whole backlog
+(``benchmarks/fairness.py`` measures it). A conversation's jobs keep their order.
 """
 
 from __future__ import annotations

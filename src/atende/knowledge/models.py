@@ -153,8 +153,8 @@ class DocumentUpload(CompanyOwned, Base):
 
 
 class MessageLexemeStat(CompanyOwned, Base):
-    """In how many of a company's recent customer messages each lexeme occurs (``''``: how
-    many messages were counted).
+    """How many of a company's recent customers (contacts) wrote each lexeme, one vote per
+    customer however often they wrote it (``''``: how many customers were counted).
 
     Retrieval weighs a question's terms by how rare they are among what customers write:
     words most messages use ("tenho", "information", "gostaria de saber", the products
@@ -166,7 +166,7 @@ class MessageLexemeStat(CompanyOwned, Base):
     __table_args__ = (PrimaryKeyConstraint("company_id", "lexeme"),)
 
     lexeme: Mapped[str] = mapped_column(Text)
-    messages: Mapped[int] = mapped_column(Integer)
+    contacts: Mapped[int] = mapped_column(Integer)
     # on the '' row: the newest customer message counted (``seq``), so that the hourly job
     # skips a company with nothing new; NULL when counted from texts given (``atende eval``)
     newest_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -67,9 +67,10 @@ MAX_TERMS = 48
 # the terms of an e-mail's subject line weigh more: it names the topic the body wanders
 # around (support set recall@5 +0.01, docs/EVALUATION.md)
 SUBJECT_WEIGHT = 1.5
-# a term's weight also falls with how many of the company's customer messages use it, once
-# at least MESSAGES_MIN were counted, down to MESSAGES_FLOOR (``knowledge.message_terms``)
-MESSAGES_MIN = 200
+# a term's weight also falls with how many of the company's recent customers (contacts, one
+# vote each) wrote it, once at least CONTACTS_MIN were counted, down to MESSAGES_FLOOR
+# (``knowledge.message_terms``)
+CONTACTS_MIN = 200
 MESSAGES_FLOOR = 0.2
 
 # one round trip: idf from the lexeme statistics ('' counts the chunks) times the term's
@@ -80,8 +81,8 @@ BM25_SQL = """
     WITH total AS (
         SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
     ), asked AS (
-        SELECT messages::float8 AS n FROM message_lexeme_stats
-         WHERE company_id = :company AND lexeme = '' AND messages >= :min_messages
+        SELECT contacts::float8 AS n FROM message_lexeme_stats
+         WHERE company_id = :company AND lexeme = '' AND contacts >= :min_contacts
     ), rarest AS (
         SELECT s.lexeme,
                CASE WHEN s.lexeme = ANY(CAST(:subject_terms AS text[])) THEN :subject_weight ELSE 1 END
@@ -93,7 +94,7 @@ BM25_SQL = """
     ), q AS (
         SELECT r.lexeme,
                r.idf * CASE WHEN asked.n IS NULL THEN 1 ELSE greatest(
-                   :floor, ln((asked.n + 1) / (coalesce(m.messages, 0) + 1)) / ln(asked.n + 1)) END AS idf
+                   :floor, ln((asked.n + 1) / (coalesce(m.contacts, 0) + 1)) / ln(asked.n + 1)) END AS idf
           FROM rarest r LEFT JOIN asked ON true
           LEFT JOIN message_lexeme_stats m ON m.company_id = :company AND m.lexeme = r.lexeme
     ), avgdl AS (
@@ -134,7 +135,7 @@ async def bm25_params(session: AsyncSession, query: str, k: int) -> dict[str, An
         "terms": terms,
         "subject_terms": in_subject,
         "subject_weight": SUBJECT_WEIGHT,
-        "min_messages": MESSAGES_MIN,
+        "min_contacts": CONTACTS_MIN,
         "floor": MESSAGES_FLOOR,
         "max_terms": MAX_TERMS,
         "k1": K1,

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from atende.channels.webchat.limits import limits_for
 from atende.conversations import service as conversations
 from atende.conversations.schemas import InboundMessage, MessagePublic
 from atende.errors import NotFound, Unauthorized
@@ -41,6 +42,13 @@ templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape()
 )
 router = APIRouter(tags=["web chat"])
+# what a visitor's writes may answer besides success (``webchat.limits``)
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "Too fast: nothing was stored. `Retry-After` (and `retry_after`) says how many "
+        "seconds to wait; `detail` which limit (this conversation, this address, this site)."
+    }
+}
 
 
 class VisitorMessageIn(BaseModel):
@@ -135,9 +143,15 @@ async def demo_page(runtime: RuntimeDep, company: str = Query("loja-exemplo", ma
     return HTMLResponse(html)
 
 
-@router.post("/widget/v1/{widget_key}/conversations", response_model=ConversationStarted, status_code=201)
-async def start_conversation(widget_key: str, runtime: RuntimeDep) -> ConversationStarted:
+@router.post(
+    "/widget/v1/{widget_key}/conversations",
+    response_model=ConversationStarted,
+    status_code=201,
+    responses=RATE_LIMITED,
+)
+async def start_conversation(widget_key: str, request: Request, runtime: RuntimeDep) -> ConversationStarted:
     company_id = await _company_id(runtime, widget_key)
+    limits_for(runtime).conversation(request, company_id)
     token = new_token(24)
     async with runtime.db.transaction(company_id) as session:
         conversation = await conversations.start_visitor_conversation(
@@ -169,16 +183,19 @@ async def visitor_history(
     "/widget/v1/{widget_key}/conversations/{conversation_id}/messages",
     response_model=VisitorMessageOut,
     status_code=201,
+    responses=RATE_LIMITED,
 )
 async def visitor_message(
     widget_key: str,
     conversation_id: uuid.UUID,
     body: VisitorMessageIn,
+    request: Request,
     runtime: RuntimeDep,
     x_visitor_token: Annotated[str | None, Header()] = None,
 ) -> VisitorMessageOut:
     visitor = await _visitor(runtime, widget_key, conversation_id, x_visitor_token)
     text = conversations.clean_text(body.text, runtime.settings.max_message_chars)
+    limits_for(runtime).message(request, conversation_id, visitor.company_id)
     async with runtime.db.transaction(visitor.company_id) as session:
         contact_external_id = await conversations.contact_external_id(session, visitor.contact_id)
         received = await conversations.receive_inbound(

@@ -11,11 +11,14 @@
   var lang = (script.getAttribute("data-lang") || navigator.language || "pt").slice(0, 2);
   var TEXT = {
     pt: { title: "Atendimento", open: "Abrir chat", close: "Fechar chat", placeholder: "Escreva sua mensagem…",
-          label: "Sua mensagem", send: "Enviar", typing: "Digitando…", sources: "Fontes", error: "Não foi possível enviar. Tente de novo." },
+          label: "Sua mensagem", send: "Enviar", typing: "Digitando…", sources: "Fontes", error: "Não foi possível enviar. Tente de novo.",
+          tooFast: "Você está enviando mensagens rápido demais — aguarde alguns segundos e envie de novo." },
     en: { title: "Support", open: "Open chat", close: "Close chat", placeholder: "Type your message…",
-          label: "Your message", send: "Send", typing: "Typing…", sources: "Sources", error: "Could not send. Please try again." },
+          label: "Your message", send: "Send", typing: "Typing…", sources: "Sources", error: "Could not send. Please try again.",
+          tooFast: "You're sending messages too fast — please wait a few seconds and send again." },
     es: { title: "Atención", open: "Abrir chat", close: "Cerrar chat", placeholder: "Escribe tu mensaje…",
-          label: "Tu mensaje", send: "Enviar", typing: "Escribiendo…", sources: "Fuentes", error: "No se pudo enviar. Inténtalo de nuevo." }
+          label: "Tu mensaje", send: "Enviar", typing: "Escribiendo…", sources: "Fuentes", error: "No se pudo enviar. Inténtalo de nuevo.",
+          tooFast: "Estás enviando mensajes demasiado rápido: espera unos segundos y vuelve a enviarlo." }
   };
   var t = TEXT[lang] || TEXT.pt;
   var storeKey = "atende:" + key;
@@ -125,7 +128,14 @@
     options.headers = Object.assign({ "Content-Type": "application/json" }, options.headers || {});
     if (state) { options.headers["X-Visitor-Token"] = state.token; }
     return fetch(base + "/widget/v1/" + encodeURIComponent(key) + path, options).then(function (r) {
-      if (!r.ok) { var err = new Error("HTTP " + r.status); err.status = r.status; throw err; }
+      if (!r.ok) {
+        var err = new Error("HTTP " + r.status); err.status = r.status;
+        // 429: how long to wait (the body says it too: Retry-After is not readable cross-origin)
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          err.retryAfter = Number(body.retry_after) || 0;
+          throw err;
+        });
+      }
       return r.json();
     });
   }
@@ -170,10 +180,16 @@
     });
   }
 
+  // after "too fast", Send comes back once the server accepts messages again (at most 30 s)
+  function pause(seconds) {
+    var ms = Math.min(Math.max(seconds || 1, 1), 30) * 1000;
+    return new Promise(function (resolve) { window.setTimeout(resolve, ms); });
+  }
+
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var text = input.value.trim();
-    if (!text) { return; }
+    if (!text || send.disabled) { return; }  // Enter while sending, or while told to wait
     send.disabled = true;
     errorBox.setAttribute("hidden", "");
     var clientId = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Date.now() + Math.random());
@@ -187,9 +203,11 @@
       // the server says whether the bot will answer (not when a person owns the chat);
       // its "typing" event may be missed while a new stream is still connecting
       if (m.awaiting_reply && !answered[m.id]) { typing.removeAttribute("hidden"); }
-    }).catch(function () {
-      errorBox.textContent = t.error;
+    }).catch(function (err) {
+      // the typed text stays in the box, to send again
+      errorBox.textContent = err && err.status === 429 ? t.tooFast : t.error;
       errorBox.removeAttribute("hidden");
+      return err && err.status === 429 ? pause(err.retryAfter) : null;
     }).then(function () { send.disabled = false; input.focus(); });
   });
 
