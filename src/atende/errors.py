@@ -41,3 +41,10 @@ class Unauthorized(AtendeError):
 class Forbidden(AtendeError):
     status_code = 403
     code = "forbidden"
+
+
+class DatabaseUnavailable(AtendeError):
+    """The database cannot be reached or started (the embedded server's folder is unusable)."""
+
+    status_code = 503
+    code = "database_unavailable"
