@@ -145,7 +145,7 @@ def _check_port_free(host: str, port: int, choose: str = "--port (or ATENDE_PORT
         _fail(f"cannot listen on {host}:{port} ({reason}); stop what uses it or choose another {choose}")
 
 
-def url_host(host: str) -> str:
+def _url_host(host: str) -> str:
     """``host`` as a browser reaches it: a wildcard address means this machine."""
     if host in ("", "0.0.0.0"):  # noqa: S104 (what is compared, not bound)
         return "127.0.0.1"
@@ -154,13 +154,13 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def listening(settings: Settings, host: str | None, port: int | None) -> Settings:
+def _listening(settings: Settings, host: str | None, port: int | None) -> Settings:
     """The settings with ``--host``/``--port`` when given (they win over ATENDE_HOST and
     ATENDE_PORT); unless ATENDE_PUBLIC_URL is set, the public URL (the demo page's widget
     snippet) is where this server listens."""
     update: dict[str, Any] = {"host": host or settings.host, "port": port or settings.port}
     if "public_url" not in settings.model_fields_set:
-        update["public_url"] = f"http://{url_host(update['host'])}:{update['port']}"
+        update["public_url"] = f"http://{_url_host(update['host'])}:{update['port']}"
     return settings.model_copy(update=update)
 
 
@@ -185,7 +185,7 @@ def serve(host: HostOpt = None, port: PortOpt = None) -> None:
     """Run the API, the web chat and (unless ATENDE_RUN_WORKER=false) a job worker.
 
     Logs are JSON lines on standard error (ATENDE_LOG_JSON=false: readable lines)."""
-    _serve(listening(_settings(), host, port))
+    _serve(_listening(_settings(), host, port))
 
 
 @app.command()
@@ -193,10 +193,10 @@ def demo(host: HostOpt = None, port: PortOpt = None) -> None:
     """Run atende with the demo company "Loja Exemplo" and its knowledge base.
 
     On a terminal, logs are readable lines (ATENDE_LOG_JSON=true: JSON lines)."""
-    settings = listening(_settings(), host, port).model_copy(update={"demo": True})
+    settings = _listening(_settings(), host, port).model_copy(update={"demo": True})
 
     def banner(info: Any) -> None:
-        base = f"http://{url_host(settings.host)}:{settings.port}"
+        base = f"http://{_url_host(settings.host)}:{settings.port}"
         console.print(
             "\n[bold green]atende is running[/bold green] (Ctrl-C to stop)\n"
             f"  web chat demo  {base}/demo\n"

