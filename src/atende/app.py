@@ -28,6 +28,7 @@ from atende.channels.webchat.api import WidgetCors
 from atende.channels.webchat.api import router as webchat_router
 from atende.config import Settings, get_settings
 from atende.conversations.api import router as conversations_router
+from atende.db.embedded import EmbeddedDatabase
 from atende.engine.api import router as engine_router
 from atende.errors import AtendeError, RateLimited
 from atende.jobs.api import router as jobs_router
@@ -164,16 +165,24 @@ def _http_error_detail(request: Request, exc: HTTPException) -> str:
     return str(exc.detail)
 
 
-def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], None] | None = None) -> FastAPI:
-    """The application; ``on_ready`` is called once started (with the demo info, if any)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    on_ready: Callable[[Any], None] | None = None,
+    embedded: EmbeddedDatabase | None = None,
+    interactive: bool = False,
+) -> FastAPI:
+    """The application; ``on_ready`` is called once started (with the demo info, if any).
+    ``embedded``: the embedded PostgreSQL the caller started for it (and stops);
+    ``interactive``: a person watches its log (``atende demo``), see ``json_lines``."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, interactive=interactive)
     configure_sentry(settings, process="serve")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            runtime = await stack.enter_async_context(open_runtime(settings))
+            runtime = await stack.enter_async_context(open_runtime(settings, embedded=embedded))
             app.state.runtime = runtime
             if settings.demo:
                 from atende.demo import seed

@@ -50,12 +50,21 @@ async def database_url(settings: Settings) -> tuple[str, EmbeddedDatabase | None
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, migrate_now: bool | None = None, listen: bool = True
+    settings: Settings,
+    *,
+    migrate_now: bool | None = None,
+    listen: bool = True,
+    embedded: EmbeddedDatabase | None = None,
 ) -> AsyncIterator[Runtime]:
-    """A ready runtime; everything it started is stopped on exit, in reverse order."""
+    """A ready runtime; everything it started is stopped on exit, in reverse order.
+    ``embedded``: an embedded server the caller started and stops (``atende serve`` starts
+    it before uvicorn, to report a folder it cannot use in one line)."""
     if settings.database_url and settings.secret_key.get_secret_value() == DEV_SECRET:
         log.warning("config.insecure_secret_key", hint="set ATENDE_SECRET_KEY to a long random value")
-    url, embedded = await database_url(settings)
+    if embedded is not None:
+        url, owned = embedded.url, None  # the caller's to stop
+    else:
+        url, owned = await database_url(settings)
     try:
         if settings.migrate_on_start if migrate_now is None else migrate_now:
             await asyncio.to_thread(migrate.upgrade, url)
@@ -79,8 +88,8 @@ async def open_runtime(
             await runtime.jobs.close()
             await db.dispose()
     finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+        if owned is not None:
+            await asyncio.to_thread(owned.stop)
 
 
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before the job worker starts again

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from atende.config import Settings, get_settings
 from atende.errors import AtendeError
 from atende.runtime import Runtime
+
+if TYPE_CHECKING:
+    from atende.db.embedded import EmbeddedDatabase
 
 app = typer.Typer(help="atende: AI customer support with human handoff.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and backups.", no_args_is_help=True)
@@ -33,15 +39,76 @@ console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
 CompanyOpt = Annotated[str, typer.Option("--company", "-c", help="Company slug or id.")]
+HostOpt = Annotated[
+    str | None,
+    typer.Option(help="Address to listen on (default: ATENDE_HOST, else 127.0.0.1).", show_default=False),
+]
+PortOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1, max=65535, help="Port to listen on (default: ATENDE_PORT, else 8000).", show_default=False
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """Say what went wrong on one line of standard error (never wrapped, markup shown as
+    typed) and exit with ``code``."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    """The process's settings; a value that does not parse is one line naming the variable,
+    not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_variable(error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)
+        )
+        _fail(f"invalid setting: {problems}", 2)
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable of a settings error's location (``port`` -> ``ATENDE_PORT``)."""
+    name = str(loc[0]) if loc else "?"
+    return name if name.isupper() else f"ATENDE_{name.upper()}"
+
+
+def _configure_logs(settings: Settings, level: str | None = None, *, interactive: bool = True) -> None:
+    from atende.observability.logging import configure
+
+    configure(level or settings.log_level, settings.log_json, interactive=interactive)
+
+
+@contextmanager
+def _embedded_database(settings: Settings) -> Iterator[EmbeddedDatabase | None]:
+    """The embedded PostgreSQL this command owns (``None`` with ATENDE_DATABASE_URL), stopped
+    on exit; a folder it cannot start in is a one-line error before anything else starts."""
+    from atende.db.embedded import start_embedded
+
+    if settings.database_url:
+        yield None
+        return
+    try:
+        embedded = start_embedded(settings.data_dir)
+    except AtendeError as exc:
+        _fail(exc.message)
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
 
 
 def _run(work: Callable[[Runtime], Awaitable[T]], *, migrate: bool | None = None) -> T:
     """Run ``work`` with a runtime; domain errors become a message and exit code 1."""
     from atende.bootstrap import open_runtime
-    from atende.observability.logging import configure
 
-    settings = get_settings()
-    configure("WARNING", settings.log_json)
+    settings = _settings()
+    _configure_logs(settings, "WARNING")
 
     async def main() -> T:
         async with open_runtime(settings, migrate_now=migrate, listen=False) as runtime:
@@ -50,8 +117,7 @@ def _run(work: Callable[[Runtime], Awaitable[T]], *, migrate: bool | None = None
     try:
         return asyncio.run(main())
     except AtendeError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
+        _fail(exc.message)
 
 
 def _progress() -> Progress:
@@ -65,52 +131,79 @@ def _progress() -> Progress:
     )
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, port: int, choose: str = "--port (or ATENDE_PORT)") -> None:
     """Fail with a clear message, before starting anything, when the port is taken."""
     import socket
 
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
-        except OSError as exc:
-            err.print(
-                f"[red]error:[/red] cannot listen on {host}:{port} ({exc.strerror}); "
-                "stop what uses it or set ATENDE_PORT"
-            )
-            raise typer.Exit(1) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        _fail(f"cannot listen on {host}:{port} ({reason}); stop what uses it or choose another {choose}")
 
 
-def _serve(settings: Settings, banner: Callable[[Any], None] | None = None) -> None:
+def _url_host(host: str) -> str:
+    """``host`` as a browser reaches it: a wildcard address means this machine."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 (what is compared, not bound)
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _listening(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """The settings with ``--host``/``--port`` when given (they win over ATENDE_HOST and
+    ATENDE_PORT); unless ATENDE_PUBLIC_URL is set, the public URL (the demo page's widget
+    snippet) is where this server listens."""
+    update: dict[str, Any] = {"host": host or settings.host, "port": port or settings.port}
+    if "public_url" not in settings.model_fields_set:
+        update["public_url"] = f"http://{_url_host(update['host'])}:{update['port']}"
+    return settings.model_copy(update=update)
+
+
+def _serve(
+    settings: Settings, banner: Callable[[Any], None] | None = None, *, interactive: bool = False
+) -> None:
+    """Start the embedded database (when no URL is set) before uvicorn, so that a folder it
+    cannot use is said in one line instead of a failed application start-up."""
     import uvicorn
 
     from atende.app import create_app
 
     _check_port_free(settings.host, settings.port)
-    app_ = create_app(settings, on_ready=banner)
-    uvicorn.run(
-        app_,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        forwarded_allow_ips=settings.forwarded_allow_ips,  # the client address the web chat limits
-    )
+    _configure_logs(settings, interactive=interactive)
+    with _embedded_database(settings) as embedded:
+        app_ = create_app(settings, on_ready=banner, embedded=embedded, interactive=interactive)
+        uvicorn.run(
+            app_,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            forwarded_allow_ips=settings.forwarded_allow_ips,  # the client address the web chat limits
+        )
 
 
 @app.command()
-def serve() -> None:
-    """Run the API, the web chat and (unless ATENDE_RUN_WORKER=false) a job worker."""
-    _serve(get_settings())
+def serve(host: HostOpt = None, port: PortOpt = None) -> None:
+    """Run the API, the web chat and (unless ATENDE_RUN_WORKER=false) a job worker.
+
+    Logs are JSON lines on standard error (ATENDE_LOG_JSON=false: readable lines)."""
+    _serve(_listening(_settings(), host, port))
 
 
 @app.command()
-def demo() -> None:
-    """Run atende with the demo company "Loja Exemplo" and its knowledge base."""
-    settings = get_settings().model_copy(update={"demo": True})
+def demo(host: HostOpt = None, port: PortOpt = None) -> None:
+    """Run atende with the demo company "Loja Exemplo" and its knowledge base.
+
+    On a terminal, logs are readable lines (ATENDE_LOG_JSON=true: JSON lines)."""
+    settings = _listening(_settings(), host, port).model_copy(update={"demo": True})
 
     def banner(info: Any) -> None:
-        base = f"http://{settings.host}:{settings.port}"
+        base = f"http://{_url_host(settings.host)}:{settings.port}"
         console.print(
             "\n[bold green]atende is running[/bold green] (Ctrl-C to stop)\n"
             f"  web chat demo  {base}/demo\n"
@@ -124,32 +217,49 @@ def demo() -> None:
             soft_wrap=True,
         )
 
-    _serve(settings, banner)
+    _serve(settings, banner, interactive=True)
 
 
 @app.command()
 def worker(
     name: Annotated[str, typer.Option(help="Worker name shown in the queue.")] = "atende-worker",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics at /metrics on this port, on ATENDE_HOST "
+            "(default: ATENDE_WORKER_METRICS_PORT, else none).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run a job worker process (scale out by running several)."""
+    """Run a job worker process (scale out by running several).
+
+    Logs are JSON lines on standard error (ATENDE_LOG_JSON=false: readable lines)."""
     from atende.bootstrap import open_runtime, run_worker
     from atende.observability import sentry
-    from atende.observability.logging import configure
 
-    settings = get_settings()
-    configure(settings.log_level, settings.log_json)
+    settings = _settings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"worker_metrics_port": metrics_port})
+    _configure_logs(settings, interactive=False)
     sentry.configure(settings, process="worker")
     if settings.worker_metrics_port is not None:
         from prometheus_client import start_http_server
 
         # the turns, LLM calls and webhook deliveries this worker runs are counted here
+        _check_port_free(settings.host, settings.worker_metrics_port, "--metrics-port")
         start_http_server(settings.worker_metrics_port, addr=settings.host)
 
     async def main() -> None:
         async with open_runtime(settings) as runtime:
             await run_worker(runtime, name=name, install_signal_handlers=True)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except AtendeError as exc:
+        _fail(exc.message)
 
 
 @db_app.command("upgrade")
@@ -241,33 +351,28 @@ def _with_database(what: str, work: Callable[[str, bool, Callable[[str], None]],
     started for it when ATENDE_DATABASE_URL is unset) with a spinner showing each step."""
     from rich.progress import SpinnerColumn
 
-    from atende.db.embedded import start_embedded
-    from atende.observability.logging import configure
-
-    settings = get_settings()
-    configure("WARNING", settings.log_json)
-    embedded = None if settings.database_url else start_embedded(settings.data_dir)
-    url = settings.database_url or embedded.url  # type: ignore[union-attr]
-    try:
-        if not err.is_terminal:  # no spinner in logs and pipes
-            return work(url, embedded is not None, lambda _step: None)
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task(what)
-            return work(
-                url, embedded is not None, lambda step: progress.update(task, description=f"{what}: {step}")
-            )
-    except AtendeError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-        raise typer.Exit(1) from None
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    settings = _settings()
+    _configure_logs(settings, "WARNING")
+    with _embedded_database(settings) as embedded:
+        url = embedded.url if embedded is not None else str(settings.database_url)
+        try:
+            if not err.is_terminal:  # no spinner in logs and pipes
+                return work(url, embedded is not None, lambda _step: None)
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as progress:
+                task = progress.add_task(what)
+                return work(
+                    url,
+                    embedded is not None,
+                    lambda step: progress.update(task, description=f"{what}: {step}"),
+                )
+        except AtendeError as exc:
+            _fail(exc.message)
 
 
 @companies_app.command("create")
@@ -317,14 +422,27 @@ def users_create(
     role: Annotated[str, typer.Option(help="owner, admin, agent or viewer.")] = "agent",
     name: Annotated[str, typer.Option(help="Display name.")] = "",
     password: Annotated[
-        str,
-        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters."),
-    ] = "",
+        str | None,
+        typer.Option(
+            help="At least 8 characters. Seen by other users of this machine (the process list, "
+            "the shell's history): prefer --password-stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
 ) -> None:
-    """Create a user in a company with a role."""
+    """Create a user in a company with a role.
+
+    The password is --password, the first line of standard input (--password-stdin), or asked
+    for on a terminal; with none of them and no terminal (a script), a strong one is made up
+    and printed once."""
     from atende.errors import InvalidInput
     from atende.tenancy import service
     from atende.tenancy.models import Role
+
+    password, generated = _password(password, from_stdin=password_stdin)
 
     async def work(runtime: Runtime) -> Any:
         try:
@@ -339,7 +457,29 @@ def users_create(
             return user.id
 
     user_id = _run(work)
-    console.print(f"user {email} ({role}) created: {user_id}")
+    console.print(f"user {email} ({role}) created: {user_id}", highlight=False)
+    if generated:
+        console.print(f"  password  {password}  (made up: shown only now, store it)", highlight=False)
+
+
+def _password(given: str | None, *, from_stdin: bool) -> tuple[str, bool]:
+    """A new user's password and whether it was made up here: given, read from standard
+    input, asked for on a terminal (twice, empty answers refused), or else generated (a
+    script has nobody to ask)."""
+    import secrets
+
+    if given is not None and from_stdin:
+        _fail("give --password or --password-stdin, not both", 2)
+    if given is not None:
+        return given, False
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            _fail("--password-stdin: standard input holds no password", 2)
+        return line, False
+    if sys.stdin.isatty():
+        return typer.prompt("Password", hide_input=True, confirmation_prompt=True), False
+    return secrets.token_urlsafe(15), True
 
 
 @keys_app.command("create")
@@ -391,7 +531,7 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix, e.
 
 @keys_app.command("list")
 def keys_list(company: CompanyOpt) -> None:
-    """List a company's API keys (prefixes only)."""
+    """List a company's API keys (prefixes only); a personal key shows its user's e-mail."""
     from atende.tenancy import service
 
     async def work(runtime: Runtime) -> list[tuple[str, ...]]:
@@ -402,13 +542,14 @@ def keys_list(company: CompanyOpt) -> None:
                     k.prefix,
                     k.name,
                     k.role,
+                    email or "-",
                     "revoked" if k.revoked_at else "active",
                     f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
                 )
-                for k in await service.list_api_keys(session)
+                for k, email in await service.list_api_keys(session)
             ]
 
-    table = Table("prefix", "name", "role", "status", "last used (UTC)")
+    table = Table("prefix", "name", "role", "user", "status", "last used (UTC)")
     for row in _run(work):
         table.add_row(*row)
     console.print(table)
@@ -431,8 +572,7 @@ def _collect(sources: list[str]) -> list[Path | str]:
         elif path.is_file():
             files.append(path)
         else:
-            err.print(f"[red]error:[/red] {path} is not a file or folder")
-            raise typer.Exit(2)
+            _fail(f"{path} is not a file or folder", 2)
     return files
 
 
@@ -452,8 +592,7 @@ def ingest(
     files = _collect(paths)
     if not files:
         kinds = ", ".join(sorted(CONTENT_TYPES))
-        err.print(f"[red]error:[/red] no {kinds} files found")
-        raise typer.Exit(2)
+        _fail(f"no {kinds} files found", 2)
 
     async def work(runtime: Runtime) -> tuple[int, int, list[str]]:
         from atende.knowledge.embedding import embedder_for
@@ -514,7 +653,7 @@ def ingest(
     changed, unchanged, failures = _run(work)
     console.print(f"{changed} indexed, {unchanged} unchanged, {len(failures)} failed")
     for failure in failures:
-        err.print(f"[red]failed:[/red] {failure}")
+        err.print(f"[red]failed:[/red] {escape(failure)}", highlight=False, soft_wrap=True)
     if failures:
         raise typer.Exit(1)
 
@@ -544,8 +683,7 @@ def reembed(company: CompanyOpt) -> None:
 
     model, count = _run(work)
     if model is None:
-        err.print("[red]error:[/red] no embedder: ATENDE_EMBEDDER is 'none' and the company has no endpoint")
-        raise typer.Exit(2)
+        _fail("no embedder: ATENDE_EMBEDDER is 'none' and the company has no endpoint", 2)
     console.print(f"{count} chunks embedded with {model}")
 
 
@@ -601,10 +739,7 @@ def evaluate(
             if directory == DEFAULT_QA_SET
             else ""
         )
-        err.print(
-            f"[red]error:[/red] {directory} is not a folder (a QA set has LANG.passages.jsonl files){hint}"
-        )
-        raise typer.Exit(2)
+        _fail(f"{directory} is not a folder (a QA set has LANG.passages.jsonl files){hint}", 2)
     languages = [part.strip() for part in lang.split(",") if part.strip()] if lang else None
 
     async def work(runtime: Runtime) -> dict[str, Any]:

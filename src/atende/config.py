@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default=Path(".atende-data"),
-        description="Folder of the embedded PostgreSQL data (used when database_url is unset).",
+        description="Folder of the embedded PostgreSQL data (used when database_url is unset): absent, "
+        "empty or atende's own; a folder holding other files is refused.",
     )
     db_pool_size: int = Field(
         default=20,
@@ -49,18 +50,30 @@ class Settings(BaseSettings):
         description="Test each pooled connection before use (a round trip per transaction). Off: a "
         "connection lost to a database restart fails one request with 503 and the pool is renewed.",
     )
-    host: str = Field(default="127.0.0.1", description="Address `atende serve` binds to.")
-    port: int = Field(default=8000, description="Port `atende serve` listens on.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address `atende serve` and `atende demo` listen on (their `--host` wins), and "
+        "`atende worker` serves its metrics on.",
+    )
+    port: int = Field(
+        default=8000, description="Port `atende serve` and `atende demo` listen on (their `--port` wins)."
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
-        description="Public base URL of this deployment (used in the widget snippet and links).",
+        description="Public base URL of this deployment (used in the widget snippet and links). Unset: "
+        "where `atende serve` or `atende demo` listens.",
     )
     secret_key: SecretStr = Field(
         default=SecretStr(DEV_SECRET),
         description="Secret for signing and encryption. Set a long random value in production.",
     )
     log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
-    log_json: bool = Field(default=True, description="Write logs as JSON lines (else console).")
+    log_json: bool | None = Field(
+        default=None,
+        description="Write logs as JSON lines (`true`) or as readable lines, coloured only on a terminal "
+        "(`false`). Unset: JSON lines, except from `atende demo` and the admin commands writing to a "
+        "terminal.",
+    )
     sentry_dsn: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("ATENDE_SENTRY_DSN", "SENTRY_DSN"),
@@ -102,7 +115,8 @@ class Settings(BaseSettings):
         ge=1,
         le=65535,
         description="Port on which `atende worker` serves Prometheus metrics (`/metrics`, on "
-        "`ATENDE_HOST`); unset: none. `atende serve` serves them at `/metrics` on its own port.",
+        "`ATENDE_HOST`; its `--metrics-port` wins); unset: none. `atende serve` serves them at `/metrics` "
+        "on its own port.",
     )
     migrate_on_start: bool = Field(default=True, description="Apply pending database migrations at startup.")
     max_body_bytes: int = Field(

@@ -53,3 +53,10 @@ class RateLimited(AtendeError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DatabaseUnavailable(AtendeError):
+    """The database cannot be reached or started (the embedded server's folder is unusable)."""
+
+    status_code = 503
+    code = "database_unavailable"

@@ -272,3 +272,20 @@ async def test_a_shop_on_another_origin_embeds_the_widget_with_one_script_tag(
         "Sources: Payment methods › Accepted payment methods"
     )
     await expect(tab.get_by_role("alert")).to_be_hidden()
+
+
+async def test_the_launcher_draws_its_icon_and_is_named_in_the_page_language(
+    tab: Page, live_server: str, company: CompanyCtx
+) -> None:
+    """An emoji on the button shows as an empty box where no emoji font is installed (a
+    server, a kiosk): the icon is drawn inline, and the button's name comes from the
+    widget's translations."""
+    await open_demo(tab, live_server, company)
+    launcher = tab.locator(".atende-launcher")
+    icon = launcher.locator("svg")
+    await expect(icon).to_have_count(1)
+    await expect(icon).to_have_attribute("aria-hidden", "true")
+    assert (await icon.bounding_box() or {}).get("width", 0) > 0
+    assert await launcher.evaluate("b => b.textContent") == ""  # no emoji, no text glyph at all
+    await tab.keyboard.press("Escape")
+    await expect(launcher).to_have_accessible_name("Abrir chat")

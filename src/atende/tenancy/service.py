@@ -177,8 +177,13 @@ async def revoke_api_key(session: AsyncSession, *, prefix: str) -> ApiKey:
     return key
 
 
-async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
-    return list(await session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+async def list_api_keys(session: AsyncSession) -> list[tuple[ApiKey, str | None]]:
+    """The keys, oldest first, each with the e-mail of the member a personal key acts as
+    (``None``: a company key)."""
+    rows = await session.execute(
+        select(ApiKey, User.email).outerjoin(User, User.id == ApiKey.user_id).order_by(ApiKey.created_at)
+    )
+    return [(key, email) for key, email in rows.tuples()]
 
 
 async def authenticate_api_key(session: AsyncSession, *, secret_key: str, presented: str) -> Principal:

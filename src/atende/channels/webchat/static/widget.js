@@ -42,9 +42,27 @@
   var css = el("link", { rel: "stylesheet", href: base + "/widget.css" });
   document.head.appendChild(css);
 
+  // a speech bubble drawn inline: an emoji would show as an empty box where no emoji font is
+  // installed; the button's name is its aria-label (TEXT), the drawing is hidden from screen readers
+  function chatIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    var attrs = { viewBox: "0 0 24 24", width: "28", height: "28", fill: "currentColor",
+                  "aria-hidden": "true", focusable: "false" };
+    Object.keys(attrs).forEach(function (k) { svg.setAttribute(k, attrs[k]); });
+    var bubble = document.createElementNS(ns, "path");
+    bubble.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z" +
+                             "M7 10.5a1.5 1.5 0 1 0 3 0 1.5 1.5 0 1 0-3 0zm3.5 0a1.5 1.5 0 1 0 3 0 1.5 1.5 0 1 0-3 0z" +
+                             "m3.5 0a1.5 1.5 0 1 0 3 0 1.5 1.5 0 1 0-3 0z");
+    bubble.setAttribute("fill-rule", "evenodd");
+    svg.appendChild(bubble);
+    return svg;
+  }
+
   var root = el("div", { "class": "atende-widget" });
   var launcher = el("button", { type: "button", "class": "atende-launcher", "aria-expanded": "false",
-                               "aria-controls": "atende-panel", "aria-label": t.open }, "💬");
+                               "aria-controls": "atende-panel", "aria-label": t.open });
+  launcher.appendChild(chatIcon());
   var panel = el("section", { id: "atende-panel", "class": "atende-panel", role: "dialog",
                               "aria-label": t.title, hidden: "" });
   var header = el("header", { "class": "atende-header" });
