@@ -100,8 +100,12 @@ async def resolve_public(host: str, port: int, guard: Guard) -> list[str]:
                 f"the {guard.what} host '{host}' resolves to {address}, {reason} "
                 f"(set {guard.setting}=true to allow it)"
             )
-    mapped = (a.ipv4_mapped if isinstance(a, ipaddress.IPv6Address) else None for a in addresses)
-    return list(dict.fromkeys(str(v4 or a) for v4, a in zip(mapped, addresses, strict=True)))
+    return list(dict.fromkeys(str(_unmapped(a)) for a in addresses))
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return mapped or address
 
 
 async def check_public(url: str, *, allow_private: bool, what: str, setting: str) -> None:
