@@ -136,7 +136,17 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="Longest time fetching one document from a URL may take."
     )
     ingest_allow_private_networks: bool = Field(
-        default=False, description="Allow document URLs on loopback, private or link-local addresses."
+        default=False,
+        description="Allow document and holiday-calendar (`.ics`) URLs on loopback, private or "
+        "link-local addresses.",
+    )
+    ics_import_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Longest time reading one imported holiday calendar (`.ics`) may take, its "
+        "repeating events expanded; longer answers 422. It is read in a separate process, stopped "
+        "at most a second after this.",
     )
     retrieval_top_k: int = Field(default=5, description="Chunks retrieved for each bot turn.")
     embedder: Literal["e5", "none"] = Field(

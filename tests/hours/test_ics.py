@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import time
 from datetime import date
 
 import pytest
@@ -171,3 +173,61 @@ def test_malformed_file_is_refused_naming_the_callers_field() -> None:
     with pytest.raises(InvalidSchedule) as raised:
         closures_from_ics(b"not a calendar", FIRST, LAST, where="imports[2].file")
     assert raised.value.field == "imports[2].file"
+
+
+# a hostile calendar: few bytes, many occurrences
+
+
+# the tester's 183-byte file: 150 000 occurrences, one a minute from 4 March 2026
+FLOOD = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:flood\r\n"
+    b"DTSTART:20260304T000000Z\r\nRRULE:FREQ=MINUTELY;COUNT=150000\r\n"
+    b"SUMMARY:Daily standup meeting\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def test_a_rule_repeating_every_minute_is_refused_at_the_cap_without_being_expanded() -> None:
+    assert len(FLOOD) == 183
+    started = time.monotonic()
+    with pytest.raises(InvalidSchedule) as raised:
+        closures_from_ics(FLOOD, FIRST, LAST)
+    assert time.monotonic() - started < 1.0  # counted lazily: 5001 steps, not 150 000 events
+    assert raised.value.field == "ics"
+    assert "more than 5000 events between 2026-01-01 and 2028-12-31" in raised.value.message
+    assert "atende imports at most 5000" in raised.value.message
+
+
+def test_the_event_cap_counts_occurrences_across_the_whole_file() -> None:
+    daily = event("d", "DTSTART;VALUE=DATE:20270101", "RRULE:FREQ=DAILY;COUNT=6", "SUMMARY:Recesso")
+    single = event("s", "DTSTART;VALUE=DATE:20270301", "SUMMARY:Balanço")
+    assert len(closures_from_ics(calendar(daily, single), FIRST, LAST, max_events=7).closed) == 7
+    with pytest.raises(InvalidSchedule, match="more than 6 events"):
+        closures_from_ics(calendar(daily, single), FIRST, LAST, max_events=6)
+    with pytest.raises(InvalidSchedule, match="more than 5 events"):  # the rule alone, before expanding
+        closures_from_ics(calendar(single, daily), FIRST, LAST, max_events=5)
+
+
+def test_occurrences_outside_the_period_do_not_count_towards_the_cap() -> None:
+    data = calendar(event("w", "DTSTART;VALUE=DATE:20200106", "RRULE:FREQ=WEEKLY", "SUMMARY:Folga"))
+    assert len(closures_from_ics(data, date(2026, 1, 1), date(2026, 1, 31), max_events=5).closed) == 4
+
+
+def test_a_rule_walked_too_far_before_the_period_ends_is_refused_naming_its_event() -> None:
+    data = calendar(event("since-1900", "DTSTART;VALUE=DATE:19000101", "RRULE:FREQ=DAILY", "SUMMARY:Aberto"))
+    assert len(closures_from_ics(data, FIRST, LAST).closed) == (LAST - FIRST).days + 1
+    with pytest.raises(InvalidSchedule) as raised:
+        closures_from_ics(data, FIRST, LAST, max_recurrences=10_000)
+    assert "repeats the event with UID 'since-1900' more than 10000 times" in raised.value.message
+
+
+def test_reading_stops_at_the_time_budget() -> None:
+    data = calendar(*(event(f"e{i}", f"DTSTART;VALUE=DATE:2027{1 + i % 12:02}01") for i in range(3000)))
+    started = time.monotonic()
+    with pytest.raises(InvalidSchedule, match=r"takes more than 0\.05 s to read"):
+        closures_from_ics(data, FIRST, LAST, seconds=0.05)
+    assert time.monotonic() - started < 5.0  # the parse itself is not interrupted; the rest is
+
+
+def test_an_import_error_survives_the_trip_back_from_the_worker_process() -> None:
+    error = pickle.loads(pickle.dumps(InvalidSchedule("ics", "the calendar has more than 5000 events")))
+    assert (error.field, error.message) == ("ics", "the calendar has more than 5000 events")

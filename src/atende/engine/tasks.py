@@ -30,6 +30,7 @@ from atende.tenancy.models import Company
 from atende.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
+LLM_PRIVATE_SETTING = "ATENDE_LLM_ALLOW_PRIVATE_NETWORKS"
 
 
 def _observe(outcome: str, seconds: float) -> None:
@@ -78,7 +79,7 @@ def llm_endpoint(runtime: Runtime, company: Company | None) -> tuple[str, str, s
     return None
 
 
-def _client(runtime: Runtime, base_url: str, key: str) -> openai.AsyncOpenAI:
+def _client(runtime: Runtime, base_url: str, key: str, guard: netguard.Guard | None) -> openai.AsyncOpenAI:
     settings = runtime.settings
     return cached_client(
         runtime.extras.setdefault(LLM_CLIENTS, {}),
@@ -86,6 +87,7 @@ def _client(runtime: Runtime, base_url: str, key: str) -> openai.AsyncOpenAI:
         key,
         timeout=settings.llm_timeout_seconds,
         max_retries=settings.llm_max_retries,
+        guard=guard,
     )
 
 
@@ -99,16 +101,21 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
         circuit, base_url, model, key = endpoint
         settings = runtime.settings
 
-        async def still_public() -> None:  # a company's host may resolve elsewhere by now
+        own = circuit != "default"  # a company's endpoint: guarded; the deployment's is the operator's
+        guard = netguard.Guard(settings.llm_allow_private_networks, "LLM", LLM_PRIVATE_SETTING)
+
+        async def still_public() -> None:
+            # a company's host may resolve elsewhere by now: refused here with a clear reason
+            # in the log; the client's transport enforces it on the connection itself
             await netguard.check_public(
                 base_url,
-                allow_private=settings.llm_allow_private_networks,
-                what="LLM",
-                setting="ATENDE_LLM_ALLOW_PRIVATE_NETWORKS",
+                allow_private=guard.allow_private,
+                what=guard.what,
+                setting=guard.setting,
             )
 
         answerer = LLMAnswerer(
-            _client(runtime, base_url, key),
+            _client(runtime, base_url, key, guard if own else None),
             model,
             breakers=llm_breakers(runtime),
             circuit=circuit,
@@ -116,7 +123,7 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
             context_chars=settings.llm_context_chars,
             deadline=settings.llm_timeout_seconds * (settings.llm_max_retries + 1) + 2,
             observe=_observe,
-            precheck=still_public if circuit != "default" else None,
+            precheck=still_public if own else None,
             stream=settings.llm_stream,
         )
     return Ports(

@@ -40,6 +40,11 @@ class InvalidSchedule(ValueError):
         self.field = field
         self.message = message
 
+    def __reduce__(self) -> tuple[type[InvalidSchedule], tuple[str, str]]:
+        """Pickled by its two parts (an ``.ics`` is read in a worker process and its error
+        comes back to the server pickled; the default would call it with one argument)."""
+        return (InvalidSchedule, (self.field, self.message))
+
 
 @dataclass(frozen=True, order=True)
 class Interval:

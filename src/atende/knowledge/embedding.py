@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import openai
 import structlog
 
+from atende.netguard import Guard
 from atende.runtime import LLM_CLIENTS
 from atende.tenancy.crypto import decrypt_secret
 
@@ -244,6 +245,10 @@ def embedder_for(runtime: Runtime, company_settings: dict[str, Any] | None) -> E
             key,
             timeout=settings.llm_timeout_seconds,
             max_retries=settings.llm_max_retries,
+            # a company's endpoint: each request to the public address checked for its host
+            guard=Guard(
+                settings.llm_allow_private_networks, "embeddings", "ATENDE_LLM_ALLOW_PRIVATE_NETWORKS"
+            ),
         )
         return OpenAIEmbedder(client, own["model"])
     if settings.embedder == "e5":

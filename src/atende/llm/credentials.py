@@ -73,13 +73,14 @@ def _undecryptable(kind: str, company_id: Any, base_url: str, stored: str) -> Cr
 
 async def verify(base_url: str, key: str, *, timeout: float, allow_private: bool) -> Verdict:
     """Whether ``base_url`` accepts ``key``: ``GET /models`` once, within ``timeout``."""
-    try:
+    guard = netguard.Guard(allow_private, "LLM", "ATENDE_LLM_ALLOW_PRIVATE_NETWORKS")
+    try:  # refused here with its reason; the client's transport enforces it on the connection
         await netguard.check_public(
-            base_url, allow_private=allow_private, what="LLM", setting="ATENDE_LLM_ALLOW_PRIVATE_NETWORKS"
+            base_url, allow_private=guard.allow_private, what=guard.what, setting=guard.setting
         )
     except AtendeError as exc:
         return Verdict(False, exc.message)
-    client = client_for(base_url, key, timeout=timeout, max_retries=0)
+    client = client_for(base_url, key, timeout=timeout, max_retries=0, guard=guard)
     try:
         await client.models.list()
     except openai.AuthenticationError as exc:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import anyio
+import anyio.to_process
 import structlog
+from anyio import BrokenWorkerProcess
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,23 +80,49 @@ async def save_company_hours(
     company.settings = settings
 
 
-async def import_closures(
-    session: AsyncSession, company_id: uuid.UUID, ics: bytes, now: datetime
-) -> tuple[dict[str, Any], Imported]:
-    """Replace the dates imported from a calendar before with this calendar's all-day events
-    from today (in the company's timezone) to ``ICS_YEARS_AHEAD`` years on; dates entered by
-    hand stay. Returns the stored hours."""
-    company = await get_company(session, str(company_id), for_update=True)
-    current = (company.settings or {}).get("hours")
+def _stored_hours(company: Company) -> dict[str, Any]:
+    current: dict[str, Any] | None = (company.settings or {}).get("hours")
     if not current:
         raise InvalidInput(
             "hours: set the business hours (PUT /v1/company/hours) before importing", field="hours"
         )
+    return current
+
+
+async def ics_period(session: AsyncSession, company_id: uuid.UUID, now: datetime) -> tuple[date, date]:
+    """The dates a calendar import covers: from today (in the company's timezone) to
+    ``ICS_YEARS_AHEAD`` years on. ``InvalidInput`` on ``hours`` when no hours are set."""
+    current = _stored_hours(await get_company(session, str(company_id)))
     today = now.astimezone(ZoneInfo(current["timezone"])).date()
+    return today, today + timedelta(days=366 * ICS_YEARS_AHEAD)
+
+
+async def read_calendar(data: bytes, first: date, last: date, *, seconds: float) -> Imported:
+    """``closures_from_ics`` in a worker process, outside any transaction: it is CPU work a
+    hostile file can make long, and one step of it (dateutil searching a rule that never
+    matches up to the year 9999) cannot be interrupted, so the process is killed when it has
+    not answered within its own budget and a second more. The server's event loop (every
+    company's requests, the health probes) never waits for it."""
+    read = partial(closures_from_ics, seconds=seconds)
     try:
-        imported = closures_from_ics(ics, today, today + timedelta(days=366 * ICS_YEARS_AHEAD))
+        with anyio.fail_after(seconds + 1):
+            return await anyio.to_process.run_sync(read, data, first, last, cancellable=True)
     except InvalidSchedule as exc:
         raise invalid(exc) from None
+    except (TimeoutError, BrokenWorkerProcess):
+        raise InvalidInput(
+            f"ics: the calendar takes more than {seconds:g} s to read (ATENDE_ICS_IMPORT_TIMEOUT_SECONDS); "
+            "export only the holidays (all-day events), without rules that repeat many times a day "
+            "or never match",
+            field="ics",
+        ) from None
+
+
+async def store_closures(session: AsyncSession, company_id: uuid.UUID, imported: Imported) -> dict[str, Any]:
+    """Replace the dates imported from a calendar before with ``imported``'s; dates entered
+    by hand stay. Returns the stored hours."""
+    company = await get_company(session, str(company_id), for_update=True)
+    current = _stored_hours(company)
     kept = [d for d in current.get("closed_dates", []) if d.get("source") != "ics"]
     added = [
         {"date": day.isoformat(), "name": name, "source": "ics"}
@@ -104,7 +134,7 @@ async def import_closures(
     except InvalidSchedule as exc:
         raise invalid(exc) from None
     company.settings = {**(company.settings or {}), "hours": stored}
-    return stored, imported
+    return stored
 
 
 async def save_handoff_settings(

@@ -150,14 +150,20 @@ async def import_ics(
     url: str | None = Query(None, max_length=1000, description="Fetch the calendar here instead."),
 ) -> IcsImportOut:
     """Send the `.ics` file as the body (`Content-Type: text/calendar`), or a `url` to fetch
-    it from (timeouts, size limit, no private addresses). Its all-day events from today to
-    two years on replace the dates imported before; dates entered by hand stay."""
+    it from (timeouts, the body's size limit, no private addresses unless
+    `ATENDE_INGEST_ALLOW_PRIVATE_NETWORKS`). Its all-day events from today to two years on
+    replace the dates imported before; dates entered by hand stay. A calendar with more than
+    5000 events in that period, or that takes longer than `ATENDE_ICS_IMPORT_TIMEOUT_SECONDS`
+    to read, answers 422 and changes nothing."""
     settings = tenant.runtime.settings
+    now = tenant.runtime.clock()
+    async with tenant.transaction() as session:  # before fetching: no hours, nothing to import into
+        first, last = await service.ics_period(session, tenant.principal.company_id, now)
     if url:
         fetched = await fetch_limited(
             url,
             kinds=ICS_TYPES,
-            max_bytes=settings.max_document_bytes,
+            max_bytes=min(settings.max_document_bytes, settings.max_body_bytes),  # as if uploaded
             timeout=settings.ingest_fetch_timeout_seconds,
             allow_private=settings.ingest_allow_private_networks,
             what="calendar",
@@ -168,9 +174,10 @@ async def import_ics(
         data = await request.body()
     if not data.strip():
         raise InvalidInput("ics: send the calendar as the request body, or a url", field="ics")
-    now = tenant.runtime.clock()
+    # read outside any transaction (no row locked, no connection held while it runs)
+    imported = await service.read_calendar(data, first, last, seconds=settings.ics_import_timeout_seconds)
     async with tenant.transaction() as session:
-        stored, imported = await service.import_closures(session, tenant.principal.company_id, data, now)
+        stored = await service.store_closures(session, tenant.principal.company_id, imported)
     out = _hours_out(stored, now)
     return IcsImportOut(**out.model_dump(), imported=len(imported.closed), skipped=imported.skipped[:100])
 

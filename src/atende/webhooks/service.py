@@ -29,6 +29,7 @@ EVENTS = ("message.created", "conversation.state_changed", "conversation.handoff
 SIGNATURE_HEADER = "X-Atende-Signature"
 TIMESTAMP_HEADER = "X-Atende-Timestamp"
 DELIVER_TASK = "webhooks:deliver"
+DESTINATION_SETTING = "ATENDE_WEBHOOK_ALLOW_PRIVATE_NETWORKS"
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -46,9 +47,7 @@ def _check_url(url: str) -> str:
 
 async def check_destination(url: str, *, allow_private: bool) -> None:
     """Refuse a webhook URL whose host is not a public address (see ``atende.netguard``)."""
-    await netguard.check_public(
-        url, allow_private=allow_private, what="webhook", setting="ATENDE_WEBHOOK_ALLOW_PRIVATE_NETWORKS"
-    )
+    await netguard.check_public(url, allow_private=allow_private, what="webhook", setting=DESTINATION_SETTING)
 
 
 async def create_endpoint(

@@ -13,13 +13,13 @@ import httpx
 import procrastinate
 import structlog
 
-from atende import __version__
+from atende import __version__, netguard
 from atende.errors import InvalidInput
 from atende.observability import metrics
 from atende.runtime import Runtime
 from atende.tenancy.crypto import decrypt_secret
 from atende.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from atende.webhooks.service import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_destination, sign
+from atende.webhooks.service import DESTINATION_SETTING, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 8
@@ -59,12 +59,17 @@ async def deliver(context: procrastinate.JobContext, company_id: str, delivery_i
     error: str | None = None
     started = time.perf_counter()
     limit = runtime.settings.webhook_timeout_seconds
+    # checked again at delivery, by the transport: the name may point elsewhere since
+    # registration, and the connection goes to the address checked (no DNS rebinding)
+    guard = netguard.Guard(runtime.settings.webhook_allow_private_networks, "webhook", DESTINATION_SETTING)
     try:
-        # checked again at delivery: the name may point elsewhere since registration
-        await check_destination(url, allow_private=runtime.settings.webhook_allow_private_networks)
         async with (
             asyncio.timeout(limit),  # a whole-delivery deadline, not only per read
-            httpx.AsyncClient(timeout=httpx.Timeout(limit, connect=5.0), follow_redirects=False) as client,
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(limit, connect=5.0),
+                follow_redirects=False,
+                transport=netguard.GuardedTransport(guard),
+            ) as client,
             client.stream("POST", url, content=body, headers=headers) as response,  # body never read
         ):
             status_code = response.status_code
