@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx2
 
-from atende.llm.grounded import client_for
+from atende.openai_compat import client_for
 from tests.conftest import ROOT
 
 CLIENTS = {
@@ -24,7 +24,7 @@ CLIENTS = {
 # where each client is built: file -> constructors found there
 KNOWN = {
     # the LLM and a company's embeddings endpoint (knowledge.embedding builds it with client_for)
-    "src/atende/llm/grounded.py": ["AsyncOpenAI"],  # deadline + retries: below
+    "src/atende/openai_compat.py": ["AsyncOpenAI"],  # deadline + retries: below
     "src/atende/netguard.py": ["AsyncClient"],  # documents and holiday calendars from URLs (fetch_limited)
     "src/atende/webhooks/tasks.py": ["AsyncClient"],  # webhook deliveries
 }

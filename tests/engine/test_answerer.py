@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from atende.knowledge.retrieval import Passage
+from atende.knowledge.passages import Passage
 from atende.knowledge.text import sentences, words
 from atende.llm.answerer import Question
 from atende.llm.extractive import ExtractiveAnswerer, coverage

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atende.knowledge.chunking import SECTION_SEPARATOR, ChunkDraft, chunk_blocks
-from atende.knowledge.parsing import Block, parse
+from atende.knowledge.parsed import Block
+from atende.knowledge.parsing import parse
 from tests.conftest import DEMO_KB
 
 

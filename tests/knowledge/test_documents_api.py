@@ -11,7 +11,8 @@ from sqlalchemy import text
 
 from atende.config import Settings
 from atende.engine.messages import phrase
-from atende.knowledge.retrieval import FullTextRetriever, Passage
+from atende.knowledge.passages import Passage
+from atende.knowledge.retrieval import FullTextRetriever
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx, ask
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from atende.knowledge.chunking import chunk_blocks
-from atende.knowledge.parsing import Block
+from atende.knowledge.parsed import Block
 from atende.knowledge.retrieval import FullTextRetriever
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atende.errors import InvalidInput
-from atende.knowledge.parsing import Block, content_type_for, decode, parse
+from atende.knowledge.parsed import Block, decode
+from atende.knowledge.parsing import content_type_for, parse
 from atende.knowledge.text import words
 from tests.conftest import DEMO_KB
 

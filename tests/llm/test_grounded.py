@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import pytest
 from purgatory import AsyncCircuitBreakerFactory
 
-from atende.knowledge.retrieval import Passage
+from atende.knowledge.passages import Passage
 from atende.llm.answerer import Question
 from atende.llm.extractive import ExtractiveAnswerer
-from atende.llm.grounded import NO_ANSWER, LLMAnswerer, build_messages, check_citations, client_for
+from atende.llm.grounded import NO_ANSWER, LLMAnswerer, build_messages, check_citations
+from atende.openai_compat import client_for
 from tests.fakes.openai_server import FakeOpenAI, answer, drop, raw, running_openai, stall, status
 
 

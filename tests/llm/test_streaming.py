@@ -12,10 +12,11 @@ import pytest
 from purgatory import AsyncCircuitBreakerFactory
 
 from atende.config import Settings
-from atende.knowledge.retrieval import Passage
+from atende.knowledge.passages import Passage
 from atende.llm.answerer import Question
 from atende.llm.extractive import ExtractiveAnswerer
-from atende.llm.grounded import LLMAnswerer, client_for
+from atende.llm.grounded import LLMAnswerer
+from atende.openai_compat import client_for
 from tests.channels.test_webchat import (
     Event,
     bot_replies,

@@ -20,9 +20,10 @@ from atende.knowledge.embedding import embedder_for
 from atende.knowledge.retrieval import FullTextRetriever, HybridRetriever, Retriever
 from atende.llm.answerer import Answerer
 from atende.llm.extractive import ExtractiveAnswerer
-from atende.llm.grounded import LLMAnswerer, cached_client
+from atende.llm.grounded import LLMAnswerer
 from atende.observability import metrics
 from atende.observability.logging import describe
+from atende.openai_compat import cached_client
 from atende.runtime import LLM_CIRCUITS, LLM_CLIENTS, Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import decrypt_secret

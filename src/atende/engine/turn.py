@@ -29,7 +29,8 @@ from atende.engine.models import Trace
 from atende.errors import NotFound
 from atende.hours import is_open
 from atende.knowledge import language as languages
-from atende.knowledge.retrieval import Passage, Retriever, lexemes, question_stems
+from atende.knowledge.passages import Passage
+from atende.knowledge.retrieval import Retriever, lexemes, question_stems
 from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.observability import metrics
 from atende.runtime import Runtime

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from atende.knowledge.parsing import Block
+from atende.knowledge.parsed import Block
 from atende.knowledge.text import sentences
 
 SECTION_SEPARATOR = " › "

@@ -29,6 +29,7 @@ import openai
 import structlog
 
 from atende.netguard import Guard
+from atende.openai_compat import cached_client
 from atende.runtime import LLM_CLIENTS
 from atende.tenancy.crypto import decrypt_secret
 
@@ -236,8 +237,6 @@ def embedder_for(runtime: Runtime, company_settings: dict[str, Any] | None) -> E
     own = (company_settings or {}).get("embeddings")
     settings = runtime.settings
     if own and own.get("base_url") and own.get("model"):
-        from atende.llm.grounded import cached_client
-
         key = decrypt_secret(runtime.secret_key, own["api_key"]) if own.get("api_key") else ""
         client = cached_client(
             runtime.extras.setdefault(LLM_CLIENTS, {}),

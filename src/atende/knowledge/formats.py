@@ -5,6 +5,9 @@ heading paths), or raises ``InvalidInput`` with a reason a person can act on: a 
 password-protected PDF, a PDF without a text layer, a DOCX that is not a ZIP or expands
 to more than ``MAX_EXPANDED_BYTES`` (a ZIP bomb), a CSV without question and answer
 columns. Nothing is written before parsing succeeds, so a bad file affects nothing else.
+
+``knowledge.parsing.parse`` calls these readers; this module imports only the types they
+build (``knowledge.parsed``), never ``parsing``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from lxml import etree
 
 from atende.errors import InvalidInput
-from atende.knowledge.parsing import Block, ParsedDocument, decode
+from atende.knowledge.parsed import Block, ParsedDocument, decode
 
 MAX_EXPANDED_BYTES = 50 * 1024 * 1024  # what a DOCX may expand to
 MAX_RATIO = 200  # expanded / compressed, over the whole archive

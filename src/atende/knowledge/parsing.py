@@ -2,13 +2,14 @@
 
 Markdown is rendered to HTML by ``markdown-it-py`` and then read like any HTML page with
 BeautifulSoup, so both formats share one structure walker. Plain text is split on blank
-lines. PDF, DOCX and CSV FAQ files are read by ``atende.knowledge.formats``.
+lines. PDF, DOCX and CSV FAQ files are read by ``atende.knowledge.formats``, which
+``parse`` calls; ``formats`` never imports this module (the types both build live in
+``knowledge.parsed``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import PurePath
 
 from bs4 import BeautifulSoup, Tag
@@ -16,6 +17,8 @@ from bs4.element import NavigableString, PageElement
 from markdown_it import MarkdownIt
 
 from atende.errors import InvalidInput
+from atende.knowledge import formats
+from atende.knowledge.parsed import Block, ParsedDocument, decode
 
 CONTENT_TYPES = {
     ".md": "markdown",
@@ -39,18 +42,6 @@ SPACED_TAGS = frozenset({*BLOCK_TAGS, *HEADINGS, *BOUNDARY_TAGS})
 TEXT_HOLDERS = frozenset({*BLOCK_TAGS, *HEADINGS})
 
 
-@dataclass(frozen=True)
-class Block:
-    headings: tuple[str, ...]
-    text: str
-
-
-@dataclass(frozen=True)
-class ParsedDocument:
-    title: str
-    blocks: list[Block]
-
-
 def content_type_for(filename: str, declared: str | None = None) -> str:
     """The parser for a file: from a declared type or the file's extension."""
     if declared:
@@ -64,18 +55,6 @@ def content_type_for(filename: str, declared: str | None = None) -> str:
             f"cannot read '{filename}': supported extensions are {', '.join(sorted(CONTENT_TYPES))}"
         )
     return CONTENT_TYPES[suffix]
-
-
-def decode(data: bytes) -> str:
-    """Decode UTF-8 (with or without BOM); reject binary or mis-encoded files."""
-    if not data.strip():
-        raise InvalidInput("the document is empty")
-    if b"\x00" in data[:4096]:
-        raise InvalidInput("the document looks binary, not text")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"the document is not valid UTF-8 (byte {exc.start})") from exc
 
 
 def _clean(text: str) -> str:
@@ -182,8 +161,6 @@ def parse_html(html: str, fallback_title: str) -> ParsedDocument:
 def parse(data: bytes, content_type: str, fallback_title: str) -> ParsedDocument:
     """Parse a document; raises ``InvalidInput`` with the reason when it cannot."""
     if content_type in ("pdf", "docx", "csv"):
-        from atende.knowledge import formats
-
         reader = {"pdf": formats.parse_pdf, "docx": formats.parse_docx, "csv": formats.parse_csv_faq}
         return reader[content_type](data, fallback_title)
     text = decode(data)

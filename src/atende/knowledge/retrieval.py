@@ -21,7 +21,7 @@ import asyncio
 import statistics
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 import structlog
@@ -30,22 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.scope import company_of
 from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, Vector, to_sql
+from atende.knowledge.passages import Passage
 from atende.knowledge.text import TS_CONFIG, fold, subject_line, topic_text
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class Passage:
-    chunk_id: uuid.UUID
-    document_id: uuid.UUID
-    title: str
-    section: str
-    text: str
-    language: str
-    score: float
-    lexemes: frozenset[str] = field(default_factory=frozenset)
-    scores: dict[str, float] = field(default_factory=dict)
 
 
 class Retriever(Protocol):

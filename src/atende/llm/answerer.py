@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from atende.knowledge.retrieval import Passage
+from atende.knowledge.passages import Passage
 
 # stems texts the way the index does: [(text, language)] -> lexemes of each
 Lexer = Callable[[list[tuple[str, str]]], Awaitable[list[frozenset[str]]]]

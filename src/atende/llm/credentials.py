@@ -16,9 +16,9 @@ import openai
 
 from atende import netguard
 from atende.errors import AtendeError
-from atende.llm.grounded import client_for
 from atende.observability.credentials import Credential, Verdict
 from atende.observability.logging import describe
+from atende.openai_compat import client_for
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import decrypt_secret

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from atende.knowledge.retrieval import Passage
+from atende.knowledge.passages import Passage
 from atende.knowledge.text import sentences
 from atende.llm.answerer import Answer, Lexer, Question
 

@@ -13,22 +13,19 @@ has a deadline and the SDK retries 429, 5xx and lost connections a bounded numbe
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import time
 from collections.abc import Awaitable, Callable
 
-import httpx2
 import openai
 import structlog
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
-from atende.knowledge.retrieval import Passage
+from atende.knowledge.passages import Passage
 from atende.knowledge.text import sentences
 from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.llm.extractive import citation
-from atende.netguard import Guard, GuardedTransport2
 
 log = structlog.get_logger(__name__)
 
@@ -267,42 +264,3 @@ def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, ValueError):  # MalformedReply, or a body that is not JSON
         return "malformed"
     return "error"
-
-
-def cached_client(
-    cache: dict[tuple[str, str, float, int, Guard | None], openai.AsyncOpenAI],
-    base_url: str,
-    api_key: str,
-    *,
-    timeout: float,
-    max_retries: int,
-    guard: Guard | None = None,
-) -> openai.AsyncOpenAI:
-    """``client_for``, made once per endpoint, key (by fingerprint) and guard, kept in ``cache``."""
-    entry = (base_url, hashlib.sha256(api_key.encode()).hexdigest(), timeout, max_retries, guard)
-    if entry not in cache:
-        cache[entry] = client_for(base_url, api_key, timeout=timeout, max_retries=max_retries, guard=guard)
-    return cache[entry]
-
-
-def client_for(
-    base_url: str, api_key: str, *, timeout: float, max_retries: int, guard: Guard | None = None
-) -> openai.AsyncOpenAI:
-    """An SDK client with a deadline per request (3 s of it to connect) and bounded retries
-    (the SDK retries only 408/409/429/5xx and lost connections, with backoff and Retry-After).
-    With a ``guard`` (a company's own endpoint), every request goes to the public address its
-    host was resolved to and checked at that moment (``atende.netguard``); without one (the
-    deployment's endpoint, chosen by the operator), anywhere."""
-    timeouts = httpx2.Timeout(timeout, connect=min(3.0, timeout))
-    return openai.AsyncOpenAI(
-        base_url=base_url,
-        api_key=api_key or "unused",
-        timeout=timeouts,
-        max_retries=max_retries,
-        # never follow a redirect: a company's endpoint must not bounce requests elsewhere
-        http_client=openai.DefaultAsyncHttpxClient(
-            timeout=timeouts,
-            follow_redirects=False,
-            transport=GuardedTransport2(guard) if guard is not None else None,
-        ),
-    )
