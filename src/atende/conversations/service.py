@@ -515,12 +515,27 @@ def encode_cursor(conversation: Conversation) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
+BAD_CURSOR = "cursor is not valid: pass the next_cursor of a previous page, unchanged"
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position a ``next_cursor`` names. A cursor is the client's to keep, so anything
+    may come back: every part is checked for its type, and whatever is not what
+    ``encode_cursor`` wrote is one clear ``InvalidInput``, never a server error."""
     try:
-        stamp, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(stamp), uuid.UUID(ident)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("cursor is not valid: pass the next_cursor of a previous page") from exc
+        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
+        parts = json.loads(raw)
+    except (ValueError, TypeError) as exc:  # not ASCII, not base64, not UTF-8 JSON
+        raise InvalidInput(BAD_CURSOR) from exc
+    if not (isinstance(parts, list) and len(parts) == 2 and all(isinstance(p, str) for p in parts)):
+        raise InvalidInput(BAD_CURSOR)
+    try:
+        stamp, ident = datetime.fromisoformat(parts[0]), uuid.UUID(parts[1])
+    except ValueError as exc:
+        raise InvalidInput(BAD_CURSOR) from exc
+    if stamp.tzinfo is None:  # a naive instant would be read in the database session's zone
+        raise InvalidInput(BAD_CURSOR)
+    return stamp, ident
 
 
 async def list_conversations(
