@@ -137,7 +137,17 @@ CASES = [
         422,
         "whitespace",
     ),
-    bad("nul-only-message", "POST", "/v1/messages", {"json": message(text="\x00\x00")}, 422, "empty"),
+    bad("nul-only-message", "POST", "/v1/messages", {"json": message(text="\x00\x00")}, 422, "nul"),
+    # a NUL inside a message is refused as docs/API.md says, not silently dropped
+    bad("nul-in-message", "POST", "/v1/messages", {"json": message(text="Oi\x00, tudo bem?")}, 422, "nul"),
+    bad(
+        "nul-in-agent-reply",
+        "POST",
+        "/v1/conversations/{conversation_id}/replies",
+        {"json": {"text": "Olá\x00"}},
+        422,
+        "nul",
+    ),
     bad(
         "over-long-message",
         "POST",

@@ -197,6 +197,16 @@ async def test_an_empty_message_is_refused_with_a_reason(web: httpx.AsyncClient,
     assert await history(web, visitor) == []
 
 
+async def test_a_message_with_a_nul_byte_is_refused_not_altered(
+    web: httpx.AsyncClient, company: CompanyCtx
+) -> None:
+    visitor = await start(web, company.widget_key)
+    r = await web.post(f"{visitor.path}/messages", json={"text": "Oi\x00 tudo bem"}, headers=visitor.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == "text must not contain NUL bytes (\\u0000)"
+    assert await history(web, visitor) == []
+
+
 async def test_the_same_client_id_posted_twice_is_stored_and_answered_once(
     web: httpx.AsyncClient, kb_company: CompanyCtx
 ) -> None:

@@ -48,8 +48,13 @@ class Received:
 
 
 def clean_text(text: str, max_chars: int) -> str:
-    """Strip a message; reject empty or over-long ones with a clear message."""
-    text = text.replace("\x00", "").strip()
+    """Strip a message; reject empty or over-long ones, and NUL bytes, with a clear message.
+
+    A NUL byte is refused rather than silently dropped: no text column can hold it, and a
+    caller whose message arrives changed without a word has a bug it never hears of."""
+    if "\x00" in text:
+        raise InvalidInput("text must not contain NUL bytes (\\u0000)")
+    text = text.strip()
     if not text:
         raise InvalidInput("text must not be empty or only whitespace")
     if len(text) > max_chars:
