@@ -351,7 +351,14 @@ CASES = [
         422,
         "cursor",
     ),
-    bad("cursor-null-parts", "GET", "/v1/conversations", {"params": {"cursor": b64([None, None])}}, 422, "cursor"),
+    bad(
+        "cursor-null-parts",
+        "GET",
+        "/v1/conversations",
+        {"params": {"cursor": b64([None, None])}},
+        422,
+        "cursor",
+    ),
     bad(
         "cursor-an-object",
         "GET",
