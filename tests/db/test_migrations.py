@@ -48,7 +48,7 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
         functions = {
             row[0] for row in conn.execute("SELECT proname FROM pg_proc WHERE proname LIKE 'atende_%'")
         }
-    assert functions == {"atende_receive_message_v2", "atende_emit_webhook_v1", "atende_isoformat_v1"}
+    assert functions == {"atende_receive_message_v3", "atende_emit_webhook_v1", "atende_isoformat_v1"}
     migrate.downgrade(url, "base")
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         left = conn.execute(

@@ -127,12 +127,12 @@ async def _record_transition(
     conversation.updated_at = datetime.now(UTC)
     if target in (State.bot, State.resolved):  # the human side of a handoff is over
         conversation.team_id = conversation.assignee_id = conversation.waiting_since = None
-        conversation.ticket = conversation.bot_assists = False
+        conversation.ticket = False
     elif target == State.waiting_human:  # (re)joins the queue: its wait starts now
         conversation.assignee_id = None
         conversation.waiting_since = now or conversation.updated_at
     elif target == State.human:
-        conversation.waiting_since, conversation.bot_assists = None, False
+        conversation.waiting_since = None
     return transition
 
 
@@ -164,8 +164,8 @@ async def start_visitor_conversation(
     )
 
 
-# the SQL function is migration 0004's; its OUT columns, in order, after outcome and state
-_RECEIVE = "SELECT * FROM atende_receive_message_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+# the SQL function is migration 0011's; its OUT columns, in order, after outcome, state, bot_turn
+_RECEIVE = "SELECT * FROM atende_receive_message_v3(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _MESSAGE_COLUMNS = (
     "id",
     "seq",
@@ -186,10 +186,11 @@ async def receive_inbound(
 ) -> Received:
     """Store a customer message once, reopen or open its conversation, enqueue the bot turn.
 
-    One round trip: ``atende_receive_message_v2`` (migrations 0004, 0007) dedupes by the channel's
-    message id, upserts the contact, locks or opens the conversation, stores the message,
-    reopens a resolved conversation, queues the bot turn (when the bot owns the
-    conversation) and the webhook deliveries, and notifies live listeners. Every statement
+    One round trip: ``atende_receive_message_v3`` (migrations 0004, 0007, 0011) dedupes by the
+    channel's message id, upserts the contact, locks or opens the conversation, stores the
+    message, reopens a resolved conversation, queues the bot turn (when the bot owns the
+    conversation, or it waits for a person and the company lets the bot help while the team
+    is closed: ``bot_may_answer``) and the webhook deliveries, and notifies live listeners. Every statement
     in it is scoped to ``company_id``. On a session's connection (``await
     session.connection()``) it joins that transaction; on ``Database.autocommit()`` it is
     one atomic statement.
@@ -303,7 +304,6 @@ async def hand_to_team(
     *,
     team_id: uuid.UUID | None,
     ticket: bool,
-    bot_assists: bool,
     reason: str,
     now: datetime,
     actor_type: str = "bot",
@@ -317,7 +317,7 @@ async def hand_to_team(
     await _record_transition(
         session, conversation, State.waiting_human, actor_type=actor_type, reason=reason, now=now
     )
-    conversation.team_id, conversation.ticket, conversation.bot_assists = team_id, ticket, bot_assists
+    conversation.team_id, conversation.ticket = team_id, ticket
     await _emit_state_change(session, jobs, conversation, previous, {"reason": reason, **(extra or {})})
     return conversation
 
@@ -450,11 +450,13 @@ async def bot_reply(session: AsyncSession, message_id: uuid.UUID) -> Message | N
     return reply
 
 
-def bot_answers(conversation: Conversation) -> bool:
-    """Whether the bot answers in this conversation: it owns it, or assists while it waits as
-    a ticket outside business hours (intake, ``atende_receive_message_v2``, decides alike)."""
+def bot_may_answer(conversation: Conversation, *, answers_while_closed: bool) -> bool:
+    """Whether a bot turn runs for a customer message in this conversation: the bot owns it,
+    or it waits for a person and the company's ``bot_answers_while_closed`` is on *now* (the
+    turn then answers only while the team is closed). Intake, ``atende_receive_message_v3``,
+    decides alike."""
     return conversation.state == State.bot.value or (
-        conversation.state == State.waiting_human.value and conversation.bot_assists
+        conversation.state == State.waiting_human.value and answers_while_closed
     )
 
 

@@ -217,7 +217,8 @@ async def visitor_events(
     after: int = Query(0, ge=0, le=2**62),
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
-    """Live stream of the conversation: `message` (id = seq), `typing` and `state` events, and
+    """Live stream of the conversation: `message` (id = seq), `typing` and `state` events,
+    `idle` (the bot leaves the message `message_id` for people: stop showing "typing"), and
     `draft` (an answer as a streaming LLM writes it; the `message` that follows replaces it)."""
     visitor = await _visitor(runtime, widget_key, conversation_id, token)
     cursor = after
@@ -240,7 +241,7 @@ async def visitor_events(
                     if len(rows) < PAGE:
                         break
                 note = await sub.next(timeout=15.0)
-                while note is not None and note.get("kind") in ("typing", "state", "draft"):
+                while note is not None and note.get("kind") in ("typing", "idle", "state", "draft"):
                     yield {
                         "event": note["kind"],
                         "data": json.dumps({k: v for k, v in note.items() if k != "topic"}),

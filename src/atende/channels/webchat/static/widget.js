@@ -141,6 +141,13 @@
       try { data = JSON.parse(e.data); } catch (err) { data = {}; }
       if (!answered[data.message_id]) { typing.removeAttribute("hidden"); }
     });
+    source.addEventListener("idle", function (e) {
+      // the bot leaves this message for people: nobody is typing
+      var data = {};
+      try { data = JSON.parse(e.data); } catch (err) { data = {}; }
+      if (data.message_id) { answered[data.message_id] = true; }
+      typing.setAttribute("hidden", "");
+    });
     source.addEventListener("draft", function (e) {
       try { showDraft(JSON.parse(e.data)); } catch (err) { /* a malformed draft is skipped */ }
     });
