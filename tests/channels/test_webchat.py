@@ -1,7 +1,7 @@
 """The web chat channel over HTTP: what ``widget.js`` calls, against a live server and worker.
 
 A visitor starts a conversation with the company's widget key, gets a token, posts messages
-with it and hears replies over Server-Sent Events whose ids are message ``seq`` numbers.
+with it and hears replies over Server-Sent Events whose ids are the messages' ids.
 """
 
 from __future__ import annotations
@@ -173,20 +173,48 @@ async def test_a_visitor_question_is_answered_with_its_cited_source(
 ) -> None:
     visitor = await start(web, kb_company.widget_key)
     sent = await say(web, visitor, "Qual o prazo de entrega?")
-    assert (sent["author"], sent["text"], sent["channel"]) == (
-        "customer",
-        "Qual o prazo de entrega?",
-        "webchat",
-    )
+    assert (sent["author"], sent["text"]) == ("customer", "Qual o prazo de entrega?")
 
     question, reply = await wait_for(web, visitor, bot_replies(1))
     assert question["id"] == sent["id"]
     assert reply["author"] == "bot"
     assert reply["reply_to_id"] == sent["id"]
-    assert reply["seq"] > question["seq"]
     assert "2 a 5 dias úteis" in reply["text"]
     [citation] = reply["meta"]["citations"]
     assert citation["title"] == "Entregas"
+
+
+VISITOR_FIELDS = {"id", "conversation_id", "author", "text", "language", "reply_to_id", "meta", "created_at"}
+
+
+async def test_a_visitor_sees_neither_the_platforms_sequence_nor_who_of_the_team_answered(
+    web: httpx.AsyncClient, kb_company: CompanyCtx, runtime: Runtime
+) -> None:
+    """`seq` counts every message of every company (it tells a visitor how busy the platform
+    is) and `meta.agent_id` names an API key or a user: neither is the visitor's business,
+    nor the bot's confidence. The company's own API still shows them."""
+    visitor = await start(web, kb_company.widget_key)
+    sent = await say(web, visitor, "Qual o prazo de entrega?")
+    await wait_for(web, visitor, bot_replies(1))
+    r = await kb_company.client.post(
+        f"/v1/conversations/{visitor.conversation_id}/replies", json={"text": "Olá, sou a Ana."}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["meta"]["agent_id"] and r.json()["seq"]  # the company sees them
+    shown = await wait_for(web, visitor, lambda ms: any(m["author"] == "agent" for m in ms))
+    events = await read_events(
+        web, f"{visitor.path}/events?token={visitor.token}", lambda events: len(events) >= 3
+    )
+
+    assert set(sent) == VISITOR_FIELDS | {"awaiting_reply"}
+    for message in [*shown, *messages_of(events)]:
+        assert set(message) == VISITOR_FIELDS, message
+        assert set(message["meta"]) == {"citations"}, message
+    question, answer, agent = shown
+    assert agent["meta"] == {"citations": []}
+    assert answer["meta"]["citations"] == [{"title": "Entregas", "section": "Entregas › Prazos de entrega"}]
+    assert [e.id for e in events] == [question["id"], answer["id"], agent["id"]]
+    assert "seq" not in json.dumps([sent, shown, [e.data for e in events]])
 
 
 async def test_an_empty_message_is_refused_with_a_reason(web: httpx.AsyncClient, company: CompanyCtx) -> None:
@@ -288,7 +316,7 @@ async def test_a_conversation_is_not_reachable_through_another_companys_widget_k
 # --- live events --------------------------------------------------------------------------
 
 
-async def test_the_event_stream_sends_messages_with_their_seq_as_id_and_typing_while_the_bot_works(
+async def test_the_event_stream_sends_messages_with_their_id_as_event_id_and_typing_while_the_bot_works(
     web: httpx.AsyncClient, kb_company: CompanyCtx
 ) -> None:
     visitor = await start(web, kb_company.widget_key)
@@ -308,7 +336,7 @@ async def test_the_event_stream_sends_messages_with_their_seq_as_id_and_typing_w
     )
 
     messages = messages_of(events)
-    assert [e.id for e in events if e.event == "message"] == [str(m["seq"]) for m in messages]
+    assert [e.id for e in events if e.event == "message"] == [m["id"] for m in messages]
     assert [m["id"] for m in messages[:2]] == [m["id"] for m in before]
     question, reply = messages[2:]
     assert question["id"] == posted[0]["id"]
@@ -321,7 +349,7 @@ async def test_the_event_stream_sends_messages_with_their_seq_as_id_and_typing_w
 
 
 @pytest.mark.parametrize("resume_with", ["Last-Event-ID", "after"])
-async def test_reconnecting_after_the_last_seen_seq_loses_and_repeats_nothing(
+async def test_reconnecting_after_the_last_seen_message_loses_and_repeats_nothing(
     web: httpx.AsyncClient, kb_company: CompanyCtx, resume_with: str
 ) -> None:
     visitor = await start(web, kb_company.widget_key)
@@ -341,9 +369,12 @@ async def test_reconnecting_after_the_last_seen_seq_loses_and_repeats_nothing(
         resumed = await read_events(web, url, has_bot_replies(1), headers={"Last-Event-ID": last_id})
 
     seen = [e.id for e in first + resumed if e.event == "message"]
-    stored = [str(m["seq"]) for m in await history(web, visitor)]
+    stored = [m["id"] for m in await history(web, visitor)]
     assert seen == stored
     assert len(stored) == 4
+    # the history too takes the last message a client has
+    r = await web.get(f"{visitor.path}/messages", params={"after": stored[1]}, headers=visitor.headers)
+    assert [m["id"] for m in r.json()] == stored[2:]
 
 
 async def test_a_reconnect_far_behind_gets_every_missed_message_at_once(
@@ -367,7 +398,7 @@ async def test_a_reconnect_far_behind_gets_every_missed_message_at_once(
         lambda events: len(events) >= len(stored),
         timeout=5,
     )
-    assert [e.id for e in events] == [str(m["seq"]) for m in stored]
+    assert [e.id for e in events] == [m["id"] for m in stored]
 
 
 async def test_any_site_may_call_the_visitor_api_but_not_the_company_api(

@@ -105,8 +105,10 @@ async def test_the_conversation_is_still_there_after_a_reload(
     await expect(log.locator(".atende-bot")).to_have_count(2)
     await expect(log.locator(".atende-bot").last).to_contain_text("Pix")
     await expect(log.locator("li")).to_have_count(4)
-    seqs = [int(s) for s in await log.locator("li").evaluate_all("items => items.map(i => i.dataset.seq)")]
-    assert seqs == sorted(set(seqs))
+    ids = await log.locator("li").evaluate_all("items => items.map(i => i.dataset.id)")
+    assert len(set(ids)) == 4
+    authors = await log.locator("li").evaluate_all("items => items.map(i => i.className)")
+    assert [a.split("atende-")[-1].strip() for a in authors] == ["customer", "bot", "customer", "bot"]
 
 
 async def test_a_failed_history_load_does_not_forget_the_conversation(

@@ -477,6 +477,15 @@ async def list_messages(
     return list(rows)
 
 
+async def seq_of(session: AsyncSession, conversation_id: uuid.UUID, message_id: uuid.UUID) -> int | None:
+    """The ``seq`` of one of the conversation's messages (``None``: not one of its messages),
+    for clients that name a position by message id and must not see ``seq``."""
+    seq: int | None = await session.scalar(
+        select(Message.seq).where(Message.id == message_id, Message.conversation_id == conversation_id)
+    )
+    return seq
+
+
 async def messages_before(
     session: AsyncSession, conversation_id: uuid.UUID, seq: int, *, limit: int
 ) -> list[Message]:
