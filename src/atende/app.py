@@ -279,7 +279,8 @@ def create_app(settings: Settings | None = None, *, on_ready: Callable[[Any], No
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
-        return RedirectResponse("/demo")
+        # the demo page exists in demo mode only
+        return RedirectResponse("/demo" if settings.demo else "/docs")
 
     for router in (
         operations_router,

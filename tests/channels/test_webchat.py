@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from atende.config import Settings
 from atende.conversations import service as conversations
+from atende.demo import demo_api_key
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx
 
@@ -438,19 +440,45 @@ async def test_the_widget_script_and_stylesheet_are_served(web: httpx.AsyncClien
     assert ".atende-launcher" in css.text
 
 
-async def test_the_demo_page_embeds_the_widget_of_the_company(
+async def test_outside_demo_mode_there_is_no_demo_page_to_confirm_a_company(
     web: httpx.AsyncClient, company: CompanyCtx
 ) -> None:
-    r = await web.get(f"/demo?company={company.slug}")
-    assert r.status_code == 200
-    assert r.headers["content-type"].startswith("text/html")
-    assert f'<script src="/widget.js" data-widget-key="{company.widget_key}" data-open="true"' in r.text
-    # the snippet to copy points at the public URL of this deployment
-    assert f'{web.base_url}/widget.js" data-widget-key="{company.widget_key}" defer&gt;' in r.text
+    """`/demo?company=` named any company and showed its widget key: only `atende demo` has it."""
+    known = await web.get(f"/demo?company={company.slug}")
+    unknown = await web.get("/demo?company=no-such-company")
+    assert known.status_code == unknown.status_code == 404
+    assert known.json() == {"detail": "there is no /demo; the API is described at /docs", "code": "not_found"}
+    assert company.widget_key not in known.text and company.slug not in known.text
+    home = await web.get("/", follow_redirects=False)
+    assert (home.status_code, home.headers["location"]) == (307, "/docs")
 
 
-async def test_the_demo_page_of_an_unknown_company_is_a_404_page(web: httpx.AsyncClient) -> None:
-    r = await web.get("/demo", params={"company": "nope<script>x</script>"})
+async def demo_widget_key(settings: Settings, demo_server: str) -> str:
+    key = demo_api_key(settings.secret_key.get_secret_value())
+    async with httpx.AsyncClient(base_url=demo_server, headers={"Authorization": f"Bearer {key}"}) as api:
+        r = await api.get("/v1/company")
+    assert r.status_code == 200, r.text
+    return str(r.json()["widget_key"])
+
+
+async def test_the_demo_page_embeds_the_widget_of_the_demo_shop(settings: Settings, demo_server: str) -> None:
+    widget_key = await demo_widget_key(settings, demo_server)
+    async with httpx.AsyncClient(base_url=demo_server, timeout=10) as web:
+        for path in ("/demo", "/demo?company=loja-exemplo"):
+            r = await web.get(path)
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"].startswith("text/html")
+            assert "Loja Exemplo" in r.text
+            assert f'<script src="/widget.js" data-widget-key="{widget_key}" data-open="true"' in r.text
+            # the snippet to copy points at the public URL of this deployment
+            assert f'{demo_server}/widget.js" data-widget-key="{widget_key}" defer&gt;' in r.text
+        home = await web.get("/", follow_redirects=False)
+        assert home.headers["location"] == "/demo"
+
+
+async def test_the_demo_page_of_an_unknown_company_is_a_404_page(demo_server: str) -> None:
+    async with httpx.AsyncClient(base_url=demo_server, timeout=10) as web:
+        r = await web.get("/demo", params={"company": "nope<script>x</script>"})
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("text/html")
     assert "No company" in r.text

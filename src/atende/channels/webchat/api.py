@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -173,6 +173,11 @@ async def widget_css() -> FileResponse:
 
 @router.get("/demo", include_in_schema=False, response_class=HTMLResponse)
 async def demo_page(runtime: RuntimeDep, company: str = Query("loja-exemplo", max_length=80)) -> HTMLResponse:
+    """The web chat on a page of its own, for ``atende demo`` (``ATENDE_DEMO``) only: it names
+    any company by its slug and shows its widget key, which a production server must not
+    confirm to whoever asks. Elsewhere it is a 404 like any path that does not exist."""
+    if not runtime.settings.demo:
+        raise HTTPException(404)
     async with runtime.db.transaction() as session:
         try:
             found = await tenancy.get_company(session, company)
