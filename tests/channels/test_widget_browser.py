@@ -8,6 +8,7 @@ demo page, under its Content-Security-Policy, runs it too.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -290,4 +291,43 @@ async def test_the_demo_page_of_atende_demo_runs_the_widget_under_its_security_p
     await expect(answer.locator(".atende-sources")).to_contain_text("Fontes: Entregas")
     # the page's own style applies (not blocked): the body is laid out narrow, centred
     assert await tab.evaluate("getComputedStyle(document.body).maxWidth") == "760px"
+    assert await tab.evaluate("window.violations") == []
+
+
+# Swagger UI as its CDN would serve it, reduced to what the page's start-up script calls: it
+# reads the spec from atende (connect-src) and shows its title
+FAKE_SWAGGER_UI = """window.SwaggerUIBundle = function (config) {
+  fetch(config.url).then(function (r) { return r.json(); }).then(function (spec) {
+    document.querySelector(config.dom_id).textContent = spec.info.title + " API " + spec.info.version;
+  });
+  return {};
+};
+window.SwaggerUIBundle.presets = { apis: {} };
+window.SwaggerUIBundle.SwaggerUIStandalonePreset = {};"""
+
+
+async def test_the_api_docs_page_still_starts_swagger_ui_under_its_security_policy(
+    tab: Page, live_server: str
+) -> None:
+    """The CDN is out of reach here: its files are answered by the test, as the CDN would
+    answer them; the page's policy must let them, and its own start-up script, run."""
+
+    async def cdn(route: Route) -> None:
+        if route.request.url.endswith(".js"):
+            await route.fulfill(body=FAKE_SWAGGER_UI, content_type="text/javascript")
+        elif route.request.url.endswith(".css"):
+            await route.fulfill(body=".swagger-ui { color: #3b4151; }", content_type="text/css")
+        else:
+            await route.fulfill(status=404)
+
+    await tab.route("https://cdn.jsdelivr.net/**", cdn)
+    await tab.route("https://fastapi.tiangolo.com/**", lambda route: route.fulfill(status=404))
+    await tab.add_init_script(
+        "window.violations = [];"
+        " document.addEventListener('securitypolicyviolation',"
+        " e => window.violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    response = await tab.goto(f"{live_server}/docs")
+    assert response is not None and "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    await expect(tab.locator("#swagger-ui")).to_have_text(re.compile(r"^atende API "))
     assert await tab.evaluate("window.violations") == []

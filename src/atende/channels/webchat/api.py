@@ -171,6 +171,11 @@ async def widget_css() -> FileResponse:
     )
 
 
+@router.get("/demo.css", include_in_schema=False)
+async def demo_css() -> FileResponse:
+    return FileResponse(STATIC / "demo.css", media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+
 @router.get("/demo", include_in_schema=False, response_class=HTMLResponse)
 async def demo_page(runtime: RuntimeDep, company: str = Query("loja-exemplo", max_length=80)) -> HTMLResponse:
     """The web chat on a page of its own, for ``atende demo`` (``ATENDE_DEMO``) only: it names
