@@ -7,9 +7,10 @@ reconnecting ``EventSource`` (``Last-Event-ID``) resumes exactly after the last 
 saw: nothing lost, nothing repeated.
 
 Visitors see a message as ``VisitorMessage``: what it says, who wrote it (``author``) and
-the sources it cites. Not what the company's API shows: the platform-wide ``seq`` (which
-tells how busy the whole platform is), who of the team answered (``meta.agent_id``: a key
-prefix or a user id), the bot's confidence and decision.
+the sources it cites, and whether a bot reply answered or handed the chat to people. Not
+what the company's API shows: the platform-wide ``seq`` (which tells how busy the whole
+platform is), who of the team answered (``meta.agent_id``: a key prefix or a user id), the
+bot's confidence.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class VisitorCitation(BaseModel):
 
 class VisitorMeta(BaseModel):
     citations: list[VisitorCitation] = Field(default=[], description="The sources of a bot answer.")
+    decision: Literal["answer", "handoff"] | None = Field(
+        default=None, description="A bot reply's: it answered, or handed the chat to people."
+    )
 
 
 class VisitorMessage(BaseModel):
@@ -79,7 +83,9 @@ class VisitorMessage(BaseModel):
 
 
 def as_visitor_message(message: Message) -> VisitorMessage:
-    citations = (message.meta or {}).get("citations") or []
+    meta = message.meta or {}
+    citations = meta.get("citations") or []
+    decision = meta.get("decision") if message.author == "bot" else None
     return VisitorMessage(
         id=message.id,
         conversation_id=message.conversation_id,
@@ -92,7 +98,8 @@ def as_visitor_message(message: Message) -> VisitorMessage:
                 VisitorCitation(title=str(c.get("title", "")), section=str(c.get("section", "")))
                 for c in citations
                 if isinstance(c, dict)
-            ]
+            ],
+            decision=decision if decision in ("answer", "handoff") else None,
         ),
         created_at=message.created_at,
     )
