@@ -616,7 +616,8 @@ class Stream:
         self.token = token
         self.server = server
         self.last_id: str | None = None
-        self.seqs: set[int] = set()
+        self.seen: set[str] = set()  # message ids (the web chat shows no seq)
+        self.newest: datetime | None = None
         self.replies: dict[str, tuple[float, dict[str, Any]]] = {}
         self.waiters: dict[str, asyncio.Future[None]] = {}
         self.connections = 0
@@ -673,13 +674,14 @@ class Stream:
             self.run.sse[f"{kind} events"] += 1
             return
         message = json.loads(data)
-        seq = int(message["seq"])
-        if seq in self.seqs:
+        if message["id"] in self.seen:
             self.run.sse["repeated messages"] += 1
             return
-        if self.seqs and seq < max(self.seqs):
+        created = datetime.fromisoformat(message["created_at"])
+        if self.newest is not None and created < self.newest:
             self.run.sse["messages out of order"] += 1
-        self.seqs.add(seq)
+        self.seen.add(message["id"])
+        self.newest = max(created, self.newest or created)
         self.run.sse["messages received"] += 1
         if event_id:
             self.last_id = event_id
@@ -726,7 +728,7 @@ async def webchat_message(
     # nothing on the stream: did the reply exist (the stream lost it) or not?
     try:
         history = await run.clients[server].get(
-            path, params={"after": data["seq"]}, headers={"X-Visitor-Token": token}, timeout=10
+            path, params={"after": data["id"]}, headers={"X-Visitor-Token": token}, timeout=10
         )
         items = history.json() if history.is_success else []
     except httpx.HTTPError:

@@ -37,6 +37,7 @@ from atende.observability import metrics
 from atende.observability.api import router as operations_router
 from atende.observability.logging import configure as configure_logging
 from atende.observability.sentry import configure as configure_sentry
+from atende.pages import SecurityHeaders, mount_docs
 from atende.tenancy.api import router as tenancy_router
 from atende.tenancy.support_api import router as support_router
 from atende.webhooks.api import router as webhooks_router
@@ -210,7 +211,10 @@ def create_app(
             '(create one with `atende keys create`). Errors answer `{"detail": ..., "code": ...}`.'
         ),
         lifespan=lifespan,
+        docs_url=None,  # mount_docs serves /docs and /redoc, each with its security policy
+        redoc_url=None,
     )
+    mount_docs(app)
 
     @app.exception_handler(AtendeError)
     async def domain_error(_request: Request, exc: AtendeError) -> JSONResponse:
@@ -292,7 +296,8 @@ def create_app(
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
-        return RedirectResponse("/demo")
+        # the demo page exists in demo mode only
+        return RedirectResponse("/demo" if settings.demo else "/docs")
 
     for router in (
         operations_router,
@@ -307,5 +312,6 @@ def create_app(
     ):
         app.include_router(router)
     app.add_middleware(WidgetCors)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app

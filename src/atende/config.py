@@ -130,7 +130,9 @@ class Settings(BaseSettings):
     )
     ingest_root: Path | None = Field(
         default=None,
-        description="If set, `POST /v1/documents` with a `path` may only read files under it.",
+        description="The folder whose files `POST /v1/documents` may read by `path` (never a file "
+        "outside it, through `..` or a symlink). Unset: no server path is read at all (send `content` "
+        "or a `url`).",
     )
     ingest_fetch_timeout_seconds: float = Field(
         default=15.0, gt=0, description="Longest time fetching one document from a URL may take."
@@ -308,7 +310,11 @@ class Settings(BaseSettings):
         "sites, every visitor together), so that a flood of one company's chat stays its own: "
         "`N/Ss` or `off`. Each limit is counted per `atende serve` process.",
     )
-    demo: bool = Field(default=False, description="Seed the demo company at startup.")
+    demo: bool = Field(
+        default=False,
+        description="Seed the demo company at startup and serve the web chat demo page `/demo` (which "
+        "shows any company's name and widget key: never in production). Off: `/demo` is a 404.",
+    )
 
 
 @lru_cache

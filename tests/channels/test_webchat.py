@@ -1,7 +1,7 @@
 """The web chat channel over HTTP: what ``widget.js`` calls, against a live server and worker.
 
 A visitor starts a conversation with the company's widget key, gets a token, posts messages
-with it and hears replies over Server-Sent Events whose ids are message ``seq`` numbers.
+with it and hears replies over Server-Sent Events whose ids are the messages' ids.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from atende.config import Settings
 from atende.conversations import service as conversations
+from atende.demo import demo_api_key
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx
 
@@ -173,20 +175,51 @@ async def test_a_visitor_question_is_answered_with_its_cited_source(
 ) -> None:
     visitor = await start(web, kb_company.widget_key)
     sent = await say(web, visitor, "Qual o prazo de entrega?")
-    assert (sent["author"], sent["text"], sent["channel"]) == (
-        "customer",
-        "Qual o prazo de entrega?",
-        "webchat",
-    )
+    assert (sent["author"], sent["text"]) == ("customer", "Qual o prazo de entrega?")
 
     question, reply = await wait_for(web, visitor, bot_replies(1))
     assert question["id"] == sent["id"]
     assert reply["author"] == "bot"
     assert reply["reply_to_id"] == sent["id"]
-    assert reply["seq"] > question["seq"]
     assert "2 a 5 dias úteis" in reply["text"]
     [citation] = reply["meta"]["citations"]
     assert citation["title"] == "Entregas"
+
+
+VISITOR_FIELDS = {"id", "conversation_id", "author", "text", "language", "reply_to_id", "meta", "created_at"}
+
+
+async def test_a_visitor_sees_neither_the_platforms_sequence_nor_who_of_the_team_answered(
+    web: httpx.AsyncClient, kb_company: CompanyCtx, runtime: Runtime
+) -> None:
+    """`seq` counts every message of every company (it tells a visitor how busy the platform
+    is) and `meta.agent_id` names an API key or a user: neither is the visitor's business,
+    nor the bot's confidence. The company's own API still shows them."""
+    visitor = await start(web, kb_company.widget_key)
+    sent = await say(web, visitor, "Qual o prazo de entrega?")
+    await wait_for(web, visitor, bot_replies(1))
+    r = await kb_company.client.post(
+        f"/v1/conversations/{visitor.conversation_id}/replies", json={"text": "Olá, sou a Ana."}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["meta"]["agent_id"] and r.json()["seq"]  # the company sees them
+    shown = await wait_for(web, visitor, lambda ms: any(m["author"] == "agent" for m in ms))
+    events = await read_events(
+        web, f"{visitor.path}/events?token={visitor.token}", lambda events: len(events) >= 3
+    )
+
+    assert set(sent) == VISITOR_FIELDS | {"awaiting_reply"}
+    for message in [*shown, *messages_of(events)]:
+        assert set(message) == VISITOR_FIELDS, message
+        assert set(message["meta"]) == {"citations", "decision"}, message
+    question, answer, agent = shown
+    assert agent["meta"] == question["meta"] == {"citations": [], "decision": None}
+    assert answer["meta"] == {
+        "citations": [{"title": "Entregas", "section": "Entregas › Prazos de entrega"}],
+        "decision": "answer",
+    }
+    assert [e.id for e in events] == [question["id"], answer["id"], agent["id"]]
+    assert "seq" not in json.dumps([sent, shown, [e.data for e in events]])
 
 
 async def test_an_empty_message_is_refused_with_a_reason(web: httpx.AsyncClient, company: CompanyCtx) -> None:
@@ -194,6 +227,16 @@ async def test_an_empty_message_is_refused_with_a_reason(web: httpx.AsyncClient,
     r = await web.post(f"{visitor.path}/messages", json={"text": "   \n "}, headers=visitor.headers)
     assert r.status_code == 422
     assert "empty" in json.dumps(r.json()["detail"])
+    assert await history(web, visitor) == []
+
+
+async def test_a_message_with_a_nul_byte_is_refused_not_altered(
+    web: httpx.AsyncClient, company: CompanyCtx
+) -> None:
+    visitor = await start(web, company.widget_key)
+    r = await web.post(f"{visitor.path}/messages", json={"text": "Oi\x00 tudo bem"}, headers=visitor.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == "text must not contain NUL bytes (\\u0000)"
     assert await history(web, visitor) == []
 
 
@@ -278,7 +321,7 @@ async def test_a_conversation_is_not_reachable_through_another_companys_widget_k
 # --- live events --------------------------------------------------------------------------
 
 
-async def test_the_event_stream_sends_messages_with_their_seq_as_id_and_typing_while_the_bot_works(
+async def test_the_event_stream_sends_messages_with_their_id_as_event_id_and_typing_while_the_bot_works(
     web: httpx.AsyncClient, kb_company: CompanyCtx
 ) -> None:
     visitor = await start(web, kb_company.widget_key)
@@ -298,7 +341,7 @@ async def test_the_event_stream_sends_messages_with_their_seq_as_id_and_typing_w
     )
 
     messages = messages_of(events)
-    assert [e.id for e in events if e.event == "message"] == [str(m["seq"]) for m in messages]
+    assert [e.id for e in events if e.event == "message"] == [m["id"] for m in messages]
     assert [m["id"] for m in messages[:2]] == [m["id"] for m in before]
     question, reply = messages[2:]
     assert question["id"] == posted[0]["id"]
@@ -311,7 +354,7 @@ async def test_the_event_stream_sends_messages_with_their_seq_as_id_and_typing_w
 
 
 @pytest.mark.parametrize("resume_with", ["Last-Event-ID", "after"])
-async def test_reconnecting_after_the_last_seen_seq_loses_and_repeats_nothing(
+async def test_reconnecting_after_the_last_seen_message_loses_and_repeats_nothing(
     web: httpx.AsyncClient, kb_company: CompanyCtx, resume_with: str
 ) -> None:
     visitor = await start(web, kb_company.widget_key)
@@ -331,9 +374,12 @@ async def test_reconnecting_after_the_last_seen_seq_loses_and_repeats_nothing(
         resumed = await read_events(web, url, has_bot_replies(1), headers={"Last-Event-ID": last_id})
 
     seen = [e.id for e in first + resumed if e.event == "message"]
-    stored = [str(m["seq"]) for m in await history(web, visitor)]
+    stored = [m["id"] for m in await history(web, visitor)]
     assert seen == stored
     assert len(stored) == 4
+    # the history too takes the last message a client has
+    r = await web.get(f"{visitor.path}/messages", params={"after": stored[1]}, headers=visitor.headers)
+    assert [m["id"] for m in r.json()] == stored[2:]
 
 
 async def test_a_reconnect_far_behind_gets_every_missed_message_at_once(
@@ -357,7 +403,7 @@ async def test_a_reconnect_far_behind_gets_every_missed_message_at_once(
         lambda events: len(events) >= len(stored),
         timeout=5,
     )
-    assert [e.id for e in events] == [str(m["seq"]) for m in stored]
+    assert [e.id for e in events] == [m["id"] for m in stored]
 
 
 async def test_any_site_may_call_the_visitor_api_but_not_the_company_api(
@@ -397,19 +443,45 @@ async def test_the_widget_script_and_stylesheet_are_served(web: httpx.AsyncClien
     assert ".atende-launcher" in css.text
 
 
-async def test_the_demo_page_embeds_the_widget_of_the_company(
+async def test_outside_demo_mode_there_is_no_demo_page_to_confirm_a_company(
     web: httpx.AsyncClient, company: CompanyCtx
 ) -> None:
-    r = await web.get(f"/demo?company={company.slug}")
-    assert r.status_code == 200
-    assert r.headers["content-type"].startswith("text/html")
-    assert f'<script src="/widget.js" data-widget-key="{company.widget_key}" data-open="true"' in r.text
-    # the snippet to copy points at the public URL of this deployment
-    assert f'{web.base_url}/widget.js" data-widget-key="{company.widget_key}" defer&gt;' in r.text
+    """`/demo?company=` named any company and showed its widget key: only `atende demo` has it."""
+    known = await web.get(f"/demo?company={company.slug}")
+    unknown = await web.get("/demo?company=no-such-company")
+    assert known.status_code == unknown.status_code == 404
+    assert known.json() == {"detail": "there is no /demo; the API is described at /docs", "code": "not_found"}
+    assert company.widget_key not in known.text and company.slug not in known.text
+    home = await web.get("/", follow_redirects=False)
+    assert (home.status_code, home.headers["location"]) == (307, "/docs")
 
 
-async def test_the_demo_page_of_an_unknown_company_is_a_404_page(web: httpx.AsyncClient) -> None:
-    r = await web.get("/demo", params={"company": "nope<script>x</script>"})
+async def demo_widget_key(settings: Settings, demo_server: str) -> str:
+    key = demo_api_key(settings.secret_key.get_secret_value())
+    async with httpx.AsyncClient(base_url=demo_server, headers={"Authorization": f"Bearer {key}"}) as api:
+        r = await api.get("/v1/company")
+    assert r.status_code == 200, r.text
+    return str(r.json()["widget_key"])
+
+
+async def test_the_demo_page_embeds_the_widget_of_the_demo_shop(settings: Settings, demo_server: str) -> None:
+    widget_key = await demo_widget_key(settings, demo_server)
+    async with httpx.AsyncClient(base_url=demo_server, timeout=10) as web:
+        for path in ("/demo", "/demo?company=loja-exemplo"):
+            r = await web.get(path)
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"].startswith("text/html")
+            assert "Loja Exemplo" in r.text
+            assert f'<script src="/widget.js" data-widget-key="{widget_key}" data-open="true"' in r.text
+            # the snippet to copy points at the public URL of this deployment
+            assert f'{demo_server}/widget.js" data-widget-key="{widget_key}" defer&gt;' in r.text
+        home = await web.get("/", follow_redirects=False)
+        assert home.headers["location"] == "/demo"
+
+
+async def test_the_demo_page_of_an_unknown_company_is_a_404_page(demo_server: str) -> None:
+    async with httpx.AsyncClient(base_url=demo_server, timeout=10) as web:
+        r = await web.get("/demo", params={"company": "nope<script>x</script>"})
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("text/html")
     assert "No company" in r.text

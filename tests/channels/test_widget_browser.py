@@ -1,14 +1,16 @@
 """The web chat widget in a real browser (Debian's Chromium, driven by Playwright).
 
-The demo page opens the widget (``data-open="true"``); a visitor types, presses Enter and
-reads the bot's answer with its source, the history survives a reload, the widget works by
-keyboard, a shop on another origin can embed it with one script tag, and a visitor who
-sends too fast is asked, in their language, to wait, without losing what they typed.
+A shop's page (on its own origin, as the widget always runs) opens the widget
+(``data-open="true"``); a visitor types, presses Enter and reads the bot's answer with its
+source, the history survives a reload, the widget works by keyboard, and ``atende demo``'s
+demo page, under its Content-Security-Policy, runs it too; a visitor who sends too fast is
+asked, in their language, to wait, without losing what they typed.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,8 +61,58 @@ async def tab(chromium: Browser) -> AsyncIterator[Page]:
     await context.close()
 
 
-async def open_demo(tab: Page, live_server: str, company: CompanyCtx) -> None:
-    await tab.goto(f"{live_server}/demo?company={company.slug}")
+PAGE = """<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8"><title>A shop</title></head>
+<body><h1>A shop on its own site</h1>
+<script src="{atende}/widget.js" data-widget-key="{key}" data-open="true" data-lang="{lang}" defer></script>
+</body></html>"""
+
+
+class Site:
+    """A web site of companies' pages, on its own origin: ``add(html)`` returns a page's URL."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, bytes] = {}
+        pages = self.pages
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                page = pages.get(self.path)
+                self.send_response(200 if page else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page or b"")))
+                self.end_headers()
+                self.wfile.write(page or b"")
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    def add(self, html: str) -> str:
+        path = f"/{len(self.pages)}"
+        self.pages[path] = html.encode()
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+
+@pytest.fixture(scope="session")
+def site() -> Iterator[Site]:
+    shops = Site()
+    thread = threading.Thread(target=shops.server.serve_forever, daemon=True)
+    thread.start()
+    yield shops
+    shops.server.shutdown()
+    shops.server.server_close()
+    thread.join(timeout=5)
+
+
+def shop_page(site: Site, live_server: str, company: CompanyCtx, lang: str = "pt") -> str:
+    """The company's page with the one-line widget snippet, open, in ``lang``."""
+    return site.add(PAGE.format(atende=live_server, key=company.widget_key, lang=lang))
+
+
+async def open_demo(tab: Page, site: Site, live_server: str, company: CompanyCtx) -> None:
+    await tab.goto(shop_page(site, live_server, company))
     await expect(tab.get_by_role("dialog", name="Atendimento")).to_be_visible()
 
 
@@ -71,9 +123,9 @@ async def ask(tab: Page, question: str) -> None:
 
 
 async def test_a_visitor_question_is_answered_with_its_source_under_it(
-    tab: Page, live_server: str, kb_company: CompanyCtx
+    tab: Page, site: Site, live_server: str, kb_company: CompanyCtx
 ) -> None:
-    await open_demo(tab, live_server, kb_company)
+    await open_demo(tab, site, live_server, kb_company)
     await tab.evaluate(WATCH_TYPING)
     await ask(tab, "Qual o prazo de entrega?")
 
@@ -91,9 +143,9 @@ async def test_a_visitor_question_is_answered_with_its_source_under_it(
 
 
 async def test_the_conversation_is_still_there_after_a_reload(
-    tab: Page, live_server: str, kb_company: CompanyCtx
+    tab: Page, site: Site, live_server: str, kb_company: CompanyCtx
 ) -> None:
-    await open_demo(tab, live_server, kb_company)
+    await open_demo(tab, site, live_server, kb_company)
     await ask(tab, "Qual o prazo de entrega?")
     log = tab.get_by_role("log")
     await expect(log.locator(".atende-bot")).to_have_count(1)
@@ -108,14 +160,16 @@ async def test_the_conversation_is_still_there_after_a_reload(
     await expect(log.locator(".atende-bot")).to_have_count(2)
     await expect(log.locator(".atende-bot").last).to_contain_text("Pix")
     await expect(log.locator("li")).to_have_count(4)
-    seqs = [int(s) for s in await log.locator("li").evaluate_all("items => items.map(i => i.dataset.seq)")]
-    assert seqs == sorted(set(seqs))
+    ids = await log.locator("li").evaluate_all("items => items.map(i => i.dataset.id)")
+    assert len(set(ids)) == 4
+    authors = await log.locator("li").evaluate_all("items => items.map(i => i.className)")
+    assert [a.split("atende-")[-1].strip() for a in authors] == ["customer", "bot", "customer", "bot"]
 
 
 async def test_a_failed_history_load_does_not_forget_the_conversation(
-    tab: Page, live_server: str, kb_company: CompanyCtx
+    tab: Page, site: Site, live_server: str, kb_company: CompanyCtx
 ) -> None:
-    await open_demo(tab, live_server, kb_company)
+    await open_demo(tab, site, live_server, kb_company)
     await ask(tab, "Vocês aceitam Pix?")
     log = tab.get_by_role("log")
     await expect(log.locator(".atende-bot")).to_have_count(1)
@@ -139,9 +193,9 @@ async def test_a_failed_history_load_does_not_forget_the_conversation(
 
 
 async def test_no_typing_indicator_once_a_person_has_the_conversation(
-    tab: Page, live_server: str, company: CompanyCtx
+    tab: Page, site: Site, live_server: str, company: CompanyCtx
 ) -> None:
-    await open_demo(tab, live_server, company)
+    await open_demo(tab, site, live_server, company)
     await ask(tab, "Quero falar com alguém")  # no knowledge base: handed to a person
     log = tab.get_by_role("log")
     await expect(log.locator(".atende-bot")).to_have_count(1)
@@ -154,9 +208,9 @@ async def test_no_typing_indicator_once_a_person_has_the_conversation(
 
 
 async def test_the_launcher_works_by_keyboard_and_escape_closes_the_panel(
-    tab: Page, live_server: str, company: CompanyCtx
+    tab: Page, site: Site, live_server: str, company: CompanyCtx
 ) -> None:
-    await open_demo(tab, live_server, company)
+    await open_demo(tab, site, live_server, company)
     panel = tab.get_by_role("dialog", name="Atendimento")
     launcher = tab.locator(".atende-launcher")
     await expect(tab.get_by_role("textbox", name="Sua mensagem")).to_be_focused()
@@ -186,9 +240,9 @@ async def test_the_launcher_works_by_keyboard_and_escape_closes_the_panel(
 
 
 async def test_the_widget_exposes_its_roles_and_names(
-    tab: Page, live_server: str, company: CompanyCtx
+    tab: Page, site: Site, live_server: str, company: CompanyCtx
 ) -> None:
-    await open_demo(tab, live_server, company)
+    await open_demo(tab, site, live_server, company)
     panel = tab.get_by_role("dialog", name="Atendimento")
     await expect(panel.get_by_role("log")).to_have_attribute("aria-live", "polite")
     await expect(panel.get_by_role("button", name="Enviar")).to_be_visible()
@@ -199,10 +253,10 @@ async def test_the_widget_exposes_its_roles_and_names(
 
 
 async def test_a_visitor_typing_too_fast_is_asked_politely_to_wait_and_keeps_the_text(
-    tab: Page, limited_server: str, company: CompanyCtx
+    tab: Page, site: Site, limited_server: str, company: CompanyCtx
 ) -> None:
     # this server accepts 4 messages of a conversation at once, then one a second
-    await open_demo(tab, limited_server, company)
+    await open_demo(tab, site, limited_server, company)
     log = tab.get_by_role("log")
     for i in range(4):
         await ask(tab, f"Mensagem {i}")
@@ -226,36 +280,27 @@ async def test_a_visitor_typing_too_fast_is_asked_politely_to_wait_and_keeps_the
     await expect(box).to_have_value("")
 
 
-SHOP_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>A shop</title></head>
-<body><h1>A shop on its own site</h1>
-<script src="{atende}/widget.js" data-widget-key="{key}" data-open="true" data-lang="en" defer></script>
-</body></html>"""
+async def test_the_launcher_draws_its_icon_and_is_named_in_the_page_language(
+    tab: Page, site: Site, live_server: str, company: CompanyCtx
+) -> None:
+    """An emoji on the button shows as an empty box where no emoji font is installed (a
+    server, a kiosk): the icon is drawn inline, and the button's name comes from the
+    widget's translations."""
+    await open_demo(tab, site, live_server, company)
+    launcher = tab.locator(".atende-launcher")
+    icon = launcher.locator("svg")
+    await expect(icon).to_have_count(1)
+    await expect(icon).to_have_attribute("aria-hidden", "true")
+    assert (await icon.bounding_box() or {}).get("width", 0) > 0
+    assert await launcher.evaluate("b => b.textContent") == ""  # no emoji, no text glyph at all
+    await tab.keyboard.press("Escape")
+    await expect(launcher).to_have_accessible_name("Abrir chat")
 
 
 @pytest.fixture
-def shop_site(live_server: str, kb_company: CompanyCtx) -> Iterator[str]:
-    """A company's own site, on another origin, with the one-line widget snippet."""
-    page = SHOP_PAGE.format(atende=live_server, key=kb_company.widget_key).encode()
-
-    class Shop(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Shop)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def shop_site(site: Site, live_server: str, kb_company: CompanyCtx) -> str:
+    """A company's own site, on another origin, with the one-line widget snippet, in English."""
+    return shop_page(site, live_server, kb_company, "en")
 
 
 async def test_a_shop_on_another_origin_embeds_the_widget_with_one_script_tag(
@@ -274,18 +319,63 @@ async def test_a_shop_on_another_origin_embeds_the_widget_with_one_script_tag(
     await expect(tab.get_by_role("alert")).to_be_hidden()
 
 
-async def test_the_launcher_draws_its_icon_and_is_named_in_the_page_language(
-    tab: Page, live_server: str, company: CompanyCtx
+async def test_the_demo_page_of_atende_demo_runs_the_widget_under_its_security_policy(
+    tab: Page, demo_server: str
 ) -> None:
-    """An emoji on the button shows as an empty box where no emoji font is installed (a
-    server, a kiosk): the icon is drawn inline, and the button's name comes from the
-    widget's translations."""
-    await open_demo(tab, live_server, company)
-    launcher = tab.locator(".atende-launcher")
-    icon = launcher.locator("svg")
-    await expect(icon).to_have_count(1)
-    await expect(icon).to_have_attribute("aria-hidden", "true")
-    assert (await icon.bounding_box() or {}).get("width", 0) > 0
-    assert await launcher.evaluate("b => b.textContent") == ""  # no emoji, no text glyph at all
-    await tab.keyboard.press("Escape")
-    await expect(launcher).to_have_accessible_name("Abrir chat")
+    """`atende demo`'s page, as served (with its Content-Security-Policy): the widget loads,
+    asks and answers, and the browser blocks nothing on it."""
+    await tab.add_init_script(
+        "window.violations = [];"
+        " document.addEventListener('securitypolicyviolation',"
+        " e => window.violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    response = await tab.goto(f"{demo_server}/demo")
+    assert response is not None and response.status == 200
+    await expect(tab.get_by_role("heading", name="Loja Exemplo")).to_be_visible()
+    await expect(tab.get_by_role("dialog", name="Atendimento")).to_be_visible()
+    await ask(tab, "Qual o prazo de entrega?")
+    answer = tab.get_by_role("log").locator(".atende-bot")
+    await expect(answer.locator(".atende-text")).to_contain_text("dias úteis")
+    await expect(answer.locator(".atende-sources")).to_contain_text("Fontes: Entregas")
+    # the page's own style applies (not blocked): the body is laid out narrow, centred
+    assert await tab.evaluate("getComputedStyle(document.body).maxWidth") == "760px"
+    assert await tab.evaluate("window.violations") == []
+
+
+# Swagger UI as its CDN would serve it, reduced to what the page's start-up script calls: it
+# reads the spec from atende (connect-src) and shows its title
+FAKE_SWAGGER_UI = """window.SwaggerUIBundle = function (config) {
+  fetch(config.url).then(function (r) { return r.json(); }).then(function (spec) {
+    document.querySelector(config.dom_id).textContent = spec.info.title + " API " + spec.info.version;
+  });
+  return {};
+};
+window.SwaggerUIBundle.presets = { apis: {} };
+window.SwaggerUIBundle.SwaggerUIStandalonePreset = {};"""
+
+
+async def test_the_api_docs_page_still_starts_swagger_ui_under_its_security_policy(
+    tab: Page, live_server: str
+) -> None:
+    """The CDN is out of reach here: its files are answered by the test, as the CDN would
+    answer them; the page's policy must let them, and its own start-up script, run."""
+
+    async def cdn(route: Route) -> None:
+        if route.request.url.endswith(".js"):
+            await route.fulfill(body=FAKE_SWAGGER_UI, content_type="text/javascript")
+        elif route.request.url.endswith(".css"):
+            await route.fulfill(body=".swagger-ui { color: #3b4151; }", content_type="text/css")
+        else:
+            await route.fulfill(status=404)
+
+    await tab.route("https://cdn.jsdelivr.net/**", cdn)
+    await tab.route("https://fastapi.tiangolo.com/**", lambda route: route.fulfill(status=404))
+    await tab.add_init_script(
+        "window.violations = [];"
+        " document.addEventListener('securitypolicyviolation',"
+        " e => window.violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    response = await tab.goto(f"{live_server}/docs")
+    assert response is not None and "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    await expect(tab.locator("#swagger-ui")).to_have_text(re.compile(r"^atende API "))
+    assert await tab.evaluate("window.violations") == []

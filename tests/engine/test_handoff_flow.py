@@ -6,6 +6,7 @@ do with it (assign, reply, hand back, resolve)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -506,6 +507,76 @@ async def test_when_the_team_opens_the_bot_stops_answering_a_ticket(
     assert (detail["state"], detail["ticket"]) == ("waiting_human", True)
 
 
+async def test_turning_the_setting_on_applies_to_conversations_already_waiting(
+    kb_company: CompanyCtx, clock: Clock
+) -> None:
+    """docs/HANDOFF.md promises the bot's help in any conversation waiting for the team while
+    it is closed: the setting is read when the customer writes, not stamped at the handoff."""
+    client = kb_company.client
+    await put_hours(client, OFFICE)
+    who = contact()
+    clock.at(local(1, 19))  # Wednesday, closed; the setting is off
+    handed = await ask(client, ASK_FOR_A_PERSON["pt"], contact=who)
+    cid = handed["conversation_id"]
+    assert handed["reply"]["text"] == told_closed("requested", "pt", "amanhã às 08:00")
+
+    await put_handoff(client, {"bot_answers_while_closed": True})
+    asked = await post(client, SHIPPING, contact=who)
+    assert asked["conversation_id"] == cid
+    answered = await bot_reply_to(client, cid, asked["message"]["id"], 10)
+    assert answered is not None, "the bot did not help a conversation that waited before the setting"
+    assert SHIPPING_ANSWER in answered["text"]
+    assert (await conversation(client, cid))["state"] == "waiting_human"
+
+    # and turned off, it stops at once in the conversations it was helping
+    await put_handoff(client, {"bot_answers_while_closed": False})
+    again = await post(client, "E para as capitais, qual o prazo de entrega?", contact=who)
+    assert await bot_reply_to(client, cid, again["message"]["id"], 1.5) is None
+
+
+async def test_a_conversation_queued_while_open_gets_the_bots_help_once_the_team_closes(
+    kb_company: CompanyCtx, clock: Clock
+) -> None:
+    client = kb_company.client
+    await put_hours(client, OFFICE)
+    await put_handoff(client, {"bot_answers_while_closed": True})
+    who = contact()
+    clock.at(local(1, 17, 50))  # Wednesday, open (nobody online: a ticket, told no time)
+    handed = await ask(client, ASK_FOR_A_PERSON["pt"], contact=who)
+    cid = handed["conversation_id"]
+    asked = await post(client, SHIPPING, contact=who)
+    assert await bot_reply_to(client, cid, asked["message"]["id"], 1.5) is None  # open: people answer
+
+    clock.at(local(1, 18, 30))  # closed now, still waiting
+    later = await post(client, "Qual o prazo de entrega para o interior do estado?", contact=who)
+    answered = await bot_reply_to(client, cid, later["message"]["id"], 10)
+    assert answered is not None and SHIPPING_ANSWER in answered["text"]
+
+
+async def test_a_message_the_bot_leaves_for_the_team_ends_the_wait_at_once(
+    kb_company: CompanyCtx, clock: Clock
+) -> None:
+    """With the setting on, a message to a waiting conversation queues a turn; when the turn
+    leaves it for people (the knowledge base does not cover it, or the team is open) it says
+    so, and `wait` returns at once instead of waiting for nothing (the widget, likewise,
+    stops showing "typing")."""
+    client = kb_company.client
+    await put_hours(client, OFFICE)
+    await put_handoff(client, {"bot_answers_while_closed": True})
+    who = contact()
+    clock.at(local(1, 19))  # Wednesday, closed
+    await ask(client, ASK_FOR_A_PERSON["pt"], contact=who)
+    for now in (local(1, 19, 5), local(2, 10)):  # closed, then Thursday open
+        clock.at(now)
+        started = asyncio.get_running_loop().time()
+        r = await client.post(
+            "/v1/messages?wait=10", json={"contact": {"external_id": who}, "text": UNANSWERABLE}
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["reply"] is None
+        assert asyncio.get_running_loop().time() - started < 5, now
+
+
 async def test_the_web_chat_shows_typing_for_a_ticket_the_bot_answers_while_closed(
     kb_company: CompanyCtx, clock: Clock
 ) -> None:
@@ -530,6 +601,38 @@ async def test_the_web_chat_shows_typing_for_a_ticket_the_bot_answers_while_clos
     answered = await bot_reply_to(client, chat["conversation_id"], second.json()["id"], 10)
     assert answered is not None
     assert SHIPPING_ANSWER in answered["text"]
+
+
+async def test_the_web_chat_hears_when_the_bot_leaves_a_message_for_the_team(
+    kb_company: CompanyCtx, clock: Clock
+) -> None:
+    """`awaiting_reply` says a turn runs; when it stays silent (not covered while closed) the
+    stream says `idle` for that message, so the widget's "typing" does not stay on forever."""
+    client = kb_company.client
+    await put_hours(client, OFFICE)
+    await put_handoff(client, {"bot_answers_while_closed": True})
+    clock.at(local(3, 20))  # Friday, closed
+    chat = (await client.post(f"/widget/v1/{kb_company.widget_key}/conversations")).json()
+    path = f"/widget/v1/{kb_company.widget_key}/conversations/{chat['conversation_id']}"
+    headers = {"X-Visitor-Token": chat["token"]}
+    first = await client.post(f"{path}/messages", json={"text": ASK_FOR_A_PERSON["pt"]}, headers=headers)
+    assert await bot_reply_to(client, chat["conversation_id"], first.json()["id"], 10) is not None
+    posted: list[dict[str, Any]] = []
+    idle: list[dict[str, Any]] = []
+    async with asyncio.timeout(10), client.stream("GET", f"{path}/events?token={chat['token']}") as stream:
+        event = ""
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line.partition(":")[2].strip()
+            elif line.startswith("data:") and event == "message" and not posted:
+                # the history is replayed: the stream is live, now write
+                r = await client.post(f"{path}/messages", json={"text": UNANSWERABLE}, headers=headers)
+                assert r.status_code == 201 and r.json()["awaiting_reply"] is True, r.text
+                posted.append(r.json())
+            elif line.startswith("data:") and event == "idle":
+                idle.append(json.loads(line.partition(":")[2]))
+                break
+    assert [e["message_id"] for e in idle] == [posted[0]["id"]]
 
 
 async def test_a_conversation_queued_again_waits_from_its_new_handoff(

@@ -219,7 +219,7 @@ async def test_a_companys_own_embeddings_endpoint_re_embeds_the_knowledge_base(
             },
         )
         assert r.status_code == 200, r.text
-        assert (r.json()["embeddings_model"], r.json()["embeddings_api_key_set"]) == (
+        assert (r.json()["embeddings"]["model"], r.json()["embeddings"]["api_key_set"]) == (
             "text-embedding-3-small",
             True,
         )
@@ -253,7 +253,7 @@ async def test_a_companys_own_embeddings_endpoint_re_embeds_the_knowledge_base(
 
     # back to the offline model: re-embedded with it again (CLI path: embed_missing)
     r = await company.client.put("/v1/company/assistant", json={"embeddings": None})
-    assert r.status_code == 200 and r.json()["embeddings_model"] is None
+    assert r.status_code == 200 and r.json()["embeddings"] is None
     embedder = embedder_for(runtime, None)
     assert embedder is not None
     await service.embed_missing(runtime.db, company.id, embedder)

@@ -10,7 +10,11 @@ import time
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.knowledge import service
 from atende.knowledge.chunking import chunk_blocks
 from atende.knowledge.parsed import Block
 from atende.knowledge.retrieval import FullTextRetriever
@@ -127,6 +131,89 @@ async def test_a_failed_new_version_leaves_the_previous_one_answering(
     async with runtime.db.transaction(company.id) as session:
         passages = await FullTextRetriever().retrieve(session, "prazo de entrega", 5)
     assert passages and "7 dias" in passages[0].text
+
+
+# the longest source there may be (1000 characters) whose last part is empty: the title
+# fell back to the whole source, too long for its column, and the document stayed `indexing`
+LONG_SOURCE = "manuais/" + "capitulo-" * 110 + "x/"
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["worker", "wait"])
+async def test_a_document_titled_after_a_long_source_is_indexed_with_a_title_that_fits(
+    company: CompanyCtx, wait: bool
+) -> None:
+    assert len(LONG_SOURCE) == 1000
+    r = await company.client.post(
+        "/v1/documents",
+        params={"wait": str(wait).lower()},
+        json={"source": LONG_SOURCE, "content": "Entregamos o pedido em até 7 dias úteis."},
+    )
+    assert r.status_code == (201 if wait else 202), r.text
+    document = await until_settled(company.client, r.json()["document"]["id"], [])
+    assert (document["status"], document["error"], document["chunk_count"]) == ("ready", None, 1)
+    title = document["title"]
+    assert len(title) <= 500 and title.endswith("…")
+    assert title.startswith("capitulo-capitulo-")  # the source's last named part, cut to fit
+
+
+@pytest.fixture
+def storing_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storing the chunks meets a database error whose statement and parameters hold text of
+    the document (as a real one would), like a value a column cannot hold."""
+    write_postings = service._write_postings
+
+    async def failing(session: AsyncSession, document_id: Any) -> None:
+        await write_postings(session, document_id)
+        await session.execute(
+            text("SELECT CAST(:secret AS varchar(3))::int"), {"secret": "texto-secreto-do-cliente"}
+        )
+
+    monkeypatch.setattr(service, "_write_postings", failing)
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["worker", "wait"])
+@pytest.mark.usefixtures("storing_fails")
+async def test_a_document_that_cannot_be_stored_fails_at_once_with_one_readable_line(
+    company: CompanyCtx, wait: bool
+) -> None:
+    r = await company.client.post(
+        "/v1/documents", params={"wait": str(wait).lower()}, json={"source": "entregas.md", "content": V1}
+    )
+    started = time.monotonic()
+    if wait:
+        assert r.status_code == 422, r.text
+        error = r.json()["detail"]
+        assert (await company.client.get("/v1/documents")).text == "[]"  # as if never sent
+    else:
+        assert r.status_code == 202, r.text
+        failed = await until_settled(company.client, r.json()["document"]["id"], [])
+        assert failed["status"] == "failed"
+        assert time.monotonic() - started < 5  # not after the job's retries (a minute)
+        error = failed["error"]
+        listed = (await company.client.get("/v1/documents")).json()
+        assert [d["error"] for d in listed] == [error]
+    assert "the document could not be stored" in error and "SQLSTATE 22" in error
+    for raw in ("SELECT", "[SQL", "parameters", "texto-secreto", "psycopg", "\n"):
+        assert raw not in error, error
+
+
+async def test_an_error_stored_whole_by_an_earlier_version_shows_as_its_first_line(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    r = await company.client.post("/v1/documents?wait=true", json={"source": "entregas.md", "content": V1})
+    document = r.json()["document"]
+    raw = (
+        "indexing failed: DataError: (psycopg.errors.StringDataRightTruncation) value too long for"
+        " type character varying(500)\n[SQL: UPDATE documents SET title=%(title)s::VARCHAR]\n"
+        "[parameters: {'title': 'texto do cliente'}]\n(Background on this error at: https://sqlalche.me/e/20/9h9h)"
+    )
+    async with runtime.db.transaction(company.id) as session:
+        await session.execute(
+            text("UPDATE documents SET status = 'failed', error = :raw WHERE id = :id"),
+            {"raw": raw, "id": document["id"]},
+        )
+    shown = (await company.client.get(f"/v1/documents/{document['id']}")).json()["error"]
+    assert shown == ("indexing failed: DataError: value too long for type character varying(500)")
 
 
 def test_long_sections_overlap_by_whole_sentences() -> None:

@@ -35,12 +35,8 @@ async def use_llm(company: CompanyCtx, fake: FakeOpenAI) -> None:
     assert r.status_code == 200, r.text
     assert r.json() == {
         "instructions": "Você é a Bia, da loja.",
-        "llm_base_url": fake.base_url,
-        "llm_model": "fake-model",
-        "llm_api_key_set": True,
-        "embeddings_base_url": None,
-        "embeddings_model": None,
-        "embeddings_api_key_set": False,
+        "llm": {"base_url": fake.base_url, "model": "fake-model", "api_key_set": True},
+        "embeddings": None,
     }
 
 
@@ -67,7 +63,7 @@ async def test_the_companys_llm_answers_from_its_knowledge_base_citing_it(
         stored = await session.scalar(select(Company.settings).where(Company.id == kb_company.id))
     assert stored is not None and "sk-company-secret" not in str(stored)  # encrypted at rest
     listed = await kb_company.client.get("/v1/company/assistant")
-    assert "sk-company-secret" not in listed.text and listed.json()["llm_api_key_set"] is True
+    assert "sk-company-secret" not in listed.text and listed.json()["llm"]["api_key_set"] is True
 
 
 async def test_the_conversation_so_far_goes_into_the_prompt(kb_company: CompanyCtx, fake: FakeOpenAI) -> None:
@@ -124,11 +120,34 @@ async def test_saving_the_endpoint_again_without_a_key_keeps_the_stored_key(
         "/v1/company/assistant",
         json={"instructions": "Seja breve.", "llm": {"base_url": fake.base_url, "model": "fake-model-2"}},
     )
-    assert r.status_code == 200 and r.json()["llm_api_key_set"] is True, r.text
+    assert r.status_code == 200 and r.json()["llm"]["api_key_set"] is True, r.text
     fake.script(answer("Aceitamos Pix [1]."))
     await ask(kb_company.client, "Vocês aceitam Pix?")
     assert fake.headers[-1]["authorization"] == "Bearer sk-company-secret"
     assert fake.requests[-1]["model"] == "fake-model-2"
+
+
+async def test_the_assistant_reads_in_the_shape_it_is_written_and_never_shows_the_key(
+    company: CompanyCtx, fake: FakeOpenAI
+) -> None:
+    """GET answers what PUT takes (nested `llm`), so a GET body edited and sent back works and
+    keeps the stored key, which only shows as `api_key_set`."""
+    await use_llm(company, fake)
+    read = await company.client.get("/v1/company/assistant")
+    assert read.status_code == 200, read.text
+    settings = read.json()
+    assert settings == {
+        "instructions": "Você é a Bia, da loja.",
+        "llm": {"base_url": fake.base_url, "model": "fake-model", "api_key_set": True},
+        "embeddings": None,
+    }
+    assert "sk-company-secret" not in read.text
+
+    settings["llm"]["model"] = "fake-model-2"
+    r = await company.client.put("/v1/company/assistant", json=settings)
+    assert r.status_code == 200, r.text
+    assert r.json() == {**settings, "llm": {**settings["llm"], "model": "fake-model-2"}}
+    assert (await company.client.get("/v1/company/assistant")).json() == r.json()
 
 
 async def test_removing_the_companys_llm_brings_back_the_extractive_answerer(
@@ -136,7 +155,7 @@ async def test_removing_the_companys_llm_brings_back_the_extractive_answerer(
 ) -> None:
     await use_llm(kb_company, fake)
     r = await kb_company.client.put("/v1/company/assistant", json={"instructions": "", "llm": None})
-    assert r.status_code == 200 and r.json()["llm_base_url"] is None
+    assert r.status_code == 200 and r.json()["llm"] is None
     asked = len(fake.requests)
     body = await ask(kb_company.client, "Vocês aceitam Pix?")
     assert (await last_trace(kb_company, body["conversation_id"]))["answerer"] == "extractive"
@@ -169,7 +188,7 @@ async def test_only_admins_set_the_assistant_and_bad_endpoints_are_refused(
     # nothing was stored: the documents API (which reads the endpoints) still works
     r = await company.client.post("/v1/documents", json={"source": "a.md", "content": "# A\n\nTexto."})
     assert r.status_code == 202, r.text
-    assert (await company.client.get("/v1/company/assistant")).json()["embeddings_model"] is None
+    assert (await company.client.get("/v1/company/assistant")).json()["embeddings"] is None
 
 
 async def test_a_companys_llm_on_a_private_address_is_refused_unless_allowed() -> None:

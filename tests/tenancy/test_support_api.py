@@ -465,6 +465,39 @@ async def test_handoff_settings_round_trip_and_reject_unknown_teams_and_empty_ke
         assert (await company.client.get("/v1/company/handoff")).json() == handoff, what
 
 
+async def test_a_put_of_one_handoff_setting_keeps_the_others(company: CompanyCtx) -> None:
+    """Turning the flag on with `{"bot_answers_while_closed": true}` (as docs/HANDOFF.md shows)
+    must not delete the company's rules or default team."""
+    await create_team(company.client, name="Jurídico", slug="juridico")
+    rules = [{"name": "legal", "keywords": ["procon", "advogado"], "team": "juridico"}]
+    r = await company.client.put(
+        "/v1/company/handoff", json={"rules": rules, "team": "juridico", "hand_off_on_repeat": False}
+    )
+    assert r.status_code == 200, r.text
+
+    r = await company.client.put("/v1/company/handoff", json={"bot_answers_while_closed": True})
+    assert r.status_code == 200, r.text
+    expected = {
+        "rules": rules,
+        "team": "juridico",
+        "bot_answers_while_closed": True,
+        "hand_off_on_repeat": False,
+    }
+    assert r.json() == expected
+    assert (await company.client.get("/v1/company/handoff")).json() == expected
+
+    # PATCH does the same; null clears the default team, [] removes every rule
+    r = await company.client.patch("/v1/company/handoff", json={"team": None})
+    assert r.status_code == 200, r.text
+    assert r.json() == {**expected, "team": None}
+    r = await company.client.put("/v1/company/handoff", json={"rules": []})
+    assert (await company.client.get("/v1/company/handoff")).json() == {**expected, "team": None, "rules": []}
+    # a refused change changes nothing
+    r = await company.client.put("/v1/company/handoff", json={"team": "nenhum", "hand_off_on_repeat": True})
+    assert r.status_code == 422, r.text
+    assert (await company.client.get("/v1/company/handoff")).json() == {**expected, "team": None, "rules": []}
+
+
 # teams
 
 

@@ -40,6 +40,8 @@ API_CHANNEL = "api"
 async def _wait_for_reply(
     tenant: Tenant, message_id: uuid.UUID, topic: str, seconds: float
 ) -> Message | None:
+    """The bot's reply to the message, once written; ``None`` after ``seconds``, or at once when
+    the turn says it leaves the message for people (``idle``)."""
     deadline = time.monotonic() + seconds
     with tenant.runtime.listener.subscribe(topic) as sub:
         while True:
@@ -48,7 +50,9 @@ async def _wait_for_reply(
             remaining = deadline - time.monotonic()
             if reply is not None or remaining <= 0:
                 return reply
-            await sub.next(timeout=min(remaining, 1.0))
+            note = await sub.next(timeout=min(remaining, 1.0))
+            if note is not None and note.get("kind") == "idle" and note.get("message_id") == str(message_id):
+                return None
 
 
 @router.post(

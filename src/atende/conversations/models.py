@@ -60,8 +60,8 @@ class Conversation(IdMixin, CompanyOwned, Base):
     language: Mapped[str | None] = mapped_column(String(5), nullable=True)
     visitor_token_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
     # the human side: which team's queue it waits in, who owns it, since when it waits, whether
-    # it waits as a ticket (handed off while closed or with nobody online) and whether the bot
-    # still answers knowledge-base questions meanwhile (a company setting, while closed)
+    # it waits as a ticket (handed off while closed or with nobody online). Whether the bot
+    # answers meanwhile is the company's setting as it is when the customer writes, not a stamp
     team_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("teams.id", ondelete="SET NULL"), nullable=True
     )
@@ -70,7 +70,6 @@ class Conversation(IdMixin, CompanyOwned, Base):
     )
     waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     ticket: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
-    bot_assists: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow
     )

@@ -48,8 +48,13 @@ class Received:
 
 
 def clean_text(text: str, max_chars: int) -> str:
-    """Strip a message; reject empty or over-long ones with a clear message."""
-    text = text.replace("\x00", "").strip()
+    """Strip a message; reject empty or over-long ones, and NUL bytes, with a clear message.
+
+    A NUL byte is refused rather than silently dropped: no text column can hold it, and a
+    caller whose message arrives changed without a word has a bug it never hears of."""
+    if "\x00" in text:
+        raise InvalidInput("text must not contain NUL bytes (\\u0000)")
+    text = text.strip()
     if not text:
         raise InvalidInput("text must not be empty or only whitespace")
     if len(text) > max_chars:
@@ -122,12 +127,12 @@ async def _record_transition(
     conversation.updated_at = datetime.now(UTC)
     if target in (State.bot, State.resolved):  # the human side of a handoff is over
         conversation.team_id = conversation.assignee_id = conversation.waiting_since = None
-        conversation.ticket = conversation.bot_assists = False
+        conversation.ticket = False
     elif target == State.waiting_human:  # (re)joins the queue: its wait starts now
         conversation.assignee_id = None
         conversation.waiting_since = now or conversation.updated_at
     elif target == State.human:
-        conversation.waiting_since, conversation.bot_assists = None, False
+        conversation.waiting_since = None
     return transition
 
 
@@ -159,8 +164,8 @@ async def start_visitor_conversation(
     )
 
 
-# the SQL function is migration 0004's; its OUT columns, in order, after outcome and state
-_RECEIVE = "SELECT * FROM atende_receive_message_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+# the SQL function is migration 0011's; its OUT columns, in order, after outcome, state, bot_turn
+_RECEIVE = "SELECT * FROM atende_receive_message_v3(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _MESSAGE_COLUMNS = (
     "id",
     "seq",
@@ -181,10 +186,11 @@ async def receive_inbound(
 ) -> Received:
     """Store a customer message once, reopen or open its conversation, enqueue the bot turn.
 
-    One round trip: ``atende_receive_message_v2`` (migrations 0004, 0007) dedupes by the channel's
-    message id, upserts the contact, locks or opens the conversation, stores the message,
-    reopens a resolved conversation, queues the bot turn (when the bot owns the
-    conversation) and the webhook deliveries, and notifies live listeners. Every statement
+    One round trip: ``atende_receive_message_v3`` (migrations 0004, 0007, 0011) dedupes by the
+    channel's message id, upserts the contact, locks or opens the conversation, stores the
+    message, reopens a resolved conversation, queues the bot turn (when the bot owns the
+    conversation, or it waits for a person and the company lets the bot help while the team
+    is closed: ``bot_may_answer``) and the webhook deliveries, and notifies live listeners. Every statement
     in it is scoped to ``company_id``. On a session's connection (``await
     session.connection()``) it joins that transaction; on ``Database.autocommit()`` it is
     one atomic statement.
@@ -298,7 +304,6 @@ async def hand_to_team(
     *,
     team_id: uuid.UUID | None,
     ticket: bool,
-    bot_assists: bool,
     reason: str,
     now: datetime,
     actor_type: str = "bot",
@@ -312,7 +317,7 @@ async def hand_to_team(
     await _record_transition(
         session, conversation, State.waiting_human, actor_type=actor_type, reason=reason, now=now
     )
-    conversation.team_id, conversation.ticket, conversation.bot_assists = team_id, ticket, bot_assists
+    conversation.team_id, conversation.ticket = team_id, ticket
     await _emit_state_change(session, jobs, conversation, previous, {"reason": reason, **(extra or {})})
     return conversation
 
@@ -445,11 +450,13 @@ async def bot_reply(session: AsyncSession, message_id: uuid.UUID) -> Message | N
     return reply
 
 
-def bot_answers(conversation: Conversation) -> bool:
-    """Whether the bot answers in this conversation: it owns it, or assists while it waits as
-    a ticket outside business hours (intake, ``atende_receive_message_v2``, decides alike)."""
+def bot_may_answer(conversation: Conversation, *, answers_while_closed: bool) -> bool:
+    """Whether a bot turn runs for a customer message in this conversation: the bot owns it,
+    or it waits for a person and the company's ``bot_answers_while_closed`` is on *now* (the
+    turn then answers only while the team is closed). Intake, ``atende_receive_message_v3``,
+    decides alike."""
     return conversation.state == State.bot.value or (
-        conversation.state == State.waiting_human.value and conversation.bot_assists
+        conversation.state == State.waiting_human.value and answers_while_closed
     )
 
 
@@ -468,6 +475,15 @@ async def list_messages(
         .limit(limit)
     )
     return list(rows)
+
+
+async def seq_of(session: AsyncSession, conversation_id: uuid.UUID, message_id: uuid.UUID) -> int | None:
+    """The ``seq`` of one of the conversation's messages (``None``: not one of its messages),
+    for clients that name a position by message id and must not see ``seq``."""
+    seq: int | None = await session.scalar(
+        select(Message.seq).where(Message.id == message_id, Message.conversation_id == conversation_id)
+    )
+    return seq
 
 
 async def messages_before(
@@ -533,12 +549,27 @@ def encode_cursor(conversation: Conversation) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
+BAD_CURSOR = "cursor is not valid: pass the next_cursor of a previous page, unchanged"
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position a ``next_cursor`` names. A cursor is the client's to keep, so anything
+    may come back: every part is checked for its type, and whatever is not what
+    ``encode_cursor`` wrote is one clear ``InvalidInput``, never a server error."""
     try:
-        stamp, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(stamp), uuid.UUID(ident)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("cursor is not valid: pass the next_cursor of a previous page") from exc
+        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
+        parts = json.loads(raw)
+    except (ValueError, TypeError) as exc:  # not ASCII, not base64, not UTF-8 JSON
+        raise InvalidInput(BAD_CURSOR) from exc
+    if not (isinstance(parts, list) and len(parts) == 2 and all(isinstance(p, str) for p in parts)):
+        raise InvalidInput(BAD_CURSOR)
+    try:
+        stamp, ident = datetime.fromisoformat(parts[0]), uuid.UUID(parts[1])
+    except ValueError as exc:
+        raise InvalidInput(BAD_CURSOR) from exc
+    if stamp.tzinfo is None:  # a naive instant would be read in the database session's zone
+        raise InvalidInput(BAD_CURSOR)
+    return stamp, ident
 
 
 async def list_conversations(

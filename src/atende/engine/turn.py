@@ -229,7 +229,6 @@ async def hand_off(
         conversation,
         team_id=routing.team_id,
         ticket=routing.ticket,
-        bot_assists=routing.bot_assists,
         reason=f"{reason}{note}"[:500],
         now=now,
         extra={"opens": routing.opens.isoformat() if routing.opens else None},
@@ -260,15 +259,16 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         if await conversations.bot_reply_exists(session, message_id):
             return "already_answered"
         conversation = await conversations.get_conversation(session, message.conversation_id)
-        if not conversations.bot_answers(conversation):
+        company = await tenancy.get_company(session, str(company_id))
+        if not conversations.bot_may_answer(conversation, answers_while_closed=_helps_while_closed(company)):
+            await _stay_silent(session, conversation, message_id)
             return "not_bot_state"
-        if conversation.state == State.waiting_human.value:
-            # a ticket the bot assists while closed: once the team is open, people answer it
-            company = await tenancy.get_company(session, str(company_id))
-            if not await _still_closed(session, runtime, conversation, company):
-                locked = await conversations.get_conversation(session, conversation.id, for_update=True)
-                locked.bot_assists = False
-                return "left_for_the_team"
+        if conversation.state == State.waiting_human.value and not await _still_closed(
+            session, runtime, conversation, company
+        ):
+            # waiting for a person while the team is open: people answer it
+            await _stay_silent(session, conversation, message_id)
+            return "left_for_the_team"
         # the message id lets a client ignore a "typing" that arrives after the reply itself
         await publish(session, str(conversation.id), "typing", message_id=str(message_id))
 
@@ -311,18 +311,20 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
             # that nobody (an agent, another run of this turn) changed it meanwhile. Writing the
             # conversation before this lock would deadlock with an intake waiting for it.
             conversation = await conversations.get_conversation(session, conversation.id, for_update=True)
-            if not conversations.bot_answers(conversation):
+            if not conversations.bot_may_answer(
+                conversation, answers_while_closed=_helps_while_closed(company)
+            ):
+                await _stay_silent(session, conversation, message_id)
                 return "not_bot_state"
             if await conversations.bot_reply_exists(session, message_id):
                 return "already_answered"
             conversation.language = turn.language
-            if conversation.state == State.waiting_human.value:
-                # a ticket waiting for the team: the bot only answers what it can, while closed
-                if not await _still_closed(session, runtime, conversation, company):
-                    conversation.bot_assists = False  # open again: people take it from here
-                    return "left_for_the_team"
-                if turn.decision != "answer":
-                    return "left_for_the_team"  # kept for the team, who answer when back
+            if conversation.state == State.waiting_human.value and (
+                # waiting for the team: the bot only answers what it knows, and only while closed
+                turn.decision != "answer" or not await _still_closed(session, runtime, conversation, company)
+            ):
+                await _stay_silent(session, conversation, message_id)  # kept for the team
+                return "left_for_the_team"
             if turn.decision == "handoff":
                 lead = turn.signal.lead if turn.signal else "evidence"
                 reply = await hand_off(
@@ -393,6 +395,17 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return turn.decision
+
+
+def _helps_while_closed(company: Company) -> bool:
+    """The company's ``bot_answers_while_closed``, read at each turn (not stamped at handoff)."""
+    return bool(hours.handoff_settings(company).get("bot_answers_while_closed"))
+
+
+async def _stay_silent(session: AsyncSession, conversation: Conversation, message_id: uuid.UUID) -> None:
+    """Tell live clients that the bot will not answer this message (a widget that showed
+    "typing" on intake's word stops, and ``wait`` returns): it is left for people."""
+    await publish(session, str(conversation.id), "idle", message_id=str(message_id))
 
 
 async def _still_closed(

@@ -102,7 +102,7 @@ async def create_document(
         return out
     runtime, company_id = tenant.runtime, tenant.principal.company_id
     embedder = embedder_for(runtime, await company_settings(runtime, company_id))
-    await service.index_pending(
+    await service.index_now(
         runtime.db, company_id, document.id, chunking=chunking(runtime), embedder=embedder
     )
     async with tenant.transaction() as session:

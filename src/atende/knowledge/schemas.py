@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class DocumentMeta(BaseModel):
@@ -76,6 +77,10 @@ class DocumentIn(BaseModel):
     meta: DocumentMeta = Field(default_factory=DocumentMeta)
 
 
+# a driver's class name in an error stored by an earlier version, "(psycopg.errors.X) "
+_DRIVER_PREFIX = re.compile(r"\((?:psycopg|sqlalchemy)[\w.]*\)\s*")
+
+
 class DocumentPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -85,12 +90,21 @@ class DocumentPublic(BaseModel):
     content_type: str
     language: str
     status: str
-    error: str | None
+    error: str | None = Field(description="Why the latest version failed: one line.")
     chunk_count: int
     content_hash: str
     meta: StoredDocumentMeta
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("error")
+    @classmethod
+    def _one_line(cls, error: str | None) -> str | None:
+        """Earlier versions stored a database error whole (its statement and parameters on
+        the lines after the first): only its first line is shown, without the driver's name."""
+        if not error:
+            return error
+        return _DRIVER_PREFIX.sub("", error.splitlines()[0]).strip()
 
 
 class IngestResultPublic(BaseModel):

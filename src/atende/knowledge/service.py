@@ -23,6 +23,8 @@ from typing import Any
 import structlog
 from sqlalchemy import cast, delete, func, literal, literal_column, select, text
 from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.scope import company_of, get_or_404
@@ -63,12 +65,66 @@ def _tsvector(title: str, section: str, body: str, lang: str) -> Any:
     return heading.op("||")(func.setweight(func.to_tsvector(cfg, fold(body)), literal_column("'B'")))
 
 
+TITLE_MAX = 500  # documents.title is varchar(500); a source may be 1000 characters
+
+
+def source_title(source: str) -> str:
+    """The title of a document that names none: the last part of its source
+    ("faq/entregas.md" → "entregas.md"; "https://loja.com/ajuda/" → "ajuda")."""
+    parts = [part for part in source.split("/") if part.strip()]
+    return parts[-1] if parts else source
+
+
+def fit_title(title: str) -> str:
+    """A title on one line that fits its column: a longer one is cut at a word boundary
+    (when there is one in its second half) and ends with an ellipsis."""
+    title = " ".join(title.split())
+    if len(title) <= TITLE_MAX:
+        return title
+    cut = title[: TITLE_MAX - 1]
+    space = cut.rfind(" ")
+    if space > TITLE_MAX // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+# SQLSTATEs a document's own content can cause, said in words (the raw message may quote values)
+_STORAGE_PROBLEMS = {
+    "22001": "a value is longer than its field allows",
+    "22021": "the text holds a character the database cannot store",
+    "22P05": "the text holds a character the database cannot store",
+    "54000": "a passage is too large to index",
+}
+
+
+def retryable(exc: BaseException) -> bool:
+    """A lost connection or a busy database: another attempt may pass (the job retries it)."""
+    if isinstance(exc, PoolTimeout | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Why indexing failed, in one line a tenant can read: atende's own messages as they are;
+    a database error by what it means and its SQLSTATE (never its statement or parameters,
+    which hold the document's text); anything else by its kind, details in the server log."""
+    if isinstance(exc, InvalidInput | EmbeddingUnavailable):
+        return " ".join(str(exc).split())
+    if retryable(exc):
+        return "the database was unavailable while the document was indexed; send it again"
+    if isinstance(exc, DBAPIError):
+        sqlstate = str(getattr(getattr(exc.orig, "diag", None), "sqlstate", None) or "")
+        problem = _STORAGE_PROBLEMS.get(sqlstate, "the database refused it")
+        return f"the document could not be stored: {problem} (SQLSTATE {sqlstate or 'unknown'})"
+    return f"an internal error stopped the indexing ({type(exc).__name__}); the server log has the details"
+
+
 def _prepare(
     data: bytes, kind: str, *, source: str, title: str | None, lang: str | None, chunking: Chunking
 ) -> tuple[str, str, list[ChunkDraft]]:
     """Parse, detect the language and chunk (pure, thread-safe): title, language, chunks."""
-    parsed = parse(data, kind, fallback_title=title or source.rsplit("/", 1)[-1])
-    doc_title = (title or parsed.title).strip()[:500] or source
+    parsed = parse(data, kind, fallback_title=title or source_title(source))
+    doc_title = fit_title((title or parsed.title).strip() or source_title(source))
     full_text = "\n".join(b.text for b in parsed.blocks)
     doc_lang = lang or language.detect(full_text[:2000], fallback="pt")[0]
     return doc_title, doc_lang, chunk_blocks(parsed.blocks, chunking.max_chars, chunking.overlap_chars)
@@ -128,7 +184,7 @@ async def submit(
         document = Document(
             id=uuid.uuid4(),
             source=source,
-            title=(title or source.rsplit("/", 1)[-1])[:500],
+            title=fit_title(title or source_title(source)),
             content_type=kind,
             language=lang or "",
             content_hash="",
@@ -175,7 +231,11 @@ async def index_pending(
 ) -> Document | None:
     """Index the document's waiting version, if any: ``indexing``, then ``ready`` (its chunks
     replaced atomically) or ``failed`` with the reason. ``None`` if nothing was waiting or a
-    newer version arrived meanwhile (its own job indexes that one)."""
+    newer version arrived meanwhile (its own job indexes that one).
+
+    Any error ends in ``failed`` with a readable reason (``describe_failure``), except a lost
+    connection or a busy database, which is raised for the indexing job to retry (its last
+    attempt marks the version failed); a caller that does not retry uses ``index_now``."""
     async with db.transaction(company_id) as session:
         upload = await session.get(DocumentUpload, document_id)
         if upload is None:
@@ -196,22 +256,74 @@ async def index_pending(
             advance = progress(f"embedding {source}", len(drafts)) if progress else None
             texts = [passage_text(doc_title, d.section, d.text) for d in drafts]
             vectors = await embedder.passages(texts, advance)
-    except (InvalidInput, EmbeddingUnavailable) as exc:
-        return await _finish_failed(db, company_id, document_id, requested_at, str(exc))
-    async with db.transaction(company_id) as session:
-        await _lock_source(session, source)
-        upload = await session.get(DocumentUpload, document_id, with_for_update=True, populate_existing=True)
-        if upload is None or upload.requested_at != requested_at:
-            return None
-        document = await get_or_404(session, Document, document_id, "document", for_update=True)
-        model = embedder.model if embedder is not None else None
-        await _replace_chunks(session, document, doc_title, doc_lang, drafts, vectors, model)
-        document.content_type = kind
-        document.content_hash = digest
-        document.status = "ready"
-        document.error = None
-        await session.delete(upload)
-        return document
+    except Exception as exc:  # a parser's or embedder's failure: the same again next time
+        if retryable(exc):
+            raise
+        _log_failure(document_id, exc)
+        return await _finish_failed(db, company_id, document_id, requested_at, describe_failure(exc))
+    try:
+        async with db.transaction(company_id) as session:
+            await _lock_source(session, source)
+            upload = await session.get(
+                DocumentUpload, document_id, with_for_update=True, populate_existing=True
+            )
+            if upload is None or upload.requested_at != requested_at:
+                return None
+            document = await get_or_404(session, Document, document_id, "document", for_update=True)
+            model = embedder.model if embedder is not None else None
+            await _replace_chunks(session, document, doc_title, doc_lang, drafts, vectors, model)
+            document.content_type = kind
+            document.content_hash = digest
+            document.status = "ready"
+            document.error = None
+            await session.delete(upload)
+            return document
+    except Exception as exc:  # rolled back: the previous version, if any, still answers
+        if retryable(exc):
+            raise
+        _log_failure(document_id, exc)
+        return await _finish_failed(db, company_id, document_id, requested_at, describe_failure(exc))
+
+
+def _log_failure(document_id: uuid.UUID, exc: BaseException) -> None:
+    """An unexpected failure, for the operators: a database error by its own message (not its
+    parameters: the document's text), anything else with its traceback."""
+    if isinstance(exc, InvalidInput | EmbeddingUnavailable):
+        return
+    if isinstance(exc, DBAPIError):
+        diag = getattr(exc.orig, "diag", None)
+        log.error(
+            "knowledge.index_error",
+            document_id=str(document_id),
+            sqlstate=getattr(diag, "sqlstate", None),
+            reason=getattr(diag, "message_primary", None),
+        )
+    else:
+        log.error("knowledge.index_error", document_id=str(document_id), exc_info=exc)
+
+
+async def index_now(
+    db: Database,
+    company_id: uuid.UUID,
+    document_id: uuid.UUID,
+    *,
+    chunking: Chunking,
+    embedder: Embedder | None,
+    progress: Progress | None = None,
+) -> Document | None:
+    """``index_pending`` for a caller that waits for it (``wait=true``, the CLI, the demo):
+    nothing will retry it, so an error a job would retry also marks the version ``failed``
+    (when the database lets it), and is then raised; it never stays ``indexing``."""
+    try:
+        return await index_pending(
+            db, company_id, document_id, chunking=chunking, embedder=embedder, progress=progress
+        )
+    except Exception as exc:
+        try:
+            await fail_pending(db, company_id, document_id, describe_failure(exc))
+        except Exception as again:  # the database is still away: the caller hears of the first
+            log.warning("knowledge.fail_pending_failed", document_id=str(document_id), error=repr(again))
+        raise
 
 
 async def _finish_failed(
@@ -225,7 +337,7 @@ async def _finish_failed(
             return None
         document = await get_or_404(session, Document, document_id, "document", for_update=True)
         document.status = "failed"
-        document.error = reason[:2000]
+        document.error = " ".join(reason.split())[:2000]  # one line
         await session.delete(upload)
         log.info("knowledge.index_failed", document_id=str(document_id), reason=reason)
         return document
@@ -393,7 +505,7 @@ async def ingest(
         )
     if not submitted.changed or submitted.document.status != "queued":
         return submitted
-    document = await index_pending(
+    document = await index_now(
         db, company_id, submitted.document.id, chunking=chunking, embedder=embedder, progress=progress
     )
     if document is None:

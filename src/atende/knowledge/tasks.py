@@ -42,9 +42,7 @@ async def index_document(context: procrastinate.JobContext, company_id: str, doc
             )
         except Exception as exc:
             if context.job is not None and context.job.attempts >= (RETRY.max_attempts or 0):
-                await service.fail_pending(
-                    runtime.db, company, document, f"indexing failed: {type(exc).__name__}: {exc}"
-                )
+                await service.fail_pending(runtime.db, company, document, service.describe_failure(exc))
             raise
         return "nothing waiting" if done is None else done.status
 

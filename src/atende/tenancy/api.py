@@ -55,7 +55,13 @@ class LLMEndpointIn(BaseModel):
         return value
 
     api_key: str | None = Field(
-        default=None, max_length=500, description="Stored encrypted; never shown again."
+        default=None,
+        max_length=500,
+        description='Stored encrypted; never shown again. Left out: the stored key is kept; `""`: removed.',
+    )
+    api_key_set: bool | None = Field(
+        default=None,
+        description="Read-only, as `GET` shows it: ignored here, so that a `GET` body can be sent back.",
     )
 
 
@@ -92,27 +98,54 @@ class AssistantIn(BaseModel):
     )
 
 
+class EndpointOut(BaseModel):
+    """An endpoint as `PUT` takes it, its key write-only: only whether one is stored."""
+
+    base_url: str
+    model: str
+    api_key_set: bool
+
+
 class AssistantOut(BaseModel):
+    """The assistant's settings in the shape `PUT` takes (`GET` → edit → `PUT` works)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "instructions": "Você é a Bia, da Loja Exemplo. Trate o cliente por você.",
+                    "llm": {
+                        "base_url": "https://api.openai.com/v1",
+                        "model": "gpt-4o-mini",
+                        "api_key_set": True,
+                    },
+                    "embeddings": None,
+                }
+            ]
+        }
+    )
     instructions: str
-    llm_base_url: str | None
-    llm_model: str | None
-    llm_api_key_set: bool
-    embeddings_base_url: str | None = None
-    embeddings_model: str | None = None
-    embeddings_api_key_set: bool = False
+    llm: EndpointOut | None = Field(description="The company's own LLM endpoint; null: the deployment's.")
+    embeddings: EndpointOut | None = Field(
+        description="The company's own embeddings endpoint; null: the deployment's offline model."
+    )
+
+
+def _endpoint_out(stored: dict[str, Any] | None) -> EndpointOut | None:
+    if not stored or not stored.get("base_url"):
+        return None
+    return EndpointOut(
+        base_url=str(stored["base_url"]),
+        model=str(stored.get("model", "")),
+        api_key_set=bool(stored.get("api_key")),
+    )
 
 
 def _assistant_out(settings: dict[str, Any]) -> AssistantOut:
-    llm = settings.get("llm") or {}
-    embeddings = settings.get("embeddings") or {}
     return AssistantOut(
         instructions=str(settings.get("instructions", "")),
-        llm_base_url=llm.get("base_url"),
-        llm_model=llm.get("model"),
-        llm_api_key_set=bool(llm.get("api_key")),
-        embeddings_base_url=embeddings.get("base_url"),
-        embeddings_model=embeddings.get("model"),
-        embeddings_api_key_set=bool(embeddings.get("api_key")),
+        llm=_endpoint_out(settings.get("llm")),
+        embeddings=_endpoint_out(settings.get("embeddings")),
     )
 
 
@@ -145,9 +178,12 @@ async def _endpoint(
 
 @router.put("/company/assistant", response_model=AssistantOut)
 async def put_assistant(body: AssistantIn, tenant: AdminTenant) -> AssistantOut:
-    """Set the assistant's instructions and (or, with `null`, remove) the company's own LLM and
-    embeddings endpoints. A different embeddings model re-embeds the knowledge base in the
-    background; until a chunk is re-embedded it is found by full-text search only."""
+    """Replace the assistant's settings: the instructions and the company's own LLM and
+    embeddings endpoints (one left out, or `null`, is removed; an endpoint's `api_key` left
+    out keeps the stored key). It answers, as `GET` does, in the shape it takes, so a `GET`
+    body edited and sent back changes only what was edited. A different embeddings model
+    re-embeds the knowledge base in the background; until a chunk is re-embedded it is
+    found by full-text search only."""
     async with tenant.transaction() as session:
         company = await service.get_company(session, str(tenant.principal.company_id), for_update=True)
         current = dict(company.settings or {})

@@ -137,16 +137,23 @@ async def store_closures(session: AsyncSession, company_id: uuid.UUID, imported:
     return stored
 
 
-async def save_handoff_settings(
-    session: AsyncSession, company_id: uuid.UUID, handoff: dict[str, Any]
-) -> None:
-    for i, rule in enumerate(handoff.get("rules") or []):
+async def update_handoff_settings(
+    session: AsyncSession, company_id: uuid.UUID, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Change the handoff settings named in ``changes``; the others keep their stored values
+    (a client that sends only the flag it means to turn on must not lose the company's
+    rules). ``None`` clears a setting. The teams named by the changes must exist. Returns
+    the settings as stored."""
+    for i, rule in enumerate(changes.get("rules") or []):
         if rule.get("team"):
             await get_team(session, rule["team"], field=f"rules[{i}].team")
-    if handoff.get("team"):
-        await get_team(session, handoff["team"], field="team")
-    company = await get_company(session, str(company_id), for_update=True)
-    company.settings = {**(company.settings or {}), "handoff": handoff}
+    if changes.get("team"):
+        await get_team(session, changes["team"], field="team")
+    company = await get_company(session, str(company_id), for_update=True)  # no lost update
+    merged = {**handoff_settings(company), **changes}
+    stored = {key: value for key, value in merged.items() if value is not None}
+    company.settings = {**(company.settings or {}), "handoff": stored}
+    return stored
 
 
 # teams

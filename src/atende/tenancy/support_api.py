@@ -197,33 +197,69 @@ class RuleIn(_Strict):
 
 
 class HandoffIn(_Strict):
-    rules: list[RuleIn] = Field(default=[], max_length=100)
-    team: str | None = Field(default=None, max_length=80, description="The queue handoffs join by default.")
+    """The handoff settings. A `PUT` changes only the fields it sends: a field left out keeps
+    its stored value (the defaults shown are those of a company that never set it)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"bot_answers_while_closed": True},
+                {
+                    "rules": [{"name": "legal", "keywords": ["procon", "advogado"], "team": "juridico"}],
+                    "team": "atendimento",
+                    "bot_answers_while_closed": True,
+                    "hand_off_on_repeat": True,
+                },
+            ]
+        },
+    )
+    rules: list[RuleIn] = Field(
+        default=[], max_length=100, description="Replaces every rule when sent; `[]` removes them all."
+    )
+    team: str | None = Field(
+        default=None, max_length=80, description="The queue handoffs join by default; `null`: the company's."
+    )
     bot_answers_while_closed: bool = Field(
         default=False,
         description="While the team is closed, the bot keeps answering what the knowledge base "
-        "covers in conversations waiting for a person.",
+        "covers in conversations waiting for a person (those already waiting too).",
     )
     hand_off_on_repeat: bool = Field(
         default=True, description="A customer repeating a question the bot answered goes to a person."
     )
 
 
+def _handoff_out(stored: dict[str, Any]) -> HandoffIn:
+    return HandoffIn.model_validate({k: v for k, v in stored.items() if k in HandoffIn.model_fields})
+
+
 @router.get("/company/handoff", response_model=HandoffIn, summary="Handoff rules")
 async def get_handoff(tenant: ViewerTenant) -> HandoffIn:
     async with tenant.transaction() as session:
         company = await get_company(session, str(tenant.principal.company_id))
-        stored = service.handoff_settings(company)
-        return HandoffIn.model_validate({k: v for k, v in stored.items() if k in HandoffIn.model_fields})
+        return _handoff_out(service.handoff_settings(company))
 
 
-@router.put("/company/handoff", response_model=HandoffIn, summary="Replace the handoff rules")
+@router.put("/company/handoff", response_model=HandoffIn, summary="Change the handoff settings")
 async def put_handoff(body: HandoffIn, tenant: AdminTenant) -> HandoffIn:
+    """Change the fields sent; those left out keep their stored values (`{"bot_answers_while_closed":
+    true}` keeps the rules). `rules`, when sent, replaces every rule; `"team": null` clears
+    the default team. Answers the settings as stored. `PATCH` does the same."""
     async with tenant.transaction() as session:
-        await service.save_handoff_settings(
-            session, tenant.principal.company_id, body.model_dump(mode="json", exclude_none=True)
+        stored = await service.update_handoff_settings(
+            session, tenant.principal.company_id, body.model_dump(mode="json", exclude_unset=True)
         )
-    return body
+    return _handoff_out(stored)
+
+
+router.add_api_route(
+    "/company/handoff",
+    put_handoff,
+    methods=["PATCH"],
+    response_model=HandoffIn,
+    summary="Change the handoff settings (as PUT)",
+)
 
 
 # teams

@@ -2,32 +2,40 @@
 
 A visitor is anonymous: starting a conversation returns a random token that the widget
 keeps (in ``localStorage``) and presents on every call; only its keyed hash is stored.
-Replies arrive over Server-Sent Events; each event id is the message ``seq``, so a
+Replies arrive over Server-Sent Events; each event id is the message's id, so a
 reconnecting ``EventSource`` (``Last-Event-ID``) resumes exactly after the last message it
 saw: nothing lost, nothing repeated.
+
+Visitors see a message as ``VisitorMessage``: what it says, who wrote it (``author``) and
+the sources it cites, and whether a bot reply answered or handed the chat to people. Not
+what the company's API shows: the platform-wide ``seq`` (which tells how busy the whole
+platform is), who of the team answered (``meta.agent_id``: a key prefix or a user id), the
+bot's confidence.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from atende.channels.webchat.limits import limits_for
 from atende.conversations import service as conversations
-from atende.conversations.schemas import InboundMessage, MessagePublic
+from atende.conversations.models import Message
+from atende.conversations.schemas import InboundMessage
 from atende.errors import NotFound, Unauthorized
 from atende.observability import metrics
 from atende.runtime import Runtime
@@ -57,7 +65,55 @@ class VisitorMessageIn(BaseModel):
     client_id: str | None = Field(default=None, max_length=100, description="Dedupe id from the widget.")
 
 
-class VisitorMessageOut(MessagePublic):
+class VisitorCitation(BaseModel):
+    title: str
+    section: str
+
+
+class VisitorMeta(BaseModel):
+    citations: list[VisitorCitation] = Field(default=[], description="The sources of a bot answer.")
+    decision: Literal["answer", "handoff"] | None = Field(
+        default=None, description="A bot reply's: it answered, or handed the chat to people."
+    )
+
+
+class VisitorMessage(BaseModel):
+    """A message as the visitor sees it (their own, the bot's, the team's)."""
+
+    id: uuid.UUID = Field(description="Also the message's position: `after` and `Last-Event-ID` take it.")
+    conversation_id: uuid.UUID
+    author: Literal["customer", "bot", "agent", "system"]
+    text: str
+    language: str | None
+    reply_to_id: uuid.UUID | None
+    meta: VisitorMeta
+    created_at: datetime
+
+
+def as_visitor_message(message: Message) -> VisitorMessage:
+    meta = message.meta or {}
+    citations = meta.get("citations") or []
+    decision = meta.get("decision") if message.author == "bot" else None
+    return VisitorMessage(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        author=message.author,
+        text=message.text,
+        language=message.language,
+        reply_to_id=message.reply_to_id,
+        meta=VisitorMeta(
+            citations=[
+                VisitorCitation(title=str(c.get("title", "")), section=str(c.get("section", "")))
+                for c in citations
+                if isinstance(c, dict)
+            ],
+            decision=decision if decision in ("answer", "handoff") else None,
+        ),
+        created_at=message.created_at,
+    )
+
+
+class VisitorMessageOut(VisitorMessage):
     awaiting_reply: bool = Field(description="The bot is answering this message (show 'typing').")
 
 
@@ -130,8 +186,18 @@ async def widget_css() -> FileResponse:
     )
 
 
+@router.get("/demo.css", include_in_schema=False)
+async def demo_css() -> FileResponse:
+    return FileResponse(STATIC / "demo.css", media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+
 @router.get("/demo", include_in_schema=False, response_class=HTMLResponse)
 async def demo_page(runtime: RuntimeDep, company: str = Query("loja-exemplo", max_length=80)) -> HTMLResponse:
+    """The web chat on a page of its own, for ``atende demo`` (``ATENDE_DEMO``) only: it names
+    any company by its slug and shows its widget key, which a production server must not
+    confirm to whoever asks. Elsewhere it is a 404 like any path that does not exist."""
+    if not runtime.settings.demo:
+        raise HTTPException(404)
     async with runtime.db.transaction() as session:
         try:
             found = await tenancy.get_company(session, company)
@@ -163,20 +229,43 @@ async def start_conversation(widget_key: str, request: Request, runtime: Runtime
     return ConversationStarted(conversation_id=conversation.id, token=token)
 
 
+AFTER = Query(
+    None,
+    description="The id of the last message you have: only later ones. An id that is not one of "
+    "this conversation's messages (any more) gives them all.",
+)
+
+
+async def _position(session: AsyncSession, conversation_id: uuid.UUID, after: uuid.UUID | str | None) -> int:
+    """Where ``after`` (a message id, or an ``EventSource``'s ``Last-Event-ID``) stands in the
+    conversation; anything else is the start (the widget ignores a message it already has)."""
+    if isinstance(after, str):
+        try:
+            after = uuid.UUID(after)
+        except ValueError:
+            return 0
+    if after is None:
+        return 0
+    return await conversations.seq_of(session, conversation_id, after) or 0
+
+
 @router.get(
-    "/widget/v1/{widget_key}/conversations/{conversation_id}/messages", response_model=list[MessagePublic]
+    "/widget/v1/{widget_key}/conversations/{conversation_id}/messages",
+    response_model=list[VisitorMessage],
 )
 async def visitor_history(
     widget_key: str,
     conversation_id: uuid.UUID,
     runtime: RuntimeDep,
     x_visitor_token: Annotated[str | None, Header()] = None,
-    after: int = Query(0, ge=0, le=2**62),
-) -> list[MessagePublic]:
+    after: uuid.UUID | None = AFTER,
+) -> list[VisitorMessage]:
+    """The conversation so far (up to 500 messages), oldest first."""
     visitor = await _visitor(runtime, widget_key, conversation_id, x_visitor_token)
     async with runtime.db.transaction(visitor.company_id) as session:
-        rows = await conversations.list_messages(session, conversation_id, after_seq=after, limit=500)
-        return [MessagePublic.model_validate(m) for m in rows]
+        start = await _position(session, conversation_id, after)
+        rows = await conversations.list_messages(session, conversation_id, after_seq=start, limit=500)
+        return [as_visitor_message(m) for m in rows]
 
 
 @router.post(
@@ -215,13 +304,11 @@ async def visitor_message(
         )
     if not received.duplicate:
         metrics.MESSAGES_RECEIVED.labels(CHANNEL).inc()
-    return VisitorMessageOut(
-        **MessagePublic.model_validate(received.message).model_dump(), awaiting_reply=awaiting
-    )
+    return VisitorMessageOut(**as_visitor_message(received.message).model_dump(), awaiting_reply=awaiting)
 
 
-def _event(message: MessagePublic) -> dict[str, Any]:
-    return {"id": str(message.seq), "event": "message", "data": message.model_dump_json()}
+def _event(message: Message) -> dict[str, Any]:
+    return {"id": str(message.id), "event": "message", "data": as_visitor_message(message).model_dump_json()}
 
 
 @router.get("/widget/v1/{widget_key}/conversations/{conversation_id}/events")
@@ -231,15 +318,19 @@ async def visitor_events(
     request: Request,
     runtime: RuntimeDep,
     token: str | None = Query(None, max_length=200),
-    after: int = Query(0, ge=0, le=2**62),
-    last_event_id: Annotated[str | None, Header()] = None,
+    after: uuid.UUID | None = AFTER,
+    last_event_id: Annotated[str | None, Header(max_length=100)] = None,
 ) -> EventSourceResponse:
-    """Live stream of the conversation: `message` (id = seq), `typing` and `state` events, and
-    `draft` (an answer as a streaming LLM writes it; the `message` that follows replaces it)."""
+    """Live stream of the conversation: `message` (id = the message's id), `typing` and `state`
+    events, `idle` (the bot leaves the message `message_id` for people: stop showing
+    "typing"), and `draft` (an answer as a streaming LLM writes it; the `message` that
+    follows replaces it). A reconnect resumes after `Last-Event-ID`, else after `after`."""
     visitor = await _visitor(runtime, widget_key, conversation_id, token)
-    cursor = after
-    if last_event_id and re.fullmatch(r"[0-9]{1,18}", last_event_id):
-        cursor = max(cursor, int(last_event_id))
+    async with runtime.db.transaction(visitor.company_id) as session:
+        cursor = max(
+            await _position(session, conversation_id, after),
+            await _position(session, conversation_id, last_event_id),
+        )
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         nonlocal cursor
@@ -251,13 +342,12 @@ async def visitor_events(
                             session, conversation_id, after_seq=cursor, limit=PAGE
                         )
                     for row in rows:
-                        message = MessagePublic.model_validate(row)
-                        cursor = message.seq
-                        yield _event(message)
+                        cursor = row.seq
+                        yield _event(row)
                     if len(rows) < PAGE:
                         break
                 note = await sub.next(timeout=15.0)
-                while note is not None and note.get("kind") in ("typing", "state", "draft"):
+                while note is not None and note.get("kind") in ("typing", "idle", "state", "draft"):
                     yield {
                         "event": note["kind"],
                         "data": json.dumps({k: v for k, v in note.items() if k != "topic"}),

@@ -23,9 +23,9 @@
   var t = TEXT[lang] || TEXT.pt;
   var storeKey = "atende:" + key;
   var state = load();
-  var seen = {};
+  var seen = {};  // message id -> true once shown
   var answered = {};  // customer message id -> true once its reply is shown
-  var lastSeq = 0;
+  var lastId = "";  // the last message of the history: the stream starts after it
   var source = null;
 
   function load() {
@@ -100,10 +100,10 @@
   }
 
   function render(m) {
-    if (seen[m.seq]) { return; }
-    seen[m.seq] = true;
-    lastSeq = Math.max(lastSeq, m.seq);
-    var item = el("li", { "class": "atende-msg atende-" + m.author, "data-seq": String(m.seq) });
+    if (seen[m.id]) { return; }
+    seen[m.id] = true;
+    var at = Date.parse(m.created_at) || 0;
+    var item = el("li", { "class": "atende-msg atende-" + m.author, "data-id": m.id, "data-at": String(at) });
     item.appendChild(el("p", { "class": "atende-text" }, m.text));
     var cites = (m.meta && m.meta.citations) || [];
     if (cites.length) {
@@ -111,10 +111,12 @@
       src.textContent = t.sources + ": " + cites.map(citationLabel).join("; ");
       item.appendChild(src);
     }
-    // keep the log in seq order even if events arrive out of order
+    // the server sends messages in order; one shown out of band (the visitor's own, as
+    // posted) goes before any later one already shown
     var after = null;
     Array.prototype.forEach.call(log.children, function (child) {
-      if (!after && Number(child.getAttribute("data-seq")) > m.seq) { after = child; }
+      var time = child.getAttribute("data-at");
+      if (!after && time !== null && Number(time) > at) { after = child; }
     });
     log.insertBefore(item, after);
     if (m.reply_to_id) { answered[m.reply_to_id] = true; dropDraft(m.reply_to_id); }
@@ -161,13 +163,20 @@
   function listen() {
     if (source || !state) { return; }
     var url = base + "/widget/v1/" + encodeURIComponent(key) + "/conversations/" + state.conversation_id +
-      "/events?token=" + encodeURIComponent(state.token) + "&after=" + lastSeq;
+      "/events?token=" + encodeURIComponent(state.token) + (lastId ? "&after=" + encodeURIComponent(lastId) : "");
     source = new EventSource(url);
     source.addEventListener("message", function (e) { render(JSON.parse(e.data)); });
     source.addEventListener("typing", function (e) {
       var data = {};
       try { data = JSON.parse(e.data); } catch (err) { data = {}; }
       if (!answered[data.message_id]) { typing.removeAttribute("hidden"); }
+    });
+    source.addEventListener("idle", function (e) {
+      // the bot leaves this message for people: nobody is typing
+      var data = {};
+      try { data = JSON.parse(e.data); } catch (err) { data = {}; }
+      if (data.message_id) { answered[data.message_id] = true; }
+      typing.setAttribute("hidden", "");
     });
     source.addEventListener("draft", function (e) {
       try { showDraft(JSON.parse(e.data)); } catch (err) { /* a malformed draft is skipped */ }
@@ -180,11 +189,12 @@
   function history() {
     return api("/conversations/" + state.conversation_id + "/messages").then(function (items) {
       items.forEach(render);
+      if (items.length) { lastId = items[items.length - 1].id; }
       listen();
     }).catch(function (err) {
       // forget the conversation only when the server says it is gone, not on a network blip
       if (err.status === 401 || err.status === 404) { state = null; window.localStorage.removeItem(storeKey); }
-      else { listen(); }  // the stream (after=0) replays what the history could not load
+      else { listen(); }  // the stream (no after) replays what the history could not load
     });
   }
 

@@ -1,0 +1,53 @@
+"""docs/API.md describes the API there is: the query parameters of the listing routes, the
+bodies of agent replies and state changes, reading and deleting documents, and a readiness
+example at this release's newest migration."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI
+
+from atende.db.migrate import head_revision
+from tests.conftest import ROOT
+
+API_MD = (ROOT / "docs" / "API.md").read_text()
+
+
+def named(name: str) -> bool:
+    return f"`{name}`" in API_MD or f"{name}=" in API_MD
+
+
+def test_the_listing_routes_parameters_are_all_described(live_app: FastAPI) -> None:
+    paths = live_app.openapi()["paths"]
+    for path in ("/v1/conversations", "/v1/conversations/{conversation_id}/messages"):
+        parameters = [p["name"] for p in paths[path]["get"]["parameters"] if p["in"] == "query"]
+        assert parameters, path
+        assert [p for p in parameters if not named(p)] == [], path
+    assert named("next_cursor")
+
+
+def test_the_bodies_of_replies_and_state_changes_are_described(live_app: FastAPI) -> None:
+    schemas = live_app.openapi()["components"]["schemas"]
+    for schema in ("AgentReplyIn", "StateChangeIn", "HandoffIn"):
+        fields = list(schemas[schema]["properties"])
+        assert [f for f in fields if not named(f)] == [], schema
+    for route in ("/replies", "/state", "/handback", "/resolve", "/assign"):
+        assert f"/v1/conversations/{{id}}{route}" in API_MD or f"`{route}`" in API_MD, route
+
+
+def test_reading_and_deleting_documents_is_described(live_app: FastAPI) -> None:
+    for route in (
+        "GET /v1/documents`",
+        "GET /v1/documents/{id}`",
+        "GET /v1/documents/{id}/chunks`",
+        "DELETE /v1/documents/{id}`",
+    ):
+        assert route in API_MD, route
+    fields = list(live_app.openapi()["components"]["schemas"]["DocumentPublic"]["properties"])
+    assert [f for f in fields if not named(f)] == []
+
+
+def test_the_readiness_example_is_at_the_newest_migration() -> None:
+    [shown] = re.findall(r'"migrations": \{"ok": true, "detail": "at (\w+)"\}', API_MD)
+    assert shown == head_revision()
