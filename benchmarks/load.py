@@ -362,6 +362,12 @@ def atende_env(args: argparse.Namespace, url: str, secret_key: str, port: int | 
         "ATENDE_LOG_JSON": "true",
         "ATENDE_DEMO": "false",
         "ATENDE_HOST": "127.0.0.1",
+        # every simulated visitor comes from 127.0.0.1 and one widget key: the web chat's
+        # per-address and per-site limits (meant for one real address or site flooding)
+        # would measure themselves, not the system; each visitor's own limit stays on
+        "ATENDE_WEBCHAT_ADDRESS_RATE": "off",
+        "ATENDE_WEBCHAT_ADDRESS_CONVERSATIONS_RATE": "off",
+        "ATENDE_WEBCHAT_WIDGET_RATE": "off",
     }
     if port is not None:
         env |= {"ATENDE_PORT": str(port), "ATENDE_PUBLIC_URL": f"http://127.0.0.1:{port}"}
