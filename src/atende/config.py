@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 (the documented development default)
 # a rate limit: N requests at once, then N per S seconds ("10/10s"), or "off"
 RATE_PATTERN = r"^(off|[1-9][0-9]{0,6}/[1-9][0-9]{0,5}s)$"
+# longest time an endpoint's old webhook secret keeps signing after a rotation (30 days)
+WEBHOOK_MAX_GRACE_SECONDS = 30 * 86400
 
 
 class Settings(BaseSettings):
@@ -278,6 +280,14 @@ class Settings(BaseSettings):
     webhook_disable_after_failures: int = Field(
         default=20,
         description="Consecutive failed deliveries after which an endpoint is disabled.",
+    )
+    webhook_secret_grace_seconds: int = Field(
+        default=86400,
+        ge=0,
+        le=WEBHOOK_MAX_GRACE_SECONDS,
+        description="After `POST /v1/webhooks/{id}/rotate-secret`, seconds the old secret keeps "
+        "signing deliveries next to the new one (unless the request gives `grace_seconds`; at most "
+        "30 days). 0: the old secret stops at once.",
     )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",

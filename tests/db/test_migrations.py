@@ -110,3 +110,31 @@ def test_conversations_already_waiting_for_a_person_get_their_waiting_time(pg_ur
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         rows = dict(conn.execute("SELECT state, waiting_since = updated_at FROM conversations").fetchall())
         assert rows == {"waiting_human": True, "bot": None}
+
+
+def test_webhook_endpoints_registered_before_0013_keep_the_legacy_signature(pg_url: str) -> None:
+    """0013 leaves the endpoints that exist on the ``atende`` scheme (their receivers check
+    ``X-Atende-Signature``); endpoints registered afterwards sign the standard way."""
+    url = make_database(pg_url, f"atende_webhook_schemes_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0012")
+    insert_endpoint = (
+        "INSERT INTO webhook_endpoints (id, created_at, company_id, url, secret_encrypted, events, enabled,"
+        " consecutive_failures) VALUES (gen_random_uuid(), now(), %s, %s, 'x', '{message.created}', true, 0)"
+    )
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, widget_key, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'c', 'c', 'wk', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        conn.execute(insert_endpoint, (company, "https://example.com/before"))
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute(insert_endpoint, (company, "https://example.com/after"))
+        rows = conn.execute(
+            "SELECT url, signature_scheme, previous_secret_encrypted FROM webhook_endpoints ORDER BY url"
+        ).fetchall()
+    assert rows == [
+        ("https://example.com/after", "standard", None),
+        ("https://example.com/before", "atende", None),
+    ]

@@ -4,6 +4,10 @@ It records every request (path, headers, raw body, arrival time) and answers eac
 with a scripted list of status codes, then 200: ``answer("/a", 500, 500)`` makes the first
 two requests to ``/a`` fail; ``always_answer("/b", 500)`` makes ``/b`` fail for good.
 Each test gives its endpoints their own paths, so one receiver serves many endpoints.
+
+``verify_with("/c", secret)`` makes ``/c`` a receiver as a customer would write it with the
+``standardwebhooks`` package: a request that ``Webhook(secret).verify(body, headers)``
+rejects is answered 401 (and recorded with the package's reason).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from standardwebhooks import Webhook, WebhookVerificationError
+
 from tests.fakes.loopback import LoopbackServer, QuietHandler, running
 
 
@@ -29,6 +35,7 @@ class ReceivedRequest:
     body: bytes
     at: float  # time.monotonic() on arrival
     answered: int
+    rejected: str | None = None  # why the path's Standard Webhooks verifier refused it
 
     @property
     def event(self) -> dict[str, Any]:
@@ -45,6 +52,7 @@ class WebhookReceiver(LoopbackServer):
         self._scripts: dict[str, list[int]] = {}
         self._always: dict[str, int] = {}
         self._stalls: dict[str, float] = {}
+        self._verifiers: dict[str, Webhook] = {}
         super().__init__()
 
     @property
@@ -65,6 +73,11 @@ class WebhookReceiver(LoopbackServer):
     def always_answer(self, path: str, status: int) -> None:
         with self._lock:
             self._always[path] = status
+
+    def verify_with(self, path: str, secret: str) -> None:
+        """Verify requests to ``path`` with ``standardwebhooks.Webhook(secret)``: 401 if it rejects."""
+        with self._lock:
+            self._verifiers[path] = Webhook(secret)
 
     def stall(self, path: str, seconds: float) -> None:
         """Send the status line of answers to ``path`` only after ``seconds``."""
@@ -95,6 +108,18 @@ class WebhookReceiver(LoopbackServer):
                 )
             await asyncio.sleep(0.05)
 
+    def _verify(self, path: str, body: bytes, headers: dict[str, str]) -> str | None:
+        """Why the path's verifier rejects the request; None if it accepts it or there is none."""
+        with self._lock:
+            verifier = self._verifiers.get(path)
+        if verifier is None:
+            return None
+        try:
+            verifier.verify(body, headers)
+        except WebhookVerificationError as exc:
+            return str(exc) or type(exc).__name__
+        return None
+
     def _status_for(self, path: str) -> int:
         with self._lock:
             if path in self._always:
@@ -112,14 +137,17 @@ class WebhookReceiver(LoopbackServer):
         class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status = receiver._status_for(self.path)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                rejected = receiver._verify(self.path, body, headers)
+                status = 401 if rejected else receiver._status_for(self.path)
                 receiver._record(
                     ReceivedRequest(
                         path=self.path,
-                        headers={k.lower(): v for k, v in self.headers.items()},
+                        headers=headers,
                         body=body,
                         at=time.monotonic(),
                         answered=status,
+                        rejected=rejected,
                     )
                 )
                 reply = b'{"ok":true}' if status < 300 else b'{"error":"scripted failure"}'

@@ -44,6 +44,8 @@ HIDDEN = [
     # API keys keep their prefix, other secrets their kind
     ("key atd_ab12CD34_Zx9-yW8_vU7tS6rQ5pO4nM3l", "key atd_ab12CD34_[redacted]"),
     ("secret whsec_3f9a8b7c6d5e4f3a2b1c", "secret whsec_[redacted]"),
+    # a Standard Webhooks secret is standard base64, "+" and "/" in the first characters too
+    ("secret whsec_q+/9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYqr=", "secret whsec_[redacted]"),
     ("widget wk_abcdef0123456789", "widget wk_[redacted]"),
     ("llm sk-proj-AbCdEf0123456789xyz", "llm sk-[redacted]"),
     ("Authorization: Bearer eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl", "Authorization: Bearer [redacted]"),

@@ -232,6 +232,7 @@ async def test_an_agent_key_cannot_manage_webhooks_or_documents(arranged: Arrang
             ("PATCH", f"/v1/webhooks/{eid}", {"enabled": False}),
             ("DELETE", f"/v1/webhooks/{eid}", None),
             ("GET", f"/v1/webhooks/{eid}/deliveries", None),
+            ("POST", f"/v1/webhooks/{eid}/rotate-secret", None),
             ("POST", "/v1/documents?wait=true", {"source": "x.md", "content": "# X\n\nx"}),
             ("DELETE", f"/v1/documents/{did}", None),
             ("GET", "/v1/jobs/failed", None),

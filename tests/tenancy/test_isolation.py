@@ -56,6 +56,7 @@ ATTACKS = [
     Attack("PATCH", "/v1/webhooks/{endpoint_id}", body={"enabled": False}),
     Attack("DELETE", "/v1/webhooks/{endpoint_id}"),
     Attack("GET", "/v1/webhooks/{endpoint_id}/deliveries"),
+    Attack("POST", "/v1/webhooks/{endpoint_id}/rotate-secret", body={"grace_seconds": 60}),
     # web chat: A's widget key with B's conversation and B's own visitor token
     Attack(
         "GET",

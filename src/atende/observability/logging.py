@@ -21,8 +21,10 @@ NOT_A_PHONE = (
 # a phone number may open with "+" or "(" and end a sentence; a dot followed by a digit
 # continues an address or a decimal instead
 PHONE = re.compile(rf"({NOT_A_PHONE})|(?<![\w.-])[+(]?\d[\d ()-]{{7,}}\d(?![\w-]|\.\d)")
+# a webhook secret is standard base64 ("+", "/", "="); the older ones were URL-safe
 TOKENS = re.compile(
-    r"\b(atd_[A-Za-z0-9]{8})_[A-Za-z0-9_-]+|\b(whsec_|wk_|sk-)[A-Za-z0-9_-]{8,}"
+    r"\b(atd_[A-Za-z0-9]{8})_[A-Za-z0-9_-]+"
+    r"|\b(whsec_|wk_|sk-)(?:(?<=whsec_)[A-Za-z0-9+/=_-]{8,}|[A-Za-z0-9_-]{8,})"
     r"|((?i:bearer)\s+)[A-Za-z0-9._~+/=-]+"
 )
 SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|api_?key|cookie", re.I)

@@ -1,15 +1,19 @@
-"""``/v1/webhooks``: register endpoints, see their delivery log, enable or disable them."""
+"""``/v1/webhooks``: register endpoints, see their delivery log, enable or disable them,
+rotate their signing secrets."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Body, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from atende.config import WEBHOOK_MAX_GRACE_SECONDS
 from atende.tenancy.deps import AdminTenant
 from atende.webhooks import service
+from atende.webhooks.models import WebhookEndpoint
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
@@ -38,11 +42,43 @@ class EndpointPublic(BaseModel):
     enabled: bool
     consecutive_failures: int
     disabled_reason: str | None
+    signature_scheme: Literal["standard", "atende"] = Field(
+        description="`standard`: Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, "
+        "`webhook-signature`); `atende`: the legacy `X-Atende-Signature` of endpoints registered "
+        "before them, until their secret is rotated."
+    )
+    previous_secret_expires_at: datetime | None = Field(
+        description="Until when the secret replaced by the last rotation still signs deliveries too."
+    )
     created_at: datetime
+
+    @classmethod
+    def of(cls, endpoint: WebhookEndpoint, now: datetime) -> EndpointPublic:
+        return cls.model_validate(
+            {
+                **{name: getattr(endpoint, name) for name in cls.model_fields},
+                "previous_secret_expires_at": service.grace_until(endpoint, now),
+            }
+        )
 
 
 class EndpointCreated(EndpointPublic):
-    secret: str = Field(description="Signing secret; shown only now.")
+    secret: str = Field(description="Signing secret (`whsec_` + base64 of the key); shown only now.")
+
+
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grace_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=WEBHOOK_MAX_GRACE_SECONDS,
+        description="Seconds the old secret keeps signing next to the new one (0: it stops now; at "
+        "most 30 days). Unset: `ATENDE_WEBHOOK_SECRET_GRACE_SECONDS` (24 h).",
+    )
+
+
+class SecretRotated(EndpointCreated):
+    secret: str = Field(description="The new signing secret (`whsec_` + base64 of the key); shown only now.")
 
 
 class AttemptPublic(BaseModel):
@@ -67,8 +103,10 @@ class DeliveryPublic(BaseModel):
 
 @router.post("/webhooks", response_model=EndpointCreated, status_code=201)
 async def create_endpoint(body: EndpointIn, tenant: AdminTenant) -> EndpointCreated:
-    """Register a URL. Each event is POSTed as JSON with `X-Atende-Signature:
-    sha256=<hex HMAC-SHA256(secret, "<X-Atende-Timestamp>." + body)>`."""
+    """Register a URL. Each event is POSTed as JSON, signed the Standard Webhooks way:
+    `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256(key,
+    "<webhook-id>.<webhook-timestamp>." + body)>`; any Standard Webhooks library verifies it
+    with the secret returned here."""
     async with tenant.transaction() as session:
         endpoint, secret = await service.create_endpoint(
             session,
@@ -77,20 +115,43 @@ async def create_endpoint(body: EndpointIn, tenant: AdminTenant) -> EndpointCrea
             events=body.events,
             allow_private=tenant.runtime.settings.webhook_allow_private_networks,
         )
-        return EndpointCreated(**EndpointPublic.model_validate(endpoint).model_dump(), secret=secret)
+        public = EndpointPublic.of(endpoint, tenant.runtime.clock())
+        return EndpointCreated(**public.model_dump(), secret=secret)
 
 
 @router.get("/webhooks", response_model=list[EndpointPublic])
 async def list_endpoints(tenant: AdminTenant) -> list[EndpointPublic]:
+    now = tenant.runtime.clock()
     async with tenant.transaction() as session:
-        return [EndpointPublic.model_validate(e) for e in await service.list_endpoints(session)]
+        return [EndpointPublic.of(e, now) for e in await service.list_endpoints(session)]
 
 
 @router.patch("/webhooks/{endpoint_id}", response_model=EndpointPublic)
 async def update_endpoint(endpoint_id: uuid.UUID, body: EndpointPatch, tenant: AdminTenant) -> EndpointPublic:
     async with tenant.transaction() as session:
         endpoint = await service.set_endpoint_enabled(session, endpoint_id, body.enabled)
-        return EndpointPublic.model_validate(endpoint)
+        return EndpointPublic.of(endpoint, tenant.runtime.clock())
+
+
+@router.post("/webhooks/{endpoint_id}/rotate-secret", response_model=SecretRotated)
+async def rotate_secret(
+    endpoint_id: uuid.UUID, tenant: AdminTenant, body: Annotated[RotateIn | None, Body()] = None
+) -> SecretRotated:
+    """Replace the endpoint's signing secret without downtime: the new one is returned once,
+    and for the grace period deliveries are signed with both (`webhook-signature` holds two
+    `v1,` signatures). An endpoint still on the legacy `X-Atende-Signature` moves to the
+    Standard Webhooks headers, keeping `X-Atende-Signature` (old secret) for the grace period."""
+    grace = body.grace_seconds if body is not None else None
+    now = tenant.runtime.clock()
+    async with tenant.transaction() as session:
+        endpoint, secret = await service.rotate_secret(
+            session,
+            endpoint_id,
+            secret_key=tenant.runtime.secret_key,
+            grace_seconds=tenant.runtime.settings.webhook_secret_grace_seconds if grace is None else grace,
+            now=now,
+        )
+        return SecretRotated(**EndpointPublic.of(endpoint, now).model_dump(), secret=secret)
 
 
 @router.delete("/webhooks/{endpoint_id}", status_code=204)

@@ -14,10 +14,24 @@ from atende.db.base import Base, CompanyOwned, IdMixin
 
 
 class WebhookEndpoint(IdMixin, CompanyOwned, Base):
+    """A company's receiver URL and how deliveries to it are signed.
+
+    ``signature_scheme``: ``standard`` (Standard Webhooks: ``webhook-id``, ``-timestamp``,
+    ``-signature``) or ``atende`` (the legacy ``X-Atende-Signature``, of endpoints registered
+    before 0013). After a rotation the replaced secret, and the scheme it signed with, keep
+    signing next to the new one until ``previous_secret_expires_at``.
+    """
+
     __tablename__ = "webhook_endpoints"
 
     url: Mapped[str] = mapped_column(String(2000))
     secret_encrypted: Mapped[str] = mapped_column(Text)
+    signature_scheme: Mapped[str] = mapped_column(String(20), default="standard", server_default="standard")
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_signature_scheme: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
     events: Mapped[list[str]] = mapped_column(ARRAY(String(60)))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,17 +1,30 @@
-"""Registering endpoints and emitting events; delivery itself runs as a job
+"""Registering endpoints, signing and emitting events; delivery itself runs as a job
 (``atende.webhooks.tasks``).
 
 Each event is one ``WebhookDelivery`` per subscribed endpoint, created and enqueued in
 the transaction of the change that caused it, so an event is sent if and only if the
 change was committed.
+
+Deliveries are signed the Standard Webhooks way (https://www.standardwebhooks.com): the
+headers ``webhook-id`` (the delivery id: the same on every retry), ``webhook-timestamp`` (Unix
+seconds of the attempt) and ``webhook-signature: v1,<base64 HMAC-SHA256(key,
+"<id>.<timestamp>." + body)>``, the key being the bytes the ``whsec_<base64>`` secret encodes.
+Endpoints registered before this scheme (``signature_scheme = "atende"``) get the legacy
+``X-Atende-Signature`` until their secret is rotated. During a rotation's grace period the
+old secret signs too: a second ``v1,`` signature, or the legacy header when the old secret
+was a legacy one.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import secrets
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,23 +32,93 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende import netguard
+from atende.config import WEBHOOK_MAX_GRACE_SECONDS
 from atende.db.scope import company_of, get_or_404
 from atende.errors import InvalidInput
 from atende.jobs.queue import JobQueue
-from atende.tenancy.crypto import encrypt_secret, new_token
+from atende.tenancy.crypto import decrypt_secret, encrypt_secret
 from atende.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 EVENTS = ("message.created", "conversation.state_changed", "conversation.handoff", "queue.opened")
+STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
+LEGACY = "atende"  # X-Atende-Timestamp, X-Atende-Signature (endpoints registered before 0013)
+SCHEMES = (STANDARD, LEGACY)
+ID_HEADER = "webhook-id"
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
 SIGNATURE_HEADER = "X-Atende-Signature"
 TIMESTAMP_HEADER = "X-Atende-Timestamp"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the prefix the specification gives secrets)
+SECRET_BYTES = 32  # the specification asks for 24 to 64 random bytes
 DELIVER_TASK = "webhooks:deliver"
 DESTINATION_SETTING = "ATENDE_WEBHOOK_ALLOW_PRIVATE_NETWORKS"
 
 
+def new_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of random bytes (those bytes are the key)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def sign_standard(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256(key, "<webhook_id>.<timestamp>." + body)>``, the key being the
+    bytes the ``whsec_`` secret encodes."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    mac = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1," + base64.b64encode(mac.digest()).decode()
+
+
 def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """``sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``."""
+    """The legacy ``sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``, keyed with the
+    secret's text as it is (a legacy secret is not base64 of its key)."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One secret that signs deliveries, and the scheme it signs with."""
+
+    scheme: str
+    secret: str = field(repr=False)
+
+
+def signing_keys(endpoint: WebhookEndpoint, secret_key: str, now: datetime) -> list[SigningKey]:
+    """The endpoint's current secret, then the one it replaced while that is in its grace period."""
+    keys = [SigningKey(endpoint.signature_scheme, decrypt_secret(secret_key, endpoint.secret_encrypted))]
+    previous = endpoint.previous_secret_encrypted
+    if previous is not None and grace_until(endpoint, now) is not None:
+        scheme = endpoint.previous_signature_scheme or LEGACY
+        keys.append(SigningKey(scheme, decrypt_secret(secret_key, previous)))
+    return keys
+
+
+def grace_until(endpoint: WebhookEndpoint, now: datetime) -> datetime | None:
+    """Until when the replaced secret still signs; None when none does."""
+    until = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret_encrypted is None or until is None or until <= now:
+        return None
+    return until
+
+
+def signature_headers(
+    keys: Sequence[SigningKey], webhook_id: str, timestamp: str, body: bytes
+) -> dict[str, str]:
+    """The headers that sign one attempt: the Standard Webhooks three when a standard key signs
+    (one ``v1,`` signature per such key, space-separated, current first), and the legacy
+    ``X-Atende-*`` pair when a legacy key does (its format holds one signature)."""
+    headers: dict[str, str] = {}
+    standard = [k for k in keys if k.scheme == STANDARD]
+    if standard:
+        headers[ID_HEADER] = webhook_id
+        headers[STANDARD_TIMESTAMP_HEADER] = timestamp
+        headers[STANDARD_SIGNATURE_HEADER] = " ".join(
+            sign_standard(k.secret, webhook_id, timestamp, body) for k in standard
+        )
+    legacy = next((k for k in keys if k.scheme == LEGACY), None)
+    if legacy is not None:
+        headers[TIMESTAMP_HEADER] = timestamp
+        headers[SIGNATURE_HEADER] = sign(legacy.secret, timestamp, body)
+    return headers
 
 
 def _check_url(url: str) -> str:
@@ -60,10 +143,11 @@ async def create_endpoint(
             f"events must be a non-empty subset of {', '.join(EVENTS)}; got {unknown or events}"
         )
     await check_destination(_check_url(url), allow_private=allow_private)
-    secret = "whsec_" + new_token(24)
+    secret = new_secret()
     endpoint = WebhookEndpoint(
         url=_check_url(url),
         secret_encrypted=encrypt_secret(secret_key, secret),
+        signature_scheme=STANDARD,
         events=sorted(set(events)),
         enabled=True,
         consecutive_failures=0,
@@ -90,6 +174,39 @@ async def set_endpoint_enabled(
         endpoint.consecutive_failures = 0
         endpoint.disabled_reason = None
     return endpoint
+
+
+async def rotate_secret(
+    session: AsyncSession, endpoint_id: uuid.UUID, *, secret_key: str, grace_seconds: int, now: datetime
+) -> tuple[WebhookEndpoint, str]:
+    """Give the endpoint a new standard secret; returns it (shown once).
+
+    For ``grace_seconds`` the secret it replaces signs too, with the scheme it signed with (a
+    legacy endpoint moves to the standard scheme, and keeps its ``X-Atende-Signature`` until
+    then). A secret still in the grace of an earlier rotation stops signing now.
+    """
+    if not 0 <= grace_seconds <= WEBHOOK_MAX_GRACE_SECONDS:
+        raise InvalidInput(
+            f"grace_seconds must be between 0 and {WEBHOOK_MAX_GRACE_SECONDS} (30 days); got {grace_seconds}",
+            field="grace_seconds",
+        )
+    endpoint = await get_or_404(session, WebhookEndpoint, endpoint_id, "webhook endpoint", for_update=True)
+    secret = new_secret()
+    if grace_seconds > 0:
+        endpoint.previous_secret_encrypted = endpoint.secret_encrypted
+        endpoint.previous_signature_scheme = endpoint.signature_scheme
+        endpoint.previous_secret_expires_at = now + timedelta(seconds=grace_seconds)
+    else:
+        forget_previous_secret(endpoint)
+    endpoint.secret_encrypted = encrypt_secret(secret_key, secret)
+    endpoint.signature_scheme = STANDARD
+    return endpoint, secret
+
+
+def forget_previous_secret(endpoint: WebhookEndpoint) -> None:
+    endpoint.previous_secret_encrypted = None
+    endpoint.previous_signature_scheme = None
+    endpoint.previous_secret_expires_at = None
 
 
 async def delete_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> None:

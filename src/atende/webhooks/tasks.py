@@ -1,5 +1,5 @@
-"""Delivering one webhook event: sign, POST with a timeout, log the attempt, retry with
-backoff, disable an endpoint that keeps failing."""
+"""Delivering one webhook event: sign (``atende.webhooks.service.signature_headers``), POST
+with a timeout, log the attempt, retry with backoff, disable an endpoint that keeps failing."""
 
 from __future__ import annotations
 
@@ -17,9 +17,14 @@ from atende import __version__, netguard
 from atende.errors import InvalidInput
 from atende.observability import metrics
 from atende.runtime import Runtime
-from atende.tenancy.crypto import decrypt_secret
 from atende.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from atende.webhooks.service import DESTINATION_SETTING, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from atende.webhooks.service import (
+    DESTINATION_SETTING,
+    forget_previous_secret,
+    grace_until,
+    signature_headers,
+    signing_keys,
+)
 
 log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 8
@@ -42,18 +47,19 @@ async def deliver(context: procrastinate.JobContext, company_id: str, delivery_i
             delivery.status = "cancelled"
             return "endpoint disabled"
         url = endpoint.url
-        secret = decrypt_secret(runtime.secret_key, endpoint.secret_encrypted)
+        # the current secret, and the one it replaced during a rotation's grace period
+        keys = signing_keys(endpoint, runtime.secret_key, runtime.clock())
         body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
         number = delivery.attempts + 1
 
+    # the attempt's time (a retry gets a new one); the delivery id stays: the idempotency key
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
         "User-Agent": f"atende-webhooks/{__version__}",
         "X-Atende-Event": delivery.event_type,
         "X-Atende-Delivery": delivery_id,
-        TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        **signature_headers(keys, delivery_id, timestamp, body),
     }
     status_code: int | None = None
     error: str | None = None
@@ -104,6 +110,8 @@ async def deliver(context: procrastinate.JobContext, company_id: str, delivery_i
             )
         )
         delivery.attempts = number
+        if endpoint.previous_secret_encrypted is not None and grace_until(endpoint, runtime.clock()) is None:
+            forget_previous_secret(endpoint)  # its grace is over: no need to keep it
         if ok:
             delivery.status = "delivered"
             delivery.delivered_at = datetime.now(UTC)
