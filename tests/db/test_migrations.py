@@ -112,12 +112,12 @@ def test_conversations_already_waiting_for_a_person_get_their_waiting_time(pg_ur
         assert rows == {"waiting_human": True, "bot": None}
 
 
-def test_webhook_endpoints_registered_before_0013_keep_the_legacy_signature(pg_url: str) -> None:
-    """0013 leaves the endpoints that exist on the ``atende`` scheme (their receivers check
+def test_webhook_endpoints_registered_before_0014_keep_the_legacy_signature(pg_url: str) -> None:
+    """0014 leaves the endpoints that exist on the ``atende`` scheme (their receivers check
     ``X-Atende-Signature``); endpoints registered afterwards sign the standard way."""
     url = make_database(pg_url, f"atende_webhook_schemes_{uuid.uuid4().hex[:8]}")
     migrate.upgrade(url)
-    migrate.downgrade(url, "0012")
+    migrate.downgrade(url, "0013")
     insert_endpoint = (
         "INSERT INTO webhook_endpoints (id, created_at, company_id, url, secret_encrypted, events, enabled,"
         " consecutive_failures) VALUES (gen_random_uuid(), now(), %s, %s, 'x', '{message.created}', true, 0)"

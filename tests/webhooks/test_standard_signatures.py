@@ -82,7 +82,7 @@ def legacy_signature_ok(request: ReceivedRequest, secret: str) -> bool:
 
 
 async def registered_before_the_standard(runtime: Runtime, company: CompanyCtx, endpoint_id: str) -> str:
-    """Make the endpoint what migration 0013 leaves of one registered before it: the legacy
+    """Make the endpoint what migration 0014 leaves of one registered before it: the legacy
     scheme, and a secret of the form of then (not base64 of a key). Returns that secret."""
     legacy = "whsec_" + secrets.token_urlsafe(24)
     async with runtime.db.transaction(company.id) as session:

@@ -18,7 +18,7 @@ class WebhookEndpoint(IdMixin, CompanyOwned, Base):
 
     ``signature_scheme``: ``standard`` (Standard Webhooks: ``webhook-id``, ``-timestamp``,
     ``-signature``) or ``atende`` (the legacy ``X-Atende-Signature``, of endpoints registered
-    before 0013). After a rotation the replaced secret, and the scheme it signed with, keep
+    before 0014). After a rotation the replaced secret, and the scheme it signed with, keep
     signing next to the new one until ``previous_secret_expires_at``.
     """
 

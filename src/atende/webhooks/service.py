@@ -41,7 +41,7 @@ from atende.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpo
 
 EVENTS = ("message.created", "conversation.state_changed", "conversation.handoff", "queue.opened")
 STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
-LEGACY = "atende"  # X-Atende-Timestamp, X-Atende-Signature (endpoints registered before 0013)
+LEGACY = "atende"  # X-Atende-Timestamp, X-Atende-Signature (endpoints registered before 0014)
 SCHEMES = (STANDARD, LEGACY)
 ID_HEADER = "webhook-id"
 STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"

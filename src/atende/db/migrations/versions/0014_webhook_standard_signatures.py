@@ -9,8 +9,8 @@ secret (``POST /v1/webhooks/{id}/rotate-secret``), which moves them to ``standar
 A rotation keeps the replaced secret (encrypted, as the current one) and the scheme it signed
 with, until ``previous_secret_expires_at``: until then deliveries are signed with both.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
