@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 import anyio
 import anyio.to_process
-import structlog
 from anyio import BrokenWorkerProcess
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,7 +44,6 @@ from atende.teams.settings import (
 from atende.tenancy.models import Company, Membership, Role, User
 from atende.tenancy.service import AGENT_ROLES, Principal, get_company, slugify
 
-log = structlog.get_logger(__name__)
 ICS_YEARS_AHEAD = 2  # closures imported from a calendar: from today to this many years on
 
 
