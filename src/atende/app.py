@@ -38,8 +38,8 @@ from atende.observability.api import router as operations_router
 from atende.observability.logging import configure as configure_logging
 from atende.observability.sentry import configure as configure_sentry
 from atende.pages import SecurityHeaders, mount_docs
+from atende.teams.api import routes as teams_router
 from atende.tenancy.api import router as tenancy_router
-from atende.tenancy.support_api import router as support_router
 from atende.webhooks.api import router as webhooks_router
 
 log = structlog.get_logger(__name__)
@@ -302,7 +302,7 @@ def create_app(
     for router in (
         operations_router,
         tenancy_router,
-        support_router,
+        teams_router,
         conversations_router,
         engine_router,
         knowledge_router,

@@ -595,11 +595,10 @@ def ingest(
         _fail(f"no {kinds} files found", 2)
 
     async def work(runtime: Runtime) -> tuple[int, int, list[str]]:
-        from atende.knowledge.embedding import embedder_for
-        from atende.knowledge.tasks import chunking, company_settings
+        from atende.knowledge.tasks import chunking, company_embedder
 
         company_id = await _company_id(runtime, company)
-        embedder = embedder_for(runtime, await company_settings(runtime, company_id))
+        embedder = await company_embedder(runtime, company_id)
         changed = unchanged = 0
         failures: list[str] = []
         with _progress() as progress:
@@ -665,12 +664,11 @@ def reembed(company: CompanyOpt) -> None:
     those chunks are found by full-text search only; vectors of models are never mixed."""
 
     async def work(runtime: Runtime) -> tuple[str | None, int]:
-        from atende.knowledge.embedding import embedder_for
         from atende.knowledge.service import embed_missing
-        from atende.knowledge.tasks import company_settings
+        from atende.knowledge.tasks import company_embedder
 
         company_id = await _company_id(runtime, company)
-        embedder = embedder_for(runtime, await company_settings(runtime, company_id))
+        embedder = await company_embedder(runtime, company_id)
         if embedder is None:
             return None, 0
         with _progress() as progress:

@@ -3,7 +3,8 @@
 from atende.conversations import models as conversations
 from atende.engine import models as engine
 from atende.knowledge import models as knowledge
+from atende.teams import models as teams
 from atende.tenancy import models as tenancy
 from atende.webhooks import models as webhooks
 
-__all__ = ["conversations", "engine", "knowledge", "tenancy", "webhooks"]
+__all__ = ["conversations", "engine", "knowledge", "teams", "tenancy", "webhooks"]

@@ -717,7 +717,7 @@ async def test_one_company_reaches_none_of_anothers_teams_or_agents(
 def test_a_stored_schedule_that_no_longer_validates_reads_as_always_open() -> None:
     """(A ``holidays`` upgrade may drop a subdivision): a handoff must still reach people."""
     from atende.hours import ALWAYS_OPEN
-    from atende.tenancy.hours import schedule_of
+    from atende.teams.settings import schedule_of
 
     stored = {"timezone": "America/Sao_Paulo", "holidays": {"country": "BR", "subdiv": "GONE"}}
     assert schedule_of(stored) is ALWAYS_OPEN

@@ -21,17 +21,14 @@ from atende.conversations.schemas import (
     MessagePublic,
     Page,
     PostMessageResult,
-    QueueItem,
     ReasonIn,
     StateChangeIn,
     TransitionPublic,
 )
 from atende.conversations.states import State
-from atende.hours import business_seconds
 from atende.observability import metrics
-from atende.tenancy import hours
+from atende.tenancy import service as tenancy
 from atende.tenancy.deps import AgentTenant, Tenant, ViewerTenant
-from atende.tenancy.service import get_company
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
 API_CHANNEL = "api"
@@ -171,42 +168,13 @@ async def change_state(
     return await _move(tenant, conversation_id, body.state, body.reason)
 
 
-@router.get("/queue", response_model=list[QueueItem], summary="Conversations waiting for a person")
-async def list_queue(
-    tenant: AgentTenant,
-    team: str | None = Query(None, max_length=80, description="Only this team's queue (slug or id)."),
-    limit: int = Query(100, ge=1, le=500),
-) -> list[QueueItem]:
-    """Tickets first (kept while the team was closed or nobody was online: when the team
-    opens they are at the top), then by how long they have waited."""
-    now = tenant.runtime.clock()
-    async with tenant.transaction() as session:
-        team_id = (await hours.get_team(session, team)).id if team else None
-        rows = await service.list_queue(session, team_id=team_id, limit=limit)
-        company = await get_company(session, str(tenant.principal.company_id))
-        schedules = await hours.team_schedules(session, company, {c.team_id for c in rows})
-        return [
-            QueueItem(
-                **ConversationPublic.model_validate(c).model_dump(),
-                # a clock behind the stored instant (another server's) counts no time
-                waiting_business_seconds=business_seconds(
-                    schedules.get(c.team_id, schedules[None]), min(c.waiting_since or now, now), now
-                ),
-            )
-            for c in rows
-        ]
-
-
 @router.post("/conversations/{conversation_id}/assign", response_model=ConversationPublic)
 async def assign(conversation_id: uuid.UUID, body: AssignIn, tenant: AgentTenant) -> ConversationPublic:
     """Take a conversation (`me`, with a personal key) or give it to an agent: it becomes
     `human` and theirs, and the bot stays silent until it is handed back."""
     async with tenant.transaction() as session:
         await service.get_conversation(session, conversation_id)  # 404 before anything else
-        if body.agent == "me":
-            assignee = tenant.me()
-        else:
-            assignee = (await hours.find_agent(session, body.agent)).user_id
+        assignee = await tenancy.assignee(session, tenant.principal, body.agent)
         conversation = await service.assign(
             session,
             tenant.runtime.jobs,

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +25,14 @@ from atende.engine.intent import asks_for_a_person
 from atende.errors import InvalidInput
 from atende.hours import is_open, next_open
 from atende.knowledge.text import words
-from atende.tenancy import hours as staffing
+from atende.teams import service as staffing
+from atende.teams.settings import (
+    HandoffRule,
+    HandoffSettings,
+    company_schedule,
+    handoff_settings,
+    schedule_of,
+)
 from atende.tenancy.models import Company
 
 REPEAT_SIMILARITY = 0.6  # share of words two questions have in common to be "the same question"
@@ -42,12 +49,16 @@ def _plain(text: str) -> str:
     return " " + " ".join(words(text)) + " "
 
 
-def matching_rule(text: str, rules: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+R = TypeVar("R", HandoffRule, Mapping[str, Any])
+
+
+def matching_rule(text: str, rules: Iterable[R]) -> R | None:
     """The first rule one of whose keywords is in ``text`` (whole words; accents and case
     ignored: "Procon" matches "procon", "processo judicial" matches "Processo Judicial!")."""
     plain = _plain(text)
     for rule in rules:
-        for keyword in rule.get("keywords", ()):
+        keywords = rule.keywords if isinstance(rule, HandoffRule) else rule.get("keywords", ())
+        for keyword in keywords:
             wanted = _plain(keyword)
             if wanted.strip() and wanted in plain:
                 return rule
@@ -73,14 +84,19 @@ def repeats(text: str, history: Sequence[tuple[str, str]]) -> bool:
     return False
 
 
-def signal(text: str, history: Sequence[tuple[str, str]], settings: Mapping[str, Any]) -> Signal | None:
-    """Why this message goes to a person before the knowledge base is even searched, if it does."""
+def signal(
+    text: str, history: Sequence[tuple[str, str]], settings: HandoffSettings | Mapping[str, Any]
+) -> Signal | None:
+    """Why this message goes to a person before the knowledge base is even searched, if it
+    does. ``settings``: the company's handoff section (a mapping is read as one)."""
+    if not isinstance(settings, HandoffSettings):
+        settings = HandoffSettings.model_validate(settings)
     if asks_for_a_person(text):
         return Signal("requested", "the customer asked for a person")
-    rule = matching_rule(text, settings.get("rules") or ())
+    rule = matching_rule(text, settings.rules)
     if rule is not None:
-        return Signal("rule", f"handoff rule '{rule.get('name', '')}' matched", rule.get("team"))
-    if settings.get("hand_off_on_repeat", True) and repeats(text, history):
+        return Signal("rule", f"handoff rule '{rule.name}' matched", rule.team)
+    if settings.hand_off_on_repeat and repeats(text, history):
         return Signal("repeat", "the customer repeated a question the bot had answered")
     return None
 
@@ -105,10 +121,10 @@ class Routing:
 async def route(session: AsyncSession, company: Company, team: str | None, now: datetime) -> Routing:
     """The routing of a handoff to ``team`` (else the company's default team, else the
     company queue) at ``now``. A team named by a rule that no longer exists falls back."""
-    settings = staffing.handoff_settings(company)
-    schedule = staffing.company_schedule(company)
+    settings = handoff_settings(company)
+    schedule = company_schedule(company)
     team_id = None
-    for ref in (team, settings.get("team")):
+    for ref in (team, settings.team):
         if not ref:
             continue
         try:
@@ -117,7 +133,7 @@ async def route(session: AsyncSession, company: Company, team: str | None, now: 
             continue
         team_id = found.id
         if found.hours:
-            schedule = staffing.schedule_of(found.hours)
+            schedule = schedule_of(found.hours)
         break
     open_now = is_open(schedule, now)
     staff = await staffing.staffing(session, team_id) if open_now else None
@@ -127,5 +143,5 @@ async def route(session: AsyncSession, company: Company, team: str | None, now: 
         is_open=open_now,
         staffed=staff.staffed if staff is not None else False,
         opens=None if open_now else next_open(schedule, now),
-        bot_assists=bool(settings.get("bot_answers_while_closed")) and not open_now,
+        bot_assists=settings.bot_answers_while_closed and not open_now,
     )

@@ -28,6 +28,7 @@ from atende.runtime import LLM_CIRCUITS, LLM_CLIENTS, Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import decrypt_secret
 from atende.tenancy.models import Company
+from atende.tenancy.settings import EmbeddingsEndpoint, LLMEndpoint, read_section
 from atende.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
@@ -69,10 +70,10 @@ def llm_breakers(runtime: Runtime) -> AsyncCircuitBreakerFactory:
 def llm_endpoint(runtime: Runtime, company: Company | None) -> tuple[str, str, str, str] | None:
     """(circuit, base URL, model, API key) for ``company``: its own endpoint (its own circuit:
     a company's bad key or endpoint never opens anyone else's), else the deployment's."""
-    own = (company.settings or {}).get("llm") if company is not None else None
-    if company is not None and own and own.get("base_url") and own.get("model"):
-        key = decrypt_secret(runtime.secret_key, own["api_key"]) if own.get("api_key") else ""
-        return f"company:{company.id}", own["base_url"], own["model"], key
+    own = read_section(company, LLMEndpoint) if company is not None else None
+    if company is not None and own is not None and own.configured:
+        key = decrypt_secret(runtime.secret_key, own.api_key) if own.api_key else ""
+        return f"company:{company.id}", own.base_url, own.model, key
     settings = runtime.settings
     if settings.llm_base_url and settings.llm_model:
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
@@ -135,7 +136,9 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
 def retriever_for(runtime: Runtime, company: Company | None) -> Retriever:
     """Hybrid (BM25 + dense, fused per language) when an embedder is configured for the
     company or the deployment, else full-text."""
-    embedder = embedder_for(runtime, company.settings if company is not None else None)
+    embedder = embedder_for(
+        runtime, read_section(company, EmbeddingsEndpoint) if company is not None else None
+    )
     if embedder is None:
         return FullTextRetriever()
     settings = runtime.settings

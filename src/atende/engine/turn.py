@@ -34,9 +34,11 @@ from atende.knowledge.retrieval import Retriever, lexemes, question_stems
 from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.observability import metrics
 from atende.runtime import Runtime
-from atende.tenancy import hours
+from atende.teams import service as teams
+from atende.teams.settings import HandoffSettings, handoff_settings
 from atende.tenancy import service as tenancy
 from atende.tenancy.models import Company
+from atende.tenancy.settings import Instructions, read_section
 
 log = structlog.get_logger(__name__)
 OPENING_TASK = "engine:announce_opening"
@@ -60,7 +62,7 @@ class Turn:
     history: tuple[tuple[str, str], ...] = ()  # earlier messages: (author, text), oldest first
     instructions: str = ""  # the company's words to the assistant
     company_name: str = ""
-    handoff_settings: dict[str, Any] = field(default_factory=dict)  # the company's rules
+    handoff_settings: HandoffSettings = field(default_factory=HandoffSettings)  # the company's rules
     text: str = ""
     query: str = ""  # what to look up: the text without an opening greeting
     language: str = "pt"
@@ -286,9 +288,9 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
                 known_language=conversation.language,
                 default_language=company.default_language,
                 history=tuple((m.author, m.text) for m in earlier if m.author != "system"),
-                instructions=str((company.settings or {}).get("instructions", "")),
+                instructions=read_section(company, Instructions).instructions,
                 company_name=company.name,
-                handoff_settings=hours.handoff_settings(company),
+                handoff_settings=handoff_settings(company),
             )
             await think(session, turn, ports, GATHER)
             stems = {} if turn.small_talk else await question_stems(session, turn.query)
@@ -399,7 +401,7 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
 
 def _helps_while_closed(company: Company) -> bool:
     """The company's ``bot_answers_while_closed``, read at each turn (not stamped at handoff)."""
-    return bool(hours.handoff_settings(company).get("bot_answers_while_closed"))
+    return handoff_settings(company).bot_answers_while_closed
 
 
 async def _stay_silent(session: AsyncSession, conversation: Conversation, message_id: uuid.UUID) -> None:
@@ -412,7 +414,7 @@ async def _still_closed(
     session: AsyncSession, runtime: Runtime, conversation: Conversation, company: Company
 ) -> bool:
     """Whether the team a ticket waits for is still closed (its hours, else the company's)."""
-    schedules = await hours.team_schedules(session, company, [conversation.team_id])
+    schedules = await teams.team_schedules(session, company, [conversation.team_id])
     return not is_open(schedules.get(conversation.team_id, schedules[None]), runtime.clock())
 
 

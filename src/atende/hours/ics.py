@@ -12,7 +12,7 @@ walked lazily and counted (``MAX_RECURRENCES`` from its start to the end of the 
 is handed to the library, which materialises what it expands. A time budget is checked on
 every step. One step of the rule library cannot be interrupted (a rule that never matches,
 such as the 30th of February, is searched to the year 9999), so callers that serve requests
-run this in a process they can stop (``atende.tenancy.hours.read_calendar``).
+run this in a process they can stop (``atende.teams.service.read_calendar``).
 """
 
 from __future__ import annotations

@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from atende.errors import InvalidInput
 from atende.knowledge import service
-from atende.knowledge.embedding import embedder_for
-from atende.knowledge.fetch import fetch
 from atende.knowledge.schemas import ChunkPublic, DocumentIn, DocumentPublic, IngestResultPublic
-from atende.knowledge.tasks import chunking, company_settings
+from atende.knowledge.sources import read_submission
+from atende.knowledge.tasks import chunking, company_embedder
 from atende.tenancy.deps import AdminTenant, ViewerTenant
 
 router = APIRouter(prefix="/v1", tags=["knowledge"])
-
-
-def resolve_under(root: Path | None, path: str) -> Path:
-    """``path`` inside ``root``; refuses traversal out of it, symlinks included."""
-    if root is None:
-        raise InvalidInput("reading server paths is disabled: send `content`, or set ATENDE_INGEST_ROOT")
-    if "\x00" in path:
-        raise InvalidInput("path must not contain NUL bytes")
-    base = root.resolve()
-    target = (base / path).resolve()
-    if not target.is_relative_to(base):
-        raise InvalidInput(f"path '{path}' is outside the ingest root")
-    if not target.is_file():
-        raise InvalidInput(f"path '{path}' is not a file under the ingest root")
-    return target
 
 
 @router.post(
@@ -63,34 +46,15 @@ async def create_document(
     answering. The same content again changes nothing (200, `changed: false`). With
     `wait=true` the document is indexed before the answer: 201, or 422 with the reason."""
     settings = tenant.runtime.settings
-    if sum(x is not None for x in (body.content, body.path, body.url)) != 1:
-        raise InvalidInput("send exactly one of `content`, `path` or `url`")
-    kind: str | None = body.content_type
-    if body.url is not None:
-        fetched = await fetch(
-            body.url,
-            max_bytes=settings.max_document_bytes,
-            timeout=settings.ingest_fetch_timeout_seconds,
-            allow_private=settings.ingest_allow_private_networks,
-        )
-        data, source, kind = fetched.data, body.source or body.url, fetched.kind
-    elif body.path is not None:
-        target = resolve_under(settings.ingest_root, body.path)
-        if target.stat().st_size > settings.max_document_bytes:
-            raise InvalidInput(f"the file is larger than {settings.max_document_bytes} bytes")
-        data, source = target.read_bytes(), body.source or body.path
-    else:
-        if not body.source:
-            raise InvalidInput("`source` is required with `content` (e.g. 'faq/shipping.md')")
-        data, source = (body.content or "").encode(), body.source
+    submitted = await read_submission(body, settings)
     async with tenant.transaction() as session:
         result = await service.submit(
             session,
-            source=source,
-            data=data,
+            source=submitted.source,
+            data=submitted.data,
             max_bytes=settings.max_document_bytes,
             title=body.title,
-            content_type=kind or ("markdown" if not Path(source).suffix else None),
+            content_type=submitted.content_type,
             lang=body.language,
             meta=body.meta.model_dump(mode="json", exclude_defaults=True),
             jobs=None if wait else tenant.runtime.jobs,
@@ -101,7 +65,7 @@ async def create_document(
         response.status_code = 202 if document.status in ("queued", "indexing") else 200
         return out
     runtime, company_id = tenant.runtime, tenant.principal.company_id
-    embedder = embedder_for(runtime, await company_settings(runtime, company_id))
+    embedder = await company_embedder(runtime, company_id)
     await service.index_now(
         runtime.db, company_id, document.id, chunking=chunking(runtime), embedder=embedder
     )
@@ -114,7 +78,7 @@ async def create_document(
             # refused while the caller waited: as if never sent (the previous version, if any, stays ready)
             await service.withdraw_failed(session, document.id)
     if failure is not None:
-        raise InvalidInput(f"'{source}' could not be indexed: {failure}")
+        raise InvalidInput(f"'{submitted.source}' could not be indexed: {failure}")
     response.status_code = 201
     return out
 

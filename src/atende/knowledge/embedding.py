@@ -32,6 +32,7 @@ from atende.netguard import Guard
 from atende.openai_compat import cached_client
 from atende.runtime import LLM_CLIENTS
 from atende.tenancy.crypto import decrypt_secret
+from atende.tenancy.settings import EmbeddingsEndpoint
 
 if TYPE_CHECKING:
     from atende.runtime import Runtime
@@ -231,16 +232,16 @@ class OpenAIEmbedder:
         return (await self._embed([text]))[0]
 
 
-def embedder_for(runtime: Runtime, company_settings: dict[str, Any] | None) -> Embedder | None:
-    """The company's own embeddings endpoint if it set one, else the deployment's embedder
-    (``ATENDE_EMBEDDER``; ``none``: full-text retrieval only)."""
-    own = (company_settings or {}).get("embeddings")
+def embedder_for(runtime: Runtime, own: EmbeddingsEndpoint | None) -> Embedder | None:
+    """The company's own embeddings endpoint (its settings' ``embeddings`` section) if it set
+    one, else the deployment's embedder (``ATENDE_EMBEDDER``; ``none``: full-text retrieval
+    only)."""
     settings = runtime.settings
-    if own and own.get("base_url") and own.get("model"):
-        key = decrypt_secret(runtime.secret_key, own["api_key"]) if own.get("api_key") else ""
+    if own is not None and own.configured:
+        key = decrypt_secret(runtime.secret_key, own.api_key) if own.api_key else ""
         client = cached_client(
             runtime.extras.setdefault(LLM_CLIENTS, {}),
-            own["base_url"],
+            own.base_url,
             key,
             timeout=settings.llm_timeout_seconds,
             max_retries=settings.llm_max_retries,
@@ -249,7 +250,7 @@ def embedder_for(runtime: Runtime, company_settings: dict[str, Any] | None) -> E
                 settings.llm_allow_private_networks, "embeddings", "ATENDE_LLM_ALLOW_PRIVATE_NETWORKS"
             ),
         )
-        return OpenAIEmbedder(client, own["model"])
+        return OpenAIEmbedder(client, own.model)
     if settings.embedder == "e5":
         return E5Embedder(
             threads=settings.embed_threads,

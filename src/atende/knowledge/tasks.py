@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import procrastinate
 import structlog
 
 from atende.jobs.queue import RETRY
 from atende.knowledge import service
-from atende.knowledge.embedding import embedder_for
+from atende.knowledge.embedding import Embedder, embedder_for
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
+from atende.tenancy.settings import EmbeddingsEndpoint, read_section
 
 log = structlog.get_logger(__name__)
 
@@ -23,10 +23,12 @@ def chunking(runtime: Runtime) -> service.Chunking:
     return service.Chunking(runtime.settings.chunk_max_chars, runtime.settings.chunk_overlap_chars)
 
 
-async def company_settings(runtime: Runtime, company_id: uuid.UUID) -> dict[str, Any]:
+async def company_embedder(runtime: Runtime, company_id: uuid.UUID) -> Embedder | None:
+    """The embedder of the company (its own endpoint, else the deployment's)."""
     async with runtime.db.transaction() as session:
         company = await tenancy.get_company(session, str(company_id))
-        return dict(company.settings or {})
+        own = read_section(company, EmbeddingsEndpoint)
+    return embedder_for(runtime, own)
 
 
 async def index_document(context: procrastinate.JobContext, company_id: str, document_id: str) -> str:
@@ -36,7 +38,7 @@ async def index_document(context: procrastinate.JobContext, company_id: str, doc
     company, document = uuid.UUID(company_id), uuid.UUID(document_id)
     with structlog.contextvars.bound_contextvars(company_id=company_id, document_id=document_id):
         try:
-            embedder = embedder_for(runtime, await company_settings(runtime, company))
+            embedder = await company_embedder(runtime, company)
             done = await service.index_pending(
                 runtime.db, company, document, chunking=chunking(runtime), embedder=embedder
             )
@@ -52,7 +54,7 @@ async def embed_company(context: procrastinate.JobContext, company_id: str) -> i
     changed); a retry resumes where the previous attempt stopped."""
     runtime: Runtime = context.additional_context["runtime"]
     company = uuid.UUID(company_id)
-    embedder = embedder_for(runtime, await company_settings(runtime, company))
+    embedder = await company_embedder(runtime, company)
     if embedder is None:
         return 0
     count = await service.embed_missing(runtime.db, company, embedder)

@@ -22,8 +22,7 @@ from atende.openai_compat import client_for
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import decrypt_secret
-
-KINDS = ("llm", "embeddings")  # keys of a company's settings holding an endpoint
+from atende.tenancy.settings import ENDPOINTS, read_section
 
 
 async def endpoints(runtime: Runtime) -> list[Credential]:
@@ -36,15 +35,16 @@ async def endpoints(runtime: Runtime) -> list[Credential]:
     async with runtime.db.transaction() as session:
         companies = await tenancy.list_companies(session)
     for company in companies:
-        for kind in KINDS:
-            own: dict[str, Any] = (company.settings or {}).get(kind) or {}
-            if not own.get("base_url"):
+        for section in ENDPOINTS:  # the company's own LLM and embeddings endpoints
+            own = read_section(company, section)
+            kind = str(section.key)
+            if not own.base_url:
                 continue
-            base_url = str(own["base_url"])
+            base_url = own.base_url
             try:
-                key = decrypt_secret(runtime.secret_key, own["api_key"]) if own.get("api_key") else ""
+                key = decrypt_secret(runtime.secret_key, own.api_key) if own.api_key else ""
             except ValueError:
-                found.append(_undecryptable(kind, company.id, base_url, str(own["api_key"])))
+                found.append(_undecryptable(kind, company.id, base_url, str(own.api_key)))
                 continue
             found.append(_credential(runtime, kind, company.id, base_url, key, company_endpoint=True))
     return found

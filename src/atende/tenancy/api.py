@@ -4,6 +4,7 @@ assistant answers (instructions, its own LLM endpoint)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from atende import netguard
 from atende.tenancy import service
 from atende.tenancy.crypto import encrypt_secret
 from atende.tenancy.deps import AdminTenant, ViewerTenant
+from atende.tenancy.settings import EmbeddingsEndpoint, Endpoint, Instructions, LLMEndpoint, read_section
 
 router = APIRouter(prefix="/v1", tags=["company"])
 
@@ -131,21 +133,17 @@ class AssistantOut(BaseModel):
     )
 
 
-def _endpoint_out(stored: dict[str, Any] | None) -> EndpointOut | None:
-    if not stored or not stored.get("base_url"):
+def _endpoint_out(stored: Endpoint) -> EndpointOut | None:
+    if not stored.base_url:
         return None
-    return EndpointOut(
-        base_url=str(stored["base_url"]),
-        model=str(stored.get("model", "")),
-        api_key_set=bool(stored.get("api_key")),
-    )
+    return EndpointOut(base_url=stored.base_url, model=stored.model, api_key_set=bool(stored.api_key))
 
 
-def _assistant_out(settings: dict[str, Any]) -> AssistantOut:
+def _assistant_out(settings: Mapping[str, Any]) -> AssistantOut:
     return AssistantOut(
-        instructions=str(settings.get("instructions", "")),
-        llm=_endpoint_out(settings.get("llm")),
-        embeddings=_endpoint_out(settings.get("embeddings")),
+        instructions=read_section(settings, Instructions).instructions,
+        llm=_endpoint_out(read_section(settings, LLMEndpoint)),
+        embeddings=_endpoint_out(read_section(settings, EmbeddingsEndpoint)),
     )
 
 
@@ -157,7 +155,7 @@ async def get_assistant(tenant: ViewerTenant) -> AssistantOut:
 
 
 async def _endpoint(
-    tenant: AdminTenant, given: LLMEndpointIn | None, stored: dict[str, Any] | None, what: str
+    tenant: AdminTenant, given: LLMEndpointIn | None, stored: Endpoint, what: str
 ) -> dict[str, Any] | None:
     """An endpoint as stored (key encrypted; an omitted key keeps the stored one, "" clears it)."""
     if given is None:
@@ -171,8 +169,8 @@ async def _endpoint(
     endpoint: dict[str, Any] = {"base_url": given.base_url.rstrip("/"), "model": given.model}
     if given.api_key:
         endpoint["api_key"] = encrypt_secret(tenant.runtime.secret_key, given.api_key)
-    elif given.api_key is None and (stored or {}).get("api_key"):
-        endpoint["api_key"] = (stored or {})["api_key"]
+    elif given.api_key is None and stored.api_key:
+        endpoint["api_key"] = stored.api_key
     return endpoint
 
 
@@ -188,15 +186,17 @@ async def put_assistant(body: AssistantIn, tenant: AdminTenant) -> AssistantOut:
         company = await service.get_company(session, str(tenant.principal.company_id), for_update=True)
         current = dict(company.settings or {})
         updated = {**current, "instructions": body.instructions}
-        for key, given, what in (("llm", body.llm, "LLM"), ("embeddings", body.embeddings, "embeddings")):
-            endpoint = await _endpoint(tenant, given, current.get(key), what)
+        sections = ((LLMEndpoint, body.llm, "LLM"), (EmbeddingsEndpoint, body.embeddings, "embeddings"))
+        for section, given, what in sections:
+            key = str(section.key)
+            endpoint = await _endpoint(tenant, given, read_section(current, section), what)
             if endpoint is None:
                 updated.pop(key, None)
             else:
                 updated[key] = endpoint
         company.settings = updated
-        before, after = current.get("embeddings") or {}, updated.get("embeddings") or {}
-        if (before.get("base_url"), before.get("model")) != (after.get("base_url"), after.get("model")):
+        before, after = read_section(current, EmbeddingsEndpoint), read_section(updated, EmbeddingsEndpoint)
+        if (before.base_url, before.model) != (after.base_url, after.model):
             # one at a time per company; a second run finds nothing left to embed
             await tenant.runtime.jobs.enqueue(
                 session, EMBED_TASK, lock=f"embed:{company.id}", company_id=str(company.id)

@@ -1,7 +1,9 @@
-"""FastAPI dependencies: the runtime, the calling principal and per-route role checks.
+"""FastAPI dependencies: the runtime, the caller (``Tenant``) and per-route role checks.
 
 Every ``/v1`` route declares the role it needs with ``Depends(require(Role.x))``; the
-returned ``Tenant`` opens transactions bound to the caller's company only.
+returned ``Tenant`` opens transactions bound to the caller's company only. A ``Tenant`` is
+built from an API key (``tenant_from_api_key``) by one small function, so that the
+dashboard's session cookie can build one beside it without touching the routes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.errors import Forbidden, InvalidInput, Unauthorized
+from atende.errors import Forbidden, Unauthorized
 from atende.runtime import Runtime
 from atende.tenancy.crypto import hash_token
 from atende.tenancy.models import Role
@@ -65,13 +67,7 @@ class Tenant:
 
     def me(self) -> uuid.UUID:
         """The person of a personal key (what ``me`` means in a route)."""
-        if self.principal.user_id is None:
-            raise InvalidInput(
-                "agent: 'me' needs a personal key (atende keys create --user EMAIL); "
-                "or name the agent by user id",
-                field="agent",
-            )
-        return self.principal.user_id
+        return self.principal.me()
 
     @property
     def actor_id(self) -> str | None:
@@ -81,15 +77,10 @@ class Tenant:
         return self.principal.key_prefix
 
 
-async def get_principal(
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    header_key: Annotated[str | None, Depends(api_key_header)],
-) -> Principal:
-    presented = credentials.credentials if credentials else header_key
-    if not presented:
-        raise Unauthorized("missing API key: send 'Authorization: Bearer atd_...'")
-    presented = presented.strip()
+async def tenant_from_api_key(runtime: Runtime, presented: str) -> Tenant:
+    """The caller of a company API key (cached per process, ``principals``).
+    ``Unauthorized`` for an unknown or revoked key. The dashboard's session cookie will build
+    a ``Tenant`` beside this one, and every route's role check (``require``) reads either."""
     cache = principal_cache(runtime)
     key_hash = hash_token(runtime.secret_key, presented)
     principal = cache.get(key_hash)
@@ -101,18 +92,29 @@ async def get_principal(
             )
         cache.put(key_hash, principal, generation)
     structlog.contextvars.bind_contextvars(company_id=str(principal.company_id), api_key=principal.key_prefix)
-    return principal
+    return Tenant(runtime, principal)
+
+
+async def get_tenant(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    header_key: Annotated[str | None, Depends(api_key_header)],
+) -> Tenant:
+    """The caller of a request, from its API key (``Authorization: Bearer`` or ``X-Api-Key``)."""
+    presented = credentials.credentials if credentials else header_key
+    if not presented:
+        raise Unauthorized("missing API key: send 'Authorization: Bearer atd_...'")
+    return await tenant_from_api_key(runtime, presented.strip())
 
 
 def require(role: Role) -> Callable[..., Coroutine[Any, Any, Tenant]]:
     """A dependency that admits callers whose role is at least ``role``."""
 
-    async def dependency(
-        runtime: RuntimeDep, principal: Annotated[Principal, Depends(get_principal)]
-    ) -> Tenant:
+    async def dependency(tenant: Annotated[Tenant, Depends(get_tenant)]) -> Tenant:
+        principal = tenant.principal
         if not principal.role.allows(role):
             raise Forbidden(f"this needs the {role.value} role; the key has {principal.role.value}")
-        return Tenant(runtime, principal)
+        return tenant
 
     return dependency
 

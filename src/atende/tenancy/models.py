@@ -61,37 +61,6 @@ class Membership(IdMixin, CompanyOwned, Base):
     availability_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class Availability(StrEnum):
-    """Whether an agent takes conversations now."""
-
-    online = "online"
-    away = "away"
-    offline = "offline"
-
-
-class Team(IdMixin, CompanyOwned, Base):
-    """A group of agents with a queue of its own and, optionally, its own hours."""
-
-    __tablename__ = "teams"
-    __table_args__ = (UniqueConstraint("company_id", "slug"),)
-    company_index_in_table_args = True
-
-    name: Mapped[str] = mapped_column(String(200))
-    slug: Mapped[str] = mapped_column(String(80))
-    hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
-
-
-class TeamMember(CompanyOwned, Base):
-    __tablename__ = "team_members"
-
-    team_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
-
-
 class ApiKey(IdMixin, CompanyOwned, Base):
     __tablename__ = "api_keys"
 

@@ -20,6 +20,7 @@ from atende.tenancy.models import ApiKey, Company, Membership, Role, User
 KEY_PREFIX = "atd_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 LANGUAGES = ("pt", "en", "es")
+AGENT_ROLES = tuple(r.value for r in Role if r.allows(Role.agent))  # roles that answer conversations
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,16 @@ class Principal:
     role: Role
     key_prefix: str | None = None
     user_id: uuid.UUID | None = None
+
+    def me(self) -> uuid.UUID:
+        """The person of a personal key (what ``me`` means in a route)."""
+        if self.user_id is None:
+            raise InvalidInput(
+                "agent: 'me' needs a personal key (atende keys create --user EMAIL); "
+                "or name the agent by user id",
+                field="agent",
+            )
+        return self.user_id
 
 
 def slugify(name: str, fallback: str = "company") -> str:
@@ -124,6 +135,28 @@ async def create_user(
     session.add(Membership(company_id=company_id, user_id=user.id, role=role.value))
     await session.flush()
     return user
+
+
+async def find_agent(session: AsyncSession, ref: str) -> Membership:
+    """An agent (a member whose role answers conversations) of the session's company by user
+    id or e-mail; ``InvalidInput`` if none."""
+    stmt = select(Membership).where(Membership.role.in_(AGENT_ROLES))
+    try:
+        stmt = stmt.where(Membership.user_id == uuid.UUID(ref))
+    except ValueError:
+        stmt = stmt.join(User, User.id == Membership.user_id).where(User.email == ref.strip().lower())
+    member = await session.scalar(stmt)
+    if member is None:
+        raise InvalidInput(f"agent: '{ref}' is not an agent of this company", field="agent")
+    return member
+
+
+async def assignee(session: AsyncSession, principal: Principal, agent: str) -> uuid.UUID:
+    """Whom ``agent`` names for an assignment: ``me`` (the person of a personal key), or an
+    agent of the company by user id or e-mail."""
+    if agent == "me":
+        return principal.me()
+    return (await find_agent(session, agent)).user_id
 
 
 async def create_api_key(

@@ -1,9 +1,15 @@
-"""A company's business hours and handoff settings, stored in ``companies.settings``, and the
-teams, team hours and agent availability that decide where a handoff goes.
+"""The human side: teams and their members, agents' availability, the company's business
+hours (with holidays and closed dates imported from a calendar), its handoff rules, and the
+queue of conversations waiting for a person.
 
-``settings["hours"]`` holds a schedule in the shape ``atende.hours.parse_schedule`` reads
-(no hours set: always open); ``settings["handoff"]`` holds the handoff rules. A team may have
-hours of its own (``teams.hours``), else the company's apply.
+A domain of its own above ``tenancy`` (companies, users, roles, keys, scoping), which it
+reads, and above ``conversations``, whose queue it reads: what later reads conversations per
+team or per agent (SLA, assignment by load, CSAT per agent) sits here, and ``tenancy`` stays
+the small base every domain stands on. The route handlers (``teams.api``, and the dashboard
+next) call these functions and only parse and shape around them.
+
+A team may have hours of its own (``teams.hours``), else the company's apply. The stored
+sections of the company's settings are read through ``teams.settings``.
 """
 
 from __future__ import annotations
@@ -18,19 +24,26 @@ from zoneinfo import ZoneInfo
 
 import anyio
 import anyio.to_process
-import structlog
 from anyio import BrokenWorkerProcess
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.errors import InvalidInput, NotFound
-from atende.hours import ALWAYS_OPEN, InvalidSchedule, Schedule, parse_schedule
+from atende.conversations import service as conversations
+from atende.conversations.models import Conversation
+from atende.errors import Forbidden, InvalidInput, NotFound
+from atende.hours import InvalidSchedule, Schedule, business_seconds, parse_schedule
 from atende.hours.ics import Imported, closures_from_ics
-from atende.tenancy.models import Availability, Company, Membership, Role, Team, TeamMember, User
-from atende.tenancy.service import get_company
+from atende.teams.models import Availability, Team, TeamMember
+from atende.teams.settings import (
+    HandoffSettings,
+    company_schedule,
+    handoff_settings,
+    schedule_of,
+    stored_hours,
+)
+from atende.tenancy.models import Company, Membership, Role, User
+from atende.tenancy.service import AGENT_ROLES, Principal, get_company, slugify
 
-log = structlog.get_logger(__name__)
-AGENT_ROLES = tuple(r.value for r in Role if r.allows(Role.agent))
 ICS_YEARS_AHEAD = 2  # closures imported from a calendar: from today to this many years on
 
 
@@ -38,27 +51,6 @@ def invalid(error: InvalidSchedule, prefix: str = "") -> InvalidInput:
     """The API error for a schedule that cannot be, naming the field."""
     field = f"{prefix}.{error.field}" if prefix else error.field
     return InvalidInput(f"{field}: {error.message}", field=field)
-
-
-def schedule_of(stored: dict[str, Any] | None) -> Schedule:
-    """The schedule stored (validated when saved), or always open when none is. One that no
-    longer validates (a country's subdivision gone in a ``holidays`` upgrade) is logged and
-    read as always open: a handoff must still reach people and tell the customer something."""
-    if not stored:
-        return ALWAYS_OPEN
-    try:
-        return parse_schedule(stored)
-    except InvalidSchedule as exc:
-        log.error("hours.stored_schedule_invalid", field=exc.field, error=exc.message)
-        return ALWAYS_OPEN
-
-
-def company_schedule(company: Company) -> Schedule:
-    return schedule_of((company.settings or {}).get("hours"))
-
-
-def handoff_settings(company: Company) -> dict[str, Any]:
-    return dict((company.settings or {}).get("handoff") or {})
 
 
 async def save_company_hours(
@@ -80,8 +72,13 @@ async def save_company_hours(
     company.settings = settings
 
 
+async def company_hours(session: AsyncSession, company_id: uuid.UUID) -> dict[str, Any] | None:
+    """The company's business hours as stored; ``None``: always open."""
+    return stored_hours(await get_company(session, str(company_id)))
+
+
 def _stored_hours(company: Company) -> dict[str, Any]:
-    current: dict[str, Any] | None = (company.settings or {}).get("hours")
+    current = stored_hours(company)
     if not current:
         raise InvalidInput(
             "hours: set the business hours (PUT /v1/company/hours) before importing", field="hours"
@@ -137,9 +134,13 @@ async def store_closures(session: AsyncSession, company_id: uuid.UUID, imported:
     return stored
 
 
+async def company_handoff(session: AsyncSession, company_id: uuid.UUID) -> HandoffSettings:
+    return handoff_settings(await get_company(session, str(company_id)))
+
+
 async def update_handoff_settings(
     session: AsyncSession, company_id: uuid.UUID, changes: dict[str, Any]
-) -> dict[str, Any]:
+) -> HandoffSettings:
     """Change the handoff settings named in ``changes``; the others keep their stored values
     (a client that sends only the flag it means to turn on must not lose the company's
     rules). ``None`` clears a setting. The teams named by the changes must exist. Returns
@@ -150,10 +151,10 @@ async def update_handoff_settings(
     if changes.get("team"):
         await get_team(session, changes["team"], field="team")
     company = await get_company(session, str(company_id), for_update=True)  # no lost update
-    merged = {**handoff_settings(company), **changes}
+    merged = {**dict((company.settings or {}).get("handoff") or {}), **changes}
     stored = {key: value for key, value in merged.items() if value is not None}
     company.settings = {**(company.settings or {}), "handoff": stored}
-    return stored
+    return handoff_settings(company)
 
 
 # teams
@@ -217,6 +218,24 @@ async def save_team(
     return team
 
 
+async def put_team(
+    session: AsyncSession,
+    ref: str | None,
+    *,
+    name: str,
+    slug: str | None,
+    hours: dict[str, Any] | None,
+    members: list[uuid.UUID],
+) -> tuple[Team, list[uuid.UUID]]:
+    """Create (``ref`` None) or replace the team ``ref`` names (slug or id). Without a slug a
+    team keeps its own, and a new one takes its name's. Returns the team and its members as
+    stored (each once, in the order sent)."""
+    team = await get_team(session, ref) if ref else None
+    slug = slug or (team.slug if team is not None else slugify(name, f"team-{uuid.uuid4().hex[:6]}"))
+    saved = await save_team(session, team=team, name=name.strip(), slug=slug, hours=hours, members=members)
+    return saved, list(dict.fromkeys(members))
+
+
 async def team_schedules(
     session: AsyncSession, company: Company, team_ids: Iterable[uuid.UUID | None]
 ) -> dict[uuid.UUID | None, Schedule]:
@@ -249,17 +268,21 @@ async def get_member(session: AsyncSession, user_id: uuid.UUID) -> Membership:
     return member
 
 
-async def find_agent(session: AsyncSession, ref: str) -> Membership:
-    """An agent of the session's company by user id or e-mail; ``InvalidInput`` if none."""
-    stmt = select(Membership).where(Membership.role.in_(AGENT_ROLES))
-    try:
-        stmt = stmt.where(Membership.user_id == uuid.UUID(ref))
-    except ValueError:
-        stmt = stmt.join(User, User.id == Membership.user_id).where(User.email == ref.strip().lower())
-    member = await session.scalar(stmt)
-    if member is None:
-        raise InvalidInput(f"agent: '{ref}' is not an agent of this company", field="agent")
-    return member
+def availability_target(principal: Principal, agent: str) -> uuid.UUID:
+    """The member whose availability ``principal`` asks to set: ``agent`` is a user id, or
+    ``me`` (the person of a personal key). The rule: agents set their own; admins (and
+    owners) anyone's. ``InvalidInput`` for a ref that is neither, ``Forbidden`` for another's
+    without the admin role."""
+    if agent == "me":
+        user_id = principal.me()
+    else:
+        try:
+            user_id = uuid.UUID(agent)
+        except ValueError:
+            raise InvalidInput(f"'{agent}' is not a user id or 'me'", field="agent") from None
+    if user_id != principal.user_id and not principal.role.allows(Role.admin):
+        raise Forbidden("an agent sets their own availability; others' need the admin role")
+    return user_id
 
 
 async def set_availability(
@@ -271,6 +294,68 @@ async def set_availability(
     member.availability = availability.value
     member.availability_changed_at = now
     return member
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An agent as the API and the dashboard show one: membership, person and team slugs."""
+
+    member: Membership
+    user: User
+    teams: list[str]
+
+
+async def agents(session: AsyncSession) -> list[Agent]:
+    """The company's agents (members whose role answers conversations), oldest first, each
+    with the teams they belong to."""
+    members = await list_agents(session)
+    users = {
+        u.id: u for u in await session.scalars(select(User).where(User.id.in_([m.user_id for m in members])))
+    }
+    teams: dict[uuid.UUID, list[str]] = {}
+    for team, team_members in await list_teams(session):
+        for user_id in team_members:
+            teams.setdefault(user_id, []).append(team.slug)
+    return [Agent(m, users[m.user_id], teams.get(m.user_id, [])) for m in members]
+
+
+async def change_availability(
+    session: AsyncSession, principal: Principal, agent: str, availability: Availability, now: datetime
+) -> Agent:
+    """Set an agent's availability as ``principal`` (``availability_target``'s rule) and
+    return the agent with their teams."""
+    user_id = availability_target(principal, agent)
+    member = await set_availability(session, user_id, availability, now)
+    user = await session.get_one(User, user_id)
+    teams = await session.scalars(
+        select(Team.slug).join(TeamMember, TeamMember.team_id == Team.id).where(TeamMember.user_id == user_id)
+    )
+    return Agent(member, user, list(teams))
+
+
+# the queue
+
+
+async def waiting_queue(
+    session: AsyncSession, company_id: uuid.UUID, *, team: str | None, limit: int, now: datetime
+) -> list[tuple[Conversation, float]]:
+    """Conversations waiting for a person (of ``team``, a slug or id, or all), tickets first,
+    each with the business time it has waited so far by its team's hours, else the
+    company's."""
+    team_id = (await get_team(session, team)).id if team else None
+    rows = await conversations.list_queue(session, team_id=team_id, limit=limit)
+    company = await get_company(session, str(company_id))
+    schedules = await team_schedules(session, company, {c.team_id for c in rows})
+    return [
+        (
+            c,
+            # a clock behind the stored instant (another server's) counts no time
+            business_seconds(
+                schedules.get(c.team_id, schedules[None]), min(c.waiting_since or now, now), now
+            ),
+        )
+        for c in rows
+    ]
 
 
 @dataclass(frozen=True)
