@@ -62,7 +62,6 @@ async def test_readiness_reports_each_check_ok_when_everything_is_up(live_server
         r = await client.get("/health/ready")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["status"] == "ok"
     assert body["failing"] == []
     assert set(body["checks"]) == {"database", "migrations", "job_backlog", "llm", "credentials"}
     # the credentials are other tests' companies' (endpoints long stopped): they may only degrade
