@@ -1,9 +1,10 @@
 """Imports every table so that Alembic and ``Base.metadata`` see the whole schema."""
 
+from atende.channels import models as channels
 from atende.conversations import models as conversations
 from atende.engine import models as engine
 from atende.knowledge import models as knowledge
 from atende.tenancy import models as tenancy
 from atende.webhooks import models as webhooks
 
-__all__ = ["conversations", "engine", "knowledge", "tenancy", "webhooks"]
+__all__ = ["channels", "conversations", "engine", "knowledge", "tenancy", "webhooks"]

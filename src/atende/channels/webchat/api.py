@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,24 +32,43 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from atende.channels import accounts, intake
+from atende.channels.base import Channel, ConversationPolicy, Joins
 from atende.channels.webchat.limits import limits_for
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
 from atende.conversations.schemas import InboundMessage
 from atende.errors import NotFound, Unauthorized
-from atende.observability import metrics
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import hash_token, new_token, tokens_equal
 from atende.tenancy.deps import RuntimeDep
 
-CHANNEL = "webchat"
 PAGE = 100  # messages read per query when (re)playing a conversation
 STATIC = Path(__file__).parent / "static"
 templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape()
 )
 router = APIRouter(tags=["web chat"])
+
+
+class WebChat(Channel):
+    """The widget. Its account's ``external_id`` is the widget key the page embeds; a visitor's
+    token names the conversation (``Joins.named``); replies reach the visitor over the SSE
+    stream, fed when they commit (``live``)."""
+
+    kind = "webchat"
+    conversation_policy = ConversationPolicy(Joins.named)
+    delivery = "live"
+
+    def router(self) -> APIRouter:
+        return router
+
+    def middleware(self) -> Sequence[Callable[[ASGIApp], ASGIApp]]:
+        return (WidgetCors,)
+
+
+channel = WebChat()
 # what a visitor's writes may answer besides success (``webchat.limits``)
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {
@@ -151,8 +170,12 @@ class Visitor:
 
 
 async def _company_id(runtime: Runtime, widget_key: str) -> uuid.UUID:
+    """The company of the enabled web chat account whose widget key this is."""
     async with runtime.db.transaction() as session:
-        return (await tenancy.get_company_by_widget_key(session, widget_key)).id
+        try:
+            return (await accounts.route(session, channel.kind, widget_key)).company_id
+        except NotFound:
+            raise NotFound("unknown widget key") from None
 
 
 async def _visitor(
@@ -222,7 +245,7 @@ async def start_conversation(widget_key: str, request: Request, runtime: Runtime
     async with runtime.db.transaction(company_id) as session:
         conversation = await conversations.start_visitor_conversation(
             session,
-            channel=CHANNEL,
+            channel=channel.kind,
             visitor_id="visitor-" + new_token(12),
             visitor_token_hash=hash_token(runtime.secret_key, token),
         )
@@ -287,11 +310,12 @@ async def visitor_message(
     limits_for(runtime).message(request, conversation_id, visitor.company_id)
     async with runtime.db.transaction(visitor.company_id) as session:
         contact_external_id = await conversations.contact_external_id(session, visitor.contact_id)
-        received = await conversations.receive_inbound(
+        received = await intake.receive(
             await session.connection(),
             visitor.company_id,
+            channel,
             InboundMessage(
-                channel=CHANNEL,
+                channel=channel.kind,
                 contact_external_id=contact_external_id,
                 text=text,
                 conversation_id=conversation_id,
@@ -302,8 +326,6 @@ async def visitor_message(
         awaiting = received.bot_turn and not (
             received.duplicate and await conversations.bot_reply_exists(session, received.message.id)
         )
-    if not received.duplicate:
-        metrics.MESSAGES_RECEIVED.labels(CHANNEL).inc()
     return VisitorMessageOut(**as_visitor_message(received.message).model_dump(), awaiting_reply=awaiting)
 
 
