@@ -192,6 +192,12 @@ async def test_a_channel_of_the_tests_alone_receives_answers_delivers_and_tracks
         assert (await provider.post(f"/parrot/{number}/webhook", json={"messages": [again]})).is_success
         await until(lambda: len(parrot.sent) == 2)
         assert parrot.sent[1][1].conversation_id == outbound.conversation_id
+        # an agent's reply goes out the same way
+        path = f"/v1/conversations/{outbound.conversation_id}/replies"
+        r = await kb_company.client.post(path, json={"text": "Sou a Ana, da equipe."})
+        assert r.status_code == 201, r.text
+        await until(lambda: len(parrot.sent) == 3)
+        assert (parrot.sent[2][1].author, parrot.sent[2][1].text) == ("agent", "Sou a Ana, da equipe.")
 
         # a disabled account routes nothing
         r = await kb_company.client.patch(f"/v1/channel-accounts/{account['id']}", json={"enabled": False})

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Query, Response
 
 from atende.channels import intake
-from atende.channels.base import Channel, ConversationPolicy, Joins
+from atende.channels.base import Account, Channel, ConversationPolicy, Joins
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
 from atende.conversations.schemas import CustomerMessageIn, InboundMessage, MessagePublic, PostMessageResult
@@ -33,6 +34,22 @@ class ApiChannel(Channel):
 
     def router(self) -> APIRouter:
         return router
+
+    def parse(self, account: Account | None, payload: Any) -> list[InboundMessage]:
+        """``payload``: a ``CustomerMessageIn`` (its text already cleaned)."""
+        body: CustomerMessageIn = payload
+        return [
+            InboundMessage(
+                channel=self.kind,
+                contact_external_id=body.contact.external_id,
+                text=body.text,
+                channel_message_id=body.message_id,
+                conversation_id=body.conversation_id,
+                contact_name=body.contact.name,
+                contact_email=body.contact.email,
+                contact_phone=body.contact.phone,
+            )
+        ]
 
 
 channel = ApiChannel()
@@ -74,16 +91,7 @@ async def post_customer_message(
     """Store a customer message once and queue the bot's turn. Poll
     `GET /v1/conversations/{id}/messages`, or pass `wait` to receive the reply here."""
     text = conversations.clean_text(body.text, tenant.runtime.settings.max_message_chars)
-    inbound = InboundMessage(
-        channel=channel.kind,
-        contact_external_id=body.contact.external_id,
-        text=text,
-        channel_message_id=body.message_id,
-        conversation_id=body.conversation_id,
-        contact_name=body.contact.name,
-        contact_email=body.contact.email,
-        contact_phone=body.contact.phone,
-    )
+    [inbound] = channel.parse(None, body.model_copy(update={"text": text}))
     async with tenant.runtime.db.autocommit() as connection:  # receiving is one atomic statement
         received = await intake.receive(connection, tenant.principal.company_id, channel, inbound)
     awaiting_bot = received.bot_turn

@@ -33,7 +33,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from atende.channels import accounts, intake
-from atende.channels.base import Channel, ConversationPolicy, Joins
+from atende.channels.base import Account, Channel, ConversationPolicy, Joins
 from atende.channels.webchat.limits import limits_for
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
@@ -66,6 +66,30 @@ class WebChat(Channel):
 
     def middleware(self) -> Sequence[Callable[[ASGIApp], ASGIApp]]:
         return (WidgetCors,)
+
+    def parse(self, account: Account | None, payload: Any) -> list[InboundMessage]:
+        """``payload``: a ``VisitorPost``."""
+        post: VisitorPost = payload
+        return [
+            InboundMessage(
+                channel=self.kind,
+                contact_external_id=post.contact_external_id,
+                text=post.text,
+                conversation_id=post.conversation_id,
+                # the widget's id of the message: a resend after a lost response is stored once
+                channel_message_id=f"{post.conversation_id}:{post.client_id}" if post.client_id else None,
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class VisitorPost:
+    """A visitor's message as the web chat received it (its text cleaned)."""
+
+    conversation_id: uuid.UUID
+    contact_external_id: str
+    text: str
+    client_id: str | None
 
 
 channel = WebChat()
@@ -164,18 +188,23 @@ class WidgetCors:
 
 @dataclass(frozen=True)
 class Visitor:
-    company_id: uuid.UUID
+    account: Account
     conversation_id: uuid.UUID
     contact_id: uuid.UUID
 
+    @property
+    def company_id(self) -> uuid.UUID:
+        return self.account.company_id
 
-async def _company_id(runtime: Runtime, widget_key: str) -> uuid.UUID:
-    """The company of the enabled web chat account whose widget key this is."""
+
+async def _account(runtime: Runtime, widget_key: str) -> Account:
+    """The enabled web chat account whose widget key this is."""
     async with runtime.db.transaction() as session:
         try:
-            return (await accounts.route(session, channel.kind, widget_key)).company_id
+            row = await accounts.route(session, channel.kind, widget_key)
         except NotFound:
             raise NotFound("unknown widget key") from None
+        return accounts.open_account(channel, row, runtime.secret_key)
 
 
 async def _visitor(
@@ -183,8 +212,8 @@ async def _visitor(
 ) -> Visitor:
     if not token:
         raise Unauthorized("missing visitor token")
-    company_id = await _company_id(runtime, widget_key)
-    async with runtime.db.transaction(company_id) as session:
+    account = await _account(runtime, widget_key)
+    async with runtime.db.transaction(account.company_id) as session:
         try:
             conversation = await conversations.get_conversation(session, conversation_id)
         except NotFound:
@@ -192,7 +221,7 @@ async def _visitor(
         expected = conversation.visitor_token_hash or ""
     if not tokens_equal(expected, hash_token(runtime.secret_key, token)):
         raise NotFound("no such conversation")  # never confirm that an id exists
-    return Visitor(company_id, conversation_id, conversation.contact_id)
+    return Visitor(account, conversation_id, conversation.contact_id)
 
 
 @router.get("/widget.js", include_in_schema=False)
@@ -239,7 +268,7 @@ async def demo_page(runtime: RuntimeDep, company: str = Query("loja-exemplo", ma
     responses=RATE_LIMITED,
 )
 async def start_conversation(widget_key: str, request: Request, runtime: RuntimeDep) -> ConversationStarted:
-    company_id = await _company_id(runtime, widget_key)
+    company_id = (await _account(runtime, widget_key)).company_id
     limits_for(runtime).conversation(request, company_id)
     token = new_token(24)
     async with runtime.db.transaction(company_id) as session:
@@ -310,17 +339,11 @@ async def visitor_message(
     limits_for(runtime).message(request, conversation_id, visitor.company_id)
     async with runtime.db.transaction(visitor.company_id) as session:
         contact_external_id = await conversations.contact_external_id(session, visitor.contact_id)
+        [inbound] = channel.parse(
+            visitor.account, VisitorPost(conversation_id, contact_external_id, text, body.client_id)
+        )
         received = await intake.receive(
-            await session.connection(),
-            visitor.company_id,
-            channel,
-            InboundMessage(
-                channel=channel.kind,
-                contact_external_id=contact_external_id,
-                text=text,
-                conversation_id=conversation_id,
-                channel_message_id=f"{conversation_id}:{body.client_id}" if body.client_id else None,
-            ),
+            await session.connection(), visitor.company_id, channel, inbound, visitor.account
         )
         # a new message cannot have been answered yet; a redelivered one may have been
         awaiting = received.bot_turn and not (
