@@ -24,8 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atende import __version__
 from atende.bootstrap import open_runtime, run_worker, stop_task
-from atende.channels.webchat.api import WidgetCors
-from atende.channels.webchat.api import router as webchat_router
+from atende.channels import registry as channels
+from atende.channels.accounts_api import router as channel_accounts_router
 from atende.config import Settings, get_settings
 from atende.conversations.api import router as conversations_router
 from atende.db.embedded import EmbeddedDatabase
@@ -308,10 +308,15 @@ def create_app(
         knowledge_router,
         webhooks_router,
         jobs_router,
-        webchat_router,
+        channel_accounts_router,
     ):
         app.include_router(router)
-    app.add_middleware(WidgetCors)
+    for channel in channels.channels():  # registered in atende.bootstrap.CHANNELS
+        channel_router = channel.router()
+        if channel_router is not None:
+            app.include_router(channel_router)
+        for middleware in channel.middleware():
+            app.add_middleware(middleware)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app

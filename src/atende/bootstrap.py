@@ -12,7 +12,12 @@ from contextlib import asynccontextmanager, suppress
 import procrastinate
 import structlog
 
+from atende.channels import registry as channels
+from atende.channels.api import channel as api_channel
+from atende.channels.delivery import account_credentials, deliver
+from atende.channels.webchat import api as webchat
 from atende.config import DEV_SECRET, Settings
+from atende.conversations import delivery
 from atende.db import migrate
 from atende.db.embedded import EmbeddedDatabase, start_embedded
 from atende.db.pubsub import Listener
@@ -36,8 +41,17 @@ BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
     "knowledge": knowledge_tasks,
     "jobs": job_tasks,
 }
-# the external credentials /health/ready verifies; a channel with its own tokens adds its source
+# the channels this process serves: a new channel is its folder under atende/channels and one
+# line here (docs/CHANNELS.md)
+CHANNELS = (
+    webchat.channel,
+    api_channel.channel,
+)
+for _channel in CHANNELS:
+    channels.register(_channel)
+# the external credentials /health/ready verifies: the LLM endpoints, every channel account's
 credentials.register("openai-compatible endpoints", llm_endpoints)
+credentials.register("channel accounts", account_credentials)
 
 
 async def database_url(settings: Settings) -> tuple[str, EmbeddedDatabase | None]:
@@ -77,6 +91,7 @@ async def open_runtime(
         runtime = Runtime(
             settings=settings, db=db, jobs=JobQueue(db.url, BLUEPRINTS), listener=Listener(db.url)
         )
+        runtime.extras[delivery.DELIVER] = deliver  # replies go out through their channel
         await runtime.jobs.open()
         if listen:
             runtime.listener.start()

@@ -1,5 +1,6 @@
 """Imports every table so that Alembic and ``Base.metadata`` see the whole schema."""
 
+from atende.channels import models as channels
 from atende.conversations import models as conversations
 from atende.engine import models as engine
 from atende.knowledge import models as knowledge
@@ -7,4 +8,4 @@ from atende.teams import models as teams
 from atende.tenancy import models as tenancy
 from atende.webhooks import models as webhooks
 
-__all__ = ["conversations", "engine", "knowledge", "teams", "tenancy", "webhooks"]
+__all__ = ["channels", "conversations", "engine", "knowledge", "teams", "tenancy", "webhooks"]

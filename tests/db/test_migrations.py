@@ -53,6 +53,7 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
         "atende_emit_webhook_v1",
         "atende_isoformat_v1",
         "atende_fair_job_priority_v1",
+        "atende_company_webchat_account_v1",
     }
     migrate.downgrade(url, "base")
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
@@ -138,3 +139,24 @@ def test_webhook_endpoints_registered_before_0014_keep_the_legacy_signature(pg_u
         ("https://example.com/after", "standard", None),
         ("https://example.com/before", "atende", None),
     ]
+
+
+def test_widget_keys_of_companies_created_before_0015_keep_working(pg_url: str) -> None:
+    """0015 gives every company its web chat account, keyed by its widget key; a company
+    created afterwards gets one too (a trigger), whoever creates it."""
+    url = make_database(pg_url, f"atende_channel_accounts_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0014")
+    insert_company = (
+        "INSERT INTO companies (id, created_at, name, slug, widget_key, default_language, settings)"
+        " VALUES (gen_random_uuid(), now(), %s, %s, %s, 'pt', '{}') RETURNING id"
+    )
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        before = conn.execute(insert_company, ("a", "a", "wk_before")).fetchone()[0]
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        after = conn.execute(insert_company, ("b", "b", "wk_after")).fetchone()[0]
+        rows = conn.execute(
+            "SELECT company_id, kind, external_id, enabled FROM channel_accounts ORDER BY external_id"
+        ).fetchall()
+    assert rows == [(after, "webchat", "wk_after", True), (before, "webchat", "wk_before", True)]

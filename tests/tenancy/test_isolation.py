@@ -57,6 +57,9 @@ ATTACKS = [
     Attack("DELETE", "/v1/webhooks/{endpoint_id}"),
     Attack("GET", "/v1/webhooks/{endpoint_id}/deliveries"),
     Attack("POST", "/v1/webhooks/{endpoint_id}/rotate-secret", body={"grace_seconds": 60}),
+    Attack("GET", "/v1/channel-accounts/{account_id}"),
+    Attack("PATCH", "/v1/channel-accounts/{account_id}", body={"enabled": False}),
+    Attack("DELETE", "/v1/channel-accounts/{account_id}"),
     # web chat: A's widget key with B's conversation and B's own visitor token
     Attack(
         "GET",
@@ -90,12 +93,14 @@ class Victim:
     visitor_token: str
     document_id: str
     endpoint_id: str
+    account_id: str
 
     def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
         return {
             "conversation_id": self.webchat_conversation_id if webchat else self.conversation_id,
             "document_id": self.document_id,
             "endpoint_id": self.endpoint_id,
+            "account_id": self.account_id,
             "widget_key": attacker.widget_key,
             "visitor_token": self.visitor_token,
         }
@@ -118,6 +123,8 @@ async def victim(other_company: CompanyCtx) -> Victim:
         "/v1/webhooks", json={"url": "http://127.0.0.1:9/b-hook", "events": ["conversation.handoff"]}
     )
     assert r.status_code == 201, r.text
+    endpoint_id = r.json()["id"]
+    [account] = (await b.client.get("/v1/channel-accounts")).json()  # its web chat's
     return Victim(
         company=b,
         conversation_id=body["conversation_id"],
@@ -125,7 +132,8 @@ async def victim(other_company: CompanyCtx) -> Victim:
         webchat_conversation_id=webchat["conversation_id"],
         visitor_token=webchat["token"],
         document_id=document_id,
-        endpoint_id=r.json()["id"],
+        endpoint_id=endpoint_id,
+        account_id=account["id"],
     )
 
 

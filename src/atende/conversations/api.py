@@ -1,101 +1,30 @@
-"""``/v1`` routes of conversations: the API channel, listing and reading, agent replies and
-state changes."""
+"""``/v1`` routes of conversations: listing and reading, agent replies and state changes (the
+API channel's intake, ``POST /v1/messages``, is ``atende.channels.api``)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 
-from atende.conversations import service
-from atende.conversations.models import Message
+from atende.conversations import delivery, service
 from atende.conversations.schemas import (
     AgentReplyIn,
     AssignIn,
     ConversationDetail,
     ConversationPublic,
-    CustomerMessageIn,
-    InboundMessage,
     MessagePublic,
     Page,
-    PostMessageResult,
     ReasonIn,
     StateChangeIn,
     TransitionPublic,
 )
 from atende.conversations.states import State
-from atende.observability import metrics
 from atende.tenancy import service as tenancy
 from atende.tenancy.deps import AgentTenant, Tenant, ViewerTenant
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
-API_CHANNEL = "api"
-
-
-async def _wait_for_reply(
-    tenant: Tenant, message_id: uuid.UUID, topic: str, seconds: float
-) -> Message | None:
-    """The bot's reply to the message, once written; ``None`` after ``seconds``, or at once when
-    the turn says it leaves the message for people (``idle``)."""
-    deadline = time.monotonic() + seconds
-    with tenant.runtime.listener.subscribe(topic) as sub:
-        while True:
-            async with tenant.transaction() as session:
-                reply = await service.bot_reply(session, message_id)
-            remaining = deadline - time.monotonic()
-            if reply is not None or remaining <= 0:
-                return reply
-            note = await sub.next(timeout=min(remaining, 1.0))
-            if note is not None and note.get("kind") == "idle" and note.get("message_id") == str(message_id):
-                return None
-
-
-@router.post(
-    "/messages",
-    response_model=PostMessageResult,
-    status_code=201,
-    summary="Post a customer message (API channel)",
-    responses={200: {"description": "Duplicate: this message_id was received before"}},
-)
-async def post_customer_message(
-    body: CustomerMessageIn,
-    tenant: AgentTenant,
-    response: Response,
-    wait: float = Query(
-        0, ge=0, le=30, description="Seconds to wait for the bot's reply and return it (0: don't)."
-    ),
-) -> PostMessageResult:
-    """Store a customer message once and queue the bot's turn. Poll
-    `GET /v1/conversations/{id}/messages`, or pass `wait` to receive the reply here."""
-    text = service.clean_text(body.text, tenant.runtime.settings.max_message_chars)
-    inbound = InboundMessage(
-        channel=API_CHANNEL,
-        contact_external_id=body.contact.external_id,
-        text=text,
-        channel_message_id=body.message_id,
-        conversation_id=body.conversation_id,
-        contact_name=body.contact.name,
-        contact_email=body.contact.email,
-        contact_phone=body.contact.phone,
-    )
-    async with tenant.runtime.db.autocommit() as connection:  # receiving is one atomic statement
-        received = await service.receive_inbound(connection, tenant.principal.company_id, inbound)
-    awaiting_bot = received.bot_turn
-    if received.duplicate:
-        response.status_code = 200
-    else:
-        metrics.MESSAGES_RECEIVED.labels(API_CHANNEL).inc()
-    reply = None
-    if wait and awaiting_bot:
-        reply = await _wait_for_reply(tenant, received.message.id, str(received.conversation_id), wait)
-    return PostMessageResult(
-        conversation_id=received.conversation_id,
-        message=MessagePublic.model_validate(received.message),
-        duplicate=received.duplicate,
-        reply=MessagePublic.model_validate(reply) if reply else None,
-    )
 
 
 @router.get("/conversations", response_model=Page[ConversationPublic], summary="List conversations")
@@ -158,6 +87,7 @@ async def post_agent_reply(
             agent_id=body.agent_id or tenant.actor_id,
             assignee_id=tenant.principal.user_id,
         )
+    await delivery.hand_over(tenant.runtime, tenant.principal.company_id, message.channel, message.id)
     return MessagePublic.model_validate(message)
 
 

@@ -608,3 +608,49 @@ async def list_conversations(
 
 async def contact_external_id(session: AsyncSession, contact_id: uuid.UUID) -> str:
     return (await get_or_404(session, Contact, contact_id, "contact")).external_id
+
+
+# how far a delivery got; a later status never moves it back (a "delivered" that arrives
+# after "read"), but "failed" always stands
+DELIVERY_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+
+async def record_sent(session: AsyncSession, message_id: uuid.UUID, provider_message_id: str) -> None:
+    """Note that the message's channel sent it, under the provider's id (``meta.delivery``,
+    until the outbox gives deliveries columns of their own)."""
+    message = await get_or_404(session, Message, message_id, "message", for_update=True)
+    delivery = {
+        "provider_message_id": provider_message_id,
+        "status": "sent",
+        "at": datetime.now(UTC).isoformat(),
+    }
+    message.meta = {**(message.meta or {}), "delivery": delivery}
+    await session.flush()
+
+
+async def apply_delivery_status(
+    session: AsyncSession, channel: str, provider_message_id: str, status: str, reason: str | None = None
+) -> Message | None:
+    """Record what the provider says became of a message it sent; ``None``: no message of this
+    company and channel has that provider id."""
+    message: Message | None = await session.scalar(
+        select(Message)
+        .where(
+            Message.channel == channel,
+            Message.meta["delivery"]["provider_message_id"].astext == provider_message_id,
+        )
+        .with_for_update()
+    )
+    if message is None:
+        return None
+    delivery = dict((message.meta or {}).get("delivery") or {})
+    if DELIVERY_RANK.get(status, 0) > DELIVERY_RANK.get(str(delivery.get("status")), 0):
+        delivery.update(status=status, at=datetime.now(UTC).isoformat())
+        if reason:
+            delivery["reason"] = reason[:500]
+        message.meta = {**(message.meta or {}), "delivery": delivery}
+        await session.flush()
+        await publish(
+            session, str(message.conversation_id), "delivery", message_id=str(message.id), status=status
+        )
+    return message

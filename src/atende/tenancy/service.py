@@ -96,13 +96,6 @@ async def get_company(session: AsyncSession, ref: str, *, for_update: bool = Fal
     return company
 
 
-async def get_company_by_widget_key(session: AsyncSession, widget_key: str) -> Company:
-    company = await session.scalar(select(Company).where(Company.widget_key == widget_key))
-    if company is None:
-        raise NotFound("unknown widget key")
-    return company
-
-
 async def list_companies(session: AsyncSession) -> list[Company]:
     return list(await session.scalars(select(Company).order_by(Company.created_at)))
 

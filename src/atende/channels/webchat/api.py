@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,24 +32,67 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from atende.channels import accounts, intake
+from atende.channels.base import Account, Channel, ConversationPolicy, Joins
 from atende.channels.webchat.limits import limits_for
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
 from atende.conversations.schemas import InboundMessage
 from atende.errors import NotFound, Unauthorized
-from atende.observability import metrics
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import hash_token, new_token, tokens_equal
 from atende.tenancy.deps import RuntimeDep
 
-CHANNEL = "webchat"
 PAGE = 100  # messages read per query when (re)playing a conversation
 STATIC = Path(__file__).parent / "static"
 templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape()
 )
 router = APIRouter(tags=["web chat"])
+
+
+class WebChat(Channel):
+    """The widget. Its account's ``external_id`` is the widget key the page embeds; a visitor's
+    token names the conversation (``Joins.named``); replies reach the visitor over the SSE
+    stream, fed when they commit (``live``)."""
+
+    kind = "webchat"
+    conversation_policy = ConversationPolicy(Joins.named)
+    delivery = "live"
+
+    def router(self) -> APIRouter:
+        return router
+
+    def middleware(self) -> Sequence[Callable[[ASGIApp], ASGIApp]]:
+        return (WidgetCors,)
+
+    def parse(self, account: Account | None, payload: Any) -> list[InboundMessage]:
+        """``payload``: a ``VisitorPost``."""
+        post: VisitorPost = payload
+        return [
+            InboundMessage(
+                channel=self.kind,
+                contact_external_id=post.contact_external_id,
+                text=post.text,
+                conversation_id=post.conversation_id,
+                # the widget's id of the message: a resend after a lost response is stored once
+                channel_message_id=f"{post.conversation_id}:{post.client_id}" if post.client_id else None,
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class VisitorPost:
+    """A visitor's message as the web chat received it (its text cleaned)."""
+
+    conversation_id: uuid.UUID
+    contact_external_id: str
+    text: str
+    client_id: str | None
+
+
+channel = WebChat()
 # what a visitor's writes may answer besides success (``webchat.limits``)
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {
@@ -145,14 +188,23 @@ class WidgetCors:
 
 @dataclass(frozen=True)
 class Visitor:
-    company_id: uuid.UUID
+    account: Account
     conversation_id: uuid.UUID
     contact_id: uuid.UUID
 
+    @property
+    def company_id(self) -> uuid.UUID:
+        return self.account.company_id
 
-async def _company_id(runtime: Runtime, widget_key: str) -> uuid.UUID:
+
+async def _account(runtime: Runtime, widget_key: str) -> Account:
+    """The enabled web chat account whose widget key this is."""
     async with runtime.db.transaction() as session:
-        return (await tenancy.get_company_by_widget_key(session, widget_key)).id
+        try:
+            row = await accounts.route(session, channel.kind, widget_key)
+        except NotFound:
+            raise NotFound("unknown widget key") from None
+        return accounts.open_account(channel, row, runtime.secret_key)
 
 
 async def _visitor(
@@ -160,8 +212,8 @@ async def _visitor(
 ) -> Visitor:
     if not token:
         raise Unauthorized("missing visitor token")
-    company_id = await _company_id(runtime, widget_key)
-    async with runtime.db.transaction(company_id) as session:
+    account = await _account(runtime, widget_key)
+    async with runtime.db.transaction(account.company_id) as session:
         try:
             conversation = await conversations.get_conversation(session, conversation_id)
         except NotFound:
@@ -169,7 +221,7 @@ async def _visitor(
         expected = conversation.visitor_token_hash or ""
     if not tokens_equal(expected, hash_token(runtime.secret_key, token)):
         raise NotFound("no such conversation")  # never confirm that an id exists
-    return Visitor(company_id, conversation_id, conversation.contact_id)
+    return Visitor(account, conversation_id, conversation.contact_id)
 
 
 @router.get("/widget.js", include_in_schema=False)
@@ -216,13 +268,13 @@ async def demo_page(runtime: RuntimeDep, company: str = Query("loja-exemplo", ma
     responses=RATE_LIMITED,
 )
 async def start_conversation(widget_key: str, request: Request, runtime: RuntimeDep) -> ConversationStarted:
-    company_id = await _company_id(runtime, widget_key)
+    company_id = (await _account(runtime, widget_key)).company_id
     limits_for(runtime).conversation(request, company_id)
     token = new_token(24)
     async with runtime.db.transaction(company_id) as session:
         conversation = await conversations.start_visitor_conversation(
             session,
-            channel=CHANNEL,
+            channel=channel.kind,
             visitor_id="visitor-" + new_token(12),
             visitor_token_hash=hash_token(runtime.secret_key, token),
         )
@@ -287,23 +339,16 @@ async def visitor_message(
     limits_for(runtime).message(request, conversation_id, visitor.company_id)
     async with runtime.db.transaction(visitor.company_id) as session:
         contact_external_id = await conversations.contact_external_id(session, visitor.contact_id)
-        received = await conversations.receive_inbound(
-            await session.connection(),
-            visitor.company_id,
-            InboundMessage(
-                channel=CHANNEL,
-                contact_external_id=contact_external_id,
-                text=text,
-                conversation_id=conversation_id,
-                channel_message_id=f"{conversation_id}:{body.client_id}" if body.client_id else None,
-            ),
+        [inbound] = channel.parse(
+            visitor.account, VisitorPost(conversation_id, contact_external_id, text, body.client_id)
+        )
+        received = await intake.receive(
+            await session.connection(), visitor.company_id, channel, inbound, visitor.account
         )
         # a new message cannot have been answered yet; a redelivered one may have been
         awaiting = received.bot_turn and not (
             received.duplicate and await conversations.bot_reply_exists(session, received.message.id)
         )
-    if not received.duplicate:
-        metrics.MESSAGES_RECEIVED.labels(CHANNEL).inc()
     return VisitorMessageOut(**as_visitor_message(received.message).model_dump(), awaiting_reply=awaiting)
 
 

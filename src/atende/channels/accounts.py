@@ -1,0 +1,164 @@
+"""Channel accounts: create, change, list, delete (in the caller's company session), find one
+by the id a channel routes by (a platform lookup), and open one for its channel (config
+validated, secrets decrypted). Services never commit: callers own the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atende.channels import registry
+from atende.channels.base import Account, Channel
+from atende.channels.models import ChannelAccount
+from atende.db.scope import get_or_404
+from atende.errors import Conflict, InvalidInput, NotFound
+from atende.tenancy.crypto import decrypt_secret, encrypt_secret
+
+
+def validate_config(channel: Channel, config: Mapping[str, Any]) -> BaseModel:
+    try:
+        return channel.config_schema.model_validate(dict(config))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise InvalidInput(
+            f"config{'.' + where if where else ''}: {first.get('msg', 'invalid')} "
+            f"(the {channel.kind} channel's configuration)",
+            field="config",
+        ) from None
+
+
+def _merge_secrets(
+    channel: Channel, stored: Mapping[str, str], given: Mapping[str, str], secret_key: str
+) -> dict[str, str]:
+    """Given secrets encrypted over the stored ones; ``""`` removes one."""
+    unknown = sorted(set(given) - set(channel.secret_fields))
+    if unknown:
+        allowed = ", ".join(channel.secret_fields) or "none"
+        raise InvalidInput(
+            f"secrets: {', '.join(unknown)}: not a secret of the {channel.kind} channel (it has: {allowed})",
+            field="secrets",
+        )
+    merged = dict(stored)
+    for name, value in given.items():
+        if value:
+            merged[name] = encrypt_secret(secret_key, value)
+        else:
+            merged.pop(name, None)
+    return merged
+
+
+async def _flush(session: AsyncSession, account: ChannelAccount) -> None:
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"a {account.kind} account with external_id '{account.external_id}' already exists",
+            field="external_id",
+        ) from None
+
+
+async def create(
+    session: AsyncSession,
+    secret_key: str,
+    *,
+    kind: str,
+    external_id: str,
+    display_name: str = "",
+    enabled: bool = True,
+    config: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> ChannelAccount:
+    channel = registry.get(kind)
+    if not channel.has_accounts:
+        raise InvalidInput(f"the {kind} channel has no accounts (it routes by API key)", field="kind")
+    validated = validate_config(channel, config or {})
+    account = ChannelAccount(
+        id=uuid.uuid4(),
+        kind=kind,
+        external_id=external_id,
+        display_name=display_name,
+        enabled=enabled,
+        config=validated.model_dump(mode="json"),
+        secrets=_merge_secrets(channel, {}, secrets or {}, secret_key),
+    )
+    session.add(account)
+    await _flush(session, account)
+    return account
+
+
+async def get(session: AsyncSession, account_id: uuid.UUID) -> ChannelAccount:
+    return await get_or_404(session, ChannelAccount, account_id, "channel account")
+
+
+async def list_accounts(session: AsyncSession, kind: str | None = None) -> list[ChannelAccount]:
+    stmt = select(ChannelAccount).order_by(ChannelAccount.kind, ChannelAccount.created_at)
+    if kind is not None:
+        stmt = stmt.where(ChannelAccount.kind == kind)
+    return list(await session.scalars(stmt))
+
+
+async def update(
+    session: AsyncSession,
+    secret_key: str,
+    account_id: uuid.UUID,
+    *,
+    display_name: str | None = None,
+    enabled: bool | None = None,
+    config: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> ChannelAccount:
+    """Change what is given; ``config`` replaces the stored one, ``secrets`` are merged."""
+    account = await get_or_404(session, ChannelAccount, account_id, "channel account", for_update=True)
+    channel = registry.get(account.kind)
+    if display_name is not None:
+        account.display_name = display_name
+    if enabled is not None:
+        account.enabled = enabled
+    if config is not None:
+        account.config = validate_config(channel, config).model_dump(mode="json")
+    if secrets is not None:
+        account.secrets = _merge_secrets(channel, account.secrets or {}, secrets, secret_key)
+    await session.flush()
+    return account
+
+
+async def delete(session: AsyncSession, account_id: uuid.UUID) -> None:
+    account = await get(session, account_id)
+    await session.delete(account)
+    await session.flush()
+
+
+async def route(session: AsyncSession, kind: str, external_id: str) -> ChannelAccount:
+    """The enabled account a channel's inbound request names (a platform session: the request
+    names no company yet). A disabled account is as unknown as a missing one."""
+    account = await session.scalar(
+        select(ChannelAccount).where(
+            ChannelAccount.kind == kind, ChannelAccount.external_id == external_id, ChannelAccount.enabled
+        )
+    )
+    if account is None:
+        raise NotFound(f"no {kind} account '{external_id}'")
+    return account
+
+
+def open_account(channel: Channel, row: ChannelAccount, secret_key: str) -> Account:
+    """The account as its channel uses it: config validated, secrets decrypted (a secret that
+    cannot be decrypted, say after a change of ATENDE_SECRET_KEY, raises ``ValueError``)."""
+    return Account(
+        id=row.id,
+        company_id=row.company_id,
+        kind=row.kind,
+        external_id=row.external_id,
+        display_name=row.display_name,
+        enabled=row.enabled,
+        config=channel.config_schema.model_validate(row.config or {}),
+        secrets={name: decrypt_secret(secret_key, token) for name, token in (row.secrets or {}).items()},
+    )

@@ -1,0 +1,1 @@
+"""The API channel: a company's own systems post customer messages (``POST /v1/messages``)."""

@@ -1,0 +1,108 @@
+"""The API channel's routes: ``POST /v1/messages`` (a customer message, optionally waiting
+for the bot's reply). The rest of the REST API over conversations (listing, agent replies,
+states) is the conversations domain's (``atende.conversations.api``).
+
+Its customers read replies where the company's systems read them: ``?wait=``, the live
+stream or ``GET /v1/conversations/{id}/messages``, so the channel is ``live`` and has no
+accounts (it routes by the API key). Which conversation a message joins: the one it names,
+else the contact's latest (reopened when resolved), i.e. ``Joins.contact``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query, Response
+
+from atende.channels import intake
+from atende.channels.base import Account, Channel, ConversationPolicy, Joins
+from atende.conversations import service as conversations
+from atende.conversations.models import Message
+from atende.conversations.schemas import CustomerMessageIn, InboundMessage, MessagePublic, PostMessageResult
+from atende.tenancy.deps import AgentTenant, Tenant
+
+router = APIRouter(prefix="/v1", tags=["conversations"])
+
+
+class ApiChannel(Channel):
+    kind = "api"
+    conversation_policy = ConversationPolicy(Joins.contact)
+    delivery = "live"
+    has_accounts = False
+
+    def router(self) -> APIRouter:
+        return router
+
+    def parse(self, account: Account | None, payload: Any) -> list[InboundMessage]:
+        """``payload``: a ``CustomerMessageIn`` (its text already cleaned)."""
+        body: CustomerMessageIn = payload
+        return [
+            InboundMessage(
+                channel=self.kind,
+                contact_external_id=body.contact.external_id,
+                text=body.text,
+                channel_message_id=body.message_id,
+                conversation_id=body.conversation_id,
+                contact_name=body.contact.name,
+                contact_email=body.contact.email,
+                contact_phone=body.contact.phone,
+            )
+        ]
+
+
+channel = ApiChannel()
+
+
+async def _wait_for_reply(
+    tenant: Tenant, message_id: uuid.UUID, topic: str, seconds: float
+) -> Message | None:
+    """The bot's reply to the message, once written; ``None`` after ``seconds``, or at once when
+    the turn says it leaves the message for people (``idle``)."""
+    deadline = time.monotonic() + seconds
+    with tenant.runtime.listener.subscribe(topic) as sub:
+        while True:
+            async with tenant.transaction() as session:
+                reply = await conversations.bot_reply(session, message_id)
+            remaining = deadline - time.monotonic()
+            if reply is not None or remaining <= 0:
+                return reply
+            note = await sub.next(timeout=min(remaining, 1.0))
+            if note is not None and note.get("kind") == "idle" and note.get("message_id") == str(message_id):
+                return None
+
+
+@router.post(
+    "/messages",
+    response_model=PostMessageResult,
+    status_code=201,
+    summary="Post a customer message (API channel)",
+    responses={200: {"description": "Duplicate: this message_id was received before"}},
+)
+async def post_customer_message(
+    body: CustomerMessageIn,
+    tenant: AgentTenant,
+    response: Response,
+    wait: float = Query(
+        0, ge=0, le=30, description="Seconds to wait for the bot's reply and return it (0: don't)."
+    ),
+) -> PostMessageResult:
+    """Store a customer message once and queue the bot's turn. Poll
+    `GET /v1/conversations/{id}/messages`, or pass `wait` to receive the reply here."""
+    text = conversations.clean_text(body.text, tenant.runtime.settings.max_message_chars)
+    [inbound] = channel.parse(None, body.model_copy(update={"text": text}))
+    async with tenant.runtime.db.autocommit() as connection:  # receiving is one atomic statement
+        received = await intake.receive(connection, tenant.principal.company_id, channel, inbound)
+    awaiting_bot = received.bot_turn
+    if received.duplicate:
+        response.status_code = 200
+    reply = None
+    if wait and awaiting_bot:
+        reply = await _wait_for_reply(tenant, received.message.id, str(received.conversation_id), wait)
+    return PostMessageResult(
+        conversation_id=received.conversation_id,
+        message=MessagePublic.model_validate(received.message),
+        duplicate=received.duplicate,
+        reply=MessagePublic.model_validate(reply) if reply else None,
+    )

@@ -1,0 +1,151 @@
+"""What a channel is: the one small protocol every channel implements.
+
+A channel (the web chat, the API, later WhatsApp or e-mail) lives in a folder of its own
+under ``atende.channels`` and hands ``atende.channels.registry`` one ``Channel``. The channel
+owns its wire format; the domains (``conversations``, ``engine``) never import a channel:
+
+- ``router()``: its routes (webhooks, widget endpoints), mounted by the app;
+- ``parse(account, payload)``: its wire format turned into ``InboundMessage``s, which
+  ``atende.channels.intake.receive`` stores under the channel's ``conversation_policy``;
+- ``send(account, outbound)``: one outbound message sent, the provider's message id returned
+  (called after the message is committed; the outbox job will call it, with retries);
+- ``apply_status(runtime, account, update)``: a delivery-status update applied to the message;
+- ``check_credentials(account)``: one cheap authenticated call, for ``/health/ready``.
+
+Per-company settings are ``channel_accounts`` (``atende.channels.accounts``): ``config`` is
+validated by the channel's ``config_schema``, the ``secret_fields`` are stored encrypted and
+reach the channel only here, decrypted, in ``Account.secrets``. See docs/CHANNELS.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
+from starlette.types import ASGIApp
+
+from atende.conversations import service as conversations
+from atende.conversations.schemas import InboundMessage
+from atende.observability.credentials import Verdict
+from atende.runtime import Runtime
+
+
+class Joins(StrEnum):
+    """Which conversation an inbound message joins (``ConversationPolicy.joins``)."""
+
+    contact = "contact"  # the one the message names, else the contact's latest (API; WhatsApp, SMS)
+    named = "named"  # always the one the channel names (web chat: the visitor's token opened it)
+    thread = "thread"  # the one its thread belongs to (e-mail's References): not supported yet
+
+
+@dataclass(frozen=True)
+class ConversationPolicy:
+    """A channel's rule for the conversation an inbound message joins.
+
+    ``reopens_resolved``: a message reopens its resolved conversation (what every channel does
+    today); ``False`` is reserved for messages that must not (receipts, ratings), like
+    ``Joins.thread``: ``registry.register`` refuses a policy the intake cannot honour yet."""
+
+    joins: Joins
+    reopens_resolved: bool = True
+
+
+class NoConfig(BaseModel):
+    """The configuration of a channel that needs none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Account:
+    """One company's account of a channel, as the channel sees it: ``config`` validated by its
+    schema, ``secrets`` decrypted (never logged: not in the repr)."""
+
+    id: uuid.UUID
+    company_id: uuid.UUID
+    kind: str
+    external_id: str
+    display_name: str
+    enabled: bool
+    config: BaseModel
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message to deliver: a reply of the bot, an agent or the system."""
+
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    contact_external_id: str  # where the channel sends it: a phone number, an address, a visitor
+    author: str
+    text: str
+    reply_to_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    provider_message_id: str
+
+
+DeliveryStatus = Literal["sent", "delivered", "read", "failed"]
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """What the provider says became of a message it sent (its id is ``SentMessage``'s)."""
+
+    provider_message_id: str
+    status: DeliveryStatus
+    reason: str | None = None  # why it failed, in the provider's words
+
+
+class Channel:
+    """The protocol. Subclasses set ``kind`` and ``conversation_policy`` and override what
+    they support; the defaults are those of a channel with nothing to send and no secrets."""
+
+    kind: ClassVar[str]
+    conversation_policy: ClassVar[ConversationPolicy]
+    config_schema: ClassVar[type[BaseModel]] = NoConfig
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    # "live": the customer reads the live stream (web chat, API ``?wait=``), fed when the message
+    # commits: nothing to push, ``send`` is never called by delivery. "push": ``send`` delivers.
+    delivery: ClassVar[Literal["live", "push"]] = "push"
+    # False: the channel routes without accounts (the API channel: by API key)
+    has_accounts: ClassVar[bool] = True
+
+    def router(self) -> APIRouter | None:
+        return None
+
+    def middleware(self) -> Sequence[Callable[[ASGIApp], ASGIApp]]:
+        """ASGI middleware its routes need (each wraps the app), added by the app."""
+        return ()
+
+    def parse(self, account: Account | None, payload: Any) -> list[InboundMessage]:
+        """The inbound messages in one request of the channel's wire format."""
+        raise NotImplementedError(f"the {self.kind} channel receives no messages")
+
+    async def send(self, account: Account, outbound: Outbound) -> SentMessage:
+        """Send one message; the provider's id of it. For a ``live`` channel the live stream
+        already delivered it when it committed: its own id."""
+        if self.delivery == "live":
+            return SentMessage(str(outbound.message_id))
+        raise NotImplementedError(f"the {self.kind} channel sends no messages")
+
+    async def apply_status(self, runtime: Runtime, account: Account, update: StatusUpdate) -> bool:
+        """Record a delivery status on the message the provider sent; ``False``: no such message
+        (of this company and channel). A channel overrides it to translate its own statuses."""
+        async with runtime.db.transaction(account.company_id) as session:
+            found = await conversations.apply_delivery_status(
+                session, self.kind, update.provider_message_id, update.status, update.reason
+            )
+        return found is not None
+
+    async def check_credentials(self, account: Account) -> Verdict:
+        """One cheap authenticated call with the account's secrets (``secret_fields``)."""
+        return Verdict(True, "no credentials to check")

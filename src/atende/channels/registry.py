@@ -1,0 +1,45 @@
+"""The channels this process serves, by kind: the app mounts their routes, intake applies
+their conversation policy, delivery calls their ``send``, readiness checks their accounts'
+credentials. ``atende.bootstrap.CHANNELS`` registers the built-in ones (one line each)."""
+
+from __future__ import annotations
+
+from atende.channels.base import Channel, Joins
+from atende.errors import InvalidInput
+
+_CHANNELS: dict[str, Channel] = {}
+KIND_MAX = 20  # the channel columns of contacts, conversations, messages
+
+
+def register(channel: Channel) -> None:
+    """Add (or replace) the channel of its kind; a policy intake cannot honour yet is refused."""
+    kind = getattr(channel, "kind", "")
+    if not kind or len(kind) > KIND_MAX or not kind.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"a channel's kind is a short name of letters, digits, '-' and '_': {kind!r}")
+    policy = channel.conversation_policy
+    if policy.joins == Joins.thread or not policy.reopens_resolved:
+        raise ValueError(
+            f"channel {kind}: {policy} is reserved; intake supports joins 'contact' or 'named', "
+            "reopening resolved conversations"
+        )
+    _CHANNELS[kind] = channel
+
+
+def unregister(kind: str) -> None:
+    _CHANNELS.pop(kind, None)
+
+
+def find(kind: str) -> Channel | None:
+    return _CHANNELS.get(kind)
+
+
+def get(kind: str) -> Channel:
+    """The channel of ``kind``, or a 422 naming the ones there are (for the accounts API)."""
+    channel = _CHANNELS.get(kind)
+    if channel is None:
+        raise InvalidInput(f"no channel '{kind}'; there are: {', '.join(sorted(_CHANNELS))}", field="kind")
+    return channel
+
+
+def channels() -> list[Channel]:
+    return list(_CHANNELS.values())
