@@ -24,6 +24,7 @@ from sqlalchemy import text
 
 from atende.channels import accounts, intake, registry
 from atende.channels.base import Account, StatusUpdate
+from atende.channels.delivery import deliver
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
 from atende.conversations.schemas import InboundMessage
@@ -117,6 +118,9 @@ async def test_a_reply_is_delivered_by_its_job_and_its_status_never_moves_back(
     assert (request.to, request.text) == (customer, "Seu pedido saiu hoje.")
     assert sent.provider_message_id == provider.delivered[reply["id"]]
     assert "delivery" not in sent.meta and sent.delivery_error is None
+    # the job run again (a retry, a stalled job put back) finds it sent and sends nothing
+    assert await deliver(runtime, company.id, sent.id, last_attempt=False) == "nothing to deliver"
+    assert len(provider.of(reply["id"])) == 1
 
     update = StatusUpdate(provider_message_id=str(sent.provider_message_id), status="read")
     assert await loopback.apply_status(runtime, account, update)
@@ -129,6 +133,22 @@ async def test_a_reply_is_delivered_by_its_job_and_its_status_never_moves_back(
     assert (listed["delivery_status"], listed["delivery_error"]) == ("read", None)
     [customer_message] = [m for m in items if m["author"] == "customer"]
     assert customer_message["delivery_status"] is None
+
+
+async def test_live_channels_go_out_the_same_way_marked_sent_under_their_own_id(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    """The API channel (like the web chat) is delivered by the live stream when the message
+    commits; its delivery job marks it sent, so every channel has one way out."""
+    async with runtime.db.transaction(company.id) as session:
+        received = await conversations.receive_inbound(
+            await session.connection(),
+            company.id,
+            InboundMessage(channel="api", contact_external_id=uuid.uuid4().hex, text="oi"),
+        )
+    reply = await agent_reply(company, received.conversation_id, "Oi! Sou a Ana.")
+    sent = await until_status(runtime, company.id, reply["id"], "sent")
+    assert sent.provider_message_id == reply["id"]
 
 
 async def test_a_retryable_failure_is_retried_and_sent_once(
