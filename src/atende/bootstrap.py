@@ -14,10 +14,10 @@ import structlog
 
 from atende.channels import registry as channels
 from atende.channels.api import channel as api_channel
-from atende.channels.delivery import account_credentials, deliver
+from atende.channels.delivery import account_credentials
+from atende.channels.tasks import blueprint as channel_tasks
 from atende.channels.webchat import api as webchat
 from atende.config import DEV_SECRET, Settings
-from atende.conversations import delivery
 from atende.db import migrate
 from atende.db.embedded import EmbeddedDatabase, start_embedded
 from atende.db.pubsub import Listener
@@ -40,6 +40,7 @@ BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
     "webhooks": webhook_tasks,
     "knowledge": knowledge_tasks,
     "jobs": job_tasks,
+    "channels": channel_tasks,  # the outbox: every outbound message's delivery
 }
 # the channels this process serves: a new channel is its folder under atende/channels and one
 # line here (docs/CHANNELS.md)
@@ -91,7 +92,6 @@ async def open_runtime(
         runtime = Runtime(
             settings=settings, db=db, jobs=JobQueue(db.url, BLUEPRINTS), listener=Listener(db.url)
         )
-        runtime.extras[delivery.DELIVER] = deliver  # replies go out through their channel
         await runtime.jobs.open()
         if listen:
             runtime.listener.start()

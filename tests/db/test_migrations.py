@@ -160,3 +160,51 @@ def test_widget_keys_of_companies_created_before_0015_keep_working(pg_url: str) 
             "SELECT company_id, kind, external_id, enabled FROM channel_accounts ORDER BY external_id"
         ).fetchall()
     assert rows == [(after, "webchat", "wk_after", True), (before, "webchat", "wk_before", True)]
+
+
+def test_deliveries_recorded_in_meta_before_0016_move_to_their_columns(pg_url: str) -> None:
+    """0016 moves what 0015's direct delivery kept in ``meta.delivery`` into the message's
+    delivery columns, and its downgrade puts it back."""
+    url = make_database(pg_url, f"atende_message_delivery_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0015")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, widget_key, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'd', 'd', 'wk_d', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        contact = conn.execute(
+            "INSERT INTO contacts (id, created_at, company_id, channel, external_id)"
+            " VALUES (gen_random_uuid(), now(), %s, 'parrot', 'ze') RETURNING id",
+            (company,),
+        ).fetchone()[0]
+        conversation = conn.execute(
+            "INSERT INTO conversations (id, created_at, company_id, contact_id, channel, state, ticket)"
+            " VALUES (gen_random_uuid(), now(), %s, %s, 'parrot', 'bot', false) RETURNING id",
+            (company, contact),
+        ).fetchone()[0]
+        insert_message = (
+            "INSERT INTO messages (id, created_at, company_id, conversation_id, channel, author, text, meta)"
+            " VALUES (gen_random_uuid(), now(), %s, %s, 'parrot', %s, 'oi', %s::jsonb) RETURNING id"
+        )
+        customer = conn.execute(insert_message, (company, conversation, "customer", '{"k": 1}')).fetchone()[0]
+        meta = (
+            '{"decision": "answer", "delivery": {"provider_message_id": "p-1", "status": "read", "at": "x"}}'
+        )
+        reply = conn.execute(insert_message, (company, conversation, "bot", meta)).fetchone()[0]
+    migrate.upgrade(url)
+    select_delivery = (
+        "SELECT delivery_status, provider_message_id, delivery_error, meta FROM messages WHERE id = %s"
+    )
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        assert conn.execute(select_delivery, (reply,)).fetchone() == (
+            "read",
+            "p-1",
+            None,
+            {"decision": "answer"},
+        )
+        assert conn.execute(select_delivery, (customer,)).fetchone() == (None, None, None, {"k": 1})
+    migrate.downgrade(url, "0015")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        row = conn.execute("SELECT meta FROM messages WHERE id = %s", (reply,)).fetchone()
+    assert row == ({"decision": "answer", "delivery": {"provider_message_id": "p-1", "status": "read"}},)

@@ -8,7 +8,8 @@ owns its wire format; the domains (``conversations``, ``engine``) never import a
 - ``parse(account, payload)``: its wire format turned into ``InboundMessage``s, which
   ``atende.channels.intake.receive`` stores under the channel's ``conversation_policy``;
 - ``send(account, outbound)``: one outbound message sent, the provider's message id returned
-  (called after the message is committed; the outbox job will call it, with retries);
+  (called by the outbox's delivery job, ``atende.channels.tasks``, with retries: it raises
+  ``DeliveryError`` to say whether trying again may help);
 - ``apply_status(runtime, account, update)``: a delivery-status update applied to the message;
 - ``check_credentials(account)``: one cheap authenticated call, for ``/health/ready``.
 
@@ -78,7 +79,9 @@ class Account:
 
 @dataclass(frozen=True)
 class Outbound:
-    """One message to deliver: a reply of the bot, an agent or the system."""
+    """One message to deliver: a reply of the bot, an agent or the system. ``message_id`` is
+    the same on every attempt: a channel whose provider takes an idempotency key passes it, so
+    a retry after a send whose answer was lost is not delivered twice."""
 
     message_id: uuid.UUID
     conversation_id: uuid.UUID
@@ -94,6 +97,19 @@ class SentMessage:
 
 
 DeliveryStatus = Literal["sent", "delivered", "read", "failed"]
+
+
+class DeliveryError(Exception):
+    """``send`` could not deliver the message. ``retryable``: trying again later may work (a
+    network error, a timeout, the provider's 5xx or 429), and the delivery job retries with
+    backoff; otherwise (the provider refused the message or the recipient, a revoked token)
+    the message is marked ``failed`` with ``reason`` at once. Any other exception ``send``
+    raises counts as retryable."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -114,7 +130,8 @@ class Channel:
     config_schema: ClassVar[type[BaseModel]] = NoConfig
     secret_fields: ClassVar[tuple[str, ...]] = ()
     # "live": the customer reads the live stream (web chat, API ``?wait=``), fed when the message
-    # commits: nothing to push, ``send`` is never called by delivery. "push": ``send`` delivers.
+    # commits: nothing to push, the delivery job marks it sent without calling ``send``.
+    # "push": the delivery job calls ``send``.
     delivery: ClassVar[Literal["live", "push"]] = "push"
     # False: the channel routes without accounts (the API channel: by API key)
     has_accounts: ClassVar[bool] = True
@@ -142,7 +159,7 @@ class Channel:
         (of this company and channel). A channel overrides it to translate its own statuses."""
         async with runtime.db.transaction(account.company_id) as session:
             found = await conversations.apply_delivery_status(
-                session, self.kind, update.provider_message_id, update.status, update.reason
+                session, runtime.jobs, self.kind, update.provider_message_id, update.status, update.reason
             )
         return found is not None
 

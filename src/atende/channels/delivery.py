@@ -1,14 +1,26 @@
-"""Delivery of outbound messages through their conversation's channel, and the credential
-checks of channel accounts (for ``/health/ready``).
+"""Delivering one outbound message through its conversation's channel (the outbox's job,
+``atende.channels.tasks``), and the credential checks of channel accounts (``/health/ready``).
 
-``deliver`` is what ``atende.bootstrap`` gives the domains as their ``Deliver`` port
-(``conversations.delivery``): called once a reply has committed, it finds the account the
-customer's latest message arrived through, calls the channel's ``send`` and records the
-provider's message id on the message. A ``live`` channel (web chat, API) is skipped without
-a database read: its customers read the live stream, fed when the message committed.
+Every outbound message is stored ``queued`` with its delivery job, in one transaction
+(``conversations.service.add_reply``). The job:
 
-Until the outbox (a durable delivery job with retries) replaces the direct call, a failed
-send is logged (``delivery.failed``) and not retried.
+1. locks the message and reads it; a message past ``queued`` was sent by an earlier run of
+   the job (a retry, a stalled job run again): nothing is sent twice from here;
+2. a ``live`` channel (web chat, API) is marked ``sent`` under the message's own id, without a
+   call: its customer reads the live stream, fed when the message committed;
+3. a ``push`` channel: the account is the one the customer's latest message arrived through;
+   ``send`` is called outside any transaction (no row lock or connection held across a
+   network call), then the message is marked ``sent`` with the provider's id;
+4. a ``DeliveryError(retryable=True)`` (or any other exception) is raised again, so the queue
+   retries with backoff; a permanent one, or any failure on the last attempt, marks the
+   message ``failed`` with the reason, which the conversation's topic and the
+   ``message.delivery_failed`` webhook announce.
+
+Exactly once: a crash before ``send`` leaves the message ``queued`` and the job ``doing``; the
+stalled-job recovery runs it again and it is sent once. A crash after the provider accepted
+the message but before ``sent`` was recorded sends it again on the retry: at least once,
+unless the provider dedupes by the idempotency key every attempt carries
+(``Outbound.message_id``), which a channel passes when its provider takes one.
 """
 
 from __future__ import annotations
@@ -18,13 +30,14 @@ import uuid
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.channels import accounts, registry
-from atende.channels.base import Account, Channel, Outbound
+from atende.channels.base import Account, Channel, DeliveryError, Outbound
 from atende.channels.intake import ACCOUNT_META
 from atende.channels.models import ChannelAccount
 from atende.conversations import service as conversations
-from atende.conversations.models import Contact, Message
+from atende.conversations.models import Contact, Conversation, Message
 from atende.observability.credentials import Credential, Verdict
 from atende.observability.logging import describe
 from atende.runtime import Runtime
@@ -32,40 +45,96 @@ from atende.runtime import Runtime
 log = structlog.get_logger(__name__)
 
 
-async def deliver(runtime: Runtime, company_id: uuid.UUID, kind: str, message_id: uuid.UUID) -> str | None:
-    """Send a committed outbound message through its channel; the provider's id (None: a live
-    channel, no account, or a disabled one)."""
-    channel = registry.find(kind)
-    if channel is None or channel.delivery == "live":
-        return None
+class Failed(Exception):
+    """The message cannot be delivered; trying again would not help."""
+
+
+async def deliver(
+    runtime: Runtime, company_id: uuid.UUID, message_id: uuid.UUID, *, last_attempt: bool
+) -> str:
+    """Deliver a queued message; what became of it. Raises to be retried (not on the last
+    attempt, which marks the message failed instead)."""
     async with runtime.db.transaction(company_id) as session:
-        message = await conversations.get_message(session, message_id)
-        conversation = await conversations.get_conversation(session, message.conversation_id)
-        contact = await session.get_one(Contact, conversation.contact_id)
-        account_id = await session.scalar(
-            select(Message.meta[ACCOUNT_META].astext)
-            .where(Message.conversation_id == conversation.id, Message.author == "customer")
-            .order_by(Message.seq.desc())
-            .limit(1)
+        message = await conversations.message_to_deliver(session, message_id)
+        if message is None:
+            return "nothing to deliver"  # sent already (or beyond, or failed), or deleted
+        channel = registry.find(message.channel)
+        try:
+            if channel is None:
+                raise Failed(f"no channel '{message.channel}' is registered in this process")
+            if channel.delivery == "live":
+                await conversations.advance_delivery(
+                    session, runtime.jobs, message.id, "sent", provider_message_id=str(message.id)
+                )
+                return "sent (live stream)"
+            account, outbound = await _prepare(session, runtime, channel, message)
+        except Failed as exc:
+            await conversations.advance_delivery(session, runtime.jobs, message.id, "failed", reason=str(exc))
+            log.warning(
+                "delivery.failed", channel=message.channel, message_id=str(message_id), reason=str(exc)
+            )
+            return "failed"
+    try:
+        sent = await channel.send(account, outbound)
+    except DeliveryError as exc:
+        if exc.retryable and not last_attempt:
+            log.warning(
+                "delivery.retrying", channel=channel.kind, message_id=str(message_id), reason=exc.reason
+            )
+            raise
+        await _fail(runtime, company_id, message_id, exc.reason, channel=channel.kind)
+        return "failed"
+    except Exception as exc:
+        if not last_attempt:
+            log.warning(
+                "delivery.retrying", channel=channel.kind, message_id=str(message_id), reason=describe(exc)
+            )
+            raise
+        await _fail(runtime, company_id, message_id, describe(exc), channel=channel.kind)
+        return "failed"
+    async with runtime.db.transaction(company_id) as session:
+        await conversations.advance_delivery(
+            session, runtime.jobs, message_id, "sent", provider_message_id=sent.provider_message_id
         )
-        row = await session.get(ChannelAccount, uuid.UUID(account_id)) if account_id else None
-        if row is None or not row.enabled:
-            log.warning("delivery.no_account", channel=kind, message_id=str(message_id))
-            return None
+    log.info("delivery.sent", channel=channel.kind, message_id=str(message_id), account_id=str(account.id))
+    return "sent"
+
+
+async def _prepare(
+    session: AsyncSession, runtime: Runtime, channel: Channel, message: Message
+) -> tuple[Account, Outbound]:
+    conversation = await session.get_one(Conversation, message.conversation_id)
+    contact = await session.get_one(Contact, conversation.contact_id)
+    account_id = await session.scalar(
+        select(Message.meta[ACCOUNT_META].astext)
+        .where(Message.conversation_id == conversation.id, Message.author == "customer")
+        .order_by(Message.seq.desc())
+        .limit(1)
+    )
+    row = await session.get(ChannelAccount, uuid.UUID(account_id)) if account_id else None
+    if row is None or not row.enabled:
+        raise Failed(f"no enabled {channel.kind} account to send through")
+    try:
         account = accounts.open_account(channel, row, runtime.secret_key)
-        outbound = Outbound(
-            message_id=message.id,
-            conversation_id=conversation.id,
-            contact_external_id=contact.external_id,
-            author=message.author,
-            text=message.text,
-            reply_to_id=message.reply_to_id,
-        )
-    sent = await channel.send(account, outbound)
+    except ValueError as exc:
+        raise Failed(f"the {channel.kind} account cannot be opened: {describe(exc)}") from exc
+    outbound = Outbound(
+        message_id=message.id,
+        conversation_id=conversation.id,
+        contact_external_id=contact.external_id,
+        author=message.author,
+        text=message.text,
+        reply_to_id=message.reply_to_id,
+    )
+    return account, outbound
+
+
+async def _fail(
+    runtime: Runtime, company_id: uuid.UUID, message_id: uuid.UUID, reason: str, *, channel: str
+) -> None:
     async with runtime.db.transaction(company_id) as session:
-        await conversations.record_sent(session, message_id, sent.provider_message_id)
-    log.info("delivery.sent", channel=kind, message_id=str(message_id), account_id=str(account.id))
-    return sent.provider_message_id
+        await conversations.advance_delivery(session, runtime.jobs, message_id, "failed", reason=reason)
+    log.warning("delivery.failed", channel=channel, message_id=str(message_id), reason=reason)
 
 
 async def account_credentials(runtime: Runtime) -> list[Credential]:

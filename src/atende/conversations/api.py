@@ -8,7 +8,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Query
 
-from atende.conversations import delivery, service
+from atende.conversations import service
 from atende.conversations.schemas import (
     AgentReplyIn,
     AssignIn,
@@ -87,7 +87,6 @@ async def post_agent_reply(
             agent_id=body.agent_id or tenant.actor_id,
             assignee_id=tenant.principal.user_id,
         )
-    await delivery.hand_over(tenant.runtime, tenant.principal.company_id, message.channel, message.id)
     return MessagePublic.model_validate(message)
 
 

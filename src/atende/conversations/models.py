@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Identity,
@@ -94,6 +95,18 @@ class Message(IdMixin, CompanyOwned, Base):
             unique=True,
             postgresql_where=text("author = 'bot'"),
         ),
+        # the outbox (0016): how far an outbound message's delivery got
+        CheckConstraint(
+            "delivery_status IN ('queued', 'sent', 'delivered', 'read', 'failed')", name="delivery_status"
+        ),
+        # a provider's status update names the message by the provider's id
+        Index(
+            "ix_messages_provider_message_id",
+            "company_id",
+            "channel",
+            "provider_message_id",
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+        ),
     )
 
     company_index_in_table_args = True
@@ -111,6 +124,12 @@ class Message(IdMixin, CompanyOwned, Base):
     language: Mapped[str | None] = mapped_column(String(5), nullable=True)
     reply_to_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # outbound messages only (null for the customer's): queued, sent, delivered, read, failed
+    delivery_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    delivery_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class StateTransition(IdMixin, CompanyOwned, Base):

@@ -96,6 +96,11 @@ class MessagePublic(BaseModel):
     reply_to_id: uuid.UUID | None
     meta: dict[str, Any]
     created_at: datetime
+    delivery_status: Literal["queued", "sent", "delivered", "read", "failed"] | None = Field(
+        default=None,
+        description="How far the delivery of an outbound message got (null for the customer's).",
+    )
+    delivery_error: str | None = Field(default=None, description="Why its delivery failed.")
 
 
 class ConversationPublic(BaseModel):

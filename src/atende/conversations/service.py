@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import and_, func, or_, select, true
+from sqlalchemy import and_, case, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -392,7 +392,8 @@ async def add_reply(
     author_user_id: uuid.UUID | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Message:
-    """Store an outgoing message (bot, agent or system) and announce it."""
+    """Store an outgoing message (bot, agent or system), announce it and queue its delivery
+    through the conversation's channel (the outbox: one job, in this transaction)."""
     message = Message(
         id=uuid.uuid4(),
         conversation_id=conversation.id,
@@ -403,10 +404,12 @@ async def add_reply(
         language=language,
         reply_to_id=reply_to_id,
         meta=meta or {},
+        delivery_status="queued",
     )
     session.add(message)
     conversation.updated_at = datetime.now(UTC)
     await _announce_message(session, jobs, message)
+    await queue_delivery(session, jobs, message, conversation.company_id)
     return message
 
 
@@ -610,47 +613,116 @@ async def contact_external_id(session: AsyncSession, contact_id: uuid.UUID) -> s
     return (await get_or_404(session, Contact, contact_id, "contact")).external_id
 
 
-# how far a delivery got; a later status never moves it back (a "delivered" that arrives
-# after "read"), but "failed" always stands
-DELIVERY_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+# The outbox. Every outbound message is stored with ``delivery_status = 'queued'`` and its
+# delivery job (``atende.channels.tasks``, named here: conversations imports no channel) queued
+# in the same transaction; the job sends it through the conversation's channel and moves the
+# status on. A later status never moves it back (a "delivered" that arrives after "read"), and
+# "failed" always stands.
+DELIVER_TASK = "channels:deliver_message"
+DELIVERY_STATUSES = ("queued", "sent", "delivered", "read", "failed")
+DELIVERY_RANK = {status: rank for rank, status in enumerate(DELIVERY_STATUSES)}
+REASON_MAX = 1000
 
 
-async def record_sent(session: AsyncSession, message_id: uuid.UUID, provider_message_id: str) -> None:
-    """Note that the message's channel sent it, under the provider's id (``meta.delivery``,
-    until the outbox gives deliveries columns of their own)."""
-    message = await get_or_404(session, Message, message_id, "message", for_update=True)
-    delivery = {
-        "provider_message_id": provider_message_id,
-        "status": "sent",
-        "at": datetime.now(UTC).isoformat(),
-    }
-    message.meta = {**(message.meta or {}), "delivery": delivery}
-    await session.flush()
+def delivery_lock(conversation_id: uuid.UUID) -> str:
+    """One delivery of a conversation at a time, in the order they were queued."""
+    return f"deliver:{conversation_id}"
+
+
+async def queue_delivery(
+    session: AsyncSession, jobs: JobQueue, message: Message, company_id: uuid.UUID
+) -> None:
+    """Queue the message's delivery job in the caller's transaction (stored ⇔ queued)."""
+    await jobs.enqueue(
+        session,
+        DELIVER_TASK,
+        lock=delivery_lock(message.conversation_id),
+        company_id=str(company_id),
+        message_id=str(message.id),
+    )
+
+
+async def message_to_deliver(session: AsyncSession, message_id: uuid.UUID) -> Message | None:
+    """The message, locked until commit; ``None`` when there is none (deleted with its
+    conversation) or its delivery is past ``queued`` (sent by an earlier run of the job)."""
+    message: Message | None = await session.get(Message, message_id, with_for_update=True)
+    if message is None or message.delivery_status != "queued":
+        return None
+    return message
+
+
+async def advance_delivery(
+    session: AsyncSession,
+    jobs: JobQueue,
+    message_id: uuid.UUID,
+    status: str,
+    *,
+    provider_message_id: str | None = None,
+    reason: str | None = None,
+) -> bool:
+    """Move a message's delivery status forward to ``status`` (never back: one UPDATE with a
+    rank comparison, so concurrent updates cannot reorder it); ``True`` when it moved. The
+    conversation's live topic hears it; a failure is announced (``delivery_failed`` on the
+    topic, the ``message.delivery_failed`` webhook)."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {"delivery_status": status}
+    if provider_message_id is not None:
+        values["provider_message_id"] = func.coalesce(Message.provider_message_id, provider_message_id)
+    if status == "failed":
+        values["delivery_error"] = (reason or "unknown")[:REASON_MAX]
+    if status in ("delivered", "read"):
+        values["delivered_at"] = func.coalesce(Message.delivered_at, now)
+    if status == "read":
+        values["read_at"] = func.coalesce(Message.read_at, now)
+    rank = case(DELIVERY_RANK, value=Message.delivery_status, else_=-1)
+    row = (
+        await session.execute(
+            update(Message)
+            .where(Message.id == message_id, rank < DELIVERY_RANK[status])
+            .values(**values)
+            .returning(Message.conversation_id, Message.channel, Message.provider_message_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+    if row is None:
+        return False
+    conversation_id, channel, provider_id = row
+    topic = str(conversation_id)
+    await publish(session, topic, "delivery", message_id=str(message_id), status=status)
+    if status == "failed":
+        error = values["delivery_error"]
+        await publish(session, topic, "delivery_failed", message_id=str(message_id), reason=error)
+        await webhooks.emit(
+            session,
+            jobs,
+            "message.delivery_failed",
+            {
+                "message_id": str(message_id),
+                "conversation_id": topic,
+                "channel": channel,
+                "provider_message_id": provider_id,
+                "reason": error,
+            },
+        )
+    return True
 
 
 async def apply_delivery_status(
-    session: AsyncSession, channel: str, provider_message_id: str, status: str, reason: str | None = None
-) -> Message | None:
-    """Record what the provider says became of a message it sent; ``None``: no message of this
-    company and channel has that provider id."""
-    message: Message | None = await session.scalar(
-        select(Message)
-        .where(
-            Message.channel == channel,
-            Message.meta["delivery"]["provider_message_id"].astext == provider_message_id,
+    session: AsyncSession,
+    jobs: JobQueue,
+    channel: str,
+    provider_message_id: str,
+    status: str,
+    reason: str | None = None,
+) -> uuid.UUID | None:
+    """Record what the provider says became of a message it sent (never moving it back); the
+    message's id, ``None`` when no message of this company and channel has that provider id."""
+    message_id: uuid.UUID | None = await session.scalar(
+        select(Message.id).where(
+            Message.channel == channel, Message.provider_message_id == provider_message_id
         )
-        .with_for_update()
     )
-    if message is None:
+    if message_id is None:
         return None
-    delivery = dict((message.meta or {}).get("delivery") or {})
-    if DELIVERY_RANK.get(status, 0) > DELIVERY_RANK.get(str(delivery.get("status")), 0):
-        delivery.update(status=status, at=datetime.now(UTC).isoformat())
-        if reason:
-            delivery["reason"] = reason[:500]
-        message.meta = {**(message.meta or {}), "delivery": delivery}
-        await session.flush()
-        await publish(
-            session, str(message.conversation_id), "delivery", message_id=str(message.id), status=status
-        )
-    return message
+    await advance_delivery(session, jobs, message_id, status, reason=reason)
+    return message_id

@@ -19,7 +19,6 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.conversations import delivery
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation, Message
 from atende.conversations.states import State
@@ -388,8 +387,6 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         return "already_answered"
     metrics.TURNS.labels(turn.decision).inc()
     metrics.TURN_LATENCY.observe(time.perf_counter() - started)
-    # the reply (an answer or the handoff's) has committed: its channel delivers it
-    await delivery.hand_over(runtime, company_id, conversation.channel, reply.id)
     if handed_off is not None:
         metrics.HANDOFFS.labels(*handed_off).inc()
     log.info(

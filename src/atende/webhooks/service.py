@@ -39,7 +39,13 @@ from atende.jobs.queue import JobQueue
 from atende.tenancy.crypto import decrypt_secret, encrypt_secret
 from atende.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
-EVENTS = ("message.created", "conversation.state_changed", "conversation.handoff", "queue.opened")
+EVENTS = (
+    "message.created",
+    "message.delivery_failed",
+    "conversation.state_changed",
+    "conversation.handoff",
+    "queue.opened",
+)
 STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
 LEGACY = "atende"  # X-Atende-Timestamp, X-Atende-Signature (endpoints registered before 0014)
 SCHEMES = (STANDARD, LEGACY)

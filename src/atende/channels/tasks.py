@@ -1,0 +1,28 @@
+"""The outbox's job: one outbound message delivered through its conversation's channel
+(``atende.channels.delivery.deliver``). Queued by ``conversations.service.add_reply`` in the
+transaction that stores the message, one at a time per conversation (its ``lock``)."""
+
+from __future__ import annotations
+
+import uuid
+
+import procrastinate
+
+from atende.channels.delivery import deliver
+from atende.jobs.queue import RETRY
+from atende.runtime import Runtime
+
+
+async def deliver_message(context: procrastinate.JobContext, company_id: str, message_id: str) -> str:
+    runtime: Runtime = context.additional_context["runtime"]
+    assert context.job is not None
+    # procrastinate retries while the previous attempts number less than max_attempts
+    last_attempt = context.job.attempts >= (RETRY.max_attempts or 0)
+    return await deliver(runtime, uuid.UUID(company_id), uuid.UUID(message_id), last_attempt=last_attempt)
+
+
+def blueprint() -> procrastinate.Blueprint:
+    """Channel tasks (a new blueprint each call: procrastinate binds one to one app)."""
+    bp = procrastinate.Blueprint()
+    bp.task(name="deliver_message", retry=RETRY, pass_context=True)(deliver_message)
+    return bp
