@@ -223,24 +223,28 @@ async def list_deliveries(
     session: AsyncSession, endpoint_id: uuid.UUID, limit: int = 50
 ) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
     await get_endpoint(session, endpoint_id)
-    deliveries = list(
-        await session.scalars(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.endpoint_id == endpoint_id)
-            .order_by(WebhookDelivery.created_at.desc())
-            .limit(limit)
-        )
+    # one statement, so one snapshot: read in two, a delivery finished between them showed
+    # its new attempt beside its old status
+    latest = (
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+        .order_by(WebhookDelivery.created_at.desc())
+        .limit(limit)
     )
-    attempts = list(
-        await session.scalars(
-            select(WebhookAttempt)
-            .where(WebhookAttempt.delivery_id.in_([d.id for d in deliveries]))
-            .order_by(WebhookAttempt.number)
-        )
+    rows = await session.execute(
+        select(WebhookDelivery, WebhookAttempt)
+        .outerjoin(WebhookAttempt, WebhookAttempt.delivery_id == WebhookDelivery.id)
+        .where(WebhookDelivery.id.in_(latest))
+        .order_by(WebhookDelivery.created_at.desc(), WebhookAttempt.number)
     )
-    by_delivery: dict[uuid.UUID, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
-    for attempt in attempts:
-        by_delivery[attempt.delivery_id].append(attempt)
+    deliveries: list[WebhookDelivery] = []
+    by_delivery: dict[uuid.UUID, list[WebhookAttempt]] = {}
+    for delivery, attempt in rows.tuples():
+        if delivery.id not in by_delivery:
+            deliveries.append(delivery)
+            by_delivery[delivery.id] = []
+        if attempt is not None:
+            by_delivery[delivery.id].append(attempt)
     return [(d, by_delivery[d.id]) for d in deliveries]
 
 
