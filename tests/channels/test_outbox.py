@@ -298,3 +298,24 @@ async def test_a_worker_killed_before_it_sends_leaves_the_reply_to_the_next_deli
     assert (request.to, request.text, request.answered) == (customer, "Sou a Ana, já volto.", 200)
     sent = await message(runtime, company.id, reply.id)
     assert (sent.delivery_status, sent.provider_message_id) == ("sent", provider.delivered[str(reply.id)])
+
+
+async def test_a_damaged_account_reference_fails_the_delivery_instead_of_leaving_it_queued(
+    loopback: LoopbackChannel, provider: FakeProvider, company: CompanyCtx, runtime: Runtime
+) -> None:
+    """The account a reply goes out through is read from the customer's latest message; a
+    reference that is not an id (edited by hand, an old import) ends in ``failed`` with the
+    reason at once, not in retries and a message ``queued`` for ever."""
+    _account, conversation_id, _customer = await open_conversation(runtime, company.id, provider)
+    async with runtime.db.transaction(company.id) as session:
+        await session.execute(
+            text(
+                "UPDATE messages SET meta = jsonb_set(meta, '{channel_account_id}', '\"not-an-id\"')"
+                " WHERE conversation_id = :c AND author = 'customer'"
+            ),
+            {"c": conversation_id},
+        )
+    reply = await agent_reply(company, conversation_id, "Já verifico.")
+    failed = await until_status(runtime, company.id, reply["id"], "failed", seconds=10)
+    assert failed.delivery_error is not None and "no enabled" in failed.delivery_error
+    assert provider.of(reply["id"]) == []

@@ -54,26 +54,37 @@ async def deliver(
 ) -> str:
     """Deliver a queued message; what became of it. Raises to be retried (not on the last
     attempt, which marks the message failed instead)."""
-    async with runtime.db.transaction(company_id) as session:
-        message = await conversations.message_to_deliver(session, message_id)
-        if message is None:
-            return "nothing to deliver"  # sent already (or beyond, or failed), or deleted
-        channel = registry.find(message.channel)
-        try:
-            if channel is None:
-                raise Failed(f"no channel '{message.channel}' is registered in this process")
-            if channel.delivery == "live":
+    try:
+        async with runtime.db.transaction(company_id) as session:
+            message = await conversations.message_to_deliver(session, message_id)
+            if message is None:
+                return "nothing to deliver"  # sent already (or beyond, or failed), or deleted
+            channel = registry.find(message.channel)
+            try:
+                if channel is None:
+                    raise Failed(f"no channel '{message.channel}' is registered in this process")
+                if channel.delivery == "live":
+                    await conversations.advance_delivery(
+                        session, runtime.jobs, message.id, "sent", provider_message_id=str(message.id)
+                    )
+                    return "sent (live stream)"
+                account, outbound = await _prepare(session, runtime, channel, message)
+            except Failed as exc:
                 await conversations.advance_delivery(
-                    session, runtime.jobs, message.id, "sent", provider_message_id=str(message.id)
+                    session, runtime.jobs, message.id, "failed", reason=str(exc)
                 )
-                return "sent (live stream)"
-            account, outbound = await _prepare(session, runtime, channel, message)
-        except Failed as exc:
-            await conversations.advance_delivery(session, runtime.jobs, message.id, "failed", reason=str(exc))
-            log.warning(
-                "delivery.failed", channel=message.channel, message_id=str(message_id), reason=str(exc)
-            )
-            return "failed"
+                log.warning(
+                    "delivery.failed", channel=message.channel, message_id=str(message_id), reason=str(exc)
+                )
+                return "failed"
+    except Exception as exc:
+        # anything else while reading (a database error, a damaged account reference) is
+        # retried like a failed send, and on the last attempt marks the message failed
+        # rather than leaving it queued for ever
+        if not last_attempt:
+            raise
+        await _fail(runtime, company_id, message_id, describe(exc), channel="unknown")
+        return "failed"
     try:
         sent = await channel.send(account, outbound)
     except DeliveryError as exc:
@@ -111,7 +122,10 @@ async def _prepare(
         .order_by(Message.seq.desc())
         .limit(1)
     )
-    row = await session.get(ChannelAccount, uuid.UUID(account_id)) if account_id else None
+    try:
+        row = await session.get(ChannelAccount, uuid.UUID(account_id)) if account_id else None
+    except ValueError:  # not a UUID: a message's meta damaged by hand
+        row = None
     if row is None or not row.enabled:
         raise Failed(f"no enabled {channel.kind} account to send through")
     try:
