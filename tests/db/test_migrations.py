@@ -54,6 +54,8 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
         "atende_isoformat_v1",
         "atende_fair_job_priority_v1",
         "atende_company_webchat_account_v1",
+        "atende_message_search_v1",
+        "atende_message_query_v1",
     }
     migrate.downgrade(url, "base")
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
