@@ -26,8 +26,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, select, true, tuple_
+from sqlalchemy import ColumnElement, Select, and_, any_, cast, false, func, select, text, true, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -112,6 +114,98 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     return stamp, ident
 
 
+# Text search. The GIN index (``ix_messages_search``) finds a search's messages in time
+# proportional to how many there are; listing conversations most recent first then reads
+# each of their conversations. That is the way for words in few messages. For a common
+# word it would read hundreds of thousands: walking the conversations most recent first
+# and checking each one's messages finds a page after a few hundred. PostgreSQL's own
+# estimate of the words' messages (the index's statistics) picks the way; each message
+# walked is first checked with a regular expression of the words (3 µs), and only one that
+# passes with the index's function (60 µs: parsing the text).
+SEARCH_INDEX_MAX = 5000  # estimated matching messages up to which a list takes the index
+COUNT_SEARCH_MAX = 10_000  # matching messages a count reads at most (then it is a lower bound)
+# what ``atende_message_search_v1`` folds (migration 0020): a plain letter in a word stands
+# for itself and these
+ACCENTS = {"a": "áàâã", "e": "éê", "i": "í", "o": "óôõ", "u": "úü", "c": "ç", "n": "ñ"}
+
+
+def _words_pattern(word: str) -> str:
+    """A regular expression (PostgreSQL's) that lower-cased text matches wherever the
+    folded text holds ``word``: a necessary condition of the index's match, cheap to test."""
+    parts = []
+    for ch in word:
+        if ch in ACCENTS:
+            parts.append(f"[{ch}{ACCENTS[ch]}]")
+        elif ch.isalnum():
+            parts.append(ch)
+        else:
+            parts.append("\\" + ch)
+    return "".join(parts)
+
+
+def _match(message: type[Message], query: ColumnElement[Any]) -> ColumnElement[bool]:
+    return func.atende_message_search_v1(message.company_id, message.text).op("@@")(query)
+
+
+class _Search:
+    """A search, and how to find its conversations: from the messages the index finds
+    (``by_index``; a count reads at most ``hits_max`` of them), or by walking."""
+
+    def __init__(
+        self, query: ColumnElement[Any], words: list[str], *, by_index: bool, hits_max: int | None = None
+    ) -> None:
+        self.query, self.words, self.by_index, self.hits_max = query, words, by_index, hits_max
+        hits = select(Message.conversation_id).where(_match(Message, query))
+        if hits_max is not None:
+            hits = hits.limit(hits_max + 1)
+        # one list of the messages found, however many conditions read it
+        self.hits = hits.cte("search_hits").prefix_with("MATERIALIZED")
+
+    def condition(self) -> ColumnElement[bool]:
+        if self.by_index:  # each conversation found, by its id (not a scan of them all)
+            found = select(func.array_agg(self.hits.c.conversation_id)).scalar_subquery()
+            return Conversation.id == any_(cast(found, ARRAY(UUID(as_uuid=True))))
+        m = aliased(Message)
+        first = (
+            select(m.id)
+            .where(
+                m.conversation_id == Conversation.id,
+                *(func.lower(m.text).op("~")(_words_pattern(word)) for word in self.words),
+                _match(m, self.query),
+            )
+            .limit(1)
+            .correlate(Conversation)
+            .scalar_subquery()
+        )
+        return first.is_not(None)  # a scalar subquery: run for each conversation walked
+
+    def truncated(self) -> ColumnElement[bool]:
+        """Whether the index found more messages than a count reads."""
+        if self.hits_max is None:
+            return false()
+        return select(func.count()).select_from(self.hits).scalar_subquery() > self.hits_max
+
+
+async def _plan_search(session: AsyncSession, search: str, *, for_count: bool) -> _Search:
+    """The search's words as the index holds them, and how to find its conversations: a
+    count reads the index (at most ``COUNT_SEARCH_MAX`` messages); a list reads it when
+    PostgreSQL expects at most ``SEARCH_INDEX_MAX`` messages, else walks."""
+    company = company_of(session)
+    query = func.atende_message_query_v1(company, search)
+    words = list(await session.scalar(select(func.atende_search_words_v1(search))) or [])
+    if for_count:
+        return _Search(query, words, by_index=True, hits_max=COUNT_SEARCH_MAX)
+    plan = await session.scalar(
+        text(
+            "EXPLAIN (FORMAT JSON) SELECT 1 FROM messages WHERE company_id = :company"
+            " AND atende_message_search_v1(company_id, text) @@ atende_message_query_v1(:company, :search)"
+        ),
+        {"company": company, "search": search},
+    )
+    expected = float(plan[0]["Plan"]["Plan Rows"]) if plan else 0.0
+    return _Search(query, words, by_index=expected <= SEARCH_INDEX_MAX)
+
+
 def clean_search(search: str) -> str:
     """A search as the query takes it; ``InvalidInput`` when it has no word to look for."""
     if "\x00" in search:
@@ -124,7 +218,7 @@ def clean_search(search: str) -> str:
     return search
 
 
-def _conditions(session: AsyncSession, wanted: InboxFilter) -> list[ColumnElement[bool]]:
+def _conditions(wanted: InboxFilter, search: _Search | None) -> list[ColumnElement[bool]]:
     c = Conversation
     found: list[ColumnElement[bool]] = []
     if wanted.matches_nothing:
@@ -154,21 +248,13 @@ def _conditions(session: AsyncSession, wanted: InboxFilter) -> list[ColumnElemen
             .where(ConversationLabel.conversation_id == c.id, ConversationLabel.label_id == wanted.label_id)
             .exists()
         )
-    if wanted.search is not None:
-        query = func.atende_message_query_v1(company_of(session), wanted.search)
-        found.append(
-            select(Message.id)
-            .where(
-                Message.conversation_id == c.id,
-                func.atende_message_search_v1(Message.company_id, Message.text).op("@@")(query),
-            )
-            .exists()
-        )
+    if search is not None:
+        found.append(search.condition())
     return found
 
 
-def _matching(session: AsyncSession, wanted: InboxFilter) -> Select[uuid.UUID]:
-    return select(Conversation.id).where(*_conditions(session, wanted))
+def _matching(wanted: InboxFilter, search: _Search | None) -> Select[uuid.UUID]:
+    return select(Conversation.id).where(*_conditions(wanted, search))
 
 
 async def list_inbox(
@@ -178,7 +264,8 @@ async def list_inbox(
     with its contact's name, last message, unanswered customer messages and labels; and
     the cursor of the next page (``None`` on the last)."""
     c = Conversation
-    page = select(c).where(*_conditions(session, wanted))
+    search = await _plan_search(session, wanted.search, for_count=False) if wanted.search else None
+    page = select(c).where(*_conditions(wanted, search))
     if cursor:
         stamp, ident = decode_cursor(cursor)
         page = page.where(tuple_(c.updated_at, c.id) < tuple_(stamp, ident))
@@ -249,7 +336,9 @@ async def _row_details(
 
 @dataclass(frozen=True)
 class Count:
-    """How many conversations match, up to ``COUNT_CAP``; ``capped``: at least that many."""
+    """How many conversations match, up to ``COUNT_CAP``; ``capped``: there are at least
+    that many, maybe more (the cap was reached, or a search's words are in more messages
+    than a count reads: ``COUNT_SEARCH_MAX``)."""
 
     count: int
     capped: bool
@@ -257,27 +346,21 @@ class Count:
 
 async def count_inbox(session: AsyncSession, filters: Sequence[InboxFilter]) -> list[Count]:
     """How many conversations each filter matches, each counted up to ``COUNT_CAP`` (one
-    statement for all of them)."""
+    statement for all of them; the filters share one search, if any)."""
     if not filters:
         return []
+    words = {wanted.search for wanted in filters}
+    if len(words) > 1:
+        raise ValueError("the filters counted together share one search")
+    [words_] = words
+    search = await _plan_search(session, words_, for_count=True) if words_ else None
     counts = [
         select(func.count())
-        .select_from(_matching(session, wanted).limit(COUNT_CAP + 1).subquery())
+        .select_from(_matching(wanted, search).limit(COUNT_CAP + 1).subquery())
         .scalar_subquery()
         for wanted in filters
     ]
-    row = (await session.execute(select(*counts))).one()
-    return [Count(min(int(n), COUNT_CAP), int(n) > COUNT_CAP) for n in row]
-
-
-__all__ = [
-    "COUNT_CAP",
-    "OPEN_STATES",
-    "Count",
-    "InboxFilter",
-    "InboxRow",
-    "LastMessage",
-    "clean_search",
-    "count_inbox",
-    "list_inbox",
-]
+    truncated = search.truncated() if search is not None else false()
+    row = (await session.execute(select(truncated, *counts))).one()
+    partial, numbers = bool(row[0]), row[1:]
+    return [Count(min(int(n), COUNT_CAP), int(n) > COUNT_CAP or partial) for n in numbers]

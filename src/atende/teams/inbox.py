@@ -204,7 +204,9 @@ async def list_inbox(
     rows, next_cursor = await inbox.list_inbox(session, wanted, cursor=cursor, limit=limit)
     team_ids = {r.conversation.team_id for r in rows if r.conversation.team_id is not None}
     user_ids = {r.conversation.assignee_id for r in rows if r.conversation.assignee_id is not None}
-    teams = {t.id: t for t in await session.scalars(select(Team).where(Team.id.in_(team_ids)))}
+    teams = {}
+    if team_ids:
+        teams = {t.id: t for t in await session.scalars(select(Team).where(Team.id.in_(team_ids)))}
     people = await _people(session, user_ids)
     items = [
         InboxItem(

@@ -54,6 +54,11 @@ CREATE FUNCTION atende_message_search_v1(p_company uuid, p_text text) RETURNS ts
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT to_tsvector('simple'::regconfig, {COMPANY_LEXEME} || ' ' || {folded("p_text")}) $$;
 
+-- the words of a search as the index holds them
+CREATE FUNCTION atende_search_words_v1(p_search text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT tsvector_to_array(to_tsvector('simple'::regconfig, {folded("p_search")})) $$;
+
 -- the words of a search, each a prefix from three letters on, all of them required, and the
 -- company's lexeme; NULL (matches nothing) when the search has no word
 CREATE FUNCTION atende_message_query_v1(p_company uuid, p_search text) RETURNS tsquery
@@ -140,7 +145,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_messages_search", table_name="messages")
-    for function in ("atende_message_query_v1(uuid, text)", "atende_message_search_v1(uuid, text)"):
+    for function in (
+        "atende_message_query_v1(uuid, text)",
+        "atende_search_words_v1(text)",
+        "atende_message_search_v1(uuid, text)",
+    ):
         op.execute(f"DROP FUNCTION {function}")
     for name, _columns, _where in reversed(CONVERSATION_INDEXES):
         op.drop_index(name, table_name="conversations")
