@@ -9,8 +9,9 @@ order, company first, so a page costs about the rows it returns, not the company
 - a page is ``(updated_at, id) < cursor ORDER BY updated_at DESC, id DESC LIMIT n``: a new
   message moves its conversation to the top, above every cursor, so a walk never sees a
   conversation twice, and every conversation that was not written to meanwhile exactly once;
-- text search ANDs the company's lexeme with the words (``atende_message_query_v1``), so the
-  GIN index answers for this company alone;
+- text search reads the GIN index of the messages' words (with the company's own lexeme,
+  so the index answers for this company alone) for words in few messages, and walks the
+  conversations for common ones (see ``_plan_search``);
 - counts stop at ``COUNT_CAP``: counting 40,000 open conversations on every refresh of every
   agent's screen is what made Chatwoot's inbox overload its database (chatwoot#8586); a
   capped count reads at most ``COUNT_CAP + 1`` index entries, and "1,000+" is all a tab

@@ -79,6 +79,8 @@ async def get_label(session: AsyncSession, ref: str) -> Label:
     """A label of the session's company by id or name; ``NotFound`` when there is none
     (another company's id included)."""
     label: Label | None = None
+    if "\x00" in ref:  # no name holds one (``clean_name``)
+        raise NotFound(f"no label {ref!r}")
     with contextlib.suppress(ValueError):  # not an id: a name
         label = await session.get(Label, uuid.UUID(ref))
     if label is None and len(ref) <= NAME_MAX * 4:

@@ -95,6 +95,14 @@ def _states(given: Sequence[str]) -> frozenset[State] | None:
 async def _filters(session: AsyncSession, query: InboxQuery) -> InboxFilter:
     """The filters shared by every view, as plain values (``InvalidInput`` naming the field
     for a value that names nothing of the company's)."""
+    for field, value in (
+        ("channel", query.channel),
+        ("team", query.team),
+        ("assignee", query.assignee),
+        ("label", query.label),
+    ):
+        if value is not None and "\x00" in value:
+            raise InvalidInput(f"{field} must not contain NUL bytes (\\u0000)", field=field)
     if query.language is not None and query.language not in LANGUAGES:
         raise InvalidInput(
             f"language: '{query.language}' is not one of {', '.join(LANGUAGES)}", field="language"
