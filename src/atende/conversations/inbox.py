@@ -30,11 +30,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, any_, cast, false, func, select, text, true, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from atende.conversations.labels import labels_of
 from atende.conversations.models import Contact, Conversation, ConversationLabel, Label, Message
 from atende.conversations.states import State
 from atende.db.scope import company_of
@@ -76,6 +75,13 @@ class LastMessage:
 
 
 @dataclass(frozen=True)
+class LabelRef:
+    id: uuid.UUID
+    name: str
+    color: str | None
+
+
+@dataclass(frozen=True)
 class InboxRow:
     """A conversation as an inbox row shows it."""
 
@@ -83,7 +89,7 @@ class InboxRow:
     contact_name: str | None
     last_message: LastMessage | None
     unanswered: int  # customer messages since the last reply (bot or agent)
-    labels: list[Label]
+    labels: list[LabelRef]
 
 
 BAD_CURSOR = "cursor is not valid: pass the next_cursor of a previous page, unchanged"
@@ -164,7 +170,7 @@ class _Search:
 
     def condition(self) -> ColumnElement[bool]:
         if self.by_index:  # each conversation found, by its id (not a scan of them all)
-            found = select(func.array_agg(self.hits.c.conversation_id)).scalar_subquery()
+            found = select(func.array_agg(self.hits.c.conversation_id.distinct())).scalar_subquery()
             return Conversation.id == any_(cast(found, ARRAY(UUID(as_uuid=True))))
         m = aliased(Message)
         first = (
@@ -263,76 +269,78 @@ async def list_inbox(
 ) -> tuple[list[InboxRow], str | None]:
     """One page of the conversations ``wanted`` names, most recent activity first, each
     with its contact's name, last message, unanswered customer messages and labels; and
-    the cursor of the next page (``None`` on the last)."""
+    the cursor of the next page (``None`` on the last). One statement: the page, then what
+    each of its rows shows (a few index probes a row, ``ix_messages_conversation_seq``)."""
     c = Conversation
     search = await _plan_search(session, wanted.search, for_count=False) if wanted.search else None
     page = select(c).where(*_conditions(wanted, search))
     if cursor:
         stamp, ident = decode_cursor(cursor)
         page = page.where(tuple_(c.updated_at, c.id) < tuple_(stamp, ident))
-    page = page.order_by(c.updated_at.desc(), c.id.desc()).limit(limit + 1)
-    conversations = list(await session.scalars(page))
-    next_cursor = None
-    if len(conversations) > limit:
-        conversations = conversations[:limit]
-        last = conversations[-1]
-        next_cursor = encode_position(last.updated_at, last.id)
-    ids = [conversation.id for conversation in conversations]
-    details = await _row_details(session, ids)
-    labels = await labels_of(session, ids)
-    rows = []
-    for conversation in conversations:
-        name, last_message, unanswered = details.get(conversation.id, (None, None, 0))
-        rows.append(InboxRow(conversation, name, last_message, unanswered, labels.get(conversation.id, [])))
-    return rows, next_cursor
-
-
-async def _row_details(
-    session: AsyncSession, ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, tuple[str | None, LastMessage | None, int]]:
-    """Contact name, last message and unanswered count of each conversation: one statement,
-    two index probes a conversation (``ix_messages_conversation_seq``)."""
-    if not ids:
-        return {}
-    c, reply, waiting = Conversation, aliased(Message), aliased(Message)
+    conv = aliased(Conversation, page.order_by(c.updated_at.desc(), c.id.desc()).limit(limit + 1).subquery())
+    reply, waiting, m = aliased(Message), aliased(Message), aliased(Message)
     last = (
-        select(
-            Message.author,
-            func.left(Message.text, PREVIEW_CHARS).label("preview"),
-            Message.created_at,
-        )
-        .where(Message.conversation_id == c.id)
-        .order_by(Message.seq.desc())
+        select(m.author, func.left(m.text, PREVIEW_CHARS).label("preview"), m.created_at)
+        .where(m.conversation_id == conv.id)
+        .order_by(m.seq.desc())
         .limit(1)
         .lateral("last")
     )
     last_reply = (
         select(func.max(reply.seq))
-        .where(reply.conversation_id == c.id, reply.author.in_(REPLY_AUTHORS))
-        .correlate(c)
+        .where(reply.conversation_id == conv.id, reply.author.in_(REPLY_AUTHORS))
+        .correlate(conv)
         .scalar_subquery()
     )
     unanswered = (
         select(func.count())
         .select_from(waiting)
         .where(
-            waiting.conversation_id == c.id,
+            waiting.conversation_id == conv.id,
             waiting.author == "customer",
             waiting.seq > func.coalesce(last_reply, 0),
         )
-        .correlate(c)
+        .correlate(conv)
         .scalar_subquery()
     )
-    rows = await session.execute(
-        select(c.id, Contact.name, last.c.author, last.c.preview, last.c.created_at, unanswered)
-        .join(Contact, Contact.id == c.contact_id)
-        .outerjoin(last, true())
-        .where(c.id.in_(ids))
+    on_it = (
+        select(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_object("id", Label.id, "name", Label.name, "color", Label.color),
+                    func.lower(Label.name),
+                    Label.id,
+                )
+            )
+        )
+        .select_from(ConversationLabel)
+        .join(Label, Label.id == ConversationLabel.label_id)
+        .where(ConversationLabel.conversation_id == conv.id)
+        .correlate(conv)
+        .scalar_subquery()
     )
-    return {
-        ident: (name, LastMessage(author, preview, at) if author is not None else None, int(waiting or 0))
-        for ident, name, author, preview, at, waiting in rows
-    }
+    result = await session.execute(
+        select(conv, Contact.name, last.c.author, last.c.preview, last.c.created_at, unanswered, on_it)
+        .join(Contact, Contact.id == conv.contact_id)
+        .outerjoin(last, true())
+        .order_by(conv.updated_at.desc(), conv.id.desc())
+    )
+    rows = [
+        InboxRow(
+            conversation,
+            name,
+            LastMessage(author, preview, at) if author is not None else None,
+            int(waiting_ or 0),
+            [LabelRef(uuid.UUID(item["id"]), item["name"], item["color"]) for item in labelled or []],
+        )
+        for conversation, name, author, preview, at, waiting_, labelled in result
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last_row = rows[-1].conversation
+        next_cursor = encode_position(last_row.updated_at, last_row.id)
+    return rows, next_cursor
 
 
 @dataclass(frozen=True)
@@ -350,18 +358,23 @@ async def count_inbox(session: AsyncSession, filters: Sequence[InboxFilter]) -> 
     statement for all of them; the filters share one search, if any)."""
     if not filters:
         return []
-    words = {wanted.search for wanted in filters}
-    if len(words) > 1:
+    searches = {wanted.search for wanted in filters}
+    if len(searches) > 1:
         raise ValueError("the filters counted together share one search")
-    [words_] = words
-    search = await _plan_search(session, words_, for_count=True) if words_ else None
-    counts = [
-        select(func.count())
-        .select_from(_matching(wanted, search).limit(COUNT_CAP + 1).subquery())
-        .scalar_subquery()
-        for wanted in filters
-    ]
-    truncated = search.truncated() if search is not None else false()
-    row = (await session.execute(select(truncated, *counts))).one()
-    partial, numbers = bool(row[0]), row[1:]
-    return [Count(min(int(n), COUNT_CAP), int(n) > COUNT_CAP or partial) for n in numbers]
+    [words] = searches
+    if not words:
+        counts = [
+            select(func.count())
+            .select_from(_matching(wanted, None).limit(COUNT_CAP + 1).subquery())
+            .scalar_subquery()
+            for wanted in filters
+        ]
+        numbers = (await session.execute(select(*counts))).one()
+        return [Count(min(int(n), COUNT_CAP), int(n) > COUNT_CAP) for n in numbers]
+    # a search: its conversations (of at most COUNT_SEARCH_MAX messages), each read once
+    search = await _plan_search(session, words, for_count=True)
+    each = [func.count().filter(and_(true(), *_conditions(wanted, None))) for wanted in filters]
+    partial, *found = (
+        await session.execute(select(search.truncated(), *each).where(search.condition()))
+    ).one()
+    return [Count(min(int(n), COUNT_CAP), int(n) > COUNT_CAP or bool(partial)) for n in found]
