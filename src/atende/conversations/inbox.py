@@ -140,10 +140,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 # word it would read hundreds of thousands: walking the conversations most recent first
 # and checking each one's messages finds a page after a few hundred. PostgreSQL's own
 # estimate of the words' messages (the index's statistics) picks the way; each message
-# walked is first checked with a regular expression of the words (3 µs), and only one that
-# passes with the index's function (60 µs: parsing the text).
+# walked is first checked with a regular expression of the words (a few µs), and only one
+# that passes with the index's function (twenty times that: it parses the text).
 SEARCH_INDEX_MAX = 5000  # estimated matching messages up to which a list takes the index
-COUNT_SEARCH_MAX = 10_000  # matching messages a count reads at most (then it is a lower bound)
+COUNT_SEARCH_MAX = 5000  # matching messages a count reads at most (then it is a lower bound)
 # what ``atende_message_search_v1`` folds (migration 0020): a plain letter in a word stands
 # for itself and these
 ACCENTS = {"a": "áàâã", "e": "éê", "i": "í", "o": "óôõ", "u": "úü", "c": "ç", "n": "ñ"}
