@@ -143,7 +143,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 # walked is first checked with a regular expression of the words (a few µs), and only one
 # that passes with the index's function (twenty times that: it parses the text).
 SEARCH_INDEX_MAX = 5000  # estimated matching messages up to which a list takes the index
-COUNT_SEARCH_MAX = 5000  # matching messages a count reads at most (then it is a lower bound)
+COUNT_SEARCH_MAX = 10_000  # matching messages a count reads at most (then it is a lower bound)
 # what ``atende_message_search_v1`` folds (migration 0020): a plain letter in a word stands
 # for itself and these
 ACCENTS = {"a": "áàâã", "e": "éê", "i": "í", "o": "óôõ", "u": "úü", "c": "ç", "n": "ñ"}
