@@ -49,7 +49,7 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
             row[0] for row in conn.execute("SELECT proname FROM pg_proc WHERE proname LIKE 'atende_%'")
         }
     assert functions == {
-        "atende_receive_message_v3",
+        "atende_receive_message_v4",
         "atende_emit_webhook_v1",
         "atende_isoformat_v1",
         "atende_fair_job_priority_v1",

@@ -41,16 +41,21 @@ class Joins(StrEnum):
 
     contact = "contact"  # the one the message names, else the contact's latest (API; WhatsApp, SMS)
     named = "named"  # always the one the channel names (web chat: the visitor's token opened it)
-    thread = "thread"  # the one its thread belongs to (e-mail's References): not supported yet
+    # the one of the message its ``thread_refs`` name (e-mail's In-Reply-To/References: a
+    # customer's message by its channel id, a reply we sent by the provider's id); a new
+    # thread, or one never seen, opens a new conversation
+    thread = "thread"
 
 
 @dataclass(frozen=True)
 class ConversationPolicy:
     """A channel's rule for the conversation an inbound message joins.
 
-    ``reopens_resolved``: a message reopens its resolved conversation (what every channel does
-    today); ``False`` is reserved for messages that must not (receipts, ratings), like
-    ``Joins.thread``: ``registry.register`` refuses a policy the intake cannot honour yet."""
+    ``reopens_resolved``: a message reopens its resolved conversation to the bot. ``False``
+    for a channel whose messages must not (receipts, ratings): stored in the conversation,
+    which stays resolved (no bot turn, no state webhook). One message may say otherwise
+    (``InboundMessage.reopens_resolved``). What a message does to its conversation's state,
+    and whether it gets a bot turn, is ``conversations.states``'."""
 
     joins: Joins
     reopens_resolved: bool = True

@@ -14,7 +14,13 @@ from atende.conversations.states import State
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """One customer message, as every channel adapter hands it to ``receive_inbound``."""
+    """One customer message, as every channel adapter hands it to ``receive_inbound``.
+
+    ``thread_refs``: the ids of the messages it answers (e-mail's ``In-Reply-To`` and
+    ``References``, oldest first), for a channel whose messages join their thread.
+    ``reopens_resolved``: this one message's exception to its channel's policy (``False``: a
+    rating or a receipt, stored without reopening a resolved conversation); ``None``: as the
+    channel's policy says."""
 
     channel: str
     contact_external_id: str
@@ -25,6 +31,8 @@ class InboundMessage:
     contact_email: str | None = None
     contact_phone: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    thread_refs: tuple[str, ...] = ()
+    reopens_resolved: bool | None = None
 
 
 class Strict(BaseModel):

@@ -22,9 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from atende.conversations.models import Contact, Conversation, Message, StateTransition
 from atende.conversations.schemas import InboundMessage
 from atende.conversations.states import (
+    OPENS_IN,
     InvalidTransition,
     State,
+    bot_turn_follows,
     check_transition,
+    state_after_customer_message,
 )
 from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
@@ -164,8 +167,11 @@ async def start_visitor_conversation(
     )
 
 
-# the SQL function is migration 0011's; its OUT columns, in order, after outcome, state, bot_turn
-_RECEIVE = "SELECT * FROM atende_receive_message_v3(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+# the SQL function is migration 0017's; its OUT columns, in order, after outcome, state, bot_turn
+_RECEIVE = (
+    "SELECT * FROM atende_receive_message_v4"
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
+)
 _MESSAGE_COLUMNS = (
     "id",
     "seq",
@@ -179,22 +185,74 @@ _MESSAGE_COLUMNS = (
     "meta",
     "created_at",
 )
+# at most this many of a message's thread references are looked up (the last ones: a
+# References header lists the thread oldest first); longer than a message id column, none
+THREAD_REFS_MAX = 100
+_REF_MAX = 255
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    """``states``' intake rules as the arguments of ``atende_receive_message_v4``, which
+    hard-codes none of them: the state a conversation opens in, ``{state: state}`` a customer
+    message moves it to, and the states whose messages get a bot turn with the company's
+    ``bot_answers_while_closed`` off and on."""
+
+    opens_in: str
+    moves: str  # a JSON object
+    turn_states: list[str]
+    turn_states_helping: list[str]
+
+    @classmethod
+    def of(cls, *, reopens_resolved: bool) -> IntakeRules:
+        moves = {
+            state.value: after.value
+            for state in State
+            if (after := state_after_customer_message(state, reopens_resolved=reopens_resolved)) != state
+        }
+        return cls(
+            opens_in=OPENS_IN.value,
+            moves=json.dumps(moves),
+            turn_states=[s.value for s in State if bot_turn_follows(s, answers_while_closed=False)],
+            turn_states_helping=[s.value for s in State if bot_turn_follows(s, answers_while_closed=True)],
+        )
+
+
+_RULES = {reopens: IntakeRules.of(reopens_resolved=reopens) for reopens in (True, False)}
+
+
+def thread_refs(refs: tuple[str, ...]) -> list[str]:
+    """The references worth looking up: the last ``THREAD_REFS_MAX``, none that no message id
+    could equal (empty, longer than the column)."""
+    return [ref for ref in refs if 0 < len(ref) <= _REF_MAX][-THREAD_REFS_MAX:]
 
 
 async def receive_inbound(
-    connection: AsyncConnection, company_id: uuid.UUID, inbound: InboundMessage
+    connection: AsyncConnection,
+    company_id: uuid.UUID,
+    inbound: InboundMessage,
+    *,
+    by_thread: bool = False,
+    reopens_resolved: bool = True,
 ) -> Received:
-    """Store a customer message once, reopen or open its conversation, enqueue the bot turn.
+    """Store a customer message once, join or open its conversation, enqueue the bot turn.
 
-    One round trip: ``atende_receive_message_v3`` (migrations 0004, 0007, 0011) dedupes by the
-    channel's message id, upserts the contact, locks or opens the conversation, stores the
-    message, reopens a resolved conversation, queues the bot turn (when the bot owns the
-    conversation, or it waits for a person and the company lets the bot help while the team
-    is closed: ``bot_may_answer``) and the webhook deliveries, and notifies live listeners. Every statement
-    in it is scoped to ``company_id``. On a session's connection (``await
-    session.connection()``) it joins that transaction; on ``Database.autocommit()`` it is
-    one atomic statement.
+    Which conversation: the one ``inbound.conversation_id`` names (it must be the contact's);
+    else, ``by_thread``, the conversation of the contact's newest message that one of
+    ``inbound.thread_refs`` names (its channel message id, or the provider's id of a reply
+    we sent), and a new one when none does; else the contact's latest on the channel.
+    ``reopens_resolved=False``: the message is stored in a resolved conversation without
+    reopening it (no state change, so no bot turn and no state webhook).
+
+    One round trip: ``atende_receive_message_v4`` (migrations 0004, 0007, 0013, 0017) dedupes
+    by the channel's message id, upserts the contact, locks or opens the conversation, stores
+    the message, moves the conversation's state and queues the bot turn as ``states`` says
+    (``IntakeRules``: the function hard-codes none of the rules), queues the webhook
+    deliveries and notifies live listeners. Every statement in it is scoped to
+    ``company_id``. On a session's connection (``await session.connection()``) it joins that
+    transaction; on ``Database.autocommit()`` it is one atomic statement.
     """
+    rules = _RULES[reopens_resolved]
     # through SQLAlchemy's connection (not the driver's): a lost connection invalidates the
     # pool like any other statement's would
     result = await connection.exec_driver_sql(
@@ -208,8 +266,13 @@ async def receive_inbound(
             inbound.contact_phone,
             inbound.channel_message_id,
             inbound.conversation_id,
+            thread_refs(inbound.thread_refs) if by_thread else None,
             inbound.text,
             Jsonb(dict(inbound.meta)),
+            rules.opens_in,
+            rules.moves,
+            rules.turn_states,
+            rules.turn_states_helping,
             TURN_TASK,
             webhooks.DELIVER_TASK,
         ),
@@ -454,13 +517,9 @@ async def bot_reply(session: AsyncSession, message_id: uuid.UUID) -> Message | N
 
 
 def bot_may_answer(conversation: Conversation, *, answers_while_closed: bool) -> bool:
-    """Whether a bot turn runs for a customer message in this conversation: the bot owns it,
-    or it waits for a person and the company's ``bot_answers_while_closed`` is on *now* (the
-    turn then answers only while the team is closed). Intake, ``atende_receive_message_v3``,
-    decides alike."""
-    return conversation.state == State.bot.value or (
-        conversation.state == State.waiting_human.value and answers_while_closed
-    )
+    """Whether a bot turn runs for a customer message in this conversation as it is now:
+    ``states.bot_turn_follows``, the rule intake queued the turn by."""
+    return bot_turn_follows(State(conversation.state), answers_while_closed=answers_while_closed)
 
 
 async def bot_reply_exists(session: AsyncSession, message_id: uuid.UUID) -> bool:
