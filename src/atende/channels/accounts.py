@@ -105,6 +105,19 @@ async def list_accounts(session: AsyncSession, kind: str | None = None) -> list[
     return list(await session.scalars(stmt))
 
 
+async def first_external_id(session: AsyncSession, company_id: uuid.UUID, kind: str) -> str | None:
+    """What the company's oldest enabled account of a channel routes by (its widget key, for
+    the web chat); ``None`` when it has none enabled. Names the company: the CLI and the demo
+    ask from a platform session, right after creating it."""
+    external_id: str | None = await session.scalar(
+        select(ChannelAccount.external_id)
+        .where(ChannelAccount.company_id == company_id, ChannelAccount.kind == kind, ChannelAccount.enabled)
+        .order_by(ChannelAccount.created_at, ChannelAccount.id)
+        .limit(1)
+    )
+    return external_id
+
+
 async def update(
     session: AsyncSession,
     secret_key: str,
