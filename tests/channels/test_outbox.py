@@ -113,6 +113,7 @@ async def test_a_reply_is_delivered_by_its_job_and_its_status_never_moves_back(
 ) -> None:
     account, conversation_id, customer = await open_conversation(runtime, company.id, provider)
     reply = await agent_reply(company, conversation_id, "Seu pedido saiu hoje.")
+    assert await delivery_jobs(runtime, reply["id"]) == 1  # a push channel's: sent by its job
 
     sent = await until_status(runtime, company.id, reply["id"], "sent")
     [request] = provider.of(reply["id"])  # the message id is the provider's idempotency key
@@ -136,20 +137,44 @@ async def test_a_reply_is_delivered_by_its_job_and_its_status_never_moves_back(
     assert customer_message["delivery_status"] is None
 
 
-async def test_live_channels_go_out_the_same_way_marked_sent_under_their_own_id(
+async def delivery_jobs(runtime: Runtime, message_id: str) -> int:
+    async with runtime.db.transaction() as session:
+        return int(
+            await session.scalar(
+                text(
+                    "SELECT count(*) FROM procrastinate_jobs"
+                    " WHERE task_name = 'channels:deliver_message' AND args->>'message_id' = :m"
+                ),
+                {"m": message_id},
+            )
+            or 0
+        )
+
+
+async def test_a_reply_on_a_live_channel_is_sent_when_stored_with_no_delivery_job(
     company: CompanyCtx, runtime: Runtime
 ) -> None:
-    """The API channel (like the web chat) is delivered by the live stream when the message
-    commits; its delivery job marks it sent, so every channel has one way out."""
+    """The web chat and the API deliver through the live stream, which hears a reply when it
+    commits: the reply is ``sent`` (under its own id) from the start, and no job is queued."""
     async with runtime.db.transaction(company.id) as session:
         received = await conversations.receive_inbound(
             await session.connection(),
             company.id,
             InboundMessage(channel="api", contact_external_id=uuid.uuid4().hex, text="oi"),
         )
-    reply = await agent_reply(company, received.conversation_id, "Oi! Sou a Ana.")
-    sent = await until_status(runtime, company.id, reply["id"], "sent")
-    assert sent.provider_message_id == reply["id"]
+    r = await company.client.post(f"/widget/v1/{company.widget_key}/conversations")
+    assert r.status_code == 201, r.text
+    chat = r.json()["conversation_id"]
+    for conversation_id in (received.conversation_id, chat):
+        r = await company.client.post(
+            f"/v1/conversations/{conversation_id}/replies", json={"text": "Oi! Sou a Ana."}
+        )
+        assert r.status_code == 201, r.text
+        reply = r.json()
+        assert reply["delivery_status"] == "sent"
+        stored = await message(runtime, company.id, reply["id"])
+        assert (stored.delivery_status, stored.provider_message_id) == ("sent", reply["id"])
+        assert await delivery_jobs(runtime, reply["id"]) == 0
 
 
 async def pending_statuses(runtime: Runtime, company_id: uuid.UUID) -> dict[str, str]:

@@ -1,13 +1,16 @@
 """Delivering one outbound message through its conversation's channel (the outbox's job,
 ``atende.channels.tasks``), and the credential checks of channel accounts (``/health/ready``).
 
-Every outbound message is stored ``queued`` with its delivery job, in one transaction
-(``conversations.service.add_reply``). The job:
+Every outbound message of a ``push`` channel is stored ``queued`` with its delivery job, in
+one transaction (``conversations.service.add_reply``); one of a ``live`` channel (web chat,
+API) is stored ``sent`` with no job: its customer reads the live stream, fed when the message
+commits. The job:
 
 1. locks the message and reads it; a message past ``queued`` was sent by an earlier run of
    the job (a retry, a stalled job run again): nothing is sent twice from here;
-2. a ``live`` channel (web chat, API) is marked ``sent`` under the message's own id, without a
-   call: its customer reads the live stream, fed when the message committed;
+2. a ``live`` channel's message (queued by a process that had not registered the channel,
+   or before replies on live channels were stored ``sent``) is marked ``sent`` under its own
+   id, without a call;
 3. a ``push`` channel: the account is the one the customer's latest message arrived through;
    ``send`` is called outside any transaction (no row lock or connection held across a
    network call), then the message is marked ``sent`` with the provider's id, and moved on

@@ -393,9 +393,14 @@ async def add_reply(
     meta: dict[str, Any] | None = None,
 ) -> Message:
     """Store an outgoing message (bot, agent or system), announce it and queue its delivery
-    through the conversation's channel (the outbox: one job, in this transaction)."""
+    through the conversation's channel (the outbox: one job, in this transaction). On a
+    ``live`` channel (web chat, API) the announcement is the delivery: its customers read
+    the live stream, which hears it when this transaction commits; the message is stored
+    ``sent`` (under its own id) and no job is queued."""
+    live = conversation.channel in _LIVE_CHANNELS
+    message_id = uuid.uuid4()
     message = Message(
-        id=uuid.uuid4(),
+        id=message_id,
         conversation_id=conversation.id,
         channel=conversation.channel,
         author=author,
@@ -404,12 +409,14 @@ async def add_reply(
         language=language,
         reply_to_id=reply_to_id,
         meta=meta or {},
-        delivery_status="queued",
+        delivery_status="sent" if live else "queued",
+        provider_message_id=str(message_id) if live else None,
     )
     session.add(message)
     conversation.updated_at = datetime.now(UTC)
     await _announce_message(session, jobs, message)
-    await queue_delivery(session, jobs, message, conversation.company_id)
+    if not live:
+        await queue_delivery(session, jobs, message, conversation.company_id)
     return message
 
 
@@ -622,6 +629,21 @@ DELIVER_TASK = "channels:deliver_message"
 DELIVERY_STATUSES = ("queued", "sent", "delivered", "read", "failed")
 DELIVERY_RANK = {status: rank for rank, status in enumerate(DELIVERY_STATUSES)}
 REASON_MAX = 1000
+
+
+# The channels whose customers read the live stream (``Channel.delivery == "live"``: the web
+# chat, the API), as ``channels.registry.register`` tells (conversations imports no channel).
+# A channel this process has not been told about is pushed by a job: its delivery job marks a
+# live one sent all the same, so a process that does not know a channel is slower, not wrong.
+_LIVE_CHANNELS: set[str] = set()
+
+
+def set_live_channel(kind: str, live: bool) -> None:
+    """Whether replies on channel ``kind`` are delivered by the live stream (no job)."""
+    if live:
+        _LIVE_CHANNELS.add(kind)
+    else:
+        _LIVE_CHANNELS.discard(kind)
 
 
 def delivery_lock(conversation_id: uuid.UUID) -> str:
