@@ -144,7 +144,24 @@ async def update(
 
 
 async def delete(session: AsyncSession, account_id: uuid.UUID) -> None:
+    """Delete an account; ``Conflict`` for the last one of a built-in channel (the web chat):
+    a company keeps its widget key, which can be disabled (and enabled again) instead."""
     account = await get(session, account_id)
+    channel = registry.find(account.kind)
+    if channel is not None and channel.built_in:
+        # every account of the kind locked, in one order: of two deletes at once, the second
+        # sees the first's and finds this one the last
+        kept = await session.scalars(
+            select(ChannelAccount.id)
+            .where(ChannelAccount.kind == account.kind)
+            .order_by(ChannelAccount.id)
+            .with_for_update()
+        )
+        if set(kept) <= {account.id}:
+            raise Conflict(
+                f"this is the company's last {account.kind} account: disable it instead "
+                '(PATCH with {"enabled": false}), or create another before deleting this one'
+            )
     await session.delete(account)
     await session.flush()
 

@@ -135,6 +135,9 @@ class Channel:
     delivery: ClassVar[Literal["live", "push"]] = "push"
     # False: the channel routes without accounts (the API channel: by API key)
     has_accounts: ClassVar[bool] = True
+    # True: every company has an account of it, created with the company (the web chat's, by
+    # a trigger on ``companies``); its last one cannot be deleted, only disabled
+    built_in: ClassVar[bool] = False
 
     def router(self) -> APIRouter | None:
         return None

@@ -60,6 +60,7 @@ class WebChat(Channel):
     kind = "webchat"
     conversation_policy = ConversationPolicy(Joins.named)
     delivery = "live"
+    built_in = True  # the widget key a company is created with; the CLI and demo print it
 
     def router(self) -> APIRouter:
         return router
