@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from hypothesis import settings as hypothesis_settings
 
 from atende.app import create_app
+from atende.channels import accounts
 from atende.config import Settings
 from atende.db import migrate
 from atende.db.pubsub import Listener
@@ -188,7 +189,9 @@ async def new_company(runtime: Runtime, base_url: str, *, language: str = "pt") 
         _key, full = await tenancy.create_api_key(
             session, secret_key=runtime.secret_key, company_id=company.id, name="tests", role=Role.admin
         )
-        ctx = CompanyCtx(company.id, company.slug, company.widget_key, full, None)  # type: ignore[arg-type]
+        widget_key = await accounts.first_external_id(session, company.id, "webchat")
+        assert widget_key is not None  # its web chat account, created with it
+        ctx = CompanyCtx(company.id, company.slug, widget_key, full, None)  # type: ignore[arg-type]
     ctx.client = httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {full}"}, timeout=15)
     return ctx
 

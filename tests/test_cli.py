@@ -48,7 +48,9 @@ async def test_create_a_company_a_key_use_it_and_revoke_it(db_url: str, live_ser
     created = run(db_url, "companies", "create", "Loja CLI", "--slug", slug, "--language", "en")
     assert created.returncode == 0, created.stderr
     assert f"company {slug} created" in created.stdout
-    assert "wk_" in created.stdout
+    [widget_key] = re.findall(r"widget key\s+(wk_\S+)", created.stdout)
+    async with httpx.AsyncClient(base_url=live_server, timeout=15) as web:  # the key it prints opens chats
+        assert (await web.post(f"/widget/v1/{widget_key}/conversations")).status_code == 201
 
     duplicate = run(db_url, "companies", "create", "Loja CLI", "--slug", slug)
     assert duplicate.returncode == 1

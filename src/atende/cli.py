@@ -382,12 +382,14 @@ def companies_create(
     language: Annotated[str, typer.Option(help="Default language: pt, en or es.")] = "pt",
 ) -> None:
     """Create a company; prints its id, slug and web chat widget key."""
+    from atende.channels.webchat.api import company_widget_key
     from atende.tenancy import service
 
     async def work(runtime: Runtime) -> Any:
         async with runtime.db.transaction() as session:
             company = await service.create_company(session, name=name, slug=slug, default_language=language)
-            return company.id, company.slug, company.widget_key
+            # its web chat account, created with it (a trigger on ``companies``)
+            return company.id, company.slug, await company_widget_key(session, company.id)
 
     cid, cslug, widget = _run(work)
     console.print(f"company {cslug} created\n  id          {cid}\n  widget key  {widget}")

@@ -238,7 +238,8 @@ async def test_list_endpoints_of_a_never_include_bs_rows(
     assert all(job["args"].get("company_id") == str(company.id) for job in failed)
     r = await company.client.get("/v1/company")
     assert r.json()["id"] == str(company.id)
-    assert r.json()["widget_key"] != victim.company.widget_key
+    keys = [a["external_id"] for a in (await company.client.get("/v1/channel-accounts")).json()]
+    assert keys == [company.widget_key] and victim.company.widget_key not in keys
 
 
 async def test_as_bot_never_answers_from_bs_knowledge_base(company: CompanyCtx, victim: Victim) -> None:

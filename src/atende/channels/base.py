@@ -140,6 +140,9 @@ class Channel:
     delivery: ClassVar[Literal["live", "push"]] = "push"
     # False: the channel routes without accounts (the API channel: by API key)
     has_accounts: ClassVar[bool] = True
+    # True: every company has an account of it, created with the company (the web chat's, by
+    # a trigger on ``companies``); its last one cannot be deleted, only disabled
+    built_in: ClassVar[bool] = False
 
     def router(self) -> APIRouter | None:
         return None
@@ -160,8 +163,10 @@ class Channel:
         raise NotImplementedError(f"the {self.kind} channel sends no messages")
 
     async def apply_status(self, runtime: Runtime, account: Account, update: StatusUpdate) -> bool:
-        """Record a delivery status on the message the provider sent; ``False``: no such message
-        (of this company and channel). A channel overrides it to translate its own statuses."""
+        """Record a delivery status on the message the provider sent; ``False``: no message of
+        this company and channel has that provider id yet (its send has not answered): the
+        update is kept and applied when the delivery job records the id, or forgotten after
+        an hour. A channel overrides it to translate its own statuses."""
         async with runtime.db.transaction(account.company_id) as session:
             found = await conversations.apply_delivery_status(
                 session, runtime.jobs, self.kind, update.provider_message_id, update.status, update.reason

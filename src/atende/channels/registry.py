@@ -5,6 +5,7 @@ credentials. ``atende.bootstrap.CHANNELS`` registers the built-in ones (one line
 from __future__ import annotations
 
 from atende.channels.base import Channel, ConversationPolicy
+from atende.conversations import service as conversations
 from atende.errors import InvalidInput
 
 _CHANNELS: dict[str, Channel] = {}
@@ -19,10 +20,12 @@ def register(channel: Channel) -> None:
     if not isinstance(getattr(channel, "conversation_policy", None), ConversationPolicy):
         raise ValueError(f"channel {kind} declares no ConversationPolicy")
     _CHANNELS[kind] = channel
+    conversations.set_live_channel(kind, channel.delivery == "live")  # its replies need no job
 
 
 def unregister(kind: str) -> None:
     _CHANNELS.pop(kind, None)
+    conversations.set_live_channel(kind, False)
 
 
 def find(kind: str) -> Channel | None:

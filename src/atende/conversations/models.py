@@ -143,3 +143,26 @@ class StateTransition(IdMixin, CompanyOwned, Base):
     actor_type: Mapped[str] = mapped_column(String(20))  # customer | bot | agent | api | system
     actor_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class PendingDeliveryStatus(IdMixin, CompanyOwned, Base):
+    """A provider's status update for a message we have not recorded its id for yet: it came
+    while ``send`` was still in flight (WhatsApp reports ``delivered`` before its send call
+    has answered). Kept here, the highest one per provider id, until the delivery job records
+    the id (and applies it), or purged once older than ``service.PENDING_STATUS_TTL``."""
+
+    __tablename__ = "pending_delivery_statuses"
+    __table_args__ = (
+        UniqueConstraint("company_id", "channel", "provider_message_id"),
+        CheckConstraint("status IN ('sent', 'delivered', 'read', 'failed')", name="status"),
+    )
+    company_index_in_table_args = True
+
+    channel: Mapped[str] = mapped_column(String(20))
+    provider_message_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # when it arrived (``created_at`` is when it was first kept): what delivered_at/read_at get
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, index=True
+    )

@@ -11,15 +11,15 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import and_, case, func, or_, select, true, update
+from sqlalchemy import and_, case, delete, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from atende.conversations.models import Contact, Conversation, Message, StateTransition
+from atende.conversations.models import Contact, Conversation, Message, PendingDeliveryStatus, StateTransition
 from atende.conversations.schemas import InboundMessage
 from atende.conversations.states import (
     OPENS_IN,
@@ -456,9 +456,14 @@ async def add_reply(
     meta: dict[str, Any] | None = None,
 ) -> Message:
     """Store an outgoing message (bot, agent or system), announce it and queue its delivery
-    through the conversation's channel (the outbox: one job, in this transaction)."""
+    through the conversation's channel (the outbox: one job, in this transaction). On a
+    ``live`` channel (web chat, API) the announcement is the delivery: its customers read
+    the live stream, which hears it when this transaction commits; the message is stored
+    ``sent`` (under its own id) and no job is queued."""
+    live = conversation.channel in _LIVE_CHANNELS
+    message_id = uuid.uuid4()
     message = Message(
-        id=uuid.uuid4(),
+        id=message_id,
         conversation_id=conversation.id,
         channel=conversation.channel,
         author=author,
@@ -467,12 +472,14 @@ async def add_reply(
         language=language,
         reply_to_id=reply_to_id,
         meta=meta or {},
-        delivery_status="queued",
+        delivery_status="sent" if live else "queued",
+        provider_message_id=str(message_id) if live else None,
     )
     session.add(message)
     conversation.updated_at = datetime.now(UTC)
     await _announce_message(session, jobs, message)
-    await queue_delivery(session, jobs, message, conversation.company_id)
+    if not live:
+        await queue_delivery(session, jobs, message, conversation.company_id)
     return message
 
 
@@ -683,6 +690,21 @@ DELIVERY_RANK = {status: rank for rank, status in enumerate(DELIVERY_STATUSES)}
 REASON_MAX = 1000
 
 
+# The channels whose customers read the live stream (``Channel.delivery == "live"``: the web
+# chat, the API), as ``channels.registry.register`` tells (conversations imports no channel).
+# A channel this process has not been told about is pushed by a job: its delivery job marks a
+# live one sent all the same, so a process that does not know a channel is slower, not wrong.
+_LIVE_CHANNELS: set[str] = set()
+
+
+def set_live_channel(kind: str, live: bool) -> None:
+    """Whether replies on channel ``kind`` are delivered by the live stream (no job)."""
+    if live:
+        _LIVE_CHANNELS.add(kind)
+    else:
+        _LIVE_CHANNELS.discard(kind)
+
+
 def delivery_lock(conversation_id: uuid.UUID) -> str:
     """One delivery of a conversation at a time, in the order they were queued."""
     return f"deliver:{conversation_id}"
@@ -718,12 +740,14 @@ async def advance_delivery(
     *,
     provider_message_id: str | None = None,
     reason: str | None = None,
+    at: datetime | None = None,
 ) -> bool:
     """Move a message's delivery status forward to ``status`` (never back: one UPDATE with a
     rank comparison, so concurrent updates cannot reorder it); ``True`` when it moved. The
     conversation's live topic hears it; a failure is announced (``delivery_failed`` on the
-    topic, the ``message.delivery_failed`` webhook)."""
-    now = datetime.now(UTC)
+    topic, the ``message.delivery_failed`` webhook). ``at``: when the provider said so (a
+    pending update's arrival), for ``delivered_at``/``read_at``; default now."""
+    now = at or datetime.now(UTC)
     values: dict[str, Any] = {"delivery_status": status}
     if provider_message_id is not None:
         values["provider_message_id"] = func.coalesce(Message.provider_message_id, provider_message_id)
@@ -766,6 +790,18 @@ async def advance_delivery(
     return True
 
 
+async def _lock_provider_id(session: AsyncSession, channel: str, provider_message_id: str) -> None:
+    """Serialise the two sides that meet on a provider id, until commit: a status update
+    looking for its message, and the delivery job recording the id. Whichever comes second
+    sees what the first committed, so an update kept as pending is never missed."""
+    key = f"delivery:{company_of(session)}:{channel}:{provider_message_id}"
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+
+
+def _rank(column: Any) -> Any:
+    return case(DELIVERY_RANK, value=column, else_=-1)
+
+
 async def apply_delivery_status(
     session: AsyncSession,
     jobs: JobQueue,
@@ -775,13 +811,83 @@ async def apply_delivery_status(
     reason: str | None = None,
 ) -> uuid.UUID | None:
     """Record what the provider says became of a message it sent (never moving it back); the
-    message's id, ``None`` when no message of this company and channel has that provider id."""
+    message's id. ``None``: no message of this company and channel has that provider id yet
+    (its ``send`` has not answered): the update is kept, the highest one per id, and applied
+    when the delivery job records the id (``record_sent``), or purged after
+    ``PENDING_STATUS_TTL``."""
+    await _lock_provider_id(session, channel, provider_message_id)
     message_id: uuid.UUID | None = await session.scalar(
         select(Message.id).where(
             Message.channel == channel, Message.provider_message_id == provider_message_id
         )
     )
-    if message_id is None:
-        return None
-    await advance_delivery(session, jobs, message_id, status, reason=reason)
-    return message_id
+    if message_id is not None:
+        await advance_delivery(session, jobs, message_id, status, reason=reason)
+        return message_id
+    insert = pg_insert(PendingDeliveryStatus).values(
+        id=uuid.uuid4(),
+        company_id=company_of(session),
+        channel=channel,
+        provider_message_id=provider_message_id,
+        status=status,
+        reason=reason[:REASON_MAX] if reason else None,
+        received_at=datetime.now(UTC),
+    )
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["company_id", "channel", "provider_message_id"],
+            set_={
+                "status": insert.excluded.status,
+                "reason": insert.excluded.reason,
+                "received_at": insert.excluded.received_at,
+            },
+            where=_rank(PendingDeliveryStatus.status) < _rank(insert.excluded.status),
+        )
+    )
+    return None
+
+
+async def record_sent(
+    session: AsyncSession, jobs: JobQueue, message_id: uuid.UUID, channel: str, provider_message_id: str
+) -> bool:
+    """The delivery job's ``send`` answered: the message is ``sent`` under the provider's id,
+    then moved on by the status update that came for that id while ``send`` was in flight,
+    if one did (never back: a pending ``delivered`` does not undo a ``failed``)."""
+    await _lock_provider_id(session, channel, provider_message_id)
+    moved = await advance_delivery(session, jobs, message_id, "sent", provider_message_id=provider_message_id)
+    pending = (
+        await session.execute(
+            delete(PendingDeliveryStatus)
+            .where(
+                PendingDeliveryStatus.channel == channel,
+                PendingDeliveryStatus.provider_message_id == provider_message_id,
+            )
+            .returning(
+                PendingDeliveryStatus.status, PendingDeliveryStatus.reason, PendingDeliveryStatus.received_at
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+    if pending is not None:
+        status, reason, received_at = pending
+        await advance_delivery(session, jobs, message_id, status, reason=reason, at=received_at)
+    return moved
+
+
+# A status update waits this long for its message's id; a provider reports within seconds of
+# accepting a message, and the delivery job records the id as soon as ``send`` answers (at
+# worst after its retries, a few minutes): what waits longer names a message sent elsewhere
+# (another tool on the same number) or one whose send failed for good.
+PENDING_STATUS_TTL = timedelta(hours=1)
+
+
+async def purge_pending_statuses(session: AsyncSession, older_than: timedelta = PENDING_STATUS_TTL) -> int:
+    """Forget the status updates that waited longer than ``older_than`` (every company's: a
+    platform session); how many."""
+    purged = await session.execute(
+        delete(PendingDeliveryStatus)
+        .where(PendingDeliveryStatus.received_at < datetime.now(UTC) - older_than)
+        .returning(PendingDeliveryStatus.id)
+        .execution_options(synchronize_session=False)
+    )
+    return len(purged.all())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from atende.channels import accounts
 from atende.hours import DAYS
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import embedder_for
@@ -30,7 +31,7 @@ DEMO_KEY_PREFIX = "atd_demoloja"
 @dataclass(frozen=True)
 class DemoInfo:
     company_id: str
-    widget_key: str
+    widget_key: str | None  # its web chat account's (None: disabled)
     api_key: str
 
 
@@ -72,7 +73,8 @@ async def seed(runtime: Runtime) -> DemoInfo:
                     role=Role.admin.value,
                 )
             )
-        company_id, widget_key = company.id, company.widget_key
+        company_id = company.id
+        widget_key = await accounts.first_external_id(session, company_id, "webchat")
     embedder = embedder_for(runtime, None)
     for path in sorted(KNOWLEDGE.glob("*/*.md")):
         await knowledge.ingest(

@@ -26,11 +26,12 @@ import anyio
 import anyio.to_process
 from anyio import BrokenWorkerProcess
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation
-from atende.errors import Forbidden, InvalidInput, NotFound
+from atende.errors import Conflict, Forbidden, InvalidInput, NotFound
 from atende.hours import InvalidSchedule, Schedule, business_seconds, parse_schedule
 from atende.hours.ics import Imported, closures_from_ics
 from atende.teams.models import Availability, Team, TeamMember
@@ -203,14 +204,20 @@ async def save_team(
             raise InvalidInput(
                 f"members[{i}]: {user_id} is not a member of this company", field=f"members[{i}]"
             )
+    taken = Conflict(f"slug: a team '{slug}' already exists", field="slug")
     clash = await session.scalar(select(Team.id).where(Team.slug == slug))
     if clash is not None and (team is None or clash != team.id):
-        raise InvalidInput(f"slug: a team '{slug}' already exists", field="slug")
+        raise taken
     if team is None:
         team = Team(name=name, slug=slug)
         session.add(team)
     team.name, team.slug, team.hours = name, slug, hours
-    await session.flush()  # a new team gets its id
+    try:
+        async with session.begin_nested():
+            await session.flush()  # a new team gets its id
+    except IntegrityError:
+        # the slug was taken by a request that committed after the check above (two at once)
+        raise taken from None
     await session.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
     for user_id in dict.fromkeys(members):
         session.add(TeamMember(team_id=team.id, user_id=user_id))

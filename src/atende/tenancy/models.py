@@ -35,7 +35,6 @@ class Company(IdMixin, Base):
 
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(80), unique=True)
-    widget_key: Mapped[str] = mapped_column(String(64), unique=True)
     default_language: Mapped[str] = mapped_column(String(5), default="pt")
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
