@@ -54,6 +54,7 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
         "atende_isoformat_v1",
         "atende_fair_job_priority_v1",
         "atende_company_webchat_account_v1",
+        "atende_unsnooze_on_customer_message_v1",
     }
     migrate.downgrade(url, "base")
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
@@ -208,3 +209,44 @@ def test_deliveries_recorded_in_meta_before_0016_move_to_their_columns(pg_url: s
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         row = conn.execute("SELECT meta FROM messages WHERE id = %s", (reply,)).fetchone()
     assert row == ({"decision": "answer", "delivery": {"provider_message_id": "p-1", "status": "read"}},)
+
+
+def test_0021s_trigger_wakes_a_snooze_on_any_customer_message_and_its_downgrade_drops_notes(
+    pg_url: str,
+) -> None:
+    """A customer message stored by any path (here plain SQL, not the intake function) ends a
+    snooze; another author's does not. Code before 0021 would show notes to customers, so
+    the downgrade deletes them and keeps every other message."""
+    url = make_database(pg_url, f"atende_actions_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, widget_key, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'n', 'n', 'wk_n', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        contact = conn.execute(
+            "INSERT INTO contacts (id, created_at, company_id, channel, external_id)"
+            " VALUES (gen_random_uuid(), now(), %s, 'api', 'ze') RETURNING id",
+            (company,),
+        ).fetchone()[0]
+        conversation = conn.execute(
+            "INSERT INTO conversations (id, created_at, company_id, contact_id, channel, state, ticket,"
+            " snoozed_until) VALUES (gen_random_uuid(), now(), %s, %s, 'api', 'human', false,"
+            " now() + interval '1 day') RETURNING id",
+            (company, contact),
+        ).fetchone()[0]
+        insert = (
+            "INSERT INTO messages (id, created_at, company_id, conversation_id, channel, author, text, meta)"
+            " VALUES (gen_random_uuid(), now(), %s, %s, 'api', %s, %s, '{}')"
+        )
+        snoozed = "SELECT snoozed_until IS NOT NULL FROM conversations WHERE id = %s"
+        for author in ("agent", "note", "bot"):
+            conn.execute(insert, (company, conversation, author, f"by {author}"))
+            assert conn.execute(snoozed, (conversation,)).fetchone() == (True,), author
+        conn.execute(insert, (company, conversation, "customer", "oi"))
+        assert conn.execute(snoozed, (conversation,)).fetchone() == (False,)
+    migrate.downgrade(url, "0016")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        authors = conn.execute("SELECT author FROM messages ORDER BY seq").fetchall()
+    assert authors == [("agent",), ("bot",), ("customer",)]
+    migrate.upgrade(url)
