@@ -18,6 +18,7 @@ from atende.channels.delivery import account_credentials
 from atende.channels.tasks import blueprint as channel_tasks
 from atende.channels.webchat import api as webchat
 from atende.config import DEV_SECRET, Settings
+from atende.conversations.tasks import blueprint as conversation_tasks
 from atende.db import migrate
 from atende.db.embedded import EmbeddedDatabase, start_embedded
 from atende.db.pubsub import Listener
@@ -41,6 +42,7 @@ BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
     "knowledge": knowledge_tasks,
     "jobs": job_tasks,
     "channels": channel_tasks,  # the outbox: every outbound message's delivery
+    "conversations": conversation_tasks,  # waking snoozed conversations
 }
 # the channels this process serves: a new channel is its folder under atende/channels and one
 # line here (docs/CHANNELS.md)

@@ -58,6 +58,7 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
         "atende_isoformat_v1",
         "atende_fair_job_priority_v1",
         "atende_company_webchat_account_v2",
+        "atende_unsnooze_on_customer_message_v1",
     }
     migrate.downgrade(url, "base")
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
@@ -268,3 +269,44 @@ def test_widget_keys_move_to_the_web_chat_accounts_alone_and_keep_routing(
         assert restored == keys
         later = conn.execute(insert_company, ("d", "d", "wk_later")).fetchone()[0]
         assert dict(conn.execute(webchat_keys).fetchall())[later] == "wk_later"
+
+
+def test_0020s_trigger_wakes_a_snooze_on_any_customer_message_and_its_downgrade_drops_notes(
+    pg_url: str,
+) -> None:
+    """A customer message stored by any path (here plain SQL, not the intake function) ends a
+    snooze; another author's does not. Code before 0020 would show notes to customers, so
+    the downgrade deletes them and keeps every other message."""
+    url = make_database(pg_url, f"atende_actions_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'n', 'n', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        contact = conn.execute(
+            "INSERT INTO contacts (id, created_at, company_id, channel, external_id)"
+            " VALUES (gen_random_uuid(), now(), %s, 'api', 'ze') RETURNING id",
+            (company,),
+        ).fetchone()[0]
+        conversation = conn.execute(
+            "INSERT INTO conversations (id, created_at, company_id, contact_id, channel, state, ticket,"
+            " snoozed_until) VALUES (gen_random_uuid(), now(), %s, %s, 'api', 'human', false,"
+            " now() + interval '1 day') RETURNING id",
+            (company, contact),
+        ).fetchone()[0]
+        insert = (
+            "INSERT INTO messages (id, created_at, company_id, conversation_id, channel, author, text, meta)"
+            " VALUES (gen_random_uuid(), now(), %s, %s, 'api', %s, %s, '{}')"
+        )
+        snoozed = "SELECT snoozed_until IS NOT NULL FROM conversations WHERE id = %s"
+        for author in ("agent", "note", "bot"):
+            conn.execute(insert, (company, conversation, author, f"by {author}"))
+            assert conn.execute(snoozed, (conversation,)).fetchone() == (True,), author
+        conn.execute(insert, (company, conversation, "customer", "oi"))
+        assert conn.execute(snoozed, (conversation,)).fetchone() == (False,)
+    migrate.downgrade(url, "0019")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        authors = conn.execute("SELECT author FROM messages ORDER BY seq").fetchall()
+    assert authors == [("agent",), ("bot",), ("customer",)]
+    migrate.upgrade(url)

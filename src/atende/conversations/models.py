@@ -50,6 +50,12 @@ class Conversation(IdMixin, CompanyOwned, Base):
             "waiting_since",
             postgresql_where=text("state = 'waiting_human'"),
         ),
+        # the snoozes whose time has come, across companies (``wake_snoozed``, every few seconds)
+        Index(
+            "ix_conversations_snoozed_until",
+            "snoozed_until",
+            postgresql_where=text("snoozed_until IS NOT NULL"),
+        ),
     )
     company_index_in_table_args = True
 
@@ -71,6 +77,9 @@ class Conversation(IdMixin, CompanyOwned, Base):
     )
     waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     ticket: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # out of the open views until then (0020); a customer message, a state change or an agent
+    # wakes it sooner (``conversations.service.snooze``)
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow
     )
@@ -118,7 +127,9 @@ class Message(IdMixin, CompanyOwned, Base):
     )
     channel: Mapped[str] = mapped_column(String(20))
     channel_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    author: Mapped[str] = mapped_column(String(20))  # customer | bot | agent | system
+    # customer | bot | agent | system, or note: a private note of the team, never delivered
+    # nor shown to the customer (``conversations.service.add_note``)
+    author: Mapped[str] = mapped_column(String(20))
     author_user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
     text: Mapped[str] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(5), nullable=True)

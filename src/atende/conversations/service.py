@@ -1,4 +1,5 @@
-"""Receiving customer messages, agent replies and state changes.
+"""Receiving customer messages, agent replies and state changes, and what agents do beside
+replying: private notes, snoozing, reopening.
 
 Every change here happens in the caller's transaction and, in that same transaction,
 enqueues the work it causes (the bot turn, webhook deliveries) and notifies live
@@ -36,6 +37,8 @@ from atende.jobs.queue import JobQueue
 from atende.webhooks import service as webhooks
 
 TURN_TASK = "engine:run_turn"
+NOTE = "note"  # the author of a private note of the team
+MAX_SNOOZE = timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ async def _record_transition(
     session.add(transition)
     conversation.state = target.value
     conversation.updated_at = datetime.now(UTC)
+    conversation.snoozed_until = None  # acted on: back in the open views (see ``snooze``)
     if target in (State.bot, State.resolved):  # the human side of a handoff is over
         conversation.team_id = conversation.assignee_id = conversation.waiting_since = None
         conversation.ticket = False
@@ -423,8 +427,10 @@ async def list_queue(
     session: AsyncSession, *, team_id: uuid.UUID | None = None, limit: int = 100
 ) -> list[Conversation]:
     """Conversations waiting for a person: tickets (kept while the team was closed or nobody
-    was online) first, then by how long they have waited."""
-    stmt = select(Conversation).where(Conversation.state == State.waiting_human.value)
+    was online) first, then by how long they have waited. Snoozed ones wait out of sight."""
+    stmt = select(Conversation).where(
+        Conversation.state == State.waiting_human.value, Conversation.snoozed_until.is_(None)
+    )
     if team_id is not None:
         stmt = stmt.where(Conversation.team_id == team_id)
     stmt = stmt.order_by(Conversation.ticket.desc(), Conversation.waiting_since, Conversation.id)
@@ -432,11 +438,12 @@ async def list_queue(
 
 
 async def queue_size(session: AsyncSession) -> tuple[int, int]:
-    """How many conversations wait for a person, and how many of them as tickets."""
+    """How many conversations wait for a person (snoozed ones aside), and how many of them as
+    tickets."""
     waiting, tickets = (
         await session.execute(
             select(func.count(), func.count().filter(Conversation.ticket)).where(
-                Conversation.state == State.waiting_human.value
+                Conversation.state == State.waiting_human.value, Conversation.snoozed_until.is_(None)
             )
         )
     ).one()
@@ -515,6 +522,183 @@ async def post_agent_reply(
     )
 
 
+# What agents do beside replying: private notes, snoozing, reopening. Each locks the
+# conversation first, as every writer of one conversation does.
+
+
+def _note_event(note: Message) -> dict[str, Any]:
+    return {
+        "id": str(note.id),
+        "conversation_id": str(note.conversation_id),
+        "text": note.text,
+        "author_user_id": str(note.author_user_id) if note.author_user_id else None,
+        "agent_id": note.meta.get("agent_id"),
+        "created_at": note.created_at.isoformat(),
+    }
+
+
+async def add_note(
+    session: AsyncSession,
+    jobs: JobQueue,
+    conversation_id: uuid.UUID,
+    *,
+    text: str,
+    agent_id: str | None,
+    author_user_id: uuid.UUID | None = None,
+) -> Message:
+    """A private note of the team on the conversation: a message with ``author = 'note'``, in
+    the thread the team reads (``list_messages(include_notes=True)``), and nowhere else.
+
+    It is never delivered (no delivery status, no outbox job), never in what the customer's
+    side reads (``list_messages`` by default: the web chat, the API channel's polling), never
+    in the bot's history (``messages_before``), and never in ``message.created``, which
+    companies forward to customers: the ``note.created`` webhook carries it, for the team's own
+    tools. It changes neither the state nor the snooze, and does not move the conversation up
+    the list (``updated_at`` follows what the customer sees). Live: ``note`` on the
+    conversation's topic, which the web chat's stream never passes on."""
+    conversation = await get_conversation(session, conversation_id, for_update=True)  # seq in commit order
+    note = Message(
+        id=uuid.uuid4(),
+        conversation_id=conversation_id,
+        channel=conversation.channel,
+        author=NOTE,
+        author_user_id=author_user_id,
+        text=text,
+        meta={"agent_id": agent_id} if agent_id else {},
+    )
+    session.add(note)
+    await session.flush()
+    await publish(session, str(conversation_id), "note", seq=note.seq)
+    await webhooks.emit(session, jobs, "note.created", _note_event(note))
+    return note
+
+
+async def _announce_snooze(
+    session: AsyncSession, jobs: JobQueue, conversation: Conversation, kind: str, data: dict[str, Any]
+) -> None:
+    """``snoozed`` or ``unsnoozed``: on the company's queue topic and the conversation's (the
+    web chat's stream passes neither on), and as the ``conversation.<kind>`` webhook."""
+    event = {"conversation_id": str(conversation.id), **data}
+    await publish(session, queue_topic(conversation.company_id), kind, **event)
+    await publish(session, str(conversation.id), kind, **data)
+    await webhooks.emit(session, jobs, f"conversation.{kind}", event)
+
+
+def check_snooze_time(until: datetime, now: datetime) -> None:
+    """``InvalidInput`` unless ``until`` is a timezone-aware instant after ``now``, within
+    ``MAX_SNOOZE``."""
+    if until.tzinfo is None or until.utcoffset() is None:
+        raise InvalidInput("until must say its timezone (e.g. 2026-12-01T09:00:00-03:00)", field="until")
+    if until <= now:
+        raise InvalidInput(f"until must be in the future; it is {until.isoformat()}", field="until")
+    if until - now > MAX_SNOOZE:
+        raise InvalidInput(f"a conversation is snoozed for at most {MAX_SNOOZE.days} days", field="until")
+
+
+async def snooze(
+    session: AsyncSession,
+    jobs: JobQueue,
+    conversation_id: uuid.UUID,
+    until: datetime,
+    *,
+    now: datetime,
+    actor_type: str,
+    actor_id: str | None,
+) -> Conversation:
+    """Put the conversation out of the open views (the queue, the inbox's lists) until
+    ``until``. The snooze ends sooner when the customer writes (a trigger on the message's
+    insert, migration 0020: whoever stores it), when its state changes (assigned, handed
+    back, resolved: ``_record_transition``) or when someone wakes it (``unsnooze``); at
+    ``until``, the periodic ``conversations:wake_snoozed`` wakes it. Snoozing again moves the
+    time. A resolved conversation is closed already: it cannot be snoozed."""
+    conversation = await get_conversation(session, conversation_id, for_update=True)
+    check_snooze_time(until, now)
+    if conversation.state == State.resolved.value:
+        raise InvalidInput("a resolved conversation cannot be snoozed; reopen it first")
+    conversation.snoozed_until = until
+    conversation.updated_at = datetime.now(UTC)
+    await _announce_snooze(
+        session,
+        jobs,
+        conversation,
+        "snoozed",
+        {"until": until.isoformat(), "by": actor_id, "by_type": actor_type},
+    )
+    return conversation
+
+
+async def unsnooze(
+    session: AsyncSession, jobs: JobQueue, conversation_id: uuid.UUID, *, actor_id: str | None
+) -> Conversation:
+    """Wake a snoozed conversation now: it is back in the open views."""
+    conversation = await get_conversation(session, conversation_id, for_update=True)
+    if conversation.snoozed_until is None:
+        raise InvalidInput("the conversation is not snoozed")
+    conversation.snoozed_until = None
+    conversation.updated_at = datetime.now(UTC)
+    await _announce_snooze(session, jobs, conversation, "unsnoozed", {"reason": "agent", "by": actor_id})
+    return conversation
+
+
+async def wake_due(session: AsyncSession, jobs: JobQueue, now: datetime) -> list[uuid.UUID]:
+    """Wake the company's conversations whose snooze ended by ``now`` (moved up the list, as
+    new); each is announced (``unsnoozed``, reason ``time``). One statement: a conversation an
+    intake holds is woken once it commits, or not at all when the customer's message woke it."""
+    rows = await session.scalars(
+        update(Conversation)
+        .where(Conversation.snoozed_until.is_not(None), Conversation.snoozed_until <= now)
+        .values(snoozed_until=None, updated_at=datetime.now(UTC))
+        .returning(Conversation)
+        .execution_options(synchronize_session=False)
+    )
+    woken = list(rows)
+    for conversation in woken:
+        await _announce_snooze(session, jobs, conversation, "unsnoozed", {"reason": "time"})
+    return [c.id for c in woken]
+
+
+async def companies_with_due_snoozes(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
+    """The companies with a snooze ended by ``now`` (a platform session: the periodic job's
+    first look, on the partial index of snoozes)."""
+    rows = await session.scalars(
+        select(Conversation.company_id)
+        .where(Conversation.snoozed_until.is_not(None), Conversation.snoozed_until <= now)
+        .distinct()
+    )
+    return list(rows)
+
+
+async def reopen(
+    session: AsyncSession,
+    jobs: JobQueue,
+    conversation_id: uuid.UUID,
+    *,
+    assignee_id: uuid.UUID | None,
+    actor_type: str,
+    actor_id: str | None,
+    reason: str | None = None,
+) -> Conversation:
+    """Reopen a resolved conversation for a person to follow it up. The rule: only a
+    ``resolved`` conversation reopens (any other is open already: ``InvalidInput``); it
+    becomes ``human``, so the bot stays silent, and the person reopening it (``assignee_id``,
+    when known) owns it. A customer writing reopens it too, to the bot (intake)."""
+    conversation = await get_conversation(session, conversation_id, for_update=True)
+    previous = conversation.state
+    if previous != State.resolved.value:
+        raise InvalidInput(f"only a resolved conversation can be reopened; this one is {previous}")
+    await _record_transition(
+        session,
+        conversation,
+        State.human,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        reason=reason or "reopened",
+    )
+    conversation.assignee_id = assignee_id
+    await _emit_state_change(session, jobs, conversation, previous)
+    return conversation
+
+
 async def bot_reply(session: AsyncSession, message_id: uuid.UUID) -> Message | None:
     """The bot's reply to a customer message, if it has answered."""
     reply: Message | None = await session.scalar(
@@ -534,15 +718,22 @@ async def bot_reply_exists(session: AsyncSession, message_id: uuid.UUID) -> bool
 
 
 async def list_messages(
-    session: AsyncSession, conversation_id: uuid.UUID, *, after_seq: int = 0, limit: int = 100
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    *,
+    after_seq: int = 0,
+    limit: int = 100,
+    include_notes: bool = False,
 ) -> list[Message]:
+    """The conversation's messages after ``after_seq``, in order. The team's private notes only
+    with ``include_notes``: the default is what the customer may see, so that every reader
+    written for the customer's side (the web chat's history and stream, the API channel's
+    polling) stays without them whoever adds one later."""
     await get_conversation(session, conversation_id)
-    rows = await session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.seq > after_seq)
-        .order_by(Message.seq)
-        .limit(limit)
-    )
+    stmt = select(Message).where(Message.conversation_id == conversation_id, Message.seq > after_seq)
+    if not include_notes:
+        stmt = stmt.where(Message.author != NOTE)
+    rows = await session.scalars(stmt.order_by(Message.seq).limit(limit))
     return list(rows)
 
 
@@ -558,16 +749,29 @@ async def seq_of(session: AsyncSession, conversation_id: uuid.UUID, message_id: 
 async def messages_before(
     session: AsyncSession, conversation_id: uuid.UUID, seq: int, *, limit: int
 ) -> list[Message]:
-    """The ``limit`` messages of a conversation just before ``seq``, oldest first."""
+    """The ``limit`` messages of the conversation with the customer just before ``seq``, oldest
+    first: the bot's history. The team's notes are no part of it (an LLM would read them as
+    the customer's words)."""
     if limit <= 0:
         return []
     rows = await session.scalars(
         select(Message)
-        .where(Message.conversation_id == conversation_id, Message.seq < seq)
+        .where(Message.conversation_id == conversation_id, Message.seq < seq, Message.author != NOTE)
         .order_by(Message.seq.desc())
         .limit(limit)
     )
     return list(reversed(list(rows)))
+
+
+async def last_customer_message(session: AsyncSession, conversation_id: uuid.UUID) -> Message | None:
+    """The customer's latest message in the conversation (``None``: they have not written)."""
+    message: Message | None = await session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.author == "customer")
+        .order_by(Message.seq.desc())
+        .limit(1)
+    )
+    return message
 
 
 async def recent_customer_texts(

@@ -18,7 +18,7 @@ from atende.conversations.schemas import ConversationPublic, QueueItem
 from atende.errors import InvalidInput
 from atende.hours import is_open, next_close, next_open
 from atende.netguard import fetch_limited
-from atende.teams import service
+from atende.teams import actions_api, service
 from atende.teams.models import Availability
 from atende.teams.schemas import (
     AgentOut,
@@ -260,3 +260,4 @@ async def list_queue(
 routes = APIRouter()  # every route of the human side, as the app includes them
 routes.include_router(router)
 routes.include_router(queue_router)
+routes.include_router(actions_api.routes)  # snoozing and canned responses
