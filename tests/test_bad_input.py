@@ -39,10 +39,11 @@ async def stored_rows(runtime: Runtime, company_id: uuid.UUID) -> dict[str, int]
 
 
 def assert_clear_refusal(response: httpx.Response, status: int, mentions: str = "") -> None:
-    """A ``status`` answer in atende's error shape, with a message and no stack trace."""
+    """A ``status`` answer in atende's error shape, with a message (and the request's field at
+    fault, when there is one) and no stack trace."""
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"detail", "code"}, body
+    assert set(body) - {"field"} == {"detail", "code"}, body  # and the field at fault, if one is
     assert body["detail"], body
     assert body["code"] and body["code"] != "internal_error", body
     assert not any(marker in response.text for marker in TRACE_MARKERS), response.text
@@ -395,6 +396,23 @@ CASES = [
     ),
     bad("cursor-too-long", "GET", "/v1/conversations", {"params": {"cursor": "a" * 501}}, 422, "cursor"),
     bad("limit-zero", "GET", "/v1/conversations?limit=0", {}, 422, "limit"),
+    # the inbox's views and filters, and labels
+    bad("inbox-unknown-view", "GET", "/v1/conversations?view=everything", {}, 422, "view"),
+    bad("inbox-unknown-state", "GET", "/v1/conversations/counts?state=closed", {}, 422, "state"),
+    bad("inbox-team-nul", "GET", "/v1/conversations", {"params": {"team": "a\x00"}}, 422, "team"),
+    bad("inbox-label-unknown", "GET", "/v1/conversations?label=nenhuma", {}, 422, "there is no label"),
+    bad("inbox-search-no-word", "GET", "/v1/conversations?search=%3F%21", {}, 422, "at least one word"),
+    bad("label-bad-color", "POST", "/v1/labels", {"json": {"name": "x", "color": "red"}}, 422, "color"),
+    bad("label-nul-name", "POST", "/v1/labels", {"json": {"name": "a\u0000"}}, 422, "control characters"),
+    bad("label-unknown-delete", "DELETE", "/v1/labels/nenhuma", {}, 404, "no label 'nenhuma'"),
+    bad(
+        "label-unknown-on-conversation",
+        "POST",
+        "/v1/conversations/{conversation_id}/labels",
+        {"json": {"label": "nenhuma"}},
+        404,
+        "no label 'nenhuma'",
+    ),
     bad("after-negative", "GET", "/v1/conversations/{conversation_id}/messages?after=-1", {}, 422, "after"),
     bad(
         "after-not-a-number", "GET", "/v1/conversations/{conversation_id}/messages?after=x", {}, 422, "after"

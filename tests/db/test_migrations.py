@@ -59,6 +59,9 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
         "atende_fair_job_priority_v1",
         "atende_company_webchat_account_v2",
         "atende_unsnooze_on_customer_message_v1",
+        "atende_message_search_v1",
+        "atende_message_query_v1",
+        "atende_search_words_v1",
     }
     migrate.downgrade(url, "base")
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:

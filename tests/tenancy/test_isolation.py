@@ -56,6 +56,9 @@ ATTACKS = [
     Attack("POST", "/v1/conversations/{conversation_id}/snooze", body={"until": "2099-01-01T00:00:00Z"}),
     Attack("POST", "/v1/conversations/{conversation_id}/unsnooze"),
     Attack("POST", "/v1/conversations/{conversation_id}/suggested-reply"),
+    Attack("GET", "/v1/conversations/{conversation_id}/labels"),
+    Attack("POST", "/v1/conversations/{conversation_id}/labels", body={"label": "vip"}),
+    Attack("DELETE", "/v1/conversations/{conversation_id}/labels/{label}"),
     Attack("GET", "/v1/documents/{document_id}"),
     Attack("GET", "/v1/documents/{document_id}/chunks"),
     Attack("DELETE", "/v1/documents/{document_id}"),
@@ -89,8 +92,8 @@ ID_PARAMETER = re.compile(r"\{\w*id\}")
 
 @dataclass(frozen=True)
 class Victim:
-    """Company B with a bit of everything: a KB, an answered API conversation, a web chat
-    conversation, a webhook endpoint."""
+    """Company B with a bit of everything: a KB, an answered API conversation (labelled), a
+    web chat conversation, a webhook endpoint."""
 
     company: CompanyCtx
     conversation_id: str
@@ -100,6 +103,7 @@ class Victim:
     document_id: str
     endpoint_id: str
     account_id: str
+    label_id: str
 
     def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
         return {
@@ -107,6 +111,7 @@ class Victim:
             "document_id": self.document_id,
             "endpoint_id": self.endpoint_id,
             "account_id": self.account_id,
+            "label": self.label_id,
             "widget_key": attacker.widget_key,
             "visitor_token": self.visitor_token,
         }
@@ -131,6 +136,11 @@ async def victim(other_company: CompanyCtx) -> Victim:
     assert r.status_code == 201, r.text
     endpoint_id = r.json()["id"]
     [account] = (await b.client.get("/v1/channel-accounts")).json()  # its web chat's
+    label = (await b.client.post("/v1/labels", json={"name": "vip"})).json()
+    r = await b.client.post(
+        f"/v1/conversations/{body['conversation_id']}/labels", json={"label": label["id"]}
+    )
+    assert r.status_code == 200, r.text
     return Victim(
         company=b,
         conversation_id=body["conversation_id"],
@@ -140,6 +150,7 @@ async def victim(other_company: CompanyCtx) -> Victim:
         document_id=document_id,
         endpoint_id=endpoint_id,
         account_id=account["id"],
+        label_id=label["id"],
     )
 
 
@@ -240,6 +251,7 @@ async def test_list_endpoints_of_a_never_include_bs_rows(
     assert webchat["items"] == []
     assert [d["id"] for d in (await company.client.get("/v1/documents")).json()] == [a_document]
     assert [e["id"] for e in (await company.client.get("/v1/webhooks")).json()] == [a_endpoint]
+    assert (await company.client.get("/v1/labels")).json() == []  # B has its "vip"
     failed = (await company.client.get("/v1/jobs/failed")).json()
     assert all(job["args"].get("company_id") == str(company.id) for job in failed)
     r = await company.client.get("/v1/company")

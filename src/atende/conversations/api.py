@@ -1,21 +1,26 @@
-"""``/v1`` routes of conversations: listing and reading, agent replies and state changes,
-private notes, reopening and waking a snoozed conversation (the API channel's intake,
-``POST /v1/messages``, is ``atende.channels.api``; snoozing, which reads business hours, is
-``atende.teams.actions_api``; the suggested reply, ``atende.engine.api``)."""
+"""``/v1`` routes of conversations: reading one, agent replies and state changes, private
+notes, reopening and waking a snoozed conversation, labels (the API channel's intake,
+``POST /v1/messages``, is ``atende.channels.api``; the inbox's list, ``GET
+/v1/conversations``, is ``atende.teams.api``'s: its views are the caller's as a person;
+snoozing, which reads business hours, is ``atende.teams.actions_api``; the suggested reply,
+``atende.engine.api``)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from atende.conversations import service
+from atende.conversations import labels, service
 from atende.conversations.schemas import (
     AgentReplyIn,
     AssignIn,
     ConversationDetail,
     ConversationPublic,
+    LabelIn,
+    LabelPublic,
+    LabelRefIn,
     MessagePublic,
     NoteIn,
     Page,
@@ -30,31 +35,16 @@ from atende.tenancy.deps import AgentTenant, Tenant, ViewerTenant
 router = APIRouter(prefix="/v1", tags=["conversations"])
 
 
-@router.get("/conversations", response_model=Page[ConversationPublic], summary="List conversations")
-async def list_conversations(
-    tenant: ViewerTenant,
-    state: State | None = None,
-    channel: str | None = Query(None, max_length=20),
-    updated_since: datetime | None = None,
-    cursor: str | None = Query(None, max_length=500),
-    limit: int = Query(50, ge=1, le=200),
-) -> Page[ConversationPublic]:
-    async with tenant.transaction() as session:
-        rows, next_cursor = await service.list_conversations(
-            session, state=state, channel=channel, updated_since=updated_since, cursor=cursor, limit=limit
-        )
-        items = [ConversationPublic.model_validate(c) for c in rows]
-    return Page[ConversationPublic](items=items, next_cursor=next_cursor)
-
-
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
 async def get_conversation(conversation_id: uuid.UUID, tenant: ViewerTenant) -> ConversationDetail:
     async with tenant.transaction() as session:
         conversation = await service.get_conversation(session, conversation_id)
         transitions = await service.list_transitions(session, conversation_id)
+        on_it = await labels.conversation_labels(session, conversation_id)
         return ConversationDetail(
             **ConversationPublic.model_validate(conversation).model_dump(),
             transitions=[TransitionPublic.model_validate(t) for t in transitions],
+            labels=[LabelPublic.model_validate(label) for label in on_it],
         )
 
 
@@ -206,3 +196,61 @@ async def unsnooze(conversation_id: uuid.UUID, tenant: AgentTenant) -> Conversat
             session, tenant.runtime.jobs, conversation_id, actor_id=tenant.actor_id
         )
     return ConversationPublic.model_validate(conversation)
+
+
+# labels
+
+
+@router.get("/labels", response_model=list[LabelPublic], summary="The company's labels")
+async def list_labels(tenant: ViewerTenant) -> list[LabelPublic]:
+    async with tenant.transaction() as session:
+        return [LabelPublic.model_validate(label) for label in await labels.list_labels(session)]
+
+
+@router.post("/labels", response_model=LabelPublic, status_code=201, summary="Create a label")
+async def create_label(body: LabelIn, tenant: AgentTenant) -> LabelPublic:
+    """A name the company has not used, whatever its case (else `409`)."""
+    async with tenant.transaction() as session:
+        label = await labels.create_label(session, name=body.name, color=body.color)
+        return LabelPublic.model_validate(label)
+
+
+LabelRef = Annotated[str, Path(min_length=1, max_length=200, description="The label's id or name.")]
+
+
+@router.delete("/labels/{label}", status_code=204, summary="Delete a label (from every conversation too)")
+async def delete_label(label: LabelRef, tenant: AgentTenant) -> None:
+    async with tenant.transaction() as session:
+        await labels.delete_label(session, label)
+
+
+@router.get("/conversations/{conversation_id}/labels", response_model=list[LabelPublic])
+async def conversation_labels(conversation_id: uuid.UUID, tenant: ViewerTenant) -> list[LabelPublic]:
+    async with tenant.transaction() as session:
+        await service.get_conversation(session, conversation_id)
+        on_it = await labels.conversation_labels(session, conversation_id)
+        return [LabelPublic.model_validate(label) for label in on_it]
+
+
+@router.post(
+    "/conversations/{conversation_id}/labels",
+    response_model=list[LabelPublic],
+    summary="Put a label on a conversation",
+)
+async def add_label(conversation_id: uuid.UUID, body: LabelRefIn, tenant: AgentTenant) -> list[LabelPublic]:
+    """Answers the conversation's labels; putting on a label it has changes nothing."""
+    async with tenant.transaction() as session:
+        on_it = await labels.add_label(session, conversation_id, body.label)
+        return [LabelPublic.model_validate(label) for label in on_it]
+
+
+@router.delete(
+    "/conversations/{conversation_id}/labels/{label}",
+    response_model=list[LabelPublic],
+    summary="Take a label off a conversation",
+)
+async def remove_label(conversation_id: uuid.UUID, label: LabelRef, tenant: AgentTenant) -> list[LabelPublic]:
+    """Answers the conversation's labels; taking off a label it has not changes nothing."""
+    async with tenant.transaction() as session:
+        on_it = await labels.remove_label(session, conversation_id, label)
+        return [LabelPublic.model_validate(label) for label in on_it]

@@ -43,6 +43,38 @@ class Conversation(IdMixin, CompanyOwned, Base):
     __tablename__ = "conversations"
     __table_args__ = (
         Index("ix_conversations_company_updated", "company_id", "updated_at", "id"),
+        # the inbox (0020): each view's conversations, most recent activity first, read in
+        # index order (``conversations.inbox``)
+        Index(
+            "ix_conversations_open_updated",
+            "company_id",
+            "updated_at",
+            "id",
+            postgresql_where=text("state <> 'resolved'"),
+        ),
+        Index(
+            "ix_conversations_unassigned_updated",
+            "company_id",
+            "updated_at",
+            "id",
+            postgresql_where=text("state = 'waiting_human' AND assignee_id IS NULL"),
+        ),
+        Index(
+            "ix_conversations_assignee_updated",
+            "company_id",
+            "assignee_id",
+            "updated_at",
+            "id",
+            postgresql_where=text("assignee_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_conversations_team_updated",
+            "company_id",
+            "team_id",
+            "updated_at",
+            "id",
+            postgresql_where=text("team_id IS NOT NULL"),
+        ),
         # the queue: a company's conversations waiting for a person, oldest first
         Index(
             "ix_conversations_queue",
@@ -96,6 +128,13 @@ class Message(IdMixin, CompanyOwned, Base):
             "company_id",
             "seq",
             postgresql_where=text("author = 'customer'"),
+        ),
+        # the inbox's text search (0020): the words of each message, accents folded, with
+        # its company's own lexeme (``conversations.inbox``)
+        Index(
+            "ix_messages_search",
+            text("atende_message_search_v1(company_id, text)"),
+            postgresql_using="gin",
         ),
         # exactly one bot reply per customer message, however often the turn runs
         Index(
@@ -176,4 +215,39 @@ class PendingDeliveryStatus(IdMixin, CompanyOwned, Base):
     # when it arrived (``created_at`` is when it was first kept): what delivered_at/read_at get
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow, index=True
+    )
+
+
+class Label(IdMixin, CompanyOwned, Base):
+    """A label of the company's own ("urgente", "vip") that agents put on conversations."""
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        # one label per name, whatever its case: "VIP" and "vip" are one label
+        Index("uq_labels_company_name", "company_id", text("lower(name)"), unique=True),
+    )
+    company_index_in_table_args = True
+
+    name: Mapped[str] = mapped_column(String(50))
+    color: Mapped[str | None] = mapped_column(String(7), nullable=True)
+
+
+class ConversationLabel(CompanyOwned, Base):
+    """A label on a conversation."""
+
+    __tablename__ = "conversation_labels"
+    __table_args__ = (
+        # the inbox's label filter: a company's conversations with a label
+        Index("ix_conversation_labels_company_label", "company_id", "label_id", "conversation_id"),
+    )
+    company_index_in_table_args = True
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    label_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
     )

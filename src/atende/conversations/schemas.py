@@ -176,6 +176,7 @@ class TransitionPublic(BaseModel):
 
 class ConversationDetail(ConversationPublic):
     transitions: list[TransitionPublic]
+    labels: list[LabelPublic] = Field(default=[])
 
 
 class PostMessageResult(BaseModel):
@@ -193,3 +194,26 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page.")
+
+
+class LabelIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "urgente", "color": "#d1242f"}]}
+    )
+    name: str = Field(
+        min_length=1, max_length=50, description="Unique in the company whatever its case (`VIP` is `vip`)."
+    )
+    color: str | None = Field(default=None, max_length=7, description="`#rrggbb`, for the dashboard.")
+
+
+class LabelPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    color: str | None
+
+
+class LabelRefIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": "urgente"}]})
+    label: str = Field(min_length=1, max_length=200, description="The label's id or name.")

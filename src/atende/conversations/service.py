@@ -8,7 +8,6 @@ listeners, so that a committed message is always answered and a rolled-back one 
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import and_, case, delete, func, or_, select, true, update
+from sqlalchemy import case, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -815,68 +814,6 @@ async def list_transitions(session: AsyncSession, conversation_id: uuid.UUID) ->
         .order_by(StateTransition.created_at, StateTransition.id)
     )
     return list(rows)
-
-
-def encode_cursor(conversation: Conversation) -> str:
-    raw = json.dumps([conversation.updated_at.isoformat(), str(conversation.id)])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-BAD_CURSOR = "cursor is not valid: pass the next_cursor of a previous page, unchanged"
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position a ``next_cursor`` names. A cursor is the client's to keep, so anything
-    may come back: every part is checked for its type, and whatever is not what
-    ``encode_cursor`` wrote is one clear ``InvalidInput``, never a server error."""
-    try:
-        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
-        parts = json.loads(raw)
-    except (ValueError, TypeError) as exc:  # not ASCII, not base64, not UTF-8 JSON
-        raise InvalidInput(BAD_CURSOR) from exc
-    if not (isinstance(parts, list) and len(parts) == 2 and all(isinstance(p, str) for p in parts)):
-        raise InvalidInput(BAD_CURSOR)
-    try:
-        stamp, ident = datetime.fromisoformat(parts[0]), uuid.UUID(parts[1])
-    except ValueError as exc:
-        raise InvalidInput(BAD_CURSOR) from exc
-    if stamp.tzinfo is None:  # a naive instant would be read in the database session's zone
-        raise InvalidInput(BAD_CURSOR)
-    return stamp, ident
-
-
-async def list_conversations(
-    session: AsyncSession,
-    *,
-    state: State | None = None,
-    channel: str | None = None,
-    updated_since: datetime | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
-) -> tuple[list[Conversation], str | None]:
-    """Conversations, most recently updated first, one page at a time."""
-    stmt = select(Conversation)
-    if state is not None:
-        stmt = stmt.where(Conversation.state == state.value)
-    if channel is not None:
-        stmt = stmt.where(Conversation.channel == channel)
-    if updated_since is not None:
-        stmt = stmt.where(Conversation.updated_at >= updated_since)
-    if cursor:
-        stamp, ident = decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(
-                Conversation.updated_at < stamp,
-                and_(Conversation.updated_at == stamp, Conversation.id < ident),
-            )
-        )
-    rows = list(
-        await session.scalars(
-            stmt.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(limit + 1)
-        )
-    )
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
 
 
 async def contact_external_id(session: AsyncSession, contact_id: uuid.UUID) -> str:

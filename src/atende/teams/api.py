@@ -1,24 +1,30 @@
 """``/v1`` routes of the human side: the company's business hours (and holidays imported from
-an iCalendar file or URL), its handoff rules, its teams, its agents' availability, and the
-queue of conversations waiting for a person.
+an iCalendar file or URL), its handoff rules, its teams, its agents' availability, the
+queue of conversations waiting for a person, and the inbox (``GET /v1/conversations``: its
+views, mine and my teams, are the caller's as a person of the company).
 
 Handlers parse, call one function of ``teams.service`` and shape its answer; the dashboard
 calls the same functions. The routes, bodies and errors are those they were under
-``tenancy`` (``/v1/queue`` keeps its ``conversations`` tag).
+``tenancy`` (``/v1/queue`` and the inbox keep the ``conversations`` tag; the app includes
+these routes before ``conversations.api``'s, so ``/v1/conversations/counts`` is not taken
+for a conversation's id).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 
-from atende.conversations.schemas import ConversationPublic, QueueItem
+from atende.conversations.inbox import Count
+from atende.conversations.schemas import ConversationPublic, LabelPublic, Page, QueueItem
 from atende.errors import InvalidInput
 from atende.hours import is_open, next_close, next_open
 from atende.netguard import fetch_limited
-from atende.teams import actions_api, service
+from atende.teams import actions_api, inbox, service
+from atende.teams.inbox import InboxQuery
 from atende.teams.models import Availability
 from atende.teams.schemas import (
     AgentOut,
@@ -27,8 +33,16 @@ from atende.teams.schemas import (
     HoursIn,
     HoursOut,
     IcsImportOut,
+    InboxCounts,
+    InboxRowOut,
+    Language,
+    LastMessageOut,
+    PersonRef,
+    StateFilter,
     TeamIn,
     TeamOut,
+    TeamRef,
+    ViewCount,
 )
 from atende.teams.settings import HandoffSettings, schedule_of
 from atende.tenancy.deps import AdminTenant, AgentTenant, Tenant, ViewerTenant
@@ -255,6 +269,100 @@ async def list_queue(
             QueueItem(**ConversationPublic.model_validate(c).model_dump(), waiting_business_seconds=seconds)
             for c, seconds in waiting
         ]
+
+
+# the inbox
+
+
+def inbox_filters(
+    state: Annotated[
+        list[StateFilter] | None,
+        Query(max_length=5, description="Only these states (repeat it); `open`: every state but `resolved`."),
+    ] = None,
+    channel: str | None = Query(None, max_length=20, description="Only this channel's (`api`, `webchat`)."),
+    team: str | None = Query(None, max_length=80, description="Only this team's (slug or id)."),
+    assignee: str | None = Query(
+        None, max_length=320, description="Only this agent's (user id, e-mail or `me`); `none`: nobody's."
+    ),
+    label: str | None = Query(None, max_length=200, description="Only those with this label (id or name)."),
+    language: Annotated[Language | None, Query(description="Only those in this language.")] = None,
+    search: str | None = Query(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Only those with a message containing all these words (accents and case ignored; "
+        "a word of three letters or more also matches as the start of a longer one).",
+    ),
+    updated_since: Annotated[
+        datetime | None, Query(description="Only those active at or after this instant.")
+    ] = None,
+) -> InboxQuery:
+    return InboxQuery(
+        states=tuple(s.value for s in state or ()),
+        channel=channel,
+        team=team,
+        assignee=assignee,
+        label=label,
+        language=language.value if language else None,
+        search=search,
+        updated_since=updated_since,
+    )
+
+
+InboxFilters = Annotated[InboxQuery, Depends(inbox_filters)]
+
+
+def _row_out(item: inbox.InboxItem) -> InboxRowOut:
+    row, team, assignee = item.row, item.team, item.assignee
+    last = row.last_message
+    return InboxRowOut(
+        **ConversationPublic.model_validate(row.conversation).model_dump(),
+        contact_name=row.contact_name,
+        team=TeamRef(id=team.id, slug=team.slug, name=team.name) if team else None,
+        assignee=PersonRef(id=assignee.id, name=assignee.name, email=assignee.email) if assignee else None,
+        last_message=LastMessageOut(author=last.author, preview=last.preview, at=last.at) if last else None,
+        unanswered=row.unanswered,
+        labels=[LabelPublic.model_validate(label) for label in row.labels],
+    )
+
+
+VIEW = (
+    "`mine` (assigned to you), `unassigned` (waiting for a person, nobody assigned), `my_teams` "
+    "(your teams' queues), `all`. `mine` and `my_teams` need a personal key."
+)
+
+
+@queue_router.get("/conversations", response_model=Page[InboxRowOut], summary="List conversations (inbox)")
+async def list_conversations(
+    tenant: ViewerTenant,
+    filters: InboxFilters,
+    view: Annotated[inbox.View, Query(description=VIEW)] = inbox.View.all,
+    cursor: str | None = Query(None, max_length=500, description="The previous page's `next_cursor`."),
+    limit: int = Query(50, ge=1, le=200),
+) -> Page[InboxRowOut]:
+    """Most recent activity first (a message or state change moves a conversation to the
+    top), one page at a time; each row with its contact's name, team, assignee, last message,
+    unanswered customer messages and labels."""
+    async with tenant.transaction() as session:
+        items, next_cursor = await inbox.list_inbox(
+            session, tenant.principal, replace(filters, view=view), cursor=cursor, limit=limit
+        )
+        return Page[InboxRowOut](items=[_row_out(item) for item in items], next_cursor=next_cursor)
+
+
+@queue_router.get("/conversations/counts", response_model=InboxCounts, summary="How many in each inbox view")
+async def count_conversations(tenant: ViewerTenant, filters: InboxFilters) -> InboxCounts:
+    """Each view's conversations under the same filters as the list, counted up to `cap`
+    (1000): a count that reached it is `capped`, to show as "1,000+"."""
+    async with tenant.transaction() as session:
+        counts = await inbox.count_views(session, tenant.principal, filters)
+
+    def out(count: Count | None) -> ViewCount | None:
+        return ViewCount(count=count.count, capped=count.capped) if count else None
+
+    return InboxCounts.model_validate(
+        {"cap": inbox.COUNT_CAP, **{view.value: out(count) for view, count in counts.items()}}
+    )
 
 
 routes = APIRouter()  # every route of the human side, as the app includes them

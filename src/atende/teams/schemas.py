@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from atende.conversations.inbox import COUNT_CAP
+from atende.conversations.schemas import ConversationPublic, LabelPublic
 from atende.hours import DAYS
 from atende.teams.models import Availability
 
@@ -221,3 +224,61 @@ class RenderedOut(BaseModel):
     missing: list[str] = Field(
         description="Variables without a value in this conversation (and no fallback words): left empty."
     )
+
+
+class StateFilter(StrEnum):
+    """A state, or ``open``: every state but ``resolved``."""
+
+    open = "open"
+    bot = "bot"
+    waiting_human = "waiting_human"
+    human = "human"
+    resolved = "resolved"
+
+
+class Language(StrEnum):
+    pt = "pt"
+    en = "en"
+    es = "es"
+
+
+class TeamRef(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+
+
+class PersonRef(BaseModel):
+    id: uuid.UUID
+    name: str
+    email: str
+
+
+class LastMessageOut(BaseModel):
+    author: str = Field(description="`customer`, `bot`, `agent` or `system`.")
+    preview: str = Field(description="Its first 160 characters.")
+    at: datetime
+
+
+class InboxRowOut(ConversationPublic):
+    """A conversation as an inbox row shows it."""
+
+    contact_name: str | None
+    team: TeamRef | None = Field(description="The team whose queue it is in.")
+    assignee: PersonRef | None = Field(description="Who owns it.")
+    last_message: LastMessageOut | None
+    unanswered: int = Field(description="Customer messages since the last reply (bot's or agent's).")
+    labels: list[LabelPublic]
+
+
+class ViewCount(BaseModel):
+    count: int = Field(description=f"Conversations in the view, counted up to {COUNT_CAP}.")
+    capped: bool = Field(description=f"There are more than {COUNT_CAP}: show it as {COUNT_CAP:,}+.")
+
+
+class InboxCounts(BaseModel):
+    cap: int = Field(description="Counts stop here.")
+    mine: ViewCount | None = Field(description="null with a company key, which is nobody.")
+    unassigned: ViewCount
+    my_teams: ViewCount | None = Field(description="null with a company key.")
+    all: ViewCount

@@ -1,0 +1,915 @@
+"""The inbox at scale: every view and filter of the conversation list, its counts, a second
+page and a conversation's thread, over a company of 100,000 conversations (40,000 open) and
+1,000,000 messages, beside a second company (isolation).
+
+The data is written by PostgreSQL itself (``generate_series`` and ``INSERT … SELECT``, the
+texts sent once with ``COPY``): conversations in every state spread over a year, the open ones
+over the last week, with teams, assignees, labels (a few common, most rare), languages and
+channels; each message a real text in its conversation's language (customers: the data sets'
+questions, some with an order number; bot and agents: sentences of the passages). Read-only
+public data (``../shared/data`` or ``--data-dir``; see its README): MilkQA (NILC/USP, arXiv
+1801.03460; pt-BR e-mails to Embrapa's customer service, research data used for measurement
+only), FaQuAD (liafacom/faquad, CC BY 4.0) and XQuAD (google-deepmind/xquad, CC BY-SA 4.0); the
+sample in ``tests/data`` serves too.
+
+Each case is timed ``--repeat`` times, after one untimed run: through the service functions
+(``teams.inbox.list_inbox`` / ``count_views``, the conversation view's reads) in this process,
+and through the HTTP API of a real ``atende serve`` on 127.0.0.1 (request to last byte, one
+client). Target: p95 under 300 ms for each.
+
+Run from the project root: ``.venv/bin/python -m benchmarks.dashboard --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import secrets
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from atende.conversations import labels as label_service
+from atende.conversations import service as conversations
+from atende.db import migrate
+from atende.db.session import Database
+from atende.db.url import libpq_url
+from atende.teams import inbox
+from atende.teams import service as teams
+from atende.tenancy import service as tenancy
+from atende.tenancy.models import Membership, Role, User
+from atende.tenancy.service import Principal
+from benchmarks.common import (
+    QUESTION_FILES,
+    add_data_dir_argument,
+    console,
+    free_port,
+    machine,
+    ms,
+    postgres,
+    read_jsonl,
+    require_data,
+    result_table,
+    summarise,
+    write_json,
+)
+from benchmarks.intake import atende_command, server
+
+TARGET_P95_MS = 300.0
+CHANNELS = ("webchat", "api", "whatsapp", "email")
+FIRST_NAMES = (
+    "Ana Bruno Carla Diego Eduarda Felipe Gabriela Heitor Isabela João Karina Lucas Mariana Nicolás "
+    "Olívia Paulo Quitéria Rafael Sofía Tiago Úrsula Valentina William Ximena Yara Zé Emily Jack "
+    "Lucía Mateo Camila Santiago Grace Oliver Beatriz Caio Débora Enzo Fernanda Gustavo"
+).split()
+LAST_NAMES = (
+    "Silva Santos Oliveira Souza Rodrigues Ferreira Alves Pereira Lima Gomes Costa Ribeiro Martins "
+    "Carvalho Almeida Lopes Soares Fernandes Vieira Barbosa García Martínez López González Pérez "
+    "Sánchez Romero Smith Johnson Brown Taylor Wilson Conceição Araújo Gonçalves"
+).split()
+# the data sets' files, by what they give: customers' questions, and answers' passages
+TEXT_FILES = (
+    ("support/pt.questions.jsonl", "question", "question"),
+    ("retrieval/pt.questions.jsonl", "question", "question"),
+    ("retrieval/en.questions.jsonl", "question", "question"),
+    ("retrieval/es.questions.jsonl", "question", "question"),
+    ("support/pt.passages.jsonl", "answer", "text"),
+    ("retrieval/pt.passages.jsonl", "answer", "text"),
+    ("retrieval/en.passages.jsonl", "answer", "text"),
+    ("retrieval/es.passages.jsonl", "answer", "text"),
+)
+ANSWER_CHARS = 400
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    conversations: int
+    open: int
+    messages: int
+    agents: int
+    teams: int
+    labels: int
+
+
+@dataclass
+class Company:
+    """A benchmark company: its keys, the agent whose views are measured, its names."""
+
+    id: uuid.UUID
+    slug: str
+    admin_key: str
+    agent_key: str
+    agent_id: uuid.UUID
+    agent_ids: list[uuid.UUID]
+    agent_emails: list[str]
+    team_ids: list[uuid.UUID]
+    team_slugs: list[str]
+    label_ids: list[uuid.UUID]
+    label_names: list[str]
+    fill_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def read_texts(data_dir: Path) -> list[tuple[str, str, str]]:
+    """``(kind, language, text)``: the data sets' questions (what customers write) and their
+    passages cut into pieces of a few sentences (what the bot and agents answer)."""
+    texts: list[tuple[str, str, str]] = []
+    for name, kind, key in TEXT_FILES:
+        path = data_dir / name
+        if not path.is_file():
+            continue
+        for row in read_jsonl(path):
+            body = " ".join(row[key].split())
+            if not body:
+                continue
+            if kind == "question":
+                texts.append((kind, row["language"], body[:4000]))
+                continue
+            piece = ""
+            for sentence in _SENTENCES.split(body):
+                if piece and len(piece) + len(sentence) > ANSWER_CHARS:
+                    texts.append((kind, row["language"], piece))
+                    piece = ""
+                piece = f"{piece} {sentence}".strip()
+            if piece:
+                texts.append((kind, row["language"], piece[:4000]))
+    return texts
+
+
+def person_name(i: int) -> str:
+    return f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {LAST_NAMES[i // len(FIRST_NAMES) % len(LAST_NAMES)]}"
+
+
+async def create_company(db: Database, secret_key: str, label: str, sizes: Sizes) -> Company:
+    """A company with agents (one with a personal key), teams and labels, made through the
+    services as the API would; the conversations are ``fill``'s."""
+    slug = f"bench-{label}-{uuid.uuid4().hex[:8]}"
+    async with db.transaction() as session:
+        company = await tenancy.create_company(session, name=slug, slug=slug, default_language="pt")
+        _key, admin_key = await tenancy.create_api_key(
+            session, secret_key=secret_key, company_id=company.id, name="dashboard benchmark", role=Role.admin
+        )
+        emails = [f"agent{i}@{slug}.example" for i in range(sizes.agents)]
+        first = await tenancy.create_user(
+            session,
+            company_id=company.id,
+            email=emails[0],
+            password=secrets.token_urlsafe(12),
+            role=Role.agent,
+            name=person_name(0),
+        )
+        # the others as the service would make them, without hashing a password each (0.9 s):
+        # they never sign in
+        users = [first]
+        for i, email in enumerate(emails[1:], start=1):
+            user = User(email=email, name=person_name(i), password_hash=first.password_hash)
+            session.add(user)
+            await session.flush()
+            session.add(Membership(company_id=company.id, user_id=user.id, role=Role.agent.value))
+            users.append(user)
+        await session.flush()
+        _key, agent_key = await tenancy.create_api_key(
+            session,
+            secret_key=secret_key,
+            company_id=company.id,
+            name="agent 0",
+            role=Role.agent,
+            user_email=emails[0],
+        )
+    async with db.transaction(company.id) as session:
+        team_rows = []
+        for t in range(sizes.teams):
+            # agent 0, whose views are measured, is in the first two teams
+            members = [u.id for i, u in enumerate(users) if i % sizes.teams == t or (i == 0 and t < 2)]
+            team, _members = await teams.put_team(
+                session, None, name=f"Time {t + 1}", slug=f"time-{t + 1}", hours=None, members=members
+            )
+            team_rows.append(team)
+        label_rows = [
+            await label_service.create_label(session, name=f"etiqueta-{n + 1}") for n in range(sizes.labels)
+        ]
+    return Company(
+        id=company.id,
+        slug=slug,
+        admin_key=admin_key,
+        agent_key=agent_key,
+        agent_id=users[0].id,
+        agent_ids=[u.id for u in users],
+        agent_emails=emails,
+        team_ids=[t.id for t in team_rows],
+        team_slugs=[t.slug for t in team_rows],
+        label_ids=[label.id for label in label_rows],
+        label_names=[label.name for label in label_rows],
+    )
+
+
+FILL_CONVERSATIONS = """
+CREATE TEMP TABLE bench_conversations (
+    i int PRIMARY KEY, id uuid, contact_id uuid, channel text, language text, state text,
+    updated_at timestamptz
+);
+INSERT INTO bench_conversations
+SELECT i, gen_random_uuid() AS id, gen_random_uuid() AS contact_id,
+       (%(channels)s::text[])[1 + i %% 4] AS channel,
+       CASE WHEN r_language < 0.6 THEN 'pt' WHEN r_language < 0.8 THEN 'en' ELSE 'es' END AS language,
+       CASE WHEN i <= %(open)s THEN (ARRAY['bot', 'waiting_human', 'human'])[1 + i %% 3]
+            ELSE 'resolved' END AS state,
+       now() - CASE WHEN i <= %(open)s THEN r_when * interval '7 days'
+                    ELSE r_when * interval '365 days' END AS updated_at
+  FROM (SELECT i, random() AS r_language, random() AS r_when
+          FROM generate_series(1, %(n)s) AS i OFFSET 0) AS g;
+ANALYZE bench_conversations;
+
+INSERT INTO contacts (id, created_at, company_id, channel, external_id, name, email, language)
+SELECT contact_id, updated_at - interval '3 days', %(company)s, channel, 'bench-' || i,
+       (%(first)s::text[])[1 + i %% %(firsts)s] || ' '
+       || (%(last)s::text[])[1 + (i / %(firsts)s) %% %(lasts)s],
+       CASE WHEN channel = 'email' THEN 'cliente' || i || '@example.com' END, language
+  FROM bench_conversations;
+
+INSERT INTO conversations
+       (id, created_at, company_id, contact_id, channel, state, language, team_id, assignee_id,
+        waiting_since, ticket, updated_at)
+SELECT id, updated_at - interval '3 days', %(company)s, contact_id, channel, state, language,
+       CASE WHEN state IN ('waiting_human', 'human') THEN (%(teams)s::uuid[])[1 + (i / 3) %% %(nteams)s] END,
+       CASE WHEN state = 'human' THEN (%(agents)s::uuid[])[1 + (i / 3) %% %(nagents)s] END,
+       CASE WHEN state = 'waiting_human' THEN updated_at - interval '20 minutes' END,
+       state = 'waiting_human' AND i %% 10 = 1,
+       updated_at
+  FROM bench_conversations;
+"""
+
+# each message picks a conversation at random (about M/N each, Poisson), a time in the two
+# days before the conversation's last activity and an author; messages are inserted in time
+# order, so that ``seq`` follows it
+FILL_MESSAGES = """
+INSERT INTO messages
+       (id, created_at, company_id, conversation_id, channel, author, text, language, meta, delivery_status)
+SELECT gen_random_uuid(), m.at, %(company)s, m.conversation_id, m.channel, m.author,
+       t.body || m.extra, m.language, '{}'::jsonb,
+       CASE WHEN m.author <> 'customer' THEN 'delivered' END
+  FROM (
+        SELECT p.g, c.id AS conversation_id, c.channel, c.language,
+               CASE WHEN p.r_author < 0.5 THEN 'customer' WHEN p.r_author < 0.85 THEN 'bot'
+                    ELSE 'agent' END AS author,
+               c.updated_at - p.r_when * interval '2 days' AS at,
+               CASE WHEN p.r_author < 0.05 THEN ' Pedido #' || (100000 + p.g %% 900000)::text
+                    WHEN p.r_author < 0.06 AND %(marker)s <> '' THEN ' ' || %(marker)s
+                    ELSE '' END AS extra
+          FROM (SELECT g, 1 + floor(random() * %(n)s)::int AS i, random() AS r_author, random() AS r_when
+                  FROM generate_series(1, %(messages)s) AS g OFFSET 0) AS p
+          JOIN bench_conversations c ON c.i = p.i
+         ORDER BY at
+       ) AS m
+  JOIN bench_pools pool
+    ON pool.kind = CASE WHEN m.author = 'customer' THEN 'question' ELSE 'answer' END
+   AND pool.language = m.language
+  JOIN bench_texts t
+    ON t.kind = pool.kind AND t.language = pool.language AND t.n = 1 + (m.g::bigint * 7919) %% pool.size;
+"""
+
+# about a third of the conversations carry a label, some two; a few labels are common, most rare
+FILL_LABELS = """
+INSERT INTO conversation_labels (conversation_id, label_id, company_id, created_at)
+SELECT id, (%(labels)s::uuid[])[1 + floor(%(nlabels)s * power(r_label, 3))::int], %(company)s, now()
+  FROM (SELECT c.id, k, random() AS r, random() AS r_label
+          FROM bench_conversations c, generate_series(1, 2) AS k OFFSET 0) AS s
+ WHERE r < CASE WHEN k = 1 THEN 0.3 ELSE 0.1 END
+ON CONFLICT DO NOTHING;
+"""
+
+
+def fill(
+    url: str,
+    company: Company,
+    sizes: Sizes,
+    texts: Sequence[tuple[str, str, str]],
+    *,
+    seed: float,
+    marker: str = "",
+) -> None:
+    """Write the company's contacts, conversations, messages and labels, in PostgreSQL."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute("SELECT setseed(%s)", (seed,))
+        conn.execute("CREATE TEMP TABLE bench_texts (kind text, language text, n int, body text)")
+        numbered: dict[tuple[str, str], int] = {}
+        with conn.cursor().copy("COPY bench_texts (kind, language, n, body) FROM STDIN") as copy:
+            for kind, language, body in texts:
+                n = numbered[kind, language] = numbered.get((kind, language), 0) + 1
+                copy.write_row((kind, language, n, body))
+        conn.execute("CREATE INDEX ON bench_texts (kind, language, n)")
+        conn.execute(
+            "CREATE TEMP TABLE bench_pools AS"
+            " SELECT kind, language, count(*) AS size FROM bench_texts GROUP BY 1, 2"
+        )
+        conn.execute("ANALYZE bench_texts")
+        conn.execute("ANALYZE bench_pools")
+        params: dict[str, Any] = {
+            "company": company.id,
+            "n": sizes.conversations,
+            "open": sizes.open,
+            "messages": sizes.messages,
+            "channels": list(CHANNELS),
+            "first": FIRST_NAMES,
+            "last": LAST_NAMES,
+            "firsts": len(FIRST_NAMES),
+            "lasts": len(LAST_NAMES),
+            "teams": company.team_ids,
+            "nteams": len(company.team_ids),
+            "agents": company.agent_ids,
+            "nagents": len(company.agent_ids),
+            "labels": company.label_ids,
+            "nlabels": len(company.label_ids),
+            "marker": marker,
+        }
+        for step, sql in (
+            ("conversations", FILL_CONVERSATIONS),
+            ("messages", FILL_MESSAGES),
+            ("labels", FILL_LABELS),
+        ):
+            started = time.monotonic()
+            for statement in sql.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement, params)
+            company.fill_seconds[step] = round(time.monotonic() - started, 1)
+        conn.commit()
+
+
+SEARCH_INDEX = "ix_messages_search"
+
+
+@contextmanager
+def search_index_rebuilt(url: str, timings: dict[str, float]) -> Iterator[None]:
+    """Drop the messages' search index while the body runs and build it again after, as
+    migration 0021 defines it (a GIN index is built faster at once than row by row; the
+    database must be the benchmark's own)."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_get_indexdef(%s::regclass)", (SEARCH_INDEX,)).fetchone()
+        assert row is not None
+        conn.execute(f"DROP INDEX {SEARCH_INDEX}")
+    try:
+        yield
+    finally:
+        started = time.monotonic()
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+            conn.execute("SET maintenance_work_mem = '256MB'")
+            conn.execute(row[0])
+        timings["search index"] = round(time.monotonic() - started, 1)
+
+
+def vacuum_analyze(url: str, timings: dict[str, float]) -> None:
+    """What autovacuum would have done by the time a company had this many messages."""
+    started = time.monotonic()
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        for table in ("contacts", "conversations", "messages", "conversation_labels"):
+            conn.execute(f"VACUUM (ANALYZE) {table}")
+    timings["vacuum analyze"] = round(time.monotonic() - started, 1)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Search terms picked from the company's own messages by how many contain them."""
+
+    common: str
+    medium: str
+    rare: str
+    order: str
+    none: str = "xylofonequartzo"
+
+
+def pick_terms(url: str, company_id: uuid.UUID) -> Terms:
+    """Words of a 1% sample of the messages: the commonest, one in about 1% of the messages,
+    one in about 0.05%; an order number one customer wrote."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        sample = (
+            "SELECT atende_message_search_v1(company_id, text) FROM messages"
+            f" WHERE company_id = '{company_id}' AND seq % 100 = 0"
+        )
+        total = conn.execute(f"SELECT count(*) FROM ({sample}) AS s").fetchone()
+        words = conn.execute(
+            "SELECT word, ndoc FROM ts_stat(%s) WHERE word ~ '^[a-z]{5,}$' ORDER BY ndoc DESC, word",
+            (sample,),
+        ).fetchall()
+        order = conn.execute(
+            "SELECT substring(text from '#([0-9]+)') FROM messages WHERE company_id = %s"
+            " AND text LIKE %s LIMIT 1",
+            (company_id, "%Pedido #%"),
+        ).fetchone()
+    n = max(1, int(total[0]) if total else 1)
+
+    def nearest(share: float) -> str:
+        return min(words, key=lambda w: (abs(w[1] / n - share), w[0]))[0] if words else "pedido"
+
+    return Terms(
+        common=words[0][0] if words else "pedido",
+        medium=nearest(0.01),
+        rare=nearest(0.0005),
+        order=order[0] if order and order[0] else "123456",
+    )
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request of the inbox: ``kind`` list, page2 (the page after the first), counts, or
+    conversation (one conversation with its messages: the conversation view's data)."""
+
+    name: str
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def cases(company: Company, terms: Terms) -> list[Case]:
+    agent, team, common_label, rare_label = (
+        company.agent_emails[1],
+        company.team_slugs[-1],
+        company.label_names[0],
+        company.label_names[-1],
+    )
+    open_ = {"state": ["open"]}
+    return [
+        Case("all", "list"),
+        Case("all · open", "list", open_),
+        Case("mine", "list", {"view": "mine"}),
+        Case("mine · open", "list", {"view": "mine", **open_}),
+        Case("unassigned", "list", {"view": "unassigned"}),
+        Case("my_teams", "list", {"view": "my_teams"}),
+        Case("my_teams · open", "list", {"view": "my_teams", **open_}),
+        Case("state=waiting_human", "list", {"state": ["waiting_human"]}),
+        Case("state=bot,human", "list", {"state": ["bot", "human"]}),
+        Case("state=resolved", "list", {"state": ["resolved"]}),
+        Case("channel=whatsapp", "list", {"channel": "whatsapp"}),
+        Case(f"team={team}", "list", {"team": team}),
+        Case("assignee=(another agent)", "list", {"assignee": agent}),
+        Case("assignee=none · open", "list", {"assignee": "none", **open_}),
+        Case(f"label={common_label} (common)", "list", {"label": common_label}),
+        Case(f"label={rare_label} (rare)", "list", {"label": rare_label}),
+        Case("language=es", "list", {"language": "es"}),
+        Case("language=es · channel=email · open", "list", {"language": "es", "channel": "email", **open_}),
+        Case(
+            f"my_teams · label={rare_label} · open",
+            "list",
+            {"view": "my_teams", "label": rare_label, **open_},
+        ),
+        Case(f"search '{terms.common}' (common)", "list", {"search": terms.common}),
+        Case(f"search '{terms.medium}' (~1%)", "list", {"search": terms.medium}),
+        Case(f"search '{terms.rare}' (~0.05%)", "list", {"search": terms.rare}),
+        Case(f"search '#{terms.order}' (an order)", "list", {"search": f"#{terms.order}"}),
+        Case(f"search '{terms.common} {terms.medium}'", "list", {"search": f"{terms.common} {terms.medium}"}),
+        Case(f"search '{terms.none}' (no match)", "list", {"search": terms.none}),
+        Case(
+            f"search '{terms.medium}' · mine · open",
+            "list",
+            {"view": "mine", "search": terms.medium, **open_},
+        ),
+        Case("all · open, page 2", "page2", open_),
+        Case(f"search '{terms.common}', page 2", "page2", {"search": terms.common}),
+        Case(f"label={common_label}, page 2", "page2", {"label": common_label}),
+        Case("counts · open", "counts", open_),
+        Case("counts · every state", "counts"),
+        Case(f"counts · search '{terms.medium}'", "counts", {"search": terms.medium}),
+        Case(f"counts · label={rare_label}", "counts", {"label": rare_label}),
+        Case("conversation view (most messages)", "conversation", {"which": "largest"}),
+        Case("conversation view (newest open)", "conversation", {"which": "newest"}),
+    ]
+
+
+def query_of(params: dict[str, Any]) -> inbox.InboxQuery:
+    return inbox.InboxQuery(
+        view=inbox.View(params.get("view", "all")),
+        states=tuple(params.get("state", ())),
+        channel=params.get("channel"),
+        team=params.get("team"),
+        assignee=params.get("assignee"),
+        label=params.get("label"),
+        language=params.get("language"),
+        search=params.get("search"),
+    )
+
+
+def http_params(params: dict[str, Any], limit: int) -> list[tuple[str, str]]:
+    pairs = [("limit", str(limit))]
+    for key, value in params.items():
+        if key == "which":
+            continue
+        pairs.extend((key, v) for v in (value if isinstance(value, list) else [value]))
+    return pairs
+
+
+async def conversation_ids(db: Database, company_id: uuid.UUID) -> dict[str, uuid.UUID]:
+    """The conversation with the most messages, and the most recently active open one."""
+    async with db.autocommit() as connection:
+        largest = (
+            await connection.exec_driver_sql(
+                "SELECT conversation_id FROM messages WHERE company_id = %s"
+                " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+                (company_id,),
+            )
+        ).scalar_one()
+        newest = (
+            await connection.exec_driver_sql(
+                "SELECT id FROM conversations WHERE company_id = %s AND state <> 'resolved'"
+                " ORDER BY updated_at DESC LIMIT 1",
+                (company_id,),
+            )
+        ).scalar_one()
+    return {"largest": largest, "newest": newest}
+
+
+async def conversation_view(db: Database, company_id: uuid.UUID, conversation_id: uuid.UUID) -> int:
+    """What the conversation view reads: the conversation, its transitions and labels, its
+    latest 100 messages (the API's two requests)."""
+    async with db.transaction(company_id) as session:
+        await conversations.get_conversation(session, conversation_id)
+        await conversations.list_transitions(session, conversation_id)
+        await label_service.conversation_labels(session, conversation_id)
+    async with db.transaction(company_id) as session:
+        messages = await conversations.list_messages(session, conversation_id, limit=100)
+    return len(messages)
+
+
+async def measure_service(
+    db: Database, company: Company, all_cases: Sequence[Case], *, repeat: int, limit: int
+) -> tuple[dict[str, list[float]], dict[str, int], set[uuid.UUID]]:
+    """Each case ``repeat`` times through the service functions (after one untimed run)."""
+    principal = Principal(company_id=company.id, role=Role.agent, user_id=company.agent_id)
+    targets = await conversation_ids(db, company.id)
+    timings: dict[str, list[float]] = {}
+    rows: dict[str, int] = {}
+    seen: set[uuid.UUID] = set()
+    for case in all_cases:
+        query = query_of(case.params)
+        cursor: str | None = None
+        if case.kind == "page2":
+            async with db.transaction(company.id) as session:
+                _items, cursor = await inbox.list_inbox(session, principal, query, limit=limit)
+
+        async def run(case: Case = case, query: inbox.InboxQuery = query, cursor: str | None = cursor) -> int:
+            if case.kind == "conversation":
+                return await conversation_view(db, company.id, targets[case.params["which"]])
+            async with db.transaction(company.id) as session:
+                if case.kind == "counts":
+                    counts = await inbox.count_views(session, principal, query)
+                    return sum(c.count for c in counts.values() if c is not None)
+                items, _next = await inbox.list_inbox(session, principal, query, cursor=cursor, limit=limit)
+                seen.update(item.row.conversation.id for item in items)
+                return len(items)
+
+        rows[case.name] = await run()
+        timings[case.name] = await timed(run, repeat)
+    return timings, rows, seen
+
+
+async def timed(run: Callable[[], Awaitable[Any]], repeat: int) -> list[float]:
+    found = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await run()
+        found.append((time.perf_counter() - started) * 1000)
+    return found
+
+
+def measure_http(
+    base_url: str,
+    company: Company,
+    all_cases: Sequence[Case],
+    targets: dict[str, uuid.UUID],
+    *,
+    repeat: int,
+    limit: int,
+) -> tuple[dict[str, list[float]], dict[str, int], set[uuid.UUID], list[str]]:
+    """Each case ``repeat`` times through the API of ``atende serve`` (one client, after one
+    untimed request): the time from sending the request to the last byte of the answer."""
+    headers = {"Authorization": f"Bearer {company.agent_key}"}
+    timings: dict[str, list[float]] = {}
+    rows: dict[str, int] = {}
+    seen: set[uuid.UUID] = set()
+    errors: list[str] = []
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as http:
+        for case in all_cases:
+            params = http_params(case.params, limit)
+            if case.kind == "conversation":
+                ident = targets[case.params["which"]]
+                paths = [
+                    (f"/v1/conversations/{ident}", []),
+                    (f"/v1/conversations/{ident}/messages", [("limit", "100")]),
+                ]
+            elif case.kind == "counts":
+                paths = [("/v1/conversations/counts", [p for p in params if p[0] != "limit"])]
+            else:
+                if case.kind == "page2":
+                    first = http.get("/v1/conversations", params=params).json()
+                    params = [*params, ("cursor", first["next_cursor"] or "")]
+                paths = [("/v1/conversations", params)]
+
+            def run(paths: list[tuple[str, list[tuple[str, str]]]] = paths, name: str = case.name) -> int:
+                found = 0
+                for path, query in paths:
+                    response = http.get(path, params=query)
+                    if response.status_code != 200:
+                        errors.append(f"{name}: {response.status_code} {response.text[:200]}")
+                        continue
+                    body = response.json()
+                    items = body.get("items") if isinstance(body, dict) else None
+                    if items is not None:
+                        seen.update(uuid.UUID(item["id"]) for item in items if "contact_name" in item)
+                        found += len(items)
+                return found
+
+            rows[case.name] = run()
+            found = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                run()
+                found.append((time.perf_counter() - started) * 1000)
+            timings[case.name] = found
+    return timings, rows, seen, errors
+
+
+async def walk_view(db: Database, company: Company, view: inbox.View, page: int) -> dict[str, Any]:
+    """Every conversation of a view, page after page: each exactly once, as many as it holds."""
+    principal = Principal(company_id=company.id, role=Role.agent, user_id=company.agent_id)
+    query = inbox.InboxQuery(view=view)
+    listed: list[uuid.UUID] = []
+    cursor: str | None = None
+    started = time.monotonic()
+    while True:
+        async with db.transaction(company.id) as session:
+            items, cursor = await inbox.list_inbox(session, principal, query, cursor=cursor, limit=page)
+        listed.extend(item.row.conversation.id for item in items)
+        if cursor is None:
+            break
+    seconds = time.monotonic() - started
+    async with db.autocommit() as connection:
+        expected = (
+            await connection.exec_driver_sql(
+                "SELECT count(*) FROM conversations WHERE company_id = %s"
+                " AND state = 'waiting_human' AND assignee_id IS NULL",
+                (company.id,),
+            )
+        ).scalar_one()
+    return {
+        "view": view.value,
+        "page_size": page,
+        "listed": len(listed),
+        "distinct": len(set(listed)),
+        "expected": int(expected),
+        "seconds": round(seconds, 2),
+        "ok": len(listed) == len(set(listed)) == int(expected),
+    }
+
+
+async def isolation(
+    db: Database, company: Company, other: Company, seen: set[uuid.UUID], marker: str
+) -> dict[str, Any]:
+    """No row listed was another company's; the word only the other company's customers
+    write finds nothing here, and something there."""
+    async with db.autocommit() as connection:
+        foreign = (
+            await connection.exec_driver_sql(
+                "SELECT count(*) FROM conversations WHERE id = ANY(%s) AND company_id <> %s",
+                (list(seen), company.id),
+            )
+        ).scalar_one()
+    found = {}
+    for who in (company, other):
+        principal = Principal(company_id=who.id, role=Role.agent, user_id=who.agent_id)
+        async with db.transaction(who.id) as session:
+            counts = await inbox.count_views(session, principal, inbox.InboxQuery(search=marker))
+        everything = counts[inbox.View.all]
+        found[who.slug] = everything.count if everything else 0
+    return {
+        "rows_checked": len(seen),
+        "rows_of_another_company": int(foreign),
+        "marker": marker,
+        "marker_found_here": found[company.slug],
+        "marker_found_there": found[other.slug],
+        "ok": foreign == 0 and found[company.slug] == 0 and found[other.slug] > 0,
+    }
+
+
+def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    load_at_start = os.getloadavg()
+    migrate.upgrade(url)
+    secret_key = secrets.token_urlsafe(32)
+    texts = read_texts(args.data_dir)
+    rng = random.Random(args.seed)
+    main_sizes = Sizes(args.conversations, args.open, args.messages, args.agents, args.teams, args.labels)
+    other_sizes = Sizes(
+        args.other_conversations,
+        args.other_conversations * args.open // max(1, args.conversations),
+        args.other_messages,
+        max(2, args.agents // 4),
+        max(1, args.teams // 2),
+        max(1, args.labels // 2),
+    )
+    marker = f"bicicletaria{rng.randrange(10**6)}"
+
+    async def setup() -> tuple[Company, Company]:
+        db = Database(url, pool_size=2)
+        try:
+            return (
+                await create_company(db, secret_key, "inbox", main_sizes),
+                await create_company(db, secret_key, "other", other_sizes),
+            )
+        finally:
+            await db.dispose()
+
+    company, other = asyncio.run(setup())
+    console.print(
+        f"filling {company.slug}: {args.conversations:,} conversations ({args.open:,} open), "
+        f"{args.messages:,} messages; {other.slug}: {args.other_conversations:,}, {args.other_messages:,}"
+    )
+    started = time.monotonic()
+    shared: dict[str, float] = {}
+    # another's database keeps its index: the filling then maintains it, row by row
+    rebuilt = search_index_rebuilt(url, shared) if args.database_url is None else nullcontext()
+    with rebuilt:
+        fill(url, company, main_sizes, texts, seed=args.seed % 1)
+        fill(url, other, other_sizes, texts, seed=(args.seed + 0.5) % 1, marker=marker)
+    vacuum_analyze(url, shared)
+    fill_seconds = round(time.monotonic() - started, 1)
+    terms = pick_terms(url, company.id)
+    all_cases = cases(company, terms)
+
+    async def in_process() -> dict[str, Any]:
+        db = Database(url, pool_size=2)
+        try:
+            timings, rows, seen = await measure_service(
+                db, company, all_cases, repeat=args.repeat, limit=args.limit
+            )
+            walk = await walk_view(db, company, inbox.View.unassigned, 200)
+            targets = await conversation_ids(db, company.id)
+            return {"timings": timings, "rows": rows, "seen": seen, "walk": walk, "targets": targets}
+        finally:
+            await db.dispose()
+
+    console.print(f"measuring {len(all_cases)} cases × {args.repeat} through the service functions")
+    service = asyncio.run(in_process())
+    http: dict[str, Any] = {"timings": {}, "rows": {}, "seen": set(), "errors": []}
+    if not args.no_http:
+        port = free_port()
+        command, env = atende_command(url, port, secret_key)
+        with tempfile.TemporaryDirectory(prefix="atende-bench-serve-") as workdir:
+            base_url = f"http://127.0.0.1:{port}"
+            with server(command, env, Path(workdir), base_url + "/health/live"):
+                console.print(f"measuring {len(all_cases)} cases × {args.repeat} through {base_url}")
+                timings, rows, seen, errors = measure_http(
+                    base_url, company, all_cases, service["targets"], repeat=args.repeat, limit=args.limit
+                )
+                http = {"timings": timings, "rows": rows, "seen": seen, "errors": errors}
+
+    async def check_isolation() -> dict[str, Any]:
+        db = Database(url, pool_size=2)
+        try:
+            return await isolation(db, company, other, service["seen"] | http["seen"], marker)
+        finally:
+            await db.dispose()
+
+    isolated = asyncio.run(check_isolation())
+    results = {}
+    for case in all_cases:
+        entry: dict[str, Any] = {"kind": case.kind, "params": case.params, "rows": service["rows"][case.name]}
+        entry["service_ms"] = summarise(service["timings"][case.name])
+        if case.name in http["timings"]:
+            entry["http_ms"] = summarise(http["timings"][case.name])
+            entry["http_rows"] = http["rows"][case.name]
+        worst = max(entry["service_ms"]["p95"], entry.get("http_ms", {}).get("p95", 0.0))
+        entry["target_met"] = worst < TARGET_P95_MS
+        results[case.name] = entry
+    return {
+        "benchmark": "dashboard",
+        "machine": machine(load_at_start),
+        "sizes": {
+            "conversations": args.conversations,
+            "open": args.open,
+            "messages": args.messages,
+            "agents": args.agents,
+            "teams": args.teams,
+            "labels": args.labels,
+            "other_company": {"conversations": args.other_conversations, "messages": args.other_messages},
+            "texts": len(texts),
+        },
+        "fill_seconds": {
+            "total": fill_seconds,
+            **shared,
+            company.slug: company.fill_seconds,
+            other.slug: other.fill_seconds,
+        },
+        "repeat": args.repeat,
+        "page_size": args.limit,
+        "terms": terms.__dict__,
+        "target": f"p95 < {TARGET_P95_MS:g} ms (service and HTTP)",
+        "target_met": all(r["target_met"] for r in results.values()) and not http["errors"],
+        "results": results,
+        "http_errors": http["errors"],
+        "walk": service["walk"],
+        "isolation": isolated,
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    rows = []
+    for name, r in result["results"].items():
+        service, http = r["service_ms"], r.get("http_ms")
+        rows.append(
+            (
+                name,
+                f"{r['rows']:,}",
+                ms(service["p50"]),
+                ms(service["p95"]),
+                ms(http["p50"]) if http else "—",
+                ms(http["p95"]) if http else "—",
+                "[green]ok[/green]" if r["target_met"] else "[red]SLOW[/red]",
+            )
+        )
+    sizes = result["sizes"]
+    title = (
+        f"Inbox — {sizes['conversations']:,} conversations ({sizes['open']:,} open), "
+        f"{sizes['messages']:,} messages; page of {result['page_size']}, {result['repeat']} runs each"
+    )
+    columns = ("case", "rows", "service p50 ms", "p95", "HTTP p50 ms", "p95", f"p95 < {TARGET_P95_MS:g}")
+    console.print(result_table(title, columns, rows))
+    met = "[green]met[/green]" if result["target_met"] else "[red]missed[/red]"
+    console.print(f"target {result['target']}: {met}")
+    for error in result["http_errors"][:10]:
+        console.print(f"[red]HTTP error[/red] {error}")
+    walk, iso = result["walk"], result["isolation"]
+    console.print(
+        f"walk of '{walk['view']}' by pages of {walk['page_size']}: {walk['listed']:,} listed, "
+        f"{walk['distinct']:,} distinct, {walk['expected']:,} expected in {walk['seconds']} s "
+        + ("[green]ok[/green]" if walk["ok"] else "[red]FAILED[/red]")
+    )
+    console.print(
+        f"isolation: {iso['rows_checked']:,} rows listed, "
+        f"{iso['rows_of_another_company']} of another company; "
+        f"the other company's word found {iso['marker_found_here']} here, {iso['marker_found_there']} there "
+        + ("[green]ok[/green]" if iso["ok"] else "[red]FAILED[/red]")
+    )
+    fills = result["fill_seconds"]
+    console.print(f"fill: {fills['total']} s {json.dumps({k: v for k, v in fills.items() if k != 'total'})}")
+    console.print(
+        f"machine: {result['machine']['cpus']} CPUs shared by PostgreSQL, the server and this process; "
+        f"load average {result['machine']['load_average_at_start']} at the start, "
+        f"{result['machine']['load_average']} at the end (other processes skew the numbers)"
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.dashboard",
+        description="p50/p95 of the inbox's list (every view and filter, text search included), its "
+        "counts, a second page and the conversation view, over a company of 100,000 conversations "
+        "and 1,000,000 messages beside a second company; through the service functions and the "
+        "HTTP API of `atende serve`. Starts a throw-away embedded PostgreSQL unless --database-url "
+        "is given.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--conversations", type=int, default=100_000, help="the company's conversations")
+    parser.add_argument("--open", type=int, default=40_000, help="of which open (not resolved)")
+    parser.add_argument("--messages", type=int, default=1_000_000, help="the company's messages")
+    parser.add_argument("--other-conversations", type=int, default=10_000, help="the second company's")
+    parser.add_argument("--other-messages", type=int, default=100_000, help="the second company's")
+    parser.add_argument("--agents", type=int, default=20, help="agents of the company")
+    parser.add_argument("--teams", type=int, default=5, help="teams of the company")
+    parser.add_argument("--labels", type=int, default=20, help="labels of the company")
+    parser.add_argument("--repeat", type=int, default=20, help="timed runs of each case (after one untimed)")
+    parser.add_argument("--limit", type=int, default=50, help="page size")
+    parser.add_argument("--seed", type=float, default=0.42, help="seed of the generated data")
+    parser.add_argument("--no-http", action="store_true", help="measure the service functions only")
+    add_data_dir_argument(parser)
+    parser.add_argument(
+        "--database-url",
+        help="use this PostgreSQL (two companies are created and left there) instead of a throw-away one",
+    )
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON to OUT")
+    args = parser.parse_args(argv)
+    require_data(parser, args.data_dir, QUESTION_FILES)
+    if not 0 <= args.open <= args.conversations:
+        parser.error("--open must be between 0 and --conversations")
+    if min(args.conversations, args.agents, args.teams, args.labels, args.repeat, args.limit) < 1:
+        parser.error("--conversations, --agents, --teams, --labels, --repeat and --limit must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    with postgres(args.database_url) as url:
+        result = benchmark(args, url)
+    report(result)
+    write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""A short run of ``benchmarks/dashboard.py`` (``python -m benchmarks.dashboard``): two small
+companies filled by PostgreSQL, every inbox case timed through the service functions and
+through a real ``atende serve``; the pages walk a view exactly once, and no row of the other
+company is ever listed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks.common import postgres
+from benchmarks.dashboard import benchmark, parse_args
+from tests.conftest import TEST_DATA
+
+ARGS = [
+    "--conversations", "400",
+    "--open", "160",
+    "--messages", "4000",
+    "--other-conversations", "60",
+    "--other-messages", "400",
+    "--agents", "4",
+    "--teams", "2",
+    "--labels", "4",
+    "--repeat", "2",
+    "--limit", "20",
+    # the sample of the public sets that ships with the repository (tests/data/README.md)
+    "--data-dir", str(TEST_DATA),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def result() -> dict[str, Any]:
+    with postgres(None) as url:
+        return benchmark(parse_args(ARGS), url)
+
+
+def test_every_case_is_timed_through_the_services_and_the_api(result: dict[str, Any]) -> None:
+    assert result["http_errors"] == []
+    kinds = {r["kind"] for r in result["results"].values()}
+    assert kinds == {"list", "page2", "counts", "conversation"}
+    for name, r in result["results"].items():
+        assert r["service_ms"]["n"] == 2, name
+        assert r["http_ms"]["n"] == 2, name
+        if r["kind"] in ("list", "page2"):
+            assert r["rows"] == r["http_rows"] <= 20, name
+    assert result["results"]["all"]["rows"] == 20
+    searches = {name: r for name, r in result["results"].items() if r["params"].get("search")}
+    assert any(r["rows"] > 0 for r in searches.values())
+    assert [r["rows"] for name, r in searches.items() if "no match" in name] == [0]
+    assert next(r for name, r in searches.items() if "an order" in name)["rows"] >= 1
+
+
+def test_the_pages_walk_a_view_once_and_the_other_company_never_shows(result: dict[str, Any]) -> None:
+    assert result["walk"]["ok"], result["walk"]
+    assert result["walk"]["listed"] > 0
+    isolation = result["isolation"]
+    assert isolation["ok"], isolation
+    assert isolation["rows_checked"] > 100
+
+
+def test_the_data_is_the_size_asked_for(result: dict[str, Any]) -> None:
+    assert result["sizes"]["conversations"] == 400
+    assert result["fill_seconds"]["search index"] >= 0
+    counts = result["results"]["counts · every state"]
+    assert counts["rows"] > 0
+
+
+def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        parse_args(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--conversations", "--messages", "--repeat", "--data-dir", "--json", "--no-http"):
+        assert option in out
