@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from atende.dashboard import i18n
@@ -292,6 +293,13 @@ def refusal(request: Request, exc: Exception) -> Response:
         )
     if isinstance(exc, AtendeError):
         return problem(current, exc.status_code, _("This could not be done"), explain(current, exc))
+    if isinstance(exc, DataError | UnicodeEncodeError):  # a NUL byte, a lone surrogate: rolled back
+        return problem(
+            current,
+            422,
+            _("Some of what was sent is not valid"),
+            _("Nothing was changed: a field holds a character that cannot be stored. Remove it, try again."),
+        )
     if isinstance(exc, HTTPException):
         return problem(current, exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail))
     raise exc
@@ -335,6 +343,8 @@ class PageRoute(APIRoute):
                 AtendeError,
                 RequestValidationError,
                 HTTPException,
+                DataError,
+                UnicodeEncodeError,
             ) as exc:
                 if isinstance(exc, AtendeError):
                     log.info("dashboard.refused", code=exc.code, status=exc.status_code)

@@ -25,7 +25,7 @@ from atende.tenancy.models import ApiKey, Company, Invitation, Membership, Passw
 from atende.tenancy.service import Principal
 from atende.tenancy.sessions import end_sessions
 
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 MAX_EMAIL = 320
