@@ -137,7 +137,7 @@ async def visitor(request: Request, runtime: RuntimeDep) -> Visitor:
         seed = token
     else:
         seed = anonymous if _TOKEN.fullmatch(anonymous) else new_token(24)
-    chosen = signed_in.language if signed_in else request.cookies.get(LANGUAGE_COOKIE)
+    chosen = (signed_in.language if signed_in else None) or request.cookies.get(LANGUAGE_COOKIE)
     company_language = signed_in.company.default_language if signed_in and signed_in.company else None
     found = Visitor(
         runtime=runtime,

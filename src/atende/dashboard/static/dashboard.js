@@ -9,14 +9,19 @@ document.addEventListener("htmx:configRequest", function (event) {
 
 // After a part of the page is replaced, keyboard focus stays where the person was: on the
 // replaced row's first control, or on the notice when one says what happened.
+// (An outerHTML swap replaces the target: the new element is found by its id.)
 document.addEventListener("htmx:afterSwap", function (event) {
   var target = event.detail.target;
-  if (target && target.id === "notice") {
-    target.setAttribute("tabindex", "-1");
-    target.focus();
+  var replaced = target && target.id ? document.getElementById(target.id) : target;
+  if (!replaced) {
     return;
   }
-  var control = target && target.querySelector && target.querySelector("select, button, input, a[href]");
+  if (replaced.id === "notice") {
+    replaced.setAttribute("tabindex", "-1");
+    replaced.focus();
+    return;
+  }
+  var control = replaced.querySelector("select, button, input:not([type=hidden]), a[href]");
   if (control) {
     control.focus();
   }
