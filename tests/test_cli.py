@@ -415,3 +415,28 @@ def test_users_create_reads_the_password_from_standard_input(db_url: str) -> Non
         "p4ssword",
     )
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+async def test_users_create_superadmin_makes_a_platform_superadmin_who_signs_in(
+    db_url: str, live_server: str
+) -> None:
+    from tests.fixtures.dashboard import browser_client, sign_in
+
+    email = f"root-{uuid.uuid4().hex[:6]}@example.com"
+    created = run(
+        db_url, "users", "create", email, "--superadmin", "--password-stdin", input="platform pw 123\n"
+    )
+    assert created.returncode == 0, created.stderr
+    assert f"user {email} (superadmin) created" in created.stdout
+    again = run(db_url, "users", "create", email, "--superadmin", "--password-stdin", input="other pw 456\n")
+    assert again.returncode == 0, again.stderr
+    assert "is now a superadmin" in again.stdout and "password is unchanged" in again.stdout
+    assert verify_password(password_hash(db_url, email), "platform pw 123")
+    nothing = run(db_url, "users", "create", "x@example.com", "--password", "p4ssword!")
+    assert nothing.returncode == 2 and "give --company (or --superadmin" in nothing.stderr
+    async with browser_client(live_server) as client:
+        signed = await sign_in(client, email, "platform pw 123")
+        assert signed.status_code == 303
+        page = await client.get("/app", follow_redirects=True)
+        assert page.url.path == "/app/platform/companies"
+        assert "Companies on this platform" in page.text
