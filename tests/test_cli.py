@@ -280,6 +280,22 @@ class Terminal:
         os.close(self.master)
 
 
+def demo_person_signs_in(base_url: str, email: str, password: str) -> str:
+    """Sign in to the demo's dashboard as a person it printed; their role there."""
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        page = client.get("/app/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token, page.text
+        signed = client.post(
+            "/app/login", data={"email": email, "password": password, "csrf_token": token.group(1)}
+        )
+        assert signed.status_code == 303, signed.text
+        home = client.get("/app", headers={"Accept-Language": "en"}).text
+    role = re.search(r"You are working in Loja Exemplo as (\w+)\.", home)
+    assert role, home
+    return role.group(1).lower()
+
+
 def test_demo_on_a_terminal_shows_readable_lines_on_its_flags_port(tmp_path: Path) -> None:
     """``make demo`` in a shell: log lines a person reads (no JSON), nothing of the embedded
     PostgreSQL's start-up commands (its first start runs initdb here), on the --port asked."""
@@ -292,12 +308,17 @@ def test_demo_on_a_terminal_shows_readable_lines_on_its_flags_port(tmp_path: Pat
         wait_until(lambda: "Uvicorn running" in terminal.text(), demo, terminal.text)
         page = httpx.get(f"http://127.0.0.1:{port}/demo", timeout=10).text
         assert f'src="http://127.0.0.1:{port}/widget.js"' in page  # the snippet to copy works here
+        wait_until(lambda: "agent  " in terminal.text(), demo, terminal.text)
+        for role, email, password in re.findall(r"(owner|agent) +(\S+@\S+) +password (\S+)", terminal.text()):
+            assert demo_person_signs_in(f"http://127.0.0.1:{port}", email, password) == role
     finally:
         status = interrupt(demo)
         terminal.close()
     shown = terminal.text()
     assert status == 0, shown
     assert f"web chat demo  http://127.0.0.1:{port}/demo" in shown
+    assert f"dashboard      http://127.0.0.1:{port}/app" in shown
+    assert len(re.findall(r"(owner|agent) +\S+@\S+ +password \S+", shown)) == 2
     logs = [line for line in shown.splitlines() if re.match(r"\d{4}-\d\d-\d\dT", line)]
     assert any("[info     ] atende.ready" in line for line in logs), shown
     assert not [line for line in shown.splitlines() if line.startswith("{")], shown

@@ -207,6 +207,9 @@ def demo(host: HostOpt = None, port: PortOpt = None) -> None:
         console.print(
             "\n[bold green]atende is running[/bold green] (Ctrl-C to stop)\n"
             f"  web chat demo  {base}/demo\n"
+            f"  dashboard      {base}/app\n"
+            f"    owner        {info.owner.email}  password {info.owner.password}\n"
+            f"    agent        {info.agent.email}  password {info.agent.password}\n"
             f"  API docs       {base}/docs\n"
             f"  health         {base}/health/ready\n"
             f"  demo API key   {info.api_key}\n"
