@@ -221,3 +221,25 @@ async def test_bad_input_gets_a_message_and_no_500(live_server: str, team: Team)
         )
         assert response.status_code == 422
         assert "The password must have 8 to 256 characters." in response.text
+
+
+async def test_a_deactivated_agent_can_no_longer_be_assigned(
+    live_server: str, team: Team, runtime: Runtime
+) -> None:
+    async with runtime.db.transaction() as session:
+        _key, full = await tenancy.create_api_key(
+            session, secret_key=runtime.secret_key, company_id=team.company_id, name="crm", role=Role.admin
+        )
+    async with httpx.AsyncClient(base_url=live_server, headers={"Authorization": f"Bearer {full}"}) as api:
+        posted = await api.post("/v1/messages", json={"contact": {"external_id": "zé"}, "text": "Oi"})
+        conversation = posted.json()["conversation_id"]
+        assign = f"/v1/conversations/{conversation}/assign"
+        assert (await api.post(assign, json={"agent": team.agent.email})).status_code == 200
+        async with signed_in(live_server, team.owner) as client:
+            deactivated = await post_form(
+                client, f"/app/users/{team.agent.user_id}/deactivate", page="/app/users"
+            )
+            assert deactivated.status_code == 303
+        refused = await api.post(assign, json={"agent": team.agent.email})
+        assert refused.status_code == 422
+        assert "is not an agent of this company" in refused.json()["detail"]
