@@ -28,6 +28,7 @@ from atende.channels import registry as channels
 from atende.channels.accounts_api import router as channel_accounts_router
 from atende.config import Settings, get_settings
 from atende.conversations.api import router as conversations_router
+from atende.dashboard.routes import router as dashboard_router
 from atende.db.embedded import EmbeddedDatabase
 from atende.engine.api import router as engine_router
 from atende.errors import AtendeError, RateLimited
@@ -311,6 +312,7 @@ def create_app(
         webhooks_router,
         jobs_router,
         channel_accounts_router,
+        dashboard_router,
     ):
         app.include_router(router)
     for channel in channels.channels():  # registered in atende.bootstrap.CHANNELS

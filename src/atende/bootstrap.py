@@ -28,6 +28,7 @@ from atende.jobs.queue import JobQueue
 from atende.jobs.tasks import blueprint as job_tasks
 from atende.knowledge.tasks import blueprint as knowledge_tasks
 from atende.llm.credentials import endpoints as llm_endpoints
+from atende.mail.tasks import blueprint as mail_tasks
 from atende.observability import credentials
 from atende.observability.logging import describe
 from atende.observability.sentry import report_job
@@ -43,6 +44,7 @@ BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
     "jobs": job_tasks,
     "channels": channel_tasks,  # the outbox: every outbound message's delivery
     "conversations": conversation_tasks,  # waking snoozed conversations
+    "mail": mail_tasks,  # password-reset and invitation e-mails
 }
 # the channels this process serves: a new channel is its folder under atende/channels and one
 # line here (docs/CHANNELS.md)

@@ -127,9 +127,9 @@ async def create_user(
 
 
 async def find_agent(session: AsyncSession, ref: str) -> Membership:
-    """An agent (a member whose role answers conversations) of the session's company by user
-    id or e-mail; ``InvalidInput`` if none."""
-    stmt = select(Membership).where(Membership.role.in_(AGENT_ROLES))
+    """An active agent (a member whose role answers conversations, not deactivated) of the
+    session's company by user id or e-mail; ``InvalidInput`` if none."""
+    stmt = select(Membership).where(Membership.role.in_(AGENT_ROLES), Membership.deactivated_at.is_(None))
     try:
         stmt = stmt.where(Membership.user_id == uuid.UUID(ref))
     except ValueError:
