@@ -9,7 +9,15 @@ from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException
 
 from atende.dashboard.auth import PageForbidden, SignedInDep
-from atende.dashboard.web import IMMUTABLE, STATIC_TYPES, PageRoute, _digest, redirect, render, static_files
+from atende.dashboard.web import (
+    IMMUTABLE,
+    STATIC_TYPES,
+    PageRoute,
+    redirect,
+    render,
+    static_digest,
+    static_files,
+)
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 assets = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -37,7 +45,7 @@ async def static(
     path = FILES.get(name)
     if path is None:
         raise HTTPException(404)
-    cache = IMMUTABLE if v == _digest(name) else "public, max-age=300"
+    cache = IMMUTABLE if v == static_digest(name) else "public, max-age=300"
     return FileResponse(path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": cache})
 
 

@@ -142,13 +142,13 @@ def environment(language: str) -> Environment:
 
 
 @cache
-def _digest(name: str) -> str:
+def static_digest(name: str) -> str:
     return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
 
 
 def static_url(name: str) -> str:
     """The URL of a static file, versioned by its content (cached for a year)."""
-    return f"/app/static/{name}?v={_digest(name)}"
+    return f"/app/static/{name}?v={static_digest(name)}"
 
 
 def static_files() -> dict[str, Path]:
