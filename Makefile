@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export ATENDE_DATA_DIR ?= $(CURDIR)/.atende-data
 
-.PHONY: demo test install lint typecheck contracts browser clean
+.PHONY: demo test install lint typecheck contracts browser i18n clean
 
 $(STAMP): pyproject.toml requirements/embedder.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ typecheck: $(STAMP)
 
 contracts: $(STAMP)
 	$(BIN)/lint-imports
+
+# The dashboard's translations: extract its strings, update the .po catalogs (docs/DASHBOARD.md)
+i18n: $(STAMP)
+	BIN=$(BIN) sh scripts/i18n
 
 # The browser tests' Chromium: ATENDE_TEST_BROWSER, /usr/bin/chromium, or Debian's package
 # installed when running as root (scripts/test-browser says what to install otherwise).

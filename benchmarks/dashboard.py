@@ -353,7 +353,7 @@ SEARCH_INDEX = "ix_messages_search"
 @contextmanager
 def search_index_rebuilt(url: str, timings: dict[str, float]) -> Iterator[None]:
     """Drop the messages' search index while the body runs and build it again after, as
-    migration 0020 defines it (a GIN index is built faster at once than row by row; the
+    migration 0021 defines it (a GIN index is built faster at once than row by row; the
     database must be the benchmark's own)."""
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         row = conn.execute("SELECT pg_get_indexdef(%s::regclass)", (SEARCH_INDEX,)).fetchone()

@@ -64,6 +64,7 @@ import psycopg
 from rich.table import Table
 
 from atende.bootstrap import open_runtime
+from atende.channels import accounts
 from atende.config import Settings
 from atende.db.url import libpq_url
 from atende.tenancy import service as tenancy
@@ -1072,7 +1073,8 @@ async def set_up(url: str, secret_key: str, args: argparse.Namespace) -> dict[st
             _key, api_key = await tenancy.create_api_key(
                 session, secret_key=secret_key, company_id=company.id, name="load benchmark", role=Role.admin
             )
-            company_id, widget_key = company.id, company.widget_key
+            company_id = company.id
+            widget_key = await accounts.first_external_id(session, company_id, "webchat")
         documents = pick_documents(args.data_dir, args.kb_documents)
         chunks = await ingest_batch(runtime, company_id, documents, runtime.settings.chunk_max_chars)
         if args.kb_vectors != "none":

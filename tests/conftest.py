@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from hypothesis import settings as hypothesis_settings
 
 from atende.app import create_app
+from atende.channels import accounts
 from atende.config import Settings
 from atende.db import migrate
 from atende.db.pubsub import Listener
@@ -33,6 +34,9 @@ from atende.jobs.queue import JobQueue
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
+from tests.fixtures.mail import PASSWORD as MAIL_PASSWORD
+from tests.fixtures.mail import USER as MAIL_USER
+from tests.fixtures.mail import MailSink
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small samples of public data sets, shipped with their sources and licences (see its README).
@@ -90,7 +94,16 @@ def db_url(pg_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def mail_sink() -> Iterator[MailSink]:
+    """The SMTP server the live server sends its e-mails to (password resets, invitations)."""
+    sink = MailSink(free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory, mail_sink: MailSink) -> Settings:
     port = free_port()
     return Settings(
         database_url=db_url,
@@ -114,6 +127,12 @@ def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
         # by the order they run in (tests/channels/test_webchat_limits.py has its own server)
         webchat_address_rate="off",
         webchat_address_conversations_rate="off",
+        smtp_host="127.0.0.1",
+        smtp_port=mail_sink.port,
+        smtp_tls="none",  # a test server on loopback
+        smtp_user=MAIL_USER,
+        smtp_password=MAIL_PASSWORD,  # type: ignore[arg-type]
+        smtp_timeout_seconds=5,
     )
 
 
@@ -188,7 +207,9 @@ async def new_company(runtime: Runtime, base_url: str, *, language: str = "pt") 
         _key, full = await tenancy.create_api_key(
             session, secret_key=runtime.secret_key, company_id=company.id, name="tests", role=Role.admin
         )
-        ctx = CompanyCtx(company.id, company.slug, company.widget_key, full, None)  # type: ignore[arg-type]
+        widget_key = await accounts.first_external_id(session, company.id, "webchat")
+        assert widget_key is not None  # its web chat account, created with it
+        ctx = CompanyCtx(company.id, company.slug, widget_key, full, None)  # type: ignore[arg-type]
     ctx.client = httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {full}"}, timeout=15)
     return ctx
 

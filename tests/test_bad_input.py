@@ -49,6 +49,7 @@ def assert_clear_refusal(response: httpx.Response, status: int, mentions: str = 
     assert not any(marker in response.text for marker in TRACE_MARKERS), response.text
     assert mentions.lower() in response.text.lower(), f"{mentions!r} not in {response.text}"
     assert response.headers["x-request-id"]
+    assert response.headers["x-content-type-options"] == "nosniff"  # even the 413 sent early
 
 
 @dataclass

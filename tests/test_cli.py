@@ -48,7 +48,9 @@ async def test_create_a_company_a_key_use_it_and_revoke_it(db_url: str, live_ser
     created = run(db_url, "companies", "create", "Loja CLI", "--slug", slug, "--language", "en")
     assert created.returncode == 0, created.stderr
     assert f"company {slug} created" in created.stdout
-    assert "wk_" in created.stdout
+    [widget_key] = re.findall(r"widget key\s+(wk_\S+)", created.stdout)
+    async with httpx.AsyncClient(base_url=live_server, timeout=15) as web:  # the key it prints opens chats
+        assert (await web.post(f"/widget/v1/{widget_key}/conversations")).status_code == 201
 
     duplicate = run(db_url, "companies", "create", "Loja CLI", "--slug", slug)
     assert duplicate.returncode == 1
@@ -280,6 +282,22 @@ class Terminal:
         os.close(self.master)
 
 
+def demo_person_signs_in(base_url: str, email: str, password: str) -> str:
+    """Sign in to the demo's dashboard as a person it printed; their role there."""
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        page = client.get("/app/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token, page.text
+        signed = client.post(
+            "/app/login", data={"email": email, "password": password, "csrf_token": token.group(1)}
+        )
+        assert signed.status_code == 303, signed.text
+        home = client.get("/app", headers={"Accept-Language": "en"}).text
+    role = re.search(r"You are working in Loja Exemplo as (\w+)\.", home)
+    assert role, home
+    return role.group(1).lower()
+
+
 def test_demo_on_a_terminal_shows_readable_lines_on_its_flags_port(tmp_path: Path) -> None:
     """``make demo`` in a shell: log lines a person reads (no JSON), nothing of the embedded
     PostgreSQL's start-up commands (its first start runs initdb here), on the --port asked."""
@@ -292,12 +310,17 @@ def test_demo_on_a_terminal_shows_readable_lines_on_its_flags_port(tmp_path: Pat
         wait_until(lambda: "Uvicorn running" in terminal.text(), demo, terminal.text)
         page = httpx.get(f"http://127.0.0.1:{port}/demo", timeout=10).text
         assert f'src="http://127.0.0.1:{port}/widget.js"' in page  # the snippet to copy works here
+        wait_until(lambda: "agent  " in terminal.text(), demo, terminal.text)
+        for role, email, password in re.findall(r"(owner|agent) +(\S+@\S+) +password (\S+)", terminal.text()):
+            assert demo_person_signs_in(f"http://127.0.0.1:{port}", email, password) == role
     finally:
         status = interrupt(demo)
         terminal.close()
     shown = terminal.text()
     assert status == 0, shown
     assert f"web chat demo  http://127.0.0.1:{port}/demo" in shown
+    assert f"dashboard      http://127.0.0.1:{port}/app" in shown
+    assert len(re.findall(r"(owner|agent) +\S+@\S+ +password \S+", shown)) == 2
     logs = [line for line in shown.splitlines() if re.match(r"\d{4}-\d\d-\d\dT", line)]
     assert any("[info     ] atende.ready" in line for line in logs), shown
     assert not [line for line in shown.splitlines() if line.startswith("{")], shown
@@ -415,3 +438,28 @@ def test_users_create_reads_the_password_from_standard_input(db_url: str) -> Non
         "p4ssword",
     )
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+async def test_users_create_superadmin_makes_a_platform_superadmin_who_signs_in(
+    db_url: str, live_server: str
+) -> None:
+    from tests.fixtures.dashboard import browser_client, sign_in
+
+    email = f"root-{uuid.uuid4().hex[:6]}@example.com"
+    created = run(
+        db_url, "users", "create", email, "--superadmin", "--password-stdin", input="platform pw 123\n"
+    )
+    assert created.returncode == 0, created.stderr
+    assert f"user {email} (superadmin) created" in created.stdout
+    again = run(db_url, "users", "create", email, "--superadmin", "--password-stdin", input="other pw 456\n")
+    assert again.returncode == 0, again.stderr
+    assert "is now a superadmin" in again.stdout and "password is unchanged" in again.stdout
+    assert verify_password(password_hash(db_url, email), "platform pw 123")
+    nothing = run(db_url, "users", "create", "x@example.com", "--password", "p4ssword!")
+    assert nothing.returncode == 2 and "give --company (or --superadmin" in nothing.stderr
+    async with browser_client(live_server) as client:
+        signed = await sign_in(client, email, "platform pw 123")
+        assert signed.status_code == 303
+        page = await client.get("/app", follow_redirects=True)
+        assert page.url.path == "/app/platform/companies"
+        assert "Companies on this platform" in page.text

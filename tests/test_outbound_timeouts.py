@@ -20,6 +20,8 @@ CLIENTS = {
     "urlopen",
     "create_connection",
     "open_connection",
+    "SMTP",
+    "SMTP_SSL",
 }
 # where each client is built: file -> constructors found there
 KNOWN = {
@@ -27,6 +29,7 @@ KNOWN = {
     "src/atende/openai_compat.py": ["AsyncOpenAI"],  # deadline + retries: below
     "src/atende/netguard.py": ["AsyncClient"],  # documents and holiday calendars from URLs (fetch_limited)
     "src/atende/webhooks/tasks.py": ["AsyncClient"],  # webhook deliveries
+    "src/atende/mail/sender.py": ["SMTP_SSL", "SMTP"],  # reset and invitation e-mails (tests/mail)
 }
 
 

@@ -28,6 +28,7 @@ from atende.channels import registry as channels
 from atende.channels.accounts_api import router as channel_accounts_router
 from atende.config import Settings, get_settings
 from atende.conversations.api import router as conversations_router
+from atende.dashboard.routes import router as dashboard_router
 from atende.db.embedded import EmbeddedDatabase
 from atende.engine.api import router as engine_router
 from atende.errors import AtendeError, RateLimited
@@ -37,7 +38,7 @@ from atende.observability import metrics
 from atende.observability.api import router as operations_router
 from atende.observability.logging import configure as configure_logging
 from atende.observability.sentry import configure as configure_sentry
-from atende.pages import SecurityHeaders, mount_docs
+from atende.pages import NOSNIFF, SecurityHeaders, mount_docs
 from atende.teams.api import routes as teams_router
 from atende.tenancy.api import router as tenancy_router
 from atende.webhooks.api import router as webhooks_router
@@ -133,7 +134,8 @@ class RequestContext:
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json")],
+                # answered outside SecurityHeaders (which it wraps), so it says nosniff itself
+                "headers": [(b"content-type", b"application/json"), NOSNIFF],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -285,13 +287,14 @@ def create_app(
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("request.failed", exc_info=exc)
-        # this answer is sent from outside RequestContext, which adds the header to all others
+        # this answer is sent from outside RequestContext and SecurityHeaders, which add these
+        # headers to all others
         request_id = structlog.contextvars.get_contextvars().get("request_id")
+        headers = {"X-Content-Type-Options": "nosniff"}
+        if request_id:
+            headers["X-Request-Id"] = request_id
         return _error(
-            500,
-            "internal_error",
-            "internal error; the request id is in the X-Request-Id header",
-            {"X-Request-Id": request_id} if request_id else None,
+            500, "internal_error", "internal error; the request id is in the X-Request-Id header", headers
         )
 
     @app.get("/", include_in_schema=False)
@@ -309,6 +312,7 @@ def create_app(
         webhooks_router,
         jobs_router,
         channel_accounts_router,
+        dashboard_router,
     ):
         app.include_router(router)
     for channel in channels.channels():  # registered in atende.bootstrap.CHANNELS

@@ -18,6 +18,7 @@ from atende.channels.delivery import account_credentials
 from atende.channels.tasks import blueprint as channel_tasks
 from atende.channels.webchat import api as webchat
 from atende.config import DEV_SECRET, Settings
+from atende.conversations.tasks import blueprint as conversation_tasks
 from atende.db import migrate
 from atende.db.embedded import EmbeddedDatabase, start_embedded
 from atende.db.pubsub import Listener
@@ -27,6 +28,7 @@ from atende.jobs.queue import JobQueue
 from atende.jobs.tasks import blueprint as job_tasks
 from atende.knowledge.tasks import blueprint as knowledge_tasks
 from atende.llm.credentials import endpoints as llm_endpoints
+from atende.mail.tasks import blueprint as mail_tasks
 from atende.observability import credentials
 from atende.observability.logging import describe
 from atende.observability.sentry import report_job
@@ -41,6 +43,8 @@ BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
     "knowledge": knowledge_tasks,
     "jobs": job_tasks,
     "channels": channel_tasks,  # the outbox: every outbound message's delivery
+    "conversations": conversation_tasks,  # waking snoozed conversations
+    "mail": mail_tasks,  # password-reset and invitation e-mails
 }
 # the channels this process serves: a new channel is its folder under atende/channels and one
 # line here (docs/CHANNELS.md)

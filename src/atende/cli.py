@@ -207,6 +207,9 @@ def demo(host: HostOpt = None, port: PortOpt = None) -> None:
         console.print(
             "\n[bold green]atende is running[/bold green] (Ctrl-C to stop)\n"
             f"  web chat demo  {base}/demo\n"
+            f"  dashboard      {base}/app\n"
+            f"    owner        {info.owner.email}  password {info.owner.password}\n"
+            f"    agent        {info.agent.email}  password {info.agent.password}\n"
             f"  API docs       {base}/docs\n"
             f"  health         {base}/health/ready\n"
             f"  demo API key   {info.api_key}\n"
@@ -382,12 +385,14 @@ def companies_create(
     language: Annotated[str, typer.Option(help="Default language: pt, en or es.")] = "pt",
 ) -> None:
     """Create a company; prints its id, slug and web chat widget key."""
+    from atende.channels.webchat.api import company_widget_key
     from atende.tenancy import service
 
     async def work(runtime: Runtime) -> Any:
         async with runtime.db.transaction() as session:
             company = await service.create_company(session, name=name, slug=slug, default_language=language)
-            return company.id, company.slug, company.widget_key
+            # its web chat account, created with it (a trigger on ``companies``)
+            return company.id, company.slug, await company_widget_key(session, company.id)
 
     cid, cslug, widget = _run(work)
     console.print(f"company {cslug} created\n  id          {cid}\n  widget key  {widget}")
@@ -418,7 +423,12 @@ async def _company_id(runtime: Runtime, ref: str) -> Any:
 @users_app.command("create")
 def users_create(
     email: Annotated[str, typer.Argument(help="The user's e-mail (their login).")],
-    company: CompanyOpt,
+    company: Annotated[
+        str | None,
+        typer.Option(
+            "--company", "-c", help="Company slug or id (optional with --superadmin).", show_default=False
+        ),
+    ] = None,
     role: Annotated[str, typer.Option(help="owner, admin, agent or viewer.")] = "agent",
     name: Annotated[str, typer.Option(help="Display name.")] = "",
     password: Annotated[
@@ -432,34 +442,61 @@ def users_create(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
     ] = False,
+    superadmin: Annotated[
+        bool,
+        typer.Option(
+            "--superadmin",
+            help="A platform superadmin: creates companies and their first owners on the dashboard "
+            "(/app/platform/companies). An existing user is made one, their password unchanged.",
+        ),
+    ] = False,
 ) -> None:
-    """Create a user in a company with a role.
+    """Create a user in a company with a role, or a platform superadmin (--superadmin).
 
     The password is --password, the first line of standard input (--password-stdin), or asked
     for on a terminal; with none of them and no terminal (a script), a strong one is made up
-    and printed once."""
+    and printed once. They sign in to the dashboard at /app/login."""
     from atende.errors import InvalidInput
-    from atende.tenancy import service
+    from atende.tenancy import accounts, service
     from atende.tenancy.models import Role
 
+    if company is None and not superadmin:
+        _fail("give --company (or --superadmin for a platform superadmin)", 2)
     password, generated = _password(password, from_stdin=password_stdin)
 
-    async def work(runtime: Runtime) -> Any:
+    async def work(runtime: Runtime) -> tuple[Any, bool]:
         try:
             parsed = Role(role)
         except ValueError:
             raise InvalidInput(f"role must be one of owner, admin, agent, viewer; got '{role}'") from None
-        company_id = await _company_id(runtime, company)
+        created = True
         async with runtime.db.transaction() as session:
-            user = await service.create_user(
-                session, company_id=company_id, email=email, password=password, role=parsed, name=name
-            )
-            return user.id
+            if superadmin:
+                user, created = await accounts.make_superadmin(
+                    session, email=email, password=password, name=name
+                )
+                user_id = user.id
+        if company is not None:
+            company_id = await _company_id(runtime, company)
+            async with runtime.db.transaction() as session:
+                user = await service.create_user(
+                    session, company_id=company_id, email=email, password=password, role=parsed, name=name
+                )
+                user_id = user.id
+        return user_id, created
 
-    user_id = _run(work)
-    console.print(f"user {email} ({role}) created: {user_id}", highlight=False)
-    if generated:
-        console.print(f"  password  {password}  (made up: shown only now, store it)", highlight=False)
+    user_id, created = _run(work)
+    what = "superadmin" if superadmin and company is None else role
+    if superadmin and company is not None:
+        what = f"{role}, superadmin"
+    if created:
+        console.print(f"user {email} ({what}) created: {user_id}", highlight=False)
+        if generated:
+            console.print(f"  password  {password}  (made up: shown only now, store it)", highlight=False)
+    else:
+        console.print(
+            f"user {email} is now a superadmin ({user_id}); their password is unchanged", highlight=False
+        )
 
 
 def _password(given: str | None, *, from_stdin: bool) -> tuple[str, bool]:

@@ -320,6 +320,63 @@ class Settings(BaseSettings):
         "sites, every visitor together), so that a flood of one company's chat stays its own: "
         "`N/Ss` or `off`. Each limit is counted per `atende serve` process.",
     )
+    session_idle_minutes: int = Field(
+        default=480,
+        ge=1,
+        le=525_600,
+        description="A dashboard session unused for this long ends (the person signs in again).",
+    )
+    session_max_hours: int = Field(
+        default=168,
+        ge=1,
+        le=8760,
+        description="A dashboard session ends this long after signing in, however much it is used.",
+    )
+    login_account_rate: str = Field(
+        default="5/300s",
+        pattern=RATE_PATTERN,
+        description="Failed dashboard sign-ins to one account (and password-reset requests for one "
+        "e-mail address): `N/Ss`, N at once, then N per S seconds; `off`: no limit. Past it the page "
+        "says how long to wait.",
+    )
+    login_address_rate: str = Field(
+        default="30/300s",
+        pattern=RATE_PATTERN,
+        description="Failed dashboard sign-ins (and password-reset requests) from one client address "
+        "(an IPv6 /64), every account together: `N/Ss` or `off`. Counted per `atende serve` process.",
+    )
+    password_reset_minutes: int = Field(
+        default=60, ge=5, le=10080, description="How long an e-mailed password-reset link works (once)."
+    )
+    invitation_days: int = Field(
+        default=7, ge=1, le=90, description="How long an e-mailed invitation to join a company works (once)."
+    )
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server that sends the dashboard's e-mails (password resets, invitations). "
+        "Unset: each e-mail's link is written to the log instead (`mail.not_sent`).",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="Port of `ATENDE_SMTP_HOST`.")
+    smtp_user: str | None = Field(
+        default=None, description="User name to log in to the SMTP server; unset: no login."
+    )
+    smtp_password: SecretStr | None = Field(default=None, description="Password of `ATENDE_SMTP_USER`.")
+    smtp_from: str = Field(
+        default="atende <no-reply@localhost>",
+        description="Sender of the dashboard's e-mails (`From:`), e.g. `Suporte <no-reply@example.com>`.",
+    )
+    smtp_tls: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls",
+        description="How the SMTP connection is encrypted: `starttls` (upgrade, usually port 587), "
+        "`ssl` (TLS from the start, usually 465) or `none` (plain text: a relay on the same host only).",
+    )
+    smtp_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Longest time one SMTP operation (connecting, each command) may take; a failed "
+        "e-mail is retried with backoff.",
+    )
     demo: bool = Field(
         default=False,
         description="Seed the demo company at startup and serve the web chat demo page `/demo` (which "

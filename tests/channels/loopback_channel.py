@@ -12,7 +12,9 @@ the provider's ``error``.
 ``delivered`` holds each key it accepted once. Its answers are scripted by a marker in the
 text (a conversation's bot reply may reach it too): ``answer("[flaky]", 503, 503)`` fails the
 first two requests whose text holds ``[flaky]``, ``always_answer("[no]", 400, "reason")``
-refuses every one.
+refuses every one, and ``hold("[slow]")`` accepts such a request (its id assigned, as a
+provider that reports on it already has) but answers only once the returned event is set:
+a ``send`` still in flight.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class FakeProvider(LoopbackServer):
         self.delivered: dict[str, str] = {}  # idempotency key -> the provider's id
         self._script: dict[str, list[int]] = defaultdict(list)
         self._refuse: dict[str, tuple[int, str]] = {}
+        self._held: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         super().__init__()
 
@@ -95,6 +98,12 @@ class FakeProvider(LoopbackServer):
 
     def always_answer(self, marker: str, code: int, error: str) -> None:
         self._refuse[marker] = (code, error)
+
+    def hold(self, marker: str) -> threading.Event:
+        """Answer the requests whose text holds ``marker`` once the event is set (within the
+        channel's 5 s timeout, or its send fails and is retried)."""
+        release = self._held[marker] = threading.Event()
+        return release
 
     def of(self, key: str) -> list[ProviderRequest]:
         """The requests carrying one message (its idempotency key)."""
@@ -124,6 +133,9 @@ class FakeProvider(LoopbackServer):
                         provider.delivered.setdefault(key, f"lp-{len(provider.delivered) + 1}")
                     provider.requests.append(ProviderRequest(self.path, key, body["to"], body["text"], code))
                     answer = {"id": provider.delivered[key]} if code == 200 else {"error": error}
+                    held = [event for marker, event in provider._held.items() if marker in body["text"]]
+                for release in held:
+                    release.wait(timeout=30)
                 self.send_json(code, json.dumps(answer).encode())
 
         return Handler

@@ -3,6 +3,7 @@ accounts; secrets are write-only; the web chat's widget key is one of them."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -36,7 +37,8 @@ async def test_every_company_has_its_web_chat_account_keyed_by_its_widget_key(co
         True,
     )
     assert account["secrets_set"] == [] and account["config"] == {}
-    assert (await company.client.get("/v1/company")).json()["widget_key"] == company.widget_key
+    # the account is the one place the key is kept: the company shows none of its own
+    assert "widget_key" not in (await company.client.get("/v1/company")).json()
 
 
 async def test_a_web_chat_account_routes_its_widget_key_while_enabled(company: CompanyCtx) -> None:
@@ -57,6 +59,34 @@ async def test_a_web_chat_account_routes_its_widget_key_while_enabled(company: C
     assert (await company.client.delete(f"{PATH}/{created['id']}")).status_code == 204
     assert (await company.client.get(f"{PATH}/{created['id']}")).status_code == 404
     assert [a["external_id"] for a in (await company.client.get(PATH)).json()] == [company.widget_key]
+
+
+async def test_the_last_web_chat_account_is_disabled_not_deleted(company: CompanyCtx) -> None:
+    """A company keeps a widget key: deleting its only web chat account is refused with what
+    to do instead; a new key is a new account, after which the old one can go."""
+    [first] = (await company.client.get(PATH)).json()
+    r = await company.client.delete(f"{PATH}/{first['id']}")
+    assert r.status_code == 409
+    assert r.json()["code"] == "conflict" and "disable it instead" in r.json()["detail"]
+    assert (await company.client.post(f"/widget/v1/{company.widget_key}/conversations")).status_code == 201
+
+    r = await company.client.patch(f"{PATH}/{first['id']}", json={"enabled": False})  # what it says
+    assert r.status_code == 200
+    assert (await company.client.post(f"/widget/v1/{company.widget_key}/conversations")).status_code == 404
+
+    new_key = f"wk_{uuid.uuid4().hex}"
+    r = await company.client.post(PATH, json={"kind": "webchat", "external_id": new_key})
+    assert r.status_code == 201, r.text
+    second = r.json()
+    assert (await company.client.delete(f"{PATH}/{first['id']}")).status_code == 204
+    assert (await company.client.post(f"/widget/v1/{new_key}/conversations")).status_code == 201
+    assert (await company.client.delete(f"{PATH}/{second['id']}")).status_code == 409
+
+    r = await company.client.post(PATH, json={"kind": "webchat", "external_id": f"wk_{uuid.uuid4().hex}"})
+    third = r.json()
+    both = await asyncio.gather(*(company.client.delete(f"{PATH}/{a['id']}") for a in (second, third)))
+    assert sorted(r.status_code for r in both) == [204, 409]  # two at once still leave one
+    assert len((await company.client.get(PATH, params={"kind": "webchat"})).json()) == 1
 
 
 async def test_secrets_are_write_only_and_stored_encrypted(company: CompanyCtx, runtime: Runtime) -> None:

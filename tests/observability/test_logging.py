@@ -269,6 +269,7 @@ async def test_a_server_error_carries_the_request_id_and_no_stack_trace(
             r = await client.get("/v1/broken", headers={"X-Request-Id": "r-500"})
     assert r.status_code == 500
     assert r.headers["x-request-id"] == "r-500"
+    assert r.headers["x-content-type-options"] == "nosniff"
     assert r.json() == {
         "detail": "internal error; the request id is in the X-Request-Id header",
         "code": "internal_error",

@@ -15,7 +15,7 @@ from atende.tenancy.settings import EmbeddingsEndpoint, Instructions, LLMEndpoin
 
 
 def company(settings: dict[str, Any] | None) -> Company:
-    return Company(name="Loja", slug="loja", widget_key="w", settings=settings)
+    return Company(name="Loja", slug="loja", settings=settings)
 
 
 HANDOFF = {

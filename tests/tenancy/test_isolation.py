@@ -1,9 +1,11 @@
 """Tenant isolation through the live server: company A's credentials reach nothing of B.
 
-Every route that takes an id is attacked with B's ids using A's credentials; each must
+Every route that takes an id is attacked with B's ids using A's credentials (an API key, or
+for the dashboard's pages the session of A's owner, with a valid CSRF token); each must
 answer 404 (never 403, which would confirm the id exists), and B's rows, read through B's
-own company session, must be exactly as before. The route table below is checked against
-the application's routes, so a new route with an id cannot skip this test.
+own company session, must be exactly as before. The route tables below are checked against
+the application's routes, hidden ones included, so a new route with an id cannot skip this
+test.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,7 +25,11 @@ from atende.config import Settings
 from atende.conversations.models import Contact, Conversation, Message
 from atende.db.base import Base, CompanyOwned
 from atende.runtime import Runtime
+from atende.tenancy import accounts
+from atende.tenancy.models import Role
+from atende.tenancy.service import Principal
 from tests.conftest import CompanyCtx, ask
+from tests.fixtures.dashboard import add_person, csrf_of, signed_in
 
 BIKES_DOC = (
     "# Bicicletas\n\n## Modelos\n\nVendemos bicicletas urbanas e mountain bikes, aro 26 e aro 29, "
@@ -50,6 +57,12 @@ ATTACKS = [
     Attack("POST", "/v1/conversations/{conversation_id}/assign", body={"agent": "me"}),
     Attack("POST", "/v1/conversations/{conversation_id}/handback"),
     Attack("POST", "/v1/conversations/{conversation_id}/resolve"),
+    Attack("POST", "/v1/conversations/{conversation_id}/reopen"),
+    Attack("POST", "/v1/conversations/{conversation_id}/notes", body={"text": "A's note on B"}),
+    Attack("POST", "/v1/conversations/{conversation_id}/snooze", body={"until": "next_business_day"}),
+    Attack("POST", "/v1/conversations/{conversation_id}/snooze", body={"until": "2099-01-01T00:00:00Z"}),
+    Attack("POST", "/v1/conversations/{conversation_id}/unsnooze"),
+    Attack("POST", "/v1/conversations/{conversation_id}/suggested-reply"),
     Attack("GET", "/v1/conversations/{conversation_id}/labels"),
     Attack("POST", "/v1/conversations/{conversation_id}/labels", body={"label": "vip"}),
     Attack("DELETE", "/v1/conversations/{conversation_id}/labels/{label}"),
@@ -81,6 +94,13 @@ ATTACKS = [
         params={"token": "{visitor_token}"},
     ),
 ]
+# the dashboard's routes with an id, attacked by A's owner signed in (forms, CSRF token sent)
+DASHBOARD_ATTACKS = [
+    Attack("POST", "/app/users/{user_id}/role", body={"role": "viewer"}),
+    Attack("POST", "/app/users/{user_id}/deactivate"),
+    Attack("POST", "/app/users/{user_id}/reactivate"),
+    Attack("POST", "/app/invitations/{invitation_id}/cancel"),
+]
 ID_PARAMETER = re.compile(r"\{\w*id\}")
 
 
@@ -98,6 +118,8 @@ class Victim:
     endpoint_id: str
     account_id: str
     label_id: str
+    user_id: str
+    invitation_id: str
 
     def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
         return {
@@ -108,12 +130,25 @@ class Victim:
             "label": self.label_id,
             "widget_key": attacker.widget_key,
             "visitor_token": self.visitor_token,
+            "user_id": self.user_id,
+            "invitation_id": self.invitation_id,
         }
 
 
 @pytest.fixture
-async def victim(other_company: CompanyCtx) -> Victim:
+async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
     b = other_company
+    member = await add_person(runtime, b.id, Role.agent, name="Bea")
+    async with runtime.db.transaction(b.id) as session:
+        invitation, _token = await accounts.invite(
+            session,
+            secret_key=runtime.secret_key,
+            actor=Principal(company_id=b.id, role=Role.owner),
+            email="invited-to-b@example.com",
+            role=Role.agent,
+            now=datetime.now(UTC),
+            valid_for=timedelta(days=1),
+        )
     r = await b.client.post(
         "/v1/documents?wait=true", json={"source": "bicicletas.md", "content": BIKES_DOC, "language": "pt"}
     )
@@ -145,6 +180,8 @@ async def victim(other_company: CompanyCtx) -> Victim:
         endpoint_id=endpoint_id,
         account_id=account["id"],
         label_id=label["id"],
+        user_id=str(member.user_id),
+        invitation_id=str(invitation.id),
     )
 
 
@@ -187,6 +224,25 @@ async def test_every_route_of_b_answers_404_to_a_and_b_is_unchanged(
         r = await send(company.client, attack, ids)
         # a domain 404 carries a code; a route that did not match would not
         assert (r.status_code, r.json().get("code")) == (404, "not_found"), (attack, r.text)
+    assert await snapshot(runtime, victim.company.id) == before
+
+
+async def test_every_dashboard_route_of_b_answers_404_to_as_owner_and_b_is_unchanged(
+    company: CompanyCtx, victim: Victim, runtime: Runtime, live_server: str
+) -> None:
+    a_owner = await add_person(runtime, company.id, Role.owner)
+    before = await snapshot(runtime, victim.company.id)
+    assert before["memberships"] and before["invitations"]
+    async with signed_in(live_server, a_owner) as dashboard:
+        token = csrf_of((await dashboard.get("/app/users")).text)
+        for attack in DASHBOARD_ATTACKS:
+            r = await dashboard.request(
+                attack.method,
+                fill(attack.route, victim.ids(company, webchat=False)),
+                data={**(attack.body or {}), "csrf_token": token},
+            )
+            assert r.status_code == 404, (attack, r.text)
+            assert "There is nothing here." in r.text  # the dashboard's 404 page, not an unmatched route
     assert await snapshot(runtime, victim.company.id) == before
 
 
@@ -250,7 +306,8 @@ async def test_list_endpoints_of_a_never_include_bs_rows(
     assert all(job["args"].get("company_id") == str(company.id) for job in failed)
     r = await company.client.get("/v1/company")
     assert r.json()["id"] == str(company.id)
-    assert r.json()["widget_key"] != victim.company.widget_key
+    keys = [a["external_id"] for a in (await company.client.get("/v1/channel-accounts")).json()]
+    assert keys == [company.widget_key] and victim.company.widget_key not in keys
 
 
 async def test_as_bot_never_answers_from_bs_knowledge_base(company: CompanyCtx, victim: Victim) -> None:
@@ -261,6 +318,16 @@ async def test_as_bot_never_answers_from_bs_knowledge_base(company: CompanyCtx, 
     assert victim.document_id not in {p["document_id"] for p in trace["retrieved"]}
 
 
+def every_route(app_routes: list[Any]) -> list[Any]:
+    """The application's routes, those of included routers too (FastAPI ≥ 0.165 keeps an
+    included router as one entry of ``app.routes``)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        return app_routes
+    return list(iter_route_contexts(app_routes))
+
+
 def id_routes_of(openapi: dict[str, Any], app_routes: list[Any]) -> set[tuple[str, str]]:
     routes = {
         (method.upper(), path)
@@ -268,8 +335,8 @@ def id_routes_of(openapi: dict[str, Any], app_routes: list[Any]) -> set[tuple[st
         for method in operations
         if ID_PARAMETER.search(path)
     }
-    # routes hidden from the schema must not escape either
-    for route in app_routes:
+    # routes hidden from the schema (the dashboard's pages among them) must not escape either
+    for route in every_route(app_routes):
         path = getattr(route, "path", "")
         if ID_PARAMETER.search(path):
             routes |= {(m, path) for m in getattr(route, "methods", None) or () if m != "HEAD"}
@@ -282,6 +349,6 @@ async def test_every_route_with_an_id_is_covered_by_the_isolation_test(
     async with httpx.AsyncClient(base_url=live_server, timeout=15) as client:
         openapi = (await client.get("/openapi.json")).json()
     routes = id_routes_of(openapi, create_app(settings).routes)
-    covered = {(a.method, a.route) for a in ATTACKS}
+    covered = {(a.method, a.route) for a in [*ATTACKS, *DASHBOARD_ATTACKS]}
     assert routes - covered == set(), "routes with an id that test_isolation.py does not attack"
     assert covered - routes == set(), "test_isolation.py attacks routes that no longer exist"

@@ -5,7 +5,9 @@ another's teams or agents."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -13,8 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from atende.errors import Conflict
 from atende.runtime import Runtime
+from atende.teams import service as teams
 from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
 from tests.conftest import Clock, CompanyCtx
@@ -545,15 +550,21 @@ async def test_teams_are_created_listed_replaced_and_deleted(
     assert r.status_code == 200 and r.json()["members"] == [ana], r.text
 
     snapshot = (await company.client.get("/v1/teams")).json()
-    bad = {
-        "a slug in use": ("post", "/v1/teams", {"name": "Outro", "slug": "suporte"}, "slug"),
-        "a name whose slug is in use": ("post", "/v1/teams", {"name": "Financeiro"}, "slug"),
+    taken = {
+        "a slug in use": ("post", "/v1/teams", {"name": "Outro", "slug": "suporte"}),
+        "a name whose slug is in use": ("post", "/v1/teams", {"name": "Financeiro"}),
         "renamed onto another's slug": (
             "put",
             "/v1/teams/suporte",
             {"name": "Suporte", "slug": "financeiro"},
-            "slug",
         ),
+    }
+    for what, (method, path, body) in taken.items():
+        r = await company.client.request(method.upper(), path, json=body)
+        assert r.status_code == 409, (what, r.text)
+        assert r.json()["field"] == "slug" and "already exists" in r.json()["detail"], (what, r.text)
+        assert (await company.client.get("/v1/teams")).json() == snapshot, what
+    bad = {
         "a member of another company": (
             "post",
             "/v1/teams",
@@ -607,6 +618,51 @@ async def test_teams_are_created_listed_replaced_and_deleted(
     assert r.status_code == 422 and r.json()["field"] == "team", r.text
     agents = {a["user_id"]: a for a in (await company.client.get("/v1/agents")).json()}
     assert agents[bruno]["teams"] == []
+
+
+async def test_one_slug_created_twice_at_once_is_refused_with_409_not_a_server_error(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    """Both requests pass the "slug in use?" check before either commits; the second's insert
+    then meets the first's unique slug, and is answered like any taken slug."""
+    body = {"name": "Vendas", "slug": "vendas"}
+    both = await asyncio.gather(*(company.client.post("/v1/teams", json=body) for _ in range(2)))
+    assert sorted(r.status_code for r in both) == [201, 409], [r.text for r in both]
+    [refused] = [r for r in both if r.status_code == 409]
+    assert refused.json() == {
+        "detail": "slug: a team 'vendas' already exists",
+        "code": "conflict",
+        "field": "slug",
+    }
+
+    # the same race, held open: the second insert waits on the first's uncommitted slug
+    async with runtime.db.transaction(company.id) as first:
+        await teams.put_team(first, None, name="Suporte", slug="suporte", hours=None, members=[])
+
+        async def second() -> None:
+            async with runtime.db.transaction(company.id) as session:
+                await teams.put_team(session, None, name="Suporte 2", slug="suporte", hours=None, members=[])
+
+        racing = asyncio.create_task(second())
+        deadline = time.monotonic() + 20
+        while not await inserting_teams_blocked(runtime):
+            assert time.monotonic() < deadline and not racing.done(), "the second insert never waited"
+            await asyncio.sleep(0.05)
+    with pytest.raises(Conflict) as raised:
+        await racing
+    assert (raised.value.message, raised.value.field) == ("slug: a team 'suporte' already exists", "slug")
+    assert sorted(t["slug"] for t in (await company.client.get("/v1/teams")).json()) == ["suporte", "vendas"]
+
+
+async def inserting_teams_blocked(runtime: Runtime) -> bool:
+    async with runtime.db.transaction() as session:
+        waiting = await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO teams%'"
+            )
+        )
+    return bool(waiting)
 
 
 async def test_a_team_slug_from_an_accented_name_keeps_its_letters(company: CompanyCtx) -> None:

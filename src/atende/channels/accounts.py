@@ -105,6 +105,19 @@ async def list_accounts(session: AsyncSession, kind: str | None = None) -> list[
     return list(await session.scalars(stmt))
 
 
+async def first_external_id(session: AsyncSession, company_id: uuid.UUID, kind: str) -> str | None:
+    """What the company's oldest enabled account of a channel routes by (its widget key, for
+    the web chat); ``None`` when it has none enabled. Names the company: the CLI and the demo
+    ask from a platform session, right after creating it."""
+    external_id: str | None = await session.scalar(
+        select(ChannelAccount.external_id)
+        .where(ChannelAccount.company_id == company_id, ChannelAccount.kind == kind, ChannelAccount.enabled)
+        .order_by(ChannelAccount.created_at, ChannelAccount.id)
+        .limit(1)
+    )
+    return external_id
+
+
 async def update(
     session: AsyncSession,
     secret_key: str,
@@ -131,7 +144,24 @@ async def update(
 
 
 async def delete(session: AsyncSession, account_id: uuid.UUID) -> None:
+    """Delete an account; ``Conflict`` for the last one of a built-in channel (the web chat):
+    a company keeps its widget key, which can be disabled (and enabled again) instead."""
     account = await get(session, account_id)
+    channel = registry.find(account.kind)
+    if channel is not None and channel.built_in:
+        # every account of the kind locked, in one order: of two deletes at once, the second
+        # sees the first's and finds this one the last
+        kept = await session.scalars(
+            select(ChannelAccount.id)
+            .where(ChannelAccount.kind == account.kind)
+            .order_by(ChannelAccount.id)
+            .with_for_update()
+        )
+        if set(kept) <= {account.id}:
+            raise Conflict(
+                f"this is the company's last {account.kind} account: disable it instead "
+                '(PATCH with {"enabled": false}), or create another before deleting this one'
+            )
     await session.delete(account)
     await session.flush()
 

@@ -128,8 +128,15 @@ async def update_account(
         return _out(account)
 
 
-@router.delete("/channel-accounts/{account_id}", status_code=204)
+@router.delete(
+    "/channel-accounts/{account_id}",
+    status_code=204,
+    responses={409: {"description": "The company's last web chat account: disable it instead."}},
+)
 async def delete_account(account_id: uuid.UUID, tenant: AdminTenant) -> Response:
+    """Delete an account: what routed through it answers 404 from now on. The company's last
+    `webchat` account is refused (409): disable it (`PATCH` `{"enabled": false}`), which can
+    be undone; to change the widget key, create the new account first."""
     async with tenant.transaction() as session:
         await accounts.delete(session, account_id)
     return Response(status_code=204)

@@ -41,16 +41,21 @@ class Joins(StrEnum):
 
     contact = "contact"  # the one the message names, else the contact's latest (API; WhatsApp, SMS)
     named = "named"  # always the one the channel names (web chat: the visitor's token opened it)
-    thread = "thread"  # the one its thread belongs to (e-mail's References): not supported yet
+    # the one of the message its ``thread_refs`` name (e-mail's In-Reply-To/References: a
+    # customer's message by its channel id, a reply we sent by the provider's id); a new
+    # thread, or one never seen, opens a new conversation
+    thread = "thread"
 
 
 @dataclass(frozen=True)
 class ConversationPolicy:
     """A channel's rule for the conversation an inbound message joins.
 
-    ``reopens_resolved``: a message reopens its resolved conversation (what every channel does
-    today); ``False`` is reserved for messages that must not (receipts, ratings), like
-    ``Joins.thread``: ``registry.register`` refuses a policy the intake cannot honour yet."""
+    ``reopens_resolved``: a message reopens its resolved conversation to the bot. ``False``
+    for a channel whose messages must not (receipts, ratings): stored in the conversation,
+    which stays resolved (no bot turn, no state webhook). One message may say otherwise
+    (``InboundMessage.reopens_resolved``). What a message does to its conversation's state,
+    and whether it gets a bot turn, is ``conversations.states``'."""
 
     joins: Joins
     reopens_resolved: bool = True
@@ -135,6 +140,9 @@ class Channel:
     delivery: ClassVar[Literal["live", "push"]] = "push"
     # False: the channel routes without accounts (the API channel: by API key)
     has_accounts: ClassVar[bool] = True
+    # True: every company has an account of it, created with the company (the web chat's, by
+    # a trigger on ``companies``); its last one cannot be deleted, only disabled
+    built_in: ClassVar[bool] = False
 
     def router(self) -> APIRouter | None:
         return None
@@ -155,8 +163,10 @@ class Channel:
         raise NotImplementedError(f"the {self.kind} channel sends no messages")
 
     async def apply_status(self, runtime: Runtime, account: Account, update: StatusUpdate) -> bool:
-        """Record a delivery status on the message the provider sent; ``False``: no such message
-        (of this company and channel). A channel overrides it to translate its own statuses."""
+        """Record a delivery status on the message the provider sent; ``False``: no message of
+        this company and channel has that provider id yet (its send has not answered): the
+        update is kept and applied when the delivery job records the id, or forgotten after
+        an hour. A channel overrides it to translate its own statuses."""
         async with runtime.db.transaction(account.company_id) as session:
             found = await conversations.apply_delivery_status(
                 session, runtime.jobs, self.kind, update.provider_message_id, update.status, update.reason

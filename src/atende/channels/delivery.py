@@ -1,16 +1,21 @@
 """Delivering one outbound message through its conversation's channel (the outbox's job,
 ``atende.channels.tasks``), and the credential checks of channel accounts (``/health/ready``).
 
-Every outbound message is stored ``queued`` with its delivery job, in one transaction
-(``conversations.service.add_reply``). The job:
+Every outbound message of a ``push`` channel is stored ``queued`` with its delivery job, in
+one transaction (``conversations.service.add_reply``); one of a ``live`` channel (web chat,
+API) is stored ``sent`` with no job: its customer reads the live stream, fed when the message
+commits. The job:
 
 1. locks the message and reads it; a message past ``queued`` was sent by an earlier run of
    the job (a retry, a stalled job run again): nothing is sent twice from here;
-2. a ``live`` channel (web chat, API) is marked ``sent`` under the message's own id, without a
-   call: its customer reads the live stream, fed when the message committed;
+2. a ``live`` channel's message (queued by a process that had not registered the channel,
+   or before replies on live channels were stored ``sent``) is marked ``sent`` under its own
+   id, without a call;
 3. a ``push`` channel: the account is the one the customer's latest message arrived through;
    ``send`` is called outside any transaction (no row lock or connection held across a
-   network call), then the message is marked ``sent`` with the provider's id;
+   network call), then the message is marked ``sent`` with the provider's id, and moved on
+   by a status update the provider sent for that id while ``send`` was in flight (kept
+   pending by ``conversations.service.apply_delivery_status``);
 4. a ``DeliveryError(retryable=True)`` (or any other exception) is raised again, so the queue
    retries with backoff; a permanent one, or any failure on the last attempt, marks the
    message ``failed`` with the reason, which the conversation's topic and the
@@ -104,8 +109,8 @@ async def deliver(
         await _fail(runtime, company_id, message_id, describe(exc), channel=channel.kind)
         return "failed"
     async with runtime.db.transaction(company_id) as session:
-        await conversations.advance_delivery(
-            session, runtime.jobs, message_id, "sent", provider_message_id=sent.provider_message_id
+        await conversations.record_sent(
+            session, runtime.jobs, message_id, channel.kind, sent.provider_message_id
         )
     log.info("delivery.sent", channel=channel.kind, message_id=str(message_id), account_id=str(account.id))
     return "sent"

@@ -1,5 +1,11 @@
 """Where every channel hands in what it received: the channel's conversation policy applied,
-the account it arrived through recorded, then ``conversations.receive_inbound``."""
+the account it arrived through recorded, then ``conversations.receive_inbound``.
+
+The policy (``base.ConversationPolicy``) becomes ``receive_inbound``'s arguments: ``Joins.named``
+requires the conversation id, ``Joins.thread`` looks the conversation up by the message's
+``thread_refs``, ``Joins.contact`` takes the named one or the contact's latest; a message's own
+``reopens_resolved`` overrides the policy's. The rules of what a message then does to its
+conversation are ``conversations.states``' (see docs/CHANNELS.md)."""
 
 from __future__ import annotations
 
@@ -30,15 +36,17 @@ async def receive(
     atomic statement on ``Database.autocommit()``)."""
     if inbound.channel != channel.kind:
         raise ValueError(f"a {inbound.channel} message handed in as the {channel.kind} channel's")
-    if channel.conversation_policy.joins == Joins.named and inbound.conversation_id is None:
+    policy = channel.conversation_policy
+    if policy.joins == Joins.named and inbound.conversation_id is None:
         raise InvalidInput(f"a {channel.kind} message must name its conversation")
-    # Joins.contact: the named conversation (checked to be the contact's), else the contact's
-    # latest, reopened when resolved: what atende_receive_message_v3 does with or without one
+    reopens = policy.reopens_resolved if inbound.reopens_resolved is None else inbound.reopens_resolved
     if account is not None:
         if account.company_id != company_id or account.kind != channel.kind:
             raise ValueError(f"account {account.id} is not a {channel.kind} account of company {company_id}")
         inbound = dataclasses.replace(inbound, meta={**inbound.meta, ACCOUNT_META: str(account.id)})
-    received = await conversations.receive_inbound(connection, company_id, inbound)
+    received = await conversations.receive_inbound(
+        connection, company_id, inbound, by_thread=policy.joins == Joins.thread, reopens_resolved=reopens
+    )
     if not received.duplicate:
         metrics.MESSAGES_RECEIVED.labels(channel.kind).inc()
     return received

@@ -4,7 +4,8 @@ credentials. ``atende.bootstrap.CHANNELS`` registers the built-in ones (one line
 
 from __future__ import annotations
 
-from atende.channels.base import Channel, Joins
+from atende.channels.base import Channel, ConversationPolicy
+from atende.conversations import service as conversations
 from atende.errors import InvalidInput
 
 _CHANNELS: dict[str, Channel] = {}
@@ -12,21 +13,19 @@ KIND_MAX = 20  # the channel columns of contacts, conversations, messages
 
 
 def register(channel: Channel) -> None:
-    """Add (or replace) the channel of its kind; a policy intake cannot honour yet is refused."""
+    """Add (or replace) the channel of its kind."""
     kind = getattr(channel, "kind", "")
     if not kind or len(kind) > KIND_MAX or not kind.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"a channel's kind is a short name of letters, digits, '-' and '_': {kind!r}")
-    policy = channel.conversation_policy
-    if policy.joins == Joins.thread or not policy.reopens_resolved:
-        raise ValueError(
-            f"channel {kind}: {policy} is reserved; intake supports joins 'contact' or 'named', "
-            "reopening resolved conversations"
-        )
+    if not isinstance(getattr(channel, "conversation_policy", None), ConversationPolicy):
+        raise ValueError(f"channel {kind} declares no ConversationPolicy")
     _CHANNELS[kind] = channel
+    conversations.set_live_channel(kind, channel.delivery == "live")  # its replies need no job
 
 
 def unregister(kind: str) -> None:
     _CHANNELS.pop(kind, None)
+    conversations.set_live_channel(kind, False)
 
 
 def find(kind: str) -> Channel | None:

@@ -9,6 +9,7 @@ import uuid
 import procrastinate
 
 from atende.channels.delivery import deliver
+from atende.conversations import service as conversations
 from atende.jobs.queue import RETRY
 from atende.runtime import Runtime
 
@@ -21,8 +22,19 @@ async def deliver_message(context: procrastinate.JobContext, company_id: str, me
     return await deliver(runtime, uuid.UUID(company_id), uuid.UUID(message_id), last_attempt=last_attempt)
 
 
+async def purge_pending_statuses(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Forget status updates that never met their message (``PENDING_STATUS_TTL``)."""
+    runtime: Runtime = context.additional_context["runtime"]
+    async with runtime.db.transaction() as session:
+        return await conversations.purge_pending_statuses(session)
+
+
 def blueprint() -> procrastinate.Blueprint:
     """Channel tasks (a new blueprint each call: procrastinate binds one to one app)."""
     bp = procrastinate.Blueprint()
     bp.task(name="deliver_message", retry=RETRY, pass_context=True)(deliver_message)
+    purge = bp.task(name="purge_pending_statuses", queueing_lock="purge_pending_statuses", pass_context=True)(
+        purge_pending_statuses
+    )
+    bp.periodic(cron="29 * * * *")(purge)  # hourly
     return bp

@@ -1,6 +1,9 @@
-"""``/v1`` routes of conversations: reading one, agent replies, state changes and labels (the
-API channel's intake, ``POST /v1/messages``, is ``atende.channels.api``; the inbox's list,
-``GET /v1/conversations``, is ``atende.teams.api``'s: its views are the caller's as a person)."""
+"""``/v1`` routes of conversations: reading one, agent replies and state changes, private
+notes, reopening and waking a snoozed conversation, labels (the API channel's intake,
+``POST /v1/messages``, is ``atende.channels.api``; the inbox's list, ``GET
+/v1/conversations``, is ``atende.teams.api``'s: its views are the caller's as a person;
+snoozing, which reads business hours, is ``atende.teams.actions_api``; the suggested reply,
+``atende.engine.api``)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from atende.conversations.schemas import (
     LabelPublic,
     LabelRefIn,
     MessagePublic,
+    NoteIn,
     Page,
     ReasonIn,
     StateChangeIn,
@@ -50,9 +54,14 @@ async def list_messages(
     tenant: ViewerTenant,
     after: int = Query(0, ge=0, le=2**62, description="Only messages with a larger `seq`."),
     limit: int = Query(100, ge=1, le=500),
+    include_notes: bool = Query(
+        False, description="Also the team's private notes (`author: note`); never shown to customers."
+    ),
 ) -> Page[MessagePublic]:
     async with tenant.transaction() as session:
-        rows = await service.list_messages(session, conversation_id, after_seq=after, limit=limit + 1)
+        rows = await service.list_messages(
+            session, conversation_id, after_seq=after, limit=limit + 1, include_notes=include_notes
+        )
     items = [MessagePublic.model_validate(m) for m in rows[:limit]]
     return Page[MessagePublic](items=items, next_cursor=str(items[-1].seq) if len(rows) > limit else None)
 
@@ -135,6 +144,58 @@ async def resolve(
 ) -> ConversationPublic:
     """Close the conversation; a new customer message reopens it (to the bot)."""
     return await _move(tenant, conversation_id, State.resolved, (body.reason if body else None) or "resolved")
+
+
+@router.post(
+    "/conversations/{conversation_id}/notes",
+    response_model=MessagePublic,
+    status_code=201,
+    summary="Add a private note for the team",
+)
+async def add_note(conversation_id: uuid.UUID, body: NoteIn, tenant: AgentTenant) -> MessagePublic:
+    """A note the team reads in the thread (`author: note`, listed with `include_notes=true`);
+    the customer never receives it, the bot never reads it, and only the `note.created`
+    webhook carries it. It changes neither the state nor the assignee."""
+    text = service.clean_text(body.text, tenant.runtime.settings.max_message_chars)
+    async with tenant.transaction() as session:
+        note = await service.add_note(
+            session,
+            tenant.runtime.jobs,
+            conversation_id,
+            text=text,
+            agent_id=body.agent_id or tenant.actor_id,
+            author_user_id=tenant.principal.user_id,
+        )
+    return MessagePublic.model_validate(note)
+
+
+@router.post("/conversations/{conversation_id}/reopen", response_model=ConversationPublic)
+async def reopen(
+    conversation_id: uuid.UUID, tenant: AgentTenant, body: ReasonIn | None = None
+) -> ConversationPublic:
+    """Reopen a `resolved` conversation to follow it up: it becomes `human` (the bot stays
+    silent) and, with a personal key, yours. Any other state is open already: `422`."""
+    async with tenant.transaction() as session:
+        conversation = await service.reopen(
+            session,
+            tenant.runtime.jobs,
+            conversation_id,
+            assignee_id=tenant.principal.user_id,
+            actor_type=tenant.actor_type,
+            actor_id=tenant.actor_id,
+            reason=body.reason if body else None,
+        )
+    return ConversationPublic.model_validate(conversation)
+
+
+@router.post("/conversations/{conversation_id}/unsnooze", response_model=ConversationPublic)
+async def unsnooze(conversation_id: uuid.UUID, tenant: AgentTenant) -> ConversationPublic:
+    """Wake a snoozed conversation now (`422` when it is not snoozed)."""
+    async with tenant.transaction() as session:
+        conversation = await service.unsnooze(
+            session, tenant.runtime.jobs, conversation_id, actor_id=tenant.actor_id
+        )
+    return ConversationPublic.model_validate(conversation)
 
 
 # labels

@@ -3,7 +3,7 @@ keyset page at a time, each with what its row shows; and how many match, up to a
 
 Views (mine, unassigned, my teams) are the human side's (``teams.inbox``): it turns the
 caller and the view into an ``InboxFilter`` of plain values, which this module turns into
-one statement. Every filter is a condition an index of migration 0020 serves in activity
+one statement. Every filter is a condition an index of migration 0021 serves in activity
 order, company first, so a page costs about the rows it returns, not the company's size:
 
 - a page is ``(updated_at, id) < cursor ORDER BY updated_at DESC, id DESC LIMIT n``: a new
@@ -144,7 +144,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 # that passes with the index's function (twenty times that: it parses the text).
 SEARCH_INDEX_MAX = 5000  # estimated matching messages up to which a list takes the index
 COUNT_SEARCH_MAX = 10_000  # matching messages a count reads at most (then it is a lower bound)
-# what ``atende_message_search_v1`` folds (migration 0020): a plain letter in a word stands
+# what ``atende_message_search_v1`` folds (migration 0021): a plain letter in a word stands
 # for itself and these
 ACCENTS = {"a": "áàâã", "e": "éê", "i": "í", "o": "óôõ", "u": "úü", "c": "ç", "n": "ñ"}
 

@@ -82,6 +82,12 @@ class Conversation(IdMixin, CompanyOwned, Base):
             "waiting_since",
             postgresql_where=text("state = 'waiting_human'"),
         ),
+        # the snoozes whose time has come, across companies (``wake_snoozed``, every few seconds)
+        Index(
+            "ix_conversations_snoozed_until",
+            "snoozed_until",
+            postgresql_where=text("snoozed_until IS NOT NULL"),
+        ),
     )
     company_index_in_table_args = True
 
@@ -103,6 +109,9 @@ class Conversation(IdMixin, CompanyOwned, Base):
     )
     waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     ticket: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # out of the open views until then (0020); a customer message, a state change or an agent
+    # wakes it sooner (``conversations.service.snooze``)
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow
     )
@@ -157,7 +166,9 @@ class Message(IdMixin, CompanyOwned, Base):
     )
     channel: Mapped[str] = mapped_column(String(20))
     channel_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    author: Mapped[str] = mapped_column(String(20))  # customer | bot | agent | system
+    # customer | bot | agent | system, or note: a private note of the team, never delivered
+    # nor shown to the customer (``conversations.service.add_note``)
+    author: Mapped[str] = mapped_column(String(20))
     author_user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
     text: Mapped[str] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(5), nullable=True)
@@ -182,6 +193,29 @@ class StateTransition(IdMixin, CompanyOwned, Base):
     actor_type: Mapped[str] = mapped_column(String(20))  # customer | bot | agent | api | system
     actor_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class PendingDeliveryStatus(IdMixin, CompanyOwned, Base):
+    """A provider's status update for a message we have not recorded its id for yet: it came
+    while ``send`` was still in flight (WhatsApp reports ``delivered`` before its send call
+    has answered). Kept here, the highest one per provider id, until the delivery job records
+    the id (and applies it), or purged once older than ``service.PENDING_STATUS_TTL``."""
+
+    __tablename__ = "pending_delivery_statuses"
+    __table_args__ = (
+        UniqueConstraint("company_id", "channel", "provider_message_id"),
+        CheckConstraint("status IN ('sent', 'delivered', 'read', 'failed')", name="status"),
+    )
+    company_index_in_table_args = True
+
+    channel: Mapped[str] = mapped_column(String(20))
+    provider_message_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # when it arrived (``created_at`` is when it was first kept): what delivered_at/read_at get
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, index=True
+    )
 
 
 class Label(IdMixin, CompanyOwned, Base):

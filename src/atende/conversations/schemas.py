@@ -14,7 +14,13 @@ from atende.conversations.states import State
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """One customer message, as every channel adapter hands it to ``receive_inbound``."""
+    """One customer message, as every channel adapter hands it to ``receive_inbound``.
+
+    ``thread_refs``: the ids of the messages it answers (e-mail's ``In-Reply-To`` and
+    ``References``, oldest first), for a channel whose messages join their thread.
+    ``reopens_resolved``: this one message's exception to its channel's policy (``False``: a
+    rating or a receipt, stored without reopening a resolved conversation); ``None``: as the
+    channel's policy says."""
 
     channel: str
     contact_external_id: str
@@ -25,6 +31,8 @@ class InboundMessage:
     contact_email: str | None = None
     contact_phone: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    thread_refs: tuple[str, ...] = ()
+    reopens_resolved: bool | None = None
 
 
 class Strict(BaseModel):
@@ -88,7 +96,9 @@ class MessagePublic(BaseModel):
     id: uuid.UUID
     seq: int
     conversation_id: uuid.UUID
-    author: Literal["customer", "bot", "agent", "system"]
+    author: Literal["customer", "bot", "agent", "system", "note"] = Field(
+        description="`note`: a private note of the team (only with `include_notes=true`)."
+    )
     text: str
     language: str | None
     channel: str
@@ -119,6 +129,9 @@ class ConversationPublic(BaseModel):
     ticket: bool = Field(
         default=False, description="Waits for the team to open or for someone to come online."
     )
+    snoozed_until: datetime | None = Field(
+        default=None, description="Out of the open views until then (a customer message wakes it sooner)."
+    )
 
 
 class QueueItem(ConversationPublic):
@@ -134,6 +147,15 @@ class AssignIn(BaseModel):
         max_length=320,
         description="A user id or e-mail of an agent of the company, or `me` (a personal key).",
     )
+
+
+class NoteIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "Cliente VIP: oferecer frete grátis na troca."}]},
+    )
+    text: str = Field(min_length=1, max_length=20000, description="The note; the customer never sees it.")
+    agent_id: str | None = Field(default=None, max_length=100, description="Who wrote it.")
 
 
 class ReasonIn(BaseModel):

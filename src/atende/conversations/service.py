@@ -1,4 +1,5 @@
-"""Receiving customer messages, agent replies and state changes.
+"""Receiving customer messages, agent replies and state changes, and what agents do beside
+replying: private notes, snoozing, reopening.
 
 Every change here happens in the caller's transaction and, in that same transaction,
 enqueues the work it causes (the bot turn, webhook deliveries) and notifies live
@@ -7,22 +8,26 @@ listeners, so that a committed message is always answered and a rolled-back one 
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import case, func, select, true, update
+from sqlalchemy import case, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from atende.conversations.models import Contact, Conversation, Message, StateTransition
+from atende.conversations.models import Contact, Conversation, Message, PendingDeliveryStatus, StateTransition
 from atende.conversations.schemas import InboundMessage
 from atende.conversations.states import (
+    OPENS_IN,
     InvalidTransition,
     State,
+    bot_turn_follows,
     check_transition,
+    state_after_customer_message,
 )
 from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
@@ -31,6 +36,8 @@ from atende.jobs.queue import JobQueue
 from atende.webhooks import service as webhooks
 
 TURN_TASK = "engine:run_turn"
+NOTE = "note"  # the author of a private note of the team
+MAX_SNOOZE = timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ async def _record_transition(
     session.add(transition)
     conversation.state = target.value
     conversation.updated_at = datetime.now(UTC)
+    conversation.snoozed_until = None  # acted on: back in the open views (see ``snooze``)
     if target in (State.bot, State.resolved):  # the human side of a handoff is over
         conversation.team_id = conversation.assignee_id = conversation.waiting_since = None
         conversation.ticket = False
@@ -162,8 +170,11 @@ async def start_visitor_conversation(
     )
 
 
-# the SQL function is migration 0011's; its OUT columns, in order, after outcome, state, bot_turn
-_RECEIVE = "SELECT * FROM atende_receive_message_v3(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+# the SQL function is migration 0017's; its OUT columns, in order, after outcome, state, bot_turn
+_RECEIVE = (
+    "SELECT * FROM atende_receive_message_v4"
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
+)
 _MESSAGE_COLUMNS = (
     "id",
     "seq",
@@ -177,22 +188,74 @@ _MESSAGE_COLUMNS = (
     "meta",
     "created_at",
 )
+# at most this many of a message's thread references are looked up (the last ones: a
+# References header lists the thread oldest first); longer than a message id column, none
+THREAD_REFS_MAX = 100
+_REF_MAX = 255
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    """``states``' intake rules as the arguments of ``atende_receive_message_v4``, which
+    hard-codes none of them: the state a conversation opens in, ``{state: state}`` a customer
+    message moves it to, and the states whose messages get a bot turn with the company's
+    ``bot_answers_while_closed`` off and on."""
+
+    opens_in: str
+    moves: str  # a JSON object
+    turn_states: list[str]
+    turn_states_helping: list[str]
+
+    @classmethod
+    def of(cls, *, reopens_resolved: bool) -> IntakeRules:
+        moves = {
+            state.value: after.value
+            for state in State
+            if (after := state_after_customer_message(state, reopens_resolved=reopens_resolved)) != state
+        }
+        return cls(
+            opens_in=OPENS_IN.value,
+            moves=json.dumps(moves),
+            turn_states=[s.value for s in State if bot_turn_follows(s, answers_while_closed=False)],
+            turn_states_helping=[s.value for s in State if bot_turn_follows(s, answers_while_closed=True)],
+        )
+
+
+_RULES = {reopens: IntakeRules.of(reopens_resolved=reopens) for reopens in (True, False)}
+
+
+def thread_refs(refs: tuple[str, ...]) -> list[str]:
+    """The references worth looking up: the last ``THREAD_REFS_MAX``, none that no message id
+    could equal (empty, longer than the column)."""
+    return [ref for ref in refs if 0 < len(ref) <= _REF_MAX][-THREAD_REFS_MAX:]
 
 
 async def receive_inbound(
-    connection: AsyncConnection, company_id: uuid.UUID, inbound: InboundMessage
+    connection: AsyncConnection,
+    company_id: uuid.UUID,
+    inbound: InboundMessage,
+    *,
+    by_thread: bool = False,
+    reopens_resolved: bool = True,
 ) -> Received:
-    """Store a customer message once, reopen or open its conversation, enqueue the bot turn.
+    """Store a customer message once, join or open its conversation, enqueue the bot turn.
 
-    One round trip: ``atende_receive_message_v3`` (migrations 0004, 0007, 0011) dedupes by the
-    channel's message id, upserts the contact, locks or opens the conversation, stores the
-    message, reopens a resolved conversation, queues the bot turn (when the bot owns the
-    conversation, or it waits for a person and the company lets the bot help while the team
-    is closed: ``bot_may_answer``) and the webhook deliveries, and notifies live listeners. Every statement
-    in it is scoped to ``company_id``. On a session's connection (``await
-    session.connection()``) it joins that transaction; on ``Database.autocommit()`` it is
-    one atomic statement.
+    Which conversation: the one ``inbound.conversation_id`` names (it must be the contact's);
+    else, ``by_thread``, the conversation of the contact's newest message that one of
+    ``inbound.thread_refs`` names (its channel message id, or the provider's id of a reply
+    we sent), and a new one when none does; else the contact's latest on the channel.
+    ``reopens_resolved=False``: the message is stored in a resolved conversation without
+    reopening it (no state change, so no bot turn and no state webhook).
+
+    One round trip: ``atende_receive_message_v4`` (migrations 0004, 0007, 0013, 0017) dedupes
+    by the channel's message id, upserts the contact, locks or opens the conversation, stores
+    the message, moves the conversation's state and queues the bot turn as ``states`` says
+    (``IntakeRules``: the function hard-codes none of the rules), queues the webhook
+    deliveries and notifies live listeners. Every statement in it is scoped to
+    ``company_id``. On a session's connection (``await session.connection()``) it joins that
+    transaction; on ``Database.autocommit()`` it is one atomic statement.
     """
+    rules = _RULES[reopens_resolved]
     # through SQLAlchemy's connection (not the driver's): a lost connection invalidates the
     # pool like any other statement's would
     result = await connection.exec_driver_sql(
@@ -206,8 +269,13 @@ async def receive_inbound(
             inbound.contact_phone,
             inbound.channel_message_id,
             inbound.conversation_id,
+            thread_refs(inbound.thread_refs) if by_thread else None,
             inbound.text,
             Jsonb(dict(inbound.meta)),
+            rules.opens_in,
+            rules.moves,
+            rules.turn_states,
+            rules.turn_states_helping,
             TURN_TASK,
             webhooks.DELIVER_TASK,
         ),
@@ -358,8 +426,10 @@ async def list_queue(
     session: AsyncSession, *, team_id: uuid.UUID | None = None, limit: int = 100
 ) -> list[Conversation]:
     """Conversations waiting for a person: tickets (kept while the team was closed or nobody
-    was online) first, then by how long they have waited."""
-    stmt = select(Conversation).where(Conversation.state == State.waiting_human.value)
+    was online) first, then by how long they have waited. Snoozed ones wait out of sight."""
+    stmt = select(Conversation).where(
+        Conversation.state == State.waiting_human.value, Conversation.snoozed_until.is_(None)
+    )
     if team_id is not None:
         stmt = stmt.where(Conversation.team_id == team_id)
     stmt = stmt.order_by(Conversation.ticket.desc(), Conversation.waiting_since, Conversation.id)
@@ -367,11 +437,12 @@ async def list_queue(
 
 
 async def queue_size(session: AsyncSession) -> tuple[int, int]:
-    """How many conversations wait for a person, and how many of them as tickets."""
+    """How many conversations wait for a person (snoozed ones aside), and how many of them as
+    tickets."""
     waiting, tickets = (
         await session.execute(
             select(func.count(), func.count().filter(Conversation.ticket)).where(
-                Conversation.state == State.waiting_human.value
+                Conversation.state == State.waiting_human.value, Conversation.snoozed_until.is_(None)
             )
         )
     ).one()
@@ -391,9 +462,14 @@ async def add_reply(
     meta: dict[str, Any] | None = None,
 ) -> Message:
     """Store an outgoing message (bot, agent or system), announce it and queue its delivery
-    through the conversation's channel (the outbox: one job, in this transaction)."""
+    through the conversation's channel (the outbox: one job, in this transaction). On a
+    ``live`` channel (web chat, API) the announcement is the delivery: its customers read
+    the live stream, which hears it when this transaction commits; the message is stored
+    ``sent`` (under its own id) and no job is queued."""
+    live = conversation.channel in _LIVE_CHANNELS
+    message_id = uuid.uuid4()
     message = Message(
-        id=uuid.uuid4(),
+        id=message_id,
         conversation_id=conversation.id,
         channel=conversation.channel,
         author=author,
@@ -402,12 +478,14 @@ async def add_reply(
         language=language,
         reply_to_id=reply_to_id,
         meta=meta or {},
-        delivery_status="queued",
+        delivery_status="sent" if live else "queued",
+        provider_message_id=str(message_id) if live else None,
     )
     session.add(message)
     conversation.updated_at = datetime.now(UTC)
     await _announce_message(session, jobs, message)
-    await queue_delivery(session, jobs, message, conversation.company_id)
+    if not live:
+        await queue_delivery(session, jobs, message, conversation.company_id)
     return message
 
 
@@ -443,6 +521,183 @@ async def post_agent_reply(
     )
 
 
+# What agents do beside replying: private notes, snoozing, reopening. Each locks the
+# conversation first, as every writer of one conversation does.
+
+
+def _note_event(note: Message) -> dict[str, Any]:
+    return {
+        "id": str(note.id),
+        "conversation_id": str(note.conversation_id),
+        "text": note.text,
+        "author_user_id": str(note.author_user_id) if note.author_user_id else None,
+        "agent_id": note.meta.get("agent_id"),
+        "created_at": note.created_at.isoformat(),
+    }
+
+
+async def add_note(
+    session: AsyncSession,
+    jobs: JobQueue,
+    conversation_id: uuid.UUID,
+    *,
+    text: str,
+    agent_id: str | None,
+    author_user_id: uuid.UUID | None = None,
+) -> Message:
+    """A private note of the team on the conversation: a message with ``author = 'note'``, in
+    the thread the team reads (``list_messages(include_notes=True)``), and nowhere else.
+
+    It is never delivered (no delivery status, no outbox job), never in what the customer's
+    side reads (``list_messages`` by default: the web chat, the API channel's polling), never
+    in the bot's history (``messages_before``), and never in ``message.created``, which
+    companies forward to customers: the ``note.created`` webhook carries it, for the team's own
+    tools. It changes neither the state nor the snooze, and does not move the conversation up
+    the list (``updated_at`` follows what the customer sees). Live: ``note`` on the
+    conversation's topic, which the web chat's stream never passes on."""
+    conversation = await get_conversation(session, conversation_id, for_update=True)  # seq in commit order
+    note = Message(
+        id=uuid.uuid4(),
+        conversation_id=conversation_id,
+        channel=conversation.channel,
+        author=NOTE,
+        author_user_id=author_user_id,
+        text=text,
+        meta={"agent_id": agent_id} if agent_id else {},
+    )
+    session.add(note)
+    await session.flush()
+    await publish(session, str(conversation_id), "note", seq=note.seq)
+    await webhooks.emit(session, jobs, "note.created", _note_event(note))
+    return note
+
+
+async def _announce_snooze(
+    session: AsyncSession, jobs: JobQueue, conversation: Conversation, kind: str, data: dict[str, Any]
+) -> None:
+    """``snoozed`` or ``unsnoozed``: on the company's queue topic and the conversation's (the
+    web chat's stream passes neither on), and as the ``conversation.<kind>`` webhook."""
+    event = {"conversation_id": str(conversation.id), **data}
+    await publish(session, queue_topic(conversation.company_id), kind, **event)
+    await publish(session, str(conversation.id), kind, **data)
+    await webhooks.emit(session, jobs, f"conversation.{kind}", event)
+
+
+def check_snooze_time(until: datetime, now: datetime) -> None:
+    """``InvalidInput`` unless ``until`` is a timezone-aware instant after ``now``, within
+    ``MAX_SNOOZE``."""
+    if until.tzinfo is None or until.utcoffset() is None:
+        raise InvalidInput("until must say its timezone (e.g. 2026-12-01T09:00:00-03:00)", field="until")
+    if until <= now:
+        raise InvalidInput(f"until must be in the future; it is {until.isoformat()}", field="until")
+    if until - now > MAX_SNOOZE:
+        raise InvalidInput(f"a conversation is snoozed for at most {MAX_SNOOZE.days} days", field="until")
+
+
+async def snooze(
+    session: AsyncSession,
+    jobs: JobQueue,
+    conversation_id: uuid.UUID,
+    until: datetime,
+    *,
+    now: datetime,
+    actor_type: str,
+    actor_id: str | None,
+) -> Conversation:
+    """Put the conversation out of the open views (the queue, the inbox's lists) until
+    ``until``. The snooze ends sooner when the customer writes (a trigger on the message's
+    insert, migration 0020: whoever stores it), when its state changes (assigned, handed
+    back, resolved: ``_record_transition``) or when someone wakes it (``unsnooze``); at
+    ``until``, the periodic ``conversations:wake_snoozed`` wakes it. Snoozing again moves the
+    time. A resolved conversation is closed already: it cannot be snoozed."""
+    conversation = await get_conversation(session, conversation_id, for_update=True)
+    check_snooze_time(until, now)
+    if conversation.state == State.resolved.value:
+        raise InvalidInput("a resolved conversation cannot be snoozed; reopen it first")
+    conversation.snoozed_until = until
+    conversation.updated_at = datetime.now(UTC)
+    await _announce_snooze(
+        session,
+        jobs,
+        conversation,
+        "snoozed",
+        {"until": until.isoformat(), "by": actor_id, "by_type": actor_type},
+    )
+    return conversation
+
+
+async def unsnooze(
+    session: AsyncSession, jobs: JobQueue, conversation_id: uuid.UUID, *, actor_id: str | None
+) -> Conversation:
+    """Wake a snoozed conversation now: it is back in the open views."""
+    conversation = await get_conversation(session, conversation_id, for_update=True)
+    if conversation.snoozed_until is None:
+        raise InvalidInput("the conversation is not snoozed")
+    conversation.snoozed_until = None
+    conversation.updated_at = datetime.now(UTC)
+    await _announce_snooze(session, jobs, conversation, "unsnoozed", {"reason": "agent", "by": actor_id})
+    return conversation
+
+
+async def wake_due(session: AsyncSession, jobs: JobQueue, now: datetime) -> list[uuid.UUID]:
+    """Wake the company's conversations whose snooze ended by ``now`` (moved up the list, as
+    new); each is announced (``unsnoozed``, reason ``time``). One statement: a conversation an
+    intake holds is woken once it commits, or not at all when the customer's message woke it."""
+    rows = await session.scalars(
+        update(Conversation)
+        .where(Conversation.snoozed_until.is_not(None), Conversation.snoozed_until <= now)
+        .values(snoozed_until=None, updated_at=datetime.now(UTC))
+        .returning(Conversation)
+        .execution_options(synchronize_session=False)
+    )
+    woken = list(rows)
+    for conversation in woken:
+        await _announce_snooze(session, jobs, conversation, "unsnoozed", {"reason": "time"})
+    return [c.id for c in woken]
+
+
+async def companies_with_due_snoozes(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
+    """The companies with a snooze ended by ``now`` (a platform session: the periodic job's
+    first look, on the partial index of snoozes)."""
+    rows = await session.scalars(
+        select(Conversation.company_id)
+        .where(Conversation.snoozed_until.is_not(None), Conversation.snoozed_until <= now)
+        .distinct()
+    )
+    return list(rows)
+
+
+async def reopen(
+    session: AsyncSession,
+    jobs: JobQueue,
+    conversation_id: uuid.UUID,
+    *,
+    assignee_id: uuid.UUID | None,
+    actor_type: str,
+    actor_id: str | None,
+    reason: str | None = None,
+) -> Conversation:
+    """Reopen a resolved conversation for a person to follow it up. The rule: only a
+    ``resolved`` conversation reopens (any other is open already: ``InvalidInput``); it
+    becomes ``human``, so the bot stays silent, and the person reopening it (``assignee_id``,
+    when known) owns it. A customer writing reopens it too, to the bot (intake)."""
+    conversation = await get_conversation(session, conversation_id, for_update=True)
+    previous = conversation.state
+    if previous != State.resolved.value:
+        raise InvalidInput(f"only a resolved conversation can be reopened; this one is {previous}")
+    await _record_transition(
+        session,
+        conversation,
+        State.human,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        reason=reason or "reopened",
+    )
+    conversation.assignee_id = assignee_id
+    await _emit_state_change(session, jobs, conversation, previous)
+    return conversation
+
+
 async def bot_reply(session: AsyncSession, message_id: uuid.UUID) -> Message | None:
     """The bot's reply to a customer message, if it has answered."""
     reply: Message | None = await session.scalar(
@@ -452,13 +707,9 @@ async def bot_reply(session: AsyncSession, message_id: uuid.UUID) -> Message | N
 
 
 def bot_may_answer(conversation: Conversation, *, answers_while_closed: bool) -> bool:
-    """Whether a bot turn runs for a customer message in this conversation: the bot owns it,
-    or it waits for a person and the company's ``bot_answers_while_closed`` is on *now* (the
-    turn then answers only while the team is closed). Intake, ``atende_receive_message_v3``,
-    decides alike."""
-    return conversation.state == State.bot.value or (
-        conversation.state == State.waiting_human.value and answers_while_closed
-    )
+    """Whether a bot turn runs for a customer message in this conversation as it is now:
+    ``states.bot_turn_follows``, the rule intake queued the turn by."""
+    return bot_turn_follows(State(conversation.state), answers_while_closed=answers_while_closed)
 
 
 async def bot_reply_exists(session: AsyncSession, message_id: uuid.UUID) -> bool:
@@ -466,15 +717,22 @@ async def bot_reply_exists(session: AsyncSession, message_id: uuid.UUID) -> bool
 
 
 async def list_messages(
-    session: AsyncSession, conversation_id: uuid.UUID, *, after_seq: int = 0, limit: int = 100
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    *,
+    after_seq: int = 0,
+    limit: int = 100,
+    include_notes: bool = False,
 ) -> list[Message]:
+    """The conversation's messages after ``after_seq``, in order. The team's private notes only
+    with ``include_notes``: the default is what the customer may see, so that every reader
+    written for the customer's side (the web chat's history and stream, the API channel's
+    polling) stays without them whoever adds one later."""
     await get_conversation(session, conversation_id)
-    rows = await session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.seq > after_seq)
-        .order_by(Message.seq)
-        .limit(limit)
-    )
+    stmt = select(Message).where(Message.conversation_id == conversation_id, Message.seq > after_seq)
+    if not include_notes:
+        stmt = stmt.where(Message.author != NOTE)
+    rows = await session.scalars(stmt.order_by(Message.seq).limit(limit))
     return list(rows)
 
 
@@ -490,16 +748,29 @@ async def seq_of(session: AsyncSession, conversation_id: uuid.UUID, message_id: 
 async def messages_before(
     session: AsyncSession, conversation_id: uuid.UUID, seq: int, *, limit: int
 ) -> list[Message]:
-    """The ``limit`` messages of a conversation just before ``seq``, oldest first."""
+    """The ``limit`` messages of the conversation with the customer just before ``seq``, oldest
+    first: the bot's history. The team's notes are no part of it (an LLM would read them as
+    the customer's words)."""
     if limit <= 0:
         return []
     rows = await session.scalars(
         select(Message)
-        .where(Message.conversation_id == conversation_id, Message.seq < seq)
+        .where(Message.conversation_id == conversation_id, Message.seq < seq, Message.author != NOTE)
         .order_by(Message.seq.desc())
         .limit(limit)
     )
     return list(reversed(list(rows)))
+
+
+async def last_customer_message(session: AsyncSession, conversation_id: uuid.UUID) -> Message | None:
+    """The customer's latest message in the conversation (``None``: they have not written)."""
+    message: Message | None = await session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.author == "customer")
+        .order_by(Message.seq.desc())
+        .limit(1)
+    )
+    return message
 
 
 async def recent_customer_texts(
@@ -560,6 +831,21 @@ DELIVERY_RANK = {status: rank for rank, status in enumerate(DELIVERY_STATUSES)}
 REASON_MAX = 1000
 
 
+# The channels whose customers read the live stream (``Channel.delivery == "live"``: the web
+# chat, the API), as ``channels.registry.register`` tells (conversations imports no channel).
+# A channel this process has not been told about is pushed by a job: its delivery job marks a
+# live one sent all the same, so a process that does not know a channel is slower, not wrong.
+_LIVE_CHANNELS: set[str] = set()
+
+
+def set_live_channel(kind: str, live: bool) -> None:
+    """Whether replies on channel ``kind`` are delivered by the live stream (no job)."""
+    if live:
+        _LIVE_CHANNELS.add(kind)
+    else:
+        _LIVE_CHANNELS.discard(kind)
+
+
 def delivery_lock(conversation_id: uuid.UUID) -> str:
     """One delivery of a conversation at a time, in the order they were queued."""
     return f"deliver:{conversation_id}"
@@ -595,12 +881,14 @@ async def advance_delivery(
     *,
     provider_message_id: str | None = None,
     reason: str | None = None,
+    at: datetime | None = None,
 ) -> bool:
     """Move a message's delivery status forward to ``status`` (never back: one UPDATE with a
     rank comparison, so concurrent updates cannot reorder it); ``True`` when it moved. The
     conversation's live topic hears it; a failure is announced (``delivery_failed`` on the
-    topic, the ``message.delivery_failed`` webhook)."""
-    now = datetime.now(UTC)
+    topic, the ``message.delivery_failed`` webhook). ``at``: when the provider said so (a
+    pending update's arrival), for ``delivered_at``/``read_at``; default now."""
+    now = at or datetime.now(UTC)
     values: dict[str, Any] = {"delivery_status": status}
     if provider_message_id is not None:
         values["provider_message_id"] = func.coalesce(Message.provider_message_id, provider_message_id)
@@ -643,6 +931,18 @@ async def advance_delivery(
     return True
 
 
+async def _lock_provider_id(session: AsyncSession, channel: str, provider_message_id: str) -> None:
+    """Serialise the two sides that meet on a provider id, until commit: a status update
+    looking for its message, and the delivery job recording the id. Whichever comes second
+    sees what the first committed, so an update kept as pending is never missed."""
+    key = f"delivery:{company_of(session)}:{channel}:{provider_message_id}"
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+
+
+def _rank(column: Any) -> Any:
+    return case(DELIVERY_RANK, value=column, else_=-1)
+
+
 async def apply_delivery_status(
     session: AsyncSession,
     jobs: JobQueue,
@@ -652,13 +952,83 @@ async def apply_delivery_status(
     reason: str | None = None,
 ) -> uuid.UUID | None:
     """Record what the provider says became of a message it sent (never moving it back); the
-    message's id, ``None`` when no message of this company and channel has that provider id."""
+    message's id. ``None``: no message of this company and channel has that provider id yet
+    (its ``send`` has not answered): the update is kept, the highest one per id, and applied
+    when the delivery job records the id (``record_sent``), or purged after
+    ``PENDING_STATUS_TTL``."""
+    await _lock_provider_id(session, channel, provider_message_id)
     message_id: uuid.UUID | None = await session.scalar(
         select(Message.id).where(
             Message.channel == channel, Message.provider_message_id == provider_message_id
         )
     )
-    if message_id is None:
-        return None
-    await advance_delivery(session, jobs, message_id, status, reason=reason)
-    return message_id
+    if message_id is not None:
+        await advance_delivery(session, jobs, message_id, status, reason=reason)
+        return message_id
+    insert = pg_insert(PendingDeliveryStatus).values(
+        id=uuid.uuid4(),
+        company_id=company_of(session),
+        channel=channel,
+        provider_message_id=provider_message_id,
+        status=status,
+        reason=reason[:REASON_MAX] if reason else None,
+        received_at=datetime.now(UTC),
+    )
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["company_id", "channel", "provider_message_id"],
+            set_={
+                "status": insert.excluded.status,
+                "reason": insert.excluded.reason,
+                "received_at": insert.excluded.received_at,
+            },
+            where=_rank(PendingDeliveryStatus.status) < _rank(insert.excluded.status),
+        )
+    )
+    return None
+
+
+async def record_sent(
+    session: AsyncSession, jobs: JobQueue, message_id: uuid.UUID, channel: str, provider_message_id: str
+) -> bool:
+    """The delivery job's ``send`` answered: the message is ``sent`` under the provider's id,
+    then moved on by the status update that came for that id while ``send`` was in flight,
+    if one did (never back: a pending ``delivered`` does not undo a ``failed``)."""
+    await _lock_provider_id(session, channel, provider_message_id)
+    moved = await advance_delivery(session, jobs, message_id, "sent", provider_message_id=provider_message_id)
+    pending = (
+        await session.execute(
+            delete(PendingDeliveryStatus)
+            .where(
+                PendingDeliveryStatus.channel == channel,
+                PendingDeliveryStatus.provider_message_id == provider_message_id,
+            )
+            .returning(
+                PendingDeliveryStatus.status, PendingDeliveryStatus.reason, PendingDeliveryStatus.received_at
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+    if pending is not None:
+        status, reason, received_at = pending
+        await advance_delivery(session, jobs, message_id, status, reason=reason, at=received_at)
+    return moved
+
+
+# A status update waits this long for its message's id; a provider reports within seconds of
+# accepting a message, and the delivery job records the id as soon as ``send`` answers (at
+# worst after its retries, a few minutes): what waits longer names a message sent elsewhere
+# (another tool on the same number) or one whose send failed for good.
+PENDING_STATUS_TTL = timedelta(hours=1)
+
+
+async def purge_pending_statuses(session: AsyncSession, older_than: timedelta = PENDING_STATUS_TTL) -> int:
+    """Forget the status updates that waited longer than ``older_than`` (every company's: a
+    platform session); how many."""
+    purged = await session.execute(
+        delete(PendingDeliveryStatus)
+        .where(PendingDeliveryStatus.received_at < datetime.now(UTC) - older_than)
+        .returning(PendingDeliveryStatus.id)
+        .execution_options(synchronize_session=False)
+    )
+    return len(purged.all())

@@ -2,7 +2,14 @@
 
 ``bot`` (the AI agent answers) → ``waiting_human`` (handed off, in the queue) → ``human``
 (an agent owns it) → ``resolved``. A new customer message reopens a resolved conversation
-to ``bot``; agents may hand a conversation back to the bot.
+to ``bot`` (unless the message must not: a rating, a delivery receipt); agents may hand a
+conversation back to the bot.
+
+The intake rules (the state a customer's first message opens a conversation in, the state
+a customer message moves it to, whether the message gets a bot turn) live here and only
+here: the intake function in the database (``atende_receive_message_v4``) hard-codes none
+of them, ``conversations.service`` hands it the tables these functions produce, and
+``tests/conversations/test_intake_rules.py`` holds the two to one behaviour.
 """
 
 from __future__ import annotations
@@ -37,6 +44,21 @@ def check_transition(current: State, target: State) -> None:
         raise InvalidTransition(f"cannot move a conversation from {current.value} to {target.value}")
 
 
-def state_after_customer_message(current: State) -> State:
-    """A customer writing reopens a resolved conversation; otherwise the state stays."""
-    return State.bot if current == State.resolved else current
+# the state of a conversation a customer's first message opens (its transition is "new" → it)
+OPENS_IN = State.bot
+
+
+def state_after_customer_message(current: State, *, reopens_resolved: bool = True) -> State:
+    """A customer writing reopens a resolved conversation to the bot, unless the message must
+    not reopen it (``reopens_resolved=False``: a rating, a delivery receipt, as the channel's
+    policy or the message says); otherwise the state stays."""
+    return State.bot if current == State.resolved and reopens_resolved else current
+
+
+def bot_turn_follows(state: State, *, answers_while_closed: bool) -> bool:
+    """Whether a customer message in a conversation in ``state`` (after the message moved
+    it) gets a bot turn: the bot owns the conversation, or it waits for a person and the
+    company's ``bot_answers_while_closed`` is on *now* (the turn then answers only while the
+    team is closed, and only what the knowledge base covers). The turn checks it again
+    before it answers (``service.bot_may_answer``): an agent may have taken over meanwhile."""
+    return state == State.bot or (state == State.waiting_human and answers_while_closed)

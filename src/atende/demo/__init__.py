@@ -1,7 +1,10 @@
-"""The demo company "Loja Exemplo" (an online shop) with its knowledge base and an API key.
+"""The demo company "Loja Exemplo" (an online shop) with its knowledge base, an API key and
+two people who sign in to the dashboard: its owner and an agent.
 
-``seed`` is idempotent: the company, key and documents are created once and left as they
-are on later starts (documents are re-indexed only when their files changed).
+``seed`` is idempotent: the company, key, people and documents are created once and left as
+they are on later starts (documents are re-indexed only when their files changed). The key
+and the people's first passwords are derived from ``ATENDE_SECRET_KEY``, so that every start
+can print them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from atende.channels import accounts
 from atende.hours import DAYS
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import embedder_for
@@ -20,24 +24,44 @@ from atende.knowledge.tasks import chunking
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import hash_token
-from atende.tenancy.models import ApiKey, Company, Role
+from atende.tenancy.models import ApiKey, Company, Role, User
 
 SLUG = "loja-exemplo"
 KNOWLEDGE = Path(__file__).parent / "knowledge"
 DEMO_KEY_PREFIX = "atd_demoloja"
 
 
+# the demo's people: (role, e-mail, name)
+OWNER = (Role.owner, "dona@loja-exemplo.example", "Olívia Dona")
+AGENT = (Role.agent, "ana@loja-exemplo.example", "Ana Atendente")
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    email: str
+    password: str
+
+
 @dataclass(frozen=True)
 class DemoInfo:
     company_id: str
-    widget_key: str
+    widget_key: str | None  # its web chat account's (None: disabled)
     api_key: str
+    owner: DemoPerson
+    agent: DemoPerson
 
 
 def demo_api_key(secret_key: str) -> str:
     """The demo key is derived from the secret, so it can be printed on every start."""
     tail = hmac.new(secret_key.encode(), b"atende-demo-key", hashlib.sha256).hexdigest()[:40]
     return f"{DEMO_KEY_PREFIX}_{tail}"
+
+
+def demo_password(secret_key: str, email: str) -> str:
+    """A demo person's first password, derived from the secret like the demo key."""
+    return hmac.new(secret_key.encode(), f"atende-demo-user:{email}".encode(), hashlib.sha256).hexdigest()[
+        :16
+    ]
 
 
 DEMO_HOURS = {
@@ -72,7 +96,16 @@ async def seed(runtime: Runtime) -> DemoInfo:
                     role=Role.admin.value,
                 )
             )
-        company_id, widget_key = company.id, company.widget_key
+        people = []
+        for role, email, name in (OWNER, AGENT):
+            password = demo_password(runtime.secret_key, email)
+            if await session.scalar(select(User.id).where(User.email == email)) is None:
+                await tenancy.create_user(
+                    session, company_id=company.id, email=email, password=password, role=role, name=name
+                )
+            people.append(DemoPerson(email, password))
+        company_id = company.id
+        widget_key = await accounts.first_external_id(session, company_id, "webchat")
     embedder = embedder_for(runtime, None)
     for path in sorted(KNOWLEDGE.glob("*/*.md")):
         await knowledge.ingest(
@@ -85,4 +118,6 @@ async def seed(runtime: Runtime) -> DemoInfo:
             embedder=embedder,
             lang=path.parent.name,
         )
-    return DemoInfo(company_id=str(company_id), widget_key=widget_key, api_key=key)
+    return DemoInfo(
+        company_id=str(company_id), widget_key=widget_key, api_key=key, owner=people[0], agent=people[1]
+    )

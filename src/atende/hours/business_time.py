@@ -107,6 +107,29 @@ def next_close(schedule: Schedule, at: datetime) -> datetime | None:
     return closes
 
 
+def next_day_opening(schedule: Schedule, at: datetime) -> datetime | None:
+    """When the next business day opens: the first open period that starts on a later day
+    than ``at``'s (in the schedule's timezone) and is not the continuation of a stretch
+    already open (Tuesday's 00:00 after Monday's shift to 24:00 opens nothing). A schedule
+    open round the clock has no such opening: the start of the next day then. ``None`` when
+    it never opens."""
+    at = _aware(at)
+    zone = schedule.zone
+    today = at.astimezone(zone).date()
+    first_later: datetime | None = None
+    open_until: datetime | None = None
+    for start, end in periods(schedule, at):
+        day = start.astimezone(zone).date()
+        if day > today:
+            if open_until is None or start > open_until:
+                return start
+            first_later = first_later or start
+            if (day - today).days > 7:  # a week without a break: open round the clock
+                return first_later
+        open_until = end if open_until is None else max(open_until, end)
+    return first_later
+
+
 def business_time(schedule: Schedule, start: datetime, end: datetime) -> timedelta:
     """Open time between ``start`` and ``end`` (exact; ``end`` must not precede ``start``)."""
     start, end = _aware(start, "start"), _aware(end, "end")

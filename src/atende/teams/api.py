@@ -23,7 +23,7 @@ from atende.conversations.schemas import ConversationPublic, LabelPublic, Page, 
 from atende.errors import InvalidInput
 from atende.hours import is_open, next_close, next_open
 from atende.netguard import fetch_limited
-from atende.teams import inbox, service
+from atende.teams import actions_api, inbox, service
 from atende.teams.inbox import InboxQuery
 from atende.teams.models import Availability
 from atende.teams.schemas import (
@@ -368,3 +368,4 @@ async def count_conversations(tenant: ViewerTenant, filters: InboxFilters) -> In
 routes = APIRouter()  # every route of the human side, as the app includes them
 routes.include_router(router)
 routes.include_router(queue_router)
+routes.include_router(actions_api.routes)  # snoozing and canned responses

@@ -159,6 +159,73 @@ class AvailabilityIn(_Strict):
     availability: Availability
 
 
+# snoozing and canned responses (``teams.actions_api``)
+
+
+class SnoozeIn(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"until": "2026-12-01T09:00:00-03:00"}, {"until": "next_business_day"}]
+        },
+    )
+    until: datetime | Literal["next_business_day"] = Field(
+        description="An instant with its timezone, or `next_business_day`: when the team's next "
+        "business day opens (its hours, else the company's)."
+    )
+
+
+class CannedIn(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "prazo",
+                    "title": "Prazo de entrega",
+                    "text": "Olá {{contact.name | cliente}}, o prazo é de 2 a 5 dias úteis. {{agent.name}}, "
+                    "{{company.name}}",
+                }
+            ]
+        },
+    )
+    code: str = Field(
+        min_length=1, max_length=40, description="What agents type after `/`: letters, digits, `-`, `_`."
+    )
+    title: str = Field(min_length=1, max_length=200)
+    text: str = Field(
+        min_length=1,
+        max_length=20000,
+        description="The reply; variables: `{{contact.name}}`, `{{contact.email}}`, "
+        "`{{contact.phone}}`, `{{agent.name}}`, `{{company.name}}`, each optionally with fallback "
+        "words: `{{contact.name | cliente}}`.",
+    )
+
+
+class CannedOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    code: str
+    title: str
+    text: str
+    variables: list[str] = Field(description="The variables the text uses, in order.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class RenderIn(_Strict):
+    conversation_id: uuid.UUID
+
+
+class RenderedOut(BaseModel):
+    code: str
+    text: str = Field(description="The text with its variables filled, for the agent to edit and send.")
+    missing: list[str] = Field(
+        description="Variables without a value in this conversation (and no fallback words): left empty."
+    )
+
+
 class StateFilter(StrEnum):
     """A state, or ``open``: every state but ``resolved``."""
 

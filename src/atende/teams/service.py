@@ -26,13 +26,15 @@ import anyio
 import anyio.to_process
 from anyio import BrokenWorkerProcess
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation
-from atende.errors import Forbidden, InvalidInput, NotFound
-from atende.hours import InvalidSchedule, Schedule, business_seconds, parse_schedule
+from atende.errors import Conflict, Forbidden, InvalidInput, NotFound
+from atende.hours import InvalidSchedule, Schedule, business_seconds, next_day_opening, parse_schedule
 from atende.hours.ics import Imported, closures_from_ics
+from atende.jobs.queue import JobQueue
 from atende.teams.models import Availability, Team, TeamMember
 from atende.teams.settings import (
     HandoffSettings,
@@ -203,14 +205,20 @@ async def save_team(
             raise InvalidInput(
                 f"members[{i}]: {user_id} is not a member of this company", field=f"members[{i}]"
             )
+    taken = Conflict(f"slug: a team '{slug}' already exists", field="slug")
     clash = await session.scalar(select(Team.id).where(Team.slug == slug))
     if clash is not None and (team is None or clash != team.id):
-        raise InvalidInput(f"slug: a team '{slug}' already exists", field="slug")
+        raise taken
     if team is None:
         team = Team(name=name, slug=slug)
         session.add(team)
     team.name, team.slug, team.hours = name, slug, hours
-    await session.flush()  # a new team gets its id
+    try:
+        async with session.begin_nested():
+            await session.flush()  # a new team gets its id
+    except IntegrityError:
+        # the slug was taken by a request that committed after the check above (two at once)
+        raise taken from None
     await session.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
     for user_id in dict.fromkeys(members):
         session.add(TeamMember(team_id=team.id, user_id=user_id))
@@ -382,3 +390,51 @@ async def staffing(session: AsyncSession, team_id: uuid.UUID | None) -> Staffing
         )
     agents, online = (await session.execute(stmt)).one()
     return Staffing(int(agents), int(online))
+
+
+# snoozing by the team's hours
+
+NEXT_BUSINESS_DAY = "next_business_day"
+
+
+async def next_business_day(
+    session: AsyncSession, company_id: uuid.UUID, team_id: uuid.UUID | None, now: datetime
+) -> datetime:
+    """When the next business day opens for the team (its hours, else the company's):
+    ``atende.hours.next_day_opening``. ``InvalidInput`` when no hours are set (always open: no
+    business day to wait for) or they never open again."""
+    own = await session.scalar(select(Team.hours).where(Team.id == team_id)) if team_id else None
+    stored = own or stored_hours(await get_company(session, str(company_id)))
+    if not stored:
+        raise InvalidInput(
+            "no business hours are set, so there is no next business day: snooze until a time",
+            field="until",
+        )
+    opening = next_day_opening(schedule_of(stored), now)
+    if opening is None:
+        raise InvalidInput("the business hours never open again: snooze until a time", field="until")
+    return opening
+
+
+async def snooze(
+    session: AsyncSession,
+    jobs: JobQueue,
+    company_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    until: datetime | str,
+    *,
+    now: datetime,
+    actor_type: str,
+    actor_id: str | None,
+) -> Conversation:
+    """Snooze the conversation until ``until``: an instant, or ``NEXT_BUSINESS_DAY`` (the
+    opening of the next business day of its team, else of the company); the rules are
+    ``conversations.service.snooze``'s."""
+    if until == NEXT_BUSINESS_DAY:
+        conversation = await conversations.get_conversation(session, conversation_id)  # 404 first
+        until = await next_business_day(session, company_id, conversation.team_id, now)
+    elif isinstance(until, str):
+        raise InvalidInput(f"until must be an instant or '{NEXT_BUSINESS_DAY}'", field="until")
+    return await conversations.snooze(
+        session, jobs, conversation_id, until, now=now, actor_type=actor_type, actor_id=actor_id
+    )

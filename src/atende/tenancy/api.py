@@ -1,5 +1,6 @@
-"""``/v1/company``: what the caller's key belongs to (its web chat widget key), and how its
-assistant answers (instructions, its own LLM endpoint)."""
+"""``/v1/company``: what the caller's key belongs to, and how its assistant answers
+(instructions, its own LLM endpoint). Its web chat widget key is its ``webchat`` channel
+account's ``external_id`` (``/v1/channel-accounts``)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ class CompanyPublic(BaseModel):
     id: uuid.UUID
     name: str
     slug: str
-    widget_key: str
     default_language: str
 
 

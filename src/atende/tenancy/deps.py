@@ -2,8 +2,9 @@
 
 Every ``/v1`` route declares the role it needs with ``Depends(require(Role.x))``; the
 returned ``Tenant`` opens transactions bound to the caller's company only. A ``Tenant`` is
-built from an API key (``tenant_from_api_key``) by one small function, so that the
-dashboard's session cookie can build one beside it without touching the routes.
+built from an API key (``tenant_from_api_key``) or, for the dashboard, from a session cookie
+(``signed_in_from_session``: the person, whose ``SignedIn.principal()`` is the same kind of
+caller), so that pages and API routes call the same service functions.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 import structlog
@@ -25,6 +27,7 @@ from atende.tenancy.crypto import hash_token
 from atende.tenancy.models import Role
 from atende.tenancy.principals import TOPIC, PrincipalCache
 from atende.tenancy.service import Principal, authenticate_api_key
+from atende.tenancy.sessions import SessionEnded, SignedIn, authenticate_session
 
 bearer = HTTPBearer(auto_error=False, description="A company API key: `Bearer atd_...`")
 api_key_header = APIKeyHeader(name="X-Api-Key", auto_error=False, description="A company API key")
@@ -79,8 +82,7 @@ class Tenant:
 
 async def tenant_from_api_key(runtime: Runtime, presented: str) -> Tenant:
     """The caller of a company API key (cached per process, ``principals``).
-    ``Unauthorized`` for an unknown or revoked key. The dashboard's session cookie will build
-    a ``Tenant`` beside this one, and every route's role check (``require``) reads either."""
+    ``Unauthorized`` for an unknown or revoked key."""
     cache = principal_cache(runtime)
     key_hash = hash_token(runtime.secret_key, presented)
     principal = cache.get(key_hash)
@@ -93,6 +95,26 @@ async def tenant_from_api_key(runtime: Runtime, presented: str) -> Tenant:
         cache.put(key_hash, principal, generation)
     structlog.contextvars.bind_contextvars(company_id=str(principal.company_id), api_key=principal.key_prefix)
     return Tenant(runtime, principal)
+
+
+async def signed_in_from_session(runtime: Runtime, token: str) -> SignedIn | None:
+    """The person of a dashboard session cookie; ``None`` when its session has ended (never
+    existed, signed out, expired: an expired one is deleted now). Read on every request, so
+    a deactivation or a changed role applies at once."""
+    async with runtime.db.transaction() as session:
+        try:
+            signed_in = await authenticate_session(
+                session,
+                secret_key=runtime.secret_key,
+                token=token,
+                now=runtime.clock(),
+                idle=timedelta(minutes=runtime.settings.session_idle_minutes),
+            )
+        except SessionEnded:  # caught inside the transaction: the expired row's deletion commits
+            return None
+    company = str(signed_in.company.id) if signed_in.company else None
+    structlog.contextvars.bind_contextvars(company_id=company, user_id=str(signed_in.user_id))
+    return signed_in
 
 
 async def get_tenant(

@@ -35,7 +35,6 @@ class Company(IdMixin, Base):
 
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(80), unique=True)
-    widget_key: Mapped[str] = mapped_column(String(64), unique=True)
     default_language: Mapped[str] = mapped_column(String(5), default="pt")
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
@@ -47,6 +46,8 @@ class User(IdMixin, Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(200))
     is_superadmin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the dashboard's language this person chose ("pt-BR", "en"); None: their browser's
+    language: Mapped[str | None] = mapped_column(String(10), nullable=True)
 
 
 class Membership(IdMixin, CompanyOwned, Base):
@@ -59,6 +60,9 @@ class Membership(IdMixin, CompanyOwned, Base):
     role: Mapped[str] = mapped_column(String(20))
     availability: Mapped[str] = mapped_column(String(10), default="offline", server_default="offline")
     availability_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # a deactivated member keeps their history (who answered what) but can no longer sign in
+    # to this company, and their sessions in it ended when it happened
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ApiKey(IdMixin, CompanyOwned, Base):
@@ -74,3 +78,49 @@ class ApiKey(IdMixin, CompanyOwned, Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=True
     )
+
+
+class UserSession(IdMixin, Base):
+    """A signed-in browser (the dashboard's session cookie, stored as its keyed hash). It
+    belongs to a person, not to a company: ``company_id`` is the company they are working
+    in now, switched without signing in again. Deleting the row ends the session."""
+
+    __tablename__ = "user_sessions"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    company_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("companies.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PasswordReset(IdMixin, Base):
+    """A single-use link to set a new password, e-mailed to the person (its keyed hash)."""
+
+    __tablename__ = "password_resets"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Invitation(IdMixin, CompanyOwned, Base):
+    """An invitation to join a company with a role, e-mailed as a single-use link."""
+
+    __tablename__ = "invitations"
+
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

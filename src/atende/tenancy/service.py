@@ -62,13 +62,9 @@ async def create_company(
     slug = slugify(slug or name)
     if await session.scalar(select(Company.id).where(Company.slug == slug)):
         raise Conflict(f"a company with slug '{slug}' already exists")
-    company = Company(
-        name=name,
-        slug=slug,
-        widget_key="wk_" + new_token(18),
-        default_language=default_language,
-        settings={},
-    )
+    # its web chat account (the widget key) comes from a trigger on ``companies``: tenancy
+    # sits below the channels (migration 0018)
+    company = Company(name=name, slug=slug, default_language=default_language, settings={})
     session.add(company)
     await session.flush()
     return company
@@ -131,9 +127,9 @@ async def create_user(
 
 
 async def find_agent(session: AsyncSession, ref: str) -> Membership:
-    """An agent (a member whose role answers conversations) of the session's company by user
-    id or e-mail; ``InvalidInput`` if none."""
-    stmt = select(Membership).where(Membership.role.in_(AGENT_ROLES))
+    """An active agent (a member whose role answers conversations, not deactivated) of the
+    session's company by user id or e-mail; ``InvalidInput`` if none."""
+    stmt = select(Membership).where(Membership.role.in_(AGENT_ROLES), Membership.deactivated_at.is_(None))
     try:
         stmt = stmt.where(Membership.user_id == uuid.UUID(ref))
     except ValueError:

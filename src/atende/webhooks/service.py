@@ -45,6 +45,10 @@ EVENTS = (
     "conversation.state_changed",
     "conversation.handoff",
     "queue.opened",
+    "conversation.snoozed",
+    "conversation.unsnoozed",
+    # the team's private notes: never in message.created, which companies forward to customers
+    "note.created",
 )
 STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
 LEGACY = "atende"  # X-Atende-Timestamp, X-Atende-Signature (endpoints registered before 0014)

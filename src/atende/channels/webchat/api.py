@@ -60,6 +60,7 @@ class WebChat(Channel):
     kind = "webchat"
     conversation_policy = ConversationPolicy(Joins.named)
     delivery = "live"
+    built_in = True  # the widget key a company is created with; the CLI and demo print it
 
     def router(self) -> APIRouter:
         return router
@@ -197,6 +198,12 @@ class Visitor:
         return self.account.company_id
 
 
+async def company_widget_key(session: AsyncSession, company_id: uuid.UUID) -> str | None:
+    """The company's widget key: its oldest enabled web chat account's ``external_id`` (the
+    only place it is stored); ``None`` when every one is disabled."""
+    return await accounts.first_external_id(session, company_id, channel.kind)
+
+
 async def _account(runtime: Runtime, widget_key: str) -> Account:
     """The enabled web chat account whose widget key this is."""
     async with runtime.db.transaction() as session:
@@ -257,7 +264,12 @@ async def demo_page(runtime: RuntimeDep, company: str = Query("loja-exemplo", ma
             return HTMLResponse(
                 templates.get_template("no_company.html").render(slug=company), status_code=404
             )
-    html = templates.get_template("demo.html").render(company=found, base_url=runtime.settings.public_url)
+        key = await company_widget_key(session, found.id)
+    if key is None:
+        return HTMLResponse(templates.get_template("no_widget.html").render(company=found), status_code=404)
+    html = templates.get_template("demo.html").render(
+        company=found, widget_key=key, base_url=runtime.settings.public_url
+    )
     return HTMLResponse(html)
 
 

@@ -18,8 +18,8 @@ ships neither ``unaccent`` nor ``pg_trgm``), plus one lexeme naming the company
 (``atende_message_query_v1``), so the index itself answers for one company: a word common in
 other companies' messages costs this one little (GIN skips through the longer list).
 
-Revision ID: 0020
-Revises: 0016
+Revision ID: 0021
+Revises: 0020
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
-down_revision = "0016"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,91 @@
+"""Fixtures of the dashboard's tests: a company with a member of each role (``team``) and
+another (``rival``), for the live server of ``tests/conftest.py``; a server with small
+sign-in limits (``limited_server``); Chromium and its browser profiles (``open_context``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, async_playwright, expect
+
+from atende.app import create_app
+from atende.config import Settings
+from atende.runtime import Runtime
+from tests.conftest import free_port
+from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, OpenContext
+from tests.fixtures.dashboard import Team, make_team, new_address
+from tests.fixtures.servers import serving
+
+LIMITS = {"login_account_rate": "3/60s", "login_address_rate": "6/60s"}  # one more every 20 s, 10 s
+
+
+@pytest.fixture
+async def team(runtime: Runtime, live_server: str) -> Team:
+    return await make_team(runtime, name="Loja da Olga")
+
+
+@pytest.fixture
+async def rival(runtime: Runtime, live_server: str) -> Team:
+    return await make_team(runtime, name="Rival Shop", language="en")
+
+
+@pytest.fixture(scope="module")
+def limited_server(settings: Settings, live_server: str) -> Iterator[str]:
+    """atende with sign-in limits small enough to reach quickly (the session's server runs
+    the defaults; argon2 makes each attempt take a noticeable time), fresh for each module;
+    its jobs (e-mails) run on the session's server, over the same database."""
+    port = free_port()
+    limited = settings.model_copy(
+        update={
+            "port": port,
+            "public_url": f"http://127.0.0.1:{port}",
+            "run_worker": False,
+            **LIMITS,
+        }
+    )
+    with serving(create_app(limited), port) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def open_context(chromium: Browser) -> AsyncIterator[OpenContext]:
+    """Opens browser profiles (one per person), each from an address of its own; at the end,
+    no page may have broken its Content-Security-Policy (an inline style or script)."""
+    contexts: list[BrowserContext] = []
+    violations: list[str] = []
+
+    async def open_one(language: str = "en", base_url: str | None = None) -> BrowserContext:
+        context = await chromium.new_context(
+            locale=language,
+            extra_http_headers={"X-Forwarded-For": new_address()},
+            viewport={"width": 1280, "height": 800},
+            base_url=base_url,
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        context.on(
+            "console",
+            lambda message: (
+                violations.append(message.text)
+                if "Content Security Policy" in message.text or "Refused to" in message.text
+                else None
+            ),
+        )
+        contexts.append(context)
+        return context
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    yield open_one
+    for context in contexts:
+        await context.close()
+    assert violations == [], violations
