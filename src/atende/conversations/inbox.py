@@ -65,7 +65,9 @@ class InboxFilter:
     """Which conversations: each field narrows (``None``: any). ``team_ids`` ``()`` matches
     none (a caller in no team asking for their teams'); ``unassigned``: waiting for a
     person with nobody assigned; ``assigned_to_nobody``: no assignee, whatever the state;
-    ``matches_nothing``: filters that contradict each other (mine, and someone else's)."""
+    ``snoozed``: ``False`` those not snoozed (a snoozed conversation is out of the lists
+    until it wakes), ``True`` only the snoozed, ``None`` both; ``matches_nothing``: filters
+    that contradict each other (mine, and someone else's)."""
 
     states: frozenset[State] | None = None
     channel: str | None = None
@@ -77,6 +79,7 @@ class InboxFilter:
     language: str | None = None
     search: str | None = None
     updated_since: datetime | None = None
+    snoozed: bool | None = False
     matches_nothing: bool = False
 
 
@@ -269,6 +272,8 @@ def _conditions(wanted: InboxFilter, search: _Search | None) -> list[ColumnEleme
         found.append(c.language == wanted.language)
     if wanted.updated_since is not None:
         found.append(c.updated_at >= wanted.updated_since)
+    if wanted.snoozed is not None:
+        found.append(c.snoozed_until.is_not(None) if wanted.snoozed else c.snoozed_until.is_(None))
     if wanted.label_id is not None:
         found.append(
             select(ConversationLabel.conversation_id)
