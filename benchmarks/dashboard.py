@@ -541,12 +541,14 @@ async def conversation_view(db: Database, company_id: uuid.UUID, conversation_id
 
 async def measure_service(
     db: Database, company: Company, all_cases: Sequence[Case], *, repeat: int, limit: int
-) -> tuple[dict[str, list[float]], dict[str, int], set[uuid.UUID]]:
-    """Each case ``repeat`` times through the service functions (after one untimed run)."""
+) -> tuple[dict[str, list[float]], dict[str, int], dict[str, dict[str, str | None]], set[uuid.UUID]]:
+    """Each case ``repeat`` times through the service functions (after one untimed run); the
+    rows each listed (the views' counts of a count)."""
     principal = Principal(company_id=company.id, role=Role.agent, user_id=company.agent_id)
     targets = await conversation_ids(db, company.id)
     timings: dict[str, list[float]] = {}
     rows: dict[str, int] = {}
+    shown: dict[str, dict[str, str | None]] = {}
     seen: set[uuid.UUID] = set()
     for case in all_cases:
         query = query_of(case.params)
@@ -561,6 +563,10 @@ async def measure_service(
             async with db.transaction(company.id) as session:
                 if case.kind == "counts":
                     counts = await inbox.count_views(session, principal, query)
+                    shown[case.name] = {
+                        view.value: f"{c.count:,}{'+' if c.capped else ''}" if c else None
+                        for view, c in counts.items()
+                    }
                     return sum(c.count for c in counts.values() if c is not None)
                 items, _next = await inbox.list_inbox(session, principal, query, cursor=cursor, limit=limit)
                 seen.update(item.row.conversation.id for item in items)
@@ -568,7 +574,7 @@ async def measure_service(
 
         rows[case.name] = await run()
         timings[case.name] = await timed(run, repeat)
-    return timings, rows, seen
+    return timings, rows, shown, seen
 
 
 async def timed(run: Callable[[], Awaitable[Any]], repeat: int) -> list[float]:
@@ -746,12 +752,19 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     async def in_process() -> dict[str, Any]:
         db = Database(url, pool_size=2)
         try:
-            timings, rows, seen = await measure_service(
+            timings, rows, shown, seen = await measure_service(
                 db, company, all_cases, repeat=args.repeat, limit=args.limit
             )
             walk = await walk_view(db, company, inbox.View.unassigned, 200)
             targets = await conversation_ids(db, company.id)
-            return {"timings": timings, "rows": rows, "seen": seen, "walk": walk, "targets": targets}
+            return {
+                "timings": timings,
+                "rows": rows,
+                "shown": shown,
+                "seen": seen,
+                "walk": walk,
+                "targets": targets,
+            }
         finally:
             await db.dispose()
 
@@ -781,6 +794,8 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     results = {}
     for case in all_cases:
         entry: dict[str, Any] = {"kind": case.kind, "params": case.params, "rows": service["rows"][case.name]}
+        if case.name in service["shown"]:
+            entry["counts"] = service["shown"][case.name]
         entry["service_ms"] = summarise(service["timings"][case.name])
         if case.name in http["timings"]:
             entry["http_ms"] = summarise(http["timings"][case.name])
@@ -823,10 +838,11 @@ def report(result: dict[str, Any]) -> None:
     rows = []
     for name, r in result["results"].items():
         service, http = r["service_ms"], r.get("http_ms")
+        counted = r.get("counts")
         rows.append(
             (
                 name,
-                f"{r['rows']:,}",
+                " · ".join(str(n) for n in counted.values() if n) if counted else f"{r['rows']:,}",
                 ms(service["p50"]),
                 ms(service["p95"]),
                 ms(http["p50"]) if http else "—",

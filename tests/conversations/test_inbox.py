@@ -342,6 +342,26 @@ async def test_a_count_stops_at_the_cap_and_says_so(
     assert 1 <= counts[inbox.View.all].count <= 2
 
 
+async def test_a_snoozed_conversation_is_out_of_the_lists_until_it_wakes(shop: Inbox) -> None:
+    until = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    r = await shop.ana.post(f"/v1/conversations/{shop.ids['ana_pt']}/snooze", json={"until": until})
+    assert r.status_code == 200, r.text
+    assert await listed(shop.ana, shop, view="mine") == ["ana_webchat"]
+    assert await listed(shop.ana, shop, view="mine", snoozed="only") == ["ana_pt"]
+    both = await listed(shop.ana, shop, view="mine", snoozed="include")
+    assert set(both) == {"ana_pt", "ana_webchat"}
+    assert "ana_pt" not in await listed(shop.ana, shop, search="quebrada")
+    counts = (await shop.ana.get("/v1/conversations/counts")).json()
+    assert (counts["mine"]["count"], counts["all"]["count"]) == (1, 6)
+    only = (await shop.ana.get("/v1/conversations/counts", params={"snoozed": "only"})).json()
+    assert (only["mine"]["count"], only["all"]["count"]) == (1, 1)
+    r = await shop.ana.get("/v1/conversations", params={"snoozed": "later"})
+    assert r.status_code == 422
+    assert "snoozed" in r.text
+    assert (await shop.ana.post(f"/v1/conversations/{shop.ids['ana_pt']}/unsnooze")).status_code == 200
+    assert set(await listed(shop.ana, shop, view="mine")) == {"ana_pt", "ana_webchat"}
+
+
 async def test_a_company_key_has_no_mine_nor_my_teams(shop: Inbox) -> None:
     client = shop.company.client  # the company's admin key: nobody in particular
     for view in ("mine", "my_teams"):

@@ -38,6 +38,7 @@ from atende.teams.schemas import (
     Language,
     LastMessageOut,
     PersonRef,
+    Snoozed,
     StateFilter,
     TeamIn,
     TeamOut,
@@ -296,6 +297,13 @@ def inbox_filters(
     updated_since: Annotated[
         datetime | None, Query(description="Only those active at or after this instant.")
     ] = None,
+    snoozed: Annotated[
+        Snoozed,
+        Query(
+            description="Snoozed conversations are out of the lists until they wake: `only` them, "
+            "or `include` them."
+        ),
+    ] = Snoozed.exclude,
 ) -> InboxQuery:
     return InboxQuery(
         states=tuple(s.value for s in state or ()),
@@ -306,6 +314,7 @@ def inbox_filters(
         language=language.value if language else None,
         search=search,
         updated_since=updated_since,
+        snoozed=snoozed.value,
     )
 
 

@@ -47,7 +47,8 @@ OPEN = "open"  # a state filter's value: every state but resolved
 class InboxQuery:
     """An inbox request's filters, as given: ``states`` are state names or ``open``,
     ``team`` a slug or id, ``assignee`` ``me``, ``none``, a user id or e-mail, ``label`` an
-    id or name, ``language`` pt, en or es, ``search`` words of the conversation's messages."""
+    id or name, ``language`` pt, en or es, ``search`` words of the conversation's messages,
+    ``snoozed`` exclude, only or include (``SNOOZED``)."""
 
     view: View = View.all
     states: tuple[str, ...] = ()
@@ -58,6 +59,11 @@ class InboxQuery:
     language: str | None = None
     search: str | None = None
     updated_since: datetime | None = None
+    snoozed: str = "exclude"
+
+
+# whether the lists show snoozed conversations: not (they are out until they wake), only them, both
+SNOOZED = {"exclude": False, "only": True, "include": None}
 
 
 @dataclass(frozen=True)
@@ -107,8 +113,11 @@ async def _filters(session: AsyncSession, query: InboxQuery) -> InboxFilter:
         raise InvalidInput(
             f"language: '{query.language}' is not one of {', '.join(LANGUAGES)}", field="language"
         )
+    if query.snoozed not in SNOOZED:
+        raise InvalidInput(f"snoozed: '{query.snoozed}' is not one of {', '.join(SNOOZED)}", field="snoozed")
     wanted = InboxFilter(
         states=_states(query.states),
+        snoozed=SNOOZED[query.snoozed],
         channel=query.channel,
         language=query.language,
         search=inbox.clean_search(query.search) if query.search is not None else None,

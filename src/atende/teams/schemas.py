@@ -236,6 +236,14 @@ class StateFilter(StrEnum):
     resolved = "resolved"
 
 
+class Snoozed(StrEnum):
+    """Whether a list shows snoozed conversations (out of the lists until they wake)."""
+
+    exclude = "exclude"
+    only = "only"
+    include = "include"
+
+
 class Language(StrEnum):
     pt = "pt"
     en = "en"
@@ -255,7 +263,7 @@ class PersonRef(BaseModel):
 
 
 class LastMessageOut(BaseModel):
-    author: str = Field(description="`customer`, `bot`, `agent` or `system`.")
+    author: str = Field(description="`customer`, `bot`, `agent`, `system`, or `note` (the team's).")
     preview: str = Field(description="Its first 160 characters.")
     at: datetime
 
