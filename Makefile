@@ -39,8 +39,14 @@ i18n: $(STAMP)
 browser:
 	@sh scripts/test-browser >/dev/null
 
+# pytest-xdist workers: most of the suite waits on PostgreSQL, servers and CLI processes, so
+# two workers pay even on two cores (each has its own PostgreSQL; a file's tests stay on one
+# worker). TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) browser lint typecheck contracts
-	@browser="$$(sh scripts/test-browser)" && ATENDE_TEST_BROWSER="$$browser" $(BIN)/pytest
+	@browser="$$(sh scripts/test-browser)" && ATENDE_TEST_BROWSER="$$browser" \
+		$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -5,6 +5,11 @@ or uses ``ATENDE_TEST_DATABASE_URL`` when set, and passes it to atende as
 ``ATENDE_DATABASE_URL`` (the external-database path). One atende server (API, web chat,
 in-process worker) runs in a thread on a free port for the whole session; each test makes
 its own companies, so tests never see each other's rows.
+
+``make test`` runs the files on pytest-xdist workers (``-n``, ``--dist loadfile``: a file's
+tests stay together, in order, on one worker). Each worker is a session of its own, with its
+own PostgreSQL in its own temporary folder and its own server; nothing here is shared
+between workers but the machine.
 """
 
 from __future__ import annotations
@@ -88,7 +93,10 @@ def make_database(pg_url: str, name: str) -> str:
 
 @pytest.fixture(scope="session")
 def db_url(pg_url: str) -> str:
-    url = make_database(pg_url, "atende_main")
+    # each pytest-xdist worker (``make test`` runs several) has a session of its own: on an
+    # ATENDE_TEST_DATABASE_URL server they share, each gets a database of its own
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    url = make_database(pg_url, f"atende_main_{worker}" if worker else "atende_main")
     migrate.upgrade(url)
     return url
 
