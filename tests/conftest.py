@@ -68,6 +68,7 @@ SLOW_FILES_FIRST = (
     "tests/evaluation/test_eval.py",
     "tests/test_schemathesis.py",
     "tests/db/test_embedded.py",
+    "tests/dashboard/test_browser.py",
     "tests/benchmarks/test_load_smoke.py",
     "tests/test_bad_input.py",
     "tests/webhooks/test_webhooks.py",
