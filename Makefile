@@ -39,8 +39,15 @@ i18n: $(STAMP)
 browser:
 	@sh scripts/test-browser >/dev/null
 
+# pytest-xdist workers: much of the suite waits on PostgreSQL, servers and atende processes,
+# so two workers pay even on two cores. Each has its own PostgreSQL; a file's tests stay
+# together on one worker, the slowest files first (tests/conftest.py, SLOW_FILES_FIRST).
+# TEST_WORKERS=0 runs everything in this one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) browser lint typecheck contracts
-	@browser="$$(sh scripts/test-browser)" && ATENDE_TEST_BROWSER="$$browser" $(BIN)/pytest
+	@browser="$$(sh scripts/test-browser)" && ATENDE_TEST_BROWSER="$$browser" \
+		$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

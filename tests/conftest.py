@@ -5,6 +5,11 @@ or uses ``ATENDE_TEST_DATABASE_URL`` when set, and passes it to atende as
 ``ATENDE_DATABASE_URL`` (the external-database path). One atende server (API, web chat,
 in-process worker) runs in a thread on a free port for the whole session; each test makes
 its own companies, so tests never see each other's rows.
+
+``make test`` runs the files on pytest-xdist workers (``-n``, ``--dist loadfile``: a file's
+tests stay together, in order, on one worker). Each worker is a session of its own, with its
+own PostgreSQL in its own temporary folder and its own server; nothing here is shared
+between workers but the machine.
 """
 
 from __future__ import annotations
@@ -50,6 +55,36 @@ hypothesis_settings.register_profile("explore", derandomize=False, print_blob=Tr
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 DEMO_KB = ROOT / "src" / "atende" / "demo" / "knowledge"
 
+# The files that take a minute or more (atende processes, backups, the README walked
+# through, the fuzzer, the load run), started first so that the pytest-xdist workers of
+# ``make test`` (``--no-loadscope-reorder``: files in this order) never end with one worker
+# running one of them alone while the other waits. Only the order of files changes; each
+# file's tests run as written, and a file not listed runs after these.
+SLOW_FILES_FIRST = (
+    "tests/test_cli.py",
+    "tests/test_readme.py",
+    "tests/db/test_backup.py",
+    "tests/engine/test_turn.py",
+    "tests/evaluation/test_eval.py",
+    "tests/test_schemathesis.py",
+    "tests/db/test_embedded.py",
+    "tests/dashboard/test_browser.py",
+    "tests/benchmarks/test_load_smoke.py",
+    "tests/test_bad_input.py",
+    "tests/webhooks/test_webhooks.py",
+    "tests/engine/test_message_terms_job.py",
+    "tests/jobs/test_worker_crash.py",
+    "tests/engine/test_handoff_flow.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    gone = [path for path in SLOW_FILES_FIRST if not (ROOT / path).is_file()]
+    if gone:  # renamed or removed: its new name would run last
+        raise pytest.UsageError(f"tests/conftest.py SLOW_FILES_FIRST names no such file: {gone}")
+    rank = {path: n for n, path in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -88,7 +123,10 @@ def make_database(pg_url: str, name: str) -> str:
 
 @pytest.fixture(scope="session")
 def db_url(pg_url: str) -> str:
-    url = make_database(pg_url, "atende_main")
+    # each pytest-xdist worker (``make test`` runs several) has a session of its own: on an
+    # ATENDE_TEST_DATABASE_URL server they share, each gets a database of its own
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    url = make_database(pg_url, f"atende_main_{worker}" if worker else "atende_main")
     migrate.upgrade(url)
     return url
 

@@ -10,11 +10,12 @@ It sits below ``knowledge`` and ``llm`` and imports neither: the embedder once t
 from __future__ import annotations
 
 import hashlib
-
-import httpx2
-import openai
+from typing import TYPE_CHECKING
 
 from atende.netguard import Guard, GuardedTransport2
+
+if TYPE_CHECKING:  # the SDK takes a second to import: only code that makes a client pays it
+    import openai
 
 
 def cached_client(
@@ -41,6 +42,9 @@ def client_for(
     With a ``guard`` (a company's own endpoint), every request goes to the public address its
     host was resolved to and checked at that moment (``atende.netguard``); without one (the
     deployment's endpoint, chosen by the operator), anywhere."""
+    import httpx2
+    import openai
+
     timeouts = httpx2.Timeout(timeout, connect=min(3.0, timeout))
     return openai.AsyncOpenAI(
         base_url=base_url,

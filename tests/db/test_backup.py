@@ -5,6 +5,7 @@ path, damaged file, database with data, an error or a timeout halfway) leaves it
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import subprocess
@@ -109,16 +110,18 @@ class Shop:
     company_id: uuid.UUID
     slug: str
     conversations: dict[str, list[tuple[str, str]]]  # contact -> [(author, text)] in order
+    faq: Path  # the file its document was ingested from
 
 
-async def fill(url: str, env: dict[str, str], tmp_path: Path) -> Shop:
+async def fill(url: str, env: dict[str, str], folder: Path) -> Shop:
     """A company with a document (through ``atende ingest``) and three conversations of
     customer and agent messages (through the conversations service)."""
     slug = f"bk-{uuid.uuid4().hex[:8]}"
     created = run(env, "companies", "create", "Loja Backup", "--slug", slug)
     assert created.returncode == 0, created.stderr
-    (tmp_path / "faq.md").write_text(FAQ)
-    ingested = run(env, "ingest", str(tmp_path / "faq.md"), "--company", slug)
+    faq = folder / "faq.md"
+    faq.write_text(FAQ)
+    ingested = run(env, "ingest", str(faq), "--company", slug)
     assert ingested.returncode == 0, ingested.stderr
 
     db = Database(url, pool_size=2)
@@ -155,7 +158,7 @@ async def fill(url: str, env: dict[str, str], tmp_path: Path) -> Shop:
     finally:
         await jobs.close()
         await db.dispose()
-    return Shop(url, env, company_id, slug, talks)
+    return Shop(url, env, company_id, slug, talks, faq)
 
 
 async def read_back(shop: Shop) -> tuple[dict[str, list[tuple[str, str]]], list[str], int, int]:
@@ -180,12 +183,23 @@ async def read_back(shop: Shop) -> tuple[dict[str, list[tuple[str, str]]], list[
         await db.dispose()
 
 
-@pytest.fixture
-async def shop(pg_url: str, tmp_path: Path) -> Shop:
-    """A database of its own (so that wiping it touches no other test) holding one company."""
+@pytest.fixture(scope="module")
+async def filled(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Shop:
+    """The shop, made once (migrations, ``atende companies create``, ``atende ingest``): each
+    test gets a copy of its database, never this one."""
     url = make_database(pg_url, f"atende_backup_{uuid.uuid4().hex[:8]}")
     migrate.upgrade(url)
-    return await fill(url, {"ATENDE_DATABASE_URL": url}, tmp_path)
+    return await fill(url, {"ATENDE_DATABASE_URL": url}, tmp_path_factory.mktemp("shop"))
+
+
+@pytest.fixture
+def shop(pg_url: str, filled: Shop) -> Shop:
+    """A database of its own (so that wiping it touches no other test) holding one company:
+    a copy of ``filled``'s (CREATE DATABASE ... TEMPLATE), row for row."""
+    name = f"atende_backup_{uuid.uuid4().hex[:8]}"
+    execute(pg_url, f'CREATE DATABASE "{name}" TEMPLATE "{make_url(filled.url).database}"')
+    url = make_url(filled.url).set(database=name).render_as_string(hide_password=False)
+    return dataclasses.replace(filled, url=url, env={"ATENDE_DATABASE_URL": url})
 
 
 def backed_up_then_changed(shop: Shop, tmp_path: Path) -> tuple[Path, dict[str, tuple[int, str] | str]]:
@@ -271,7 +285,7 @@ async def test_a_wiped_database_is_restored_with_every_conversation_message_and_
     listed = run(shop.env, "companies", "list")
     assert shop.slug in listed.stdout
     # the restored documents are the same ones: ingesting the file again changes nothing
-    asked = run(shop.env, "ingest", str(tmp_path / "faq.md"), "--company", shop.slug)
+    asked = run(shop.env, "ingest", str(shop.faq), "--company", shop.slug)
     assert "0 indexed, 1 unchanged" in asked.stdout
 
 

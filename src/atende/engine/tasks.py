@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 import procrastinate
 import structlog
 from purgatory import AsyncCircuitBreakerFactory
@@ -30,6 +29,9 @@ from atende.tenancy.crypto import decrypt_secret
 from atende.tenancy.models import Company
 from atende.tenancy.settings import EmbeddingsEndpoint, LLMEndpoint, read_section
 from atende.webhooks import service as webhooks
+
+if TYPE_CHECKING:
+    import openai
 
 log = structlog.get_logger(__name__)
 LLM_PRIVATE_SETTING = "ATENDE_LLM_ALLOW_PRIVATE_NETWORKS"

@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
-import openai
 import structlog
 
 from atende.netguard import Guard
@@ -35,6 +34,8 @@ from atende.tenancy.crypto import decrypt_secret
 from atende.tenancy.settings import EmbeddingsEndpoint
 
 if TYPE_CHECKING:
+    import openai  # imported where a client is made (atende.openai_compat)
+
     from atende.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -200,6 +201,8 @@ class OpenAIEmbedder:
         self.batch_size = batch_size
 
     async def _embed(self, texts: list[str]) -> list[Vector]:
+        import openai
+
         try:
             reply = await self.client.embeddings.create(
                 model=self.api_model, input=texts, encoding_format="float"

@@ -12,8 +12,6 @@ import hashlib
 from typing import Any
 from urllib.parse import urlsplit
 
-import openai
-
 from atende import netguard
 from atende.errors import AtendeError
 from atende.observability.credentials import Credential, Verdict
@@ -73,6 +71,8 @@ def _undecryptable(kind: str, company_id: Any, base_url: str, stored: str) -> Cr
 
 async def verify(base_url: str, key: str, *, timeout: float, allow_private: bool) -> Verdict:
     """Whether ``base_url`` accepts ``key``: ``GET /models`` once, within ``timeout``."""
+    import openai  # here: a second to import, which the commands that never check a key skip
+
     guard = netguard.Guard(allow_private, "LLM", "ATENDE_LLM_ALLOW_PRIVATE_NETWORKS")
     try:  # refused here with its reason; the client's transport enforces it on the connection
         await netguard.check_public(

@@ -16,8 +16,8 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-import openai
 import structlog
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
@@ -26,6 +26,9 @@ from atende.knowledge.passages import Passage
 from atende.knowledge.text import sentences
 from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.llm.extractive import citation
+
+if TYPE_CHECKING:  # the SDK is imported where a client is made (atende.openai_compat)
+    import openai
 
 log = structlog.get_logger(__name__)
 
@@ -133,7 +136,7 @@ class LLMAnswerer:
         self.stream = stream  # send the answer as it is written to the question's drafts
 
     async def _complete(self, messages: list[dict[str, str]], drafts: Drafts | None = None) -> str:
-        breaker = await self.breakers.get_breaker(self.circuit, exclude=NOT_THE_PROVIDERS_FAULT)
+        breaker = await self.breakers.get_breaker(self.circuit, exclude=not_the_providers_fault())
         async with breaker, asyncio.timeout(self.deadline):
             if self.precheck is not None:
                 await self.precheck()
@@ -155,6 +158,8 @@ class LLMAnswerer:
     async def _streamed(self, messages: list[dict[str, str]], drafts: Drafts) -> str:
         """The answer as server-sent chunks; the text so far goes to ``drafts`` at most every
         ``DRAFT_SECONDS`` (without citation markers; never a ``NO_ANSWER`` on its way)."""
+        import openai
+
         stream = await self.client.chat.completions.create(
             model=self.model,
             messages=messages,  # type: ignore[arg-type]
@@ -241,18 +246,23 @@ class MalformedReply(ValueError):
     """The endpoint answered something that is not a chat completion."""
 
 
-# errors that say the request is wrong (a bad key, model or body), not that the provider is
-# down: they fall back like any failure but do not count towards opening the circuit
-NOT_THE_PROVIDERS_FAULT: list[type[BaseException] | tuple[type[BaseException], Callable[..., bool]]] = [
-    openai.BadRequestError,
-    openai.AuthenticationError,
-    openai.PermissionDeniedError,
-    openai.NotFoundError,
-    openai.UnprocessableEntityError,
-]
+def not_the_providers_fault() -> list[type[BaseException] | tuple[type[BaseException], Callable[..., bool]]]:
+    """Errors that say the request is wrong (a bad key, model or body), not that the provider
+    is down: they fall back like any failure but do not count towards opening the circuit."""
+    import openai
+
+    return [
+        openai.BadRequestError,
+        openai.AuthenticationError,
+        openai.PermissionDeniedError,
+        openai.NotFoundError,
+        openai.UnprocessableEntityError,
+    ]
 
 
 def _failure_kind(exc: BaseException) -> str:
+    import openai
+
     if isinstance(exc, openai.APITimeoutError | TimeoutError):
         return "timeout"
     if isinstance(exc, openai.RateLimitError):
