@@ -28,6 +28,7 @@ from atende.conversations.states import (
 )
 from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
+from atende.db.session import fetch_one
 from atende.errors import InvalidInput, NotFound
 from atende.jobs.queue import JobQueue
 from atende.webhooks import service as webhooks
@@ -195,9 +196,8 @@ async def receive_inbound(
     session.connection()``) it joins that transaction; on ``Database.autocommit()`` it is
     one atomic statement.
     """
-    # through SQLAlchemy's connection (not the driver's): a lost connection invalidates the
-    # pool like any other statement's would
-    result = await connection.exec_driver_sql(
+    row = await fetch_one(
+        connection,
         _RECEIVE,
         (
             company_id,
@@ -214,7 +214,7 @@ async def receive_inbound(
             webhooks.DELIVER_TASK,
         ),
     )
-    row = tuple(result.one())
+    assert row is not None  # the function returns one row
     outcome, state, bot_turn, *columns = row
     if outcome == "no_conversation":
         raise NotFound(f"no conversation {inbound.conversation_id} for this contact")
