@@ -28,7 +28,7 @@ from atende.conversations.states import (
 )
 from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
-from atende.db.session import fetch_one
+from atende.db.session import DriverConnection, fetch_one
 from atende.errors import InvalidInput, NotFound
 from atende.jobs.queue import JobQueue
 from atende.webhooks import service as webhooks
@@ -183,7 +183,7 @@ _MESSAGE_COLUMNS = (
 
 
 async def receive_inbound(
-    connection: AsyncConnection, company_id: uuid.UUID, inbound: InboundMessage
+    connection: AsyncConnection | DriverConnection, company_id: uuid.UUID, inbound: InboundMessage
 ) -> Received:
     """Store a customer message once, reopen or open its conversation, enqueue the bot turn.
 
@@ -193,8 +193,8 @@ async def receive_inbound(
     conversation, or it waits for a person and the company lets the bot help while the team
     is closed: ``bot_may_answer``) and the webhook deliveries, and notifies live listeners. Every statement
     in it is scoped to ``company_id``. On a session's connection (``await
-    session.connection()``) it joins that transaction; on ``Database.autocommit()`` it is
-    one atomic statement.
+    session.connection()``) it joins that transaction; on ``Database.driver_autocommit()``
+    or ``autocommit()`` it is one atomic statement.
     """
     row = await fetch_one(
         connection,
