@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from atende.app import create_app
 from atende.bootstrap import BLUEPRINTS
@@ -174,6 +174,40 @@ async def test_connections_lost_to_a_database_restart_fail_one_request_with_503_
     r = await isolated.client.post("/v1/messages", json=message("m", "durante", message_id="m-2"))
     assert r.status_code == 201, r.text  # the client's retry, on a renewed pool
     assert stored_texts(isolated.url) == ["antes", "durante"]
+
+
+async def test_every_pooled_connection_lost_to_a_restart_is_renewed_after_one_503(
+    isolated: Isolated, pg_url: str
+) -> None:
+    r = await isolated.client.post("/v1/messages", json=message("m", "antes", message_id="m-1"))
+    assert r.status_code == 201, r.text
+    async with isolated.db.engine.connect() as one, isolated.db.engine.connect() as two:
+        await one.exec_driver_sql("SELECT 1")  # the pool now holds two connections
+        await two.exec_driver_sql("SELECT 1")
+    with psycopg.connect(libpq_url(pg_url), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (isolated.database,)
+        )
+    r = await isolated.client.post("/v1/messages", json=message("m", "durante", message_id="m-2"))
+    assert r.status_code == 503, r.text
+    # the other pooled connection, opened before the loss too, is not handed out dead
+    r = await isolated.client.post("/v1/messages", json=message("m", "durante", message_id="m-2"))
+    assert r.status_code == 201, r.text
+    assert stored_texts(isolated.url) == ["antes", "durante"]
+
+
+async def test_the_connection_a_message_was_received_on_goes_back_to_the_pool_in_transactions(
+    isolated: Isolated,
+) -> None:
+    # intake runs its statement in autocommit; the next user of that pooled connection (the
+    # pool has opened only the one) must get a transaction that a rollback undoes
+    r = await isolated.client.post("/v1/messages", json=message("m", "Oi"))
+    assert r.status_code == 201, r.text
+    async with isolated.db.company_session(isolated.company_id) as session:
+        await session.execute(update(Contact).values(name="never committed"))
+        await session.rollback()
+    async with isolated.db.transaction(isolated.company_id) as session:
+        assert await session.scalar(select(Contact.name)) is None
 
 
 async def test_a_request_finding_no_free_connection_gets_503_and_stores_nothing(isolated: Isolated) -> None:

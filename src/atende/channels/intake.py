@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from atende.channels.base import Account, Channel, Joins
 from atende.conversations import service as conversations
 from atende.conversations.schemas import InboundMessage
+from atende.db.session import DriverConnection
 from atende.errors import InvalidInput
 from atende.observability import metrics
 
@@ -26,14 +27,14 @@ ACCOUNT_META = "channel_account_id"
 
 
 async def receive(
-    connection: AsyncConnection,
+    connection: AsyncConnection | DriverConnection,
     company_id: uuid.UUID,
     channel: Channel,
     inbound: InboundMessage,
     account: Account | None = None,
 ) -> conversations.Received:
     """Store one inbound message of ``channel`` (in the connection's transaction, or as one
-    atomic statement on ``Database.autocommit()``)."""
+    atomic statement on ``Database.driver_autocommit()`` or ``autocommit()``)."""
     if inbound.channel != channel.kind:
         raise ValueError(f"a {inbound.channel} message handed in as the {channel.kind} channel's")
     policy = channel.conversation_policy

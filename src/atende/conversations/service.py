@@ -31,6 +31,7 @@ from atende.conversations.states import (
 )
 from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
+from atende.db.session import DriverConnection, fetch_one
 from atende.errors import InvalidInput, NotFound
 from atende.jobs.queue import JobQueue
 from atende.webhooks import service as webhooks
@@ -231,7 +232,7 @@ def thread_refs(refs: tuple[str, ...]) -> list[str]:
 
 
 async def receive_inbound(
-    connection: AsyncConnection,
+    connection: AsyncConnection | DriverConnection,
     company_id: uuid.UUID,
     inbound: InboundMessage,
     *,
@@ -253,12 +254,12 @@ async def receive_inbound(
     (``IntakeRules``: the function hard-codes none of the rules), queues the webhook
     deliveries and notifies live listeners. Every statement in it is scoped to
     ``company_id``. On a session's connection (``await session.connection()``) it joins that
-    transaction; on ``Database.autocommit()`` it is one atomic statement.
+    transaction; on ``Database.driver_autocommit()`` or ``autocommit()`` it is one atomic
+    statement.
     """
     rules = _RULES[reopens_resolved]
-    # through SQLAlchemy's connection (not the driver's): a lost connection invalidates the
-    # pool like any other statement's would
-    result = await connection.exec_driver_sql(
+    row = await fetch_one(
+        connection,
         _RECEIVE,
         (
             company_id,
@@ -280,7 +281,7 @@ async def receive_inbound(
             webhooks.DELIVER_TASK,
         ),
     )
-    row = tuple(result.one())
+    assert row is not None  # the function returns one row
     outcome, state, bot_turn, *columns = row
     if outcome == "no_conversation":
         raise NotFound(f"no conversation {inbound.conversation_id} for this contact")

@@ -10,16 +10,19 @@ and must say so explicitly; a plain session that queries a company-owned table r
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import psycopg
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.util import find_tables
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from atende.db.base import Base, CompanyOwned
 from atende.db.url import libpq_url, sqlalchemy_url
@@ -87,6 +90,85 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
     return cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
 
 
+class DriverConnection:
+    """A pooled connection lent to the driver itself (psycopg), in autocommit: each statement
+    is its own transaction. From ``Database.driver_autocommit()``; for single statements on a
+    hot path (receiving a message), where SQLAlchemy's connection around the driver's costs
+    more CPU than the statement (``benchmarks/README.md``, intake)."""
+
+    def __init__(self, engine: Engine, fairy: PoolProxiedConnection) -> None:
+        self.engine = engine
+        self.fairy = fairy
+        self.driver = cast("psycopg.AsyncConnection[Any]", fairy.driver_connection)
+
+    async def fetch_one(self, statement: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of ``statement`` (``%s`` placeholders), committed when it returns."""
+        try:
+            cursor = await self.driver.execute(statement, parameters)
+            row = await cursor.fetchone()
+        except psycopg.Error as exc:
+            await greenlet_spawn(self._raise, exc, statement, parameters)
+            raise  # not reached
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # cancelled mid-statement: its state is unknown
+                await greenlet_spawn(self.fairy.invalidate, exc)
+            raise
+        return tuple(row) if row is not None else None
+
+    def _raise(self, error: psycopg.Error, statement: str | None, parameters: Sequence[Any]) -> NoReturn:
+        """Raise ``error`` as SQLAlchemy does for a statement it ran (``Connection.
+        _handle_dbapi_exception``), so the app maps it alike (``DataError``: 422,
+        ``OperationalError``: 503): wrapped, parameters hidden, and when the connection was
+        lost, every pooled connection opened before it is renewed on its next checkout."""
+        dialect = self.engine.dialect
+        lost = dialect.is_disconnect(cast(Any, error), self.fairy.dbapi_connection, None)
+        if lost:
+            self.engine.pool._invalidate(self.fairy, error)  # what SQLAlchemy calls; closes this one
+        raise DBAPIError.instance(
+            statement,
+            parameters,
+            error,
+            psycopg.Error,
+            hide_parameters=self.engine.hide_parameters,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from error
+
+
+async def fetch_one(
+    connection: AsyncConnection | DriverConnection, statement: str, parameters: Sequence[Any]
+) -> tuple[Any, ...] | None:
+    """The first row of one statement (``%s`` placeholders) run by the driver on
+    ``connection``: a ``DriverConnection``, or SQLAlchemy's, in its transaction if it has one
+    (``await session.connection()``).
+
+    ``connection.exec_driver_sql`` costs as much CPU as the driver's own execute (an execution
+    context, a result object and a greenlet for each, measured with ``benchmarks.intake``);
+    the row it returns would be the same, as such a statement's values are the driver's.
+    A driver error is handed to SQLAlchemy's own handler, so that it is raised and acted on
+    as any statement's would be: as SQLAlchemy's ``DataError``, ``OperationalError``... (its
+    parameters hidden), and a lost connection invalidates the pool."""
+    if isinstance(connection, DriverConnection):
+        return await connection.fetch_one(statement, parameters)
+    sync = connection.sync_connection
+    if sync is None:
+        raise ValueError("fetch_one needs a started connection (async with, or session.connection())")
+    fairy = await connection.get_raw_connection() if sync.invalidated else sync.connection
+    driver = cast("psycopg.AsyncConnection[Any]", fairy.driver_connection)
+    try:
+        cursor = await driver.execute(statement, parameters)
+        row = await cursor.fetchone()
+    except psycopg.Error as exc:
+        # private, but the one place SQLAlchemy decides what a driver error means; it raises
+        await greenlet_spawn(sync._handle_dbapi_exception, exc, statement, parameters, None, None)
+        raise  # not reached
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # cancelled mid-statement, as SQLAlchemy does
+            await connection.invalidate(exc)
+        raise
+    return tuple(row) if row is not None else None
+
+
 class Database:
     """One PostgreSQL database: an async engine and its session factories."""
 
@@ -135,9 +217,33 @@ class Database:
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
         """A Core connection whose every statement commits on its own (no BEGIN and COMMIT
         round trips, no ORM): for work that is one atomic statement taking its company as an
-        argument, such as receiving a message (``conversations.service.receive_inbound``)."""
+        argument, such as receiving a message (``conversations.service.receive_inbound``).
+        On a hot path, ``driver_autocommit()`` does the same for less CPU."""
         async with self._autocommit_engine.connect() as connection:
             yield connection
+
+    @asynccontextmanager
+    async def driver_autocommit(self) -> AsyncIterator[DriverConnection]:
+        """A pooled connection for the driver alone, in autocommit (``DriverConnection``):
+        ``autocommit()`` without SQLAlchemy's connection and its isolation-level switch on
+        every checkout and return. The connection goes back to the pool out of autocommit,
+        as its other users expect, and rolled back as any other is."""
+        fairy = await self.engine.raw_connection()
+        connection = DriverConnection(self.engine.sync_engine, fairy)
+        try:
+            try:
+                await connection.driver.set_autocommit(True)
+            except psycopg.Error as exc:  # a connection already known to be closed
+                await greenlet_spawn(connection._raise, exc, None, ())
+            yield connection
+        finally:
+            try:
+                if fairy.is_valid:
+                    await connection.driver.set_autocommit(False)
+            except psycopg.Error as exc:
+                await greenlet_spawn(fairy.invalidate, exc)
+            finally:
+                await greenlet_spawn(fairy.close)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

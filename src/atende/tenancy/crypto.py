@@ -36,7 +36,8 @@ def hash_token(secret_key: str, token: str) -> str:
     Tokens carry 190+ bits of entropy, so a keyed SHA-256 is as safe as a slow hash and
     lets a request be authenticated with one indexed lookup.
     """
-    return hmac.new(secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()
+    # hmac.digest: the same value as hmac.new(...).hexdigest(), in one call (once a request)
+    return hmac.digest(secret_key.encode(), token.encode(), "sha256").hex()
 
 
 def tokens_equal(a: str, b: str) -> bool:

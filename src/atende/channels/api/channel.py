@@ -92,7 +92,7 @@ async def post_customer_message(
     `GET /v1/conversations/{id}/messages`, or pass `wait` to receive the reply here."""
     text = conversations.clean_text(body.text, tenant.runtime.settings.max_message_chars)
     [inbound] = channel.parse(None, body.model_copy(update={"text": text}))
-    async with tenant.runtime.db.autocommit() as connection:  # receiving is one atomic statement
+    async with tenant.runtime.db.driver_autocommit() as connection:  # receiving is one atomic statement
         received = await intake.receive(connection, tenant.principal.company_id, channel, inbound)
     awaiting_bot = received.bot_turn
     if received.duplicate:
