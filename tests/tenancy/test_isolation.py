@@ -62,6 +62,7 @@ ATTACKS = [
     Attack("POST", "/v1/conversations/{conversation_id}/snooze", body={"until": "next_business_day"}),
     Attack("POST", "/v1/conversations/{conversation_id}/snooze", body={"until": "2099-01-01T00:00:00Z"}),
     Attack("POST", "/v1/conversations/{conversation_id}/unsnooze"),
+    Attack("POST", "/v1/conversations/{conversation_id}/team", body={"team": "suporte"}),
     Attack("POST", "/v1/conversations/{conversation_id}/suggested-reply"),
     Attack("GET", "/v1/conversations/{conversation_id}/labels"),
     Attack("POST", "/v1/conversations/{conversation_id}/labels", body={"label": "vip"}),

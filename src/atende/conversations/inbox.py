@@ -52,7 +52,9 @@ class InboxFilter:
     """Which conversations: each field narrows (``None``: any). ``team_ids`` ``()`` matches
     none (a caller in no team asking for their teams'); ``unassigned``: waiting for a
     person with nobody assigned; ``assigned_to_nobody``: no assignee, whatever the state;
-    ``matches_nothing``: filters that contradict each other (mine, and someone else's)."""
+    ``matches_nothing``: filters that contradict each other (mine, and someone else's);
+    ``snoozed``: ``False`` (the default) leaves snoozed conversations out, as every open view
+    does until they wake (``service.snooze``), ``True`` lists only them, ``None`` both."""
 
     states: frozenset[State] | None = None
     channel: str | None = None
@@ -64,6 +66,7 @@ class InboxFilter:
     language: str | None = None
     search: str | None = None
     updated_since: datetime | None = None
+    snoozed: bool | None = False
     matches_nothing: bool = False
 
 
@@ -235,6 +238,8 @@ def _conditions(wanted: InboxFilter, search: _Search | None) -> list[ColumnEleme
             found.append(c.state != State.resolved.value)
         else:
             found.append(c.state.in_(sorted(s.value for s in wanted.states)))
+    if wanted.snoozed is not None:  # a filter on the rows an index finds: few are snoozed
+        found.append(c.snoozed_until.is_not(None) if wanted.snoozed else c.snoozed_until.is_(None))
     if wanted.unassigned:  # the unassigned conversations' partial index's predicate
         found.append(and_(c.state == State.waiting_human.value, c.assignee_id.is_(None)))
     if wanted.channel is not None:
@@ -378,3 +383,18 @@ async def count_inbox(session: AsyncSession, filters: Sequence[InboxFilter]) -> 
         await session.execute(select(search.truncated(), *each).where(search.condition()))
     ).one()
     return [Count(min(int(n), COUNT_CAP), int(n) > COUNT_CAP or bool(partial)) for n in found]
+
+
+async def activity_since(
+    session: AsyncSession, since: datetime, *, limit: int = 200
+) -> list[tuple[uuid.UUID, datetime]]:
+    """``(id, updated_at)`` of the company's conversations active at or after ``since``, most
+    recent first (at most ``limit``): what a live inbox screen checks to know that its list
+    changed (a customer's message, a reply, a state change), read from the activity index."""
+    rows = await session.execute(
+        select(Conversation.id, Conversation.updated_at)
+        .where(Conversation.updated_at >= since)
+        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        .limit(limit)
+    )
+    return [(ident, at) for ident, at in rows]

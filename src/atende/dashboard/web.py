@@ -42,6 +42,13 @@ from atende.dashboard.auth import (
     Visitor,
 )
 from atende.dashboard.i18n import N_
+from atende.dashboard.wording import (
+    AUTHOR_NAMES,
+    AVAILABILITY_NAMES,
+    CHANNEL_NAMES,
+    DELIVERY_NAMES,
+    STATE_NAMES,
+)
 from atende.errors import AtendeError, Conflict, InvalidInput, NotFound
 from atende.tenancy import accounts
 from atende.tenancy.crypto import new_token
@@ -83,6 +90,7 @@ class NavItem:
 # the menu, in order; later pages add their entry here (and declare the same role)
 NAV: list[NavItem] = [
     NavItem("/app", N_("Home")),
+    NavItem("/app/inbox", N_("Inbox"), role=Role.viewer),
     NavItem("/app/users", N_("Users"), role=Role.admin),
     NavItem("/app/platform/companies", N_("Companies"), superadmin=True),
     NavItem("/app/account", N_("Your account")),
@@ -132,11 +140,20 @@ def environment(language: str) -> Environment:
     locale = i18n.locale(language)
     env.filters["date"] = lambda value: format_date(value, "medium", locale=locale) if value else ""
     env.filters["datetime"] = lambda value: format_datetime(value, "short", locale=locale) if value else ""
+    # an instant in a zone (the company's): ``{{ at|when(zone) }}``
+    env.filters["when"] = lambda value, zone=None: (
+        format_datetime(value, "short", tzinfo=zone, locale=locale) if value else ""
+    )
     env.globals.update(
         static=static_url,
         product=PRODUCT,
         languages=[(tag, name) for tag, (_folder, name) in i18n.LANGUAGES.items()],
         role_names=ROLE_NAMES,
+        author_names=AUTHOR_NAMES,
+        state_names=STATE_NAMES,
+        channel_names=CHANNEL_NAMES,
+        delivery_names=DELIVERY_NAMES,
+        availability_names=AVAILABILITY_NAMES,
     )
     return env
 

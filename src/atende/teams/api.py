@@ -296,6 +296,10 @@ def inbox_filters(
     updated_since: Annotated[
         datetime | None, Query(description="Only those active at or after this instant.")
     ] = None,
+    snoozed: bool = Query(
+        False,
+        description="`true`: only the snoozed conversations, which every list leaves out until they wake.",
+    ),
 ) -> InboxQuery:
     return InboxQuery(
         states=tuple(s.value for s in state or ()),
@@ -306,6 +310,7 @@ def inbox_filters(
         language=language.value if language else None,
         search=search,
         updated_since=updated_since,
+        snoozed=snoozed,
     )
 
 

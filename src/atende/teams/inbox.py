@@ -47,7 +47,9 @@ OPEN = "open"  # a state filter's value: every state but resolved
 class InboxQuery:
     """An inbox request's filters, as given: ``states`` are state names or ``open``,
     ``team`` a slug or id, ``assignee`` ``me``, ``none``, a user id or e-mail, ``label`` an
-    id or name, ``language`` pt, en or es, ``search`` words of the conversation's messages."""
+    id or name, ``language`` pt, en or es, ``search`` words of the conversation's messages,
+    ``snoozed`` the snoozed conversations instead of the others (every view leaves them out
+    until they wake)."""
 
     view: View = View.all
     states: tuple[str, ...] = ()
@@ -58,6 +60,7 @@ class InboxQuery:
     language: str | None = None
     search: str | None = None
     updated_since: datetime | None = None
+    snoozed: bool = False  # only the snoozed ones (else: none of them)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ async def _filters(session: AsyncSession, query: InboxQuery) -> InboxFilter:
         language=query.language,
         search=inbox.clean_search(query.search) if query.search is not None else None,
         updated_since=query.updated_since,
+        snoozed=query.snoozed,
     )
     if query.team is not None:
         wanted = replace(wanted, team_ids=((await get_team(session, query.team)).id,))
