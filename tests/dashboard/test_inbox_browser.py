@@ -10,11 +10,21 @@ import re
 import pytest
 from playwright.async_api import Locator, Page, expect
 
+from atende.knowledge import service as knowledge
+from atende.knowledge.embedding import embedder_for
+from atende.knowledge.tasks import chunking
 from atende.runtime import Runtime
+from atende.teams import canned
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, screenshot, sign_in
 from tests.fixtures.dashboard import PASSWORD, Team
 from tests.fixtures.inbox import Shop, make_shop
 
+DELIVERY_DOC = """# Entregas
+
+## Prazos
+
+O prazo de entrega para o Nordeste, incluindo Recife, é de 5 a 8 dias úteis após a confirmação do pagamento.
+"""
 INBOX = {
     "en": {"inbox": "Inbox", "mine": "Mine", "all": "All", "label": "Label", "apply": "Apply filters",
            "search": "Search messages", "state": "State", "open": "Open (not resolved)", "nobody": "Nobody"},
@@ -94,4 +104,123 @@ async def test_a_bad_search_is_said_on_the_page_and_older_pages_follow(
         "Type up to 200 characters, with at least one letter or digit, to search."
     )
     await expect(page.get_by_label("Search messages")).to_have_value("?!")
+    await assert_accessible(page)
+
+
+CONVERSATION = {
+    "en": {
+        "reply": "Reply to the customer", "send": "Send", "assign_me": "Assign to me", "resolve": "Resolve",
+        "reopen": "Reopen", "note": "Note for the team (the customer never sees it)", "add_note": "Add note",
+        "sent": "Delivery: Sent", "private": "Private note by Ana Agent", "resolved": "Resolved.",
+    },
+    "pt-BR": {
+        "reply": "Resposta ao cliente", "send": "Enviar", "assign_me": "Atribuir a mim",
+        "resolve": "Resolver",
+        "reopen": "Reabrir", "note": "Nota para a equipe (o cliente nunca a vê)",
+        "add_note": "Adicionar nota", "sent": "Entrega: Enviada", "private": "Nota privada de Ana Agent",
+        "resolved": "Resolvida.",
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("language", ["en", "pt-BR"])
+async def test_an_agent_reads_the_thread_and_works_the_conversation(
+    open_context: OpenContext, live_server: str, shop: Shop, language: str
+) -> None:
+    words = CONVERSATION[language]
+    page = await new_page(open_context, live_server, language)
+    await sign_in(page, shop.team.agent.email, PASSWORD, language)
+    await page.goto("/app/inbox")
+    await page.get_by_role("link", name="Carla Cliente").click()
+    await expect(page.get_by_role("heading", level=1, name="Carla Cliente")).to_be_visible()
+    thread = page.locator("#thread")
+    await expect(thread).to_contain_text("Onde está meu pedido 4521?")
+    await assert_accessible(page)
+    if language == "en":
+        await expect(page.locator(".handoff")).to_contain_text("The customer asked to talk to a person.")
+        await screenshot(page, "conversation")
+    await page.get_by_role("button", name=words["assign_me"]).click()
+    await expect(page.locator("#conversation-status")).to_contain_text("Ana Agent")
+    await page.get_by_label(words["reply"]).fill("Olá Carla! Já verifico seu pedido.")
+    await page.get_by_role("button", name=words["send"], exact=True).click()
+    reply = thread.locator("li.message.agent").last
+    await expect(reply).to_contain_text("Olá Carla! Já verifico seu pedido.")
+    await expect(reply).to_contain_text(words["sent"])
+    await expect(page.get_by_label(words["reply"])).to_have_value("")
+    await page.get_by_label(words["note"]).fill("Conferir com a transportadora")
+    await page.get_by_role("button", name=words["add_note"]).click()
+    await expect(thread.locator("li.message.note").last).to_contain_text(words["private"])
+    await page.get_by_role("button", name=words["resolve"], exact=True).click()
+    await expect(page.get_by_role("status").first).to_contain_text(words["resolved"])
+    await expect(page.get_by_role("button", name=words["reopen"])).to_be_visible()
+    await assert_accessible(page)
+
+
+async def test_the_traces_page_shows_what_the_bot_retrieved_and_why(
+    open_context: OpenContext, live_server: str, shop: Shop
+) -> None:
+    page = await new_page(open_context, live_server)
+    await sign_in(page, shop.team.viewer.email, PASSWORD)
+    await page.goto(shop.url("answered"))
+    await expect(page.locator("#thread")).to_contain_text("Sources: Entregas › Prazos")
+    await expect(page.get_by_role("button", name="Send")).to_have_count(0)  # a viewer only reads
+    await page.get_by_role("link", name="How the bot decided this answer").click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("The bot's reasoning with Dora Dias")
+    await expect(page.get_by_role("table")).to_contain_text("bm25 7.250")
+    await expect(page.locator(".trace")).to_contain_text("answered from 'Entregas' (coverage 0.82)")
+    await assert_accessible(page)
+    await screenshot(page, "trace")
+
+
+async def test_a_canned_response_by_slash_and_a_suggested_reply_fill_the_composer(
+    open_context: OpenContext, live_server: str, shop: Shop, runtime: Runtime
+) -> None:
+    async with runtime.db.transaction(shop.team.company_id) as session:
+        await canned.create_canned(
+            session,
+            code="prazo",
+            title="Prazo de entrega",
+            text="Olá {{contact.name}}, o prazo é de 5 a 8 dias úteis. {{agent.name}}",
+            max_chars=5000,
+        )
+        await canned.create_canned(
+            session, code="pix", title="Pagamento por Pix", text="Aceitamos Pix.", max_chars=5000
+        )
+    await knowledge.ingest(
+        runtime.db,
+        shop.team.company_id,
+        source="entregas.md",
+        data=DELIVERY_DOC.encode(),
+        max_bytes=100_000,
+        chunking=chunking(runtime),
+        embedder=embedder_for(runtime, None),
+        lang="pt",
+    )
+    page = await new_page(open_context, live_server)
+    await sign_in(page, shop.team.agent.email, PASSWORD)
+    await page.goto(shop.url("answered"))
+    box = page.get_by_label("Reply to the customer")
+    await box.press_sequentially("/p")
+    options = page.get_by_role("listbox", name="Canned responses").get_by_role("option")
+    await expect(options).to_have_count(2)
+    await expect(box).to_have_attribute("aria-expanded", "true")
+    await box.press("ArrowDown")
+    await expect(options.nth(1)).to_have_attribute("aria-selected", "true")
+    await box.press("ArrowUp")
+    await box.press("Enter")  # the first: /pix, then /prazo by code
+    await expect(box).to_have_value("Aceitamos Pix.")
+    await box.fill("")
+    await box.press_sequentially("/pra")
+    await expect(options).to_have_count(1)
+    await options.first.click()
+    await expect(box).to_have_value("Olá Dora Dias, o prazo é de 5 a 8 dias úteis. Ana Agent")
+    await assert_accessible(page)
+    await page.get_by_role("button", name="Suggested reply").click()
+    await expect(page.locator("#suggestion")).to_contain_text("Its sources:")
+    await expect(page.locator("#suggestion")).to_contain_text("Entregas")
+    await expect(box).to_have_value(re.compile("8 dias úteis"))
+    await expect(box).to_be_focused()
+    await box.press("End")
+    await page.get_by_role("button", name="Send", exact=True).click()
+    await expect(page.locator("#thread li.message.agent").last).to_contain_text("8 dias úteis")
     await assert_accessible(page)
