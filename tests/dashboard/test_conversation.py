@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from atende.conversations.models import Conversation, Message
 from atende.runtime import Runtime
-from tests.fixtures.dashboard import Team, csrf_of, make_team, signed_in
+from atende.teams import service as teams
+from tests.fixtures.dashboard import Team, browser_client, csrf_of, make_team, signed_in
 from tests.fixtures.inbox import Shop, make_shop
 
 HTMX = {"HX-Request": "true"}
@@ -237,3 +238,52 @@ async def test_a_stale_form_and_a_closed_session_change_nothing(
         assert r.status_code in (401, 403)
     after = await stored(runtime, shop, "handed_off")
     assert after[0].state == before[0].state == "waiting_human"
+
+
+async def test_availability_is_set_by_the_agent_in_the_header(
+    live_server: str, shop: Shop, runtime: Runtime
+) -> None:
+    async with signed_in(live_server, shop.team.agent) as client:
+        page = await client.get("/app/inbox")
+        assert 'label for="availability">Your availability</label>' in page.text
+        r = await client.post(
+            "/app/availability",
+            data={"availability": "away", "next": "/app/inbox?view=mine", "csrf_token": csrf_of(page.text)},
+        )
+        assert (r.status_code, r.headers["location"]) == (303, "/app/inbox?notice=availability_away")
+        page = await client.get("/app/inbox?notice=availability_away")
+        assert "You are away: no new conversations come to you." in page.text
+        assert '<option value="away" selected>' in page.text
+        r = await client.post(
+            "/app/availability", data={"availability": "asleep", "csrf_token": csrf_of(page.text)}
+        )
+        assert r.status_code == 422
+    async with runtime.db.transaction(shop.team.company_id) as session:
+        [me] = [a for a in await teams.agents(session) if a.user.id == shop.team.agent.user_id]
+    assert me.member.availability == "away"
+    async with signed_in(live_server, shop.team.viewer) as client:
+        page = await client.get("/app/inbox")
+        assert "Your availability" not in page.text
+        r = await client.post(
+            "/app/availability", data={"availability": "online", "csrf_token": csrf_of(page.text)}
+        )
+        assert r.status_code == 403
+
+
+async def test_the_live_stream_is_the_members_own(live_server: str, shop: Shop, runtime: Runtime) -> None:
+    rival = await make_team(runtime, name="Rival")
+    theirs = await make_shop(runtime, rival)
+    async with signed_in(live_server, shop.team.viewer) as client:
+        r = await client.get("/app/live", params={"conversation": str(theirs.ids["mine"])})
+        assert r.status_code == 404
+        async with client.stream(
+            "GET", "/app/live", params={"conversation": str(shop.ids["mine"])}
+        ) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            async for line in stream.aiter_lines():
+                assert line == "event: ready"
+                break
+    async with browser_client(live_server) as anonymous:
+        r = await anonymous.get("/app/live")
+        assert (r.status_code, r.headers["location"]) == (303, "/app/login?next=/app/live")

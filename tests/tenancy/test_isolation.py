@@ -118,6 +118,7 @@ DASHBOARD_ATTACKS = [
     Attack("GET", "/app/conversations/{conversation_id}/canned"),
     Attack("GET", "/app/conversations/{conversation_id}/canned/render", params={"code": "prazo"}),
     Attack("POST", "/app/conversations/{conversation_id}/suggestion"),
+    Attack("POST", "/app/conversations/{conversation_id}/typing"),
 ]
 ID_PARAMETER = re.compile(r"\{\w*id\}")
 

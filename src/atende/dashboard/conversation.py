@@ -34,6 +34,7 @@ from atende.dashboard.auth import AgentPage, Member, ViewerPage
 from atende.dashboard.i18n import N_
 from atende.dashboard.inbox import choices
 from atende.dashboard.web import (
+    NOTICES,
     PageRoute,
     context,
     environment,
@@ -57,19 +58,6 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 THREAD_MAX = 500  # messages a page shows (the newest, if a conversation has more)
 PREVIOUS_MAX = 10
-NOTICES = {
-    "reply": N_("Reply sent."),
-    "note": N_("Note added. Only the team sees it."),
-    "assign": N_("Assigned."),
-    "team": N_("Given to the team: it waits in its queue."),
-    "handback": N_("Handed back to the bot: it answers the customer's next message."),
-    "resolve": N_("Resolved."),
-    "reopen": N_("Reopened: it is yours."),
-    "snooze": N_("Snoozed: it is out of the lists until then, or until the customer writes."),
-    "unsnooze": N_("Woken up: it is back in the lists."),
-    "label_added": N_("Label added."),
-    "label_removed": N_("Label removed."),
-}
 Text = Annotated[str, Form(max_length=100_000)]
 Ref = Annotated[str, Form(max_length=320)]
 

@@ -116,6 +116,21 @@ NOTICES: dict[str, str] = {
     "member_deactivated": N_("Member deactivated: their sessions in this company ended."),
     "member_reactivated": N_("Member reactivated."),
     "company_created": N_("Company created. Its owner was sent an invitation."),
+    "availability_online": N_("You are online: conversations can come to you."),
+    "availability_away": N_("You are away: no new conversations come to you."),
+    "availability_offline": N_("You are offline: no new conversations come to you."),
+    # after a conversation's action sent without JavaScript (``conversation.NOTICES``)
+    "reply": N_("Reply sent."),
+    "note": N_("Note added. Only the team sees it."),
+    "assign": N_("Assigned."),
+    "team": N_("Given to the team: it waits in its queue."),
+    "handback": N_("Handed back to the bot: it answers the customer's next message."),
+    "resolve": N_("Resolved."),
+    "reopen": N_("Reopened: it is yours."),
+    "snooze": N_("Snoozed: it is out of the lists until then, or until the customer writes."),
+    "unsnooze": N_("Woken up: it is back in the lists."),
+    "label_added": N_("Label added."),
+    "label_removed": N_("Label removed."),
 }
 
 ROLE_NAMES = {

@@ -20,8 +20,14 @@
   });
   document.addEventListener("htmx:afterSwap", function (event) {
     var target = event.detail.target;
-    if (event.detail.requestConfig && event.detail.requestConfig.headers["X-Live"]) {
-      return; // a live refresh: the person did nothing, their focus stays
+    var live = event.detail.requestConfig && event.detail.requestConfig.headers["X-Live"];
+    if (live) {
+      // a live refresh: the person did nothing; focus stays on what they were on
+      var kept = focusedId ? document.getElementById(focusedId) : null;
+      if (kept && document.activeElement !== kept) {
+        kept.focus();
+      }
+      return;
     }
     var replaced = target && target.id ? document.getElementById(target.id) : target;
     if (!replaced) {
@@ -175,4 +181,124 @@
     });
   }
   document.addEventListener("DOMContentLoaded", setupCanned);
+  // Live updates (GET /app/live, Server-Sent Events): the inbox's list and the open
+  // conversation's thread and status are asked for again when the server says they changed;
+  // who else is viewing or typing is shown in #presence.
+  function setupLive() {
+    var results = document.getElementById("inbox-results");
+    var conversation = document.getElementById("conversation");
+    if (!results && !conversation) {
+      return;
+    }
+    var cid = conversation ? conversation.getAttribute("data-conversation") : null;
+    var url = "/app/live" + (cid ? "?conversation=" + encodeURIComponent(cid) : "");
+    var source = new EventSource(url);
+    var pending = {};
+    function refresh(name, target, address) {
+      if (pending[name]) {
+        return;
+      }
+      pending[name] = true;
+      window.setTimeout(function () {
+        pending[name] = false;
+        var where = document.getElementById(target);
+        if (!where) {
+          return;
+        }
+        var active = document.activeElement;
+        if (active && where.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) {
+          refresh(name, target, address); // the person is filling a field here: later
+          return;
+        }
+        focusedId = active && active.id ? active.id : null;
+        htmx.ajax("GET", address(), { target: "#" + target, swap: "outerHTML", headers: { "X-Live": "1" } });
+      }, 300);
+    }
+    source.addEventListener("inbox", function () {
+      var list = document.getElementById("inbox-results");
+      if (list) {
+        refresh("inbox", "inbox-results", function () { return list.getAttribute("data-url"); });
+      }
+    });
+    source.addEventListener("thread", function () {
+      refresh("thread", "thread", function () { return "/app/conversations/" + cid + "?part=thread"; });
+    });
+    source.addEventListener("status", function () {
+      refresh("status", "conversation-status", function () {
+        return "/app/conversations/" + cid + "?part=status";
+      });
+    });
+    source.addEventListener("signed_out", function () {
+      source.close();
+      window.location.reload();
+    });
+    setupPresence(source, conversation);
+  }
+
+  function setupPresence(source, conversation) {
+    var shown = document.getElementById("presence");
+    if (!shown || !conversation) {
+      return;
+    }
+    var me = conversation.getAttribute("data-me");
+    var people = {};
+    function render() {
+      var now = Date.now();
+      var lines = [];
+      Object.keys(people).forEach(function (id) {
+        var p = people[id];
+        if (p.until < now) {
+          delete people[id];
+          return;
+        }
+        var typing = p.typingUntil > now;
+        var template = shown.getAttribute(typing ? "data-typing" : "data-viewing");
+        lines.push(template.replace("%(name)s", p.name));
+      });
+      var text = lines.join(" ");
+      if (shown.textContent !== text) {
+        shown.textContent = text;
+      }
+    }
+    source.addEventListener("presence", function (event) {
+      var data = JSON.parse(event.data);
+      if (!data.user_id || data.user_id === me) {
+        return;
+      }
+      if (data.doing === "left") {
+        delete people[data.user_id];
+      } else {
+        var p = people[data.user_id] || { typingUntil: 0 };
+        p.name = data.name;
+        p.until = Date.now() + 40000;
+        if (data.doing === "typing") {
+          p.typingUntil = Date.now() + 6000;
+        }
+        people[data.user_id] = p;
+      }
+      render();
+    });
+    window.setInterval(render, 1000);
+    var typingUrl = shown.getAttribute("data-typing-url");
+    var said = 0;
+    ["reply-text", "note-text"].forEach(function (id) {
+      var box = document.getElementById(id);
+      if (!box || !typingUrl) {
+        return;
+      }
+      box.addEventListener("input", function () {
+        if (Date.now() - said < 3000) {
+          return;
+        }
+        said = Date.now();
+        var meta = document.querySelector('meta[name="csrf-token"]');
+        fetch(typingUrl, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "X-CSRF-Token": meta ? meta.getAttribute("content") : "" }
+        });
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", setupLive);
 })();
