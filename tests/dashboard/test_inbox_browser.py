@@ -224,3 +224,50 @@ async def test_a_canned_response_by_slash_and_a_suggested_reply_fill_the_compose
     await page.get_by_role("button", name="Send", exact=True).click()
     await expect(page.locator("#thread li.message.agent").last).to_contain_text("8 dias úteis")
     await assert_accessible(page)
+
+
+async def leave_field(page: Page) -> None:
+    """As a click on the page's background does: no field has the keyboard."""
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
+
+
+async def test_keyboard_shortcuts_work_the_inbox_and_are_listed_under_a_question_mark(
+    open_context: OpenContext, live_server: str, shop: Shop
+) -> None:
+    page = await new_page(open_context, live_server)
+    await sign_in(page, shop.team.agent.email, PASSWORD)
+    await page.goto("/app/inbox")
+    await page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("Next / previous conversation in the list")
+    await expect(dialog.get_by_role("button", name="Close")).to_be_focused()
+    await assert_accessible(page)
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+    await page.keyboard.press("j")
+    await expect(page.get_by_role("link", name="Bruno Borges")).to_be_focused()
+    await page.keyboard.press("j")
+    await expect(page.get_by_role("link", name="Carla Cliente")).to_be_focused()
+    await page.keyboard.press("k")
+    await page.keyboard.press("j")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", level=1, name="Carla Cliente")).to_be_visible()
+    await page.keyboard.press("a")
+    await expect(page.locator("#conversation-status")).to_contain_text("Assigned to Ana Agent")
+    await leave_field(page)
+    await page.keyboard.press("r")
+    await expect(page.get_by_label("Reply to the customer")).to_be_focused()
+    await page.keyboard.type("r e j k: letters typed in a field are text, not shortcuts")
+    await expect(page.get_by_label("Reply to the customer")).to_have_value(
+        "r e j k: letters typed in a field are text, not shortcuts"
+    )
+    await page.keyboard.press("Tab")  # on to the Send button
+    await page.keyboard.press("n")
+    await expect(page.get_by_label("Note for the team (the customer never sees it)")).to_be_focused()
+    await leave_field(page)
+    await page.keyboard.press("e")
+    await expect(page.get_by_role("button", name="Reopen")).to_be_visible()
+    await leave_field(page)
+    await page.keyboard.press("u")
+    await expect(page.get_by_role("heading", level=1, name="Inbox")).to_be_visible()

@@ -301,4 +301,79 @@
     });
   }
   document.addEventListener("DOMContentLoaded", setupLive);
+  // Keyboard shortcuts (listed under "?"): they work when the person is not typing in a field.
+  function setupShortcuts() {
+    var dialog = document.getElementById("shortcuts");
+    if (!dialog) {
+      return;
+    }
+    var opener = document.getElementById("show-shortcuts");
+    function show() {
+      if (!dialog.open) {
+        dialog.showModal();
+        document.getElementById("close-shortcuts").focus();
+      }
+    }
+    if (opener) {
+      opener.addEventListener("click", show);
+      dialog.addEventListener("close", function () { opener.focus(); });
+    }
+    function rowLinks() {
+      return Array.prototype.slice.call(document.querySelectorAll("#inbox-results a.row-link"));
+    }
+    function move(step) {
+      var links = rowLinks();
+      if (!links.length) {
+        return;
+      }
+      var at = links.indexOf(document.activeElement);
+      var next = at === -1 ? (step > 0 ? 0 : links.length - 1) : Math.min(Math.max(at + step, 0), links.length - 1);
+      links[next].focus();
+    }
+    function press(id) {
+      var button = document.getElementById(id);
+      if (button) {
+        button.click();
+      }
+    }
+    function focusField(id) {
+      var field = document.getElementById(id);
+      if (field) {
+        field.focus();
+      }
+    }
+    document.addEventListener("keydown", function (event) {
+      if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) {
+        return;
+      }
+      var target = event.target;
+      if (target && (/^(INPUT|SELECT|TEXTAREA)$/.test(target.tagName) || target.isContentEditable)) {
+        return;
+      }
+      if (dialog.open && event.key !== "?") {
+        return;
+      }
+      var actions = {
+        "?": show,
+        "j": function () { move(1); },
+        "k": function () { move(-1); },
+        "s": function () { focusField("search"); },
+        "r": function () { focusField("reply-text"); },
+        "n": function () { focusField("note-text"); },
+        "a": function () { press("assign-me"); },
+        "e": function () { press("resolve"); },
+        "u": function () {
+          if (document.getElementById("conversation")) {
+            window.location.assign("/app/inbox");
+          }
+        }
+      };
+      var action = actions[event.key];
+      if (action) {
+        event.preventDefault();
+        action();
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", setupShortcuts);
 })();
