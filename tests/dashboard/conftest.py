@@ -76,7 +76,7 @@ async def open_context(chromium: Browser) -> AsyncIterator[OpenContext]:
         context.on(
             "console",
             lambda message: (
-                violations.append(f"{message.text} at {message.location}")
+                violations.append(message.text)
                 if "Content Security Policy" in message.text or "Refused to" in message.text
                 else None
             ),
