@@ -71,6 +71,7 @@ async def test_the_thread_shows_who_said_what_with_evidence_and_delivery(
         "carla@example.com",
         "+55 81 99999-0000",
         "Web chat",
+        "<dd>Portuguese</dd>",
         "Team: Suporte",
     ):
         assert shown in carla, shown

@@ -40,7 +40,7 @@ async def shop(runtime: Runtime, team: Team) -> Shop:
 
 
 def rows(page: Page) -> Locator:
-    return page.locator("tbody tr")
+    return page.locator("#inbox-results tbody tr")
 
 
 @pytest.mark.parametrize("language", ["en", "pt-BR"])

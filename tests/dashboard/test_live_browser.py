@@ -90,7 +90,7 @@ async def test_the_widget_and_the_dashboard_talk_live(
     await box.press("Enter")
     log = customer.get_by_role("log")
     await expect(log.locator(".atende-bot")).to_have_count(1)  # handed to the team
-    new_row = agent.locator("tbody tr", has_text="Visitor without a name")
+    new_row = agent.locator("#inbox-results tbody tr", has_text="Visitor without a name")
     await expect(new_row).to_have_count(1)  # the agent's list, live
     await new_row.get_by_role("link").click()
     thread = agent.locator("#thread")

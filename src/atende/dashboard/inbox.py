@@ -30,6 +30,7 @@ from atende.errors import AtendeError, InvalidInput
 from atende.teams import inbox
 from atende.teams import service as teams
 from atende.teams.inbox import InboxQuery, View
+from atende.tenancy.models import Role
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -149,6 +150,7 @@ async def _inbox(member: Member, filters: Filters, cursor: str) -> Response:
         "channel_names": CHANNEL_NAMES,
         "language_names": LANGUAGE_NAMES,
         "error": error,
+        "can_act": member.role.allows(Role.agent),
         **offered,
     }
     status = 422 if error else 200

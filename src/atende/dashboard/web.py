@@ -47,6 +47,7 @@ from atende.dashboard.wording import (
     AVAILABILITY_NAMES,
     CHANNEL_NAMES,
     DELIVERY_NAMES,
+    LANGUAGE_NAMES,
     STATE_NAMES,
 )
 from atende.errors import AtendeError, Conflict, InvalidInput, NotFound
@@ -169,6 +170,7 @@ def environment(language: str) -> Environment:
         channel_names=CHANNEL_NAMES,
         delivery_names=DELIVERY_NAMES,
         availability_names=AVAILABILITY_NAMES,
+        language_names=LANGUAGE_NAMES,
     )
     return env
 
