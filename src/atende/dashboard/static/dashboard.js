@@ -22,9 +22,11 @@
     var target = event.detail.target;
     var live = event.detail.requestConfig && event.detail.requestConfig.headers["X-Live"];
     if (live) {
-      // a live refresh: the person did nothing; focus stays on what they were on
+      // a live refresh: the person did nothing here. Focus goes back only if the element
+      // they were on was replaced (focus fell to the page); never away from where they went.
+      var lost = !document.activeElement || document.activeElement === document.body;
       var kept = focusedId ? document.getElementById(focusedId) : null;
-      if (kept && document.activeElement !== kept) {
+      if (kept && lost) {
         kept.focus();
       }
       return;
