@@ -325,29 +325,6 @@ async def test_counts_per_view_follow_the_filters(shop: Inbox) -> None:
     assert plain(r.json()) == {"mine": 0, "unassigned": 1, "my_teams": 1, "all": 2}
 
 
-async def test_a_snoozed_conversation_leaves_every_view_until_it_wakes(shop: Inbox) -> None:
-    """Snoozing takes a conversation out of the open views: out of every list and count (its
-    view's included), listed only with ``snoozed=only``; woken, it is back."""
-    ana = shop.ana
-    until = (datetime.now(UTC) + timedelta(days=3)).isoformat()
-    r = await ana.post(f"/v1/conversations/{shop.ids['ana_pt']}/snooze", json={"until": until})
-    assert r.status_code == 200, r.text
-    for view in ("all", "mine", "my_teams"):
-        assert "ana_pt" not in await listed(ana, shop, view=view), view
-    assert await listed(ana, shop, view="mine") == ["ana_webchat"]
-    assert await listed(ana, shop, label="vip") == []
-    counts = (await ana.get("/v1/conversations/counts")).json()
-    assert (counts["mine"]["count"], counts["my_teams"]["count"], counts["all"]["count"]) == (1, 1, 6)
-    assert await listed(ana, shop, snoozed="only") == ["ana_pt"]
-    assert await listed(ana, shop, snoozed="only", view="mine", label="urgente") == ["ana_pt"]
-    snoozed_counts = (await ana.get("/v1/conversations/counts", params={"snoozed": "only"})).json()
-    assert snoozed_counts["all"]["count"] == 1
-    r = await ana.post(f"/v1/conversations/{shop.ids['ana_pt']}/unsnooze")
-    assert r.status_code == 200, r.text
-    assert (await listed(ana, shop, view="mine"))[0] == "ana_pt"  # woken: moved up, as new
-    assert await listed(ana, shop, snoozed="only") == []
-
-
 async def test_a_count_stops_at_the_cap_and_says_so(
     shop: Inbox, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
