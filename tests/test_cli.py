@@ -293,6 +293,10 @@ def demo_person_signs_in(base_url: str, email: str, password: str) -> str:
         )
         assert signed.status_code == 303, signed.text
         home = client.get("/app", headers={"Accept-Language": "en"}).text
+        inbox = client.get("/app/inbox", headers={"Accept-Language": "en"}).text
+    # the demo's inbox is not empty: its conversations in every state (atende.demo.conversations)
+    for contact in ("Maria Souza", "João Pereira", "Carla Lima", "Pedro Alves"):
+        assert contact in inbox, inbox
     role = re.search(r"You are working in Loja Exemplo as (\w+)\.", home)
     assert role, home
     return role.group(1).lower()

@@ -51,6 +51,15 @@ def test_every_case_is_timed_through_the_services_and_the_api(result: dict[str, 
     assert next(r for name, r in searches.items() if "an order" in name)["rows"] >= 1
 
 
+def test_the_dashboards_pages_are_timed_signed_in(result: dict[str, Any]) -> None:
+    pages = result["pages"]
+    assert len(pages) == 10
+    for name, r in pages.items():
+        assert r["http_ms"]["n"] == 2, name
+        assert r["bytes"] > 2000, name  # a whole page, not a sign-in redirect
+    assert any(name.startswith("page: conversation") for name in pages)
+
+
 def test_the_pages_walk_a_view_once_and_the_other_company_never_shows(result: dict[str, Any]) -> None:
     assert result["walk"]["ok"], result["walk"]
     assert result["walk"]["listed"] > 0

@@ -76,7 +76,7 @@ async def open_context(chromium: Browser) -> AsyncIterator[OpenContext]:
         context.on(
             "console",
             lambda message: (
-                violations.append(message.text)
+                violations.append(f"{message.text} at {message.location}")
                 if "Content Security Policy" in message.text or "Refused to" in message.text
                 else None
             ),

@@ -62,6 +62,7 @@ ATTACKS = [
     Attack("POST", "/v1/conversations/{conversation_id}/snooze", body={"until": "next_business_day"}),
     Attack("POST", "/v1/conversations/{conversation_id}/snooze", body={"until": "2099-01-01T00:00:00Z"}),
     Attack("POST", "/v1/conversations/{conversation_id}/unsnooze"),
+    Attack("POST", "/v1/conversations/{conversation_id}/team", body={"team": "suporte"}),
     Attack("POST", "/v1/conversations/{conversation_id}/suggested-reply"),
     Attack("GET", "/v1/conversations/{conversation_id}/labels"),
     Attack("POST", "/v1/conversations/{conversation_id}/labels", body={"label": "vip"}),
@@ -100,6 +101,24 @@ DASHBOARD_ATTACKS = [
     Attack("POST", "/app/users/{user_id}/deactivate"),
     Attack("POST", "/app/users/{user_id}/reactivate"),
     Attack("POST", "/app/invitations/{invitation_id}/cancel"),
+    Attack("GET", "/app/conversations/{conversation_id}"),
+    Attack("GET", "/app/conversations/{conversation_id}/traces"),
+    Attack("POST", "/app/conversations/{conversation_id}/reply", body={"text": "A's agent writes to B"}),
+    Attack("POST", "/app/conversations/{conversation_id}/note", body={"text": "A's note on B"}),
+    Attack("POST", "/app/conversations/{conversation_id}/assign", body={"agent": "me"}),
+    Attack("POST", "/app/conversations/{conversation_id}/team", body={"team": "suporte"}),
+    Attack("POST", "/app/conversations/{conversation_id}/handback"),
+    Attack("POST", "/app/conversations/{conversation_id}/resolve"),
+    Attack("POST", "/app/conversations/{conversation_id}/reopen"),
+    Attack("POST", "/app/conversations/{conversation_id}/snooze", body={"next_business_day": "yes"}),
+    Attack("POST", "/app/conversations/{conversation_id}/snooze", body={"until": "2099-01-01T10:00"}),
+    Attack("POST", "/app/conversations/{conversation_id}/unsnooze"),
+    Attack("POST", "/app/conversations/{conversation_id}/labels", body={"label": "vip"}),
+    Attack("POST", "/app/conversations/{conversation_id}/labels/remove", body={"label": "{label}"}),
+    Attack("GET", "/app/conversations/{conversation_id}/canned"),
+    Attack("GET", "/app/conversations/{conversation_id}/canned/render", params={"code": "prazo"}),
+    Attack("POST", "/app/conversations/{conversation_id}/suggestion"),
+    Attack("POST", "/app/conversations/{conversation_id}/typing"),
 ]
 ID_PARAMETER = re.compile(r"\{\w*id\}")
 
@@ -236,10 +255,12 @@ async def test_every_dashboard_route_of_b_answers_404_to_as_owner_and_b_is_uncha
     async with signed_in(live_server, a_owner) as dashboard:
         token = csrf_of((await dashboard.get("/app/users")).text)
         for attack in DASHBOARD_ATTACKS:
+            ids = victim.ids(company, webchat=False)
             r = await dashboard.request(
                 attack.method,
-                fill(attack.route, victim.ids(company, webchat=False)),
-                data={**(attack.body or {}), "csrf_token": token},
+                fill(attack.route, ids),
+                data={**{k: fill(v, ids) for k, v in (attack.body or {}).items()}, "csrf_token": token},
+                params={k: fill(v, ids) for k, v in (attack.params or {}).items()},
             )
             assert r.status_code == 404, (attack, r.text)
             assert "There is nothing here." in r.text  # the dashboard's 404 page, not an unmatched route

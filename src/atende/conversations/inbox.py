@@ -407,3 +407,18 @@ async def count_inbox(session: AsyncSession, filters: Sequence[InboxFilter]) -> 
         await session.execute(select(search.truncated(), *each).where(search.condition()))
     ).one()
     return [Count(min(int(n), COUNT_CAP), int(n) > COUNT_CAP or bool(partial)) for n in found]
+
+
+async def activity_since(
+    session: AsyncSession, since: datetime, *, limit: int = 200
+) -> list[tuple[uuid.UUID, datetime]]:
+    """``(id, updated_at)`` of the company's conversations active at or after ``since``, most
+    recent first (at most ``limit``): what a live inbox screen checks to know that its list
+    changed (a customer's message, a reply, a state change), read from the activity index."""
+    rows = await session.execute(
+        select(Conversation.id, Conversation.updated_at)
+        .where(Conversation.updated_at >= since)
+        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        .limit(limit)
+    )
+    return [(ident, at) for ident, at in rows]

@@ -374,6 +374,7 @@ async def hand_to_team(
     reason: str,
     now: datetime,
     actor_type: str = "bot",
+    actor_id: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Conversation:
     """Queue a conversation (locked by the caller) for people: ``team_id``'s queue or the
@@ -382,7 +383,13 @@ async def hand_to_team(
     previous = conversation.state
     check_transition(State(previous), State.waiting_human)
     await _record_transition(
-        session, conversation, State.waiting_human, actor_type=actor_type, reason=reason, now=now
+        session,
+        conversation,
+        State.waiting_human,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        reason=reason,
+        now=now,
     )
     conversation.team_id, conversation.ticket = team_id, ticket
     await _emit_state_change(session, jobs, conversation, previous, {"reason": reason, **(extra or {})})
@@ -815,6 +822,70 @@ async def list_transitions(session: AsyncSession, conversation_id: uuid.UUID) ->
         .order_by(StateTransition.created_at, StateTransition.id)
     )
     return list(rows)
+
+
+async def get_contact(session: AsyncSession, contact_id: uuid.UUID) -> Contact:
+    return await get_or_404(session, Contact, contact_id, "contact")
+
+
+async def contact_conversations(
+    session: AsyncSession, contact_id: uuid.UUID, *, limit: int = 20
+) -> list[Conversation]:
+    """The contact's conversations, most recent activity first (what an agent reads about a
+    customer beside the conversation in front of them)."""
+    rows = await session.scalars(
+        select(Conversation)
+        .where(Conversation.contact_id == contact_id)
+        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def queue_for_team(
+    session: AsyncSession,
+    jobs: JobQueue,
+    conversation_id: uuid.UUID,
+    team_id: uuid.UUID,
+    *,
+    actor_type: str,
+    actor_id: str | None,
+    now: datetime,
+) -> Conversation:
+    """Give the conversation to a team: it waits in that team's queue, nobody assigned (a
+    conversation already waiting moves from one queue to the other, keeping its wait).
+    ``InvalidInput`` when it waits in that team's queue already."""
+    conversation = await get_conversation(session, conversation_id, for_update=True)
+    previous = conversation.state
+    if previous == State.waiting_human.value:
+        if conversation.team_id == team_id:
+            raise InvalidInput("the conversation waits in that team's queue already", field="team")
+        conversation.team_id = team_id
+        conversation.updated_at = datetime.now(UTC)
+        conversation.snoozed_until = None
+        session.add(
+            StateTransition(
+                conversation_id=conversation.id,
+                from_state=previous,
+                to_state=previous,
+                actor_type=actor_type,
+                actor_id=actor_id,
+                reason=f"moved to team {team_id}",
+            )
+        )
+        await _emit_state_change(session, jobs, conversation, previous)
+        return conversation
+    return await hand_to_team(
+        session,
+        jobs,
+        conversation,
+        team_id=team_id,
+        ticket=False,
+        reason=f"moved to team {team_id}",
+        now=now,
+        actor_type=actor_type,
+        actor_id=actor_id,
+    )
 
 
 async def contact_external_id(session: AsyncSession, contact_id: uuid.UUID) -> str:

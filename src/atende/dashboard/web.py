@@ -42,6 +42,14 @@ from atende.dashboard.auth import (
     Visitor,
 )
 from atende.dashboard.i18n import N_
+from atende.dashboard.wording import (
+    AUTHOR_NAMES,
+    AVAILABILITY_NAMES,
+    CHANNEL_NAMES,
+    DELIVERY_NAMES,
+    LANGUAGE_NAMES,
+    STATE_NAMES,
+)
 from atende.errors import AtendeError, Conflict, InvalidInput, NotFound
 from atende.tenancy import accounts
 from atende.tenancy.crypto import new_token
@@ -83,6 +91,7 @@ class NavItem:
 # the menu, in order; later pages add their entry here (and declare the same role)
 NAV: list[NavItem] = [
     NavItem("/app", N_("Home")),
+    NavItem("/app/inbox", N_("Inbox"), role=Role.viewer),
     NavItem("/app/users", N_("Users"), role=Role.admin),
     NavItem("/app/platform/companies", N_("Companies"), superadmin=True),
     NavItem("/app/account", N_("Your account")),
@@ -108,6 +117,21 @@ NOTICES: dict[str, str] = {
     "member_deactivated": N_("Member deactivated: their sessions in this company ended."),
     "member_reactivated": N_("Member reactivated."),
     "company_created": N_("Company created. Its owner was sent an invitation."),
+    "availability_online": N_("You are online: conversations can come to you."),
+    "availability_away": N_("You are away: no new conversations come to you."),
+    "availability_offline": N_("You are offline: no new conversations come to you."),
+    # after a conversation's action sent without JavaScript (``conversation.NOTICES``)
+    "reply": N_("Reply sent."),
+    "note": N_("Note added. Only the team sees it."),
+    "assign": N_("Assigned."),
+    "team": N_("Given to the team: it waits in its queue."),
+    "handback": N_("Handed back to the bot: it answers the customer's next message."),
+    "resolve": N_("Resolved."),
+    "reopen": N_("Reopened: it is yours."),
+    "snooze": N_("Snoozed: it is out of the lists until then, or until the customer writes."),
+    "unsnooze": N_("Woken up: it is back in the lists."),
+    "label_added": N_("Label added."),
+    "label_removed": N_("Label removed."),
 }
 
 ROLE_NAMES = {
@@ -132,11 +156,21 @@ def environment(language: str) -> Environment:
     locale = i18n.locale(language)
     env.filters["date"] = lambda value: format_date(value, "medium", locale=locale) if value else ""
     env.filters["datetime"] = lambda value: format_datetime(value, "short", locale=locale) if value else ""
+    # an instant in a zone (the company's): ``{{ at|when(zone) }}``
+    env.filters["when"] = lambda value, zone=None: (
+        format_datetime(value, "short", tzinfo=zone, locale=locale) if value else ""
+    )
     env.globals.update(
         static=static_url,
         product=PRODUCT,
         languages=[(tag, name) for tag, (_folder, name) in i18n.LANGUAGES.items()],
         role_names=ROLE_NAMES,
+        author_names=AUTHOR_NAMES,
+        state_names=STATE_NAMES,
+        channel_names=CHANNEL_NAMES,
+        delivery_names=DELIVERY_NAMES,
+        availability_names=AVAILABILITY_NAMES,
+        language_names=LANGUAGE_NAMES,
     )
     return env
 

@@ -1,5 +1,6 @@
-"""The demo company "Loja Exemplo" (an online shop) with its knowledge base, an API key and
-two people who sign in to the dashboard: its owner and an agent.
+"""The demo company "Loja Exemplo" (an online shop) with its knowledge base, an API key,
+two people who sign in to the dashboard (its owner and an agent) and a few conversations in
+every state (``demo.conversations``).
 
 ``seed`` is idempotent: the company, key, people and documents are created once and left as
 they are on later starts (documents are re-indexed only when their files changed). The key
@@ -17,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from atende.channels import accounts
+from atende.demo.conversations import seed_conversations
 from atende.hours import DAYS
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import embedder_for
@@ -99,11 +101,15 @@ async def seed(runtime: Runtime) -> DemoInfo:
         people = []
         for role, email, name in (OWNER, AGENT):
             password = demo_password(runtime.secret_key, email)
-            if await session.scalar(select(User.id).where(User.email == email)) is None:
-                await tenancy.create_user(
-                    session, company_id=company.id, email=email, password=password, role=role, name=name
-                )
+            user_id = await session.scalar(select(User.id).where(User.email == email))
+            if user_id is None:
+                user_id = (
+                    await tenancy.create_user(
+                        session, company_id=company.id, email=email, password=password, role=role, name=name
+                    )
+                ).id
             people.append(DemoPerson(email, password))
+        agent_id = user_id  # the last of the people: the demo agent
         company_id = company.id
         widget_key = await accounts.first_external_id(session, company_id, "webchat")
     embedder = embedder_for(runtime, None)
@@ -118,6 +124,8 @@ async def seed(runtime: Runtime) -> DemoInfo:
             embedder=embedder,
             lang=path.parent.name,
         )
+    assert agent_id is not None
+    await seed_conversations(runtime, company_id, agent_id)
     return DemoInfo(
         company_id=str(company_id), widget_key=widget_key, api_key=key, owner=people[0], agent=people[1]
     )

@@ -1,5 +1,5 @@
 """``/v1`` routes of what agents do to a conversation that reads the human side: snoozing (by
-the team's business hours too) and canned responses.
+the team's business hours too), giving it to a team, and canned responses.
 
 Handlers parse, call one function of ``teams.service`` or ``teams.canned`` and shape the
 answer; the dashboard calls the same functions.
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query
 from atende.conversations.schemas import ConversationPublic
 from atende.teams import canned, service
 from atende.teams.models import CannedResponse
-from atende.teams.schemas import CannedIn, CannedOut, RenderedOut, RenderIn, SnoozeIn
+from atende.teams.schemas import CannedIn, CannedOut, RenderedOut, RenderIn, SnoozeIn, TeamRefIn
 from atende.tenancy.deps import AdminTenant, AgentTenant, ViewerTenant
 
 snooze_router = APIRouter(prefix="/v1", tags=["conversations"])
@@ -41,6 +41,30 @@ async def snooze(conversation_id: uuid.UUID, body: SnoozeIn, tenant: AgentTenant
             now=tenant.runtime.clock(),
             actor_type=tenant.actor_type,
             actor_id=tenant.actor_id,
+        )
+    return ConversationPublic.model_validate(conversation)
+
+
+@snooze_router.post(
+    "/conversations/{conversation_id}/team",
+    response_model=ConversationPublic,
+    summary="Give the conversation to a team",
+)
+async def send_to_team(
+    conversation_id: uuid.UUID, body: TeamRefIn, tenant: AgentTenant
+) -> ConversationPublic:
+    """It waits in the team's queue (`waiting_human`), nobody assigned, until one of its people
+    takes it; one waiting already moves to the other queue, keeping its wait. `422` naming
+    `team` for a team the company has not, or the queue it waits in already."""
+    async with tenant.transaction() as session:
+        conversation = await service.send_to_team(
+            session,
+            tenant.runtime.jobs,
+            conversation_id,
+            body.team,
+            actor_type=tenant.actor_type,
+            actor_id=tenant.actor_id,
+            now=tenant.runtime.clock(),
         )
     return ConversationPublic.model_validate(conversation)
 

@@ -159,7 +159,11 @@ class AvailabilityIn(_Strict):
     availability: Availability
 
 
-# snoozing and canned responses (``teams.actions_api``)
+# snoozing, giving a conversation to a team, canned responses (``teams.actions_api``)
+
+
+class TeamRefIn(_Strict):
+    team: str = Field(min_length=1, max_length=80, description="The team's slug or id.")
 
 
 class SnoozeIn(_Strict):

@@ -438,3 +438,22 @@ async def snooze(
     return await conversations.snooze(
         session, jobs, conversation_id, until, now=now, actor_type=actor_type, actor_id=actor_id
     )
+
+
+async def send_to_team(
+    session: AsyncSession,
+    jobs: JobQueue,
+    conversation_id: uuid.UUID,
+    team: str,
+    *,
+    actor_type: str,
+    actor_id: str | None,
+    now: datetime,
+) -> Conversation:
+    """Give the conversation to ``team`` (a slug or id): it waits in that team's queue, nobody
+    assigned, for one of its people to take it (``conversations.service.queue_for_team``)."""
+    await conversations.get_conversation(session, conversation_id)  # 404 before the team's 422
+    found = await get_team(session, team)
+    return await conversations.queue_for_team(
+        session, jobs, conversation_id, found.id, actor_type=actor_type, actor_id=actor_id, now=now
+    )

@@ -1,0 +1,80 @@
+"""How the inbox names things to a person: states, channels, delivery statuses, languages,
+and the reasons a conversation was handed to people, in plain words.
+
+The services keep their values and reasons in English for the API and the logs
+(``"handoff rule 'procon' matched (closed)"``); a page says them in the reader's language.
+Every text here is marked for extraction (``N_``) and translated where it is shown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from atende.dashboard.i18n import N_
+
+STATE_NAMES = {
+    "bot": N_("Bot"),
+    "waiting_human": N_("Waiting for a person"),
+    "human": N_("With an agent"),
+    "resolved": N_("Resolved"),
+}
+CHANNEL_NAMES = {
+    "api": N_("API"),
+    "webchat": N_("Web chat"),
+    "email": N_("E-mail"),
+    "whatsapp": N_("WhatsApp"),
+    "telegram": N_("Telegram"),
+}
+DELIVERY_NAMES = {
+    "queued": N_("Queued"),
+    "sent": N_("Sent"),
+    "delivered": N_("Delivered"),
+    "read": N_("Read"),
+    "failed": N_("Failed"),
+}
+AUTHOR_NAMES = {
+    "customer": N_("Customer"),
+    "bot": N_("Bot"),
+    "agent": N_("Agent"),
+    "system": N_("System"),
+    "note": N_("Private note"),
+}
+LANGUAGE_NAMES = {"pt": N_("Portuguese"), "en": N_("English"), "es": N_("Spanish")}
+AVAILABILITY_NAMES = {"online": N_("Online"), "away": N_("Away"), "offline": N_("Offline")}
+VIEW_NAMES = {
+    "mine": N_("Mine"),
+    "unassigned": N_("Unassigned"),
+    "my_teams": N_("My teams"),
+    "all": N_("All"),
+}
+
+_RULE = re.compile(r"handoff rule '(?P<rule>.*)' matched")
+_FAILED = re.compile(r"the bot could not answer: (?P<error>.*)")
+
+
+def handoff_reason(reason: str | None, _: Callable[[str], str]) -> str:
+    """Why the conversation went to people, from the reason its state change recorded."""
+    raw = (reason or "").strip()
+    closed = raw.endswith(" (closed)")
+    nobody = raw.endswith(" (nobody online)")
+    core = raw.removesuffix(" (closed)").removesuffix(" (nobody online)")
+    if core == "the customer asked for a person":
+        said = _("The customer asked to talk to a person.")
+    elif core == "the customer repeated a question the bot had answered":
+        said = _("The customer asked again something the bot had answered: its answer did not help.")
+    elif (rule := _RULE.fullmatch(core)) is not None:
+        said = _("The handoff rule “%(rule)s” matched the customer's message.") % {"rule": rule["rule"]}
+    elif (failed := _FAILED.fullmatch(core)) is not None:
+        said = _("The bot could not answer because of an error (%(error)s).") % {"error": failed["error"]}
+    elif "weak evidence" in core or "found no answer" in core or core in ("no answer", ""):
+        said = _("The knowledge base has no good answer to the customer's question.")
+    elif core.startswith("moved to team"):
+        said = _("An agent gave the conversation to a team.")
+    else:
+        said = _("Reason given: %(reason)s") % {"reason": core}
+    if closed:
+        said += " " + _("The team was closed: it waits as a ticket for the team to open.")
+    elif nobody:
+        said += " " + _("Nobody was online: it waits as a ticket for someone to come online.")
+    return said
