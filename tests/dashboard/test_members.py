@@ -24,7 +24,12 @@ from tests.fixtures.dashboard import (
 )
 
 # every page a member opens from the menu, and the least role it needs
-PAGES = {"/app": Role.viewer, "/app/account": Role.viewer, "/app/users": Role.admin}
+PAGES = {
+    "/app": Role.viewer,
+    "/app/account": Role.viewer,
+    "/app/users": Role.admin,
+    "/app/settings": Role.admin,
+}
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
 
 
@@ -243,3 +248,11 @@ async def test_a_deactivated_agent_can_no_longer_be_assigned(
         refused = await api.post(assign, json={"agent": team.agent.email})
         assert refused.status_code == 422
         assert "is not an agent of this company" in refused.json()["detail"]
+
+
+async def test_the_settings_page_links_the_sections_an_admin_may_use(live_server: str, team: Team) -> None:
+    async with signed_in(live_server, team.person(Role.admin)) as client:
+        page = await client.get("/app/settings")
+        assert page.status_code == 200
+        assert "<h1>Settings</h1>" in page.text
+        assert 'href="/app/users">Users</a>' in page.text

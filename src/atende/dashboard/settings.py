@@ -1,0 +1,38 @@
+"""The settings index: one entry per settings page, shown to the roles that may use it.
+
+Each settings page lives in its own module (``settings_*.py``) and adds its entry to
+``SECTIONS`` here, in the order the index lists them, with the role its route requires: a
+section a role cannot use is not linked (a direct request still answers 403)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Response
+
+from atende.dashboard.auth import AdminPage
+from atende.dashboard.i18n import N_
+from atende.dashboard.web import PageRoute, render
+from atende.tenancy.models import Role
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class Section:
+    href: str
+    label: str
+    description: str
+    role: Role = Role.admin
+
+
+# the settings pages, in the index's order; later pages add their entry here
+SECTIONS: list[Section] = [
+    Section("/app/users", N_("Users"), N_("Invite people, change their roles, deactivate them.")),
+]
+
+
+@router.get("/settings")
+async def settings_index(member: AdminPage) -> Response:
+    sections = [section for section in SECTIONS if member.role.allows(section.role)]
+    return render(member.visitor, "settings.html", sections=sections)
