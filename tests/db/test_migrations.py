@@ -53,12 +53,11 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
             row[0] for row in conn.execute("SELECT proname FROM pg_proc WHERE proname LIKE 'atende_%'")
         }
     assert functions == {
-        "atende_receive_message_v4",
+        "atende_receive_message_v5",
         "atende_emit_webhook_v1",
         "atende_isoformat_v1",
         "atende_fair_job_priority_v1",
         "atende_company_webchat_account_v2",
-        "atende_unsnooze_on_customer_message_v1",
         "atende_message_search_v1",
         "atende_message_query_v1",
         "atende_search_words_v1",
@@ -277,11 +276,13 @@ def test_widget_keys_move_to_the_web_chat_accounts_alone_and_keep_routing(
 def test_0020s_trigger_wakes_a_snooze_on_any_customer_message_and_its_downgrade_drops_notes(
     pg_url: str,
 ) -> None:
-    """A customer message stored by any path (here plain SQL, not the intake function) ends a
-    snooze; another author's does not. Code before 0020 would show notes to customers, so
-    the downgrade deletes them and keeps every other message."""
+    """From 0020 to 0022 a customer message stored by any path (here plain SQL, not the intake
+    function) ends a snooze; another author's does not (0023 moved it into the intake function,
+    and its downgrade brings the trigger back). Code before 0020 would show notes to
+    customers, so the downgrade deletes them and keeps every other message."""
     url = make_database(pg_url, f"atende_actions_{uuid.uuid4().hex[:8]}")
     migrate.upgrade(url)
+    migrate.downgrade(url, "0022")
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         company = conn.execute(
             "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"

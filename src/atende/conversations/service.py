@@ -173,7 +173,7 @@ async def start_visitor_conversation(
 
 # the SQL function is migration 0017's; its OUT columns, in order, after outcome, state, bot_turn
 _RECEIVE = (
-    "SELECT * FROM atende_receive_message_v4"
+    "SELECT * FROM atende_receive_message_v5"
     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
 )
 _MESSAGE_COLUMNS = (
@@ -197,7 +197,7 @@ _REF_MAX = 255
 
 @dataclass(frozen=True)
 class IntakeRules:
-    """``states``' intake rules as the arguments of ``atende_receive_message_v4``, which
+    """``states``' intake rules as the arguments of ``atende_receive_message_v5``, which
     hard-codes none of them: the state a conversation opens in, ``{state: state}`` a customer
     message moves it to, and the states whose messages get a bot turn with the company's
     ``bot_answers_while_closed`` off and on."""
@@ -248,7 +248,7 @@ async def receive_inbound(
     ``reopens_resolved=False``: the message is stored in a resolved conversation without
     reopening it (no state change, so no bot turn and no state webhook).
 
-    One round trip: ``atende_receive_message_v4`` (migrations 0004, 0007, 0013, 0017) dedupes
+    One round trip: ``atende_receive_message_v5`` (migrations 0004, 0007, 0013, 0017) dedupes
     by the channel's message id, upserts the contact, locks or opens the conversation, stores
     the message, moves the conversation's state and queues the bot turn as ``states`` says
     (``IntakeRules``: the function hard-codes none of the rules), queues the webhook
