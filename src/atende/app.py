@@ -331,8 +331,9 @@ def create_app(
     # the channels registered in atende.bootstrap.CHANNELS
     channel_routers = [r for c in channels.channels() if (r := c.router()) is not None]
     # A request is matched against the routes in the order they were included: the channels'
-    # go first, as POST /v1/messages (intake, the busiest route) was tried last of ~60, a
-    # sixth of its CPU; no two routes share a path. /docs keeps its groups in reading order.
+    # go first (the API channel's first), as POST /v1/messages (intake, the busiest route) was
+    # tried last of ~60, a sixth of its CPU; no two routes share a path. /docs keeps its
+    # groups in reading order.
     for router in channel_routers + routers:
         app.include_router(router)
     app.openapi_tags = [{"name": tag} for tag in _tags(routers + channel_routers)]

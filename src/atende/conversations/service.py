@@ -29,6 +29,7 @@ from atende.conversations.states import (
     check_transition,
     state_after_customer_message,
 )
+from atende.db.base import as_loaded
 from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
 from atende.db.session import DriverConnection, fetch_one
@@ -285,7 +286,8 @@ async def receive_inbound(
     outcome, state, bot_turn, *columns = row
     if outcome == "no_conversation":
         raise NotFound(f"no conversation {inbound.conversation_id} for this contact")
-    message = Message(company_id=company_id, **dict(zip(_MESSAGE_COLUMNS, columns, strict=True)))
+    values = dict(zip(_MESSAGE_COLUMNS, columns, strict=True))
+    message = as_loaded(Message, {"company_id": company_id, **values})
     return Received(
         conversation_id=message.conversation_id,
         conversation_state=state,

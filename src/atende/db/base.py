@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import DateTime, ForeignKey, MetaData, func
 from sqlalchemy.dialects.postgresql import UUID
@@ -25,6 +26,19 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+M = TypeVar("M", bound=Base)
+
+
+def as_loaded(model: type[M], values: Mapping[str, Any]) -> M:
+    """An instance of ``model`` holding a row read without the ORM (a SQL function's result),
+    as a query loads one: its values with no change history. The constructor records every
+    value as a change to write, about ten times the CPU (25 us for a message), once a
+    request on the intake path. Attributes not given read as ``None``."""
+    instance: M = model.__mapper__.class_manager.new_instance()
+    instance.__dict__.update(values)
+    return instance
 
 
 class IdMixin:

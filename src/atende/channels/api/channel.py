@@ -83,26 +83,29 @@ async def _wait_for_reply(
 async def post_customer_message(
     body: CustomerMessageIn,
     tenant: AgentTenant,
-    response: Response,
     wait: float = Query(
         0, ge=0, le=30, description="Seconds to wait for the bot's reply and return it (0: don't)."
     ),
-) -> PostMessageResult:
+) -> Response:
     """Store a customer message once and queue the bot's turn. Poll
     `GET /v1/conversations/{id}/messages`, or pass `wait` to receive the reply here."""
     text = conversations.clean_text(body.text, tenant.runtime.settings.max_message_chars)
     [inbound] = channel.parse(None, body.model_copy(update={"text": text}))
     async with tenant.runtime.db.driver_autocommit() as connection:  # receiving is one atomic statement
         received = await intake.receive(connection, tenant.principal.company_id, channel, inbound)
-    awaiting_bot = received.bot_turn
-    if received.duplicate:
-        response.status_code = 200
     reply = None
-    if wait and awaiting_bot:
+    if wait and received.bot_turn:
         reply = await _wait_for_reply(tenant, received.message.id, str(received.conversation_id), wait)
-    return PostMessageResult(
+    result = PostMessageResult(
         conversation_id=received.conversation_id,
         message=MessagePublic.model_validate(received.message),
         duplicate=received.duplicate,
         reply=MessagePublic.model_validate(reply) if reply else None,
+    )
+    # serialised here, once: a returned model would be validated again and then serialised by
+    # FastAPI (response_model still documents it)
+    return Response(
+        result.model_dump_json(),
+        status_code=200 if received.duplicate else 201,
+        media_type="application/json",
     )
