@@ -90,6 +90,22 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
     return cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
 
 
+def _raise_unconnected(engine: Engine, error: psycopg.Error) -> NoReturn:
+    """Raise ``error``, met while opening a connection, as SQLAlchemy does when it opens one
+    (``Connection._handle_dbapi_exception_noconnection``): ``Engine.raw_connection`` leaves the
+    driver's error bare, and the app maps only SQLAlchemy's (``OperationalError``: 503)."""
+    dialect = engine.dialect
+    raise DBAPIError.instance(
+        None,
+        None,
+        error,
+        psycopg.Error,
+        hide_parameters=engine.hide_parameters,
+        connection_invalidated=dialect.is_disconnect(cast(Any, error), None, None),
+        dialect=dialect,
+    ) from error
+
+
 class DriverConnection:
     """A pooled connection lent to the driver itself (psycopg), in autocommit: each statement
     is its own transaction. From ``Database.driver_autocommit()``; for single statements on a
@@ -228,7 +244,11 @@ class Database:
         ``autocommit()`` without SQLAlchemy's connection and its isolation-level switch on
         every checkout and return. The connection goes back to the pool out of autocommit,
         as its other users expect, and rolled back as any other is."""
-        fairy = await self.engine.raw_connection()
+        try:
+            fairy = await self.engine.raw_connection()
+        except psycopg.Error as exc:  # no connection could be opened (the server is down, starting)
+            await greenlet_spawn(_raise_unconnected, self.engine.sync_engine, exc)
+            raise  # not reached
         connection = DriverConnection(self.engine.sync_engine, fairy)
         try:
             try:
