@@ -38,7 +38,7 @@ from atende.conversations import inbox as listing
 from atende.conversations import service as conversations
 from atende.dashboard.auth import SESSION_COOKIE, AgentPage, Member, ViewerPage
 from atende.dashboard.web import PageRoute, redirect
-from atende.db.pubsub import Subscription
+from atende.db.pubsub import Subscription, until_database_lost
 from atende.errors import InvalidInput
 from atende.teams import presence
 from atende.teams import service as teams
@@ -182,7 +182,9 @@ async def live(
                 _LEAVING.add(leaving)
                 leaving.add_done_callback(_left)
 
-    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+    return EventSourceResponse(
+        until_database_lost(stream(), "dashboard"), ping=15, headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.post("/conversations/{conversation_id}/typing")

@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 if TYPE_CHECKING:
@@ -29,6 +30,19 @@ log = structlog.get_logger(__name__)
 CHANNEL = "atende"
 # a half-open TCP connection must not leave the listener waiting forever (ignored on sockets)
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
+
+async def until_database_lost(
+    events: AsyncIterator[dict[str, Any]], stream: str
+) -> AsyncIterator[dict[str, Any]]:
+    """``events`` of a live stream (Server-Sent Events), ended cleanly when the database is
+    lost under it (a restart): the browser's ``EventSource`` reconnects and resumes from its
+    ``Last-Event-ID``, where an error would reach a response already under way."""
+    try:
+        async for event in events:
+            yield event
+    except OperationalError as exc:
+        log.info("live.stream_ended", stream=stream, reason=str(exc.orig).splitlines()[0] if exc.orig else "")
 
 
 async def publish(session: AsyncSession, topic: str, kind: str, **data: Any) -> None:

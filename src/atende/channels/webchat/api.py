@@ -38,6 +38,7 @@ from atende.channels.webchat.limits import limits_for
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
 from atende.conversations.schemas import InboundMessage
+from atende.db.pubsub import until_database_lost
 from atende.errors import NotFound, Unauthorized
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
@@ -411,4 +412,6 @@ async def visitor_events(
                     }
                     note = sub.queue.get_nowait() if not sub.queue.empty() else None
 
-    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+    return EventSourceResponse(
+        until_database_lost(stream(), "widget"), ping=15, headers={"Cache-Control": "no-store"}
+    )
