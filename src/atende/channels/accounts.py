@@ -26,10 +26,11 @@ class InvalidConfig(InvalidInput):
     (``primary_color``, ``greeting.en``; empty for the whole), ``problem`` pydantic's kind of
     error (``string_too_long``, ``low_contrast``...), so a page can say it in words."""
 
-    def __init__(self, message: str, *, where: str, problem: str) -> None:
+    def __init__(self, message: str, *, where: str, problem: str, context: Mapping[str, Any]) -> None:
         super().__init__(message, field="config")
         self.where = where
         self.problem = problem
+        self.context = dict(context)  # the error's details (``max_length``, ``ratio``...)
 
 
 def validate_config(channel: Channel, config: Mapping[str, Any]) -> BaseModel:
@@ -43,6 +44,7 @@ def validate_config(channel: Channel, config: Mapping[str, Any]) -> BaseModel:
             f"(the {channel.kind} channel's configuration)",
             where=where,
             problem=str(first.get("type", "")),
+            context=first.get("ctx") or {},
         ) from None
 
 

@@ -98,7 +98,10 @@
   header.appendChild(heading);
   var closeBtn = el("button", { type: "button", "class": "atende-close", "aria-label": t.close }, "×");
   header.appendChild(closeBtn);
-  var log = el("ol", { "class": "atende-log", role: "log", "aria-live": "polite", "aria-label": t.title });
+  // the log is a region of its own holding a list (a list given role="log" would stop being one)
+  var logBox = el("div", { "class": "atende-log", role: "log", "aria-live": "polite", "aria-label": t.title });
+  var log = el("ol", { "class": "atende-list" });
+  logBox.appendChild(log);
   var typing = el("p", { "class": "atende-typing", "aria-live": "polite", hidden: "" }, t.typing);
   var form = el("form", { "class": "atende-form" });
   var input = el("textarea", { "class": "atende-input", rows: "2", placeholder: t.placeholder,
@@ -133,7 +136,7 @@
   var offlineBack = el("button", { type: "button", "class": "atende-talk" }, t.back);
   offlineButtons.appendChild(offlineSend); offlineButtons.appendChild(offlineBack);
   offline.appendChild(offlineButtons);
-  panel.appendChild(header); panel.appendChild(log); panel.appendChild(typing);
+  panel.appendChild(header); panel.appendChild(logBox); panel.appendChild(typing);
   panel.appendChild(errorBox); panel.appendChild(actions); panel.appendChild(offline); panel.appendChild(form);
   root.appendChild(panel); root.appendChild(launcher);
 
@@ -149,7 +152,7 @@
     var title = config.title || t.title;
     heading.textContent = title;
     panel.setAttribute("aria-label", title);
-    log.setAttribute("aria-label", title);
+    logBox.setAttribute("aria-label", title);
     var greeting = log.querySelector(".atende-greeting");
     if (config.greeting) {
       if (!greeting) {
@@ -166,6 +169,7 @@
     away.textContent = fill(t.away, { back: config.back || t.soon });
   }
   function showOffline(show) {
+    errorBox.setAttribute("hidden", "");
     if (show) {
       offline.removeAttribute("hidden"); form.setAttribute("hidden", ""); actions.setAttribute("hidden", "");
       nameInput.focus();
@@ -182,8 +186,10 @@
   });
   offlineBack.addEventListener("click", function () { showOffline(false); });
 
-  function setOpen(open) {
-    if (open) { panel.removeAttribute("hidden"); input.focus(); } else { panel.setAttribute("hidden", ""); launcher.focus(); }
+  function setOpen(open, quietly) {
+    // quietly: opened by the page (a preview in a frame must not take the keyboard from its page)
+    if (open) { panel.removeAttribute("hidden"); if (!quietly) { input.focus(); } }
+    else { panel.setAttribute("hidden", ""); launcher.focus(); }
     launcher.setAttribute("aria-expanded", String(open));
     launcher.setAttribute("aria-label", open ? t.close : t.open);
   }
@@ -222,7 +228,7 @@
     log.insertBefore(item, after);
     if (m.reply_to_id) { answered[m.reply_to_id] = true; dropDraft(m.reply_to_id); }
     if (m.author !== "customer") { typing.setAttribute("hidden", ""); }
-    log.scrollTop = log.scrollHeight;
+    logBox.scrollTop = logBox.scrollHeight;
   }
 
   // a streaming answer as it is written; the stored (checked) reply replaces it
@@ -241,7 +247,7 @@
     }
     item.firstChild.textContent = data.text || "";
     typing.setAttribute("hidden", "");
-    log.scrollTop = log.scrollHeight;
+    logBox.scrollTop = logBox.scrollHeight;
   }
 
   function api(path, options) {
@@ -388,7 +394,7 @@
   function start() {
     document.body.appendChild(root);
     loadConfig();
-    if (script.getAttribute("data-open") === "true") { setOpen(true); }
+    if (script.getAttribute("data-open") === "true") { setOpen(true, preview); }
     if (state) { history(); }
   }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
