@@ -428,6 +428,7 @@ async def test_the_widget_shows_its_title_colours_and_greeting_and_talk_to_a_per
     log = panel.get_by_role("log")
     await expect(log.locator(".atende-customer")).to_have_text("I'd like to talk to a person, please.")
     await expect(log.locator(".atende-bot:not(.atende-greeting)")).to_contain_text("Of course!")
+    await expect(panel.get_by_role("button", name="Talk to a person")).to_be_hidden()  # it is with the team
     [row] = (await company.client.get("/v1/conversations", params={"view": "unassigned"})).json()["items"]
     assert row["state"] == "waiting_human" and row["ticket"] is False  # open, staffed: a person answers soon
     await assert_accessible(tab)
@@ -458,6 +459,7 @@ async def test_with_the_team_closed_the_offline_form_leaves_a_message_the_inbox_
         "Obrigado, Rita! Recebemos sua mensagem e vamos responder em rita@example.com segunda-feira às 08:00."
     )
     await expect(form).to_be_hidden()
+    await expect(panel.get_by_role("button", name="Falar com uma pessoa")).to_be_hidden()
     [row] = (await company.client.get("/v1/conversations", params={"view": "unassigned"})).json()["items"]
     assert (row["contact_name"], row["state"], row["ticket"]) == ("Rita", "waiting_human", True)
     assert row["last_message"]["preview"].startswith("Meu pedido 123")

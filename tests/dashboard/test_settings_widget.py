@@ -151,6 +151,11 @@ async def test_the_preview_is_the_real_widget_with_the_form_s_values_framed_by_t
         refused = await client.get(f"{PAGE}/preview", params={**query, "accent_color": "#ffffff"})
         assert refused.status_code == 200 and "The preview shows the saved settings" in refused.text
         assert "&#34;accent_color&#34;: &#34;#0f766e&#34;" in refused.text  # the saved (default) one
+        # without JavaScript, "Update preview" posts the form (with its CSRF token) into the frame
+        token = csrf_of((await client.get(PAGE)).text)
+        posted = await client.post(f"{PAGE}/preview", data={**query, "csrf_token": token})
+        assert posted.status_code == 200 and "&#34;title&#34;: &#34;Unsaved&#34;" in posted.text
+        assert (await client.post(f"{PAGE}/preview", data=query)).status_code == 403  # no token
         # the settings page itself may not be framed
         assert "frame-ancestors 'none'" in (await client.get(PAGE)).headers["content-security-policy"]
 

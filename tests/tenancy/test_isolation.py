@@ -121,6 +121,7 @@ DASHBOARD_ATTACKS = [
     Attack("POST", "/app/conversations/{conversation_id}/typing"),
     Attack("GET", "/app/settings/widget", params={"account": "{account_id}"}),
     Attack("GET", "/app/settings/widget/preview", params={"account": "{account_id}", "title": "A's"}),
+    Attack("POST", "/app/settings/widget/preview", body={"account": "{account_id}", "title": "A's"}),
     Attack(
         "POST",
         "/app/settings/widget",

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Response
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
 
 from atende.channels import accounts, registry
 from atende.channels.models import ChannelAccount
@@ -70,29 +71,41 @@ def _form_values(config: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _config(
-    *,
-    primary_color: str,
-    primary_text_color: str,
-    accent_color: str,
-    title: str,
-    greeting_pt_br: str,
-    greeting_en: str,
-    greeting_es: str,
-    handoff_button: bool,
-    offline_form: bool,
-) -> dict[str, Any]:
-    """The form's fields as the account's ``config`` (what ``PATCH`` would send)."""
-    greetings = {"pt-BR": greeting_pt_br, "en": greeting_en, "es": greeting_es}
-    return {
-        "primary_color": primary_color,
-        "primary_text_color": primary_text_color,
-        "accent_color": accent_color,
-        "title": title,
-        "greeting": {lang: text for lang, text in greetings.items() if text.strip()},
-        "handoff_button": handoff_button,
-        "offline_form": offline_form,
-    }
+class WidgetForm(BaseModel):
+    """The form's fields (a form POST, or the preview's query): what ``PATCH`` would send as
+    the account's ``config``. Lengths are the schema's to refuse, with a message; only a field
+    no person types (over ``FORM_MAX``) is a 422 before that."""
+
+    primary_color: str = Field(default="", max_length=FORM_MAX)
+    primary_text_color: str = Field(default="", max_length=FORM_MAX)
+    accent_color: str = Field(default="", max_length=FORM_MAX)
+    title: str = Field(default="", max_length=FORM_MAX)
+    greeting_pt_br: str = Field(default="", max_length=FORM_MAX)
+    greeting_en: str = Field(default="", max_length=FORM_MAX)
+    greeting_es: str = Field(default="", max_length=FORM_MAX)
+    handoff_button: bool = False  # an unticked box is not sent
+    offline_form: bool = False
+
+    def config(self) -> dict[str, Any]:
+        greetings = {"pt-BR": self.greeting_pt_br, "en": self.greeting_en, "es": self.greeting_es}
+        return {
+            "primary_color": self.primary_color,
+            "primary_text_color": self.primary_text_color,
+            "accent_color": self.accent_color,
+            "title": self.title,
+            "greeting": {lang: text for lang, text in greetings.items() if text.strip()},
+            "handoff_button": self.handoff_button,
+            "offline_form": self.offline_form,
+        }
+
+
+class PreviewForm(WidgetForm):
+    """The preview's request: the form's values (none: the saved settings), its language and
+    whether to show the widget as when the team is away."""
+
+    account: uuid.UUID | None = None
+    preview_lang: str = Field(default="", max_length=10)
+    preview_away: bool = False
 
 
 PROBLEMS = {
@@ -161,35 +174,10 @@ async def widget_page(member: AdminPage, account: uuid.UUID | None = None) -> Re
     return _page(member, found, every, _form_values(found.config or {}))
 
 
-Text = Annotated[str, Form(max_length=FORM_MAX)]
-
-
 @router.post("/settings/widget")
-async def save_widget(
-    member: AdminPage,
-    account: uuid.UUID,
-    primary_color: Text = "",
-    primary_text_color: Text = "",
-    accent_color: Text = "",
-    title: Text = "",
-    greeting_pt_br: Text = "",
-    greeting_en: Text = "",
-    greeting_es: Text = "",
-    handoff_button: Annotated[bool, Form()] = False,
-    offline_form: Annotated[bool, Form()] = False,
-) -> Response:
+async def save_widget(member: AdminPage, account: uuid.UUID, form: Annotated[WidgetForm, Form()]) -> Response:
     found, every = await _webchat_account(member, account)
-    config = _config(
-        primary_color=primary_color,
-        primary_text_color=primary_text_color,
-        accent_color=accent_color,
-        title=title,
-        greeting_pt_br=greeting_pt_br,
-        greeting_en=greeting_en,
-        greeting_es=greeting_es,
-        handoff_button=handoff_button,
-        offline_form=offline_form,
-    )
+    config = form.config()
     try:
         async with member.tenant.transaction() as session:
             await accounts.update(session, member.visitor.runtime.secret_key, found.id, config=config)
@@ -214,50 +202,34 @@ async def save_widget(
 
 
 @router.get("/settings/widget/preview")
-async def widget_preview(
-    member: AdminPage,
-    account: uuid.UUID | None = None,
-    primary_color: Annotated[str | None, Query(max_length=FORM_MAX)] = None,
-    primary_text_color: Annotated[str, Query(max_length=FORM_MAX)] = "",
-    accent_color: Annotated[str, Query(max_length=FORM_MAX)] = "",
-    title: Annotated[str, Query(max_length=FORM_MAX)] = "",
-    greeting_pt_br: Annotated[str, Query(max_length=FORM_MAX)] = "",
-    greeting_en: Annotated[str, Query(max_length=FORM_MAX)] = "",
-    greeting_es: Annotated[str, Query(max_length=FORM_MAX)] = "",
-    handoff_button: bool = False,
-    offline_form: bool = False,
-    preview_lang: Annotated[str, Query(max_length=10)] = "",
-    preview_away: bool = False,
-) -> Response:
-    """The real widget, open, with the form's values (none given: the saved ones); values the
-    schema refuses are said above it, and the saved ones shown instead."""
-    found, _every = await _webchat_account(member, account)
-    stored = WebChatConfig.model_validate(found.config or {})
-    config, problem = stored, None
-    if primary_color is not None:  # the form's values, not only the account
-        given = _config(
-            primary_color=primary_color,
-            primary_text_color=primary_text_color,
-            accent_color=accent_color,
-            title=title,
-            greeting_pt_br=greeting_pt_br,
-            greeting_en=greeting_en,
-            greeting_es=greeting_es,
-            handoff_button=handoff_button,
-            offline_form=offline_form,
-        )
+async def widget_preview(member: AdminPage, form: Annotated[PreviewForm, Query()]) -> Response:
+    """The real widget, open, with the form's values (as the page's script asks, as you type);
+    values the schema refuses are said above it, and the saved ones shown instead."""
+    return await _preview(member, form, given="primary_color" in member.visitor.request.query_params)
+
+
+@router.post("/settings/widget/preview")
+async def widget_preview_form(member: AdminPage, form: Annotated[PreviewForm, Form()]) -> Response:
+    """The same, from the form's "Update preview" (without JavaScript), into the frame."""
+    return await _preview(member, form, given=True)
+
+
+async def _preview(member: Member, form: PreviewForm, *, given: bool) -> Response:
+    found, _every = await _webchat_account(member, form.account)
+    config, problem = WebChatConfig.model_validate(found.config or {}), None
+    if given:  # the form's values, not only the account's
         try:
-            validated = accounts.validate_config(registry.get(KIND), given)
+            validated = accounts.validate_config(registry.get(KIND), form.config())
             assert isinstance(validated, WebChatConfig)
             config = validated
         except accounts.InvalidConfig as exc:
             problem = _field_error(member, exc)[1]
-    lang = preview_lang if preview_lang in PREVIEW_LANGUAGES else member.visitor.language[:2]
+    lang = form.preview_lang if form.preview_lang in PREVIEW_LANGUAGES else member.visitor.language[:2]
     lang = lang if lang in PREVIEW_LANGUAGES else "pt"
     widget = {
         **config.model_dump(mode="json"),
         "greeting": config.greeting_for(lang),
-        "team_available": not preview_away,
+        "team_available": not form.preview_away,
         "back": None,  # the widget says "as soon as possible" in the visitor's language
     }
     html = (

@@ -140,6 +140,8 @@
   panel.appendChild(errorBox); panel.appendChild(actions); panel.appendChild(offline); panel.appendChild(form);
   root.appendChild(panel); root.appendChild(launcher);
 
+  // the chat is with the team (handed off, or a message left): nothing more to ask for
+  var withTeam = false;
   function offlineOffered() { return config.offline_form && !config.team_available; }
   function applyConfig(settings) {
     config = Object.assign(config, settings || {});
@@ -162,7 +164,7 @@
       }
       greeting.firstChild.textContent = config.greeting;
     } else if (greeting) { greeting.remove(); }
-    if (config.handoff_button || offlineOffered()) {
+    if (!withTeam && (config.handoff_button || offlineOffered())) {
       talk.textContent = config.handoff_button ? t.talk : t.leave;
       actions.removeAttribute("hidden");
     } else { actions.setAttribute("hidden", ""); }
@@ -228,6 +230,7 @@
     log.insertBefore(item, after);
     if (m.reply_to_id) { answered[m.reply_to_id] = true; dropDraft(m.reply_to_id); }
     if (m.author !== "customer") { typing.setAttribute("hidden", ""); }
+    if (m.author === "bot" && m.meta && m.meta.decision === "handoff" && !withTeam) { withTeam = true; applyConfig(); }
     logBox.scrollTop = logBox.scrollHeight;
   }
 
@@ -284,6 +287,12 @@
       try { data = JSON.parse(e.data); } catch (err) { data = {}; }
       if (data.message_id) { answered[data.message_id] = true; }
       typing.setAttribute("hidden", "");
+    });
+    source.addEventListener("state", function (e) {
+      var data = {};
+      try { data = JSON.parse(e.data); } catch (err) { data = {}; }
+      withTeam = data.state === "waiting_human" || data.state === "human";
+      applyConfig();
     });
     source.addEventListener("draft", function (e) {
       try { showDraft(JSON.parse(e.data)); } catch (err) { /* a malformed draft is skipped */ }
@@ -371,7 +380,7 @@
       log.appendChild(note);
       offline.reset();
       showOffline(false);
-      config.team_available = true;  // the message is with the team: the chat goes on as usual
+      withTeam = true;  // the message is with the team: the chat goes on as usual
       applyConfig();
       listen();
     }).catch(function (err) {
