@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
+from tests.channels.test_webchat_settings import OFFICE, SETTINGS, SP
 from tests.conftest import Clock, CompanyCtx
 from tests.dashboard.browser import assert_accessible
 
@@ -389,19 +389,7 @@ async def test_the_api_docs_page_still_starts_swagger_ui_under_its_security_poli
 
 
 # the widget's settings (the web chat account's config): title, colours, greeting, "Talk to a
-# person", the offline contact form
-
-SP = ZoneInfo("America/Sao_Paulo")
-OFFICE = {
-    "timezone": "America/Sao_Paulo",
-    "weekly": {day: [{"start": "08:00", "end": "18:00"}] for day in ("monday", "tuesday", "wednesday")},
-}
-SETTINGS = {
-    "primary_color": "#7a1f5c",
-    "primary_text_color": "#ffffff",
-    "title": "Loja Exemplo",
-    "greeting": {"pt-BR": "Olá! Como podemos ajudar?", "en": "Hi! How can we help?"},
-}
+# person", the offline contact form (the hours and settings are test_webchat_settings.py's)
 
 
 async def configure(company: CompanyCtx, config: dict[str, Any]) -> None:
