@@ -202,3 +202,28 @@ async def test_the_preview_follows_the_form_and_the_page_works_by_keyboard_and_i
     await page.goto(f"{PAGE}/preview?account={account.id}")
     await expect(page.get_by_role("dialog", name="Loja da Olga")).to_be_visible()
     await assert_accessible(page)
+
+
+async def test_in_portuguese_a_refused_colour_is_said_under_its_field_and_the_page_stays_accessible(
+    open_context: OpenContext, live_server: str, runtime: Runtime, team: Team
+) -> None:
+    page = await new_page(open_context, live_server, "pt-BR")
+    await sign_in(page, team.owner.email, team.owner.password, "pt-BR")
+    await page.goto(PAGE)
+    await expect(page.get_by_role("heading", name="Widget do chat do site", level=1)).to_be_visible()
+    preview = page.frame_locator("iframe[title='Pré-visualização do widget do chat']")
+    await expect(preview.get_by_role("heading", name="Atendimento")).to_be_visible()
+    await assert_accessible(page)
+
+    await page.get_by_label("Título").fill("Loja da Olga")
+    await page.get_by_label("Texto sobre a cor principal").fill("#2454d6")  # the primary colour itself
+    await page.get_by_role("button", name="Salvar configurações do widget").click()
+    error = page.locator("#primary_text_color-error")
+    await expect(error).to_have_text(
+        "A cor do texto fica difícil de ler sobre a cor principal (contraste de 1.00:1). "
+        "Escolha cores com contraste de pelo menos 4,5:1."
+    )
+    await expect(page.get_by_label("Texto sobre a cor principal")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Título")).to_have_value("Loja da Olga")
+    await assert_accessible(page)
+    assert (await webchat_account(runtime, team.company_id)).config == {}
