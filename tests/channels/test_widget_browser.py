@@ -4,7 +4,10 @@ A shop's page (on its own origin, as the widget always runs) opens the widget
 (``data-open="true"``); a visitor types, presses Enter and reads the bot's answer with its
 source, the history survives a reload, the widget works by keyboard, and ``atende demo``'s
 demo page, under its Content-Security-Policy, runs it too; a visitor who sends too fast is
-asked, in their language, to wait, without losing what they typed.
+asked, in their language, to wait, without losing what they typed. The account's settings
+show: its title, colours and greeting; "Talk to a person" hands the chat to the team; with
+the team closed, the offline contact form leaves a message in the team's inbox; axe-core
+finds nothing serious in any of it.
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ import os
 import re
 import threading
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
-from tests.conftest import CompanyCtx
+from tests.channels.test_webchat_settings import OFFICE, SETTINGS, SP
+from tests.conftest import Clock, CompanyCtx
+from tests.dashboard.browser import assert_accessible
 
 # make test finds or installs it (scripts/test-browser) and passes it on
 CHROMIUM = os.environ.get("ATENDE_TEST_BROWSER", "/usr/bin/chromium")
@@ -379,3 +386,69 @@ async def test_the_api_docs_page_still_starts_swagger_ui_under_its_security_poli
     assert response is not None and "frame-ancestors 'none'" in response.headers["content-security-policy"]
     await expect(tab.locator("#swagger-ui")).to_have_text(re.compile(r"^atende API "))
     assert await tab.evaluate("window.violations") == []
+
+
+# the widget's settings (the web chat account's config): title, colours, greeting, "Talk to a
+# person", the offline contact form (the hours and settings are test_webchat_settings.py's)
+
+
+async def configure(company: CompanyCtx, config: dict[str, Any]) -> None:
+    [account] = (await company.client.get("/v1/channel-accounts", params={"kind": "webchat"})).json()
+    r = await company.client.patch(f"/v1/channel-accounts/{account['id']}", json={"config": config})
+    assert r.status_code == 200, r.text
+
+
+async def test_the_widget_shows_its_title_colours_and_greeting_and_talk_to_a_person_hands_off(
+    tab: Page, site: Site, live_server: str, company: CompanyCtx
+) -> None:
+    await configure(company, SETTINGS)
+    await tab.goto(shop_page(site, live_server, company, lang="en"))
+    panel = tab.get_by_role("dialog", name="Loja Exemplo")
+    await expect(panel).to_be_visible()
+    await expect(panel.get_by_role("heading", name="Loja Exemplo")).to_be_visible()
+    await expect(panel.get_by_role("log")).to_contain_text("Hi! How can we help?")
+    header = panel.locator(".atende-header")
+    await expect(header).to_have_css("background-color", "rgb(122, 31, 92)")
+    await expect(tab.locator(".atende-launcher")).to_have_css("background-color", "rgb(122, 31, 92)")
+    await assert_accessible(tab)
+
+    await panel.get_by_role("button", name="Talk to a person").click()
+    log = panel.get_by_role("log")
+    await expect(log.locator(".atende-customer")).to_have_text("I'd like to talk to a person, please.")
+    await expect(log.locator(".atende-bot:not(.atende-greeting)")).to_contain_text("Of course!")
+    await expect(panel.get_by_role("button", name="Talk to a person")).to_be_hidden()  # it is with the team
+    [row] = (await company.client.get("/v1/conversations", params={"view": "unassigned"})).json()["items"]
+    assert row["state"] == "waiting_human" and row["ticket"] is False  # open, staffed: a person answers soon
+    await assert_accessible(tab)
+
+
+async def test_with_the_team_closed_the_offline_form_leaves_a_message_the_inbox_lists(
+    tab: Page, site: Site, live_server: str, company: CompanyCtx, clock: Clock
+) -> None:
+    assert (await company.client.put("/v1/company/hours", json=OFFICE)).status_code == 200
+    clock.at(datetime(2027, 9, 1, 19, 0, tzinfo=SP))  # a Wednesday evening: back on Monday
+    await tab.goto(shop_page(site, live_server, company, lang="pt"))
+    panel = tab.get_by_role("dialog", name="Atendimento")
+    await expect(panel).to_be_visible()
+
+    await panel.get_by_role("button", name="Falar com uma pessoa").click()
+    form = panel.get_by_role("form", name="Deixe uma mensagem")
+    await expect(form).to_contain_text("responderemos por e-mail segunda-feira às 08:00")
+    await expect(form.get_by_label("Seu nome")).to_be_focused()
+    await assert_accessible(tab)
+    await form.get_by_label("Seu nome").fill("Rita")
+    await form.get_by_label("Seu e-mail").fill("rita@example.com")
+    await form.get_by_label("Mensagem").fill("Meu pedido 123 não chegou.")
+    await form.get_by_role("button", name="Enviar mensagem").click()
+
+    log = panel.get_by_role("log")
+    await expect(log.locator(".atende-customer")).to_have_text("Meu pedido 123 não chegou.")
+    await expect(log).to_contain_text(
+        "Obrigado, Rita! Recebemos sua mensagem e vamos responder em rita@example.com segunda-feira às 08:00."
+    )
+    await expect(form).to_be_hidden()
+    await expect(panel.get_by_role("button", name="Falar com uma pessoa")).to_be_hidden()
+    [row] = (await company.client.get("/v1/conversations", params={"view": "unassigned"})).json()["items"]
+    assert (row["contact_name"], row["state"], row["ticket"]) == ("Rita", "waiting_human", True)
+    assert row["last_message"]["preview"].startswith("Meu pedido 123")
+    await assert_accessible(tab)

@@ -23,12 +23,14 @@ from tests.fixtures.dashboard import (
     signed_in,
 )
 
-# every page a member opens from the menu, and the least role it needs
+# every page a member opens from the menu (a settings page: from the settings index), and the
+# least role it needs
 PAGES = {
     "/app": Role.viewer,
     "/app/account": Role.viewer,
     "/app/users": Role.admin,
     "/app/settings": Role.admin,
+    "/app/settings/widget": Role.admin,
 }
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
 
@@ -45,6 +47,9 @@ async def test_each_role_sees_only_the_pages_it_may_use_and_is_refused_the_other
 ) -> None:
     async with signed_in(live_server, team.person(role)) as client:
         shown = menu((await client.get("/app")).text)
+        index = await client.get("/app/settings")
+        if index.status_code == 200:
+            shown += re.findall(r'href="(/app/settings/[^"]+)"', index.text)
         for path, needed in PAGES.items():
             response = await client.get(path)
             if role.allows(needed):

@@ -21,16 +21,30 @@ from atende.errors import Conflict, InvalidInput, NotFound
 from atende.tenancy.crypto import decrypt_secret, encrypt_secret
 
 
+class InvalidConfig(InvalidInput):
+    """A configuration the channel's schema refuses: ``where`` names the setting at fault
+    (``primary_color``, ``greeting.en``; empty for the whole), ``problem`` pydantic's kind of
+    error (``string_too_long``, ``low_contrast``...), so a page can say it in words."""
+
+    def __init__(self, message: str, *, where: str, problem: str, context: Mapping[str, Any]) -> None:
+        super().__init__(message, field="config")
+        self.where = where
+        self.problem = problem
+        self.context = dict(context)  # the error's details (``max_length``, ``ratio``...)
+
+
 def validate_config(channel: Channel, config: Mapping[str, Any]) -> BaseModel:
     try:
         return channel.config_schema.model_validate(dict(config))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        raise InvalidInput(
+        raise InvalidConfig(
             f"config{'.' + where if where else ''}: {first.get('msg', 'invalid')} "
             f"(the {channel.kind} channel's configuration)",
-            field="config",
+            where=where,
+            problem=str(first.get("type", "")),
+            context=first.get("ctx") or {},
         ) from None
 
 

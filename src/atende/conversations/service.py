@@ -161,11 +161,21 @@ async def open_conversation(
 
 
 async def start_visitor_conversation(
-    session: AsyncSession, *, channel: str, visitor_id: str, visitor_token_hash: str
+    session: AsyncSession,
+    *,
+    channel: str,
+    visitor_id: str,
+    visitor_token_hash: str,
+    name: str | None = None,
+    email: str | None = None,
 ) -> Conversation:
-    """A new conversation for an anonymous visitor (web chat)."""
+    """A new conversation for a visitor (web chat): anonymous, or with the name and e-mail
+    they gave (the offline contact form)."""
     contact = await _get_or_create_contact(
-        session, InboundMessage(channel=channel, contact_external_id=visitor_id, text="")
+        session,
+        InboundMessage(
+            channel=channel, contact_external_id=visitor_id, text="", contact_name=name, contact_email=email
+        ),
     )
     return await open_conversation(
         session, contact=contact, channel=channel, visitor_token_hash=visitor_token_hash

@@ -29,6 +29,14 @@ class Section:
 # the settings pages, in the index's order; later pages add their entry here
 SECTIONS: list[Section] = [
     Section("/app/users", N_("Users"), N_("Invite people, change their roles, deactivate them.")),
+    Section(
+        "/app/settings/widget",
+        N_("Web chat widget"),
+        N_(
+            "Colours, title and greetings of the chat on your site, its Talk to a person button and "
+            "offline contact form, with a live preview and the snippet to embed it."
+        ),
+    ),
 ]
 
 

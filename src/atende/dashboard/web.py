@@ -133,6 +133,7 @@ NOTICES: dict[str, str] = {
     "unsnooze": N_("Woken up: it is back in the lists."),
     "label_added": N_("Label added."),
     "label_removed": N_("Label removed."),
+    "widget_saved": N_("Widget settings saved. Sites show them on their next page load."),
 }
 
 ROLE_NAMES = {

@@ -69,6 +69,8 @@ def handoff_reason(reason: str | None, _: Callable[[str], str]) -> str:
         said = _("The bot could not answer because of an error (%(error)s).") % {"error": failed["error"]}
     elif "weak evidence" in core or "found no answer" in core or core in ("no answer", ""):
         said = _("The knowledge base has no good answer to the customer's question.")
+    elif core == "the customer left a message for the team":
+        said = _("The customer left a message with the web chat's contact form.")
     elif core.startswith("moved to team"):
         said = _("An agent gave the conversation to a team.")
     else:

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -224,6 +225,19 @@ async def hand_off(
         language=language,
         meta={"decision": "handoff", "ticket": routing.ticket},
     )
+    await _queue_for_team(session, runtime, conversation, company, routing, reason, now)
+    return reply
+
+
+async def _queue_for_team(
+    session: AsyncSession,
+    runtime: Runtime,
+    conversation: Conversation,
+    company: Company,
+    routing: handoff.Routing,
+    reason: str,
+    now: datetime,
+) -> None:
     note = "" if not routing.ticket else " (closed)" if not routing.is_open else " (nobody online)"
     await conversations.hand_to_team(
         session,
@@ -244,7 +258,21 @@ async def hand_off(
             schedule_at=routing.opens,
             company_id=str(company.id),
         )
-    return reply
+
+
+LEFT_A_MESSAGE = "the customer left a message for the team"
+
+
+async def leave_for_team(
+    session: AsyncSession, runtime: Runtime, conversation: Conversation, company: Company
+) -> handoff.Routing:
+    """Queue a conversation (locked by the caller) whose customer left a message for people
+    (the web chat's offline contact form): routed like any handoff, by the company's hours
+    and who is online, with no bot reply. The routing says when the team is back."""
+    now = runtime.clock()
+    routing = await handoff.route(session, company, None, now)
+    await _queue_for_team(session, runtime, conversation, company, routing, LEFT_A_MESSAGE, now)
+    return routing
 
 
 def _routing_label(handoff_reply: Message) -> str:

@@ -25,9 +25,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -35,13 +35,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from atende.channels import accounts, intake
 from atende.channels.base import Account, Channel, ConversationPolicy, Joins
 from atende.channels.webchat.limits import limits_for
+from atende.channels.webchat.settings import WebChatConfig
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
 from atende.conversations.schemas import InboundMessage
 from atende.db.pubsub import until_database_lost
-from atende.errors import NotFound, Unauthorized
+from atende.engine import handoff
+from atende.engine import turn as engine
+from atende.engine.messages import when_back
+from atende.errors import Forbidden, NotFound, Unauthorized
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
+from atende.tenancy.accounts import EMAIL
 from atende.tenancy.crypto import hash_token, new_token, tokens_equal
 from atende.tenancy.deps import RuntimeDep
 
@@ -60,6 +65,7 @@ class WebChat(Channel):
 
     kind = "webchat"
     conversation_policy = ConversationPolicy(Joins.named)
+    config_schema = WebChatConfig  # colours, title, greetings, handoff button, offline form
     delivery = "live"
     built_in = True  # the widget key a company is created with; the CLI and demo print it
 
@@ -272,6 +278,148 @@ async def demo_page(runtime: RuntimeDep, company: str = Query("loja-exemplo", ma
         company=found, widget_key=key, base_url=runtime.settings.public_url
     )
     return HTMLResponse(html)
+
+
+class WidgetSettings(BaseModel):
+    """What the widget shows, from its account's configuration (``WebChatConfig``), and
+    whether a person can answer now."""
+
+    title: str = Field(description="Empty: the widget's own title in the visitor's language.")
+    greeting: str | None = Field(description="The greeting in the visitor's language, if any.")
+    primary_color: str
+    primary_text_color: str
+    accent_color: str
+    handoff_button: bool
+    offline_form: bool
+    team_available: bool = Field(
+        description="The team is open and someone is online: a person answers soon. Else a handoff "
+        "waits as a ticket (and the offline form, when on, is offered)."
+    )
+    back: str | None = Field(
+        description="When closed: when the team is back, in the visitor's language ('amanhã às 08:00')."
+    )
+
+
+def _back(runtime: Runtime, routing: handoff.Routing, language: str) -> str | None:
+    """When a closed team is back, in the visitor's words ("amanhã às 08:00")."""
+    if routing.opens is None:
+        return None
+    return when_back(runtime.clock(), routing.opens, routing.timezone, language)
+
+
+def _language(lang: str | None) -> str:
+    lang = (lang or "pt")[:2].lower()
+    return lang if lang in ("pt", "en", "es") else "pt"
+
+
+def widget_settings(
+    config: WebChatConfig, language: str, *, available: bool, back: str | None
+) -> WidgetSettings:
+    return WidgetSettings(
+        title=config.title,
+        greeting=config.greeting_for(language),
+        primary_color=config.primary_color,
+        primary_text_color=config.primary_text_color,
+        accent_color=config.accent_color,
+        handoff_button=config.handoff_button,
+        offline_form=config.offline_form,
+        team_available=available,
+        back=back,
+    )
+
+
+@router.get("/widget/v1/{widget_key}/config", response_model=WidgetSettings)
+async def widget_config(
+    widget_key: str, runtime: RuntimeDep, lang: str | None = Query(None, max_length=10)
+) -> Any:
+    """How this widget looks and what it offers (`lang`: `pt`, `en` or `es`, the greeting's and
+    `back`'s language), and whether the team can answer now. Not cached: availability changes."""
+    account = await _account(runtime, widget_key)
+    language = _language(lang)
+    config = account.config
+    assert isinstance(config, WebChatConfig)
+    async with runtime.db.transaction(account.company_id) as session:
+        company = await tenancy.get_company(session, str(account.company_id))
+        routing = await handoff.route(session, company, None, runtime.clock())
+    settings = widget_settings(
+        config, language, available=not routing.ticket, back=_back(runtime, routing, language)
+    )
+    return JSONResponse(settings.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+
+
+class OfflineMessageIn(BaseModel):
+    """The offline contact form: who to answer, at which address, and what about."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=3, max_length=320)
+    message: str = Field(min_length=1, max_length=20000)
+    lang: str | None = Field(default=None, max_length=10, description="`pt`, `en` or `es`: of `back`.")
+
+    @field_validator("name", "email")
+    @classmethod
+    def _stripped(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        if not EMAIL.fullmatch(value):
+            raise ValueError("is not an e-mail address")
+        return value
+
+
+class OfflineMessageLeft(ConversationStarted):
+    back: str | None = Field(description="When the team is back, in the visitor's language; none: open.")
+    message: VisitorMessage
+
+
+@router.post(
+    "/widget/v1/{widget_key}/offline-messages",
+    response_model=OfflineMessageLeft,
+    status_code=201,
+    responses={**RATE_LIMITED, 403: {"description": "This widget's offline form is turned off."}},
+)
+async def leave_offline_message(
+    widget_key: str, body: OfflineMessageIn, request: Request, runtime: RuntimeDep
+) -> OfflineMessageLeft:
+    """The offline contact form: a new conversation of a contact with this name and e-mail,
+    their message in it, queued for the team as a ticket (the bot does not answer it while
+    the team is open). The token continues the conversation in the widget, like a started one."""
+    account = await _account(runtime, widget_key)
+    config = account.config
+    assert isinstance(config, WebChatConfig)
+    if not config.offline_form:
+        raise Forbidden("this widget's offline contact form is turned off")
+    text = conversations.clean_text(body.message, runtime.settings.max_message_chars)
+    limits_for(runtime).conversation(request, account.company_id)
+    token = new_token(24)
+    async with runtime.db.transaction(account.company_id) as session:
+        started = await conversations.start_visitor_conversation(
+            session,
+            channel=channel.kind,
+            visitor_id="visitor-" + new_token(12),
+            visitor_token_hash=hash_token(runtime.secret_key, token),
+            name=body.name,
+            email=body.email,
+        )
+        contact_external_id = await conversations.contact_external_id(session, started.contact_id)
+        [inbound] = channel.parse(account, VisitorPost(started.id, contact_external_id, text, None))
+        received = await intake.receive(
+            await session.connection(), account.company_id, channel, inbound, account
+        )
+        conversation = await conversations.get_conversation(session, started.id, for_update=True)
+        company = await tenancy.get_company(session, str(account.company_id))
+        routing = await engine.leave_for_team(session, runtime, conversation, company)
+    return OfflineMessageLeft(
+        conversation_id=started.id,
+        token=token,
+        back=_back(runtime, routing, _language(body.lang)),
+        message=as_visitor_message(received.message),
+    )
 
 
 @router.post(

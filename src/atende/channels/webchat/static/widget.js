@@ -1,6 +1,9 @@
 /* atende web chat widget. Embed with:
  *   <script src="https://YOUR-ATENDE/widget.js" data-widget-key="wk_..." defer></script>
  * Optional attributes: data-open="true" (start open), data-lang="pt|en|es".
+ * Its colours, title, greeting, "Talk to a person" button and offline contact form are the
+ * web chat account's settings, read from /widget/v1/KEY/config (the dashboard's preview
+ * passes unsaved ones in data-config, with data-preview="true": nothing is sent or kept).
  * No dependencies; talks to the atende server the script was loaded from. */
 (function () {
   "use strict";
@@ -8,21 +11,43 @@
   if (!script) { return; }
   var key = script.getAttribute("data-widget-key");
   var base = new URL(script.src, window.location.href).origin;
-  var lang = (script.getAttribute("data-lang") || navigator.language || "pt").slice(0, 2);
+  var lang = (script.getAttribute("data-lang") || navigator.language || "pt").slice(0, 2).toLowerCase();
+  var preview = script.getAttribute("data-preview") === "true";
   var TEXT = {
     pt: { title: "Atendimento", open: "Abrir chat", close: "Fechar chat", placeholder: "Escreva sua mensagem…",
           label: "Sua mensagem", send: "Enviar", typing: "Digitando…", sources: "Fontes", error: "Não foi possível enviar. Tente de novo.",
-          tooFast: "Você está enviando mensagens rápido demais — aguarde alguns segundos e envie de novo." },
+          tooFast: "Você está enviando mensagens rápido demais — aguarde alguns segundos e envie de novo.",
+          talk: "Falar com uma pessoa", asks: "Quero falar com uma pessoa, por favor.", leave: "Deixar uma mensagem",
+          away: "Nossa equipe não está disponível agora. Deixe sua mensagem e responderemos por e-mail {back}.",
+          soon: "assim que possível", name: "Seu nome", email: "Seu e-mail", message: "Mensagem",
+          submit: "Enviar mensagem", back: "Voltar ao chat", offline: "Deixe uma mensagem",
+          thanks: "Obrigado, {name}! Recebemos sua mensagem e vamos responder em {email} {back}.",
+          preview: "Pré-visualização: nada é enviado." },
     en: { title: "Support", open: "Open chat", close: "Close chat", placeholder: "Type your message…",
           label: "Your message", send: "Send", typing: "Typing…", sources: "Sources", error: "Could not send. Please try again.",
-          tooFast: "You're sending messages too fast — please wait a few seconds and send again." },
+          tooFast: "You're sending messages too fast — please wait a few seconds and send again.",
+          talk: "Talk to a person", asks: "I'd like to talk to a person, please.", leave: "Leave a message",
+          away: "Our team is not available right now. Leave your message and we will answer by e-mail {back}.",
+          soon: "as soon as possible", name: "Your name", email: "Your e-mail", message: "Message",
+          submit: "Send message", back: "Back to the chat", offline: "Leave a message",
+          thanks: "Thank you, {name}! We received your message and will answer at {email} {back}.",
+          preview: "Preview: nothing is sent." },
     es: { title: "Atención", open: "Abrir chat", close: "Cerrar chat", placeholder: "Escribe tu mensaje…",
           label: "Tu mensaje", send: "Enviar", typing: "Escribiendo…", sources: "Fuentes", error: "No se pudo enviar. Inténtalo de nuevo.",
-          tooFast: "Estás enviando mensajes demasiado rápido: espera unos segundos y vuelve a enviarlo." }
+          tooFast: "Estás enviando mensajes demasiado rápido: espera unos segundos y vuelve a enviarlo.",
+          talk: "Hablar con una persona", asks: "Quiero hablar con una persona, por favor.", leave: "Dejar un mensaje",
+          away: "Nuestro equipo no está disponible ahora. Deja tu mensaje y te responderemos por correo {back}.",
+          soon: "lo antes posible", name: "Tu nombre", email: "Tu correo electrónico", message: "Mensaje",
+          submit: "Enviar mensaje", back: "Volver al chat", offline: "Deja un mensaje",
+          thanks: "¡Gracias, {name}! Recibimos tu mensaje y te responderemos en {email} {back}.",
+          preview: "Vista previa: no se envía nada." }
   };
   var t = TEXT[lang] || TEXT.pt;
+  if (!TEXT[lang]) { lang = "pt"; }
   var storeKey = "atende:" + key;
-  var state = load();
+  var state = preview ? null : load();
+  // the account's settings (until read: the widget as it always looked, no button offered)
+  var config = { title: "", greeting: null, handoff_button: false, offline_form: false, team_available: true, back: null };
   var seen = {};  // message id -> true once shown
   var answered = {};  // customer message id -> true once its reply is shown
   var lastId = "";  // the last message of the history: the stream starts after it
@@ -31,7 +56,10 @@
   function load() {
     try { return JSON.parse(window.localStorage.getItem(storeKey)) || null; } catch (e) { return null; }
   }
-  function save() { window.localStorage.setItem(storeKey, JSON.stringify(state)); }
+  function save() { if (!preview) { window.localStorage.setItem(storeKey, JSON.stringify(state)); } }
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (all, name) { return values[name] === undefined ? all : values[name]; });
+  }
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
@@ -66,10 +94,14 @@
   var panel = el("section", { id: "atende-panel", "class": "atende-panel", role: "dialog",
                               "aria-label": t.title, hidden: "" });
   var header = el("header", { "class": "atende-header" });
-  header.appendChild(el("h2", {}, t.title));
+  var heading = el("h2", {}, t.title);
+  header.appendChild(heading);
   var closeBtn = el("button", { type: "button", "class": "atende-close", "aria-label": t.close }, "×");
   header.appendChild(closeBtn);
-  var log = el("ol", { "class": "atende-log", role: "log", "aria-live": "polite", "aria-label": t.title });
+  // the log is a region of its own holding a list (a list given role="log" would stop being one)
+  var logBox = el("div", { "class": "atende-log", role: "log", "aria-live": "polite", "aria-label": t.title });
+  var log = el("ol", { "class": "atende-list" });
+  logBox.appendChild(log);
   var typing = el("p", { "class": "atende-typing", "aria-live": "polite", hidden: "" }, t.typing);
   var form = el("form", { "class": "atende-form" });
   var input = el("textarea", { "class": "atende-input", rows: "2", placeholder: t.placeholder,
@@ -77,12 +109,89 @@
   var send = el("button", { type: "submit", "class": "atende-send" }, t.send);
   var errorBox = el("p", { "class": "atende-error", role: "alert", hidden: "" });
   form.appendChild(input); form.appendChild(send);
-  panel.appendChild(header); panel.appendChild(log); panel.appendChild(typing);
-  panel.appendChild(errorBox); panel.appendChild(form);
+  // "Talk to a person" (or, with the team away, the offline contact form), shown per the settings
+  var actions = el("div", { "class": "atende-actions", hidden: "" });
+  var talk = el("button", { type: "button", "class": "atende-talk" }, t.talk);
+  actions.appendChild(talk);
+  var offline = el("form", { "class": "atende-offline", hidden: "", "aria-labelledby": "atende-offline-title" });
+  offline.appendChild(el("h3", { id: "atende-offline-title" }, t.offline));
+  var away = el("p", { "class": "atende-away" });
+  offline.appendChild(away);
+  function offlineField(id, labelText, control) {
+    var wrap = el("div", { "class": "atende-field" });
+    wrap.appendChild(el("label", { "for": id }, labelText));
+    control.id = id;
+    wrap.appendChild(control);
+    offline.appendChild(wrap);
+    return control;
+  }
+  var nameInput = offlineField("atende-offline-name", t.name,
+    el("input", { type: "text", name: "name", autocomplete: "name", required: "", maxlength: "200" }));
+  var emailInput = offlineField("atende-offline-email", t.email,
+    el("input", { type: "email", name: "email", autocomplete: "email", required: "", maxlength: "320" }));
+  var messageInput = offlineField("atende-offline-message", t.message,
+    el("textarea", { name: "message", rows: "3", required: "", maxlength: "4000" }));
+  var offlineButtons = el("div", { "class": "atende-offline-buttons" });
+  var offlineSend = el("button", { type: "submit", "class": "atende-send" }, t.submit);
+  var offlineBack = el("button", { type: "button", "class": "atende-talk" }, t.back);
+  offlineButtons.appendChild(offlineSend); offlineButtons.appendChild(offlineBack);
+  offline.appendChild(offlineButtons);
+  panel.appendChild(header); panel.appendChild(logBox); panel.appendChild(typing);
+  panel.appendChild(errorBox); panel.appendChild(actions); panel.appendChild(offline); panel.appendChild(form);
   root.appendChild(panel); root.appendChild(launcher);
 
-  function setOpen(open) {
-    if (open) { panel.removeAttribute("hidden"); input.focus(); } else { panel.setAttribute("hidden", ""); launcher.focus(); }
+  // the chat is with the team (handed off, or a message left): nothing more to ask for
+  var withTeam = false;
+  function offlineOffered() { return config.offline_form && !config.team_available; }
+  function applyConfig(settings) {
+    config = Object.assign(config, settings || {});
+    var colours = { "--atende-primary": config.primary_color, "--atende-on-primary": config.primary_text_color,
+                    "--atende-accent": config.accent_color };
+    Object.keys(colours).forEach(function (name) {
+      // CSSOM, not a style attribute: a page's Content-Security-Policy may forbid those
+      if (colours[name]) { root.style.setProperty(name, colours[name]); }
+    });
+    var title = config.title || t.title;
+    heading.textContent = title;
+    panel.setAttribute("aria-label", title);
+    logBox.setAttribute("aria-label", title);
+    var greeting = log.querySelector(".atende-greeting");
+    if (config.greeting) {
+      if (!greeting) {
+        greeting = el("li", { "class": "atende-msg atende-bot atende-greeting", "data-at": "0" });
+        greeting.appendChild(el("p", { "class": "atende-text" }));
+        log.insertBefore(greeting, log.firstChild);
+      }
+      greeting.firstChild.textContent = config.greeting;
+    } else if (greeting) { greeting.remove(); }
+    if (!withTeam && (config.handoff_button || offlineOffered())) {
+      talk.textContent = config.handoff_button ? t.talk : t.leave;
+      actions.removeAttribute("hidden");
+    } else { actions.setAttribute("hidden", ""); }
+    away.textContent = fill(t.away, { back: config.back || t.soon });
+  }
+  function showOffline(show) {
+    errorBox.setAttribute("hidden", "");
+    if (show) {
+      offline.removeAttribute("hidden"); form.setAttribute("hidden", ""); actions.setAttribute("hidden", "");
+      nameInput.focus();
+    } else {
+      offline.setAttribute("hidden", ""); form.removeAttribute("hidden"); applyConfig(); input.focus();
+    }
+  }
+  function notify(text) { errorBox.textContent = text; errorBox.removeAttribute("hidden"); }
+  talk.addEventListener("click", function () {
+    if (offlineOffered()) { showOffline(true); return; }
+    // the same path as typing it: the bot hands the chat to the team under the company's rules
+    // (its hours, who is online), and says what happens next
+    sendText(t.asks);
+  });
+  offlineBack.addEventListener("click", function () { showOffline(false); });
+
+  function setOpen(open, quietly) {
+    // quietly: opened by the page (a preview in a frame must not take the keyboard from its page)
+    if (open) { panel.removeAttribute("hidden"); if (!quietly) { input.focus(); } }
+    else { panel.setAttribute("hidden", ""); launcher.focus(); }
     launcher.setAttribute("aria-expanded", String(open));
     launcher.setAttribute("aria-label", open ? t.close : t.open);
   }
@@ -121,7 +230,8 @@
     log.insertBefore(item, after);
     if (m.reply_to_id) { answered[m.reply_to_id] = true; dropDraft(m.reply_to_id); }
     if (m.author !== "customer") { typing.setAttribute("hidden", ""); }
-    log.scrollTop = log.scrollHeight;
+    if (m.author === "bot" && m.meta && m.meta.decision === "handoff" && !withTeam) { withTeam = true; applyConfig(); }
+    logBox.scrollTop = logBox.scrollHeight;
   }
 
   // a streaming answer as it is written; the stored (checked) reply replaces it
@@ -140,7 +250,7 @@
     }
     item.firstChild.textContent = data.text || "";
     typing.setAttribute("hidden", "");
-    log.scrollTop = log.scrollHeight;
+    logBox.scrollTop = logBox.scrollHeight;
   }
 
   function api(path, options) {
@@ -178,6 +288,12 @@
       if (data.message_id) { answered[data.message_id] = true; }
       typing.setAttribute("hidden", "");
     });
+    source.addEventListener("state", function (e) {
+      var data = {};
+      try { data = JSON.parse(e.data); } catch (err) { data = {}; }
+      withTeam = data.state === "waiting_human" || data.state === "human";
+      applyConfig();
+    });
     source.addEventListener("draft", function (e) {
       try { showDraft(JSON.parse(e.data)); } catch (err) { /* a malformed draft is skipped */ }
     });
@@ -214,34 +330,80 @@
     return new Promise(function (resolve) { window.setTimeout(resolve, ms); });
   }
 
-  form.addEventListener("submit", function (e) {
-    e.preventDefault();
-    var text = input.value.trim();
-    if (!text || send.disabled) { return; }  // Enter while sending, or while told to wait
-    send.disabled = true;
+  function sendText(text) {
+    if (!text || send.disabled) { return Promise.resolve(); }  // Enter while sending, or while told to wait
+    if (preview) { notify(t.preview); return Promise.resolve(); }
+    send.disabled = true; talk.disabled = true;
     errorBox.setAttribute("hidden", "");
     var clientId = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Date.now() + Math.random());
-    ensureConversation().then(function () {
+    return ensureConversation().then(function () {
       return api("/conversations/" + state.conversation_id + "/messages", {
         method: "POST", body: JSON.stringify({ text: text, client_id: clientId })
       });
     }).then(function (m) {
-      input.value = "";
+      if (input.value.trim() === text) { input.value = ""; }
       render(m);
       // the server says whether the bot will answer (not when a person owns the chat);
       // its "typing" event may be missed while a new stream is still connecting
       if (m.awaiting_reply && !answered[m.id]) { typing.removeAttribute("hidden"); }
     }).catch(function (err) {
       // the typed text stays in the box, to send again
-      errorBox.textContent = err && err.status === 429 ? t.tooFast : t.error;
-      errorBox.removeAttribute("hidden");
+      notify(err && err.status === 429 ? t.tooFast : t.error);
       return err && err.status === 429 ? pause(err.retryAfter) : null;
-    }).then(function () { send.disabled = false; input.focus(); });
+    }).then(function () { send.disabled = false; talk.disabled = false; input.focus(); });
+  }
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    sendText(input.value.trim());
   });
+
+  offline.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var values = { name: nameInput.value.trim(), email: emailInput.value.trim(), message: messageInput.value.trim() };
+    var thanks = fill(t.thanks, { name: values.name, email: values.email, back: config.back || t.soon });
+    if (preview) { notify(t.preview); return; }
+    if (offlineSend.disabled) { return; }
+    offlineSend.disabled = true;
+    errorBox.setAttribute("hidden", "");
+    values.lang = lang;
+    state = null;  // the message starts a conversation of its own
+    api("/offline-messages", { method: "POST", body: JSON.stringify(values) }).then(function (data) {
+      if (source) { source.close(); source = null; }
+      state = { conversation_id: data.conversation_id, token: data.token };
+      save();
+      Array.prototype.slice.call(log.querySelectorAll(".atende-msg:not(.atende-greeting)")).forEach(function (item) { item.remove(); });
+      seen = {}; answered = {}; lastId = data.message.id;
+      render(data.message);
+      var note = el("li", { "class": "atende-msg atende-system atende-thanks", "data-at": String(Date.now() + 1) });
+      note.appendChild(el("p", { "class": "atende-text" }, thanks));
+      log.appendChild(note);
+      offline.reset();
+      showOffline(false);
+      withTeam = true;  // the message is with the team: the chat goes on as usual
+      applyConfig();
+      listen();
+    }).catch(function (err) {
+      state = load();
+      notify(err && err.status === 429 ? t.tooFast : t.error);
+    }).then(function () { offlineSend.disabled = false; });
+  });
+
+  function loadConfig() {
+    var given = script.getAttribute("data-config");
+    if (given) {
+      try { applyConfig(JSON.parse(given)); } catch (err) { /* a malformed preview keeps the defaults */ }
+      return;
+    }
+    fetch(base + "/widget/v1/" + encodeURIComponent(key) + "/config?lang=" + lang).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (settings) { if (settings) { applyConfig(settings); } }).catch(function () {});
+  }
 
   function start() {
     document.body.appendChild(root);
-    if (script.getAttribute("data-open") === "true") { setOpen(true); }
+    loadConfig();
+    if (script.getAttribute("data-open") === "true") { setOpen(true, preview); }
     if (state) { history(); }
   }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
