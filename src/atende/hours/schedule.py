@@ -220,6 +220,12 @@ def _timezones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+@lru_cache(maxsize=1)
+def timezones() -> tuple[str, ...]:
+    """Every IANA timezone name, sorted (for a person to choose one)."""
+    return tuple(sorted(name for name in _timezones() if "/" in name or name == "UTC"))
+
+
 def parse_holidays(data: Any, where: str = "holidays") -> HolidayCalendar | None:
     if data is None:
         return None
