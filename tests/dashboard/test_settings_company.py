@@ -332,6 +332,9 @@ async def test_a_country_and_state_calendar_is_chosen_and_removed(
         notice(response, "holidays_saved", HOLIDAYS)
         shown = (await client.get(HOLIDAYS)).text
         assert 'value="BR"' in shown and 'value="sp"' in shown
+        upcoming = shown[shown.index('id="upcoming-heading"') : shown.index('id="closed-heading"')]
+        assert "Christmas Day" in upcoming  # among the next closed days, within a year
+        assert "Christmas Eve" not in upcoming  # worked anyway
         stored = await stored_hours(runtime, team.company_id)
         assert stored is not None
         assert stored["holidays"] == {

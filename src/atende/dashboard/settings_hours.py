@@ -7,6 +7,7 @@ the day or field at fault, and nothing is stored."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
@@ -31,6 +32,7 @@ HOLIDAYS = "/app/settings/holidays"
 DEFAULT_ZONE = "UTC"
 MAX_SLOTS = 12  # intervals a day may have on this page (the API's limit for a special date)
 MIN_SLOTS = 2  # a morning and an afternoon
+UPCOMING_DAYS, UPCOMING_SHOWN = 366, 12  # the next closures shown: within a year, at most 12
 _FIELD = re.compile(r"^weekly\.(\w+)")
 DAY_NAMES = {
     "monday": N_("Monday"),
@@ -141,6 +143,15 @@ async def hours_page(member: AdminPage) -> Response:
     return await _hours_page(member)
 
 
+def _grid_place(field: str | None) -> str:
+    """Where the grid shows a refusal of ``field``: beside its day (``weekly.monday[1].end``
+    → ``monday``), beside the timezone, or above the form."""
+    found = _FIELD.match(field or "")
+    if found and found.group(1) in DAYS:
+        return found.group(1)
+    return "timezone" if field == "timezone" else "form"
+
+
 @router.post("/settings/hours")
 async def save_hours(member: AdminPage, request: Request) -> Response:
     form = await request.form()
@@ -153,14 +164,7 @@ async def save_hours(member: AdminPage, request: Request) -> Response:
             current = await teams.company_hours(session, company_id)
             await teams.save_company_hours(session, company_id, teams.with_weekly(current, zone, weekly))
     except AtendeError as exc:
-        found = _FIELD.match(exc.field or "")
-        key = (
-            found.group(1)
-            if found and found.group(1) in DAYS
-            else "timezone"
-            if exc.field == "timezone"
-            else "form"
-        )
+        key = _grid_place(exc.field)
         message = beside(exc) if key != "form" else explain(member.visitor, exc)
         shown = {day: padded(slots) for day, slots in grid.items()}
         return await _hours_page(member, status=exc.status_code, grid=shown, zone=zone, errors={key: message})
@@ -206,11 +210,14 @@ async def _holidays_page(
         }
         for item in (stored or {}).get("special_hours", [])
     ]
+    schedule = schedule_of(stored)
+    today = member.visitor.runtime.clock().astimezone(schedule.zone).date()
     return render(
         member.visitor,
         "settings_holidays.html",
         status=status,
         has_hours=stored is not None,
+        upcoming=schedule.closures(today, UPCOMING_DAYS)[:UPCOMING_SHOWN],
         calendar_set=bool(calendar_values),
         values=shown,
         closed_dates=(stored or {}).get("closed_dates", []),
@@ -229,7 +236,12 @@ async def holidays_page(member: AdminPage) -> Response:
 
 
 async def _edit(
-    member: Member, edit: Any, *, field: str, values: dict[str, str] | None = None, notice: str
+    member: Member,
+    edit: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    field: str,
+    values: dict[str, str] | None = None,
+    notice: str,
 ) -> Response:
     """Apply one edit to the stored hours; a refusal is shown beside ``field``'s form."""
     try:
