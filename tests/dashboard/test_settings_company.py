@@ -90,6 +90,23 @@ async def test_an_admin_renames_the_company_and_sets_its_language_and_timezone(
     assert hours["weekly"]["sunday"] == [{"start": "00:00", "end": "24:00"}]
 
 
+async def test_a_new_name_alone_gives_no_business_hours(
+    live_server: str, team: Team, runtime: Runtime
+) -> None:
+    async with signed_in(live_server, team.owner) as client:
+        form = {"name": "Loja da Olga e Filhos", "default_language": "pt", "timezone": "UTC"}
+        notice(await send(client, PROFILE, form, page=PROFILE), "company_saved", PROFILE)
+        # a form without its token changes nothing
+        response = await client.post(
+            PROFILE, data={"name": "Forged", "default_language": "en", "timezone": "UTC"}
+        )
+        assert response.status_code == 403
+        assert "This form has expired" in response.text
+    company = await company_row(runtime, team.company_id)
+    assert (company.name, company.default_language) == ("Loja da Olga e Filhos", "pt")
+    assert company.settings.get("hours") is None  # still always open, no hours made up
+
+
 async def test_a_timezone_change_keeps_the_business_hours(
     live_server: str, team: Team, runtime: Runtime
 ) -> None:

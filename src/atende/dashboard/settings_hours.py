@@ -338,11 +338,10 @@ async def add_special_hours(member: AdminPage, request: Request) -> Response:
         )
         for i in range(2)
     ]
-    values = {"special_date": day} | {
-        f"special-{i}-{part}": getattr(slot, part)
-        for i, slot in enumerate(slots)
-        for part in ("start", "end")
-    }
+    values = {"special_date": day}
+    for i, slot in enumerate(slots):
+        values |= {f"special-{i}-start": slot.start, f"special-{i}-end": slot.end}
+        values |= {f"special-{i}-overnight": "on"} if slot.overnight else {}
     try:
         chosen = _day(day, "date")
     except InvalidInput as exc:
