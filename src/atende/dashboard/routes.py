@@ -14,6 +14,8 @@ from atende.dashboard import (
     members,
     platform,
     settings,
+    settings_company,
+    settings_hours,
     settings_widget,
 )
 from atende.dashboard.auth import csrf_protected
@@ -22,7 +24,19 @@ PREFIX = "/app"
 router = APIRouter()
 router.include_router(home.assets, prefix=PREFIX)
 pages = APIRouter(dependencies=[Depends(csrf_protected)])
-for module in (home, access, members, platform, inbox, conversation, live, settings, settings_widget):
+for module in (
+    home,
+    access,
+    members,
+    platform,
+    inbox,
+    conversation,
+    live,
+    settings,
+    settings_company,
+    settings_hours,
+    settings_widget,
+):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched
 router.include_router(pages)

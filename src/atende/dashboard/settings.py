@@ -29,6 +29,18 @@ class Section:
 # the settings pages, in the index's order; later pages add their entry here
 SECTIONS: list[Section] = [
     Section("/app/users", N_("Users"), N_("Invite people, change their roles, deactivate them.")),
+    Section("/app/settings/company", N_("Company profile"), N_("The company's name, language and timezone.")),
+    Section("/app/settings/hours", N_("Business hours"), N_("When the team works, day by day.")),
+    Section(
+        "/app/settings/holidays",
+        N_("Holidays and dates"),
+        N_("Public holidays, closed dates, special hours, a calendar to import."),
+    ),
+    Section(
+        "/app/settings/handoff",
+        N_("Handoff rules"),
+        N_("When the bot hands a conversation to a person, and to whom."),
+    ),
     Section(
         "/app/settings/widget",
         N_("Web chat widget"),

@@ -134,6 +134,18 @@ NOTICES: dict[str, str] = {
     "label_added": N_("Label added."),
     "label_removed": N_("Label removed."),
     "widget_saved": N_("Widget settings saved. Sites show them on their next page load."),
+    # the company's settings (``settings_company``, ``settings_hours``)
+    "company_saved": N_("Company profile saved."),
+    "hours_saved": N_("Business hours saved."),
+    "hours_removed": N_("Business hours removed: the company is always open."),
+    "holidays_saved": N_("Public holidays saved."),
+    "holidays_removed": N_("The company no longer closes on public holidays."),
+    "closed_date_added": N_("Closed date added."),
+    "closed_date_removed": N_("Closed date removed."),
+    "special_hours_added": N_("Special hours added."),
+    "special_hours_removed": N_("Special hours removed."),
+    "calendar_imported": N_("Calendar imported."),
+    "handoff_saved": N_("Handoff rules saved."),
 }
 
 ROLE_NAMES = {

@@ -15,7 +15,7 @@ sections of the company's settings are read through ``teams.settings``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -32,8 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation
 from atende.errors import Conflict, Forbidden, InvalidInput, NotFound
-from atende.hours import InvalidSchedule, Schedule, business_seconds, next_day_opening, parse_schedule
+from atende.hours import DAYS, InvalidSchedule, Schedule, business_seconds, next_day_opening, parse_schedule
 from atende.hours.ics import Imported, closures_from_ics
+from atende.hours.schedule import check_timezone
 from atende.jobs.queue import JobQueue
 from atende.teams.models import Availability, Team, TeamMember
 from atende.teams.settings import (
@@ -134,6 +135,88 @@ async def store_closures(session: AsyncSession, company_id: uuid.UUID, imported:
         raise invalid(exc) from None
     company.settings = {**(company.settings or {}), "hours": stored}
     return stored
+
+
+ROUND_THE_CLOCK = [{"start": "00:00", "end": "24:00"}]
+
+
+async def set_company_timezone(session: AsyncSession, company_id: uuid.UUID, timezone: str) -> dict[str, Any]:
+    """Move the company's hours to ``timezone`` (an IANA name), the zone its times are shown
+    in. A company without hours (always open) gets hours open round the clock in that zone:
+    still always open, and its times shown in its zone. Returns the stored hours."""
+    try:
+        check_timezone(timezone)
+    except InvalidSchedule as exc:
+        raise invalid(exc) from None
+    company = await get_company(session, str(company_id), for_update=True)
+    current = stored_hours(company) or {"weekly": dict.fromkeys(DAYS, ROUND_THE_CLOCK)}
+    stored = {**current, "timezone": timezone}
+    company.settings = {**(company.settings or {}), "hours": stored}
+    return stored
+
+
+async def edit_company_hours(
+    session: AsyncSession, company_id: uuid.UUID, edit: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """Apply ``edit`` to the stored hours (read under a lock: two people adding closed dates
+    at once both keep theirs) and store the result, validated whole: a rejected edit leaves
+    the stored hours as they were. ``InvalidInput`` on ``hours`` when none are set."""
+    company = await get_company(session, str(company_id), for_update=True)
+    current = stored_hours(company)
+    if not current:
+        raise InvalidInput(
+            "hours: set the business hours (PUT /v1/company/hours) before their holidays and dates",
+            field="hours",
+        )
+    stored = edit(dict(current))
+    try:
+        parse_schedule(stored)
+    except InvalidSchedule as exc:
+        raise invalid(exc) from None
+    company.settings = {**(company.settings or {}), "hours": stored}
+    return stored
+
+
+def with_closed_date(hours: dict[str, Any], day: date, name: str) -> dict[str, Any]:
+    """The hours with ``day`` closed (entered by hand: a calendar import keeps it); a date
+    closed already is renamed."""
+    others = [d for d in hours.get("closed_dates", []) if d.get("date") != day.isoformat()]
+    added = {"date": day.isoformat(), "name": name.strip() or "closed"}
+    return {**hours, "closed_dates": sorted([*others, added], key=lambda d: str(d.get("date")))}
+
+
+def without_closed_date(hours: dict[str, Any], day: date) -> dict[str, Any]:
+    kept = [d for d in hours.get("closed_dates", []) if d.get("date") != day.isoformat()]
+    if len(kept) == len(hours.get("closed_dates", [])):
+        raise NotFound(f"date: {day} is not a closed date")
+    return {**hours, "closed_dates": kept}
+
+
+def with_special_hours(hours: dict[str, Any], day: date, intervals: list[dict[str, Any]]) -> dict[str, Any]:
+    """The hours with ``intervals`` on ``day`` instead of its usual ones (``[]``: closed);
+    they replace the date's special hours set before."""
+    others = [d for d in hours.get("special_hours", []) if d.get("date") != day.isoformat()]
+    added = {"date": day.isoformat(), "intervals": intervals}
+    return {**hours, "special_hours": sorted([*others, added], key=lambda d: str(d.get("date")))}
+
+
+def without_special_hours(hours: dict[str, Any], day: date) -> dict[str, Any]:
+    kept = [d for d in hours.get("special_hours", []) if d.get("date") != day.isoformat()]
+    if len(kept) == len(hours.get("special_hours", [])):
+        raise NotFound(f"date: {day} has no special hours")
+    return {**hours, "special_hours": kept}
+
+
+def with_holidays(hours: dict[str, Any], calendar: dict[str, Any] | None) -> dict[str, Any]:
+    """The hours closed on ``calendar``'s public holidays (``None``: on none)."""
+    if calendar is None:
+        return {key: value for key, value in hours.items() if key != "holidays"}
+    return {**hours, "holidays": calendar}
+
+
+def with_weekly(hours: dict[str, Any] | None, timezone: str, weekly: dict[str, Any]) -> dict[str, Any]:
+    """The hours with a new weekly pattern in ``timezone``, their holidays and dates kept."""
+    return {**(hours or {}), "timezone": timezone, "weekly": weekly}
 
 
 async def company_handoff(session: AsyncSession, company_id: uuid.UUID) -> HandoffSettings:

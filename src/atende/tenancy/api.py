@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from fastapi import APIRouter
@@ -35,6 +35,27 @@ class CompanyPublic(BaseModel):
 async def get_company(tenant: ViewerTenant) -> CompanyPublic:
     async with tenant.transaction() as session:
         company = await service.get_company(session, str(tenant.principal.company_id))
+        return CompanyPublic.model_validate(company)
+
+
+class CompanyUpdate(BaseModel):
+    """The company's profile; a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Loja Exemplo"}]})
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    default_language: Literal["pt", "en", "es"] | None = Field(
+        default=None, description="The assistant's language when it cannot tell the customer's."
+    )
+
+
+@router.patch("/company", response_model=CompanyPublic)
+async def patch_company(body: CompanyUpdate, tenant: AdminTenant) -> CompanyPublic:
+    """Change the company's name or default language (its slug stays). Its timezone is its
+    business hours' (`/v1/company/hours`)."""
+    async with tenant.transaction() as session:
+        company = await service.update_company(
+            session, tenant.principal.company_id, name=body.name, default_language=body.default_language
+        )
         return CompanyPublic.model_validate(company)
 
 

@@ -70,6 +70,29 @@ async def create_company(
     return company
 
 
+async def update_company(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    *,
+    name: str | None = None,
+    default_language: str | None = None,
+) -> Company:
+    """Change the company's name and default language (``None``: kept). Its slug stays: API
+    clients and the CLI name the company by it."""
+    if name is not None and not name.strip():
+        raise InvalidInput("name: the company's name must not be empty", field="name")
+    if name is not None and len(name.strip()) > 200:
+        raise InvalidInput("name: at most 200 characters", field="name")
+    if default_language is not None and default_language not in LANGUAGES:
+        raise InvalidInput(f"default_language: one of {', '.join(LANGUAGES)}", field="default_language")
+    company = await get_company(session, str(company_id), for_update=True)
+    if name is not None:
+        company.name = name.strip()
+    if default_language is not None:
+        company.default_language = default_language
+    return company
+
+
 async def delete_company(session: AsyncSession, company_id: uuid.UUID) -> None:
     """Delete a company and, by cascade, everything it owns (a platform session's job)."""
     deleted = await session.execute(delete(Company).where(Company.id == company_id).returning(Company.id))
