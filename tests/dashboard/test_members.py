@@ -29,6 +29,11 @@ PAGES = {
     "/app/account": Role.viewer,
     "/app/users": Role.admin,
     "/app/settings": Role.admin,
+    "/app/settings/teams": Role.admin,
+    "/app/settings/bot": Role.admin,
+    "/app/settings/api-keys": Role.admin,
+    "/app/settings/webhooks": Role.admin,
+    "/app/settings/channels": Role.admin,
 }
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
 
@@ -45,6 +50,8 @@ async def test_each_role_sees_only_the_pages_it_may_use_and_is_refused_the_other
 ) -> None:
     async with signed_in(live_server, team.person(role)) as client:
         shown = menu((await client.get("/app")).text)
+        if role.allows(Role.admin):  # the settings pages are linked from the settings index
+            shown += re.findall(r'href="(/app/settings/[^"]+)"', (await client.get("/app/settings")).text)
         for path, needed in PAGES.items():
             response = await client.get(path)
             if role.allows(needed):

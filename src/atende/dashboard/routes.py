@@ -5,14 +5,42 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from atende.dashboard import access, conversation, home, inbox, live, members, platform, settings
+from atende.dashboard import (
+    access,
+    conversation,
+    home,
+    inbox,
+    live,
+    members,
+    platform,
+    settings,
+    settings_api_keys,
+    settings_bot,
+    settings_channels,
+    settings_teams,
+    settings_webhooks,
+)
 from atende.dashboard.auth import csrf_protected
 
 PREFIX = "/app"
 router = APIRouter()
 router.include_router(home.assets, prefix=PREFIX)
 pages = APIRouter(dependencies=[Depends(csrf_protected)])
-for module in (home, access, members, platform, inbox, conversation, live, settings):
+for module in (
+    home,
+    access,
+    members,
+    platform,
+    inbox,
+    conversation,
+    live,
+    settings,
+    settings_teams,
+    settings_bot,
+    settings_api_keys,
+    settings_webhooks,
+    settings_channels,
+):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched
 router.include_router(pages)
