@@ -11,9 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Response
 
 from atende.dashboard.auth import AdminPage, Member
+from atende.dashboard.forms import attempt
 from atende.dashboard.shown_once import show_once, take_shown
-from atende.dashboard.web import PageRoute, explain, redirect, render
-from atende.errors import AtendeError, InvalidInput, NotFound
+from atende.dashboard.web import PageRoute, redirect, render
+from atende.errors import InvalidInput
 from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
 
@@ -57,7 +58,7 @@ async def create_key(
     name: Annotated[str, Form(max_length=1000)] = "",
     role: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    try:
+    async def work() -> tuple[str, str]:
         try:
             chosen = Role(role)
         except ValueError:
@@ -70,25 +71,25 @@ async def create_key(
                 name=name,
                 role=chosen,
             )
-            prefix = key.prefix
-    except AtendeError as exc:
-        return await _page(
-            member,
-            status=exc.status_code,
-            error=explain(member.visitor, exc),
-            form={"name": name, "role": role},
-        )
-    show_once(member.visitor, SHOWN, prefix, full)
+            return key.prefix, full
+
+    async def again(status: int, error: str) -> Response:
+        return await _page(member, status=status, error=error, form={"name": name, "role": role})
+
+    created = await attempt(member.visitor, work(), again)
+    if isinstance(created, Response):
+        return created
+    show_once(member.visitor, SHOWN, *created)
     return redirect(HOME, notice="api_key_created")
 
 
 @router.post("/settings/api-keys/{key_id}/revoke")
 async def revoke_key(member: AdminPage, key_id: uuid.UUID) -> Response:
-    try:
+    async def work() -> None:
         async with member.tenant.transaction() as session:
             await tenancy.revoke_api_key_by_id(session, actor=member.tenant.principal, key_id=key_id)
-    except NotFound:
-        raise
-    except AtendeError as exc:
-        return await _page(member, status=exc.status_code, error=explain(member.visitor, exc))
-    return redirect(HOME, notice="api_key_revoked")
+
+    async def again(status: int, error: str) -> Response:
+        return await _page(member, status=status, error=error)
+
+    return await attempt(member.visitor, work(), again) or redirect(HOME, notice="api_key_revoked")

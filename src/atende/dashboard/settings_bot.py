@@ -12,8 +12,8 @@ from fastapi import APIRouter, Form, Response
 from pydantic import ValidationError
 
 from atende.dashboard.auth import AdminPage, Member
-from atende.dashboard.web import PageRoute, explain, gettext, redirect, render
-from atende.errors import AtendeError
+from atende.dashboard.forms import Refused, attempt
+from atende.dashboard.web import PageRoute, gettext, redirect, render
 from atende.tenancy import assistant
 from atende.tenancy.api import LLMEndpointIn
 from atende.tenancy.assistant import EndpointChange
@@ -21,10 +21,6 @@ from atende.tenancy.assistant import EndpointChange
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 ENDPOINTS = ("llm", "embeddings")
-
-
-class FormProblem(Exception):
-    """What was wrong with the form, said in the reader's language (nothing was saved)."""
 
 
 async def _page(
@@ -64,7 +60,7 @@ def _endpoint(
             message = _("%(what)s: the address must be an http(s) URL, such as https://api.openai.com/v1.")
         else:
             message = _("%(what)s: give the model's name (1 to 200 characters).")
-        raise FormProblem(message % {"what": what}) from None
+        raise Refused(message % {"what": what}) from None
     return EndpointChange(checked.base_url, checked.model, "" if clear else (key or None))
 
 
@@ -90,11 +86,12 @@ async def save_bot(
         "embeddings_model": embeddings_model,
     }
     runtime = member.visitor.runtime
-    try:
+
+    async def work() -> None:
         if len(instructions) > 4000:
-            raise FormProblem(_("The instructions can have up to 4000 characters."))
+            raise Refused(_("The instructions can have up to 4000 characters."))
         if len(llm_api_key) > 500 or len(embeddings_api_key) > 500:
-            raise FormProblem(_("A key can have up to 500 characters."))
+            raise Refused(_("A key can have up to 500 characters."))
         llm = _endpoint(member, "llm", llm_base_url, llm_model, llm_api_key, bool(llm_clear_key))
         embeddings = _endpoint(
             member,
@@ -115,8 +112,8 @@ async def save_bot(
                 llm=llm,
                 embeddings=embeddings,
             )
-    except FormProblem as exc:
-        return await _page(member, status=422, error=str(exc), form=form)
-    except AtendeError as exc:
-        return await _page(member, status=exc.status_code, error=explain(member.visitor, exc), form=form)
-    return redirect("/app/settings/bot", notice="bot_saved")
+
+    async def again(status: int, error: str) -> Response:
+        return await _page(member, status=status, error=error, form=form)
+
+    return await attempt(member.visitor, work(), again) or redirect("/app/settings/bot", notice="bot_saved")

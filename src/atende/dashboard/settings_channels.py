@@ -17,18 +17,15 @@ from pydantic import ValidationError
 from atende.channels import accounts, registry
 from atende.channels.accounts_api import ChannelAccountIn, ChannelAccountPatch
 from atende.dashboard.auth import AdminPage, Member
-from atende.dashboard.web import PageRoute, explain, gettext, redirect, render
-from atende.errors import AtendeError, Conflict, NotFound
+from atende.dashboard.forms import Refused, attempt
+from atende.dashboard.web import PageRoute, gettext, redirect, render
+from atende.errors import Conflict
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 HOME = "/app/settings/channels"
 SECRET_FIELD = "secret_"  # noqa: S105 (a form's secret inputs: secret_<the channel's secret field>)
 CLEAR_FIELD = "clear_"  # a form's checkboxes that remove a stored secret
-
-
-class FormProblem(Exception):
-    """What was wrong with the form, in the reader's language (nothing was saved)."""
 
 
 async def _page(
@@ -63,31 +60,27 @@ async def _secrets(request: Request, channel_kind: str) -> dict[str, str]:
     return given
 
 
-def _problem(member: Member, exc: ValidationError) -> FormProblem:
+def _problem(member: Member, exc: ValidationError) -> Refused:
     _ = gettext(member.visitor)
     wrong = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
     if "external_id" in wrong:
-        return FormProblem(_("The ID must have 1 to 255 characters and no spaces."))
+        return Refused(_("The ID must have 1 to 255 characters and no spaces."))
     if "display_name" in wrong:
-        return FormProblem(_("The name can have up to 200 characters."))
+        return Refused(_("The name can have up to 200 characters."))
     if "secrets" in wrong:
-        return FormProblem(_("A secret is too long."))
-    return FormProblem(_("Choose a channel."))
+        return Refused(_("A secret is too long."))
+    return Refused(_("Choose a channel."))
 
 
 async def _attempt(
     member: Member, work: Awaitable[None], form: dict[str, str] | None = None
 ) -> Response | None:
-    """``None`` when ``work`` succeeded; else the page saying why not (404s stay 404s)."""
-    try:
-        await work
-    except FormProblem as exc:
-        return await _page(member, status=422, error=str(exc), form=form)
-    except NotFound:
-        raise
-    except AtendeError as exc:
-        return await _page(member, status=exc.status_code, error=explain(member.visitor, exc), form=form)
-    return None
+    """``None`` when ``work`` succeeded; else this page saying why not (404s stay 404s)."""
+
+    async def again(status: int, error: str) -> Response:
+        return await _page(member, status=status, error=error, form=form)
+
+    return await attempt(member.visitor, work, again)
 
 
 @router.get("/settings/channels")
@@ -182,11 +175,12 @@ async def delete_account(member: AdminPage, account_id: uuid.UUID) -> Response:
             async with member.tenant.transaction() as session:
                 await accounts.delete(session, account_id)
         except Conflict:  # the company's last web chat account: the API's 409
-            raise FormProblem(
+            raise Refused(
                 _(
                     "This is the company's last web chat account, so it cannot be deleted: "
                     "disable it instead, or add another web chat account first."
-                )
+                ),
+                status=409,
             ) from None
 
     return await _attempt(member, work()) or redirect(HOME, notice="channel_account_deleted")

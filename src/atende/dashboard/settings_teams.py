@@ -11,9 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Response
 
 from atende.dashboard.auth import AdminPage, Member
-from atende.dashboard.web import PageRoute, explain, gettext, redirect, render
-from atende.errors import AtendeError, NotFound
+from atende.dashboard.forms import Refused, attempt
+from atende.dashboard.web import PageRoute, gettext, redirect, render
+from atende.errors import NotFound
 from atende.teams import service as teams
+from atende.teams.models import Team
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -43,15 +45,13 @@ async def _team_page(
     async with member.tenant.transaction() as session:
         team = await teams.team_by_id(session, team_id)
         agents = await teams.agents(session)
-    inside = [agent for agent in agents if team.slug in agent.teams]
-    outside = [agent for agent in agents if team.slug not in agent.teams]
     return render(
         member.visitor,
         "settings_team.html",
         status=status,
         team=team,
-        inside=inside,
-        outside=outside,
+        inside=[agent for agent in agents if team.slug in agent.teams],
+        outside=[agent for agent in agents if team.slug not in agent.teams],
         error=error,
         form=form or {"name": team.name, "slug": team.slug},
     )
@@ -68,18 +68,19 @@ async def create_team(
     name: Annotated[str, Form(max_length=1000)] = "",
     slug: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    try:
+    async def work() -> Team:
         async with member.tenant.transaction() as session:
             created, _members = await teams.put_team(
                 session, None, name=name, slug=slug.strip() or None, hours=None, members=[]
             )
-    except AtendeError as exc:
-        return await _list_page(
-            member,
-            status=exc.status_code,
-            error=explain(member.visitor, exc),
-            form={"name": name, "slug": slug},
-        )
+            return created
+
+    async def again(status: int, error: str) -> Response:
+        return await _list_page(member, status=status, error=error, form={"name": name, "slug": slug})
+
+    created = await attempt(member.visitor, work(), again)
+    if isinstance(created, Response):
+        return created
     return redirect(f"{HOME}/{created.id}", notice="team_created")
 
 
@@ -95,20 +96,16 @@ async def rename_team(
     name: Annotated[str, Form(max_length=1000)] = "",
     slug: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    try:
+    async def work() -> None:
         async with member.tenant.transaction() as session:
             await teams.rename_team(session, team_id, name=name, slug=slug.strip() or None)
-    except NotFound:
-        raise
-    except AtendeError as exc:
+
+    async def again(status: int, error: str) -> Response:
         return await _team_page(
-            member,
-            team_id,
-            status=exc.status_code,
-            error=explain(member.visitor, exc),
-            form={"name": name, "slug": slug},
+            member, team_id, status=status, error=error, form={"name": name, "slug": slug}
         )
-    return redirect(f"{HOME}/{team_id}", notice="team_saved")
+
+    return await attempt(member.visitor, work(), again) or redirect(f"{HOME}/{team_id}", notice="team_saved")
 
 
 @router.post("/settings/teams/{team_id}/delete")
@@ -123,21 +120,23 @@ async def delete_team(member: AdminPage, team_id: uuid.UUID) -> Response:
 async def add_member(
     member: AdminPage, team_id: uuid.UUID, user_id: Annotated[str, Form(max_length=100)] = ""
 ) -> Response:
-    if not user_id:
+    async def work() -> None:
         _ = gettext(member.visitor)
-        return await _team_page(member, team_id, status=422, error=_("Choose who joins the team."))
-    try:
-        person = uuid.UUID(user_id)
-    except ValueError:
-        raise NotFound("no such member") from None
-    try:
+        if not user_id:
+            raise Refused(_("Choose who joins the team."))
+        try:
+            person = uuid.UUID(user_id)
+        except ValueError:
+            raise NotFound("no such member") from None
         async with member.tenant.transaction() as session:
             await teams.add_team_member(session, team_id, person)
-    except NotFound:
-        raise
-    except AtendeError as exc:
-        return await _team_page(member, team_id, status=exc.status_code, error=explain(member.visitor, exc))
-    return redirect(f"{HOME}/{team_id}", notice="team_member_added")
+
+    async def again(status: int, error: str) -> Response:
+        return await _team_page(member, team_id, status=status, error=error)
+
+    return await attempt(member.visitor, work(), again) or redirect(
+        f"{HOME}/{team_id}", notice="team_member_added"
+    )
 
 
 @router.post("/settings/teams/{team_id}/members/{user_id}/remove")

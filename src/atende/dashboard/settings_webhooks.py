@@ -13,10 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Response
 
 from atende.dashboard.auth import AdminPage, Member
+from atende.dashboard.forms import attempt
 from atende.dashboard.i18n import N_
 from atende.dashboard.shown_once import show_once, take_shown
-from atende.dashboard.web import PageRoute, explain, redirect, render
-from atende.errors import AtendeError, NotFound
+from atende.dashboard.web import PageRoute, redirect, render
 from atende.webhooks import service as webhooks
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -118,7 +118,8 @@ async def create_endpoint(
 ) -> Response:
     chosen = events or []
     runtime = member.visitor.runtime
-    try:
+
+    async def work() -> tuple[str, str]:
         async with member.tenant.transaction() as session:
             endpoint, secret = await webhooks.create_endpoint(
                 session,
@@ -127,16 +128,16 @@ async def create_endpoint(
                 events=chosen,
                 allow_private=runtime.settings.webhook_allow_private_networks,
             )
-            endpoint_id = endpoint.id
-    except AtendeError as exc:
-        return await _list_page(
-            member,
-            status=exc.status_code,
-            error=explain(member.visitor, exc),
-            form={"url": url, "events": chosen},
-        )
-    show_once(member.visitor, SHOWN, str(endpoint_id), secret)
-    return redirect(f"{HOME}/{endpoint_id}", notice="webhook_created")
+            return str(endpoint.id), secret
+
+    async def again(status: int, error: str) -> Response:
+        return await _list_page(member, status=status, error=error, form={"url": url, "events": chosen})
+
+    created = await attempt(member.visitor, work(), again)
+    if isinstance(created, Response):
+        return created
+    show_once(member.visitor, SHOWN, *created)
+    return redirect(f"{HOME}/{created[0]}", notice="webhook_created")
 
 
 @router.get("/settings/webhooks/{endpoint_id}")
@@ -158,7 +159,8 @@ async def update_endpoint(
     events: Annotated[list[str] | None, Form(max_length=20)] = None,
 ) -> Response:
     chosen = events or []
-    try:
+
+    async def work() -> None:
         async with member.tenant.transaction() as session:
             await webhooks.update_endpoint(
                 session,
@@ -167,17 +169,14 @@ async def update_endpoint(
                 events=chosen,
                 allow_private=member.visitor.runtime.settings.webhook_allow_private_networks,
             )
-    except NotFound:
-        raise
-    except AtendeError as exc:
-        return await _endpoint_page(
-            member,
-            endpoint_id,
-            status=exc.status_code,
-            error=explain(member.visitor, exc),
-            form={"url": url, "events": chosen},
-        )
-    return redirect(f"{HOME}/{endpoint_id}", notice="webhook_saved")
+
+    async def again(status: int, error: str) -> Response:
+        form: dict[str, object] = {"url": url, "events": chosen}
+        return await _endpoint_page(member, endpoint_id, status=status, error=error, form=form)
+
+    return await attempt(member.visitor, work(), again) or redirect(
+        f"{HOME}/{endpoint_id}", notice="webhook_saved"
+    )
 
 
 @router.post("/settings/webhooks/{endpoint_id}/enable")
@@ -199,7 +198,8 @@ async def rotate_secret(
     member: AdminPage, endpoint_id: uuid.UUID, grace_seconds: Annotated[str, Form(max_length=20)] = ""
 ) -> Response:
     runtime = member.visitor.runtime
-    try:
+
+    async def work() -> str:
         try:
             grace = int(grace_seconds) if grace_seconds else runtime.settings.webhook_secret_grace_seconds
         except ValueError:
@@ -208,12 +208,14 @@ async def rotate_secret(
             _endpoint, secret = await webhooks.rotate_secret(
                 session, endpoint_id, secret_key=runtime.secret_key, grace_seconds=grace, now=runtime.clock()
             )
-    except NotFound:
-        raise
-    except AtendeError as exc:
-        return await _endpoint_page(
-            member, endpoint_id, status=exc.status_code, error=explain(member.visitor, exc)
-        )
+            return secret
+
+    async def again(status: int, error: str) -> Response:
+        return await _endpoint_page(member, endpoint_id, status=status, error=error)
+
+    secret = await attempt(member.visitor, work(), again)
+    if isinstance(secret, Response):
+        return secret
     show_once(member.visitor, SHOWN, str(endpoint_id), secret)
     return redirect(f"{HOME}/{endpoint_id}", notice="webhook_rotated")
 
