@@ -395,6 +395,7 @@ async def test_bad_webhook_input_is_said_and_changes_nothing(
         endpoint = r.headers["location"].split("?")[0]
         for path, data, message in (
             (page, {"url": "not a url", "events": ["queue.opened"]}, "absolute http(s) URL"),
+            (page, {"url": "http://[not-ipv6/", "events": ["queue.opened"]}, "absolute http(s) URL"),
             (page, {"url": receiver.url("/none")}, "events must be a non-empty subset"),
             (page, {"url": receiver.url("/bad"), "events": ["no.such.event"]}, "no.such.event"),
             (endpoint, {"url": "ftp://example.com/x", "events": ["queue.opened"]}, "absolute http(s) URL"),

@@ -132,9 +132,13 @@ def signature_headers(
 
 
 def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("url must be an absolute http(s) URL")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # "http://[x/": an IPv6 address that is not one
+        host = None
+    if not host or parts.scheme not in ("http", "https"):
+        raise InvalidInput("url must be an absolute http(s) URL", field="url")
     return url
 
 
