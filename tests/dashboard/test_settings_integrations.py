@@ -587,3 +587,30 @@ async def test_bad_channel_input_role_denial_and_another_companys_accounts(
         assert (await client.get(page)).status_code == 403
         r = await form(client, "/app", f"{page}/{theirs}/disable", {})
         assert r.status_code == 403
+
+
+async def test_the_settings_pages_refuse_a_form_without_its_csrf_token_and_speak_portuguese(
+    live_server: str, team: Team, runtime: Runtime
+) -> None:
+    team_id = await a_team(runtime, team.company_id)
+    async with signed_in(live_server, team.admin) as client:
+        for path, data in (
+            ("/app/settings/api-keys", {"name": "forged", "role": "viewer"}),
+            ("/app/settings/webhooks", {"url": "http://127.0.0.1:9/forged", "events": "queue.opened"}),
+            (f"/app/settings/teams/{team_id}/delete", {}),
+        ):
+            r = await client.post(path, data=data)
+            assert r.status_code == 403, path
+            assert "This form has expired" in r.text
+        assert "forged" not in (await client.get("/app/settings/api-keys")).text
+        assert "Suporte" in (await client.get("/app/settings/teams")).text
+    async with signed_in(live_server, team.admin, language="pt-BR") as client:
+        for path, heading in (
+            ("/app/settings/teams", "Equipes"),
+            ("/app/settings/bot", "Robô"),
+            ("/app/settings/api-keys", "Chaves de API"),
+            ("/app/settings/webhooks", "Webhooks"),
+            ("/app/settings/channels", "Canais"),
+        ):
+            shown = (await client.get(path)).text
+            assert f"<h1>{heading}</h1>" in shown, path
