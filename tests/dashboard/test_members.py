@@ -35,6 +35,11 @@ PAGES = {
     "/app/settings/holidays": Role.admin,
     "/app/settings/handoff": Role.admin,
     "/app/settings/widget": Role.admin,
+    "/app/settings/teams": Role.admin,
+    "/app/settings/bot": Role.admin,
+    "/app/settings/api-keys": Role.admin,
+    "/app/settings/webhooks": Role.admin,
+    "/app/settings/channels": Role.admin,
 }
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
 

@@ -14,8 +14,13 @@ from atende.dashboard import (
     members,
     platform,
     settings,
+    settings_api_keys,
+    settings_bot,
+    settings_channels,
     settings_company,
     settings_hours,
+    settings_teams,
+    settings_webhooks,
     settings_widget,
 )
 from atende.dashboard.auth import csrf_protected
@@ -36,6 +41,11 @@ for module in (
     settings_company,
     settings_hours,
     settings_widget,
+    settings_teams,
+    settings_bot,
+    settings_api_keys,
+    settings_webhooks,
+    settings_channels,
 ):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched

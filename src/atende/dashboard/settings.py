@@ -49,6 +49,25 @@ SECTIONS: list[Section] = [
             "offline contact form, with a live preview and the snippet to embed it."
         ),
     ),
+    Section("/app/settings/teams", N_("Teams"), N_("Group agents into teams, each with its own queue.")),
+    Section(
+        "/app/settings/bot", N_("Bot"), N_("The bot's persona and instructions, and the company's own LLM.")
+    ),
+    Section(
+        "/app/settings/api-keys",
+        N_("API keys"),
+        N_("Keys that let your systems use the API; create and revoke them."),
+    ),
+    Section(
+        "/app/settings/webhooks",
+        N_("Webhooks"),
+        N_("Send events to your systems; see what was delivered."),
+    ),
+    Section(
+        "/app/settings/channels",
+        N_("Channels"),
+        N_("The accounts customers reach you through: web chat widget keys and more."),
+    ),
 ]
 
 

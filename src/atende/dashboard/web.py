@@ -146,6 +146,27 @@ NOTICES: dict[str, str] = {
     "special_hours_removed": N_("Special hours removed."),
     "calendar_imported": N_("Calendar imported."),
     "handoff_saved": N_("Handoff rules saved."),
+    # the integrations' settings pages
+    "team_created": N_("Team created. Add its members below."),
+    "team_saved": N_("Team saved."),
+    "team_deleted": N_("Team deleted. Its conversations joined the company's queue."),
+    "team_member_added": N_("Added to the team."),
+    "team_member_removed": N_("Removed from the team."),
+    "bot_saved": N_("Bot settings saved."),
+    "api_key_created": N_("API key created."),
+    "api_key_revoked": N_("API key revoked: it stopped working."),
+    "webhook_created": N_("Webhook added."),
+    "webhook_saved": N_("Webhook saved."),
+    "webhook_enabled": N_("Webhook enabled."),
+    "webhook_disabled": N_("Webhook disabled: nothing is sent to it."),
+    "webhook_rotated": N_("New signing secret made."),
+    "webhook_deleted": N_("Webhook deleted."),
+    "channel_account_created": N_("Account added."),
+    "channel_account_renamed": N_("Account renamed."),
+    "channel_account_enabled": N_("Account enabled."),
+    "channel_account_disabled": N_("Account disabled: it routes nothing until enabled again."),
+    "channel_account_secrets_saved": N_("Secrets saved."),
+    "channel_account_deleted": N_("Account deleted."),
 }
 
 ROLE_NAMES = {
@@ -431,6 +452,7 @@ FIELD_PROBLEMS: dict[str, str] = {
     "password": N_("The password must have 8 to 256 characters."),
     "new_password": N_("The password must have 8 to 256 characters."),
     "name": N_("Type a name of 1 to 200 characters."),
+    "slug": N_("A slug has 1 to 60 lowercase letters, digits and hyphens, such as suporte-tecnico."),
 }
 
 

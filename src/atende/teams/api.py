@@ -188,7 +188,7 @@ async def replace_team(team: str, body: TeamIn, tenant: AdminTenant) -> TeamOut:
 )
 async def delete_team(team: str, tenant: AdminTenant) -> None:
     async with tenant.transaction() as session:
-        await session.delete(await service.get_team(session, team))
+        await service.delete_team(session, team)
 
 
 # agents

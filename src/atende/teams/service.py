@@ -14,6 +14,7 @@ sections of the company's settings are read through ``teams.settings``.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation
+from atende.db.scope import get_or_404
 from atende.errors import Conflict, Forbidden, InvalidInput, NotFound
 from atende.hours import DAYS, InvalidSchedule, Schedule, business_seconds, next_day_opening, parse_schedule
 from atende.hours.ics import Imported, closures_from_ics
@@ -244,6 +246,8 @@ async def update_handoff_settings(
 
 # teams
 
+TEAM_SLUG = re.compile(r"[a-z0-9-]{1,60}")
+
 
 async def list_teams(session: AsyncSession) -> list[tuple[Team, list[uuid.UUID]]]:
     teams = list(await session.scalars(select(Team).order_by(Team.name)))
@@ -321,10 +325,65 @@ async def put_team(
     """Create (``ref`` None) or replace the team ``ref`` names (slug or id). Without a slug a
     team keeps its own, and a new one takes its name's. Returns the team and its members as
     stored (each once, in the order sent)."""
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidInput("name: give the team a name of 1 to 200 characters", field="name")
+    if slug is not None and not TEAM_SLUG.fullmatch(slug):
+        raise InvalidInput("slug: 1 to 60 lowercase letters, digits and hyphens", field="slug")
     team = await get_team(session, ref) if ref else None
     slug = slug or (team.slug if team is not None else slugify(name, f"team-{uuid.uuid4().hex[:6]}"))
-    saved = await save_team(session, team=team, name=name.strip(), slug=slug, hours=hours, members=members)
+    saved = await save_team(session, team=team, name=name, slug=slug, hours=hours, members=members)
     return saved, list(dict.fromkeys(members))
+
+
+async def team_by_id(session: AsyncSession, team_id: uuid.UUID) -> Team:
+    """A team of the session's company by id (a page's address): ``NotFound`` otherwise,
+    another company's included."""
+    return await get_or_404(session, Team, team_id, "team")
+
+
+async def rename_team(session: AsyncSession, team_id: uuid.UUID, *, name: str, slug: str | None) -> Team:
+    """A new name (and slug; ``None``: kept); its hours and members stay."""
+    team = await team_by_id(session, team_id)
+    members = list(await session.scalars(select(TeamMember.user_id).where(TeamMember.team_id == team.id)))
+    saved, _members = await put_team(
+        session, str(team.id), name=name, slug=slug, hours=team.hours, members=members
+    )
+    return saved
+
+
+async def delete_team(session: AsyncSession, ref: str) -> None:
+    """Delete a team (slug or id); its conversations join the company queue."""
+    await session.delete(await get_team(session, ref))
+    await session.flush()
+
+
+async def add_team_member(session: AsyncSession, team_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Put an agent of the company in the team (already there: nothing changes). Someone
+    who does not answer conversations (a viewer) is refused; another company's person is
+    ``NotFound``."""
+    team = await team_by_id(session, team_id)
+    member = await get_member(session, user_id)
+    if member.role not in AGENT_ROLES:
+        raise InvalidInput(
+            f"{user_id} is a {member.role}: only agents, admins and owners join teams", field="user_id"
+        )
+    known = await session.scalar(
+        select(TeamMember.user_id).where(TeamMember.team_id == team.id, TeamMember.user_id == user_id)
+    )
+    if known is None:
+        session.add(TeamMember(team_id=team.id, user_id=user_id))
+        await session.flush()
+
+
+async def remove_team_member(session: AsyncSession, team_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Take a person out of the team (not in it: nothing changes; not of the company:
+    ``NotFound``)."""
+    team = await team_by_id(session, team_id)
+    await get_member(session, user_id)
+    await session.execute(
+        delete(TeamMember).where(TeamMember.team_id == team.id, TeamMember.user_id == user_id)
+    )
 
 
 async def team_schedules(
