@@ -734,23 +734,34 @@ async def measure_fanout(
                 for i, screen in enumerate(screens)
             ]
             try:
-                await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in screens)), 60)
+                waiting = [asyncio.create_task(s.ready.wait()) for s in screens]
+                _done, late = await asyncio.wait(waiting, timeout=60)
                 open_ms = (time.perf_counter() - started) * 1000
+                for task in late:
+                    task.cancel()
                 errors = [s.error for s in screens if s.error]
+                if late:
+                    errors.append(f"{len(late)} of {len(screens)} screens not ready within 60 s")
                 await asyncio.sleep(CHECK_SECONDS + 1)  # the viewers' presence announcements settle
                 cpu, (xacts, connections) = cpu_seconds(server_pid), await database_activity(url)
+                events = sum(len(s.heard) for s in screens)
                 await asyncio.sleep(idle)
                 cpu_after, (xacts_after, _connections) = cpu_seconds(server_pid), await database_activity(url)
+                idle_events = sum(len(s.heard) for s in screens) - events
                 timings: dict[str, dict[str, list[float]]] = {}
                 missed: dict[str, int] = {}
                 for _ in range(rounds):
                     for kind, (on_conversation, on_inbox) in FANOUT_TRIGGERS.items():
                         marks = [len(s.heard) for s in screens]
                         since = time.perf_counter()
-                        request_ms = await triggers.run(kind)
+                        entry = timings.setdefault(
+                            kind, {"request": [], "conversation": [], **({"inbox": []} if on_inbox else {})}
+                        )
+                        try:
+                            entry["request"].append(await triggers.run(kind))
+                        except (httpx.HTTPError, RuntimeError) as exc:  # it may still have been done
+                            errors.append(f"{kind}: {type(exc).__name__} {exc}")
                         deadline = since + FANOUT_WAIT_SECONDS
-                        entry = timings.setdefault(kind, {"request": [], "conversation": [], "inbox": []})
-                        entry["request"].append(request_ms)
                         for where, event in (("conversation", on_conversation), ("inbox", on_inbox)):
                             if event is None:
                                 continue
@@ -773,6 +784,7 @@ async def measure_fanout(
                         # what a poll of the activity may still say about this one passes first
                         await asyncio.sleep(CHECK_SECONDS + 0.5)
                 errors += [s.error for s in screens if s.error and s.error not in errors]
+                console.print(f"  {n} + {n} screens: done, {sum(missed.values())} events missed")
             finally:
                 for task in tasks:
                     task.cancel()
@@ -788,9 +800,10 @@ async def measure_fanout(
                     "idle_seconds": idle,
                     "idle_server_cpu_percent": round((cpu_after - cpu) / idle * 100, 1),
                     "idle_db_transactions_per_second": round((xacts_after - xacts) / idle, 1),
+                    "idle_events_per_second": round(idle_events / idle, 1),
                     "db_connections": connections,
                     "events": {
-                        kind: {where: summarise(values) for where, values in entry.items() if values}
+                        kind: {where: summarise(values) for where, values in entry.items()}
                         for kind, entry in timings.items()
                     },
                     "missed": missed,
@@ -1304,8 +1317,9 @@ def report_fanout(fanout: list[dict[str, Any]]) -> None:
             f"{level['streams']} + {level['inbox_streams']} screens ({level['sessions']} agents' sessions): "
             f"open in {level['open_ms']:,.0f} ms; open and idle for {level['idle_seconds']:g} s, "
             f"the server used {level['idle_server_cpu_percent']}% of a CPU and the database committed "
-            f"{level['idle_db_transactions_per_second']} transactions/s; {level['db_connections']} database "
-            "connections"
+            f"{level['idle_db_transactions_per_second']} transactions/s, the screens heard "
+            f"{level['idle_events_per_second']} events/s (presence); "
+            f"{level['db_connections']} database connections"
         )
         for error in level["errors"]:
             console.print(f"[red]live error[/red] {error}")
