@@ -744,10 +744,15 @@ async def measure_fanout(
                     errors.append(f"{len(late)} of {len(screens)} screens not ready within 60 s")
                 await asyncio.sleep(CHECK_SECONDS + 1)  # the viewers' presence announcements settle
                 cpu, (xacts, connections) = cpu_seconds(server_pid), await database_activity(url)
-                events = sum(len(s.heard) for s in screens)
+                events, idle_from = sum(len(s.heard) for s in screens), time.perf_counter()
                 await asyncio.sleep(idle)
                 cpu_after, (xacts_after, _connections) = cpu_seconds(server_pid), await database_activity(url)
                 idle_events = sum(len(s.heard) for s in screens) - events
+                idle_kinds: dict[str, int] = {}
+                for screen in screens:
+                    for at, name in screen.heard:
+                        if at >= idle_from:
+                            idle_kinds[name] = idle_kinds.get(name, 0) + 1
                 timings: dict[str, dict[str, list[float]]] = {}
                 missed: dict[str, int] = {}
                 for _ in range(rounds):
@@ -801,6 +806,7 @@ async def measure_fanout(
                     "idle_server_cpu_percent": round((cpu_after - cpu) / idle * 100, 1),
                     "idle_db_transactions_per_second": round((xacts_after - xacts) / idle, 1),
                     "idle_events_per_second": round(idle_events / idle, 1),
+                    "idle_events": idle_kinds,
                     "db_connections": connections,
                     "events": {
                         kind: {where: summarise(values) for where, values in entry.items()}
