@@ -108,7 +108,12 @@ async def _recent(member: Member) -> Recent:
     key = (id(member.visitor.runtime), member.tenant.principal.company_id)
     started = time.monotonic()
     entry = _READS.get(key)
-    if entry is None or started - entry[0] > SHARED_SECONDS or _failed(entry[1]):
+    if (
+        entry is None
+        or started - entry[0] > SHARED_SECONDS
+        or _failed(entry[1])
+        or entry[1].get_loop() is not asyncio.get_running_loop()  # a server started again, in tests
+    ):
         for stale in [k for k, (at, read) in _READS.items() if started - at > 60 and read.done()]:
             del _READS[stale]
         entry = _READS[key] = (started, asyncio.ensure_future(_read_recent(member)))
