@@ -18,7 +18,11 @@ and through the HTTP API of a real ``atende serve`` on 127.0.0.1 (request to las
 client); then the dashboard's pages through the same server, signed in as the agent whose
 views are measured (``/app/inbox``: each view, a filter, searches, with every count and the
 filters' choices; ``/app/conversations/{id}``: the whole page). Target: p95 under 300 ms for
-each.
+each. Then live updates (``GET /app/live``, Server-Sent Events) through the same server: N
+screens on one conversation and N on the inbox, signed in as the company's agents, and for a
+customer's message (the API channel), a note, resolve and reopen (the page's forms) the time
+from the request's start to each screen hearing its event (``--fanout 1,25,100``).
+``--quick`` is a small run for development.
 
 Run from the project root: ``.venv/bin/python -m benchmarks.dashboard --help``.
 """
