@@ -72,7 +72,7 @@ class FakeGraphApi(LoopbackServer):
         self.sent: list[Sent] = []
         self.read: list[str] = []
         self.attempts = 0  # send requests, answered or failed
-        self._fail_next: list[int] = []
+        self._fail_next: list[int | None] = []
         self._fail_to: dict[str, int] = {}
         self.media: dict[str, tuple[bytes, str]] = {}
         self.templates: list[dict[str, Any]] = [
@@ -88,8 +88,12 @@ class FakeGraphApi(LoopbackServer):
         super().__init__()
 
     def fail_next(self, code: int, times: int = 1) -> None:
+        self.script(*[code] * times)
+
+    def script(self, *codes: int | None) -> None:
+        """Answer the next sends with these error codes in turn (``None``: accept it)."""
         with self._lock:
-            self._fail_next.extend([code] * times)
+            self._fail_next.extend(codes)
 
     def fail_to(self, wa_id: str, code: int) -> None:
         with self._lock:

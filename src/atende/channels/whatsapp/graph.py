@@ -186,7 +186,7 @@ async def download_media(graph: Graph, media_id: str, *, max_bytes: int = MEDIA_
         raise GraphError(f"the Graph API named no URL for media {media_id}", status=502)
     declared = meta.get("file_size")
     if isinstance(declared, int) and declared > max_bytes:
-        raise GraphError(f"media {media_id} is {declared} bytes, over the limit of {max_bytes}")
+        raise GraphError(f"media {media_id} is {declared} bytes, over the limit of {max_bytes}", status=413)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -200,7 +200,7 @@ async def download_media(graph: Graph, media_id: str, *, max_bytes: int = MEDIA_
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
-                    raise GraphError(f"media {media_id} is over the limit of {max_bytes} bytes")
+                    raise GraphError(f"media {media_id} is over the limit of {max_bytes} bytes", status=413)
                 chunks.append(chunk)
     except httpx.HTTPError as exc:
         raise GraphError(f"media {media_id} could not be downloaded ({type(exc).__name__})") from exc

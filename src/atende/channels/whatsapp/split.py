@@ -37,9 +37,10 @@ def _cut(text: str, limit: int) -> int:
             if end <= limit and not _inside(end, spans) and end > 0:
                 return end
             at = window.rfind(separator, 0, at)
-    # one unbroken run longer than the limit: cut it hard, outside a marker when possible
+    # one unbroken run longer than the limit: cut it hard, outside a marker or link, and not
+    # right before a citation (which would open the next part, away from its sentence)
     end = limit
-    while end > 1 and _inside(end, spans):
+    while end > 1 and (_inside(end, spans) or _MARKER.match(text, end)):
         end -= 1
     return end if end > 1 else limit
 

@@ -50,7 +50,7 @@ from atende.tenancy.crypto import decrypt_secret
 from atende.tenancy.deps import RuntimeDep
 
 log = structlog.get_logger(__name__)
-router = APIRouter(tags=["channels"])
+router = APIRouter(tags=["whatsapp"])
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 CHALLENGE_MAX = 256
