@@ -12,7 +12,8 @@ documented shapes (docs/CHANNELS.md, "WhatsApp"; ../shared/PROTOCOLS.md):
   scripts the next sends (``130429`` rate limit, ``131047`` outside the 24-hour window...);
   ``fail_to(wa_id, code)`` refuses every send to one recipient.
 
-Every request needs ``Authorization: Bearer <token>``. ``sent`` holds the messages sent,
+Every request needs ``Authorization: Bearer <token>``. ``hold_answers()`` records sends but answers them only
+at ``release_answers()``. ``sent`` holds the messages sent,
 ``read`` the wamids marked read.
 """
 
@@ -75,6 +76,8 @@ class FakeGraphApi(LoopbackServer):
         self._fail_next: list[int | None] = []
         self._fail_to: dict[str, int] = {}
         self.media: dict[str, tuple[bytes, str]] = {}
+        self._answering = threading.Event()
+        self._answering.set()
         self.templates: list[dict[str, Any]] = [
             {
                 "name": "hello_world",
@@ -94,6 +97,13 @@ class FakeGraphApi(LoopbackServer):
         """Answer the next sends with these error codes in turn (``None``: accept it)."""
         with self._lock:
             self._fail_next.extend(codes)
+
+    def hold_answers(self) -> None:
+        """Record sends but keep their answers back (Meta's statuses may arrive first)."""
+        self._answering.clear()
+
+    def release_answers(self) -> None:
+        self._answering.set()
 
     def fail_to(self, wa_id: str, code: int) -> None:
         with self._lock:
@@ -175,6 +185,7 @@ class FakeGraphApi(LoopbackServer):
                 if code is not None:
                     self.send_json(*error_body(code))
                     return
+                fake._answering.wait(timeout=60)  # held: the message is sent, the answer not yet
                 answer = {
                     "messaging_product": "whatsapp",
                     "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],

@@ -326,3 +326,65 @@ async def test_a_bad_configuration_is_refused_clearly(
         json={"kind": "whatsapp", "external_id": new_number(), "config": config},
     )
     assert r.status_code == 422 and problem in r.text, r.text
+
+
+async def test_signed_but_strange_payloads_are_answered_never_with_a_500(wa: WhatsApp) -> None:
+    """Meta retries a failed delivery for days: what cannot be stored must still be answered."""
+    wa_id = new_number()
+    nul = wa.payload("message", "text", wa_id=wa_id)
+    nul["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "Oi\u0000 tudo bem?"
+    nul["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["name"] = "Ana\u0000"
+    r = await wa.post(nul)
+    assert r.status_code == 200 and r.json() == {"stored": 1}
+    place = wa.payload("message", "chosen_location", wa_id=wa_id)
+    raw = json.dumps(place).replace("37.4611978", "NaN").encode()
+    assert (await wa.post(raw)).status_code == 200
+    for body in (
+        {"object": "whatsapp_business_account", "entry": "nothing"},
+        {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": []}]}]},
+        {
+            "entry": [
+                {
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "metadata": {"phone_number_id": wa.phone_number_id},
+                                "messages": ["x", {"id": "w"}],
+                                "statuses": [{"id": "w" * 900, "status": "read"}],
+                            },
+                        }
+                    ]
+                }
+            ]
+        },
+        [1, 2, 3],
+    ):
+        r = await wa.post(body)
+        assert r.status_code == 200, (body, r.text)
+    r = await wa.post(b"not json at all")
+    assert r.status_code == 400 and r.json()["detail"] == "the body is not JSON"
+    stored = [m for m in await messages_of(wa) if m["author"] == "customer"]
+    assert sorted(m["text"] for m in stored) == sorted(
+        ["Oi tudo bem?", "📍 Facebook HQ, 1 Hacker Way, Menlo Park, CA 94025 (?, -122.2164385)"]
+    )
+
+
+async def test_statuses_that_arrive_before_the_send_answers_are_applied_once_it_does(wa: WhatsApp) -> None:
+    """Meta often reports ``delivered`` (even ``read``) before its send call has answered."""
+    wa_id = new_number()
+    wa.graph.hold_answers()
+    try:
+        assert (await wa.post(wa.payload("message", "text", wa_id=wa_id))).status_code == 200
+        [sent] = await until(lambda: wa.graph.sent_to(wa_id), what="the send (its answer held)")
+        for status in ("read", "delivered", "sent"):  # out of order, and early
+            assert (await wa.status(sent.wamid, status, wa_id=wa_id)).status_code == 200
+    finally:
+        wa.graph.release_answers()
+
+    async def read() -> bool:
+        return any(m["delivery_status"] == "read" for m in await messages_of(wa))
+
+    await until(read, what="the early read applied")
+    replies = [m for m in await messages_of(wa) if m["author"] != "customer"]
+    assert [m["delivery_status"] for m in replies] == ["read"]

@@ -9,6 +9,7 @@ nothing here touches the database or the network. Meta's envelope:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +79,25 @@ def _list(value: Any) -> list[Any]:
 
 
 def _text(value: Any) -> str:
-    return str(value or "").strip()[:TEXT_MAX]
+    return str(value or "").replace("\x00", "").strip()[:TEXT_MAX]
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    """``value`` fit for a jsonb column: no NUL in any string (PostgreSQL refuses it, and a
+    refused webhook is retried by Meta for days), nesting and lengths bounded."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")[:TEXT_MAX]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bool | int) or value is None:
+        return value
+    if depth > 5:
+        return None
+    if isinstance(value, dict):
+        return {_clean(str(k))[:100]: _clean(v, depth + 1) for k, v in list(value.items())[:50]}
+    if isinstance(value, list):
+        return [_clean(v, depth + 1) for v in value[:50]]
+    return str(value)[:TEXT_MAX]
 
 
 def _media(kind: str, body: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -93,6 +112,10 @@ def _media(kind: str, body: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     return kind, _text(body.get("caption")), {"media": media}
 
 
+def _coordinate(value: Any) -> str:
+    return str(value) if isinstance(value, int | float) and math.isfinite(value) else "?"
+
+
 def _location(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     place = {
         key: body[key]
@@ -100,7 +123,7 @@ def _location(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if body.get(key) not in (None, "")
     }
     where = ", ".join(_text(body.get(key)) for key in ("name", "address") if body.get(key))
-    coords = f"{body.get('latitude')}, {body.get('longitude')}"
+    coords = ", ".join(_coordinate(body.get(key)) for key in ("latitude", "longitude"))
     return (f"📍 {where} ({coords})" if where else f"📍 {coords}"), {"location": place}
 
 
@@ -179,11 +202,12 @@ def _message(raw: dict[str, Any]) -> Incoming | Reaction | str:
     if not text:
         unreadable = True
         text = f"[{kind}]" if kind in (*MEDIA_TYPES, "voice") else f"[{kind or 'unknown'} message]"
-    return Incoming(wamid, wa_id, kind or "unknown", text, {"whatsapp_type": kind, **meta}, unreadable)
+    meta = _clean({"whatsapp_type": kind, **meta})
+    return Incoming(wamid, wa_id, kind or "unknown", text, meta, unreadable)
 
 
 def _status(raw: dict[str, Any]) -> Status | str:
-    wamid = _text(raw.get("id"))
+    wamid = _text(raw.get("id"))[:255]  # longer names no message we sent
     status = STATUSES.get(_text(raw.get("status")))
     if not wamid or status is None:
         return f"a status {raw.get('status')!r}"
