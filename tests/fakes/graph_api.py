@@ -73,6 +73,8 @@ class FakeGraphApi(LoopbackServer):
         self.sent: list[Sent] = []
         self.read: list[str] = []
         self.attempts = 0  # send requests, answered or failed
+        self.requests = 0  # every request, authorised or not
+        self.number_checks = 0  # GET /{phone_number_id} answered (the token checks)
         self._fail_next: list[int | None] = []
         self._fail_to: dict[str, int] = {}
         self.media: dict[str, tuple[bytes, str]] = {}
@@ -119,6 +121,8 @@ class FakeGraphApi(LoopbackServer):
         class Handler(QuietHandler):
             def _authorised(self) -> bool:
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                with fake._lock:
+                    fake.requests += 1
                 if token in fake.tokens:
                     return True
                 self.send_json(*error_body(190))
@@ -151,6 +155,8 @@ class FakeGraphApi(LoopbackServer):
                     self.send_json(200, json.dumps(body).encode())
                     return
                 if len(path) == 2:
+                    with fake._lock:
+                        fake.number_checks += 1
                     body = {"id": path[1], "display_phone_number": "+55 11 4000-0000"}
                     self.send_json(200, json.dumps(body).encode())
                     return
