@@ -208,7 +208,11 @@ async def receive(request: Request, runtime: RuntimeDep, background: BackgroundT
                     statuses=len(change.statuses),
                 )
             continue
-        account = accounts.open_account(channel, row, runtime.secret_key)
+        try:
+            account = accounts.open_account(channel, row, runtime.secret_key)
+        except ValueError as exc:  # a secret that no longer decrypts (ATENDE_SECRET_KEY changed)
+            log.error("whatsapp.account_unreadable", account_id=str(row.id), reason=str(exc)[:200])
+            return JSONResponse({"detail": "the account cannot be opened"}, status_code=503)
         for message in change.messages:
             if await _store(runtime, account, change, message, background):
                 stored += 1
@@ -262,6 +266,12 @@ async def _store(
         )
         if received.duplicate:
             return False
+        if "unsupported" in message.meta:
+            log.info(
+                "whatsapp.unsupported_message",
+                account_id=str(account.id),
+                type=str(message.meta["unsupported"].get("type", ""))[:40],
+            )
         if received.bot_turn and message.unreadable:
             # answered here, in the transaction that stores it: the bot turn, which can only
             # run once this commits, finds the message answered and says nothing more
