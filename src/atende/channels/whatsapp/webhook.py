@@ -254,43 +254,58 @@ async def _store(
     background: BackgroundTasks,
 ) -> bool:
     """Store one message (and, for one the bot cannot read, its polite note); whether it was
-    new."""
-    async with runtime.db.transaction(account.company_id) as session:
-        incoming = inbound(change, message)
-        if "reply_to_wamid" in incoming.meta:
-            incoming.meta["reply_to"] = await _quoted(
-                session, account.company_id, str(incoming.meta.pop("reply_to_wamid"))
+    new. A plain message is one atomic statement on a driver connection, as the API channel's
+    (the hot path); a quoted reply or an unreadable one needs a transaction around it."""
+    incoming = inbound(change, message)
+    if "reply_to_wamid" not in incoming.meta and not message.unreadable:
+        async with runtime.db.driver_autocommit() as connection:
+            received = await intake.receive(connection, account.company_id, channel, incoming, account)
+    else:
+        async with runtime.db.transaction(account.company_id) as session:
+            if "reply_to_wamid" in incoming.meta:
+                incoming.meta["reply_to"] = await _quoted(
+                    session, account.company_id, str(incoming.meta.pop("reply_to_wamid"))
+                )
+            received = await intake.receive(
+                await session.connection(), account.company_id, channel, incoming, account
             )
-        received = await intake.receive(
-            await session.connection(), account.company_id, channel, incoming, account
+            if received.bot_turn and message.unreadable and not received.duplicate:
+                # answered here, in the transaction that stores it: the bot turn, which can
+                # only run once this commits, finds the message answered and says nothing more
+                await _unreadable_note(session, runtime, account, received, message)
+    if received.duplicate:
+        return False
+    if "unsupported" in message.meta:
+        log.info(
+            "whatsapp.unsupported_message",
+            account_id=str(account.id),
+            type=str(message.meta["unsupported"].get("type", ""))[:40],
         )
-        if received.duplicate:
-            return False
-        if "unsupported" in message.meta:
-            log.info(
-                "whatsapp.unsupported_message",
-                account_id=str(account.id),
-                type=str(message.meta["unsupported"].get("type", ""))[:40],
-            )
-        if received.bot_turn and message.unreadable:
-            # answered here, in the transaction that stores it: the bot turn, which can only
-            # run once this commits, finds the message answered and says nothing more
-            conversation = await conversations.get_conversation(session, received.conversation_id)
-            company = await tenancy.get_company(session, str(account.company_id))
-            language = conversation.language or company.default_language
-            await conversations.add_reply(
-                session,
-                runtime.jobs,
-                conversation,
-                author="bot",
-                text=unreadable_note(message.kind if "unsupported" not in message.meta else "", language),
-                reply_to_id=received.message.id,
-                language=language,
-                meta={"decision": "unreadable", "whatsapp_type": message.kind},
-            )
     if received.bot_turn:
         background.add_task(_mark_read, account, message.wamid)
     return True
+
+
+async def _unreadable_note(
+    session: AsyncSession,
+    runtime: Runtime,
+    account: Account,
+    received: conversations.Received,
+    message: parse.Incoming,
+) -> None:
+    conversation = await conversations.get_conversation(session, received.conversation_id)
+    company = await tenancy.get_company(session, str(account.company_id))
+    language = conversation.language or company.default_language
+    await conversations.add_reply(
+        session,
+        runtime.jobs,
+        conversation,
+        author="bot",
+        text=unreadable_note(message.kind if "unsupported" not in message.meta else "", language),
+        reply_to_id=received.message.id,
+        language=language,
+        meta={"decision": "unreadable", "whatsapp_type": message.kind},
+    )
 
 
 async def _mark_read(account: Account, wamid: str) -> None:
