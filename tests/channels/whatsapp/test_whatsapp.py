@@ -7,6 +7,7 @@ nothing, a redelivery is answered once, an unknown number is acknowledged and dr
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from atende.channels.delivery import account_credentials
 from atende.conversations.models import Contact
 from atende.runtime import Runtime
 from tests.channels.whatsapp.conftest import WhatsApp, new_number, new_wamid, sign, until
+from tests.conftest import CompanyCtx
 from tests.fakes.graph_api import FakeGraphApi
 
 # (file, key) of each customer message sample, and what the stored message must read
@@ -388,3 +390,30 @@ async def test_statuses_that_arrive_before_the_send_answers_are_applied_once_it_
     await until(read, what="the early read applied")
     replies = [m for m in await messages_of(wa) if m["author"] != "customer"]
     assert [m["delivery_status"] for m in replies] == ["read"]
+
+
+async def test_one_meta_apps_signature_cannot_write_into_another_companys_number(
+    wa: WhatsApp, other_company: CompanyCtx
+) -> None:
+    theirs, their_secret = new_number(), f"their-secret-{uuid.uuid4().hex}"
+    r = await other_company.client.post(
+        "/v1/channel-accounts",
+        json={
+            "kind": "whatsapp",
+            "external_id": theirs,
+            "config": {"graph_api_url": wa.graph.origin},
+            "secrets": {"access_token": "t", "app_secret": their_secret, "verify_token": "x"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    wa_id = new_number()
+    body = wa.payload("message", "text", wa_id=wa_id)
+    body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = theirs
+    r = await wa.post(body)  # signed with our app secret, for their number
+    assert r.status_code == 200 and r.json() == {"stored": 0}
+    listed = (await other_company.client.get("/v1/conversations", params={"channel": "whatsapp"})).json()
+    assert listed["items"] == [] and await messages_of(wa) == []
+    r = await wa.post(body, secret=their_secret)  # their own app's signature: theirs
+    assert r.status_code == 200 and r.json() == {"stored": 1}
+    listed = (await other_company.client.get("/v1/conversations", params={"channel": "whatsapp"})).json()
+    assert len(listed["items"]) == 1 and await messages_of(wa) == []
