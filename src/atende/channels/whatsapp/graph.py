@@ -8,6 +8,7 @@ Wire facts: docs/CHANNELS.md ("WhatsApp") and Meta's Cloud API reference.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,9 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # one Graph call, connection to last
 MARK_READ_TIMEOUT = httpx.Timeout(5.0, connect=3.0)  # best effort: never holds anything up
 MEDIA_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MEDIA_MAX_BYTES = 100 * 1024 * 1024  # WhatsApp's largest file (a document) is 100 MB
+# the whole of one call, however slowly an answer drips in (httpx's timeouts are per read)
+CALL_DEADLINE = 20.0
+MEDIA_DEADLINE = 120.0
 
 # Meta's codes worth trying again later: throughput and rate limits, temporary errors
 RETRYABLE_CODES = frozenset(
@@ -114,11 +118,14 @@ async def call(
 ) -> dict[str, Any]:
     """One Graph call; its JSON answer, or ``GraphError``."""
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        async with (
+            asyncio.timeout(CALL_DEADLINE),
+            httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
+        ):
             response = await client.request(
                 method, graph.url(*path), json=json, params=params, headers=graph.headers
             )
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, TimeoutError) as exc:
         raise GraphError(f"the Graph API could not be reached ({type(exc).__name__})") from exc
     if response.status_code >= 400:
         raise _error(response)
@@ -191,6 +198,7 @@ async def download_media(graph: Graph, media_id: str, *, max_bytes: int = MEDIA_
     size = 0
     try:
         async with (
+            asyncio.timeout(MEDIA_DEADLINE),
             httpx.AsyncClient(timeout=MEDIA_TIMEOUT, follow_redirects=False) as client,
             client.stream("GET", url, headers=graph.headers) as response,
         ):
@@ -202,6 +210,6 @@ async def download_media(graph: Graph, media_id: str, *, max_bytes: int = MEDIA_
                 if size > max_bytes:
                     raise GraphError(f"media {media_id} is over the limit of {max_bytes} bytes", status=413)
                 chunks.append(chunk)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, TimeoutError) as exc:
         raise GraphError(f"media {media_id} could not be downloaded ({type(exc).__name__})") from exc
     return Media(b"".join(chunks), str(meta.get("mime_type") or ""), str(meta.get("sha256") or ""))
