@@ -30,6 +30,8 @@ KNOWN = {
     "src/atende/netguard.py": ["AsyncClient"],  # documents and holiday calendars from URLs (fetch_limited)
     "src/atende/webhooks/tasks.py": ["AsyncClient"],  # webhook deliveries
     "src/atende/mail/sender.py": ["SMTP_SSL", "SMTP"],  # reset and invitation e-mails (tests/mail)
+    # WhatsApp's Graph API: sends, read receipts, token checks; media downloads (streamed, capped)
+    "src/atende/channels/whatsapp/graph.py": ["AsyncClient", "AsyncClient"],
 }
 
 
@@ -65,3 +67,12 @@ def test_the_webhook_client_has_a_deadline() -> None:
     source = Path(ROOT / "src/atende/webhooks/tasks.py").read_text()
     assert "httpx.Timeout(limit, connect=5.0)" in source
     assert "asyncio.timeout" in source  # the whole delivery, headers included, has a deadline
+
+
+def test_the_graph_api_calls_have_deadlines() -> None:
+    from atende.channels.whatsapp import graph
+
+    for timeout in (graph.TIMEOUT, graph.MARK_READ_TIMEOUT, graph.MEDIA_TIMEOUT):
+        assert timeout.connect is not None and timeout.read is not None and timeout.read <= 30
+    source = Path(ROOT / "src/atende/channels/whatsapp/graph.py").read_text()
+    assert source.count("asyncio.timeout(") == 2  # each call and each download has a deadline

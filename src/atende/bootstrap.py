@@ -17,6 +17,7 @@ from atende.channels.api import channel as api_channel
 from atende.channels.delivery import account_credentials
 from atende.channels.tasks import blueprint as channel_tasks
 from atende.channels.webchat import api as webchat
+from atende.channels.whatsapp import channel as whatsapp
 from atende.config import DEV_SECRET, Settings
 from atende.conversations.tasks import blueprint as conversation_tasks
 from atende.db import migrate
@@ -52,6 +53,7 @@ BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
 CHANNELS = (
     api_channel.channel,
     webchat.channel,
+    whatsapp.channel,
 )
 for _channel in CHANNELS:
     channels.register(_channel)

@@ -1,0 +1,177 @@
+"""The WhatsApp channel (Cloud API): an account per business number, replies sent through
+the Graph API, statuses applied through the outbox's status path.
+
+An account's ``external_id`` is the number's ``phone_number_id`` (what Meta's webhooks name
+it by); its secrets the ``access_token`` (a system user's token), the Meta app's
+``app_secret`` (signs every webhook) and the ``verify_token`` (answers the subscription
+handshake). Its config: the WABA id and where the Graph API is (tests point it at a fake).
+
+Which conversation a message joins: the contact's latest on the channel (``Joins.contact``):
+WhatsApp gives each customer one ongoing chat with the number.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from ipaddress import ip_address
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from atende.channels.base import (
+    Account,
+    Channel,
+    ConversationPolicy,
+    DeliveryError,
+    Joins,
+    Outbound,
+    SentMessage,
+)
+from atende.channels.whatsapp import graph, parse
+from atende.channels.whatsapp.split import split_text
+from atende.conversations.schemas import InboundMessage
+from atende.observability.credentials import Verdict
+
+log = structlog.get_logger(__name__)
+
+KIND = parse.KIND
+_LOOPBACK_NAMES = frozenset({"localhost"})
+PARTIAL_KEPT = 1000  # long answers whose first parts went out and whose rest is being retried
+
+
+def _loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class WhatsAppConfig(BaseModel):
+    """A WhatsApp account's settings (its secrets are ``WhatsAppChannel.secret_fields``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    waba_id: str = Field(
+        default="",
+        max_length=40,
+        pattern=r"^[0-9]*$",
+        description="The WhatsApp Business Account id (Meta's Business Manager): the templates live there.",
+    )
+    graph_api_url: str = Field(
+        default=graph.DEFAULT_GRAPH_URL,
+        max_length=200,
+        description="Where the Graph API is: Meta's, unless a test or an egress proxy on this host.",
+    )
+    graph_api_version: str = Field(
+        default=graph.GRAPH_VERSION,
+        pattern=r"^v[0-9]{1,3}\.[0-9]$",
+        description="The Graph API version called (pinned; change it after checking Meta's changelog).",
+    )
+
+    @field_validator("graph_api_url")
+    @classmethod
+    def _https_or_loopback(cls, value: str) -> str:
+        """HTTPS, or plain HTTP to this host only (a test's fake, a local proxy): the access
+        token goes with every call, and must not cross a network in clear."""
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as https://graph.facebook.com")
+        if parts.scheme == "http" and not _loopback(parts.hostname):
+            raise ValueError("must be https (plain http only to this host: 127.0.0.1, localhost)")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must be a plain base URL: no query, fragment or credentials")
+        return value.rstrip("/")
+
+
+def graph_of(account: Account) -> graph.Graph:
+    config = account.config
+    assert isinstance(config, WhatsAppConfig)
+    return graph.Graph(
+        config.graph_api_url, config.graph_api_version, account.secrets.get("access_token", "")
+    )
+
+
+class WhatsAppChannel(Channel):
+    kind = KIND
+    conversation_policy = ConversationPolicy(Joins.contact)
+    config_schema = WhatsAppConfig
+    secret_fields = ("access_token", "app_secret", "verify_token")
+
+    def __init__(self) -> None:
+        # message id -> wamids of the parts of a long answer already sent: a retry after a
+        # later part hit a rate limit sends only the rest (in this process; see send)
+        self._partial: OrderedDict[uuid.UUID, list[str]] = OrderedDict()
+
+    def router(self) -> APIRouter:
+        from atende.channels.whatsapp.webhook import router
+
+        return router
+
+    def parse(self, account: Account | None, payload: Any) -> list[InboundMessage]:
+        """The customer messages of a webhook body (routing, reactions and statuses are the
+        webhook's: ``atende.channels.whatsapp.webhook``)."""
+        found: list[InboundMessage] = []
+        for change in parse.changes(payload):
+            if account is not None and change.phone_number_id != account.external_id:
+                continue
+            found.extend(inbound(change, message) for message in change.messages)
+        return found
+
+    async def send(self, account: Account, outbound: Outbound) -> SentMessage:
+        """One reply, in as many WhatsApp texts as its length needs; the last one's wamid.
+
+        The Graph API takes no idempotency key: a retry after a lost answer may send a text
+        twice (docs/CHANNELS.md, "Exactly once"). Parts of a long answer that went out before a
+        later one failed are remembered by this process, so its retry sends only the rest."""
+        if not account.secrets.get("access_token"):
+            raise DeliveryError("the WhatsApp account has no access token", retryable=False)
+        api = graph_of(account)
+        parts = split_text(outbound.text) or [outbound.text]
+        done = self._partial.pop(outbound.message_id, [])
+        try:
+            for part in parts[len(done) :]:
+                done.append(
+                    await graph.send_message(
+                        api, account.external_id, graph.text_body(outbound.contact_external_id, part)
+                    )
+                )
+        except graph.GraphError as exc:
+            if done:
+                self._partial[outbound.message_id] = done
+                while len(self._partial) > PARTIAL_KEPT:
+                    self._partial.popitem(last=False)
+            reason = exc.reason
+            if exc.code == graph.TOKEN_REJECTED:
+                reason = f"{reason} (the account's access token was rejected: renew it)"
+            raise DeliveryError(reason, retryable=exc.retryable) from exc
+        return SentMessage(done[-1])
+
+    async def check_credentials(self, account: Account) -> Verdict:
+        try:
+            await graph.phone_number(graph_of(account), account.external_id)
+        except graph.GraphError as exc:
+            if exc.code == graph.TOKEN_REJECTED:
+                return Verdict(False, f"access token rejected (error 190): {exc.message}")
+            return Verdict(False, exc.reason)
+        return Verdict(True, "ok")
+
+
+def inbound(change: parse.Change, message: parse.Incoming) -> InboundMessage:
+    return InboundMessage(
+        channel=KIND,
+        contact_external_id=message.wa_id,
+        text=message.text,
+        channel_message_id=message.wamid,
+        contact_name=change.names.get(message.wa_id),
+        contact_phone=f"+{message.wa_id}" if message.wa_id.isdigit() else None,
+        meta=dict(message.meta),
+    )
+
+
+channel = WhatsAppChannel()

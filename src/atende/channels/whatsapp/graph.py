@@ -1,0 +1,215 @@
+"""The WhatsApp Cloud API (Meta's Graph API) as the channel calls it: send a message, mark a
+customer's message read, check a token, fetch a media file. Every call has explicit timeouts;
+Meta's errors become ``GraphError`` with its code, so the channel can tell a rate limit
+(try again later) from a refusal (the message will never go).
+
+Wire facts: docs/CHANNELS.md ("WhatsApp") and Meta's Cloud API reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+# Graph API version the channel speaks (pinned: a new version is a reviewed change). An
+# account's ``graph_api_version`` may pin another.
+GRAPH_VERSION = "v23.0"
+DEFAULT_GRAPH_URL = "https://graph.facebook.com"
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # one Graph call, connection to last byte
+MARK_READ_TIMEOUT = httpx.Timeout(5.0, connect=3.0)  # best effort: never holds anything up
+MEDIA_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+MEDIA_MAX_BYTES = 100 * 1024 * 1024  # WhatsApp's largest file (a document) is 100 MB
+# the whole of one call, however slowly an answer drips in (httpx's timeouts are per read)
+CALL_DEADLINE = 20.0
+MEDIA_DEADLINE = 120.0
+
+# Meta's codes worth trying again later: throughput and rate limits, temporary errors
+RETRYABLE_CODES = frozenset(
+    {
+        1,  # API unknown (temporary)
+        2,  # API service (temporary)
+        4,  # application request limit
+        17,  # user request limit
+        80007,  # WABA rate limit
+        130429,  # Cloud API throughput reached
+        131000,  # something went wrong (Meta's own advice: retry)
+        131016,  # service unavailable
+        131056,  # pair rate limit (too many messages to one number)
+        133004,  # server temporarily unavailable
+    }
+)
+TOKEN_REJECTED = 190  # access token expired or revoked
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Where one account's calls go, and with which token (never in its repr)."""
+
+    base_url: str
+    version: str
+    token: str
+
+    def __repr__(self) -> str:
+        return f"Graph({self.base_url!r}, {self.version!r})"
+
+    def url(self, *parts: str) -> str:
+        return "/".join([self.base_url.rstrip("/"), self.version, *parts])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class GraphError(Exception):
+    """A Graph call failed: ``code`` is Meta's (``0`` for a transport error or a body that
+    is not Meta's error), ``status`` the HTTP status (``0``: no answer)."""
+
+    def __init__(self, message: str, *, code: int = 0, status: int = 0, title: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        self.title = title
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 0 or self.status >= 500 or self.status == 429 or self.code in RETRYABLE_CODES
+
+    @property
+    def reason(self) -> str:
+        """For an agent reading why a message failed: Meta's code and words."""
+        if self.code:
+            return f"WhatsApp error {self.code}: {self.message}"
+        return self.message
+
+
+def _error(response: httpx.Response) -> GraphError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or f"HTTP {response.status_code}")[:300]
+        try:
+            code = int(error.get("code") or 0)
+        except (TypeError, ValueError):
+            code = 0
+        data = error.get("error_data")
+        if isinstance(data, dict) and data.get("details"):
+            message = f"{message} ({str(data['details'])[:200]})"
+        return GraphError(
+            message, code=code, status=response.status_code, title=str(error.get("title") or "")
+        )
+    return GraphError(f"the Graph API answered HTTP {response.status_code}", status=response.status_code)
+
+
+async def call(
+    graph: Graph,
+    method: str,
+    path: tuple[str, ...],
+    *,
+    json: dict[str, Any] | None = None,
+    params: dict[str, str] | None = None,
+    timeout: httpx.Timeout = TIMEOUT,
+) -> dict[str, Any]:
+    """One Graph call; its JSON answer, or ``GraphError``."""
+    try:
+        async with (
+            asyncio.timeout(CALL_DEADLINE),
+            httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
+        ):
+            response = await client.request(
+                method, graph.url(*path), json=json, params=params, headers=graph.headers
+            )
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise GraphError(f"the Graph API could not be reached ({type(exc).__name__})") from exc
+    if response.status_code >= 400:
+        raise _error(response)
+    try:
+        answer = response.json()
+    except ValueError:
+        raise GraphError("the Graph API answered something that is not JSON", status=502) from None
+    if not isinstance(answer, dict):
+        raise GraphError("the Graph API answered something that is not an object", status=502)
+    return answer
+
+
+async def send_message(graph: Graph, phone_number_id: str, body: dict[str, Any]) -> str:
+    """``POST /{phone_number_id}/messages``; the ``wamid`` of the message sent."""
+    answer = await call(
+        graph, "POST", (phone_number_id, "messages"), json={"messaging_product": "whatsapp", **body}
+    )
+    messages = answer.get("messages")
+    if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict):
+        raise GraphError("the Graph API accepted the message but named no id", status=502)
+    return str(messages[0].get("id") or "")
+
+
+def text_body(to: str, text: str, *, reply_to: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "recipient_type": "individual",
+        "to": to,
+        "type": "text",
+        "text": {"body": text, "preview_url": False},
+    }
+    if reply_to:
+        body["context"] = {"message_id": reply_to}
+    return body
+
+
+async def mark_read(graph: Graph, phone_number_id: str, wamid: str) -> None:
+    """Tell the customer their message was read (the blue ticks)."""
+    await call(
+        graph,
+        "POST",
+        (phone_number_id, "messages"),
+        json={"messaging_product": "whatsapp", "status": "read", "message_id": wamid},
+        timeout=MARK_READ_TIMEOUT,
+    )
+
+
+async def phone_number(graph: Graph, phone_number_id: str) -> dict[str, Any]:
+    """The number's public details: the cheapest authenticated call (``/health/ready``)."""
+    return await call(graph, "GET", (phone_number_id,), params={"fields": "id,display_phone_number"})
+
+
+@dataclass(frozen=True)
+class Media:
+    content: bytes
+    mime_type: str
+    sha256: str
+
+
+async def download_media(graph: Graph, media_id: str, *, max_bytes: int = MEDIA_MAX_BYTES) -> Media:
+    """A customer's media file: ``GET /{media_id}`` names a short-lived URL, fetched with the
+    same token, streamed and refused past ``max_bytes`` (``GraphError``)."""
+    meta = await call(graph, "GET", (media_id,), timeout=MEDIA_TIMEOUT)
+    url = str(meta.get("url") or "")
+    if not url.startswith(("https://", "http://")):
+        raise GraphError(f"the Graph API named no URL for media {media_id}", status=502)
+    declared = meta.get("file_size")
+    if isinstance(declared, int) and declared > max_bytes:
+        raise GraphError(f"media {media_id} is {declared} bytes, over the limit of {max_bytes}", status=413)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with (
+            asyncio.timeout(MEDIA_DEADLINE),
+            httpx.AsyncClient(timeout=MEDIA_TIMEOUT, follow_redirects=False) as client,
+            client.stream("GET", url, headers=graph.headers) as response,
+        ):
+            if response.status_code >= 400:
+                await response.aread()
+                raise _error(response)
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise GraphError(f"media {media_id} is over the limit of {max_bytes} bytes", status=413)
+                chunks.append(chunk)
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise GraphError(f"media {media_id} could not be downloaded ({type(exc).__name__})") from exc
+    return Media(b"".join(chunks), str(meta.get("mime_type") or ""), str(meta.get("sha256") or ""))

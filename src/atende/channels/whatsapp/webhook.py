@@ -1,0 +1,356 @@
+"""``/webhooks/whatsapp``: Meta's subscription handshake (``GET``) and its deliveries (``POST``).
+
+A delivery is trusted only after its ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw body,
+keyed by the Meta app's secret) matches the app secret of an enabled WhatsApp account,
+compared in constant time, before the body is parsed: otherwise ``401`` and nothing stored.
+Each change is routed by its ``metadata.phone_number_id`` to the account of that number —
+one whose app secret signed the body, so one Meta app cannot write into a number of
+another's — and:
+
+- each message is stored through the common intake (the bot turn runs as a job); a
+  redelivery (the same ``wamid``) is found stored and changes nothing; a message the bot
+  cannot read (media without a caption, an unsupported type) gets a polite note in its
+  place, in the same transaction, so the bot turn finds it answered;
+- a reaction is put on the message it reacts to (``meta.reactions``), never a new turn;
+- a status goes to the outbox's status path (``Channel.apply_status``), in any order;
+- a number no account has is acknowledged and logged, nothing stored (Meta would otherwise
+  retry it for days).
+
+The answer is ``200`` once everything is stored; marking the customers' messages read (a
+Graph call) runs after the answer went out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atende.channels import accounts, intake
+from atende.channels.base import Account, StatusUpdate
+from atende.channels.models import ChannelAccount
+from atende.channels.whatsapp import graph, parse
+from atende.channels.whatsapp.channel import KIND, channel, graph_of, inbound
+from atende.conversations import service as conversations
+from atende.conversations.models import Message
+from atende.db.pubsub import publish
+from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
+from atende.tenancy.crypto import decrypt_secret
+from atende.tenancy.deps import RuntimeDep
+
+log = structlog.get_logger(__name__)
+router = APIRouter(tags=["whatsapp"])
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+CHALLENGE_MAX = 256
+QUOTE_CHARS = 200  # of a quoted message kept beside a reply
+
+# the note a customer gets for what the bot cannot read (the team sees the message itself)
+UNREADABLE = {
+    "pt": "Desculpe, ainda não consigo ler {what}. Pode me escrever sua dúvida em texto?",
+    "en": "Sorry, I can't read {what} yet. Could you write your question as text?",
+    "es": "Lo siento, todavía no puedo leer {what}. ¿Puedes escribirme tu pregunta en texto?",
+}
+WHAT = {
+    "pt": {
+        "image": "imagens",
+        "audio": "áudios",
+        "voice": "mensagens de voz",
+        "video": "vídeos",
+        "document": "documentos",
+        "sticker": "figurinhas",
+        "": "este tipo de mensagem",
+    },
+    "en": {
+        "image": "images",
+        "audio": "audio files",
+        "voice": "voice messages",
+        "video": "videos",
+        "document": "documents",
+        "sticker": "stickers",
+        "": "this kind of message",
+    },
+    "es": {
+        "image": "imágenes",
+        "audio": "audios",
+        "voice": "mensajes de voz",
+        "video": "videos",
+        "document": "documentos",
+        "sticker": "stickers",
+        "": "este tipo de mensaje",
+    },
+}
+
+
+def unreadable_note(kind: str, language: str) -> str:
+    language = language if language in UNREADABLE else "en"
+    what = WHAT[language].get(kind, WHAT[language][""])
+    return UNREADABLE[language].format(what=what)
+
+
+@lru_cache(maxsize=4096)
+def _decrypted(secret_key: str, token: str) -> str:
+    """A secret decrypted once per process (Fernet costs a little on every webhook)."""
+    return decrypt_secret(secret_key, token)
+
+
+@dataclass(frozen=True)
+class _Row:
+    row: ChannelAccount
+    secret: str
+
+
+async def _secrets_of(runtime: Runtime, name: str) -> list[_Row]:
+    """Every enabled WhatsApp account with the secret ``name`` set, decrypted (a platform
+    session: a webhook names no company until it is trusted)."""
+    async with runtime.db.transaction() as session:
+        rows = list(
+            await session.scalars(
+                select(ChannelAccount).where(ChannelAccount.kind == KIND, ChannelAccount.enabled)
+            )
+        )
+    found = []
+    for row in rows:
+        token = (row.secrets or {}).get(name)
+        if not token:
+            continue
+        try:
+            found.append(_Row(row, _decrypted(runtime.secret_key, token)))
+        except ValueError:
+            log.warning("whatsapp.secret_unreadable", account_id=str(row.id), secret=name)
+    return found
+
+
+@router.get(
+    "/webhooks/whatsapp",
+    summary="WhatsApp webhook verification (Meta's subscription handshake)",
+    response_class=PlainTextResponse,
+    responses={403: {"description": "The verify token is no account's"}},
+)
+async def verify(
+    runtime: RuntimeDep,
+    mode: str = Query("", alias="hub.mode", max_length=40),
+    token: str = Query("", alias="hub.verify_token", max_length=500),
+    challenge: str = Query("", alias="hub.challenge", max_length=CHALLENGE_MAX),
+) -> Response:
+    """Echo `hub.challenge` when `hub.mode` is `subscribe` and `hub.verify_token` is the
+    verify token of an enabled WhatsApp account; `403` otherwise."""
+    if mode == "subscribe" and token and challenge:
+        given = token.encode()
+        for found in await _secrets_of(runtime, "verify_token"):
+            if hmac.compare_digest(found.secret.encode(), given):
+                log.info("whatsapp.verified", account_id=str(found.row.id))
+                return PlainTextResponse(challenge)
+    log.warning("whatsapp.verification_refused", mode=mode[:40])
+    return PlainTextResponse("verification refused", status_code=403)
+
+
+def _signed_by(raw: bytes, header: str | None, rows: list[_Row]) -> list[_Row]:
+    """The accounts whose app secret signed ``raw`` (each compared in constant time)."""
+    if not header or not header.startswith("sha256="):
+        return []
+    given = header.removeprefix("sha256=").strip().lower().encode()
+    digests: dict[str, bytes] = {}
+    matched = []
+    for found in rows:
+        digest = digests.get(found.secret)
+        if digest is None:
+            digest = hmac.new(found.secret.encode(), raw, hashlib.sha256).hexdigest().encode()
+            digests[found.secret] = digest
+        if hmac.compare_digest(digest, given):
+            matched.append(found)
+    return matched
+
+
+@router.post(
+    "/webhooks/whatsapp",
+    summary="WhatsApp Cloud API webhook (messages and statuses)",
+    responses={
+        401: {"description": "Missing or wrong X-Hub-Signature-256: nothing stored"},
+        400: {"description": "Signed, but not JSON"},
+    },
+)
+async def receive(request: Request, runtime: RuntimeDep, background: BackgroundTasks) -> Response:
+    """Check the signature on the raw body, then store every message, reaction and status
+    for the account of each `phone_number_id`; `200` once stored."""
+    raw = await request.body()
+    signed = _signed_by(raw, request.headers.get(SIGNATURE_HEADER), await _secrets_of(runtime, "app_secret"))
+    if not signed:
+        log.warning("whatsapp.signature_refused", has_signature=SIGNATURE_HEADER.lower() in request.headers)
+        return JSONResponse({"detail": "invalid or missing X-Hub-Signature-256"}, status_code=401)
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return JSONResponse({"detail": "the body is not JSON"}, status_code=400)
+    by_number = {found.row.external_id: found.row for found in signed}
+    stored = 0
+    for change in parse.changes(payload):
+        if change.skipped:
+            log.info("whatsapp.skipped", phone_number_id=change.phone_number_id, what=change.skipped[:10])
+        row = by_number.get(change.phone_number_id)
+        if row is None:
+            if change.messages or change.reactions or change.statuses:
+                log.warning(
+                    "whatsapp.unknown_number",
+                    phone_number_id=change.phone_number_id[:40],
+                    messages=len(change.messages),
+                    statuses=len(change.statuses),
+                )
+            continue
+        try:
+            account = accounts.open_account(channel, row, runtime.secret_key)
+        except ValueError as exc:  # a secret that no longer decrypts (ATENDE_SECRET_KEY changed)
+            log.error("whatsapp.account_unreadable", account_id=str(row.id), reason=str(exc)[:200])
+            return JSONResponse({"detail": "the account cannot be opened"}, status_code=503)
+        for message in change.messages:
+            if await _store(runtime, account, change, message, background):
+                stored += 1
+        for reaction in change.reactions:
+            await _react(runtime, account, reaction)
+        for status in change.statuses:
+            update_ = StatusUpdate(status.wamid, status.status, status.reason)
+            await channel.apply_status(runtime, account, update_)
+    return JSONResponse({"stored": stored})
+
+
+async def _quoted(session: AsyncSession, company_id: uuid.UUID, wamid: str) -> dict[str, Any]:
+    """What a reply quotes: our message of that wamid (a customer's, or one we sent)."""
+    quoted = await session.scalar(
+        select(Message)
+        .where(
+            Message.company_id == company_id,
+            Message.channel == KIND,
+            or_(Message.channel_message_id == wamid, Message.provider_message_id == wamid),
+        )
+        .order_by(Message.seq.desc())
+        .limit(1)
+    )
+    if quoted is None:
+        return {"wamid": wamid}
+    return {
+        "wamid": wamid,
+        "message_id": str(quoted.id),
+        "author": quoted.author,
+        "text": quoted.text[:QUOTE_CHARS],
+    }
+
+
+async def _store(
+    runtime: Runtime,
+    account: Account,
+    change: parse.Change,
+    message: parse.Incoming,
+    background: BackgroundTasks,
+) -> bool:
+    """Store one message (and, for one the bot cannot read, its polite note); whether it was
+    new. A plain message is one atomic statement on a driver connection, as the API channel's
+    (the hot path); a quoted reply or an unreadable one needs a transaction around it."""
+    incoming = inbound(change, message)
+    if "reply_to_wamid" not in incoming.meta and not message.unreadable:
+        async with runtime.db.driver_autocommit() as connection:
+            received = await intake.receive(connection, account.company_id, channel, incoming, account)
+    else:
+        async with runtime.db.transaction(account.company_id) as session:
+            if "reply_to_wamid" in incoming.meta:
+                incoming.meta["reply_to"] = await _quoted(
+                    session, account.company_id, str(incoming.meta.pop("reply_to_wamid"))
+                )
+            received = await intake.receive(
+                await session.connection(), account.company_id, channel, incoming, account
+            )
+            if received.bot_turn and message.unreadable and not received.duplicate:
+                # answered here, in the transaction that stores it: the bot turn, which can
+                # only run once this commits, finds the message answered and says nothing more
+                await _unreadable_note(session, runtime, account, received, message)
+    if received.duplicate:
+        return False
+    if "unsupported" in message.meta:
+        log.info(
+            "whatsapp.unsupported_message",
+            account_id=str(account.id),
+            type=str(message.meta["unsupported"].get("type", ""))[:40],
+        )
+    if received.bot_turn:
+        background.add_task(_mark_read, account, message.wamid)
+    return True
+
+
+async def _unreadable_note(
+    session: AsyncSession,
+    runtime: Runtime,
+    account: Account,
+    received: conversations.Received,
+    message: parse.Incoming,
+) -> None:
+    conversation = await conversations.get_conversation(session, received.conversation_id)
+    company = await tenancy.get_company(session, str(account.company_id))
+    language = conversation.language or company.default_language
+    await conversations.add_reply(
+        session,
+        runtime.jobs,
+        conversation,
+        author="bot",
+        text=unreadable_note(message.kind if "unsupported" not in message.meta else "", language),
+        reply_to_id=received.message.id,
+        language=language,
+        meta={"decision": "unreadable", "whatsapp_type": message.kind},
+    )
+
+
+async def _mark_read(account: Account, wamid: str) -> None:
+    """Blue ticks for a message the bot takes: best effort (one call, short timeout)."""
+    try:
+        await graph.mark_read(graph_of(account), account.external_id, wamid)
+    except graph.GraphError as exc:
+        log.info("whatsapp.mark_read_failed", account_id=str(account.id), reason=exc.reason)
+
+
+async def _react(runtime: Runtime, account: Account, reaction: parse.Reaction) -> None:
+    """Put a customer's reaction on the message it reacts to (``meta.reactions``: emoji by
+    the reacting wa_id; an empty emoji takes it back), announced on its conversation."""
+    async with runtime.db.transaction(account.company_id) as session:
+        reactions = func.coalesce(Message.meta["reactions"], func.jsonb_build_object())
+        if reaction.emoji:
+            changed = func.jsonb_set(
+                Message.meta,
+                ["reactions"],
+                reactions.op("||")(func.jsonb_build_object(reaction.wa_id, reaction.emoji)),
+            )
+        else:
+            changed = func.jsonb_set(Message.meta, ["reactions"], reactions.op("-")(reaction.wa_id))
+        target = await session.execute(
+            update(Message)
+            .where(
+                Message.company_id == account.company_id,
+                Message.channel == KIND,
+                or_(
+                    Message.channel_message_id == reaction.target_wamid,
+                    Message.provider_message_id == reaction.target_wamid,
+                ),
+            )
+            .values(meta=changed)
+            .returning(Message.id, Message.conversation_id)
+        )
+        found = target.first()
+        if found is None:
+            log.info("whatsapp.reaction_unmatched", account_id=str(account.id))
+            return
+        await publish(
+            session,
+            str(found.conversation_id),
+            "reaction",
+            message_id=str(found.id),
+            emoji=reaction.emoji,
+            by=reaction.wa_id,
+        )

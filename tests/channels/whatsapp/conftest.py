@@ -1,0 +1,129 @@
+"""The WhatsApp channel's tests: a fake Graph API on 127.0.0.1 (``tests.fakes.graph_api``),
+accounts pointed at it, and Meta's real webhook payloads (``tests/data/whatsapp``, from pywa,
+MIT) given each test's own number, contact and message ids and signed with the account's
+test app secret, posted to the session's live server."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_DATA, CompanyCtx
+from tests.fakes.graph_api import FakeGraphApi
+from tests.fakes.loopback import running
+
+DATA = TEST_DATA / "whatsapp"
+TOKEN = "test-access-token"
+
+
+def sample(file: str, key: str) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads((DATA / f"{file}.json").read_text())[key]
+    return copy.deepcopy(payload)
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def new_number() -> str:
+    return str(10**12 + uuid.uuid4().int % 9 * 10**11 + uuid.uuid4().int % 10**11)
+
+
+def new_wamid() -> str:
+    return f"wamid.{uuid.uuid4().hex}"
+
+
+@dataclass
+class WhatsApp:
+    """One company's WhatsApp number (an account pointed at the fake Graph API)."""
+
+    company: CompanyCtx
+    graph: FakeGraphApi
+    base_url: str
+    account_id: str
+    phone_number_id: str
+    app_secret: str
+    verify_token: str
+
+    def payload(self, file: str, key: str, *, wa_id: str, wamid: str | None = None) -> dict[str, Any]:
+        """A real payload for this number, from ``wa_id``, its message (if any) ``wamid``."""
+        body = sample(file, key)
+        for entry in body["entry"]:
+            for change in entry["changes"]:
+                value = change["value"]
+                value["metadata"]["phone_number_id"] = self.phone_number_id
+                for contact in value.get("contacts", []):
+                    contact["wa_id"] = wa_id
+                for message in value.get("messages", []):
+                    message["from"] = wa_id
+                    message["id"] = wamid or new_wamid()
+                for status in value.get("statuses", []):
+                    status["recipient_id"] = wa_id
+        return body
+
+    async def post(
+        self, body: dict[str, Any] | bytes, *, secret: str | None = None, signature: str | None = None
+    ) -> httpx.Response:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if signature is None:
+            signature = sign(raw, secret or self.app_secret)
+        if signature:
+            headers["X-Hub-Signature-256"] = signature
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=15) as client:
+            return await client.post("/webhooks/whatsapp", content=raw, headers=headers)
+
+    async def status(self, wamid: str, status: str, *, wa_id: str) -> httpx.Response:
+        body = self.payload("message_status", "failed" if status == "failed" else status, wa_id=wa_id)
+        body["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = wamid
+        return await self.post(body)
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[FakeGraphApi]:
+    with running(FakeGraphApi({TOKEN})) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def wa(kb_company: CompanyCtx, graph: FakeGraphApi, live_server: str) -> WhatsApp:
+    phone_number_id = new_number()
+    app_secret = f"app-secret-{uuid.uuid4().hex}"
+    verify_token = f"verify-{uuid.uuid4().hex}"
+    r = await kb_company.client.post(
+        "/v1/channel-accounts",
+        json={
+            "kind": "whatsapp",
+            "external_id": phone_number_id,
+            "display_name": "SAC WhatsApp",
+            "config": {"waba_id": "102290129340398", "graph_api_url": graph.origin},
+            "secrets": {"access_token": TOKEN, "app_secret": app_secret, "verify_token": verify_token},
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert sorted(r.json()["secrets_set"]) == ["access_token", "app_secret", "verify_token"]
+    assert app_secret not in r.text and TOKEN not in r.text
+    return WhatsApp(kb_company, graph, live_server, r.json()["id"], phone_number_id, app_secret, verify_token)
+
+
+async def until(condition: Callable[[], Any], seconds: float = 30.0, what: str = "") -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        await asyncio.sleep(0.1)
