@@ -35,6 +35,7 @@ from atende.engine.api import router as engine_router
 from atende.errors import AtendeError, RateLimited
 from atende.jobs.api import router as jobs_router
 from atende.knowledge.api import router as knowledge_router
+from atende.media.api import router as media_router
 from atende.observability import metrics
 from atende.observability.api import router as operations_router
 from atende.observability.logging import configure as configure_logging
@@ -323,6 +324,7 @@ def create_app(
         conversations_router,
         engine_router,
         knowledge_router,
+        media_router,
         webhooks_router,
         jobs_router,
         channel_accounts_router,

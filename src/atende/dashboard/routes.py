@@ -11,6 +11,7 @@ from atende.dashboard import (
     home,
     inbox,
     live,
+    media,
     members,
     platform,
     settings,
@@ -22,7 +23,7 @@ PREFIX = "/app"
 router = APIRouter()
 router.include_router(home.assets, prefix=PREFIX)
 pages = APIRouter(dependencies=[Depends(csrf_protected)])
-for module in (home, access, members, platform, inbox, conversation, live, settings, settings_widget):
+for module in (home, access, members, platform, inbox, conversation, live, media, settings, settings_widget):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched
 router.include_router(pages)

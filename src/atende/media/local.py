@@ -1,0 +1,106 @@
+"""The default media store: a folder on this machine (``ATENDE_MEDIA_DIR``, else the
+``media`` folder inside ``ATENDE_DATA_DIR``).
+
+A file is written to a temporary file in the store's own ``.incoming`` folder (the same
+file system), flushed to disk, then renamed into ``<company id>/<media id>``: a reader sees
+the whole file or none, and a crash leaves at most a stray temporary file. Paths are built
+from checked keys only and resolved again under the root, so nothing reaches outside it.
+
+Every process that serves or stores media must see the same folder: one machine, or a
+volume every API and worker container mounts (deploy/docker-compose.yml). Several machines
+share an S3 bucket instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO
+
+from atende.media.store import CHUNK_BYTES, Blob, MediaMissing, MediaUnavailable, Spooled, checked_key
+
+INCOMING = ".incoming"
+
+
+class LocalDirectory:
+    """Media files under ``root`` (created at the first file, or by the readiness check)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().resolve()
+
+    @property
+    def description(self) -> str:
+        return f"local folder {self.root}"
+
+    def path_of(self, key: str) -> Path:
+        path = (self.root / checked_key(key)).resolve()
+        if not path.is_relative_to(self.root):  # a symlink planted inside the root
+            raise ValueError(f"media key {key!r} resolves outside {self.root}")
+        return path
+
+    async def put(self, key: str, spooled: Spooled, *, content_type: str) -> None:
+        target = self.path_of(key)
+        try:
+            await asyncio.to_thread(self._write, target, spooled.file)
+        except OSError as exc:
+            raise MediaUnavailable(f"cannot write to the media folder {self.root}: {exc.strerror}") from exc
+
+    def _write(self, target: Path, source: IO[bytes]) -> None:
+        incoming = self.root / INCOMING
+        incoming.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = incoming / uuid.uuid4().hex
+        try:
+            with temporary.open("xb") as out:
+                source.seek(0)
+                shutil.copyfileobj(source, out, CHUNK_BYTES)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    async def open(self, key: str) -> Blob:
+        path = self.path_of(key)
+        try:
+            file = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError as exc:
+            raise MediaMissing(f"the file of media {key.rsplit('/', 1)[-1]} is missing") from exc
+        except OSError as exc:
+            raise MediaUnavailable(f"cannot read the media folder {self.root}: {exc.strerror}") from exc
+        size = os.fstat(file.fileno()).st_size
+        return Blob(size, _read(file))
+
+    async def delete(self, key: str) -> None:
+        path = self.path_of(key)
+        try:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        except OSError as exc:
+            raise MediaUnavailable(
+                f"cannot delete from the media folder {self.root}: {exc.strerror}"
+            ) from exc
+
+    async def check(self) -> str:
+        def writable() -> bool:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return os.access(self.root, os.W_OK | os.X_OK)
+
+        try:
+            ok = await asyncio.to_thread(writable)
+        except OSError as exc:
+            raise MediaUnavailable(f"cannot create the media folder {self.root}: {exc.strerror}") from exc
+        if not ok:
+            raise MediaUnavailable(f"the media folder {self.root} is not writable by this process")
+        return f"{self.description}, writable"
+
+
+async def _read(file: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while piece := await asyncio.to_thread(file.read, CHUNK_BYTES):
+            yield piece
+    finally:
+        file.close()
