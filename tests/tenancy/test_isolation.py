@@ -24,6 +24,7 @@ from atende.app import create_app
 from atende.config import Settings
 from atende.conversations.models import Contact, Conversation, Message
 from atende.db.base import Base, CompanyOwned
+from atende.media import service as media_service
 from atende.runtime import Runtime
 from atende.tenancy import accounts
 from atende.tenancy.models import Role
@@ -77,6 +78,7 @@ ATTACKS = [
     Attack("GET", "/v1/channel-accounts/{account_id}"),
     Attack("PATCH", "/v1/channel-accounts/{account_id}", body={"enabled": False}),
     Attack("DELETE", "/v1/channel-accounts/{account_id}"),
+    Attack("GET", "/v1/media/{media_id}"),
     # web chat: A's widget key with B's conversation and B's own visitor token
     Attack(
         "GET",
@@ -119,6 +121,7 @@ DASHBOARD_ATTACKS = [
     Attack("GET", "/app/conversations/{conversation_id}/canned/render", params={"code": "prazo"}),
     Attack("POST", "/app/conversations/{conversation_id}/suggestion"),
     Attack("POST", "/app/conversations/{conversation_id}/typing"),
+    Attack("GET", "/app/media/{media_id}"),
     Attack("GET", "/app/settings/widget", params={"account": "{account_id}"}),
     Attack("GET", "/app/settings/widget/preview", params={"account": "{account_id}", "title": "A's"}),
     Attack("POST", "/app/settings/widget/preview", body={"account": "{account_id}", "title": "A's"}),
@@ -135,7 +138,7 @@ ID_PARAMETER = re.compile(r"\{\w*id\}")
 @dataclass(frozen=True)
 class Victim:
     """Company B with a bit of everything: a KB, an answered API conversation (labelled), a
-    web chat conversation, a webhook endpoint."""
+    web chat conversation, a webhook endpoint, a stored file."""
 
     company: CompanyCtx
     conversation_id: str
@@ -148,6 +151,7 @@ class Victim:
     label_id: str
     user_id: str
     invitation_id: str
+    media_id: str
 
     def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
         return {
@@ -160,6 +164,7 @@ class Victim:
             "visitor_token": self.visitor_token,
             "user_id": self.user_id,
             "invitation_id": self.invitation_id,
+            "media_id": self.media_id,
         }
 
 
@@ -198,6 +203,10 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         f"/v1/conversations/{body['conversation_id']}/labels", json={"label": label["id"]}
     )
     assert r.status_code == 200, r.text
+    async with runtime.db.transaction(b.id) as session:
+        media = await media_service.put(
+            session, media_service.media_store(runtime), b"B's photo", content_type="image/png", max_bytes=100
+        )
     return Victim(
         company=b,
         conversation_id=body["conversation_id"],
@@ -210,6 +219,7 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         label_id=label["id"],
         user_id=str(member.user_id),
         invitation_id=str(invitation.id),
+        media_id=str(media.id),
     )
 
 

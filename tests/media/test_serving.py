@@ -1,0 +1,116 @@
+"""Stored files as a browser gets them, through the live server: the API's and the
+dashboard's routes send a company's file to that company only, with its type, and never
+let an HTML page or an SVG image run in atende's origin."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from atende.media import service
+from atende.media.models import Media
+from atende.runtime import Runtime
+from atende.tenancy.models import Role
+from tests.conftest import CompanyCtx
+from tests.fixtures.dashboard import add_person, browser_client, signed_in
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+HTML = b"<html><body><script>document.title='pwned'</script>hello</body></html>"
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+OGG = b"OggS" + b"\x00" * 60
+
+
+async def keep(
+    runtime: Runtime, company_id: uuid.UUID, data: bytes, content_type: str, filename: str | None
+) -> Media:
+    async with runtime.db.transaction(company_id) as session:
+        return await service.put(
+            session,
+            service.media_store(runtime),
+            data,
+            content_type=content_type,
+            filename=filename,
+            max_bytes=runtime.settings.media_max_bytes,
+        )
+
+
+def assert_sandboxed(r: httpx.Response) -> None:
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-security-policy"].startswith("sandbox;")
+    assert "default-src 'none'" in r.headers["content-security-policy"]
+    assert r.headers["cross-origin-resource-policy"] == "same-origin"
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "filename", "disposition"),
+    [
+        (PNG, "image/png", "foto.png", "inline; filename=\"foto.png\"; filename*=UTF-8''foto.png"),
+        (OGG, "audio/ogg", None, "inline; filename="),
+        (
+            HTML,
+            "text/html",
+            "página.html",
+            "attachment; filename=\"p_gina.html\"; filename*=UTF-8''p%C3%A1gina.html",
+        ),
+        (SVG, "image/svg+xml", "logo.svg", 'attachment; filename="logo.svg"'),
+        (b"%PDF-1.4", "application/pdf", "boleto.pdf", 'attachment; filename="boleto.pdf"'),
+        (b"?", "", "x", 'attachment; filename="x"'),
+    ],
+)
+async def test_the_api_sends_a_file_with_its_type_and_only_pictures_and_sound_inline(
+    company: CompanyCtx,
+    runtime: Runtime,
+    data: bytes,
+    content_type: str,
+    filename: str | None,
+    disposition: str,
+) -> None:
+    media = await keep(runtime, company.id, data, content_type, filename)
+    r = await company.client.get(f"/v1/media/{media.id}")
+    assert r.status_code == 200, r.text
+    assert r.content == data
+    assert r.headers["content-type"].split(";")[0] == (content_type or "application/octet-stream")
+    assert r.headers["content-length"] == str(len(data))
+    assert r.headers["content-disposition"].startswith(disposition)
+    assert_sandboxed(r)
+
+
+async def test_another_companys_file_is_a_404_to_the_api_and_its_own_reads_it(
+    company: CompanyCtx, other_company: CompanyCtx, runtime: Runtime
+) -> None:
+    theirs = await keep(runtime, other_company.id, PNG, "image/png", "b.png")
+    r = await company.client.get(f"/v1/media/{theirs.id}")
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert (await company.client.get(f"/v1/media/{uuid.uuid4()}")).status_code == 404
+    assert (await other_company.client.get(f"/v1/media/{theirs.id}")).content == PNG
+    async with httpx.AsyncClient(base_url=str(company.client.base_url)) as anonymous:
+        assert (await anonymous.get(f"/v1/media/{theirs.id}")).status_code == 401
+
+
+async def test_the_dashboard_sends_a_file_to_its_companys_people_only(
+    company: CompanyCtx, other_company: CompanyCtx, runtime: Runtime, live_server: str
+) -> None:
+    html = await keep(runtime, company.id, HTML, "text/html", "carta.html")
+    photo = await keep(runtime, company.id, PNG, "image/png", "foto.png")
+    viewer = await add_person(runtime, company.id, Role.viewer)
+    async with signed_in(live_server, viewer) as dashboard:
+        r = await dashboard.get(f"/app/media/{photo.id}")
+        assert (r.status_code, r.content, r.headers["content-type"]) == (200, PNG, "image/png")
+        assert r.headers["content-disposition"].startswith("inline;")
+        assert r.headers["cache-control"] == "private, max-age=300"
+        assert_sandboxed(r)
+        r = await dashboard.get(f"/app/media/{html.id}")
+        assert r.status_code == 200
+        assert r.headers["content-disposition"].startswith("attachment;")
+        assert_sandboxed(r)
+    outsider = await add_person(runtime, other_company.id, Role.owner)
+    async with signed_in(live_server, outsider) as dashboard:
+        r = await dashboard.get(f"/app/media/{photo.id}")
+        assert r.status_code == 404
+        assert "There is nothing here." in r.text and PNG not in r.content
+    async with browser_client(live_server) as stranger:
+        r = await stranger.get(f"/app/media/{photo.id}")
+        assert (r.status_code, r.headers["location"]) == (303, f"/app/login?next=/app/media/{photo.id}")
+        assert PNG not in r.content
