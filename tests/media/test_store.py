@@ -186,19 +186,34 @@ def test_the_local_folder_refuses_any_key_it_did_not_make(tmp_path: Path) -> Non
         store.path_of(key_for(company, media))
 
 
-async def test_an_unwritable_folder_is_said_by_the_check_and_refuses_files(
+async def test_an_unusable_folder_is_said_by_the_check_and_refuses_files(
     runtime: Runtime, tmp_path: Path
 ) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the folder should be")
-    store = LocalDirectory(blocker / "media")
-    with pytest.raises(MediaUnavailable, match="cannot create the media folder"):
-        await store.check()
     company_id = await new_company(runtime)
-    async with runtime.db.transaction(company_id) as session:
-        with pytest.raises(MediaUnavailable, match="cannot write to the media folder"):
-            await service.put(session, store, b"x", content_type="image/png", max_bytes=10)
-        assert await session.scalar(select(func.count()).select_from(Media)) == 0
+    for root, said in [
+        (blocker, "is not a folder"),
+        (
+            blocker / "media",
+            f"cannot create the media folder {blocker / 'media'}: {blocker} is not a writable",
+        ),
+    ]:
+        store = LocalDirectory(root)
+        with pytest.raises(MediaUnavailable, match=said):
+            await store.check()
+        async with runtime.db.transaction(company_id) as session:
+            with pytest.raises(MediaUnavailable, match="cannot write to the media folder"):
+                await service.put(session, store, b"x", content_type="image/png", max_bytes=10)
+            assert await session.scalar(select(func.count()).select_from(Media)) == 0
+
+
+async def test_the_check_creates_nothing(tmp_path: Path) -> None:
+    store = LocalDirectory(tmp_path / "data" / "media")
+    assert await store.check() == f"local folder {tmp_path / 'data' / 'media'}, created at the first file"
+    assert list(tmp_path.iterdir()) == []  # the embedded database's folder stays empty until it starts
+    (tmp_path / "data" / "media").mkdir(parents=True)
+    assert await store.check() == f"local folder {tmp_path / 'data' / 'media'}, writable"
 
 
 async def test_objects_are_kept_under_the_prefix_with_their_type(s3_endpoint: str, bucket: str) -> None:
@@ -287,8 +302,8 @@ async def test_readiness_names_a_reachable_bucket_and_a_writable_folder(
     for settings, detail in [
         (s3_settings(s3_endpoint, bucket), f"S3 bucket {bucket} at {s3_endpoint}, prefix media/, reachable"),
         (
-            runtime.settings.model_copy(update={"media_dir": tmp_path / "m"}),
-            f"local folder {tmp_path / 'm'}, writable",
+            runtime.settings.model_copy(update={"media_dir": tmp_path}),
+            f"local folder {tmp_path}, writable",
         ),
     ]:
         _ok, checks = await health.readiness(replace(runtime, settings=settings, extras={}))

@@ -85,17 +85,24 @@ class LocalDirectory:
             ) from exc
 
     async def check(self) -> str:
-        def writable() -> bool:
-            self.root.mkdir(parents=True, exist_ok=True)
-            return os.access(self.root, os.W_OK | os.X_OK)
+        """Writable now, without creating anything: a folder not made yet is fine when the
+        nearest existing folder above it is writable (the first file creates it)."""
 
-        try:
-            ok = await asyncio.to_thread(writable)
-        except OSError as exc:
-            raise MediaUnavailable(f"cannot create the media folder {self.root}: {exc.strerror}") from exc
-        if not ok:
-            raise MediaUnavailable(f"the media folder {self.root} is not writable by this process")
-        return f"{self.description}, writable"
+        def state() -> str:
+            if self.root.exists():
+                if not self.root.is_dir():
+                    raise MediaUnavailable(f"the media folder {self.root} is not a folder")
+                if not os.access(self.root, os.W_OK | os.X_OK):
+                    raise MediaUnavailable(f"the media folder {self.root} is not writable by this process")
+                return "writable"
+            parent = next(p for p in self.root.parents if p.exists())
+            if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                raise MediaUnavailable(
+                    f"cannot create the media folder {self.root}: {parent} is not a writable folder"
+                )
+            return "created at the first file"
+
+        return f"{self.description}, {await asyncio.to_thread(state)}"
 
 
 async def _read(file: IO[bytes]) -> AsyncIterator[bytes]:
