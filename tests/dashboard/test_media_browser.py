@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import uuid
 from pathlib import Path
 
 from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
 
-from atende.media import service
-from atende.media.models import Media
 from atende.runtime import Runtime
 from tests.dashboard.browser import TIMEOUT_MS, sign_in
 from tests.fixtures.dashboard import Team, new_address
+from tests.fixtures.media import keep_file
 
 RAN = "document.title='ran'; alert('ran'); fetch('/app/users', {method: 'POST'})"
 HTML = f"<!doctype html><title>letter</title><script>{RAN}</script><p>hello</p>".encode()
@@ -26,26 +24,14 @@ PNG = base64.b64decode(
 )
 
 
-async def keep(runtime: Runtime, company_id: uuid.UUID, data: bytes, content_type: str, name: str) -> Media:
-    async with runtime.db.transaction(company_id) as session:
-        return await service.put(
-            session,
-            service.media_store(runtime),
-            data,
-            content_type=content_type,
-            filename=name,
-            max_bytes=runtime.settings.media_max_bytes,
-        )
-
-
 async def test_a_customers_html_or_svg_is_downloaded_never_run_and_a_picture_is_sandboxed(
     chromium: Browser, runtime: Runtime, team: Team, live_server: str
 ) -> None:
     files = [
-        (await keep(runtime, team.company_id, HTML, "text/html", "carta.html"), HTML),
-        (await keep(runtime, team.company_id, SVG, "image/svg+xml", "logo.svg"), SVG),
+        (await keep_file(runtime, team.company_id, HTML, "text/html", "carta.html"), HTML),
+        (await keep_file(runtime, team.company_id, SVG, "image/svg+xml", "logo.svg"), SVG),
     ]
-    photo = await keep(runtime, team.company_id, PNG, "image/png", "foto.png")
+    photo = await keep_file(runtime, team.company_id, PNG, "image/png", "foto.png")
     context = await chromium.new_context(
         base_url=live_server, accept_downloads=True, extra_http_headers={"X-Forwarded-For": new_address()}
     )

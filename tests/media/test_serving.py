@@ -9,31 +9,16 @@ import uuid
 import httpx
 import pytest
 
-from atende.media import service
-from atende.media.models import Media
 from atende.runtime import Runtime
 from atende.tenancy.models import Role
 from tests.conftest import CompanyCtx
 from tests.fixtures.dashboard import add_person, browser_client, signed_in
+from tests.fixtures.media import keep_file
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 HTML = b"<html><body><script>document.title='pwned'</script>hello</body></html>"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 OGG = b"OggS" + b"\x00" * 60
-
-
-async def keep(
-    runtime: Runtime, company_id: uuid.UUID, data: bytes, content_type: str, filename: str | None
-) -> Media:
-    async with runtime.db.transaction(company_id) as session:
-        return await service.put(
-            session,
-            service.media_store(runtime),
-            data,
-            content_type=content_type,
-            filename=filename,
-            max_bytes=runtime.settings.media_max_bytes,
-        )
 
 
 def assert_sandboxed(r: httpx.Response) -> None:
@@ -67,7 +52,7 @@ async def test_the_api_sends_a_file_with_its_type_and_only_pictures_and_sound_in
     filename: str | None,
     disposition: str,
 ) -> None:
-    media = await keep(runtime, company.id, data, content_type, filename)
+    media = await keep_file(runtime, company.id, data, content_type, filename)
     r = await company.client.get(f"/v1/media/{media.id}")
     assert r.status_code == 200, r.text
     assert r.content == data
@@ -80,7 +65,7 @@ async def test_the_api_sends_a_file_with_its_type_and_only_pictures_and_sound_in
 async def test_another_companys_file_is_a_404_to_the_api_and_its_own_reads_it(
     company: CompanyCtx, other_company: CompanyCtx, runtime: Runtime
 ) -> None:
-    theirs = await keep(runtime, other_company.id, PNG, "image/png", "b.png")
+    theirs = await keep_file(runtime, other_company.id, PNG, "image/png", "b.png")
     r = await company.client.get(f"/v1/media/{theirs.id}")
     assert (r.status_code, r.json()["code"]) == (404, "not_found")
     assert (await company.client.get(f"/v1/media/{uuid.uuid4()}")).status_code == 404
@@ -92,8 +77,8 @@ async def test_another_companys_file_is_a_404_to_the_api_and_its_own_reads_it(
 async def test_the_dashboard_sends_a_file_to_its_companys_people_only(
     company: CompanyCtx, other_company: CompanyCtx, runtime: Runtime, live_server: str
 ) -> None:
-    html = await keep(runtime, company.id, HTML, "text/html", "carta.html")
-    photo = await keep(runtime, company.id, PNG, "image/png", "foto.png")
+    html = await keep_file(runtime, company.id, HTML, "text/html", "carta.html")
+    photo = await keep_file(runtime, company.id, PNG, "image/png", "foto.png")
     viewer = await add_person(runtime, company.id, Role.viewer)
     async with signed_in(live_server, viewer) as dashboard:
         r = await dashboard.get(f"/app/media/{photo.id}")

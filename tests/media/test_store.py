@@ -5,8 +5,6 @@ reaches another's file, and every bucket call is bounded in time."""
 from __future__ import annotations
 
 import hashlib
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +25,7 @@ from atende.media.store import MediaStore, MediaTooLarge, MediaUnavailable, buil
 from atende.observability import health
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
+from tests.fixtures.servers import silent_server
 from tests.media.conftest import raw_client, s3_settings, stored_keys
 
 PHOTO = bytes(range(256)) * 1000  # 256 kB: more than one piece, in memory
@@ -246,28 +245,8 @@ def test_every_bucket_call_has_the_configured_timeouts_and_bounded_retries(s3_en
 @pytest.fixture
 def silent_endpoint() -> Iterator[str]:
     """A server on 127.0.0.1 that accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for connection in held:
-        connection.close()
-    listener.close()
+    with silent_server() as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 async def test_a_bucket_that_never_answers_fails_within_the_timeouts(

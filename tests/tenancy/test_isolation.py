@@ -24,13 +24,13 @@ from atende.app import create_app
 from atende.config import Settings
 from atende.conversations.models import Contact, Conversation, Message
 from atende.db.base import Base, CompanyOwned
-from atende.media import service as media_service
 from atende.runtime import Runtime
 from atende.tenancy import accounts
 from atende.tenancy.models import Role
 from atende.tenancy.service import Principal
 from tests.conftest import CompanyCtx, ask
 from tests.fixtures.dashboard import add_person, csrf_of, signed_in
+from tests.fixtures.media import keep_file
 
 BIKES_DOC = (
     "# Bicicletas\n\n## Modelos\n\nVendemos bicicletas urbanas e mountain bikes, aro 26 e aro 29, "
@@ -203,10 +203,7 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         f"/v1/conversations/{body['conversation_id']}/labels", json={"label": label["id"]}
     )
     assert r.status_code == 200, r.text
-    async with runtime.db.transaction(b.id) as session:
-        media = await media_service.put(
-            session, media_service.media_store(runtime), b"B's photo", content_type="image/png", max_bytes=100
-        )
+    media = await keep_file(runtime, b.id, b"B's photo", "image/png", "b.png")
     return Victim(
         company=b,
         conversation_id=body["conversation_id"],
