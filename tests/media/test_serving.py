@@ -4,12 +4,18 @@ let an HTML page or an SVG image run in atende's origin."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
 
+from atende.config import Settings
+from atende.media.models import Media
 from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
 from tests.conftest import CompanyCtx
 from tests.fixtures.dashboard import add_person, browser_client, signed_in
@@ -99,3 +105,61 @@ async def test_the_dashboard_sends_a_file_to_its_companys_people_only(
         r = await stranger.get(f"/app/media/{photo.id}")
         assert (r.status_code, r.headers["location"]) == (303, f"/app/login?next=/app/media/{photo.id}")
         assert PNG not in r.content
+
+
+async def test_an_agent_uploads_a_file_larger_than_other_bodies_and_reads_it_back(
+    company: CompanyCtx, other_company: CompanyCtx, settings: Settings
+) -> None:
+    photo = PNG * (settings.max_body_bytes // len(PNG) + 10)  # past the API's other bodies' limit
+    r = await company.client.post(
+        "/v1/media",
+        params={"filename": "../../foto grande.png"},
+        content=photo,
+        headers={"Content-Type": "image/png"},
+    )
+    assert r.status_code == 201, r.text
+    stored = r.json()
+    assert stored["size_bytes"] == len(photo) and stored["filename"] == "foto grande.png"
+    assert stored["sha256"] == hashlib.sha256(photo).hexdigest() and stored["content_type"] == "image/png"
+    r = await company.client.get(f"/v1/media/{stored['id']}")
+    assert (r.status_code, r.content) == (200, photo)
+    assert (await other_company.client.get(f"/v1/media/{stored['id']}")).status_code == 404
+    # any other route keeps its limit
+    r = await company.client.post(
+        "/v1/documents", content=photo, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 413
+
+
+async def test_an_upload_over_the_media_limit_is_refused_and_nothing_is_stored(
+    live_app: FastAPI, company: CompanyCtx, runtime: Runtime
+) -> None:
+    # the live server's own settings object: its limit lowered for this test only
+    served = live_app.state.runtime.settings
+    limit = 2_000_000
+    original = served.media_max_bytes
+    served.media_max_bytes = limit
+    try:
+        r = await company.client.post(
+            "/v1/media", content=b"v" * (limit + 1), headers={"Content-Type": "video/mp4"}
+        )
+    finally:
+        served.media_max_bytes = original
+    assert r.status_code == 413, r.text
+    assert r.json() == {
+        "detail": f"the file is larger than {limit} bytes, the largest the media store accepts "
+        "(ATENDE_MEDIA_MAX_BYTES); nothing was stored",
+        "code": "too_large",
+    }
+    async with runtime.db.transaction(company.id) as session:
+        assert (await session.scalars(select(Media))).all() == []
+
+
+async def test_a_viewer_key_cannot_upload(company: CompanyCtx, runtime: Runtime) -> None:
+    async with runtime.db.transaction() as session:
+        _key, full = await tenancy.create_api_key(
+            session, secret_key=runtime.secret_key, company_id=company.id, name="viewer", role=Role.viewer
+        )
+    async with company.with_key(full) as viewer:
+        r = await viewer.post("/v1/media", content=PNG, headers={"Content-Type": "image/png"})
+    assert r.status_code == 403

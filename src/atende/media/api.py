@@ -1,16 +1,61 @@
-"""``/v1/media/{id}``: a company's stored file, for its API keys."""
+"""``/v1/media``: a company's stored files, for its API keys: upload one, read one."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from atende.media import service, serving
-from atende.tenancy.deps import ViewerTenant
+from atende.media.schemas import MediaPublic
+from atende.media.store import spool
+from atende.tenancy.deps import AgentTenant, ViewerTenant
 
 router = APIRouter(prefix="/v1", tags=["media"])
+UPLOAD_PATH = "/v1/media"  # its bodies may be as large as ATENDE_MEDIA_MAX_BYTES (atende.app)
+
+
+@router.post(
+    "/media",
+    status_code=201,
+    response_model=MediaPublic,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The file's bytes; its type in `Content-Type`.",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    responses={
+        413: {"description": "Larger than `ATENDE_MEDIA_MAX_BYTES`: nothing stored"},
+        503: {"description": "The media store is unavailable (`media_unavailable`)"},
+    },
+)
+async def upload_media(
+    request: Request,
+    tenant: AgentTenant,
+    filename: Annotated[
+        str | None, Query(max_length=255, description="The file's name, shown and offered on download.")
+    ] = None,
+) -> MediaPublic:
+    """Store a file (the raw body, its type in `Content-Type`) for the company: a document or
+    a picture an agent sends. Answers its id, size and SHA-256; read it back with
+    `GET /v1/media/{id}`."""
+    settings = tenant.runtime.settings
+    # received whole before the transaction: a slow upload holds no database connection
+    received = await spool(request.stream(), settings.media_max_bytes)
+    async with tenant.transaction() as session:
+        media = await service.put(
+            session,
+            service.media_store(tenant.runtime),
+            received,
+            content_type=request.headers.get("content-type"),
+            filename=filename,
+            max_bytes=settings.media_max_bytes,
+        )
+        return MediaPublic.model_validate(media)
 
 
 @router.get(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.scope import company_of, get_or_404
 from atende.media.models import Media
-from atende.media.store import Blob, MediaStore, build_store, key_for, spool
+from atende.media.store import Blob, MediaStore, MediaTooLarge, Spooled, build_store, key_for, spool
 from atende.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -62,19 +62,25 @@ def clean_filename(value: str | None) -> str | None:
 async def put(
     session: AsyncSession,
     store: MediaStore,
-    data: bytes | AsyncIterable[bytes],
+    data: bytes | AsyncIterable[bytes] | Spooled,
     *,
     content_type: str | None,
     filename: str | None = None,
     max_bytes: int,
 ) -> Media:
     """Keep a file of the session's company; ``MediaTooLarge`` past ``max_bytes`` (nothing
-    stored), ``MediaUnavailable`` when the store fails."""
+    stored), ``MediaUnavailable`` when the store fails. A file that arrives slowly (an
+    upload, a download) is better received first with ``store.spool`` and passed here
+    ``Spooled``: the transaction then holds its connection only while the file is stored."""
     company_id = company_of(session)
     media_id = uuid.uuid4()
     key = key_for(company_id, media_id)
     kind = media_type(content_type)
-    with await spool(data, max_bytes) as spooled:
+    received = data if isinstance(data, Spooled) else await spool(data, max_bytes)
+    if received.size > max_bytes:
+        received.file.close()
+        raise MediaTooLarge(max_bytes)
+    with received as spooled:
         await store.put(key, spooled, content_type=kind)
         media = Media(
             id=media_id,
