@@ -12,14 +12,17 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from atende.app import create_app
 from atende.config import Settings
 from atende.media.models import Media
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
-from tests.conftest import CompanyCtx
+from tests.conftest import CompanyCtx, free_port
 from tests.fixtures.dashboard import add_person, browser_client, signed_in
 from tests.fixtures.media import keep_file
+from tests.fixtures.servers import serving
+from tests.media.conftest import raw_client, s3_settings
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 HTML = b"<html><body><script>document.title='pwned'</script>hello</body></html>"
@@ -163,3 +166,43 @@ async def test_a_viewer_key_cannot_upload(company: CompanyCtx, runtime: Runtime)
     async with company.with_key(full) as viewer:
         r = await viewer.post("/v1/media", content=PNG, headers={"Content-Type": "image/png"})
     assert r.status_code == 403
+
+
+async def test_a_deployment_on_a_bucket_stores_and_serves_through_it(
+    settings: Settings, company: CompanyCtx, other_company: CompanyCtx, s3_endpoint: str, bucket: str
+) -> None:
+    port = free_port()
+    on_bucket = settings.model_copy(
+        update={
+            **s3_settings(s3_endpoint, bucket).model_dump(
+                include={f for f in Settings.model_fields if "media" in f}
+            ),
+            "port": port,
+            "public_url": f"http://127.0.0.1:{port}",
+            "run_worker": False,
+        }
+    )
+    with serving(create_app(on_bucket), port) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, timeout=15) as http:
+            auth = {"Authorization": f"Bearer {company.api_key}"}
+            r = await http.post(
+                "/v1/media",
+                params={"filename": "nota.svg"},
+                content=SVG,
+                headers={**auth, "Content-Type": "image/svg+xml"},
+            )
+            assert r.status_code == 201, r.text
+            media_id = r.json()["id"]
+            r = await http.get(f"/v1/media/{media_id}", headers=auth)
+            assert (r.status_code, r.content, r.headers["content-type"]) == (200, SVG, "image/svg+xml")
+            assert r.headers["content-disposition"].startswith("attachment;")
+            assert_sandboxed(r)
+            other = {"Authorization": f"Bearer {other_company.api_key}"}
+            assert (await http.get(f"/v1/media/{media_id}", headers=other)).status_code == 404
+            ready = (await http.get("/health/ready")).json()
+            assert ready["checks"]["media"] == {
+                "ok": True,
+                "detail": f"S3 bucket {bucket} at {s3_endpoint}, prefix media/, reachable",
+            }
+    listed = raw_client(s3_endpoint).list_objects_v2(Bucket=bucket)  # type: ignore[attr-defined]
+    assert [o["Key"] for o in listed["Contents"]] == [f"media/{company.id}/{media_id}"]
