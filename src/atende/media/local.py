@@ -61,6 +61,7 @@ class LocalDirectory:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, target)
+            _sync_folder(target.parent)  # the rename itself survives a power cut
         finally:
             temporary.unlink(missing_ok=True)
 
@@ -103,6 +104,14 @@ class LocalDirectory:
             return "created at the first file"
 
         return f"{self.description}, {await asyncio.to_thread(state)}"
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 async def _read(file: IO[bytes]) -> AsyncIterator[bytes]:
