@@ -95,6 +95,8 @@ async def test_the_dashboard_sends_a_file_to_its_companys_people_only(
         assert r.headers["content-disposition"].startswith("inline;")
         assert r.headers["cache-control"] == "private, max-age=300"
         assert_sandboxed(r)
+        r = await dashboard.get(f"/app/media/{photo.id}", headers={"Range": "bytes=0-3"})
+        assert (r.status_code, r.content) == (206, PNG[:4])
         r = await dashboard.get(f"/app/media/{html.id}")
         assert r.status_code == 200
         assert r.headers["content-disposition"].startswith("attachment;")
@@ -206,3 +208,30 @@ async def test_a_deployment_on_a_bucket_stores_and_serves_through_it(
             }
     listed = raw_client(s3_endpoint).list_objects_v2(Bucket=bucket)  # type: ignore[attr-defined]
     assert [o["Key"] for o in listed["Contents"]] == [f"media/{company.id}/{media_id}"]
+
+
+VIDEO = bytes(n % 251 for n in range(1000))
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "body", "content_range"),
+    [
+        ("bytes=0-9", 206, VIDEO[:10], "bytes 0-9/1000"),
+        ("bytes=990-", 206, VIDEO[990:], "bytes 990-999/1000"),
+        ("bytes=-5", 206, VIDEO[995:], "bytes 995-999/1000"),
+        ("bytes=995-5000", 206, VIDEO[995:], "bytes 995-999/1000"),
+        ("bytes=1000-", 416, b"", "bytes */1000"),
+        ("bytes=0-1,5-6", 200, VIDEO, None),  # several ranges: the whole file
+        ("items=0-1", 200, VIDEO, None),
+        ("bytes=9-1", 200, VIDEO, None),
+    ],
+)
+async def test_a_player_gets_the_byte_range_it_asks_for(
+    company: CompanyCtx, runtime: Runtime, header: str, status: int, body: bytes, content_range: str | None
+) -> None:
+    video = await keep_file(runtime, company.id, VIDEO, "video/mp4", "v.mp4")
+    r = await company.client.get(f"/v1/media/{video.id}", headers={"Range": header})
+    assert (r.status_code, r.content) == (status, body)
+    assert r.headers.get("content-range") == content_range
+    assert r.headers["accept-ranges"] == "bytes"
+    assert_sandboxed(r)

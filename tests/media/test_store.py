@@ -66,6 +66,9 @@ async def test_a_file_goes_in_and_comes_out_whole_then_is_deleted(
         found = await service.get(session, media.id)
     assert (found.content_type, found.filename) == ("image/png", "foto.png")
     assert await read_all(store, found) == data
+    part = await store.open(found.storage_key, (70_000, 200_000))  # across pieces
+    assert part.size == 130_001
+    assert b"".join([piece async for piece in part.chunks]) == data[70_000:200_001]
     prefix = "media/" if isinstance(store, S3Bucket) else ""
     assert stored_keys(store, endpoint_of(store)) == [prefix + media.storage_key]  # no temporary file left
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Request, Response
 
 from atende.dashboard.auth import ViewerPage
 from atende.dashboard.web import PageRoute
@@ -21,7 +20,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 @router.get("/media/{media_id}")
-async def media_file(media_id: uuid.UUID, member: ViewerPage) -> StreamingResponse:
+async def media_file(media_id: uuid.UUID, member: ViewerPage, request: Request) -> Response:
     async with member.tenant.transaction() as session:
         media = await service.get(session, media_id)
-    return await serving.stream(service.media_store(member.tenant.runtime), media)
+    return await serving.stream(
+        service.media_store(member.tenant.runtime), media, request.headers.get("range")
+    )

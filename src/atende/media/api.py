@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from atende.media import service, serving
@@ -63,14 +63,21 @@ async def upload_media(
     response_class=StreamingResponse,
     responses={
         200: {"description": "The file's bytes, with its type", "content": {"application/octet-stream": {}}},
+        206: {"description": "The byte range asked for (`Range`)"},
+        416: {"description": "The range asked for starts past the end of the file"},
         404: {"description": "No media of this company has this id"},
         503: {"description": "The media store is unavailable (`media_unavailable`)"},
     },
 )
-async def get_media(media_id: uuid.UUID, tenant: ViewerTenant) -> StreamingResponse:
+async def get_media(
+    media_id: uuid.UUID,
+    tenant: ViewerTenant,
+    byte_range: Annotated[str | None, Header(alias="Range", include_in_schema=False)] = None,
+) -> Response:
     """A file the company received or sent (a WhatsApp image, an e-mail attachment), with
     its type. Only images, audio and video are `inline`; anything else (HTML, SVG, PDF...)
-    is an `attachment`, and every file is sandboxed (`Content-Security-Policy: sandbox`)."""
+    is an `attachment`, and every file is sandboxed (`Content-Security-Policy: sandbox`).
+    One byte range (`Range: bytes=0-1023`) answers `206` with just those bytes."""
     async with tenant.transaction() as session:
         media = await service.get(session, media_id)
-    return await serving.stream(service.media_store(tenant.runtime), media)
+    return await serving.stream(service.media_store(tenant.runtime), media, byte_range)

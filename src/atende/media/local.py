@@ -65,7 +65,7 @@ class LocalDirectory:
         finally:
             temporary.unlink(missing_ok=True)
 
-    async def open(self, key: str) -> Blob:
+    async def open(self, key: str, byte_range: tuple[int, int] | None = None) -> Blob:
         path = self.path_of(key)
         try:
             file = await asyncio.to_thread(path.open, "rb")
@@ -73,8 +73,11 @@ class LocalDirectory:
             raise MediaMissing(f"the file of media {key.rsplit('/', 1)[-1]} is missing") from exc
         except OSError as exc:
             raise MediaUnavailable(f"cannot read the media folder {self.root}: {exc.strerror}") from exc
-        size = os.fstat(file.fileno()).st_size
-        return Blob(size, _read(file))
+        if byte_range is None:
+            return Blob(os.fstat(file.fileno()).st_size, _read(file, None))
+        start, end = byte_range
+        file.seek(start)
+        return Blob(end - start + 1, _read(file, end - start + 1))
 
     async def delete(self, key: str) -> None:
         path = self.path_of(key)
@@ -114,9 +117,18 @@ def _sync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-async def _read(file: IO[bytes]) -> AsyncIterator[bytes]:
+async def _read(file: IO[bytes], length: int | None) -> AsyncIterator[bytes]:
+    """The file's bytes from where it stands, all of them or ``length``."""
+    left = length
     try:
-        while piece := await asyncio.to_thread(file.read, CHUNK_BYTES):
+        while left is None or left > 0:
+            piece = await asyncio.to_thread(
+                file.read, CHUNK_BYTES if left is None else min(CHUNK_BYTES, left)
+            )
+            if not piece:
+                return
+            if left is not None:
+                left -= len(piece)
             yield piece
     finally:
         file.close()

@@ -96,8 +96,9 @@ class S3Bucket:
             ContentType=content_type,
         )
 
-    async def open(self, key: str) -> Blob:
-        answer = await self._call("reading a file", "get_object", Key=self.object_key(key))
+    async def open(self, key: str, byte_range: tuple[int, int] | None = None) -> Blob:
+        extra = {"Range": f"bytes={byte_range[0]}-{byte_range[1]}"} if byte_range else {}
+        answer = await self._call("reading a file", "get_object", Key=self.object_key(key), **extra)
         return Blob(int(answer["ContentLength"]), self._read(answer["Body"]))
 
     async def _read(self, body: Any) -> AsyncIterator[bytes]:

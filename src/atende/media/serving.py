@@ -12,9 +12,10 @@ other sites from embedding a company's files.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from atende.media.models import Media
 from atende.media.store import MediaStore
@@ -22,6 +23,7 @@ from atende.media.store import MediaStore
 # images a browser decodes as pictures only (no SVG: it is a document that can run script)
 INLINE_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"})
 INLINE_PREFIXES = ("audio/", "video/")
+_RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
 SANDBOX = "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
 
 
@@ -51,10 +53,49 @@ def headers_for(media: Media) -> dict[str, str]:
     }
 
 
-async def stream(store: MediaStore, media: Media) -> StreamingResponse:
+def requested_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """The one byte range a ``Range`` header asks of a file of ``size`` bytes, as (start,
+    end) inclusive; ``None``: the whole file (no header, several ranges, another unit or a
+    malformed one: RFC 9110 lets a server ignore them); ``"unsatisfiable"``: a range wholly
+    past the end (416)."""
+    if not header:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":  # the last N bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            return "unsatisfiable"
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = size - 1 if last == "" else min(int(last), size - 1)
+    if start >= size:
+        return "unsatisfiable"
+    if last != "" and int(last) < start:
+        return None
+    return start, end
+
+
+async def stream(store: MediaStore, media: Media, range_header: str | None = None) -> Response:
     """The file as a response, streamed from the store piece by piece (read after the
-    caller's transaction ended: no database connection is held while it is sent)."""
-    blob = await store.open(media.storage_key)
+    caller's transaction ended: no database connection is held while it is sent). A single
+    byte range is answered ``206`` (players seek in audio and video; Safari plays no video
+    without it)."""
     headers = headers_for(media)
+    headers["Accept-Ranges"] = "bytes"
+    wanted = requested_range(range_header, media.size_bytes)
+    if wanted == "unsatisfiable":
+        headers["Content-Range"] = f"bytes */{media.size_bytes}"
+        return Response(status_code=416, headers=headers)
+    byte_range = wanted if isinstance(wanted, tuple) else None
+    blob = await store.open(media.storage_key, byte_range)
     headers["Content-Length"] = str(blob.size)
-    return StreamingResponse(blob.chunks, headers=headers, media_type=media.content_type)
+    status = 200
+    if byte_range is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {byte_range[0]}-{byte_range[1]}/{media.size_bytes}"
+    return StreamingResponse(blob.chunks, status_code=status, headers=headers, media_type=media.content_type)

@@ -137,8 +137,9 @@ class MediaStore(Protocol):
         """Keep the whole file under ``key`` (replacing one there): visible whole or not at all."""
         ...
 
-    async def open(self, key: str) -> Blob:
-        """The file under ``key``; ``MediaMissing`` when there is none."""
+    async def open(self, key: str, byte_range: tuple[int, int] | None = None) -> Blob:
+        """The file under ``key`` (only bytes ``start..end``, inclusive, with ``byte_range``:
+        a range within the file); ``MediaMissing`` when there is none."""
         ...
 
     async def delete(self, key: str) -> None:
