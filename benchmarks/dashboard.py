@@ -18,7 +18,11 @@ and through the HTTP API of a real ``atende serve`` on 127.0.0.1 (request to las
 client); then the dashboard's pages through the same server, signed in as the agent whose
 views are measured (``/app/inbox``: each view, a filter, searches, with every count and the
 filters' choices; ``/app/conversations/{id}``: the whole page). Target: p95 under 300 ms for
-each.
+each. Then live updates (``GET /app/live``, Server-Sent Events) through the same server: N
+screens on one conversation and N on the inbox, signed in as the company's agents, and for a
+customer's message (the API channel), a note, resolve and reopen (the page's forms) the time
+from the request's start to each screen hearing its event (``--fanout 1,25,100``).
+``--quick`` is a small run for development.
 
 Run from the project root: ``.venv/bin/python -m benchmarks.dashboard --help``.
 """
@@ -32,6 +36,7 @@ import os
 import random
 import re
 import secrets
+import sys
 import tempfile
 import time
 import uuid
@@ -554,6 +559,271 @@ def measure_pages(
     return timings, sizes, errors
 
 
+# --- live updates: one event fanned out to many open screens ---------------------------------
+
+# what each trigger makes a screen hear: (a conversation's screen, an inbox's screen); a note
+# does not move the conversation in the list (its ``updated_at`` follows what the customer sees)
+FANOUT_TRIGGERS: dict[str, tuple[str, str | None]] = {
+    "customer message": ("thread", "inbox"),
+    "note": ("thread", None),
+    "resolve": ("status", "inbox"),
+    "reopen": ("status", "inbox"),
+}
+FANOUT_WAIT_SECONDS = 15.0  # the longest a screen may take to hear an event before it counts as missed
+STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)  # the server pings every 15 s
+
+
+@dataclass
+class Screen:
+    """One open ``GET /app/live`` (a browser tab): what it heard and when (``perf_counter``)."""
+
+    conversation: bool  # ``?conversation=``: the conversation's page; else the inbox's
+    heard: list[tuple[float, str]] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    error: str | None = None
+
+
+async def watch(client: httpx.AsyncClient, screen: Screen, conversation_id: uuid.UUID) -> None:
+    """Read the screen's stream until cancelled, noting each event's name and arrival."""
+    params = {"conversation": str(conversation_id)} if screen.conversation else {}
+    try:
+        async with client.stream("GET", "/app/live", params=params, timeout=STREAM_TIMEOUT) as response:
+            if response.status_code != 200:
+                screen.error = f"/app/live: {response.status_code}"
+                screen.ready.set()
+                return
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    name = line[6:].strip()
+                    screen.heard.append((time.perf_counter(), name))
+                    if name == "ready":
+                        screen.ready.set()
+    except httpx.HTTPError as exc:
+        screen.error = f"/app/live: {type(exc).__name__} {exc}"
+        screen.ready.set()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def database_activity(url: str) -> tuple[int, int]:
+    """The database's committed transactions so far, and the server's connections to it now."""
+    async with await psycopg.AsyncConnection.connect(
+        libpq_url(url), autocommit=True, connect_timeout=10
+    ) as conn:
+        row = await (
+            await conn.execute(
+                "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),"
+                " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                "  AND pid <> pg_backend_pid())"
+            )
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+class Triggers:
+    """What a customer and an agent do to the conversation: a message through the API channel
+    (the company's key), and a note, resolve and reopen through the conversation page's forms as
+    the page's HTMX sends them (agent 0's session and the page's CSRF token)."""
+
+    def __init__(
+        self, api: httpx.AsyncClient, page: httpx.AsyncClient, conversation_id: uuid.UUID, csrf: str
+    ) -> None:
+        self.api, self.page, self.conversation_id, self.csrf = api, page, conversation_id, csrf
+        self.count = 0
+
+    async def run(self, kind: str) -> float:
+        """Send ``kind``; the request's duration in ms (an error raises)."""
+        self.count += 1
+        started = time.perf_counter()
+        if kind == "customer message":
+            response = await self.api.post(
+                "/v1/messages",
+                json={
+                    "contact": {"external_id": "bench-fanout"},
+                    "conversation_id": str(self.conversation_id),
+                    "text": f"Ainda estou esperando o pedido, mensagem {self.count}.",
+                },
+            )
+        else:
+            response = await self.page.post(
+                f"/app/conversations/{self.conversation_id}/{kind}",
+                data={"text": f"Nota interna {self.count}: cliente avisado."} if kind == "note" else {},
+                headers={"HX-Request": "true", "X-CSRF-Token": self.csrf},
+            )
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"{kind}: {response.status_code} {response.text[:200]}")
+        return (time.perf_counter() - started) * 1000
+
+
+async def heard_after(
+    screens: Sequence[Screen], event: str, since: float, marks: Sequence[int], deadline: float
+) -> list[float | None]:
+    """For each screen, ms from ``since`` to the first ``event`` it heard after its ``marks``
+    (``None``: not within the deadline)."""
+    found: list[float | None] = [None] * len(screens)
+    while True:
+        for i, screen in enumerate(screens):
+            if found[i] is None:
+                for at, name in screen.heard[marks[i] :]:
+                    if name == event and at >= since:
+                        found[i] = (at - since) * 1000
+                        break
+        if all(f is not None for f in found) or time.perf_counter() > deadline:
+            return found
+        await asyncio.sleep(0.02)
+
+
+async def measure_fanout(
+    base_url: str,
+    url: str,
+    server_pid: int,
+    company: Company,
+    *,
+    streams: Sequence[int],
+    rounds: int,
+    idle: float,
+) -> list[dict[str, Any]]:
+    """For each N in ``streams``: N screens on one conversation (``/app/live?conversation=``) and
+    N on the inbox (``/app/live``), signed in as the company's agents in turn; then ``rounds``
+    times each trigger, timing from the triggering request's start to each screen hearing its
+    event. Also: how long the N + N streams took to open, and with them open and idle for
+    ``idle`` seconds the server's CPU and the database's transactions per second."""
+    from atende.dashboard.live import CHECK_SECONDS
+
+    agents = min(len(company.agent_emails), max(streams))
+    cookies = []
+    for email in company.agent_emails[:agents]:  # every agent shares agent 0's password
+        with httpx.Client(base_url=base_url, timeout=60) as http:
+            sign_in(http, email, company.agent_password)
+            cookies.append(http.cookies)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    headers = {"Authorization": f"Bearer {company.admin_key}"}
+    results = []
+    async with (
+        httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as api,
+        httpx.AsyncClient(base_url=base_url, cookies=cookies[0], timeout=30) as page,
+    ):
+        opened = await api.post(
+            "/v1/messages",
+            json={
+                "contact": {"external_id": "bench-fanout", "name": "Cliente Ao Vivo"},
+                "text": "Olá, meu pedido?",
+            },
+        )
+        opened.raise_for_status()
+        conversation_id = uuid.UUID(opened.json()["conversation_id"])
+        form = await page.get(f"/app/conversations/{conversation_id}")
+        token = re.search(r'<meta name="csrf-token" content="([^"]+)"', form.text)
+        if form.status_code != 200 or token is None:
+            raise RuntimeError(f"no conversation page: {form.status_code}")
+        triggers = Triggers(api, page, conversation_id, token.group(1))
+        for n in streams:
+            clients = [
+                httpx.AsyncClient(base_url=base_url, cookies=jar, limits=limits, timeout=STREAM_TIMEOUT)
+                for jar in cookies[: min(n, agents)]
+            ]
+            screens = [
+                Screen(conversation=kind == "conversation")
+                for kind in ("conversation", "inbox")
+                for _ in range(n)
+            ]
+            started = time.perf_counter()
+            tasks = [
+                asyncio.create_task(watch(clients[i % len(clients)], screen, conversation_id))
+                for i, screen in enumerate(screens)
+            ]
+            try:
+                waiting = [asyncio.create_task(s.ready.wait()) for s in screens]
+                _done, late = await asyncio.wait(waiting, timeout=60)
+                open_ms = (time.perf_counter() - started) * 1000
+                for task in late:
+                    task.cancel()
+                errors = [s.error for s in screens if s.error]
+                if late:
+                    errors.append(f"{len(late)} of {len(screens)} screens not ready within 60 s")
+                await asyncio.sleep(CHECK_SECONDS + 1)  # the viewers' presence announcements settle
+                cpu, (xacts, connections) = cpu_seconds(server_pid), await database_activity(url)
+                events, idle_from = sum(len(s.heard) for s in screens), time.perf_counter()
+                await asyncio.sleep(idle)
+                cpu_after, (xacts_after, _connections) = cpu_seconds(server_pid), await database_activity(url)
+                idle_events = sum(len(s.heard) for s in screens) - events
+                idle_kinds: dict[str, int] = {}
+                for screen in screens:
+                    for at, name in screen.heard:
+                        if at >= idle_from:
+                            idle_kinds[name] = idle_kinds.get(name, 0) + 1
+                timings: dict[str, dict[str, list[float]]] = {}
+                missed: dict[str, int] = {}
+                for _ in range(rounds):
+                    for kind, (on_conversation, on_inbox) in FANOUT_TRIGGERS.items():
+                        marks = [len(s.heard) for s in screens]
+                        since = time.perf_counter()
+                        entry = timings.setdefault(
+                            kind, {"request": [], "conversation": [], **({"inbox": []} if on_inbox else {})}
+                        )
+                        try:
+                            entry["request"].append(await triggers.run(kind))
+                        except (httpx.HTTPError, RuntimeError) as exc:  # it may still have been done
+                            errors.append(f"{kind}: {type(exc).__name__} {exc}")
+                        deadline = since + FANOUT_WAIT_SECONDS
+                        for where, event in (("conversation", on_conversation), ("inbox", on_inbox)):
+                            if event is None:
+                                continue
+                            chosen = [
+                                i
+                                for i, s in enumerate(screens)
+                                if s.conversation == (where == "conversation")
+                            ]
+                            found = await heard_after(
+                                [screens[i] for i in chosen],
+                                event,
+                                since,
+                                [marks[i] for i in chosen],
+                                deadline,
+                            )
+                            entry[where].extend(f for f in found if f is not None)
+                            missed[f"{kind} · {where}"] = missed.get(f"{kind} · {where}", 0) + found.count(
+                                None
+                            )
+                        # what a poll of the activity may still say about this one passes first
+                        await asyncio.sleep(CHECK_SECONDS + 0.5)
+                errors += [s.error for s in screens if s.error and s.error not in errors]
+                console.print(f"  {n} + {n} screens: done, {sum(missed.values())} events missed")
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                for client in clients:
+                    await client.aclose()
+            results.append(
+                {
+                    "streams": n,
+                    "inbox_streams": n,
+                    "sessions": len(clients),
+                    "open_ms": round(open_ms, 1),
+                    "idle_seconds": idle,
+                    "idle_server_cpu_percent": round((cpu_after - cpu) / idle * 100, 1),
+                    "idle_db_transactions_per_second": round((xacts_after - xacts) / idle, 1),
+                    "idle_events_per_second": round(idle_events / idle, 1),
+                    "idle_events": idle_kinds,
+                    "db_connections": connections,
+                    "events": {
+                        kind: {where: summarise(values) for where, values in entry.items()}
+                        for kind, entry in timings.items()
+                    },
+                    "missed": missed,
+                    "errors": errors[:10],
+                }
+            )
+            await asyncio.sleep(CHECK_SECONDS + 1)  # the closed screens' "left" announcements pass
+    return results
+
+
 def query_of(params: dict[str, Any]) -> inbox.InboxQuery:
     return inbox.InboxQuery(
         view=inbox.View(params.get("view", "all")),
@@ -841,13 +1111,14 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     service = asyncio.run(in_process())
     http: dict[str, Any] = {"timings": {}, "rows": {}, "seen": set(), "errors": []}
     pages: dict[str, Any] = {"timings": {}, "bytes": {}, "errors": []}
+    fanout: list[dict[str, Any]] = []
     the_pages = page_cases(company, terms)
     if not args.no_http:
         port = free_port()
         command, env = atende_command(url, port, secret_key)
         with tempfile.TemporaryDirectory(prefix="atende-bench-serve-") as workdir:
             base_url = f"http://127.0.0.1:{port}"
-            with server(command, env, Path(workdir), base_url + "/health/live"):
+            with server(command, env, Path(workdir), base_url + "/health/live") as server_pid:
                 console.print(f"measuring {len(all_cases)} cases × {args.repeat} through {base_url}")
                 timings, rows, seen, errors = measure_http(
                     base_url, company, all_cases, service["targets"], repeat=args.repeat, limit=args.limit
@@ -858,6 +1129,22 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
                     base_url, company, the_pages, service["targets"], repeat=args.repeat
                 )
                 pages = {"timings": page_timings, "bytes": page_bytes, "errors": page_errors}
+                if args.fanout:
+                    console.print(
+                        f"measuring live updates to {', '.join(map(str, args.fanout))} screens"
+                        f" of a conversation (and as many of the inbox), {args.fanout_rounds} rounds"
+                    )
+                    fanout = asyncio.run(
+                        measure_fanout(
+                            base_url,
+                            url,
+                            server_pid,
+                            company,
+                            streams=args.fanout,
+                            rounds=args.fanout_rounds,
+                            idle=args.fanout_idle,
+                        )
+                    )
 
     async def check_isolation() -> dict[str, Any]:
         db = Database(url, pool_size=2)
@@ -919,6 +1206,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "results": results,
         "pages": page_results,
         "http_errors": http["errors"] + pages["errors"],
+        "fanout": fanout,
         "walk": service["walk"],
         "isolation": isolated,
     }
@@ -965,6 +1253,8 @@ def report(result: dict[str, Any]) -> None:
                 page_rows,
             )
         )
+    if result["fanout"]:
+        report_fanout(result["fanout"])
     met = "[green]met[/green]" if result["target_met"] else "[red]missed[/red]"
     console.print(f"target {result['target']}: {met}")
     for error in result["http_errors"][:10]:
@@ -990,6 +1280,88 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
+def report_fanout(fanout: list[dict[str, Any]]) -> None:
+    rows = []
+    for level in fanout:
+        for kind, entry in level["events"].items():
+            request = entry["request"]
+            for where in ("conversation", "inbox"):
+                if where not in entry:
+                    continue
+                heard = entry[where]
+                event = FANOUT_TRIGGERS[kind][0 if where == "conversation" else 1]
+                rows.append(
+                    (
+                        f"{level['streams']} + {level['inbox_streams']}",
+                        kind,
+                        f"{'conv.' if where == 'conversation' else where}: {event}",
+                        f"{heard['n']:,}",
+                        ms(heard["p50"]),
+                        ms(heard["p95"]),
+                        ms(heard["max"]),
+                        str(level["missed"].get(f"{kind} · {where}", 0)),
+                        ms(request["p50"]),
+                    )
+                )
+    console.print(
+        result_table(
+            "Live updates (GET /app/live) through atende serve, N screens on a conversation + N on the "
+            "inbox: "
+            "from the triggering request's start to each screen hearing its event",
+            (
+                "N + N",
+                "trigger",
+                "screen: event",
+                "heard",
+                "p50 ms",
+                "p95 ms",
+                "max ms",
+                "missed",
+                "request p50",
+            ),
+            rows,
+        )
+    )
+    for level in fanout:
+        console.print(
+            f"{level['streams']} + {level['inbox_streams']} screens ({level['sessions']} agents' sessions): "
+            f"open in {level['open_ms']:,.0f} ms; open and idle for {level['idle_seconds']:g} s, "
+            f"the server used {level['idle_server_cpu_percent']}% of a CPU and the database committed "
+            f"{level['idle_db_transactions_per_second']} transactions/s, the screens heard "
+            f"{level['idle_events_per_second']} events/s (presence); "
+            f"{level['db_connections']} database connections"
+        )
+        for error in level["errors"]:
+            console.print(f"[red]live error[/red] {error}")
+
+
+def fanout_levels(value: str) -> list[int]:
+    """``1,25,100``: the numbers of screens, each at least 1 (``0`` or ``none``: no fan-out)."""
+    if value.strip().lower() in ("", "0", "none"):
+        return []
+    try:
+        levels = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {value!r}") from None
+    if min(levels) < 1:
+        raise argparse.ArgumentTypeError("each number of screens must be at least 1")
+    return levels
+
+
+# --quick: a development run of a minute or two; options given explicitly still win
+QUICK = {
+    "conversations": 2_000,
+    "open": 800,
+    "messages": 20_000,
+    "other_conversations": 200,
+    "other_messages": 2_000,
+    "repeat": 3,
+    "fanout": [1, 10],
+    "fanout_rounds": 2,
+    "fanout_idle": 4.0,
+}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.dashboard",
@@ -1012,16 +1384,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=50, help="page size")
     parser.add_argument("--seed", type=float, default=0.42, help="seed of the generated data")
     parser.add_argument("--no-http", action="store_true", help="measure the service functions only")
+    parser.add_argument(
+        "--fanout",
+        type=fanout_levels,
+        default=[1, 25, 100],
+        help="live updates: numbers of screens open on one conversation (and as many on the inbox), "
+        "comma-separated; 0 for none",
+    )
+    parser.add_argument("--fanout-rounds", type=int, default=5, help="times each live-update trigger runs")
+    parser.add_argument(
+        "--fanout-idle",
+        type=float,
+        default=10.0,
+        help="seconds the screens stay idle while the load is measured",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a development run: "
+        + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items()).replace("[1, 10]", "1,10")
+        + " (options given win)",
+    )
     add_data_dir_argument(parser)
     parser.add_argument(
         "--database-url",
         help="use this PostgreSQL (two companies are created and left there) instead of a throw-away one",
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON to OUT")
+    if "--quick" in (sys.argv[1:] if argv is None else argv):
+        parser.set_defaults(**QUICK)
     args = parser.parse_args(argv)
     require_data(parser, args.data_dir, QUESTION_FILES)
     if not 0 <= args.open <= args.conversations:
         parser.error("--open must be between 0 and --conversations")
+    if min(args.fanout_rounds, args.fanout_idle) <= 0:
+        parser.error("--fanout-rounds and --fanout-idle must be positive")
     if min(args.conversations, args.agents, args.teams, args.labels, args.repeat, args.limit) < 1:
         parser.error("--conversations, --agents, --teams, --labels, --repeat and --limit must be at least 1")
     return args

@@ -1,7 +1,8 @@
 """A short run of ``benchmarks/dashboard.py`` (``python -m benchmarks.dashboard``): two small
 companies filled by PostgreSQL, every inbox case timed through the service functions and
 through a real ``atende serve``; the pages walk a view exactly once, and no row of the other
-company is ever listed."""
+company is ever listed; live updates reach two screens of a conversation and two of the inbox
+for a customer's message, a note, resolve and reopen."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from benchmarks.common import postgres
-from benchmarks.dashboard import benchmark, parse_args
+from benchmarks.dashboard import FANOUT_WAIT_SECONDS, benchmark, parse_args
 from tests.conftest import TEST_DATA
 
 ARGS = [
@@ -24,6 +25,9 @@ ARGS = [
     "--labels", "4",
     "--repeat", "2",
     "--limit", "20",
+    "--fanout", "2",
+    "--fanout-rounds", "1",
+    "--fanout-idle", "1",
     # the sample of the public sets that ships with the repository (tests/data/README.md)
     "--data-dir", str(TEST_DATA),
 ]  # fmt: skip
@@ -68,6 +72,24 @@ def test_the_pages_walk_a_view_once_and_the_other_company_never_shows(result: di
     assert isolation["rows_checked"] > 100
 
 
+def test_live_updates_reach_every_open_screen(result: dict[str, Any]) -> None:
+    [level] = result["fanout"]
+    assert (level["streams"], level["inbox_streams"], level["sessions"]) == (2, 2, 2)
+    assert level["errors"] == []
+    assert level["missed"] and not any(level["missed"].values()), level["missed"]
+    events = level["events"]
+    assert list(events) == ["customer message", "note", "resolve", "reopen"]
+    for kind, entry in events.items():
+        assert entry["request"]["n"] == 1, kind
+        assert entry["conversation"]["n"] == 2, kind  # thread (message, note) or status
+        assert entry["conversation"]["max"] < FANOUT_WAIT_SECONDS * 1000, kind
+    assert "inbox" not in events["note"]  # a note does not move the conversation in the list
+    for kind in ("customer message", "resolve", "reopen"):
+        assert events[kind]["inbox"]["n"] == 2, kind
+    assert level["db_connections"] > 0
+    assert level["idle_server_cpu_percent"] >= 0
+
+
 def test_the_data_is_the_size_asked_for(result: dict[str, Any]) -> None:
     assert result["sizes"]["conversations"] == 400
     assert result["fill_seconds"]["search index"] >= 0
@@ -80,5 +102,23 @@ def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
         parse_args(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--conversations", "--messages", "--repeat", "--data-dir", "--json", "--no-http"):
+    for option in (
+        "--conversations",
+        "--messages",
+        "--repeat",
+        "--data-dir",
+        "--json",
+        "--no-http",
+        "--fanout",
+    ):
         assert option in out
+    assert "--quick" in out
+
+
+def test_quick_is_a_small_run_and_the_options_given_win() -> None:
+    args = parse_args(["--quick", "--fanout", "3,7", "--data-dir", str(TEST_DATA)])
+    assert (args.conversations, args.messages, args.repeat) == (2_000, 20_000, 3)
+    assert args.fanout == [3, 7]
+    assert parse_args(["--fanout", "0", "--data-dir", str(TEST_DATA)]).fanout == []
+    with pytest.raises(SystemExit):
+        parse_args(["--fanout", "2,x", "--data-dir", str(TEST_DATA)])

@@ -5,17 +5,23 @@ headers), the role each needs, another company's id, and bad input said on the p
 
 from __future__ import annotations
 
+import asyncio
 import html
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from atende.conversations.models import Conversation, Message
+from atende.dashboard import live
 from atende.runtime import Runtime
 from atende.teams import service as teams
+from atende.tenancy import service as tenancy
+from atende.tenancy.models import Role
 from tests.fixtures.dashboard import Team, browser_client, csrf_of, make_team, signed_in
 from tests.fixtures.inbox import Shop, make_shop
 
@@ -288,3 +294,64 @@ async def test_the_live_stream_is_the_members_own(live_server: str, shop: Shop, 
     async with browser_client(live_server) as anonymous:
         r = await anonymous.get("/app/live")
         assert (r.status_code, r.headers["location"]) == (303, "/app/login?next=/app/live")
+
+
+async def test_open_inbox_screens_check_the_activity_together_and_each_hears_a_customer(
+    live_server: str, shop: Shop, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six inbox screens of one company open at once (tabs of its agents) share each check of
+    the company's latest activity instead of reading it six times, and every one still hears
+    ``inbox`` when a customer writes (announced on the conversation's topic only: the check
+    finds it)."""
+    reads = 0
+    real = live.listing.activity_since
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(live.listing, "activity_since", counted)
+    async with runtime.db.transaction() as session:
+        _key, api_key = await tenancy.create_api_key(
+            session,
+            secret_key=runtime.secret_key,
+            company_id=shop.team.company_id,
+            name="crm",
+            role=Role.admin,
+        )
+    heard: list[list[str]] = [[] for _ in range(6)]
+    ready = [asyncio.Event() for _ in range(6)]
+
+    async def screen(client: httpx.AsyncClient, i: int) -> None:
+        async with client.stream("GET", "/app/live", timeout=httpx.Timeout(15, read=60)) as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("event:"):
+                    heard[i].append(line.removeprefix("event:").strip())
+                    ready[i].set()
+
+    headers = {"Authorization": f"Bearer {api_key}"}
+    async with (
+        signed_in(live_server, shop.team.agent) as agent,
+        signed_in(live_server, shop.team.admin) as admin,
+        httpx.AsyncClient(base_url=live_server, headers=headers, timeout=15) as api,
+    ):
+        screens = [asyncio.create_task(screen(agent if i % 2 else admin, i)) for i in range(6)]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 15)
+            reads, started = 0, time.monotonic()
+            posted = await api.post(
+                "/v1/messages", json={"contact": {"external_id": "zé"}, "text": "Alguém aí?"}
+            )
+            assert posted.status_code == 201
+            async with asyncio.timeout(live.CHECK_SECONDS * 3 + 10):
+                while not all("inbox" in h for h in heard):
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(live.CHECK_SECONDS * 2)
+            checks = (time.monotonic() - started) / live.CHECK_SECONDS + 1
+        finally:
+            for task in screens:
+                task.cancel()
+            await asyncio.gather(*screens, return_exceptions=True)
+    assert all(h[0] == "ready" for h in heard)
+    assert 1 <= reads <= checks + 1  # each screen reading for itself: six times that

@@ -78,6 +78,7 @@ ATTACKS = [
     Attack("GET", "/v1/channel-accounts/{account_id}"),
     Attack("PATCH", "/v1/channel-accounts/{account_id}", body={"enabled": False}),
     Attack("DELETE", "/v1/channel-accounts/{account_id}"),
+    Attack("DELETE", "/v1/api-keys/{key_id}"),
     Attack("GET", "/v1/media/{media_id}"),
     # web chat: A's widget key with B's conversation and B's own visitor token
     Attack(
@@ -131,6 +132,27 @@ DASHBOARD_ATTACKS = [
         body={"title": "A's title", "primary_color": "#000000"},
         params={"account": "{account_id}"},
     ),
+    Attack("GET", "/app/settings/teams/{team_id}"),
+    Attack("POST", "/app/settings/teams/{team_id}", body={"name": "A's now"}),
+    Attack("POST", "/app/settings/teams/{team_id}/delete"),
+    Attack("POST", "/app/settings/teams/{team_id}/members", body={"user_id": "{user_id}"}),
+    Attack("POST", "/app/settings/teams/{team_id}/members/{user_id}/remove"),
+    Attack("POST", "/app/settings/api-keys/{key_id}/revoke"),
+    Attack("GET", "/app/settings/webhooks/{endpoint_id}"),
+    Attack(
+        "POST",
+        "/app/settings/webhooks/{endpoint_id}",
+        body={"url": "http://127.0.0.1:9/a-hook", "events": "queue.opened"},
+    ),
+    Attack("POST", "/app/settings/webhooks/{endpoint_id}/enable"),
+    Attack("POST", "/app/settings/webhooks/{endpoint_id}/disable"),
+    Attack("POST", "/app/settings/webhooks/{endpoint_id}/rotate", body={"grace_seconds": "0"}),
+    Attack("POST", "/app/settings/webhooks/{endpoint_id}/delete"),
+    Attack("POST", "/app/settings/channels/{account_id}/rename", body={"display_name": "A's"}),
+    Attack("POST", "/app/settings/channels/{account_id}/enable"),
+    Attack("POST", "/app/settings/channels/{account_id}/disable"),
+    Attack("POST", "/app/settings/channels/{account_id}/secrets"),
+    Attack("POST", "/app/settings/channels/{account_id}/delete"),
 ]
 ID_PARAMETER = re.compile(r"\{\w*id\}")
 
@@ -151,6 +173,8 @@ class Victim:
     label_id: str
     user_id: str
     invitation_id: str
+    team_id: str
+    key_id: str
     media_id: str
 
     def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
@@ -164,6 +188,8 @@ class Victim:
             "visitor_token": self.visitor_token,
             "user_id": self.user_id,
             "invitation_id": self.invitation_id,
+            "team_id": self.team_id,
+            "key_id": self.key_id,
             "media_id": self.media_id,
         }
 
@@ -198,6 +224,12 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
     assert r.status_code == 201, r.text
     endpoint_id = r.json()["id"]
     [account] = (await b.client.get("/v1/channel-accounts")).json()  # its web chat's
+    r = await b.client.post("/v1/teams", json={"name": "Suporte B", "members": [str(member.user_id)]})
+    assert r.status_code == 201, r.text
+    team_id = r.json()["id"]
+    r = await b.client.post("/v1/api-keys", json={"name": "B's CRM", "role": "agent"})
+    assert r.status_code == 201, r.text
+    key_id = r.json()["id"]
     label = (await b.client.post("/v1/labels", json={"name": "vip"})).json()
     r = await b.client.post(
         f"/v1/conversations/{body['conversation_id']}/labels", json={"label": label["id"]}
@@ -216,6 +248,8 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         label_id=label["id"],
         user_id=str(member.user_id),
         invitation_id=str(invitation.id),
+        team_id=team_id,
+        key_id=key_id,
         media_id=str(media.id),
     )
 

@@ -7,7 +7,9 @@ the agent's availability.
   state changes, snoozes, labels: ``conversations.service.queue_topic``) says so at once;
   customers' messages and replies are announced on their conversation's topic only, so the
   stream also checks the company's latest activity every ``CHECK_SECONDS``
-  (``conversations.inbox.activity_since``: a few entries of the activity index) and says
+  (``conversations.inbox.activity_since``: a few entries of the activity index; the streams of a
+  process check on one clock, and one read serves every stream of the company that asks within
+  ``SHARED_SECONDS``) and says
   ``inbox`` when a conversation it had not seen at that time moved.
 - with ``?conversation=ID``: ``thread`` (a message, a note, a delivery status), ``status`` (its
   state, assignee, snooze or labels changed) and ``presence`` (who else is viewing or typing,
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -49,6 +52,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 log = structlog.get_logger(__name__)
 
 CHECK_SECONDS = 2.0  # how often a stream looks at the company's latest activity
+SHARED_SECONDS = 1.0  # a read of it this recent serves every stream of the company in the process
 WINDOW = timedelta(seconds=30)  # activity this recent is compared (commits arrive out of order)
 SESSION_CHECK_SECONDS = 30.0
 THREAD_KINDS = frozenset({"message", "note", "delivery", "delivery_failed"})
@@ -85,18 +89,57 @@ async def _next(subs: list[Subscription], timeout: float) -> dict[str, Any] | No
     return found[0] if found else None
 
 
+Recent = set[tuple[uuid.UUID, datetime]]
+# the latest read of each company's activity in this process (by runtime and company): when it
+# was started, and the read
+_READS: dict[tuple[int, uuid.UUID], tuple[float, asyncio.Future[Recent]]] = {}
+
+
+async def _read_recent(member: Member) -> Recent:
+    now = member.visitor.runtime.clock()
+    async with member.tenant.transaction() as session:
+        return set(await listing.activity_since(session, now - WINDOW))
+
+
+async def _recent(member: Member) -> Recent:
+    """The company's activity of the last ``WINDOW``, read once for every stream of the company
+    in this process that asks within ``SHARED_SECONDS``: a hundred open screens cost a query or
+    two every ``CHECK_SECONDS``, not a hundred (each compares it with what it saw itself)."""
+    key = (id(member.visitor.runtime), member.tenant.principal.company_id)
+    started = time.monotonic()
+    entry = _READS.get(key)
+    if (
+        entry is None
+        or started - entry[0] > SHARED_SECONDS
+        or _failed(entry[1])
+        or entry[1].get_loop() is not asyncio.get_running_loop()  # a server started again, in tests
+    ):
+        for stale in [k for k, (at, read) in _READS.items() if started - at > 60 and read.done()]:
+            del _READS[stale]
+        entry = _READS[key] = (started, asyncio.ensure_future(_read_recent(member)))
+    return await asyncio.shield(entry[1])  # one stream closing does not cancel the others' read
+
+
+def _tick_after(instant: float) -> float:
+    """The next check after ``instant``: on one clock for every stream of the process (multiples
+    of ``CHECK_SECONDS`` of ``time.monotonic``), so that they check together and share a read."""
+    return (math.floor(instant / CHECK_SECONDS) + 1) * CHECK_SECONDS
+
+
+def _failed(read: asyncio.Future[Recent]) -> bool:
+    return read.done() and (read.cancelled() or read.exception() is not None)
+
+
 class _Activity:
     """What the stream has seen of the company's latest activity."""
 
     def __init__(self, member: Member) -> None:
         self.member = member
-        self.seen: set[tuple[uuid.UUID, datetime]] = set()
+        self.seen: Recent = set()
         self.started = False
 
     async def changed(self) -> bool:
-        now = self.member.visitor.runtime.clock()
-        async with self.member.tenant.transaction() as session:
-            recent = set(await listing.activity_since(session, now - WINDOW))
+        recent = await _recent(self.member)
         new = recent - self.seen
         self.seen = recent
         first, self.started = not self.started, True
@@ -127,6 +170,7 @@ async def live(
         activity = _Activity(member)
         await activity.changed()
         checked = announced = time.monotonic()
+        next_check = _tick_after(checked)
         if conversation is not None:
             await presence.announce(
                 runtime.db, conversation, user_id=person.user_id, name=name, doing=presence.Doing.viewing
@@ -134,7 +178,7 @@ async def live(
         try:
             yield {"event": "ready", "data": "{}"}
             while not await request.is_disconnected():
-                note = await _next(subs, CHECK_SECONDS)
+                note = await _next(subs, max(0.0, next_check - time.monotonic()))
                 events: set[str] = set()
                 if note is not None:
                     kind = note.get("kind", "")
@@ -152,8 +196,12 @@ async def live(
                         elif kind == presence.KIND and note.get("user_id") != str(person.user_id):
                             data = {k: note.get(k) for k in ("user_id", "name", "doing")}
                             yield {"event": "presence", "data": json.dumps(data)}
-                if await activity.changed():
-                    events.add("inbox")
+                # on the clock, not after every notification: a conversation with many viewers
+                # hears each one's presence every REPEAT_SECONDS
+                if time.monotonic() >= next_check:
+                    next_check = _tick_after(time.monotonic())
+                    if await activity.changed():
+                        events.add("inbox")
                 for event in sorted(events):
                     yield {"event": event, "data": "{}"}
                 if conversation is not None and time.monotonic() - announced > presence.REPEAT_SECONDS:

@@ -15,6 +15,13 @@ from atende.dashboard import (
     members,
     platform,
     settings,
+    settings_api_keys,
+    settings_bot,
+    settings_channels,
+    settings_company,
+    settings_hours,
+    settings_teams,
+    settings_webhooks,
     settings_widget,
 )
 from atende.dashboard.auth import csrf_protected
@@ -23,7 +30,25 @@ PREFIX = "/app"
 router = APIRouter()
 router.include_router(home.assets, prefix=PREFIX)
 pages = APIRouter(dependencies=[Depends(csrf_protected)])
-for module in (home, access, members, platform, inbox, conversation, live, media, settings, settings_widget):
+for module in (
+    home,
+    access,
+    members,
+    platform,
+    inbox,
+    conversation,
+    live,
+    media,
+    settings,
+    settings_company,
+    settings_hours,
+    settings_widget,
+    settings_teams,
+    settings_bot,
+    settings_api_keys,
+    settings_webhooks,
+    settings_channels,
+):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched
 router.include_router(pages)

@@ -29,6 +29,18 @@ class Section:
 # the settings pages, in the index's order; later pages add their entry here
 SECTIONS: list[Section] = [
     Section("/app/users", N_("Users"), N_("Invite people, change their roles, deactivate them.")),
+    Section("/app/settings/company", N_("Company profile"), N_("The company's name, language and timezone.")),
+    Section("/app/settings/hours", N_("Business hours"), N_("When the team works, day by day.")),
+    Section(
+        "/app/settings/holidays",
+        N_("Holidays and dates"),
+        N_("Public holidays, closed dates, special hours, a calendar to import."),
+    ),
+    Section(
+        "/app/settings/handoff",
+        N_("Handoff rules"),
+        N_("When the bot hands a conversation to a person, and to whom."),
+    ),
     Section(
         "/app/settings/widget",
         N_("Web chat widget"),
@@ -36,6 +48,25 @@ SECTIONS: list[Section] = [
             "Colours, title and greetings of the chat on your site, its Talk to a person button and "
             "offline contact form, with a live preview and the snippet to embed it."
         ),
+    ),
+    Section("/app/settings/teams", N_("Teams"), N_("Group agents into teams, each with its own queue.")),
+    Section(
+        "/app/settings/bot", N_("Bot"), N_("The bot's persona and instructions, and the company's own LLM.")
+    ),
+    Section(
+        "/app/settings/api-keys",
+        N_("API keys"),
+        N_("Keys that let your systems use the API; create and revoke them."),
+    ),
+    Section(
+        "/app/settings/webhooks",
+        N_("Webhooks"),
+        N_("Send events to your systems; see what was delivered."),
+    ),
+    Section(
+        "/app/settings/channels",
+        N_("Channels"),
+        N_("The accounts customers reach you through: web chat widget keys and more."),
     ),
 ]
 

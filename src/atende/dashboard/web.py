@@ -134,6 +134,39 @@ NOTICES: dict[str, str] = {
     "label_added": N_("Label added."),
     "label_removed": N_("Label removed."),
     "widget_saved": N_("Widget settings saved. Sites show them on their next page load."),
+    # the company's settings (``settings_company``, ``settings_hours``)
+    "company_saved": N_("Company profile saved."),
+    "hours_saved": N_("Business hours saved."),
+    "hours_removed": N_("Business hours removed: the company is always open."),
+    "holidays_saved": N_("Public holidays saved."),
+    "holidays_removed": N_("The company no longer closes on public holidays."),
+    "closed_date_added": N_("Closed date added."),
+    "closed_date_removed": N_("Closed date removed."),
+    "special_hours_added": N_("Special hours added."),
+    "special_hours_removed": N_("Special hours removed."),
+    "calendar_imported": N_("Calendar imported."),
+    "handoff_saved": N_("Handoff rules saved."),
+    # the integrations' settings pages
+    "team_created": N_("Team created. Add its members below."),
+    "team_saved": N_("Team saved."),
+    "team_deleted": N_("Team deleted. Its conversations joined the company's queue."),
+    "team_member_added": N_("Added to the team."),
+    "team_member_removed": N_("Removed from the team."),
+    "bot_saved": N_("Bot settings saved."),
+    "api_key_created": N_("API key created."),
+    "api_key_revoked": N_("API key revoked: it stopped working."),
+    "webhook_created": N_("Webhook added."),
+    "webhook_saved": N_("Webhook saved."),
+    "webhook_enabled": N_("Webhook enabled."),
+    "webhook_disabled": N_("Webhook disabled: nothing is sent to it."),
+    "webhook_rotated": N_("New signing secret made."),
+    "webhook_deleted": N_("Webhook deleted."),
+    "channel_account_created": N_("Account added."),
+    "channel_account_renamed": N_("Account renamed."),
+    "channel_account_enabled": N_("Account enabled."),
+    "channel_account_disabled": N_("Account disabled: it routes nothing until enabled again."),
+    "channel_account_secrets_saved": N_("Secrets saved."),
+    "channel_account_deleted": N_("Account deleted."),
 }
 
 ROLE_NAMES = {
@@ -419,6 +452,7 @@ FIELD_PROBLEMS: dict[str, str] = {
     "password": N_("The password must have 8 to 256 characters."),
     "new_password": N_("The password must have 8 to 256 characters."),
     "name": N_("Type a name of 1 to 200 characters."),
+    "slug": N_("A slug has 1 to 60 lowercase letters, digits and hyphens, such as suporte-tecnico."),
 }
 
 

@@ -19,7 +19,7 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -127,6 +127,12 @@ class Schedule:
             return self.closed[day] or "closed"
         return self.holidays.name_of(day) if self.holidays is not None else None
 
+    def closures(self, first: date, days: int) -> list[tuple[date, str]]:
+        """The dates from ``first`` on (``days`` of them) closed by a holiday or a closed
+        date, each with why: what a person checks after choosing a calendar."""
+        found = ((first + timedelta(days=n), self.closure_on(first + timedelta(days=n))) for n in range(days))
+        return [(day, reason) for day, reason in found if reason is not None]
+
 
 ALWAYS_OPEN = Schedule("UTC", tuple((Interval(0, MINUTES_A_DAY),) for _ in DAYS))
 
@@ -218,6 +224,12 @@ def check_timezone(name: Any, where: str = "timezone") -> str:
 @lru_cache(maxsize=1)
 def _timezones() -> frozenset[str]:
     return frozenset(available_timezones())
+
+
+@lru_cache(maxsize=1)
+def timezones() -> tuple[str, ...]:
+    """Every IANA timezone name, sorted (for a person to choose one)."""
+    return tuple(sorted(name for name in _timezones() if "/" in name or name == "UTC"))
 
 
 def parse_holidays(data: Any, where: str = "holidays") -> HolidayCalendar | None:

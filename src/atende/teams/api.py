@@ -20,10 +20,8 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 
 from atende.conversations.inbox import Count
 from atende.conversations.schemas import ConversationPublic, LabelPublic, Page, QueueItem
-from atende.errors import InvalidInput
 from atende.hours import is_open, next_close, next_open
-from atende.netguard import fetch_limited
-from atende.teams import actions_api, inbox, service
+from atende.teams import actions_api, calendar, inbox, service
 from atende.teams.inbox import InboxQuery
 from atende.teams.models import Availability
 from atende.teams.schemas import (
@@ -50,8 +48,6 @@ from atende.tenancy.deps import AdminTenant, AgentTenant, Tenant, ViewerTenant
 
 router = APIRouter(prefix="/v1", tags=["hours and handoff"])
 queue_router = APIRouter(prefix="/v1", tags=["conversations"])
-
-ICS_TYPES = {"text/calendar": "ics", "text/plain": "ics", "application/octet-stream": "ics"}
 
 
 def _hours_out(stored: dict[str, Any] | None, now: datetime) -> HoursOut:
@@ -112,31 +108,10 @@ async def import_ics(
     replace the dates imported before; dates entered by hand stay. A calendar with more than
     5000 events in that period, or that takes longer than `ATENDE_ICS_IMPORT_TIMEOUT_SECONDS`
     to read, answers 422 and changes nothing."""
-    settings = tenant.runtime.settings
-    now = tenant.runtime.clock()
-    async with tenant.transaction() as session:  # before fetching: no hours, nothing to import into
-        first, last = await service.ics_period(session, tenant.principal.company_id, now)
-    if url:
-        fetched = await fetch_limited(
-            url,
-            kinds=ICS_TYPES,
-            max_bytes=min(settings.max_document_bytes, settings.max_body_bytes),  # as if uploaded
-            timeout=settings.ingest_fetch_timeout_seconds,
-            allow_private=settings.ingest_allow_private_networks,
-            what="calendar",
-            setting="ATENDE_INGEST_ALLOW_PRIVATE_NETWORKS",
-        )
-        data = fetched.data
-    else:
-        data = await request.body()
-    if not data.strip():
-        raise InvalidInput("ics: send the calendar as the request body, or a url", field="ics")
-    # read outside any transaction (no row locked, no connection held while it runs)
-    imported = await service.read_calendar(data, first, last, seconds=settings.ics_import_timeout_seconds)
-    async with tenant.transaction() as session:
-        stored = await service.store_closures(session, tenant.principal.company_id, imported)
-    out = _hours_out(stored, now)
-    return IcsImportOut(**out.model_dump(), imported=len(imported.closed), skipped=imported.skipped[:100])
+    data = None if url else await request.body()
+    done = await calendar.import_calendar(tenant, data=data, url=url)
+    out = _hours_out(done.hours, tenant.runtime.clock())
+    return IcsImportOut(**out.model_dump(), imported=done.imported, skipped=done.skipped)
 
 
 # handoff rules
@@ -213,7 +188,7 @@ async def replace_team(team: str, body: TeamIn, tenant: AdminTenant) -> TeamOut:
 )
 async def delete_team(team: str, tenant: AdminTenant) -> None:
     async with tenant.transaction() as session:
-        await session.delete(await service.get_team(session, team))
+        await service.delete_team(session, team)
 
 
 # agents

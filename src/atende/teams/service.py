@@ -14,8 +14,9 @@ sections of the company's settings are read through ``teams.settings``.
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -31,9 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation
+from atende.db.scope import get_or_404
 from atende.errors import Conflict, Forbidden, InvalidInput, NotFound
-from atende.hours import InvalidSchedule, Schedule, business_seconds, next_day_opening, parse_schedule
+from atende.hours import DAYS, InvalidSchedule, Schedule, business_seconds, next_day_opening, parse_schedule
 from atende.hours.ics import Imported, closures_from_ics
+from atende.hours.schedule import check_timezone
 from atende.jobs.queue import JobQueue
 from atende.teams.models import Availability, Team, TeamMember
 from atende.teams.settings import (
@@ -136,6 +139,88 @@ async def store_closures(session: AsyncSession, company_id: uuid.UUID, imported:
     return stored
 
 
+ROUND_THE_CLOCK = [{"start": "00:00", "end": "24:00"}]
+
+
+async def set_company_timezone(session: AsyncSession, company_id: uuid.UUID, timezone: str) -> dict[str, Any]:
+    """Move the company's hours to ``timezone`` (an IANA name), the zone its times are shown
+    in. A company without hours (always open) gets hours open round the clock in that zone:
+    still always open, and its times shown in its zone. Returns the stored hours."""
+    try:
+        check_timezone(timezone)
+    except InvalidSchedule as exc:
+        raise invalid(exc) from None
+    company = await get_company(session, str(company_id), for_update=True)
+    current = stored_hours(company) or {"weekly": dict.fromkeys(DAYS, ROUND_THE_CLOCK)}
+    stored = {**current, "timezone": timezone}
+    company.settings = {**(company.settings or {}), "hours": stored}
+    return stored
+
+
+async def edit_company_hours(
+    session: AsyncSession, company_id: uuid.UUID, edit: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """Apply ``edit`` to the stored hours (read under a lock: two people adding closed dates
+    at once both keep theirs) and store the result, validated whole: a rejected edit leaves
+    the stored hours as they were. ``InvalidInput`` on ``hours`` when none are set."""
+    company = await get_company(session, str(company_id), for_update=True)
+    current = stored_hours(company)
+    if not current:
+        raise InvalidInput(
+            "hours: set the business hours (PUT /v1/company/hours) before their holidays and dates",
+            field="hours",
+        )
+    stored = edit(dict(current))
+    try:
+        parse_schedule(stored)
+    except InvalidSchedule as exc:
+        raise invalid(exc) from None
+    company.settings = {**(company.settings or {}), "hours": stored}
+    return stored
+
+
+def with_closed_date(hours: dict[str, Any], day: date, name: str) -> dict[str, Any]:
+    """The hours with ``day`` closed (entered by hand: a calendar import keeps it); a date
+    closed already is renamed."""
+    others = [d for d in hours.get("closed_dates", []) if d.get("date") != day.isoformat()]
+    added = {"date": day.isoformat(), "name": name.strip() or "closed"}
+    return {**hours, "closed_dates": sorted([*others, added], key=lambda d: str(d.get("date")))}
+
+
+def without_closed_date(hours: dict[str, Any], day: date) -> dict[str, Any]:
+    kept = [d for d in hours.get("closed_dates", []) if d.get("date") != day.isoformat()]
+    if len(kept) == len(hours.get("closed_dates", [])):
+        raise NotFound(f"date: {day} is not a closed date")
+    return {**hours, "closed_dates": kept}
+
+
+def with_special_hours(hours: dict[str, Any], day: date, intervals: list[dict[str, Any]]) -> dict[str, Any]:
+    """The hours with ``intervals`` on ``day`` instead of its usual ones (``[]``: closed);
+    they replace the date's special hours set before."""
+    others = [d for d in hours.get("special_hours", []) if d.get("date") != day.isoformat()]
+    added = {"date": day.isoformat(), "intervals": intervals}
+    return {**hours, "special_hours": sorted([*others, added], key=lambda d: str(d.get("date")))}
+
+
+def without_special_hours(hours: dict[str, Any], day: date) -> dict[str, Any]:
+    kept = [d for d in hours.get("special_hours", []) if d.get("date") != day.isoformat()]
+    if len(kept) == len(hours.get("special_hours", [])):
+        raise NotFound(f"date: {day} has no special hours")
+    return {**hours, "special_hours": kept}
+
+
+def with_holidays(hours: dict[str, Any], calendar: dict[str, Any] | None) -> dict[str, Any]:
+    """The hours closed on ``calendar``'s public holidays (``None``: on none)."""
+    if calendar is None:
+        return {key: value for key, value in hours.items() if key != "holidays"}
+    return {**hours, "holidays": calendar}
+
+
+def with_weekly(hours: dict[str, Any] | None, timezone: str, weekly: dict[str, Any]) -> dict[str, Any]:
+    """The hours with a new weekly pattern in ``timezone``, their holidays and dates kept."""
+    return {**(hours or {}), "timezone": timezone, "weekly": weekly}
+
+
 async def company_handoff(session: AsyncSession, company_id: uuid.UUID) -> HandoffSettings:
     return handoff_settings(await get_company(session, str(company_id)))
 
@@ -160,6 +245,8 @@ async def update_handoff_settings(
 
 
 # teams
+
+TEAM_SLUG = re.compile(r"[a-z0-9-]{1,60}")
 
 
 async def list_teams(session: AsyncSession) -> list[tuple[Team, list[uuid.UUID]]]:
@@ -238,10 +325,65 @@ async def put_team(
     """Create (``ref`` None) or replace the team ``ref`` names (slug or id). Without a slug a
     team keeps its own, and a new one takes its name's. Returns the team and its members as
     stored (each once, in the order sent)."""
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidInput("name: give the team a name of 1 to 200 characters", field="name")
+    if slug is not None and not TEAM_SLUG.fullmatch(slug):
+        raise InvalidInput("slug: 1 to 60 lowercase letters, digits and hyphens", field="slug")
     team = await get_team(session, ref) if ref else None
     slug = slug or (team.slug if team is not None else slugify(name, f"team-{uuid.uuid4().hex[:6]}"))
-    saved = await save_team(session, team=team, name=name.strip(), slug=slug, hours=hours, members=members)
+    saved = await save_team(session, team=team, name=name, slug=slug, hours=hours, members=members)
     return saved, list(dict.fromkeys(members))
+
+
+async def team_by_id(session: AsyncSession, team_id: uuid.UUID) -> Team:
+    """A team of the session's company by id (a page's address): ``NotFound`` otherwise,
+    another company's included."""
+    return await get_or_404(session, Team, team_id, "team")
+
+
+async def rename_team(session: AsyncSession, team_id: uuid.UUID, *, name: str, slug: str | None) -> Team:
+    """A new name (and slug; ``None``: kept); its hours and members stay."""
+    team = await team_by_id(session, team_id)
+    members = list(await session.scalars(select(TeamMember.user_id).where(TeamMember.team_id == team.id)))
+    saved, _members = await put_team(
+        session, str(team.id), name=name, slug=slug, hours=team.hours, members=members
+    )
+    return saved
+
+
+async def delete_team(session: AsyncSession, ref: str) -> None:
+    """Delete a team (slug or id); its conversations join the company queue."""
+    await session.delete(await get_team(session, ref))
+    await session.flush()
+
+
+async def add_team_member(session: AsyncSession, team_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Put an agent of the company in the team (already there: nothing changes). Someone
+    who does not answer conversations (a viewer) is refused; another company's person is
+    ``NotFound``."""
+    team = await team_by_id(session, team_id)
+    member = await get_member(session, user_id)
+    if member.role not in AGENT_ROLES:
+        raise InvalidInput(
+            f"{user_id} is a {member.role}: only agents, admins and owners join teams", field="user_id"
+        )
+    known = await session.scalar(
+        select(TeamMember.user_id).where(TeamMember.team_id == team.id, TeamMember.user_id == user_id)
+    )
+    if known is None:
+        session.add(TeamMember(team_id=team.id, user_id=user_id))
+        await session.flush()
+
+
+async def remove_team_member(session: AsyncSession, team_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Take a person out of the team (not in it: nothing changes; not of the company:
+    ``NotFound``)."""
+    team = await team_by_id(session, team_id)
+    await get_member(session, user_id)
+    await session.execute(
+        delete(TeamMember).where(TeamMember.team_id == team.id, TeamMember.user_id == user_id)
+    )
 
 
 async def team_schedules(

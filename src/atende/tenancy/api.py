@@ -1,26 +1,25 @@
 """``/v1/company``: what the caller's key belongs to, and how its assistant answers
-(instructions, its own LLM endpoint). Its web chat widget key is its ``webchat`` channel
+(instructions, its own LLM endpoint); ``/v1/api-keys``: the company's keys (list, create,
+revoke), as the CLI and the dashboard manage them. Its web chat widget key is its ``webchat`` channel
 account's ``external_id`` (``/v1/channel-accounts``)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import asdict
+from datetime import datetime
+from typing import Literal
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from atende import netguard
-from atende.tenancy import service
-from atende.tenancy.crypto import encrypt_secret
+from atende.tenancy import assistant, service
+from atende.tenancy.assistant import AssistantShown, EndpointChange
 from atende.tenancy.deps import AdminTenant, ViewerTenant
-from atende.tenancy.settings import EmbeddingsEndpoint, Endpoint, Instructions, LLMEndpoint, read_section
+from atende.tenancy.models import ApiKey, Role
 
 router = APIRouter(prefix="/v1", tags=["company"])
-
-EMBED_TASK = "knowledge:embed_company"  # re-embeds the knowledge base (``atende.knowledge.tasks``)
 
 
 class CompanyPublic(BaseModel):
@@ -35,6 +34,27 @@ class CompanyPublic(BaseModel):
 async def get_company(tenant: ViewerTenant) -> CompanyPublic:
     async with tenant.transaction() as session:
         company = await service.get_company(session, str(tenant.principal.company_id))
+        return CompanyPublic.model_validate(company)
+
+
+class CompanyUpdate(BaseModel):
+    """The company's profile; a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Loja Exemplo"}]})
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    default_language: Literal["pt", "en", "es"] | None = Field(
+        default=None, description="The assistant's language when it cannot tell the customer's."
+    )
+
+
+@router.patch("/company", response_model=CompanyPublic)
+async def patch_company(body: CompanyUpdate, tenant: AdminTenant) -> CompanyPublic:
+    """Change the company's name or default language (its slug stays). Its timezone is its
+    business hours' (`/v1/company/hours`)."""
+    async with tenant.transaction() as session:
+        company = await service.update_company(
+            session, tenant.principal.company_id, name=body.name, default_language=body.default_language
+        )
         return CompanyPublic.model_validate(company)
 
 
@@ -133,45 +153,18 @@ class AssistantOut(BaseModel):
     )
 
 
-def _endpoint_out(stored: Endpoint) -> EndpointOut | None:
-    if not stored.base_url:
-        return None
-    return EndpointOut(base_url=stored.base_url, model=stored.model, api_key_set=bool(stored.api_key))
+def _assistant_out(assistant: AssistantShown) -> AssistantOut:
+    return AssistantOut.model_validate(asdict(assistant))
 
 
-def _assistant_out(settings: Mapping[str, Any]) -> AssistantOut:
-    return AssistantOut(
-        instructions=read_section(settings, Instructions).instructions,
-        llm=_endpoint_out(read_section(settings, LLMEndpoint)),
-        embeddings=_endpoint_out(read_section(settings, EmbeddingsEndpoint)),
-    )
+def _change(given: LLMEndpointIn | None) -> EndpointChange | None:
+    return EndpointChange(given.base_url, given.model, given.api_key) if given else None
 
 
 @router.get("/company/assistant", response_model=AssistantOut)
 async def get_assistant(tenant: ViewerTenant) -> AssistantOut:
     async with tenant.transaction() as session:
-        company = await service.get_company(session, str(tenant.principal.company_id))
-        return _assistant_out(company.settings or {})
-
-
-async def _endpoint(
-    tenant: AdminTenant, given: LLMEndpointIn | None, stored: Endpoint, what: str
-) -> dict[str, Any] | None:
-    """An endpoint as stored (key encrypted; an omitted key keeps the stored one, "" clears it)."""
-    if given is None:
-        return None
-    await netguard.check_public(
-        given.base_url,
-        allow_private=tenant.runtime.settings.llm_allow_private_networks,
-        what=what,
-        setting="ATENDE_LLM_ALLOW_PRIVATE_NETWORKS",
-    )
-    endpoint: dict[str, Any] = {"base_url": given.base_url.rstrip("/"), "model": given.model}
-    if given.api_key:
-        endpoint["api_key"] = encrypt_secret(tenant.runtime.secret_key, given.api_key)
-    elif given.api_key is None and stored.api_key:
-        endpoint["api_key"] = stored.api_key
-    return endpoint
+        return _assistant_out(await assistant.read_assistant(session, tenant.principal.company_id))
 
 
 @router.put("/company/assistant", response_model=AssistantOut)
@@ -182,23 +175,90 @@ async def put_assistant(body: AssistantIn, tenant: AdminTenant) -> AssistantOut:
     body edited and sent back changes only what was edited. A different embeddings model
     re-embeds the knowledge base in the background; until a chunk is re-embedded it is
     found by full-text search only."""
+    runtime = tenant.runtime
     async with tenant.transaction() as session:
-        company = await service.get_company(session, str(tenant.principal.company_id), for_update=True)
-        current = dict(company.settings or {})
-        updated = {**current, "instructions": body.instructions}
-        sections = ((LLMEndpoint, body.llm, "LLM"), (EmbeddingsEndpoint, body.embeddings, "embeddings"))
-        for section, given, what in sections:
-            key = str(section.key)
-            endpoint = await _endpoint(tenant, given, read_section(current, section), what)
-            if endpoint is None:
-                updated.pop(key, None)
-            else:
-                updated[key] = endpoint
-        company.settings = updated
-        before, after = read_section(current, EmbeddingsEndpoint), read_section(updated, EmbeddingsEndpoint)
-        if (before.base_url, before.model) != (after.base_url, after.model):
-            # one at a time per company; a second run finds nothing left to embed
-            await tenant.runtime.jobs.enqueue(
-                session, EMBED_TASK, lock=f"embed:{company.id}", company_id=str(company.id)
+        return _assistant_out(
+            await assistant.replace_assistant(
+                session,
+                runtime.jobs,
+                company_id=tenant.principal.company_id,
+                secret_key=runtime.secret_key,
+                allow_private=runtime.settings.llm_allow_private_networks,
+                instructions=body.instructions,
+                llm=_change(body.llm),
+                embeddings=_change(body.embeddings),
             )
-        return _assistant_out(updated)
+        )
+
+
+# API keys
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "CRM", "role": "agent"}]}
+    )
+    name: str = Field(min_length=1, max_length=200, description="What the key is for.")
+    role: Role = Field(default=Role.admin, description="`admin`, `agent` or `viewer`; never above yours.")
+
+
+class ApiKeyPublic(BaseModel):
+    """A key as listed: its prefix, never the key (only its hash is stored)."""
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    role: Role
+    user_email: str | None = Field(
+        description="A personal key's member (it acts as them); null: the company's."
+    )
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="To the minute; null: never used.")
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key (`atd_...`): shown only now; store it.")
+
+
+def _key_out(key: ApiKey, email: str | None) -> ApiKeyPublic:
+    return ApiKeyPublic(
+        id=key.id,
+        name=key.name,
+        prefix=key.prefix,
+        role=Role(key.role),
+        user_email=email,
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+@router.get("/api-keys", response_model=list[ApiKeyPublic], summary="List API keys")
+async def list_api_keys(tenant: AdminTenant) -> list[ApiKeyPublic]:
+    """The company's keys, oldest first, revoked ones included (with when)."""
+    async with tenant.transaction() as session:
+        return [_key_out(key, email) for key, email in await service.list_api_keys(session)]
+
+
+@router.post("/api-keys", response_model=ApiKeyCreated, status_code=201, summary="Create an API key")
+async def create_api_key(body: ApiKeyIn, tenant: AdminTenant) -> ApiKeyCreated:
+    """A company key with a role no higher than the caller's; the key is in this answer only."""
+    async with tenant.transaction() as session:
+        key, full = await service.issue_api_key(
+            session,
+            secret_key=tenant.runtime.secret_key,
+            actor=tenant.principal,
+            name=body.name,
+            role=body.role,
+        )
+        return ApiKeyCreated(**_key_out(key, None).model_dump(), key=full)
+
+
+@router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
+async def revoke_api_key(key_id: uuid.UUID, tenant: AdminTenant) -> Response:
+    """It stops working at once, in every process; it stays listed as revoked. A key whose
+    role is above the caller's answers 403."""
+    async with tenant.transaction() as session:
+        await service.revoke_api_key_by_id(session, actor=tenant.principal, key_id=key_id)
+    return Response(status_code=204)

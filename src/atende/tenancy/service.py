@@ -13,7 +13,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.pubsub import publish
-from atende.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from atende.db.scope import get_or_404
+from atende.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from atende.tenancy.crypto import hash_password, hash_token, new_token, tokens_equal
 from atende.tenancy.models import ApiKey, Company, Membership, Role, User
 
@@ -67,6 +68,29 @@ async def create_company(
     company = Company(name=name, slug=slug, default_language=default_language, settings={})
     session.add(company)
     await session.flush()
+    return company
+
+
+async def update_company(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    *,
+    name: str | None = None,
+    default_language: str | None = None,
+) -> Company:
+    """Change the company's name and default language (``None``: kept). Its slug stays: API
+    clients and the CLI name the company by it."""
+    if name is not None and not name.strip():
+        raise InvalidInput("name: the company's name must not be empty", field="name")
+    if name is not None and len(name.strip()) > 200:
+        raise InvalidInput("name: at most 200 characters", field="name")
+    if default_language is not None and default_language not in LANGUAGES:
+        raise InvalidInput(f"default_language: one of {', '.join(LANGUAGES)}", field="default_language")
+    company = await get_company(session, str(company_id), for_update=True)
+    if name is not None:
+        company.name = name.strip()
+    if default_language is not None:
+        company.default_language = default_language
     return company
 
 
@@ -197,6 +221,41 @@ async def revoke_api_key(session: AsyncSession, *, prefix: str) -> ApiKey:
     # processes that cached this key drop it when the revocation commits
     await publish(session, "api_keys", "revoked", prefix=prefix)
     return key
+
+
+KEY_ROLES = (Role.admin, Role.agent, Role.viewer)  # a company key acts as no owner
+
+
+def key_roles(actor: Role) -> list[Role]:
+    """The roles a member with ``actor``'s role may give a company key (never above theirs)."""
+    return [role for role in KEY_ROLES if actor.allows(role)]
+
+
+async def issue_api_key(
+    session: AsyncSession, *, secret_key: str, actor: Principal, name: str, role: Role
+) -> tuple[ApiKey, str]:
+    """A company key created by ``actor`` (the dashboard, ``POST /v1/api-keys``): named,
+    with a role no higher than the actor's; returns the row and the full key, shown once."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name: give the key a name of 1 to 200 characters (what it is for)", field="name")
+    if role not in key_roles(actor.role):
+        allowed = ", ".join(r.value for r in key_roles(actor.role))
+        raise InvalidInput(
+            f"role: a key you create can have the role {allowed}; not {role.value}", field="role"
+        )
+    return await create_api_key(
+        session, secret_key=secret_key, company_id=actor.company_id, name=name, role=role
+    )
+
+
+async def revoke_api_key_by_id(session: AsyncSession, *, actor: Principal, key_id: uuid.UUID) -> ApiKey:
+    """Revoke a key of the session's company by id (another company's: ``NotFound``); a key
+    whose role is above the actor's is theirs to keep (``Forbidden``)."""
+    key = await get_or_404(session, ApiKey, key_id, "API key")
+    if not actor.role.allows(Role(key.role)):
+        raise Forbidden(f"API key {key.prefix} has the {key.role} role, above yours: ask an {key.role}")
+    return await revoke_api_key(session, prefix=key.prefix)
 
 
 async def list_api_keys(session: AsyncSession) -> list[tuple[ApiKey, str | None]]:

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from atende.config import WEBHOOK_MAX_GRACE_SECONDS
@@ -30,8 +30,12 @@ class EndpointIn(BaseModel):
 
 
 class EndpointPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool
+    """What to change; left out: kept."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"enabled": False}]})
+    url: str | None = Field(default=None, min_length=8, max_length=2000)
+    events: list[str] | None = Field(default=None, min_length=1, max_length=10)
+    enabled: bool | None = None
 
 
 class EndpointPublic(BaseModel):
@@ -128,8 +132,17 @@ async def list_endpoints(tenant: AdminTenant) -> list[EndpointPublic]:
 
 @router.patch("/webhooks/{endpoint_id}", response_model=EndpointPublic)
 async def update_endpoint(endpoint_id: uuid.UUID, body: EndpointPatch, tenant: AdminTenant) -> EndpointPublic:
+    """Change the URL (checked as when registered), the events, or enable and disable it
+    (enabling clears the failures that disabled it). The secret stays."""
     async with tenant.transaction() as session:
-        endpoint = await service.set_endpoint_enabled(session, endpoint_id, body.enabled)
+        endpoint = await service.update_endpoint(
+            session,
+            endpoint_id,
+            url=body.url,
+            events=body.events,
+            enabled=body.enabled,
+            allow_private=tenant.runtime.settings.webhook_allow_private_networks,
+        )
         return EndpointPublic.of(endpoint, tenant.runtime.clock())
 
 
@@ -162,10 +175,18 @@ async def delete_endpoint(endpoint_id: uuid.UUID, tenant: AdminTenant) -> Respon
 
 
 @router.get("/webhooks/{endpoint_id}/deliveries", response_model=list[DeliveryPublic])
-async def list_deliveries(endpoint_id: uuid.UUID, tenant: AdminTenant) -> list[DeliveryPublic]:
-    """The latest deliveries to this endpoint, each with its log of attempts."""
+async def list_deliveries(
+    endpoint_id: uuid.UUID,
+    tenant: AdminTenant,
+    limit: int = Query(50, ge=1, le=200),
+    before: Annotated[
+        uuid.UUID | None, Query(description="A delivery's id: the older ones after it (the next page).")
+    ] = None,
+) -> list[DeliveryPublic]:
+    """The latest deliveries to this endpoint, newest first, each with its log of attempts;
+    the next page: `before` = the last one's id."""
     async with tenant.transaction() as session:
-        rows = await service.list_deliveries(session, endpoint_id)
+        rows = await service.list_deliveries(session, endpoint_id, limit, before=before)
         return [
             DeliveryPublic(
                 **DeliveryPublic.model_validate(d).model_dump(exclude={"attempt_log"}),

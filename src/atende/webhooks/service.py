@@ -28,13 +28,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende import netguard
 from atende.config import WEBHOOK_MAX_GRACE_SECONDS
 from atende.db.scope import company_of, get_or_404
-from atende.errors import InvalidInput
+from atende.errors import InvalidInput, NotFound
 from atende.jobs.queue import JobQueue
 from atende.tenancy.crypto import decrypt_secret, encrypt_secret
 from atende.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -132,10 +132,24 @@ def signature_headers(
 
 
 def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("url must be an absolute http(s) URL")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # "http://[x/": an IPv6 address that is not one
+        host = None
+    if not host or parts.scheme not in ("http", "https"):
+        raise InvalidInput("url must be an absolute http(s) URL", field="url")
     return url
+
+
+def _check_events(events: Sequence[str]) -> list[str]:
+    unknown = sorted(set(events) - set(EVENTS))
+    if unknown or not events:
+        raise InvalidInput(
+            f"events must be a non-empty subset of {', '.join(EVENTS)}; got {unknown or list(events)}",
+            field="events",
+        )
+    return sorted(set(events))
 
 
 async def check_destination(url: str, *, allow_private: bool) -> None:
@@ -147,18 +161,14 @@ async def create_endpoint(
     session: AsyncSession, *, secret_key: str, url: str, events: list[str], allow_private: bool = False
 ) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint; returns it and its signing secret (shown once)."""
-    unknown = sorted(set(events) - set(EVENTS))
-    if unknown or not events:
-        raise InvalidInput(
-            f"events must be a non-empty subset of {', '.join(EVENTS)}; got {unknown or events}"
-        )
+    events = _check_events(events)
     await check_destination(_check_url(url), allow_private=allow_private)
     secret = new_secret()
     endpoint = WebhookEndpoint(
         url=_check_url(url),
         secret_encrypted=encrypt_secret(secret_key, secret),
         signature_scheme=STANDARD,
-        events=sorted(set(events)),
+        events=events,
         enabled=True,
         consecutive_failures=0,
     )
@@ -173,6 +183,29 @@ async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
 
 async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
     return await get_or_404(session, WebhookEndpoint, endpoint_id, "webhook endpoint")
+
+
+async def update_endpoint(
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    *,
+    url: str | None = None,
+    events: Sequence[str] | None = None,
+    enabled: bool | None = None,
+    allow_private: bool = False,
+) -> WebhookEndpoint:
+    """Change what is given (``None``: kept): the URL (checked as when registered), the
+    events, enabled. Everything is checked before anything changes."""
+    endpoint = await get_or_404(session, WebhookEndpoint, endpoint_id, "webhook endpoint", for_update=True)
+    checked_events = _check_events(events) if events is not None else None
+    if url is not None:
+        await check_destination(_check_url(url), allow_private=allow_private)
+        endpoint.url = url
+    if checked_events is not None:
+        endpoint.events = checked_events
+    if enabled is not None:
+        await set_endpoint_enabled(session, endpoint_id, enabled)
+    return endpoint
 
 
 async def set_endpoint_enabled(
@@ -224,22 +257,30 @@ async def delete_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> None
 
 
 async def list_deliveries(
-    session: AsyncSession, endpoint_id: uuid.UUID, limit: int = 50
+    session: AsyncSession, endpoint_id: uuid.UUID, limit: int = 50, *, before: uuid.UUID | None = None
 ) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+    """The endpoint's latest ``limit`` deliveries (newest first), each with its attempts;
+    ``before``: a delivery's id, the page after it (keyset: new deliveries never shift a
+    page). A ``before`` that is not one of this endpoint's deliveries is ``NotFound``."""
     await get_endpoint(session, endpoint_id)
+    latest = select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint_id)
+    if before is not None:
+        after = await session.scalar(
+            select(WebhookDelivery.created_at).where(
+                WebhookDelivery.id == before, WebhookDelivery.endpoint_id == endpoint_id
+            )
+        )
+        if after is None:
+            raise NotFound(f"no delivery {before} of webhook endpoint {endpoint_id}")
+        latest = latest.where(tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(after, before))
     # one statement, so one snapshot: read in two, a delivery finished between them showed
     # its new attempt beside its old status
-    latest = (
-        select(WebhookDelivery.id)
-        .where(WebhookDelivery.endpoint_id == endpoint_id)
-        .order_by(WebhookDelivery.created_at.desc())
-        .limit(limit)
-    )
+    latest = latest.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit)
     rows = await session.execute(
         select(WebhookDelivery, WebhookAttempt)
         .outerjoin(WebhookAttempt, WebhookAttempt.delivery_id == WebhookDelivery.id)
         .where(WebhookDelivery.id.in_(latest))
-        .order_by(WebhookDelivery.created_at.desc(), WebhookAttempt.number)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc(), WebhookAttempt.number)
     )
     deliveries: list[WebhookDelivery] = []
     by_delivery: dict[uuid.UUID, list[WebhookAttempt]] = {}

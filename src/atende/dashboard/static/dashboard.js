@@ -379,3 +379,15 @@
   }
   document.addEventListener("DOMContentLoaded", setupShortcuts);
 })();
+
+// a secret shown once (a new API key, a webhook's signing secret): focusing its field
+// selects it whole, ready to copy (without JavaScript it is a plain read-only field)
+(function () {
+  "use strict";
+  document.addEventListener("focusin", function (event) {
+    var field = event.target;
+    if (field && field.hasAttribute && field.hasAttribute("data-select-on-focus")) {
+      field.select();
+    }
+  });
+})();
