@@ -171,6 +171,7 @@ def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory, mail_sink: M
         smtp_user=MAIL_USER,
         smtp_password=MAIL_PASSWORD,  # type: ignore[arg-type]
         smtp_timeout_seconds=5,
+        media_dir=tmp_path_factory.mktemp("media"),  # the local media store, shared with `runtime`
     )
 
 

@@ -35,6 +35,8 @@ from atende.engine.api import router as engine_router
 from atende.errors import AtendeError, RateLimited
 from atende.jobs.api import router as jobs_router
 from atende.knowledge.api import router as knowledge_router
+from atende.media.api import UPLOAD_PATH
+from atende.media.api import router as media_router
 from atende.observability import metrics
 from atende.observability.api import router as operations_router
 from atende.observability.logging import configure as configure_logging
@@ -75,11 +77,15 @@ SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
 class RequestContext:
-    """Request id, log context, body size limit and HTTP metrics, for every request."""
+    """Request id, log context, body size limit and HTTP metrics, for every request.
+    ``larger_bodies``: paths whose bodies may be larger (file uploads: the media limit)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, larger_bodies: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        self.larger_bodies = dict(larger_bodies or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,14 +98,15 @@ class RequestContext:
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
         received = 0
+        limit = self.larger_bodies.get(scope["path"], self.max_body)
 
         async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise BodyTooLarge(self.max_body)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -111,12 +118,12 @@ class RequestContext:
 
         try:
             length = headers.get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.max_body:
-                raise BodyTooLarge(self.max_body)
+            if length.isdigit() and int(length) > limit:
+                raise BodyTooLarge(limit)
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not status["sent"]:
-                await self._too_large(tracking_send)
+                await self._too_large(tracking_send, limit)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope.get("method", "")
@@ -127,10 +134,8 @@ class RequestContext:
                 "http.request", method=method, route=route, status=status["code"], ms=round(seconds * 1000, 1)
             )
 
-    async def _too_large(self, send: Send) -> None:
-        body = json.dumps(
-            {"detail": BodyTooLarge(self.max_body).detail, "code": HTTP_ERROR_CODES[413]}
-        ).encode()
+    async def _too_large(self, send: Send, limit: int) -> None:
+        body = json.dumps({"detail": BodyTooLarge(limit).detail, "code": HTTP_ERROR_CODES[413]}).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -323,6 +328,7 @@ def create_app(
         conversations_router,
         engine_router,
         knowledge_router,
+        media_router,
         webhooks_router,
         jobs_router,
         channel_accounts_router,
@@ -341,5 +347,10 @@ def create_app(
         for middleware in channel.middleware():
             app.add_middleware(middleware)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContext,
+        max_body_bytes=settings.max_body_bytes,
+        # an uploaded file may be as large as the media store takes (it counts the bytes too)
+        larger_bodies={UPLOAD_PATH: max(settings.media_max_bytes, settings.max_body_bytes)},
+    )
     return app

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 (the documented development default)
@@ -377,11 +377,88 @@ class Settings(BaseSettings):
         description="Longest time one SMTP operation (connecting, each command) may take; a failed "
         "e-mail is retried with backoff.",
     )
+    media_backend: Literal["local", "s3"] = Field(
+        default="local",
+        description="Where media files (WhatsApp media, e-mail attachments, uploads) are kept: `local` "
+        "(a folder, `ATENDE_MEDIA_DIR`) or `s3` (an S3-compatible bucket, `ATENDE_MEDIA_S3_*`; "
+        "for several machines). See docs/MEDIA.md.",
+    )
+    media_dir: Path | None = Field(
+        default=None,
+        description="Folder of the `local` media store. Unset: the `media` folder inside "
+        "`ATENDE_DATA_DIR`. Every API and worker process must see the same folder.",
+    )
+    media_max_bytes: int = Field(
+        default=26_214_400,
+        ge=1,
+        le=5_368_709_120,
+        description="Largest media file kept, in bytes (25 MiB by default); a larger one is refused "
+        "whole (413), nothing stored.",
+    )
+    media_s3_bucket: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="Bucket of the `s3` media store (needed when `ATENDE_MEDIA_BACKEND=s3`).",
+    )
+    media_s3_prefix: str = Field(
+        default="",
+        pattern=r"^([A-Za-z0-9._-]+/)*$",
+        description="Prefix of every media object's key in the bucket, ending in `/` (e.g. `media/`); "
+        "empty: none. Keys are `<prefix><company id>/<media id>`.",
+    )
+    media_s3_endpoint_url: str | None = Field(
+        default=None,
+        description="URL of an S3-compatible service (MinIO, R2...). Unset: AWS S3 in "
+        "`ATENDE_MEDIA_S3_REGION`.",
+    )
+    media_s3_region: str | None = Field(
+        default=None, description="Region of the bucket. Unset: the AWS default (`AWS_REGION`)."
+    )
+    media_s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto",
+        description="How bucket URLs are built: `path` for most self-hosted services (MinIO), "
+        "`virtual` or `auto` for AWS.",
+    )
+    media_s3_access_key_id: str | None = Field(
+        default=None,
+        description="Access key of the bucket. Unset: the AWS default chain (an ECS task role, an "
+        "instance profile, `AWS_ACCESS_KEY_ID`).",
+    )
+    media_s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret of `ATENDE_MEDIA_S3_ACCESS_KEY_ID` (never logged)."
+    )
+    media_s3_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=60, description="Longest time connecting to the bucket may take."
+    )
+    media_s3_read_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="Longest wait for the bucket to answer, or to send the next bytes of a file.",
+    )
+    media_s3_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Attempts of one bucket call in all (retried with backoff on throttling, 5xx "
+        "and lost connections).",
+    )
     demo: bool = Field(
         default=False,
         description="Seed the demo company at startup and serve the web chat demo page `/demo` (which "
         "shows any company's name and widget key: never in production). Off: `/demo` is a 404.",
     )
+
+    @property
+    def media_root(self) -> Path:
+        """The folder of the local media store."""
+        return self.media_dir if self.media_dir is not None else self.data_dir / "media"
+
+    @model_validator(mode="after")
+    def _media_bucket_named(self) -> Settings:
+        if self.media_backend == "s3" and not self.media_s3_bucket:
+            raise ValueError("ATENDE_MEDIA_BACKEND=s3 needs ATENDE_MEDIA_S3_BUCKET (the bucket's name)")
+        return self
 
 
 @lru_cache

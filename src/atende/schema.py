@@ -4,8 +4,9 @@ from atende.channels import models as channels
 from atende.conversations import models as conversations
 from atende.engine import models as engine
 from atende.knowledge import models as knowledge
+from atende.media import models as media
 from atende.teams import models as teams
 from atende.tenancy import models as tenancy
 from atende.webhooks import models as webhooks
 
-__all__ = ["channels", "conversations", "engine", "knowledge", "teams", "tenancy", "webhooks"]
+__all__ = ["channels", "conversations", "engine", "knowledge", "media", "teams", "tenancy", "webhooks"]

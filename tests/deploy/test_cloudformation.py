@@ -201,7 +201,9 @@ def test_no_secret_travels_as_plain_environment(template: dict[str, Any]) -> Non
                 source = refs(value_from)
                 assert source and source <= {*secret_resources, *template["Parameters"]}, (where, name)
             if task != "MigrationTaskDefinition":
-                assert secret <= set(from_secrets) | {"SENTRY_DSN"}, f"{where}: {secret - set(from_secrets)}"
+                # the media bucket is reached with the task role: no S3 key exists to pass
+                unused = {"SENTRY_DSN", "ATENDE_MEDIA_S3_SECRET_ACCESS_KEY"}
+                assert secret <= set(from_secrets) | unused, f"{where}: {secret - set(from_secrets)}"
                 assert {"ATENDE_LLM_API_KEY", "ATENDE_SENTRY_DSN"} <= set(from_secrets)
     generated = [r for r in secret_resources.values() if "GenerateSecretString" in r["Properties"]]
     assert len(generated) == 2 and all(r["DeletionPolicy"] == "Retain" for r in generated)
@@ -217,8 +219,40 @@ def test_the_execution_role_reads_exactly_the_secrets_the_tasks_use(template: di
     (reads,) = [s for s in statements["Statement"] if s["Action"] == "secretsmanager:GetSecretValue"]
     allowed = {frozenset(refs(r)) for r in unconditional(reads["Resource"])}
     assert used == allowed
+
+
+def test_the_media_bucket_is_private_encrypted_and_the_tasks_only_right(template: dict[str, Any]) -> None:
+    (name,) = resources(template, "AWS::S3::Bucket")
+    bucket = template["Resources"][name]
+    assert bucket["DeletionPolicy"] == "Retain"  # customers' files outlive the stack
+    properties = bucket["Properties"]
+    assert set(properties["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(properties["PublicAccessBlockConfiguration"]) == 4
+    [encryption] = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    (policy,) = resources(template, "AWS::S3::BucketPolicy").values()
+    [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+
+    # the task role: the media bucket's objects, and listing that bucket; nothing else
     task_role = template["Resources"]["TaskRole"]["Properties"]
-    assert "Policies" not in task_role and "ManagedPolicyArns" not in task_role  # the app calls no AWS API
+    assert "ManagedPolicyArns" not in task_role
+    [policy_] = task_role["Policies"]
+    grants = {
+        (tuple(sorted(a if isinstance(a, list) else [a])), str(s["Resource"]))
+        for s in policy_["PolicyDocument"]["Statement"]
+        for a in [s["Action"]]
+        if s["Effect"] == "Allow"
+    }
+    assert grants == {
+        (("s3:DeleteObject", "s3:GetObject", "s3:PutObject"), str({"Fn::Sub": "${MediaBucket.Arn}/*"})),
+        (("s3:ListBucket",), str({"Fn::GetAtt": ["MediaBucket", "Arn"]})),
+    }
+    for service, task in SERVICES.items():
+        (container,) = containers(template, task)
+        env = {e["Name"]: e["Value"] for e in unconditional(container["Environment"])}
+        assert env["ATENDE_MEDIA_BACKEND"] == "s3", service
+        assert refs(env["ATENDE_MEDIA_S3_BUCKET"]) == {name}, service
 
 
 def test_the_services_start_only_after_the_migration_ran(template: dict[str, Any]) -> None:

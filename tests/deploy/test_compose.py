@@ -173,3 +173,13 @@ def test_the_example_environment_holds_no_real_secret() -> None:
             assert value.startswith("change-me"), f"{key} in .env.example must be a placeholder"
     ignored = run("git", "check-ignore", "-q", str(DEPLOY / ".env"))
     assert ignored.returncode == 0, "deploy/.env must be git-ignored"
+
+
+def test_every_api_and_worker_replica_shares_one_media_folder(resolved: dict[str, Any]) -> None:
+    # a worker stores a customer's photo; whichever api replica the agent reaches serves it
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    [media_dir] = re.findall(r"ATENDE_MEDIA_DIR=(\S+)", dockerfile)
+    for service in ("api", "worker"):
+        mounts = {v["target"]: v for v in resolved["services"][service]["volumes"]}
+        assert mounts[media_dir]["type"] == "volume" and mounts[media_dir]["source"] == "media_data", service
+    assert "media_data" in resolved["volumes"]

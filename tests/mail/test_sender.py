@@ -5,8 +5,6 @@ sends it."""
 from __future__ import annotations
 
 import smtplib
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -15,6 +13,7 @@ import pytest
 from atende.config import Settings
 from atende.mail import sender
 from tests.conftest import free_port
+from tests.fixtures import servers
 from tests.fixtures.mail import MailSink
 
 MAIL = sender.Mail(to="ana@example.com", subject="Olá", text="Um link: http://x/app/join/abc")
@@ -23,28 +22,8 @@ MAIL = sender.Mail(to="ana@example.com", subject="Olá", text="Um link: http://x
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """Accepts connections and never says a word (a stuck server or a black-holing firewall)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join(timeout=5)
-    for conn in held:
-        conn.close()
-    listener.close()
+    with servers.silent_server() as port:
+        yield port
 
 
 def test_a_server_that_never_answers_fails_within_the_timeout(settings: Settings, silent_server: int) -> None:

@@ -57,19 +57,22 @@ async def test_liveness_answers_ok(live_server: str) -> None:
     assert r.json() == {"status": "ok"}
 
 
-async def test_readiness_reports_each_check_ok_when_everything_is_up(live_server: str) -> None:
+async def test_readiness_reports_each_check_ok_when_everything_is_up(
+    live_server: str, settings: Settings
+) -> None:
     async with httpx.AsyncClient(base_url=live_server, timeout=10) as client:
         r = await client.get("/health/ready")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["failing"] == []
-    assert set(body["checks"]) == {"database", "migrations", "job_backlog", "llm", "credentials"}
+    assert set(body["checks"]) == {"database", "migrations", "job_backlog", "media", "llm", "credentials"}
     # the credentials are other tests' companies' (endpoints long stopped): they may only degrade
     assert body["status"] in ("ok", "degraded")
     assert body["degraded"] in ([], ["credentials"])
     assert all(check["ok"] for name, check in body["checks"].items() if name != "credentials"), body
     assert body["checks"]["migrations"]["detail"] == f"at {migrate.head_revision()}"
     assert "waiting" in body["checks"]["job_backlog"]["detail"]
+    assert body["checks"]["media"]["detail"] == f"local folder {settings.media_root}, writable"
 
 
 # --- readiness against databases in other states -------------------------------------------------

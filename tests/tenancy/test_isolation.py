@@ -30,6 +30,7 @@ from atende.tenancy.models import Role
 from atende.tenancy.service import Principal
 from tests.conftest import CompanyCtx, ask
 from tests.fixtures.dashboard import add_person, csrf_of, signed_in
+from tests.fixtures.media import keep_file
 
 BIKES_DOC = (
     "# Bicicletas\n\n## Modelos\n\nVendemos bicicletas urbanas e mountain bikes, aro 26 e aro 29, "
@@ -78,6 +79,7 @@ ATTACKS = [
     Attack("PATCH", "/v1/channel-accounts/{account_id}", body={"enabled": False}),
     Attack("DELETE", "/v1/channel-accounts/{account_id}"),
     Attack("DELETE", "/v1/api-keys/{key_id}"),
+    Attack("GET", "/v1/media/{media_id}"),
     # web chat: A's widget key with B's conversation and B's own visitor token
     Attack(
         "GET",
@@ -120,6 +122,7 @@ DASHBOARD_ATTACKS = [
     Attack("GET", "/app/conversations/{conversation_id}/canned/render", params={"code": "prazo"}),
     Attack("POST", "/app/conversations/{conversation_id}/suggestion"),
     Attack("POST", "/app/conversations/{conversation_id}/typing"),
+    Attack("GET", "/app/media/{media_id}"),
     Attack("GET", "/app/settings/widget", params={"account": "{account_id}"}),
     Attack("GET", "/app/settings/widget/preview", params={"account": "{account_id}", "title": "A's"}),
     Attack("POST", "/app/settings/widget/preview", body={"account": "{account_id}", "title": "A's"}),
@@ -157,7 +160,7 @@ ID_PARAMETER = re.compile(r"\{\w*id\}")
 @dataclass(frozen=True)
 class Victim:
     """Company B with a bit of everything: a KB, an answered API conversation (labelled), a
-    web chat conversation, a webhook endpoint."""
+    web chat conversation, a webhook endpoint, a stored file."""
 
     company: CompanyCtx
     conversation_id: str
@@ -172,6 +175,7 @@ class Victim:
     invitation_id: str
     team_id: str
     key_id: str
+    media_id: str
 
     def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
         return {
@@ -186,6 +190,7 @@ class Victim:
             "invitation_id": self.invitation_id,
             "team_id": self.team_id,
             "key_id": self.key_id,
+            "media_id": self.media_id,
         }
 
 
@@ -230,6 +235,7 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         f"/v1/conversations/{body['conversation_id']}/labels", json={"label": label["id"]}
     )
     assert r.status_code == 200, r.text
+    media = await keep_file(runtime, b.id, b"B's photo", "image/png", "b.png")
     return Victim(
         company=b,
         conversation_id=body["conversation_id"],
@@ -244,6 +250,7 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         invitation_id=str(invitation.id),
         team_id=team_id,
         key_id=key_id,
+        media_id=str(media.id),
     )
 
 

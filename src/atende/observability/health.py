@@ -1,5 +1,5 @@
-"""Liveness and deep readiness: database, pending migrations, the job backlog, LLM circuits
-and the external credentials companies configured.
+"""Liveness and deep readiness: database, pending migrations, the job backlog, LLM circuits,
+the media store and the external credentials companies configured.
 
 A check is *critical* when this instance cannot serve without it (database, migrations):
 one failing makes the instance unready (503, ``status: fail``, named in ``failing``). The
@@ -7,7 +7,9 @@ others only *degrade* it (200, ``status: degraded``, named in ``degraded``): an 
 circuit falls back to the extractive answerer, a company's rejected key is that company's
 to fix, and a job backlog older than ``ATENDE_JOB_BACKLOG_MAX_AGE_SECONDS`` is the
 workers' to drain: taking API instances out of the load balancer for it would stop
-intake for every company and drain nothing (the ``JobBacklog`` alert calls a person).
+intake for every company and drain nothing (the ``JobBacklog`` alert calls a person). The
+media store (a folder or a bucket) degrades too: text keeps flowing without it, and every
+instance shares the same store, so leaving the load balancer would fix nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.migrate import current_revision, head_revision, is_known
 from atende.jobs.queue import backlog
+from atende.media.service import media_store
 from atende.observability import credentials, metrics
 from atende.observability.logging import describe
 from atende.runtime import LLM_CIRCUITS, Runtime
@@ -77,6 +80,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, list[Check]]:
     """Every check, each named: a failure is reported as that check failing, never raised.
     ``True`` when every critical check passes."""
     checks: list[Check] = []
+    media = asyncio.create_task(_media(runtime))  # alongside the database's checks, same budget
     running = "database"
     try:
         async with asyncio.timeout(TIMEOUT_SECONDS), runtime.db.transaction() as session:
@@ -93,6 +97,7 @@ async def readiness(runtime: Runtime) -> tuple[bool, list[Check]]:
     except Exception as exc:  # unreachable or too slow: a failed check, not a 500
         checks = [c for c in checks if c.name != running]
         checks.append(Check(running, False, describe(exc)))
+    checks.append(await media)
     checks.append(_llm(runtime))
     try:
         monitor = credentials.monitor_for(runtime)
@@ -100,6 +105,18 @@ async def readiness(runtime: Runtime) -> tuple[bool, list[Check]]:
     except Exception as exc:  # the monitor's own failure: said, never a 500 (nor critical)
         checks.append(Check("credentials", False, f"the check failed: {describe(exc)}", critical=False))
     return all(c.ok for c in checks if c.critical), checks
+
+
+async def _media(runtime: Runtime) -> Check:
+    """Whether the media store can keep files now (a writable folder, a reachable bucket)."""
+    try:
+        async with asyncio.timeout(TIMEOUT_SECONDS):
+            detail = await media_store(runtime).check()
+    except TimeoutError:
+        return Check("media", False, f"no answer within {TIMEOUT_SECONDS}s", critical=False)
+    except Exception as exc:  # said, never a 500 (nor critical)
+        return Check("media", False, getattr(exc, "message", None) or describe(exc), critical=False)
+    return Check("media", True, detail, critical=False)
 
 
 def _llm(runtime: Runtime) -> Check:
