@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -296,40 +296,40 @@ async def _act(member: Member, conversation_id: uuid.UUID, notice: str, work: An
     return await _after(member, conversation_id, notice)
 
 
-@router.post("/conversations/{conversation_id}/reply")
-async def reply(member: AgentPage, conversation_id: uuid.UUID, text: Text = "") -> Response:
+async def _write(
+    member: Member,
+    conversation_id: uuid.UUID,
+    text: str,
+    notice: str,
+    write: Callable[..., Awaitable[Any]],
+    **person: uuid.UUID | None,
+) -> Response:
+    """A reply or a note: ``text`` checked against the company's message limit, then written
+    by ``write`` as the signed-in agent; ``person`` names them as that service asks (the
+    reply's assignee, the note's author)."""
     tenant = member.tenant
 
     async def work(session: AsyncSession) -> None:
         body = conversations.clean_text(text, tenant.runtime.settings.max_message_chars)
-        await conversations.post_agent_reply(
-            session,
-            tenant.runtime.jobs,
-            conversation_id,
-            text=body,
-            agent_id=tenant.actor_id,
-            assignee_id=tenant.principal.user_id,
+        await write(
+            session, tenant.runtime.jobs, conversation_id, text=body, agent_id=tenant.actor_id, **person
         )
 
-    return await _act(member, conversation_id, "reply", work)
+    return await _act(member, conversation_id, notice, work)
+
+
+@router.post("/conversations/{conversation_id}/reply")
+async def reply(member: AgentPage, conversation_id: uuid.UUID, text: Text = "") -> Response:
+    me = member.tenant.principal.user_id
+    return await _write(
+        member, conversation_id, text, "reply", conversations.post_agent_reply, assignee_id=me
+    )
 
 
 @router.post("/conversations/{conversation_id}/note")
 async def note(member: AgentPage, conversation_id: uuid.UUID, text: Text = "") -> Response:
-    tenant = member.tenant
-
-    async def work(session: AsyncSession) -> None:
-        body = conversations.clean_text(text, tenant.runtime.settings.max_message_chars)
-        await conversations.add_note(
-            session,
-            tenant.runtime.jobs,
-            conversation_id,
-            text=body,
-            agent_id=tenant.actor_id,
-            author_user_id=tenant.principal.user_id,
-        )
-
-    return await _act(member, conversation_id, "note", work)
+    me = member.tenant.principal.user_id
+    return await _write(member, conversation_id, text, "note", conversations.add_note, author_user_id=me)
 
 
 @router.post("/conversations/{conversation_id}/assign")

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Response
 
 from atende.dashboard.auth import AdminPage, Member
 from atende.dashboard.forms import attempt
-from atende.dashboard.shown_once import show_once, take_shown
+from atende.dashboard.shown_once import create_shown_once, take_shown
 from atende.dashboard.web import PageRoute, redirect, render
 from atende.errors import InvalidInput
 from atende.tenancy import service as tenancy
@@ -76,11 +76,9 @@ async def create_key(
     async def again(status: int, error: str) -> Response:
         return await _page(member, status=status, error=error, form={"name": name, "role": role})
 
-    created = await attempt(member.visitor, work(), again)
-    if isinstance(created, Response):
-        return created
-    show_once(member.visitor, SHOWN, *created)
-    return redirect(HOME, notice="api_key_created")
+    return await create_shown_once(
+        member.visitor, work(), again, kind=SHOWN, then=lambda _prefix: HOME, notice="api_key_created"
+    )
 
 
 @router.post("/settings/api-keys/{key_id}/revoke")

@@ -8,11 +8,11 @@ own schema. A web chat account links to its widget's appearance page."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable
-from typing import Annotated
+from collections.abc import Awaitable, Mapping
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Form, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from atende.channels import accounts, registry
 from atende.channels.accounts_api import ChannelAccountIn, ChannelAccountPatch
@@ -22,6 +22,7 @@ from atende.dashboard.web import PageRoute, gettext, redirect, render
 from atende.errors import Conflict
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+Checked = TypeVar("Checked", bound=BaseModel)
 
 HOME = "/app/settings/channels"
 SECRET_FIELD = "secret_"  # noqa: S105 (a form's secret inputs: secret_<the channel's secret field>)
@@ -72,6 +73,15 @@ def _problem(member: Member, exc: ValidationError) -> Refused:
     return Refused(_("Choose a channel."))
 
 
+def _checked(member: Member, model: type[Checked], typed: Mapping[str, object]) -> Checked:
+    """``typed`` read as ``model`` (the API's own request model, so the page and the API accept
+    the same); what it refuses, refused in the page's words."""
+    try:
+        return model.model_validate(typed)
+    except ValidationError as exc:
+        raise _problem(member, exc) from None
+
+
 async def _attempt(
     member: Member, work: Awaitable[None], form: dict[str, str] | None = None
 ) -> Response | None:
@@ -98,17 +108,13 @@ async def create_account(
 ) -> Response:
     async def work() -> None:
         secrets = await _secrets(request, kind) if registry.find(kind) else {}
-        try:
-            checked = ChannelAccountIn.model_validate(
-                {
-                    "kind": kind,
-                    "external_id": external_id.strip(),
-                    "display_name": display_name.strip(),
-                    "secrets": secrets,
-                }
-            )
-        except ValidationError as exc:
-            raise _problem(member, exc) from None
+        typed = {
+            "kind": kind,
+            "external_id": external_id.strip(),
+            "display_name": display_name.strip(),
+            "secrets": secrets,
+        }
+        checked = _checked(member, ChannelAccountIn, typed)
         async with member.tenant.transaction() as session:
             await accounts.create(
                 session,
@@ -125,10 +131,7 @@ async def create_account(
 
 async def _update(member: Member, account_id: uuid.UUID, notice: str, **changes: object) -> Response:
     async def work() -> None:
-        try:
-            checked = ChannelAccountPatch.model_validate(changes)
-        except ValidationError as exc:
-            raise _problem(member, exc) from None
+        checked = _checked(member, ChannelAccountPatch, changes)
         async with member.tenant.transaction() as session:
             await accounts.update(
                 session,

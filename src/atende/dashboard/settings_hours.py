@@ -296,22 +296,37 @@ def _day(value: str, field: str) -> date:
         raise InvalidInput(f"{field}: '{value}' is not a date as YYYY-MM-DD", field=field) from None
 
 
+async def _add_on_date(
+    member: Member,
+    day: str,
+    edit: Callable[[dict[str, Any], date], dict[str, Any]],
+    *,
+    field: str,
+    values: dict[str, str],
+    notice: str,
+) -> Response:
+    """Add something dated (a closed date, special hours): a date that does not read is shown
+    beside ``field``'s form, with what was typed kept; else ``edit`` gets the hours and the
+    date, as ``_edit`` applies it."""
+    try:
+        chosen = _day(day, "date")
+    except InvalidInput as exc:
+        return await _holidays_page(member, status=422, errors={field: beside(exc)}, values=values)
+    return await _edit(member, lambda hours: edit(hours, chosen), field=field, values=values, notice=notice)
+
+
 @router.post("/settings/holidays/closed")
 async def add_closed_date(
     member: AdminPage,
     day: Annotated[str, Form(alias="date", max_length=20)] = "",
     name: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    values = {"closed_date": day, "closed_name": name}
-    try:
-        chosen = _day(day, "date")
-    except InvalidInput as exc:
-        return await _holidays_page(member, status=422, errors={"closed": beside(exc)}, values=values)
-    return await _edit(
+    return await _add_on_date(
         member,
-        lambda hours: teams.with_closed_date(hours, chosen, name),
+        day,
+        lambda hours, chosen: teams.with_closed_date(hours, chosen, name),
         field="closed",
-        values=values,
+        values={"closed_date": day, "closed_name": name},
         notice="closed_date_added",
     )
 
@@ -342,14 +357,11 @@ async def add_special_hours(member: AdminPage, request: Request) -> Response:
     for i, slot in enumerate(slots):
         values |= {f"special-{i}-start": slot.start, f"special-{i}-end": slot.end}
         values |= {f"special-{i}-overnight": "on"} if slot.overnight else {}
-    try:
-        chosen = _day(day, "date")
-    except InvalidInput as exc:
-        return await _holidays_page(member, status=422, errors={"special": beside(exc)}, values=values)
     intervals = [slot.as_json() for slot in slots if not slot.blank]
-    return await _edit(
+    return await _add_on_date(
         member,
-        lambda hours: teams.with_special_hours(hours, chosen, intervals),
+        day,
+        lambda hours, chosen: teams.with_special_hours(hours, chosen, intervals),
         field="special",
         values=values,
         notice="special_hours_added",

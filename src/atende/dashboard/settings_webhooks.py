@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Query, Response
 from atende.dashboard.auth import AdminPage, Member
 from atende.dashboard.forms import attempt
 from atende.dashboard.i18n import N_
-from atende.dashboard.shown_once import show_once, take_shown
+from atende.dashboard.shown_once import create_shown_once, take_shown
 from atende.dashboard.web import PageRoute, redirect, render
 from atende.webhooks import service as webhooks
 
@@ -48,6 +48,10 @@ EVENT_NAMES = {
     "conversation.unsnoozed": N_("A snoozed conversation woke up"),
     "note.created": N_("A private note was written"),
 }
+
+
+def _endpoint_url(endpoint_id: str) -> str:
+    return f"{HOME}/{endpoint_id}"
 
 
 def _events() -> list[tuple[str, str]]:
@@ -133,11 +137,14 @@ async def create_endpoint(
     async def again(status: int, error: str) -> Response:
         return await _list_page(member, status=status, error=error, form={"url": url, "events": chosen})
 
-    created = await attempt(member.visitor, work(), again)
-    if isinstance(created, Response):
-        return created
-    show_once(member.visitor, SHOWN, *created)
-    return redirect(f"{HOME}/{created[0]}", notice="webhook_created")
+    return await create_shown_once(
+        member.visitor,
+        work(),
+        again,
+        kind=SHOWN,
+        then=_endpoint_url,
+        notice="webhook_created",
+    )
 
 
 @router.get("/settings/webhooks/{endpoint_id}")
@@ -199,7 +206,7 @@ async def rotate_secret(
 ) -> Response:
     runtime = member.visitor.runtime
 
-    async def work() -> str:
+    async def work() -> tuple[str, str]:
         try:
             grace = int(grace_seconds) if grace_seconds else runtime.settings.webhook_secret_grace_seconds
         except ValueError:
@@ -208,16 +215,19 @@ async def rotate_secret(
             _endpoint, secret = await webhooks.rotate_secret(
                 session, endpoint_id, secret_key=runtime.secret_key, grace_seconds=grace, now=runtime.clock()
             )
-            return secret
+            return str(endpoint_id), secret
 
     async def again(status: int, error: str) -> Response:
         return await _endpoint_page(member, endpoint_id, status=status, error=error)
 
-    secret = await attempt(member.visitor, work(), again)
-    if isinstance(secret, Response):
-        return secret
-    show_once(member.visitor, SHOWN, str(endpoint_id), secret)
-    return redirect(f"{HOME}/{endpoint_id}", notice="webhook_rotated")
+    return await create_shown_once(
+        member.visitor,
+        work(),
+        again,
+        kind=SHOWN,
+        then=_endpoint_url,
+        notice="webhook_rotated",
+    )
 
 
 @router.post("/settings/webhooks/{endpoint_id}/delete")

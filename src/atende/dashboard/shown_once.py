@@ -7,8 +7,13 @@ secret is never in a URL, a log or the database in the clear."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+
+from fastapi import Response
 
 from atende.dashboard.auth import Visitor
+from atende.dashboard.forms import Again, attempt
+from atende.dashboard.web import redirect
 from atende.tenancy.crypto import decrypt_secret, encrypt_secret
 
 COOKIE = "atende_once"
@@ -35,3 +40,23 @@ def take_shown(current: Visitor, kind: str) -> tuple[str, str] | None:
         return None
     current.delete_cookie(COOKIE)
     return str(subject), str(secret)
+
+
+async def create_shown_once(
+    current: Visitor,
+    work: Awaitable[tuple[str, str]],
+    again: Again,
+    *,
+    kind: str,
+    then: Callable[[str], str],
+    notice: str,
+) -> Response:
+    """A form that makes a secret (a new API key, a webhook's secret, a rotated one): ``work``
+    answers ``(subject, secret)``; refused, ``again``'s page says why; else the secret waits
+    for the next page and the form redirects to ``then(subject)`` with ``notice``."""
+    made = await attempt(current, work, again)
+    if isinstance(made, Response):
+        return made
+    subject, secret = made
+    show_once(current, kind, subject, secret)
+    return redirect(then(subject), notice=notice)
