@@ -21,7 +21,9 @@ filters' choices; ``/app/conversations/{id}``: the whole page). Target: p95 unde
 each. Then live updates (``GET /app/live``, Server-Sent Events) through the same server: N
 screens on one conversation and N on the inbox, signed in as the company's agents, and for a
 customer's message (the API channel), a note, resolve and reopen (the page's forms) the time
-from the request's start to each screen hearing its event (``--fanout 1,25,100``).
+from the request's start to each screen hearing its event (``--fanout 1,25,100``). And the
+settings pages, signed in as the company's admin, the busiest webhook's delivery log holding
+``--deliveries`` (50,000) deliveries with their attempts (its first page and one halfway down).
 ``--quick`` is a small run for development.
 
 Run from the project root: ``.venv/bin/python -m benchmarks.dashboard --help``.
@@ -1572,8 +1574,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="p50/p95 of the inbox's list (every view and filter, text search included), its "
         "counts, a second page and the conversation view, over a company of 100,000 conversations "
         "and 1,000,000 messages beside a second company; through the service functions and the "
-        "HTTP API of `atende serve`. Starts a throw-away embedded PostgreSQL unless --database-url "
-        "is given.",
+        "HTTP API of `atende serve`; then the dashboard's pages (inbox, conversation, settings) "
+        "signed in, and live updates to many screens. Starts a throw-away embedded PostgreSQL "
+        "unless --database-url is given.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--conversations", type=int, default=100_000, help="the company's conversations")
