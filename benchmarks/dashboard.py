@@ -21,7 +21,9 @@ filters' choices; ``/app/conversations/{id}``: the whole page). Target: p95 unde
 each. Then live updates (``GET /app/live``, Server-Sent Events) through the same server: N
 screens on one conversation and N on the inbox, signed in as the company's agents, and for a
 customer's message (the API channel), a note, resolve and reopen (the page's forms) the time
-from the request's start to each screen hearing its event (``--fanout 1,25,100``).
+from the request's start to each screen hearing its event (``--fanout 1,25,100``). And the
+settings pages, signed in as the company's admin, the busiest webhook's delivery log holding
+``--deliveries`` (50,000) deliveries with their attempts (its first page and one halfway down).
 ``--quick`` is a small run for development.
 
 Run from the project root: ``.venv/bin/python -m benchmarks.dashboard --help``.
@@ -59,6 +61,7 @@ from atende.teams import service as teams
 from atende.tenancy import service as tenancy
 from atende.tenancy.models import Membership, Role, User
 from atende.tenancy.service import Principal
+from atende.webhooks import service as webhooks
 from benchmarks.common import (
     QUESTION_FILES,
     add_data_dir_argument,
@@ -128,6 +131,8 @@ class Company:
     label_ids: list[uuid.UUID]
     label_names: list[str]
     agent_password: str = ""  # agent 0's: the dashboard's pages are measured signed in as them
+    admin_email: str = ""  # an admin with the same password: the settings pages are measured as them
+    webhook_ids: list[uuid.UUID] = field(default_factory=list)  # the busiest first
     fill_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -189,7 +194,16 @@ async def create_company(db: Database, secret_key: str, label: str, sizes: Sizes
             await session.flush()
             session.add(Membership(company_id=company.id, user_id=user.id, role=Role.agent.value))
             users.append(user)
+        # an admin (the settings pages are theirs), signing in with the same password
+        admin = User(email=f"admin@{slug}.example", name="Admin Bench", password_hash=first.password_hash)
+        session.add(admin)
         await session.flush()
+        session.add(Membership(company_id=company.id, user_id=admin.id, role=Role.admin.value))
+        await session.flush()
+        for name in ("ERP", "Loja virtual", "Relatórios"):  # what the API keys page lists
+            await tenancy.create_api_key(
+                session, secret_key=secret_key, company_id=company.id, name=name, role=Role.admin
+            )
         _key, agent_key = await tenancy.create_api_key(
             session,
             secret_key=secret_key,
@@ -210,6 +224,22 @@ async def create_company(db: Database, secret_key: str, label: str, sizes: Sizes
         label_rows = [
             await label_service.create_label(session, name=f"etiqueta-{n + 1}") for n in range(sizes.labels)
         ]
+        # the webhooks the settings pages list; their deliveries are ``fill_deliveries``'
+        endpoints = [
+            (
+                await webhooks.create_endpoint(
+                    session,
+                    secret_key=secret_key,
+                    url=f"https://{host}.{slug}.example/atende/webhook",
+                    events=events,
+                    allow_private=True,  # never called: no name to resolve
+                )
+            )[0]
+            for host, events in (
+                ("erp", list(webhooks.EVENTS)),
+                ("crm", ["conversation.state_changed", "conversation.handoff"]),
+            )
+        ]
     return Company(
         id=company.id,
         slug=slug,
@@ -223,6 +253,8 @@ async def create_company(db: Database, secret_key: str, label: str, sizes: Sizes
         label_ids=[label.id for label in label_rows],
         label_names=[label.name for label in label_rows],
         agent_password=password,
+        admin_email=f"admin@{slug}.example",
+        webhook_ids=[e.id for e in endpoints],
     )
 
 
@@ -300,6 +332,61 @@ SELECT id, (%(labels)s::uuid[])[1 + floor(%(nlabels)s * power(r_label, 3))::int]
  WHERE r < CASE WHEN k = 1 THEN 0.3 ELSE 0.1 END
 ON CONFLICT DO NOTHING;
 """
+
+
+# a webhook's deliveries over the last 90 days, as ``atende_emit`` queues them and the task
+# leaves them: most delivered at once, some after a 503, a few failed after six tries (each
+# attempt a row); the payload as sent (a message's text included)
+FILL_DELIVERIES = """
+CREATE TEMP TABLE bench_deliveries AS
+SELECT gen_random_uuid() AS id, now() - r_when * interval '90 days' AS created_at,
+       CASE WHEN r_event < 0.7 THEN 'message.created' WHEN r_event < 0.9 THEN 'conversation.state_changed'
+            ELSE 'conversation.handoff' END AS event_type,
+       CASE WHEN r_status < 0.985 THEN 'delivered' ELSE 'failed' END AS status,
+       CASE WHEN r_status < 0.95 THEN 1 WHEN r_status < 0.985 THEN 2 ELSE 6 END AS attempts
+  FROM (SELECT random() AS r_when, random() AS r_event, random() AS r_status
+          FROM generate_series(1, %(deliveries)s) OFFSET 0) AS g;
+
+INSERT INTO webhook_deliveries
+       (id, created_at, company_id, endpoint_id, event_type, payload, status, attempts, delivered_at)
+SELECT id, created_at, %(company)s, %(endpoint)s, event_type,
+       jsonb_build_object(
+           'id', id::text, 'type', event_type, 'company_id', %(company)s::text,
+           'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'data', jsonb_build_object(
+               'conversation_id', gen_random_uuid()::text, 'message_id', gen_random_uuid()::text,
+               'channel', 'webchat', 'author', 'customer',
+               'text', 'Olá, comprei um produto na semana passada e ainda não chegou. Podem verificar?')),
+       status, attempts,
+       CASE WHEN status = 'delivered' THEN created_at + (attempts - 1) * interval '30 seconds' END
+  FROM bench_deliveries;
+
+INSERT INTO webhook_attempts
+       (id, created_at, company_id, delivery_id, number, status_code, error, duration_ms)
+SELECT gen_random_uuid(), d.created_at + (k - 1) * interval '30 seconds', %(company)s, d.id, k,
+       CASE WHEN d.status = 'delivered' AND k = d.attempts THEN 200 WHEN k %% 2 = 1 THEN 503 END,
+       CASE WHEN d.status = 'delivered' AND k = d.attempts THEN NULL WHEN k %% 2 = 1 THEN 'HTTP 503'
+            ELSE 'no answer within 10 s' END,
+       20 + random() * 300
+  FROM bench_deliveries d, generate_series(1, d.attempts) AS k;
+
+DROP TABLE bench_deliveries;
+"""
+
+
+def fill_deliveries(url: str, company: Company, deliveries: int, *, seed: float) -> None:
+    """Write the company's webhook deliveries and their attempts: ``deliveries`` to its first
+    endpoint, a twentieth as many to its second."""
+    started = time.monotonic()
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute("SELECT setseed(%s)", (seed,))
+        for endpoint, n in zip(company.webhook_ids, (deliveries, deliveries // 20), strict=True):
+            params = {"company": company.id, "endpoint": endpoint, "deliveries": n}
+            for statement in FILL_DELIVERIES.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement, params)
+        conn.commit()
+    company.fill_seconds["webhook deliveries"] = round(time.monotonic() - started, 1)
 
 
 def fill(
@@ -384,7 +471,14 @@ def vacuum_analyze(url: str, timings: dict[str, float]) -> None:
     """What autovacuum would have done by the time a company had this many messages."""
     started = time.monotonic()
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        for table in ("contacts", "conversations", "messages", "conversation_labels"):
+        for table in (
+            "contacts",
+            "conversations",
+            "messages",
+            "conversation_labels",
+            "webhook_deliveries",
+            "webhook_attempts",
+        ):
             conn.execute(f"VACUUM (ANALYZE) {table}")
     timings["vacuum analyze"] = round(time.monotonic() - started, 1)
 
@@ -514,6 +608,62 @@ def page_cases(company: Company, terms: Terms) -> list[Case]:
     ]
 
 
+def settings_cases(company: Company, older_than: uuid.UUID | None) -> list[Case]:
+    """The settings pages (an admin's), each with what it reads: the index; the company's
+    profile, hours, holidays, handoff rules; the web chat widget's form and its preview (with
+    a form's colours, as the page's script asks while one types); the teams and one team; the
+    bot; the API keys; the webhooks and the busiest one's delivery log (its first page, and a
+    page halfway down: ``older_than``, a delivery of that page's start); the channels."""
+    hook = company.webhook_ids[0]
+    preview = {
+        "primary_color": "#7a1f5c",
+        "primary_text_color": "#ffffff",
+        "accent_color": "#0f766e",
+        "title": "Loja da Olga",
+        "greeting_pt_br": "Olá! Como podemos ajudar?",
+        "handoff_button": "true",
+        "preview_lang": "pt",
+    }
+    found = [
+        Case("settings: index", "settings", {"path": "/app/settings"}),
+        Case("settings: company", "settings", {"path": "/app/settings/company"}),
+        Case("settings: hours", "settings", {"path": "/app/settings/hours"}),
+        Case("settings: holidays", "settings", {"path": "/app/settings/holidays"}),
+        Case("settings: handoff", "settings", {"path": "/app/settings/handoff"}),
+        Case("settings: widget", "settings", {"path": "/app/settings/widget"}),
+        Case(
+            "settings: widget preview", "settings", {"path": "/app/settings/widget/preview", "query": preview}
+        ),
+        Case("settings: teams", "settings", {"path": "/app/settings/teams"}),
+        Case("settings: a team", "settings", {"path": f"/app/settings/teams/{company.team_ids[0]}"}),
+        Case("settings: bot", "settings", {"path": "/app/settings/bot"}),
+        Case("settings: api keys", "settings", {"path": "/app/settings/api-keys"}),
+        Case("settings: webhooks", "settings", {"path": "/app/settings/webhooks"}),
+        Case("settings: a webhook's log", "settings", {"path": f"/app/settings/webhooks/{hook}"}),
+    ]
+    if older_than is not None:
+        found.append(
+            Case(
+                "settings: a webhook's log, halfway down",
+                "settings",
+                {"path": f"/app/settings/webhooks/{hook}", "query": {"before": str(older_than)}},
+            )
+        )
+    found.append(Case("settings: channels", "settings", {"path": "/app/settings/channels"}))
+    return found
+
+
+def delivery_halfway(url: str, endpoint_id: uuid.UUID) -> uuid.UUID | None:
+    """The delivery halfway down the endpoint's log (newest first); ``None``: it has none."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT id FROM webhook_deliveries WHERE endpoint_id = %s ORDER BY created_at DESC, id DESC"
+            " OFFSET (SELECT count(*) / 2 FROM webhook_deliveries WHERE endpoint_id = %s) LIMIT 1",
+            (endpoint_id, endpoint_id),
+        ).fetchone()
+    return row[0] if row else None
+
+
 def sign_in(http: httpx.Client, email: str, password: str) -> None:
     """Through the sign-in form, as a browser does (the session cookie stays in ``http``)."""
     form = http.get("/app/login")
@@ -528,18 +678,27 @@ def sign_in(http: httpx.Client, email: str, password: str) -> None:
 
 
 def measure_pages(
-    base_url: str, company: Company, all_cases: Sequence[Case], targets: dict[str, uuid.UUID], *, repeat: int
+    base_url: str,
+    company: Company,
+    all_cases: Sequence[Case],
+    targets: dict[str, uuid.UUID],
+    *,
+    repeat: int,
+    email: str | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, int], list[str]]:
-    """Each page ``repeat`` times through ``atende serve``, signed in as the measured agent
-    (one browser, after one untimed request): request to the last byte of the HTML."""
+    """Each page ``repeat`` times through ``atende serve``, signed in as ``email`` (else the
+    measured agent; one browser, after one untimed request): request to the last byte of the
+    HTML. A page is not followed where it redirects (to sign in, say): an error."""
     timings: dict[str, list[float]] = {}
     sizes: dict[str, int] = {}
     errors: list[str] = []
     with httpx.Client(base_url=base_url, timeout=60, headers={"Accept-Language": "pt-BR"}) as http:
-        sign_in(http, company.agent_emails[0], company.agent_password)
+        sign_in(http, email or company.agent_emails[0], company.agent_password)
         for case in all_cases:
             if "which" in case.params:
                 path, params = f"/app/conversations/{targets[case.params['which']]}", {}
+            elif "path" in case.params:
+                path, params = case.params["path"], case.params.get("query", {})
             else:
                 path, params = "/app/inbox", case.params
 
@@ -1083,6 +1242,8 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     with rebuilt:
         fill(url, company, main_sizes, texts, seed=args.seed % 1)
         fill(url, other, other_sizes, texts, seed=(args.seed + 0.5) % 1, marker=marker)
+    fill_deliveries(url, company, args.deliveries, seed=args.seed % 1)
+    fill_deliveries(url, other, args.deliveries // 10, seed=(args.seed + 0.5) % 1)
     vacuum_analyze(url, shared)
     fill_seconds = round(time.monotonic() - started, 1)
     terms = pick_terms(url, company.id)
@@ -1113,6 +1274,8 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     pages: dict[str, Any] = {"timings": {}, "bytes": {}, "errors": []}
     fanout: list[dict[str, Any]] = []
     the_pages = page_cases(company, terms)
+    the_settings = settings_cases(company, delivery_halfway(url, company.webhook_ids[0]))
+    settings: dict[str, Any] = {"timings": {}, "bytes": {}, "errors": []}
     if not args.no_http:
         port = free_port()
         command, env = atende_command(url, port, secret_key)
@@ -1129,6 +1292,18 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
                     base_url, company, the_pages, service["targets"], repeat=args.repeat
                 )
                 pages = {"timings": page_timings, "bytes": page_bytes, "errors": page_errors}
+                console.print(
+                    f"measuring {len(the_settings)} settings pages × {args.repeat}, signed in (admin)"
+                )
+                settings_timings, settings_bytes, settings_errors = measure_pages(
+                    base_url,
+                    company,
+                    the_settings,
+                    service["targets"],
+                    repeat=args.repeat,
+                    email=company.admin_email,
+                )
+                settings = {"timings": settings_timings, "bytes": settings_bytes, "errors": settings_errors}
                 if args.fanout:
                     console.print(
                         f"measuring live updates to {', '.join(map(str, args.fanout))} screens"
@@ -1166,17 +1341,22 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         worst = max(entry["service_ms"]["p95"], entry.get("http_ms", {}).get("p95", 0.0))
         entry["target_met"] = worst < TARGET_P95_MS
         results[case.name] = entry
-    page_results = {
-        case.name: {
-            "kind": case.kind,
-            "params": case.params,
-            "bytes": pages["bytes"][case.name],
-            "http_ms": summarise(pages["timings"][case.name]),
-            "target_met": summarise(pages["timings"][case.name])["p95"] < TARGET_P95_MS,
+
+    def timed_pages(measured: dict[str, Any], the_cases: Sequence[Case]) -> dict[str, Any]:
+        return {
+            case.name: {
+                "kind": case.kind,
+                "params": case.params,
+                "bytes": measured["bytes"][case.name],
+                "http_ms": summarise(measured["timings"][case.name]),
+                "target_met": summarise(measured["timings"][case.name])["p95"] < TARGET_P95_MS,
+            }
+            for case in the_cases
+            if case.name in measured["timings"]
         }
-        for case in the_pages
-        if case.name in pages["timings"]
-    }
+
+    page_results = timed_pages(pages, the_pages)
+    settings_results = timed_pages(settings, the_settings)
     return {
         "benchmark": "dashboard",
         "machine": machine(load_at_start),
@@ -1187,6 +1367,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "agents": args.agents,
             "teams": args.teams,
             "labels": args.labels,
+            "webhook_deliveries": args.deliveries,
             "other_company": {"conversations": args.other_conversations, "messages": args.other_messages},
             "texts": len(texts),
         },
@@ -1200,12 +1381,16 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "page_size": args.limit,
         "terms": terms.__dict__,
         "target": f"p95 < {TARGET_P95_MS:g} ms (service and HTTP)",
-        "target_met": all(r["target_met"] for r in [*results.values(), *page_results.values()])
+        "target_met": all(
+            r["target_met"] for r in [*results.values(), *page_results.values(), *settings_results.values()]
+        )
         and not http["errors"]
-        and not pages["errors"],
+        and not pages["errors"]
+        and not settings["errors"],
         "results": results,
         "pages": page_results,
-        "http_errors": http["errors"] + pages["errors"],
+        "settings": settings_results,
+        "http_errors": http["errors"] + pages["errors"] + settings["errors"],
         "fanout": fanout,
         "walk": service["walk"],
         "isolation": isolated,
@@ -1251,6 +1436,26 @@ def report(result: dict[str, Any]) -> None:
                 "Dashboard pages through atende serve, signed in (request to the last byte of the HTML)",
                 ("page", "bytes", "p50 ms", "p95 ms", f"p95 < {TARGET_P95_MS:g}"),
                 page_rows,
+            )
+        )
+    if result["settings"]:
+        settings_rows = [
+            (
+                name.removeprefix("settings: "),
+                f"{r['bytes']:,}",
+                ms(r["http_ms"]["p50"]),
+                ms(r["http_ms"]["p95"]),
+                "[green]ok[/green]" if r["target_met"] else "[red]SLOW[/red]",
+            )
+            for name, r in result["settings"].items()
+        ]
+        deliveries = result["sizes"]["webhook_deliveries"]
+        console.print(
+            result_table(
+                "Settings pages through atende serve, signed in as an admin (request to the last byte; "
+                f"the busiest webhook's log holds {deliveries:,} deliveries)",
+                ("settings page", "bytes", "p50 ms", "p95 ms", f"p95 < {TARGET_P95_MS:g}"),
+                settings_rows,
             )
         )
     if result["fanout"]:
@@ -1355,6 +1560,7 @@ QUICK = {
     "messages": 20_000,
     "other_conversations": 200,
     "other_messages": 2_000,
+    "deliveries": 2_000,
     "repeat": 3,
     "fanout": [1, 10],
     "fanout_rounds": 2,
@@ -1368,8 +1574,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="p50/p95 of the inbox's list (every view and filter, text search included), its "
         "counts, a second page and the conversation view, over a company of 100,000 conversations "
         "and 1,000,000 messages beside a second company; through the service functions and the "
-        "HTTP API of `atende serve`. Starts a throw-away embedded PostgreSQL unless --database-url "
-        "is given.",
+        "HTTP API of `atende serve`; then the dashboard's pages (inbox, conversation, settings) "
+        "signed in, and live updates to many screens. Starts a throw-away embedded PostgreSQL "
+        "unless --database-url is given.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--conversations", type=int, default=100_000, help="the company's conversations")
@@ -1380,6 +1587,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=20, help="agents of the company")
     parser.add_argument("--teams", type=int, default=5, help="teams of the company")
     parser.add_argument("--labels", type=int, default=20, help="labels of the company")
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=50_000,
+        help="deliveries in the log of the company's busiest webhook (its second: a twentieth; the "
+        "second company's: a tenth)",
+    )
     parser.add_argument("--repeat", type=int, default=20, help="timed runs of each case (after one untimed)")
     parser.add_argument("--limit", type=int, default=50, help="page size")
     parser.add_argument("--seed", type=float, default=0.42, help="seed of the generated data")
@@ -1419,6 +1633,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--open must be between 0 and --conversations")
     if min(args.fanout_rounds, args.fanout_idle) <= 0:
         parser.error("--fanout-rounds and --fanout-idle must be positive")
+    if args.deliveries < 0:
+        parser.error("--deliveries must not be negative")
     if min(args.conversations, args.agents, args.teams, args.labels, args.repeat, args.limit) < 1:
         parser.error("--conversations, --agents, --teams, --labels, --repeat and --limit must be at least 1")
     return args

@@ -23,6 +23,7 @@ ARGS = [
     "--agents", "4",
     "--teams", "2",
     "--labels", "4",
+    "--deliveries", "300",
     "--repeat", "2",
     "--limit", "20",
     "--fanout", "2",
@@ -62,6 +63,36 @@ def test_the_dashboards_pages_are_timed_signed_in(result: dict[str, Any]) -> Non
         assert r["http_ms"]["n"] == 2, name
         assert r["bytes"] > 2000, name  # a whole page, not a sign-in redirect
     assert any(name.startswith("page: conversation") for name in pages)
+
+
+def test_the_settings_pages_are_timed_signed_in_as_an_admin(result: dict[str, Any]) -> None:
+    settings = result["settings"]
+    team, hook = result["settings"]["settings: a team"], result["settings"]["settings: a webhook's log"]
+    assert {r["params"]["path"] for r in settings.values()} == {
+        "/app/settings",
+        "/app/settings/company",
+        "/app/settings/hours",
+        "/app/settings/holidays",
+        "/app/settings/handoff",
+        "/app/settings/widget",
+        "/app/settings/widget/preview",
+        "/app/settings/teams",
+        team["params"]["path"],
+        "/app/settings/bot",
+        "/app/settings/api-keys",
+        "/app/settings/webhooks",
+        hook["params"]["path"],
+        "/app/settings/channels",
+    }
+    assert result["http_errors"] == []  # each answered 200: a redirect to sign in would be an error
+    for name, r in settings.items():
+        assert r["http_ms"]["n"] == 2, name
+        # a whole page, not a sign-in form or a refusal (the preview: the widget's frame)
+        assert r["bytes"] > (500 if name == "settings: widget preview" else 2000), name
+    # the busiest webhook's log, its first page and one halfway down its 300 deliveries
+    logs = [r for r in settings.values() if r["params"]["path"].startswith("/app/settings/webhooks/")]
+    assert [bool(r["params"].get("query")) for r in logs] == [False, True]
+    assert result["sizes"]["webhook_deliveries"] == 300
 
 
 def test_the_pages_walk_a_view_once_and_the_other_company_never_shows(result: dict[str, Any]) -> None:
