@@ -42,6 +42,7 @@ RETRYABLE_CODES = frozenset(
     }
 )
 TOKEN_REJECTED = 190  # access token expired or revoked
+OUTSIDE_WINDOW = 131047  # more than 24 hours since the customer's last message: a template only
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,25 @@ def text_body(to: str, text: str, *, reply_to: str | None = None) -> dict[str, A
     if reply_to:
         body["context"] = {"message_id": reply_to}
     return body
+
+
+def template_body(to: str, sent: dict[str, Any]) -> dict[str, Any]:
+    """A ``template`` message: ``sent`` is what ``templates.stored`` kept (name, language,
+    the body's parameters; a named one goes with its ``parameter_name``)."""
+    parameters: list[dict[str, str]] = []
+    for parameter in sent.get("parameters") or []:
+        item = {"type": "text", "text": str(parameter.get("value", ""))}
+        name = str(parameter.get("name", ""))
+        if name and not name.isdigit():
+            item["parameter_name"] = name
+        parameters.append(item)
+    template: dict[str, Any] = {
+        "name": str(sent.get("name")),
+        "language": {"code": str(sent.get("language"))},
+    }
+    if parameters:
+        template["components"] = [{"type": "body", "parameters": parameters}]
+    return {"recipient_type": "individual", "to": to, "type": "template", "template": template}
 
 
 async def mark_read(graph: Graph, phone_number_id: str, wamid: str) -> None:
