@@ -123,6 +123,7 @@ NOTICES: dict[str, str] = {
     "availability_offline": N_("You are offline: no new conversations come to you."),
     # after a conversation's action sent without JavaScript (``conversation.NOTICES``)
     "reply": N_("Reply sent."),
+    "template": N_("Template sent."),
     "note": N_("Note added. Only the team sees it."),
     "assign": N_("Assigned."),
     "team": N_("Given to the team: it waits in its queue."),

@@ -174,7 +174,7 @@ def choose(templates: list[Template], name: str, language: str, values: list[str
         )
     if template.unsupported:
         raise InvalidInput(
-            f"template '{name}' cannot be sent from here: {template.unsupported}", field="name"
+            f"that template ('{name}') cannot be sent from here: {template.unsupported}", field="name"
         )
     if len(values) != len(template.parameters):
         raise InvalidInput(
