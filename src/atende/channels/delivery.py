@@ -165,6 +165,14 @@ async def _fail(
     log.warning("delivery.failed", channel=channel, message_id=str(message_id), reason=reason)
 
 
+def credential_fingerprint(row: ChannelAccount) -> str:
+    """The readiness check's name for an account's secrets: equal while they are unchanged
+    (a page finds the account's last verdict by it)."""
+    return hashlib.sha256(
+        "\n".join([row.kind, row.external_id, *sorted((row.secrets or {}).values())]).encode()
+    ).hexdigest()[:16]
+
+
 async def account_credentials(runtime: Runtime) -> list[Credential]:
     """The enabled accounts with secrets, of every registered channel, for ``/health/ready``."""
     async with runtime.db.transaction() as session:
@@ -174,9 +182,7 @@ async def account_credentials(runtime: Runtime) -> list[Credential]:
         channel = registry.find(row.kind)
         if channel is None or not row.secrets:
             continue
-        fingerprint = hashlib.sha256(
-            "\n".join([row.kind, row.external_id, *sorted((row.secrets or {}).values())]).encode()
-        ).hexdigest()[:16]
+        fingerprint = credential_fingerprint(row)
         label = f"{row.kind} {row.display_name or row.external_id}"
         try:
             account = accounts.open_account(channel, row, runtime.secret_key)

@@ -168,6 +168,7 @@ NOTICES: dict[str, str] = {
     "channel_account_disabled": N_("Account disabled: it routes nothing until enabled again."),
     "channel_account_secrets_saved": N_("Secrets saved."),
     "channel_account_deleted": N_("Account deleted."),
+    "whatsapp_connected": N_("WhatsApp number connected. Now set up the webhook in Meta's app (step 6)."),
 }
 
 ROLE_NAMES = {
