@@ -33,6 +33,15 @@ class InvalidInput(AtendeError):
     code = "invalid_input"
 
 
+class OutsideReplyWindow(AtendeError):
+    """A free-form reply the conversation's channel would refuse: the customer's last message
+    is older than the channel's customer-service window (WhatsApp: 24 hours); only an approved
+    template may go out now."""
+
+    status_code = 409
+    code = "outside_reply_window"
+
+
 class Unauthorized(AtendeError):
     status_code = 401
     code = "unauthorized"

@@ -40,6 +40,7 @@ PAGES = {
     "/app/settings/api-keys": Role.admin,
     "/app/settings/webhooks": Role.admin,
     "/app/settings/channels": Role.admin,
+    "/app/settings/whatsapp": Role.admin,
 }
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
 

@@ -75,6 +75,7 @@ class FakeGraphApi(LoopbackServer):
         self.attempts = 0  # send requests, answered or failed
         self.requests = 0  # every request, authorised or not
         self.number_checks = 0  # GET /{phone_number_id} answered (the token checks)
+        self.template_lists = 0  # GET /{waba_id}/message_templates answered
         self._fail_next: list[int | None] = []
         self._fail_to: dict[str, int] = {}
         self.media: dict[str, tuple[bytes, str]] = {}
@@ -88,7 +89,39 @@ class FakeGraphApi(LoopbackServer):
                 "category": "UTILITY",
                 "id": "1000000001",
                 "components": [{"type": "BODY", "text": "Hello {{1}}, how can we help?"}],
-            }
+            },
+            {
+                "name": "order_update",
+                "language": "pt_BR",
+                "status": "APPROVED",
+                "category": "UTILITY",
+                "id": "1000000002",
+                "parameter_format": "NAMED",
+                "components": [
+                    {"type": "HEADER", "format": "TEXT", "text": "Seu pedido"},
+                    {"type": "BODY", "text": "Olá {{name}}, o pedido {{order}} saiu para entrega."},
+                    {"type": "FOOTER", "text": "Loja Exemplo"},
+                ],
+            },
+            {
+                "name": "promo_photo",
+                "language": "pt_BR",
+                "status": "APPROVED",
+                "category": "MARKETING",
+                "id": "1000000003",
+                "components": [
+                    {"type": "HEADER", "format": "IMAGE"},
+                    {"type": "BODY", "text": "Novidades para você!"},
+                ],
+            },
+            {
+                "name": "draft_template",
+                "language": "pt_BR",
+                "status": "PENDING",
+                "category": "UTILITY",
+                "id": "1000000004",
+                "components": [{"type": "BODY", "text": "Ainda em análise"}],
+            },
         ]
         super().__init__()
 
@@ -141,6 +174,8 @@ class FakeGraphApi(LoopbackServer):
                     self.wfile.write(content)
                     return
                 if len(path) == 3 and path[2] == "message_templates":
+                    with fake._lock:
+                        fake.template_lists += 1
                     self.send_json(200, json.dumps({"data": fake.templates, "paging": {}}).encode())
                     return
                 if len(path) == 2 and path[1] in fake.media:

@@ -54,6 +54,12 @@ ATTACKS = [
     Attack("GET", "/v1/conversations/{conversation_id}/messages"),
     Attack("GET", "/v1/conversations/{conversation_id}/traces"),
     Attack("POST", "/v1/conversations/{conversation_id}/replies", body={"text": "A's agent writes to B"}),
+    Attack("GET", "/v1/conversations/{conversation_id}/whatsapp/templates"),
+    Attack(
+        "POST",
+        "/v1/conversations/{conversation_id}/whatsapp/templates",
+        body={"name": "hello_world", "language": "en_US", "parameters": ["B"]},
+    ),
     Attack("POST", "/v1/conversations/{conversation_id}/state", body={"state": "resolved"}),
     Attack("POST", "/v1/conversations/{conversation_id}/assign", body={"agent": "me"}),
     Attack("POST", "/v1/conversations/{conversation_id}/handback"),
@@ -108,6 +114,11 @@ DASHBOARD_ATTACKS = [
     Attack("GET", "/app/conversations/{conversation_id}/traces"),
     Attack("POST", "/app/conversations/{conversation_id}/reply", body={"text": "A's agent writes to B"}),
     Attack("POST", "/app/conversations/{conversation_id}/note", body={"text": "A's note on B"}),
+    Attack(
+        "POST",
+        "/app/conversations/{conversation_id}/template",
+        body={"name": "hello_world", "language": "en_US", "p": "B"},
+    ),
     Attack("POST", "/app/conversations/{conversation_id}/assign", body={"agent": "me"}),
     Attack("POST", "/app/conversations/{conversation_id}/team", body={"team": "suporte"}),
     Attack("POST", "/app/conversations/{conversation_id}/handback"),
@@ -325,6 +336,9 @@ async def test_b_still_reaches_its_own_rows_through_the_same_requests(victim: Vi
             continue
         ids = victim.ids(b, webchat=attack.route.startswith("/widget/"))
         r = await send(b.client, attack, ids)
+        if "/whatsapp/" in attack.route:  # B's conversation is on the API channel: found, not WhatsApp's
+            assert r.status_code == 422 and "templates are WhatsApp's" in r.text, (attack, r.text)
+            continue
         assert r.status_code == 200, (attack, r.text)
 
 

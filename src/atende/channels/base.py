@@ -23,6 +23,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
@@ -94,6 +95,8 @@ class Outbound:
     author: str
     text: str
     reply_to_id: uuid.UUID | None = None
+    # the stored message's meta: what a channel may need beyond the text (a template's name)
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,9 @@ class Channel:
     # True: every company has an account of it, created with the company (the web chat's, by
     # a trigger on ``companies``); its last one cannot be deleted, only disabled
     built_in: ClassVar[bool] = False
+    # how long after the customer's last message the provider still takes a free-form reply
+    # (WhatsApp: 24 hours); an agent's reply after it is refused before it is stored
+    reply_window: ClassVar[timedelta | None] = None
 
     def router(self) -> APIRouter | None:
         return None

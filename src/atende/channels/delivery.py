@@ -121,9 +121,27 @@ async def _prepare(
 ) -> tuple[Account, Outbound]:
     conversation = await session.get_one(Conversation, message.conversation_id)
     contact = await session.get_one(Contact, conversation.contact_id)
+    account = await conversation_account(session, runtime, channel, conversation.id)
+    outbound = Outbound(
+        message_id=message.id,
+        conversation_id=conversation.id,
+        contact_external_id=contact.external_id,
+        author=message.author,
+        text=message.text,
+        reply_to_id=message.reply_to_id,
+        meta=dict(message.meta or {}),
+    )
+    return account, outbound
+
+
+async def conversation_account(
+    session: AsyncSession, runtime: Runtime, channel: Channel, conversation_id: uuid.UUID
+) -> Account:
+    """The account a conversation's messages go out through: the one its customer's latest
+    message arrived through (``Failed``: none, or disabled, or unreadable)."""
     account_id = await session.scalar(
         select(Message.meta[ACCOUNT_META].astext)
-        .where(Message.conversation_id == conversation.id, Message.author == "customer")
+        .where(Message.conversation_id == conversation_id, Message.author == "customer")
         .order_by(Message.seq.desc())
         .limit(1)
     )
@@ -134,18 +152,9 @@ async def _prepare(
     if row is None or not row.enabled:
         raise Failed(f"no enabled {channel.kind} account to send through")
     try:
-        account = accounts.open_account(channel, row, runtime.secret_key)
+        return accounts.open_account(channel, row, runtime.secret_key)
     except ValueError as exc:
         raise Failed(f"the {channel.kind} account cannot be opened: {describe(exc)}") from exc
-    outbound = Outbound(
-        message_id=message.id,
-        conversation_id=conversation.id,
-        contact_external_id=contact.external_id,
-        author=message.author,
-        text=message.text,
-        reply_to_id=message.reply_to_id,
-    )
-    return account, outbound
 
 
 async def _fail(
@@ -154,6 +163,14 @@ async def _fail(
     async with runtime.db.transaction(company_id) as session:
         await conversations.advance_delivery(session, runtime.jobs, message_id, "failed", reason=reason)
     log.warning("delivery.failed", channel=channel, message_id=str(message_id), reason=reason)
+
+
+def credential_fingerprint(row: ChannelAccount) -> str:
+    """The readiness check's name for an account's secrets: equal while they are unchanged
+    (a page finds the account's last verdict by it)."""
+    return hashlib.sha256(
+        "\n".join([row.kind, row.external_id, *sorted((row.secrets or {}).values())]).encode()
+    ).hexdigest()[:16]
 
 
 async def account_credentials(runtime: Runtime) -> list[Credential]:
@@ -165,9 +182,7 @@ async def account_credentials(runtime: Runtime) -> list[Credential]:
         channel = registry.find(row.kind)
         if channel is None or not row.secrets:
             continue
-        fingerprint = hashlib.sha256(
-            "\n".join([row.kind, row.external_id, *sorted((row.secrets or {}).values())]).encode()
-        ).hexdigest()[:16]
+        fingerprint = credential_fingerprint(row)
         label = f"{row.kind} {row.display_name or row.external_id}"
         try:
             account = accounts.open_account(channel, row, runtime.secret_key)

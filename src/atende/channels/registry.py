@@ -21,11 +21,13 @@ def register(channel: Channel) -> None:
         raise ValueError(f"channel {kind} declares no ConversationPolicy")
     _CHANNELS[kind] = channel
     conversations.set_live_channel(kind, channel.delivery == "live")  # its replies need no job
+    conversations.set_reply_window(kind, channel.reply_window)
 
 
 def unregister(kind: str) -> None:
     _CHANNELS.pop(kind, None)
     conversations.set_live_channel(kind, False)
+    conversations.set_reply_window(kind, None)
 
 
 def find(kind: str) -> Channel | None:

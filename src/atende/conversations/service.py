@@ -33,7 +33,7 @@ from atende.db.base import as_loaded
 from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
 from atende.db.session import DriverConnection, fetch_one
-from atende.errors import InvalidInput, NotFound
+from atende.errors import InvalidInput, NotFound, OutsideReplyWindow
 from atende.jobs.queue import JobQueue
 from atende.webhooks import service as webhooks
 
@@ -509,6 +509,52 @@ async def add_reply(
     return message
 
 
+# Channels whose provider refuses a free-form message once the customer has been silent for a
+# while (WhatsApp's 24-hour customer-service window), as ``channels.registry.register`` tells
+# (``Channel.reply_window``). Bot answers always answer a customer message, so are inside it;
+# an agent's reply is checked before it is stored, so it is refused with a reason instead of
+# failing at the provider.
+_REPLY_WINDOWS: dict[str, timedelta] = {}
+
+
+def set_reply_window(kind: str, window: timedelta | None) -> None:
+    if window is None:
+        _REPLY_WINDOWS.pop(kind, None)
+    else:
+        _REPLY_WINDOWS[kind] = window
+
+
+@dataclass(frozen=True)
+class ReplyWindow:
+    """Whether a free-form reply can go out on the conversation's channel now."""
+
+    limited: bool  # the channel has a window at all
+    last_customer_at: datetime | None
+    closes_at: datetime | None
+
+    @property
+    def open(self) -> bool:
+        return not self.limited or (self.closes_at is not None and self.closes_at > datetime.now(UTC))
+
+
+async def reply_window(session: AsyncSession, conversation: Conversation) -> ReplyWindow:
+    """The customer-service window of the conversation: since the contact's last message on
+    the channel (any of its conversations: the provider counts per customer and number)."""
+    window = _REPLY_WINDOWS.get(conversation.channel)
+    if window is None:
+        return ReplyWindow(False, None, None)
+    last = await session.scalar(
+        select(func.max(Message.created_at))
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Conversation.contact_id == conversation.contact_id,
+            Message.channel == conversation.channel,
+            Message.author == "customer",
+        )
+    )
+    return ReplyWindow(True, last, last + window if last is not None else None)
+
+
 async def post_agent_reply(
     session: AsyncSession,
     jobs: JobQueue,
@@ -517,10 +563,23 @@ async def post_agent_reply(
     text: str,
     agent_id: str | None,
     assignee_id: uuid.UUID | None = None,
+    meta: dict[str, Any] | None = None,
+    free_form: bool = True,
 ) -> Message:
     """An agent answers; the conversation becomes theirs (state ``human``; ``assignee_id``:
-    the person replying, when known)."""
+    the person replying, when known). A ``free_form`` reply on a channel with a reply window
+    that has closed is refused (``OutsideReplyWindow``), nothing stored; a template
+    (``free_form=False``, its parameters in ``meta``) may go out at any time."""
     conversation = await get_or_404(session, Conversation, conversation_id, "conversation", for_update=True)
+    if free_form:
+        window = await reply_window(session, conversation)
+        if not window.open:
+            hours = int(_REPLY_WINDOWS[conversation.channel].total_seconds() // 3600)
+            since = window.last_customer_at.isoformat() if window.last_customer_at else "never"
+            raise OutsideReplyWindow(
+                f"the customer's last message is more than {hours} hours old (last: {since}): "
+                f"the {conversation.channel} channel accepts only an approved template now"
+            )
     if conversation.state != State.human.value:
         previous = conversation.state
         await _record_transition(
@@ -537,7 +596,7 @@ async def post_agent_reply(
         conversation,
         author="agent",
         text=text,
-        meta={"agent_id": agent_id} if agent_id else {},
+        meta={**(meta or {}), **({"agent_id": agent_id} if agent_id else {})},
     )
 
 

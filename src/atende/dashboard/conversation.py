@@ -26,6 +26,8 @@ from fastapi import APIRouter, Form, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.channels.whatsapp import templates as wa_templates
+from atende.channels.whatsapp.channel import KIND as WHATSAPP
 from atende.conversations import labels
 from atende.conversations import service as conversations
 from atende.conversations.models import Message, StateTransition
@@ -139,6 +141,7 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         on_it = await labels.conversation_labels(session, conversation_id)
         offered = await choices(session, principal.company_id)
         people = await _people(session)
+        window = await conversations.reply_window(session, conversation)
     by_reply = {t.reply_message_id: t for t in traces if t.reply_message_id}
     items: list[ThreadItem] = []
     for m in messages:
@@ -169,7 +172,30 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         "handoff": handoff_reason(handoffs[-1].reason, _) if handoffs else None,
         "can_act": member.role.allows(Role.agent),
         "max_chars": member.visitor.runtime.settings.max_message_chars,
+        "window": window,
+        "whatsapp": conversation.channel == WHATSAPP,
         **offered,
+    }
+
+
+async def template_picker(
+    member: Member, conversation_id: uuid.UUID, chosen: str, values: list[str]
+) -> dict[str, Any]:
+    """The template picker of a WhatsApp conversation: the number's approved templates (one
+    cached Graph call), the one chosen (``name|language``) with its parameters and the text
+    the customer would read; ``error``: why the templates could not be listed."""
+    _ = gettext(member.visitor)
+    try:
+        offer = await wa_templates.offer(member.tenant, conversation_id)
+    except AtendeError as exc:
+        return {"error": _("The templates could not be listed: %(reason)s") % {"reason": exc.message}}
+    template = next((t for t in offer.templates if t.key == chosen and not t.unsupported), None)
+    values = (values + [""] * len(template.parameters))[: len(template.parameters)] if template else []
+    return {
+        "items": offer.templates,
+        "chosen": template,
+        "values": values,
+        "preview": template.render(values) if template else "",
     }
 
 
@@ -178,8 +204,14 @@ async def conversation_page(
     member: ViewerPage,
     conversation_id: uuid.UUID,
     part: Annotated[str, Query(max_length=20)] = "",
+    templates: Annotated[str, Query(max_length=1)] = "",
+    template: Annotated[str, Query(max_length=600)] = "",
+    p: Annotated[list[str], Query(max_length=60)] = [],  # noqa: B006 (FastAPI copies it)
 ) -> Response:
     values = await read(member, conversation_id)
+    if values["whatsapp"] and values["can_act"] and (templates or template or not values["window"].open):
+        picked = [v[: wa_templates.PARAM_MAX] for v in p]
+        values["picker"] = await template_picker(member, conversation_id, template, picked)
     if part == "thread":
         return render(member.visitor, "_thread.html", **values)
     if part == "status":
@@ -245,6 +277,24 @@ def explain_action(member: Member, exc: AtendeError) -> str:
             "the customer has not written yet",
             N_("The customer has not written yet: there is nothing to answer."),
         ),
+        (
+            "the customer's last message is more than",
+            N_(
+                "The customer's last message was more than 24 hours ago: WhatsApp accepts only "
+                "an approved template now. Choose one under “Send a template”."
+            ),
+        ),
+        ("no approved template", N_("That template is not approved on this number.")),
+        ("template '", N_("Fill in every parameter of the template.")),
+        (
+            "that template",
+            N_(
+                "That template has a media file or parameters in its header or buttons: "
+                "it cannot be sent from here."
+            ),
+        ),
+        ("parameter {{", N_("Fill in every parameter of the template (at most 1,024 characters each).")),
+        ("the templates could not be listed", N_("WhatsApp could not be asked for the templates.")),
         ("name", N_("A label's name has 1 to 50 characters.")),
     )
     for start, said in known:
@@ -324,6 +374,30 @@ async def reply(member: AgentPage, conversation_id: uuid.UUID, text: Text = "") 
     return await _write(
         member, conversation_id, text, "reply", conversations.post_agent_reply, assignee_id=me
     )
+
+
+@router.post("/conversations/{conversation_id}/template")
+async def send_template(
+    member: AgentPage,
+    conversation_id: uuid.UUID,
+    name: Annotated[str, Form(max_length=512)] = "",
+    language: Annotated[str, Form(max_length=15)] = "",
+    p: Annotated[list[str], Form(max_length=60)] = [],  # noqa: B006 (FastAPI copies it)
+) -> Response:
+    """Send an approved WhatsApp template (the API's ``POST .../whatsapp/templates``)."""
+    try:
+        await wa_templates.send(member.tenant, conversation_id, name, language, list(p))
+    except AtendeError as exc:
+        if isinstance(exc, NotFound) and "conversation" in exc.message:
+            raise
+        _ = gettext(member.visitor)
+        return problem(
+            member.visitor,
+            exc.status_code if exc.status_code != 404 else 422,
+            _("This could not be done"),
+            explain_action(member, exc),
+        )
+    return await _after(member, conversation_id, "template")
 
 
 @router.post("/conversations/{conversation_id}/note")

@@ -22,6 +22,7 @@ from atende.dashboard import (
     settings_hours,
     settings_teams,
     settings_webhooks,
+    settings_whatsapp,
     settings_widget,
 )
 from atende.dashboard.auth import csrf_protected
@@ -48,6 +49,7 @@ for module in (
     settings_api_keys,
     settings_webhooks,
     settings_channels,
+    settings_whatsapp,
 ):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched

@@ -68,6 +68,11 @@ SECTIONS: list[Section] = [
         N_("Channels"),
         N_("The accounts customers reach you through: web chat widget keys and more."),
     ),
+    Section(
+        "/app/settings/whatsapp",
+        N_("WhatsApp"),
+        N_("Connect the company's WhatsApp numbers step by step; see whether Meta accepts their tokens."),
+    ),
 ]
 
 

@@ -25,6 +25,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Checked = TypeVar("Checked", bound=BaseModel)
 
 HOME = "/app/settings/channels"
+# pages that list accounts and send their forms here (``back``): where to return after one
+BACK = frozenset({HOME, "/app/settings/whatsapp"})
+Back = Annotated[str, Form(max_length=100)]
 SECRET_FIELD = "secret_"  # noqa: S105 (a form's secret inputs: secret_<the channel's secret field>)
 CLEAR_FIELD = "clear_"  # a form's checkboxes that remove a stored secret
 
@@ -129,7 +132,13 @@ async def create_account(
     return await _attempt(member, work(), form) or redirect(HOME, notice="channel_account_created")
 
 
-async def _update(member: Member, account_id: uuid.UUID, notice: str, **changes: object) -> Response:
+def _home(back: str) -> str:
+    return back if back in BACK else HOME
+
+
+async def _update(
+    member: Member, account_id: uuid.UUID, notice: str, back: str = "", **changes: object
+) -> Response:
     async def work() -> None:
         checked = _checked(member, ChannelAccountPatch, changes)
         async with member.tenant.transaction() as session:
@@ -142,7 +151,7 @@ async def _update(member: Member, account_id: uuid.UUID, notice: str, **changes:
                 secrets=checked.secrets,
             )
 
-    return await _attempt(member, work()) or redirect(HOME, notice=notice)
+    return await _attempt(member, work()) or redirect(_home(back), notice=notice)
 
 
 @router.post("/settings/channels/{account_id}/rename")
@@ -153,13 +162,13 @@ async def rename_account(
 
 
 @router.post("/settings/channels/{account_id}/enable")
-async def enable_account(member: AdminPage, account_id: uuid.UUID) -> Response:
-    return await _update(member, account_id, "channel_account_enabled", enabled=True)
+async def enable_account(member: AdminPage, account_id: uuid.UUID, back: Back = "") -> Response:
+    return await _update(member, account_id, "channel_account_enabled", back, enabled=True)
 
 
 @router.post("/settings/channels/{account_id}/disable")
-async def disable_account(member: AdminPage, account_id: uuid.UUID) -> Response:
-    return await _update(member, account_id, "channel_account_disabled", enabled=False)
+async def disable_account(member: AdminPage, account_id: uuid.UUID, back: Back = "") -> Response:
+    return await _update(member, account_id, "channel_account_disabled", back, enabled=False)
 
 
 @router.post("/settings/channels/{account_id}/secrets")
@@ -167,11 +176,18 @@ async def save_secrets(request: Request, member: AdminPage, account_id: uuid.UUI
     async with member.tenant.transaction() as session:
         account = await accounts.get(session, account_id)
     secrets = await _secrets(request, account.kind)
-    return await _update(member, account_id, "channel_account_secrets_saved", secrets=secrets)
+    back = (await request.form()).get("back")
+    return await _update(
+        member,
+        account_id,
+        "channel_account_secrets_saved",
+        back if isinstance(back, str) else "",
+        secrets=secrets,
+    )
 
 
 @router.post("/settings/channels/{account_id}/delete")
-async def delete_account(member: AdminPage, account_id: uuid.UUID) -> Response:
+async def delete_account(member: AdminPage, account_id: uuid.UUID, back: Back = "") -> Response:
     async def work() -> None:
         _ = gettext(member.visitor)
         try:
@@ -186,4 +202,4 @@ async def delete_account(member: AdminPage, account_id: uuid.UUID) -> Response:
                 status=409,
             ) from None
 
-    return await _attempt(member, work()) or redirect(HOME, notice="channel_account_deleted")
+    return await _attempt(member, work()) or redirect(_home(back), notice="channel_account_deleted")

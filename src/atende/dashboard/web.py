@@ -123,6 +123,7 @@ NOTICES: dict[str, str] = {
     "availability_offline": N_("You are offline: no new conversations come to you."),
     # after a conversation's action sent without JavaScript (``conversation.NOTICES``)
     "reply": N_("Reply sent."),
+    "template": N_("Template sent."),
     "note": N_("Note added. Only the team sees it."),
     "assign": N_("Assigned."),
     "team": N_("Given to the team: it waits in its queue."),
@@ -167,6 +168,7 @@ NOTICES: dict[str, str] = {
     "channel_account_disabled": N_("Account disabled: it routes nothing until enabled again."),
     "channel_account_secrets_saved": N_("Secrets saved."),
     "channel_account_deleted": N_("Account deleted."),
+    "whatsapp_connected": N_("WhatsApp number connected. Now set up the webhook in Meta's app (step 6)."),
 }
 
 ROLE_NAMES = {

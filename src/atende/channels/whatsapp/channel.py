@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import timedelta
 from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +42,8 @@ log = structlog.get_logger(__name__)
 
 KIND = parse.KIND
 _LOOPBACK_NAMES = frozenset({"localhost"})
+TEMPLATE_META = "whatsapp_template"  # a stored message's meta: the template it goes out as
+REPLY_WINDOW = timedelta(hours=24)  # Meta's customer-service window
 PARTIAL_KEPT = 1000  # long answers whose first parts went out and whose rest is being retried
 
 
@@ -102,6 +106,7 @@ class WhatsAppChannel(Channel):
     conversation_policy = ConversationPolicy(Joins.contact)
     config_schema = WhatsAppConfig
     secret_fields = ("access_token", "app_secret", "verify_token")
+    reply_window = REPLY_WINDOW
 
     def __init__(self) -> None:
         # message id -> wamids of the parts of a long answer already sent: a retry after a
@@ -109,8 +114,11 @@ class WhatsAppChannel(Channel):
         self._partial: OrderedDict[uuid.UUID, list[str]] = OrderedDict()
 
     def router(self) -> APIRouter:
-        from atende.channels.whatsapp.webhook import router
+        from atende.channels.whatsapp import api, webhook
 
+        router = APIRouter()
+        router.include_router(webhook.router)
+        router.include_router(api.router)
         return router
 
     def parse(self, account: Account | None, payload: Any) -> list[InboundMessage]:
@@ -132,6 +140,17 @@ class WhatsAppChannel(Channel):
         if not account.secrets.get("access_token"):
             raise DeliveryError("the WhatsApp account has no access token", retryable=False)
         api = graph_of(account)
+        template = outbound.meta.get(TEMPLATE_META)
+        if isinstance(template, Mapping):
+            try:
+                wamid = await graph.send_message(
+                    api,
+                    account.external_id,
+                    graph.template_body(outbound.contact_external_id, dict(template)),
+                )
+            except graph.GraphError as exc:
+                raise DeliveryError(_reason(exc), retryable=exc.retryable) from exc
+            return SentMessage(wamid)
         parts = split_text(outbound.text) or [outbound.text]
         done = self._partial.pop(outbound.message_id, [])
         try:
@@ -146,10 +165,7 @@ class WhatsAppChannel(Channel):
                 self._partial[outbound.message_id] = done
                 while len(self._partial) > PARTIAL_KEPT:
                     self._partial.popitem(last=False)
-            reason = exc.reason
-            if exc.code == graph.TOKEN_REJECTED:
-                reason = f"{reason} (the account's access token was rejected: renew it)"
-            raise DeliveryError(reason, retryable=exc.retryable) from exc
+            raise DeliveryError(_reason(exc), retryable=exc.retryable) from exc
         return SentMessage(done[-1])
 
     async def check_credentials(self, account: Account) -> Verdict:
@@ -160,6 +176,15 @@ class WhatsAppChannel(Channel):
                 return Verdict(False, f"access token rejected (error 190): {exc.message}")
             return Verdict(False, exc.reason)
         return Verdict(True, "ok")
+
+
+def _reason(exc: graph.GraphError) -> str:
+    """Why a send failed, for the agent reading it on the message."""
+    if exc.code == graph.TOKEN_REJECTED:
+        return f"{exc.reason} (the account's access token was rejected: renew it)"
+    if exc.code == graph.OUTSIDE_WINDOW:
+        return f"{exc.reason} (the customer's last message is over 24 hours old: send an approved template)"
+    return exc.reason
 
 
 def inbound(change: parse.Change, message: parse.Incoming) -> InboundMessage:
