@@ -1,5 +1,5 @@
 """A loopback Meta Graph API, as much of the WhatsApp Cloud API as atende calls, in Meta's
-documented shapes (docs/CHANNELS.md, "WhatsApp"; ../shared/PROTOCOLS.md):
+documented shapes (docs/CHANNELS.md, "WhatsApp"; Meta's Cloud API reference):
 
 - ``POST /{version}/{phone_number_id}/messages``: a text, template, media or interactive
   message (``{"messages": [{"id": "wamid..."}]}``), or a mark-read
