@@ -6,7 +6,6 @@ message. A web chat conversation shows no template picker."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -14,11 +13,9 @@ import pytest
 from playwright.async_api import expect
 from sqlalchemy import select, update
 
-from atende.channels import accounts
 from atende.conversations.models import Message
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import WhatsApp, new_number, until
-from tests.conftest import CompanyCtx
+from tests.channels.whatsapp.conftest import connect_number, new_number, until
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
 from tests.fakes.graph_api import FakeGraphApi
 from tests.fakes.loopback import running
@@ -37,19 +34,9 @@ def graph() -> Iterator[FakeGraphApi]:
 async def test_outside_the_window_the_agent_sends_a_template_from_the_page(
     open_context: OpenContext, live_server: str, team: Team, runtime: Runtime, graph: FakeGraphApi
 ) -> None:
-    phone_number_id, secret = new_number(), f"secret-{uuid.uuid4().hex}"
-    async with runtime.db.transaction(team.company_id) as session:
-        row = await accounts.create(
-            session,
-            runtime.secret_key,
-            kind="whatsapp",
-            external_id=phone_number_id,
-            config={"graph_api_url": graph.origin, "waba_id": "102290129340398"},
-            secrets={"access_token": TOKEN, "app_secret": secret, "verify_token": "v"},
-        )
-        account_id = str(row.id)
-    company = CompanyCtx(team.company_id, "", "", "", None)  # type: ignore[arg-type]
-    wa = WhatsApp(company, graph, live_server, account_id, phone_number_id, secret, "v")
+    wa = await connect_number(
+        runtime, team.company_id, graph, live_server, token=TOKEN, waba_id="102290129340398"
+    )
     wa_id = new_number()
     assert (await wa.post(wa.payload("message", "text", wa_id=wa_id))).status_code == 200
     await until(lambda: graph.sent_to(wa_id), what="the bot's answer")

@@ -4,18 +4,15 @@ status as Meta reported it. Meta's real payloads, signed, through the live serve
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from playwright.async_api import expect
 from sqlalchemy import select
 
-from atende.channels import accounts
 from atende.conversations.models import Message
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import WhatsApp, new_number, new_wamid, until
-from tests.conftest import CompanyCtx
+from tests.channels.whatsapp.conftest import connect_number, new_number, new_wamid, until
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
 from tests.fakes.graph_api import FakeGraphApi
 from tests.fakes.loopback import running
@@ -33,19 +30,7 @@ def graph() -> Iterator[FakeGraphApi]:
 async def test_quoted_replies_reactions_and_statuses_are_shown(
     open_context: OpenContext, live_server: str, team: Team, runtime: Runtime, graph: FakeGraphApi
 ) -> None:
-    phone_number_id, secret = new_number(), f"secret-{uuid.uuid4().hex}"
-    async with runtime.db.transaction(team.company_id) as session:
-        row = await accounts.create(
-            session,
-            runtime.secret_key,
-            kind="whatsapp",
-            external_id=phone_number_id,
-            config={"graph_api_url": graph.origin},
-            secrets={"access_token": TOKEN, "app_secret": secret, "verify_token": "v"},
-        )
-        account_id = str(row.id)
-    company = CompanyCtx(team.company_id, "", "", "", None)  # type: ignore[arg-type]
-    wa = WhatsApp(company, graph, live_server, account_id, phone_number_id, secret, "v")
+    wa = await connect_number(runtime, team.company_id, graph, live_server, token=TOKEN)
 
     wa_id, first = new_number(), new_wamid()
     assert (await wa.post(wa.payload("message", "text", wa_id=wa_id, wamid=first))).status_code == 200

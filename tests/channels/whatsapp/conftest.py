@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from atende.channels import accounts
+from atende.runtime import Runtime
 from tests.conftest import TEST_DATA, CompanyCtx
 from tests.fakes.graph_api import FakeGraphApi
 from tests.fakes.loopback import running
@@ -115,6 +117,26 @@ async def wa(kb_company: CompanyCtx, graph: FakeGraphApi, live_server: str) -> W
     assert sorted(r.json()["secrets_set"]) == ["access_token", "app_secret", "verify_token"]
     assert app_secret not in r.text and TOKEN not in r.text
     return WhatsApp(kb_company, graph, live_server, r.json()["id"], phone_number_id, app_secret, verify_token)
+
+
+async def connect_number(
+    runtime: Runtime, company_id: uuid.UUID, graph: FakeGraphApi, base_url: str, *, token: str, **config: str
+) -> WhatsApp:
+    """A new number of ``company_id`` pointed at ``graph``, made through the accounts service
+    (for tests signed in to the dashboard, which hold no API key of the company)."""
+    phone_number_id, secret = new_number(), f"secret-{uuid.uuid4().hex}"
+    async with runtime.db.transaction(company_id) as session:
+        row = await accounts.create(
+            session,
+            runtime.secret_key,
+            kind="whatsapp",
+            external_id=phone_number_id,
+            config={"graph_api_url": graph.origin, **config},
+            secrets={"access_token": token, "app_secret": secret, "verify_token": "v"},
+        )
+        account_id = str(row.id)
+    company = CompanyCtx(company_id, "", "", "", None)  # type: ignore[arg-type]
+    return WhatsApp(company, graph, base_url, account_id, phone_number_id, secret, "v")
 
 
 async def until(condition: Callable[[], Any], seconds: float = 30.0, what: str = "") -> Any:
