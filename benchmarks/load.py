@@ -1015,6 +1015,9 @@ async def wait_ready(run: Run, fleet: Fleet, timeout: float = 180) -> None:
             await asyncio.sleep(0.3)
 
 
+RESTART_GRACE_SECONDS = 20.0  # a stopped job worker's shutdown plus its first restart delays
+
+
 async def drain(run: Run, customers: list[asyncio.Task[None]]) -> dict[str, Any]:
     """Stop new messages; let the customers see their last replies; wait until the company's
     turn jobs are all done (bounded by --drain)."""
@@ -1039,6 +1042,13 @@ async def drain(run: Run, customers: list[asyncio.Task[None]]) -> dict[str, Any]
             if remaining == 0:
                 break
         await asyncio.sleep(1)
+    # A worker whose job worker stopped shortly before the end (the PostgreSQL restart late
+    # in a short run) is still finishing its running jobs, then starts again after a delay
+    # (atende.bootstrap.RESTART_DELAYS): it gets that long before it counts as stopped for
+    # good, or the check would blame a restart the run ended too early to see.
+    restart_deadline = run.now() + RESTART_GRACE_SECONDS
+    while stopped_for_good(run.fleet) and run.now() < restart_deadline:
+        await asyncio.sleep(0.5)
     return {
         "seconds": round(run.now() - started, 1),
         "customers_cut_short": len(still),

@@ -288,19 +288,24 @@ async def test_a_sentry_that_does_not_answer_slows_no_request(reporting: Reporti
     transport = sentry_sdk.get_client().transport
     assert isinstance(transport, HttpTransport)
     assert 0 < transport.TIMEOUT <= 30  # each send's total deadline, on the SDK's own thread
-    reporting.fake.stall_seconds = 2.0
+    stall = reporting.fake.stall_seconds = 2.0
     _company_id, api_key = await reporting.company()
     marker = uuid.uuid4().hex
-    started = time.monotonic()
+    took = []
     for _ in range(3):
+        started = time.monotonic()
         async with httpx.AsyncClient(base_url=reporting.base_url, timeout=10) as client:
             r = await client.post(
                 f"/tests/conversations/{uuid.uuid4()}/boom",
                 json={"text": "x", "marker": marker},
                 headers={"Authorization": f"Bearer {api_key}"},
             )
+        took.append(time.monotonic() - started)
         assert r.status_code == 500
-    assert time.monotonic() - started < 1.5  # the SDK sends from its own thread
+    # the SDK sends from its own thread: no request waits for the stalled Sentry (one that
+    # did would take the whole stall); bounded per request, so a busy machine's slower
+    # requests do not add up against it
+    assert max(took) < stall * 0.95, took
     reporting.fake.stall_seconds = 0.0
 
 
