@@ -29,7 +29,9 @@ from atende.channels import registry as channels
 from atende.channels.accounts_api import router as channel_accounts_router
 from atende.config import Settings, get_settings
 from atende.conversations.api import router as conversations_router
+from atende.dashboard.routes import PREFIX as DASHBOARD_PREFIX
 from atende.dashboard.routes import router as dashboard_router
+from atende.dashboard.web import too_large_page
 from atende.db.embedded import EmbeddedDatabase
 from atende.engine.api import router as engine_router
 from atende.errors import AtendeError, RateLimited
@@ -41,7 +43,7 @@ from atende.observability import metrics
 from atende.observability.api import router as operations_router
 from atende.observability.logging import configure as configure_logging
 from atende.observability.sentry import configure as configure_sentry
-from atende.pages import NOSNIFF, SecurityHeaders, mount_docs
+from atende.pages import SecurityHeaders, mount_docs
 from atende.teams.api import routes as teams_router
 from atende.tenancy.api import router as tenancy_router
 from atende.webhooks.api import router as webhooks_router
@@ -123,7 +125,11 @@ class RequestContext:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not status["sent"]:
-                await self._too_large(tracking_send, limit)
+                if scope["path"].startswith(DASHBOARD_PREFIX):
+                    # a person's form or file: a page in their language saying so, not JSON
+                    await too_large_page(Request(scope), limit)(scope, receive, tracking_send)
+                else:
+                    await self._too_large(tracking_send, limit)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope.get("method", "")
@@ -140,8 +146,7 @@ class RequestContext:
             {
                 "type": "http.response.start",
                 "status": 413,
-                # answered outside SecurityHeaders (which it wraps), so it says nosniff itself
-                "headers": [(b"content-type", b"application/json"), NOSNIFF],
+                "headers": [(b"content-type", b"application/json")],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -346,11 +351,12 @@ def create_app(
     for channel in channels.channels():
         for middleware in channel.middleware():
             app.add_middleware(middleware)
-    app.add_middleware(SecurityHeaders)
     app.add_middleware(
         RequestContext,
         max_body_bytes=settings.max_body_bytes,
         # an uploaded file may be as large as the media store takes (it counts the bytes too)
         larger_bodies={UPLOAD_PATH: max(settings.media_max_bytes, settings.max_body_bytes)},
     )
+    # outermost: RequestContext's own answers (a 413 page or JSON) get the headers too
+    app.add_middleware(SecurityHeaders)
     return app

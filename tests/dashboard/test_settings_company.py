@@ -522,6 +522,27 @@ async def test_a_calendar_that_cannot_be_imported_says_why(
     assert await stored_hours(runtime, team.company_id) == HOURS
 
 
+async def test_a_calendar_file_over_the_body_limit_gets_a_page_saying_so(
+    live_server: str, team: Team, runtime: Runtime
+) -> None:
+    """The body limit refuses it before any page runs: still a page in the person's
+    language, with the dashboard's headers, not the API's JSON; nothing changes."""
+    await set_hours(runtime, team.company_id)
+    limit = runtime.settings.max_body_bytes
+    big = holiday_calendar() + b"X-FILLER:" + b"x" * limit + b"\r\n"
+    async with signed_in(live_server, team.admin) as client:
+        client.headers["Accept-Language"] = "pt-BR"
+        response = await send(
+            client, f"{HOLIDAYS}/ics", page=HOLIDAYS, files={"file": ("feriados.ics", big, "text/calendar")}
+        )
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("text/html")
+    assert "content-security-policy" in response.headers
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "Nada foi alterado" in response.text
+    assert await stored_hours(runtime, team.company_id) == HOURS
+
+
 async def test_another_companys_dates_are_not_found(
     live_server: str, team: Team, rival: Team, runtime: Runtime
 ) -> None:

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import structlog
 from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -374,6 +375,20 @@ def refusal(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return problem(current, exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail))
     raise exc
+
+
+def too_large_page(request: Request, limit: int) -> Response:
+    """The page of a form or file larger than the server takes (``atende.app``'s body limit
+    refuses it before any page runs, so nobody is signed in here: the visitor's language)."""
+    current = _fallback_visitor(request)
+    _ = gettext(current)
+    return problem(
+        current,
+        413,
+        _("This is too large to send"),
+        _("What was sent is larger than %(size)s, the most this page takes. Nothing was changed.")
+        % {"size": format_decimal(round(limit / 1_048_576, 1), locale=i18n.locale(current.language)) + " MB"},
+    )
 
 
 def _apply_cookies(request: Request, response: Response) -> None:
