@@ -13,6 +13,7 @@ import procrastinate
 import structlog
 
 from atende.channels import registry as channels
+from atende.channels import watchers
 from atende.channels.api import channel as api_channel
 from atende.channels.delivery import account_credentials
 from atende.channels.tasks import blueprint as channel_tasks
@@ -135,18 +136,24 @@ async def run_worker(runtime: Runtime, *, name: str, install_signal_handlers: bo
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-    failures = 0
-    while not stop.is_set():
-        log.info("worker.started", name=name, concurrency=runtime.settings.worker_concurrency)
-        started = time.monotonic()
-        reason = await _run_job_worker(runtime, name, stop)
-        if reason is None:
-            return
-        failures = 1 if time.monotonic() - started > STEADY_SECONDS else failures + 1
-        delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS)) - 1]
-        log.error("worker.stopped_unexpectedly", name=name, reason=reason, restart_in_seconds=delay)
-        with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+    # the channels that fetch their messages (mailboxes) are watched beside the jobs
+    watching = asyncio.create_task(watchers.run(runtime, stop), name="channel watchers")
+    try:
+        failures = 0
+        while not stop.is_set():
+            log.info("worker.started", name=name, concurrency=runtime.settings.worker_concurrency)
+            started = time.monotonic()
+            reason = await _run_job_worker(runtime, name, stop)
+            if reason is None:
+                return
+            failures = 1 if time.monotonic() - started > STEADY_SECONDS else failures + 1
+            delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS)) - 1]
+            log.error("worker.stopped_unexpectedly", name=name, reason=reason, restart_in_seconds=delay)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    finally:
+        stop.set()
+        await stop_task(watching)
 
 
 async def _run_job_worker(runtime: Runtime, name: str, stop: asyncio.Event) -> str | None:

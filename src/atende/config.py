@@ -259,6 +259,12 @@ class Settings(BaseSettings):
     credential_check_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Longest time verifying one external credential may take."
     )
+    channel_watch_resync_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often a worker re-reads the channel accounts it watches (e-mail mailboxes): "
+        "a new, changed, disabled or deleted mailbox is picked up within this time.",
+    )
     stalled_job_seconds: int = Field(
         default=30,
         description="A running job whose worker sent no heartbeat for this long is retried.",

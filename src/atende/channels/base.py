@@ -149,6 +149,9 @@ class Channel:
     # how long after the customer's last message the provider still takes a free-form reply
     # (WhatsApp: 24 hours); an agent's reply after it is refused before it is stored
     reply_window: ClassVar[timedelta | None] = None
+    # True: the channel fetches its messages (a mailbox): ``watch`` runs for each enabled
+    # account in the worker processes (``channels.watchers``)
+    watches: ClassVar[bool] = False
 
     def router(self) -> APIRouter | None:
         return None
@@ -178,6 +181,12 @@ class Channel:
                 session, runtime.jobs, self.kind, update.provider_message_id, update.status, update.reason
             )
         return found is not None
+
+    async def watch(self, runtime: Runtime, account: Account) -> None:
+        """Fetch what arrives for ``account`` and hand it to the intake, until cancelled
+        (``watches`` channels; ``channels.watchers`` runs it, and starts it again after a
+        failure). Several workers run it at once: it must make sure one of them fetches."""
+        raise NotImplementedError(f"the {self.kind} channel fetches no messages")
 
     async def check_credentials(self, account: Account) -> Verdict:
         """One cheap authenticated call with the account's secrets (``secret_fields``)."""
