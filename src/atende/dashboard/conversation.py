@@ -90,6 +90,7 @@ class MediaView:
     filename: str = ""
     size: int | None = None
     caption: str = ""
+    sent_by_customer: bool = True
     error: str = ""
     detail: str = ""
 
@@ -118,6 +119,7 @@ def media_view(message: Message) -> MediaView | None:
         filename=str(media.get("filename") or ""),
         size=size if isinstance(size, int) else None,
         caption=caption,
+        sent_by_customer=message.author == "customer",
     )
     if media.get("media_id"):
         return dataclasses.replace(view, state="stored", src=f"/app/media/{media['media_id']}")

@@ -219,5 +219,7 @@ async def fetch_into_store(
             log.warning("whatsapp.media_retrying", message_id=str(message_id), reason=describe(exc))
             raise
         return await _fail(runtime, company_id, message_id, UNAVAILABLE, describe(exc))
+    if not stored_id:
+        return "no media to fetch"  # the message was deleted meanwhile
     log.info("whatsapp.media_stored", message_id=str(message_id), media_id=stored_id)
     return "stored"
