@@ -6,7 +6,12 @@ documented shapes (docs/CHANNELS.md, "WhatsApp"; Meta's Cloud API reference):
   (``{"status": "read", "message_id"}`` → ``{"success": true}``);
 - ``GET /{version}/{phone_number_id}``: the number's details (the token check);
 - ``GET /{version}/{waba_id}/message_templates``: the approved templates;
-- ``GET /{version}/{media_id}``: a media file's URL, then ``GET /media/{media_id}`` its bytes;
+- ``GET /{version}/{media_id}``: a media file's URL (with its ``mime_type``, ``sha256`` and
+  ``file_size``), then ``GET /media/{media_id}`` its bytes; an id neither a media file's nor
+  asked for a number's ``fields`` is Meta's ``100`` ("Object with ID ... does not exist");
+  ``declare_size(media_id, n)`` makes the URL answer name another ``file_size`` (a file
+  over the limit without sending it), ``stall_media(times, seconds)`` holds the next URL
+  answers back that long (a timeout), ``media_lookups`` counts the URL requests;
 - errors in Meta's shape (``{"error": {"message", "type", "code", "error_subcode",
   "fbtrace_id"}}``): a token not in ``tokens`` is ``190``; ``fail_next(code, times)``
   scripts the next sends (``130429`` rate limit, ``131047`` outside the 24-hour window...);
@@ -19,8 +24,10 @@ at ``release_answers()``. ``sent`` holds the messages sent,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -79,6 +86,9 @@ class FakeGraphApi(LoopbackServer):
         self._fail_next: list[int | None] = []
         self._fail_to: dict[str, int] = {}
         self.media: dict[str, tuple[bytes, str]] = {}
+        self.declared_sizes: dict[str, int] = {}
+        self.media_lookups = 0  # GET /{media_id} answered or held
+        self._stall_media: list[float] = []
         self._answering = threading.Event()
         self._answering.set()
         self.templates: list[dict[str, Any]] = [
@@ -140,6 +150,15 @@ class FakeGraphApi(LoopbackServer):
     def release_answers(self) -> None:
         self._answering.set()
 
+    def declare_size(self, media_id: str, size: int) -> None:
+        with self._lock:
+            self.declared_sizes[media_id] = size
+
+    def stall_media(self, times: int, seconds: float) -> None:
+        """Hold the next ``times`` media URL answers back for ``seconds`` (a caller's timeout)."""
+        with self._lock:
+            self._stall_media.extend([seconds] * times)
+
     def fail_to(self, wa_id: str, code: int) -> None:
         with self._lock:
             self._fail_to[wa_id] = code
@@ -180,14 +199,28 @@ class FakeGraphApi(LoopbackServer):
                     return
                 if len(path) == 2 and path[1] in fake.media:
                     content, mime = fake.media[path[1]]
+                    with fake._lock:
+                        fake.media_lookups += 1
+                        stall = fake._stall_media.pop(0) if fake._stall_media else 0.0
+                        size = fake.declared_sizes.get(path[1], len(content))
+                    if stall:
+                        time.sleep(stall)
                     body = {
                         "messaging_product": "whatsapp",
                         "url": f"{fake.origin}/media/{path[1]}",
                         "mime_type": mime,
-                        "file_size": len(content),
+                        "sha256": hashlib.sha256(content).hexdigest(),
+                        "file_size": size,
                         "id": path[1],
                     }
                     self.send_json(200, json.dumps(body).encode())
+                    return
+                if len(path) == 2 and "fields=" not in self.path:
+                    message = (
+                        f"Unsupported get request. Object with ID '{path[1]}' does not exist, cannot be "
+                        "loaded due to missing permissions, or does not support this operation."
+                    )
+                    self.send_json(*error_body(100, message))
                     return
                 if len(path) == 2:
                     with fake._lock:

@@ -1,6 +1,8 @@
-"""The outbox's job: one outbound message delivered through its conversation's channel
-(``atende.channels.delivery.deliver``). Queued by ``conversations.service.add_reply`` in the
-transaction that stores the message, one at a time per conversation (its ``lock``)."""
+"""The channels' jobs. The outbox's: one outbound message delivered through its conversation's
+channel (``atende.channels.delivery.deliver``), queued by ``conversations.service.add_reply``
+in the transaction that stores the message, one at a time per conversation (its ``lock``).
+WhatsApp's: a customer's media file fetched into the media store
+(``atende.channels.whatsapp.media``), queued by the webhook with the message."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import uuid
 import procrastinate
 
 from atende.channels.delivery import deliver
+from atende.channels.whatsapp import media as whatsapp_media
 from atende.conversations import service as conversations
 from atende.jobs.queue import RETRY
 from atende.runtime import Runtime
@@ -22,6 +25,15 @@ async def deliver_message(context: procrastinate.JobContext, company_id: str, me
     return await deliver(runtime, uuid.UUID(company_id), uuid.UUID(message_id), last_attempt=last_attempt)
 
 
+async def fetch_whatsapp_media(context: procrastinate.JobContext, company_id: str, message_id: str) -> str:
+    runtime: Runtime = context.additional_context["runtime"]
+    assert context.job is not None
+    last_attempt = context.job.attempts >= (RETRY.max_attempts or 0)
+    return await whatsapp_media.fetch_into_store(
+        runtime, uuid.UUID(company_id), uuid.UUID(message_id), last_attempt=last_attempt
+    )
+
+
 async def purge_pending_statuses(context: procrastinate.JobContext, timestamp: int) -> int:
     """Forget status updates that never met their message (``PENDING_STATUS_TTL``)."""
     runtime: Runtime = context.additional_context["runtime"]
@@ -33,6 +45,7 @@ def blueprint() -> procrastinate.Blueprint:
     """Channel tasks (a new blueprint each call: procrastinate binds one to one app)."""
     bp = procrastinate.Blueprint()
     bp.task(name="deliver_message", retry=RETRY, pass_context=True)(deliver_message)
+    bp.task(name="fetch_whatsapp_media", retry=RETRY, pass_context=True)(fetch_whatsapp_media)
     purge = bp.task(name="purge_pending_statuses", queueing_lock="purge_pending_statuses", pass_context=True)(
         purge_pending_statuses
     )

@@ -1,8 +1,9 @@
 """A conversation's page: the whole thread (the customer, the bot with its cited sources and a
 link to its turn's trace, agents with each reply's delivery status, the team's private notes,
-state changes in words), why it was handed to people, the customer, and what an agent does
-to it: reply, note, assign, give to a team, hand back to the bot, resolve, reopen, snooze,
-labels, canned responses by ``/`` and a suggested reply.
+the customers' files shown, played or offered for download, state changes in words), why it
+was handed to people, the customer, and what an agent does to it: reply, note, assign, give
+to a team, hand back to the bot, resolve, reopen, snooze, labels, canned responses by ``/``
+and a suggested reply.
 
 Every read and every action is a service the API calls (``conversations.service``,
 ``conversations.labels``, ``teams.service``, ``teams.canned``, ``engine.assist``,
@@ -14,6 +15,7 @@ anyway is refused (403) by the page's role; another company's conversation is a 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -73,6 +75,58 @@ class ThreadItem:
     event: str | None = None
     author: str = ""  # who wrote the message, as the page names them
     trace: Trace | None = None  # the bot turn that wrote it
+    media: MediaView | None = None  # the file it carries (``_media.html``)
+
+
+@dataclass(frozen=True)
+class MediaView:
+    """A message's file as the thread shows it: ``kind`` (image, sticker, audio, voice, video,
+    document) says how, ``state`` whether it is ``stored`` (at ``src``), still ``fetching``,
+    or ``failed`` (``error``: a kind of ``channels.whatsapp.media.ERRORS``, ``detail``)."""
+
+    kind: str
+    state: str
+    src: str = ""
+    filename: str = ""
+    size: int | None = None
+    caption: str = ""
+    sent_by_customer: bool = True
+    error: str = ""
+    detail: str = ""
+
+
+MEDIA_KINDS = frozenset({"image", "sticker", "audio", "voice", "video", "document"})
+
+
+def media_view(message: Message) -> MediaView | None:
+    """What ``message.meta.media`` says of its file (WhatsApp's, filled in by the fetch job),
+    or ``None``: no file. Its kind is WhatsApp's type, else told by the stored type."""
+    meta = message.meta or {}
+    media = meta.get("media")
+    if not isinstance(media, dict):
+        return None
+    content_type = str(media.get("content_type") or media.get("mime_type") or "")
+    kind = str(meta.get("whatsapp_type") or "")
+    if kind not in MEDIA_KINDS:
+        major = content_type.split("/", 1)[0]
+        kind = major if major in ("image", "audio", "video") else "document"
+    placeholder = f"[{meta.get('whatsapp_type')}]"
+    caption = "" if message.text == placeholder else message.text
+    size = media.get("size")
+    view = MediaView(
+        kind=kind,
+        state="fetching",
+        filename=str(media.get("filename") or ""),
+        size=size if isinstance(size, int) else None,
+        caption=caption,
+        sent_by_customer=message.author == "customer",
+    )
+    if media.get("media_id"):
+        return dataclasses.replace(view, state="stored", src=f"/app/media/{media['media_id']}")
+    if media.get("error"):
+        detail = str(media.get("error_detail") or "")
+        return dataclasses.replace(view, state="failed", error=str(media["error"]), detail=detail)
+    return view
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -151,7 +205,9 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
             author = people.get(str(m.author_user_id), "") or _("an agent")
         else:
             author = ""
-        items.append(ThreadItem(m.created_at, message=m, author=author, trace=by_reply.get(m.id)))
+        items.append(
+            ThreadItem(m.created_at, message=m, author=author, trace=by_reply.get(m.id), media=media_view(m))
+        )
     for t in transitions:
         said = _event(t, people, _)
         if said:

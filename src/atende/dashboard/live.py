@@ -55,7 +55,8 @@ CHECK_SECONDS = 2.0  # how often a stream looks at the company's latest activity
 SHARED_SECONDS = 1.0  # a read of it this recent serves every stream of the company in the process
 WINDOW = timedelta(seconds=30)  # activity this recent is compared (commits arrive out of order)
 SESSION_CHECK_SECONDS = 30.0
-THREAD_KINDS = frozenset({"message", "note", "delivery", "delivery_failed"})
+# "media": a customer's file fetched, or not (atende.channels.whatsapp.media)
+THREAD_KINDS = frozenset({"message", "note", "delivery", "delivery_failed", "media"})
 STATUS_KINDS = frozenset({"state", "snoozed", "unsnoozed", "labels"})
 
 

@@ -180,6 +180,22 @@ ROLE_NAMES = {
 }
 
 
+FILE_UNITS = ("B", "KB", "MB", "GB")
+
+
+def file_size(size: int | None, locale: Any) -> str:
+    """A file's size as people read it (``12 KB``, ``1,5 MB`` in pt-BR): 1000s, one decimal."""
+    if size is None:
+        return ""
+    value = float(size)
+    unit = 0
+    while value >= 1000 and unit < len(FILE_UNITS) - 1:
+        value /= 1000
+        unit += 1
+    shown = format_decimal(value, "#,##0" if unit == 0 or value >= 100 else "#,##0.#", locale=locale)
+    return f"{shown} {FILE_UNITS[unit]}"
+
+
 @cache
 def environment(language: str) -> Environment:
     """The templates in one language (gettext installed: ``_()``, ``{% trans %}``)."""
@@ -198,6 +214,7 @@ def environment(language: str) -> Environment:
     env.filters["when"] = lambda value, zone=None: (
         format_datetime(value, "short", tzinfo=zone, locale=locale) if value else ""
     )
+    env.filters["filesize"] = lambda value: file_size(value, locale)
     env.globals.update(
         static=static_url,
         product=PRODUCT,

@@ -9,9 +9,13 @@ import asyncio
 import copy
 import hashlib
 import hmac
+import io
 import json
+import struct
 import time
 import uuid
+import wave
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +94,47 @@ class WhatsApp:
         body = self.payload("message_status", "failed" if status == "failed" else status, wa_id=wa_id)
         body["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = wamid
         return await self.post(body)
+
+
+def tiny_png(width: int = 6, height: int = 4) -> bytes:
+    """A real PNG picture (red), small enough to read in a test."""
+    rows = b"".join(b"\x00" + b"\xd0\x10\x10" * width for _ in range(height))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def tiny_wav(seconds: float = 0.2) -> bytes:
+    """A real WAV sound (silence)."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as sound:
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(8000)
+        sound.writeframes(b"\x00\x00" * int(8000 * seconds))
+    return out.getvalue()
+
+
+def with_media(
+    wa: WhatsApp, key: str, content: bytes, mime: str, *, wa_id: str
+) -> tuple[dict[str, Any], str, str]:
+    """Meta's real ``key`` media payload for ``wa``, naming a new media id the fake Graph API
+    serves ``content`` under: the payload, the message's wamid and the media id."""
+    media_id = str(uuid.uuid4().int)[:17]
+    wa.graph.media[media_id] = (content, mime)
+    wamid = new_wamid()
+    body = wa.payload("message", key, wa_id=wa_id, wamid=wamid)
+    message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    message[message["type"]]["id"] = media_id
+    return body, wamid, media_id
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,10 @@ async def test_every_sample_is_stored_answered_delivered_and_read(wa: WhatsApp, 
     # what each type keeps beside its text
     stored_all = {m["channel_message_id"]: m for m in await messages_of(wa)}
     image = next(m for m in stored_all.values() if m["meta"].get("whatsapp_type") == "image")
-    assert image["meta"]["media"] == {"id": "65463453", "mime_type": "image/jpeg", "sha256": "4654+8g="}
+    described = {k: image["meta"]["media"][k] for k in ("id", "mime_type", "sha256")}
+    assert described == {"id": "65463453", "mime_type": "image/jpeg", "sha256": "4654+8g="}
+    # the samples' media ids are none the fake Graph API has: their fetch job gives up on them
+    assert image["meta"]["media"].get("error") in (None, "gone")
     document = next(m for m in stored_all.values() if m["meta"].get("whatsapp_type") == "document")
     assert document["meta"]["media"]["filename"] == "filename.pdf" and document["text"] == "caption"
     voice = next(m for m in stored_all.values() if m["meta"].get("whatsapp_type") == "voice")

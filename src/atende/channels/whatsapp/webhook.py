@@ -10,7 +10,9 @@ another's — and:
 - each message is stored through the common intake (the bot turn runs as a job); a
   redelivery (the same ``wamid``) is found stored and changes nothing; a message the bot
   cannot read (media without a caption, an unsupported type) gets a polite note in its
-  place, in the same transaction, so the bot turn finds it answered;
+  place, in the same transaction, so the bot turn finds it answered; a message with a file
+  (image, audio, voice, video, document, sticker) queues, in the same transaction, the job
+  that fetches it into the media store (``atende.channels.whatsapp.media``);
 - a reaction is put on the message it reacts to (``meta.reactions``), never a new turn;
 - a status goes to the outbox's status path (``Channel.apply_status``), in any order;
 - a number no account has is acknowledged and logged, nothing stored (Meta would otherwise
@@ -39,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atende.channels import accounts, intake
 from atende.channels.base import Account, StatusUpdate
 from atende.channels.models import ChannelAccount
-from atende.channels.whatsapp import graph, parse
+from atende.channels.whatsapp import graph, media, parse
 from atende.channels.whatsapp.channel import KIND, channel, graph_of, inbound
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
@@ -255,9 +257,11 @@ async def _store(
 ) -> bool:
     """Store one message (and, for one the bot cannot read, its polite note); whether it was
     new. A plain message is one atomic statement on a driver connection, as the API channel's
-    (the hot path); a quoted reply or an unreadable one needs a transaction around it."""
+    (the hot path); a quoted reply, an unreadable one or one with a file (its fetch job is
+    queued with it) needs a transaction around it."""
     incoming = inbound(change, message)
-    if "reply_to_wamid" not in incoming.meta and not message.unreadable:
+    has_media = isinstance(incoming.meta.get("media"), dict)
+    if "reply_to_wamid" not in incoming.meta and not message.unreadable and not has_media:
         async with runtime.db.driver_autocommit() as connection:
             received = await intake.receive(connection, account.company_id, channel, incoming, account)
     else:
@@ -273,6 +277,9 @@ async def _store(
                 # answered here, in the transaction that stores it: the bot turn, which can
                 # only run once this commits, finds the message answered and says nothing more
                 await _unreadable_note(session, runtime, account, received, message)
+            if has_media and not received.duplicate:
+                # its file is fetched by a job that can only start once the message is stored
+                await media.enqueue(session, runtime.jobs, account.company_id, received.message.id)
     if received.duplicate:
         return False
     if "unsupported" in message.meta:
