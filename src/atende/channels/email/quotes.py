@@ -1,0 +1,233 @@
+"""What the customer wrote in an e-mail, without the conversation it quotes and without their
+signature: what the bot reads. The full original stays with the message for agents.
+
+``mail-parser-reply`` (MIT, maintained) splits a body at the quote headers of many mail
+clients and languages (``On … wrote:``, Outlook's ``From:/Sent:/To:/Subject:`` block,
+``-----Original Message-----``) and finds signatures and mobile footers. It has no
+Portuguese, and its Spanish ``El … escribió:`` only matches with two spaces before
+``escribió``: ``_LANGUAGES`` adds Brazilian Portuguese (``Em … escreveu:``, ``De:/Enviado:/
+Para:/Assunto:``, ``-----Mensagem original-----``, ``Enviado do meu iPhone``, ``Atenciosamente``)
+and completes Spanish and English; the library reads them through ``_Message``.
+
+Two things it leaves that mail needs, done here:
+
+- ``>`` quoted lines: removed from the reply, and with them the line that introduced them
+  when it reads like a quote header in any language (it ends in ``:`` and names a date or an
+  address: ``02.04.2012 14:20 пользователь "bob" <bob@x> написал:``), even split over two lines;
+- HTML-only mail: the quote is found in the markup (``blockquote``, Gmail's ``gmail_quote``,
+  Outlook's ``divRplyFwdMsg``, Thunderbird's ``moz-cite-prefix``, Yahoo's ``yahoo_quoted``, a
+  Hotmail ``stopSpelling`` rule) before the HTML becomes text (``html_reply``).
+
+Pure functions; tuned on ``../shared/data/email/`` by ``benchmarks/email_quotes.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bs4 import BeautifulSoup, Tag
+from mailparser_reply.constants import MAIL_LANGUAGES, QUOTED_MATCH_INCLUDE
+from mailparser_reply.parser import EmailMessage
+
+from atende.channels.email.parse import html_to_text
+
+# Portuguese, and what Spanish and English lack, in the library's shape: the quote headers of
+# a language (``wrote_header``: one line, or two when a client wraps it; ``from_header``: two
+# or more of Outlook's header lines), its disclaimers, the sign-offs that start a signature,
+# and the footers mobile clients append (``sent_from``)
+_SEPARATOR = r"^(?:> ?)*(-{2,} ?(?:Original Message|Mensagem original|Mensaje original|Mensagem encaminhada|Mensaje reenviado|Forwarded message) ?-{2,})$"  # noqa: E501
+_LANGUAGES: dict[str, dict[str, str | list[str]]] = {
+    "pt": {
+        "wrote_header": r"^(?!Em[.\s]*Em\s(?:.+?\s?.+?)\sescreveu:)("
+        + QUOTED_MATCH_INCLUDE
+        + r"Em\s(?:.+?\s?.+?)\s?escreveu:)$|"
+        + _SEPARATOR,
+        "from_header": r"((?:(?:^|\n|\n"
+        + QUOTED_MATCH_INCLUDE
+        + r")[* ]*(?:De|Enviad[oa](?: em)?|Para|Assunto|Data|Cc|Cco):[ *]*(?:\s{,2}).*){2,}(?:\n.*){,1})",
+        "disclaimers": [
+            "Aviso:",
+            "Aviso legal:",
+            "Confidencialidade:",
+            r"AVISO DE CONFIDENCIALIDADE",
+        ],
+        "signatures": [
+            "Atenciosamente",
+            r"Att[.,]?$",
+            r"Atte[.,]?$",
+            "Abraços",
+            r"Abs[.,]?$",
+            "Cordialmente",
+            "Saudações",
+            r"Um abraço",
+            r"Grato[.,!]?$",
+            r"Grata[.,!]?$",
+            r"Obrigad[oa][.,!]?$",
+            r"Muito obrigad[oa][.,!]?$",
+        ],
+        "sent_from": r"Enviado do meu|Enviado de meu|Enviado do|Enviado pelo|Obter o Outlook para|Baixe o Outlook para",  # noqa: E501
+    },
+    "es": {
+        "wrote_header": r"^(?!El[.\s]*El\s(?:.+?\s?.+?)\sescribió:)("
+        + QUOTED_MATCH_INCLUDE
+        + r"El\s(?:.+?\s?.+?)\s?escribió:)$|"
+        + _SEPARATOR,
+        "from_header": r"((?:(?:^|\n|\n"
+        + QUOTED_MATCH_INCLUDE
+        + r")[* ]*(?:De|Enviado(?: el)?|Para|Asunto|Fecha|CC|CCO|Organización):[ *]*(?:\s{,2}).*){2,}(?:\n.*){,1})",  # noqa: E501
+        "disclaimers": list(MAIL_LANGUAGES["es"]["disclaimers"]),
+        "signatures": [
+            "Saludos",
+            "Atentamente",
+            r"Gracias[.,!]?$",
+            "Un saludo",
+            "Cordialmente",
+            r"Muchas gracias[.,!]?$",
+        ],
+        "sent_from": r"Enviado desde mi|Enviado desde|Obtener Outlook para|Descargar Outlook para",
+    },
+    "en": {
+        **MAIL_LANGUAGES["en"],
+        "sent_from": r"Sent from my|Sent from|Sent with|Get Outlook for|Sent via",
+    },
+}
+LANGUAGES = ("pt", "es", "en")
+
+
+class _Message(EmailMessage):  # type: ignore[misc]
+    """The library's message, reading our patterns for a language before its own."""
+
+    def _get_language_regex(self, language: str, regex_key: str) -> str:
+        value = _LANGUAGES.get(language, {}).get(regex_key)
+        if value is None:
+            return str(super()._get_language_regex(language, regex_key))
+        return "|".join(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class Stripped:
+    """``text``: what the bot reads (no quote, no signature, no disclaimer); ``reply``: the
+    customer's words with their signature (no quote); ``original``: everything, for agents.
+    ``quoted``: something was removed from ``reply``."""
+
+    text: str
+    reply: str
+    original: str
+    quoted: bool
+
+
+_QUOTED_LINE = re.compile(r"^\s*>")
+_HEADERISH = re.compile(r"(\d|@|wrote|escreveu|escribió|schrieb|écrit)", re.IGNORECASE)
+
+
+def strip(original: str, languages: tuple[str, ...] = LANGUAGES) -> Stripped:
+    """Split a plain-text body into the customer's reply and what it quotes. A body that is
+    nothing but quote (a forward with no word of its own) is kept whole: the bot then reads
+    it all rather than nothing."""
+    body = original.replace("\r\n", "\n").replace("\r", "\n")
+    message = _Message(text=body, languages=list(languages), keep_hyphen_lists=True).read()
+    first = message.replies[0] if message.replies else None
+    if first is None:
+        return Stripped(original.strip(), original.strip(), original, False)
+    reply = _drop_quoted(first.full_body)
+    text = _drop_quoted(first.body)
+    if not reply:  # all quote: keep the whole
+        whole = body.strip()
+        return Stripped(whole, whole, original, False)
+    quoted = _normal(reply) != _normal(body)
+    return Stripped(text or reply, reply, original, quoted)
+
+
+def _drop_quoted(text: str) -> str:
+    """``text`` without its ``>`` lines and the header line(s) just before a quoted block."""
+    lines = text.split("\n")
+    keep = [True] * len(lines)
+    for index, line in enumerate(lines):
+        if not _QUOTED_LINE.match(line):
+            continue
+        keep[index] = False
+        if index and _QUOTED_LINE.match(lines[index - 1]):
+            continue
+        # the start of a quoted block: the header that introduced it, if there is one
+        above = index - 1
+        while above >= 0 and not lines[above].strip():
+            above -= 1
+        if above >= 0 and lines[above].rstrip().endswith(":"):
+            header = [above]
+            before = lines[above - 1].rstrip() if above >= 1 else ""
+            if before and not before.endswith((".", "!", "?")):
+                header.insert(0, above - 1)  # a header wrapped over two lines
+            joined = " ".join(lines[i] for i in header)
+            if not _HEADERISH.search(joined) and len(header) == 2:
+                header = header[1:]
+                joined = lines[above]
+            if _HEADERISH.search(joined) and len(joined) < 300:
+                for i in header:
+                    keep[i] = False
+    kept = [line for line, k in zip(lines, keep, strict=True) if k]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+
+
+def _normal(text: str) -> str:
+    return "\n".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+# HTML: the elements mail clients wrap a quote in; each is replaced by a ``>`` line so the
+# text pass above also drops the header that introduced it
+_QUOTE_SELECTORS = (
+    "blockquote",
+    "div.gmail_quote",
+    "div.yahoo_quoted",
+    "div.moz-cite-prefix + blockquote",
+)
+# Outlook and Hotmail start the quoted message with a block, not a blockquote: from there on,
+# everything is quote
+_QUOTE_STARTS = ("div#divRplyFwdMsg", "div#appendonsend", "hr#stopSpelling", "div.OutlookMessageHeader")
+
+
+def html_reply(html: str) -> str:
+    """The text of an HTML body with the quote taken out by its markup, before ``strip``."""
+    try:
+        soup = BeautifulSoup(html, "html.parser")
+        for selector in _QUOTE_STARTS:
+            start = soup.select_one(selector)
+            if start is not None:
+                _cut_from(start)
+        for element in soup.select(", ".join(_QUOTE_SELECTORS)):
+            if isinstance(element, Tag) and element.parent is not None:
+                marker = soup.new_tag("div")
+                marker.string = "> …"
+                element.replace_with(marker)
+        for div in soup.find_all("div"):
+            if isinstance(div, Tag) and _outlook_border(div):
+                _cut_from(div)
+                break
+        return html_to_text(str(soup))
+    except Exception:  # a stranger's markup bs4 cannot take: the text pass alone
+        return html_to_text(html)
+
+
+def _outlook_border(div: Tag) -> bool:
+    """Outlook's reply header: a div with a thin top border that starts with two or more
+    header lines (``From:``, ``De:``, ``От:``: any language's)."""
+    style = str(div.get("style") or "").replace(" ", "").lower()
+    if "border-top:solid" not in style and "border-top-style:solid" not in style:
+        return False
+    return len(re.findall(r"(?:^|\s)[^\W\d_]{1,15}:", div.get_text(" ")[:400])) >= 2
+
+
+def _cut_from(start: Tag) -> None:
+    """Replace ``start`` and everything after it in document order by one ``>`` line."""
+    marker = BeautifulSoup("<div>&gt; …</div>", "html.parser").div
+    assert marker is not None
+    start.insert_before(marker)
+    for sibling in list(start.next_siblings):
+        sibling.extract()
+    parent = start.parent
+    start.extract()
+    # everything after the quote's ancestors goes too (Outlook nests the rest)
+    while parent is not None and parent.name not in ("body", "html", "[document]"):
+        for sibling in list(parent.next_siblings):
+            sibling.extract()
+        parent = parent.parent
