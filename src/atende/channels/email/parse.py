@@ -22,7 +22,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
@@ -43,7 +43,8 @@ ID_MAX = 255  # the longest message id stored (``messages.channel_message_id``)
 HEADER_MAX = 2000  # a header value kept (a Subject of a megabyte is not a subject)
 TEXT_MAX = 1_000_000  # characters of a body kept
 
-_ID = re.compile(rf"<([^<>\s]{{1,{ID_MAX}}})>")
+_ID = re.compile(rf"<([^<>\s]{{1,{ID_MAX - 2}}})>")
+_CID = re.compile(r"""cid:([^"'\s>)]+)""", re.IGNORECASE)
 _HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=False, display_anchors=False)
 
 
@@ -79,7 +80,7 @@ class ParsedEmail:
     ``text_from_html``), with quotes and signature: ``channels.email.quotes`` strips them for
     the bot. ``html`` is the HTML as the sender wrote it: never show it, show ``safe_html``."""
 
-    message_id: str | None  # without <>
+    message_id: str | None  # ``<local@domain>``, as are the ids below
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]  # oldest first
     subject: str
@@ -143,6 +144,12 @@ def parse(raw: bytes, *, max_bytes: int = MAX_BYTES) -> ParsedEmail:
     text_from_html = False
     if not text.strip() and html:
         text, text_from_html = html_to_text(html), True
+    attachments = reader.attachments
+    if html:  # an image the HTML shows by ``cid:`` is inline, whatever its disposition says
+        shown = {cid.lower() for cid in _CID.findall(html)}
+        attachments = [
+            replace(a, inline=True) if (a.content_id or "").lower() in shown else a for a in attachments
+        ]
     content_type = message.get_content_type()
     report = content_type == "multipart/report" and (
         str(message.get_param("report-type", "", header="content-type")).lower() == "delivery-status"
@@ -165,12 +172,11 @@ def parse(raw: bytes, *, max_bytes: int = MAX_BYTES) -> ParsedEmail:
         x_autoreply=_header(message, "x-autoreply", defects)
         or _header(message, "x-autorespond", defects)
         or _header(message, "x-auto-response-suppress", defects),
-        delivery_report=report
-        or any(a.content_type == "message/delivery-status" for a in reader.attachments),
+        delivery_report=report or any(a.content_type == "message/delivery-status" for a in attachments),
         text=text[:TEXT_MAX],
         html=html[:TEXT_MAX] if html else None,
         text_from_html=text_from_html,
-        attachments=tuple(reader.attachments),
+        attachments=tuple(attachments),
         size=len(raw),
         defects=tuple(dict.fromkeys(defects)),
     )
@@ -194,12 +200,13 @@ class _Reader:
                 self.defects.append("too many parts")
             return
         content_type = part.get_content_type()
-        if content_type == "message/rfc822" and depth > 0:
-            # a forwarded or bounced message: kept whole, as a file, never read as our text
+        if part.get_content_maintype() == "message" and depth > 0:
+            # a forwarded or bounced message, a bounce's delivery report: kept whole, as a
+            # file, never read as our text
             inner = part.get_payload()
-            first = inner[0] if isinstance(inner, list) and inner else None
+            blocks = [b for b in inner if isinstance(b, Message)] if isinstance(inner, list) else []
             try:
-                data = first.as_bytes() if isinstance(first, Message) else _payload(part)
+                data = b"\n".join(b.as_bytes() for b in blocks) if blocks else _payload(part)
             except Exception:  # an attached message Python cannot serialise back
                 data = _payload(part)
             self.attachments.append(self._attachment(part, content_type, data))
@@ -226,7 +233,7 @@ class _Reader:
         except Exception:  # a malformed RFC 2231 parameter
             filename = None
             self.defects.append("unreadable filename")
-        content_id = _first_id(_header(part, "content-id", self.defects))
+        content_id = (_first_id(_header(part, "content-id", self.defects)) or "").strip("<>") or None
         disposition = (part.get_content_disposition() or "").lower()
         return Attachment(
             filename=(_one_line(filename) or None) if filename else None,
@@ -344,15 +351,16 @@ def _one_line(value: str | None) -> str:
 
 
 def _ids(value: str | None) -> tuple[str, ...]:
-    """The message ids in a header, in order, each once; a bare id without ``<>`` (some
-    mailers write them so) when there is no bracketed one."""
+    """The message ids in a header, in order, each once, as ``<local@domain>`` (the form the
+    headers use and ``email.utils.make_msgid`` makes: what we store and compare); a bare id
+    without ``<>`` (some mailers write them so) when there is no bracketed one."""
     if not value:
         return ()
     found = _ID.findall(value)
     if not found:
         bare = value.strip()
-        found = [bare] if "@" in bare and not re.search(r"[\s<>]", bare) and len(bare) <= ID_MAX else []
-    return tuple(dict.fromkeys(found))
+        found = [bare] if "@" in bare and not re.search(r"[\s<>]", bare) and len(bare) <= ID_MAX - 2 else []
+    return tuple(dict.fromkeys(f"<{i}>" for i in found))
 
 
 def _first_id(value: str | None) -> str | None:

@@ -166,7 +166,15 @@ def _drop_quoted(text: str) -> str:
                 for i in header:
                     keep[i] = False
     kept = [line for line, k in zip(lines, keep, strict=True) if k]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+    # an Outlook header block whose ``From:`` line wrapped: the library split the quote at
+    # ``Sent:`` and left ``From: Name`` (and the address on its own line) at the end
+    return _DANGLING_FROM.sub("", text).strip()
+
+
+_DANGLING_FROM = re.compile(
+    r"\n[* ]*(?:From|De|Von|Da|Van|Fra|Från|Od|От)[* ]*:[^\n]*(?:\n<?[^\s@<>]+@[^\s<>]+>?)?\s*\Z"
+)
 
 
 def _normal(text: str) -> str:
