@@ -89,10 +89,43 @@ _LANGUAGES: dict[str, dict[str, str | list[str]]] = {
     },
     "en": {
         **MAIL_LANGUAGES["en"],
-        "sent_from": r"Sent from my|Sent from|Sent with|Get Outlook for|Sent via",
+        "sent_from": r"Sent from my|Sent from \w+<https?://[^\s>]*|Sent from|Sent with|Get Outlook for|Sent via",  # noqa: E501
+    },
+    "fr": {
+        **MAIL_LANGUAGES["fr"],
+        # French puts a space before the colon, and Outlook writes "Envoyé le :"
+        "from_header": r"((?:(?:^|\n|\n"
+        + QUOTED_MATCH_INCLUDE
+        + r")[* ]*(?:De|Envoyé(?: le)?|À|A|Objet|Date|Cc|Copie à)[ \xa0]?:[ *]*(?:\s{,2}).*){2,}(?:\n.*){,1})",  # noqa: E501
+        "sent_from": r"Envoyé depuis|Envoyé de mon|Envoyé à partir de|Obtenir Outlook pour",
     },
 }
-LANGUAGES = ("pt", "es", "en")
+# the customers' languages first; the library's others too, for the mail clients of
+# customers' customers (a thread forwarded from a German supplier)
+LANGUAGES = ("pt", "es", "en", *(code for code in MAIL_LANGUAGES if code not in ("pt", "es", "en", "david")))
+
+# quote headers in any language, found by their shape rather than their words, each at the
+# start of a line: a line (or two, when a client wraps it) with a date or a time and an
+# address that ends in ``:`` (``30.09.2017, 18.30, "John" <j@x.com>:``, ``ср, 30 апр. 2025 г.
+# в 15:19, John <j@x.com>:``); ``On … wrote`` without its colon; and a separator of dashes
+# around words (``-------- Message d'origine --------``, ``---- On … wrote ----``)
+_WHEN = r"(?:\d{1,2}[:.h]\d{2}|(?:19|20)\d{2})"
+_ADDRESS = r"<?[\w.+-]+@[\w-]+(?:\.[\w-]+)+>?"
+_GENERIC_HEADERS = (
+    re.compile(
+        rf"^(?!>)[^\n]{{0,200}}{_WHEN}[^\n]{{0,200}}(?:\n[^\n]{{0,200}})?{_ADDRESS}[^\n]{{0,80}}:[ \t]*$",
+        re.M,
+    ),
+    re.compile(rf"^(?!>)[^\n]{{0,200}}{_ADDRESS}(?:\n[^\n]{{0,200}})?{_WHEN}[^\n]{{0,80}}:[ \t]*$", re.M),
+    re.compile(
+        rf"^(?!>)[^\n]{{0,200}}{_WHEN}[^\n]{{0,200}}{_ADDRESS}[^\n]{{0,40}}\n[^\n]{{0,40}}:[ \t]*$", re.M
+    ),
+    re.compile(r"^-*[ \t]*On\s[^\n]*\d[^\n]*\swrote[ \t]*-*[ \t]*$", re.M),
+    re.compile(r"^[ \t]*-{2,}[ \t]*[^\W\d_][^\n]{2,80}?[ \t]*-{2,}[ \t]*$(?=\s*\n[^\n:]{1,30}:)", re.M),
+    re.compile(r"^[ \t]*-{2,}[ \t]*[^\W\d_][^\n]*\d[^\n]*?[ \t]*-{2,}[ \t]*$", re.M),
+    re.compile(r"^[ \t]*={4,}[ \t]*$(?=\s*\n[^\n:]{1,30}:)", re.M),
+)
+_TRAILING_RULE = re.compile(r"(?:\n[ \t]*[_=\-*]{4,}[ \t]*)+\s*\Z")
 
 
 class _Message(EmailMessage):  # type: ignore[misc]
@@ -118,6 +151,9 @@ class Stripped:
 
 
 _QUOTED_LINE = re.compile(r"^\s*>")
+# the first lines of a wrapped header end in a comma or "<" (``On Nov 21, 2014,`` /
+# ``at 10:18,`` / ``John Doe <``); a sentence of the customer's does not
+_WRAPPED_HEADER = re.compile(r"[,<]\s*$")
 _HEADERISH = re.compile(r"(\d|@|wrote|escreveu|escribió|schrieb|écrit)", re.IGNORECASE)
 
 
@@ -126,7 +162,7 @@ def strip(original: str, languages: tuple[str, ...] = LANGUAGES) -> Stripped:
     nothing but quote (a forward with no word of its own) is kept whole: the bot then reads
     it all rather than nothing."""
     body = original.replace("\r\n", "\n").replace("\r", "\n")
-    message = _Message(text=body, languages=list(languages), keep_hyphen_lists=True).read()
+    message = _Message(text=_cut_generic(body), languages=list(languages), keep_hyphen_lists=True).read()
     first = message.replies[0] if message.replies else None
     if first is None:
         return Stripped(original.strip(), original.strip(), original, False)
@@ -139,9 +175,31 @@ def strip(original: str, languages: tuple[str, ...] = LANGUAGES) -> Stripped:
     return Stripped(text or reply, reply, original, quoted)
 
 
+def _cut_generic(body: str) -> str:
+    """``body`` up to the first quote header found by its shape, when the customer wrote
+    something above it (below it, it is a bottom-posted reply: the library's and the ``>``
+    pass's job)."""
+    cut = len(body)
+    for pattern in _GENERIC_HEADERS:
+        for match in pattern.finditer(body, 0, cut):
+            if body[: match.start()].strip():
+                cut = min(cut, match.start())
+                break
+    return body[:cut]
+
+
 def _drop_quoted(text: str) -> str:
     """``text`` without its ``>`` lines and the header line(s) just before a quoted block."""
     lines = text.split("\n")
+    quoted = [bool(_QUOTED_LINE.match(line)) for line in lines]
+    for index in range(1, len(lines) - 1):
+        # a line a client wrapped out of the quote: between two quoted lines, no blank beside
+        if not quoted[index] and lines[index].strip() and quoted[index - 1]:
+            after = next((i for i in range(index + 1, min(index + 3, len(lines))) if quoted[i]), None)
+            if after is not None and all(lines[i].strip() for i in range(index, after)):
+                for i in range(index, after):
+                    quoted[i] = True
+                    lines[i] = "> " + lines[i]
     keep = [True] * len(lines)
     for index, line in enumerate(lines):
         if not _QUOTED_LINE.match(line):
@@ -155,26 +213,32 @@ def _drop_quoted(text: str) -> str:
             above -= 1
         if above >= 0 and lines[above].rstrip().endswith(":"):
             header = [above]
-            before = lines[above - 1].rstrip() if above >= 1 else ""
-            if before and not before.endswith((".", "!", "?")):
-                header.insert(0, above - 1)  # a header wrapped over two lines
+            while len(header) < 3 and header[0] >= 1:  # a header a client wrapped, up to three lines
+                before = lines[header[0] - 1].rstrip()
+                if not _WRAPPED_HEADER.search(before) or _QUOTED_LINE.match(before):
+                    break
+                header.insert(0, header[0] - 1)
             joined = " ".join(lines[i] for i in header)
-            if not _HEADERISH.search(joined) and len(header) == 2:
-                header = header[1:]
-                joined = lines[above]
             if _HEADERISH.search(joined) and len(joined) < 300:
                 for i in header:
                     keep[i] = False
     kept = [line for line, k in zip(lines, keep, strict=True) if k]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
     # an Outlook header block whose ``From:`` line wrapped: the library split the quote at
-    # ``Sent:`` and left ``From: Name`` (and the address on its own line) at the end
-    return _DANGLING_FROM.sub("", text).strip()
+    # ``Sent:`` and left ``From: Name`` (and the address on its own line) at the end; and
+    # the rule of underscores or dashes a client draws above the quote
+    text = _DANGLING_FROM.sub("", "\n" + text).strip()
+    text = _DANGLING_WRAP.sub("", "\n" + text).strip()
+    return _TRAILING_RULE.sub("", "\n" + text).strip()
 
 
 _DANGLING_FROM = re.compile(
     r"\n[* ]*(?:From|De|Von|Da|Van|Fra|Från|Od|От)[* ]*:[^\n]*(?:\n<?[^\s@<>]+@[^\s<>]+>?)?\s*\Z"
 )
+
+
+# the first line of a quote header the library cut after it wrapped (``On Nov 21, 2014,``)
+_DANGLING_WRAP = re.compile(r"\n\n[^\n]{0,60}\d[^\n]{0,60}[,<][ \t]*\Z")
 
 
 def _normal(text: str) -> str:
