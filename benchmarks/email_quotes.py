@@ -105,9 +105,11 @@ def suites(email: Path) -> list[Row]:
     expectations = json.loads(EXPECTED.read_text())["expected"]
     rows: dict[str, Row] = {}
     for item in expectations:
-        corpus = item["corpus"]
+        corpus, path = item["corpus"], email / item["corpus"] / item["file"]
+        if not path.exists():  # a sample of the corpora (tests/data/email holds a few)
+            continue
         row = rows.setdefault(corpus, Row(corpus, f"{corpus}'s test suite", "text"))
-        score(row, item["file"], item["expected"], strip((email / corpus / item["file"]).read_text()))
+        score(row, item["file"], item["expected"], strip(path.read_text()))
     return list(rows.values())
 
 
@@ -118,6 +120,8 @@ def without_expectations(email: Path) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     for corpus in ("crisp", "mail-parser-reply"):
         files = [p for p in sorted((email / corpus).glob("*.txt")) if (corpus, p.name) not in known]
+        if not files:
+            continue
         stripped = [strip(p.read_text()) for p in files]
         counts[corpus] = {"files": len(files), "something_removed": sum(s.quoted for s in stripped)}
     return counts
