@@ -5,6 +5,7 @@ its Portuguese sample (``tests/data/email``), and the headers each language's cl
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,14 @@ def test_a_plain_message_is_left_as_it_is() -> None:
     original = "Vocês entregam em Curitiba?\nObrigado pela atenção"
     stripped = strip(original)
     assert (stripped.text, stripped.reply, stripped.quoted) == (original, original, False)
+
+
+def test_a_long_paragraph_is_kept_whole_and_a_huge_mail_is_stripped_in_well_under_a_second() -> None:
+    paragraph = "Olá, " + "segue o detalhamento do problema com o pedido 4521. " * 80  # one 4,000-char line
+    stripped = strip(f"{paragraph}\n\nEm 5 de jun. de 2024, Loja <s@loja.test> escreveu:\n> Qual o problema?")
+    assert stripped.text == paragraph.strip() and stripped.quoted
+    # one line of 360,000 characters full of what quote headers are made of (dates, addresses)
+    started = time.perf_counter()
+    strip("On 2024 10:30 wrote x@y.test: " * 12000)
+    strip(("Em 2024 10:30 <x@y.test> escreveu " * 14 + "\n") * 3000)
+    assert time.perf_counter() - started < 3

@@ -102,6 +102,9 @@ _LANGUAGES: dict[str, dict[str, str | list[str]]] = {
 }
 # the customers' languages first; the library's others too, for the mail clients of
 # customers' customers (a thread forwarded from a German supplier)
+STRIP_MAX = 64_000  # characters of a body searched for its quote
+HTML_MAX = 200_000  # characters of HTML searched for a quote by its markup
+LINE_MAX = 500  # a longer line is text, never a quote header
 LANGUAGES = ("pt", "es", "en", *(code for code in MAIL_LANGUAGES if code not in ("pt", "es", "en", "david")))
 
 # quote headers in any language, found by their shape rather than their words, each at the
@@ -112,19 +115,13 @@ LANGUAGES = ("pt", "es", "en", *(code for code in MAIL_LANGUAGES if code not in 
 _WHEN = r"(?:\d{1,2}[:.h]\d{2}|(?:19|20)\d{2})"
 _ADDRESS = r"<?[\w.+-]+@[\w-]+(?:\.[\w-]+)+>?"
 _GENERIC_HEADERS = (
-    re.compile(
-        rf"^(?!>)[^\n]{{0,200}}{_WHEN}[^\n]{{0,200}}(?:\n[^\n]{{0,200}})?{_ADDRESS}[^\n]{{0,80}}:[ \t]*$",
-        re.M,
-    ),
-    re.compile(rf"^(?!>)[^\n]{{0,200}}{_ADDRESS}(?:\n[^\n]{{0,200}})?{_WHEN}[^\n]{{0,80}}:[ \t]*$", re.M),
-    re.compile(
-        rf"^(?!>)[^\n]{{0,200}}{_WHEN}[^\n]{{0,200}}{_ADDRESS}[^\n]{{0,40}}\n[^\n]{{0,40}}:[ \t]*$", re.M
-    ),
     re.compile(r"^-*[ \t]*On\s[^\n]*\d[^\n]*\swrote[ \t]*-*[ \t]*$", re.M),
     re.compile(r"^[ \t]*-{2,}[ \t]*[^\W\d_][^\n]{2,80}?[ \t]*-{2,}[ \t]*$(?=\s*\n[^\n:]{1,30}:)", re.M),
     re.compile(r"^[ \t]*-{2,}[ \t]*[^\W\d_][^\n]*\d[^\n]*?[ \t]*-{2,}[ \t]*$", re.M),
     re.compile(r"^[ \t]*={4,}[ \t]*$(?=\s*\n[^\n:]{1,30}:)", re.M),
 )
+_WHEN_RE = re.compile(_WHEN)
+_ADDRESS_RE = re.compile(_ADDRESS)
 _TRAILING_RULE = re.compile(r"(?:\n[ \t]*[_=\-*]{4,}[ \t]*)+\s*\Z")
 
 
@@ -162,12 +159,20 @@ def strip(original: str, languages: tuple[str, ...] = LANGUAGES) -> Stripped:
     nothing but quote (a forward with no word of its own) is kept whole: the bot then reads
     it all rather than nothing."""
     body = original.replace("\r\n", "\n").replace("\r", "\n")
-    message = _Message(text=_cut_generic(body), languages=list(languages), keep_hyphen_lists=True).read()
+    if len(body) > STRIP_MAX:
+        # what a customer writes above a quote fits many times in this; the rest of a longer
+        # mail is a long thread, not read for a reply (the regular expressions cost time)
+        head = strip(body[:STRIP_MAX], languages)
+        if head.quoted:
+            return Stripped(head.text, head.reply, original, True)
+        return Stripped(body.strip(), body.strip(), original, False)
+    masked, long_lines = _mask(body)
+    message = _Message(text=_cut_generic(masked), languages=list(languages), keep_hyphen_lists=True).read()
     first = message.replies[0] if message.replies else None
     if first is None:
         return Stripped(original.strip(), original.strip(), original, False)
-    reply = _drop_quoted(first.full_body)
-    text = _drop_quoted(first.body)
+    reply = _unmask(_drop_quoted(first.full_body), long_lines)
+    text = _unmask(_drop_quoted(first.body), long_lines)
     if not reply:  # all quote: keep the whole
         whole = body.strip()
         return Stripped(whole, whole, original, False)
@@ -175,11 +180,58 @@ def strip(original: str, languages: tuple[str, ...] = LANGUAGES) -> Stripped:
     return Stripped(text or reply, reply, original, quoted)
 
 
+def _mask(body: str) -> tuple[str, list[str]]:
+    """``body`` with each line longer than ``LINE_MAX`` replaced by a short placeholder: no
+    quote header is that long, and the library's patterns take quadratic time on such lines
+    (a paragraph a client sent as one line, HTML made text)."""
+    long_lines: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        long_lines.append(match.group(0).strip())
+        return f"\ue000{len(long_lines) - 1}\ue001"
+
+    return re.sub(rf"(?m)^[^\n]{{{LINE_MAX + 1},}}$", placeholder, body), long_lines
+
+
+def _unmask(text: str, long_lines: list[str]) -> str:
+    if not long_lines:
+        return text
+    return re.sub("\ue000(\\d+)\ue001", lambda m: long_lines[int(m.group(1))], text)
+
+
+def _dated_header(lines: list[str], index: int) -> int | None:
+    """Where a quote header ending at ``lines[index]`` starts (that line, or the one above it
+    when the header wrapped): a date or time and an address, ending in ``:``. Line by line,
+    so a long message costs linear time."""
+    line = lines[index]
+    if len(line) > 300 or not line.rstrip().endswith(":"):
+        return None
+    if line.lstrip().startswith(">") and line.strip() != ">:":  # ">:" ends a wrapped "<address"
+        return None
+    if _WHEN_RE.search(line) and _ADDRESS_RE.search(line):
+        return index
+    above = lines[index - 1] if index else ""
+    if above.strip() and len(above) <= 300 and not above.lstrip().startswith(">"):
+        joined = f"{above} {line}"
+        if _WHEN_RE.search(joined) and _ADDRESS_RE.search(joined):
+            return index - 1
+    return None
+
+
 def _cut_generic(body: str) -> str:
     """``body`` up to the first quote header found by its shape, when the customer wrote
     something above it (below it, it is a bottom-posted reply: the library's and the ``>``
     pass's job)."""
     cut = len(body)
+    lines = body.split("\n")
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line) + 1)
+    for index in range(len(lines)):
+        start = _dated_header(lines, index)
+        if start is not None and any(lines[i].strip() for i in range(start)):
+            cut = offsets[start]
+            break
     for pattern in _GENERIC_HEADERS:
         for match in pattern.finditer(body, 0, cut):
             if body[: match.start()].strip():
@@ -259,7 +311,11 @@ _QUOTE_STARTS = ("div#divRplyFwdMsg", "div#appendonsend", "hr#stopSpelling", "di
 
 
 def html_reply(html: str) -> str:
-    """The text of an HTML body with the quote taken out by its markup, before ``strip``."""
+    """The text of an HTML body with the quote taken out by its markup, before ``strip``. A
+    body over ``HTML_MAX`` (a newsletter, not a reply) is only made text: building its tree
+    costs seconds."""
+    if len(html) > HTML_MAX:
+        return html_to_text(html)
     try:
         soup = BeautifulSoup(html, "html.parser")
         for selector in _QUOTE_STARTS:
