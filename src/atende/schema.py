@@ -2,6 +2,7 @@
 
 from atende.channels import models as channels
 from atende.channels.email import models as email
+from atende.channels.email.providers import models as email_providers
 from atende.conversations import models as conversations
 from atende.engine import models as engine
 from atende.knowledge import models as knowledge
@@ -14,6 +15,7 @@ __all__ = [
     "channels",
     "conversations",
     "email",
+    "email_providers",
     "engine",
     "knowledge",
     "media",
