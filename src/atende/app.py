@@ -83,11 +83,25 @@ class RequestContext:
     ``larger_bodies``: paths whose bodies may be larger (file uploads: the media limit)."""
 
     def __init__(
-        self, app: ASGIApp, max_body_bytes: int, larger_bodies: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        larger_bodies: Mapping[str, int] | None = None,
+        larger_prefixes: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.larger_bodies = dict(larger_bodies or {})
+        # path prefixes whose bodies may be larger (a channel's webhooks posting e-mails)
+        self.larger_prefixes = tuple((larger_prefixes or {}).items())
+
+    def _limit(self, path: str) -> int:
+        if path in self.larger_bodies:
+            return self.larger_bodies[path]
+        for prefix, limit in self.larger_prefixes:
+            if path.startswith(prefix):
+                return limit
+        return self.max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,7 +114,7 @@ class RequestContext:
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
         received = 0
-        limit = self.larger_bodies.get(scope["path"], self.max_body)
+        limit = self._limit(scope["path"])
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -356,6 +370,11 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         # an uploaded file may be as large as the media store takes (it counts the bytes too)
         larger_bodies={UPLOAD_PATH: max(settings.media_max_bytes, settings.max_body_bytes)},
+        larger_prefixes={
+            prefix: max(limit, settings.max_body_bytes)
+            for channel in channels.channels()
+            for prefix, limit in channel.large_bodies.items()
+        },
     )
     # outermost: RequestContext's own answers (a 413 page or JSON) get the headers too
     app.add_middleware(SecurityHeaders)

@@ -16,6 +16,7 @@ from atende.channels import registry as channels
 from atende.channels import watchers
 from atende.channels.api import channel as api_channel
 from atende.channels.delivery import account_credentials
+from atende.channels.email import channel as email
 from atende.channels.tasks import blueprint as channel_tasks
 from atende.channels.webchat import api as webchat
 from atende.channels.whatsapp import channel as whatsapp
@@ -55,6 +56,7 @@ CHANNELS = (
     api_channel.channel,
     webchat.channel,
     whatsapp.channel,
+    email.channel,
 )
 for _channel in CHANNELS:
     channels.register(_channel)

@@ -68,6 +68,20 @@ def _merge_secrets(
     return merged
 
 
+def _external_id(channel: Channel, config: BaseModel, given: str) -> str:
+    """The account's external_id: as given, unless its channel derives it from the
+    configuration (e-mail: the mailbox's address, lower-cased), which it must then match."""
+    derived = channel.account_external_id(config)
+    if derived is None:
+        return given
+    if given.strip().lower() != derived:
+        raise InvalidInput(
+            f"external_id must be the account's {channel.kind} address '{derived}', not '{given}'",
+            field="external_id",
+        )
+    return derived
+
+
 async def _flush(session: AsyncSession, account: ChannelAccount) -> None:
     try:
         async with session.begin_nested():
@@ -94,6 +108,7 @@ async def create(
     if not channel.has_accounts:
         raise InvalidInput(f"the {kind} channel has no accounts (it routes by API key)", field="kind")
     validated = validate_config(channel, config or {})
+    external_id = _external_id(channel, validated, external_id)
     account = ChannelAccount(
         id=uuid.uuid4(),
         kind=kind,
@@ -150,7 +165,14 @@ async def update(
     if enabled is not None:
         account.enabled = enabled
     if config is not None:
-        account.config = validate_config(channel, config).model_dump(mode="json")
+        validated = validate_config(channel, config)
+        if _external_id(channel, validated, account.external_id) != account.external_id:
+            raise InvalidInput(
+                f"config: the {channel.kind} account's external_id '{account.external_id}' cannot change "
+                "(add an account for the new one)",
+                field="config",
+            )
+        account.config = validated.model_dump(mode="json")
     if secrets is not None:
         account.secrets = _merge_secrets(channel, account.secrets or {}, secrets, secret_key)
     await session.flush()

@@ -7,6 +7,9 @@ owns its wire format; the domains (``conversations``, ``engine``) never import a
 - ``router()``: its routes (webhooks, widget endpoints), mounted by the app;
 - ``parse(account, payload)``: its wire format turned into ``InboundMessage``s, which
   ``atende.channels.intake.receive`` stores under the channel's ``conversation_policy``;
+- ``prepare(session, outbound)``: what ``send`` needs from the conversation, read in the
+  delivery job's transaction (e-mail: the subject and ids of the customer's message a reply
+  answers), added to the outbound message before ``send`` runs outside any transaction;
 - ``send(account, outbound)``: one outbound message sent, the provider's message id returned
   (called by the outbox's delivery job, ``atende.channels.tasks``, with retries: it raises
   ``DeliveryError`` to say whether trying again may help);
@@ -29,6 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
 from atende.conversations import service as conversations
@@ -152,8 +156,16 @@ class Channel:
     # True: the channel fetches its messages (a mailbox): ``watch`` runs for each enabled
     # account in the worker processes (``channels.watchers``)
     watches: ClassVar[bool] = False
+    # path prefixes of its routes whose requests may be larger than ATENDE_MAX_BODY_BYTES (an
+    # e-mail provider's webhook posting a message with its files) -> the largest, in bytes
+    large_bodies: ClassVar[Mapping[str, int]] = {}
 
     def router(self) -> APIRouter | None:
+        return None
+
+    def account_external_id(self, config: BaseModel) -> str | None:
+        """The external_id an account with this (validated) configuration must have, when the
+        configuration names it (an e-mail account's address); ``None``: any."""
         return None
 
     def middleware(self) -> Sequence[Callable[[ASGIApp], ASGIApp]]:
@@ -163,6 +175,12 @@ class Channel:
     def parse(self, account: Account | None, payload: Any) -> list[InboundMessage]:
         """The inbound messages in one request of the channel's wire format."""
         raise NotImplementedError(f"the {self.kind} channel receives no messages")
+
+    async def prepare(self, session: AsyncSession, account: Account, outbound: Outbound) -> Outbound:
+        """``outbound`` with what ``send`` needs from the conversation besides the message
+        (read in ``session``, the delivery job's company transaction; ``send`` then runs
+        outside it). Most channels need nothing more."""
+        return outbound
 
     async def send(self, account: Account, outbound: Outbound) -> SentMessage:
         """Send one message; the provider's id of it. For a ``live`` channel the live stream

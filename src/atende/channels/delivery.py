@@ -131,7 +131,7 @@ async def _prepare(
         reply_to_id=message.reply_to_id,
         meta=dict(message.meta or {}),
     )
-    return account, outbound
+    return account, await channel.prepare(session, account, outbound)
 
 
 async def conversation_account(

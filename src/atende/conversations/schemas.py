@@ -11,6 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from atende.conversations.states import State
 
+# a customer message's meta: the bot must not answer it (a channel's loop protection: an
+# auto-reply, a bounce, a mailing list, a contact over the bot's reply cap). Its value is
+# ``{"reason": "<why, in words an agent reads>", "hand_off": <bool>}``: the bot turn stays
+# silent and, when ``hand_off`` is true or the message opened its conversation, queues the
+# conversation for the team (it shows up in the agents' queue unanswered); otherwise the
+# conversation is left as it was (an out-of-office answer to our reply changes nothing).
+NOT_FOR_THE_BOT = "not_for_the_bot"
+
 
 @dataclass(frozen=True)
 class InboundMessage:

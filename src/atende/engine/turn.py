@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation, Message
+from atende.conversations.schemas import NOT_FOR_THE_BOT
 from atende.conversations.states import State
 from atende.db.pubsub import publish, publish_now
 from atende.engine import handoff, smalltalk
@@ -264,15 +265,44 @@ LEFT_A_MESSAGE = "the customer left a message for the team"
 
 
 async def leave_for_team(
-    session: AsyncSession, runtime: Runtime, conversation: Conversation, company: Company
+    session: AsyncSession,
+    runtime: Runtime,
+    conversation: Conversation,
+    company: Company,
+    reason: str = LEFT_A_MESSAGE,
 ) -> handoff.Routing:
     """Queue a conversation (locked by the caller) whose customer left a message for people
-    (the web chat's offline contact form): routed like any handoff, by the company's hours
-    and who is online, with no bot reply. The routing says when the team is back."""
+    (the web chat's offline contact form, an e-mail the bot must not answer): routed like any
+    handoff, by the company's hours and who is online, with no bot reply. The routing says
+    when the team is back."""
     now = runtime.clock()
     routing = await handoff.route(session, company, None, now)
-    await _queue_for_team(session, runtime, conversation, company, routing, LEFT_A_MESSAGE, now)
+    await _queue_for_team(session, runtime, conversation, company, routing, reason, now)
     return routing
+
+
+async def _not_for_the_bot(
+    session: AsyncSession, runtime: Runtime, message: Message, company_id: uuid.UUID
+) -> str | None:
+    """A message its channel marked ``NOT_FOR_THE_BOT`` (an auto-reply, a bounce, a contact
+    over the reply cap): no answer. A bot conversation it opened (or one its channel says to
+    hand off) is queued for the team, unanswered; else it is left as it was. ``None``: an
+    ordinary message."""
+    marked = (message.meta or {}).get(NOT_FOR_THE_BOT) if message.author == "customer" else None
+    if not marked:
+        return None
+    reason = str(marked.get("reason", "")) if isinstance(marked, dict) else str(marked)
+    conversation = await conversations.get_conversation(session, message.conversation_id, for_update=True)
+    opened_it = not await conversations.messages_before(session, conversation.id, message.seq, limit=1)
+    hand = bool(marked.get("hand_off")) if isinstance(marked, dict) else False
+    if conversation.state == State.bot.value and (hand or opened_it):
+        company = await tenancy.get_company(session, str(company_id))
+        await leave_for_team(
+            session, runtime, conversation, company, f"not answered by the bot: {reason}"[:500]
+        )
+    await _stay_silent(session, conversation, message.id)
+    log.info("turn.not_for_the_bot", conversation_id=str(conversation.id), reason=reason[:200])
+    return "not_for_the_bot"
 
 
 def _routing_label(handoff_reply: Message) -> str:
@@ -288,6 +318,8 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         message = await conversations.get_message(session, message_id)
         if await conversations.bot_reply_exists(session, message_id):
             return "already_answered"
+        if (silenced := await _not_for_the_bot(session, runtime, message, company_id)) is not None:
+            return silenced
         conversation = await conversations.get_conversation(session, message.conversation_id)
         company = await tenancy.get_company(session, str(company_id))
         if not conversations.bot_may_answer(conversation, answers_while_closed=_helps_while_closed(company)):
