@@ -172,7 +172,6 @@ def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory, mail_sink: M
         smtp_password=MAIL_PASSWORD,  # type: ignore[arg-type]
         smtp_timeout_seconds=5,
         media_dir=tmp_path_factory.mktemp("media"),  # the local media store, shared with `runtime`
-        channel_watch_resync_seconds=1.0,  # a mailbox a test connects is fetched within a second
     )
 
 
