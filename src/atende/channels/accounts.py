@@ -166,7 +166,8 @@ async def update(
         account.enabled = enabled
     if config is not None:
         validated = validate_config(channel, config)
-        if _external_id(channel, validated, account.external_id) != account.external_id:
+        derived = channel.account_external_id(validated)
+        if derived is not None and derived != account.external_id:
             raise InvalidInput(
                 f"config: the {channel.kind} account's external_id '{account.external_id}' cannot change "
                 "(add an account for the new one)",
