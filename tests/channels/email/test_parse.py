@@ -238,3 +238,17 @@ def test_a_real_mail_damaged_anywhere_still_parses(at: int, junk: bytes) -> None
     raw = rich_mail()
     at %= len(raw)
     parse(raw[:at] + junk + raw[at + len(junk) :])
+
+
+def test_text_an_apple_mail_split_around_a_picture_is_read_whole() -> None:
+    message = EmailMessage()
+    message["From"] = "ana@cliente.test"
+    message["Subject"] = "Foto"
+    message.set_content("Veja a foto:\n")
+    message.add_attachment(PNG, maintype="image", subtype="png", disposition="inline", filename="a.png")
+    tail = EmailMessage()
+    tail.set_content("O produto chegou assim.\n")
+    message.attach(tail)
+    parsed = parse(message.as_bytes())
+    assert parsed.text.split() == "Veja a foto: O produto chegou assim.".split()
+    assert [a.filename for a in parsed.attachments] == ["a.png"]
