@@ -347,7 +347,9 @@ def _header(message: Message, name: str, defects: list[str]) -> str | None:
             text = str(make_header(decode_header(text)))
         except Exception:
             defects.append(f"unreadable {name}")
-    return text.replace("\x00", "")[:HEADER_MAX].strip()
+    text = text.replace("\x00", "")
+    # a References chain grows at its end: what a long one loses is its oldest ids
+    return (text[-MAX_REFS * ID_MAX :] if name == "references" else text[:HEADER_MAX]).strip()
 
 
 def _one_line(value: str | None) -> str:
