@@ -77,7 +77,7 @@ class Attachment:
 @dataclass(frozen=True)
 class ParsedEmail:
     """One e-mail. ``text`` is the plain body (from the HTML when there is no plain part,
-    ``text_from_html``), with quotes and signature: ``channels.email.quotes`` strips them for
+    ``text_from_html``), with quotes and signature: ``quotes.strip_email`` strips them for
     the bot. ``html`` is the HTML as the sender wrote it: never show it, show ``safe_html``."""
 
     message_id: str | None  # ``<local@domain>``, as are the ids below

@@ -37,7 +37,7 @@ from bs4 import BeautifulSoup, Tag
 from mailparser_reply.constants import MAIL_LANGUAGES, QUOTED_MATCH_INCLUDE
 from mailparser_reply.parser import EmailMessage
 
-from atende.channels.email.parse import html_to_text
+from atende.channels.email.parse import ParsedEmail, html_to_text
 
 # Portuguese, and what Spanish and English lack, in the library's shape: the quote headers of
 # a language (``wrote_header``: one line, or two when a client wraps it; ``from_header``: two
@@ -185,6 +185,17 @@ def strip(original: str, languages: tuple[str, ...] = LANGUAGES) -> Stripped:
         return Stripped(whole, whole, original, False)
     quoted = _normal(reply) != _normal(body)
     return Stripped(text or reply, reply, original, quoted)
+
+
+def strip_email(parsed: ParsedEmail) -> Stripped:
+    """What the bot reads of a parsed e-mail: its plain body stripped, or, for HTML-only
+    mail, its HTML with the quote cut by its markup first (``original`` is then the whole
+    HTML made text)."""
+    if parsed.text_from_html and parsed.html:
+        stripped = strip(html_reply(parsed.html))
+        quoted = stripped.quoted or _normal(stripped.reply) != _normal(parsed.text)
+        return Stripped(stripped.text, stripped.reply, parsed.text, quoted)
+    return strip(parsed.text)
 
 
 def _mask(body: str) -> tuple[str, list[str]]:
