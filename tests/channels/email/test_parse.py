@@ -238,3 +238,25 @@ def test_a_real_mail_damaged_anywhere_still_parses(at: int, junk: bytes) -> None
     raw = rich_mail()
     at %= len(raw)
     parse(raw[:at] + junk + raw[at + len(junk) :])
+
+
+def test_text_an_apple_mail_split_around_a_picture_is_read_whole() -> None:
+    message = EmailMessage()
+    message["From"] = "ana@cliente.test"
+    message["Subject"] = "Foto"
+    message.set_content("Veja a foto:\n")
+    message.add_attachment(PNG, maintype="image", subtype="png", disposition="inline", filename="a.png")
+    tail = EmailMessage()
+    tail.set_content("O produto chegou assim.\n")
+    message.attach(tail)
+    parsed = parse(message.as_bytes())
+    assert parsed.text.split() == "Veja a foto: O produto chegou assim.".split()
+    assert [a.filename for a in parsed.attachments] == ["a.png"]
+
+
+def test_a_long_references_chain_keeps_its_newest_ids() -> None:
+    chain = " ".join(f"<{i:04d}.{'x' * 60}@cliente.test>" for i in range(150))
+    parsed = parse(mail(b"oi", headers=f"References: {chain}\r\n"))
+    assert len(parsed.references) == 100
+    assert parsed.references[-1] == f"<0149.{'x' * 60}@cliente.test>"
+    assert parsed.references[0] == f"<0050.{'x' * 60}@cliente.test>"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from atende.channels.email.parse import parse
-from atende.channels.email.quotes import html_reply, strip
+from atende.channels.email.quotes import html_reply, strip, strip_email
 from tests.conftest import TEST_DATA
 
 TALON = TEST_DATA / "email" / "talon"
@@ -173,3 +173,15 @@ def test_a_long_paragraph_is_kept_whole_and_a_huge_mail_is_stripped_in_well_unde
     strip("On 2024 10:30 wrote x@y.test: " * 12000)
     strip(("Em 2024 10:30 <x@y.test> escreveu " * 14 + "\n") * 3000)
     assert time.perf_counter() - started < 3
+
+
+def test_an_html_only_mail_is_stripped_by_its_markup_and_a_plain_one_by_its_text() -> None:
+    page = (TALON / "html_replies" / "gmail.html").read_text()
+    head = b"From: alex@x.test\r\nSubject: Re: Test\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    raw = head + page.encode()
+    parsed = parse(raw)
+    stripped = strip_email(parsed)
+    assert stripped.text == "Hi. I am fine." and stripped.quoted
+    assert "How are you?" in stripped.original  # the quote stays for agents
+    plain = parse((TALON / "standard_replies" / "gmail.eml").read_bytes())
+    assert strip_email(plain) == strip(plain.text)

@@ -344,3 +344,13 @@ def test_reply_headers_for_what_we_send() -> None:
     assert len(ids) == 100 and all(i.startswith("<") and i.endswith("@loja.test>") for i in ids)
     assert threading.is_forward("Fwd: x") and threading.is_forward("Encaminhada: x")
     assert not threading.is_forward("Re: Fwd de arquivos")
+
+
+def test_a_mail_without_message_id_is_stored_under_one_made_of_its_bytes() -> None:
+    raw = b"From: ana@cliente.test\r\nSubject: sem id\r\n\r\noi\r\n"
+    key = threading.message_key(parse(raw), raw)
+    assert key == threading.message_key(parse(raw), raw)  # fetched twice: stored once
+    assert key != threading.message_key(parse(raw + b"!"), raw + b"!")
+    assert key.startswith("<sha256-") and key.endswith("@atende.invalid>") and len(key) <= 255
+    with_id = email("ana@cliente.test", "x", "y", message_id="<abc@cliente.test>")
+    assert threading.message_key(parse(with_id), with_id) == "<abc@cliente.test>"

@@ -77,7 +77,7 @@ class Attachment:
 @dataclass(frozen=True)
 class ParsedEmail:
     """One e-mail. ``text`` is the plain body (from the HTML when there is no plain part,
-    ``text_from_html``), with quotes and signature: ``channels.email.quotes`` strips them for
+    ``text_from_html``), with quotes and signature: ``quotes.strip_email`` strips them for
     the bot. ``html`` is the HTML as the sender wrote it: never show it, show ``safe_html``."""
 
     message_id: str | None  # ``<local@domain>``, as are the ids below
@@ -193,7 +193,7 @@ class _Reader:
         self.attachments: list[Attachment] = []
         self.parts = 0
 
-    def walk(self, part: Message, depth: int) -> None:
+    def walk(self, part: Message, depth: int, within: str = "") -> None:
         self.parts += 1
         if self.parts > MAX_PARTS or depth > MAX_DEPTH:
             if "too many parts" not in self.defects:
@@ -216,14 +216,18 @@ class _Reader:
             if isinstance(children, list):
                 for child in children:
                     if isinstance(child, Message):
-                        self.walk(child, depth + 1)
+                        self.walk(child, depth + 1, part.get_content_subtype())
             return
         if part.get_content_maintype() == "text" and not _is_attachment(part):
-            if content_type == "text/plain" and not self.text:
-                self.text = decode_text(_payload(part), part.get_content_charset(), self.defects)
+            # the first plain and HTML parts are the bodies; later ones in a multipart/mixed
+            # continue them (Apple Mail splits the text around an inline picture)
+            if content_type == "text/plain" and (not self.text or within == "mixed"):
+                text = decode_text(_payload(part), part.get_content_charset(), self.defects)
+                self.text = f"{self.text}\n{text}" if self.text else text
                 return
-            if content_type == "text/html" and self.html is None:
-                self.html = decode_text(_payload(part), part.get_content_charset(), self.defects)
+            if content_type == "text/html" and (self.html is None or within == "mixed"):
+                html = decode_text(_payload(part), part.get_content_charset(), self.defects)
+                self.html = f"{self.html}\n{html}" if self.html else html
                 return
         self.attachments.append(self._attachment(part, content_type, _payload(part)))
 
@@ -343,7 +347,9 @@ def _header(message: Message, name: str, defects: list[str]) -> str | None:
             text = str(make_header(decode_header(text)))
         except Exception:
             defects.append(f"unreadable {name}")
-    return text.replace("\x00", "")[:HEADER_MAX].strip()
+    text = text.replace("\x00", "")
+    # a References chain grows at its end: what a long one loses is its oldest ids
+    return (text[-MAX_REFS * ID_MAX :] if name == "references" else text[:HEADER_MAX]).strip()
 
 
 def _one_line(value: str | None) -> str:

@@ -9,16 +9,23 @@ Portuguese, and its Spanish ``El … escribió:`` only matches with two spaces b
 Para:/Assunto:``, ``-----Mensagem original-----``, ``Enviado do meu iPhone``, ``Atenciosamente``)
 and completes Spanish and English; the library reads them through ``_Message``.
 
-Two things it leaves that mail needs, done here:
+What it leaves that mail needs, done here:
 
-- ``>`` quoted lines: removed from the reply, and with them the line that introduced them
-  when it reads like a quote header in any language (it ends in ``:`` and names a date or an
-  address: ``02.04.2012 14:20 пользователь "bob" <bob@x> написал:``), even split over two lines;
+- quote headers found by their shape in any language, before the library reads the body
+  (``_cut_generic``): a date or time and an address ending in ``:``, even wrapped over two
+  lines (``02.04.2012 14:20 пользователь "bob" <bob@x> написал:``); ``On … wrote`` without its
+  colon; a separator of dashes around words (``-------- Message d'origine --------``);
+- ``>`` quoted lines: removed from the reply, with a line a client wrapped out of the block
+  and with the header (up to three wrapped lines) that introduced them;
+- the ``From:`` line of an Outlook block and the rule above a quote, left dangling at the end;
 - HTML-only mail: the quote is found in the markup (``blockquote``, Gmail's ``gmail_quote``,
-  Outlook's ``divRplyFwdMsg``, Thunderbird's ``moz-cite-prefix``, Yahoo's ``yahoo_quoted``, a
-  Hotmail ``stopSpelling`` rule) before the HTML becomes text (``html_reply``).
+  Outlook's ``divRplyFwdMsg`` and bordered header, Thunderbird's ``moz-cite-prefix``, Yahoo's
+  ``yahoo_quoted``, a Hotmail ``stopSpelling`` rule) before the HTML becomes text (``html_reply``);
+- bounded time: the library's patterns take quadratic time on long lines, so lines over
+  ``LINE_MAX`` are masked from them, and only the first ``STRIP_MAX`` characters are searched.
 
-Pure functions; tuned on ``../shared/data/email/`` by ``benchmarks/email_quotes.py``.
+Pure functions; tuned on ``../shared/data/email/`` by ``benchmarks/email_quotes.py`` (no rule
+names a file).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from bs4 import BeautifulSoup, Tag
 from mailparser_reply.constants import MAIL_LANGUAGES, QUOTED_MATCH_INCLUDE
 from mailparser_reply.parser import EmailMessage
 
-from atende.channels.email.parse import html_to_text
+from atende.channels.email.parse import ParsedEmail, html_to_text
 
 # Portuguese, and what Spanish and English lack, in the library's shape: the quote headers of
 # a language (``wrote_header``: one line, or two when a client wraps it; ``from_header``: two
@@ -100,11 +107,11 @@ _LANGUAGES: dict[str, dict[str, str | list[str]]] = {
         "sent_from": r"Envoyé depuis|Envoyé de mon|Envoyé à partir de|Obtenir Outlook pour",
     },
 }
-# the customers' languages first; the library's others too, for the mail clients of
-# customers' customers (a thread forwarded from a German supplier)
 STRIP_MAX = 64_000  # characters of a body searched for its quote
 HTML_MAX = 200_000  # characters of HTML searched for a quote by its markup
 LINE_MAX = 500  # a longer line is text, never a quote header
+# the customers' languages first; the library's others too, for the mail clients of
+# customers' customers (a thread forwarded from a German supplier)
 LANGUAGES = ("pt", "es", "en", *(code for code in MAIL_LANGUAGES if code not in ("pt", "es", "en", "david")))
 
 # quote headers in any language, found by their shape rather than their words, each at the
@@ -178,6 +185,17 @@ def strip(original: str, languages: tuple[str, ...] = LANGUAGES) -> Stripped:
         return Stripped(whole, whole, original, False)
     quoted = _normal(reply) != _normal(body)
     return Stripped(text or reply, reply, original, quoted)
+
+
+def strip_email(parsed: ParsedEmail) -> Stripped:
+    """What the bot reads of a parsed e-mail: its plain body stripped, or, for HTML-only
+    mail, its HTML with the quote cut by its markup first (``original`` is then the whole
+    HTML made text)."""
+    if parsed.text_from_html and parsed.html:
+        stripped = strip(html_reply(parsed.html))
+        quoted = stripped.quoted or _normal(stripped.reply) != _normal(parsed.text)
+        return Stripped(stripped.text, stripped.reply, parsed.text, quoted)
+    return strip(parsed.text)
 
 
 def _mask(body: str) -> tuple[str, list[str]]:
