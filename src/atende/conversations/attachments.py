@@ -58,6 +58,27 @@ def of(message_meta: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return [a for a in found if isinstance(a, dict)] if isinstance(found, list) else []
 
 
+def check(kind: str, content_type: str, size: int, *, name: str = "the file") -> None:
+    """Whether channel ``kind`` sends a file of this type and size (``InvalidInput`` saying
+    why not): checked before a file is stored, where it can be."""
+    if not accepted(kind):
+        raise InvalidInput(
+            f"this channel cannot send files: {kind} conversations take text only", field="attachments"
+        )
+    limit = limit_for(kind, content_type)
+    if limit is None:
+        raise InvalidInput(
+            f"the {kind} channel cannot send files of type {content_type}; "
+            f"it sends: {', '.join(sorted(accepted(kind)))}",
+            field="attachments",
+        )
+    if size > limit:
+        raise InvalidInput(
+            f"{name} is {size} bytes; the {kind} channel sends {content_type} files of at most {limit} bytes",
+            field="attachments",
+        )
+
+
 async def describe(session: AsyncSession, kind: str, media_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
     """The ``meta.attachments`` of a reply on channel ``kind`` carrying these files of the
     session's company (a file named twice goes once); ``InvalidInput`` (422) for a channel
@@ -81,19 +102,7 @@ async def describe(session: AsyncSession, kind: str, media_ids: Sequence[uuid.UU
                 f"attachments: no file {media_id} in this company (upload it with POST /v1/media first)",
                 field="attachments",
             ) from None
-        limit = limit_for(kind, file.content_type)
-        if limit is None:
-            raise InvalidInput(
-                f"the {kind} channel cannot send files of type {file.content_type}; "
-                f"it sends: {', '.join(sorted(accepted(kind)))}",
-                field="attachments",
-            )
-        if file.size_bytes > limit:
-            raise InvalidInput(
-                f"file {media_id} is {file.size_bytes} bytes; the {kind} channel sends "
-                f"{file.content_type} files of at most {limit} bytes",
-                field="attachments",
-            )
+        check(kind, file.content_type, file.size_bytes, name=f"file {media_id}")
         described.append(
             {
                 "media_id": str(file.id),
