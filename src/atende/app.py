@@ -29,8 +29,8 @@ from atende.channels import registry as channels
 from atende.channels.accounts_api import router as channel_accounts_router
 from atende.config import Settings, get_settings
 from atende.conversations.api import router as conversations_router
-from atende.dashboard.routes import PREFIX as DASHBOARD_PREFIX
 from atende.dashboard.conversation import REPLY_PATH
+from atende.dashboard.routes import PREFIX as DASHBOARD_PREFIX
 from atende.dashboard.routes import router as dashboard_router
 from atende.dashboard.web import too_large_page
 from atende.db.embedded import EmbeddedDatabase
