@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export ATENDE_DATA_DIR ?= $(CURDIR)/.atende-data
 
-.PHONY: demo test install lint typecheck contracts browser i18n clean
+.PHONY: demo test install lint typecheck contracts browser mailserver i18n clean
 
 $(STAMP): pyproject.toml requirements/embedder.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,14 +39,21 @@ i18n: $(STAMP)
 browser:
 	@sh scripts/test-browser >/dev/null
 
+# The e-mail tests' IMAP and POP3 server: ATENDE_TEST_DOVECOT, /usr/sbin/dovecot, or Debian's
+# dovecot-core, dovecot-imapd and dovecot-pop3d installed when running as root
+# (scripts/test-mailserver says what to install otherwise).
+mailserver:
+	@sh scripts/test-mailserver >/dev/null
+
 # pytest-xdist workers: much of the suite waits on PostgreSQL, servers and atende processes,
 # so two workers pay even on two cores. Each has its own PostgreSQL; a file's tests stay
 # together on one worker, the slowest files first (tests/conftest.py, SLOW_FILES_FIRST).
 # TEST_WORKERS=0 runs everything in this one process.
 TEST_WORKERS ?= 2
 
-test: $(STAMP) browser lint typecheck contracts
-	@browser="$$(sh scripts/test-browser)" && ATENDE_TEST_BROWSER="$$browser" \
+test: $(STAMP) browser mailserver lint typecheck contracts
+	@browser="$$(sh scripts/test-browser)" && dovecot="$$(sh scripts/test-mailserver)" && \
+		ATENDE_TEST_BROWSER="$$browser" ATENDE_TEST_DOVECOT="$$dovecot" \
 		$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 clean:
