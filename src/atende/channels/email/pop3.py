@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 
@@ -84,7 +84,8 @@ def connect(server: Server) -> poplib.POP3:
             client.stls(server.tls())
         if server.oauth2_token:
             auth = f"user={server.user}\1auth=Bearer {server.oauth2_token}\1\1"
-            client._shortcmd("AUTH XOAUTH2 " + base64.b64encode(auth.encode()).decode())
+            # poplib has no AUTH: its one-line command, as its own user() and pass_() send theirs
+            cast(Any, client)._shortcmd("AUTH XOAUTH2 " + base64.b64encode(auth.encode()).decode())
         elif server.password is not None:
             client.user(server.user)
             client.pass_(server.password)
