@@ -12,7 +12,7 @@ from email import policy
 
 import pytest
 
-from atende.channels.email.imap import Fetched, ImapFetcher, ImapMailbox, acheck_login
+from atende.channels.email.imap import Fetched, ImapFetcher, ImapMailbox, check_login
 from atende.channels.email.state import MailboxBusy
 from atende.channels.email.transport import Server
 from tests.channels.email.conftest import Mailbox, message
@@ -239,20 +239,20 @@ async def test_two_fetchers_on_one_mailbox_only_one_fetches(mailbox: Mailbox) ->
 
 @pytest.mark.parametrize("security", ["plain", "starttls", "tls"])
 async def test_check_login_says_ok_over_each_kind_of_connection(mailbox: Mailbox, security: str) -> None:
-    verdict = await acheck_login(ImapMailbox(mailbox.server(security=security)))
+    verdict = await check_login(ImapMailbox(mailbox.server(security=security)))
     assert verdict.ok, verdict.reason
 
 
 async def test_check_login_says_why_not(mailbox: Mailbox) -> None:
-    wrong = await acheck_login(ImapMailbox(mailbox.server(password="not-the-password")))
+    wrong = await check_login(ImapMailbox(mailbox.server(password="not-the-password")))
     assert not wrong.ok
     assert "login refused" in wrong.reason
     assert "not-the-password" not in wrong.reason
-    folder = await acheck_login(ImapMailbox(mailbox.server(), folder="Nope"))
+    folder = await check_login(ImapMailbox(mailbox.server(), folder="Nope"))
     assert not folder.ok
     assert "Nope" in folder.reason
     closed = Server(host="127.0.0.1", port=1, user="x", password="y", security="plain", timeout=2)
-    unreachable = await acheck_login(ImapMailbox(closed))
+    unreachable = await check_login(ImapMailbox(closed))
     assert not unreachable.ok
     assert "cannot connect to 127.0.0.1:1" in unreachable.reason
 

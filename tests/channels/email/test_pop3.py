@@ -10,7 +10,7 @@ from email import policy
 
 import pytest
 
-from atende.channels.email.pop3 import Pop3Fetched, Pop3Fetcher, acheck_login
+from atende.channels.email.pop3 import Pop3Fetched, Pop3Fetcher, check_login
 from atende.runtime import Runtime
 from tests.channels.email.conftest import Mailbox, message
 
@@ -120,12 +120,12 @@ async def test_polling_finds_new_mail(mailbox: Mailbox) -> None:
 
 @pytest.mark.parametrize("security", ["plain", "starttls", "tls"])
 async def test_pop3_check_login(mailbox: Mailbox, security: str) -> None:
-    verdict = await acheck_login(mailbox.pop3_server(security=security))
+    verdict = await check_login(mailbox.pop3_server(security=security))
     assert verdict.ok, verdict.reason
 
 
 async def test_pop3_check_login_says_why_not(mailbox: Mailbox) -> None:
-    wrong = await acheck_login(mailbox.pop3_server(password="nope-nope"))
+    wrong = await check_login(mailbox.pop3_server(password="nope-nope"))
     assert not wrong.ok
     assert "login refused" in wrong.reason
     assert "nope-nope" not in wrong.reason

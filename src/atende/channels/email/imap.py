@@ -5,10 +5,12 @@ to a callback (the channel, which parses and stores it), oldest first. What has 
 kept in PostgreSQL (``state``: the folder's ``UIDVALIDITY``, the last UID taken and that
 message's ``INTERNALDATE``), and a UID is recorded as taken only after the callback returned:
 
-- a worker killed mid-fetch (or a callback that fails) leaves the message untaken, and the
-  next run takes it again. The callback may therefore see a message twice; the intake is
-  idempotent on the message's ``Message-ID`` (its external id), so it is stored and answered
-  once;
+- a callback that fails leaves its message (and those after it) untaken: the UIDs before it
+  are recorded, and the next run starts at it. Messages are fetched in batches (one
+  ``FETCH`` for up to ``BATCH_MESSAGES``) and recorded once a batch, so a worker killed
+  mid-batch takes the batch's messages again. The callback may therefore see a message
+  twice; the intake is idempotent on the message's ``Message-ID`` (its external id), so it
+  is stored and answered once;
 - one fetcher per mailbox at a time, across every worker: ``state.MailboxLock``, a
   PostgreSQL advisory lock held for as long as the fetcher runs. A second fetcher finds the
   mailbox busy and tries again later (it takes over when the first one's worker dies);
@@ -74,6 +76,11 @@ from atende.observability.credentials import Verdict
 from atende.observability.logging import describe
 
 log = structlog.get_logger(__name__)
+
+# a FETCH brings up to this many messages at once (one round trip, not one each), and no more
+# than this many bytes, so that a batch of large attachments is never held in memory at once
+BATCH_MESSAGES = 50
+BATCH_BYTES = 16 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -156,8 +163,8 @@ def _close(client: IMAPClient) -> None:
             client.shutdown()
 
 
-def check_login(mailbox: ImapMailbox) -> Verdict:
-    """Log in and open the folder (blocking; ``acheck_login`` from asyncio): ok, or why not."""
+def _check_login(mailbox: ImapMailbox) -> Verdict:
+    """Log in and open the folder (blocking): ok, or why not."""
     try:
         client = connect(mailbox.server)
     except MailboxError as exc:
@@ -171,15 +178,22 @@ def check_login(mailbox: ImapMailbox) -> Verdict:
     return Verdict(True, f"logged in to {mailbox.server.host} as {mailbox.server.user}")
 
 
-async def acheck_login(mailbox: ImapMailbox) -> Verdict:
-    """``check_login`` on a thread, bounded by a few times the server's timeout."""
+async def check_login(mailbox: ImapMailbox) -> Verdict:
+    """Log in and open the folder: ok, or why not (for ``/health/ready``); on a thread,
+    bounded by a few times the server's timeout."""
     try:
         async with asyncio.timeout(mailbox.server.timeout * 4):
-            return await asyncio.to_thread(check_login, mailbox)
+            return await asyncio.to_thread(_check_login, mailbox)
     except TimeoutError:
         return Verdict(
             False, f"{mailbox.server.host} did not answer within {mailbox.server.timeout * 4:.0f} s"
         )
+
+
+def _later(last: datetime | None, fetched: Fetched | None) -> datetime | None:
+    if fetched is None or fetched.internal_date is None:
+        return last
+    return max(last, fetched.internal_date) if last else fetched.internal_date
 
 
 class ImapFetcher:
@@ -329,16 +343,21 @@ class ImapFetcher:
         else:
             uids = await self._call(self._uids_after, client, state.last_uid)
         taken = 0
-        for uid in uids:
-            fetched = await self._call(self._fetch_one, client, uid, validity)
-            if fetched is not None:  # None: expunged since the search
-                await self.on_message(fetched)
-                taken += 1
-            last_date = state.last_internal_date
-            if fetched is not None and fetched.internal_date is not None:
-                last_date = max(last_date, fetched.internal_date) if last_date else fetched.internal_date
-            state = ImapState(validity, uid, last_date)
-            await lock.save_imap_state(folder, state)
+        for batch in await self._call(self._batches, client, uids):
+            found = await self._call(self._fetch_batch, client, batch, validity)
+            recorded = state
+            try:
+                for uid in batch:
+                    fetched = found.get(uid)
+                    if fetched is not None:  # None: expunged since the search
+                        await self.on_message(fetched)
+                        taken += 1
+                    state = ImapState(validity, uid, _later(state.last_internal_date, fetched))
+            finally:
+                # what the callback took, recorded once a batch (and when it fails: up to the
+                # message before); a worker killed mid-batch takes the batch again
+                if state != recorded:
+                    await lock.save_imap_state(folder, state)
         if changed and state.last_uid < uid_next - 1:
             # everything in the folder when it was selected has been considered
             await lock.save_imap_state(folder, ImapState(validity, uid_next - 1, state.last_internal_date))
@@ -368,17 +387,37 @@ class ImapFetcher:
         return sorted(int(uid) for uid, data in dates.items() if data.get(b"INTERNALDATE", since) > since)
 
     @staticmethod
-    def _fetch_one(client: IMAPClient, uid: int, validity: int) -> Fetched | None:
-        data = client.fetch([uid], ["INTERNALDATE", "BODY.PEEK[]"]).get(uid)
-        if not data or b"BODY[]" not in data:
-            return None
-        internal = data.get(b"INTERNALDATE")
-        return Fetched(
-            uid=uid,
-            uid_validity=validity,
-            internal_date=internal if isinstance(internal, datetime) else None,
-            raw=bytes(data[b"BODY[]"]),
-        )
+    def _batches(client: IMAPClient, uids: list[int]) -> list[list[int]]:
+        """The UIDs in groups fetched with one command each: at most ``BATCH_MESSAGES``
+        messages and ``BATCH_BYTES`` (by their ``RFC822.SIZE``; a larger one alone)."""
+        if not uids:
+            return []
+        sizes = client.fetch(uids, ["RFC822.SIZE"])
+        batches: list[list[int]] = [[]]
+        total = 0
+        for uid in uids:
+            size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+            if batches[-1] and (len(batches[-1]) >= BATCH_MESSAGES or total + size > BATCH_BYTES):
+                batches.append([])
+                total = 0
+            batches[-1].append(uid)
+            total += size
+        return batches
+
+    @staticmethod
+    def _fetch_batch(client: IMAPClient, uids: list[int], validity: int) -> dict[int, Fetched]:
+        found = {}
+        for uid, data in client.fetch(uids, ["INTERNALDATE", "BODY.PEEK[]"]).items():
+            if int(uid) not in uids or b"BODY[]" not in data:  # an unsolicited FETCH (flags)
+                continue
+            internal = data.get(b"INTERNALDATE")
+            found[int(uid)] = Fetched(
+                uid=int(uid),
+                uid_validity=validity,
+                internal_date=internal if isinstance(internal, datetime) else None,
+                raw=bytes(data[b"BODY[]"]),
+            )
+        return found
 
     async def _wait_for_mail(self) -> None:
         client = await self._connected()

@@ -133,7 +133,7 @@ def _retrieve(client: poplib.POP3, number: int) -> bytes:
     return b"\r\n".join(lines) + b"\r\n"
 
 
-def check_login(server: Server) -> Verdict:
+def _check_login(server: Server) -> Verdict:
     """Log in and list the mailbox (blocking): ok, or why not."""
     try:
         client = connect(server)
@@ -150,10 +150,12 @@ def check_login(server: Server) -> Verdict:
     return Verdict(True, f"logged in to {server.host} as {server.user}")
 
 
-async def acheck_login(server: Server) -> Verdict:
+async def check_login(server: Server) -> Verdict:
+    """Log in and list the mailbox: ok, or why not (for ``/health/ready``); on a thread,
+    bounded by a few times the server's timeout."""
     try:
         async with asyncio.timeout(server.timeout * 4):
-            return await asyncio.to_thread(check_login, server)
+            return await asyncio.to_thread(_check_login, server)
     except TimeoutError:
         return Verdict(False, f"{server.host} did not answer within {server.timeout * 4:.0f} s")
 
