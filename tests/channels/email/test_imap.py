@@ -262,3 +262,29 @@ def test_a_password_never_crosses_a_network_in_clear() -> None:
         Server(host="imap.example.com", port=143, user="a", password="b", security="plain")
     Server(host="imap.example.com", port=143, user="a", password="b", security="plain", allow_insecure=True)
     Server(host="localhost", port=143, user="a", password="b", security="plain")
+
+
+async def test_a_mailbox_logs_in_with_an_oauth2_token(mailbox: Mailbox) -> None:
+    """XOAUTH2, as Gmail and Microsoft 365 take it: the server asks the token's issuer."""
+    token = mailbox.dovecot.issue_token(mailbox.user)
+    with_token = Server(
+        host="127.0.0.1",
+        port=mailbox.dovecot.imaps_port,
+        user=mailbox.user,
+        oauth2_token=token,
+        security="tls",
+        ssl_context=mailbox.dovecot.tls_context(),
+        timeout=10,
+    )
+    await deliver(mailbox, "via oauth2")
+    taken = Taken()
+    fetch = fetcher(mailbox, taken, server=with_token, take_existing=True)
+    assert await fetch.run_once() == 1
+    assert taken.subjects == ["via oauth2"]
+    await fetch.close()
+
+    revoked_token = Server(**{**with_token.__dict__, "oauth2_token": "ya29.revoked"})
+    revoked = await check_login(ImapMailbox(revoked_token))
+    assert not revoked.ok
+    assert "login refused" in revoked.reason
+    assert "ya29" not in revoked.reason

@@ -85,7 +85,12 @@ def connect(server: Server) -> poplib.POP3:
         if server.oauth2_token:
             auth = f"user={server.user}\1auth=Bearer {server.oauth2_token}\1\1"
             # poplib has no AUTH: its one-line command, as its own user() and pass_() send theirs
-            cast(Any, client)._shortcmd("AUTH XOAUTH2 " + base64.b64encode(auth.encode()).decode())
+            raw = cast(Any, client)
+            answer = raw._shortcmd("AUTH XOAUTH2 " + base64.b64encode(auth.encode()).decode())
+            if not answer.startswith(b"+OK"):
+                # a refusal comes as a challenge holding the error (JSON); answered with an
+                # empty line, the server says -ERR, which raises
+                raw._shortcmd("")
         elif server.password is not None:
             client.user(server.user)
             client.pass_(server.password)
