@@ -13,9 +13,10 @@ from email import policy
 import pytest
 
 from atende.channels.email.imap import Fetched, ImapFetcher, ImapMailbox, check_login
-from atende.channels.email.state import MailboxBusy
+from atende.channels.email.state import MailboxBusy, MailboxLock
 from atende.channels.email.transport import Server
-from tests.channels.email.conftest import Mailbox, message
+from atende.runtime import Runtime
+from tests.channels.email.conftest import Mailbox, message, new_mailbox
 
 
 class Taken:
@@ -288,3 +289,20 @@ async def test_a_mailbox_logs_in_with_an_oauth2_token(mailbox: Mailbox) -> None:
     assert not revoked.ok
     assert "login refused" in revoked.reason
     assert "ya29" not in revoked.reason
+
+
+async def test_a_mailboxs_state_is_its_companys_alone(mailbox: Mailbox, runtime: Runtime) -> None:
+    """The state is read under the account's company: another company naming the same
+    account id sees none of it."""
+    await deliver(mailbox, "pedido")
+    taken = Taken()
+    fetch = fetcher(mailbox, taken, take_existing=True)
+    assert await fetch.run_once() == 1
+    await fetch.close()
+    other = await new_mailbox(mailbox.dovecot, runtime)
+    async with MailboxLock(mailbox.db_url, other.company_id, mailbox.account_id, "imap:INBOX") as lock:
+        assert await lock.imap_state("INBOX") is None
+    async with MailboxLock(mailbox.db_url, mailbox.company_id, mailbox.account_id, "imap:INBOX") as lock:
+        state = await lock.imap_state("INBOX")
+        assert state is not None
+        assert state.last_uid == taken.messages[0].uid

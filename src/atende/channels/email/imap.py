@@ -305,10 +305,10 @@ class ImapFetcher:
                 await self._disconnect_quietly()
                 await self._sleep(delay)
                 backoff = min(backoff * 2, self.backoff_max)
-            except Exception as exc:  # the callback failed: the message is taken again later
+            except Exception as exc:  # the callback failed (or a bug): its message is taken again later
                 delay = backoff
                 log.warning(
-                    "email.imap.callback_failed",
+                    "email.imap.pass_failed",
                     account_id=str(self.account_id),
                     error=describe(exc),
                     in_seconds=round(delay, 2),
