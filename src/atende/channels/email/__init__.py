@@ -1,1 +1,1 @@
-"""The e-mail channel: mailboxes fetched over IMAP or POP3, replies sent over SMTP."""
+"""The e-mail channel: IMAP, POP3 and SMTP transports, MIME parsing, quote stripping and threading."""
