@@ -306,3 +306,21 @@ async def test_a_mailboxs_state_is_its_companys_alone(mailbox: Mailbox, runtime:
         state = await lock.imap_state("INBOX")
         assert state is not None
         assert state.last_uid == taken.messages[0].uid
+
+
+async def test_a_cancelled_fetcher_logs_out_and_frees_its_mailbox_at_once(mailbox: Mailbox) -> None:
+    """The workers cancel a watcher when its account is disabled: an idling fetcher then
+    leaves the mailbox (its connection and its lock) within a second or two."""
+    taken = Taken()
+    fetch = fetcher(mailbox, taken)
+    task = asyncio.create_task(fetch.run())
+    await asyncio.sleep(1.0)  # idling
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert time.monotonic() - started < 2.5
+    assert fetch._client is None
+    after = fetcher(mailbox, Taken())
+    assert await after.run_once() == 0  # not busy: the lock went with it
+    await after.close()

@@ -283,6 +283,18 @@ class ImapFetcher:
             await self._disconnect()
 
     async def run(self) -> None:
+        """Fetch until ``stop()`` or cancelled (the channel's ``watch``, which the workers
+        cancel when the account is disabled): either way the connection is closed, within
+        a second when it was idling."""
+        try:
+            await self._run()
+        finally:
+            self._stopping.set()
+            self._stopped.set()
+            await self._disconnect_quietly()  # after the IDLE slice under way: a second at most
+            self._executor.shutdown(wait=False)
+
+    async def _run(self) -> None:
         backoff = self.backoff_initial
         while not self._stopping.is_set():
             try:
@@ -315,7 +327,6 @@ class ImapFetcher:
                 )
                 await self._sleep(delay)
                 backoff = min(backoff * 2, self.backoff_max)
-        await self.close()
 
     async def _disconnect_quietly(self) -> None:
         try:

@@ -234,6 +234,14 @@ class Pop3Fetcher:
         return taken
 
     async def run(self) -> None:
+        """Poll until ``stop()`` or cancelled."""
+        try:
+            await self._run()
+        finally:
+            self._stopped.set()
+            await self.close()
+
+    async def _run(self) -> None:
         backoff = self.backoff_initial
         while not self._stopped.is_set():
             delay = self.poll_seconds
@@ -253,4 +261,3 @@ class Pop3Fetcher:
                 backoff = min(backoff * 2, self.backoff_max)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), timeout=delay)
-        await self.close()
