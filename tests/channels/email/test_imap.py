@@ -252,6 +252,11 @@ async def test_check_login_says_why_not(mailbox: Mailbox) -> None:
     folder = await check_login(ImapMailbox(mailbox.server(), folder="Nope"))
     assert not folder.ok
     assert "Nope" in folder.reason
+    # a certificate no authority of the system vouches for
+    untrusted = Server(**{**mailbox.server(security="tls").__dict__, "ssl_context": None})
+    refused_tls = await check_login(ImapMailbox(untrusted))
+    assert not refused_tls.ok
+    assert "CERTIFICATE_VERIFY_FAILED" in refused_tls.reason
     closed = Server(host="127.0.0.1", port=1, user="x", password="y", security="plain", timeout=2)
     unreachable = await check_login(ImapMailbox(closed))
     assert not unreachable.ok
