@@ -159,9 +159,10 @@ async def test_a_uidvalidity_change_takes_no_old_mail_again(mailbox: Mailbox) ->
     await fetch.close()
 
 
-async def test_idle_yields_a_new_message_within_two_seconds(mailbox: Mailbox) -> None:
+@pytest.mark.parametrize("security", ["plain", "tls"])
+async def test_idle_yields_a_new_message_within_two_seconds(mailbox: Mailbox, security: str) -> None:
     taken = Taken()
-    fetch = fetcher(mailbox, taken, idle=True, poll_seconds=60)
+    fetch = fetcher(mailbox, taken, mailbox.server(security=security), idle=True, poll_seconds=60)
     task = asyncio.create_task(fetch.run())
     try:
         await asyncio.sleep(1.0)  # connected, baseline recorded, idling
@@ -189,9 +190,10 @@ async def test_without_idle_it_polls(mailbox: Mailbox) -> None:
         await asyncio.wait_for(task, 10)
 
 
-async def test_a_dropped_connection_reconnects_and_goes_on(mailbox: Mailbox) -> None:
+@pytest.mark.parametrize("security", ["plain", "tls"])
+async def test_a_dropped_connection_reconnects_and_goes_on(mailbox: Mailbox, security: str) -> None:
     taken = Taken()
-    fetch = fetcher(mailbox, taken, backoff_initial=0.2, backoff_max=1.0)
+    fetch = fetcher(mailbox, taken, mailbox.server(security=security), backoff_initial=0.2, backoff_max=1.0)
     task = asyncio.create_task(fetch.run())
     try:
         await asyncio.sleep(1.0)
