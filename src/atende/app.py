@@ -29,6 +29,7 @@ from atende.channels import registry as channels
 from atende.channels.accounts_api import router as channel_accounts_router
 from atende.config import Settings, get_settings
 from atende.conversations.api import router as conversations_router
+from atende.dashboard.conversation import REPLY_PATH
 from atende.dashboard.routes import PREFIX as DASHBOARD_PREFIX
 from atende.dashboard.routes import router as dashboard_router
 from atende.dashboard.web import too_large_page
@@ -80,28 +81,25 @@ SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 class RequestContext:
     """Request id, log context, body size limit and HTTP metrics, for every request.
-    ``larger_bodies``: paths whose bodies may be larger (file uploads: the media limit)."""
+    ``larger_bodies``: paths whose bodies may be larger (file uploads: the media limit), each
+    a path or a pattern it matches whole (a route with an id in it)."""
 
     def __init__(
         self,
         app: ASGIApp,
         max_body_bytes: int,
-        larger_bodies: Mapping[str, int] | None = None,
-        larger_prefixes: Mapping[str, int] | None = None,
+        larger_bodies: Mapping[str | re.Pattern[str], int] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
-        self.larger_bodies = dict(larger_bodies or {})
-        # path prefixes whose bodies may be larger (a channel's webhooks posting e-mails)
-        self.larger_prefixes = tuple((larger_prefixes or {}).items())
+        self.larger_bodies = {k: v for k, v in (larger_bodies or {}).items() if isinstance(k, str)}
+        self.larger_patterns = [(k, v) for k, v in (larger_bodies or {}).items() if isinstance(k, re.Pattern)]
 
-    def _limit(self, path: str) -> int:
-        if path in self.larger_bodies:
-            return self.larger_bodies[path]
-        for prefix, limit in self.larger_prefixes:
-            if path.startswith(prefix):
-                return limit
-        return self.max_body
+    def limit(self, path: str) -> int:
+        found = self.larger_bodies.get(path)
+        if found is None:
+            found = next((v for k, v in self.larger_patterns if k.fullmatch(path)), self.max_body)
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,7 +112,7 @@ class RequestContext:
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
         received = 0
-        limit = self._limit(scope["path"])
+        limit = self.limit(scope["path"])
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -369,11 +367,16 @@ def create_app(
         RequestContext,
         max_body_bytes=settings.max_body_bytes,
         # an uploaded file may be as large as the media store takes (it counts the bytes too)
-        larger_bodies={UPLOAD_PATH: max(settings.media_max_bytes, settings.max_body_bytes)},
-        larger_prefixes={
-            prefix: max(limit, settings.max_body_bytes)
-            for channel in channels.channels()
-            for prefix, limit in channel.large_bodies.items()
+        # (the conversation page's reply, with its file and text)
+        larger_bodies={
+            UPLOAD_PATH: max(settings.media_max_bytes, settings.max_body_bytes),
+            REPLY_PATH: settings.media_max_bytes + settings.max_body_bytes,
+            # a channel's webhooks that post whole messages with their files (e-mail providers)
+            **{
+                re.compile(re.escape(prefix) + ".*"): max(limit, settings.max_body_bytes)
+                for channel in channels.channels()
+                for prefix, limit in channel.large_bodies.items()
+            },
         },
     )
     # outermost: RequestContext's own answers (a 413 page or JSON) get the headers too

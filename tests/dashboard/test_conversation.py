@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from atende.conversations.models import Conversation, Message
 from atende.dashboard import live
+from atende.media.models import Media
 from atende.runtime import Runtime
 from atende.teams import service as teams
 from atende.tenancy import service as tenancy
@@ -355,3 +356,27 @@ async def test_open_inbox_screens_check_the_activity_together_and_each_hears_a_c
             await asyncio.gather(*screens, return_exceptions=True)
     assert all(h[0] == "ready" for h in heard)
     assert 1 <= reads <= checks + 1  # each screen reading for itself: six times that
+
+
+async def test_a_file_sent_on_a_channel_that_cannot_carry_it_is_a_notice_and_nothing_is_kept(
+    live_server: str, shop: Shop, runtime: Runtime
+) -> None:
+    """The web chat sends no files: a reply form carrying one anyway (multipart, as a page
+    without JavaScript sends it) is said on the page, 422; no message, no file kept."""
+    before = await stored(runtime, shop, "handed_off")
+    async with runtime.db.transaction(shop.team.company_id) as session:
+        files_before = await session.scalar(select(func.count()).select_from(Media))
+    async with signed_in(live_server, shop.team.agent) as client:
+        page = await client.get(shop.url("handed_off"))
+        assert "Attach a file" not in page.text
+        r = await client.post(
+            f"{shop.url('handed_off')}/reply",
+            data={"text": "Segue a foto.", "csrf_token": csrf_of(page.text)},
+            files={"file": ("foto.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "image/png")},
+        )
+    assert r.status_code == 422, r.text
+    assert "This channel cannot send files: send text only." in html.unescape(r.text)
+    after = await stored(runtime, shop, "handed_off")
+    assert len(after[1]) == len(before[1])
+    async with runtime.db.transaction(shop.team.company_id) as session:
+        assert await session.scalar(select(func.count()).select_from(Media)) == files_before

@@ -12,6 +12,9 @@ documented shapes (docs/CHANNELS.md, "WhatsApp"; Meta's Cloud API reference):
   ``declare_size(media_id, n)`` makes the URL answer name another ``file_size`` (a file
   over the limit without sending it), ``stall_media(times, seconds)`` holds the next URL
   answers back that long (a timeout), ``media_lookups`` counts the URL requests;
+- ``POST /{version}/{phone_number_id}/media``: a file uploaded (multipart: ``messaging_product``,
+  ``type``, ``file``) → ``{"id": "<media id>"}``, kept in ``uploads`` (and readable back by id);
+  ``fail_next_upload(code, times)`` scripts the next uploads' errors;
 - errors in Meta's shape (``{"error": {"message", "type", "code", "error_subcode",
   "fbtrace_id"}}``): a token not in ``tokens`` is ``190``; ``fail_next(code, times)``
   scripts the next sends (``130429`` rate limit, ``131047`` outside the 24-hour window...);
@@ -30,6 +33,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from email import policy
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -44,6 +49,30 @@ ERRORS: dict[int, tuple[int, str]] = {  # code -> (HTTP status, Meta's message)
     131000: (500, "Something went wrong"),
     100: (400, "Invalid parameter"),
 }
+
+
+@dataclass(frozen=True)
+class Upload:
+    phone_number_id: str
+    media_id: str
+    content: bytes
+    mime_type: str  # the ``type`` field
+    filename: str | None
+    file_type: str  # the file part's own Content-Type
+
+
+def _multipart(content_type: str, raw: bytes) -> dict[str, tuple[bytes, str | None, str]]:
+    """A multipart/form-data body's parts: name -> (bytes, file name, part type)."""
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
+    parts: dict[str, tuple[bytes, str | None, str]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            parts[name] = (payload, part.get_filename(), part.get_content_type())
+    return parts
 
 
 @dataclass(frozen=True)
@@ -89,6 +118,9 @@ class FakeGraphApi(LoopbackServer):
         self.declared_sizes: dict[str, int] = {}
         self.media_lookups = 0  # GET /{media_id} answered or held
         self._stall_media: list[float] = []
+        self.uploads: list[Upload] = []
+        self.upload_attempts = 0
+        self._fail_uploads: list[int] = []
         self._answering = threading.Event()
         self._answering.set()
         self.templates: list[dict[str, Any]] = [
@@ -142,6 +174,11 @@ class FakeGraphApi(LoopbackServer):
         """Answer the next sends with these error codes in turn (``None``: accept it)."""
         with self._lock:
             self._fail_next.extend(codes)
+
+    def fail_next_upload(self, code: int, times: int = 1) -> None:
+        """Answer the next media uploads with this error code."""
+        with self._lock:
+            self._fail_uploads.extend([code] * times)
 
     def hold_answers(self) -> None:
         """Record sends but keep their answers back (Meta's statuses may arrive first)."""
@@ -230,11 +267,33 @@ class FakeGraphApi(LoopbackServer):
                     return
                 self.send_json(*error_body(100, "Unknown path"))
 
+            def _upload(self, phone_number_id: str, raw: bytes) -> None:
+                parts = _multipart(self.headers.get("Content-Type", ""), raw)
+                product, mime, file = parts.get("messaging_product"), parts.get("type"), parts.get("file")
+                if product is None or product[0] != b"whatsapp" or mime is None or file is None:
+                    self.send_json(*error_body(100, "messaging_product, type and file are required"))
+                    return
+                with fake._lock:
+                    fake.upload_attempts += 1
+                    code = fake._fail_uploads.pop(0) if fake._fail_uploads else None
+                if code is not None:
+                    self.send_json(*error_body(code))
+                    return
+                media_id = str(uuid.uuid4().int)[:16]
+                upload = Upload(phone_number_id, media_id, file[0], mime[0].decode(), file[1], file[2])
+                with fake._lock:
+                    fake.uploads.append(upload)
+                    fake.media[media_id] = (upload.content, upload.mime_type)
+                self.send_json(200, json.dumps({"id": media_id}).encode())
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 path = self.path.split("?", 1)[0].strip("/").split("/")
                 if not self._authorised():
+                    return
+                if len(path) == 3 and path[2] == "media":
+                    self._upload(path[1], raw)
                     return
                 if len(path) != 3 or path[2] != "messages":
                     self.send_json(*error_body(100, "Unknown path"))

@@ -22,8 +22,10 @@ from sqlalchemy import func, select
 
 from atende.app import create_app
 from atende.config import Settings
+from atende.conversations import attachments
 from atende.conversations.models import Contact, Conversation, Message
 from atende.db.base import Base, CompanyOwned
+from atende.errors import InvalidInput
 from atende.runtime import Runtime
 from atende.tenancy import accounts
 from atende.tenancy.models import Role
@@ -438,3 +440,13 @@ async def test_every_route_with_an_id_is_covered_by_the_isolation_test(
     covered = {(a.method, a.route) for a in [*ATTACKS, *DASHBOARD_ATTACKS] if ID_PARAMETER.search(a.route)}
     assert routes - covered == set(), "routes with an id that test_isolation.py does not attack"
     assert covered - routes == set(), "test_isolation.py attacks routes that no longer exist"
+
+
+async def test_a_reply_of_a_cannot_carry_bs_file(
+    company: CompanyCtx, victim: Victim, runtime: Runtime
+) -> None:
+    """An agent's reply names its files by media id: one of B's is not found in A's session,
+    however right its channel (WhatsApp sends images), and refused as not A's (422)."""
+    async with runtime.db.transaction(company.id) as session:
+        with pytest.raises(InvalidInput, match=f"no file {victim.media_id} in this company"):
+            await attachments.describe(session, "whatsapp", [uuid.UUID(victim.media_id)])

@@ -24,7 +24,7 @@ reach the channel only here, decrypted, in ``Account.secrets``. See docs/CHANNEL
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -88,6 +88,19 @@ class Account:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file an outbound message carries (a media of the company, ``atende.media``): what
+    the channel needs to send it. ``read`` fetches its bytes from the media store, called by
+    ``send`` outside any transaction (a file is read only when it goes out)."""
+
+    media_id: uuid.UUID
+    content_type: str
+    filename: str | None
+    size_bytes: int
+    read: Callable[[], Awaitable[bytes]] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class Outbound:
     """One message to deliver: a reply of the bot, an agent or the system. ``message_id`` is
     the same on every attempt: a channel whose provider takes an idempotency key passes it, so
@@ -101,6 +114,9 @@ class Outbound:
     reply_to_id: uuid.UUID | None = None
     # the stored message's meta: what a channel may need beyond the text (a template's name)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    # the files it carries, in order (only on a channel with ``attachment_types``); ``text``
+    # may then be empty
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,6 +175,10 @@ class Channel:
     # path prefixes of its routes whose requests may be larger than ATENDE_MAX_BODY_BYTES (an
     # e-mail provider's webhook posting a message with its files) -> the largest, in bytes
     large_bodies: ClassVar[Mapping[str, int]] = {}
+    # the files an agent's reply may carry on it: content type (or "image/*", "*/*") -> the
+    # largest in bytes; empty: none (the reply is refused with a 422, the composer offers no
+    # file). ``send`` finds them in ``Outbound.attachments``.
+    attachment_types: ClassVar[Mapping[str, int]] = {}
 
     def router(self) -> APIRouter | None:
         return None

@@ -30,6 +30,7 @@ unless the provider dedupes by the idempotency key every attempt carries
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 
@@ -38,11 +39,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.channels import accounts, registry
-from atende.channels.base import Account, Channel, DeliveryError, Outbound
+from atende.channels.base import Account, Attachment, Channel, DeliveryError, Outbound
 from atende.channels.intake import ACCOUNT_META
 from atende.channels.models import ChannelAccount
+from atende.conversations import attachments
 from atende.conversations import service as conversations
 from atende.conversations.models import Contact, Conversation, Message
+from atende.errors import NotFound
+from atende.media import service as media
+from atende.media.store import MediaMissing, MediaStore
 from atende.observability.credentials import Credential, Verdict
 from atende.observability.logging import describe
 from atende.runtime import Runtime
@@ -130,8 +135,35 @@ async def _prepare(
         text=message.text,
         reply_to_id=message.reply_to_id,
         meta=dict(message.meta or {}),
+        attachments=await _attachments(session, runtime, message),
     )
     return account, await channel.prepare(session, account, outbound)
+
+
+async def _attachments(session: AsyncSession, runtime: Runtime, message: Message) -> tuple[Attachment, ...]:
+    """The files the message carries (``meta.attachments``), their bytes read only when
+    ``send`` asks; ``Failed`` when one was deleted since the reply was stored."""
+    store = media.media_store(runtime)
+    found: list[Attachment] = []
+    for item in attachments.of(message.meta):
+        try:
+            row = await media.get(session, uuid.UUID(str(item.get("media_id"))))
+        except (ValueError, NotFound):
+            raise Failed(f"the attached file {item.get('media_id')} no longer exists") from None
+        read = functools.partial(_read_file, store, row.storage_key, row.id)
+        found.append(Attachment(row.id, row.content_type, row.filename, row.size_bytes, read))
+    return tuple(found)
+
+
+async def _read_file(store: MediaStore, key: str, media_id: uuid.UUID) -> bytes:
+    """A file's bytes from the media store: a missing file is a permanent failure, a store
+    that cannot answer now (``MediaUnavailable``) is retried."""
+    try:
+        blob = await store.open(key)
+    except MediaMissing:
+        missing = f"the attached file {media_id} is missing from the media store"
+        raise DeliveryError(missing, retryable=False) from None
+    return b"".join([chunk async for chunk in blob.chunks])
 
 
 async def conversation_account(

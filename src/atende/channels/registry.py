@@ -5,6 +5,7 @@ credentials. ``atende.bootstrap.CHANNELS`` registers the built-in ones (one line
 from __future__ import annotations
 
 from atende.channels.base import Channel, ConversationPolicy
+from atende.conversations import attachments
 from atende.conversations import service as conversations
 from atende.errors import InvalidInput
 
@@ -22,12 +23,14 @@ def register(channel: Channel) -> None:
     _CHANNELS[kind] = channel
     conversations.set_live_channel(kind, channel.delivery == "live")  # its replies need no job
     conversations.set_reply_window(kind, channel.reply_window)
+    attachments.set_types(kind, channel.attachment_types)
 
 
 def unregister(kind: str) -> None:
     _CHANNELS.pop(kind, None)
     conversations.set_live_channel(kind, False)
     conversations.set_reply_window(kind, None)
+    attachments.set_types(kind, {})
 
 
 def find(kind: str) -> Channel | None:

@@ -75,7 +75,11 @@ async def list_messages(
 async def post_agent_reply(
     conversation_id: uuid.UUID, body: AgentReplyIn, tenant: AgentTenant
 ) -> MessagePublic:
-    text = service.clean_text(body.text, tenant.runtime.settings.max_message_chars)
+    """Send a reply to the customer; it may carry files uploaded with `POST /v1/media`
+    (`attachments`, then `text` may be empty). A channel that cannot send files, another
+    company's media id or a type the channel does not send answer 422, nothing stored."""
+    files_only = bool(body.attachments) and not body.text.strip() and "\x00" not in body.text
+    text = "" if files_only else service.clean_text(body.text, tenant.runtime.settings.max_message_chars)
     async with tenant.transaction() as session:
         message = await service.post_agent_reply(
             session,
@@ -84,6 +88,7 @@ async def post_agent_reply(
             text=text,
             agent_id=body.agent_id or tenant.actor_id,
             assignee_id=tenant.principal.user_id,
+            attachments=body.attachments,
         )
     return MessagePublic.model_validate(message)
 

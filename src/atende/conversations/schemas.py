@@ -84,10 +84,24 @@ class CustomerMessageIn(Strict):
 
 class AgentReplyIn(Strict):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"text": "Olá Ana, já verifiquei seu pedido."}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"text": "Olá Ana, já verifiquei seu pedido."},
+                {"text": "Segue a nota fiscal.", "attachments": ["0196b1c2-7d3e-7a10-9c4e-1f2a3b4c5d6e"]},
+            ]
+        },
     )
-    text: str = Field(min_length=1, max_length=20000)
+    text: str = Field(default="", max_length=20000, description="May be empty when files are attached.")
     agent_id: str | None = Field(default=None, max_length=100, description="Who answered.")
+    attachments: list[uuid.UUID] = Field(
+        default=[],
+        max_length=10,
+        description=(
+            "Media ids of files uploaded with `POST /v1/media` that the reply sends, in order "
+            "(at most 10; the conversation's channel must send files: WhatsApp does, the web chat not)."
+        ),
+    )
 
 
 class StateChangeIn(Strict):

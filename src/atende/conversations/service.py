@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import case, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from atende.conversations import attachments as attachments_meta
 from atende.conversations.models import Contact, Conversation, Message, PendingDeliveryStatus, StateTransition
 from atende.conversations.schemas import InboundMessage
 from atende.conversations.states import (
@@ -565,11 +567,14 @@ async def post_agent_reply(
     assignee_id: uuid.UUID | None = None,
     meta: dict[str, Any] | None = None,
     free_form: bool = True,
+    attachments: Sequence[uuid.UUID] = (),
 ) -> Message:
     """An agent answers; the conversation becomes theirs (state ``human``; ``assignee_id``:
     the person replying, when known). A ``free_form`` reply on a channel with a reply window
     that has closed is refused (``OutsideReplyWindow``), nothing stored; a template
-    (``free_form=False``, its parameters in ``meta``) may go out at any time."""
+    (``free_form=False``, its parameters in ``meta``) may go out at any time. ``attachments``:
+    media ids of the company the reply carries, checked against what the channel sends
+    (``conversations.attachments``: 422, nothing stored, when it cannot)."""
     conversation = await get_or_404(session, Conversation, conversation_id, "conversation", for_update=True)
     if free_form:
         window = await reply_window(session, conversation)
@@ -580,6 +585,7 @@ async def post_agent_reply(
                 f"the customer's last message is more than {hours} hours old (last: {since}): "
                 f"the {conversation.channel} channel accepts only an approved template now"
             )
+    files = await attachments_meta.describe(session, conversation.channel, attachments)
     if conversation.state != State.human.value:
         previous = conversation.state
         await _record_transition(
@@ -596,7 +602,11 @@ async def post_agent_reply(
         conversation,
         author="agent",
         text=text,
-        meta={**(meta or {}), **({"agent_id": agent_id} if agent_id else {})},
+        meta={
+            **(meta or {}),
+            **({"agent_id": agent_id} if agent_id else {}),
+            **({attachments_meta.META: files} if files else {}),
+        },
     )
 
 

@@ -18,19 +18,20 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Form, Query, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
 
 from atende.channels.whatsapp import templates as wa_templates
 from atende.channels.whatsapp.channel import KIND as WHATSAPP
-from atende.conversations import labels
+from atende.conversations import attachments, labels
 from atende.conversations import service as conversations
 from atende.conversations.models import Message, StateTransition
 from atende.conversations.states import State
@@ -53,6 +54,8 @@ from atende.engine import assist
 from atende.engine import service as engine
 from atende.engine.models import Trace
 from atende.errors import AtendeError, InvalidInput, NotFound
+from atende.media import service as media
+from atende.media.store import CHUNK_BYTES, MediaTooLarge, spool
 from atende.teams import canned
 from atende.teams import service as teams
 from atende.tenancy import service as tenancy
@@ -230,6 +233,9 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         "max_chars": member.visitor.runtime.settings.max_message_chars,
         "window": window,
         "whatsapp": conversation.channel == WHATSAPP,
+        # the files the composer offers to attach (none: no "Attach a file")
+        "attach_types": sorted(attachments.accepted(conversation.channel)),
+        "attach_max_mb": round(member.visitor.runtime.settings.media_max_bytes / 1024 / 1024, 1),
         **offered,
     }
 
@@ -352,7 +358,15 @@ def explain_action(member: Member, exc: AtendeError) -> str:
         ("parameter {{", N_("Fill in every parameter of the template (at most 1,024 characters each).")),
         ("the templates could not be listed", N_("WhatsApp could not be asked for the templates.")),
         ("name", N_("A label's name has 1 to 50 characters.")),
+        ("this channel cannot send files", N_("This channel cannot send files: send text only.")),
+        ("attachments:", N_("That file is not one of this company's.")),
     )
+    if isinstance(exc, MediaTooLarge):
+        return _("The file is too large: at most %(mb)s MB.") % {"mb": round(exc.limit / 1024 / 1024, 1)}
+    if exc.field == "attachments" and " bytes; the " in message:
+        return _("The file is larger than this channel sends.")
+    if exc.field == "attachments" and "cannot send files of type" in message:
+        return _("This channel cannot send this type of file.")
     for start, said in known:
         if message.startswith(start):
             return _(said)
@@ -424,12 +438,65 @@ async def _write(
     return await _act(member, conversation_id, notice, work)
 
 
+REPLY_PATH = re.compile(r"/app/conversations/[0-9A-Fa-f-]{32,36}/reply")  # may carry a file
+
+
 @router.post("/conversations/{conversation_id}/reply")
-async def reply(member: AgentPage, conversation_id: uuid.UUID, text: Text = "") -> Response:
+async def reply(member: AgentPage, conversation_id: uuid.UUID, request: Request, text: Text = "") -> Response:
+    """The agent's reply, with the file chosen in "Attach a file" if one was (a multipart
+    form): stored in the company's media store and sent with the reply, in one transaction
+    (a refused reply keeps no row of it). Too large, or a channel that cannot send files, is
+    a notice; nothing is sent."""
     me = member.tenant.principal.user_id
-    return await _write(
-        member, conversation_id, text, "reply", conversations.post_agent_reply, assignee_id=me
-    )
+    sent = (await request.form()).get("file")
+    if not isinstance(sent, UploadFile) or not sent.filename:
+        return await _write(
+            member, conversation_id, text, "reply", conversations.post_agent_reply, assignee_id=me
+        )
+    tenant = member.tenant
+    settings = tenant.runtime.settings
+    try:
+        received = await spool(_chunks(sent), settings.media_max_bytes)
+    except MediaTooLarge as exc:
+        _ = gettext(member.visitor)
+        return problem(member.visitor, 413, _("This could not be done"), explain_action(member, exc))
+
+    async def work(session: AsyncSession) -> None:
+        body = conversations.clean_text(text, settings.max_message_chars) if text.strip() else ""
+        conversation = await conversations.get_conversation(session, conversation_id)
+        attachments.check(conversation.channel, media.media_type(sent.content_type), received.size)
+        store = media.media_store(tenant.runtime)
+        file = await media.put(
+            session,
+            store,
+            received,
+            content_type=sent.content_type,
+            filename=sent.filename,
+            max_bytes=settings.media_max_bytes,
+        )
+        try:
+            await conversations.post_agent_reply(
+                session,
+                tenant.runtime.jobs,
+                conversation_id,
+                text=body,
+                agent_id=tenant.actor_id,
+                assignee_id=me,
+                attachments=[file.id],
+            )
+        except BaseException:  # refused (the window closed...): its file goes with its row
+            await store.delete(file.storage_key)
+            raise
+
+    try:
+        return await _act(member, conversation_id, "reply", work)
+    finally:
+        received.file.close()
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while piece := await upload.read(CHUNK_BYTES):
+        yield piece
 
 
 @router.post("/conversations/{conversation_id}/template")

@@ -13,9 +13,10 @@ from email import policy
 import pytest
 
 from atende.channels.email.imap import Fetched, ImapFetcher, ImapMailbox, check_login
-from atende.channels.email.state import MailboxBusy
+from atende.channels.email.state import MailboxBusy, MailboxLock
 from atende.channels.email.transport import Server
-from tests.channels.email.conftest import Mailbox, message
+from atende.runtime import Runtime
+from tests.channels.email.conftest import Mailbox, message, new_mailbox
 
 
 class Taken:
@@ -158,9 +159,10 @@ async def test_a_uidvalidity_change_takes_no_old_mail_again(mailbox: Mailbox) ->
     await fetch.close()
 
 
-async def test_idle_yields_a_new_message_within_two_seconds(mailbox: Mailbox) -> None:
+@pytest.mark.parametrize("security", ["plain", "tls"])
+async def test_idle_yields_a_new_message_within_two_seconds(mailbox: Mailbox, security: str) -> None:
     taken = Taken()
-    fetch = fetcher(mailbox, taken, idle=True, poll_seconds=60)
+    fetch = fetcher(mailbox, taken, mailbox.server(security=security), idle=True, poll_seconds=60)
     task = asyncio.create_task(fetch.run())
     try:
         await asyncio.sleep(1.0)  # connected, baseline recorded, idling
@@ -188,9 +190,10 @@ async def test_without_idle_it_polls(mailbox: Mailbox) -> None:
         await asyncio.wait_for(task, 10)
 
 
-async def test_a_dropped_connection_reconnects_and_goes_on(mailbox: Mailbox) -> None:
+@pytest.mark.parametrize("security", ["plain", "tls"])
+async def test_a_dropped_connection_reconnects_and_goes_on(mailbox: Mailbox, security: str) -> None:
     taken = Taken()
-    fetch = fetcher(mailbox, taken, backoff_initial=0.2, backoff_max=1.0)
+    fetch = fetcher(mailbox, taken, mailbox.server(security=security), backoff_initial=0.2, backoff_max=1.0)
     task = asyncio.create_task(fetch.run())
     try:
         await asyncio.sleep(1.0)
@@ -251,6 +254,11 @@ async def test_check_login_says_why_not(mailbox: Mailbox) -> None:
     folder = await check_login(ImapMailbox(mailbox.server(), folder="Nope"))
     assert not folder.ok
     assert "Nope" in folder.reason
+    # a certificate no authority of the system vouches for
+    untrusted = Server(**{**mailbox.server(security="tls").__dict__, "ssl_context": None})
+    refused_tls = await check_login(ImapMailbox(untrusted))
+    assert not refused_tls.ok
+    assert "CERTIFICATE_VERIFY_FAILED" in refused_tls.reason
     closed = Server(host="127.0.0.1", port=1, user="x", password="y", security="plain", timeout=2)
     unreachable = await check_login(ImapMailbox(closed))
     assert not unreachable.ok
@@ -262,3 +270,64 @@ def test_a_password_never_crosses_a_network_in_clear() -> None:
         Server(host="imap.example.com", port=143, user="a", password="b", security="plain")
     Server(host="imap.example.com", port=143, user="a", password="b", security="plain", allow_insecure=True)
     Server(host="localhost", port=143, user="a", password="b", security="plain")
+
+
+async def test_a_mailbox_logs_in_with_an_oauth2_token(mailbox: Mailbox) -> None:
+    """XOAUTH2, as Gmail and Microsoft 365 take it: the server asks the token's issuer."""
+    token = mailbox.dovecot.issue_token(mailbox.user)
+    with_token = Server(
+        host="127.0.0.1",
+        port=mailbox.dovecot.imaps_port,
+        user=mailbox.user,
+        oauth2_token=token,
+        security="tls",
+        ssl_context=mailbox.dovecot.tls_context(),
+        timeout=10,
+    )
+    await deliver(mailbox, "via oauth2")
+    taken = Taken()
+    fetch = fetcher(mailbox, taken, server=with_token, take_existing=True)
+    assert await fetch.run_once() == 1
+    assert taken.subjects == ["via oauth2"]
+    await fetch.close()
+
+    revoked_token = Server(**{**with_token.__dict__, "oauth2_token": "ya29.revoked"})
+    revoked = await check_login(ImapMailbox(revoked_token))
+    assert not revoked.ok
+    assert "login refused" in revoked.reason
+    assert "ya29" not in revoked.reason
+
+
+async def test_a_mailboxs_state_is_its_companys_alone(mailbox: Mailbox, runtime: Runtime) -> None:
+    """The state is read under the account's company: another company naming the same
+    account id sees none of it."""
+    await deliver(mailbox, "pedido")
+    taken = Taken()
+    fetch = fetcher(mailbox, taken, take_existing=True)
+    assert await fetch.run_once() == 1
+    await fetch.close()
+    other = await new_mailbox(mailbox.dovecot, runtime)
+    async with MailboxLock(mailbox.db_url, other.company_id, mailbox.account_id, "imap:INBOX") as lock:
+        assert await lock.imap_state("INBOX") is None
+    async with MailboxLock(mailbox.db_url, mailbox.company_id, mailbox.account_id, "imap:INBOX") as lock:
+        state = await lock.imap_state("INBOX")
+        assert state is not None
+        assert state.last_uid == taken.messages[0].uid
+
+
+async def test_a_cancelled_fetcher_logs_out_and_frees_its_mailbox_at_once(mailbox: Mailbox) -> None:
+    """The workers cancel a watcher when its account is disabled: an idling fetcher then
+    leaves the mailbox (its connection and its lock) within a second or two."""
+    taken = Taken()
+    fetch = fetcher(mailbox, taken)
+    task = asyncio.create_task(fetch.run())
+    await asyncio.sleep(1.0)  # idling
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert time.monotonic() - started < 2.5
+    assert fetch._client is None
+    after = fetcher(mailbox, Taken())
+    assert await after.run_once() == 0  # not busy: the lock went with it
+    await after.close()

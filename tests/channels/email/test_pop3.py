@@ -11,6 +11,7 @@ from email import policy
 import pytest
 
 from atende.channels.email.pop3 import Pop3Fetched, Pop3Fetcher, check_login
+from atende.channels.email.transport import Server
 from atende.runtime import Runtime
 from tests.channels.email.conftest import Mailbox, message
 
@@ -129,3 +130,14 @@ async def test_pop3_check_login_says_why_not(mailbox: Mailbox) -> None:
     assert not wrong.ok
     assert "login refused" in wrong.reason
     assert "nope-nope" not in wrong.reason
+
+
+async def test_pop3_logs_in_with_an_oauth2_token(mailbox: Mailbox) -> None:
+    server = mailbox.pop3_server(security="tls")
+    token = mailbox.dovecot.issue_token(mailbox.user)
+    ok = await check_login(Server(**{**server.__dict__, "password": None, "oauth2_token": token}))
+    assert ok.ok, ok.reason
+    revoked_token = Server(**{**server.__dict__, "password": None, "oauth2_token": "ya29.revoked"})
+    revoked = await check_login(revoked_token)
+    assert not revoked.ok
+    assert "login refused" in revoked.reason

@@ -196,3 +196,23 @@ async def test_replies_go_out_over_tls(
         assert "CERTIFICATE_VERIFY_FAILED" in untrusted.reason
     finally:
         sink.stop()
+
+
+async def test_replies_go_out_with_an_oauth2_token(smtp_sink: MailSink) -> None:
+    smtp_sink.oauth2_tokens["ya29.valid"] = MAILBOX
+    with_token = Server(
+        host="127.0.0.1",
+        port=smtp_sink.port,
+        user=MAILBOX,
+        oauth2_token="ya29.valid",
+        security="plain",
+        timeout=5,
+    )
+    assert (await smtp.check_login(with_token)).ok
+    await smtp.send(with_token, _sendable())
+    assert smtp_sink.wait_for(CUSTOMER)["In-Reply-To"] == "<abc.3@mail.example.org>"
+    assert smtp_sink.logins[-1] == MAILBOX
+    revoked = await smtp.check_login(Server(**{**with_token.__dict__, "oauth2_token": "ya29.revoked"}))
+    assert not revoked.ok
+    assert "refused the login" in revoked.reason
+    assert "ya29" not in revoked.reason

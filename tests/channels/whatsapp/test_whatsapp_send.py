@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
-from atende.channels.base import Account, DeliveryError, Outbound
+from atende.channels.base import Account, Attachment, DeliveryError, Outbound
 from atende.channels.whatsapp import graph
 from atende.channels.whatsapp.channel import WhatsAppChannel, WhatsAppConfig
 from atende.channels.whatsapp.media import fetch_media
@@ -169,3 +170,38 @@ async def test_a_media_file_is_fetched_within_its_limit_and_handed_to_the_store(
         await fetch_media(account(fake, token="expired"), "7001", sink)
     assert caught.value.code == 190
     assert len(stored) == 1
+
+
+def attachment(content: bytes, content_type: str, filename: str | None) -> Attachment:
+    async def read() -> bytes:
+        return content
+
+    return Attachment(uuid.uuid4(), content_type, filename, len(content), read)
+
+
+async def test_files_go_out_in_order_audio_without_caption_and_a_retry_sends_only_the_rest(
+    fake: FakeGraphApi,
+) -> None:
+    channel = WhatsAppChannel()
+    voice, sheet = b"OggS" + b"\x01" * 200, b"PK\x03\x04" + b"\x02" * 300
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    message = replace(
+        outbound("Ouça o áudio e veja a planilha."),
+        attachments=(attachment(voice, "audio/ogg", "recado.ogg"), attachment(sheet, xlsx, None)),
+    )
+    uploads = len(fake.uploads)
+    fake.fail_next_upload(130429)  # the first file's upload: throughput reached
+    with pytest.raises(DeliveryError) as refused:
+        await channel.send(account(fake), message)
+    assert refused.value.retryable
+    # audio takes no caption: the text went first, on its own
+    assert [s.body["type"] for s in fake.sent_to(message.contact_external_id)] == ["text"]
+
+    sent = await channel.send(account(fake), message)
+    parts = fake.sent_to(message.contact_external_id)
+    assert [s.body["type"] for s in parts] == ["text", "audio", "document"]  # the text not again
+    assert parts[1].body["audio"] == {"id": fake.uploads[uploads].media_id}
+    document = parts[2].body["document"]
+    assert document["filename"].endswith(".xlsx") and "caption" not in document
+    assert [(u.content, u.mime_type) for u in fake.uploads[uploads:]] == [(voice, "audio/ogg"), (sheet, xlsx)]
+    assert sent.provider_message_id == parts[2].wamid  # the last part's: its statuses apply

@@ -1,2 +1,1 @@
-"""The e-mail channel: mailboxes fetched over IMAP or POP3 or posted by a provider's webhook,
-MIME parsing, quote stripping and threading, replies sent over SMTP."""
+"""The e-mail channel: IMAP, POP3 and SMTP transports, MIME parsing, quote stripping and threading."""

@@ -81,6 +81,7 @@ log = structlog.get_logger(__name__)
 # than this many bytes, so that a batch of large attachments is never held in memory at once
 BATCH_MESSAGES = 50
 BATCH_BYTES = 16 * 1024 * 1024
+FETCH_IDS = 1000  # UIDs named in one command (about 7 kB of command line)
 
 T = TypeVar("T")
 
@@ -190,6 +191,18 @@ async def check_login(mailbox: ImapMailbox) -> Verdict:
         )
 
 
+def _fetch_in_chunks(client: IMAPClient, uids: list[int], item: str) -> dict[int, dict[bytes, Any]]:
+    """``item`` of each of ``uids``, asked ``FETCH_IDS`` UIDs at a time: 10,000 UIDs in one
+    command line would pass the servers' line limit (Dovecot's: 64 kB)."""
+    found: dict[int, dict[bytes, Any]] = {}
+    wanted = set(uids)
+    for start in range(0, len(uids), FETCH_IDS):
+        for uid, data in client.fetch(uids[start : start + FETCH_IDS], [item]).items():
+            if int(uid) in wanted:  # not an unsolicited FETCH (flags changed meanwhile)
+                found[int(uid)] = data
+    return found
+
+
 def _later(last: datetime | None, fetched: Fetched | None) -> datetime | None:
     if fetched is None or fetched.internal_date is None:
         return last
@@ -270,6 +283,18 @@ class ImapFetcher:
             await self._disconnect()
 
     async def run(self) -> None:
+        """Fetch until ``stop()`` or cancelled (the channel's ``watch``, which the workers
+        cancel when the account is disabled): either way the connection is closed, within
+        a second when it was idling."""
+        try:
+            await self._run()
+        finally:
+            self._stopping.set()
+            self._stopped.set()
+            await self._disconnect_quietly()  # after the IDLE slice under way: a second at most
+            self._executor.shutdown(wait=False)
+
+    async def _run(self) -> None:
         backoff = self.backoff_initial
         while not self._stopping.is_set():
             try:
@@ -292,17 +317,16 @@ class ImapFetcher:
                 await self._disconnect_quietly()
                 await self._sleep(delay)
                 backoff = min(backoff * 2, self.backoff_max)
-            except Exception as exc:  # the callback failed: the message is taken again later
+            except Exception as exc:  # the callback failed (or a bug): its message is taken again later
                 delay = backoff
                 log.warning(
-                    "email.imap.callback_failed",
+                    "email.imap.pass_failed",
                     account_id=str(self.account_id),
                     error=describe(exc),
                     in_seconds=round(delay, 2),
                 )
                 await self._sleep(delay)
                 backoff = min(backoff * 2, self.backoff_max)
-        await self.close()
 
     async def _disconnect_quietly(self) -> None:
         try:
@@ -383,7 +407,7 @@ class ImapFetcher:
         candidates = client.search(["SINCE", (since - timedelta(days=1)).date()])
         if not candidates:
             return []
-        dates = client.fetch(candidates, ["INTERNALDATE"])
+        dates = _fetch_in_chunks(client, sorted(int(uid) for uid in candidates), "INTERNALDATE")
         return sorted(int(uid) for uid, data in dates.items() if data.get(b"INTERNALDATE", since) > since)
 
     @staticmethod
@@ -392,7 +416,7 @@ class ImapFetcher:
         messages and ``BATCH_BYTES`` (by their ``RFC822.SIZE``; a larger one alone)."""
         if not uids:
             return []
-        sizes = client.fetch(uids, ["RFC822.SIZE"])
+        sizes = _fetch_in_chunks(client, uids, "RFC822.SIZE")
         batches: list[list[int]] = [[]]
         total = 0
         for uid in uids:

@@ -85,7 +85,12 @@ def connect(server: Server) -> poplib.POP3:
         if server.oauth2_token:
             auth = f"user={server.user}\1auth=Bearer {server.oauth2_token}\1\1"
             # poplib has no AUTH: its one-line command, as its own user() and pass_() send theirs
-            cast(Any, client)._shortcmd("AUTH XOAUTH2 " + base64.b64encode(auth.encode()).decode())
+            raw = cast(Any, client)
+            answer = raw._shortcmd("AUTH XOAUTH2 " + base64.b64encode(auth.encode()).decode())
+            if not answer.startswith(b"+OK"):
+                # a refusal comes as a challenge holding the error (JSON); answered with an
+                # empty line, the server says -ERR, which raises
+                raw._shortcmd("")
         elif server.password is not None:
             client.user(server.user)
             client.pass_(server.password)
@@ -229,6 +234,14 @@ class Pop3Fetcher:
         return taken
 
     async def run(self) -> None:
+        """Poll until ``stop()`` or cancelled."""
+        try:
+            await self._run()
+        finally:
+            self._stopped.set()
+            await self.close()
+
+    async def _run(self) -> None:
         backoff = self.backoff_initial
         while not self._stopped.is_set():
             delay = self.poll_seconds
@@ -248,4 +261,3 @@ class Pop3Fetcher:
                 backoff = min(backoff * 2, self.backoff_max)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), timeout=delay)
-        await self.close()

@@ -67,8 +67,16 @@ class MailboxLock:
 
     async def __aexit__(self, *_exc: object) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()  # the lock goes with the session
+        if conn is None:
+            return
+        try:
+            # released now: the server ends a closed connection's session (and its locks) a
+            # moment later, and a fetcher started right after this one would find it busy
+            await self._one(conn, "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self.key,))
+        except (psycopg.Error, TimeoutError):
+            pass  # a lost connection: its lock went with it
+        finally:
+            await conn.close()
 
     @staticmethod
     async def _one(

@@ -12,11 +12,14 @@ WhatsApp gives each customer one ongoing chat with the number.
 
 from __future__ import annotations
 
+import functools
+import mimetypes
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from ipaddress import ip_address
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from atende.channels.base import (
     Account,
+    Attachment,
     Channel,
     ConversationPolicy,
     DeliveryError,
@@ -45,6 +49,30 @@ _LOOPBACK_NAMES = frozenset({"localhost"})
 TEMPLATE_META = "whatsapp_template"  # a stored message's meta: the template it goes out as
 REPLY_WINDOW = timedelta(hours=24)  # Meta's customer-service window
 PARTIAL_KEPT = 1000  # long answers whose first parts went out and whose rest is being retried
+_MB = 1024 * 1024
+_DOCUMENT_MAX = 100 * _MB
+# the files an agent can send, and Meta's largest of each (Cloud API, "Supported media types")
+SENDS: Mapping[str, int] = MappingProxyType(
+    {
+        "image/jpeg": 5 * _MB,
+        "image/png": 5 * _MB,
+        "audio/aac": 16 * _MB,
+        "audio/amr": 16 * _MB,
+        "audio/mpeg": 16 * _MB,
+        "audio/mp4": 16 * _MB,
+        "audio/ogg": 16 * _MB,
+        "video/mp4": 16 * _MB,
+        "video/3gpp": 16 * _MB,
+        "application/pdf": _DOCUMENT_MAX,
+        "text/plain": _DOCUMENT_MAX,
+        "application/msword": _DOCUMENT_MAX,
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document": _DOCUMENT_MAX,
+        "application/vnd.ms-excel": _DOCUMENT_MAX,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": _DOCUMENT_MAX,
+        "application/vnd.ms-powerpoint": _DOCUMENT_MAX,
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation": _DOCUMENT_MAX,
+    }
+)
 
 
 def _loopback(host: str) -> bool:
@@ -107,6 +135,7 @@ class WhatsAppChannel(Channel):
     config_schema = WhatsAppConfig
     secret_fields = ("access_token", "app_secret", "verify_token")
     reply_window = REPLY_WINDOW
+    attachment_types = SENDS
 
     def __init__(self) -> None:
         # message id -> wamids of the parts of a long answer already sent: a retry after a
@@ -132,11 +161,14 @@ class WhatsAppChannel(Channel):
         return found
 
     async def send(self, account: Account, outbound: Outbound) -> SentMessage:
-        """One reply, in as many WhatsApp texts as its length needs; the last one's wamid.
+        """One reply, in as many WhatsApp messages as it needs: its text in texts of at most
+        4,096 characters, each attached file uploaded and sent as an image, audio, video or
+        document (the text as the first file's caption when it fits one); the last one's
+        wamid, under which the message's statuses apply.
 
-        The Graph API takes no idempotency key: a retry after a lost answer may send a text
-        twice (docs/CHANNELS.md, "Exactly once"). Parts of a long answer that went out before a
-        later one failed are remembered by this process, so its retry sends only the rest."""
+        The Graph API takes no idempotency key: a retry after a lost answer may send a part
+        twice (docs/CHANNELS.md, "Exactly once"). Parts that went out before a later one
+        failed are remembered by this process, so its retry sends only the rest."""
         if not account.secrets.get("access_token"):
             raise DeliveryError("the WhatsApp account has no access token", retryable=False)
         api = graph_of(account)
@@ -151,15 +183,11 @@ class WhatsAppChannel(Channel):
             except graph.GraphError as exc:
                 raise DeliveryError(_reason(exc), retryable=exc.retryable) from exc
             return SentMessage(wamid)
-        parts = split_text(outbound.text) or [outbound.text]
+        parts = _parts(api, account.external_id, outbound)
         done = self._partial.pop(outbound.message_id, [])
         try:
             for part in parts[len(done) :]:
-                done.append(
-                    await graph.send_message(
-                        api, account.external_id, graph.text_body(outbound.contact_external_id, part)
-                    )
-                )
+                done.append(await part())
         except graph.GraphError as exc:
             if done:
                 self._partial[outbound.message_id] = done
@@ -176,6 +204,39 @@ class WhatsAppChannel(Channel):
                 return Verdict(False, f"access token rejected (error 190): {exc.message}")
             return Verdict(False, exc.reason)
         return Verdict(True, "ok")
+
+
+def _parts(api: graph.Graph, phone_number_id: str, outbound: Outbound) -> list[Callable[[], Awaitable[str]]]:
+    """The messages one reply goes out as, in order, each a call answering its wamid (the
+    same list on every attempt: a retry skips the ones already sent)."""
+    to = outbound.contact_external_id
+    files = outbound.attachments
+    text = outbound.text
+    caption = ""
+    captioned = bool(files) and graph.media_kind(files[0].content_type) != "audio"
+    if captioned and text and len(text) <= graph.CAPTION_MAX:
+        caption, text = text, ""
+    texts = split_text(text) or ([text] if text or not files else [])
+    parts: list[Callable[[], Awaitable[str]]] = [
+        functools.partial(graph.send_message, api, phone_number_id, graph.text_body(to, part))
+        for part in texts
+    ]
+    for index, file in enumerate(files):
+        parts.append(
+            functools.partial(_send_file, api, phone_number_id, to, file, caption if index == 0 else "")
+        )
+    return parts
+
+
+async def _send_file(api: graph.Graph, phone_number_id: str, to: str, file: Attachment, caption: str) -> str:
+    """Upload one file to the number's media and send it; its wamid."""
+    content = await file.read()
+    filename = file.filename or f"{file.media_id}{mimetypes.guess_extension(file.content_type) or ''}"
+    media_id = await graph.upload_media(
+        api, phone_number_id, content, mime_type=file.content_type, filename=filename
+    )
+    body = graph.media_body(to, media_id, file.content_type, caption=caption, filename=filename)
+    return await graph.send_message(api, phone_number_id, body)
 
 
 def _reason(exc: graph.GraphError) -> str:
