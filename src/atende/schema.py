@@ -1,6 +1,7 @@
 """Imports every table so that Alembic and ``Base.metadata`` see the whole schema."""
 
 from atende.channels import models as channels
+from atende.channels.email.providers import models as email_providers
 from atende.conversations import models as conversations
 from atende.engine import models as engine
 from atende.knowledge import models as knowledge
@@ -9,4 +10,14 @@ from atende.teams import models as teams
 from atende.tenancy import models as tenancy
 from atende.webhooks import models as webhooks
 
-__all__ = ["channels", "conversations", "engine", "knowledge", "media", "teams", "tenancy", "webhooks"]
+__all__ = [
+    "channels",
+    "conversations",
+    "email_providers",
+    "engine",
+    "knowledge",
+    "media",
+    "teams",
+    "tenancy",
+    "webhooks",
+]

@@ -1,0 +1,1 @@
+"""The e-mail channel: IMAP, POP3 and SMTP transports, MIME parsing, quote stripping and threading."""
