@@ -281,6 +281,7 @@ async def test_a_parsed_mailgun_post_becomes_its_message_headers_bodies_and_file
     assert_threading_headers(message)
     assert message["cc"].addresses[0].display_name == "María Peña"
     assert message["x-mailgun-variables"] == "{}"
+    assert message["return-path"] == "<joao.conceicao@example.com.br>"  # the envelope sender
     assert message.get_all("received")  # the other headers kept too
     assert body(message, "plain") == TEXT
     assert body(message, "html") == HTML + "\n"  # its last line ended, as MIME text's
@@ -315,6 +316,24 @@ async def test_a_mailgun_notification_without_message_headers_keeps_the_top_leve
     assert_threading_headers(message)
     assert body(message, "plain") == TEXT
     assert message.get_body(("html",)) is None
+
+
+async def test_a_bounce_through_mailgun_keeps_its_null_sender(hooks: Hooks) -> None:
+    """MAIL FROM:<> (a bounce, an auto-reply): ``Return-Path: <>``, which loop protection reads."""
+    fields = {
+        "recipient": "suporte@loja.com.br",
+        "sender": "",
+        "from": "Mail Delivery Subsystem <mailer-daemon@example.com.br>",
+        "subject": "Undelivered Mail Returned to Sender",
+        "body-plain": "This is the mail system at host example.com.br.",
+        "message-headers": json.dumps([["Auto-Submitted", "auto-replied"], ["Subject", "Undelivered Mail"]]),
+    }
+    response = await hooks.client.post(
+        f"/webhooks/email/mailgun/{hooks.mailbox.account_id}", data=signed(fields)
+    )
+    message = parsed(response)
+    assert message["return-path"] == "<>"
+    assert message["auto-submitted"] == "auto-replied"
 
 
 async def test_mailgun_raw_mime_is_kept_byte_for_byte(hooks: Hooks) -> None:
@@ -553,6 +572,7 @@ async def test_a_parsed_sendgrid_post_becomes_its_message(hooks: Hooks, charset:
     assert response.headers["x-envelope-to"] == "suporte@loja.com.br"
     assert_threading_headers(message)
     assert message["auto-submitted"] == "no"
+    assert message["return-path"] == "<joao.conceicao@example.com.br>"  # from the envelope
     assert body(message, "plain") == TEXT  # decoded by the charset SendGrid named
     assert body(message, "html") == HTML + "\n"  # its last line ended, as MIME text's
     assert files(message) == {

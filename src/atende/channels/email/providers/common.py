@@ -347,6 +347,15 @@ def clean_headers(pairs: Iterable[tuple[str, str]], limits: Limits = DEFAULT_LIM
     return cleaned
 
 
+def with_return_path(headers: list[tuple[str, str]], envelope_from: str | None) -> list[tuple[str, str]]:
+    """``headers`` with the SMTP envelope sender as ``Return-Path`` first, as the last MTA
+    writes it, when the provider gave the sender and the headers have none: ``<>``, the null
+    sender of bounces and auto-replies, is what loop protection looks for."""
+    if envelope_from is None or any(name.lower() == "return-path" for name, _ in headers):
+        return headers
+    return [("Return-Path", f"<{envelope_from.strip().strip('<>')}>"), *headers]
+
+
 def headers_of_block(block: str) -> list[tuple[str, str]]:
     """The fields of a raw header block (SendGrid's ``headers``), in order, values as
     written (encoded words are decoded when the rebuilt message reads them)."""

@@ -37,6 +37,7 @@ from atende.channels.email.providers.common import (
     clean_headers,
     parse_form,
     read_body,
+    with_return_path,
 )
 from atende.channels.email.providers.replay import TokenLedger
 
@@ -161,7 +162,7 @@ def message_of(form: Form, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes, bool
         raise Invalid("the post has no message: neither body-mime nor body-plain, body-html, message-headers")
     htmls = [part.data.decode("utf-8", errors="replace") for part in form.all("body-html")]
     mime = build_mime(
-        clean_headers(_headers(form), limits),
+        clean_headers(with_return_path(_headers(form), form.text("sender")), limits),
         form.text("body-plain"),
         "\n".join(htmls) if htmls else None,
         _attachments(form, limits),

@@ -37,6 +37,7 @@ from atende.channels.email.providers.common import (
     parse_form,
     read_body,
     same_secret,
+    with_return_path,
 )
 
 PROVIDER = "sendgrid"
@@ -114,6 +115,9 @@ def message_of(form: Form, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes, bool
         return None if part is None else decode_text(part.data, str(charsets.get(name) or "utf-8"))
 
     headers = headers_of_block(decode_text(block.data, str(charsets.get("headers") or "utf-8")))
+    envelope = _json_field(form, "envelope")
+    if isinstance(envelope, dict) and "from" in envelope:
+        headers = with_return_path(headers, str(envelope["from"] or ""))
     if not any(name.lower() == "subject" for name, _ in headers) and form.get("subject") is not None:
         headers.append(("Subject", text_of("subject") or ""))
     mime = build_mime(
