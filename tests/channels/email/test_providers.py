@@ -91,7 +91,7 @@ class Hooks:
 
 
 SENDGRID_USER, SENDGRID_PASSWORD = "sendgrid", "s3nd-grid-pa55"
-POSTMARK_USER, POSTMARK_PASSWORD = "postmark", "p0stm4rk-pa55"
+POSTMARK_USER, POSTMARK_PASSWORD = "atende", "p0stm4rk-pa55"  # the user name a URL gets by default
 PATH_SECRET = secrets.token_urlsafe(32)
 
 
@@ -149,9 +149,7 @@ def hooks_app(mailbox: Mailbox, runtime: Runtime, clock: list[datetime]) -> Fast
     @app.post("/webhooks/email/postmark/{account_id}")
     async def postmark_hook(account_id: uuid.UUID, request: Request) -> Response:
         try:
-            inbound = await postmark.receive(
-                request, username=POSTMARK_USER, password=POSTMARK_PASSWORD, limits=SMALL
-            )
+            inbound = await postmark.receive(request, password=POSTMARK_PASSWORD, limits=SMALL)
         except WebhookError as exc:
             return refused(exc)
         return answer(inbound)

@@ -29,6 +29,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 MiB = 1024 * 1024
+# the user name of the basic auth credentials put in a SendGrid or Postmark webhook URL
+# (``https://atende:<password>@host/…``) when an account names none
+WEBHOOK_USER = "atende"
 
 
 class WebhookError(Exception):

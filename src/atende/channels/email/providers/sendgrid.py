@@ -23,6 +23,7 @@ from starlette.requests import Request
 
 from atende.channels.email.providers.common import (
     DEFAULT_LIMITS,
+    WEBHOOK_USER,
     Attachment,
     Form,
     Inbound,
@@ -48,7 +49,7 @@ def authenticate(
     authorization: str | None,
     path_secret: str | None,
     *,
-    username: str = "",
+    username: str = WEBHOOK_USER,
     password: str = "",
     expected_path_secret: str = "",
 ) -> None:
@@ -131,7 +132,7 @@ async def receive(
     request: Request,
     *,
     path_secret: str | None = None,
-    username: str = "",
+    username: str = WEBHOOK_USER,
     password: str = "",
     expected_path_secret: str = "",
     limits: Limits = DEFAULT_LIMITS,
