@@ -29,6 +29,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 MiB = 1024 * 1024
+# the user name of the basic auth credentials put in a SendGrid or Postmark webhook URL
+# (``https://atende:<password>@host/…``) when an account names none
+WEBHOOK_USER = "atende"
 
 
 class WebhookError(Exception):
@@ -322,7 +325,7 @@ def check_basic_auth(authorization: str | None, username: str, password: str) ->
 # -- a message rebuilt from parsed fields --------------------------------------------------
 
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext: printable ASCII but ':'
-_FOLD = re.compile(r"\r?\n[ \t]+")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")  # unfolding (RFC 5322 2.2.3): the line break goes, the space stays
 _BREAKS = re.compile(r"[\r\n\x00]+")
 
 # CRLF, and every part 7-bit (quoted-printable or base64): bytes any store and parser take
@@ -341,7 +344,7 @@ def clean_headers(pairs: Iterable[tuple[str, str]], limits: Limits = DEFAULT_LIM
         name = given.strip()
         if not _HEADER_NAME.fullmatch(name) or name.lower().startswith(_STRUCTURE):
             continue
-        cleaned.append((name, _BREAKS.sub(" ", _FOLD.sub(" ", value)).strip()))
+        cleaned.append((name, _BREAKS.sub(" ", _FOLD.sub("", value)).strip()))
         if len(cleaned) > limits.max_headers:
             raise TooLarge(f"more than {limits.max_headers} header fields")
     return cleaned
@@ -436,6 +439,8 @@ def build_mime(
         written = b"".join(_header_bytes(name, value) for name, value in headers)
     except Exception as exc:
         raise Invalid(f"the headers cannot be written: {exc}"[:300]) from None
+    if html is not None and not (text or "").strip():
+        text = None  # an empty plain part beside the HTML is none (Postmark sends "" for "none")
     message = EmailMessage(policy=_REBUILT)
     inline = [a for a in attachments if a.content_id and html is not None]
     files = [a for a in attachments if not (a.content_id and html is not None)]

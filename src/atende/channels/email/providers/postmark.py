@@ -26,6 +26,7 @@ from starlette.requests import Request
 
 from atende.channels.email.providers.common import (
     DEFAULT_LIMITS,
+    WEBHOOK_USER,
     Attachment,
     Inbound,
     Invalid,
@@ -141,7 +142,7 @@ async def receive(
     request: Request,
     *,
     path_secret: str | None = None,
-    username: str = "",
+    username: str = WEBHOOK_USER,
     password: str = "",
     expected_path_secret: str = "",
     limits: Limits = DEFAULT_LIMITS,

@@ -1,10 +1,11 @@
 """SendGrid's Inbound Parse webhook.
 
-SendGrid posts ``multipart/form-data`` and signs nothing: its signed webhooks cover only the
-Event Webhook, not Inbound Parse. So a post is trusted by what only SendGrid was told — HTTP
-basic auth credentials in the URL configured on SendGrid (``https://user:pass@host/...``),
-and/or a secret segment of that URL, unguessable (``secrets.token_urlsafe(32)``) and one per
-account — each compared in constant time. An account with neither set takes no post.
+SendGrid posts ``multipart/form-data``, unsigned unless a "security policy" (an ECDSA
+signature or OAuth, a recent addition, not checked here) is attached to the parse setting. So
+a post is trusted by what only SendGrid was told — HTTP basic auth credentials in the URL
+configured on SendGrid (``https://user:pass@host/...``), and/or a secret segment of that URL,
+unguessable (``secrets.token_urlsafe(32)``) and one per account — each compared in constant
+time. An account with neither set takes no post.
 
 The message: ``email``, the raw message, when the parse setting "POST the raw, full MIME
 message" is on (kept byte for byte; the choice to make); otherwise rebuilt from ``headers``
@@ -22,6 +23,7 @@ from starlette.requests import Request
 
 from atende.channels.email.providers.common import (
     DEFAULT_LIMITS,
+    WEBHOOK_USER,
     Attachment,
     Form,
     Inbound,
@@ -47,7 +49,7 @@ def authenticate(
     authorization: str | None,
     path_secret: str | None,
     *,
-    username: str = "",
+    username: str = WEBHOOK_USER,
     password: str = "",
     expected_path_secret: str = "",
 ) -> None:
@@ -130,7 +132,7 @@ async def receive(
     request: Request,
     *,
     path_secret: str | None = None,
-    username: str = "",
+    username: str = WEBHOOK_USER,
     password: str = "",
     expected_path_secret: str = "",
     limits: Limits = DEFAULT_LIMITS,
