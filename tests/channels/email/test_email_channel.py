@@ -85,7 +85,12 @@ async def connect(
                 "signature": "Loja Exemplo\nAtendimento",
                 **(config or {}),
             },
-            "secrets": {"imap_password": password, "smtp_password": SMTP_PASSWORD, **(secrets or {})},
+            "secrets": {
+                "imap_password": password,
+                "pop3_password": password,
+                "smtp_password": SMTP_PASSWORD,
+                **(secrets or {}),
+            },
         },
     )
     assert r.status_code == 201, r.text
@@ -400,7 +405,7 @@ async def test_a_mailgun_post_is_stored_and_answered_and_a_forged_one_is_refused
         secrets={"mailgun_signing_key": key},
     )
     raw, message_id = customer_mail("Prazo de entrega", QUESTION, to=shop.address)
-    url = f"{live_server}/webhooks/email/{shop.address}"
+    url = f"{live_server}/webhooks/email/mailgun/{shop.account_id}/mime"
     async with httpx.AsyncClient(timeout=15) as client:
         forged = await client.post(url, data=mailgun_form("not-the-key", raw))
         assert forged.status_code == 401, forged.text
@@ -415,6 +420,61 @@ async def test_a_mailgun_post_is_stored_and_answered_and_a_forged_one_is_refused
         again = await client.post(url, data=mailgun_form(key, raw))
         assert again.json() == {"outcome": "duplicate"}
         unknown = await client.post(
-            f"{live_server}/webhooks/email/nobody@example.test", data=mailgun_form(key, raw)
+            f"{live_server}/webhooks/email/mailgun/{uuid.uuid4()}/mime", data=mailgun_form(key, raw)
         )
         assert unknown.status_code == 404
+        # the account is Mailgun's: a post as another provider is not taken
+        other = await client.post(f"{live_server}/webhooks/email/postmark/{shop.account_id}", json={})
+        assert other.status_code == 404
+
+
+async def test_a_postmark_post_behind_basic_auth_and_a_secret_path_is_stored(
+    kb_company: CompanyCtx, dovecot: Dovecot, smtp_sink: MailSink, runtime: Runtime, live_server: str
+) -> None:
+    password, secret = uuid.uuid4().hex, uuid.uuid4().hex
+    shop = await connect(
+        kb_company,
+        dovecot,
+        smtp_sink,
+        runtime,
+        config={"inbound": "webhook", "provider": "postmark"},
+        secrets={"webhook_password": password, "webhook_path_secret": secret},
+    )
+    raw, message_id = customer_mail("Prazo de entrega", QUESTION, to=shop.address)
+    url = f"{live_server}/webhooks/email/postmark/{shop.account_id}"
+    async with httpx.AsyncClient(timeout=15) as client:
+        for wrong in (
+            client.post(f"{url}/{secret}", json={"RawEmail": raw.decode()}, auth=("atende", "guess")),
+            client.post(f"{url}/not-the-secret", json={"RawEmail": raw.decode()}, auth=("atende", password)),
+        ):
+            refused = await wrong
+            assert refused.status_code == 401, refused.text
+        assert await stored(shop.company, message_id) is None
+        r = await client.post(f"{url}/{secret}", json={"RawEmail": raw.decode()}, auth=("atende", password))
+        assert r.status_code == 200 and r.json() == {"outcome": "stored"}, r.text
+    reply = await wait_mail(shop.sink, "ana@example.org", after=0)
+    assert reply["In-Reply-To"] == message_id and reply["Subject"] == "Re: Prazo de entrega"
+
+
+async def test_a_pop3_mailbox_is_fetched_and_answered(
+    kb_company: CompanyCtx, dovecot: Dovecot, smtp_sink: MailSink, runtime: Runtime, watching: None
+) -> None:
+    shop = await connect(
+        kb_company,
+        dovecot,
+        smtp_sink,
+        runtime,
+        config={
+            "inbound": "pop3",
+            "pop3_host": "127.0.0.1",
+            "pop3_port": dovecot.pop3_port,
+            "pop3_security": "none",
+            "poll_seconds": 1,
+        },
+    )
+    await fetching(shop, runtime)
+    raw, message_id = customer_mail("Prazo de entrega", QUESTION, to=shop.address)
+    shop.mailbox.deliver(raw)
+    reply = await wait_mail(shop.sink, "ana@example.org", after=0)
+    assert reply["In-Reply-To"] == message_id
+    assert shop.mailbox.count() == 1  # left on the server

@@ -155,6 +155,7 @@ class EmailChannel(Channel):
                 db_url=runtime.db.url,
                 company_id=account.company_id,
                 account_id=account.id,
+                poll_seconds=config.poll_seconds,
             )
         else:
 
@@ -167,6 +168,7 @@ class EmailChannel(Channel):
                 db_url=runtime.db.url,
                 company_id=account.company_id,
                 account_id=account.id,
+                poll_seconds=config.poll_seconds,
             )
         try:
             await fetcher.run()

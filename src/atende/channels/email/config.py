@@ -77,7 +77,7 @@ class EmailConfig(BaseModel):
     webhook_username: str = Field(
         default="",
         max_length=200,
-        description="SendGrid / Postmark: the basic-auth user name in the webhook URL.",
+        description="SendGrid / Postmark: the basic-auth user name in the webhook URL (empty: atende).",
     )
 
     imap_host: str = Field(default="", max_length=253, description="IMAP server (imap.gmail.com).")
@@ -101,6 +101,14 @@ class EmailConfig(BaseModel):
         default="", max_length=254, description="SMTP login; empty: the IMAP or POP3 login."
     )
     smtp_auth: Auth = "password"
+
+    poll_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="How often a mailbox is looked at for new mail when it cannot tell (POP3, an "
+        "IMAP server without IDLE).",
+    )
 
     signature: str = Field(
         default="", max_length=2000, description="Added under every reply (plain text; lines kept)."

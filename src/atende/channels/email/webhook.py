@@ -1,29 +1,35 @@
-"""``/webhooks/email/{address}``: where a provider (Mailgun, SendGrid Inbound Parse, Postmark)
-posts the mail of a mailbox whose ``inbound`` is ``webhook``.
+"""``/webhooks/email/{provider}/{account_id}``: where a provider (Mailgun, SendGrid Inbound
+Parse, Postmark) posts the mail of a mailbox whose ``inbound`` is ``webhook``.
 
-The address routes the post to its account (enabled, of any company: a platform lookup, as a
-webhook names no company until it is trusted); the account's ``provider`` says how the post
-is checked (``providers``: Mailgun's signature, timestamp and token replay ledger; SendGrid's
-and Postmark's basic auth and/or the secret path segment, ``/webhooks/email/{address}/
-{secret}``) and read into the message's RFC 822 bytes, which take the one path every e-mail
-takes (``receive.take``). A refused post is answered with its status (401 forged or
-replayed, 400/415 not the provider's format, 413 too large, 422 no message) and nothing is
-stored; a stored message (or one stored before: the provider retried) is ``200``.
+The path names the account (enabled, of any company: a platform lookup, as a webhook names no
+company until it is trusted) and its provider, which must be the account's. The provider's
+module checks the post (``providers``: Mailgun's signature, timestamp and token replay ledger;
+SendGrid's and Postmark's basic auth and/or the secret path segment, ``…/{account_id}/
+{secret}``; Mailgun's ``…/{account_id}/mime`` is the raw-MIME route's URL) and reads it into the
+message's RFC 822 bytes, which take the one path every e-mail takes (``receive.take``). A
+refused post is answered with its status (401 forged or replayed, 400/415 not the provider's
+format, 413 too large, 422 no message) and nothing is stored; a stored message (or one stored
+before: the provider retried) is ``200``.
 """
 
 from __future__ import annotations
 
+import uuid
+from typing import Literal
+
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from atende.channels import accounts
 from atende.channels.email import receive
-from atende.channels.email.config import EmailConfig, normal_address
+from atende.channels.email.config import EmailConfig
 from atende.channels.email.providers import mailgun, postmark, sendgrid
-from atende.channels.email.providers.common import Inbound, Unauthorized, WebhookError
+from atende.channels.email.providers.common import WEBHOOK_USER, Inbound, Unauthorized, WebhookError
 from atende.channels.email.providers.replay import PostgresTokenLedger
-from atende.errors import NotFound
+from atende.channels.models import ChannelAccount
+from atende.runtime import Runtime
 from atende.tenancy.deps import RuntimeDep
 
 log = structlog.get_logger(__name__)
@@ -35,20 +41,29 @@ RESPONSES: dict[int | str, dict[str, str]] = {
     401: {
         "description": "Wrong or missing signature or credentials, a stale or replayed post: nothing stored"
     },
-    404: {"description": "No enabled e-mail account takes webhooks at this address"},
+    404: {"description": "No enabled e-mail account of this id takes this provider's webhook"},
     413: {"description": "Over the size a post may have"},
     422: {"description": "The post carries no message"},
 }
 
 
-async def _take(request: Request, runtime: RuntimeDep, address: str, path_secret: str | None) -> JSONResponse:
+async def _account(runtime: Runtime, account_id: uuid.UUID) -> ChannelAccount | None:
+    async with runtime.db.transaction() as session:
+        return await session.scalar(
+            select(ChannelAccount).where(
+                ChannelAccount.id == account_id, ChannelAccount.kind == receive.KIND, ChannelAccount.enabled
+            )
+        )
+
+
+async def _take(
+    request: Request, runtime: Runtime, provider: str, account_id: uuid.UUID, path_secret: str | None
+) -> JSONResponse:
     from atende.channels.email.channel import channel
 
-    try:
-        async with runtime.db.transaction() as session:
-            row = await accounts.route(session, receive.KIND, normal_address(address)[:254])
-    except NotFound:
-        return JSONResponse({"detail": "no e-mail account takes webhooks at this address"}, status_code=404)
+    row = await _account(runtime, account_id)
+    if row is None:
+        return JSONResponse({"detail": f"no enabled e-mail account {account_id}"}, status_code=404)
     try:
         account = accounts.open_account(channel, row, runtime.secret_key)
     except ValueError as exc:  # a secret that no longer decrypts, a configuration gone stale
@@ -56,23 +71,27 @@ async def _take(request: Request, runtime: RuntimeDep, address: str, path_secret
         return JSONResponse({"detail": "the account cannot be opened"}, status_code=503)
     config = account.config
     assert isinstance(config, EmailConfig)
-    if config.inbound != "webhook":
-        return JSONResponse({"detail": "no e-mail account takes webhooks at this address"}, status_code=404)
+    if config.inbound != "webhook" or config.provider != provider:
+        return JSONResponse(
+            {"detail": f"e-mail account {account_id} takes no {provider} webhook"}, status_code=404
+        )
     secrets = account.secrets
     try:
         inbound: Inbound
-        if config.provider == "mailgun":
+        if provider == "mailgun":
+            if path_secret not in (None, "mime"):
+                return JSONResponse({"detail": "not found"}, status_code=404)
             key = secrets.get("mailgun_signing_key", "")
             if not key:
                 raise Unauthorized("this mailbox has no Mailgun signing key set: it takes no post")
             ledger = PostgresTokenLedger(runtime.db, account.company_id, account.id)
             inbound = await mailgun.receive(request, signing_key=key, ledger=ledger)
         else:
-            provider = sendgrid if config.provider == "sendgrid" else postmark
-            inbound = await provider.receive(
+            module = sendgrid if provider == "sendgrid" else postmark
+            inbound = await module.receive(
                 request,
                 path_secret=path_secret,
-                username=config.webhook_username,
+                username=config.webhook_username or WEBHOOK_USER,
                 password=secrets.get("webhook_password", ""),
                 expected_path_secret=secrets.get("webhook_path_secret", ""),
             )
@@ -80,7 +99,7 @@ async def _take(request: Request, runtime: RuntimeDep, address: str, path_secret
         log.warning(
             "email.webhook_refused",
             account_id=str(account.id),
-            provider=config.provider,
+            provider=provider,
             status=exc.status_code,
             reason=exc.detail[:200],
         )
@@ -89,19 +108,29 @@ async def _take(request: Request, runtime: RuntimeDep, address: str, path_secret
     return JSONResponse({"outcome": taken.outcome})
 
 
-@router.post(PREFIX + "{address}", summary="An e-mail provider's inbound webhook", responses=RESPONSES)
-async def post_mail(address: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
-    """A message posted by the mailbox's provider (Mailgun signed; SendGrid or Postmark with
-    basic auth); `200` with what became of it (`stored`, `duplicate`, `own`)."""
-    return await _take(request, runtime, address, None)
+Provider = Literal["mailgun", "sendgrid", "postmark"]
 
 
 @router.post(
-    PREFIX + "{address}/{secret}",
-    summary="An e-mail provider's inbound webhook, behind a secret path",
+    PREFIX + "{provider}/{account_id}", summary="An e-mail provider's inbound webhook", responses=RESPONSES
+)
+async def post_mail(
+    provider: Provider, account_id: uuid.UUID, request: Request, runtime: RuntimeDep
+) -> JSONResponse:
+    """A message posted by the mailbox's provider (Mailgun signed; SendGrid or Postmark with
+    basic auth); `200` with what became of it (`stored`, `duplicate`, `own`)."""
+    return await _take(request, runtime, provider, account_id, None)
+
+
+@router.post(
+    PREFIX + "{provider}/{account_id}/{secret}",
+    summary="An e-mail provider's inbound webhook, behind a secret path (Mailgun: /mime)",
     responses=RESPONSES,
 )
-async def post_mail_secret(address: str, secret: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
-    """As `POST /webhooks/email/{address}`, with the mailbox's `webhook_path_secret` in the
-    path (SendGrid, Postmark)."""
-    return await _take(request, runtime, address, secret)
+async def post_mail_secret(
+    provider: Provider, account_id: uuid.UUID, secret: str, request: Request, runtime: RuntimeDep
+) -> JSONResponse:
+    """As `POST /webhooks/email/{provider}/{account_id}`, with the mailbox's
+    `webhook_path_secret` in the path (SendGrid, Postmark), or Mailgun's raw-MIME route
+    (`/mime`)."""
+    return await _take(request, runtime, provider, account_id, secret)
