@@ -54,6 +54,7 @@ KIND = threading.KIND
 FILES_MAX = 50  # files of one e-mail kept; the others are listed, not stored
 TEXT_MAX = 20_000  # characters the bot reads (the API's limit of a customer message)
 ORIGINAL_MAX = 200_000  # characters of the full original text and of the HTML kept for agents
+NAME_MAX = 200  # characters of a contact's name kept
 META = "email"  # a message's meta: the e-mail's headers and bodies (``meta.email``)
 ATTACHMENTS_META = "attachments"  # the files it carries: media_id, content_type, filename, size_bytes
 
@@ -265,7 +266,7 @@ async def take(runtime: Runtime, channel: Channel, account: Account, raw: bytes)
                 channel=KIND,
                 contact_external_id=contact,
                 contact_email=contact,
-                contact_name=sender.name or None,
+                contact_name=sender.name[:NAME_MAX] or None,
                 channel_message_id=key,
                 conversation_id=thread.conversation_id,
                 thread_refs=thread.thread_refs,
