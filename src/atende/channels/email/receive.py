@@ -111,15 +111,10 @@ def _too_large(raw: bytes, error: parse.MessageTooLarge) -> parse.ParsedEmail:
 
 def bot_text(parsed: parse.ParsedEmail) -> tuple[str, str]:
     """What the bot reads (the customer's words, quotes and signature stripped) and the whole
-    text the agents see. An HTML-only message is cut at its quote by markup first."""
-    if parsed.text_from_html and parsed.html:
-        reply_html = quotes.html_reply(parsed.html)
-        stripped = quotes.strip(parse.html_to_text(reply_html))
-        original = parsed.text
-    else:
-        stripped = quotes.strip(parsed.text)
-        original = stripped.original
-    return stripped.text.strip()[:TEXT_MAX], original[:ORIGINAL_MAX]
+    text the agents see (``quotes.strip_email``: an HTML-only message is cut at its quote by
+    markup first)."""
+    stripped = quotes.strip_email(parsed)
+    return stripped.text.strip()[:TEXT_MAX], stripped.original[:ORIGINAL_MAX]
 
 
 async def bot_replies_last_hour(session: AsyncSession, company_id: uuid.UUID, contact: str) -> int:
@@ -191,12 +186,15 @@ def _address_list(addresses: tuple[parse.Address, ...]) -> list[str]:
     return [str(a) for a in addresses]
 
 
-async def take(runtime: Runtime, channel: Channel, account: Account, raw: bytes) -> Taken:
-    """Store one e-mail that arrived in ``account``'s mailbox (see the module's docstring)."""
+async def take(
+    runtime: Runtime, channel: Channel, account: Account, raw: bytes, *, max_bytes: int = parse.MAX_BYTES
+) -> Taken:
+    """Store one e-mail that arrived in ``account``'s mailbox (see the module's docstring);
+    one over ``max_bytes`` is kept as a note of its headers."""
     config = account.config
     assert isinstance(config, EmailConfig)
     try:
-        parsed = parse.parse(raw)
+        parsed = parse.parse(raw, max_bytes=max_bytes)
     except parse.MessageTooLarge as exc:
         parsed = _too_large(raw, exc)
     sender = parsed.reply_address or parsed.from_
