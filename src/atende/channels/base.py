@@ -7,7 +7,7 @@ owns its wire format; the domains (``conversations``, ``engine``) never import a
 - ``router()``: its routes (webhooks, widget endpoints), mounted by the app;
 - ``parse(account, payload)``: its wire format turned into ``InboundMessage``s, which
   ``atende.channels.intake.receive`` stores under the channel's ``conversation_policy``;
-- ``prepare(session, outbound)``: what ``send`` needs from the conversation, read in the
+- ``prepare(runtime, session, account, outbound)``: what ``send`` needs from the conversation, read in the
   delivery job's transaction (e-mail: the subject and ids of the customer's message a reply
   answers), added to the outbound message before ``send`` runs outside any transaction;
 - ``send(account, outbound)``: one outbound message sent, the provider's message id returned
@@ -196,7 +196,9 @@ class Channel:
         """The inbound messages in one request of the channel's wire format."""
         raise NotImplementedError(f"the {self.kind} channel receives no messages")
 
-    async def prepare(self, session: AsyncSession, account: Account, outbound: Outbound) -> Outbound:
+    async def prepare(
+        self, runtime: Runtime, session: AsyncSession, account: Account, outbound: Outbound
+    ) -> Outbound:
         """``outbound`` with what ``send`` needs from the conversation besides the message
         (read in ``session``, the delivery job's company transaction; ``send`` then runs
         outside it). Most channels need nothing more."""

@@ -137,7 +137,7 @@ async def _prepare(
         meta=dict(message.meta or {}),
         attachments=await _attachments(session, runtime, message),
     )
-    return account, await channel.prepare(session, account, outbound)
+    return account, await channel.prepare(runtime, session, account, outbound)
 
 
 async def _attachments(session: AsyncSession, runtime: Runtime, message: Message) -> tuple[Attachment, ...]:

@@ -521,3 +521,36 @@ async def test_files_and_inline_pictures_are_kept_and_the_html_shows_no_remote_c
     assert f'src="/app/media/{files["foto.png"]["media_id"]}"' in html  # the stored copy
     assert "tracker.example.com" not in html and "<script" not in html
     assert stored_message["text"] == "O produto chegou quebrado, veja a foto."
+
+
+@pytest.mark.parametrize("marker", ["address", "subject"])
+async def test_a_reply_whose_client_dropped_the_headers_finds_its_conversation_by_the_token(
+    marker: str,
+    kb_company: CompanyCtx,
+    dovecot: Dovecot,
+    smtp_sink: MailSink,
+    runtime: Runtime,
+    watching: None,
+) -> None:
+    shop = await connect(kb_company, dovecot, smtp_sink, runtime, config={"thread_marker": marker})
+    await fetching(shop, runtime)
+    raw, first_id = customer_mail("Prazo de entrega", QUESTION, to=shop.address)
+    shop.mailbox.deliver(raw)
+    reply = await wait_mail(shop.sink, "ana@example.org", after=0)
+    local, _, domain = shop.address.partition("@")
+    if marker == "address":
+        assert str(reply["Reply-To"]).startswith(f"{local}+c-") and str(reply["Reply-To"]).endswith(
+            f"@{domain}"
+        )
+        assert reply["Subject"] == "Re: Prazo de entrega"
+        answer_to, subject = str(reply["Reply-To"]), "Re: Prazo de entrega"
+    else:
+        assert reply["Reply-To"] is None
+        assert str(reply["Subject"]).startswith("Re: Prazo de entrega [#")
+        answer_to, subject = shop.address, str(reply["Subject"])
+    # the customer's client answers without In-Reply-To or References
+    answer, answer_id = customer_mail(subject, "E para o Rio?", to=answer_to)
+    shop.mailbox.deliver(answer)
+    first = await until(lambda: stored(shop.company, first_id))
+    second = await until(lambda: stored(shop.company, answer_id), what="the answer")
+    assert second["conversation_id"] == first["conversation_id"]

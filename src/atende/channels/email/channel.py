@@ -43,7 +43,7 @@ from atende.channels.base import (
     Outbound,
     SentMessage,
 )
-from atende.channels.email import compose, imap, pop3, receive, smtp
+from atende.channels.email import compose, imap, pop3, receive, smtp, threading
 from atende.channels.email.config import SECRET_FIELDS, EmailConfig, imap_server, pop3_server, smtp_server
 from atende.channels.email.imap import Fetched, ImapFetcher, ImapMailbox
 from atende.channels.email.pop3 import Pop3Fetched, Pop3Fetcher
@@ -175,9 +175,12 @@ class EmailChannel(Channel):
             fetcher.stop()
             await fetcher.close()
 
-    async def prepare(self, session: AsyncSession, account: Account, outbound: Outbound) -> Outbound:
+    async def prepare(
+        self, runtime: Runtime, session: AsyncSession, account: Account, outbound: Outbound
+    ) -> Outbound:
         """Add what the reply answers: the customer's e-mail it replies to (the bot's
-        ``reply_to_id``), else the conversation's latest customer e-mail."""
+        ``reply_to_id``), else the conversation's latest customer e-mail; and the
+        conversation's token when the mailbox marks replies with it (``thread_marker``)."""
         parent = None
         if outbound.reply_to_id is not None:
             parent = await session.scalar(
@@ -206,6 +209,9 @@ class EmailChannel(Channel):
             )
         )
         reply: dict[str, Any] = {"language": language or ""}
+        if _config(account).thread_marker != "off":
+            key = threading.token_key(runtime.secret_key)
+            reply["token"] = threading.conversation_token(key, account.company_id, outbound.conversation_id)
         if parent is not None:
             email = (parent.meta or {}).get(receive.META) or {}
             message_id = parent.channel_message_id or ""
@@ -247,6 +253,11 @@ class EmailChannel(Channel):
             attachments=await _files(outbound),
             message_id=f"<{outbound.message_id.hex}@{config.domain}>",
         )
+        token = reply.get("token")
+        if isinstance(token, str) and token and config.thread_marker == "address":
+            message["Reply-To"] = threading.reply_address(config.address, token)
+        elif isinstance(token, str) and token and config.thread_marker == "subject":
+            message.replace_header("Subject", threading.tag_subject(str(message["Subject"]), token))
         sent = await smtp.send(server, message)
         return SentMessage(sent)
 

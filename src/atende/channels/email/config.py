@@ -110,6 +110,13 @@ class EmailConfig(BaseModel):
         "IMAP server without IDLE).",
     )
 
+    thread_marker: Literal["off", "address", "subject"] = Field(
+        default="off",
+        description="Also mark replies with the conversation's token, for customers whose mail "
+        "client drops the reply headers: in the Reply-To address (support+c-<token>@…; the "
+        "mailbox must take plus-addresses: Gmail, Microsoft 365 and most hosts do) or in the "
+        "subject ([#<token>]). Off: threading by the headers alone.",
+    )
     signature: str = Field(
         default="", max_length=2000, description="Added under every reply (plain text; lines kept)."
     )
