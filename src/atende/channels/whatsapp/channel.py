@@ -177,6 +177,10 @@ class WhatsAppChannel(Channel):
             return Verdict(False, exc.reason)
         return Verdict(True, "ok")
 
+    async def close(self) -> None:
+        """Close the process's pooled Graph API client (``graph.client``)."""
+        await graph.close_client()
+
 
 def _reason(exc: graph.GraphError) -> str:
     """Why a send failed, for the agent reading it on the message."""
