@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import threading
@@ -24,6 +25,7 @@ import httpx
 
 from atende.bootstrap import open_runtime
 from atende.channels.whatsapp import graph as graph_api
+from atende.channels.whatsapp.numbers import Numbers
 from atende.config import Settings
 from atende.conversations.models import Message
 from atende.engine import turn as turns
@@ -103,6 +105,26 @@ async def test_a_rotated_or_disabled_app_secret_stops_being_honoured(wa: WhatsAp
     assert (await _until_status(wa, new, 401)).status_code == 401
     r = await client.patch(f"/v1/channel-accounts/{wa.account_id}", json={"enabled": True})
     assert (await wa.post(EMPTY, secret=new)).status_code == 200
+
+
+async def test_the_copy_is_dropped_by_a_whatsapp_change_or_a_resync_not_another_channels(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    numbers = Numbers()
+    first = await numbers.get(runtime)
+    assert first.fresh and wa.phone_number_id in first.by_number
+    assert not (await numbers.get(runtime)).fresh  # kept
+    numbers.handle({"topic": "channel_accounts", "kind": "changed", "channel": "webchat"})
+    assert not (await numbers.get(runtime)).fresh  # another channel's account: still kept
+    for event in ({"kind": "changed", "channel": "whatsapp"}, {"kind": "resync"}):
+        numbers.handle({"topic": "channel_accounts", **event})
+        assert (await numbers.get(runtime)).fresh  # read again
+    # a read that began before a change is used, but not kept
+    loading = asyncio.create_task(numbers.load(runtime))
+    await asyncio.sleep(0)  # the read is under way
+    numbers.handle({"kind": "changed", "channel": "whatsapp"})
+    assert wa.phone_number_id in (await loading).by_number
+    assert (await numbers.get(runtime)).fresh  # read again
 
 
 async def test_the_pooled_graph_client_is_closed_when_the_process_stops(

@@ -54,9 +54,9 @@ OUTSIDE_WINDOW = 131047  # more than 24 hours since the customer's last message:
 
 @functools.cache
 def tls() -> ssl.SSLContext:
-    """One TLS context for every Graph call of the process. httpx builds one per client, which
-    loads the CA bundle: ~10 ms of CPU, paid on every webhook's mark-read, was 70% of the
-    server's CPU under benchmarks/whatsapp_webhook.py."""
+    """One TLS context for every client of the process (the pooled one, media downloads).
+    httpx builds one per client, which loads the CA bundle: ~10 ms of CPU, which a client per
+    mark-read made 70% of the server's CPU under benchmarks/whatsapp_webhook.py."""
     return httpx.create_ssl_context()
 
 
