@@ -82,6 +82,11 @@ class GraphSink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: the processes' pooled Graph clients reuse it
+            # an answer is two writes (head, body): with Nagle's algorithm on a kept-alive
+            # connection the body waits for the client's delayed ACK, 40 ms a call
+            disable_nagle_algorithm = True
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
@@ -192,6 +197,84 @@ def webhook(number: str, wa_id: str, wamid: str, text: str) -> dict[str, Any]:
     }
 
 
+def requests(
+    host: str, number: str, app_secret: str, texts: list[str], *, total: int, per_contact: int
+) -> tuple[list[str], list[bytes]]:
+    """Every webhook of the run as the bytes of its HTTP request (Meta's envelope, signed),
+    built before the clock starts: the generator then only writes and reads."""
+    tag = uuid.uuid4().int % 10**6
+    wamids, built = [], []
+    for i in range(total):
+        wa_id = str(55_00_0000_0000 + tag * 10**5 + i // per_contact)
+        wamid = f"wamid.bench{tag}x{i}"
+        raw = json.dumps(webhook(number, wa_id, wamid, texts[i % len(texts)])).encode()
+        signature = "sha256=" + hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
+        head = (
+            f"POST /webhooks/whatsapp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"X-Hub-Signature-256: {signature}\r\nContent-Length: {len(raw)}\r\n\r\n"
+        )
+        wamids.append(wamid)
+        built.append(head.encode() + raw)
+    return wamids, built
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """The status of one HTTP/1.1 response (its body read and dropped), and whether the server
+    closes the connection after it."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length, close = 0, False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection":
+            close = value.strip().lower() == b"close"
+        elif name == b"transfer-encoding":
+            raise ValueError("a chunked answer: the generator reads Content-Length only")
+    if length:
+        await reader.readexactly(length)
+    return status, close
+
+
+class Connection:
+    """One keep-alive connection to the server, opened when first needed (and again after the
+    server closed it)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    def drop(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+    async def post(self, request: bytes) -> int:
+        """Send one prepared request; its status. A kept-alive connection the server closed
+        meanwhile (nothing read back) is opened again and the request sent once more."""
+        for attempt in (1, 2):
+            reused = self.streams is not None
+            if self.streams is None:
+                self.streams = await asyncio.open_connection(self.host, self.port)
+            reader, writer = self.streams
+            try:
+                writer.write(request)
+                await writer.drain()
+                status, close = await _response(reader)
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                self.drop()
+                if reused and attempt == 1 and not getattr(exc, "partial", b""):
+                    continue
+                raise
+            if close:
+                self.drop()
+            return status
+        raise AssertionError("not reached")
+
+
 async def generate(
     run: Run,
     base_url: str,
@@ -203,61 +286,66 @@ async def generate(
     seconds: float,
     warmup: float,
     per_contact: int,
+    connections: int,
     cpu_pids: dict[str, int],
 ) -> None:
-    """Open loop: webhook ``i`` is due at ``start + i / rate``, sent then whatever the server
-    is doing; those due in the warm-up are checked but not measured."""
-    tag = uuid.uuid4().int % 10**6
+    """Open loop: webhook ``i`` is due at ``start + i / rate``, sent then (on a free one of
+    ``connections`` keep-alive connections, the most recently used first; waiting for one
+    counts in its time) whatever the server is doing; those due in the warm-up are checked but
+    not measured. Every request is built and signed before the clock starts."""
     total = int((warmup + seconds) * rate)
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+    host, _, port = base_url.removeprefix("http://").partition(":")
+    wamids, prepared = requests(
+        f"{host}:{port}", number, app_secret, texts, total=total, per_contact=per_contact
+    )
+    idle: asyncio.LifoQueue[Connection] = asyncio.LifoQueue()
+    for _ in range(connections):
+        idle.put_nowait(Connection(host, int(port)))
     cpu_before: dict[str, float] = {}
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
-        start = time.monotonic() + 0.2
-        measure_from = start + warmup
+    start = time.monotonic() + 0.2
+    measure_from = start + warmup
 
-        async def one(i: int, due: float) -> None:
-            wa_id = str(55_00_0000_0000 + tag * 10**5 + i // per_contact)
-            wamid = f"wamid.bench{tag}x{i}"
-            raw = json.dumps(webhook(number, wa_id, wamid, texts[i % len(texts)])).encode()
-            signature = "sha256=" + hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
-            sent_at = time.monotonic()
-            try:
-                response = await http.post(
-                    "/webhooks/whatsapp",
-                    content=raw,
-                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
-                )
-                status = str(response.status_code)
-            except httpx.HTTPError as exc:
-                status = type(exc).__name__
-            done = time.monotonic()
-            if status == "200":
-                run.acknowledged.add(wamid)
-            if due >= measure_from:
-                run.latencies_ms.append((done - due) * 1000)
-                run.send_lag_ms.append((sent_at - due) * 1000)
-                run.statuses[status] += 1
+    async def one(i: int, due: float) -> None:
+        connection = await idle.get()
+        sent_at = time.monotonic()
+        try:
+            async with asyncio.timeout(30):
+                status = str(await connection.post(prepared[i]))
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+            connection.drop()
+            status = type(exc).__name__
+        finally:
+            idle.put_nowait(connection)
+        done = time.monotonic()
+        if status == "200":
+            run.acknowledged.add(wamids[i])
+        if due >= measure_from:
+            run.latencies_ms.append((done - due) * 1000)
+            run.send_lag_ms.append((sent_at - due) * 1000)
+            run.statuses[status] += 1
 
-        async def sample_cpu() -> None:
-            await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
-            cpu_before.update({name: tree_cpu_seconds(pid) for name, pid in cpu_pids.items()})
-            cpu_before["load generator"] = time.process_time()
+    async def sample_cpu() -> None:
+        await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
+        cpu_before.update({name: tree_cpu_seconds(pid) for name, pid in cpu_pids.items()})
+        cpu_before["load generator"] = time.process_time()
 
-        sampler = asyncio.create_task(sample_cpu())
-        tasks = []
-        for i in range(total):
-            due = start + i / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, due)))
-            run.sent += 1
-        await asyncio.gather(*tasks)
-        await sampler
-        run.measured_seconds = max(time.monotonic() - measure_from, 1e-9)
+    sampler = asyncio.create_task(sample_cpu())
+    tasks = []
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, due)))
+        run.sent += 1
+    await asyncio.gather(*tasks)
+    await sampler
+    run.measured_seconds = max(time.monotonic() - measure_from, 1e-9)
     after = {name: tree_cpu_seconds(pid) for name, pid in cpu_pids.items()}
     after["load generator"] = time.process_time()
     run.cpu_seconds = {name: after[name] - cpu_before.get(name, 0.0) for name in after}
+    while not idle.empty():
+        idle.get_nowait().drop()
 
 
 def prime(base_url: str, number: str, app_secret: str, sink: GraphSink, worker_log: Any) -> None:
@@ -344,8 +432,9 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
             tempfile.TemporaryFile() as worker_log,
             server(command, env, Path(workdir), base_url + "/health/live") as serve_pid,
         ):
-            worker = subprocess.Popen(
-                [str(BIN / "atende"), "worker", "--name", "bench-wa-worker"],
+            nice = ["nice", "-n", str(args.worker_nice)] if args.worker_nice else []
+            worker = subprocess.Popen(  # nice execs the worker: its pid is the worker's
+                [*nice, str(BIN / "atende"), "worker", "--name", "bench-wa-worker"],
                 env=env,
                 cwd=workdir,
                 stdout=worker_log,
@@ -370,6 +459,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
                         seconds=args.seconds,
                         warmup=args.warmup,
                         per_contact=args.messages_per_contact,
+                        connections=args.connections,
                         cpu_pids=cpu_pids,
                     )
                 )
@@ -399,6 +489,8 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "warmup_seconds": args.warmup,
         "messages_per_contact": args.messages_per_contact,
         "processes": "atende serve (worker off) + atende worker, each one process, on 127.0.0.1",
+        "worker_nice": args.worker_nice,
+        "connections": args.connections,
         "company_id": str(company_id),
         "sent": run.sent,
         "acknowledged_per_second": per_second,
@@ -506,6 +598,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=3,
         help="messages a customer sends before a new one writes",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=64,
+        help="keep-alive connections the generator posts on (at most this many webhooks in flight)",
+    )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        help="run the worker at this nice value (docs/OPERATIONS.md: acknowledgements before answers)",
     )
     parser.add_argument(
         "--drain", type=float, default=60.0, help="seconds to wait after the load for the bot's turns"

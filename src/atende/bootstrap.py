@@ -20,12 +20,14 @@ from atende.channels.email import channel as email
 from atende.channels.tasks import blueprint as channel_tasks
 from atende.channels.webchat import api as webchat
 from atende.channels.whatsapp import channel as whatsapp
+from atende.channels.whatsapp import read as whatsapp_read
 from atende.config import DEV_SECRET, Settings
 from atende.conversations.tasks import blueprint as conversation_tasks
 from atende.db import migrate
 from atende.db.embedded import EmbeddedDatabase, start_embedded
 from atende.db.pubsub import Listener
 from atende.db.session import Database
+from atende.engine import turn as turns
 from atende.engine.tasks import blueprint as engine_tasks
 from atende.jobs.queue import JobQueue
 from atende.jobs.tasks import blueprint as job_tasks
@@ -60,6 +62,8 @@ CHANNELS = (
 )
 for _channel in CHANNELS:
     channels.register(_channel)
+# a WhatsApp message the bot takes is marked read (the blue ticks), from the worker's turn
+turns.on_taken(whatsapp.KIND, whatsapp_read.mark_taken)
 # the external credentials /health/ready verifies: the LLM endpoints, every channel account's
 credentials.register("openai-compatible endpoints", llm_endpoints)
 credentials.register("channel accounts", account_credentials)
@@ -111,6 +115,8 @@ async def open_runtime(
             await credentials.stop_monitor(runtime)
             await runtime.listener.stop()
             await runtime.jobs.close()
+            for channel in CHANNELS:  # their pooled connections (WhatsApp's Graph API client)
+                await channel.close()
             await db.dispose()
     finally:
         if owned is not None:

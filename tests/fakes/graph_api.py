@@ -22,7 +22,8 @@ documented shapes (docs/CHANNELS.md, "WhatsApp"; Meta's Cloud API reference):
 
 Every request needs ``Authorization: Bearer <token>``. ``hold_answers()`` records sends but answers them only
 at ``release_answers()``. ``sent`` holds the messages sent,
-``read`` the wamids marked read.
+``read`` the wamids marked read; ``fail_reads(code)`` refuses every mark-read with that error
+(``read_refused`` counts them).
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ class FakeGraphApi(LoopbackServer):
         self.template_lists = 0  # GET /{waba_id}/message_templates answered
         self._fail_next: list[int | None] = []
         self._fail_to: dict[str, int] = {}
+        self._fail_reads: int | None = None
+        self.read_refused = 0
         self.media: dict[str, tuple[bytes, str]] = {}
         self.declared_sizes: dict[str, int] = {}
         self.media_lookups = 0  # GET /{media_id} answered or held
@@ -195,6 +198,11 @@ class FakeGraphApi(LoopbackServer):
         """Hold the next ``times`` media URL answers back for ``seconds`` (a caller's timeout)."""
         with self._lock:
             self._stall_media.extend([seconds] * times)
+
+    def fail_reads(self, code: int | None) -> None:
+        """Refuse every mark-read with ``code`` (``None``: accept them again)."""
+        with self._lock:
+            self._fail_reads = code
 
     def fail_to(self, wa_id: str, code: int) -> None:
         with self._lock:
@@ -304,7 +312,14 @@ class FakeGraphApi(LoopbackServer):
                     return
                 if body.get("status") == "read":
                     with fake._lock:
-                        fake.read.append(str(body.get("message_id")))
+                        refused = fake._fail_reads
+                        if refused is None:
+                            fake.read.append(str(body.get("message_id")))
+                        else:
+                            fake.read_refused += 1
+                    if refused is not None:
+                        self.send_json(*error_body(refused))
+                        return
                     self.send_json(200, b'{"success": true}')
                     return
                 with fake._lock:

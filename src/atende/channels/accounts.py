@@ -1,6 +1,10 @@
 """Channel accounts: create, change, list, delete (in the caller's company session), find one
 by the id a channel routes by (a platform lookup), and open one for its channel (config
-validated, secrets decrypted). Services never commit: callers own the transaction."""
+validated, secrets decrypted). Services never commit: callers own the transaction.
+
+Every change to an account notifies every process when it commits (``LISTEN/NOTIFY``, topic
+``TOPIC``): a process that keeps accounts in memory (the WhatsApp webhook's numbers and app
+secrets, ``atende.channels.whatsapp.numbers``) drops its copy."""
 
 from __future__ import annotations
 
@@ -16,9 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atende.channels import registry
 from atende.channels.base import Account, Channel
 from atende.channels.models import ChannelAccount
+from atende.db.pubsub import publish
 from atende.db.scope import get_or_404
 from atende.errors import Conflict, InvalidInput, NotFound
 from atende.tenancy.crypto import decrypt_secret, encrypt_secret
+
+TOPIC = "channel_accounts"
 
 
 class InvalidConfig(InvalidInput):
@@ -93,6 +100,11 @@ async def _flush(session: AsyncSession, account: ChannelAccount) -> None:
         ) from None
 
 
+async def _changed(session: AsyncSession, account: ChannelAccount) -> None:
+    """Tell every process, once this commits, that an account of ``account.kind`` changed."""
+    await publish(session, TOPIC, "changed", channel=account.kind, account_id=str(account.id))
+
+
 async def create(
     session: AsyncSession,
     secret_key: str,
@@ -120,6 +132,7 @@ async def create(
     )
     session.add(account)
     await _flush(session, account)
+    await _changed(session, account)
     return account
 
 
@@ -177,6 +190,7 @@ async def update(
     if secrets is not None:
         account.secrets = _merge_secrets(channel, account.secrets or {}, secrets, secret_key)
     await session.flush()
+    await _changed(session, account)
     return account
 
 
@@ -201,6 +215,7 @@ async def delete(session: AsyncSession, account_id: uuid.UUID) -> None:
             )
     await session.delete(account)
     await session.flush()
+    await _changed(session, account)
 
 
 async def route(session: AsyncSession, kind: str, external_id: str) -> ChannelAccount:

@@ -231,3 +231,7 @@ class Channel:
     async def check_credentials(self, account: Account) -> Verdict:
         """One cheap authenticated call with the account's secrets (``secret_fields``)."""
         return Verdict(True, "no credentials to check")
+
+    async def close(self) -> None:
+        """Release what the channel holds for the process (pooled connections to its
+        provider), when the process stops (``atende.bootstrap.open_runtime``)."""

@@ -9,9 +9,10 @@ so a turn that runs twice (a worker died, a job was retried) answers once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,7 @@ from atende.knowledge.passages import Passage
 from atende.knowledge.retrieval import Retriever, lexemes, question_stems
 from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.observability import metrics
+from atende.observability.logging import describe
 from atende.runtime import Runtime
 from atende.teams import service as teams
 from atende.teams.settings import HandoffSettings, handoff_settings
@@ -311,12 +313,14 @@ def _routing_label(handoff_reply: Message) -> str:
 
 
 async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, message_id: uuid.UUID) -> str:
-    """Answer one customer message; returns the decision (or why nothing was done)."""
+    """Answer one customer message; returns the decision (or why nothing was done). A
+    message the bot takes (or found answered) is announced to its channel's ``on_taken``
+    hook, which runs beside the turn."""
     started = time.perf_counter()
-    handed_off: tuple[str, str] | None = None  # (reason, routing), counted once committed
     async with runtime.db.transaction(company_id) as session:
         message = await conversations.get_message(session, message_id)
         if await conversations.bot_reply_exists(session, message_id):
+            await _finish_taken(_start_taken(runtime, message))
             return "already_answered"
         if (silenced := await _not_for_the_bot(session, runtime, message, company_id)) is not None:
             return silenced
@@ -334,6 +338,20 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         # the message id lets a client ignore a "typing" that arrives after the reply itself
         await publish(session, str(conversation.id), "typing", message_id=str(message_id))
 
+    taken = _start_taken(runtime, message)
+    try:
+        return await _answer(runtime, ports, company_id, message, started)
+    finally:
+        await _finish_taken(taken)
+
+
+async def _answer(
+    runtime: Runtime, ports: Ports, company_id: uuid.UUID, message: Message, started: float
+) -> str:
+    """The turn once the bot took the message: gather, answer (no transaction held), decide,
+    and store the reply, the trace and any handoff in one transaction."""
+    message_id = message.id
+    handed_off: tuple[str, str] | None = None  # (reason, routing), counted once committed
     try:
         async with runtime.db.transaction(company_id) as session:
             conversation = await conversations.get_conversation(session, message.conversation_id)
@@ -457,6 +475,38 @@ async def run_turn(runtime: Runtime, ports: Ports, company_id: uuid.UUID, messag
         ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return turn.decision
+
+
+# What a channel does when the bot takes one of its customers' messages (WhatsApp: the
+# customer's blue ticks), by channel kind. Registered by the process's wiring
+# (``atende.bootstrap``): the engine imports no channel. Best effort: a hook runs beside the
+# turn, bounds its own time, and its failure is logged, never the turn's.
+TakenHook = Callable[[Runtime, Message], Coroutine[Any, Any, None]]
+_taken_hooks: dict[str, TakenHook] = {}
+
+
+def on_taken(channel: str, hook: TakenHook) -> None:
+    """Call ``hook`` with each message of ``channel`` the bot takes (one hook per channel)."""
+    _taken_hooks[channel] = hook
+
+
+def _start_taken(runtime: Runtime, message: Message) -> asyncio.Task[None] | None:
+    hook = _taken_hooks.get(message.channel)
+    if hook is None:
+        return None
+    return asyncio.create_task(hook(runtime, message), name=f"taken-{message.channel}")
+
+
+async def _finish_taken(task: asyncio.Task[None] | None) -> None:
+    """Wait for a taken hook (so no job leaves work behind it); its failure is only logged."""
+    if task is None:
+        return
+    try:
+        await task
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.warning("turn.taken_hook_failed", channel=task.get_name(), error=describe(exc))
 
 
 def _helps_while_closed(company: Company) -> bool:

@@ -205,6 +205,10 @@ class WhatsAppChannel(Channel):
             return Verdict(False, exc.reason)
         return Verdict(True, "ok")
 
+    async def close(self) -> None:
+        """Close the process's pooled Graph API client (``graph.client``)."""
+        await graph.close_client()
+
 
 def _parts(api: graph.Graph, phone_number_id: str, outbound: Outbound) -> list[Callable[[], Awaitable[str]]]:
     """The messages one reply goes out as, in order, each a call answering its wamid (the

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import weakref
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -27,6 +29,9 @@ MEDIA_MAX_BYTES = 100 * 1024 * 1024  # WhatsApp's largest file (a document) is 1
 # the whole of one call, however slowly an answer drips in (httpx's timeouts are per read)
 CALL_DEADLINE = 20.0
 MEDIA_DEADLINE = 120.0
+# the pooled client's connections kept open to the Graph API (sends and mark-reads of one
+# worker at full concurrency); more wait for one rather than open a connection each
+POOL = httpx.Limits(max_connections=50, max_keepalive_connections=20, keepalive_expiry=30.0)
 
 # Meta's codes worth trying again later: throughput and rate limits, temporary errors
 RETRYABLE_CODES = frozenset(
@@ -49,10 +54,42 @@ OUTSIDE_WINDOW = 131047  # more than 24 hours since the customer's last message:
 
 @functools.cache
 def tls() -> ssl.SSLContext:
-    """One TLS context for every Graph call of the process. httpx builds one per client, which
-    loads the CA bundle: ~10 ms of CPU, paid on every webhook's mark-read, was 70% of the
-    server's CPU under benchmarks/whatsapp_webhook.py."""
+    """One TLS context for every client of the process (the pooled one, media downloads).
+    httpx builds one per client, which loads the CA bundle: ~10 ms of CPU, which a client per
+    mark-read made 70% of the server's CPU under benchmarks/whatsapp_webhook.py."""
     return httpx.create_ssl_context()
+
+
+# one client per event loop (a process has one; a test session may run several): its
+# connections are the loop's, and a client must not be used from another
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+_clients = weakref.WeakKeyDictionary()
+
+
+def client() -> httpx.AsyncClient:
+    """The pooled client every Graph call of this process (its event loop) goes through: a
+    connection opened once and kept alive, where a client per call paid a TCP (and TLS)
+    handshake per message. It keeps no cookies: one client serves every company's accounts,
+    each call carrying its own token, and nothing one answer sets may ride along another's
+    call. Closed by ``close_client`` when the process stops (``atende.bootstrap``)."""
+    loop = asyncio.get_running_loop()
+    found = _clients.get(loop)
+    if found is None or found.is_closed:
+        found = _clients[loop] = httpx.AsyncClient(
+            timeout=TIMEOUT,
+            follow_redirects=False,
+            verify=tls(),
+            limits=POOL,
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        )
+    return found
+
+
+async def close_client() -> None:
+    """Close this event loop's pooled client (its kept-alive connections), if it has one."""
+    found = _clients.pop(asyncio.get_running_loop(), None)
+    if found is not None:
+        await found.aclose()
 
 
 @dataclass(frozen=True)
@@ -127,14 +164,12 @@ async def call(
     params: dict[str, str] | None = None,
     timeout: httpx.Timeout = TIMEOUT,
 ) -> dict[str, Any]:
-    """One Graph call; its JSON answer, or ``GraphError``."""
+    """One Graph call (through the pooled ``client``), within ``timeout`` per step and
+    ``CALL_DEADLINE`` in all; its JSON answer, or ``GraphError``."""
     try:
-        async with (
-            asyncio.timeout(CALL_DEADLINE),
-            httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=tls()) as client,
-        ):
-            response = await client.request(
-                method, graph.url(*path), json=json, params=params, headers=graph.headers
+        async with asyncio.timeout(CALL_DEADLINE):
+            response = await client().request(
+                method, graph.url(*path), json=json, params=params, headers=graph.headers, timeout=timeout
             )
     except (httpx.HTTPError, TimeoutError) as exc:
         raise GraphError(f"the Graph API could not be reached ({type(exc).__name__})") from exc

@@ -3,6 +3,8 @@
 A delivery is trusted only after its ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw body,
 keyed by the Meta app's secret) matches the app secret of an enabled WhatsApp account,
 compared in constant time, before the body is parsed: otherwise ``401`` and nothing stored.
+The accounts and their secrets are this process's copy (``numbers``: kept until an account
+changes, read again before refusing what the copy cannot place).
 Each change is routed by its ``metadata.phone_number_id`` to the account of that number —
 one whose app secret signed the body, so one Meta app cannot write into a number of
 another's — and:
@@ -18,8 +20,8 @@ another's — and:
 - a number no account has is acknowledged and logged, nothing stored (Meta would otherwise
   retry it for days).
 
-The answer is ``200`` once everything is stored; marking the customers' messages read (a
-Graph call) runs after the answer went out.
+The answer is ``200`` once everything is stored: the acknowledgement makes no Graph call
+(the customer's message is marked read by the worker, when the bot takes it: ``read``).
 """
 
 from __future__ import annotations
@@ -28,27 +30,24 @@ import hashlib
 import hmac
 import json
 import uuid
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.channels import accounts, intake
+from atende.channels import intake
 from atende.channels.base import Account, StatusUpdate
-from atende.channels.models import ChannelAccount
-from atende.channels.whatsapp import graph, media, parse
-from atende.channels.whatsapp.channel import KIND, channel, graph_of, inbound
+from atende.channels.whatsapp import media, parse
+from atende.channels.whatsapp.channel import KIND, channel, inbound
+from atende.channels.whatsapp.numbers import Number, Snapshot, numbers_of
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
 from atende.db.pubsub import publish
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
-from atende.tenancy.crypto import decrypt_secret
 from atende.tenancy.deps import RuntimeDep
 
 log = structlog.get_logger(__name__)
@@ -101,39 +100,6 @@ def unreadable_note(kind: str, language: str) -> str:
     return UNREADABLE[language].format(what=what)
 
 
-@lru_cache(maxsize=4096)
-def _decrypted(secret_key: str, token: str) -> str:
-    """A secret decrypted once per process (Fernet costs a little on every webhook)."""
-    return decrypt_secret(secret_key, token)
-
-
-@dataclass(frozen=True)
-class _Row:
-    row: ChannelAccount
-    secret: str
-
-
-async def _secrets_of(runtime: Runtime, name: str) -> list[_Row]:
-    """Every enabled WhatsApp account with the secret ``name`` set, decrypted (a platform
-    session: a webhook names no company until it is trusted)."""
-    async with runtime.db.transaction() as session:
-        rows = list(
-            await session.scalars(
-                select(ChannelAccount).where(ChannelAccount.kind == KIND, ChannelAccount.enabled)
-            )
-        )
-    found = []
-    for row in rows:
-        token = (row.secrets or {}).get(name)
-        if not token:
-            continue
-        try:
-            found.append(_Row(row, _decrypted(runtime.secret_key, token)))
-        except ValueError:
-            log.warning("whatsapp.secret_unreadable", account_id=str(row.id), secret=name)
-    return found
-
-
 @router.get(
     "/webhooks/whatsapp",
     summary="WhatsApp webhook verification (Meta's subscription handshake)",
@@ -150,28 +116,41 @@ async def verify(
     verify token of an enabled WhatsApp account; `403` otherwise."""
     if mode == "subscribe" and token and challenge:
         given = token.encode()
-        for found in await _secrets_of(runtime, "verify_token"):
-            if hmac.compare_digest(found.secret.encode(), given):
-                log.info("whatsapp.verified", account_id=str(found.row.id))
-                return PlainTextResponse(challenge)
+        cache = numbers_of(runtime)
+        snapshot = await cache.get(runtime)
+        found = _verified_by(given, snapshot)
+        if found is None and not snapshot.fresh:  # a verify token set a moment ago
+            found = _verified_by(given, await cache.load(runtime))
+        if found is not None:
+            log.info("whatsapp.verified", account_id=str(found.row.id))
+            return PlainTextResponse(challenge)
     log.warning("whatsapp.verification_refused", mode=mode[:40])
     return PlainTextResponse("verification refused", status_code=403)
 
 
-def _signed_by(raw: bytes, header: str | None, rows: list[_Row]) -> list[_Row]:
-    """The accounts whose app secret signed ``raw`` (each compared in constant time)."""
+def _verified_by(given: bytes, snapshot: Snapshot) -> Number | None:
+    """The number whose verify token is ``given`` (each compared in constant time)."""
+    for found, secret in snapshot.having("verify_token"):
+        if hmac.compare_digest(secret.encode(), given):
+            return found
+    return None
+
+
+def _signed_by(raw: bytes, header: str | None, snapshot: Snapshot) -> dict[str, Number]:
+    """The numbers (by ``phone_number_id``) whose app secret signed ``raw`` (each compared
+    in constant time)."""
     if not header or not header.startswith("sha256="):
-        return []
+        return {}
     given = header.removeprefix("sha256=").strip().lower().encode()
     digests: dict[str, bytes] = {}
-    matched = []
-    for found in rows:
-        digest = digests.get(found.secret)
+    matched = {}
+    for found, secret in snapshot.having("app_secret"):
+        digest = digests.get(secret)
         if digest is None:
-            digest = hmac.new(found.secret.encode(), raw, hashlib.sha256).hexdigest().encode()
-            digests[found.secret] = digest
+            digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest().encode()
+            digests[secret] = digest
         if hmac.compare_digest(digest, given):
-            matched.append(found)
+            matched[found.row.external_id] = found
     return matched
 
 
@@ -183,25 +162,37 @@ def _signed_by(raw: bytes, header: str | None, rows: list[_Row]) -> list[_Row]:
         400: {"description": "Signed, but not JSON"},
     },
 )
-async def receive(request: Request, runtime: RuntimeDep, background: BackgroundTasks) -> Response:
+async def receive(request: Request, runtime: RuntimeDep) -> Response:
     """Check the signature on the raw body, then store every message, reaction and status
     for the account of each `phone_number_id`; `200` once stored."""
     raw = await request.body()
-    signed = _signed_by(raw, request.headers.get(SIGNATURE_HEADER), await _secrets_of(runtime, "app_secret"))
+    header = request.headers.get(SIGNATURE_HEADER)
+    cache = numbers_of(runtime)
+    snapshot = await cache.get(runtime)
+    signed = _signed_by(raw, header, snapshot)
+    if not signed and not snapshot.fresh:  # an account connected, or a secret rotated, just now
+        snapshot = await cache.load(runtime)
+        signed = _signed_by(raw, header, snapshot)
     if not signed:
-        log.warning("whatsapp.signature_refused", has_signature=SIGNATURE_HEADER.lower() in request.headers)
+        log.warning("whatsapp.signature_refused", has_signature=header is not None)
         return JSONResponse({"detail": "invalid or missing X-Hub-Signature-256"}, status_code=401)
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return JSONResponse({"detail": "the body is not JSON"}, status_code=400)
-    by_number = {found.row.external_id: found.row for found in signed}
+    changes = parse.changes(payload)
+    if not snapshot.fresh and any(
+        (c.messages or c.reactions or c.statuses) and c.phone_number_id not in signed for c in changes
+    ):
+        # a number the copy lacks (connected a moment ago, under an app secret it knows)
+        snapshot = await cache.load(runtime)
+        signed = _signed_by(raw, header, snapshot)
     stored = 0
-    for change in parse.changes(payload):
+    for change in changes:
         if change.skipped:
             log.info("whatsapp.skipped", phone_number_id=change.phone_number_id, what=change.skipped[:10])
-        row = by_number.get(change.phone_number_id)
-        if row is None:
+        found = signed.get(change.phone_number_id)
+        if found is None:
             if change.messages or change.reactions or change.statuses:
                 log.warning(
                     "whatsapp.unknown_number",
@@ -210,13 +201,12 @@ async def receive(request: Request, runtime: RuntimeDep, background: BackgroundT
                     statuses=len(change.statuses),
                 )
             continue
-        try:
-            account = accounts.open_account(channel, row, runtime.secret_key)
-        except ValueError as exc:  # a secret that no longer decrypts (ATENDE_SECRET_KEY changed)
-            log.error("whatsapp.account_unreadable", account_id=str(row.id), reason=str(exc)[:200])
+        account = found.account
+        if account is None:  # a secret that no longer decrypts (ATENDE_SECRET_KEY changed)
+            log.error("whatsapp.account_unreadable", account_id=str(found.row.id), reason=found.error[:200])
             return JSONResponse({"detail": "the account cannot be opened"}, status_code=503)
         for message in change.messages:
-            if await _store(runtime, account, change, message, background):
+            if await _store(runtime, account, change, message):
                 stored += 1
         for reaction in change.reactions:
             await _react(runtime, account, reaction)
@@ -253,7 +243,6 @@ async def _store(
     account: Account,
     change: parse.Change,
     message: parse.Incoming,
-    background: BackgroundTasks,
 ) -> bool:
     """Store one message (and, for one the bot cannot read, its polite note); whether it was
     new. A plain message is one atomic statement on a driver connection, as the API channel's
@@ -288,8 +277,6 @@ async def _store(
             account_id=str(account.id),
             type=str(message.meta["unsupported"].get("type", ""))[:40],
         )
-    if received.bot_turn:
-        background.add_task(_mark_read, account, message.wamid)
     return True
 
 
@@ -313,14 +300,6 @@ async def _unreadable_note(
         language=language,
         meta={"decision": "unreadable", "whatsapp_type": message.kind},
     )
-
-
-async def _mark_read(account: Account, wamid: str) -> None:
-    """Blue ticks for a message the bot takes: best effort (one call, short timeout)."""
-    try:
-        await graph.mark_read(graph_of(account), account.external_id, wamid)
-    except graph.GraphError as exc:
-        log.info("whatsapp.mark_read_failed", account_id=str(account.id), reason=exc.reason)
 
 
 async def _react(runtime: Runtime, account: Account, reaction: parse.Reaction) -> None:
