@@ -217,13 +217,13 @@ async def test_a_pop3_mailbox_and_webhook_mailboxes_with_their_urls(
         # the SendGrid URL with its secrets, this once
         html = (await client.get(PAGE)).text
         secret_url = f"http://sendgrid:parse-password@{live_server.removeprefix('http://')}"
-        secret_url += f"/webhooks/email/{sendgrid}/{path_secret}"
+        secret_url += f"/webhooks/email/sendgrid/{found[sendgrid].id}/{path_secret}"
         assert f'value="{secret_url}"' in html
         again = (await client.get(PAGE)).text
         assert (
             path_secret not in again and "parse-password" not in again and "key-mailgun-signing" not in again
         )
-        assert f'value="{live_server}/webhooks/email/{mailgun}"' in again
+        assert f'value="{live_server}/webhooks/email/mailgun/{found[mailgun].id}/mime"' in again
         assert f"POP3: <code>127.0.0.1:{dovecot.pop3_port}</code>" in again
 
         # SendGrid posting to that URL is taken
@@ -267,6 +267,7 @@ async def test_bad_input_is_said_beside_its_field_and_nothing_is_stored(
         ({"imap_secret": ""}, "imap_secret", "Required: the mailbox&#39;s password"),
         ({"arrival": "pop3", "pop3_host": "pop.example.test"}, "pop3_password", "Required"),
         ({"arrival": "mailgun", "smtp_secret": "x"}, "mailgun_signing_key", "Mailgun signs every post"),
+        ({"poll_seconds": "0"}, "poll_seconds", "A number of seconds from 1 to 3600."),
         ({"bot_replies_per_hour": "-1"}, "bot_replies_per_hour", "A number from 0 to 1000"),
         ({"signature": "s" * 2001}, "signature", "Too long: at most 2000 characters."),
         ({"arrival": "pigeon"}, "arrival", "Choose how mail arrives."),

@@ -16,6 +16,7 @@ right after connecting (``shown_once``), as the provider needs it pasted whole."
 from __future__ import annotations
 
 import secrets as random
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 from atende.channels import accounts
 from atende.channels.delivery import credential_fingerprint
 from atende.channels.email.config import SECRET_FIELDS, EmailConfig
+from atende.channels.email.providers.common import WEBHOOK_USER
 from atende.channels.models import ChannelAccount
 from atende.dashboard.auth import AdminPage, Member
 from atende.dashboard.forms import Refused, attempt
@@ -127,7 +129,7 @@ PRESETS: dict[str, Preset] = {
         },
     ),
 }
-OPTIONAL_NUMBERS = ("imap_port", "pop3_port", "smtp_port", "bot_replies_per_hour")
+OPTIONAL_NUMBERS = ("imap_port", "pop3_port", "smtp_port", "poll_seconds", "bot_replies_per_hour")
 
 
 @dataclass(frozen=True)
@@ -147,18 +149,24 @@ def arrival_of(config: Mapping[str, Any]) -> str:
     return str(config.get("inbound") or "imap")
 
 
-def webhook_url(public_url: str, address: str, path_secret: str = "") -> str:
-    """Where a provider posts a webhook mailbox's mail (``channels.email.webhook``)."""
-    url = public_url.rstrip("/") + WEBHOOK_PREFIX + quote(address, safe="@+")
+def webhook_url(public_url: str, provider: str, account_id: uuid.UUID, path_secret: str = "") -> str:
+    """Where a provider posts a webhook mailbox's mail (``channels.email.webhook``): Mailgun's
+    raw-MIME route (``/mime``: the message byte for byte), SendGrid's and Postmark's behind
+    their secret last segment."""
+    url = f"{public_url.rstrip('/')}{WEBHOOK_PREFIX}{provider}/{account_id}"
+    if provider == "mailgun":
+        return url + "/mime"
     return url + "/" + quote(path_secret, safe="") if path_secret else url
 
 
 def _with_login(url: str, username: str, password: str) -> str:
-    """``url`` with basic-auth credentials in it, as SendGrid and Postmark take them."""
+    """``url`` with basic-auth credentials in it, as SendGrid and Postmark take them (the user
+    name ``atende`` unless the mailbox names another)."""
     if not password:
         return url
     scheme, _sep, rest = url.partition("://")
-    return f"{scheme}://{quote(username, safe='')}:{quote(password, safe='')}@{rest}"
+    user = quote(username or WEBHOOK_USER, safe="")
+    return f"{scheme}://{user}:{quote(password, safe='')}@{rest}"
 
 
 async def _mailboxes(member: Member) -> list[Mailbox]:
@@ -174,7 +182,7 @@ async def _mailboxes(member: Member) -> list[Mailbox]:
         login = "unchecked" if verdict is None else "ok" if verdict.ok else "refused"
         reason = verdict.reason if verdict is not None and not verdict.ok else ""
         arrival = arrival_of(config)
-        url = webhook_url(public, row.external_id) if config.get("inbound") == "webhook" else ""
+        url = webhook_url(public, arrival, row.id) if config.get("inbound") == "webhook" else ""
         stored = [name for name in SECRET_FIELDS if name in (row.secrets or {})]
         found.append(Mailbox(row, config, arrival, stored, login, reason, url))
     return found
@@ -205,7 +213,6 @@ async def _page(
         auths=AUTH_LABELS,
         secret_labels=SECRET_LABELS,
         shown=shown,
-        example_url=webhook_url(member.visitor.runtime.settings.public_url, "support@example.com"),
         error=error,
         errors=errors or {},
         form=values,
@@ -218,6 +225,8 @@ def _explain(_: Translate, field: str, kind: str, message: str, context: Mapping
         return _("Enter a plain e-mail address, such as support@example.com.")
     if field.endswith("_port"):
         return _("A port is a number from 1 to 65535.")
+    if field == "poll_seconds":
+        return _("A number of seconds from 1 to 3600.")
     if field == "bot_replies_per_hour":
         return _("A number from 0 to 1000 (0: the bot never answers e-mail).")
     if field.endswith("_security"):
@@ -334,6 +343,7 @@ async def connect_mailbox(
     smtp_username: Field = "",
     smtp_auth: Field = "password",
     smtp_secret: Field = "",
+    poll_seconds: Field = "",
     signature: Field = "",
     bot_replies_per_hour: Field = "",
     mailgun_signing_key: Field = "",
@@ -361,6 +371,7 @@ async def connect_mailbox(
         "smtp_security": smtp_security,
         "smtp_username": smtp_username,
         "smtp_auth": smtp_auth,
+        "poll_seconds": poll_seconds,
         "signature": signature,
         "bot_replies_per_hour": bot_replies_per_hour,
     }
@@ -402,7 +413,7 @@ async def connect_mailbox(
     async def work() -> None:
         try:
             async with member.tenant.transaction() as session:
-                await accounts.create(
+                account = await accounts.create(
                     session,
                     member.visitor.runtime.secret_key,
                     kind=KIND,
@@ -417,7 +428,7 @@ async def connect_mailbox(
             raise Refused(str(exc)) from None
         if arrival in ("sendgrid", "postmark"):
             public = member.visitor.runtime.settings.public_url
-            url = webhook_url(public, config.address, stored["webhook_path_secret"])
+            url = webhook_url(public, arrival, account.id, stored["webhook_path_secret"])
             show_once(
                 member.visitor,
                 SHOWN,
