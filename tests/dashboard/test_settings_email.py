@@ -160,6 +160,7 @@ async def test_an_admin_connects_an_imap_mailbox_whose_login_is_checked(
 async def test_a_pop3_mailbox_and_webhook_mailboxes_with_their_urls(
     live_server: str,
     team: Team,
+    rival: Team,
     runtime: Runtime,
     dovecot: Dovecot,  # noqa: F811
     smtp_sink: MailSink,  # noqa: F811
@@ -226,6 +227,11 @@ async def test_a_pop3_mailbox_and_webhook_mailboxes_with_their_urls(
         assert f'value="{live_server}/webhooks/email/mailgun/{found[mailgun].id}/mime"' in again
         assert f"POP3: <code>127.0.0.1:{dovecot.pop3_port}</code>" in again
 
+        async with signed_in(live_server, rival.admin) as theirs:  # another company sees none of them
+            html = (await theirs.get(PAGE)).text
+            assert "No mailbox is connected yet." in html
+            assert all(address not in html for address in found)
+
         # SendGrid posting to that URL is taken
         mail = EmailMessage()
         mail["From"] = "cliente@example.org"
@@ -271,6 +277,8 @@ async def test_bad_input_is_said_beside_its_field_and_nothing_is_stored(
         ({"bot_replies_per_hour": "-1"}, "bot_replies_per_hour", "A number from 0 to 1000"),
         ({"signature": "s" * 2001}, "signature", "Too long: at most 2000 characters."),
         ({"arrival": "pigeon"}, "arrival", "Choose how mail arrives."),
+        ({"smtp_security": "ssl3"}, "smtp_security", "Choose one of the options."),
+        ({"imap_auth": "kerberos"}, "imap_auth", "Choose one of the options."),
     ]
     async with signed_in(live_server, team.admin) as client:
         for change, field, message in cases:

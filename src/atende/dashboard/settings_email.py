@@ -221,6 +221,8 @@ async def _page(
 
 def _explain(_: Translate, field: str, kind: str, message: str, context: Mapping[str, Any]) -> str:
     """One of ``EmailConfig``'s refusals in the reader's words."""
+    if kind == "literal_error":  # a choice the form does not offer
+        return _("Choose one of the options.")
     if field == "address":
         return _("Enter a plain e-mail address, such as support@example.com.")
     if field.endswith("_port"):
