@@ -263,8 +263,14 @@ async def test_a_customer_mail_is_answered_in_its_thread_and_the_answer_to_it_jo
 
     # an agent's reply from the API goes out in the thread too, without Auto-Submitted
     count = shop.sink.count()
+    pdf = b"%PDF-1.4\n" + uuid.uuid4().bytes * 100 + b"\n%%EOF\n"
+    uploaded = await shop.company.client.post(
+        "/v1/media", content=pdf, headers={"Content-Type": "application/pdf"}, params={"filename": "nota.pdf"}
+    )
+    assert uploaded.status_code == 201, uploaded.text
     r = await shop.company.client.post(
-        f"/v1/conversations/{customer['conversation_id']}/replies", json={"text": "Enviamos hoje mesmo."}
+        f"/v1/conversations/{customer['conversation_id']}/replies",
+        json={"text": "Enviamos hoje mesmo. Segue a nota.", "attachments": [uploaded.json()["id"]]},
     )
     assert r.status_code == 201, r.text
     agent_mail = await wait_mail(shop.sink, "ana@example.org", after=count)
@@ -272,6 +278,12 @@ async def test_a_customer_mail_is_answered_in_its_thread_and_the_answer_to_it_jo
     assert agent_mail["Subject"] == "Re: Prazo de entrega"
     assert agent_mail["Auto-Submitted"] is None
     assert "Enviamos hoje mesmo." in body(agent_mail)
+    [file] = list(agent_mail.iter_attachments())
+    assert (file.get_filename(), file.get_content_type(), file.get_content()) == (
+        "nota.pdf",
+        "application/pdf",
+        pdf,
+    )
 
 
 def bounce(to: str, original_id: str) -> tuple[bytes, str]:
@@ -478,3 +490,34 @@ async def test_a_pop3_mailbox_is_fetched_and_answered(
     reply = await wait_mail(shop.sink, "ana@example.org", after=0)
     assert reply["In-Reply-To"] == message_id
     assert shop.mailbox.count() == 1  # left on the server
+
+
+async def test_files_and_inline_pictures_are_kept_and_the_html_shows_no_remote_content(
+    shop: Shop, runtime: Runtime
+) -> None:
+    png = bytes.fromhex("89504e470d0a1a0a") + uuid.uuid4().bytes * 20
+    mail = EmailMessage()
+    mail["From"] = "Ana Souza <ana@example.org>"
+    mail["To"] = shop.address
+    mail["Subject"] = "Produto com defeito"
+    mail["Message-ID"] = message_id = make_msgid(domain="example.org")
+    mail.set_content("O produto chegou quebrado, veja a foto.")
+    mail.add_alternative(
+        '<p>O produto chegou <b>quebrado</b>, veja a foto:</p><img src="cid:foto1@example.org">'
+        '<img src="https://tracker.example.com/pixel.gif"><script>alert(1)</script>',
+        subtype="html",
+    )
+    mail.get_payload()[1].add_related(png, "image", "png", cid="<foto1@example.org>", filename="foto.png")
+    mail.add_attachment(b"%PDF-1.4\n%%EOF\n", maintype="application", subtype="pdf", filename="pedido.pdf")
+    shop.mailbox.deliver(mail.as_bytes())
+
+    stored_message = await until(lambda: stored(shop.company, message_id), what="the message")
+    files = {f["filename"]: f for f in stored_message["meta"]["attachments"]}
+    assert set(files) == {"foto.png", "pedido.pdf"}
+    assert files["foto.png"]["inline"] and not files["pedido.pdf"]["inline"]
+    picture = await shop.company.client.get(f"/v1/media/{files['foto.png']['media_id']}")
+    assert picture.status_code == 200 and picture.content == png
+    html = stored_message["meta"]["email"]["html"]
+    assert f'src="/app/media/{files["foto.png"]["media_id"]}"' in html  # the stored copy
+    assert "tracker.example.com" not in html and "<script" not in html
+    assert stored_message["text"] == "O produto chegou quebrado, veja a foto."

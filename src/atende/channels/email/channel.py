@@ -102,13 +102,12 @@ def body_of(outbound: Outbound, config: EmailConfig, language: str) -> tuple[str
 
 
 async def _files(outbound: Outbound) -> list[compose.Attachment]:
-    """The files an agent's reply carries (``Outbound.attachments``, where the outbox has
-    them), read from the media store now."""
-    found: list[compose.Attachment] = []
-    for attachment in getattr(outbound, "attachments", ()) or ():
-        data = await attachment.read()
-        found.append(compose.Attachment(attachment.filename or "file", attachment.content_type, data))
-    return found
+    """The files an agent's reply carries, read from the media store now (a missing one is a
+    permanent ``DeliveryError``, a store that cannot answer a retryable one)."""
+    return [
+        compose.Attachment(file.filename or "file", file.content_type, await file.read())
+        for file in outbound.attachments
+    ]
 
 
 class EmailChannel(Channel):
@@ -117,7 +116,7 @@ class EmailChannel(Channel):
     config_schema = EmailConfig
     secret_fields = SECRET_FIELDS
     watches = True
-    # an agent's reply may carry any file (the outbox reads ``attachment_types`` once it has it)
+    # an agent's reply may carry any file, up to what mail providers take in one message
     attachment_types: ClassVar[Mapping[str, int]] = {"*/*": FILE_MAX_BYTES}
     large_bodies: ClassVar[Mapping[str, int]] = {
         "/webhooks/email/": 50 * 1024 * 1024
