@@ -1,13 +1,16 @@
 """Settings → E-mail over HTTP: an admin connects an IMAP mailbox on a real Dovecot (its
 settings stored, its secrets encrypted and never in a page, its logins checked by the readiness
 monitor: working, then failing with Dovecot's reason once its password is wrong), a POP3 one,
-a Mailgun webhook one (the page shows its webhook URL) and a SendGrid one (its URL with the
-secret part shown once, and a post to that URL taken); bad input is said beside its field and
-nothing is stored."""
+a Mailgun webhook one (the page shows its webhook URL, and a signed post to it is taken) and a
+SendGrid one (its URL with the secret part shown once, and a post to that URL taken; another
+company sees none of them); bad input is said beside its field and nothing is stored."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -87,6 +90,16 @@ async def remove(client: httpx.AsyncClient, account: ChannelAccount) -> None:
         f"/app/settings/channels/{account.id}/delete", data={"csrf_token": token, "back": PAGE}
     )
     assert (r.status_code, r.headers["location"]) == (303, f"{PAGE}?notice=channel_account_deleted")
+
+
+def customer_mail(to: str) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = "cliente@example.org"
+    mail["To"] = to
+    mail["Subject"] = "Meu pedido"
+    mail["Message-ID"] = f"<{uuid.uuid4().hex}@example.org>"
+    mail.set_content("Onde está meu pedido?\n")
+    return mail
 
 
 async def test_an_admin_connects_an_imap_mailbox_whose_login_is_checked(
@@ -232,13 +245,8 @@ async def test_a_pop3_mailbox_and_webhook_mailboxes_with_their_urls(
             assert "No mailbox is connected yet." in html
             assert all(address not in html for address in found)
 
-        # SendGrid posting to that URL is taken
-        mail = EmailMessage()
-        mail["From"] = "cliente@example.org"
-        mail["To"] = sendgrid
-        mail["Subject"] = "Meu pedido"
-        mail["Message-ID"] = f"<{uuid.uuid4().hex}@example.org>"
-        mail.set_content("Onde está meu pedido?\n")
+        # SendGrid posting to that URL is taken, and Mailgun posting (signed) to the one listed
+        mail = customer_mail(sendgrid)
         async with httpx.AsyncClient(timeout=15) as provider:
             posted = await provider.post(
                 secret_url, files={"email": (None, mail.as_bytes()), "to": (None, sendgrid)}
@@ -248,6 +256,18 @@ async def test_a_pop3_mailbox_and_webhook_mailboxes_with_their_urls(
                 secret_url.replace(path_secret, "guessed"), files={"email": (None, mail.as_bytes())}
             )
             assert forged.status_code == 401
+            timestamp, token = str(int(time.time())), uuid.uuid4().hex
+            signature = hmac.new(b"key-mailgun-signing", (timestamp + token).encode(), hashlib.sha256)
+            posted = await provider.post(
+                f"{live_server}/webhooks/email/mailgun/{found[mailgun].id}/mime",
+                files={
+                    "timestamp": (None, timestamp),
+                    "token": (None, token),
+                    "signature": (None, signature.hexdigest()),
+                    "body-mime": (None, customer_mail(mailgun).as_bytes()),
+                },
+            )
+            assert (posted.status_code, posted.json()) == (200, {"outcome": "stored"}), posted.text
         for account in found.values():
             await remove(client, account)
 
