@@ -1,5 +1,6 @@
 """Settings → E-mail in Chromium: an admin finds the page from the settings index, chooses the
-Gmail preset (the form filled with Gmail's servers), is refused beside the field a wrong value
+Gmail preset (the form filled with Gmail's servers; the groups of fields shown follow how mail
+arrives), is refused beside the field a wrong value
 is in, connects the mailbox (pointed at the tests' Dovecot and SMTP sink, so that its logins
 are really checked) and sees it listed, its logins working; every state axe-clean."""
 
@@ -64,6 +65,12 @@ async def test_an_admin_connects_a_gmail_mailbox(
 
     await form.get_by_label("Address").fill(user)
     await form.get_by_label("Name replies are sent under").fill("Loja Suporte")
+    # the form shows the fields of the way mail arrives
+    await expect(form.get_by_label("POP3 server")).to_be_hidden()
+    await expect(form.get_by_label("Mailgun HTTP webhook signing key")).to_be_hidden()
+    await form.get_by_label("How does mail arrive?").select_option("mailgun")
+    await expect(form.get_by_label("Mailgun HTTP webhook signing key")).to_be_visible()
+    await expect(form.get_by_label("IMAP server")).to_be_hidden()
     await form.get_by_label("How does mail arrive?").select_option("imap")
     await form.get_by_label("IMAP password, app password or token").fill(password)
     # Gmail's own servers cannot take the tests' login; the tests' servers can, on this machine
