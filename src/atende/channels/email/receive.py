@@ -54,6 +54,7 @@ KIND = threading.KIND
 FILES_MAX = 50  # files of one e-mail kept; the others are listed, not stored
 TEXT_MAX = 20_000  # characters the bot reads (the API's limit of a customer message)
 ORIGINAL_MAX = 200_000  # characters of the full original text and of the HTML kept for agents
+NAME_MAX = 200  # characters of a contact's name kept
 META = "email"  # a message's meta: the e-mail's headers and bodies (``meta.email``)
 ATTACHMENTS_META = "attachments"  # the files it carries: media_id, content_type, filename, size_bytes
 
@@ -110,15 +111,10 @@ def _too_large(raw: bytes, error: parse.MessageTooLarge) -> parse.ParsedEmail:
 
 def bot_text(parsed: parse.ParsedEmail) -> tuple[str, str]:
     """What the bot reads (the customer's words, quotes and signature stripped) and the whole
-    text the agents see. An HTML-only message is cut at its quote by markup first."""
-    if parsed.text_from_html and parsed.html:
-        reply_html = quotes.html_reply(parsed.html)
-        stripped = quotes.strip(parse.html_to_text(reply_html))
-        original = parsed.text
-    else:
-        stripped = quotes.strip(parsed.text)
-        original = stripped.original
-    return stripped.text.strip()[:TEXT_MAX], original[:ORIGINAL_MAX]
+    text the agents see (``quotes.strip_email``: an HTML-only message is cut at its quote by
+    markup first)."""
+    stripped = quotes.strip_email(parsed)
+    return stripped.text.strip()[:TEXT_MAX], stripped.original[:ORIGINAL_MAX]
 
 
 async def bot_replies_last_hour(session: AsyncSession, company_id: uuid.UUID, contact: str) -> int:
@@ -190,12 +186,15 @@ def _address_list(addresses: tuple[parse.Address, ...]) -> list[str]:
     return [str(a) for a in addresses]
 
 
-async def take(runtime: Runtime, channel: Channel, account: Account, raw: bytes) -> Taken:
-    """Store one e-mail that arrived in ``account``'s mailbox (see the module's docstring)."""
+async def take(
+    runtime: Runtime, channel: Channel, account: Account, raw: bytes, *, max_bytes: int = parse.MAX_BYTES
+) -> Taken:
+    """Store one e-mail that arrived in ``account``'s mailbox (see the module's docstring);
+    one over ``max_bytes`` is kept as a note of its headers."""
     config = account.config
     assert isinstance(config, EmailConfig)
     try:
-        parsed = parse.parse(raw)
+        parsed = parse.parse(raw, max_bytes=max_bytes)
     except parse.MessageTooLarge as exc:
         parsed = _too_large(raw, exc)
     sender = parsed.reply_address or parsed.from_
@@ -265,7 +264,7 @@ async def take(runtime: Runtime, channel: Channel, account: Account, raw: bytes)
                 channel=KIND,
                 contact_external_id=contact,
                 contact_email=contact,
-                contact_name=sender.name or None,
+                contact_name=sender.name[:NAME_MAX] or None,
                 channel_message_id=key,
                 conversation_id=thread.conversation_id,
                 thread_refs=thread.thread_refs,

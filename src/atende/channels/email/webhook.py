@@ -29,6 +29,7 @@ from atende.channels.email.providers import mailgun, postmark, sendgrid
 from atende.channels.email.providers.common import WEBHOOK_USER, Inbound, Unauthorized, WebhookError
 from atende.channels.email.providers.replay import PostgresTokenLedger
 from atende.channels.models import ChannelAccount
+from atende.observability.logging import describe
 from atende.runtime import Runtime
 from atende.tenancy.deps import RuntimeDep
 
@@ -43,6 +44,7 @@ RESPONSES: dict[int | str, dict[str, str]] = {
     },
     404: {"description": "No enabled e-mail account of this id takes this provider's webhook"},
     413: {"description": "Over the size a post may have"},
+    503: {"description": "Checked, but it could not be stored now (the provider retries it)"},
     422: {"description": "The post carries no message"},
 }
 
@@ -104,7 +106,11 @@ async def _take(
             reason=exc.detail[:200],
         )
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-    taken = await receive.take(runtime, channel, account, inbound.mime)
+    try:
+        taken = await receive.take(runtime, channel, account, inbound.mime)
+    except Exception as exc:  # the database or the media store away: the provider retries
+        log.error("email.webhook_store_failed", account_id=str(account.id), reason=describe(exc))
+        return JSONResponse({"detail": "the message could not be stored now; retry later"}, status_code=503)
     return JSONResponse({"outcome": taken.outcome})
 
 
