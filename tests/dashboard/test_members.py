@@ -41,6 +41,7 @@ PAGES = {
     "/app/settings/webhooks": Role.admin,
     "/app/settings/channels": Role.admin,
     "/app/settings/whatsapp": Role.admin,
+    "/app/settings/email": Role.admin,
 }
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
 

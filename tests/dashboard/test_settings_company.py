@@ -190,6 +190,8 @@ FORMS = [
     ("POST", "/app/settings/holidays/ics-url"),
     ("GET", "/app/settings/handoff"),
     ("POST", "/app/settings/handoff"),
+    ("GET", "/app/settings/email"),
+    ("POST", "/app/settings/email"),
 ]
 
 

@@ -19,6 +19,7 @@ from atende.dashboard import (
     settings_bot,
     settings_channels,
     settings_company,
+    settings_email,
     settings_hours,
     settings_teams,
     settings_webhooks,
@@ -50,6 +51,7 @@ for module in (
     settings_webhooks,
     settings_channels,
     settings_whatsapp,
+    settings_email,
 ):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched

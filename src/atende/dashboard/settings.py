@@ -73,6 +73,11 @@ SECTIONS: list[Section] = [
         N_("WhatsApp"),
         N_("Connect the company's WhatsApp numbers step by step; see whether Meta accepts their tokens."),
     ),
+    Section(
+        "/app/settings/email",
+        N_("E-mail"),
+        N_("Connect the company's mailboxes (Gmail, Microsoft 365, IMAP, POP3 or a provider's webhook)."),
+    ),
 ]
 
 

@@ -26,7 +26,7 @@ Checked = TypeVar("Checked", bound=BaseModel)
 
 HOME = "/app/settings/channels"
 # pages that list accounts and send their forms here (``back``): where to return after one
-BACK = frozenset({HOME, "/app/settings/whatsapp"})
+BACK = frozenset({HOME, "/app/settings/whatsapp", "/app/settings/email"})
 Back = Annotated[str, Form(max_length=100)]
 SECRET_FIELD = "secret_"  # noqa: S105 (a form's secret inputs: secret_<the channel's secret field>)
 CLEAR_FIELD = "clear_"  # a form's checkboxes that remove a stored secret

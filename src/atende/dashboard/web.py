@@ -170,6 +170,7 @@ NOTICES: dict[str, str] = {
     "channel_account_secrets_saved": N_("Secrets saved."),
     "channel_account_deleted": N_("Account deleted."),
     "whatsapp_connected": N_("WhatsApp number connected. Now set up the webhook in Meta's app (step 6)."),
+    "email_connected": N_("Mailbox connected. This page says whether its logins work."),
 }
 
 ROLE_NAMES = {

@@ -391,3 +391,24 @@
     }
   });
 })();
+
+// Settings → E-mail: the connect form shows the groups of fields the chosen way of receiving
+// mail uses (IMAP, POP3 or a provider's webhook; SMTP always). Without JavaScript every group
+// shows, each saying when it is needed.
+(function () {
+  "use strict";
+  function setupArrival() {
+    var choice = document.querySelector("select[data-arrival]");
+    if (!choice) return;
+    function show() {
+      var value = choice.value;
+      document.querySelectorAll("fieldset[data-arrivals]").forEach(function (group) {
+        var uses = group.getAttribute("data-arrivals").split(" ");
+        group.hidden = uses.indexOf(value) < 0;
+      });
+    }
+    choice.addEventListener("change", show);
+    show();
+  }
+  document.addEventListener("DOMContentLoaded", setupArrival);
+})();
