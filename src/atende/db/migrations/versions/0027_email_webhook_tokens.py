@@ -6,8 +6,8 @@ remembers the tokens it accepted until their timestamp is too old to be accepted
 (``expires_at``), and refuses one it has seen. Rows belong to one company, and to one channel
 account (deleted with either).
 
-Revision ID: 0031
-Revises: 0025
+Revision ID: 0027
+Revises: 0026
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0031"
+revision = "0027"
 down_revision = "0026"
 branch_labels = None
 depends_on = None
