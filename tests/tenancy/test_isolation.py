@@ -105,6 +105,11 @@ ATTACKS = [
         "/widget/v1/{widget_key}/conversations/{conversation_id}/events",
         params={"token": "{visitor_token}"},
     ),
+    # an e-mail provider's webhook names its mailbox: B's account id is no mailbox of A's (nor
+    # an e-mail one); what opens a mailbox is its provider's signature or secret
+    # (tests/channels/email/test_email_channel.py forges them)
+    Attack("POST", "/webhooks/email/{provider}/{account_id}"),
+    Attack("POST", "/webhooks/email/{provider}/{account_id}/{secret}"),
 ]
 # the dashboard's routes with an id, attacked by A's owner signed in (forms, CSRF token sent)
 DASHBOARD_ATTACKS = [
@@ -204,6 +209,8 @@ class Victim:
             "team_id": self.team_id,
             "key_id": self.key_id,
             "media_id": self.media_id,
+            "provider": "mailgun",
+            "secret": "mime",
         }
 
 

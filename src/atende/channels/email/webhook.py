@@ -58,6 +58,22 @@ async def _account(runtime: Runtime, account_id: uuid.UUID) -> ChannelAccount | 
         )
 
 
+# the ``code`` of each refusal, as atende's other errors carry one (docs/API.md)
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    503: "unavailable",
+}
+
+
+def _refused(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": _CODES.get(status, "refused")}, status_code=status)
+
+
 async def _take(
     request: Request, runtime: Runtime, provider: str, account_id: uuid.UUID, path_secret: str | None
 ) -> JSONResponse:
@@ -65,24 +81,22 @@ async def _take(
 
     row = await _account(runtime, account_id)
     if row is None:
-        return JSONResponse({"detail": f"no enabled e-mail account {account_id}"}, status_code=404)
+        return _refused(404, f"no enabled e-mail account {account_id}")
     try:
         account = accounts.open_account(channel, row, runtime.secret_key)
     except ValueError as exc:  # a secret that no longer decrypts, a configuration gone stale
         log.error("email.account_unreadable", account_id=str(row.id), reason=str(exc)[:200])
-        return JSONResponse({"detail": "the account cannot be opened"}, status_code=503)
+        return _refused(503, "the account cannot be opened")
     config = account.config
     assert isinstance(config, EmailConfig)
     if config.inbound != "webhook" or config.provider != provider:
-        return JSONResponse(
-            {"detail": f"e-mail account {account_id} takes no {provider} webhook"}, status_code=404
-        )
+        return _refused(404, f"e-mail account {account_id} takes no {provider} webhook")
     secrets = account.secrets
     try:
         inbound: Inbound
         if provider == "mailgun":
             if path_secret not in (None, "mime"):
-                return JSONResponse({"detail": "not found"}, status_code=404)
+                return _refused(404, "not found")
             key = secrets.get("mailgun_signing_key", "")
             if not key:
                 raise Unauthorized("this mailbox has no Mailgun signing key set: it takes no post")
@@ -105,12 +119,12 @@ async def _take(
             status=exc.status_code,
             reason=exc.detail[:200],
         )
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return _refused(exc.status_code, exc.detail)
     try:
         taken = await receive.take(runtime, channel, account, inbound.mime)
     except Exception as exc:  # the database or the media store away: the provider retries
         log.error("email.webhook_store_failed", account_id=str(account.id), reason=describe(exc))
-        return JSONResponse({"detail": "the message could not be stored now; retry later"}, status_code=503)
+        return _refused(503, "the message could not be stored now; retry later")
     return JSONResponse({"outcome": taken.outcome})
 
 
