@@ -1,11 +1,12 @@
 """A customer's e-mail as its sender formatted it: the conversation page offers it behind a
 disclosure, in a sandboxed frame, from a route that serves the sanitised HTML (no script, no
-event handler, no remote image; an inline image from its stored copy) with headers that keep
-it from running anything, loading anything remote or being framed by another site; another
-company's member, and a message with no HTML, get the dashboard's 404."""
+event handler, no remote image; an inline image from its stored copy, written into the page)
+with headers that keep it from running anything, loading anything remote or being framed by
+another site; another company's member, and a message with no HTML, get the dashboard's 404."""
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 import uuid
@@ -15,6 +16,7 @@ from email.utils import make_msgid
 from atende.channels import accounts
 from atende.channels.email import receive
 from atende.channels.email.channel import channel
+from atende.conversations import service as conversations
 from atende.runtime import Runtime
 from tests.fixtures.dashboard import Team, signed_in
 
@@ -89,6 +91,8 @@ async def test_the_email_as_sent_is_served_sanitised_in_a_sandbox_to_its_company
         assert "allow-" not in frame.group(0)
         assert 'title="The e-mail “Pedido 123 chegou quebrado” as its sender formatted it"' in frame.group(0)
 
+        async with runtime.db.transaction(team.company_id) as session:
+            message = await conversations.get_message(session, uuid.UUID(message_id))
         served = await client.get(src)
         assert served.status_code == 200, served.text
         assert served.headers["content-type"] == "text/html; charset=utf-8"
@@ -105,10 +109,15 @@ async def test_the_email_as_sent_is_served_sanitised_in_a_sandbox_to_its_company
         assert "onerror" not in body and "onclick" not in body
         assert "tracker.example" not in body and "cid:" not in body
         assert 'alt="tracking pixel"' in body  # the picture's words stay, its source is gone
-        photo = re.search(r'<img src="/app/media/([0-9a-f-]{36})" alt="the photo"', body)
+        # the inline photo: its stored copy, written into the page (a sandboxed frame's requests
+        # carry no session cookie), and the very file kept in the media store
+        photo = re.search(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="the photo"', body)
         assert photo, body
-        picture = await client.get(f"/app/media/{photo.group(1)}")
+        assert base64.b64decode(photo.group(1)) == PNG
+        [stored] = [a for a in message.meta["attachments"] if a.get("media_id")]
+        picture = await client.get(f"/app/media/{stored['media_id']}")
         assert picture.status_code == 200 and picture.content == PNG
+        assert f"/app/media/{stored['media_id']}" in message.meta["email"]["html"]  # where cid: pointed
         assert "<title>Pedido 123 chegou quebrado</title>" in body
         assert 'href="https://loja.example/pedido/123"' in body
 

@@ -21,16 +21,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from html import escape
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
-from atende.channels.email import parse as email_parse
 from atende.channels.whatsapp import templates as wa_templates
 from atende.channels.whatsapp.channel import KIND as WHATSAPP
 from atende.conversations import attachments, labels
@@ -309,50 +307,6 @@ async def traces_page(member: ViewerPage, conversation_id: uuid.UUID) -> Respons
 # --- acting ----------------------------------------------------------------------------------
 
 _TOO_LONG = re.compile(r"text is (?P<length>\d+) characters long; the limit is (?P<limit>\d+)")
-
-
-# a customer's e-mail as its sender formatted it (``meta.email.html``, sanitised when it was
-# received and again here), shown in a sandboxed frame of the conversation page: a unique
-# origin, no script, no form, no remote content (images only from atende: the e-mail's own
-# stored copies), and framed by the dashboard only
-EMAIL_POLICY = (
-    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
-)
-EMAIL_PAGE = (
-    '<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
-    "<style>body{{font-family:sans-serif;margin:.5rem;overflow-wrap:anywhere}}"
-    "img{{max-width:100%;height:auto}}</style></head><body>{body}</body></html>"
-)
-
-
-def email_html(message: Message) -> str | None:
-    """The sanitised HTML of a customer's e-mail, or ``None``: not an e-mail, or text only."""
-    email = (message.meta or {}).get("email")
-    html = email.get("html") if isinstance(email, dict) else None
-    return html if isinstance(html, str) and html.strip() else None
-
-
-@router.get("/conversations/{conversation_id}/messages/{message_id}/email")
-async def email_as_sent(member: ViewerPage, conversation_id: uuid.UUID, message_id: uuid.UUID) -> Response:
-    """The e-mail as its sender formatted it, for the frame the thread opens it in; a message
-    of another conversation or company, or one without HTML, is the dashboard's 404."""
-    async with member.tenant.transaction() as session:
-        message = await conversations.get_message(session, message_id)
-    html = email_html(message) if message.conversation_id == conversation_id else None
-    if html is None:
-        raise NotFound(f"no e-mail {message_id}")
-    subject = str((message.meta or {})["email"].get("subject") or "")
-    page = EMAIL_PAGE.format(title=escape(subject), body=email_parse.served_html(html))
-    return HTMLResponse(
-        page,
-        headers={
-            "Content-Security-Policy": EMAIL_POLICY,
-            "X-Frame-Options": "SAMEORIGIN",
-            "X-Content-Type-Options": "nosniff",
-            "Cross-Origin-Resource-Policy": "same-origin",
-        },
-    )
 
 
 def explain_action(member: Member, exc: AtendeError) -> str:
