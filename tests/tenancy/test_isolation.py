@@ -119,6 +119,7 @@ DASHBOARD_ATTACKS = [
     Attack("POST", "/app/invitations/{invitation_id}/cancel"),
     Attack("GET", "/app/conversations/{conversation_id}"),
     Attack("GET", "/app/conversations/{conversation_id}/traces"),
+    Attack("GET", "/app/conversations/{conversation_id}/messages/{message_id}/email"),
     Attack("POST", "/app/conversations/{conversation_id}/reply", body={"text": "A's agent writes to B"}),
     Attack("POST", "/app/conversations/{conversation_id}/note", body={"text": "A's note on B"}),
     Attack(
@@ -194,6 +195,7 @@ class Victim:
     team_id: str
     key_id: str
     media_id: str
+    message_id: str  # the customer's message of its API conversation, carrying an e-mail's HTML
 
     def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
         return {
@@ -211,6 +213,7 @@ class Victim:
             "media_id": self.media_id,
             "provider": "mailgun",
             "secret": "mime",
+            "message_id": self.message_id,
         }
 
 
@@ -256,6 +259,14 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
     )
     assert r.status_code == 200, r.text
     media = await keep_file(runtime, b.id, b"B's photo", "image/png", "b.png")
+    async with runtime.db.transaction(b.id) as session:  # as if it had come by e-mail, with HTML
+        asked = await session.scalar(
+            select(Message).where(
+                Message.conversation_id == uuid.UUID(body["conversation_id"]), Message.author == "customer"
+            )
+        )
+        assert asked is not None
+        asked.meta = {**(asked.meta or {}), "email": {"subject": "B's", "html": "<p>B's e-mail</p>"}}
     return Victim(
         company=b,
         conversation_id=body["conversation_id"],
@@ -271,6 +282,7 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         team_id=team_id,
         key_id=key_id,
         media_id=str(media.id),
+        message_id=str(asked.id),
     )
 
 

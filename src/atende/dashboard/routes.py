@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from atende.dashboard import (
     access,
     conversation,
+    email_frame,
     home,
     inbox,
     live,
@@ -39,6 +40,7 @@ for module in (
     platform,
     inbox,
     conversation,
+    email_frame,
     live,
     media,
     settings,

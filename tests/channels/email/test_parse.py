@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from atende.channels.email.parse import MessageTooLarge, html_to_text, parse, safe_html
+from atende.channels.email.parse import MessageTooLarge, html_to_text, parse, safe_html, served_html
 from tests.conftest import TEST_DATA
 
 REPLIES = TEST_DATA / "email" / "talon" / "standard_replies"
@@ -155,6 +155,22 @@ def test_safe_html_keeps_the_text_and_links_and_loads_nothing_remote() -> None:
     assert "<b>foto</b>" in shown
     # an inline image we did not store shows nothing remote either
     assert "cid:" not in safe_html(parsed.html) and "<img" in safe_html(parsed.html)
+
+
+def test_what_is_served_to_agents_is_cleaned_again_and_shows_only_stored_pictures() -> None:
+    stored = safe_html(
+        '<p>Olá <b>Ana</b></p><img src="cid:f1@c.test" alt="foto"><img src="https://t.test/p.gif" alt="p">'
+        + "x" * 50,
+        {"f1@c.test": "/app/media/0b5e7a4e-6f1e-4d55-9a3e-2f1d8c1b2a3c"},
+    )
+    cut = stored[: stored.index("alt=")] + '<img src="x" onerror="alert(1)"'  # stored at its length limit
+    served = served_html(cut + "<script>alert(2)</script>")
+    assert "onerror" not in served and "<script" not in served and "alert(1)" not in served
+    assert '<img src="/app/media/0b5e7a4e-6f1e-4d55-9a3e-2f1d8c1b2a3c">' in served
+    assert "<p>Olá <b>Ana</b></p>" in served
+    # a picture from anywhere but the stored copies loses its source, however it is written
+    for source in ("https://t.test/p", "//t.test/p", "/app/media//t.test/p", "data:image/png;base64,AA"):
+        assert "src=" not in served_html(f'<img src="{source}" alt="p">'), source
 
 
 def test_style_forms_and_frames_are_removed() -> None:

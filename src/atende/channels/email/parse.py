@@ -466,6 +466,32 @@ def safe_html(html: str, cid_urls: Mapping[str, str] | None = None) -> str:
     )
 
 
+STORED_IMAGES = "/app/media/"  # where ``receive`` points an HTML's ``cid:`` images (the dashboard's copies)
+
+
+def served_html(stored: str) -> str:
+    """``meta.email.html`` (``safe_html``'s output, cut at a length) cleaned once more as it
+    is served to an agent: the cut may leave a tag half open, and a message stored by an
+    older version may hold what is no longer allowed. An image may only show a stored copy
+    (``/app/media/…``); any other source is dropped as before."""
+
+    def stored_image(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "img" and attribute == "src":
+            return value if value.startswith(STORED_IMAGES) and "//" not in value else None
+        return value
+
+    return nh3.clean(
+        stored,
+        tags=_SAFE_TAGS,
+        clean_content_tags={"script", "style", "title", "head"},
+        attributes=_SAFE_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        attribute_filter=stored_image,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
 def iter_inline_images(parsed: ParsedEmail) -> Iterator[Attachment]:
     """The attachments an HTML body can show by ``cid:``."""
     return (a for a in parsed.attachments if a.content_id and a.content_type.startswith("image/"))

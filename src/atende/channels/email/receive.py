@@ -178,7 +178,7 @@ async def _store_files(
         kept.append(row.storage_key)
         files.append({**described, "media_id": str(row.id), "content_type": row.content_type})
         if attachment.content_id:
-            cid_urls[attachment.content_id.strip("<>")] = f"/app/media/{row.id}"
+            cid_urls[attachment.content_id.strip("<>")] = f"{parse.STORED_IMAGES}{row.id}"
     return files, cid_urls
 
 
