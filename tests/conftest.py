@@ -140,6 +140,16 @@ def mail_sink() -> Iterator[MailSink]:
     sink.stop()
 
 
+@pytest.fixture
+def smtp_sink() -> Iterator[MailSink]:
+    """A mail server of the test's own, for a company's e-mail account to send its replies
+    to (the e-mail channel's tests, the dashboard's): see ``MailSink.refuse``."""
+    sink = MailSink(free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
 @pytest.fixture(scope="session")
 def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory, mail_sink: MailSink) -> Settings:
     port = free_port()

@@ -24,7 +24,7 @@ from atende.channels.models import ChannelAccount
 from atende.observability import credentials
 from atende.runtime import Runtime
 from atende.tenancy.crypto import decrypt_secret
-from tests.channels.email.conftest import dovecot, smtp_sink  # noqa: F401 (fixtures)
+from tests.channels.email.conftest import dovecot  # noqa: F401 (fixture)
 from tests.fixtures.dashboard import Team, csrf_of, signed_in
 from tests.fixtures.dovecot import Dovecot
 from tests.fixtures.mail import PASSWORD as SMTP_PASSWORD
@@ -107,7 +107,7 @@ async def test_an_admin_connects_an_imap_mailbox_whose_login_is_checked(
     team: Team,
     runtime: Runtime,
     dovecot: Dovecot,  # noqa: F811
-    smtp_sink: MailSink,  # noqa: F811
+    smtp_sink: MailSink,
     checks_every_view: None,
 ) -> None:
     user, password = a_user(dovecot)
@@ -176,7 +176,7 @@ async def test_a_pop3_mailbox_and_webhook_mailboxes_with_their_urls(
     rival: Team,
     runtime: Runtime,
     dovecot: Dovecot,  # noqa: F811
-    smtp_sink: MailSink,  # noqa: F811
+    smtp_sink: MailSink,
 ) -> None:
     pop3_user, pop3_password = a_user(dovecot)
     mailgun = f"mg-{uuid.uuid4().hex[:8]}@example.test"

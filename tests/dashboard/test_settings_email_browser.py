@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from atende.channels.models import ChannelAccount
 from atende.runtime import Runtime
-from tests.channels.email.conftest import dovecot, smtp_sink  # noqa: F401 (fixtures)
+from tests.channels.email.conftest import dovecot  # noqa: F401 (fixture)
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
 from tests.dashboard.test_settings_email import checks_every_view  # noqa: F401 (a fixture)
 from tests.fixtures.dashboard import PASSWORD, Team
@@ -37,7 +37,7 @@ async def test_an_admin_connects_a_gmail_mailbox(
     team: Team,
     runtime: Runtime,
     dovecot: Dovecot,  # noqa: F811
-    smtp_sink: MailSink,  # noqa: F811
+    smtp_sink: MailSink,
     checks_every_view: None,  # noqa: F811
 ) -> None:
     user = f"loja-{uuid.uuid4().hex[:8]}@example.test"

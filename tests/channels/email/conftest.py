@@ -1,7 +1,8 @@
 """The e-mail channel's servers: a real Dovecot (IMAP and POP3, ``tests.fixtures.dovecot``)
-for the test session, a mailbox of its own for each test, and a real SMTP server on
-127.0.0.1 (aiosmtpd, ``tests.fixtures.mail``) that keeps what it receives and can be told to
-defer or refuse a message.
+for the test session and a mailbox of its own for each test; the real SMTP server on
+127.0.0.1 that keeps what it receives and can be told to defer or refuse a message
+(aiosmtpd, ``tests.fixtures.mail``) is ``tests/conftest.py``'s ``smtp_sink``, shared with
+the dashboard's tests.
 
 Mail reaches a mailbox as it reaches a real one, through the server: ``Mailbox.deliver``
 appends it over IMAP (``APPEND``), and the server gives it its UID."""
@@ -22,9 +23,7 @@ from atende.channels.email.transport import Server
 from atende.channels.models import ChannelAccount
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
-from tests.conftest import free_port
 from tests.fixtures.dovecot import Dovecot
-from tests.fixtures.mail import MailSink
 
 
 @pytest.fixture(scope="session")
@@ -134,12 +133,3 @@ async def new_mailbox(dovecot: Dovecot, runtime: Runtime) -> Mailbox:
 @pytest.fixture
 async def mailbox(dovecot: Dovecot, runtime: Runtime) -> AsyncIterator[Mailbox]:
     return await new_mailbox(dovecot, runtime)
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[MailSink]:
-    """A mail server of the test's own, to send replies to: see ``MailSink.refuse``."""
-    sink = MailSink(free_port())
-    sink.start()
-    yield sink
-    sink.stop()
