@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from atende.conversations.models import Message
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import connect_number, new_number, tiny_png, tiny_wav, until, with_media
+from tests.channels.whatsapp.conftest import connect_number, new_number, tiny_png, tiny_wav, with_media
+from tests.conftest import until
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
 from tests.fakes.graph_api import FakeGraphApi
 from tests.fakes.loopback import running

@@ -15,7 +15,8 @@ from sqlalchemy import select, update
 
 from atende.conversations.models import Message
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import connect_number, new_number, until
+from tests.channels.whatsapp.conftest import connect_number, new_number
+from tests.conftest import until
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
 from tests.fakes.graph_api import FakeGraphApi
 from tests.fakes.loopback import running

@@ -5,18 +5,16 @@ test app secret, posted to the session's live server."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import hmac
 import io
 import json
 import struct
-import time
 import uuid
 import wave
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,15 +180,3 @@ async def connect_number(
         account_id = str(row.id)
     company = CompanyCtx(company_id, "", "", "", None)  # type: ignore[arg-type]
     return WhatsApp(company, graph, base_url, account_id, phone_number_id, secret, "v")
-
-
-async def until(condition: Callable[[], Any], seconds: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        await asyncio.sleep(0.1)
