@@ -47,8 +47,7 @@ from benchmarks.common import console, free_port, machine, ms, postgres, result_
 from benchmarks.intake import BIN
 from tests.fixtures.dovecot import Dovecot
 from tests.fixtures.mail import PASSWORD as SMTP_PASSWORD
-from tests.fixtures.mail import USER as SMTP_USER
-from tests.fixtures.mail import MailSink
+from tests.fixtures.mail import MailSink, mailbox_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "email-intake-benchmark-secret-0123456789"
@@ -103,17 +102,7 @@ async def connect_mailbox(
                 SECRET_KEY,
                 kind="email",
                 external_id=address,
-                config={
-                    "address": address,
-                    "imap_host": "127.0.0.1",
-                    "imap_port": dovecot.imap_port,
-                    "imap_security": "none",
-                    "smtp_host": "127.0.0.1",
-                    "smtp_port": sink.port,
-                    "smtp_security": "none",
-                    "smtp_username": SMTP_USER,
-                    "bot_replies_per_hour": 1000,
-                },
+                config=mailbox_config(address, dovecot, sink, bot_replies_per_hour=1000),
                 secrets={"imap_password": password, "smtp_password": SMTP_PASSWORD},
             )
             return row.id

@@ -9,11 +9,11 @@ import uuid
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from atende.channels import accounts
 from atende.channels.email import receive
 from atende.channels.email.channel import channel
 from atende.runtime import Runtime
 from tests.fixtures.dashboard import Team, signed_in
+from tests.fixtures.mail import email_account
 
 
 def mail(subject: str, text: str, *, to: str, headers: dict[str, str] | None = None) -> bytes:
@@ -32,20 +32,12 @@ async def test_an_email_shows_its_subject_the_whole_text_its_files_and_why_it_wa
     runtime: Runtime, team: Team, live_server: str
 ) -> None:
     address = f"suporte-{uuid.uuid4().hex[:6]}@loja.example"
-    async with runtime.db.transaction(team.company_id) as session:
-        row = await accounts.create(
-            session,
-            runtime.secret_key,
-            kind="email",
-            external_id=address,
-            config={
-                "address": address,
-                "imap_host": "127.0.0.1",
-                "smtp_host": "127.0.0.1",
-                "smtp_security": "none",
-            },
-        )
-    account = accounts.open_account(channel, row, runtime.secret_key)
+    account = await email_account(
+        runtime,
+        team.company_id,
+        address,
+        {"imap_host": "127.0.0.1", "smtp_host": "127.0.0.1", "smtp_security": "none"},
+    )
     raw = mail(
         "Pedido 123",
         "Quero trocar o tamanho.\n\nEm seg., 7 de dez. de 2026 às 10:00, Loja <x@loja.example> escreveu:\n"

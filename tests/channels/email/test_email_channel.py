@@ -34,8 +34,7 @@ from tests.channels.email.conftest import Mailbox
 from tests.conftest import CompanyCtx, until
 from tests.fixtures.dovecot import Dovecot
 from tests.fixtures.mail import PASSWORD as SMTP_PASSWORD
-from tests.fixtures.mail import USER as SMTP_USER
-from tests.fixtures.mail import MailSink, body
+from tests.fixtures.mail import MailSink, body, mailbox_config
 
 QUESTION = "Qual o prazo de entrega?"
 
@@ -73,15 +72,8 @@ async def connect(
             "external_id": user.upper(),  # the address, whatever its case
             "display_name": "Suporte",
             "config": {
-                "address": user,
+                **mailbox_config(user, dovecot, sink),
                 "from_name": "Loja Suporte",
-                "imap_host": "127.0.0.1",
-                "imap_port": dovecot.imap_port,
-                "imap_security": "none",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": sink.port,
-                "smtp_security": "none",
-                "smtp_username": SMTP_USER,
                 "signature": "Loja Exemplo\nAtendimento",
                 **(config or {}),
             },
