@@ -12,8 +12,11 @@ from playwright.async_api import Browser, BrowserContext, async_playwright, expe
 from atende.app import create_app
 from atende.config import Settings
 from atende.runtime import Runtime
+from tests.channels.whatsapp.conftest import TOKEN as WHATSAPP_TOKEN
 from tests.conftest import free_port
 from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, OpenContext
+from tests.fakes.graph_api import FakeGraphApi
+from tests.fakes.loopback import running
 from tests.fixtures.dashboard import Team, make_team, new_address
 from tests.fixtures.servers import serving
 
@@ -28,6 +31,14 @@ async def team(runtime: Runtime, live_server: str) -> Team:
 @pytest.fixture
 async def rival(runtime: Runtime, live_server: str) -> Team:
     return await make_team(runtime, name="Rival Shop", language="en")
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraphApi]:
+    """A fake Graph API of the test's own that takes ``WHATSAPP_TOKEN`` (the WhatsApp pages'
+    tests)."""
+    with running(FakeGraphApi({WHATSAPP_TOKEN})) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")

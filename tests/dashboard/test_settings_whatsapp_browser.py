@@ -16,19 +16,10 @@ from sqlalchemy import select
 from atende.channels.models import ChannelAccount
 from atende.observability import credentials
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import new_number
+from tests.channels.whatsapp.conftest import TOKEN, new_number
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
 from tests.fakes.graph_api import FakeGraphApi
-from tests.fakes.loopback import running
 from tests.fixtures.dashboard import PASSWORD, Team
-
-TOKEN = "settings-page-token"
-
-
-@pytest.fixture
-def graph() -> Iterator[FakeGraphApi]:
-    with running(FakeGraphApi({TOKEN})) as fake:
-        yield fake
 
 
 @pytest.fixture
