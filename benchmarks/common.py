@@ -12,7 +12,7 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +206,22 @@ def write_json(path: Path | None, payload: dict[str, Any]) -> None:
         return
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     console.print(f"[dim]wrote {path}[/dim]")
+
+
+def run_on_postgres(
+    argv: list[str] | None,
+    parse_args: Callable[[list[str] | None], argparse.Namespace],
+    benchmark: Callable[[argparse.Namespace, str], dict[str, Any]],
+    report: Callable[[dict[str, Any]], None],
+) -> None:
+    """A database benchmark's ``main``: its arguments, then its run on the PostgreSQL of
+    ``--database-url`` (else a throw-away embedded one), its table printed and its results
+    written to ``--json``."""
+    args = parse_args(argv)
+    with postgres(args.database_url) as url:
+        result = benchmark(args, url)
+    report(result)
+    write_json(args.json, result)
 
 
 def machine(load_at_start: tuple[float, float, float]) -> dict[str, Any]:

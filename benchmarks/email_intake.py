@@ -43,7 +43,7 @@ from atende.db import migrate
 from atende.db.session import Database
 from atende.db.url import libpq_url
 from atende.tenancy import service as tenancy
-from benchmarks.common import console, free_port, machine, ms, postgres, result_table, summarise, write_json
+from benchmarks.common import console, free_port, machine, ms, result_table, run_on_postgres, summarise
 from benchmarks.intake import BIN
 from tests.fixtures.dovecot import Dovecot
 from tests.fixtures.mail import PASSWORD as SMTP_PASSWORD
@@ -239,11 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    with postgres(args.database_url) as url:
-        result = benchmark(args, url)
-    report(result)
-    write_json(args.json, result)
+    run_on_postgres(argv, parse_args, benchmark, report)
 
 
 if __name__ == "__main__":
