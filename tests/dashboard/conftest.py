@@ -1,16 +1,20 @@
 """Fixtures of the dashboard's tests: a company with a member of each role (``team``) and
 another (``rival``), for the live server of ``tests/conftest.py``; a server with small
-sign-in limits (``limited_server``); Chromium and its browser profiles (``open_context``)."""
+sign-in limits (``limited_server``); Chromium and its browser profiles (``open_context``); a
+fake Graph API for the WhatsApp pages (``graph``) and a readiness monitor that checks on every
+view (``checks_every_view``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from fastapi import FastAPI
 from playwright.async_api import Browser, BrowserContext, async_playwright, expect
 
 from atende.app import create_app
 from atende.config import Settings
+from atende.observability import credentials
 from atende.runtime import Runtime
 from tests.channels.whatsapp.conftest import TOKEN as WHATSAPP_TOKEN
 from tests.conftest import free_port
@@ -31,6 +35,16 @@ async def team(runtime: Runtime, live_server: str) -> Team:
 @pytest.fixture
 async def rival(runtime: Runtime, live_server: str) -> Team:
     return await make_team(runtime, name="Rival Shop", language="en")
+
+
+@pytest.fixture
+def checks_every_view(live_app: FastAPI) -> Iterator[None]:
+    """The live server's readiness monitor checks again on every view (not once a minute)."""
+    monitor = credentials.monitor_for(live_app.state.runtime)
+    interval = monitor.interval
+    monitor.interval = 0
+    yield
+    monitor.interval = interval
 
 
 @pytest.fixture
