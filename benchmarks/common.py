@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -206,6 +207,17 @@ def write_json(path: Path | None, payload: dict[str, Any]) -> None:
         return
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     console.print(f"[dim]wrote {path}[/dim]")
+
+
+def stop_process(process: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
+    """End a process the benchmark started (an atende worker): asked to stop (SIGTERM, it
+    finishes its job), killed if it has not within ``seconds``."""
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def run_on_postgres(

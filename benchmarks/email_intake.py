@@ -43,7 +43,16 @@ from atende.db import migrate
 from atende.db.session import Database
 from atende.db.url import libpq_url
 from atende.tenancy import service as tenancy
-from benchmarks.common import console, free_port, machine, ms, result_table, run_on_postgres, summarise
+from benchmarks.common import (
+    console,
+    free_port,
+    machine,
+    ms,
+    result_table,
+    run_on_postgres,
+    stop_process,
+    summarise,
+)
 from benchmarks.intake import BIN
 from tests.fixtures.dovecot import Dovecot
 from tests.fixtures.mail import PASSWORD as SMTP_PASSWORD
@@ -179,12 +188,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
             stored_at = time.monotonic()
             wait(lambda: len(sink.arrived) >= args.messages, args.timeout, "every reply at the sink", log)
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            stop_process(worker)
             sink.stop()
             dovecot.stop()
             dovecot.remove()

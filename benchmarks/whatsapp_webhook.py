@@ -60,6 +60,7 @@ from benchmarks.common import (
     require_data,
     result_table,
     run_on_postgres,
+    stop_process,
     summarise,
     tree_cpu_seconds,
 )
@@ -466,12 +467,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 drained = drain(url, company_id, args.drain)
                 integrity = check(url, company_id, run.acknowledged)
             finally:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+                stop_process(worker)
     # nobody will run what is left; leave no work behind in a database we were lent
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         left = conn.execute(
