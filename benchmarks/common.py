@@ -10,9 +10,10 @@ import os
 import random
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +207,33 @@ def write_json(path: Path | None, payload: dict[str, Any]) -> None:
         return
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     console.print(f"[dim]wrote {path}[/dim]")
+
+
+def stop_process(process: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
+    """End a process the benchmark started (an atende worker): asked to stop (SIGTERM, it
+    finishes its job), killed if it has not within ``seconds``."""
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_on_postgres(
+    argv: list[str] | None,
+    parse_args: Callable[[list[str] | None], argparse.Namespace],
+    benchmark: Callable[[argparse.Namespace, str], dict[str, Any]],
+    report: Callable[[dict[str, Any]], None],
+) -> None:
+    """A database benchmark's ``main``: its arguments, then its run on the PostgreSQL of
+    ``--database-url`` (else a throw-away embedded one), its table printed and its results
+    written to ``--json``."""
+    args = parse_args(argv)
+    with postgres(args.database_url) as url:
+        result = benchmark(args, url)
+    report(result)
+    write_json(args.json, result)
 
 
 def machine(load_at_start: tuple[float, float, float]) -> dict[str, Any]:

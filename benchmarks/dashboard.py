@@ -69,12 +69,11 @@ from benchmarks.common import (
     free_port,
     machine,
     ms,
-    postgres,
     read_jsonl,
     require_data,
     result_table,
+    run_on_postgres,
     summarise,
-    write_json,
 )
 from benchmarks.intake import atende_command, server
 
@@ -1641,11 +1640,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    with postgres(args.database_url) as url:
-        result = benchmark(args, url)
-    report(result)
-    write_json(args.json, result)
+    run_on_postgres(argv, parse_args, benchmark, report)
 
 
 if __name__ == "__main__":

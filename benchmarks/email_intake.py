@@ -43,12 +43,20 @@ from atende.db import migrate
 from atende.db.session import Database
 from atende.db.url import libpq_url
 from atende.tenancy import service as tenancy
-from benchmarks.common import console, free_port, machine, ms, postgres, result_table, summarise, write_json
+from benchmarks.common import (
+    console,
+    free_port,
+    machine,
+    ms,
+    result_table,
+    run_on_postgres,
+    stop_process,
+    summarise,
+)
 from benchmarks.intake import BIN
 from tests.fixtures.dovecot import Dovecot
 from tests.fixtures.mail import PASSWORD as SMTP_PASSWORD
-from tests.fixtures.mail import USER as SMTP_USER
-from tests.fixtures.mail import MailSink
+from tests.fixtures.mail import MailSink, mailbox_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "email-intake-benchmark-secret-0123456789"
@@ -103,17 +111,7 @@ async def connect_mailbox(
                 SECRET_KEY,
                 kind="email",
                 external_id=address,
-                config={
-                    "address": address,
-                    "imap_host": "127.0.0.1",
-                    "imap_port": dovecot.imap_port,
-                    "imap_security": "none",
-                    "smtp_host": "127.0.0.1",
-                    "smtp_port": sink.port,
-                    "smtp_security": "none",
-                    "smtp_username": SMTP_USER,
-                    "bot_replies_per_hour": 1000,
-                },
+                config=mailbox_config(address, dovecot, sink, bot_replies_per_hour=1000),
                 secrets={"imap_password": password, "smtp_password": SMTP_PASSWORD},
             )
             return row.id
@@ -190,12 +188,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
             stored_at = time.monotonic()
             wait(lambda: len(sink.arrived) >= args.messages, args.timeout, "every reply at the sink", log)
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            stop_process(worker)
             sink.stop()
             dovecot.stop()
             dovecot.remove()
@@ -250,11 +243,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    with postgres(args.database_url) as url:
-        result = benchmark(args, url)
-    report(result)
-    write_json(args.json, result)
+    run_on_postgres(argv, parse_args, benchmark, report)
 
 
 if __name__ == "__main__":

@@ -53,13 +53,12 @@ from benchmarks.common import (
     load_questions,
     machine,
     ms,
-    postgres,
     postmaster_pid,
     require_data,
     result_table,
+    run_on_postgres,
     summarise,
     tree_cpu_seconds,
-    write_json,
 )
 
 TARGET_RATIO = 0.5
@@ -479,11 +478,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    with postgres(args.database_url) as url:
-        result = benchmark(args, url)
-    report(result)
-    write_json(args.json, result)
+    run_on_postgres(argv, parse_args, benchmark, report)
 
 
 if __name__ == "__main__":

@@ -56,13 +56,13 @@ from benchmarks.common import (
     load_questions,
     machine,
     ms,
-    postgres,
     postmaster_pid,
     require_data,
     result_table,
+    run_on_postgres,
+    stop_process,
     summarise,
     tree_cpu_seconds,
-    write_json,
 )
 from benchmarks.intake import BIN, atende_command, run_async, server
 
@@ -467,12 +467,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 drained = drain(url, company_id, args.drain)
                 integrity = check(url, company_id, run.acknowledged)
             finally:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+                stop_process(worker)
     # nobody will run what is left; leave no work behind in a database we were lent
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         left = conn.execute(
@@ -629,11 +624,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    with postgres(args.database_url) as url:
-        result = benchmark(args, url)
-    report(result)
-    write_json(args.json, result)
+    run_on_postgres(argv, parse_args, benchmark, report)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -311,6 +312,20 @@ async def ask(client: httpx.AsyncClient, text: str, *, contact: str | None = Non
     body: dict = r.json()
     assert body["reply"] is not None, f"no bot reply within {wait}s to {text!r}"
     return body
+
+
+async def until(condition: Callable[[], Any], seconds: float = 30.0, what: str = "") -> Any:
+    """Poll ``condition`` (a function, or a coroutine function) every 0.1 s until it returns
+    something truthy, and return that; fail the test, naming ``what``, after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        await asyncio.sleep(0.1)
 
 
 async def until_refused(client: httpx.AsyncClient, path: str, seconds: float = 2.0) -> httpx.Response:

@@ -1,19 +1,26 @@
 """Fixtures of the dashboard's tests: a company with a member of each role (``team``) and
 another (``rival``), for the live server of ``tests/conftest.py``; a server with small
-sign-in limits (``limited_server``); Chromium and its browser profiles (``open_context``)."""
+sign-in limits (``limited_server``); Chromium and its browser profiles (``open_context``); a
+fake Graph API for the WhatsApp pages (``graph``) and a readiness monitor that checks on every
+view (``checks_every_view``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from fastapi import FastAPI
 from playwright.async_api import Browser, BrowserContext, async_playwright, expect
 
 from atende.app import create_app
 from atende.config import Settings
+from atende.observability import credentials
 from atende.runtime import Runtime
+from tests.channels.whatsapp.conftest import TOKEN as WHATSAPP_TOKEN
 from tests.conftest import free_port
 from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, OpenContext
+from tests.fakes.graph_api import FakeGraphApi
+from tests.fakes.loopback import running
 from tests.fixtures.dashboard import Team, make_team, new_address
 from tests.fixtures.servers import serving
 
@@ -28,6 +35,24 @@ async def team(runtime: Runtime, live_server: str) -> Team:
 @pytest.fixture
 async def rival(runtime: Runtime, live_server: str) -> Team:
     return await make_team(runtime, name="Rival Shop", language="en")
+
+
+@pytest.fixture
+def checks_every_view(live_app: FastAPI) -> Iterator[None]:
+    """The live server's readiness monitor checks again on every view (not once a minute)."""
+    monitor = credentials.monitor_for(live_app.state.runtime)
+    interval = monitor.interval
+    monitor.interval = 0
+    yield
+    monitor.interval = interval
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraphApi]:
+    """A fake Graph API of the test's own that takes ``WHATSAPP_TOKEN`` (the WhatsApp pages'
+    tests)."""
+    with running(FakeGraphApi({WHATSAPP_TOKEN})) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")

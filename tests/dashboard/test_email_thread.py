@@ -14,7 +14,6 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
-from atende.channels import accounts
 from atende.channels.base import Account
 from atende.channels.email import receive
 from atende.channels.email.channel import channel
@@ -22,7 +21,7 @@ from atende.runtime import Runtime
 from tests.fixtures.dashboard import Team, csrf_of, signed_in
 from tests.fixtures.mail import PASSWORD as SMTP_PASSWORD
 from tests.fixtures.mail import USER as SMTP_USER
-from tests.fixtures.mail import MailSink, body
+from tests.fixtures.mail import MailSink, body, email_account
 
 
 def mail(subject: str, text: str, *, to: str, headers: dict[str, str] | None = None) -> bytes:
@@ -37,34 +36,20 @@ def mail(subject: str, text: str, *, to: str, headers: dict[str, str] | None = N
     return message.as_bytes()
 
 
-async def email_account(
+async def team_mailbox(
     runtime: Runtime, team: Team, *, smtp: dict[str, Any] | None = None, secrets: dict[str, str] | None = None
 ) -> tuple[str, Account]:
     """The team's mailbox, connected as an e-mail account (its address, the opened account);
     ``smtp``: where its replies go (none reachable unless told)."""
     address = f"suporte-{uuid.uuid4().hex[:6]}@loja.example"
-    async with runtime.db.transaction(team.company_id) as session:
-        row = await accounts.create(
-            session,
-            runtime.secret_key,
-            kind="email",
-            external_id=address,
-            config={
-                "address": address,
-                "imap_host": "127.0.0.1",
-                "smtp_host": "127.0.0.1",
-                "smtp_security": "none",
-                **(smtp or {}),
-            },
-            secrets=secrets,
-        )
-    return address, accounts.open_account(channel, row, runtime.secret_key)
+    config = {"imap_host": "127.0.0.1", "smtp_host": "127.0.0.1", "smtp_security": "none", **(smtp or {})}
+    return address, await email_account(runtime, team.company_id, address, config, secrets)
 
 
 async def test_an_email_shows_its_subject_the_whole_text_its_files_and_why_it_was_not_answered(
     runtime: Runtime, team: Team, live_server: str
 ) -> None:
-    address, account = await email_account(runtime, team)
+    address, account = await team_mailbox(runtime, team)
     raw = mail(
         "Pedido 123",
         "Quero trocar o tamanho.\n\nEm seg., 7 de dez. de 2026 às 10:00, Loja <x@loja.example> escreveu:\n"
@@ -111,7 +96,7 @@ def mail_saying(sink: MailSink, text: str, seconds: float = 30) -> EmailMessage:
 async def test_an_agents_reply_from_the_page_goes_out_in_the_customers_thread(
     runtime: Runtime, team: Team, live_server: str, smtp_sink: MailSink
 ) -> None:
-    address, account = await email_account(
+    address, account = await team_mailbox(
         runtime,
         team,
         smtp={"smtp_port": smtp_sink.port, "smtp_username": SMTP_USER, "from_name": "Loja Suporte"},

@@ -12,16 +12,12 @@ import hmac
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from email.message import EmailMessage
 
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from atende.channels.models import ChannelAccount
-from atende.observability import credentials
 from atende.runtime import Runtime
 from atende.tenancy.crypto import decrypt_secret
 from tests.channels.email.conftest import dovecot  # noqa: F401 (fixture)
@@ -32,16 +28,6 @@ from tests.fixtures.mail import USER as SMTP_USER
 from tests.fixtures.mail import MailSink
 
 PAGE = "/app/settings/email"
-
-
-@pytest.fixture
-def checks_every_view(live_app: FastAPI) -> Iterator[None]:
-    """The live server's readiness monitor checks again on every view (not once a minute)."""
-    monitor = credentials.monitor_for(live_app.state.runtime)
-    interval = monitor.interval
-    monitor.interval = 0
-    yield
-    monitor.interval = interval
 
 
 def a_user(dovecot: Dovecot) -> tuple[str, str]:  # noqa: F811

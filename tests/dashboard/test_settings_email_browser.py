@@ -15,7 +15,6 @@ from atende.channels.models import ChannelAccount
 from atende.runtime import Runtime
 from tests.channels.email.conftest import dovecot  # noqa: F401 (fixture)
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
-from tests.dashboard.test_settings_email import checks_every_view  # noqa: F401 (a fixture)
 from tests.fixtures.dashboard import PASSWORD, Team
 from tests.fixtures.dovecot import Dovecot
 from tests.fixtures.mail import PASSWORD as SMTP_PASSWORD
@@ -38,7 +37,7 @@ async def test_an_admin_connects_a_gmail_mailbox(
     runtime: Runtime,
     dovecot: Dovecot,  # noqa: F811
     smtp_sink: MailSink,
-    checks_every_view: None,  # noqa: F811
+    checks_every_view: None,
 ) -> None:
     user = f"loja-{uuid.uuid4().hex[:8]}@example.test"
     password = f"app-{uuid.uuid4().hex[:12]}"

@@ -6,39 +6,15 @@ removes the number; every state of the page is axe-clean."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from fastapi import FastAPI
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from atende.channels.models import ChannelAccount
-from atende.observability import credentials
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import new_number
+from tests.channels.whatsapp.conftest import TOKEN, new_number
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
 from tests.fakes.graph_api import FakeGraphApi
-from tests.fakes.loopback import running
 from tests.fixtures.dashboard import PASSWORD, Team
-
-TOKEN = "settings-page-token"
-
-
-@pytest.fixture
-def graph() -> Iterator[FakeGraphApi]:
-    with running(FakeGraphApi({TOKEN})) as fake:
-        yield fake
-
-
-@pytest.fixture
-def checks_every_view(live_app: FastAPI) -> Iterator[None]:
-    """The live server's readiness monitor checks again on every view (not once a minute)."""
-    monitor = credentials.monitor_for(live_app.state.runtime)
-    interval = monitor.interval
-    monitor.interval = 0
-    yield
-    monitor.interval = interval
 
 
 async def reload_until(page: Page, text: str, tries: int = 20) -> None:

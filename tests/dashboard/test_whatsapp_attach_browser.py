@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
 
-import pytest
 from playwright.async_api import expect
-from sqlalchemy import select
 
-from atende.conversations.models import Message
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import connect_number, new_number, until
+from tests.channels.whatsapp.conftest import TOKEN, answered_customer, connect_number
+from tests.conftest import until
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
 from tests.fakes.graph_api import FakeGraphApi
-from tests.fakes.loopback import running
 from tests.fixtures.dashboard import PASSWORD, Team
 from tests.fixtures.inbox import make_shop
-
-TOKEN = "attach-browser-token"
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -42,23 +36,11 @@ def png(width: int = 4, height: int = 3) -> bytes:
     )
 
 
-@pytest.fixture
-def graph() -> Iterator[FakeGraphApi]:
-    with running(FakeGraphApi({TOKEN})) as fake:
-        yield fake
-
-
 async def test_the_agent_attaches_a_picture_and_the_customer_receives_it(
     open_context: OpenContext, live_server: str, team: Team, runtime: Runtime, graph: FakeGraphApi
 ) -> None:
     wa = await connect_number(runtime, team.company_id, graph, live_server, token=TOKEN)
-    wa_id = new_number()
-    assert (await wa.post(wa.payload("message", "text", wa_id=wa_id))).status_code == 200
-    await until(lambda: graph.sent_to(wa_id), what="the bot's answer")
-    async with runtime.db.transaction(team.company_id) as session:
-        conversation_id = await session.scalar(
-            select(Message.conversation_id).where(Message.channel == "whatsapp", Message.author == "customer")
-        )
+    wa_id, conversation_id = await answered_customer(wa, runtime)
 
     page = await new_page(open_context, live_server)
     await sign_in(page, team.agent.email, PASSWORD)

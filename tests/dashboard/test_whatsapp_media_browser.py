@@ -5,27 +5,16 @@ loads it, a video a player, a document its download link, and the page stays axe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from playwright.async_api import expect
 from sqlalchemy import select
 
 from atende.conversations.models import Message
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import connect_number, new_number, tiny_png, tiny_wav, until, with_media
+from tests.channels.whatsapp.conftest import TOKEN, connect_number, new_number, tiny_png, tiny_wav, with_media
+from tests.conftest import until
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
 from tests.fakes.graph_api import FakeGraphApi
-from tests.fakes.loopback import running
 from tests.fixtures.dashboard import PASSWORD, Team
-
-TOKEN = "browser-media-token"
-
-
-@pytest.fixture
-def graph() -> Iterator[FakeGraphApi]:
-    with running(FakeGraphApi({TOKEN})) as fake:
-        yield fake
 
 
 async def test_a_customers_photo_is_drawn_and_a_voice_note_video_and_document_are_offered(

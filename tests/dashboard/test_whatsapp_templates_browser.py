@@ -6,29 +6,19 @@ message. A web chat conversation shows no template picker."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from playwright.async_api import expect
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from atende.conversations.models import Message
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import connect_number, new_number, until
+from tests.channels.whatsapp.conftest import TOKEN, answered_customer, connect_number
+from tests.conftest import until
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
 from tests.fakes.graph_api import FakeGraphApi
-from tests.fakes.loopback import running
 from tests.fixtures.dashboard import PASSWORD, Team
 from tests.fixtures.inbox import make_shop
-
-TOKEN = "templates-browser-token"
-
-
-@pytest.fixture
-def graph() -> Iterator[FakeGraphApi]:
-    with running(FakeGraphApi({TOKEN})) as fake:
-        yield fake
 
 
 async def test_outside_the_window_the_agent_sends_a_template_from_the_page(
@@ -37,13 +27,8 @@ async def test_outside_the_window_the_agent_sends_a_template_from_the_page(
     wa = await connect_number(
         runtime, team.company_id, graph, live_server, token=TOKEN, waba_id="102290129340398"
     )
-    wa_id = new_number()
-    assert (await wa.post(wa.payload("message", "text", wa_id=wa_id))).status_code == 200
-    await until(lambda: graph.sent_to(wa_id), what="the bot's answer")
+    wa_id, conversation_id = await answered_customer(wa, runtime)
     async with runtime.db.transaction(team.company_id) as session:
-        conversation_id = await session.scalar(
-            select(Message.conversation_id).where(Message.channel == "whatsapp", Message.author == "customer")
-        )
         await session.execute(  # the customer went quiet 25 hours ago
             update(Message)
             .where(Message.conversation_id == conversation_id)

@@ -4,27 +4,16 @@ status as Meta reported it. Meta's real payloads, signed, through the live serve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from playwright.async_api import expect
 from sqlalchemy import select
 
 from atende.conversations.models import Message
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import connect_number, new_number, new_wamid, until
+from tests.channels.whatsapp.conftest import TOKEN, connect_number, new_number, new_wamid
+from tests.conftest import until
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
 from tests.fakes.graph_api import FakeGraphApi
-from tests.fakes.loopback import running
 from tests.fixtures.dashboard import PASSWORD, Team
-
-TOKEN = "browser-token"
-
-
-@pytest.fixture
-def graph() -> Iterator[FakeGraphApi]:
-    with running(FakeGraphApi({TOKEN})) as fake:
-        yield fake
 
 
 async def test_quoted_replies_reactions_and_statuses_are_shown(

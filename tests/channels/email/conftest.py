@@ -59,11 +59,16 @@ class Mailbox:
     db_url: str
 
     def server(self, *, security: str = "plain", password: str | None = None, **kwargs: object) -> Server:
-        port = {
-            "plain": self.dovecot.imap_port,
-            "starttls": self.dovecot.imap_port,
-            "tls": self.dovecot.imaps_port,
-        }[security]
+        """The IMAP server and this mailbox's login on it."""
+        port = self.dovecot.imaps_port if security == "tls" else self.dovecot.imap_port
+        return self._server(port, security, password, **kwargs)
+
+    def pop3_server(self, *, security: str = "plain", password: str | None = None) -> Server:
+        """The POP3 server and this mailbox's login on it."""
+        port = self.dovecot.pop3s_port if security == "tls" else self.dovecot.pop3_port
+        return self._server(port, security, password)
+
+    def _server(self, port: int, security: str, password: str | None, **kwargs: object) -> Server:
         return Server(
             host="127.0.0.1",
             port=port,
@@ -73,18 +78,6 @@ class Mailbox:
             ssl_context=self.dovecot.tls_context(),
             timeout=10,
             **kwargs,  # type: ignore[arg-type]
-        )
-
-    def pop3_server(self, *, security: str = "plain", password: str | None = None) -> Server:
-        port = self.dovecot.pop3s_port if security == "tls" else self.dovecot.pop3_port
-        return Server(
-            host="127.0.0.1",
-            port=port,
-            user=self.user,
-            password=self.password if password is None else password,
-            security=security,  # type: ignore[arg-type]
-            ssl_context=self.dovecot.tls_context(),
-            timeout=10,
         )
 
     def imap(self) -> imaplib.IMAP4:

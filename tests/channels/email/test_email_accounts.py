@@ -19,8 +19,7 @@ from atende.tenancy import service as tenancy
 from tests.conftest import CompanyCtx, free_port
 from tests.fixtures.dovecot import Dovecot
 from tests.fixtures.mail import PASSWORD as SMTP_PASSWORD
-from tests.fixtures.mail import USER as SMTP_USER
-from tests.fixtures.mail import MailSink
+from tests.fixtures.mail import MailSink, mailbox_config
 from tests.observability.test_credentials import Clock, own_runtime, report
 
 
@@ -37,23 +36,6 @@ def sink() -> Iterator[MailSink]:
     server.start()
     yield server
     server.stop()
-
-
-def settings_for(address: str, dovecot: Dovecot, sink: MailSink, **more: object) -> dict[str, object]:
-    return {
-        "address": address,
-        "imap_host": "127.0.0.1",
-        "imap_port": dovecot.imap_port,
-        "imap_security": "none",
-        "pop3_host": "127.0.0.1",
-        "pop3_port": dovecot.pop3_port,
-        "pop3_security": "none",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": sink.port,
-        "smtp_security": "none",
-        "smtp_username": SMTP_USER,
-        **more,
-    }
 
 
 async def settled(runtime: Runtime) -> dict[str, Any]:
@@ -83,7 +65,7 @@ async def test_a_mailbox_whose_login_fails_degrades_readiness_naming_it(
             kind="email",
             external_id=address,
             display_name="Suporte",
-            config=settings_for(address, dovecot, sink),
+            config=mailbox_config(address, dovecot, sink),
             secrets={"imap_password": password, "smtp_password": SMTP_PASSWORD},
         )
     body = await report(own)
@@ -105,7 +87,7 @@ async def test_a_mailbox_whose_login_fails_degrades_readiness_naming_it(
             session,
             own.secret_key,
             row.id,
-            config=settings_for(address, dovecot, sink, inbound="pop3"),
+            config=mailbox_config(address, dovecot, sink, inbound="pop3"),
             secrets={"pop3_password": password, "smtp_password": "not-it"},
         )
     clock.now += 60
@@ -123,19 +105,19 @@ async def test_the_account_is_its_mailbox_address(
         json={
             "kind": "email",
             "external_id": "someone-else@example.test",
-            "config": settings_for(address, dovecot, sink),
+            "config": mailbox_config(address, dovecot, sink),
         },
     )
     assert r.status_code == 422 and "external_id must be the account's email address" in r.text, r.text
     r = await company.client.post(
         "/v1/channel-accounts",
-        json={"kind": "email", "external_id": address, "config": settings_for(address, dovecot, sink)},
+        json={"kind": "email", "external_id": address, "config": mailbox_config(address, dovecot, sink)},
     )
     assert r.status_code == 201, r.text
     assert r.json()["external_id"] == address.lower() == r.json()["config"]["address"]
     moved = await company.client.patch(
         f"/v1/channel-accounts/{r.json()['id']}",
-        json={"config": settings_for("other@example.test", dovecot, sink)},
+        json={"config": mailbox_config("other@example.test", dovecot, sink)},
     )
     assert moved.status_code == 422 and "cannot change" in moved.text, moved.text
     plain = await company.client.post(
@@ -143,7 +125,7 @@ async def test_the_account_is_its_mailbox_address(
         json={
             "kind": "email",
             "external_id": "x@example.test",
-            "config": {**settings_for("x@example.test", dovecot, sink), "imap_host": "imap.example.test"},
+            "config": {**mailbox_config("x@example.test", dovecot, sink), "imap_host": "imap.example.test"},
         },
     )
     assert plain.status_code == 422 and "imap_security" in plain.text, plain.text
@@ -154,6 +136,6 @@ async def test_the_account_is_its_mailbox_address(
                 runtime.secret_key,
                 kind="email",
                 external_id="y@example.test",
-                config=settings_for("y@example.test", dovecot, sink),
+                config=mailbox_config("y@example.test", dovecot, sink),
                 secrets={"imap_pasword": "typo"},
             )

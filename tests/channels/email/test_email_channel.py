@@ -31,11 +31,10 @@ from atende.channels.email.providers import mailgun
 from atende.conversations.models import Message
 from atende.runtime import Runtime
 from tests.channels.email.conftest import Mailbox
-from tests.conftest import CompanyCtx
+from tests.conftest import CompanyCtx, until
 from tests.fixtures.dovecot import Dovecot
 from tests.fixtures.mail import PASSWORD as SMTP_PASSWORD
-from tests.fixtures.mail import USER as SMTP_USER
-from tests.fixtures.mail import MailSink, body
+from tests.fixtures.mail import MailSink, body, mailbox_config
 
 QUESTION = "Qual o prazo de entrega?"
 
@@ -73,15 +72,8 @@ async def connect(
             "external_id": user.upper(),  # the address, whatever its case
             "display_name": "Suporte",
             "config": {
-                "address": user,
+                **mailbox_config(user, dovecot, sink),
                 "from_name": "Loja Suporte",
-                "imap_host": "127.0.0.1",
-                "imap_port": dovecot.imap_port,
-                "imap_security": "none",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": sink.port,
-                "smtp_security": "none",
-                "smtp_username": SMTP_USER,
                 "signature": "Loja Exemplo\nAtendimento",
                 **(config or {}),
             },
@@ -99,18 +91,6 @@ async def connect(
     account_id = r.json()["id"]
     mailbox = Mailbox(dovecot, user, password, company.id, uuid.UUID(account_id), runtime.db.url)
     return Shop(company, mailbox, sink, account_id)
-
-
-async def until(condition: Any, seconds: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        await asyncio.sleep(0.1)
 
 
 async def fetching(shop: Shop, runtime: Runtime) -> None:

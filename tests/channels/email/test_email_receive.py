@@ -10,13 +10,13 @@ from email.utils import make_msgid
 import pytest
 from sqlalchemy import select
 
-from atende.channels import accounts
 from atende.channels.base import Account
 from atende.channels.email import receive
 from atende.channels.email.channel import channel
 from atende.conversations.models import Message
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
+from tests.fixtures.mail import email_account
 
 
 @pytest.fixture
@@ -25,20 +25,12 @@ async def account(runtime: Runtime) -> Account:
     async with runtime.db.transaction() as session:
         company = await tenancy.create_company(session, name=slug, slug=slug)
     address = f"suporte@{slug}.example"
-    async with runtime.db.transaction(company.id) as session:
-        row = await accounts.create(
-            session,
-            runtime.secret_key,
-            kind="email",
-            external_id=address,
-            config={
-                "address": address,
-                "inbound": "webhook",
-                "provider": "mailgun",
-                "smtp_host": "smtp.example.com",
-            },
-        )
-    return accounts.open_account(channel, row, runtime.secret_key)
+    return await email_account(
+        runtime,
+        company.id,
+        address,
+        {"inbound": "webhook", "provider": "mailgun", "smtp_host": "smtp.example.com"},
+    )
 
 
 def mail(sender: str, to: str, subject: str = "Pedido") -> EmailMessage:

@@ -5,27 +5,27 @@ test app secret, posted to the session's live server."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import hmac
 import io
 import json
 import struct
-import time
 import uuid
 import wave
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from atende.channels import accounts
+from atende.conversations.models import Message
 from atende.runtime import Runtime
-from tests.conftest import TEST_DATA, CompanyCtx
+from tests.conftest import TEST_DATA, CompanyCtx, until
 from tests.fakes.graph_api import FakeGraphApi
 from tests.fakes.loopback import running
 
@@ -184,13 +184,15 @@ async def connect_number(
     return WhatsApp(company, graph, base_url, account_id, phone_number_id, secret, "v")
 
 
-async def until(condition: Callable[[], Any], seconds: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        await asyncio.sleep(0.1)
+async def answered_customer(wa: WhatsApp, runtime: Runtime) -> tuple[str, uuid.UUID]:
+    """A new customer writes to ``wa`` and the bot answers: the customer's WhatsApp number and
+    the conversation (the company's first on WhatsApp)."""
+    wa_id = new_number()
+    assert (await wa.post(wa.payload("message", "text", wa_id=wa_id))).status_code == 200
+    await until(lambda: wa.graph.sent_to(wa_id), what="the bot's answer")
+    async with runtime.db.transaction(wa.company.id) as session:
+        conversation_id = await session.scalar(
+            select(Message.conversation_id).where(Message.channel == "whatsapp", Message.author == "customer")
+        )
+    assert conversation_id is not None
+    return wa_id, conversation_id

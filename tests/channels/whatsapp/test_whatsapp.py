@@ -17,8 +17,8 @@ from sqlalchemy import select
 from atende.channels.delivery import account_credentials
 from atende.conversations.models import Contact
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import WhatsApp, new_number, new_wamid, sign, until
-from tests.conftest import CompanyCtx
+from tests.channels.whatsapp.conftest import WhatsApp, new_number, new_wamid, sign
+from tests.conftest import CompanyCtx, until
 from tests.fakes.graph_api import FakeGraphApi
 
 # (file, key) of each customer message sample, and what the stored message must read

@@ -10,9 +10,9 @@ import os
 import uuid
 
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import WhatsApp, until
+from tests.channels.whatsapp.conftest import WhatsApp
 from tests.channels.whatsapp.test_whatsapp_window import started, thread
-from tests.conftest import CompanyCtx
+from tests.conftest import CompanyCtx, until
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(3000) + b"\xff\xd9"
 PDF = b"%PDF-1.4\n" + os.urandom(5000) + b"\n%%EOF\n"

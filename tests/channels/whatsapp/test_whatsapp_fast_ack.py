@@ -30,9 +30,9 @@ from atende.config import Settings
 from atende.conversations.models import Message
 from atende.engine import turn as turns
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import WhatsApp, new_number, new_wamid, sign, until
+from tests.channels.whatsapp.conftest import WhatsApp, new_number, new_wamid, sign
 from tests.channels.whatsapp.test_whatsapp import customer_message
-from tests.conftest import CompanyCtx, ask
+from tests.conftest import CompanyCtx, ask, until
 from tests.fakes.graph_api import FakeGraphApi
 
 EMPTY = {"object": "whatsapp_business_account", "entry": []}  # signed, stores nothing

@@ -26,9 +26,9 @@ from tests.channels.whatsapp.conftest import (
     new_number,
     tiny_png,
     tiny_wav,
-    until,
     with_media,
 )
+from tests.conftest import until
 from tests.fakes.graph_api import FakeGraphApi
 from tests.fixtures.dashboard import Team, make_team, signed_in
 

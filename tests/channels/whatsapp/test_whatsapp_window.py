@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 from atende.conversations.models import Contact, Conversation, Message
 from atende.engine.messages import phrase
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import WhatsApp, new_number, until
-from tests.conftest import Clock
+from tests.channels.whatsapp.conftest import WhatsApp, new_number
+from tests.conftest import Clock, until
 from tests.engine.test_handoff_flow import OFFICE, local, put_hours
 
 

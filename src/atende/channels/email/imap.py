@@ -71,7 +71,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import SocketTimeout
 
 from atende.channels.email.state import ImapState, MailboxBusy, MailboxLock
-from atende.channels.email.transport import MailboxError, Server
+from atende.channels.email.transport import MailboxError, Server, check_on_thread, logged_in, reaching
 from atende.observability.credentials import Verdict
 from atende.observability.logging import describe
 
@@ -111,7 +111,7 @@ def connect(server: Server) -> IMAPClient:
     """A logged-in client (blocking: call it on a worker thread). ``MailboxError`` says why
     not: unreachable, TLS refused, login refused."""
     timeout = SocketTimeout(connect=server.timeout, read=server.timeout)
-    try:
+    with reaching(server):
         client = IMAPClient(
             server.host,
             port=server.port,
@@ -119,10 +119,6 @@ def connect(server: Server) -> IMAPClient:
             ssl_context=server.tls() if server.security == "tls" else None,
             timeout=timeout,
         )
-    except ssl.SSLError as exc:
-        raise MailboxError(f"TLS with {server.host}:{server.port} failed: {describe(exc)}") from exc
-    except OSError as exc:
-        raise MailboxError(f"cannot connect to {server.host}:{server.port}: {describe(exc)}") from exc
     client.normalise_times = False  # INTERNALDATE with its offset, not the machine's local time
     try:
         if server.security == "starttls":
@@ -176,19 +172,12 @@ def _check_login(mailbox: ImapMailbox) -> Verdict:
         return Verdict(False, f"cannot open the folder {mailbox.folder}: {_server_words(exc)}")
     finally:
         _close(client)
-    return Verdict(True, f"logged in to {mailbox.server.host} as {mailbox.server.user}")
+    return logged_in(mailbox.server)
 
 
 async def check_login(mailbox: ImapMailbox) -> Verdict:
-    """Log in and open the folder: ok, or why not (for ``/health/ready``); on a thread,
-    bounded by a few times the server's timeout."""
-    try:
-        async with asyncio.timeout(mailbox.server.timeout * 4):
-            return await asyncio.to_thread(_check_login, mailbox)
-    except TimeoutError:
-        return Verdict(
-            False, f"{mailbox.server.host} did not answer within {mailbox.server.timeout * 4:.0f} s"
-        )
+    """Log in and open the folder: ok, or why not (for ``/health/ready``)."""
+    return await check_on_thread(mailbox.server, _check_login, mailbox)
 
 
 def _fetch_in_chunks(client: IMAPClient, uids: list[int], item: str) -> dict[int, dict[bytes, Any]]:

@@ -40,7 +40,7 @@ from typing import Any, TypeVar, cast
 import structlog
 
 from atende.channels.email.state import ImapState, MailboxBusy, MailboxLock
-from atende.channels.email.transport import MailboxError, Server
+from atende.channels.email.transport import MailboxError, Server, check_on_thread, logged_in, reaching
 from atende.observability.credentials import Verdict
 from atende.observability.logging import describe
 
@@ -68,17 +68,13 @@ def _server_words(exc: BaseException) -> str:
 
 def connect(server: Server) -> poplib.POP3:
     """A logged-in POP3 session (blocking). ``MailboxError`` says why not."""
-    try:
+    with reaching(server):
         if server.security == "tls":
             client: poplib.POP3 = poplib.POP3_SSL(
                 server.host, server.port, timeout=server.timeout, context=server.tls()
             )
         else:
             client = poplib.POP3(server.host, server.port, timeout=server.timeout)
-    except ssl.SSLError as exc:
-        raise MailboxError(f"TLS with {server.host}:{server.port} failed: {describe(exc)}") from exc
-    except OSError as exc:
-        raise MailboxError(f"cannot connect to {server.host}:{server.port}: {describe(exc)}") from exc
     try:
         if server.security == "starttls":
             client.stls(server.tls())
@@ -152,17 +148,12 @@ def _check_login(server: Server) -> Verdict:
         return Verdict(False, f"{server.host} failed to list the mailbox: {_server_words(exc)}")
     finally:
         _close(client)
-    return Verdict(True, f"logged in to {server.host} as {server.user}")
+    return logged_in(server)
 
 
 async def check_login(server: Server) -> Verdict:
-    """Log in and list the mailbox: ok, or why not (for ``/health/ready``); on a thread,
-    bounded by a few times the server's timeout."""
-    try:
-        async with asyncio.timeout(server.timeout * 4):
-            return await asyncio.to_thread(_check_login, server)
-    except TimeoutError:
-        return Verdict(False, f"{server.host} did not answer within {server.timeout * 4:.0f} s")
+    """Log in and list the mailbox: ok, or why not (for ``/health/ready``)."""
+    return await check_on_thread(server, _check_login, server)
 
 
 class Pop3Fetcher:

@@ -28,7 +28,7 @@ from aiosmtplib.errors import (
 )
 
 from atende.channels.base import DeliveryError
-from atende.channels.email.transport import Server
+from atende.channels.email.transport import Server, logged_in
 from atende.observability.credentials import Verdict
 from atende.observability.logging import describe
 
@@ -102,4 +102,4 @@ async def check_login(server: Server) -> Verdict:
                 await _login(client, server)
     except (SMTPException, OSError, TimeoutError) as exc:
         return Verdict(False, delivery_error(exc, server).reason)
-    return Verdict(True, f"logged in to {server.host} as {server.user}")
+    return logged_in(server)

@@ -8,13 +8,20 @@ relay, the tests' servers) or the account says ``allow_insecure`` explicitly."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import ssl
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
+
+from atende.observability.credentials import Verdict
+from atende.observability.logging import describe
 
 Security = Literal["tls", "starttls", "plain"]
 DEFAULT_TIMEOUT_SECONDS = 30.0
+A = TypeVar("A")
 
 
 class MailboxError(Exception):
@@ -64,3 +71,29 @@ class Server:
 
     def tls(self) -> ssl.SSLContext:
         return self.ssl_context or ssl.create_default_context()
+
+
+@contextlib.contextmanager
+def reaching(server: Server) -> Iterator[None]:
+    """Around opening a connection to ``server`` (IMAP, POP3): a refused TLS handshake or an
+    unreachable server becomes a ``MailboxError`` that says which."""
+    try:
+        yield
+    except ssl.SSLError as exc:
+        raise MailboxError(f"TLS with {server.host}:{server.port} failed: {describe(exc)}") from exc
+    except OSError as exc:
+        raise MailboxError(f"cannot connect to {server.host}:{server.port}: {describe(exc)}") from exc
+
+
+def logged_in(server: Server) -> Verdict:
+    return Verdict(True, f"logged in to {server.host} as {server.user}")
+
+
+async def check_on_thread(server: Server, check: Callable[[A], Verdict], arg: A) -> Verdict:
+    """``check(arg)``, a blocking login check (for ``/health/ready``), on a thread, bounded
+    by a few times the server's timeout (connecting, logging in and one command)."""
+    try:
+        async with asyncio.timeout(server.timeout * 4):
+            return await asyncio.to_thread(check, arg)
+    except TimeoutError:
+        return Verdict(False, f"{server.host} did not answer within {server.timeout * 4:.0f} s")

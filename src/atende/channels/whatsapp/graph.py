@@ -155,6 +155,23 @@ def _error(response: httpx.Response) -> GraphError:
     return GraphError(f"the Graph API answered HTTP {response.status_code}", status=response.status_code)
 
 
+def _json_of(response: httpx.Response) -> Any:
+    """The JSON of a Graph answer: ``GraphError`` for an error status (Meta's code and words)
+    or for a body that is not JSON."""
+    if response.status_code >= 400:
+        raise _error(response)
+    try:
+        return response.json()
+    except ValueError:
+        raise GraphError("the Graph API answered something that is not JSON", status=502) from None
+
+
+def _media_client() -> httpx.AsyncClient:
+    """A client of its own for one file up or down, with the media timeouts (a file takes
+    longer than a JSON call) and no redirects followed."""
+    return httpx.AsyncClient(timeout=MEDIA_TIMEOUT, follow_redirects=False, verify=tls())
+
+
 async def call(
     graph: Graph,
     method: str,
@@ -173,12 +190,7 @@ async def call(
             )
     except (httpx.HTTPError, TimeoutError) as exc:
         raise GraphError(f"the Graph API could not be reached ({type(exc).__name__})") from exc
-    if response.status_code >= 400:
-        raise _error(response)
-    try:
-        answer = response.json()
-    except ValueError:
-        raise GraphError("the Graph API answered something that is not JSON", status=502) from None
+    answer = _json_of(response)
     if not isinstance(answer, dict):
         raise GraphError("the Graph API answered something that is not an object", status=502)
     return answer
@@ -204,7 +216,7 @@ async def upload_media(
     try:
         async with (
             asyncio.timeout(MEDIA_DEADLINE),
-            httpx.AsyncClient(timeout=MEDIA_TIMEOUT, follow_redirects=False, verify=tls()) as client,
+            _media_client() as client,
         ):
             response = await client.post(
                 graph.url(phone_number_id, "media"),
@@ -214,12 +226,7 @@ async def upload_media(
             )
     except (httpx.HTTPError, TimeoutError) as exc:
         raise GraphError(f"the file could not be uploaded to the Graph API ({type(exc).__name__})") from exc
-    if response.status_code >= 400:
-        raise _error(response)
-    try:
-        answer = response.json()
-    except ValueError:
-        raise GraphError("the Graph API answered something that is not JSON", status=502) from None
+    answer = _json_of(response)
     media_id = answer.get("id") if isinstance(answer, dict) else None
     if not media_id:
         raise GraphError("the Graph API took the file but named no media id", status=502)
@@ -318,7 +325,7 @@ async def download_media(graph: Graph, media_id: str, *, max_bytes: int = MEDIA_
     try:
         async with (
             asyncio.timeout(MEDIA_DEADLINE),
-            httpx.AsyncClient(timeout=MEDIA_TIMEOUT, follow_redirects=False, verify=tls()) as client,
+            _media_client() as client,
             client.stream("GET", url, headers=graph.headers) as response,
         ):
             if response.status_code >= 400:

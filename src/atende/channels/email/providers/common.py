@@ -172,6 +172,24 @@ class Form:
         return [part for part in self.parts if part.filename is not None]
 
 
+def raw_message(form: Form, name: str) -> bytes | None:
+    """The raw message a provider posts in field ``name`` (Mailgun's ``body-mime``, SendGrid's
+    ``email``), byte for byte; None when the post has none (the message is rebuilt), ``Invalid``
+    when it is empty."""
+    raw = form.get(name)
+    if raw is None:
+        return None
+    if not raw.data.strip():
+        raise Invalid(f"{name} is empty")
+    return raw.data
+
+
+def check_attachment_count(count: int, limits: Limits) -> None:
+    """``TooLarge`` when a post names more files than ``limits`` take."""
+    if count > limits.max_attachments:
+        raise TooLarge(f"more than {limits.max_attachments} attachments")
+
+
 def decode_text(data: bytes, charset: str = "utf-8") -> str:
     """``data`` read as the charset it was declared in; when that fails (a mislabelled
     field) as UTF-8; and when that fails too, as Windows-1252, never an error."""
@@ -320,6 +338,46 @@ def check_basic_auth(authorization: str | None, username: str, password: str) ->
     secret_ok = same_secret(secret, password)
     if not (sep and user_ok and secret_ok):
         raise Unauthorized("wrong credentials")
+
+
+def authenticate(
+    authorization: str | None,
+    path_secret: str | None,
+    *,
+    username: str = WEBHOOK_USER,
+    password: str = "",
+    expected_path_secret: str = "",
+) -> None:
+    """``Unauthorized`` unless every protection the account has set is met (SendGrid,
+    Postmark: they sign nothing): the basic auth credentials when it has a password, the path
+    secret when it has one — and it must have at least one (fail closed)."""
+    if not password and not expected_path_secret:
+        raise Unauthorized("this mailbox has no webhook credentials set: it takes no post")
+    if expected_path_secret and not same_secret(path_secret, expected_path_secret):
+        raise Unauthorized("wrong secret in the webhook URL")
+    if password:
+        check_basic_auth(authorization, username, password)
+
+
+async def read_authenticated_body(
+    request: Request,
+    *,
+    path_secret: str | None,
+    username: str,
+    password: str,
+    expected_path_secret: str,
+    limits: Limits,
+) -> bytes:
+    """The body of a post ``authenticate`` lets in, checked before a byte of it is read (a
+    stranger's post costs no memory)."""
+    authenticate(
+        request.headers.get("authorization"),
+        path_secret,
+        username=username,
+        password=password,
+        expected_path_secret=expected_path_secret,
+    )
+    return await read_body(request, limits)
 
 
 # -- a message rebuilt from parsed fields --------------------------------------------------

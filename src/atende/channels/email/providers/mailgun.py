@@ -31,11 +31,12 @@ from atende.channels.email.providers.common import (
     Inbound,
     Invalid,
     Limits,
-    TooLarge,
     Unauthorized,
     build_mime,
+    check_attachment_count,
     clean_headers,
     parse_form,
+    raw_message,
     read_body,
     with_return_path,
 )
@@ -118,8 +119,7 @@ def _attachments(form: Form, limits: Limits) -> list[Attachment]:
         count = int(count_text)
     except ValueError:
         raise Invalid("attachment-count is not a number") from None
-    if count > limits.max_attachments:
-        raise TooLarge(f"more than {limits.max_attachments} attachments")
+    check_attachment_count(count, limits)
     inline: dict[str, str] = {}
     mapped = form.text("content-id-map")
     if mapped:
@@ -149,11 +149,9 @@ def _attachments(form: Form, limits: Limits) -> list[Attachment]:
 
 def message_of(form: Form, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes, bool]:
     """The message of a (verified) post as RFC 822 bytes, and whether it was rebuilt."""
-    raw = form.get("body-mime")
+    raw = raw_message(form, "body-mime")
     if raw is not None:
-        if not raw.data.strip():
-            raise Invalid("body-mime is empty")
-        return raw.data, False
+        return raw, False
     if (
         form.get("body-plain") is None
         and form.get("body-html") is None

@@ -32,12 +32,11 @@ from atende.channels.email.providers.common import (
     Invalid,
     Limits,
     Malformed,
-    TooLarge,
     build_mime,
+    check_attachment_count,
     clean_headers,
-    read_body,
+    read_authenticated_body,
 )
-from atende.channels.email.providers.sendgrid import authenticate
 
 PROVIDER = "postmark"
 
@@ -97,8 +96,7 @@ def _attachments(payload: dict[str, Any], limits: Limits) -> list[Attachment]:
     listed = payload.get("Attachments") or []
     if not isinstance(listed, list):
         raise Invalid("Attachments must be a list")
-    if len(listed) > limits.max_attachments:
-        raise TooLarge(f"more than {limits.max_attachments} attachments")
+    check_attachment_count(len(listed), limits)
     found = []
     for index, entry in enumerate(listed, 1):
         if not isinstance(entry, dict) or not isinstance(entry.get("Content"), str):
@@ -149,14 +147,14 @@ async def receive(
 ) -> Inbound:
     """One Postmark inbound post, authenticated (before its body is read) and turned into
     its message. Raises a ``WebhookError`` to answer with its ``status_code`` and ``detail``."""
-    authenticate(
-        request.headers.get("authorization"),
-        path_secret,
+    body = await read_authenticated_body(
+        request,
+        path_secret=path_secret,
         username=username,
         password=password,
         expected_path_secret=expected_path_secret,
+        limits=limits,
     )
-    body = await read_body(request, limits)
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):

@@ -29,39 +29,18 @@ from atende.channels.email.providers.common import (
     Inbound,
     Invalid,
     Limits,
-    TooLarge,
-    Unauthorized,
     build_mime,
-    check_basic_auth,
+    check_attachment_count,
     clean_headers,
     decode_text,
     headers_of_block,
     parse_form,
-    read_body,
-    same_secret,
+    raw_message,
+    read_authenticated_body,
     with_return_path,
 )
 
 PROVIDER = "sendgrid"
-
-
-def authenticate(
-    authorization: str | None,
-    path_secret: str | None,
-    *,
-    username: str = WEBHOOK_USER,
-    password: str = "",
-    expected_path_secret: str = "",
-) -> None:
-    """``Unauthorized`` unless every protection the account has set is met: the basic auth
-    credentials when it has a password, the path secret when it has one — and it must have
-    at least one (fail closed)."""
-    if not password and not expected_path_secret:
-        raise Unauthorized("this mailbox has no webhook credentials set: it takes no post")
-    if expected_path_secret and not same_secret(path_secret, expected_path_secret):
-        raise Unauthorized("wrong secret in the webhook URL")
-    if password:
-        check_basic_auth(authorization, username, password)
 
 
 def _json_field(form: Form, name: str) -> Any:
@@ -81,8 +60,7 @@ def _attachments(form: Form, limits: Limits) -> list[Attachment]:
     ids = _json_field(form, "content-ids") or {}
     inline = {str(field): str(cid) for cid, field in ids.items()} if isinstance(ids, dict) else {}
     files = [part for part in form.files() if part.name.startswith("attachment")]
-    if len(files) > limits.max_attachments:
-        raise TooLarge(f"more than {limits.max_attachments} attachments")
+    check_attachment_count(len(files), limits)
     found = []
     for part in files:
         described = info.get(part.name)
@@ -100,11 +78,9 @@ def _attachments(form: Form, limits: Limits) -> list[Attachment]:
 
 def message_of(form: Form, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes, bool]:
     """The message of an (authenticated) post as RFC 822 bytes, and whether it was rebuilt."""
-    raw = form.get("email")
+    raw = raw_message(form, "email")
     if raw is not None:
-        if not raw.data.strip():
-            raise Invalid("email is empty")
-        return raw.data, False
+        return raw, False
     block = form.get("headers")
     if block is None:
         raise Invalid("the post has no message: neither email (raw MIME) nor headers")
@@ -140,14 +116,14 @@ async def receive(
     """One Inbound Parse post, authenticated (before its body is read) and turned into its
     message. ``path_secret`` is the secret segment of the URL it came to. Raises a
     ``WebhookError`` to answer with its ``status_code`` and ``detail``."""
-    authenticate(
-        request.headers.get("authorization"),
-        path_secret,
+    body = await read_authenticated_body(
+        request,
+        path_secret=path_secret,
         username=username,
         password=password,
         expected_path_secret=expected_path_secret,
+        limits=limits,
     )
-    body = await read_body(request, limits)
     form = parse_form(request.headers.get("content-type", ""), body, limits)
     mime, rebuilt = message_of(form, limits)
     envelope = _json_field(form, "envelope")
