@@ -22,7 +22,10 @@ CLIENTS = {
     "open_connection",
     "SMTP",
     "SMTP_SSL",
-    "client",  # boto3: its timeouts and retries come in config= (botocore's Config)
+    "IMAPClient",
+    "POP3",
+    "POP3_SSL",
+    "client",  # boto3's (a method): its timeouts and retries come in config= (botocore's Config)
 }
 # where each client is built: file -> constructors found there
 KNOWN = {
@@ -31,8 +34,14 @@ KNOWN = {
     "src/atende/netguard.py": ["AsyncClient"],  # documents and holiday calendars from URLs (fetch_limited)
     "src/atende/webhooks/tasks.py": ["AsyncClient"],  # webhook deliveries
     "src/atende/mail/sender.py": ["SMTP_SSL", "SMTP"],  # reset and invitation e-mails (tests/mail)
-    # WhatsApp's Graph API: sends, read receipts, token checks; media downloads (streamed, capped)
+    # WhatsApp's Graph API: the pooled client of sends, read receipts, token checks; the one of
+    # media uploads and downloads (streamed, capped)
     "src/atende/channels/whatsapp/graph.py": ["AsyncClient", "AsyncClient"],
+    # e-mail: a mailbox's IMAP and POP3 servers, its SMTP server (tests/channels/email/test_timeouts.py
+    # has each give up on a server that never answers)
+    "src/atende/channels/email/imap.py": ["IMAPClient"],
+    "src/atende/channels/email/pop3.py": ["POP3_SSL", "POP3"],
+    "src/atende/channels/email/smtp.py": ["SMTP"],
     # the S3 media store: config=client_config(settings), its timeouts and retries checked by
     # tests/media/test_store.py on the client it builds
     "src/atende/media/s3.py": ["client"],
@@ -48,6 +57,8 @@ def client_calls() -> dict[str, list[tuple[str, set[str]]]]:
             if not isinstance(node, ast.Call):
                 continue
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name == "client" and not isinstance(node.func, ast.Attribute):
+                continue  # a function of ours named client() (graph.client(): the pooled one), not boto3's
             if name in CLIENTS:
                 keywords = {k.arg for k in node.keywords if k.arg}
                 found.setdefault(str(path.relative_to(ROOT)), []).append((name, keywords))
@@ -82,4 +93,5 @@ def test_the_graph_api_calls_have_deadlines() -> None:
     for timeout in (graph.TIMEOUT, graph.MARK_READ_TIMEOUT, graph.MEDIA_TIMEOUT):
         assert timeout.connect is not None and timeout.read is not None and timeout.read <= 30
     source = Path(ROOT / "src/atende/channels/whatsapp/graph.py").read_text()
-    assert source.count("asyncio.timeout(") == 2  # each call and each download has a deadline
+    # each call, each upload and each download has a deadline
+    assert source.count("asyncio.timeout(") == 3
