@@ -35,7 +35,7 @@ from atende.dashboard.routes import router as dashboard_router
 from atende.dashboard.web import too_large_page
 from atende.db.embedded import EmbeddedDatabase
 from atende.engine.api import router as engine_router
-from atende.errors import AtendeError, RateLimited
+from atende.errors import HTTP_ERROR_CODES, AtendeError, RateLimited
 from atende.jobs.api import router as jobs_router
 from atende.knowledge.api import router as knowledge_router
 from atende.media.api import UPLOAD_PATH
@@ -58,18 +58,6 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body is larger than {limit} bytes")
-
-
-# codes of the HTTP errors the framework raises (routing, body parsing, the size limit)
-HTTP_ERROR_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    422: "invalid_input",
-}
 
 
 # SQLSTATEs worth a retry: connection exceptions, transaction rollbacks (serialization,

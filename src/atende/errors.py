@@ -69,3 +69,18 @@ class DatabaseUnavailable(AtendeError):
 
     status_code = 503
     code = "database_unavailable"
+
+
+# the ``code`` of an HTTP error that no AtendeError raised (the framework's routing, body
+# parsing and size limit; a channel webhook's own refusals)
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    503: "unavailable",
+}

@@ -29,6 +29,7 @@ from atende.channels.email.providers import mailgun, postmark, sendgrid
 from atende.channels.email.providers.common import WEBHOOK_USER, Inbound, Unauthorized, WebhookError
 from atende.channels.email.providers.replay import PostgresTokenLedger
 from atende.channels.models import ChannelAccount
+from atende.errors import HTTP_ERROR_CODES
 from atende.observability.logging import describe
 from atende.runtime import Runtime
 from atende.tenancy.deps import RuntimeDep
@@ -58,20 +59,9 @@ async def _account(runtime: Runtime, account_id: uuid.UUID) -> ChannelAccount | 
         )
 
 
-# the ``code`` of each refusal, as atende's other errors carry one (docs/API.md)
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    404: "not_found",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "invalid_input",
-    503: "unavailable",
-}
-
-
 def _refused(status: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail, "code": _CODES.get(status, "refused")}, status_code=status)
+    code = HTTP_ERROR_CODES.get(status, "refused")
+    return JSONResponse({"detail": detail, "code": code}, status_code=status)
 
 
 async def _take(
