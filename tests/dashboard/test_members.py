@@ -42,6 +42,9 @@ PAGES = {
     "/app/settings/channels": Role.admin,
     "/app/settings/whatsapp": Role.admin,
     "/app/settings/email": Role.admin,
+    "/app/knowledge": Role.agent,
+    "/app/knowledge/articles": Role.agent,
+    "/app/knowledge/articles/new": Role.admin,
 }
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
 
@@ -66,6 +69,10 @@ async def test_each_role_sees_only_the_pages_it_may_use_and_is_refused_the_other
         shown = menu((await client.get("/app")).text)
         if "/app/settings" in shown:
             shown += settings_sections((await client.get("/app/settings")).text)
+        if "/app/knowledge" in shown:  # its tabs, and "Write an article" for whom may write
+            shown += re.findall(
+                r'href="(/app/knowledge[^"?]*)"', (await client.get("/app/knowledge/articles")).text
+            )
         for path, needed in PAGES.items():
             response = await client.get(path)
             if role.allows(needed):

@@ -11,6 +11,8 @@ from atende.dashboard import (
     email_frame,
     home,
     inbox,
+    knowledge,
+    knowledge_articles,
     live,
     media,
     members,
@@ -54,6 +56,8 @@ for module in (
     settings_channels,
     settings_whatsapp,
     settings_email,
+    knowledge,
+    knowledge_articles,
 ):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import defer
 
 from atende.db.scope import company_of, get_or_404
 from atende.db.session import Database
@@ -360,7 +360,6 @@ async def reindex(
         .where(DocumentVersion.document_id == document_id, DocumentVersion.data.is_not(None))
         .order_by(DocumentVersion.version.desc())
         .limit(1)
-        .options(undefer(DocumentVersion.data))
     )
     if version is None or version.data is None:
         raise InvalidInput(
@@ -395,6 +394,7 @@ async def list_versions(session: AsyncSession, document_id: uuid.UUID) -> list[D
             select(DocumentVersion)
             .where(DocumentVersion.document_id == document_id)
             .order_by(DocumentVersion.version.desc())
+            .options(defer(DocumentVersion.data, raiseload=True))  # the bytes stay in the database
         )
     )
 
@@ -792,6 +792,11 @@ async def list_documents(
 
 async def get_document(session: AsyncSession, document_id: uuid.UUID) -> Document:
     return await get_or_404(session, Document, document_id, "document")
+
+
+async def get_documents(session: AsyncSession, document_ids: list[uuid.UUID]) -> list[Document]:
+    """Those of these documents the company has (another's ids, or deleted ones, are left out)."""
+    return list(await session.scalars(select(Document).where(Document.id.in_(document_ids))))
 
 
 async def list_chunks(session: AsyncSession, document_id: uuid.UUID) -> list[Chunk]:
