@@ -26,7 +26,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
@@ -41,7 +40,7 @@ from atende.knowledge.schemas import DocumentIn
 from atende.knowledge.sources import read_submission
 from atende.knowledge.text import TS_CONFIG
 from atende.teams import service as teams
-from atende.tenancy.models import Role, User
+from atende.tenancy.models import Role
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -371,7 +370,7 @@ async def _document_page(
         chunks = await knowledge.list_chunks(session, document_id)
         versions = await knowledge.list_versions(session, document_id)
         zone = await _zone(session, member)
-        authors = await _authors(session, {v.author_id for v in versions if v.author_id})
+        authors = {a.user.id: a.user.name or a.user.email for a in await teams.agents(session)}
     values = form or {
         "language": document.language,
         "tags": ", ".join(document.tags or ()),
@@ -406,13 +405,6 @@ async def _document_page(
         error=error,
         errors=errors or {},
     )
-
-
-async def _authors(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not ids:
-        return {}
-    rows = await session.execute(select(User.id, User.name, User.email).where(User.id.in_(ids)))
-    return {user_id: name or email for user_id, name, email in rows}
 
 
 @router.get("/knowledge/{document_id:uuid}")
