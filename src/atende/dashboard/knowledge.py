@@ -48,6 +48,7 @@ HOME = "/app/knowledge"
 UPLOAD_PATH = "/app/knowledge/upload"  # several files in one form: a larger body (atende.app)
 MAX_FILES = 20  # files in one form sent without JavaScript
 CHUNKS_SHOWN = 300
+PAGE_SIZE = 100  # documents a page
 PENDING = ("queued", "indexing")
 ACCEPT = ".pdf,.docx,.html,.htm,.md,.markdown,.txt,.csv"
 
@@ -205,20 +206,33 @@ async def _zone(session: AsyncSession, member: Member) -> tzinfo:
     return company_zone(await teams.company_hours(session, member.tenant.principal.company_id))
 
 
-async def _list(member: Member, filters: dict[str, str]) -> dict[str, Any]:
+async def _list(member: Member, filters: dict[str, str], page: int = 1) -> dict[str, Any]:
     moment = now(member.visitor)
     async with member.tenant.transaction() as session:
-        documents = await knowledge.list_documents(
-            session, status=filters["status"] or None, expiry=filters["expiry"] or None, now=moment
+        found = await knowledge.list_documents(
+            session,
+            status=filters["status"] or None,
+            expiry=filters["expiry"] or None,
+            now=moment,
+            limit=PAGE_SIZE + 1,
+            offset=(page - 1) * PAGE_SIZE,
         )
+        expired, expiring = await knowledge.expiry_counts(session, moment)
         zone = await _zone(session, member)
+    documents = found[:PAGE_SIZE]
+    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     return {
         "documents": documents,
+        "page": page,
+        "next_page": page + 1 if len(found) > PAGE_SIZE else None,
+        "page_query": query + ("&" if query else "") + f"page={page}" if page > 1 else query,
+        "expired_count": expired,
+        "expiring_count": expiring,
         "expiry": {d.id: expiry_of(d, moment) for d in documents},
         "errors": {d.id: failure_text(member, d.error) for d in documents if d.status == "failed"},
         "pending": any(d.status in PENDING for d in documents),
         "filters": filters,
-        "query": "&".join(f"{k}={v}" for k, v in filters.items() if v),
+        "query": query,
         "zone": zone,
         "status_names": STATUS_NAMES,
         "type_names": TYPE_NAMES,
@@ -226,7 +240,12 @@ async def _list(member: Member, filters: dict[str, str]) -> dict[str, Any]:
 
 
 async def _list_page(
-    member: Member, filters: dict[str, str], *, sent: list[dict[str, Any]] | None = None, status: int = 200
+    member: Member,
+    filters: dict[str, str],
+    *,
+    page: int = 1,
+    sent: list[dict[str, Any]] | None = None,
+    status: int = 200,
 ) -> Response:
     return render(
         member.visitor,
@@ -236,7 +255,7 @@ async def _list_page(
         expiry_choices=EXPIRY_CHOICES,
         accept=ACCEPT,
         sent=sent,
-        **await _list(member, filters),
+        **await _list(member, filters, page),
     )
 
 
@@ -246,11 +265,12 @@ async def documents_page(
     status: Annotated[str, Query(max_length=20)] = "",
     expiry: Annotated[str, Query(max_length=20)] = "",
     part: Annotated[str, Query(max_length=10)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     filters = _filters(status, expiry)
     if part == "rows":
-        return render(member.visitor, "_knowledge_rows.html", **await _list(member, filters))
-    return await _list_page(member, filters)
+        return render(member.visitor, "_knowledge_rows.html", **await _list(member, filters, page))
+    return await _list_page(member, filters, page=page)
 
 
 def _state(member: Member, document: Document) -> dict[str, Any]:
@@ -367,7 +387,7 @@ async def _document_page(
 ) -> Response:
     async with member.tenant.transaction() as session:
         document = await knowledge.get_document(session, document_id)
-        chunks = await knowledge.list_chunks(session, document_id)
+        chunks = await knowledge.list_chunks(session, document_id, limit=CHUNKS_SHOWN)
         versions = await knowledge.list_versions(session, document_id)
         zone = await _zone(session, member)
         authors = {a.user.id: a.user.name or a.user.email for a in await teams.agents(session)}
@@ -386,8 +406,8 @@ async def _document_page(
         "knowledge_document.html",
         status=status,
         document=document,
-        chunks=chunks[:CHUNKS_SHOWN],
-        more_chunks=max(0, len(chunks) - CHUNKS_SHOWN),
+        chunks=chunks,
+        more_chunks=max(0, document.chunk_count - len(chunks)),
         versions=versions,
         indexed_version=indexed,
         authors=authors,
