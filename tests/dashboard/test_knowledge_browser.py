@@ -204,7 +204,11 @@ async def test_a_documents_details_are_edited_and_expiring_ones_are_marked_and_f
     async with runtime.db.transaction(team.company_id) as session:
         row = (
             await session.execute(
-                text("SELECT tags, product, audience, valid_until FROM documents WHERE source = 'promo.md'")
+                text(
+                    "SELECT tags, product, audience, valid_until FROM documents"
+                    " WHERE company_id = :company AND source = 'promo.md'"
+                ),
+                {"company": team.company_id},
             )
         ).one()
     assert row[:3] == (["frete", "natal"], "Liquidificador Turbo", "customers")
