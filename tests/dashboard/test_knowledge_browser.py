@@ -119,6 +119,11 @@ async def test_a_pdf_and_a_docx_picked_together_each_show_progress_and_become_re
     await expect(versions.get_by_role("row").nth(1)).to_contain_text("Adam Admin")
     await expect(versions.get_by_role("row").nth(1)).to_contain_text("Indexed")
     await assert_accessible(page)
+    # re-indexed on request: queued, then ready again on the same page
+    await page.get_by_role("button", name="Re-index").click()
+    await expect(page.get_by_role("status")).to_contain_text("Queued for indexing again.")
+    await expect(page.locator("#document-status")).to_have_text("Ready", timeout=INDEXED_MS)
+    await expect(page.locator(".chunks li").first).to_contain_text("devolver um produto em até 30 dias")
 
 
 async def test_a_scanned_pdf_fails_with_its_reason_in_words(
