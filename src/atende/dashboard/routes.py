@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 
 from atende.dashboard import (
     access,
+    analytics,
     conversation,
     email_frame,
     home,
@@ -39,6 +40,7 @@ for module in (
     members,
     platform,
     inbox,
+    analytics,
     conversation,
     email_frame,
     live,
