@@ -42,26 +42,28 @@
     return function (v) { return v === null || v === undefined ? "" : number.format(v); };
   }
 
-  // the bars' values, written above each bar
-  var barValues = {
-    id: "barValues",
-    afterDatasetsDraw: function (chart) {
-      if (chart.config.type !== "bar") return;
-      var ctx = chart.ctx;
-      var format = chart.options.plugins.barValues.format;
-      ctx.save();
-      ctx.fillStyle = "#1a1a1a";
-      ctx.font = "12px sans-serif";
-      ctx.textAlign = "center";
-      chart.data.datasets.forEach(function (dataset, i) {
-        chart.getDatasetMeta(i).data.forEach(function (bar, j) {
-          var value = dataset.data[j];
-          if (value !== null && value !== undefined) ctx.fillText(format(value), bar.x, bar.y - 4);
+  // the bars' values, written above each bar (a plugin per chart: it keeps the chart's format;
+  // a function among Chart.js's options would be called as a scriptable option)
+  function barValues(format) {
+    return {
+      id: "barValues",
+      afterDatasetsDraw: function (chart) {
+        if (chart.config.type !== "bar") return;
+        var ctx = chart.ctx;
+        ctx.save();
+        ctx.fillStyle = "#1a1a1a";
+        ctx.font = "12px sans-serif";
+        ctx.textAlign = "center";
+        chart.data.datasets.forEach(function (dataset, i) {
+          chart.getDatasetMeta(i).data.forEach(function (bar, j) {
+            var value = dataset.data[j];
+            if (value !== null && value !== undefined) ctx.fillText(format(value), bar.x, bar.y - 4);
+          });
         });
-      });
-      ctx.restore();
-    }
-  };
+        ctx.restore();
+      }
+    };
+  }
 
   function draw(section) {
     var source = section.querySelector("script.chart-data");
@@ -89,16 +91,15 @@
     var chart = new Chart(holder.querySelector("canvas"), {
       type: spec.type,
       data: { labels: spec.labels, datasets: datasets },
-      plugins: [barValues],
+      plugins: [barValues(format)],
       options: {
         animation: false,
         maintainAspectRatio: false,
         layout: { padding: { top: 18 } },
-        scales: { y: { beginAtZero: true, ticks: { callback: format } } },
+        scales: { y: { beginAtZero: true, ticks: { callback: format, precision: spec.unit === "count" ? 0 : undefined } } },
         plugins: {
           legend: { labels: { usePointStyle: spec.type === "line" } },
-          tooltip: { callbacks: { label: function (item) { return item.dataset.label + ": " + format(item.raw); } } },
-          barValues: { format: format }
+          tooltip: { callbacks: { label: function (item) { return item.dataset.label + ": " + format(item.raw); } } }
         }
       }
     });
