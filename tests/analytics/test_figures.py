@@ -18,7 +18,7 @@ from atende.analytics.figures import Scope
 from atende.dashboard.analytics_charts import CHARTS
 from atende.hours import business_seconds, parse_schedule
 from atende.runtime import Runtime
-from tests.analytics.scenario import HOURS, MONDAY, ZONE, Scenario, conversation, local, make_scenario
+from tests.analytics.scenario import HOURS, MONDAY, Scenario, conversation, local, make_scenario
 
 
 @pytest.fixture
@@ -29,8 +29,8 @@ async def week(runtime: Runtime) -> Scenario:
 def the_week(scenario: Scenario, **filters: Any) -> Scope:
     return Scope(
         company_id=scenario.team.company_id,
-        start=MONDAY,
-        end=MONDAY + timedelta(days=7),
+        first=date(2026, 11, 16),
+        last=date(2026, 11, 22),
         timezone="America/Sao_Paulo",
         **filters,
     )
@@ -151,7 +151,7 @@ async def test_the_filters_narrow_every_chart(runtime: Runtime, week: Scenario) 
     assert await total(the_week(week, team_id=week.team_ids["juridico"])) == 1
     assert await total(the_week(week, language="en")) == 1
     assert await total(the_week(week, channel="api", language="pt")) == 0
-    october = Scope(week.team.company_id, datetime(2026, 10, 1, tzinfo=ZONE), MONDAY, "America/Sao_Paulo")
+    october = Scope(week.team.company_id, date(2026, 10, 1), date(2026, 11, 15), "America/Sao_Paulo")
     assert await total(october) == 1
     only_webchat = the_week(week, channel="webchat")
     for name in ("conversations_by_channel", "busiest_hours", "agents", "handoff_reasons"):

@@ -1,7 +1,8 @@
-"""The analytics page's figures, each a small query over ``analytics_conversation_facts``
-scoped the same way (``Scope``: one company, conversations started between two instants, and
-the optional channel, team and language). Each returns plain rows (dicts) in the order shown;
-the page declares how to draw and label them (``atende.dashboard.analytics_charts``).
+"""The analytics page's figures, each a small query over ``analytics_daily`` (the counts) or
+``analytics_conversation_facts`` (durations, per agent and team), scoped the same way
+(``Scope``: one company, conversations started on a range of local days, and the optional
+channel, team and language). Each returns plain rows (dicts) in the order shown; the page
+declares how to draw and label them (``atende.dashboard.analytics_charts``).
 
 Rates are shares of the conversations in scope; percentiles are PostgreSQL's
 ``percentile_cont`` (interpolated), over the conversations that have the duration. Days and
@@ -13,34 +14,54 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from atende.analytics.rollup import REASONS
 
 Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Which conversations a figure counts: the company's, started in ``[start, end)``."""
+    """Which conversations a figure counts: the company's, started on the local days
+    ``first`` to ``last`` (both included) of ``timezone`` (the company's)."""
 
     company_id: uuid.UUID
-    start: datetime
-    end: datetime
+    first: date
+    last: date
     timezone: str = "UTC"
     channel: str | None = None
     team_id: uuid.UUID | None = None
     language: str | None = None
 
-    def where(self) -> tuple[str, dict[str, Any]]:
-        """The SQL condition on ``f`` (the facts) and its parameters."""
-        clauses = ["f.company_id = :company", "f.created_at >= :start", "f.created_at < :end"]
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(), ZoneInfo(self.timezone))
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), time(), ZoneInfo(self.timezone))
+
+    def where(self, daily: bool = False) -> tuple[str, dict[str, Any]]:
+        """The SQL condition on ``f`` (the conversations' rows; ``daily``: the days' sums)
+        and its parameters."""
+        clauses = ["f.company_id = :company"]
+        if daily:
+            clauses += ["f.day >= :first", "f.day <= :last"]
+        else:
+            clauses += ["f.created_at >= :start", "f.created_at < :end"]
         params: dict[str, Any] = {
             "company": self.company_id,
             "start": self.start,
             "end": self.end,
+            "first": self.first,
+            "last": self.last,
             "tz": self.timezone,
         }
         if self.channel:
@@ -58,8 +79,8 @@ class Scope:
 Figure = Callable[[AsyncSession, Scope], Awaitable[list[Row]]]
 
 
-async def _rows(session: AsyncSession, scope: Scope, sql: str) -> list[Row]:
-    where, params = scope.where()
+async def _rows(session: AsyncSession, scope: Scope, sql: str, *, daily: bool = False) -> list[Row]:
+    where, params = scope.where(daily)
     result = await session.execute(text(sql.replace("{where}", where)), params)
     return [dict(r) for r in result.mappings()]
 
@@ -69,8 +90,9 @@ async def conversations_by_channel(session: AsyncSession, scope: Scope) -> list[
     return await _rows(
         session,
         scope,
-        """SELECT (f.created_at AT TIME ZONE :tz)::date AS day, f.channel, count(*) AS conversations
-             FROM analytics_conversation_facts f WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2""",
+        """SELECT f.day, f.channel, sum(f.conversations)::int AS conversations
+             FROM analytics_daily f WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2""",
+        daily=True,
     )
 
 
@@ -80,25 +102,28 @@ async def outcomes_by_day(session: AsyncSession, scope: Scope) -> list[Row]:
     return await _rows(
         session,
         scope,
-        """SELECT (f.created_at AT TIME ZONE :tz)::date AS day, count(*) AS conversations,
-                  count(*) FILTER (WHERE f.ai_resolved) AS ai_resolved,
-                  round(count(*) FILTER (WHERE f.ai_resolved)::numeric / count(*), 4) AS ai_resolution_rate,
-                  count(f.handoff_reason) AS handed_off,
-                  round(count(f.handoff_reason)::numeric / count(*), 4) AS handoff_rate
-             FROM analytics_conversation_facts f WHERE {where} GROUP BY 1 ORDER BY 1""",
+        """SELECT f.day, sum(f.conversations)::int AS conversations,
+                  sum(f.ai_resolved)::int AS ai_resolved,
+                  round(sum(f.ai_resolved)::numeric / sum(f.conversations), 4) AS ai_resolution_rate,
+                  sum(f.handed_off)::int AS handed_off,
+                  round(sum(f.handed_off)::numeric / sum(f.conversations), 4) AS handoff_rate
+             FROM analytics_daily f WHERE {where} GROUP BY 1 ORDER BY 1""",
+        daily=True,
     )
 
 
 async def handoff_reasons(session: AsyncSession, scope: Scope) -> list[Row]:
     """Conversations handed off, by their first handoff's reason, and each one's share."""
-    return await _rows(
-        session,
-        scope,
-        """SELECT f.handoff_reason AS reason, count(*) AS conversations,
-                  round(count(*)::numeric / sum(count(*)) OVER (), 4) AS share
-             FROM analytics_conversation_facts f WHERE {where} AND f.handoff_reason IS NOT NULL
-            GROUP BY 1 ORDER BY 2 DESC, 1""",
-    )
+    sums = ", ".join(f"sum(f.reasons[{i + 1}])::int AS {reason}" for i, reason in enumerate(REASONS))
+    [row] = await _rows(session, scope, f"SELECT {sums} FROM analytics_daily f WHERE {{where}}", daily=True)
+    total = sum(row[r] or 0 for r in REASONS)
+    found = [
+        {"reason": r, "conversations": row[r], "share": Decimal(row[r]) / total} for r in REASONS if row[r]
+    ]
+    found.sort(key=lambda r: (-r["conversations"], r["reason"]))
+    for r in found:
+        r["share"] = round(r["share"], 4)
+    return found
 
 
 async def response_times(session: AsyncSession, scope: Scope) -> list[Row]:
@@ -131,13 +156,20 @@ async def response_times(session: AsyncSession, scope: Scope) -> list[Row]:
 async def busiest_hours(session: AsyncSession, scope: Scope) -> list[Row]:
     """Conversations started per local weekday (ISO: 1 is Monday) and hour; only the
     weekday-hours that had any."""
-    return await _rows(
+    sums = ", ".join(f"sum(f.hours[{h + 1}])::int AS h{h}" for h in range(24))
+    rows = await _rows(
         session,
         scope,
-        """SELECT extract(isodow FROM f.created_at AT TIME ZONE :tz)::int AS weekday,
-                  extract(hour FROM f.created_at AT TIME ZONE :tz)::int AS hour, count(*) AS conversations
-             FROM analytics_conversation_facts f WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2""",
+        f"""SELECT extract(isodow FROM f.day)::int AS weekday, {sums}
+              FROM analytics_daily f WHERE {{where}} GROUP BY 1 ORDER BY 1""",
+        daily=True,
     )
+    return [
+        {"weekday": row["weekday"], "hour": h, "conversations": row[f"h{h}"]}
+        for row in rows
+        for h in range(24)
+        if row[f"h{h}"]
+    ]
 
 
 async def agents(session: AsyncSession, scope: Scope) -> list[Row]:
@@ -184,7 +216,8 @@ async def languages(session: AsyncSession, scope: Scope) -> list[Row]:
     return await _rows(
         session,
         scope,
-        """SELECT coalesce(f.language, '') AS language, count(*) AS conversations,
-                  round(count(*)::numeric / sum(count(*)) OVER (), 4) AS share
-             FROM analytics_conversation_facts f WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 1""",
+        """SELECT coalesce(f.language, '') AS language, sum(f.conversations)::int AS conversations,
+                  round(sum(f.conversations)::numeric / sum(sum(f.conversations)) OVER (), 4) AS share
+             FROM analytics_daily f WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 1""",
+        daily=True,
     )

@@ -4,10 +4,10 @@ per company when they were last brought up to date."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, String, func
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy import Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, func
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from atende.db.base import Base, CompanyOwned
@@ -35,6 +35,28 @@ class ConversationFacts(CompanyOwned, Base):
     agent_first_response_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     resolution_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Daily(CompanyOwned, Base):
+    """The conversations started on one local day through one channel, in one team's queue,
+    in one language: their counts, the first handoffs by reason (in ``rollup.REASONS``'
+    order) and how many started in each local hour (0-23). Rewritten by each refresh for the
+    days whose conversations changed; no key of its own (the team and language may be empty)."""
+
+    __tablename__ = "analytics_daily"
+    __table_args__ = (Index("ix_analytics_daily_company_day", "company_id", "day"),)
+    __mapper_args__ = {"primary_key": ["company_id", "day", "channel", "team_id", "language"]}  # noqa: RUF012
+    company_index_in_table_args = True
+
+    day: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(20))
+    team_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    conversations: Mapped[int] = mapped_column(Integer)
+    ai_resolved: Mapped[int] = mapped_column(Integer)
+    handed_off: Mapped[int] = mapped_column(Integer)
+    reasons: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    hours: Mapped[list[int]] = mapped_column(ARRAY(Integer))
 
 
 class Refresh(Base):

@@ -8,7 +8,8 @@ instants, which SQL cannot measure (holidays, special hours, DST), so Python doe
 (``BusinessClock``). A run reads only the conversations changed since the previous one (their
 ``updated_at``, which every message and state change moves), less a margin for transactions
 that were still open then; when the company's hours change, every conversation is measured
-again.
+again. Then the days those conversations started on (in the company's timezone) are summed
+again into ``analytics_daily``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -75,6 +76,35 @@ UPSERT = text(
 )
 
 
+# the handoff reasons' order in ``analytics_daily.reasons`` (the categories of analytics.handoffs)
+REASONS = ("requested", "rule", "repeat", "evidence", "failure", "manual")
+_REASON_COUNTS = ", ".join(f"count(*) FILTER (WHERE f.handoff_reason = '{r}')" for r in REASONS)
+_HOUR_COUNTS = ", ".join(f"count(*) FILTER (WHERE l.hour = {h})" for h in range(24))
+DAILY = text(
+    f"""
+    INSERT INTO analytics_daily
+           (company_id, day, channel, team_id, language, conversations, ai_resolved, handed_off,
+            reasons, hours)
+    SELECT :company, l.day, f.channel, f.team_id, f.language, count(*),
+           count(*) FILTER (WHERE f.ai_resolved), count(f.handoff_reason),
+           ARRAY[{_REASON_COUNTS}], ARRAY[{_HOUR_COUNTS}]
+      FROM analytics_conversation_facts f
+     CROSS JOIN LATERAL (
+            SELECT (f.created_at AT TIME ZONE :tz)::date AS day,
+                   extract(hour FROM f.created_at AT TIME ZONE :tz)::int AS hour
+     ) l
+     WHERE f.company_id = :company
+       AND (CAST(:days AS date[]) IS NULL
+            OR (f.created_at >= :from_at AND f.created_at < :to_at AND l.day = ANY(CAST(:days AS date[]))))
+     GROUP BY l.day, f.channel, f.team_id, f.language
+    """
+)
+DAILY_GONE = text(
+    "DELETE FROM analytics_daily WHERE company_id = :company"
+    " AND (CAST(:days AS date[]) IS NULL OR day = ANY(CAST(:days AS date[])))"
+)
+
+
 def hours_digest(hours: dict[str, Any] | None) -> str:
     return hashlib.sha256(json.dumps(hours or {}, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -126,13 +156,26 @@ async def refresh(session: AsyncSession, company_id: uuid.UUID, now: datetime) -
     started = (await session.execute(text("SELECT now()"))).scalar_one()
     rows = (await session.execute(CHANGED, {"company": company_id, "since": since})).all()
     measured = 0
+    schedule = schedule_of(hours)
     if rows:
         first = min(r.created_at for r in rows)
-        clock = BusinessClock(schedule_of(hours), first, now)
+        clock = BusinessClock(schedule, first, now)
         for i in range(0, len(rows), BATCH):
             batch = [_facts(row, clock) for row in rows[i : i + BATCH]]
             await _write(session, company_id, batch)
             measured += len(batch)
+    if rows or since is None:  # the days of the changed conversations, summed again (all: None)
+        zone = schedule.zone
+        days = sorted({r.created_at.astimezone(zone).date() for r in rows}) if since is not None else None
+        params = {
+            "company": company_id,
+            "days": days,
+            "tz": schedule.timezone,
+            "from_at": datetime.combine(days[0], time(), zone) if days else None,
+            "to_at": datetime.combine(days[-1] + timedelta(days=1), time(), zone) if days else None,
+        }
+        await session.execute(DAILY_GONE, params)
+        await session.execute(DAILY, params)
     if last is None:
         session.add(
             Refresh(company_id=company_id, refreshed_at=now, covers_until=started, hours_digest=digest)

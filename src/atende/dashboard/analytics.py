@@ -17,7 +17,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -264,8 +264,8 @@ async def _context(member: Member, filters: Filters) -> Context:
         return Context(None, first, last, zone, _(PROBLEMS[problem.field]), offered)
     scope = Scope(
         company_id=principal.company_id,
-        start=datetime.combine(first, time(), zone),
-        end=datetime.combine(last + timedelta(days=1), time(), zone),
+        first=first,
+        last=last,
         timezone=str(zone),
         channel=filters.channel or None,
         team_id=team_id,

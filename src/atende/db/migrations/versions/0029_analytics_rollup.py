@@ -12,7 +12,10 @@ closed nights, weekends and holidays do not count), which SQL cannot compute. Th
 job ``analytics:refresh`` writes the rows of the conversations that changed since its last
 run (``analytics_refreshes`` keeps when that was, per company, which the page shows as "figures
 as of", and a digest of the business hours used: when they change, every row is measured
-again). The page then reads this narrow table alone, never the messages.
+again). ``analytics_daily`` sums the rows per local day, channel, team and language (the
+counting charts read it: a 90-day page sums thousands of rows, not every conversation); the
+durations' percentiles and the per-agent figures read the conversations' rows. The page
+never reads the messages.
 
 The view runs with its owner's rights like the others of migration 0008, and is granted to
 ``atende_analytics`` when the role exists.
@@ -93,6 +96,25 @@ def upgrade() -> None:
         "analytics_conversation_facts",
         ["company_id", "created_at"],
     )
+    # per company, local day, channel, team and language: the counting charts' sums (a 90-day
+    # page reads thousands of these rather than every conversation)
+    op.create_table(
+        "analytics_daily",
+        sa.Column("company_id", uuid, nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("channel", sa.String(20), nullable=False),
+        sa.Column("team_id", uuid, nullable=True),
+        sa.Column("language", sa.String(5), nullable=True),
+        sa.Column("conversations", sa.Integer(), nullable=False),
+        sa.Column("ai_resolved", sa.Integer(), nullable=False),
+        sa.Column("handed_off", sa.Integer(), nullable=False),
+        sa.Column("reasons", postgresql.ARRAY(sa.Integer()), nullable=False),
+        sa.Column("hours", postgresql.ARRAY(sa.Integer()), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["company_id"], ["companies.id"], name="fk_analytics_daily_company_id_companies", ondelete="CASCADE"
+        ),
+    )
+    op.create_index("ix_analytics_daily_company_day", "analytics_daily", ["company_id", "day"])
     op.create_table(
         "analytics_refreshes",
         sa.Column("company_id", uuid, nullable=False),
@@ -123,5 +145,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP VIEW IF EXISTS analytics.conversation_times")
     op.drop_table("analytics_refreshes")
+    op.drop_index("ix_analytics_daily_company_day", table_name="analytics_daily")
+    op.drop_table("analytics_daily")
     op.drop_index("ix_analytics_conversation_facts_company_created", table_name="analytics_conversation_facts")
     op.drop_table("analytics_conversation_facts")
