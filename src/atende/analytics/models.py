@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, func
+from sqlalchemy import Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,7 +17,15 @@ class ConversationFacts(CompanyOwned, Base):
     """What the page counts of one conversation, durations in business seconds (``rollup``)."""
 
     __tablename__ = "analytics_conversation_facts"
-    __table_args__ = (Index("ix_analytics_conversation_facts_company_created", "company_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_analytics_conversation_facts_company_created", "company_id", "created_at"),
+        Index(
+            "ix_analytics_conversation_facts_assigned",
+            "company_id",
+            "created_at",
+            postgresql_where=text("assignee_id IS NOT NULL"),
+        ),
+    )
     company_index_in_table_args = True
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(
