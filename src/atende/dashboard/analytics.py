@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from babel.dates import get_day_names
 from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 
 from atende.analytics import rollup
@@ -243,12 +244,11 @@ class Context:
     offered: dict[str, Any]
 
 
-async def _context(member: Member, filters: Filters) -> Context:
+async def _context(session: AsyncSession, member: Member, filters: Filters) -> Context:
     principal = member.tenant.principal
     _ = gettext(member.visitor)
-    async with member.tenant.transaction() as session:
-        zone = company_zone(await teams.company_hours(session, principal.company_id))
-        team_list = [team for team, _members in await teams.list_teams(session)]
+    zone = company_zone(await teams.company_hours(session, principal.company_id))
+    team_list = [team for team, _members in await teams.list_teams(session)]
     today = datetime.now(zone).date()
     offered: dict[str, Any] = {
         "teams": team_list,
@@ -280,13 +280,14 @@ async def _context(member: Member, filters: Filters) -> Context:
     return Context(scope, first, last, zone, None, offered)
 
 
-async def _tables(member: Member, context: Context, charts: tuple[Chart, ...]) -> list[Table]:
+async def _tables(
+    session: AsyncSession, member: Member, context: Context, charts: tuple[Chart, ...]
+) -> list[Table]:
     presenter = Presenter(member.visitor.language, context.first, context.last)
     tables = []
-    async with member.tenant.transaction() as session:
-        for chart in charts:
-            rows = await chart.figure(session, context.scope) if context.scope else []
-            tables.append(presenter.table(chart, rows))
+    for chart in charts:
+        rows = await chart.figure(session, context.scope) if context.scope else []
+        tables.append(presenter.table(chart, rows))
     return tables
 
 
@@ -300,10 +301,10 @@ async def analytics_page(
     language: Short = "",
 ) -> Response:
     filters = Filters(start, end, channel, team, language)
-    context = await _context(member, filters)
     _ = gettext(member.visitor)
-    tables = await _tables(member, context, CHARTS)
-    async with member.tenant.transaction() as session:
+    async with member.tenant.transaction() as session:  # one snapshot: every chart the same figures
+        context = await _context(session, member, filters)
+        tables = await _tables(session, member, context, CHARTS)
         as_of = await rollup.refreshed_at(session, member.tenant.principal.company_id)
     shown = [
         {
@@ -346,10 +347,11 @@ async def analytics_csv(
     chart = BY_KEY.get(key)
     if chart is None:
         raise HTTPException(404)
-    context = await _context(member, Filters(start, end, channel, team, language))
-    if context.error:
-        raise HTTPException(422, context.error)
-    [table] = await _tables(member, context, (chart,))
+    async with member.tenant.transaction() as session:
+        context = await _context(session, member, Filters(start, end, channel, team, language))
+        if context.error:
+            raise HTTPException(422, context.error)
+        [table] = await _tables(session, member, context, (chart,))
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([csv_cell(h) for h in table.headings])
