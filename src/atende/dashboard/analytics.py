@@ -211,6 +211,8 @@ def drawing(chart: Chart, table: Table, _: Callable[[str], str]) -> dict[str, An
     return {
         "type": chart.draw,
         "unit": unit,
+        # durations are drawn in minutes: the axis's and the values' unit, in the reader's words
+        "minutes": _("min"),
         "labels": [row[0] for row in table.texts],
         "series": [
             {

@@ -30,14 +30,14 @@
     return c.createPattern(tile, "repeat");
   }
 
-  function formatter(unit) {
+  function formatter(unit, minutes) {
     var number = new Intl.NumberFormat(lang, { maximumFractionDigits: 1 });
     if (unit === "rate") {
       var percent = new Intl.NumberFormat(lang, { style: "percent", maximumFractionDigits: 1 });
       return function (v) { return v === null || v === undefined ? "" : percent.format(v); };
     }
     if (unit === "seconds") {
-      return function (v) { return v === null || v === undefined ? "" : number.format(v / 60) + " min"; };
+      return function (v) { return v === null || v === undefined ? "" : number.format(v / 60) + " " + minutes; };
     }
     return function (v) { return v === null || v === undefined ? "" : number.format(v); };
   }
@@ -71,7 +71,7 @@
     if (!source || !holder || typeof Chart === "undefined") return;
     var spec = JSON.parse(source.textContent);
     if (!spec.labels || !spec.labels.length) return;
-    var format = formatter(spec.unit);
+    var format = formatter(spec.unit, spec.minutes || "min");
     var datasets = spec.series.map(function (series, i) {
       var colour = COLOURS[i % COLOURS.length];
       var set = { label: series.label, data: series.data, borderColor: colour, spanGaps: true };
