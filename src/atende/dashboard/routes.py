@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 
 from atende.dashboard import (
     access,
+    analytics,
     conversation,
     email_frame,
     home,
@@ -41,6 +42,7 @@ for module in (
     members,
     platform,
     inbox,
+    analytics,
     conversation,
     email_frame,
     live,
