@@ -93,6 +93,8 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("/app", N_("Home")),
     NavItem("/app/inbox", N_("Inbox"), role=Role.viewer),
+    # until the analytics page links it (issue 19: its sub-navigation), a menu entry of its own
+    NavItem("/app/analytics/gaps", N_("Knowledge gaps"), role=Role.viewer),
     NavItem("/app/users", N_("Users"), role=Role.admin),
     NavItem("/app/settings", N_("Settings"), role=Role.admin),
     NavItem("/app/platform/companies", N_("Companies"), superadmin=True),
