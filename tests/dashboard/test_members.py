@@ -28,6 +28,7 @@ from tests.fixtures.dashboard import (
 PAGES = {
     "/app": Role.viewer,
     "/app/account": Role.viewer,
+    "/app/analytics/gaps": Role.viewer,
     "/app/users": Role.admin,
     "/app/settings": Role.admin,
     "/app/settings/company": Role.admin,

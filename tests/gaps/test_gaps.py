@@ -111,6 +111,7 @@ async def test_weak_evidence_handoffs_of_real_turns_group_into_topics_ranked_by_
     refunds, manaus = topics
     assert refunds.label in REFUNDS and manaus.label in MANAUS
     assert refunds.counts == {"handoff": 4}
+    assert {"cartão", "crédito"} <= set(refunds.terms) and "manaus" in manaus.terms
     assert len(refunds.examples) == gaps.EXAMPLES and {e.question for e in refunds.examples} <= set(REFUNDS)
     assert {e.question for e in manaus.examples} == set(MANAUS)
     assert refunds.draft == "O estorno no cartão leva até 2 faturas."

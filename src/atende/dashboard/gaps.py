@@ -14,12 +14,12 @@ from fastapi import APIRouter, Query, Response
 
 from atende.dashboard.auth import ViewerPage
 from atende.dashboard.inbox import choices
-from atende.dashboard.web import gettext, problem, render
+from atende.dashboard.web import PageRoute, gettext, problem, render
 from atende.dashboard.wording import LANGUAGE_NAMES
 from atende.gaps import service as gaps
 from atende.tenancy.models import Role
 
-router = APIRouter()
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 DEFAULT_DAYS = 30
 EDITOR = "/app/knowledge/articles/new"  # the article editor (knowledge base pages) takes title, body

@@ -27,6 +27,7 @@ questions still waiting for one, and re-forms the topics (``clustering``) over t
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ from atende.db.session import Database
 from atende.engine.models import Trace
 from atende.gaps import clustering
 from atende.gaps.models import GapQuestion, GapRun, GapTopic
-from atende.knowledge.text import words
+from atende.knowledge.text import fold
 
 log = structlog.get_logger(__name__)
 
@@ -160,6 +161,7 @@ async def fill_answers(session: AsyncSession) -> int:
     return filled
 
 
+WORD = re.compile(r"[^\W_]+")
 STOP = frozenset(
     """
     para como qual quais quando onde porque quero queria gostaria saber voces voce meus minha
@@ -171,10 +173,20 @@ STOP = frozenset(
 
 
 def top_terms(texts: Sequence[str], limit: int = 4) -> list[str]:
-    """The words most of a topic's questions use (each question counts a word once)."""
-    counts = Counter(w for text in texts for w in set(words(text)) if len(w) > 3 and w not in STOP)
+    """The words most of a topic's questions use (each question counts a word once; accents
+    and case ignored), each shown as it is most often written."""
+    counts: Counter[str] = Counter()
+    spellings: dict[str, Counter[str]] = {}
+    for text in texts:
+        seen = set()
+        for word in WORD.findall(text.lower()):
+            key = fold(word)
+            if len(key) > 3 and key not in STOP and not key.isdigit():
+                spellings.setdefault(key, Counter())[word] += 1
+                seen.add(key)
+        counts.update(seen)
     wanted = max(2, (len(texts) + 1) // 2) if len(texts) > 1 else 1
-    return [w for w, n in counts.most_common(limit) if n >= wanted]
+    return [spellings[k].most_common(1)[0][0] for k, n in counts.most_common(limit) if n >= wanted]
 
 
 async def form_topics(session: AsyncSession, company_id: uuid.UUID, threshold: float) -> int:
@@ -369,7 +381,14 @@ async def topics(session: AsyncSession, filters: Filters, limit: int = TOPICS_SH
         select(GapQuestion.id, GapQuestion.answer).where(GapQuestion.id.in_(list(representatives)))
     ):
         representatives[question_id].draft = answer
-    for topic in shown:
-        if topic.draft is None:
-            topic.draft = next((e.answer for e in topic.examples if e.answer), None)
+    waiting = [t.id for t in shown if not t.draft]
+    if waiting:  # else the latest answer any of its questions had (whatever the filters)
+        latest = await session.execute(
+            select(GapQuestion.topic_id, GapQuestion.answer)
+            .where(GapQuestion.topic_id.in_(waiting), GapQuestion.answer.is_not(None))
+            .order_by(GapQuestion.asked_at.desc(), GapQuestion.id)
+        )
+        for topic_id, answer in latest:
+            if topic_id is not None and not by_id[topic_id].draft:
+                by_id[topic_id].draft = answer
     return shown
