@@ -53,6 +53,7 @@ NO_ANSWER_IN_PASSAGES = "the LLM found no answer in the passages"
 NO_ANSWER = "no answer"
 LATE_COMMIT = timedelta(minutes=10)  # a trace's created_at is its transaction's start
 WINDOW = timedelta(days=365)  # older handoffs are neither collected nor clustered
+ANSWER_WAIT = timedelta(days=30)  # how long a question's agent answer is looked for
 QUESTION_CHARS = 1000
 EXAMPLES = 3
 TOPICS_SHOWN = 50
@@ -127,13 +128,14 @@ async def candidates(session: AsyncSession, since: datetime | None, now: datetim
     return found
 
 
-async def fill_answers(session: AsyncSession) -> int:
+async def fill_answers(session: AsyncSession, now: datetime) -> int:
     """Give each question still without one its human agent's first answer: the first agent
-    message after it in its conversation. Returns how many were filled."""
+    message after it in its conversation. Questions older than ``ANSWER_WAIT`` are no longer
+    looked at (nobody answered them). Returns how many were filled."""
     waiting = (
         await session.execute(
             select(GapQuestion.id, GapQuestion.conversation_id, GapQuestion.message_seq).where(
-                GapQuestion.answer.is_(None)
+                GapQuestion.answer.is_(None), GapQuestion.asked_at >= now - ANSWER_WAIT
             )
         )
     ).all()
@@ -268,7 +270,7 @@ async def refresh_company(
         )
         await session.flush()
         done.added = len(fresh)
-        done.answered = await fill_answers(session)
+        done.answered = await fill_answers(session, now)
         await session.execute(delete(GapQuestion).where(GapQuestion.asked_at < now - WINDOW))
         for question_id, vector in renewed:
             await session.execute(
@@ -383,12 +385,21 @@ async def topics(session: AsyncSession, filters: Filters, limit: int = TOPICS_SH
         representatives[question_id].draft = answer
     waiting = [t.id for t in shown if not t.draft]
     if waiting:  # else the latest answer any of its questions had (whatever the filters)
-        latest = await session.execute(
-            select(GapQuestion.topic_id, GapQuestion.answer)
+        answered = (
+            select(
+                GapQuestion.topic_id,
+                GapQuestion.answer,
+                func.row_number()
+                .over(
+                    partition_by=GapQuestion.topic_id, order_by=(GapQuestion.asked_at.desc(), GapQuestion.id)
+                )
+                .label("n"),
+            )
             .where(GapQuestion.topic_id.in_(waiting), GapQuestion.answer.is_not(None))
-            .order_by(GapQuestion.asked_at.desc(), GapQuestion.id)
+            .subquery()
         )
-        for topic_id, answer in latest:
-            if topic_id is not None and not by_id[topic_id].draft:
-                by_id[topic_id].draft = answer
+        for topic_id, answer in await session.execute(
+            select(answered.c.topic_id, answered.c.answer).where(answered.c.n == 1)
+        ):
+            by_id[topic_id].draft = answer
     return shown
