@@ -201,3 +201,21 @@ async def test_the_periodic_job_refreshes_every_company(runtime: Runtime, compan
     async with runtime.db.transaction(company.id) as session:
         run = await gaps.last_run(session, company.id)
     assert run is not None and run.questions == 1 and run.topics == 1
+
+
+async def test_a_run_takes_the_oldest_questions_first_and_skips_ones_without_text(
+    runtime: Runtime, company: CompanyCtx
+) -> None:
+    """A company's first run catches up in steps of ``PER_RUN``, oldest first; a handoff of a
+    message with no text (a photo without a caption) is read, skipped, and not read again."""
+    now = datetime.now(UTC)
+    for n, text in enumerate(("", MANAUS[0], MANAUS[1], MANAUS[2])):
+        await arrange.hand_off(
+            runtime, company.id, Handoff(text, arrange.WEAK), at=now - timedelta(hours=4 - n)
+        )
+    async with runtime.db.transaction(company.id) as session:
+        first, seen = await gaps.candidates(session, None, now, limit=2)
+        assert [c.question for c in first] == [MANAUS[0]]  # the empty one read and skipped
+        assert seen is not None
+        later, _ = await gaps.candidates(session, seen, now, limit=2)
+    assert [c.question for c in later] == [MANAUS[0], MANAUS[1]]  # the margin re-reads; nothing stored yet

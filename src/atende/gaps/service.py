@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations.models import Conversation, Message
@@ -53,6 +53,7 @@ NO_ANSWER_IN_PASSAGES = "the LLM found no answer in the passages"
 NO_ANSWER = "no answer"
 LATE_COMMIT = timedelta(minutes=10)  # a trace's created_at is its transaction's start
 WINDOW = timedelta(days=365)  # older handoffs are neither collected nor clustered
+PER_RUN = 5000  # questions embedded per company and run (~5 min): a first run catches up in steps
 ANSWER_WAIT = timedelta(days=30)  # how long a question's agent answer is looked for
 QUESTION_CHARS = 1000
 EXAMPLES = 3
@@ -96,36 +97,64 @@ class Candidate:
     traced_at: datetime
 
 
-async def candidates(session: AsyncSession, since: datetime | None, now: datetime) -> list[Candidate]:
-    """The gap questions traced since ``since`` (minus the late-commit margin) not collected
-    yet, oldest first. The session is the company's: every table here is scoped to it."""
+def gap_reason() -> ColumnElement[bool]:
+    """``is_gap`` as SQL over ``traces`` (the decision checked beside it)."""
+    return or_(
+        Trace.reason.contains(WEAK_EVIDENCE, autoescape=True),
+        Trace.reason.startswith(NO_ANSWER_IN_PASSAGES, autoescape=True),
+        Trace.reason == NO_ANSWER,
+    )
+
+
+async def candidates(
+    session: AsyncSession, since: datetime | None, now: datetime, limit: int = PER_RUN
+) -> tuple[list[Candidate], datetime | None]:
+    """The first ``limit`` gap questions traced since ``since`` (minus the late-commit margin)
+    not collected yet, oldest first, and when the newest trace read was written (a question
+    with no text, a photo without a caption, is read and skipped). The session is the
+    company's: every table here is scoped to it."""
     start = max(since - LATE_COMMIT, now - WINDOW) if since is not None else now - WINDOW
     rows = await session.execute(
-        select(Trace, Message.seq, Message.text, Message.created_at, Conversation.channel)
+        select(
+            Trace.id,
+            Trace.conversation_id,
+            Trace.message_id,
+            Trace.decision,
+            Trace.reason,
+            Trace.language,
+            Trace.created_at,
+            Message.seq,
+            Message.text,
+            Message.created_at.label("asked_at"),
+            Conversation.channel,
+        )
         .join(Message, Message.id == Trace.message_id)
         .join(Conversation, Conversation.id == Trace.conversation_id)
-        .where(Trace.decision == "handoff", Trace.created_at >= start)
+        .where(Trace.decision == "handoff", Trace.created_at >= start, gap_reason())
         .where(~select(GapQuestion.id).where(GapQuestion.trace_id == Trace.id).exists())
         .order_by(Trace.created_at, Trace.id)
+        .limit(limit)
     )
     found = []
-    for trace, seq, text, asked_at, channel in rows:
-        question = " ".join(text.split())[:QUESTION_CHARS]
-        if is_gap(trace.decision, trace.reason) and question:
+    newest = None
+    for row in rows:
+        newest = row.created_at if newest is None else max(newest, row.created_at)
+        question = " ".join(row.text.split())[:QUESTION_CHARS]
+        if is_gap(row.decision, row.reason) and question:
             found.append(
                 Candidate(
-                    trace.id,
-                    trace.conversation_id,
-                    trace.message_id,
-                    seq,
-                    asked_at,
-                    channel,
-                    trace.language,
+                    row.id,
+                    row.conversation_id,
+                    row.message_id,
+                    row.seq,
+                    row.asked_at,
+                    row.channel,
+                    row.language,
                     question,
-                    trace.created_at,
+                    row.created_at,
                 )
             )
-    return found
+    return found, newest
 
 
 async def fill_answers(session: AsyncSession, now: datetime) -> int:
@@ -231,7 +260,7 @@ async def refresh_company(
     done = Refreshed()
     async with db.transaction(company_id) as session:
         run = await session.get(GapRun, company_id)
-        found = await candidates(session, run.seen_up_to if run else None, now)
+        found, newest = await candidates(session, run.seen_up_to if run else None, now)
         stale = (
             await session.execute(
                 select(GapQuestion.id, GapQuestion.question).where(GapQuestion.model != embedder.model)
@@ -280,7 +309,6 @@ async def refresh_company(
             )
         if run is None or fresh or renewed:
             done.topics = await form_topics(session, company_id, threshold)
-        newest = max((c.traced_at for c in found), default=None)
         run = await session.get(GapRun, company_id, with_for_update=True)
         if run is None:
             run = GapRun(company_id=company_id, computed_at=now, seen_up_to=newest)
