@@ -4,7 +4,9 @@ embedding model the project ships."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -219,3 +221,30 @@ async def test_a_run_takes_the_oldest_questions_first_and_skips_ones_without_tex
         assert seen is not None
         later, _ = await gaps.candidates(session, seen, now, limit=2)
     assert [c.question for c in later] == [MANAUS[0], MANAUS[1]]  # the margin re-reads; nothing stored yet
+
+
+class Together:
+    """The real embedder, but each call waits until ``n`` calls have arrived: the refreshes
+    then reach their writing together, the race the lock in ``refresh_company`` settles."""
+
+    model = EMBEDDER.model
+
+    def __init__(self, n: int) -> None:
+        self.barrier = asyncio.Barrier(n)
+
+    async def queries(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = await EMBEDDER.queries(texts)
+        await self.barrier.wait()
+        return vectors
+
+
+async def test_two_refreshes_at_once_store_each_question_once(runtime: Runtime, company: CompanyCtx) -> None:
+    for text in MANAUS:
+        await arrange.hand_off(runtime, company.id, Handoff(text, arrange.WEAK))
+    together = Together(2)
+    now = datetime.now(UTC)
+    first, second = await asyncio.gather(
+        *(gaps.refresh_company(runtime.db, company.id, together, now, threshold=THRESHOLD) for _ in range(2))
+    )
+    assert sorted([first.added, second.added]) == [0, len(MANAUS)]
+    assert [t.volume for t in await shown(runtime, company.id)] == [len(MANAUS)]

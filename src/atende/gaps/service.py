@@ -272,6 +272,11 @@ async def refresh_company(
         zip([r.id for r in stale], await embedder.queries([r.question for r in stale]), strict=True)
     )
     async with db.transaction(company_id) as session:
+        # one refresh of a company writes at a time (the job has its own lock; this covers a
+        # refresh called directly meanwhile): the second sees the first's questions as known
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"gaps:{company_id}", 0)))
+        )
         known = set(
             (
                 await session.scalars(
