@@ -416,6 +416,58 @@ DROP TABLE bench_deliveries;
 """
 
 
+# the knowledge gaps (``atende.gaps``): a share of the customers' messages handed off for weak
+# evidence (a trace each), in ``topics`` topics of very different sizes (the first ones large),
+# half with an agent's answer. Vectors are one number: the page never reads them.
+FILL_GAPS = """
+INSERT INTO traces (id, created_at, company_id, conversation_id, message_id, decision, reason, language,
+                    answerer, retriever, total_ms, steps, retrieved)
+SELECT gen_random_uuid(), m.created_at, m.company_id, m.conversation_id, m.id, 'handoff',
+       'weak evidence: best coverage 0.12 < threshold 0.35', coalesce(m.language, 'pt'), 'extractive',
+       'hybrid', 12.5, '[]', '[]'
+  FROM messages m
+ WHERE m.company_id = %(company)s AND m.author = 'customer' AND random() < %(share)s;
+
+CREATE TEMP TABLE bench_topics AS
+SELECT gen_random_uuid() AS id, n FROM generate_series(0, %(topics)s - 1) AS n;
+
+INSERT INTO knowledge_gap_topics (id, created_at, company_id, label, representative_id, terms, size)
+SELECT id, now(), %(company)s, 'Pergunta sem resposta número ' || n, gen_random_uuid(), '["entrega"]', 0
+  FROM bench_topics;
+
+INSERT INTO knowledge_gap_questions
+       (id, created_at, company_id, trace_id, conversation_id, message_id, message_seq, source, asked_at,
+        channel, language, question, model, vector, answer, topic_id)
+SELECT gen_random_uuid(), now(), t.company_id, t.id, t.conversation_id, t.message_id, m.seq, 'handoff',
+       m.created_at, c.channel, t.language, left(m.text, 1000), 'bench', ARRAY[0.5]::real[],
+       CASE WHEN t.answered THEN 'Resposta da equipe: o prazo é de 5 a 8 dias úteis.' END, b.id
+  FROM (SELECT traces.*, floor(power(random(), 3) * %(topics)s)::int AS k, random() < 0.5 AS answered
+          FROM traces WHERE company_id = %(company)s OFFSET 0) AS t
+  JOIN messages m ON m.id = t.message_id
+  JOIN conversations c ON c.id = t.conversation_id
+  JOIN bench_topics b ON b.n = t.k;
+
+INSERT INTO knowledge_gap_runs (company_id, computed_at, seen_up_to, questions, topics)
+SELECT %(company)s, now(), now(), count(*), %(topics)s FROM knowledge_gap_questions
+ WHERE company_id = %(company)s;
+
+DROP TABLE bench_topics;
+"""
+
+
+def fill_gaps(url: str, company: Company, share: float, topics: int, *, seed: float) -> None:
+    """Write the company's knowledge gaps (``FILL_GAPS``)."""
+    started = time.monotonic()
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute("SELECT setseed(%s)", (seed,))
+        params = {"company": company.id, "share": share, "topics": topics}
+        for statement in FILL_GAPS.split(";\n"):
+            if statement.strip():
+                conn.execute(statement, params)
+        conn.commit()
+    company.fill_seconds["knowledge gaps"] = round(time.monotonic() - started, 1)
+
+
 def fill_deliveries(url: str, company: Company, deliveries: int, *, seed: float) -> None:
     """Write the company's webhook deliveries and their attempts: ``deliveries`` to its first
     endpoint, a twentieth as many to its second."""
@@ -736,6 +788,23 @@ def settings_cases(company: Company, older_than: uuid.UUID | None) -> list[Case]
             )
         )
     found.append(Case("settings: channels", "settings", {"path": "/app/settings/channels"}))
+    # the knowledge gaps (an admin's: with the editor's links), by date range and a filter
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    ninety = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 89 * 86400))
+    year = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 364 * 86400))
+    for name, query in (
+        ("30 days", {}),
+        ("90 days", {"from": ninety, "to": today}),
+        ("a year", {"from": year, "to": today}),
+        ("90 days · webchat · pt", {"from": ninety, "to": today, "channel": "webchat", "language": "pt"}),
+    ):
+        found.append(
+            Case(
+                f"analytics: knowledge gaps · {name}",
+                "settings",
+                {"path": "/app/analytics/gaps", "query": query},
+            )
+        )
     return found
 
 
@@ -1330,6 +1399,8 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         fill(url, other, other_sizes, texts, seed=(args.seed + 0.5) % 1, marker=marker)
     fill_deliveries(url, company, args.deliveries, seed=args.seed % 1)
     fill_deliveries(url, other, args.deliveries // 10, seed=(args.seed + 0.5) % 1)
+    fill_gaps(url, company, args.gap_share, 300, seed=args.seed % 1)
+    fill_gaps(url, other, args.gap_share, 30, seed=(args.seed + 0.5) % 1)
     vacuum_analyze(url, shared)
     fill_seconds = round(time.monotonic() - started, 1)
     asyncio.run(refresh_analytics(url, (company, other)))
@@ -1721,6 +1792,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=50_000,
         help="deliveries in the log of the company's busiest webhook (its second: a twentieth; the "
         "second company's: a tenth)",
+    )
+    parser.add_argument(
+        "--gap-share",
+        type=float,
+        default=0.03,
+        help="share of the customers' messages handed off for weak evidence (the knowledge gaps)",
     )
     parser.add_argument("--repeat", type=int, default=20, help="timed runs of each case (after one untimed)")
     parser.add_argument("--limit", type=int, default=50, help="page size")

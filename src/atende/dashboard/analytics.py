@@ -42,7 +42,6 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 400
-GAPS_URL = "/app/analytics/gaps"
 # a spreadsheet runs a cell starting with one of these as a formula (CSV injection)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 PROBLEMS = {
@@ -329,7 +328,6 @@ async def analytics_page(
         as_of=as_of,
         error=context.error,
         charts=shown,
-        gaps_url=GAPS_URL,
         channel_names=CHANNEL_NAMES,
         language_names=LANGUAGE_NAMES,
         **context.offered,
