@@ -1,5 +1,6 @@
 """Imports every table so that Alembic and ``Base.metadata`` see the whole schema."""
 
+from atende.audit import models as audit
 from atende.channels import models as channels
 from atende.channels.email import models as email
 from atende.channels.email.providers import models as email_providers
@@ -12,6 +13,7 @@ from atende.tenancy import models as tenancy
 from atende.webhooks import models as webhooks
 
 __all__ = [
+    "audit",
     "channels",
     "conversations",
     "email",

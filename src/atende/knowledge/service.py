@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.audit import service as audit
 from atende.db.scope import company_of, get_or_404
 from atende.db.session import Database
 from atende.errors import InvalidInput
@@ -160,6 +161,7 @@ async def submit(
     meta = meta or {}
     await _lock_source(session, source)
     document = await session.scalar(select(Document).where(Document.source == source).with_for_update())
+    replaced = document is not None
     if document is not None:
         pending = await session.get(DocumentUpload, document.id, with_for_update=True)
         if pending is not None:
@@ -174,6 +176,12 @@ async def submit(
         if same:
             meta_changed = document.meta != meta
             if meta_changed:
+                audit.record(
+                    session,
+                    "document.edited",
+                    ("document", document.id),
+                    {"title": document.title, "fields": ["meta"]},
+                )
                 document.meta = meta
                 document.updated_at = datetime.now(UTC)
             return IngestResult(document, changed=meta_changed)
@@ -191,6 +199,13 @@ async def submit(
             chunk_count=0,
         )
         session.add(document)
+    # a URL's query may carry a token: the log keeps the source without it
+    audit.record(
+        session,
+        "document.uploaded",
+        ("document", document.id),
+        {"title": document.title, "source": source.split("?", maxsplit=1)[0], "new_version": replaced},
+    )
     document.status = "queued"  # the status moves; updated_at marks changes of content or metadata
     document.error = None
     if document.meta != meta:
@@ -532,6 +547,7 @@ async def list_chunks(session: AsyncSession, document_id: uuid.UUID) -> list[Chu
 
 async def delete_document(session: AsyncSession, document_id: uuid.UUID) -> None:
     document = await get_document(session, document_id)
+    audit.record(session, "document.deleted", ("document", document.id), {"title": document.title})
     await _count_lexemes(session, document.id, -1)
     await session.delete(document)
 
