@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -152,12 +152,18 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidInput("cursor: not a cursor this list gave", field="cursor") from None
 
 
+def _aware(instant: datetime | None) -> datetime | None:
+    """An instant without a zone is UTC's (the API's ``since=2026-03-01T00:00``)."""
+    return instant.replace(tzinfo=UTC) if instant is not None and instant.tzinfo is None else instant
+
+
 async def list_events(
     session: AsyncSession, filters: Filters, *, cursor: str | None = None, limit: int = PAGE_SIZE
 ) -> tuple[Sequence[AuditEvent], str | None]:
     """The session company's events, newest first, ``limit`` at a time after ``cursor``;
     returns them and the cursor of the next page (``None``: the last page)."""
     stmt = select(AuditEvent)
+    since, until = (_aware(t) for t in (filters.since, filters.until))
     if filters.user_id is not None:
         stmt = stmt.where(AuditEvent.actor_user_id == filters.user_id)
     if filters.action:
@@ -165,10 +171,10 @@ async def list_events(
             stmt = stmt.where(AuditEvent.action.startswith(filters.action, autoescape=True))
         else:
             stmt = stmt.where(AuditEvent.action == filters.action)
-    if filters.since is not None:
-        stmt = stmt.where(AuditEvent.created_at >= filters.since)
-    if filters.until is not None:
-        stmt = stmt.where(AuditEvent.created_at < filters.until)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.created_at < until)
     if cursor:
         at, ident = decode_cursor(cursor)
         stmt = stmt.where(

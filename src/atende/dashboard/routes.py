@@ -12,6 +12,7 @@ from atende.dashboard import (
     home,
     inbox,
     live,
+    logs_audit,
     media,
     members,
     platform,
@@ -54,6 +55,7 @@ for module in (
     settings_channels,
     settings_whatsapp,
     settings_email,
+    logs_audit,
 ):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched
