@@ -450,7 +450,7 @@ async def test_the_page_pages_and_filters_and_says_what_it_could_not_read(
         today = datetime.now(UTC).date()
         wrong = await owner.get("/app/logs/audit", params={"since": "yesterday", "until": today.isoformat()})
         assert wrong.status_code == 422
-        assert "Type the first date as a date, such as 2026-03-01." in wrong.text
+        assert "Type the first day as a date, such as 2026-03-01." in wrong.text
         r = await owner.get("/app/logs/audit", params={"cursor": "zzz"})
         assert r.status_code == 422
 

@@ -40,8 +40,8 @@ CSV_ROWS = 10_000  # an export's most rows: narrow the dates for more
 FILTER_PROBLEMS = {
     "user": N_("Choose a person from the list."),
     "action": N_("Choose an action from the list."),
-    "since": N_("Type the first date as a date, such as 2026-03-01."),
-    "until": N_("Type the last date as a date, such as 2026-03-31."),
+    "since": N_("Type the first day as a date, such as 2026-03-01."),
+    "until": N_("Type the last day as a date, such as 2026-03-31."),
 }
 Text = Annotated[str, Query(max_length=100)]
 
