@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.audit.models import AuditEvent
@@ -177,9 +177,8 @@ async def list_events(
         stmt = stmt.where(AuditEvent.created_at < until)
     if cursor:
         at, ident = decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(AuditEvent.created_at < at, and_(AuditEvent.created_at == at, AuditEvent.id < ident))
-        )
+        # a row comparison: the index on (company_id, created_at, id) starts right there
+        stmt = stmt.where(tuple_(AuditEvent.created_at, AuditEvent.id) < tuple_(at, ident))
     stmt = stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit + 1)
     rows = (await session.scalars(stmt)).all()
     more = len(rows) > limit
