@@ -514,3 +514,28 @@ async def test_accepting_an_invitation_is_the_new_members_doing(runtime: Runtime
     async with runtime.db.transaction(team.company_id) as session:
         rows, _cursor = await audit.list_events(session, audit.Filters(action="invitation.accepted"))
     assert [(r.actor_user_id, r.details) for r in rows] == [(user.id, {"role": "agent"})]
+
+
+async def test_a_password_reset_is_the_persons_in_each_of_their_companies(
+    runtime: Runtime, team: Team
+) -> None:
+    now = datetime.now(UTC)
+    new = "a reset password 42"
+    async with runtime.db.transaction() as session:
+        found = await accounts.request_password_reset(
+            session,
+            secret_key=runtime.secret_key,
+            email=team.viewer.email,
+            now=now,
+            valid_for=timedelta(hours=1),
+        )
+        assert found is not None
+        await accounts.reset_password(
+            session, secret_key=runtime.secret_key, token=found[1], password=new, now=now
+        )
+    async with runtime.db.transaction(team.company_id) as session:
+        rows, _cursor = await audit.list_events(session, audit.Filters(action="auth.password_reset"))
+    assert [(r.actor_user_id, r.target_id, r.details) for r in rows] == [
+        (team.viewer.user_id, str(team.viewer.user_id), {})
+    ]
+    assert new not in str(rows[0].details) and found[1] not in str(rows[0].details)

@@ -268,6 +268,7 @@ async def reset(
     email = ""
     try:
         async with runtime.db.transaction() as session:
+            audit.bind(session, audit.Actor(ip=client_ip(current.request)))
             user = await accounts.reset_link_user(
                 session, secret_key=runtime.secret_key, token=token, now=now(current)
             )

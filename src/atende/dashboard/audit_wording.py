@@ -37,6 +37,10 @@ ACTIONS: dict[str, tuple[str, str]] = {
     ),
     "auth.signed_out": (N_("Signed out"), N_("%(actor)s signed out")),
     "auth.password_changed": (N_("Password changed"), N_("%(actor)s changed their password")),
+    "auth.password_reset": (
+        N_("Password reset"),
+        N_("%(actor)s chose a new password through an e-mailed link"),
+    ),
     "member.role_changed": (
         N_("Role changed"),
         N_("%(actor)s changed %(target)s's role from %(from)s to %(to)s"),

@@ -91,6 +91,13 @@ async def authenticate_password(session: AsyncSession, *, email: str, password: 
     return user
 
 
+async def _record_for_person(session: AsyncSession, action: str, user_id: uuid.UUID) -> None:
+    """What happened to a person's account, in the audit log of each company they are an
+    active member of (an account belongs to no one company)."""
+    for company in await active_companies(session, user_id):
+        audit.record(session, action, ("user", user_id), company_id=company.id, user_id=user_id)
+
+
 async def record_failed_sign_in(session: AsyncSession, *, email: str) -> None:
     """A wrong password for ``email``, in the audit log of each company the person is an
     active member of (an address that matches nobody is nobody's to see: nothing is kept, nor
@@ -98,10 +105,7 @@ async def record_failed_sign_in(session: AsyncSession, *, email: str) -> None:
     user_id = await session.scalar(select(User.id).where(User.email == email.strip().lower()))
     if user_id is None:
         return
-    for company in await active_companies(session, user_id):
-        audit.record(
-            session, "auth.sign_in_failed", ("user", user_id), company_id=company.id, user_id=user_id
-        )
+    await _record_for_person(session, "auth.sign_in_failed", user_id)
 
 
 async def change_password(session: AsyncSession, *, user_id: uuid.UUID, current: str, new: str) -> None:
@@ -110,10 +114,7 @@ async def change_password(session: AsyncSession, *, user_id: uuid.UUID, current:
     if not verify_password(user.password_hash, current):
         raise WrongCredentials("the current password is wrong", field="current_password")
     user.password_hash = hash_password(check_password(new))
-    for company in await active_companies(session, user_id):
-        audit.record(
-            session, "auth.password_changed", ("user", user_id), company_id=company.id, user_id=user_id
-        )
+    await _record_for_person(session, "auth.password_changed", user_id)
 
 
 async def set_language(session: AsyncSession, *, user_id: uuid.UUID, language: str | None) -> None:
@@ -169,6 +170,7 @@ async def reset_password(
     user = await session.get_one(User, link.user_id)
     user.password_hash = hash_password(password)
     await end_sessions(session, user_id=user.id)
+    await _record_for_person(session, "auth.password_reset", user.id)
     return user
 
 
