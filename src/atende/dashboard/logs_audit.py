@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atende.audit import service as audit
 from atende.audit.models import AuditEvent
 from atende.dashboard import i18n
-from atende.dashboard.audit_wording import ACTIONS, API_KEY, AREAS, SYSTEM, describe
+from atende.dashboard.audit_wording import ACTIONS, API_KEY, AREAS, SOMEONE, SYSTEM, describe
 from atende.dashboard.auth import AdminPage, Member
 from atende.dashboard.i18n import N_
 from atende.dashboard.inbox import company_zone
@@ -140,6 +140,8 @@ async def _rows(
             actor = f"{person} ({key})" if person else key
         else:
             actor = person or _(SYSTEM)
+        if event.action == "auth.sign_in_failed":  # recorded under the account tried, not by its owner
+            actor = _(SOMEONE)
         target = people.get(str(event.target_id), "-") if event.target_type == "user" else "-"
         sentence = describe(
             event.action,
