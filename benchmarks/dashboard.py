@@ -24,9 +24,11 @@ customer's message (the API channel), a note, resolve and reopen (the page's for
 from the request's start to each screen hearing its event (``--fanout 1,25,100``). And the
 settings pages, signed in as the company's admin, the busiest webhook's delivery log holding
 ``--deliveries`` (50,000) deliveries with their attempts (its first page and one halfway down).
-And the analytics page over 90 days (and 30, and each filter; a chart's CSV), once the first
-``analytics:refresh`` has measured every conversation (its time is among the fill's); the fill
-gives the conversations with people their handoffs, an agent's answer and their resolution.
+And the audit log's page over ``--audit-events`` (200,000) rows: its first page, an
+action, an area, a person, the last week, a page halfway down. And the analytics page over 90
+days (and 30, and each filter; a chart's CSV), once the first ``analytics:refresh`` has
+measured every conversation (its time is among the fill's); the fill gives the conversations
+with people their handoffs, an agent's answer and their resolution.
 ``--quick`` is a small run for development.
 
 Run from the project root: ``.venv/bin/python -m benchmarks.dashboard --help``.
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
@@ -481,6 +484,103 @@ def fill_deliveries(url: str, company: Company, deliveries: int, *, seed: float)
                     conn.execute(statement, params)
         conn.commit()
     company.fill_seconds["webhook deliveries"] = round(time.monotonic() - started, 1)
+
+
+# the audit log: rows over the last 90 days, by the company's members (a few by its API key,
+# some by the system), most of them replies and state changes, as a busy team writes them
+FILL_AUDIT = """
+INSERT INTO audit_events
+       (id, created_at, company_id, actor_type, actor_user_id, actor_key_id, action,
+        target_type, target_id, details, ip)
+SELECT gen_random_uuid(), now() - r_when * interval '90 days', %(company)s,
+       CASE WHEN r_actor < 0.9 THEN 'user' WHEN r_actor < 0.95 THEN 'api_key' ELSE 'system' END,
+       CASE WHEN r_actor < 0.9 THEN (%(members)s::uuid[])[1 + floor(r_who * %(n_members)s)::int] END,
+       CASE WHEN r_actor >= 0.9 AND r_actor < 0.95 THEN %(key)s::uuid END,
+       (%(actions)s::text[])[1 + floor(r_action * %(n_actions)s)::int],
+       'conversation', gen_random_uuid()::text,
+       jsonb_build_object('from', 'waiting_human', 'to', 'human'),
+       ('10.0.' || floor(r_who * 200)::int || '.' || floor(r_when * 250)::int)::inet
+  FROM (SELECT random() AS r_when, random() AS r_actor, random() AS r_who,
+               -- replies and state changes most, settings and sign-ins rarely
+               power(random(), 3) AS r_action
+          FROM generate_series(1, %(events)s) OFFSET 0) AS g
+"""
+AUDIT_ACTIONS = [
+    "conversation.replied",
+    "conversation.assigned",
+    "conversation.resolved",
+    "conversation.handed_back",
+    "conversation.snoozed",
+    "conversation.reopened",
+    "auth.signed_in",
+    "auth.signed_out",
+    "document.uploaded",
+    "member.role_changed",
+    "settings.hours_changed",
+    "api_key.created",
+]
+
+
+def fill_audit(url: str, company: Company, events: int, *, seed: float) -> None:
+    """Write ``events`` rows of the company's audit log (``FILL_AUDIT``)."""
+    started = time.monotonic()
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute("SELECT setseed(%s)", (seed,))
+        members = [
+            r[0] for r in conn.execute("SELECT user_id FROM memberships WHERE company_id = %s", (company.id,))
+        ]
+        key = conn.execute("SELECT id FROM api_keys WHERE company_id = %s LIMIT 1", (company.id,)).fetchone()
+        params = {
+            "company": company.id,
+            "members": members,
+            "n_members": len(members),
+            "key": key[0] if key else None,
+            "actions": AUDIT_ACTIONS,
+            "n_actions": len(AUDIT_ACTIONS),
+            "events": events,
+        }
+        conn.execute(FILL_AUDIT, params)
+        conn.commit()
+    company.fill_seconds["audit events"] = round(time.monotonic() - started, 1)
+
+
+def audit_cases(url: str, company: Company) -> list[Case]:
+    """The audit log's page (an admin's): its first page; one action; one area; one person;
+    the last week; and a page halfway down (its cursor: the row there)."""
+    path = "/app/logs/audit"
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        person = conn.execute(
+            "SELECT actor_user_id FROM audit_events"
+            " WHERE company_id = %s AND actor_user_id IS NOT NULL LIMIT 1",
+            (company.id,),
+        ).fetchone()
+        halfway = conn.execute(
+            "SELECT created_at, id FROM audit_events WHERE company_id = %s ORDER BY created_at DESC, id DESC"
+            " OFFSET (SELECT count(*) / 2 FROM audit_events WHERE company_id = %s) LIMIT 1",
+            (company.id, company.id),
+        ).fetchone()
+    week = (datetime.now(UTC) - timedelta(days=7)).date().isoformat()
+    found = [
+        Case("logs: audit log", "settings", {"path": path}),
+        Case(
+            "logs: audit · a rare action",
+            "settings",
+            {"path": path, "query": {"action": "member.role_changed"}},
+        ),
+        Case("logs: audit · an area", "settings", {"path": path, "query": {"action": "auth."}}),
+        Case("logs: audit · last 7 days", "settings", {"path": path, "query": {"since": week}}),
+    ]
+    if person:
+        found.append(
+            Case("logs: audit · one person", "settings", {"path": path, "query": {"user": str(person[0])}})
+        )
+    if halfway:
+        raw = f"{halfway[0].isoformat()}|{halfway[1]}"
+        cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        found.append(
+            Case("logs: audit · halfway down", "settings", {"path": path, "query": {"cursor": cursor}})
+        )
+    return found
 
 
 def fill(
@@ -1401,6 +1501,8 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     fill_deliveries(url, other, args.deliveries // 10, seed=(args.seed + 0.5) % 1)
     fill_gaps(url, company, args.gap_share, 300, seed=args.seed % 1)
     fill_gaps(url, other, args.gap_share, 30, seed=(args.seed + 0.5) % 1)
+    fill_audit(url, company, args.audit_events, seed=args.seed % 1)
+    fill_audit(url, other, args.audit_events // 10, seed=(args.seed + 0.5) % 1)
     vacuum_analyze(url, shared)
     fill_seconds = round(time.monotonic() - started, 1)
     asyncio.run(refresh_analytics(url, (company, other)))
@@ -1435,6 +1537,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     fanout: list[dict[str, Any]] = []
     the_pages = page_cases(company, terms)
     the_settings = settings_cases(company, delivery_halfway(url, company.webhook_ids[0]))
+    the_settings += audit_cases(url, company)
     settings: dict[str, Any] = {"timings": {}, "bytes": {}, "errors": []}
     the_analytics = analytics_cases(company, datetime.now(UTC).date())
     analytics: dict[str, Any] = {"timings": {}, "bytes": {}, "errors": []}
@@ -1540,6 +1643,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "teams": args.teams,
             "labels": args.labels,
             "webhook_deliveries": args.deliveries,
+            "audit_events": args.audit_events,
             "other_company": {"conversations": args.other_conversations, "messages": args.other_messages},
             "texts": len(texts),
         },
@@ -1760,6 +1864,7 @@ QUICK = {
     "other_conversations": 200,
     "other_messages": 2_000,
     "deliveries": 2_000,
+    "audit_events": 2_000,
     "repeat": 3,
     "fanout": [1, 10],
     "fanout_rounds": 2,
@@ -1798,6 +1903,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.03,
         help="share of the customers' messages handed off for weak evidence (the knowledge gaps)",
+    )
+    parser.add_argument(
+        "--audit-events",
+        type=int,
+        default=200_000,
+        help="rows of the company's audit log (the second company's: a tenth)",
     )
     parser.add_argument("--repeat", type=int, default=20, help="timed runs of each case (after one untimed)")
     parser.add_argument("--limit", type=int, default=50, help="page size")
@@ -1838,8 +1949,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--open must be between 0 and --conversations")
     if min(args.fanout_rounds, args.fanout_idle) <= 0:
         parser.error("--fanout-rounds and --fanout-idle must be positive")
-    if args.deliveries < 0:
-        parser.error("--deliveries must not be negative")
+    if min(args.deliveries, args.audit_events) < 0:
+        parser.error("--deliveries and --audit-events must not be negative")
     if min(args.conversations, args.agents, args.teams, args.labels, args.repeat, args.limit) < 1:
         parser.error("--conversations, --agents, --teams, --labels, --repeat and --limit must be at least 1")
     return args

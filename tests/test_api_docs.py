@@ -20,7 +20,7 @@ def named(name: str) -> bool:
 
 def test_the_listing_routes_parameters_are_all_described(live_app: FastAPI) -> None:
     paths = live_app.openapi()["paths"]
-    for path in ("/v1/conversations", "/v1/conversations/{conversation_id}/messages"):
+    for path in ("/v1/conversations", "/v1/conversations/{conversation_id}/messages", "/v1/audit-events"):
         parameters = [p["name"] for p in paths[path]["get"]["parameters"] if p["in"] == "query"]
         assert parameters, path
         assert [p for p in parameters if not named(p)] == [], path

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atende import __version__
+from atende.audit.api import router as audit_router
 from atende.bootstrap import open_runtime, run_worker, stop_task
 from atende.channels import registry as channels
 from atende.channels.accounts_api import router as channel_accounts_router
@@ -338,6 +339,7 @@ def create_app(
         webhooks_router,
         jobs_router,
         channel_accounts_router,
+        audit_router,
         dashboard_router,
     ]
     # the channels registered in atende.bootstrap.CHANNELS

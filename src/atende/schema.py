@@ -1,6 +1,7 @@
 """Imports every table so that Alembic and ``Base.metadata`` see the whole schema."""
 
 from atende.analytics import models as analytics
+from atende.audit import models as audit
 from atende.channels import models as channels
 from atende.channels.email import models as email
 from atende.channels.email.providers import models as email_providers
@@ -15,6 +16,7 @@ from atende.webhooks import models as webhooks
 
 __all__ = [
     "analytics",
+    "audit",
     "channels",
     "conversations",
     "email",

@@ -47,6 +47,7 @@ PAGES = {
     "/app/knowledge": Role.agent,
     "/app/knowledge/articles": Role.agent,
     "/app/knowledge/articles/new": Role.admin,
+    "/app/logs/audit": Role.admin,
 }
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
 

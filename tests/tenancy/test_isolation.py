@@ -425,6 +425,13 @@ async def test_list_endpoints_of_a_never_include_bs_rows(
     assert r.json()["id"] == str(company.id)
     keys = [a["external_id"] for a in (await company.client.get("/v1/channel-accounts")).json()]
     assert keys == [company.widget_key] and victim.company.widget_key not in keys
+    logged = (await company.client.get("/v1/audit-events", params={"limit": 200})).json()["items"]
+    assert {"webhook.created", "document.uploaded"} <= {e["action"] for e in logged}  # A's own
+    b_ids = {victim.document_id, victim.endpoint_id, victim.account_id, victim.user_id, victim.team_id}
+    b_ids |= {victim.key_id, victim.invitation_id, victim.conversation_id}
+    assert not b_ids & {e["target_id"] for e in logged}
+    b_logged = (await victim.company.client.get("/v1/audit-events", params={"limit": 200})).json()["items"]
+    assert {victim.endpoint_id, victim.document_id} <= {e["target_id"] for e in b_logged}  # B's are there
 
 
 async def test_as_bot_never_answers_from_bs_knowledge_base(company: CompanyCtx, victim: Victim) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.audit import service as audit
 from atende.channels import registry
 from atende.channels.base import Account, Channel
 from atende.channels.models import ChannelAccount
@@ -105,6 +106,40 @@ async def _changed(session: AsyncSession, account: ChannelAccount) -> None:
     await publish(session, TOPIC, "changed", channel=account.kind, account_id=str(account.id))
 
 
+def _named(account: ChannelAccount) -> dict[str, Any]:
+    return {"kind": account.kind, "name": account.display_name or account.external_id}
+
+
+def _record_update(
+    session: AsyncSession,
+    account: ChannelAccount,
+    display_name: str | None,
+    enabled: bool | None,
+    config: Mapping[str, Any] | None,
+    secrets: Mapping[str, str] | None,
+) -> None:
+    """The audit log's lines for an update: the web chat's settings are the widget's; secrets
+    renewed are named, never shown."""
+    target = ("channel_account", account.id)
+    if secrets:
+        audit.record(
+            session,
+            "channel_account.secrets_renewed",
+            target,
+            {**_named(account), "renewed": sorted(secrets)},
+        )
+    fields = [
+        name
+        for name, given in (("name", display_name), ("enabled", enabled), ("config", config))
+        if given is not None
+    ]
+    if fields:
+        action = "settings.widget_changed" if account.kind == "webchat" else "channel_account.changed"
+        audit.record(
+            session, action, target, {**_named(account), "fields": fields, "enabled": account.enabled}
+        )
+
+
 async def create(
     session: AsyncSession,
     secret_key: str,
@@ -133,6 +168,7 @@ async def create(
     session.add(account)
     await _flush(session, account)
     await _changed(session, account)
+    audit.record(session, "channel_account.connected", ("channel_account", account.id), _named(account))
     return account
 
 
@@ -189,6 +225,7 @@ async def update(
         account.config = validated.model_dump(mode="json")
     if secrets is not None:
         account.secrets = _merge_secrets(channel, account.secrets or {}, secrets, secret_key)
+    _record_update(session, account, display_name, enabled, config, secrets)
     await session.flush()
     await _changed(session, account)
     return account
@@ -216,6 +253,7 @@ async def delete(session: AsyncSession, account_id: uuid.UUID) -> None:
     await session.delete(account)
     await session.flush()
     await _changed(session, account)
+    audit.record(session, "channel_account.removed", ("channel_account", account.id), _named(account))
 
 
 async def route(session: AsyncSession, kind: str, external_id: str) -> ChannelAccount:

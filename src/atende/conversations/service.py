@@ -20,6 +20,7 @@ from sqlalchemy import case, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from atende.audit import service as audit
 from atende.conversations import attachments as attachments_meta
 from atende.conversations.models import Contact, Conversation, Message, PendingDeliveryStatus, StateTransition
 from atende.conversations.schemas import InboundMessage
@@ -120,9 +121,14 @@ async def _record_transition(
     actor_id: str | None = None,
     reason: str | None = None,
     now: datetime | None = None,
+    assignee_id: uuid.UUID | None = None,
 ) -> StateTransition:
     """Record a state change and keep the human-side fields in step with the state; ``now``:
-    when a conversation joining the queue starts waiting (the caller's clock; else now)."""
+    when a conversation joining the queue starts waiting (the caller's clock; else now). A
+    person's or an API key's change goes in the audit log too (``assignee_id``: whom it was
+    given to); the bot's and the customer's are the conversation's own history."""
+    if actor_type in AUDITED_ACTORS:
+        _audit_transition(session, conversation, target, assignee_id)
     transition = StateTransition(
         conversation_id=conversation.id,
         from_state=conversation.state,
@@ -144,6 +150,25 @@ async def _record_transition(
     elif target == State.human:
         conversation.waiting_since = None
     return transition
+
+
+AUDITED_ACTORS = frozenset({"agent", "api"})
+
+
+def _audit_transition(
+    session: AsyncSession, conversation: Conversation, target: State, assignee_id: uuid.UUID | None
+) -> None:
+    previous = conversation.state
+    if target == State.human:
+        action = "conversation.reopened" if previous == State.resolved.value else "conversation.assigned"
+    else:
+        action = {
+            State.resolved: "conversation.resolved",
+            State.bot: "conversation.handed_back",
+            State.waiting_human: "conversation.handed_off",
+        }.get(target, "conversation.state_changed")
+    details = {"from": previous, "to": target.value, "assignee": assignee_id}
+    audit.record(session, action, ("conversation", conversation.id), details)
 
 
 async def open_conversation(
@@ -438,6 +463,7 @@ async def assign(
         actor_type=actor_type,
         actor_id=actor_id,
         reason=f"assigned to {assignee_id}",
+        assignee_id=assignee_id,
     )
     conversation.assignee_id = assignee_id
     await _emit_state_change(session, jobs, conversation, previous)
@@ -589,13 +615,21 @@ async def post_agent_reply(
     if conversation.state != State.human.value:
         previous = conversation.state
         await _record_transition(
-            session, conversation, State.human, actor_type="agent", actor_id=agent_id, reason="agent replied"
+            session,
+            conversation,
+            State.human,
+            actor_type="agent",
+            actor_id=agent_id,
+            reason="agent replied",
+            assignee_id=assignee_id,
         )
         if assignee_id is not None:
             conversation.assignee_id = assignee_id
         await _emit_state_change(session, jobs, conversation, previous)
     elif conversation.assignee_id is None and assignee_id is not None:
         conversation.assignee_id = assignee_id
+    audited = {"template": not free_form, "attachments": len(files or [])}  # never the reply's text
+    audit.record(session, "conversation.replied", ("conversation", conversation.id), audited)
     return await add_reply(
         session,
         jobs,
@@ -705,6 +739,8 @@ async def snooze(
         raise InvalidInput("a resolved conversation cannot be snoozed; reopen it first")
     conversation.snoozed_until = until
     conversation.updated_at = datetime.now(UTC)
+    if actor_type in AUDITED_ACTORS:
+        audit.record(session, "conversation.snoozed", ("conversation", conversation.id), {"until": until})
     await _announce_snooze(
         session,
         jobs,
@@ -724,6 +760,7 @@ async def unsnooze(
         raise InvalidInput("the conversation is not snoozed")
     conversation.snoozed_until = None
     conversation.updated_at = datetime.now(UTC)
+    audit.record(session, "conversation.unsnoozed", ("conversation", conversation.id))
     await _announce_snooze(session, jobs, conversation, "unsnoozed", {"reason": "agent", "by": actor_id})
     return conversation
 
@@ -781,6 +818,7 @@ async def reopen(
         actor_type=actor_type,
         actor_id=actor_id,
         reason=reason or "reopened",
+        assignee_id=assignee_id,
     )
     conversation.assignee_id = assignee_id
     await _emit_state_change(session, jobs, conversation, previous)

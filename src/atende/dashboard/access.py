@@ -9,12 +9,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Request, Response
 
+from atende.audit import service as audit
 from atende.dashboard import emails, i18n
 from atende.dashboard.auth import LANGUAGE_COOKIE, SignedInDep, VisitorDep
 from atende.dashboard.throttle import Throttled, throttle_for
 from atende.dashboard.web import PageRoute, explain, gettext, now, redirect, render
 from atende.errors import AtendeError, InvalidInput, NotFound
 from atende.tenancy import accounts, sessions
+from atende.tenancy.deps import client_ip
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -78,6 +80,7 @@ async def login(
         return again(429, _wait_message(current, throttled))
     try:
         async with runtime.db.transaction() as session:
+            audit.bind(session, audit.Actor(ip=client_ip(request)))
             user = await accounts.authenticate_password(session, email=email, password=password)
             if not user.is_superadmin and not await sessions.active_companies(session, user.id):
                 raise accounts.AccessDeactivated("no active membership")
@@ -94,6 +97,9 @@ async def login(
             )
     except accounts.WrongCredentials as exc:
         attempts.count(email, request)
+        async with runtime.db.transaction() as session:  # the attempt's own: nothing else was done
+            audit.bind(session, audit.Actor(ip=client_ip(request)))
+            await accounts.record_failed_sign_in(session, email=email)
         return again(401, explain(current, exc))
     except accounts.AccessDeactivated as exc:
         return again(403, explain(current, exc))
@@ -105,6 +111,7 @@ async def login(
 async def logout(current: VisitorDep) -> Response:
     if current.session_token:
         async with current.runtime.db.transaction() as session:
+            audit.bind(session, audit.Actor(ip=client_ip(current.request)))
             await sessions.end_session(
                 session, secret_key=current.runtime.secret_key, token=current.session_token
             )
@@ -133,6 +140,7 @@ async def change_password(
     else:
         try:
             async with current.runtime.db.transaction() as session:
+                audit.bind(session, audit.Actor(user_id=person.user_id, ip=client_ip(current.request)))
                 await accounts.change_password(
                     session, user_id=person.user_id, current=current_password, new=new_password
                 )
@@ -260,6 +268,7 @@ async def reset(
     email = ""
     try:
         async with runtime.db.transaction() as session:
+            audit.bind(session, audit.Actor(ip=client_ip(current.request)))
             user = await accounts.reset_link_user(
                 session, secret_key=runtime.secret_key, token=token, now=now(current)
             )

@@ -31,7 +31,7 @@ from fastapi import Depends, Request
 from atende.dashboard import i18n
 from atende.runtime import Runtime
 from atende.tenancy.crypto import new_token
-from atende.tenancy.deps import RuntimeDep, Tenant, signed_in_from_session
+from atende.tenancy.deps import RuntimeDep, Tenant, client_ip, signed_in_from_session
 from atende.tenancy.models import Role
 from atende.tenancy.sessions import SignedIn
 
@@ -121,7 +121,7 @@ class Visitor:
 
     def tenant(self) -> Tenant | None:
         principal = self.signed_in.principal() if self.signed_in else None
-        return Tenant(self.runtime, principal) if principal else None
+        return Tenant(self.runtime, principal, ip=client_ip(self.request)) if principal else None
 
 
 def csrf_token(secret_key: str, seed: str) -> str:

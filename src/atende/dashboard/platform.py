@@ -8,12 +8,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Response
 
+from atende.audit import service as audit
 from atende.dashboard import emails
 from atende.dashboard.auth import SuperadminPage, Visitor
 from atende.dashboard.web import PageRoute, explain, now, redirect, render
 from atende.errors import AtendeError
 from atende.tenancy import accounts
 from atende.tenancy import service as tenancy
+from atende.tenancy.deps import client_ip
 from atende.tenancy.models import Role
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -61,10 +63,15 @@ async def create_company(
     try:
         # checked first: the company and its owner's invitation are two transactions
         accounts.normalize_email(owner_email)
+        superadmin = audit.Actor(
+            user_id=current.signed_in.user_id if current.signed_in else None, ip=client_ip(current.request)
+        )
         async with runtime.db.transaction() as session:
+            audit.bind(session, superadmin)
             company = await tenancy.create_company(session, name=name, default_language=default_language)
             company_id, company_name = company.id, company.name
         async with runtime.db.transaction(company_id) as session:
+            audit.bind(session, superadmin)
             invitation, token = await accounts.invite_owner(
                 session,
                 secret_key=runtime.secret_key,

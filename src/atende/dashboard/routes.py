@@ -16,6 +16,7 @@ from atende.dashboard import (
     knowledge,
     knowledge_articles,
     live,
+    logs_audit,
     media,
     members,
     platform,
@@ -62,6 +63,7 @@ for module in (
     settings_email,
     knowledge,
     knowledge_articles,
+    logs_audit,
 ):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched

@@ -97,6 +97,8 @@ NAV: list[NavItem] = [
     NavItem("/app/analytics", N_("Analytics"), role=Role.viewer),
     NavItem("/app/users", N_("Users"), role=Role.admin),
     NavItem("/app/settings", N_("Settings"), role=Role.admin),
+    # the audit log (until the events helper's "Logs" /app/logs, whose sub-navigation links it)
+    NavItem("/app/logs/audit", N_("Audit log"), role=Role.admin),
     NavItem("/app/platform/companies", N_("Companies"), superadmin=True),
     NavItem("/app/account", N_("Your account")),
 ]

@@ -30,6 +30,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from atende.audit import service as audit
 from atende.db.scope import company_of, get_or_404
 from atende.db.session import Database
 from atende.errors import InvalidInput
@@ -223,6 +224,7 @@ async def submit(
         meta.check()
     await _lock_source(session, source)
     document = await session.scalar(select(Document).where(Document.source == source).with_for_update())
+    replaced = document is not None
     if document is not None:
         pending = await session.get(DocumentUpload, document.id, with_for_update=True)
         if pending is not None:
@@ -236,6 +238,13 @@ async def submit(
             same = same and (lang is None or lang == document.language)
         if same:
             meta_changed = meta is not None and _apply_metadata(document, meta)
+            if meta_changed:
+                audit.record(
+                    session,
+                    "document.edited",
+                    ("document", document.id),
+                    {"title": document.title, "fields": ["meta"]},
+                )
             return IngestResult(document, changed=meta_changed)
         if pending is not None:
             await session.delete(pending)
@@ -254,6 +263,13 @@ async def submit(
     if meta is not None:
         _apply_metadata(document, meta)
     await session.flush()
+    # a URL's query may carry a token: the log keeps the source without it
+    audit.record(
+        session,
+        "document.uploaded",
+        ("document", document.id),
+        {"title": document.title, "source": source.split("?", maxsplit=1)[0], "new_version": replaced},
+    )
     await _record_version(session, document, data, digest, kind, title, lang, author_id, markdown)
     await _queue(session, document, data, digest, kind, title, lang, jobs)
     return IngestResult(document, changed=True)
@@ -342,7 +358,13 @@ async def update_metadata(
     if "tags" in values:
         values["tags"] = clean_tags(values["tags"] or ())
     merged = Metadata(**{**current.__dict__, **values})
-    _apply_metadata(document, merged)
+    if _apply_metadata(document, merged):
+        audit.record(
+            session,
+            "document.edited",
+            ("document", document.id),
+            {"title": document.title, "fields": sorted(values)},
+        )
     await session.flush()
     return document
 
@@ -373,6 +395,7 @@ async def reindex(
     language_given = lang if lang is not None else version.language
     if lang is not None and lang != version.language:
         version.language = lang
+    audit.record(session, "document.reindexed", ("document", document.id), {"title": document.title})
     await _queue(
         session,
         document,
@@ -829,6 +852,7 @@ async def list_chunks(session: AsyncSession, document_id: uuid.UUID, limit: int 
 
 async def delete_document(session: AsyncSession, document_id: uuid.UUID) -> None:
     document = await get_document(session, document_id)
+    audit.record(session, "document.deleted", ("document", document.id), {"title": document.title})
     await _count_lexemes(session, document.id, -1)
     await session.delete(document)
 

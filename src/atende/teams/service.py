@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -30,6 +30,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.audit import service as audit
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation
 from atende.db.scope import get_or_404
@@ -69,6 +70,7 @@ async def save_company_hours(
         except InvalidSchedule as exc:
             raise invalid(exc) from None
     company = await get_company(session, str(company_id), for_update=True)
+    _record_hours(session, company_id, stored_hours(company), hours)
     settings = dict(company.settings or {})
     if hours is None:
         settings.pop("hours", None)
@@ -135,6 +137,7 @@ async def store_closures(session: AsyncSession, company_id: uuid.UUID, imported:
         parse_schedule(stored)
     except InvalidSchedule as exc:
         raise invalid(exc) from None
+    _record_hours(session, company_id, current, stored)
     company.settings = {**(company.settings or {}), "hours": stored}
     return stored
 
@@ -153,6 +156,7 @@ async def set_company_timezone(session: AsyncSession, company_id: uuid.UUID, tim
     company = await get_company(session, str(company_id), for_update=True)
     current = stored_hours(company) or {"weekly": dict.fromkeys(DAYS, ROUND_THE_CLOCK)}
     stored = {**current, "timezone": timezone}
+    _record_hours(session, company_id, stored_hours(company), stored)
     company.settings = {**(company.settings or {}), "hours": stored}
     return stored
 
@@ -175,8 +179,26 @@ async def edit_company_hours(
         parse_schedule(stored)
     except InvalidSchedule as exc:
         raise invalid(exc) from None
+    _record_hours(session, company_id, current, stored)
     company.settings = {**(company.settings or {}), "hours": stored}
     return stored
+
+
+HOLIDAY_PARTS = frozenset({"holidays", "closed_dates", "special_hours"})
+
+
+def _record_hours(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> None:
+    """The audit log's line for changed hours: which parts changed (holidays and dates, or
+    the weekly hours and timezone), not the schedule itself."""
+    fields = audit.changed_fields(before or {}, after or {})
+    if fields:
+        action = "settings.holidays_changed" if set(fields) <= HOLIDAY_PARTS else "settings.hours_changed"
+        audit.record(session, action, ("company", company_id), {"fields": fields})
 
 
 def with_closed_date(hours: dict[str, Any], day: date, name: str) -> dict[str, Any]:
@@ -238,8 +260,11 @@ async def update_handoff_settings(
     if changes.get("team"):
         await get_team(session, changes["team"], field="team")
     company = await get_company(session, str(company_id), for_update=True)  # no lost update
-    merged = {**dict((company.settings or {}).get("handoff") or {}), **changes}
+    before = dict((company.settings or {}).get("handoff") or {})
+    merged = {**before, **changes}
     stored = {key: value for key, value in merged.items() if value is not None}
+    if fields := audit.changed_fields(before, stored):
+        audit.record(session, "settings.handoff_changed", ("company", company_id), {"fields": fields})
     company.settings = {**(company.settings or {}), "handoff": stored}
     return handoff_settings(company)
 
@@ -296,6 +321,7 @@ async def save_team(
     clash = await session.scalar(select(Team.id).where(Team.slug == slug))
     if clash is not None and (team is None or clash != team.id):
         raise taken
+    action = "team.created" if team is None else "team.changed"
     if team is None:
         team = Team(name=name, slug=slug)
         session.add(team)
@@ -310,6 +336,7 @@ async def save_team(
     for user_id in dict.fromkeys(members):
         session.add(TeamMember(team_id=team.id, user_id=user_id))
     await session.flush()
+    audit.record(session, action, ("team", team.id), {"name": name, "members": len(set(members))})
     return team
 
 
@@ -354,7 +381,9 @@ async def rename_team(session: AsyncSession, team_id: uuid.UUID, *, name: str, s
 
 async def delete_team(session: AsyncSession, ref: str) -> None:
     """Delete a team (slug or id); its conversations join the company queue."""
-    await session.delete(await get_team(session, ref))
+    team = await get_team(session, ref)
+    audit.record(session, "team.deleted", ("team", team.id), {"name": team.name})
+    await session.delete(team)
     await session.flush()
 
 
@@ -373,6 +402,7 @@ async def add_team_member(session: AsyncSession, team_id: uuid.UUID, user_id: uu
     )
     if known is None:
         session.add(TeamMember(team_id=team.id, user_id=user_id))
+        audit.record(session, "team.member_added", ("user", user_id), {"team": team.name})
         await session.flush()
 
 
@@ -381,9 +411,13 @@ async def remove_team_member(session: AsyncSession, team_id: uuid.UUID, user_id:
     ``NotFound``)."""
     team = await team_by_id(session, team_id)
     await get_member(session, user_id)
-    await session.execute(
-        delete(TeamMember).where(TeamMember.team_id == team.id, TeamMember.user_id == user_id)
+    removed = await session.execute(
+        delete(TeamMember)
+        .where(TeamMember.team_id == team.id, TeamMember.user_id == user_id)
+        .returning(TeamMember.user_id)
     )
+    if removed.first() is not None:
+        audit.record(session, "team.member_removed", ("user", user_id), {"team": team.name})
 
 
 async def team_schedules(

@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.audit import service as audit
 from atende.db.pubsub import publish
 from atende.db.scope import company_of
 from atende.errors import AtendeError, Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from atende.tenancy.crypto import hash_password, hash_token, new_token, verify_password
 from atende.tenancy.models import ApiKey, Company, Invitation, Membership, PasswordReset, Role, User
 from atende.tenancy.service import Principal
-from atende.tenancy.sessions import end_sessions
+from atende.tenancy.sessions import active_companies, end_sessions
 
 EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 MIN_PASSWORD = 8
@@ -90,12 +91,30 @@ async def authenticate_password(session: AsyncSession, *, email: str, password: 
     return user
 
 
+async def _record_for_person(session: AsyncSession, action: str, user_id: uuid.UUID) -> None:
+    """What happened to a person's account, in the audit log of each company they are an
+    active member of (an account belongs to no one company)."""
+    for company in await active_companies(session, user_id):
+        audit.record(session, action, ("user", user_id), company_id=company.id, user_id=user_id)
+
+
+async def record_failed_sign_in(session: AsyncSession, *, email: str) -> None:
+    """A wrong password for ``email``, in the audit log of each company the person is an
+    active member of (an address that matches nobody is nobody's to see: nothing is kept, nor
+    what was typed)."""
+    user_id = await session.scalar(select(User.id).where(User.email == email.strip().lower()))
+    if user_id is None:
+        return
+    await _record_for_person(session, "auth.sign_in_failed", user_id)
+
+
 async def change_password(session: AsyncSession, *, user_id: uuid.UUID, current: str, new: str) -> None:
     """Replace a password, given the current one (``WrongCredentials`` if it is wrong)."""
     user = await session.get_one(User, user_id)
     if not verify_password(user.password_hash, current):
         raise WrongCredentials("the current password is wrong", field="current_password")
     user.password_hash = hash_password(check_password(new))
+    await _record_for_person(session, "auth.password_changed", user_id)
 
 
 async def set_language(session: AsyncSession, *, user_id: uuid.UUID, language: str | None) -> None:
@@ -151,6 +170,7 @@ async def reset_password(
     user = await session.get_one(User, link.user_id)
     user.password_hash = hash_password(password)
     await end_sessions(session, user_id=user.id)
+    await _record_for_person(session, "auth.password_reset", user.id)
     return user
 
 
@@ -196,6 +216,9 @@ async def invite(
     )
     session.add(invitation)
     await session.flush()
+    audit.record(
+        session, "invitation.sent", ("invitation", invitation.id), {"email": email, "role": role.value}
+    )
     return invitation, token
 
 
@@ -239,6 +262,7 @@ async def cancel_invitation(session: AsyncSession, *, actor: Principal, invitati
         raise NotFound(f"no invitation {invitation_id}")
     _may_grant(actor, Role(invitation.role))
     await session.delete(invitation)
+    audit.record(session, "invitation.cancelled", ("invitation", invitation.id), {"email": invitation.email})
     return invitation.email
 
 
@@ -309,6 +333,14 @@ async def accept_invitation(
         member.role, member.deactivated_at = invitation.role, None
     invitation.accepted_at = now
     await session.flush()
+    audit.record(
+        session,
+        "invitation.accepted",
+        ("user", user.id),
+        {"role": invitation.role},
+        company_id=invitation.company_id,
+        user_id=user.id,
+    )
     return user, invitation.company_id
 
 
@@ -370,6 +402,7 @@ async def change_role(session: AsyncSession, *, actor: Principal, user_id: uuid.
     _may_grant(actor, role)
     if role != Role.owner:
         await _keeps_an_owner(session, member)
+    audit.record(session, "member.role_changed", ("user", user_id), {"from": member.role, "to": role.value})
     member.role = role.value
     return await _as_member(session, member)
 
@@ -385,6 +418,7 @@ async def deactivate_member(
     _may_grant(actor, Role(member.role))
     if member.deactivated_at is None:
         await _keeps_an_owner(session, member)
+        audit.record(session, "member.deactivated", ("user", user_id), {"role": member.role})
         member.deactivated_at = now
         member.availability, member.availability_changed_at = "offline", now
     await end_sessions(session, user_id=user_id, company_id=company_of(session))
@@ -403,6 +437,8 @@ async def reactivate_member(session: AsyncSession, *, actor: Principal, user_id:
     """A deactivated member may sign in to the session's company again, with their role."""
     member = await _member(session, user_id)
     _may_grant(actor, Role(member.role))
+    if member.deactivated_at is not None:
+        audit.record(session, "member.reactivated", ("user", user_id), {"role": member.role})
     member.deactivated_at = None
     return await _as_member(session, member)
 

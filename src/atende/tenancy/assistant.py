@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende import netguard
+from atende.audit import service as audit
 from atende.jobs.queue import JobQueue
 from atende.tenancy.crypto import encrypt_secret
 from atende.tenancy.service import get_company
@@ -113,6 +114,8 @@ async def replace_assistant(
         else:
             updated[key] = endpoint
     company.settings = updated
+    if fields := audit.changed_fields(current, updated):  # names only: an endpoint holds its key
+        audit.record(session, "settings.bot_changed", ("company", company.id), {"fields": fields})
     before, after = read_section(current, EmbeddingsEndpoint), read_section(updated, EmbeddingsEndpoint)
     if (before.base_url, before.model) != (after.base_url, after.model):
         # one at a time per company; a second run finds nothing left to embed

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -21,6 +21,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.audit import service as audit
 from atende.errors import Forbidden, Unauthorized
 from atende.runtime import Runtime
 from atende.tenancy.crypto import hash_token
@@ -57,11 +58,20 @@ class Tenant:
 
     runtime: Runtime
     principal: Principal
+    ip: str | None = None  # where the request came from (the audit log's)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A transaction of the caller's company; what it records in the audit log is the
+        caller's doing (``atende.audit``)."""
         async with self.runtime.db.transaction(self.principal.company_id) as session:
+            audit.bind(session, self.actor)
             yield session
+
+    @property
+    def actor(self) -> audit.Actor:
+        principal = self.principal
+        return audit.Actor(user_id=principal.user_id, key_id=principal.key_id, ip=self.ip)
 
     @property
     def actor_type(self) -> str:
@@ -126,7 +136,14 @@ async def get_tenant(
     presented = credentials.credentials if credentials else header_key
     if not presented:
         raise Unauthorized("missing API key: send 'Authorization: Bearer atd_...'")
-    return await tenant_from_api_key(request.app.state.runtime, presented.strip())
+    tenant = await tenant_from_api_key(request.app.state.runtime, presented.strip())
+    return replace(tenant, ip=client_ip(request))
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address, as uvicorn saw it (behind a trusted proxy: the proxy's
+    ``X-Forwarded-For``, per ``ATENDE_FORWARDED_ALLOW_IPS``)."""
+    return request.client.host if request.client else None
 
 
 def require(role: Role) -> Callable[..., Coroutine[Any, Any, Tenant]]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.audit import service as audit
 from atende.db.pubsub import publish
 from atende.db.scope import get_or_404
 from atende.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
@@ -32,6 +33,7 @@ class Principal:
     role: Role
     key_prefix: str | None = None
     user_id: uuid.UUID | None = None
+    key_id: uuid.UUID | None = None  # the API key's (the audit log's actor); None: a person
 
     def me(self) -> uuid.UUID:
         """The person of a personal key (what ``me`` means in a route)."""
@@ -68,6 +70,7 @@ async def create_company(
     company = Company(name=name, slug=slug, default_language=default_language, settings={})
     session.add(company)
     await session.flush()
+    audit.record(session, "company.created", ("company", company.id), {"name": name, "slug": slug})
     return company
 
 
@@ -87,6 +90,18 @@ async def update_company(
     if default_language is not None and default_language not in LANGUAGES:
         raise InvalidInput(f"default_language: one of {', '.join(LANGUAGES)}", field="default_language")
     company = await get_company(session, str(company_id), for_update=True)
+    before = {"name": company.name, "default_language": company.default_language}
+    after = {
+        "name": name.strip() if name is not None else company.name,
+        "default_language": default_language or company.default_language,
+    }
+    if before != after:
+        audit.record(
+            session,
+            "settings.company_changed",
+            ("company", company_id),
+            {"fields": audit.changed_fields(before, after)},
+        )
     if name is not None:
         company.name = name.strip()
     if default_language is not None:
@@ -209,6 +224,13 @@ async def create_api_key(
     )
     session.add(key)
     await session.flush()
+    audit.record(
+        session,
+        "api_key.created",
+        ("api_key", key.id),
+        {"name": key.name, "prefix": prefix, "role": key.role},
+        company_id=company_id,
+    )
     return key, full
 
 
@@ -218,6 +240,13 @@ async def revoke_api_key(session: AsyncSession, *, prefix: str) -> ApiKey:
         raise NotFound(f"no API key with prefix '{prefix}'")
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
+        audit.record(
+            session,
+            "api_key.revoked",
+            ("api_key", key.id),
+            {"name": key.name, "prefix": key.prefix},
+            company_id=key.company_id,
+        )
     # processes that cached this key drop it when the revocation commits
     await publish(session, "api_keys", "revoked", prefix=prefix)
     return key
@@ -279,5 +308,9 @@ async def authenticate_api_key(session: AsyncSession, *, secret_key: str, presen
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now  # at most one write a minute per key
     return Principal(
-        company_id=key.company_id, role=Role(key.role), key_prefix=key.prefix, user_id=key.user_id
+        company_id=key.company_id,
+        role=Role(key.role),
+        key_prefix=key.prefix,
+        user_id=key.user_id,
+        key_id=key.id,
     )

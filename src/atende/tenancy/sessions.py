@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.audit import service as audit
 from atende.errors import NotFound, Unauthorized
 from atende.tenancy.crypto import hash_token, new_token
 from atende.tenancy.models import Company, Membership, Role, User, UserSession
@@ -112,6 +113,7 @@ async def start_session(
             expires_at=now + max_age,
         )
     )
+    audit.record(session, "auth.signed_in", ("user", user_id), company_id=company_id, user_id=user_id)
     await session.flush()
     return token
 
@@ -165,7 +167,13 @@ async def switch_company(
 
 async def end_session(session: AsyncSession, *, secret_key: str, token: str) -> None:
     """Sign one browser out (nothing happens for an unknown token)."""
-    await session.execute(delete(UserSession).where(UserSession.token_hash == hash_token(secret_key, token)))
+    ended = await session.execute(
+        delete(UserSession)
+        .where(UserSession.token_hash == hash_token(secret_key, token))
+        .returning(UserSession.user_id, UserSession.company_id)
+    )
+    for user_id, company_id in ended.all():
+        audit.record(session, "auth.signed_out", ("user", user_id), company_id=company_id, user_id=user_id)
 
 
 async def end_sessions(

@@ -32,6 +32,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende import netguard
+from atende.audit import service as audit
 from atende.config import WEBHOOK_MAX_GRACE_SECONDS
 from atende.db.scope import company_of, get_or_404
 from atende.errors import InvalidInput, NotFound
@@ -157,6 +158,12 @@ async def check_destination(url: str, *, allow_private: bool) -> None:
     await netguard.check_public(url, allow_private=allow_private, what="webhook", setting=DESTINATION_SETTING)
 
 
+def _audited(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """What the audit log says of an endpoint: its host (a URL's path or query may carry the
+    receiver's token) and its events."""
+    return {"host": urlsplit(endpoint.url).hostname or "", "events": list(endpoint.events or [])}
+
+
 async def create_endpoint(
     session: AsyncSession, *, secret_key: str, url: str, events: list[str], allow_private: bool = False
 ) -> tuple[WebhookEndpoint, str]:
@@ -174,6 +181,7 @@ async def create_endpoint(
     )
     session.add(endpoint)
     await session.flush()
+    audit.record(session, "webhook.created", ("webhook", endpoint.id), _audited(endpoint))
     return endpoint, secret
 
 
@@ -203,6 +211,8 @@ async def update_endpoint(
         endpoint.url = url
     if checked_events is not None:
         endpoint.events = checked_events
+    if url is not None or checked_events is not None:
+        audit.record(session, "webhook.changed", ("webhook", endpoint.id), _audited(endpoint))
     if enabled is not None:
         await set_endpoint_enabled(session, endpoint_id, enabled)
     return endpoint
@@ -212,6 +222,13 @@ async def set_endpoint_enabled(
     session: AsyncSession, endpoint_id: uuid.UUID, enabled: bool
 ) -> WebhookEndpoint:
     endpoint = await get_endpoint(session, endpoint_id)
+    if endpoint.enabled != enabled:
+        audit.record(
+            session,
+            "webhook.enabled" if enabled else "webhook.disabled",
+            ("webhook", endpoint.id),
+            _audited(endpoint),
+        )
     endpoint.enabled = enabled
     if enabled:
         endpoint.consecutive_failures = 0
@@ -243,6 +260,12 @@ async def rotate_secret(
         forget_previous_secret(endpoint)
     endpoint.secret_encrypted = encrypt_secret(secret_key, secret)
     endpoint.signature_scheme = STANDARD
+    audit.record(
+        session,
+        "webhook.secret_rotated",
+        ("webhook", endpoint.id),
+        {**_audited(endpoint), "grace_seconds": grace_seconds},
+    )
     return endpoint, secret
 
 
@@ -253,7 +276,9 @@ def forget_previous_secret(endpoint: WebhookEndpoint) -> None:
 
 
 async def delete_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> None:
-    await session.delete(await get_endpoint(session, endpoint_id))
+    endpoint = await get_endpoint(session, endpoint_id)
+    audit.record(session, "webhook.deleted", ("webhook", endpoint.id), _audited(endpoint))
+    await session.delete(endpoint)
 
 
 async def list_deliveries(
