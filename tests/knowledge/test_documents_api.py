@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -390,14 +391,20 @@ async def test_documents_carry_metadata_that_is_validated_stored_and_returned(
         "audience": "customers",
         "valid_from": "2026-12-01",
         "valid_until": "2026-12-31",
+        "custom": {"region": "sul"},
+    }
+    stored = {
+        **meta,
+        "valid_from": "2026-12-01T00:00:00Z",  # a date holds all of its day (UTC)
+        "valid_until": "2026-12-31T23:59:59.999999Z",
     }
     r = await post_document(
         company.client, source="promo.md", content="# Frete grátis\n\nEm dezembro.", meta=meta
     )
     assert r.status_code == 201, r.text
     document = r.json()["document"]
-    assert document["meta"] == meta
-    assert (await company.client.get(f"/v1/documents/{document['id']}")).json()["meta"] == meta
+    assert document["meta"] == stored
+    assert (await company.client.get(f"/v1/documents/{document['id']}")).json()["meta"] == stored
     for bad, where in (
         (
             {"valid_from": "2026-12-31", "valid_until": "2026-12-01"},
@@ -408,11 +415,63 @@ async def test_documents_carry_metadata_that_is_validated_stored_and_returned(
     ):
         r = await post_document(company.client, source="promo.md", content="# Outro\n\nTexto.", meta=bad)
         assert r.status_code == 422 and where in r.text, r.text
-    assert (await company.client.get(f"/v1/documents/{document['id']}")).json()["meta"] == meta
-    async with runtime.db.transaction(company.id) as session:  # a key an earlier version stored
-        await session.execute(
-            text("UPDATE documents SET meta = meta || '{\"legacy\": 1}' WHERE id = :id"),
-            {"id": document["id"]},
-        )
-    listed = (await company.client.get("/v1/documents")).json()
-    assert listed[0]["meta"]["legacy"] == 1 and listed[0]["meta"]["product"] == "Liquidificador Turbo"
+    assert (await company.client.get(f"/v1/documents/{document['id']}")).json()["meta"] == stored
+    async with runtime.db.transaction(company.id) as session:  # the columns retrieval filters on
+        row = (
+            await session.execute(
+                text("SELECT tags, product, audience, meta FROM documents WHERE id = :id"),
+                {"id": document["id"]},
+            )
+        ).one()
+    assert row == (["frete", "promoção"], "Liquidificador Turbo", "customers", {"region": "sul"})
+
+
+async def test_a_patch_changes_only_the_metadata_sent_and_refuses_a_bad_period(company: CompanyCtx) -> None:
+    meta = {"tags": ["frete"], "product": "Turbo", "valid_from": "2026-12-01"}
+    r = await post_document(company.client, source="promo.md", content="# Frete\n\nGrátis.", meta=meta)
+    document = r.json()["document"]
+    url = f"/v1/documents/{document['id']}"
+    r = await company.client.patch(url, json={"audience": "internal", "tags": [" frete ", "natal", "frete"]})
+    assert r.status_code == 200, r.text
+    changed = r.json()
+    assert changed["meta"]["audience"] == "internal"
+    assert changed["meta"]["tags"] == ["frete", "natal"]  # trimmed, each once
+    assert changed["meta"]["product"] == "Turbo"  # not sent: kept
+    assert changed["status"] == "ready" and changed["chunk_count"] == document["chunk_count"]
+    r = await company.client.patch(url, json={"valid_until": "2026-11-30"})
+    assert r.status_code == 422 and "valid_until must not be before valid_from" in r.text
+    r = await company.client.patch(url, json={"valid_from": None, "product": None})
+    assert r.status_code == 200
+    assert r.json()["meta"]["valid_from"] is None and r.json()["meta"]["product"] is None
+    r = await company.client.patch(url, json={"colour": "blue"})
+    assert r.status_code == 422 and "colour" in r.text
+    r = await company.client.patch(url, json={"language": "xx"})
+    assert r.status_code == 422
+
+
+async def test_each_version_is_listed_and_a_language_change_indexes_the_document_again(
+    company: CompanyCtx,
+) -> None:
+    r = await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD)
+    document = r.json()["document"]
+    await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD + "\nNovo.\n")
+    versions = (await company.client.get(f"/v1/documents/{document['id']}/versions")).json()
+    assert [v["version"] for v in versions] == [2, 1]
+    assert versions[0]["author_id"] is None  # an API key sent it
+    r = await company.client.patch(f"/v1/documents/{document['id']}", json={"language": "es"})
+    assert r.status_code == 200 and r.json()["status"] == "queued"
+    ready = await wait_for_status(company.client, document["id"], "ready")
+    assert ready["language"] == "es"
+    assert all(c["language"] == "es" for c in await chunks_of(company.client, document["id"]))
+    r = await company.client.post(f"/v1/documents/{document['id']}/reindex")
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    assert (await wait_for_status(company.client, document["id"], "ready"))["language"] == "es"
+
+
+async def wait_for_status(client: httpx.AsyncClient, document_id: str, status: str) -> dict[str, Any]:
+    for _ in range(200):
+        body = (await client.get(f"/v1/documents/{document_id}")).json()
+        if body["status"] == status:
+            return dict(body)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still {body['status']}")

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Query, Response
 
 from atende.errors import InvalidInput
 from atende.knowledge import service
-from atende.knowledge.schemas import ChunkPublic, DocumentIn, DocumentPublic, IngestResultPublic
+from atende.knowledge.schemas import (
+    ChunkPublic,
+    DocumentIn,
+    DocumentMetaPatch,
+    DocumentPublic,
+    DocumentVersionPublic,
+    IngestResultPublic,
+)
 from atende.knowledge.sources import read_submission
 from atende.knowledge.tasks import chunking, company_embedder
 from atende.tenancy.deps import AdminTenant, ViewerTenant
@@ -56,7 +63,7 @@ async def create_document(
             title=body.title,
             content_type=submitted.content_type,
             lang=body.language,
-            meta=body.meta.model_dump(mode="json", exclude_defaults=True),
+            meta=body.meta.metadata(),
             jobs=None if wait else tenant.runtime.jobs,
         )
         document = result.document
@@ -99,6 +106,34 @@ async def get_document(document_id: uuid.UUID, tenant: ViewerTenant) -> Document
 async def list_chunks(document_id: uuid.UUID, tenant: ViewerTenant) -> list[ChunkPublic]:
     async with tenant.transaction() as session:
         return [ChunkPublic.model_validate(c) for c in await service.list_chunks(session, document_id)]
+
+
+@router.patch("/documents/{document_id}", response_model=DocumentPublic)
+async def update_document(
+    document_id: uuid.UUID, body: DocumentMetaPatch, tenant: AdminTenant
+) -> DocumentPublic:
+    """Change some of a document's metadata (the keys sent; `null` clears one); at once, no
+    re-indexing. A new `language` indexes the document again in it (status `queued`)."""
+    async with tenant.transaction() as session:
+        document = await service.update_metadata(session, document_id, body.changes())
+        if body.language is not None and body.language != document.language:
+            document = await service.reindex(session, document_id, tenant.runtime.jobs, lang=body.language)
+        return DocumentPublic.model_validate(document)
+
+
+@router.post("/documents/{document_id}/reindex", response_model=DocumentPublic, status_code=202)
+async def reindex_document(document_id: uuid.UUID, tenant: AdminTenant) -> DocumentPublic:
+    """Index the document's newest version again (status `queued`, then as after an upload)."""
+    async with tenant.transaction() as session:
+        return DocumentPublic.model_validate(await service.reindex(session, document_id, tenant.runtime.jobs))
+
+
+@router.get("/documents/{document_id}/versions", response_model=list[DocumentVersionPublic])
+async def list_versions(document_id: uuid.UUID, tenant: ViewerTenant) -> list[DocumentVersionPublic]:
+    async with tenant.transaction() as session:
+        return [
+            DocumentVersionPublic.model_validate(v) for v in await service.list_versions(session, document_id)
+        ]
 
 
 @router.delete("/documents/{document_id}", status_code=204)

@@ -23,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import BYTEA, JSONB, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from atende.db.base import Base, CompanyOwned, IdMixin, utcnow
@@ -33,10 +33,21 @@ class Document(IdMixin, CompanyOwned, Base):
     """A knowledge-base document. ``status`` is that of its latest submitted version
     (``queued → indexing → ready | failed``, ``error`` says why); its chunks are those of the
     last version that indexed (``content_hash``), so a re-ingest in progress, or one that
-    failed, leaves the previous version answering questions."""
+    failed, leaves the previous version answering questions.
+
+    What it is about and for whom (``tags``, ``product``, ``audience``) and when it holds
+    (``valid_from``/``valid_until``, either open) are columns, so that retrieval can filter
+    on them in its SQL (``tags`` has a GIN index for ``&&``/``@>``); ``meta`` keeps any
+    other key/values. An article written in the dashboard is a document too (``source``
+    ``article:<slug>``, Markdown), indexed the same way."""
 
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("company_id", "source"),)
+    __table_args__ = (
+        UniqueConstraint("company_id", "source"),
+        Index("ix_documents_tags", "tags", postgresql_using="gin"),
+        # the expiring and expired documents of a company, from the index
+        Index("ix_documents_company_valid_until", "company_id", "valid_until"),
+    )
 
     title: Mapped[str] = mapped_column(String(500))
     source: Mapped[str] = mapped_column(String(1000))
@@ -47,9 +58,39 @@ class Document(IdMixin, CompanyOwned, Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     meta: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
+    product: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    audience: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow
     )
+
+
+class DocumentVersion(IdMixin, CompanyOwned, Base):
+    """One submitted version of a document: its number (1, 2, …), the hash of its bytes,
+    who sent it (``None``: an API key, the CLI, or a user since removed) and, for an
+    article written in the dashboard, its Markdown, so that it can be edited again. The
+    newest version keeps its bytes (``data``, emptied when a newer one arrives): re-indexing
+    (after a language change, or on request) reads them."""
+
+    __tablename__ = "document_versions"
+    __table_args__ = (UniqueConstraint("document_id", "version"),)
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE")
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    author_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    language: Mapped[str | None] = mapped_column(String(5), nullable=True)  # as given, else detected
+    markdown: Mapped[str | None] = mapped_column(Text, nullable=True)
+    data: Mapped[bytes | None] = mapped_column(BYTEA, nullable=True, deferred=True)
 
 
 class Chunk(IdMixin, CompanyOwned, Base):

@@ -4,37 +4,131 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import date, datetime
-from typing import Annotated, Literal
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from atende.knowledge.models import Document
+from atende.knowledge.service import Metadata, clean_tags, metadata_of
+
+
+def start_of(value: date | datetime | None) -> datetime | None:
+    """An instant a document becomes valid: a date is its first instant (UTC); a datetime
+    without a zone is UTC."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time.min)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def end_of(value: date | datetime | None) -> datetime | None:
+    """An instant a document stops being valid: a date is its last instant (UTC), so that
+    "valid until 2026-12-31" holds all of that day."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time.max)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+Tag = Annotated[str, Field(min_length=1, max_length=60)]
+
+
+def _day_or_instant(value: Any) -> Any:
+    """``2026-12-31`` is a day (a datetime would read it as its midnight)."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return date.fromisoformat(value)
+    return value
+
+
+Instant = Annotated[datetime | date, BeforeValidator(_day_or_instant)]
 
 
 class DocumentMeta(BaseModel):
-    """What a document is about and for whom; retrieval will filter on it (e.g. a product's
-    FAQ for that product's customers, a promotion only while it is valid)."""
+    """What a document is about and for whom; retrieval filters on it (e.g. a product's
+    FAQ for that product's customers, a promotion only while it is valid). ``valid_from``
+    and ``valid_until`` take a date (all of that day, UTC) or an instant."""
 
     model_config = ConfigDict(extra="forbid")
 
-    tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
-        default_factory=list, max_length=30
-    )
+    tags: list[Tag] = Field(default_factory=list, max_length=30)
     product: str | None = Field(default=None, max_length=200)
     audience: str | None = Field(default=None, max_length=100, description="e.g. customers, resellers, staff")
-    valid_from: date | None = None
-    valid_until: date | None = None
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
+    custom: dict[Annotated[str, Field(min_length=1, max_length=60)], str | int | float | bool] = Field(
+        default_factory=dict, max_length=30, description="Any other key/values."
+    )
 
     @model_validator(mode="after")
     def _period(self) -> DocumentMeta:
-        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+        start, end = start_of(self.valid_from), end_of(self.valid_until)
+        if start and end and end < start:
             raise ValueError("valid_until must not be before valid_from")
         return self
 
+    def metadata(self) -> Metadata:
+        return Metadata(
+            tags=clean_tags(self.tags),
+            product=self.product or None,
+            audience=self.audience or None,
+            valid_from=start_of(self.valid_from),
+            valid_until=end_of(self.valid_until),
+            custom=dict(self.custom),
+        )
 
-class StoredDocumentMeta(DocumentMeta):
-    """Metadata as stored: keys written by earlier versions are kept and shown."""
 
-    model_config = ConfigDict(extra="allow")
+class DocumentMetaPatch(BaseModel):
+    """Some of a document's metadata: the keys sent change (``null`` clears), the others stay."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"tags": ["frete"], "audience": "customers", "valid_until": "2026-12-31"}]
+        },
+    )
+
+    tags: list[Tag] | None = Field(default=None, max_length=30)
+    product: str | None = Field(default=None, max_length=200)
+    audience: str | None = Field(default=None, max_length=100)
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
+    custom: dict[Annotated[str, Field(min_length=1, max_length=60)], str | int | float | bool] | None = Field(
+        default=None, max_length=30
+    )
+    language: Literal["pt", "en", "es"] | None = Field(
+        default=None, description="Index the document again in this language."
+    )
+
+    def changes(self) -> dict[str, object]:
+        sent = self.model_fields_set
+        out: dict[str, object] = {}
+        if "tags" in sent:
+            out["tags"] = tuple(self.tags or ())
+        for name in ("product", "audience"):
+            if name in sent:
+                out[name] = getattr(self, name) or None
+        if "valid_from" in sent:
+            out["valid_from"] = start_of(self.valid_from)
+        if "valid_until" in sent:
+            out["valid_until"] = end_of(self.valid_until)
+        if "custom" in sent:
+            out["custom"] = dict(self.custom or {})
+        return out
+
+
+class StoredDocumentMeta(BaseModel):
+    """Metadata as stored: the columns, and the key/values of ``custom`` (keys written by
+    earlier versions among them)."""
+
+    tags: list[str] = Field(default_factory=list)
+    product: str | None = None
+    audience: str | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    custom: dict[str, Any] = Field(default_factory=dict)
 
 
 class DocumentIn(BaseModel):
@@ -97,6 +191,24 @@ class DocumentPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_document(cls, value: Any) -> Any:
+        """A ``Document``'s metadata columns and ``meta`` JSON, as one ``meta``."""
+        if isinstance(value, Document):
+            fields = {name: getattr(value, name) for name in cls.model_fields if name != "meta"}
+            meta = metadata_of(value)
+            fields["meta"] = StoredDocumentMeta(
+                tags=list(meta.tags),
+                product=meta.product,
+                audience=meta.audience,
+                valid_from=meta.valid_from,
+                valid_until=meta.valid_until,
+                custom=dict(meta.custom),
+            )
+            return fields
+        return value
+
     @field_validator("error")
     @classmethod
     def _one_line(cls, error: str | None) -> str | None:
@@ -120,3 +232,16 @@ class ChunkPublic(BaseModel):
     section: str
     text: str
     language: str
+    token_count: int = Field(description="The words indexed (the length BM25 normalises by).")
+
+
+class DocumentVersionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    version: int
+    content_hash: str
+    content_type: str
+    title: str | None
+    language: str | None
+    author_id: uuid.UUID | None = Field(description="The dashboard user who sent it; null for an API key.")
+    created_at: datetime

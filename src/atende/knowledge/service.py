@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
+import unicodedata
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import cast, delete, func, literal, literal_column, select, text
+from sqlalchemy import cast, delete, func, literal, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
 from atende.db.scope import company_of, get_or_404
 from atende.db.session import Database
@@ -34,7 +37,7 @@ from atende.jobs.queue import JobQueue
 from atende.knowledge import language
 from atende.knowledge.chunking import ChunkDraft, chunk_blocks
 from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, Vector, passage_text, to_sql
-from atende.knowledge.models import Chunk, Document, DocumentUpload, LexemeStat
+from atende.knowledge.models import Chunk, Document, DocumentUpload, DocumentVersion, LexemeStat
 from atende.knowledge.parsing import content_type_for, parse
 from atende.knowledge.text import TS_CONFIG, fold
 
@@ -50,6 +53,60 @@ Progress = Callable[[str, int], Callable[[int], None]]
 class IngestResult:
     document: Document
     changed: bool
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a document is about and for whom, and when it holds (``Document``'s columns that
+    retrieval filters on), with any other key/values (``custom``, the ``meta`` JSON)."""
+
+    tags: tuple[str, ...] = ()
+    product: str | None = None
+    audience: str | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    custom: Mapping[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise InvalidInput("valid_until must not be before valid_from", field="valid_until")
+
+
+METADATA_FIELDS = ("tags", "product", "audience", "valid_from", "valid_until")
+
+
+def metadata_of(document: Document) -> Metadata:
+    return Metadata(
+        tags=tuple(document.tags or ()),
+        product=document.product,
+        audience=document.audience,
+        valid_from=document.valid_from,
+        valid_until=document.valid_until,
+        custom=dict(document.meta or {}),
+    )
+
+
+def _apply_metadata(document: Document, meta: Metadata) -> bool:
+    """Set the document's metadata; whether anything changed."""
+    meta.check()
+    if metadata_of(document) == meta:
+        return False
+    document.tags = list(meta.tags)
+    document.product, document.audience = meta.product, meta.audience
+    document.valid_from, document.valid_until = meta.valid_from, meta.valid_until
+    document.meta = dict(meta.custom)
+    document.updated_at = datetime.now(UTC)
+    return True
+
+
+def clean_tags(tags: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Tags as stored: trimmed, blank ones dropped, each once (in the order given)."""
+    seen: dict[str, None] = {}
+    for given in tags:
+        tag = " ".join(given.split())
+        if tag:
+            seen.setdefault(tag, None)
+    return tuple(seen)
 
 
 @dataclass(frozen=True)
@@ -145,19 +202,25 @@ async def submit(
     title: str | None = None,
     content_type: str | None = None,
     lang: str | None = None,
-    meta: dict[str, Any] | None = None,
+    meta: Metadata | None = None,
     jobs: JobQueue | None = None,
+    author_id: uuid.UUID | None = None,
+    markdown: str | None = None,
 ) -> IngestResult:
     """Accept a document version for indexing (``queued``), or change nothing if it is the
     version already indexed or waiting. With ``jobs``, the indexing job is enqueued in the
-    same transaction. Metadata applies at once (it is the document's, not a version's)."""
+    same transaction. Metadata applies at once (it is the document's, not a version's);
+    ``None`` leaves a document's as they are. Each accepted version is recorded
+    (``document_versions``: ``author_id``, an article's ``markdown``), keeping its bytes
+    for a later re-index."""
     if len(data) > max_bytes:
         raise InvalidInput(f"the document is {len(data)} bytes; the limit is {max_bytes}")
     if lang is not None and lang not in TS_CONFIG:
         raise InvalidInput(f"language must be one of {', '.join(TS_CONFIG)}; got '{lang}'")
     kind = content_type_for(source, content_type)
     digest = hashlib.sha256(data).hexdigest()
-    meta = meta or {}
+    if meta is not None:
+        meta.check()
     await _lock_source(session, source)
     document = await session.scalar(select(Document).where(Document.source == source).with_for_update())
     if document is not None:
@@ -172,10 +235,7 @@ async def submit(
             same = same and (title is None or title == document.title)
             same = same and (lang is None or lang == document.language)
         if same:
-            meta_changed = document.meta != meta
-            if meta_changed:
-                document.meta = meta
-                document.updated_at = datetime.now(UTC)
+            meta_changed = meta is not None and _apply_metadata(document, meta)
             return IngestResult(document, changed=meta_changed)
         if pending is not None:
             await session.delete(pending)
@@ -191,12 +251,64 @@ async def submit(
             chunk_count=0,
         )
         session.add(document)
+    if meta is not None:
+        _apply_metadata(document, meta)
+    await session.flush()
+    await _record_version(session, document, data, digest, kind, title, lang, author_id, markdown)
+    await _queue(session, document, data, digest, kind, title, lang, jobs)
+    return IngestResult(document, changed=True)
+
+
+async def _record_version(
+    session: AsyncSession,
+    document: Document,
+    data: bytes,
+    digest: str,
+    kind: str,
+    title: str | None,
+    lang: str | None,
+    author_id: uuid.UUID | None,
+    markdown: str | None,
+) -> None:
+    """The next version of the document; only the newest keeps its bytes."""
+    latest = await session.scalar(
+        select(func.max(DocumentVersion.version)).where(DocumentVersion.document_id == document.id)
+    )
+    if latest:
+        await session.execute(
+            update(DocumentVersion)
+            .where(DocumentVersion.document_id == document.id, DocumentVersion.data.is_not(None))
+            .values(data=None)
+        )
+    session.add(
+        DocumentVersion(
+            document_id=document.id,
+            version=(latest or 0) + 1,
+            content_hash=digest,
+            content_type=kind,
+            title=title,
+            language=lang,
+            author_id=author_id,
+            markdown=markdown,
+            data=data,
+        )
+    )
+    await session.flush()
+
+
+async def _queue(
+    session: AsyncSession,
+    document: Document,
+    data: bytes,
+    digest: str,
+    kind: str,
+    title: str | None,
+    lang: str | None,
+    jobs: JobQueue | None,
+) -> None:
+    """Put a version in ``document_uploads`` (``queued``) and, with ``jobs``, enqueue its indexing."""
     document.status = "queued"  # the status moves; updated_at marks changes of content or metadata
     document.error = None
-    if document.meta != meta:
-        document.meta = meta
-        document.updated_at = datetime.now(UTC)
-    await session.flush()
     session.add(
         DocumentUpload(
             document_id=document.id,
@@ -217,7 +329,145 @@ async def submit(
             company_id=str(company_of(session)),
             document_id=str(document.id),
         )
-    return IngestResult(document, changed=True)
+
+
+async def update_metadata(
+    session: AsyncSession, document_id: uuid.UUID, changes: Mapping[str, Any]
+) -> Document:
+    """Change some of a document's metadata (``METADATA_FIELDS`` and ``custom``; a key not
+    given keeps its value). Applies at once: metadata is not indexed text."""
+    document = await get_or_404(session, Document, document_id, "document", for_update=True)
+    current = metadata_of(document)
+    values = {name: changes[name] for name in (*METADATA_FIELDS, "custom") if name in changes}
+    if "tags" in values:
+        values["tags"] = clean_tags(values["tags"] or ())
+    merged = Metadata(**{**current.__dict__, **values})
+    _apply_metadata(document, merged)
+    await session.flush()
+    return document
+
+
+async def reindex(
+    session: AsyncSession, document_id: uuid.UUID, jobs: JobQueue | None, *, lang: str | None = None
+) -> Document:
+    """Index the document's newest version again (``lang``: in that language, else as it was
+    sent): its kept bytes are queued like a new upload."""
+    if lang is not None and lang not in TS_CONFIG:
+        raise InvalidInput(f"language must be one of {', '.join(TS_CONFIG)}; got '{lang}'", field="language")
+    document = await get_or_404(session, Document, document_id, "document", for_update=True)
+    version = await session.scalar(
+        select(DocumentVersion)
+        .where(DocumentVersion.document_id == document_id, DocumentVersion.data.is_not(None))
+        .order_by(DocumentVersion.version.desc())
+        .limit(1)
+        .options(undefer(DocumentVersion.data))
+    )
+    if version is None or version.data is None:
+        raise InvalidInput(
+            "this document's file was not kept (it was sent before versions were); send it again",
+            field="file",
+        )
+    pending = await session.get(DocumentUpload, document_id, with_for_update=True)
+    if pending is not None:
+        await session.delete(pending)
+        await session.flush()
+    language_given = lang if lang is not None else version.language
+    if lang is not None and lang != version.language:
+        version.language = lang
+    await _queue(
+        session,
+        document,
+        version.data,
+        version.content_hash,
+        version.content_type,
+        version.title,
+        language_given,
+        jobs,
+    )
+    return document
+
+
+async def list_versions(session: AsyncSession, document_id: uuid.UUID) -> list[DocumentVersion]:
+    """A document's versions, newest first."""
+    await get_document(session, document_id)
+    return list(
+        await session.scalars(
+            select(DocumentVersion)
+            .where(DocumentVersion.document_id == document_id)
+            .order_by(DocumentVersion.version.desc())
+        )
+    )
+
+
+ARTICLE_PREFIX = "article:"
+
+
+def slugify(title: str) -> str:
+    """An article's slug from its title ("Trocas e devoluções" → "trocas-e-devolucoes")."""
+    plain = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:80] or "article"
+
+
+async def save_article(
+    session: AsyncSession,
+    *,
+    title: str,
+    markdown: str,
+    max_bytes: int,
+    jobs: JobQueue | None,
+    author_id: uuid.UUID | None,
+    document_id: uuid.UUID | None = None,
+    lang: str | None = None,
+) -> IngestResult:
+    """Write a new article (``document_id`` ``None``) or a new version of one: a Markdown
+    document whose source is ``article:<slug>``, indexed by the same job as an upload."""
+    title = " ".join(title.split())
+    if not title:
+        raise InvalidInput("an article needs a title", field="title")
+    if not markdown.strip():
+        raise InvalidInput("an article needs some text", field="body")
+    if document_id is not None:
+        document = await get_or_404(session, Document, document_id, "document")
+        if not document.source.startswith(ARTICLE_PREFIX):
+            raise InvalidInput("only articles written here can be edited here", field="document")
+        source = document.source
+    else:
+        base = ARTICLE_PREFIX + slugify(title)
+        taken = set(
+            await session.scalars(
+                select(Document.source).where(Document.source.startswith(base, autoescape=True))
+            )
+        )
+        source, n = base, 2
+        while source in taken:
+            source, n = f"{base}-{n}", n + 1
+    return await submit(
+        session,
+        source=source,
+        data=markdown.encode(),
+        max_bytes=max_bytes,
+        title=title,
+        content_type="markdown",
+        lang=lang,
+        jobs=jobs,
+        author_id=author_id,
+        markdown=markdown,
+    )
+
+
+async def article_markdown(session: AsyncSession, document_id: uuid.UUID) -> str:
+    """The Markdown of an article's newest version (to edit it again)."""
+    found = await session.scalar(
+        select(DocumentVersion.markdown)
+        .where(DocumentVersion.document_id == document_id, DocumentVersion.markdown.is_not(None))
+        .order_by(DocumentVersion.version.desc())
+        .limit(1)
+    )
+    return found or ""
+
+
+# "about to expire": a document whose validity ends within this long is flagged
+EXPIRING_WITHIN = timedelta(days=30)
 
 
 async def index_pending(
@@ -487,7 +737,7 @@ async def ingest(
     title: str | None = None,
     content_type: str | None = None,
     lang: str | None = None,
-    meta: dict[str, Any] | None = None,
+    meta: Metadata | None = None,
     progress: Progress | None = None,
 ) -> IngestResult:
     """Submit and index a document at once (the CLI, the demo, ``atende eval``). A document
@@ -515,8 +765,29 @@ async def ingest(
     return IngestResult(document, changed=True)
 
 
-async def list_documents(session: AsyncSession) -> list[Document]:
-    return list(await session.scalars(select(Document).order_by(Document.title)))
+async def list_documents(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    expiry: str | None = None,
+    articles: bool | None = None,
+    now: datetime | None = None,
+) -> list[Document]:
+    """The company's documents by title; ``expiry`` ``expired`` (valid until a past instant)
+    or ``expiring`` (within ``EXPIRING_WITHIN``, not yet expired); ``articles`` True: only
+    those written in the dashboard."""
+    query = select(Document).order_by(Document.title, Document.id)
+    if status:
+        query = query.where(Document.status == status)
+    moment = now or datetime.now(UTC)
+    if expiry == "expired":
+        query = query.where(Document.valid_until < moment)
+    elif expiry == "expiring":
+        query = query.where(Document.valid_until >= moment, Document.valid_until < moment + EXPIRING_WITHIN)
+    if articles is not None:
+        is_article = Document.source.startswith(ARTICLE_PREFIX, autoescape=True)
+        query = query.where(is_article if articles else ~is_article)
+    return list(await session.scalars(query))
 
 
 async def get_document(session: AsyncSession, document_id: uuid.UUID) -> Document:
