@@ -1,4 +1,5 @@
-"""Retrieval filters: which documents a question may be answered from.
+"""Retrieval filters: which documents a question may be answered from (their language, ids,
+and the metadata columns ``tags``, ``product``, ``audience``).
 
 A ``Filters`` narrows both retrieval paths to the chunks of matching documents *inside*
 their SQL (the BM25 statement's postings and the nearest-vector scan), not afterwards: a
@@ -47,13 +48,13 @@ def document_conditions(filters: Filters, alias: str = "fd") -> tuple[list[str],
         conditions.append(f"{alias}.id = ANY(CAST(:f_documents AS uuid[]))")
         params["f_documents"] = [str(d) for d in filters.documents]
     if filters.tags:
-        conditions.append(f"jsonb_exists_any({alias}.meta -> 'tags', CAST(:f_tags AS text[]))")
+        conditions.append(f"{alias}.tags && CAST(:f_tags AS text[])")
         params["f_tags"] = list(filters.tags)
     if filters.product:
-        conditions.append(f"{alias}.meta ->> 'product' = :f_product")
+        conditions.append(f"{alias}.product = :f_product")
         params["f_product"] = filters.product
     if filters.audience:
-        conditions.append(f"{alias}.meta ->> 'audience' = :f_audience")
+        conditions.append(f"{alias}.audience = :f_audience")
         params["f_audience"] = filters.audience
     return conditions, params
 
