@@ -11,6 +11,7 @@ from atende.dashboard import (
     email_frame,
     home,
     inbox,
+    knowledge_try,
     live,
     media,
     members,
@@ -54,6 +55,7 @@ for module in (
     settings_channels,
     settings_whatsapp,
     settings_email,
+    knowledge_try,
 ):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched
