@@ -29,6 +29,7 @@ from atende.channels import registry as channels
 from atende.channels.accounts_api import router as channel_accounts_router
 from atende.config import Settings, get_settings
 from atende.conversations.api import router as conversations_router
+from atende.dashboard import knowledge as knowledge_pages
 from atende.dashboard.conversation import REPLY_PATH
 from atende.dashboard.routes import PREFIX as DASHBOARD_PREFIX
 from atende.dashboard.routes import router as dashboard_router
@@ -359,6 +360,9 @@ def create_app(
         larger_bodies={
             UPLOAD_PATH: max(settings.media_max_bytes, settings.max_body_bytes),
             REPLY_PATH: settings.media_max_bytes + settings.max_body_bytes,
+            # the knowledge base's upload form, with several documents at once
+            knowledge_pages.UPLOAD_PATH: knowledge_pages.MAX_FILES * settings.max_document_bytes
+            + settings.max_body_bytes,
             # a channel's webhooks that post whole messages with their files (e-mail providers)
             **{
                 re.compile(re.escape(prefix) + ".*"): max(limit, settings.max_body_bytes)

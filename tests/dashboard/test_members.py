@@ -42,6 +42,9 @@ PAGES = {
     "/app/settings/channels": Role.admin,
     "/app/settings/whatsapp": Role.admin,
     "/app/settings/email": Role.admin,
+    "/app/knowledge": Role.agent,
+    "/app/knowledge/articles": Role.agent,
+    "/app/knowledge/articles/new": Role.admin,
     "/app/knowledge/try": Role.agent,
 }
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
@@ -51,12 +54,6 @@ def menu(html: str) -> list[str]:
     nav = re.search(r'<nav class="menu".*?</nav>', html, re.DOTALL)
     assert nav, html
     return re.findall(r'href="([^"]+)"', nav.group(0))
-
-
-def knowledge_tabs(html: str) -> list[str]:
-    """The knowledge base's pages its tabs link (``_knowledge_nav.html``)."""
-    tabs = re.search(r'<nav class="tabs" aria-label="Knowledge base">.*?</nav>', html, re.DOTALL)
-    return re.findall(r'href="([^"]+)"', tabs.group(0)) if tabs else []
 
 
 def settings_sections(html: str) -> list[str]:
@@ -73,8 +70,10 @@ async def test_each_role_sees_only_the_pages_it_may_use_and_is_refused_the_other
         shown = menu((await client.get("/app")).text)
         if "/app/settings" in shown:
             shown += settings_sections((await client.get("/app/settings")).text)
-        if role.allows(Role.agent):  # the knowledge base's pages, reached through its tabs
-            shown += knowledge_tabs((await client.get("/app/knowledge/try")).text)
+        if "/app/knowledge" in shown:  # its tabs, and "Write an article" for whom may write
+            shown += re.findall(
+                r'href="(/app/knowledge[^"?]*)"', (await client.get("/app/knowledge/articles")).text
+            )
         for path, needed in PAGES.items():
             response = await client.get(path)
             if role.allows(needed):

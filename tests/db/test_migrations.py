@@ -314,3 +314,55 @@ def test_0020s_trigger_wakes_a_snooze_on_any_customer_message_and_its_downgrade_
         authors = conn.execute("SELECT author FROM messages ORDER BY seq").fetchall()
     assert authors == [("agent",), ("bot",), ("customer",)]
     migrate.upgrade(url)
+
+
+def test_document_metadata_moves_into_columns_and_back(pg_url: str) -> None:
+    """0028 moves ``meta``'s tags, product, audience and validity into columns (a date's
+    validity holding all of that day), keeps any other key in ``meta`` and records the indexed
+    version; the downgrade puts them back as they were."""
+    url = make_database(pg_url, f"atende_document_meta_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0027")
+    meta = (
+        '{"tags": ["frete", "natal"], "product": "Turbo", "audience": "customers",'
+        ' "valid_from": "2026-12-01", "valid_until": "2026-12-31", "legacy": 1}'
+    )
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'c', 'c', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        for source, value, digest in (("promo.md", meta, "abc"), ("plain.md", "{}", "")):
+            conn.execute(
+                "INSERT INTO documents (id, created_at, company_id, title, source, content_type, language,"
+                " content_hash, status, chunk_count, meta, updated_at) VALUES (gen_random_uuid(), now(), %s,"
+                " 't', %s, 'markdown', 'pt', %s, 'ready', 0, %s, now())",
+                (company, source, digest, value),
+            )
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT tags, product, audience, valid_from AT TIME ZONE 'UTC',"
+            " valid_until AT TIME ZONE 'UTC', meta FROM documents WHERE source = 'promo.md'"
+        ).fetchone()
+        assert row[:3] == (["frete", "natal"], "Turbo", "customers")
+        assert (str(row[3]), str(row[4])) == ("2026-12-01 00:00:00", "2026-12-31 23:59:59.999999")
+        assert row[5] == {"legacy": 1}
+        assert conn.execute("SELECT tags, meta FROM documents WHERE source = 'plain.md'").fetchone() == (
+            [],
+            {},
+        )
+        versions = conn.execute("SELECT version, content_hash, data FROM document_versions").fetchall()
+        assert versions == [(1, "abc", None)]  # the indexed one; its bytes were never kept
+    migrate.downgrade(url, "0027")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        back = conn.execute("SELECT meta FROM documents WHERE source = 'promo.md'").fetchone()[0]
+        assert back == {
+            "tags": ["frete", "natal"],
+            "product": "Turbo",
+            "audience": "customers",
+            "valid_from": "2026-12-01",
+            "valid_until": "2026-12-31",
+            "legacy": 1,
+        }
+        assert conn.execute("SELECT meta FROM documents WHERE source = 'plain.md'").fetchone()[0] == {}

@@ -184,6 +184,14 @@ DASHBOARD_ATTACKS = [
     Attack("POST", "/app/settings/channels/{account_id}/disable"),
     Attack("POST", "/app/settings/channels/{account_id}/secrets"),
     Attack("POST", "/app/settings/channels/{account_id}/delete"),
+    Attack("GET", "/app/knowledge/{document_id}"),
+    Attack("GET", "/app/knowledge/{document_id}", params={"part": "status"}),
+    Attack("POST", "/app/knowledge/{document_id}/metadata", body={"tags": "A's", "language": "en"}),
+    Attack("POST", "/app/knowledge/{document_id}/reindex"),
+    Attack("GET", "/app/knowledge/{document_id}/delete"),
+    Attack("POST", "/app/knowledge/{document_id}/delete"),
+    Attack("GET", "/app/knowledge/articles/{document_id}"),
+    Attack("POST", "/app/knowledge/articles/{document_id}", body={"title": "A's", "body": "A's text"}),
 ]
 ID_PARAMETER = re.compile(r"\{\w*id\}")
 
@@ -479,7 +487,7 @@ def id_routes_of(openapi: dict[str, Any], app_routes: list[Any]) -> set[tuple[st
     }
     # routes hidden from the schema (the dashboard's pages among them) must not escape either
     for route in every_route(app_routes):
-        path = getattr(route, "path", "")
+        path = re.sub(r":\w+}", "}", getattr(route, "path", ""))  # "{document_id:uuid}": its convertor
         if ID_PARAMETER.search(path):
             routes |= {(m, path) for m in getattr(route, "methods", None) or () if m != "HEAD"}
     return routes

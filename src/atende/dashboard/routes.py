@@ -11,6 +11,8 @@ from atende.dashboard import (
     email_frame,
     home,
     inbox,
+    knowledge,
+    knowledge_articles,
     knowledge_try,
     live,
     media,
@@ -55,6 +57,8 @@ for module in (
     settings_channels,
     settings_whatsapp,
     settings_email,
+    knowledge,
+    knowledge_articles,
     knowledge_try,
 ):
     pages.include_router(module.router, prefix=PREFIX)

@@ -93,6 +93,7 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("/app", N_("Home")),
     NavItem("/app/inbox", N_("Inbox"), role=Role.viewer),
+    NavItem("/app/knowledge", N_("Knowledge base"), role=Role.agent),
     NavItem("/app/users", N_("Users"), role=Role.admin),
     NavItem("/app/settings", N_("Settings"), role=Role.admin),
     NavItem("/app/platform/companies", N_("Companies"), superadmin=True),
@@ -171,6 +172,11 @@ NOTICES: dict[str, str] = {
     "channel_account_deleted": N_("Account deleted."),
     "whatsapp_connected": N_("WhatsApp number connected. Now set up the webhook in Meta's app (step 6)."),
     "email_connected": N_("Mailbox connected. This page says whether its logins work."),
+    # the knowledge base (``knowledge``, ``knowledge_articles``)
+    "document_saved": N_("Document details saved."),
+    "document_reindexing": N_("Queued for indexing again. Its status updates on this page."),
+    "document_deleted": N_("Document deleted: the bot no longer answers from it."),
+    "article_saved": N_("Article saved. It is being indexed; its status updates on this page."),
 }
 
 ROLE_NAMES = {

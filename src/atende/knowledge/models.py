@@ -90,7 +90,7 @@ class DocumentVersion(IdMixin, CompanyOwned, Base):
     )
     language: Mapped[str | None] = mapped_column(String(5), nullable=True)  # as given, else detected
     markdown: Mapped[str | None] = mapped_column(Text, nullable=True)
-    data: Mapped[bytes | None] = mapped_column(BYTEA, nullable=True, deferred=True)
+    data: Mapped[bytes | None] = mapped_column(BYTEA, nullable=True)
 
 
 class Chunk(IdMixin, CompanyOwned, Base):

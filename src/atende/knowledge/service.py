@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import defer
 
 from atende.db.scope import company_of, get_or_404
 from atende.db.session import Database
@@ -360,7 +360,6 @@ async def reindex(
         .where(DocumentVersion.document_id == document_id, DocumentVersion.data.is_not(None))
         .order_by(DocumentVersion.version.desc())
         .limit(1)
-        .options(undefer(DocumentVersion.data))
     )
     if version is None or version.data is None:
         raise InvalidInput(
@@ -395,6 +394,7 @@ async def list_versions(session: AsyncSession, document_id: uuid.UUID) -> list[D
             select(DocumentVersion)
             .where(DocumentVersion.document_id == document_id)
             .order_by(DocumentVersion.version.desc())
+            .options(defer(DocumentVersion.data, raiseload=True))  # the bytes stay in the database
         )
     )
 
@@ -772,11 +772,13 @@ async def list_documents(
     expiry: str | None = None,
     articles: bool | None = None,
     now: datetime | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[Document]:
     """The company's documents by title; ``expiry`` ``expired`` (valid until a past instant)
     or ``expiring`` (within ``EXPIRING_WITHIN``, not yet expired); ``articles`` True: only
-    those written in the dashboard."""
-    query = select(Document).order_by(Document.title, Document.id)
+    those written in the dashboard; a page of them with ``limit`` and ``offset``."""
+    query = select(Document).order_by(Document.title, Document.id).limit(limit).offset(offset)
     if status:
         query = query.where(Document.status == status)
     moment = now or datetime.now(UTC)
@@ -790,14 +792,38 @@ async def list_documents(
     return list(await session.scalars(query))
 
 
+async def expiry_counts(session: AsyncSession, now: datetime) -> tuple[int, int]:
+    """How many of the company's documents are expired, and how many expire within
+    ``EXPIRING_WITHIN`` (from the ``(company_id, valid_until)`` index)."""
+    row = (
+        await session.execute(
+            select(
+                func.count().filter(Document.valid_until < now),
+                func.count().filter(
+                    Document.valid_until >= now, Document.valid_until < now + EXPIRING_WITHIN
+                ),
+            ).where(Document.valid_until < now + EXPIRING_WITHIN)
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
 async def get_document(session: AsyncSession, document_id: uuid.UUID) -> Document:
     return await get_or_404(session, Document, document_id, "document")
 
 
-async def list_chunks(session: AsyncSession, document_id: uuid.UUID) -> list[Chunk]:
+async def get_documents(session: AsyncSession, document_ids: list[uuid.UUID]) -> list[Document]:
+    """Those of these documents the company has (another's ids, or deleted ones, are left out)."""
+    return list(await session.scalars(select(Document).where(Document.id.in_(document_ids))))
+
+
+async def list_chunks(session: AsyncSession, document_id: uuid.UUID, limit: int | None = None) -> list[Chunk]:
+    """A document's chunks in order (the first ``limit``)."""
     await get_document(session, document_id)
     return list(
-        await session.scalars(select(Chunk).where(Chunk.document_id == document_id).order_by(Chunk.ordinal))
+        await session.scalars(
+            select(Chunk).where(Chunk.document_id == document_id).order_by(Chunk.ordinal).limit(limit)
+        )
     )
 
 
