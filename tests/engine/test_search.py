@@ -194,6 +194,7 @@ async def test_metadata_filters_keep_the_top_k_full_from_what_passes(company: Co
         ({"question": "frete", "filters": {"documents": ["not-an-id"]}}, "documents"),
         ({"question": "frete", "limit": 0}, "limit"),
         ({"question": "frete", "extra": 1}, "extra"),
+        ({"question": "frete", "filters": {"tags": ["a\x00"]}}, "cannot be stored"),
     ],
 )
 async def test_bad_input_is_refused_with_what_was_wrong(
