@@ -24,6 +24,9 @@ customer's message (the API channel), a note, resolve and reopen (the page's for
 from the request's start to each screen hearing its event (``--fanout 1,25,100``). And the
 settings pages, signed in as the company's admin, the busiest webhook's delivery log holding
 ``--deliveries`` (50,000) deliveries with their attempts (its first page and one halfway down).
+And the analytics page over 90 days (and 30, and each filter; a chart's CSV), once the first
+``analytics:refresh`` has measured every conversation (its time is among the fill's); the fill
+gives the conversations with people their handoffs, an agent's answer and their resolution.
 ``--quick`` is a small run for development.
 
 Run from the project root: ``.venv/bin/python -m benchmarks.dashboard --help``.
@@ -45,12 +48,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 
+from atende.analytics import rollup
 from atende.conversations import labels as label_service
 from atende.conversations import service as conversations
 from atende.db import migrate
@@ -333,6 +338,44 @@ ON CONFLICT DO NOTHING;
 """
 
 
+# what the analytics page counts of the human side: each conversation waiting for or with a
+# person, and a third of the resolved ones, was handed off a day before its last activity (by
+# the bot, for one of its reasons, or moved by an agent), taken by a person half an hour later
+# (and answered then); the resolved ones were resolved at their last activity
+FILL_TRANSITIONS = """
+INSERT INTO state_transitions
+       (id, created_at, company_id, conversation_id, from_state, to_state, actor_type, reason)
+SELECT gen_random_uuid(), c.updated_at - interval '1 day', %(company)s, c.id, 'bot', 'waiting_human',
+       CASE WHEN c.i %% 5 = 4 THEN 'agent' ELSE 'bot' END,
+       (ARRAY['the customer asked for a person', 'handoff rule ''procon'' matched',
+              'no answer with enough evidence', 'the customer repeated a question the bot had answered',
+              'moved to team'])[1 + c.i %% 5]
+  FROM bench_conversations c
+ WHERE c.state IN ('waiting_human', 'human') OR (c.state = 'resolved' AND c.i %% 3 = 0);
+
+INSERT INTO state_transitions
+       (id, created_at, company_id, conversation_id, from_state, to_state, actor_type, reason)
+SELECT gen_random_uuid(), c.updated_at - interval '1 day' + interval '30 minutes', %(company)s, c.id,
+       'waiting_human', 'human', 'agent', NULL
+  FROM bench_conversations c
+ WHERE c.state = 'human' OR (c.state = 'resolved' AND c.i %% 3 = 0);
+
+INSERT INTO messages
+       (id, created_at, company_id, conversation_id, channel, author, text, language, meta, delivery_status)
+SELECT gen_random_uuid(), c.updated_at - interval '1 day' + interval '30 minutes', %(company)s, c.id,
+       c.channel, 'agent', 'Olá! Vou ajudar com isso.', c.language, '{}'::jsonb, 'delivered'
+  FROM bench_conversations c
+ WHERE c.state = 'human' OR (c.state = 'resolved' AND c.i %% 3 = 0);
+
+INSERT INTO state_transitions
+       (id, created_at, company_id, conversation_id, from_state, to_state, actor_type, reason)
+SELECT gen_random_uuid(), c.updated_at, %(company)s, c.id,
+       CASE WHEN c.i %% 3 = 0 THEN 'human' ELSE 'bot' END, 'resolved', 'agent', NULL
+  FROM bench_conversations c
+ WHERE c.state = 'resolved';
+"""
+
+
 # a webhook's deliveries over the last 90 days, as ``atende_emit`` queues them and the task
 # leaves them: most delivered at once, some after a 503, a few failed after six tries (each
 # attempt a row); the payload as sent (a message's text included)
@@ -371,6 +414,58 @@ SELECT gen_random_uuid(), d.created_at + (k - 1) * interval '30 seconds', %(comp
 
 DROP TABLE bench_deliveries;
 """
+
+
+# the knowledge gaps (``atende.gaps``): a share of the customers' messages handed off for weak
+# evidence (a trace each), in ``topics`` topics of very different sizes (the first ones large),
+# half with an agent's answer. Vectors are one number: the page never reads them.
+FILL_GAPS = """
+INSERT INTO traces (id, created_at, company_id, conversation_id, message_id, decision, reason, language,
+                    answerer, retriever, total_ms, steps, retrieved)
+SELECT gen_random_uuid(), m.created_at, m.company_id, m.conversation_id, m.id, 'handoff',
+       'weak evidence: best coverage 0.12 < threshold 0.35', coalesce(m.language, 'pt'), 'extractive',
+       'hybrid', 12.5, '[]', '[]'
+  FROM messages m
+ WHERE m.company_id = %(company)s AND m.author = 'customer' AND random() < %(share)s;
+
+CREATE TEMP TABLE bench_topics AS
+SELECT gen_random_uuid() AS id, n FROM generate_series(0, %(topics)s - 1) AS n;
+
+INSERT INTO knowledge_gap_topics (id, created_at, company_id, label, representative_id, terms, size)
+SELECT id, now(), %(company)s, 'Pergunta sem resposta número ' || n, gen_random_uuid(), '["entrega"]', 0
+  FROM bench_topics;
+
+INSERT INTO knowledge_gap_questions
+       (id, created_at, company_id, trace_id, conversation_id, message_id, message_seq, source, asked_at,
+        channel, language, question, model, vector, answer, topic_id)
+SELECT gen_random_uuid(), now(), t.company_id, t.id, t.conversation_id, t.message_id, m.seq, 'handoff',
+       m.created_at, c.channel, t.language, left(m.text, 1000), 'bench', ARRAY[0.5]::real[],
+       CASE WHEN t.answered THEN 'Resposta da equipe: o prazo é de 5 a 8 dias úteis.' END, b.id
+  FROM (SELECT traces.*, floor(power(random(), 3) * %(topics)s)::int AS k, random() < 0.5 AS answered
+          FROM traces WHERE company_id = %(company)s OFFSET 0) AS t
+  JOIN messages m ON m.id = t.message_id
+  JOIN conversations c ON c.id = t.conversation_id
+  JOIN bench_topics b ON b.n = t.k;
+
+INSERT INTO knowledge_gap_runs (company_id, computed_at, seen_up_to, questions, topics)
+SELECT %(company)s, now(), now(), count(*), %(topics)s FROM knowledge_gap_questions
+ WHERE company_id = %(company)s;
+
+DROP TABLE bench_topics;
+"""
+
+
+def fill_gaps(url: str, company: Company, share: float, topics: int, *, seed: float) -> None:
+    """Write the company's knowledge gaps (``FILL_GAPS``)."""
+    started = time.monotonic()
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute("SELECT setseed(%s)", (seed,))
+        params = {"company": company.id, "share": share, "topics": topics}
+        for statement in FILL_GAPS.split(";\n"):
+            if statement.strip():
+                conn.execute(statement, params)
+        conn.commit()
+    company.fill_seconds["knowledge gaps"] = round(time.monotonic() - started, 1)
 
 
 def fill_deliveries(url: str, company: Company, deliveries: int, *, seed: float) -> None:
@@ -435,6 +530,7 @@ def fill(
             ("conversations", FILL_CONVERSATIONS),
             ("messages", FILL_MESSAGES),
             ("labels", FILL_LABELS),
+            ("state changes", FILL_TRANSITIONS),
         ):
             started = time.monotonic()
             for statement in sql.split(";\n"):
@@ -614,6 +710,49 @@ def page_cases(company: Company, terms: Terms) -> list[Case]:
     ]
 
 
+def analytics_cases(company: Company, today: date) -> list[Case]:
+    """The analytics page (every chart, each with its table view) over 90 days and with each
+    filter, and a chart's CSV; signed in as the measured agent (the page is a viewer's)."""
+    days90 = {"start": (today - timedelta(days=89)).isoformat(), "end": today.isoformat()}
+    return [
+        Case("analytics: 30 days (default)", "analytics", {"path": "/app/analytics"}),
+        Case("analytics: 90 days", "analytics", {"path": "/app/analytics", "query": days90}),
+        Case(
+            "analytics: 90 days · channel=whatsapp",
+            "analytics",
+            {"path": "/app/analytics", "query": {**days90, "channel": "whatsapp"}},
+        ),
+        Case(
+            f"analytics: 90 days · team={company.team_slugs[0]}",
+            "analytics",
+            {"path": "/app/analytics", "query": {**days90, "team": company.team_slugs[0]}},
+        ),
+        Case(
+            "analytics: 90 days · language=es",
+            "analytics",
+            {"path": "/app/analytics", "query": {**days90, "language": "es"}},
+        ),
+        Case(
+            "analytics: 90 days, a chart's CSV (agents)",
+            "analytics",
+            {"path": "/app/analytics/agents.csv", "query": days90},
+        ),
+    ]
+
+
+async def refresh_analytics(url: str, companies: Sequence[Company]) -> None:
+    """What the periodic ``analytics:refresh`` does the first time: measure every conversation."""
+    db = Database(url, pool_size=2)
+    try:
+        for company in companies:
+            started = time.monotonic()
+            async with db.transaction(company.id) as session:
+                await rollup.refresh(session, company.id, datetime.now(UTC))
+            company.fill_seconds["analytics refresh"] = round(time.monotonic() - started, 1)
+    finally:
+        await db.dispose()
+
+
 def settings_cases(company: Company, older_than: uuid.UUID | None) -> list[Case]:
     """The settings pages (an admin's), each with what it reads: the index; the company's
     profile, hours, holidays, handoff rules; the web chat widget's form and its preview (with
@@ -656,6 +795,23 @@ def settings_cases(company: Company, older_than: uuid.UUID | None) -> list[Case]
             )
         )
     found.append(Case("settings: channels", "settings", {"path": "/app/settings/channels"}))
+    # the knowledge gaps (an admin's: with the editor's links), by date range and a filter
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    ninety = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 89 * 86400))
+    year = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 364 * 86400))
+    for name, query in (
+        ("30 days", {}),
+        ("90 days", {"from": ninety, "to": today}),
+        ("a year", {"from": year, "to": today}),
+        ("90 days · webchat · pt", {"from": ninety, "to": today, "channel": "webchat", "language": "pt"}),
+    ):
+        found.append(
+            Case(
+                f"analytics: knowledge gaps · {name}",
+                "settings",
+                {"path": "/app/analytics/gaps", "query": query},
+            )
+        )
     return found
 
 
@@ -1250,8 +1406,13 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         fill(url, other, other_sizes, texts, seed=(args.seed + 0.5) % 1, marker=marker)
     fill_deliveries(url, company, args.deliveries, seed=args.seed % 1)
     fill_deliveries(url, other, args.deliveries // 10, seed=(args.seed + 0.5) % 1)
+    fill_gaps(url, company, args.gap_share, 300, seed=args.seed % 1)
+    fill_gaps(url, other, args.gap_share, 30, seed=(args.seed + 0.5) % 1)
     vacuum_analyze(url, shared)
     fill_seconds = round(time.monotonic() - started, 1)
+    asyncio.run(refresh_analytics(url, (company, other)))
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute("ANALYZE analytics_conversation_facts")  # as autovacuum would have
     terms = pick_terms(url, company.id)
     all_cases = cases(company, terms)
 
@@ -1282,6 +1443,8 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     the_pages = page_cases(company, terms)
     the_settings = settings_cases(company, delivery_halfway(url, company.webhook_ids[0]))
     settings: dict[str, Any] = {"timings": {}, "bytes": {}, "errors": []}
+    the_analytics = analytics_cases(company, datetime.now(UTC).date())
+    analytics: dict[str, Any] = {"timings": {}, "bytes": {}, "errors": []}
     if not args.no_http:
         port = free_port()
         command, env = atende_command(url, port, secret_key)
@@ -1310,6 +1473,15 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
                     email=company.admin_email,
                 )
                 settings = {"timings": settings_timings, "bytes": settings_bytes, "errors": settings_errors}
+                console.print(f"measuring the analytics page: {len(the_analytics)} cases × {args.repeat}")
+                analytics_timings, analytics_bytes, analytics_errors = measure_pages(
+                    base_url, company, the_analytics, service["targets"], repeat=args.repeat
+                )
+                analytics = {
+                    "timings": analytics_timings,
+                    "bytes": analytics_bytes,
+                    "errors": analytics_errors,
+                }
                 if args.fanout:
                     console.print(
                         f"measuring live updates to {', '.join(map(str, args.fanout))} screens"
@@ -1363,6 +1535,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
     page_results = timed_pages(pages, the_pages)
     settings_results = timed_pages(settings, the_settings)
+    analytics_results = timed_pages(analytics, the_analytics)
     return {
         "benchmark": "dashboard",
         "machine": machine(load_at_start),
@@ -1388,15 +1561,23 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "terms": terms.__dict__,
         "target": f"p95 < {TARGET_P95_MS:g} ms (service and HTTP)",
         "target_met": all(
-            r["target_met"] for r in [*results.values(), *page_results.values(), *settings_results.values()]
+            r["target_met"]
+            for r in [
+                *results.values(),
+                *page_results.values(),
+                *settings_results.values(),
+                *analytics_results.values(),
+            ]
         )
         and not http["errors"]
         and not pages["errors"]
-        and not settings["errors"],
+        and not settings["errors"]
+        and not analytics["errors"],
         "results": results,
         "pages": page_results,
         "settings": settings_results,
-        "http_errors": http["errors"] + pages["errors"] + settings["errors"],
+        "analytics": analytics_results,
+        "http_errors": http["errors"] + pages["errors"] + settings["errors"] + analytics["errors"],
         "fanout": fanout,
         "walk": service["walk"],
         "isolation": isolated,
@@ -1462,6 +1643,25 @@ def report(result: dict[str, Any]) -> None:
                 f"the busiest webhook's log holds {deliveries:,} deliveries)",
                 ("settings page", "bytes", "p50 ms", "p95 ms", f"p95 < {TARGET_P95_MS:g}"),
                 settings_rows,
+            )
+        )
+    if result.get("analytics"):
+        analytics_rows = [
+            (
+                name.removeprefix("analytics: "),
+                f"{r['bytes']:,}",
+                ms(r["http_ms"]["p50"]),
+                ms(r["http_ms"]["p95"]),
+                "[green]ok[/green]" if r["target_met"] else "[red]SLOW[/red]",
+            )
+            for name, r in result["analytics"].items()
+        ]
+        console.print(
+            result_table(
+                "The analytics page through atende serve, signed in (every chart and its table; "
+                "figures pre-aggregated per conversation by analytics:refresh)",
+                ("analytics page", "bytes", "p50 ms", "p95 ms", f"p95 < {TARGET_P95_MS:g}"),
+                analytics_rows,
             )
         )
     if result["fanout"]:
@@ -1599,6 +1799,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=50_000,
         help="deliveries in the log of the company's busiest webhook (its second: a twentieth; the "
         "second company's: a tenth)",
+    )
+    parser.add_argument(
+        "--gap-share",
+        type=float,
+        default=0.03,
+        help="share of the customers' messages handed off for weak evidence (the knowledge gaps)",
     )
     parser.add_argument("--repeat", type=int, default=20, help="timed runs of each case (after one untimed)")
     parser.add_argument("--limit", type=int, default=50, help="page size")

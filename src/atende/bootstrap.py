@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, suppress
 import procrastinate
 import structlog
 
+from atende.analytics.tasks import blueprint as analytics_tasks
 from atende.channels import registry as channels
 from atende.channels import watchers
 from atende.channels.api import channel as api_channel
@@ -29,6 +30,7 @@ from atende.db.pubsub import Listener
 from atende.db.session import Database
 from atende.engine import turn as turns
 from atende.engine.tasks import blueprint as engine_tasks
+from atende.gaps.tasks import blueprint as gap_tasks
 from atende.jobs.queue import JobQueue
 from atende.jobs.tasks import blueprint as job_tasks
 from atende.knowledge.tasks import blueprint as knowledge_tasks
@@ -50,6 +52,8 @@ BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
     "channels": channel_tasks,  # the outbox: every outbound message's delivery
     "conversations": conversation_tasks,  # waking snoozed conversations
     "mail": mail_tasks,  # password-reset and invitation e-mails
+    "analytics": analytics_tasks,  # the analytics page's figures, every 5 minutes
+    "gaps": gap_tasks,  # the knowledge-gap topics, hourly
 }
 # the channels this process serves: a new channel is its folder under atende/channels and one
 # line here (docs/CHANNELS.md). Their routes are matched in this order, before all others: the

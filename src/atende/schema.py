@@ -1,10 +1,12 @@
 """Imports every table so that Alembic and ``Base.metadata`` see the whole schema."""
 
+from atende.analytics import models as analytics
 from atende.channels import models as channels
 from atende.channels.email import models as email
 from atende.channels.email.providers import models as email_providers
 from atende.conversations import models as conversations
 from atende.engine import models as engine
+from atende.gaps import models as gaps
 from atende.knowledge import models as knowledge
 from atende.media import models as media
 from atende.teams import models as teams
@@ -12,11 +14,13 @@ from atende.tenancy import models as tenancy
 from atende.webhooks import models as webhooks
 
 __all__ = [
+    "analytics",
     "channels",
     "conversations",
     "email",
     "email_providers",
     "engine",
+    "gaps",
     "knowledge",
     "media",
     "teams",

@@ -84,6 +84,7 @@ def test_the_settings_pages_are_timed_signed_in_as_an_admin(result: dict[str, An
         "/app/settings/webhooks",
         hook["params"]["path"],
         "/app/settings/channels",
+        "/app/analytics/gaps",
     }
     assert result["http_errors"] == []  # each answered 200: a redirect to sign in would be an error
     for name, r in settings.items():
@@ -94,6 +95,9 @@ def test_the_settings_pages_are_timed_signed_in_as_an_admin(result: dict[str, An
     logs = [r for r in settings.values() if r["params"]["path"].startswith("/app/settings/webhooks/")]
     assert [bool(r["params"].get("query")) for r in logs] == [False, True]
     assert result["sizes"]["webhook_deliveries"] == 300
+    # the knowledge gaps: the last 30 days, 90 days, a year, and 90 days of one channel and language
+    gaps = [r for r in settings.values() if r["params"]["path"] == "/app/analytics/gaps"]
+    assert len(gaps) == 4
 
 
 def test_the_pages_walk_a_view_once_and_the_other_company_never_shows(result: dict[str, Any]) -> None:

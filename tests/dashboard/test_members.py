@@ -28,6 +28,8 @@ from tests.fixtures.dashboard import (
 PAGES = {
     "/app": Role.viewer,
     "/app/account": Role.viewer,
+    "/app/analytics": Role.viewer,
+    "/app/analytics/gaps": Role.viewer,
     "/app/users": Role.admin,
     "/app/settings": Role.admin,
     "/app/settings/company": Role.admin,
@@ -70,6 +72,8 @@ async def test_each_role_sees_only_the_pages_it_may_use_and_is_refused_the_other
         shown = menu((await client.get("/app")).text)
         if "/app/settings" in shown:
             shown += settings_sections((await client.get("/app/settings")).text)
+        if "/app/analytics" in shown:  # the knowledge gaps, linked from the analytics page
+            shown += re.findall(r'href="(/app/analytics[^"?]*)"', (await client.get("/app/analytics")).text)
         if "/app/knowledge" in shown:  # its tabs, and "Write an article" for whom may write
             shown += re.findall(
                 r'href="(/app/knowledge[^"?]*)"', (await client.get("/app/knowledge/articles")).text

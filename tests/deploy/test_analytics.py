@@ -22,7 +22,15 @@ from atende.db.url import libpq_url
 from tests.conftest import ROOT, CompanyCtx, ask, make_database
 
 ROLE = "atende_analytics"
-VIEWS = {"companies", "conversations", "handoffs", "messages_daily", "bot_decisions", "documents"}
+VIEWS = {
+    "companies",
+    "conversations",
+    "handoffs",
+    "messages_daily",
+    "bot_decisions",
+    "documents",
+    "conversation_times",
+}
 DOC = ROOT / "docs" / "ANALYTICS.md"
 
 

@@ -7,8 +7,10 @@ from fastapi import APIRouter, Depends
 
 from atende.dashboard import (
     access,
+    analytics,
     conversation,
     email_frame,
+    gaps,
     home,
     inbox,
     knowledge,
@@ -42,8 +44,10 @@ for module in (
     members,
     platform,
     inbox,
+    analytics,
     conversation,
     email_frame,
+    gaps,
     live,
     media,
     settings,

@@ -94,6 +94,7 @@ NAV: list[NavItem] = [
     NavItem("/app", N_("Home")),
     NavItem("/app/inbox", N_("Inbox"), role=Role.viewer),
     NavItem("/app/knowledge", N_("Knowledge base"), role=Role.agent),
+    NavItem("/app/analytics", N_("Analytics"), role=Role.viewer),
     NavItem("/app/users", N_("Users"), role=Role.admin),
     NavItem("/app/settings", N_("Settings"), role=Role.admin),
     NavItem("/app/platform/companies", N_("Companies"), superadmin=True),

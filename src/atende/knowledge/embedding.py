@@ -79,7 +79,10 @@ class _E5Model:
     _set_threads: ClassVar[Callable[[int], None] | None] = None  # omp_set_num_threads
 
     @classmethod
-    def encode(cls, kind: str, texts: list[str] | str, threads: int) -> Any:
+    def encode(cls, kind: str, texts: list[str] | str, threads: int, *, as_questions: bool = False) -> Any:
+        """``texts`` embedded by the ``kind`` instance; as passages by the passage instance
+        unless ``as_questions`` (background work comparing questions with questions, which
+        must not make a customer's question wait for the query instance)."""
         with cls._locks[kind]:
             model = cls._models.get(kind)
             if model is None:
@@ -91,7 +94,7 @@ class _E5Model:
                     cls._set_threads = _openmp_threads_setter(model)
             if cls._set_threads is not None:
                 cls._set_threads(threads)
-            return model.passage(texts) if kind == "passage" else model.query(texts)
+            return model.passage(texts) if kind == "passage" and not as_questions else model.query(texts)
 
 
 def _openmp_threads_setter(model: Any) -> Callable[[int], None]:
@@ -187,6 +190,19 @@ class E5Embedder:
             vector = array.tolist()
             self._queries.put(key, vector)
         return vector
+
+    async def queries(self, texts: Sequence[str]) -> list[Vector]:
+        """Many short texts embedded as questions (``query: ``), in batches: comparing
+        questions with questions (the knowledge-gap topics, ``atende.gaps``). Uses the
+        passages' model instance and thread count, so it never holds up a customer's question."""
+        vectors: list[Vector] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start : start + self.batch_size])
+            array = await asyncio.to_thread(
+                _E5Model.encode, "passage", batch, self.threads, as_questions=True
+            )
+            vectors.extend(row.tolist() for row in array)
+        return vectors
 
 
 class OpenAIEmbedder:
