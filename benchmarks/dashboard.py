@@ -787,7 +787,8 @@ def cases(company: Company, terms: Terms) -> list[Case]:
 
 def page_cases(company: Company, terms: Terms) -> list[Case]:
     """The dashboard's pages (``/app/inbox``: its list, each view's count, the filters' choices;
-    ``/app/conversations/{id}``: the thread, traces, the customer and the action controls)."""
+    ``/app/conversations/{id}``: the thread, traces, the customer and the action controls;
+    ``/app/knowledge/try``: the form, and a question through the bot's turn)."""
     rare_label = company.label_names[-1]
     return [
         Case("page: inbox · all", "page"),
@@ -800,6 +801,12 @@ def page_cases(company: Company, terms: Terms) -> list[Case]:
         Case(f"page: inbox · search '{terms.common}'", "page", {"search": terms.common}),
         Case("page: conversation (most messages)", "page", {"which": "largest"}),
         Case("page: conversation (newest open)", "page", {"which": "newest"}),
+        Case("page: knowledge · try a question (form)", "page", {"path": "/app/knowledge/try"}),
+        Case(
+            "page: knowledge · try a question",
+            "page",
+            {"path": "/app/knowledge/try", "query": {"question": "Qual o prazo de entrega para o interior?"}},
+        ),
     ]
 
 

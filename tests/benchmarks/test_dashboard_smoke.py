@@ -58,11 +58,12 @@ def test_every_case_is_timed_through_the_services_and_the_api(result: dict[str, 
 
 def test_the_dashboards_pages_are_timed_signed_in(result: dict[str, Any]) -> None:
     pages = result["pages"]
-    assert len(pages) == 10
+    assert len(pages) == 12
     for name, r in pages.items():
         assert r["http_ms"]["n"] == 2, name
         assert r["bytes"] > 2000, name  # a whole page, not a sign-in redirect
     assert any(name.startswith("page: conversation") for name in pages)
+    assert "page: knowledge · try a question" in pages  # a question through the bot's turn
 
 
 def test_the_settings_pages_are_timed_signed_in_as_an_admin(result: dict[str, Any]) -> None:

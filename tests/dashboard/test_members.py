@@ -48,6 +48,7 @@ PAGES = {
     "/app/knowledge/articles": Role.agent,
     "/app/knowledge/articles/new": Role.admin,
     "/app/logs/audit": Role.admin,
+    "/app/knowledge/try": Role.agent,
 }
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import undefer
 
 from atende.app import create_app
 from atende.config import Settings
@@ -82,6 +83,11 @@ ATTACKS = [
     Attack("PATCH", "/v1/documents/{document_id}", body={"tags": ["a-s-tag"], "language": "en"}),
     Attack("POST", "/v1/documents/{document_id}/reindex"),
     Attack("GET", "/v1/documents/{document_id}/versions"),
+    Attack(
+        "POST",
+        "/v1/search",
+        body={"question": "bicicletas aro 29", "filters": {"documents": ["{document_id}"]}},
+    ),
     Attack("PATCH", "/v1/webhooks/{endpoint_id}", body={"enabled": False}),
     Attack("DELETE", "/v1/webhooks/{endpoint_id}"),
     Attack("GET", "/v1/webhooks/{endpoint_id}/deliveries"),
@@ -116,6 +122,9 @@ ATTACKS = [
 ]
 # the dashboard's routes with an id, attacked by A's owner signed in (forms, CSRF token sent)
 DASHBOARD_ATTACKS = [
+    Attack(
+        "GET", "/app/knowledge/try", params={"question": "bicicletas aro 29", "document": "{document_id}"}
+    ),
     Attack("POST", "/app/users/{user_id}/role", body={"role": "viewer"}),
     Attack("POST", "/app/users/{user_id}/deactivate"),
     Attack("POST", "/app/users/{user_id}/reactivate"),
@@ -304,7 +313,7 @@ async def snapshot(runtime: Runtime, company_id: uuid.UUID) -> dict[str, list[di
         for mapper in Base.registry.mappers:
             if not issubclass(mapper.class_, CompanyOwned):
                 continue
-            rows = await session.scalars(select(mapper.class_))
+            rows = await session.scalars(select(mapper.class_).options(undefer("*")))  # deferred bytes too
             tables[mapper.local_table.name] = sorted(
                 ({attr.key: getattr(row, attr.key) for attr in mapper.column_attrs} for row in rows),
                 key=lambda row: str(sorted(row.items())),
@@ -316,11 +325,22 @@ def fill(template: str, ids: dict[str, str]) -> str:
     return template.format(**ids)
 
 
+def fill_body(body: Any, ids: dict[str, str]) -> Any:
+    """A JSON body with every string's ``{...}`` filled."""
+    if isinstance(body, str):
+        return fill(body, ids)
+    if isinstance(body, list):
+        return [fill_body(item, ids) for item in body]
+    if isinstance(body, dict):
+        return {key: fill_body(value, ids) for key, value in body.items()}
+    return body
+
+
 async def send(client: httpx.AsyncClient, attack: Attack, ids: dict[str, str]) -> httpx.Response:
     return await client.request(
         attack.method,
         fill(attack.route, ids),
-        json=attack.body,
+        json=fill_body(attack.body, ids),
         headers={k: fill(v, ids) for k, v in (attack.headers or {}).items()},
         params={k: fill(v, ids) for k, v in (attack.params or {}).items()},
     )
@@ -432,6 +452,19 @@ async def test_list_endpoints_of_a_never_include_bs_rows(
     assert not b_ids & {e["target_id"] for e in logged}
     b_logged = (await victim.company.client.get("/v1/audit-events", params={"limit": 200})).json()["items"]
     assert {victim.endpoint_id, victim.document_id} <= {e["target_id"] for e in b_logged}  # B's are there
+
+
+async def test_a_search_never_finds_bs_passages_and_b_finds_its_own(
+    company: CompanyCtx, victim: Victim
+) -> None:
+    question = {"question": "Vocês vendem bicicletas aro 29?"}
+    found = (await company.client.post("/v1/search", json=question)).json()
+    assert all(s["found"] == 0 for s in found["stages"]), found["stages"]
+    assert found["answer"]["decision"] == "handoff"
+    mine = {**question, "filters": {"documents": [victim.document_id]}}
+    found = (await victim.company.client.post("/v1/search", json=mine)).json()
+    assert found["stages"][0]["candidates"][0]["document_id"] == victim.document_id
+    assert "aro 29" in found["answer"]["text"]
 
 
 async def test_as_bot_never_answers_from_bs_knowledge_base(company: CompanyCtx, victim: Victim) -> None:

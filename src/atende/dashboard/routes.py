@@ -15,6 +15,7 @@ from atende.dashboard import (
     inbox,
     knowledge,
     knowledge_articles,
+    knowledge_try,
     live,
     logs_audit,
     media,
@@ -64,6 +65,7 @@ for module in (
     knowledge,
     knowledge_articles,
     logs_audit,
+    knowledge_try,
 ):
     pages.include_router(module.router, prefix=PREFIX)
 pages.include_router(home.fallback, prefix=PREFIX)  # last: whatever no page matched

@@ -1,16 +1,20 @@
-"""``/v1`` routes of the engine: what each bot turn retrieved and why it decided, and a
-suggested reply for an agent (agent assist)."""
+"""``/v1`` routes of the engine: what each bot turn retrieved and why it decided, a
+suggested reply for an agent (agent assist), and a search that runs a question through the
+bot's turn without a conversation."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from atende.engine import assist, service
+from atende.engine import assist, search, service
+from atende.engine.messages import phrase
+from atende.knowledge.filters import Filters
+from atende.knowledge.retrieval import Stage
 from atende.tenancy.deps import AgentTenant, ViewerTenant
 
 router = APIRouter(prefix="/v1", tags=["traces"])
@@ -81,3 +85,184 @@ async def suggested_reply(conversation_id: uuid.UUID, tenant: AgentTenant) -> Su
         confidence=suggestion.confidence,
         citations=[CitationOut.model_validate(c) for c in suggestion.citations],
     )
+
+
+class SearchFilters(BaseModel):
+    """Which documents may answer; every filter given must hold. Applied inside both
+    retrieval statements, so each stage still returns its full count from what passes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: Literal["pt", "en", "es"] | None = Field(default=None, description="The documents' language.")
+    documents: list[uuid.UUID] = Field(
+        default_factory=list, max_length=50, description="Only these documents (ids of `GET /v1/documents`)."
+    )
+    tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
+        default_factory=list, max_length=30, description="Documents with at least one of these tags."
+    )
+    product: str | None = Field(default=None, min_length=1, max_length=200)
+    audience: str | None = Field(default=None, min_length=1, max_length=100)
+
+    def filters(self) -> Filters:
+        return Filters(
+            language=self.language,
+            documents=tuple(dict.fromkeys(self.documents)),
+            tags=tuple(dict.fromkeys(self.tags)),
+            product=self.product,
+            audience=self.audience,
+        )
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"question": "Qual o prazo de entrega?", "filters": {"language": "pt"}}]
+        },
+    )
+
+    question: str = Field(
+        min_length=1, max_length=search.MAX_QUESTION_CHARS, description="As a customer writes it."
+    )
+    language: Literal["pt", "en", "es"] | None = Field(
+        default=None, description="The question's language; detected when omitted."
+    )
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+    limit: int = Field(default=10, ge=1, le=50, description="Candidates shown per stage (best first).")
+    answer: bool = Field(default=True, description="Also run the answer step: the answer and the decision.")
+
+
+class CandidateOut(BaseModel):
+    rank: int = Field(description="In this stage, from 1.")
+    score: float = Field(description="In this stage: BM25, cosine similarity, fused score.")
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    title: str
+    section: str
+    language: str
+    snippet: str = Field(description="The start of the passage.")
+    scores: dict[str, float] = Field(
+        description="Its scores and ranks in every stage so far (`bm25`, `bm25_rank`, `dense`, `dense_rank`, "
+        "`fused`; `coverage` once the extractive answerer measured it)."
+    )
+
+
+class StageOut(BaseModel):
+    name: str = Field(description="`fulltext` (BM25), `dense` (vectors), `fused`; later `reranked`.")
+    ms: float
+    found: int = Field(
+        description="How many candidates the stage returned (`candidates` lists the first `limit`)."
+    )
+    kept: int | None = Field(description="How many go on to the answerer; null: all go to the next stage.")
+    error: str | None = Field(
+        description="Why the stage returned nothing (e.g. the embedder was unavailable)."
+    )
+    candidates: list[CandidateOut]
+
+
+class StepOut(BaseModel):
+    step: str
+    ms: float
+
+
+class WouldAnswer(BaseModel):
+    decision: str = Field(description="`answer` or `handoff`.")
+    why: str = Field(description="One of " + ", ".join(f"`{w}`" for w in search.WHYS) + ".")
+    reason: str = Field(description="As a turn's trace says it.")
+    text: str | None = Field(description="The reply the bot would send (null: it would hand off).")
+    confidence: float | None
+    needed: float | None = Field(
+        description="The evidence the extractive answerer needs; `confidence` is what it found."
+    )
+    citations: list[CitationOut]
+
+
+class SearchOut(BaseModel):
+    question: str
+    language: str
+    language_detected: bool
+    retriever: str = Field(description="`hybrid` or `fulltext` (no embedder).")
+    answerer: str
+    stages: list[StageOut]
+    answer: WouldAnswer | None = Field(description="Null when `answer` was false.")
+    steps: list[StepOut] = Field(description="The turn's steps and their time.")
+    total_ms: float
+
+
+def _candidates(stage: Stage, limit: int) -> list[CandidateOut]:
+    return [
+        CandidateOut(
+            rank=rank,
+            score=round(p.score, 4),
+            chunk_id=p.chunk_id,
+            document_id=p.document_id,
+            title=p.title,
+            section=p.section,
+            language=p.language,
+            snippet=p.text[: assist.SNIPPET_CHARS],
+            scores=p.scores,
+        )
+        for rank, p in enumerate(stage.passages[:limit], start=1)
+    ]
+
+
+def search_out(found: search.Search, limit: int) -> SearchOut:
+    turn = found.turn
+    would = None
+    if turn.answer is not None or turn.small_talk or turn.signal:
+        text = turn.answer.text if turn.answer else None
+        if turn.small_talk:
+            text = phrase(turn.small_talk, turn.language)
+        would = WouldAnswer(
+            decision=turn.decision,
+            why=found.why,
+            reason=turn.reason,
+            text=text,
+            confidence=turn.answer.confidence if turn.answer else None,
+            needed=turn.answer.needed if turn.answer else None,
+            citations=[CitationOut.model_validate(c) for c in assist.cited(turn)] if turn.answer else [],
+        )
+    return SearchOut(
+        question=turn.text,
+        language=turn.language,
+        language_detected=found.language_detected,
+        retriever=found.retriever,
+        answerer=found.answerer,
+        stages=[
+            StageOut(
+                name=s.name,
+                ms=s.ms,
+                found=len(s.passages),
+                kept=s.kept,
+                error=s.error,
+                candidates=_candidates(s, limit),
+            )
+            for s in turn.stages
+        ],
+        answer=would,
+        steps=[StepOut(step=s["step"], ms=s["ms"]) for s in turn.steps],
+        total_ms=found.total_ms,
+    )
+
+
+@router.post(
+    "/search",
+    response_model=SearchOut,
+    tags=["knowledge"],
+    summary="What the bot would find and answer for a question (nothing stored)",
+)
+async def search_knowledge(body: SearchIn, tenant: AgentTenant) -> SearchOut:
+    """Runs the question through the company's bot turn without a conversation: what each
+    retrieval stage returned with its scores and ranks, and (unless `answer` is false) the
+    reply the bot would send, with its citations, and why it would answer or hand off.
+    Nothing is stored. `422` for an empty or too long question, an unknown language or
+    filter; `404` for a document filter that is not one of the company's documents."""
+    found = await search.search(
+        tenant.runtime,
+        tenant.principal.company_id,
+        body.question,
+        language=body.language,
+        filters=body.filters.filters(),
+        answer=body.answer,
+    )
+    return search_out(found, body.limit)

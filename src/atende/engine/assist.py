@@ -24,7 +24,7 @@ from atende.engine.tasks import ports_for
 from atende.engine.turn import (
     Step,
     Turn,
-    answer_with,
+    conclude,
     detect_language,
     normalise,
     recognise_small_talk,
@@ -32,7 +32,7 @@ from atende.engine.turn import (
     think,
 )
 from atende.errors import InvalidInput
-from atende.knowledge.retrieval import lexemes, question_stems
+from atende.knowledge.retrieval import question_stems
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.settings import Instructions, read_section
@@ -62,7 +62,7 @@ class Suggestion:
     citations: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _cited(turn: Turn) -> list[dict[str, Any]]:
+def cited(turn: Turn) -> list[dict[str, Any]]:
     """The answer's citations, each with a snippet of the passage it cites."""
     assert turn.answer is not None
     passages = {str(p.chunk_id): p for p in turn.passages}
@@ -111,12 +111,7 @@ async def suggest_reply(runtime: Runtime, company_id: uuid.UUID, conversation_id
             1.0,
         )
 
-    # answering holds no connection and no transaction: an LLM may take seconds
-    async def lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
-        async with runtime.db.transaction(company_id) as short:
-            return await lexemes(short, texts)
-
-    await answer_with(turn, ports, stems, lexer)
+    await conclude(runtime, turn, ports, stems)  # no transaction held: an LLM may take seconds
     assert turn.answer is not None
     log.info(
         "assist.suggested",
@@ -132,5 +127,5 @@ async def suggest_reply(runtime: Runtime, company_id: uuid.UUID, conversation_id
         turn.language,
         ports.answerer.name,
         turn.answer.confidence,
-        _cited(turn) if turn.answer.text else [],
+        cited(turn) if turn.answer.text else [],
     )

@@ -32,8 +32,9 @@ from atende.engine.models import Trace
 from atende.errors import NotFound
 from atende.hours import is_open
 from atende.knowledge import language as languages
+from atende.knowledge.filters import NO_FILTERS, Filters
 from atende.knowledge.passages import Passage
-from atende.knowledge.retrieval import Retriever, lexemes, question_stems
+from atende.knowledge.retrieval import Retriever, Stage, lexemes, question_stems
 from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.observability import metrics
 from atende.observability.logging import describe
@@ -67,12 +68,15 @@ class Turn:
     instructions: str = ""  # the company's words to the assistant
     company_name: str = ""
     handoff_settings: HandoffSettings = field(default_factory=HandoffSettings)  # the company's rules
+    asked_language: str | None = None  # the question's language when the caller knows it: not detected
+    filters: Filters = NO_FILTERS  # which documents may answer
     text: str = ""
     query: str = ""  # what to look up: the text without an opening greeting
     language: str = "pt"
     small_talk: str | None = None
     signal: handoff.Signal | None = None  # goes to a person before any lookup
     passages: list[Passage] = field(default_factory=list)
+    stages: list[Stage] = field(default_factory=list)  # what each stage of retrieval returned
     answer: Answer | None = None
     decision: str = "handoff"
     reason: str = ""
@@ -94,6 +98,9 @@ async def normalise(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
 
 
 async def detect_language(session: AsyncSession, turn: Turn, _p: Ports) -> None:
+    if turn.asked_language:
+        turn.language = turn.asked_language
+        return
     fallback = turn.known_language or turn.default_language
     if fallback is None:
         company = await tenancy.get_company(session, str(turn.company_id))
@@ -116,7 +123,9 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
     if turn.small_talk or turn.signal:
         return
     started = time.perf_counter()
-    turn.passages = await ports.retriever.retrieve(session, turn.query, ports.top_k, turn.language)
+    turn.passages = await ports.retriever.retrieve(
+        session, turn.query, ports.top_k, turn.language, filters=turn.filters, stages=turn.stages
+    )
     metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
 
 
@@ -151,6 +160,26 @@ async def answer_with(
         drafts=drafts,
     )
     turn.answer = await ports.answerer.answer(question, turn.passages, lexer)
+
+
+async def conclude(
+    runtime: Runtime,
+    turn: Turn,
+    ports: Ports,
+    stems: dict[str, frozenset[str]],
+    drafts: Drafts | None = None,
+) -> Turn:
+    """The turn's second half once ``GATHER`` ran: the answer (outside any transaction: an
+    LLM may take seconds; the answerer's stemming takes short ones) and the decision, each
+    timed. The real turn, agent assist and "try a question" all end here."""
+
+    async def lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
+        async with runtime.db.transaction(turn.company_id) as short:
+            return await lexemes(short, texts)
+
+    await timed(turn, "answer", answer_with(turn, ports, stems, lexer, drafts))
+    await timed(turn, "decide", decide(None, turn, ports))
+    return turn
 
 
 async def decide(_s: AsyncSession | None, turn: Turn, _p: Ports) -> None:
@@ -373,18 +402,12 @@ async def _answer(
             await think(session, turn, ports, GATHER)
             stems = {} if turn.small_talk else await question_stems(session, turn.query)
 
-        # answering holds no connection and no transaction: an LLM may take seconds
-        async def lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
-            async with runtime.db.transaction(company_id) as short:
-                return await lexemes(short, texts)
-
         async def drafts(text: str) -> None:  # a streaming LLM's answer so far, to live clients
             await publish_now(
                 runtime.db, str(conversation.id), "draft", message_id=str(message_id), text=text
             )
 
-        await timed(turn, "answer", answer_with(turn, ports, stems, lexer, drafts))
-        await timed(turn, "decide", decide(None, turn, ports))
+        await conclude(runtime, turn, ports, stems, drafts)
 
         async with runtime.db.transaction(company_id) as session:
             # the pipeline ran unlocked and wrote nothing; now hold the conversation and check

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import structlog
@@ -30,18 +31,48 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.scope import company_of
 from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, Vector, to_sql
+from atende.knowledge.filters import NO_FILTERS, Filters, chunk_clause
 from atende.knowledge.passages import Passage
 from atende.knowledge.text import TS_CONFIG, fold, subject_line, topic_text
 
 log = structlog.get_logger(__name__)
 
 
+@dataclass
+class Stage:
+    """What one stage of retrieval returned, best first: ``fulltext`` (BM25), ``dense``
+    (nearest vectors), ``fused`` (their fusion); a re-ranker is one more stage. ``kept``:
+    how many of them go on to the next stage or the answerer (``None``: all); ``error``: why
+    the stage returned nothing (its retrieval was unavailable)."""
+
+    name: str
+    passages: list[Passage]
+    ms: float
+    kept: int | None = None
+    error: str | None = None
+
+
 class Retriever(Protocol):
+    """Finds the ``k`` best passages for ``query`` among the chunks that pass ``filters``;
+    when given ``stages``, appends what each of its stages returned (the dashboard's "try
+    a question" and ``POST /v1/search`` show them; a turn keeps them in its trace)."""
+
     name: str
 
     async def retrieve(
-        self, session: AsyncSession, query: str, k: int, language: str | None = None
+        self,
+        session: AsyncSession,
+        query: str,
+        k: int,
+        language: str | None = None,
+        *,
+        filters: Filters = NO_FILTERS,
+        stages: list[Stage] | None = None,
     ) -> list[Passage]: ...
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 3)
 
 
 K1 = 1.2  # BM25 term-frequency saturation
@@ -65,7 +96,7 @@ MESSAGES_FLOOR = 0.2
 # weight in the question (subject line), the rarest such terms (short postings: rarity in the
 # knowledge base decides what is read), each weighed by its rarity in customers' messages,
 # their postings, the top k, and the chunks' text
-BM25_SQL = """
+BM25_TEMPLATE = """
     WITH total AS (
         SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
     ), asked AS (
@@ -92,6 +123,7 @@ BM25_SQL = """
                sum(q.idf * t.tf * (:k1 + 1) / (t.tf + :k1 * (1 - :b + :b * t.dl / avgdl.v))) AS score
           FROM q JOIN chunk_terms t ON t.company_id = :company AND t.lexeme = q.lexeme
          CROSS JOIN avgdl
+         WHERE true{filter}
          GROUP BY t.chunk_id
          ORDER BY score DESC, t.chunk_id
          LIMIT :k
@@ -102,7 +134,16 @@ BM25_SQL = """
       JOIN documents d ON d.id = c.document_id AND d.company_id = :company
      ORDER BY s.score DESC, c.id
 """
+BM25_SQL = BM25_TEMPLATE.format(filter="")
 _BM25 = text(BM25_SQL)
+
+
+def bm25_statement(filters: Filters) -> tuple[Any, dict[str, Any]]:
+    """The BM25 statement with ``filters`` applied to the postings it reads (before the top k)."""
+    if not filters:
+        return _BM25, {}
+    clause, params = chunk_clause(filters, "t.chunk_id")
+    return text(BM25_TEMPLATE.format(filter=clause)), params
 
 
 def query_terms(stems: dict[str, frozenset[str]]) -> list[str]:
@@ -138,13 +179,24 @@ class FullTextRetriever:
     name = "fulltext"
 
     async def retrieve(
-        self, session: AsyncSession, query: str, k: int, language: str | None = None
+        self,
+        session: AsyncSession,
+        query: str,
+        k: int,
+        language: str | None = None,
+        *,
+        filters: Filters = NO_FILTERS,
+        stages: list[Stage] | None = None,
     ) -> list[Passage]:
+        started = time.perf_counter()
         params = await bm25_params(session, query, k)
-        if not params["terms"]:
-            return []
-        rows = (await session.execute(_BM25, params)).all()
-        return _passages(rows, "bm25")
+        found: list[Passage] = []
+        if params["terms"]:
+            statement, filtered = bm25_statement(filters)
+            found = _passages((await session.execute(statement, params | filtered)).all(), "bm25")
+        if stages is not None:
+            stages.append(Stage("fulltext", found, _ms(started)))
+        return found
 
 
 def _passages(rows: Sequence[Any], kind: str) -> list[Passage]:
@@ -164,16 +216,17 @@ def _passages(rows: Sequence[Any], kind: str) -> list[Passage]:
     ]
 
 
-def dense_sql(dim: int) -> str:
+def dense_sql(dim: int, filter_clause: str = "") -> str:
     """Nearest chunks by cosine distance among one model's vectors of one company. The
     vectors are cast to their dimension so that, for the offline model's 384, the partial
-    HNSW index answers (iterative scan: filtering by company never leaves it short)."""
+    HNSW index answers (iterative scan: filtering by company, or by ``filter_clause``'s
+    documents, never leaves it short)."""
     dim = int(dim)
     return f"""
     WITH nearest AS MATERIALIZED (
         SELECT v.chunk_id, v.embedding::vector({dim}) <=> CAST(:vector AS vector({dim})) AS distance
           FROM chunk_vectors v
-         WHERE v.company_id = :company AND v.model = :model AND v.dim = {dim}
+         WHERE v.company_id = :company AND v.model = :model AND v.dim = {dim}{filter_clause}
          ORDER BY v.embedding::vector({dim}) <=> CAST(:vector AS vector({dim}))
          LIMIT :k
     )
@@ -194,11 +247,15 @@ _HNSW_SETTINGS = text(
 )
 
 
-async def dense_search(session: AsyncSession, vector: Vector, model: str, k: int) -> list[Passage]:
-    """The ``k`` chunks nearest to ``vector`` among the company's vectors of ``model``."""
+async def dense_search(
+    session: AsyncSession, vector: Vector, model: str, k: int, filters: Filters = NO_FILTERS
+) -> list[Passage]:
+    """The ``k`` chunks nearest to ``vector`` among the company's vectors of ``model`` (of
+    the documents that pass ``filters``)."""
     await session.execute(_HNSW_SETTINGS, {"ef": max(40, 2 * k)})
+    clause, filtered = chunk_clause(filters, "v.chunk_id")
     params = {"company": company_of(session), "vector": to_sql(vector), "model": model, "k": k}
-    rows = (await session.execute(text(dense_sql(len(vector))), params)).all()
+    rows = (await session.execute(text(dense_sql(len(vector), clause)), params | filtered)).all()
     return _passages(rows, "dense")
 
 
@@ -220,10 +277,21 @@ class DenseRetriever:
         self.query_chars = query_chars
 
     async def retrieve(
-        self, session: AsyncSession, query: str, k: int, language: str | None = None
+        self,
+        session: AsyncSession,
+        query: str,
+        k: int,
+        language: str | None = None,
+        *,
+        filters: Filters = NO_FILTERS,
+        stages: list[Stage] | None = None,
     ) -> list[Passage]:
+        started = time.perf_counter()
         vector = await self.embedder.query(embedded_part(query, self.query_chars))
-        return await dense_search(session, vector, self.embedder.model, k)
+        found = await dense_search(session, vector, self.embedder.model, k, filters)
+        if stages is not None:
+            stages.append(Stage("dense", found, _ms(started)))
+        return found
 
 
 # a normaliser maps a ranking to each chunk's normalised score, and gives the score of a
@@ -335,11 +403,22 @@ class HybridRetriever:
         return embedded_part(query, self.query_chars)
 
     async def retrieve(
-        self, session: AsyncSession, query: str, k: int, language: str | None = None
+        self,
+        session: AsyncSession,
+        query: str,
+        k: int,
+        language: str | None = None,
+        *,
+        filters: Filters = NO_FILTERS,
+        stages: list[Stage] | None = None,
     ) -> list[Passage]:
+        seen: list[Stage] = []
+        started = time.perf_counter()
         embedding = asyncio.ensure_future(self.embedder.query(self.embedded_part(query)))
         try:
-            lexical = await self.fulltext.retrieve(session, query, self.candidates)
+            lexical = await self.fulltext.retrieve(
+                session, query, self.candidates, filters=filters, stages=seen
+            )
         except BaseException:
             embedding.cancel()
             raise
@@ -347,12 +426,24 @@ class HybridRetriever:
             vector = await embedding
         except EmbeddingUnavailable as exc:
             log.warning("retrieval.dense_unavailable", error=str(exc))
+            seen.append(Stage("dense", [], _ms(started), error=str(exc)))
+            seen[0].kept = k
+            if stages is not None:
+                stages.extend(seen)
             return lexical[:k]
-        dense = await dense_search(session, vector, self.embedder.model, self.candidates)
+        # the dense stage's time includes embedding the question, which ran beside BM25
+        dense = await dense_search(session, vector, self.embedder.model, self.candidates, filters)
+        seen.append(Stage("dense", dense, _ms(started)))
+        started = time.perf_counter()
+        every = len(lexical) + len(dense)  # all of them ranked, for the stages; the top k go on
         if self.method == "rrf":
-            return fuse_rrf(lexical, dense, k)
-        weight = self.weights.get(language or "", self.default_weight)
-        return fuse(lexical, dense, weight, k, method=self.method)
+            fused = fuse_rrf(lexical, dense, every)
+        else:
+            weight = self.weights.get(language or "", self.default_weight)
+            fused = fuse(lexical, dense, weight, every, method=self.method)
+        if stages is not None:
+            stages.extend([*seen, Stage("fused", fused, _ms(started), kept=k)])
+        return fused[:k]
 
 
 async def lexemes(session: AsyncSession, texts: list[tuple[str, str]]) -> list[frozenset[str]]:

@@ -34,6 +34,8 @@ class Answer:
     reason: str
     confidence: float
     citations: list[dict[str, Any]] = field(default_factory=list)
+    # the evidence (coverage) an extractive answer needed: ``confidence`` is what it found
+    needed: float | None = None
 
 
 class Answerer(Protocol):

@@ -59,6 +59,7 @@ class ExtractiveAnswerer:
                 None,
                 reason=f"weak evidence: best coverage {top_coverage:.2f} < threshold {needed:.2f}",
                 confidence=top_coverage,
+                needed=needed,
             )
         cov, best = max(strong, key=lambda cp: (cp[1].language == question.language, cp[0], cp[1].score))
         lines = sentences(best.text)
@@ -78,4 +79,5 @@ class ExtractiveAnswerer:
             reason=f"answered from '{best.title}' (coverage {cov:.2f})",
             confidence=cov,
             citations=[citation(best)],
+            needed=self.threshold_for(best.language),
         )

@@ -1,0 +1,229 @@
+"""The "Try a question" page of the knowledge base (agents and above): a question run through
+the bot's own turn (``engine.search``, as ``POST /v1/search``), with nothing stored. It
+shows what each retrieval stage found, with scores and ranks, the answer the bot would give
+with its citations, and why it would answer or hand off, in the reader's language, with the
+time of each step. The form is a GET: a tried question is a link to share."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from babel.numbers import format_decimal, format_percent
+from fastapi import APIRouter, Query, Response
+
+from atende.dashboard import i18n
+from atende.dashboard.auth import AgentPage, Member
+from atende.dashboard.i18n import N_
+from atende.dashboard.web import PageRoute, explain, gettext, render
+from atende.dashboard.wording import handoff_reason
+from atende.engine import assist, search
+from atende.engine.messages import phrase
+from atende.errors import InvalidInput
+from atende.knowledge import service as knowledge
+from atende.knowledge.filters import Filters
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+PATH = "/app/knowledge/try"
+SHOWN = 10  # candidates listed per stage
+STAGE_NAMES = {
+    "fulltext": N_("Full text (BM25)"),
+    "dense": N_("Meaning (dense vectors)"),
+    "fused": N_("Fused (hybrid)"),
+    "reranked": N_("After re-ranking"),
+}
+STEP_NAMES = {
+    "normalise": N_("Tidy the text"),
+    "detect_language": N_("Detect the language"),
+    "small_talk": N_("Recognise small talk"),
+    "handoff_signal": N_("Look for handoff signals"),
+    "retrieve": N_("Search the knowledge base"),
+    "answer": N_("Write the answer"),
+    "decide": N_("Decide"),
+}
+SIGNALS = ("asked_for_person", "handoff_rule", "repeated_question")
+Text = Annotated[str, Query(max_length=20_000)]
+Short = Annotated[str, Query(max_length=1000)]
+
+
+def _filters(documents_language: str, document: str, tags: str, product: str, audience: str) -> Filters:
+    """The form's filters (tags separated by commas); ``InvalidInput`` for a document that
+    is not an id."""
+    documents: tuple[uuid.UUID, ...] = ()
+    if document:
+        try:
+            documents = (uuid.UUID(document),)
+        except ValueError:
+            raise InvalidInput("not a document id", field="document") from None
+    return Filters(
+        language=documents_language or None,
+        documents=documents,
+        tags=tuple(dict.fromkeys(t.strip() for t in tags.split(",") if t.strip())),
+        product=product.strip() or None,
+        audience=audience.strip() or None,
+    )
+
+
+def why_said(found: search.Search, _: Callable[[str], str], language: str) -> str:
+    """Why the bot would answer or hand off, in plain words of the reader's language."""
+    turn, why = found.turn, found.why
+    locale = i18n.locale(language)
+    answer = turn.answer
+
+    def percent(value: float | None) -> str:
+        return format_percent(value or 0.0, locale=locale)
+
+    if why == "small_talk":
+        return _(
+            "It is small talk, such as a greeting or thanks: the bot answers with a phrase of its own, "
+            "without searching the knowledge base."
+        )
+    if why in SIGNALS:
+        before = _("The bot hands off before searching the knowledge base.")
+        return f"{handoff_reason(turn.reason, _)} {before}"
+    if why == "answered" and answer is not None and answer.needed is not None:
+        return _(
+            "The passage “%(title)s” contains %(found)s of the question's words; %(needed)s are enough "
+            "to answer from it."
+        ) % {
+            "title": answer.citations[0]["title"],
+            "found": percent(answer.confidence),
+            "needed": percent(answer.needed),
+        }
+    if why == "answered":
+        return _("The company's LLM answered from the passages it cites.")
+    if why == "nothing_found":
+        return _(
+            "No passage of the knowledge base matches the question (with these filters): a person answers."
+        )
+    if why == "weak_evidence":
+        return _(
+            "The best passage contains only %(found)s of the question's words; %(needed)s are needed "
+            "to answer from it. A person answers instead."
+        ) % {
+            "found": percent(answer.confidence if answer else 0.0),
+            "needed": percent(answer.needed if answer else 0.0),
+        }
+    if why == "no_answer":
+        return _("The company's LLM found no answer in the passages: a person answers.")
+    return ""
+
+
+def _shown(found: search.Search, current_language: str, _: Callable[[str], str]) -> dict[str, Any]:
+    """What the template shows of a search: numbers formatted for the reader."""
+    locale = i18n.locale(current_language)
+    turn = found.turn
+
+    def number(value: float | None) -> str:
+        return "" if value is None else format_decimal(value, "#,##0.###", locale=locale)
+
+    stages = [
+        {
+            "name": stage.name,
+            "label": _(STAGE_NAMES.get(stage.name, stage.name)),
+            "ms": number(stage.ms),
+            "found": len(stage.passages),
+            "kept": min(stage.kept, len(stage.passages)) if stage.kept is not None else None,
+            "error": stage.error,
+            "rows": [
+                {
+                    "rank": rank,
+                    "score": number(p.score),
+                    "title": p.title,
+                    "section": p.section,
+                    "snippet": p.text[: assist.SNIPPET_CHARS],
+                    "bm25_rank": p.scores.get("bm25_rank"),
+                    "dense_rank": p.scores.get("dense_rank"),
+                }
+                for rank, p in enumerate(stage.passages[:SHOWN], start=1)
+            ],
+        }
+        for stage in turn.stages
+    ]
+    reply = turn.answer.text if turn.answer else None
+    if turn.small_talk:
+        reply = phrase(turn.small_talk, turn.language)
+    return {
+        "stages": stages,
+        "reranked": any(s["name"] == "reranked" for s in stages),
+        "fused_kept": next((s["kept"] for s in stages if s["kept"]), None),
+        "decision": turn.decision,
+        "why": why_said(found, _, current_language),
+        "reply": reply,
+        "citations": assist.cited(turn) if turn.answer and turn.answer.text else [],
+        "language": turn.language,
+        "language_detected": found.language_detected,
+        "retriever": found.retriever,
+        "answerer": found.answerer,
+        "searched": bool(turn.stages) or not (turn.small_talk or turn.signal),
+        "steps": [
+            {"label": _(STEP_NAMES.get(s["step"], s["step"])), "ms": number(s["ms"])} for s in turn.steps
+        ],
+        "total_ms": number(found.total_ms),
+    }
+
+
+@router.get("/knowledge/try")
+async def try_page(
+    member: AgentPage,
+    question: Text = "",
+    language: Short = "",
+    documents_language: Short = "",
+    document: Short = "",
+    tags: Short = "",
+    product: Short = "",
+    audience: Short = "",
+) -> Response:
+    _ = gettext(member.visitor)
+    form = {
+        "question": question,
+        "language": language,
+        "documents_language": documents_language,
+        "document": document,
+        "tags": tags,
+        "product": product,
+        "audience": audience,
+    }
+    async with member.tenant.transaction() as session:
+        documents = [(str(d.id), d.title) for d in await knowledge.list_documents(session)]
+    result, error, status = None, None, 200
+    if "question" in member.visitor.request.query_params:
+        try:
+            filters = _filters(documents_language, document, tags, product, audience)
+            found = await search.search(
+                member.visitor.runtime,
+                member.tenant.principal.company_id,
+                question,
+                language=language or None,
+                filters=filters,
+            )
+            result = _shown(found, member.visitor.language, _)
+        except InvalidInput as exc:
+            error, status = _problem(member, exc), 422
+    return render(
+        member.visitor,
+        "knowledge_try.html",
+        status=status,
+        form=form,
+        documents=documents,
+        result=result,
+        error=error,
+    )
+
+
+FIELD_PROBLEMS = {
+    "question": N_("Type a question of up to %(max)s characters."),
+    "language": N_("Choose the question's language from the list."),
+    "filters.language": N_("Choose the documents' language from the list."),
+    "document": N_("Choose a document from the list."),
+}
+
+
+def _problem(member: Member, exc: InvalidInput) -> str:
+    """What was wrong with the form, in the reader's language."""
+    said = FIELD_PROBLEMS.get(exc.field or "")
+    if said is None:
+        return explain(member.visitor, exc)
+    return gettext(member.visitor)(said) % {"max": search.MAX_QUESTION_CHARS}
