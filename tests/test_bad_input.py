@@ -246,6 +246,14 @@ CASES = [
         "/v1/documents?wait=true",
         {"json": {"source": "m.md", "content": "ab", "meta": {"product": "\x00"}}},
         422,
+        "cannot contain nul",
+    ),
+    bad(
+        "nul-in-document-custom-meta",
+        "POST",
+        "/v1/documents?wait=true",
+        {"json": {"source": "m.md", "content": "ab", "meta": {"custom": {"region": "\x00"}}}},
+        422,
         "cannot be converted to text",
     ),
     bad(
