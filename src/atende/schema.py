@@ -7,6 +7,7 @@ from atende.conversations import models as conversations
 from atende.engine import models as engine
 from atende.knowledge import models as knowledge
 from atende.media import models as media
+from atende.observability import models as observability
 from atende.teams import models as teams
 from atende.tenancy import models as tenancy
 from atende.webhooks import models as webhooks
@@ -19,6 +20,7 @@ __all__ = [
     "engine",
     "knowledge",
     "media",
+    "observability",
     "teams",
     "tenancy",
     "webhooks",
