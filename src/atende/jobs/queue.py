@@ -134,8 +134,10 @@ class JobQueue:
         ``company_id`` (``None``: any, a superadmin's) with that id failed for good."""
         found = list(await self.app.job_manager.list_jobs_async(id=job_id, status="failed"))
         job = found[0] if found else None
-        if job is None or job.id is None or (
-            company_id is not None and str(job.task_kwargs.get("company_id")) != company_id
+        if (
+            job is None
+            or job.id is None
+            or (company_id is not None and str(job.task_kwargs.get("company_id")) != company_id)
         ):
             raise NotFound(f"no failed job {job_id}")
         try:
