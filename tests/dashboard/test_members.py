@@ -42,6 +42,7 @@ PAGES = {
     "/app/settings/channels": Role.admin,
     "/app/settings/whatsapp": Role.admin,
     "/app/settings/email": Role.admin,
+    "/app/logs": Role.admin,
 }
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
 
