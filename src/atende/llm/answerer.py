@@ -34,6 +34,8 @@ class Answer:
     reason: str
     confidence: float
     citations: list[dict[str, Any]] = field(default_factory=list)
+    model: str | None = None  # the LLM model asked, if one was (kept in the turn's trace)
+    error: str | None = None  # what failed on the way (the LLM's error), when the answer fell back
 
 
 class Answerer(Protocol):
