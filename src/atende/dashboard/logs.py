@@ -180,17 +180,22 @@ async def _page(
     )
 
 
-async def _still_failed(runtime: Runtime, items: list[Any]) -> set[int]:
-    """The job ids among ``items`` still failed (the others were retried meanwhile)."""
-    ids = {int(e.details["job_id"]) for e in items if isinstance(e.details.get("job_id"), int)}
-    if not ids:
+async def _still_failed(runtime: Runtime, items: list[Any]) -> set[uuid.UUID]:
+    """The events among ``items`` that offer "Retry job": each job still failed (not
+    retried meanwhile), on its newest event only (a job that failed twice has two)."""
+    newest: dict[int, uuid.UUID] = {}
+    for event in items:  # newest first
+        job = event.details.get("job_id")
+        if isinstance(job, int) and not isinstance(job, bool):
+            newest.setdefault(job, event.id)
+    if not newest:
         return set()
     async with runtime.db.transaction() as session:
         rows = await session.execute(
             sql("SELECT id FROM procrastinate_jobs WHERE id = ANY(:ids) AND status = 'failed'"),
-            {"ids": list(ids)},
+            {"ids": list(newest)},
         )
-        return {int(r[0]) for r in rows}
+        return {newest[int(r[0])] for r in rows}
 
 
 Text = Annotated[str, Query(max_length=200)]
