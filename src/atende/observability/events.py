@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -30,6 +31,7 @@ import procrastinate
 import structlog
 from pydantic import Field
 from sqlalchemy import delete, func, literal_column, select, tuple_
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -249,25 +251,55 @@ async def list_events(
         stmt = stmt.where(AppEvent.created_at >= where.since)
     if where.until is not None:
         stmt = stmt.where(AppEvent.created_at < where.until)
+    few = False
     if where.text is not None:
-        stmt = stmt.where(
-            func.to_tsvector(_SIMPLE, AppEvent.message).op("@@")(
-                func.to_tsquery(_SIMPLE, _tsquery(where.text))
-            )
+        match = func.to_tsvector(_SIMPLE, AppEvent.message).op("@@")(
+            func.to_tsquery(_SIMPLE, _tsquery(where.text))
         )
+        owner = [AppEvent.company_id == where.company_id] if where.company_id is not None else []
+        few = await _few_matches(session, [*owner, match])
+        stmt = stmt.where(match)
     if after:
         at, ident = parse_cursor(after)
         stmt = stmt.where(tuple_(AppEvent.created_at, AppEvent.id) < tuple_(at, ident))
-    rows = list(
-        (
-            await session.scalars(
-                stmt.order_by(AppEvent.created_at.desc(), AppEvent.id.desc()).limit(limit + 1)
-            )
-        ).all()
-    )
+    stmt = stmt.order_by(AppEvent.created_at.desc(), AppEvent.id.desc()).limit(limit + 1)
+    async with _words_index_only(session, few):
+        rows = list((await session.scalars(stmt)).all())
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, cursor_of(rows[-1]) if more and rows else None)
+
+
+# A text search reads the words' index when the words match at most this many events, and
+# otherwise walks the events newest first (a common word: the first page is found at once)
+TEXT_INDEX_MAX = 5000
+
+
+async def _few_matches(session: AsyncSession, clauses: list[ColumnElement[bool]]) -> bool:
+    """Whether at most ``TEXT_INDEX_MAX`` events match the words (counted in the words'
+    index, at most that many read). PostgreSQL cannot estimate a prefix search (``word:*``):
+    it guesses 2 % of the rows, and walks newest first reading every event when a rare word
+    matches a few hundred (0.9 s over 200,000 events, against 1 ms through the index)."""
+    counted = select(AppEvent.id).where(*clauses).limit(TEXT_INDEX_MAX + 1).subquery()
+    async with _words_index_only(session, True):
+        found = await session.scalar(select(func.count()).select_from(counted))
+    return int(found or 0) <= TEXT_INDEX_MAX
+
+
+@asynccontextmanager
+async def _words_index_only(session: AsyncSession, only: bool) -> AsyncIterator[None]:
+    """Within the block, plans use bitmap scans only (the words' GIN index), not a walk of
+    an ordered index nor a full scan; the transaction's settings are put back after."""
+    if not only:
+        yield
+        return
+    await session.execute(sql("SET LOCAL enable_seqscan = off"))
+    await session.execute(sql("SET LOCAL enable_indexscan = off"))
+    try:
+        yield
+    finally:
+        await session.execute(sql("SET LOCAL enable_seqscan = on"))
+        await session.execute(sql("SET LOCAL enable_indexscan = on"))
 
 
 async def get_event(session: AsyncSession, event_id: uuid.UUID) -> AppEvent | None:
