@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from atende.dashboard.wording import turn_reason
 from atende.observability import events
 from atende.observability.models import AppEvent
 from atende.runtime import Runtime
@@ -155,3 +156,32 @@ async def test_a_superadmin_reads_every_company_and_filters_one(live_server: str
             (await client.get("/app/logs", params={"text": marker, "company": str(first.company_id)})).text
         )
         assert len(one) == 1 and "Padaria Uno" in one[0]
+
+
+def test_a_turns_recorded_reason_is_said_in_plain_words() -> None:
+    def same(text: str) -> str:
+        return text
+
+    said = {
+        "small talk: greeting": "The message was small talk (a greeting): the bot answered in kind.",
+        "answered from 'Garantia' (coverage 0.82)": (
+            "The bot answered from “Garantia”, which covers 82% of the question's words."
+        ),
+        "weak evidence: best coverage 0.12 < threshold 0.70": (
+            "The best passage covers only 12% of the question's words (at least 70% is needed): "
+            "the knowledge base has no good answer."
+        ),
+        "answered by the LLM citing passages 1, 3": "The LLM answered, citing passages 1, 3.",
+        "the LLM failed (APITimeoutError); extractive: answered from 'Pix' (coverage 1.00)": (
+            "The LLM failed (APITimeoutError). The bot answered from “Pix”, which covers 100% of the "
+            "question's words."
+        ),
+        "the LLM circuit is open; extractive: weak evidence: best coverage 0.00 < threshold 0.70": (
+            "The LLM was not asked: it failed repeatedly, so its circuit is open. The best passage covers "
+            "only 0% of the question's words (at least 70% is needed): the knowledge base has no good answer."
+        ),
+        "the customer asked for a person": "The customer asked to talk to a person.",
+        "something new": "Reason given: something new",
+    }
+    for recorded, words in said.items():
+        assert turn_reason(recorded, same) == words, recorded
