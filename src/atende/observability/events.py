@@ -362,5 +362,5 @@ def blueprint() -> procrastinate.Blueprint:
     to one app)."""
     bp = procrastinate.Blueprint()
     task = bp.task(name="prune", queueing_lock="prune_app_events", pass_context=True)(prune_task)
-    bp.periodic(cron="41 * * * *")(task)
+    bp.periodic(cron="47 * * * *")(task)  # hourly, apart from the other hourly jobs
     return bp
