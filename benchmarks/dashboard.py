@@ -28,7 +28,9 @@ And the audit log's page over ``--audit-events`` (200,000) rows: its first page,
 action, an area, a person, the last week, a page halfway down. And the analytics page over 90
 days (and 30, and each filter; a chart's CSV), once the first ``analytics:refresh`` has
 measured every conversation (its time is among the fill's); the fill gives the conversations
-with people their handoffs, an agent's answer and their resolution.
+with people their handoffs, an agent's answer and their resolution. And the logs viewer's
+events page over ``--events`` (200,000) application events (newest, by level, by kind, by
+words common and rare, by conversation, the last 24 hours).
 ``--quick`` is a small run for development.
 
 Run from the project root: ``.venv/bin/python -m benchmarks.dashboard --help``.
@@ -640,6 +642,94 @@ def fill(
         conn.commit()
 
 
+# the company's application events (``/app/logs``) over the last 30 days (its retention): most
+# webhook attempts that failed, then failed deliveries (each about one of its conversations),
+# failed jobs, refused credentials and circuit changes; a few carry a rare provider code
+FILL_EVENTS = """
+CREATE TEMP TABLE bench_event_conversations AS
+SELECT row_number() OVER () AS n, id
+  FROM (SELECT id FROM conversations WHERE company_id = %(company)s ORDER BY created_at DESC LIMIT 5000) AS c;
+
+INSERT INTO app_events (id, created_at, company_id, level, kind, message, conversation_id, details)
+SELECT gen_random_uuid(), now() - r_when * interval '30 days', %(company)s,
+       CASE WHEN r_kind < 0.55 AND r_level < 0.85 THEN 'warning' ELSE 'error' END,
+       CASE WHEN r_kind < 0.55 THEN 'webhook_failed' WHEN r_kind < 0.85 THEN 'delivery_failed'
+            WHEN r_kind < 0.95 THEN 'job_failed' WHEN r_kind < 0.98 THEN 'channel_credentials_failed'
+            ELSE 'llm_circuit_changed' END,
+       CASE WHEN r_kind < 0.55 THEN 'The webhook at hooks.example.com did not accept message.created'
+                 || ' (attempt '
+                 || (1 + floor(r_level * 8))::int || '): ' || CASE WHEN r_level < 0.5 THEN 'HTTP 503'
+                 ELSE 'no answer within 10 s' END
+            WHEN r_kind < 0.85 THEN 'A whatsapp message could not be delivered: '
+                 || CASE WHEN r_rare < 0.005 THEN '131047 re-engagement window closed'
+                         WHEN r_level < 0.5 THEN '400 recipient is not on the network'
+                         ELSE 'ConnectError: connection refused' END
+            WHEN r_kind < 0.95 THEN 'knowledge:index_document failed: ValueError: the file is not a PDF'
+            WHEN r_kind < 0.98 THEN 'The whatsapp credentials for number [phone] were refused: HTTP 401'
+            ELSE 'The LLM endpoint failed repeatedly: its circuit opened' END,
+       CASE WHEN r_kind >= 0.55 AND r_kind < 0.85 THEN c.id END,
+       jsonb_build_object('channel', 'whatsapp')
+  FROM (SELECT random() AS r_when, random() AS r_kind, random() AS r_level, random() AS r_rare,
+               random() AS r_conv FROM generate_series(1, %(events)s) OFFSET 0) AS g
+  LEFT JOIN bench_event_conversations c
+         ON c.n = 1 + floor(g.r_conv * (SELECT count(*) FROM bench_event_conversations))::int;
+
+DROP TABLE bench_event_conversations
+"""
+
+
+def fill_events(url: str, company: Company, events: int, *, seed: float) -> None:
+    """Write the company's application events (``FILL_EVENTS``)."""
+    started = time.monotonic()
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute("SELECT setseed(%s)", (seed,))
+        for statement in FILL_EVENTS.split(";\n"):
+            if statement.strip():
+                conn.execute(statement, {"company": company.id, "events": events})
+        conn.commit()
+    company.fill_seconds["app events"] = round(time.monotonic() - started, 1)
+
+
+def busiest_event_conversation(url: str, company_id: uuid.UUID) -> uuid.UUID | None:
+    """The conversation with the most events of the company (the conversation filter's case)."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT conversation_id FROM app_events WHERE company_id = %s AND conversation_id IS NOT NULL"
+            " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+            (company_id,),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def logs_cases(conversation_id: uuid.UUID | None) -> list[Case]:
+    """The events page's searches (an admin's, ``/app/logs``): newest first, by level, by kind,
+    by words (a word in half the events, a rare provider code), by words within a kind, by
+    conversation, over the last 24 hours."""
+    path = "/app/logs"
+    found = [
+        Case("settings: logs · newest events", "settings", {"path": path}),
+        Case("settings: logs · level=error", "settings", {"path": path, "query": {"level": "error"}}),
+        Case("settings: logs · kind=job_failed", "settings", {"path": path, "query": {"kind": "job_failed"}}),
+        Case("settings: logs · text 'webhook'", "settings", {"path": path, "query": {"text": "webhook"}}),
+        Case("settings: logs · text '131047'", "settings", {"path": path, "query": {"text": "131047"}}),
+        Case(
+            "settings: logs · delivery_failed · text 'refused'",
+            "settings",
+            {"path": path, "query": {"kind": "delivery_failed", "text": "refused"}},
+        ),
+        Case("settings: logs · last 24 hours", "settings", {"path": path, "query": {"range": "24h"}}),
+    ]
+    if conversation_id is not None:
+        found.append(
+            Case(
+                "settings: logs · a conversation",
+                "settings",
+                {"path": path, "query": {"conversation": str(conversation_id)}},
+            )
+        )
+    return found
+
+
 SEARCH_INDEX = "ix_messages_search"
 
 
@@ -673,6 +763,7 @@ def vacuum_analyze(url: str, timings: dict[str, float]) -> None:
             "conversation_labels",
             "webhook_deliveries",
             "webhook_attempts",
+            "app_events",
         ):
             conn.execute(f"VACUUM (ANALYZE) {table}")
     timings["vacuum analyze"] = round(time.monotonic() - started, 1)
@@ -1510,6 +1601,8 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     fill_gaps(url, other, args.gap_share, 30, seed=(args.seed + 0.5) % 1)
     fill_audit(url, company, args.audit_events, seed=args.seed % 1)
     fill_audit(url, other, args.audit_events // 10, seed=(args.seed + 0.5) % 1)
+    fill_events(url, company, args.events, seed=args.seed % 1)
+    fill_events(url, other, args.events // 10, seed=(args.seed + 0.5) % 1)
     vacuum_analyze(url, shared)
     fill_seconds = round(time.monotonic() - started, 1)
     asyncio.run(refresh_analytics(url, (company, other)))
@@ -1545,6 +1638,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     the_pages = page_cases(company, terms)
     the_settings = settings_cases(company, delivery_halfway(url, company.webhook_ids[0]))
     the_settings += audit_cases(url, company)
+    the_settings += logs_cases(busiest_event_conversation(url, company.id))
     settings: dict[str, Any] = {"timings": {}, "bytes": {}, "errors": []}
     the_analytics = analytics_cases(company, datetime.now(UTC).date())
     analytics: dict[str, Any] = {"timings": {}, "bytes": {}, "errors": []}
@@ -1651,6 +1745,7 @@ def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "labels": args.labels,
             "webhook_deliveries": args.deliveries,
             "audit_events": args.audit_events,
+            "app_events": args.events,
             "other_company": {"conversations": args.other_conversations, "messages": args.other_messages},
             "texts": len(texts),
         },
@@ -1744,7 +1839,8 @@ def report(result: dict[str, Any]) -> None:
         console.print(
             result_table(
                 "Settings pages through atende serve, signed in as an admin (request to the last byte; "
-                f"the busiest webhook's log holds {deliveries:,} deliveries)",
+                f"the busiest webhook's log holds {deliveries:,} deliveries; /app/logs, "
+                f"{result['sizes']['app_events']:,} events)",
                 ("settings page", "bytes", "p50 ms", "p95 ms", f"p95 < {TARGET_P95_MS:g}"),
                 settings_rows,
             )
@@ -1872,6 +1968,7 @@ QUICK = {
     "other_messages": 2_000,
     "deliveries": 2_000,
     "audit_events": 2_000,
+    "events": 5_000,
     "repeat": 3,
     "fanout": [1, 10],
     "fanout_rounds": 2,
@@ -1917,6 +2014,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=200_000,
         help="rows of the company's audit log (the second company's: a tenth)",
     )
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=200_000,
+        help="application events of the company (/app/logs; the second company's: a tenth)",
+    )
     parser.add_argument("--repeat", type=int, default=20, help="timed runs of each case (after one untimed)")
     parser.add_argument("--limit", type=int, default=50, help="page size")
     parser.add_argument("--seed", type=float, default=0.42, help="seed of the generated data")
@@ -1958,6 +2061,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--fanout-rounds and --fanout-idle must be positive")
     if min(args.deliveries, args.audit_events) < 0:
         parser.error("--deliveries and --audit-events must not be negative")
+    if min(args.deliveries, args.events) < 0:
+        parser.error("--deliveries and --events must not be negative")
     if min(args.conversations, args.agents, args.teams, args.labels, args.repeat, args.limit) < 1:
         parser.error("--conversations, --agents, --teams, --labels, --repeat and --limit must be at least 1")
     return args

@@ -44,6 +44,7 @@ from atende.media.api import UPLOAD_PATH
 from atende.media.api import router as media_router
 from atende.observability import metrics
 from atende.observability.api import router as operations_router
+from atende.observability.events_api import router as events_router
 from atende.observability.logging import configure as configure_logging
 from atende.observability.sentry import configure as configure_sentry
 from atende.pages import SecurityHeaders, mount_docs
@@ -338,6 +339,7 @@ def create_app(
         media_router,
         webhooks_router,
         jobs_router,
+        events_router,
         channel_accounts_router,
         audit_router,
         dashboard_router,

@@ -36,7 +36,7 @@ from atende.jobs.tasks import blueprint as job_tasks
 from atende.knowledge.tasks import blueprint as knowledge_tasks
 from atende.llm.credentials import endpoints as llm_endpoints
 from atende.mail.tasks import blueprint as mail_tasks
-from atende.observability import credentials
+from atende.observability import credentials, events
 from atende.observability.logging import describe
 from atende.observability.sentry import report_job
 from atende.runtime import Runtime
@@ -54,6 +54,7 @@ BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
     "mail": mail_tasks,  # password-reset and invitation e-mails
     "analytics": analytics_tasks,  # the analytics page's figures, every 5 minutes
     "gaps": gap_tasks,  # the knowledge-gap topics, hourly
+    "events": events.blueprint,  # the application events' retention
 }
 # the channels this process serves: a new channel is its folder under atende/channels and one
 # line here (docs/CHANNELS.md). Their routes are matched in this order, before all others: the
@@ -117,6 +118,7 @@ async def open_runtime(
             yield runtime
         finally:
             await credentials.stop_monitor(runtime)
+            await events.settled()
             await runtime.listener.stop()
             await runtime.jobs.close()
             for channel in CHANNELS:  # their pooled connections (WhatsApp's Graph API client)
@@ -177,7 +179,8 @@ async def _run_job_worker(runtime: Runtime, name: str, stop: asyncio.Event) -> s
             context={"runtime": runtime},
             name=name,
             stalled_seconds=runtime.settings.stalled_job_seconds,
-            middleware=[report_job],  # a no-op unless Sentry is configured
+            # Sentry's (a no-op unless configured), then the failed-job events of /app/logs
+            middleware=[report_job, events.record_failed_job],
         )
     )
     stopping = asyncio.create_task(stop.wait())

@@ -10,6 +10,7 @@ from atende.engine import models as engine
 from atende.gaps import models as gaps
 from atende.knowledge import models as knowledge
 from atende.media import models as media
+from atende.observability import models as observability
 from atende.teams import models as teams
 from atende.tenancy import models as tenancy
 from atende.webhooks import models as webhooks
@@ -25,6 +26,7 @@ __all__ = [
     "gaps",
     "knowledge",
     "media",
+    "observability",
     "teams",
     "tenancy",
     "webhooks",

@@ -88,8 +88,10 @@ async def test_the_thread_shows_who_said_what_with_evidence_and_delivery(
     for shown in (
         "Qual o prazo de entrega para Recife?",
         "Entregas › Prazos",
-        "bm25 7.250",
+        "Full-text score (rank)",
+        "7.250",
         "Nordeste: 5 a 8",
+        "The bot answered from “Entregas”, which covers 82% of the question&#39;s words.",
     ):
         assert shown in traces.text, shown
     assert "answered from &#39;Entregas&#39; (coverage 0.82)" in traces.text

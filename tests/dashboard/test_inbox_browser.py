@@ -171,7 +171,10 @@ async def test_the_traces_page_shows_what_the_bot_retrieved_and_why(
     await expect(page.get_by_role("button", name="Send")).to_have_count(0)  # a viewer only reads
     await page.get_by_role("link", name="How the bot decided this answer").click()
     await expect(page.get_by_role("heading", level=1)).to_contain_text("The bot's reasoning with Dora Dias")
-    await expect(page.get_by_role("table")).to_contain_text("bm25 7.250")
+    passages = page.get_by_role("table", name="Passages retrieved, best first")
+    await expect(passages.get_by_role("columnheader", name="Full-text score (rank)")).to_be_visible()
+    await expect(passages).to_contain_text("7.250")
+    await expect(page.locator(".trace")).to_contain_text("The bot answered from “Entregas”, which covers 82%")
     await expect(page.locator(".trace")).to_contain_text("answered from 'Entregas' (coverage 0.82)")
     await assert_accessible(page)
     await screenshot(page, "trace")

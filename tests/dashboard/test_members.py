@@ -49,6 +49,7 @@ PAGES = {
     "/app/knowledge/articles/new": Role.admin,
     "/app/logs/audit": Role.admin,
     "/app/knowledge/try": Role.agent,
+    "/app/logs": Role.admin,
 }
 ROLE_NAMES = {Role.owner: "Owner", Role.admin: "Admin", Role.agent: "Agent", Role.viewer: "Viewer"}
 
@@ -75,6 +76,8 @@ async def test_each_role_sees_only_the_pages_it_may_use_and_is_refused_the_other
             shown += settings_sections((await client.get("/app/settings")).text)
         if "/app/analytics" in shown:  # the knowledge gaps, linked from the analytics page
             shown += re.findall(r'href="(/app/analytics[^"?]*)"', (await client.get("/app/analytics")).text)
+        if "/app/logs" in shown:  # the audit log, linked from the logs' tabs
+            shown += re.findall(r'href="(/app/logs[^"?]*)"', (await client.get("/app/logs")).text)
         if "/app/knowledge" in shown:  # its tabs, and "Write an article" for whom may write
             shown += re.findall(
                 r'href="(/app/knowledge[^"?]*)"', (await client.get("/app/knowledge/articles")).text

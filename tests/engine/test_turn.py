@@ -245,6 +245,24 @@ async def test_every_turn_leaves_a_trace_of_what_it_retrieved_and_why_it_decided
     assert (small_talk["decision"], small_talk["answerer"]) == ("answer", "smalltalk")
 
     assert (answer["decision"], answer["answerer"]) == ("answer", "extractive")
+    # what each step found: the text as read, the language and how sure, the answerer
+    found = {s["step"]: s for s in answer["steps"]}
+    assert found["normalise"]["text"] == "Qual o prazo de garantia dos eletrônicos?"
+    assert found["detect_language"]["language"] == "pt" and 0 < found["detect_language"]["confidence"] <= 1
+    assert found["small_talk"] == {
+        "step": "small_talk",
+        "ms": found["small_talk"]["ms"],
+        "kind": None,
+        "query": "Qual o prazo de garantia dos eletrônicos?",
+    }
+    assert found["retrieve"]["retriever"] == "hybrid" and found["retrieve"]["found"] == len(
+        answer["retrieved"]
+    )
+    assert (found["answer"]["answerer"], found["answer"]["model"], found["answer"]["error"]) == (
+        "extractive",
+        None,
+        None,
+    )
     assert answer["reason"].startswith("answered from 'Garantia' (coverage ")
     best = answer["retrieved"][0]
     assert (best["title"], best["section"], best["language"]) == (

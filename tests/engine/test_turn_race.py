@@ -91,6 +91,11 @@ async def test_a_turn_that_fails_for_good_hands_the_customer_to_a_person(
     detail = (await kb_company.client.get(f"/v1/conversations/{cid}")).json()
     assert detail["state"] == "waiting_human"
     assert detail["transitions"][-1]["reason"] == "the bot could not answer: RuntimeError: boom"
+    # the failure is in the conversation's traces, its error shown (the dashboard's reasoning page)
+    traces = (await kb_company.client.get(f"/v1/conversations/{cid}/traces")).json()
+    [failed] = [t for t in traces if t["message_id"] == str(question_id)]
+    assert (failed["decision"], failed["reply_message_id"]) == ("handoff", replies[0]["id"])
+    assert failed["steps"] == [{"step": "failed", "ms": 0.0, "error": "RuntimeError: boom"}]
 
 
 @asynccontextmanager

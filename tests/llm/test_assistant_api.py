@@ -55,6 +55,8 @@ async def test_the_companys_llm_answers_from_its_knowledge_base_citing_it(
     assert body["reply"]["meta"]["citations"], body["reply"]
     trace = await last_trace(kb_company, body["conversation_id"])
     assert trace["answerer"] == "llm" and trace["decision"] == "answer"
+    [answered] = [s for s in trace["steps"] if s["step"] == "answer"]
+    assert (answered["answerer"], answered["model"], answered["error"]) == ("llm", "fake-model", None)
     prompt = fake.requests[-1]["messages"]
     assert "Você é a Bia, da loja." in prompt[0]["content"]
     assert prompt[-1] == {"role": "user", "content": "Quais formas de pagamento vocês aceitam?"}
@@ -90,6 +92,8 @@ async def test_when_the_provider_fails_customers_still_get_answers_and_the_circu
         assert "Pix" in body["reply"]["text"]  # the extractive answer, from the knowledge base
         trace = await last_trace(kb_company, body["conversation_id"])
         assert trace["reason"].startswith("the LLM failed (InternalServerError); extractive:")
+        [answered] = [s for s in trace["steps"] if s["step"] == "answer"]
+        assert answered["model"] == "fake-model" and answered["error"].startswith("InternalServerError: ")
     asked = len(fake.requests)
     started = time.monotonic()
     body = await ask(kb_company.client, "Quais formas de pagamento vocês aceitam?")
@@ -97,6 +101,14 @@ async def test_when_the_provider_fails_customers_still_get_answers_and_the_circu
     assert len(fake.requests) == asked  # open: the provider is left alone
     trace = await last_trace(kb_company, body["conversation_id"])
     assert trace["reason"].startswith("the LLM circuit is open; extractive:")
+    assert [s["error"] for s in trace["steps"] if s["step"] == "answer"] == ["the LLM circuit is open"]
+    # the company's events say so too (/app/logs)
+    for _ in range(50):
+        changed = (await kb_company.client.get("/v1/events", params={"kind": "llm_circuit_changed"})).json()
+        if changed["events"]:
+            break
+        time.sleep(0.1)
+    assert changed["events"][0]["details"] == {"circuit": f"company:{kb_company.id}", "state": "opened"}
     metrics = (await kb_company.client.get("/metrics")).text
     circuit = f"company:{kb_company.id}"  # a company's own circuit: its failures open no one else's
     assert f'atende_llm_circuit_state{{circuit="{circuit}"}} 2.0' in metrics

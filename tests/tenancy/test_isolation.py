@@ -10,6 +10,7 @@ test.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import undefer
 
 from atende.app import create_app
@@ -53,6 +54,7 @@ class Attack:
 
 
 ATTACKS = [
+    Attack("POST", "/v1/jobs/{job_id}/retry"),
     Attack("GET", "/v1/conversations/{conversation_id}"),
     Attack("GET", "/v1/conversations/{conversation_id}/messages"),
     Attack("GET", "/v1/conversations/{conversation_id}/traces"),
@@ -125,6 +127,7 @@ DASHBOARD_ATTACKS = [
     Attack(
         "GET", "/app/knowledge/try", params={"question": "bicicletas aro 29", "document": "{document_id}"}
     ),
+    Attack("POST", "/app/logs/jobs/{job_id}/retry"),
     Attack("POST", "/app/users/{user_id}/role", body={"role": "viewer"}),
     Attack("POST", "/app/users/{user_id}/deactivate"),
     Attack("POST", "/app/users/{user_id}/reactivate"),
@@ -216,6 +219,7 @@ class Victim:
     key_id: str
     media_id: str
     message_id: str  # the customer's message of its API conversation, carrying an e-mail's HTML
+    job_id: str  # a job of B's that failed for good (a dead letter)
 
     def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
         return {
@@ -234,6 +238,7 @@ class Victim:
             "provider": "mailgun",
             "secret": "mime",
             "message_id": self.message_id,
+            "job_id": self.job_id,
         }
 
 
@@ -287,6 +292,18 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         )
         assert asked is not None
         asked.meta = {**(asked.meta or {}), "email": {"subject": "B's", "html": "<p>B's e-mail</p>"}}
+    # a dead letter: a task called with an argument it does not take fails at once, for good
+    async with runtime.db.transaction(b.id) as session:
+        job_id = await runtime.jobs.enqueue(session, "events:prune", company_id=str(b.id))
+    for _ in range(200):  # failed (its event recorded before): nothing changes under the snapshot
+        async with runtime.db.transaction() as session:
+            status = await session.scalar(
+                text("SELECT status FROM procrastinate_jobs WHERE id = :id"), {"id": job_id}
+            )
+        if status == "failed":
+            break
+        await asyncio.sleep(0.05)
+    assert status == "failed"
     return Victim(
         company=b,
         conversation_id=body["conversation_id"],
@@ -303,6 +320,7 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         key_id=key_id,
         media_id=str(media.id),
         message_id=str(asked.id),
+        job_id=str(job_id),
     )
 
 

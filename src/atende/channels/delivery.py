@@ -48,6 +48,7 @@ from atende.conversations.models import Contact, Conversation, Message
 from atende.errors import NotFound
 from atende.media import service as media
 from atende.media.store import MediaMissing, MediaStore
+from atende.observability import events
 from atende.observability.credentials import Credential, Verdict
 from atende.observability.logging import describe
 from atende.runtime import Runtime
@@ -64,6 +65,7 @@ async def deliver(
 ) -> str:
     """Deliver a queued message; what became of it. Raises to be retried (not on the last
     attempt, which marks the message failed instead)."""
+    failed: tuple[str, uuid.UUID, str] | None = None  # (channel, conversation, reason)
     try:
         async with runtime.db.transaction(company_id) as session:
             message = await conversations.message_to_deliver(session, message_id)
@@ -86,7 +88,11 @@ async def deliver(
                 log.warning(
                     "delivery.failed", channel=message.channel, message_id=str(message_id), reason=str(exc)
                 )
-                return "failed"
+                failed = (message.channel, message.conversation_id, str(exc))
+        if failed is not None:
+            await _record_failure(runtime, company_id, message_id, *failed)
+            return "failed"
+        assert channel is not None  # a missing channel failed above
     except Exception as exc:
         # anything else while reading (a database error, a damaged account reference) is
         # retried like a failed send, and on the last attempt marks the message failed
@@ -194,7 +200,30 @@ async def _fail(
 ) -> None:
     async with runtime.db.transaction(company_id) as session:
         await conversations.advance_delivery(session, runtime.jobs, message_id, "failed", reason=reason)
+        message = await session.get(Message, message_id)
+        conversation_id = message.conversation_id if message is not None else None
     log.warning("delivery.failed", channel=channel, message_id=str(message_id), reason=reason)
+    await _record_failure(runtime, company_id, message_id, channel, conversation_id, reason)
+
+
+async def _record_failure(
+    runtime: Runtime,
+    company_id: uuid.UUID,
+    message_id: uuid.UUID,
+    channel: str,
+    conversation_id: uuid.UUID | None,
+    reason: str,
+) -> None:
+    """The failure as an error event of the company (``/app/logs``), linked to its conversation."""
+    await events.record(
+        runtime,
+        events.DELIVERY_FAILED,
+        f"A {channel} message could not be delivered: {reason}",
+        level="error",
+        company_id=company_id,
+        conversation_id=conversation_id,
+        details={"channel": channel, "message_id": str(message_id), "reason": reason},
+    )
 
 
 def credential_fingerprint(row: ChannelAccount) -> str:

@@ -38,6 +38,7 @@ from atende.conversations.states import State
 from atende.dashboard.auth import AgentPage, Member, ViewerPage
 from atende.dashboard.i18n import N_
 from atende.dashboard.inbox import choices
+from atende.dashboard.traces import turn_view
 from atende.dashboard.web import (
     NOTICES,
     PageRoute,
@@ -49,7 +50,7 @@ from atende.dashboard.web import (
     redirect,
     render,
 )
-from atende.dashboard.wording import handoff_reason
+from atende.dashboard.wording import LANGUAGE_NAMES, handoff_reason
 from atende.engine import assist
 from atende.engine import service as engine
 from atende.engine.models import Trace
@@ -293,14 +294,16 @@ async def traces_page(member: ViewerPage, conversation_id: uuid.UUID) -> Respons
             m.id: m for m in await conversations.list_messages(session, conversation_id, limit=THREAD_MAX)
         }
         offered = await choices(session, member.tenant.principal.company_id)
+    _ = gettext(member.visitor)
+    turns = [turn_view(t, messages[t.message_id].text if t.message_id in messages else "", _) for t in traces]
     return render(
         member.visitor,
         "traces.html",
         conversation=conversation,
         contact=contact,
-        traces=traces,
-        messages=messages,
+        turns=turns,
         zone=offered["zone"],
+        language_names=LANGUAGE_NAMES,
     )
 
 

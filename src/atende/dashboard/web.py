@@ -77,12 +77,13 @@ class NavItem:
     label: str
     role: Role | None = None
     superadmin: bool = False
+    also_superadmin: bool = False  # shown to superadmins too, whatever their role
 
     def shown_to(self, current: Visitor) -> bool:
         person = current.signed_in
         if person is None:
             return False
-        if self.superadmin:
+        if self.superadmin or (self.also_superadmin and person.is_superadmin):
             return person.is_superadmin
         if self.role is None:
             return True
@@ -97,8 +98,8 @@ NAV: list[NavItem] = [
     NavItem("/app/analytics", N_("Analytics"), role=Role.viewer),
     NavItem("/app/users", N_("Users"), role=Role.admin),
     NavItem("/app/settings", N_("Settings"), role=Role.admin),
-    # the audit log (until the events helper's "Logs" /app/logs, whose sub-navigation links it)
-    NavItem("/app/logs/audit", N_("Audit log"), role=Role.admin),
+    # the events (admins; a superadmin's of every company), the audit log; traces sit on conversations
+    NavItem("/app/logs", N_("Logs"), role=Role.admin, also_superadmin=True),
     NavItem("/app/platform/companies", N_("Companies"), superadmin=True),
     NavItem("/app/account", N_("Your account")),
 ]
@@ -115,6 +116,11 @@ NOTICES: dict[str, str] = {
         "It works once, for a limited time."
     ),
     "language_changed": N_("Language changed."),
+    "retention_saved": N_("Retention saved: older events are deleted within the hour."),
+    "job_retried": N_(
+        "The job was queued again: it runs in a moment. Its result shows here if it fails again."
+    ),
+    "job_not_failed": N_("That job is not failed any more (it was retried already): nothing was done."),
     "company_switched": N_("You are now working in this company."),
     "invitation_accepted": N_("Welcome! You joined the company."),
     "invitation_sent": N_("Invitation sent."),

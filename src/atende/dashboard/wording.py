@@ -80,3 +80,54 @@ def handoff_reason(reason: str | None, _: Callable[[str], str]) -> str:
     elif nobody:
         said += " " + _("Nobody was online: it waits as a ticket for someone to come online.")
     return said
+
+
+_SMALL_TALK = re.compile(r"small talk: (?P<kind>\w+)")
+_FROM_DOCUMENT = re.compile(r"answered from '(?P<title>.*)' \(coverage (?P<coverage>[\d.]+)\)")
+_WEAK = re.compile(r"weak evidence: best coverage (?P<coverage>[\d.]+) < threshold (?P<needed>[\d.]+)")
+_LLM_CITING = re.compile(r"answered by the LLM citing passages (?P<passages>[\d, ]+)")
+# the LLM answerer's reasons for falling back to the offline one ("<why>; extractive: <its reason>")
+_FALLBACK = re.compile(r"(?P<why>[^;]+); (?P<fallback>\w+): (?P<rest>.*)")
+SMALL_TALK_NAMES = {
+    "greeting": N_("a greeting"),
+    "thanks": N_("thanks"),
+}
+
+
+def turn_reason(reason: str | None, _: Callable[[str], str]) -> str:
+    """Why the bot answered or handed off one message, from its trace's reason, in plain
+    words; a reason it does not know is shown as recorded."""
+    raw = (reason or "").strip()
+    if (fell := _FALLBACK.fullmatch(raw)) is not None and fell["why"].startswith("the LLM"):
+        return f"{_llm_fallback(fell['why'], _)} {turn_reason(fell['rest'], _)}"
+    if (small := _SMALL_TALK.fullmatch(raw)) is not None:
+        kind = small["kind"]
+        said = _(SMALL_TALK_NAMES[kind]) if kind in SMALL_TALK_NAMES else kind
+        return _("The message was small talk (%(kind)s): the bot answered in kind.") % {"kind": said}
+    if (found := _FROM_DOCUMENT.fullmatch(raw)) is not None:
+        return _("The bot answered from “%(title)s”, which covers %(share)s%% of the question's words.") % {
+            "title": found["title"],
+            "share": round(float(found["coverage"]) * 100),
+        }
+    if (weak := _WEAK.fullmatch(raw)) is not None:
+        return _(
+            "The best passage covers only %(share)s%% of the question's words (at least %(needed)s%% "
+            "is needed): the knowledge base has no good answer."
+        ) % {"share": round(float(weak["coverage"]) * 100), "needed": round(float(weak["needed"]) * 100)}
+    if (cited := _LLM_CITING.fullmatch(raw)) is not None:
+        return _("The LLM answered, citing passages %(passages)s.") % {"passages": cited["passages"]}
+    if raw == "the LLM found no answer in the passages":
+        return _("The LLM found no answer in the passages retrieved.")
+    return handoff_reason(raw, _)
+
+
+def _llm_fallback(why: str, _: Callable[[str], str]) -> str:
+    if why == "the LLM circuit is open":
+        return _("The LLM was not asked: it failed repeatedly, so its circuit is open.")
+    if why.startswith("the LLM failed"):
+        return _("The LLM failed (%(error)s).") % {"error": why.removeprefix("the LLM failed").strip(" ()")}
+    if why.startswith("the LLM answer"):
+        return _("The LLM's answer was refused (%(why)s).") % {
+            "why": why.removeprefix("the LLM answer").strip()
+        }
+    return why

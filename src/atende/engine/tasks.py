@@ -20,7 +20,7 @@ from atende.knowledge.retrieval import FullTextRetriever, HybridRetriever, Retri
 from atende.llm.answerer import Answerer
 from atende.llm.extractive import ExtractiveAnswerer
 from atende.llm.grounded import LLMAnswerer
-from atende.observability import metrics
+from atende.observability import events, metrics
 from atende.observability.logging import describe
 from atende.openai_compat import cached_client
 from atende.runtime import LLM_CIRCUITS, LLM_CLIENTS, Runtime
@@ -43,6 +43,12 @@ def _observe(outcome: str, seconds: float) -> None:
 
 
 CIRCUIT_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
+CIRCUIT_WORDS = {
+    "opened": "The LLM endpoint failed repeatedly: its circuit opened, answers fall back to the "
+    "offline answerer.",
+    "half-opened": "The LLM circuit lets one request through to test the endpoint again.",
+    "closed": "The LLM endpoint answers again: its circuit closed.",
+}
 
 
 def llm_breakers(runtime: Runtime) -> AsyncCircuitBreakerFactory:
@@ -64,6 +70,16 @@ def llm_breakers(runtime: Runtime) -> AsyncCircuitBreakerFactory:
                 states[name] = state
                 metrics.LLM_CIRCUIT.labels(name).set(CIRCUIT_STATES.get(state, 0))
                 log.warning("llm.circuit", circuit=name, state=state)
+                events.record_soon(
+                    runtime,
+                    events.LLM_CIRCUIT_CHANGED,
+                    CIRCUIT_WORDS.get(state, f"The LLM circuit is {state}."),
+                    # opened: answers fall back to the extractive answerer
+                    level="error" if state == "opened" else "warning",
+                    # a company's own endpoint is that company's; the deployment's, the platform's
+                    company_id=name.removeprefix("company:") if name.startswith("company:") else None,
+                    details={"circuit": name, "state": state},
+                )
 
         factory.add_listener(on_circuit)
     return factory

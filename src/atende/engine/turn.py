@@ -81,6 +81,8 @@ class Turn:
     decision: str = "handoff"
     reason: str = ""
     steps: list[dict[str, Any]] = field(default_factory=list)
+    # what each step found, by step name, for its entry in the trace (``timed`` adds it)
+    found: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 Step = Callable[[AsyncSession, Turn, Ports], Awaitable[None]]
@@ -95,6 +97,7 @@ def normalised(message: str) -> str:
 
 async def normalise(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
     turn.text = normalised(turn.incoming)
+    turn.found["normalise"] = {"text": turn.text[:TRACED_TEXT]}
 
 
 async def detect_language(session: AsyncSession, turn: Turn, _p: Ports) -> None:
@@ -106,17 +109,25 @@ async def detect_language(session: AsyncSession, turn: Turn, _p: Ports) -> None:
         company = await tenancy.get_company(session, str(turn.company_id))
         fallback = company.default_language
     # kept on the turn: the conversation is written only once it is locked (see run_turn)
-    turn.language, _confidence = languages.detect(turn.text, fallback=fallback)
+    turn.language, confidence = languages.detect(turn.text, fallback=fallback)
+    turn.found["detect_language"] = {
+        "language": turn.language,
+        "confidence": round(confidence, 3),
+        "fallback": fallback,  # what it would have said unsure (the conversation's, the company's)
+    }
 
 
 async def recognise_small_talk(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
     turn.small_talk = smalltalk.classify(turn.text)
     turn.query = smalltalk.without_greeting(turn.text)
+    turn.found["small_talk"] = {"kind": turn.small_talk, "query": turn.query[:TRACED_TEXT]}
 
 
 async def recognise_handoff(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
     if not turn.small_talk:
         turn.signal = handoff.signal(turn.text, turn.history, turn.handoff_settings)
+    if turn.signal is not None:
+        turn.found["handoff_signal"] = {"reason": turn.signal.reason, "lead": turn.signal.lead}
 
 
 async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
@@ -127,6 +138,11 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
         session, turn.query, ports.top_k, turn.language, filters=turn.filters, stages=turn.stages
     )
     metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
+    turn.found["retrieve"] = {
+        "retriever": ports.retriever.name,
+        "top_k": ports.top_k,
+        "found": len(turn.passages),
+    }
 
 
 async def answer(session: AsyncSession, turn: Turn, ports: Ports) -> None:
@@ -160,6 +176,12 @@ async def answer_with(
         drafts=drafts,
     )
     turn.answer = await ports.answerer.answer(question, turn.passages, lexer)
+    turn.found["answer"] = {
+        "answerer": ports.answerer.name,
+        "model": turn.answer.model,
+        "error": turn.answer.error,
+        "confidence": round(turn.answer.confidence, 3),
+    }
 
 
 async def conclude(
@@ -206,10 +228,17 @@ PIPELINE: list[tuple[str, Step]] = [
 GATHER = PIPELINE[:5]  # what the real turn does inside its reading transaction
 
 
+TRACED_TEXT = 2000  # characters of the question kept in a trace's steps
+
+
 async def timed(turn: Turn, name: str, work: Awaitable[None]) -> None:
+    """Run one step, and add it to the trace: its name, its time, and what it found (the
+    normalised text, the language and its confidence, the answerer's model and error...).
+    A later stage (re-ranking) is one more step here, and one more score on each passage."""
     t0 = time.perf_counter()
     await work
-    turn.steps.append({"step": name, "ms": round((time.perf_counter() - t0) * 1000, 3)})
+    ms = round((time.perf_counter() - t0) * 1000, 3)
+    turn.steps.append({"step": name, "ms": ms, **turn.found.pop(name, {})})
 
 
 async def think(
@@ -574,6 +603,22 @@ async def hand_off_after_failure(
             reason=f"the bot could not answer: {error}",
             language=conversation.language or company.default_language,
             reply_to_id=message.id,
+        )
+        # the failure in the conversation's traces, where the bot's other turns are explained
+        session.add(
+            Trace(
+                conversation_id=conversation.id,
+                message_id=message.id,
+                reply_message_id=reply.id,
+                decision="handoff",
+                reason=f"the bot could not answer: {error}"[:500],
+                language=conversation.language or company.default_language,
+                answerer="none",
+                retriever="none",
+                total_ms=0.0,
+                steps=[{"step": "failed", "ms": 0.0, "error": error[:TRACED_TEXT]}],
+                retrieved=[],
+            )
         )
         routing = _routing_label(reply)
     metrics.TURNS.labels("failed").inc()

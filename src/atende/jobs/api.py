@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
 from atende.jobs.queue import failed_jobs
@@ -31,3 +31,19 @@ async def list_failed_jobs(tenant: AdminTenant) -> list[FailedJobPublic]:
         FailedJobPublic(id=j.id, task=j.task, args=j.args, attempts=j.attempts, queued_at=j.queued_at)
         for j in jobs
     ]
+
+
+class RetriedJob(BaseModel):
+    id: int
+    task: str
+    status: str = "todo"
+
+
+@router.post("/jobs/{job_id}/retry", response_model=RetriedJob, status_code=202)
+async def retry_failed_job(
+    tenant: AdminTenant, job_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+) -> RetriedJob:
+    """Queue a dead letter of this company again, to run now (404: no failed job of this
+    company with that id, or it was retried already)."""
+    job = await tenant.runtime.jobs.retry_failed(job_id, company_id=str(tenant.principal.company_id))
+    return RetriedJob(id=job.id, task=job.task)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import procrastinate
@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.session import driver_connection
+from atende.errors import Conflict, NotFound
 
 RETRY = procrastinate.RetryStrategy(max_attempts=6, exponential_wait=2)
 # New jobs wake workers at once (LISTEN/NOTIFY), but retries and scheduled jobs only come
@@ -126,6 +127,27 @@ class JobQueue:
             stalled_worker_timeout=stalled_seconds,
             worker_middleware=list(middleware),
         )
+
+    async def retry_failed(self, job_id: int, *, company_id: str | None) -> FailedJob:
+        """Queue a dead letter again, to run now, with one more attempt (a person asked, on
+        ``/app/logs`` or ``POST /v1/jobs/{id}/retry``). ``NotFound`` unless a job of
+        ``company_id`` (``None``: any, a superadmin's) has that id; ``Conflict`` when it is
+        not failed (retried already, or never failed)."""
+        found = list(await self.app.job_manager.list_jobs_async(id=job_id))
+        job = found[0] if found else None
+        if (
+            job is None
+            or job.id is None
+            or (company_id is not None and str(job.task_kwargs.get("company_id")) != company_id)
+        ):
+            raise NotFound(f"no job {job_id}")
+        if job.status != "failed":
+            raise Conflict(f"job {job_id} is {job.status}, not failed: there is nothing to retry")
+        try:
+            await self.app.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(UTC))
+        except procrastinate.exceptions.ConnectorException:  # retried meanwhile by someone else
+            raise Conflict(f"job {job_id} is not failed any more: there is nothing to retry") from None
+        return FailedJob(job.id, job.task_name, dict(job.task_kwargs), job.attempts, None)
 
     async def retry_stalled(self, seconds_since_heartbeat: float) -> int:
         """Put back in the queue the jobs of workers that died mid-job."""

@@ -36,6 +36,8 @@ class Answer:
     citations: list[dict[str, Any]] = field(default_factory=list)
     # the evidence (coverage) an extractive answer needed: ``confidence`` is what it found
     needed: float | None = None
+    model: str | None = None  # the LLM model asked, if one was (kept in the turn's trace)
+    error: str | None = None  # what failed on the way (the LLM's error), when the answer fell back
 
 
 class Answerer(Protocol):

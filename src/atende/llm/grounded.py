@@ -26,6 +26,7 @@ from atende.knowledge.passages import Passage
 from atende.knowledge.text import sentences
 from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.llm.extractive import citation
+from atende.observability.logging import describe
 
 if TYPE_CHECKING:  # the SDK is imported where a client is made (atende.openai_compat)
     import openai
@@ -190,15 +191,21 @@ class LLMAnswerer:
             reply = await self._complete(messages, question.drafts)
         except OpenedState:
             self.observe("circuit_open", time.perf_counter() - started)
-            return await self._fall_back("the LLM circuit is open", question, passages, lexer)
+            return await self._fall_back(
+                "the LLM circuit is open", question, passages, lexer, error="the LLM circuit is open"
+            )
         except Exception as exc:  # any failure of the provider, its reply or our deadline: fall back
             self.observe(_failure_kind(exc), time.perf_counter() - started)
             log.warning("llm.failed", error=f"{type(exc).__name__}: {exc}"[:300], circuit=self.circuit)
-            return await self._fall_back(f"the LLM failed ({type(exc).__name__})", question, passages, lexer)
+            return await self._fall_back(
+                f"the LLM failed ({type(exc).__name__})", question, passages, lexer, error=describe(exc)
+            )
         elapsed = time.perf_counter() - started
         if reply.rstrip(".").upper() == NO_ANSWER:
             self.observe("no_answer", elapsed)
-            return Answer(None, reason="the LLM found no answer in the passages", confidence=0.0)
+            return Answer(
+                None, reason="the LLM found no answer in the passages", confidence=0.0, model=self.model
+            )
         valid, invalid = check_citations(reply, len(passages))
         if not valid or invalid:
             self.observe("guard_failed", elapsed)
@@ -217,11 +224,15 @@ class LLMAnswerer:
             reason=f"answered by the LLM citing passages {', '.join(map(str, valid))}",
             confidence=1.0,
             citations=[citation(p) for p in cited],
+            model=self.model,
         )
 
-    async def _fall_back(self, why: str, question: Question, passages: list[Passage], lexer: Lexer) -> Answer:
+    async def _fall_back(
+        self, why: str, question: Question, passages: list[Passage], lexer: Lexer, *, error: str | None = None
+    ) -> Answer:
         answer = await self.fallback.answer(question, passages, lexer)
         answer.reason = f"{why}; {self.fallback.name}: {answer.reason}"
+        answer.model, answer.error = self.model, error
         return answer
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import structlog
 
-from atende.observability import metrics
+from atende.observability import events, metrics
 from atende.observability.logging import describe
 from atende.runtime import Runtime
 
@@ -171,8 +171,10 @@ class CredentialMonitor:
         verdicts = await asyncio.gather(*(verdict_of(c) for c in unique.values()))
         by_fingerprint = dict(zip(unique, verdicts, strict=True))
         states = tuple(CredentialState(c, by_fingerprint[c.fingerprint]) for c in credentials)
-        self._report(states)
+        newly_failing = self._report(states)
         self.last = Snapshot(states, self.clock(), tuple(unlisted))
+        for state in newly_failing:
+            await _record_failing(self.runtime, state)
 
     async def _check(self, credential: Credential) -> Verdict:
         try:
@@ -183,8 +185,9 @@ class CredentialMonitor:
         except Exception as exc:  # a checker's own failure is the credential's verdict
             return Verdict(False, describe(exc))
 
-    def _report(self, states: Sequence[CredentialState]) -> None:
-        """Log what changed and set the gauges."""
+    def _report(self, states: Sequence[CredentialState]) -> list[CredentialState]:
+        """Log what changed and set the gauges; returns the credentials that began failing."""
+        newly_failing: list[CredentialState] = []
         seen: dict[tuple[str, str, str | None], bool] = {}
         counts: dict[str, list[int]] = {kind: [0, 0] for kind in self._kinds}
         for state in states:
@@ -198,6 +201,7 @@ class CredentialMonitor:
             fields = {"kind": credential.kind, "company_id": company, "label": credential.label}
             if not verdict.ok and before is not False:
                 log.warning("credential.failing", reason=verdict.reason, **fields)
+                newly_failing.append(state)
             elif verdict.ok and before is False:
                 log.info("credential.recovered", **fields)
         self._was_ok = seen
@@ -205,6 +209,27 @@ class CredentialMonitor:
             metrics.CREDENTIALS.labels(kind).set(configured)
             metrics.CREDENTIALS_FAILING.labels(kind).set(failing)
         self._kinds |= set(counts)
+        return newly_failing
+
+
+LLM_KINDS = ("llm", "embeddings")
+
+
+async def _record_failing(runtime: Runtime, state: CredentialState) -> None:
+    """A credential that began failing, as an error event of its company (``/app/logs``):
+    once per change, not at every round."""
+    credential = state.credential
+    kind = (
+        events.LLM_CREDENTIALS_FAILED if credential.kind in LLM_KINDS else events.CHANNEL_CREDENTIALS_FAILED
+    )
+    await events.record(
+        runtime,
+        kind,
+        f"The {credential.kind} credentials for {credential.label} were refused: {state.verdict.reason}",
+        level="error",
+        company_id=credential.company_id,
+        details={"credential": credential.kind, "label": credential.label, "reason": state.verdict.reason},
+    )
 
 
 def monitor_for(runtime: Runtime) -> CredentialMonitor:

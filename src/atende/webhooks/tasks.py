@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 import procrastinate
@@ -15,7 +16,7 @@ import structlog
 
 from atende import __version__, netguard
 from atende.errors import InvalidInput
-from atende.observability import metrics
+from atende.observability import events, metrics
 from atende.runtime import Runtime
 from atende.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from atende.webhooks.service import (
@@ -131,6 +132,22 @@ async def deliver(context: procrastinate.JobContext, company_id: str, delivery_i
     if ok:
         return "delivered"
     log.warning("webhook.failed", delivery_id=delivery_id, error=error, attempt=number)
+    await events.record(
+        runtime,
+        events.WEBHOOK_FAILED,
+        f"The webhook at {urlsplit(url).hostname} did not accept {delivery.event_type}"
+        f" (attempt {number}): {error}" + ("; no more attempts" if last_try else "; it will be tried again"),
+        level="error" if last_try else "warning",
+        company_id=company,
+        details={
+            "delivery_id": delivery_id,
+            "endpoint_id": str(delivery.endpoint_id),
+            "event_type": delivery.event_type,
+            "attempt": number,
+            "status_code": status_code,
+            "disabled": not endpoint.enabled,
+        },
+    )
     if last_try:
         return "gave up"
     raise DeliveryFailed(error)
