@@ -86,6 +86,7 @@ def test_the_settings_pages_are_timed_signed_in_as_an_admin(result: dict[str, An
         "/app/settings/channels",
         "/app/analytics/gaps",
         "/app/logs/audit",
+        "/app/logs",
     }
     assert result["http_errors"] == []  # each answered 200: a redirect to sign in would be an error
     for name, r in settings.items():
