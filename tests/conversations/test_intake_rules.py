@@ -1,5 +1,5 @@
 """The intake rules exist once, in ``conversations.states``; the database's intake function
-(``atende_receive_message_v5``) is handed them. For every state a conversation can be in
+(``atende_receive_message_v6``) is handed them. For every state a conversation can be in
 (and none: the message opens one), with the company's ``bot_answers_while_closed`` off and
 on, and a message that reopens a resolved conversation or must not, what the function does
 on a real database is what the Python rules say: the state afterwards, the transition and

@@ -53,7 +53,9 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
             row[0] for row in conn.execute("SELECT proname FROM pg_proc WHERE proname LIKE 'atende_%'")
         }
     assert functions == {
-        "atende_receive_message_v5",
+        "atende_receive_message_v6",
+        "atende_notify_v1",
+        "atende_take_notices_v1",
         "atende_emit_webhook_v1",
         "atende_isoformat_v1",
         "atende_fair_job_priority_v1",

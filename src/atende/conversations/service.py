@@ -209,10 +209,11 @@ async def start_visitor_conversation(
     )
 
 
-# the SQL function is migration 0017's; its OUT columns, in order, after outcome, state, bot_turn
+# the SQL function is migration 0033's; its OUT columns, in order, after outcome, state,
+# bot_turn, and before the notices it left to send
 _RECEIVE = (
-    "SELECT * FROM atende_receive_message_v5"
-    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
+    "SELECT * FROM atende_receive_message_v6"
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)"
 )
 _MESSAGE_COLUMNS = (
     "id",
@@ -235,7 +236,7 @@ _REF_MAX = 255
 
 @dataclass(frozen=True)
 class IntakeRules:
-    """``states``' intake rules as the arguments of ``atende_receive_message_v5``, which
+    """``states``' intake rules as the arguments of ``atende_receive_message_v6``, which
     hard-codes none of them: the state a conversation opens in, ``{state: state}`` a customer
     message moves it to, and the states whose messages get a bot turn with the company's
     ``bot_answers_while_closed`` off and on."""
@@ -286,16 +287,19 @@ async def receive_inbound(
     ``reopens_resolved=False``: the message is stored in a resolved conversation without
     reopening it (no state change, so no bot turn and no state webhook).
 
-    One round trip: ``atende_receive_message_v5`` (migrations 0004, 0007, 0013, 0017) dedupes
+    One round trip: ``atende_receive_message_v6`` (migrations 0004, 0007, 0013, 0017, 0023,
+    0033) dedupes
     by the channel's message id, upserts the contact, locks or opens the conversation, stores
     the message, moves the conversation's state and queues the bot turn as ``states`` says
     (``IntakeRules``: the function hard-codes none of the rules), queues the webhook
     deliveries and notifies live listeners. Every statement in it is scoped to
     ``company_id``. On a session's connection (``await session.connection()``) it joins that
     transaction; on ``Database.driver_autocommit()`` or ``autocommit()`` it is one atomic
-    statement.
+    statement. On ``driver_autocommit()``, the hot path, its notifications are sent after
+    its commit rather than in it (``DriverConnection.notices``, migration 0033).
     """
     rules = _RULES[reopens_resolved]
+    deferring = isinstance(connection, DriverConnection)
     row = await fetch_one(
         connection,
         _RECEIVE,
@@ -317,10 +321,13 @@ async def receive_inbound(
             rules.turn_states_helping,
             TURN_TASK,
             webhooks.DELIVER_TASK,
+            deferring,
         ),
     )
     assert row is not None  # the function returns one row
-    outcome, state, bot_turn, *columns = row
+    outcome, state, bot_turn, *columns, notices = row
+    if isinstance(connection, DriverConnection) and notices:
+        connection.notices.extend((channel, payload) for channel, payload in notices)
     if outcome == "no_conversation":
         raise NotFound(f"no conversation {inbound.conversation_id} for this contact")
     values = dict(zip(_MESSAGE_COLUMNS, columns, strict=True))

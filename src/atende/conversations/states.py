@@ -7,7 +7,7 @@ conversation back to the bot.
 
 The intake rules (the state a customer's first message opens a conversation in, the state
 a customer message moves it to, whether the message gets a bot turn) live here and only
-here: the intake function in the database (``atende_receive_message_v5``) hard-codes none
+here: the intake function in the database (``atende_receive_message_v6``) hard-codes none
 of them, ``conversations.service`` hands it the tables these functions produce, and
 ``tests/conversations/test_intake_rules.py`` holds the two to one behaviour.
 """

@@ -6,6 +6,9 @@ answer's draft). ``Listener`` holds one connection per process, LISTENs on the
 ``atende`` channel and wakes the local subscribers of a topic (a conversation id). A
 notification carries no data that matters: subscribers re-read the database from their
 own cursor, so a missed or duplicated notification never loses or repeats a message.
+
+``Notifier`` sends notifications for work already committed (a message received on the
+hot path, ``Database.driver_autocommit()``), outside its durable commit: see migration 0033.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -65,6 +68,50 @@ async def publish_now(db: Database, topic: str, kind: str, **data: Any) -> None:
         await connection.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
         )
+
+
+# the notifications of a batch, in one statement and one transaction that does not wait for
+# its commit to reach the disk: nothing is stored, and a lost wake-up is made up by polling
+_SEND = (
+    "SELECT pg_notify(n.channel, n.payload)"
+    " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS s,"
+    " unnest(%s::text[], %s::text[]) AS n(channel, payload)"
+)
+
+
+class Notifier:
+    """Sends the notifications of committed work soon after, batched, from one task.
+
+    PostgreSQL lets one notifying transaction commit at a time, each holding a lock for the
+    whole database until its commit is on disk (migration 0033): the durable commit of a
+    received message sends none and hands them here instead (``atende_receive_message_v6``'s
+    ``o_notices``). Whatever arrives while a batch is being sent goes in the next one."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._pending: list[tuple[str, str]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def send(self, notices: Sequence[tuple[str, str]]) -> None:
+        if not notices:
+            return
+        self._pending.extend(notices)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._flush(), name="atende-notifier")
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._db.driver_autocommit() as connection:
+                    await connection.fetch_one(_SEND, ([c for c, _ in batch], [p for _, p in batch]))
+            except Exception as exc:  # the database went away: listeners re-read, workers poll
+                log.warning("notifier.lost", notices=len(batch), error=str(exc).splitlines()[0][:200])
+
+    async def drain(self) -> None:
+        """Wait until everything handed in so far is sent (before closing the database)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
 
 
 class Subscription:

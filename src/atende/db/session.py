@@ -25,6 +25,7 @@ from sqlalchemy.sql.util import find_tables
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from atende.db.base import Base, CompanyOwned
+from atende.db.pubsub import Notifier
 from atende.db.url import libpq_url, sqlalchemy_url
 
 COMPANY_KEY = "company_id"
@@ -110,12 +111,17 @@ class DriverConnection:
     """A pooled connection lent to the driver itself (psycopg), in autocommit: each statement
     is its own transaction. From ``Database.driver_autocommit()``; for single statements on a
     hot path (receiving a message), where SQLAlchemy's connection around the driver's costs
-    more CPU than the statement (``benchmarks/README.md``, intake)."""
+    more CPU than the statement (``benchmarks/README.md``, intake).
+
+    ``notices``: notifications its committed statements left to send (``[(channel,
+    payload)]``, see ``pubsub.Notifier``); ``driver_autocommit()`` sends them when it is
+    given back."""
 
     def __init__(self, engine: Engine, fairy: PoolProxiedConnection) -> None:
         self.engine = engine
         self.fairy = fairy
         self.driver = cast("psycopg.AsyncConnection[Any]", fairy.driver_connection)
+        self.notices: list[tuple[str, str]] = []
 
     async def fetch_one(self, statement: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """The first row of ``statement`` (``%s`` placeholders), committed when it returns."""
@@ -213,6 +219,7 @@ class Database:
         )
         self._factory = async_sessionmaker(self.engine, expire_on_commit=False)
         self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.notifier = Notifier(self)
 
     def company_session(self, company_id: uuid.UUID) -> AsyncSession:
         """A session that sees and writes only ``company_id``'s rows."""
@@ -243,7 +250,8 @@ class Database:
         """A pooled connection for the driver alone, in autocommit (``DriverConnection``):
         ``autocommit()`` without SQLAlchemy's connection and its isolation-level switch on
         every checkout and return. The connection goes back to the pool out of autocommit,
-        as its other users expect, and rolled back as any other is."""
+        as its other users expect, and rolled back as any other is; the notifications its
+        statements left (``DriverConnection.notices``) are sent after, by ``notifier``."""
         try:
             fairy = await self.engine.raw_connection()
         except psycopg.Error as exc:  # no connection could be opened (the server is down, starting)
@@ -264,6 +272,8 @@ class Database:
                 await greenlet_spawn(fairy.invalidate, exc)
             finally:
                 await greenlet_spawn(fairy.close)
+                self.notifier.send(connection.notices)
 
     async def dispose(self) -> None:
+        await self.notifier.drain()
         await self.engine.dispose()
