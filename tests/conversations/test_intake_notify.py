@@ -13,6 +13,7 @@ import pytest
 
 from atende.conversations import service as conversations
 from atende.conversations.schemas import InboundMessage
+from atende.db.pubsub import publish
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx
 
@@ -92,3 +93,28 @@ async def test_inside_a_transaction_the_message_is_announced_by_its_commit(
     )
     await settle(heard, lambda: announced in heard)
     await settle(heard, lambda: any(channel == "procrastinate_any_queue_v1" for channel, _ in heard))
+
+
+async def test_a_transaction_may_send_its_notifications_after_its_commit(
+    company: CompanyCtx, runtime: Runtime, heard: list[tuple[str, dict[str, object]]]
+) -> None:
+    """The bot turn's store (it holds the conversation's row, which the customer's next message
+    waits for) notifies after its commit; a rolled-back one notifies nothing."""
+    committed = ("atende", {"topic": "after-commit", "kind": "probe"})
+    async with runtime.db.transaction(company.id, notify_after_commit=True) as session:
+        await publish(session, "after-commit", "probe")
+        await asyncio.sleep(0.2)
+        assert committed not in heard
+    await settle(heard, lambda: committed in heard)
+
+    async def rolled_back() -> None:
+        async with runtime.db.transaction(company.id, notify_after_commit=True) as session:
+            await publish(session, "rolled-back", "probe")
+            raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError):
+        await rolled_back()
+    async with runtime.db.transaction(company.id) as session:  # an ordinary one, after it
+        await publish(session, "ordinary", "probe")
+    await settle(heard, lambda: ("atende", {"topic": "ordinary", "kind": "probe"}) in heard)
+    assert not [n for n in heard if n[1].get("topic") == "rolled-back"]

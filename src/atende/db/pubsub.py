@@ -49,10 +49,11 @@ async def until_database_lost(
 
 
 async def publish(session: AsyncSession, topic: str, kind: str, **data: Any) -> None:
-    """Notify listeners of ``topic`` when the current transaction commits."""
+    """Notify listeners of ``topic`` when the current transaction commits (or right after, in
+    a ``Database.transaction(notify_after_commit=True)``)."""
     payload = json.dumps({"topic": topic, "kind": kind, **data}, default=str)
     await session.execute(
-        text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+        text("SELECT atende_notify_v1(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
     )
 
 

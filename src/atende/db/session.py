@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any, NoReturn, cast
 
 import psycopg
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
@@ -230,11 +230,27 @@ class Database:
         return self._factory(info={PLATFORM_KEY: True})
 
     @asynccontextmanager
-    async def transaction(self, company_id: uuid.UUID | None = None) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction that commits on success and rolls back on error."""
+    async def transaction(
+        self, company_id: uuid.UUID | None = None, *, notify_after_commit: bool = False
+    ) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction that commits on success and rolls back on error.
+
+        ``notify_after_commit``: its notifications (``pubsub.publish``, procrastinate's on the
+        jobs it queues) are sent by ``notifier`` once it has committed, not by its commit, for
+        a transaction that holds a lock others wait for (a conversation's row): a notifying
+        commit queues for PostgreSQL's database-wide NOTIFY lock, holding its own locks
+        meanwhile (migration 0033)."""
         session = self.company_session(company_id) if company_id else self.platform_session()
-        async with session, session.begin():
-            yield session
+        notices: list[tuple[str, str]] = []
+        async with session:
+            async with session.begin():
+                if notify_after_commit:
+                    await session.execute(text("SELECT set_config('atende.defer_notify', 'on', true)"))
+                yield session
+                if notify_after_commit:
+                    taken = await session.scalar(text("SELECT atende_take_notices_v1()"))
+                    notices = [(str(channel), str(payload)) for channel, payload in taken or ()]
+            self.notifier.send(notices)
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:

@@ -438,7 +438,8 @@ async def _answer(
 
         await conclude(runtime, turn, ports, stems, drafts)
 
-        async with runtime.db.transaction(company_id) as session:
+        # its notifications follow its commit: a customer's next message waits for this lock
+        async with runtime.db.transaction(company_id, notify_after_commit=True) as session:
             # the pipeline ran unlocked and wrote nothing; now hold the conversation and check
             # that nobody (an agent, another run of this turn) changed it meanwhile. Writing the
             # conversation before this lock would deadlock with an intake waiting for it.
