@@ -293,3 +293,14 @@ async def test_the_settings_page_links_the_sections_an_admin_may_use(live_server
         assert page.status_code == 200
         assert "<h1>Settings</h1>" in page.text
         assert 'href="/app/users">Users</a>' in page.text
+
+
+async def test_the_menu_marks_the_section_of_a_page_below_it(live_server: str, team: Team) -> None:
+    async with signed_in(live_server, team.person(Role.admin)) as client:
+        own = (await client.get("/app/knowledge")).text
+        below = (await client.get("/app/knowledge/try")).text
+        home = (await client.get("/app")).text
+    assert '<a href="/app/knowledge" aria-current="page">' in own
+    assert '<a href="/app/knowledge" aria-current="true">' in below
+    assert '<a href="/app" aria-current' not in below  # home is no section of every page
+    assert '<a href="/app" aria-current="page">' in home

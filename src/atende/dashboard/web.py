@@ -104,6 +104,17 @@ NAV: list[NavItem] = [
     NavItem("/app/account", N_("Your account")),
 ]
 
+
+def _current(href: str, path: str) -> str | None:
+    """A menu entry's ``aria-current``: ``page`` on its own page, ``true`` on the pages of its
+    section (``/app/knowledge/try`` is in Knowledge base); the home page has no section."""
+    if path == href:
+        return "page"
+    if href != "/app" and path.startswith(href + "/"):
+        return "true"
+    return None
+
+
 # the notices a page shows after a redirect (``?notice=<key>``): known keys only, translated
 NOTICES: dict[str, str] = {
     "signed_out": N_("You are signed out."),
@@ -277,7 +288,7 @@ def context(current: Visitor, **values: Any) -> dict[str, Any]:
         "company": person.company if person else None,
         "companies": person.companies if person else (),
         "nav": [
-            {"href": item.href, "label": item.label, "current": item.href == path}
+            {"href": item.href, "label": item.label, "current": _current(item.href, path)}
             for item in NAV
             if item.shown_to(current)
         ],
