@@ -24,7 +24,9 @@ NEVER = ics_calendar(
     ics_event("never", "DTSTART;VALUE=DATE:20260304", "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "SUMMARY:x")
 )
 HOLIDAY = ics_calendar(ics_event("ferias", "DTSTART;VALUE=DATE:20260810", "SUMMARY:Férias coletivas"))
-PROBE_LIMIT = 0.5  # seconds: a liveness probe slower than this means the event loop was held
+# seconds: a liveness probe slower than this means the event loop was held (through the 1 s
+# budget, a probe would take over 1 s; one probe of 0.63 s was seen on a busy 2-core machine)
+PROBE_LIMIT = 0.8
 
 
 @pytest.fixture(scope="module")
