@@ -10,8 +10,9 @@ import json
 
 import pytest
 
-from atende.dashboard.analytics import csv_cell, script_json
+from atende.dashboard.analytics import script_json
 from atende.dashboard.analytics_charts import CHARTS
+from atende.dashboard.web import csv_cell
 from atende.runtime import Runtime
 from tests.analytics.scenario import Scenario, make_scenario
 from tests.fixtures.dashboard import browser_client, signed_in

@@ -34,7 +34,7 @@ from atende.dashboard.analytics_charts import BY_KEY, CHARTS, Chart, Column
 from atende.dashboard.auth import Member, ViewerPage
 from atende.dashboard.i18n import N_
 from atende.dashboard.inbox import company_zone
-from atende.dashboard.web import PageRoute, gettext, render
+from atende.dashboard.web import PageRoute, csv_cell, gettext, render
 from atende.dashboard.wording import CHANNEL_NAMES, LANGUAGE_NAMES
 from atende.teams import service as teams
 
@@ -43,7 +43,6 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 DEFAULT_DAYS = 30
 MAX_DAYS = 400
 # a spreadsheet runs a cell starting with one of these as a formula (CSV injection)
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 PROBLEMS = {
     "dates": N_("Choose dates as year-month-day, the first not after the last."),
     "range": N_("Choose at most 400 days."),
@@ -85,13 +84,6 @@ class Filters:
         if (end - start).days >= MAX_DAYS:
             raise FilterProblem("range")
         return start, end
-
-
-def csv_cell(value: Any) -> Any:
-    """A cell as written to CSV: text a spreadsheet would run as a formula starts with ``'``."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def duration_text(seconds: float | None, _: Callable[[str], str]) -> str:

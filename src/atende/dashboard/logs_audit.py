@@ -28,7 +28,7 @@ from atende.dashboard.audit_wording import ACTIONS, API_KEY, AREAS, SOMEONE, SYS
 from atende.dashboard.auth import AdminPage, Member
 from atende.dashboard.i18n import N_
 from atende.dashboard.inbox import company_zone
-from atende.dashboard.web import ROLE_NAMES, PageRoute, gettext, render
+from atende.dashboard.web import ROLE_NAMES, PageRoute, csv_cell, gettext, render
 from atende.teams import service as teams
 from atende.tenancy import accounts
 from atende.tenancy.models import ApiKey, User
@@ -198,12 +198,6 @@ async def audit_page(
     )
 
 
-def _cell(value: str) -> str:
-    """A cell a spreadsheet shows as text, never runs: a leading ``=``, ``+``, ``-``, ``@``
-    (or a tab or carriage return) is escaped with a quote."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 @router.get("/logs/audit.csv")
 async def audit_csv(
     member: AdminPage, user: Text = "", action: Text = "", since: Text = "", until: Text = ""
@@ -241,7 +235,7 @@ async def audit_csv(
             target,
             row.ip,
         ]
-        writer.writerow([_cell(str(c)) for c in cells])
+        writer.writerow([csv_cell(str(c)) for c in cells])
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",

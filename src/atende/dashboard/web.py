@@ -105,6 +105,18 @@ NAV: list[NavItem] = [
 ]
 
 
+# what a spreadsheet would run as a formula when a cell starts with it (CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell as written to a CSV export: text a spreadsheet would run as a formula starts
+    with ``'``; other values as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _current(href: str, path: str) -> str | None:
     """A menu entry's ``aria-current``: ``page`` on its own page, ``true`` on the pages of its
     section (``/app/knowledge/try`` is in Knowledge base); the home page has no section."""
