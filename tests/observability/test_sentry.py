@@ -288,11 +288,10 @@ async def test_a_sentry_that_does_not_answer_slows_no_request(reporting: Reporti
     transport = sentry_sdk.get_client().transport
     assert isinstance(transport, HttpTransport)
     assert 0 < transport.TIMEOUT <= 30  # each send's total deadline, on the SDK's own thread
-    stall = reporting.fake.stall_seconds = 2.0
     _company_id, api_key = await reporting.company()
     marker = uuid.uuid4().hex
-    took = []
-    for _ in range(3):
+
+    async def boom() -> float:
         started = time.monotonic()
         async with httpx.AsyncClient(base_url=reporting.base_url, timeout=10) as client:
             r = await client.post(
@@ -300,12 +299,18 @@ async def test_a_sentry_that_does_not_answer_slows_no_request(reporting: Reporti
                 json={"text": "x", "marker": marker},
                 headers={"Authorization": f"Bearer {api_key}"},
             )
-        took.append(time.monotonic() - started)
         assert r.status_code == 500
+        return time.monotonic() - started
+
+    # the process's first failed request pays for what is done once (the key's lookup, the
+    # SDK's first event): on a busy machine that alone took seconds, so it comes first
+    await boom()
+    stall = reporting.fake.stall_seconds = 3.0
+    took = [await boom() for _ in range(3)]
     # the SDK sends from its own thread: no request waits for the stalled Sentry (one that
     # did would take the whole stall); bounded per request, so a busy machine's slower
     # requests do not add up against it
-    assert max(took) < stall * 0.95, took
+    assert max(took) < stall * 0.9, took
     reporting.fake.stall_seconds = 0.0
 
 

@@ -84,8 +84,7 @@ async def create_key(
 @router.post("/settings/api-keys/{key_id}/revoke")
 async def revoke_key(member: AdminPage, key_id: uuid.UUID) -> Response:
     async def work() -> None:
-        async with member.tenant.transaction() as session:
-            await tenancy.revoke_api_key_by_id(session, actor=member.tenant.principal, key_id=key_id)
+        await member.tenant.revoke_api_key(key_id)
 
     async def again(status: int, error: str) -> Response:
         return await _page(member, status=status, error=error)

@@ -259,6 +259,5 @@ async def create_api_key(body: ApiKeyIn, tenant: AdminTenant) -> ApiKeyCreated:
 async def revoke_api_key(key_id: uuid.UUID, tenant: AdminTenant) -> Response:
     """It stops working at once, in every process; it stays listed as revoked. A key whose
     role is above the caller's answers 403."""
-    async with tenant.transaction() as session:
-        await service.revoke_api_key_by_id(session, actor=tenant.principal, key_id=key_id)
+    await tenant.revoke_api_key(key_id)
     return Response(status_code=204)

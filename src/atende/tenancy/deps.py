@@ -27,7 +27,7 @@ from atende.runtime import Runtime
 from atende.tenancy.crypto import hash_token
 from atende.tenancy.models import Role
 from atende.tenancy.principals import TOPIC, PrincipalCache
-from atende.tenancy.service import Principal, authenticate_api_key
+from atende.tenancy.service import Principal, authenticate_api_key, revoke_api_key_by_id
 from atende.tenancy.sessions import SessionEnded, SignedIn, authenticate_session
 
 bearer = HTTPBearer(auto_error=False, description="A company API key: `Bearer atd_...`")
@@ -81,6 +81,15 @@ class Tenant:
     def me(self) -> uuid.UUID:
         """The person of a personal key (what ``me`` means in a route)."""
         return self.principal.me()
+
+    async def revoke_api_key(self, key_id: uuid.UUID) -> None:
+        """Revoke a key of the caller's company (``service.revoke_api_key_by_id``). It stops
+        working in this process as soon as the revocation commits, and in the others when
+        its notification reaches them (``principals``): the next request refuses it."""
+        async with self.transaction() as session:
+            key = await revoke_api_key_by_id(session, actor=self.principal, key_id=key_id)
+            prefix = key.prefix
+        principal_cache(self.runtime).handle({"kind": "revoked", "prefix": prefix})
 
     @property
     def actor_id(self) -> str | None:
