@@ -1,0 +1,66 @@
+"""The "Try a question" page over HTTP with a re-ranking stage: a company whose LLM re-ranks
+(the fake OpenAI-compatible server) sees the stage after the fused one, each passage with its
+rank before and its fused score, and, when the LLM fails, why the fused order was kept."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import httpx
+
+from atende.runtime import Runtime
+from atende.tenancy.models import Role
+from tests.engine.test_search import SHIPPING_PT
+from tests.fakes.openai_server import answer, running_openai, status
+from tests.fixtures.dashboard import Team, signed_in
+from tests.tenancy.test_support_api import new_key
+
+QUESTION = "/app/knowledge/try?question=Em+quantos+dias+voc%C3%AAs+entregam+no+interior%3F&language=pt"
+
+
+def table(html: str, label: str) -> list[list[str]]:
+    """The body rows of the stage table under ``label``'s heading, cell texts."""
+    start = html.index(f">{label}</h3>")
+    body = html[html.index("<tbody>", start) : html.index("</tbody>", start)]
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    ]
+
+
+async def test_an_llm_re_ranking_stage_shows_each_passages_rank_before_and_after(
+    runtime: Runtime, live_server: str, team: Team
+) -> None:
+    key = await new_key(runtime, SimpleNamespace(id=team.company_id), Role.admin)  # type: ignore[arg-type]
+    with running_openai() as fake:
+        async with httpx.AsyncClient(
+            base_url=live_server, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as api:
+            r = await api.post(
+                "/v1/documents?wait=true",
+                json={"source": "entregas.md", "content": SHIPPING_PT, "language": "pt"},
+            )
+            assert r.status_code == 201, r.text
+            llm = {"base_url": fake.base_url, "model": "fake-model"}
+            r = await api.put("/v1/company/assistant", json={"llm": llm, "rerank": {"llm": True}})
+            assert r.status_code == 200, r.text
+        async with signed_in(live_server, team.agent) as client:
+            fake.script(answer("2, 1"), answer("NO_ANSWER"))
+            html = (await client.get(QUESTION)).text
+            fused, reranked = table(html, "Fused (hybrid)"), table(html, "After LLM re-ranking")
+            # the knowledge base has two passages: both go on to the LLM, then to the answerer
+            assert "the first 2 go on to re-ranking" in html
+            assert "the first 2 go to the answerer" in html
+            assert '<th scope="col">Rank before</th>' in html
+            # rank, score, document, section, passage, rank before, fused score, BM25 and dense ranks
+            assert [row[0] for row in reranked] == ["1", "2"]
+            assert [row[5] for row in reranked] == ["2", "1"]
+            assert [row[3] for row in reranked] == [fused[1][3], fused[0][3]]
+            assert reranked[0][6] == fused[1][1]  # its fused score, as the fused table shows it
+            assert "No re-ranking ran" not in html
+
+            fake.script(status(500), answer("NO_ANSWER"))
+            html = (await client.get(QUESTION)).text
+            assert "Not re-ranked: llm failed: InternalServerError" in html
+            assert [row[3] for row in table(html, "After LLM re-ranking")] == [row[3] for row in fused]
