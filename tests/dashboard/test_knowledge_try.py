@@ -1,14 +1,19 @@
 """The "Try a question" page over HTTP with a re-ranking stage: a company whose LLM re-ranks
 (the fake OpenAI-compatible server) sees the stage after the fused one, each passage with its
-rank before and its fused score, and, when the LLM fails, why the fused order was kept."""
+rank before and its fused score, and, when the LLM fails, why the fused order was kept. A
+turn's trace shows a column per re-ranking stage too."""
 
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import httpx
 
+from atende.dashboard.traces import turn_view
+from atende.engine.models import Trace
 from atende.runtime import Runtime
 from atende.tenancy.models import Role
 from tests.engine.test_search import SHIPPING_PT
@@ -64,3 +69,35 @@ async def test_an_llm_re_ranking_stage_shows_each_passages_rank_before_and_after
             html = (await client.get(QUESTION)).text
             assert "Not re-ranked: llm failed: InternalServerError" in html
             assert [row[3] for row in table(html, "After LLM re-ranking")] == [row[3] for row in fused]
+
+
+def test_a_traces_passages_show_a_column_per_re_ranking_stage_with_score_and_rank() -> None:
+    trace = Trace(
+        id=uuid.uuid4(),
+        created_at=datetime.now(UTC),
+        language="pt",
+        decision="answer",
+        reason="answered",
+        answerer="extractive",
+        retriever="hybrid",
+        total_ms=12.0,
+        steps=[],
+        retrieved=[
+            {
+                "title": "Entregas",
+                "section": "Entregas › Interior",
+                "language": "pt",
+                "text": "…",
+                "scores": {
+                    **{"bm25": 3.2, "bm25_rank": 2, "fused": 0.4, "fused_rank": 3},
+                    **{"reranked": 0.91, "reranked_rank": 2, "llm_reranked": 1.0, "llm_reranked_rank": 1},
+                },
+            }
+        ],
+    )
+    view = turn_view(trace, "Quanto tempo?", lambda s: s)
+    assert [key for key, _name in view.stages] == ["bm25", "fused", "reranked", "llm_reranked"]
+    assert [name for _key, name in view.stages][-2:] == ["Re-ranked", "Re-ranked by the LLM"]
+    [chunk] = view.chunks
+    assert (chunk.scores["fused"].rank, chunk.scores["reranked"].rank) == (3, 2)
+    assert (chunk.scores["llm_reranked"].value, chunk.scores["llm_reranked"].rank) == (1.0, 1)

@@ -54,7 +54,8 @@ class Reranker(Protocol):
 def default_reranker(settings: Settings) -> Reranker | None:
     """The re-ranker of the hybrid retriever (``engine.tasks.retriever_for``, the latency
     benchmark): none yet, the fused order goes to the answerer. The learned re-ranker
-    (``knowledge.ranker``) will be returned here once it is measured to help."""
+    (``knowledge.ranker``) will be returned here once it is measured to help. It is called
+    for every turn: return one shared instance (a model loaded once, not per call)."""
     return None
 
 
