@@ -256,8 +256,16 @@ async def test_the_bot_page_turns_re_ranking_and_the_llms_re_ranking_on_and_off(
         assert (await api.get("/v1/company/assistant")).json()["rerank"] == {"enabled": False, "llm": False}
         r = await form(client, page, page, {"instructions": "Bia", "rerank": "1", "rerank_llm": "1"})
         assert r.status_code == 303
-        assert ticked((await client.get(page)).text) == {"rerank": True, "rerank_llm": True}
+        shown = (await client.get(page)).text
+        assert ticked(shown) == {"rerank": True, "rerank_llm": True}
         assert (await api.get("/v1/company/assistant")).json()["rerank"] == {"enabled": True, "llm": True}
+        # without an LLM (neither the company's nor the deployment's) the page says it will not run
+        no_llm = "No LLM endpoint is set: the LLM does not re-rank until one is."
+        assert no_llm in shown
+        llm = {"llm_base_url": "http://127.0.0.1:9/v1", "llm_model": "tiny"}
+        r = await form(client, page, page, {"instructions": "Bia", "rerank": "1", "rerank_llm": "1", **llm})
+        assert r.status_code == 303
+        assert no_llm not in (await client.get(page)).text
         # a refused form keeps what was ticked
         r = await form(client, page, page, {"instructions": "x" * 4001, "rerank_llm": "1"})
         assert r.status_code == 422

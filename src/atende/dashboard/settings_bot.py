@@ -39,7 +39,18 @@ async def _page(
             endpoint = getattr(shown, name)
             form[f"{name}_base_url"] = endpoint.base_url if endpoint else ""
             form[f"{name}_model"] = endpoint.model if endpoint else ""
-    return render(member.visitor, "settings_bot.html", status=status, shown=shown, form=form, error=error)
+    settings = member.visitor.runtime.settings
+    # LLM re-ranking runs only with an LLM: the company's own or the deployment's
+    has_llm = shown.llm is not None or bool(settings.llm_base_url and settings.llm_model)
+    return render(
+        member.visitor,
+        "settings_bot.html",
+        status=status,
+        shown=shown,
+        form=form,
+        error=error,
+        has_llm=has_llm,
+    )
 
 
 @router.get("/settings/bot")
