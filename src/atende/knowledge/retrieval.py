@@ -33,6 +33,7 @@ from atende.db.scope import company_of
 from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, Vector, to_sql
 from atende.knowledge.filters import NO_FILTERS, Filters, chunk_clause
 from atende.knowledge.passages import Passage
+from atende.knowledge.rerank import RerankStep, rerank
 from atende.knowledge.text import TS_CONFIG, fold, subject_line, topic_text
 
 log = structlog.get_logger(__name__)
@@ -41,9 +42,10 @@ log = structlog.get_logger(__name__)
 @dataclass
 class Stage:
     """What one stage of retrieval returned, best first: ``fulltext`` (BM25), ``dense``
-    (nearest vectors), ``fused`` (their fusion); a re-ranker is one more stage. ``kept``:
-    how many of them go on to the next stage or the answerer (``None``: all); ``error``: why
-    the stage returned nothing (its retrieval was unavailable)."""
+    (nearest vectors), ``fused`` (their fusion), then each re-ranking stage (``reranked``,
+    ``llm_reranked``: the whole ranking after it). ``kept``: how many of them go on to the
+    next stage or the answerer (``None``: all); ``error``: why the stage returned nothing (its
+    retrieval was unavailable), or why a re-ranking stage kept the order before it."""
 
     name: str
     passages: list[Passage]
@@ -377,7 +379,9 @@ class HybridRetriever:
     """BM25 and dense candidates, fused with a per-language weight. The question is embedded
     (in a thread) while PostgreSQL ranks by BM25; if embedding fails, BM25 alone answers.
     Only the first ``query_chars`` of a long message are embedded (the model's time grows
-    with its length: a 1,500-character e-mail takes 300 ms); BM25 reads all of it."""
+    with its length: a 1,500-character e-mail takes 300 ms); BM25 reads all of it. Each
+    ``rerank`` step then re-orders the head of the ranking so far, within its time budget
+    (``knowledge.rerank``), before the top ``k`` go to the answerer."""
 
     name = "hybrid"
 
@@ -390,7 +394,9 @@ class HybridRetriever:
         default_weight: float = 0.5,
         method: str = "zscore",
         query_chars: int = 300,
+        rerank: Sequence[RerankStep] = (),
     ) -> None:
+        self.rerank = tuple(rerank)
         self.method = method
         self.query_chars = query_chars
         self.embedder = embedder
@@ -427,10 +433,10 @@ class HybridRetriever:
         except EmbeddingUnavailable as exc:
             log.warning("retrieval.dense_unavailable", error=str(exc))
             seen.append(Stage("dense", [], _ms(started), error=str(exc)))
-            seen[0].kept = k
+            ranked = await self._reranked(session, query, language, seen[0], None, seen, k)
             if stages is not None:
                 stages.extend(seen)
-            return lexical[:k]
+            return ranked[:k]
         # the dense stage's time includes embedding the question, which ran beside BM25
         dense = await dense_search(session, vector, self.embedder.model, self.candidates, filters)
         seen.append(Stage("dense", dense, _ms(started)))
@@ -441,9 +447,36 @@ class HybridRetriever:
         else:
             weight = self.weights.get(language or "", self.default_weight)
             fused = fuse(lexical, dense, weight, every, method=self.method)
+        for rank, passage in enumerate(fused, start=1):
+            passage.scores["fused_rank"] = rank
+        seen.append(Stage("fused", fused, _ms(started)))
+        ranked = await self._reranked(session, query, language, seen[-1], vector, seen, k)
         if stages is not None:
-            stages.extend([*seen, Stage("fused", fused, _ms(started), kept=k)])
-        return fused[:k]
+            stages.extend(seen)
+        return ranked[:k]
+
+    async def _reranked(
+        self,
+        session: AsyncSession,
+        query: str,
+        language: str | None,
+        stage: Stage,
+        vector: Vector | None,
+        seen: list[Stage],
+        k: int,
+    ) -> list[Passage]:
+        """The ranking of ``stage`` after each re-ranking step, each appended to ``seen``;
+        every stage before a step keeps as many as go on past it (the ones it re-orders, at
+        least ``k``), the last keeps ``k``."""
+        ranked = stage.passages
+        for step in self.rerank:
+            stage.kept = max(k, step.candidates)
+            done = await rerank(session, step, query, language, ranked, vector)
+            ranked = done.passages
+            stage = Stage(step.stage, ranked, done.ms, error=done.error)
+            seen.append(stage)
+        stage.kept = k
+        return ranked
 
 
 async def lexemes(session: AsyncSession, texts: list[tuple[str, str]]) -> list[frozenset[str]]:
