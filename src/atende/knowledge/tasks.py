@@ -32,16 +32,26 @@ async def company_embedder(runtime: Runtime, company_id: uuid.UUID) -> Embedder 
 
 
 async def index_document(context: procrastinate.JobContext, company_id: str, document_id: str) -> str:
-    """Index a document's waiting version (a lost connection or a crash retries; after the
-    last attempt the document is marked failed, the previous version still answering)."""
+    """Index a document's waiting version: its chunks first (it answers by full text, status
+    ``embedding``), then their vectors, a batch a transaction (``ready``). A lost connection
+    or a crash retries, resuming the vectors where they stopped; after the last attempt the
+    document is marked failed (a version whose chunks were swapped in still answers by full
+    text, else the previous version answers)."""
     runtime: Runtime = context.additional_context["runtime"]
     company, document = uuid.UUID(company_id), uuid.UUID(document_id)
     with structlog.contextvars.bound_contextvars(company_id=company_id, document_id=document_id):
         try:
             embedder = await company_embedder(runtime, company)
             done = await service.index_pending(
-                runtime.db, company, document, chunking=chunking(runtime), embedder=embedder
+                runtime.db,
+                company,
+                document,
+                chunking=chunking(runtime),
+                embedder=embedder,
+                vectors_later=True,
             )
+            if embedder is not None:  # also a retry's: the vectors an earlier attempt left
+                done = await service.embed_document(runtime.db, company, document, embedder) or done
         except Exception as exc:
             if context.job is not None and context.job.attempts >= (RETRY.max_attempts or 0):
                 await service.fail_pending(runtime.db, company, document, service.describe_failure(exc))
