@@ -52,6 +52,9 @@ from atende.knowledge.text import TS_CONFIG, fold
 log = structlog.get_logger(__name__)
 
 INDEX_TASK = "knowledge:index_document"
+# stores the vectors of a company's documents in status ``embedding``, one job at a time per
+# company (whatever the number of documents sent at once, one worker slot embeds)
+EMBED_DOCUMENTS_TASK = "knowledge:embed_documents"
 # a document whose indexed version is its newest: its chunks answer (``embedding``: by full
 # text while their vectors are being stored)
 INDEXED = ("ready", "embedding")
@@ -512,12 +515,15 @@ async def index_pending(
     embedder: Embedder | None,
     progress: Progress | None = None,
     vectors_later: bool = False,
+    jobs: JobQueue | None = None,
 ) -> Document | None:
     """Index the document's waiting version, if any: ``indexing``, then ``ready`` (its chunks
     replaced atomically) or ``failed`` with the reason. ``None`` if nothing was waiting or a
     newer version arrived meanwhile (its own job indexes that one). With ``vectors_later``
     the chunks are swapped in without embedding them: ``embedding`` (answering by full
-    text; ``embed_document`` stores the vectors), or ``ready`` if every chunk kept its vector.
+    text; ``embed_document`` stores the vectors, in the company's
+    ``knowledge:embed_documents`` job, enqueued with the swap when ``jobs`` is given), or
+    ``ready`` if every chunk kept its vector.
 
     Any error ends in ``failed`` with a readable reason (``describe_failure``), except a lost
     connection or a busy database, which is raised for the indexing job to retry (its last
@@ -563,6 +569,8 @@ async def index_pending(
             waiting = vectors_later and model is not None and kept < len(drafts)
             document.status = "embedding" if waiting else "ready"
             document.error = None
+            if waiting and jobs is not None:
+                await queue_embedding(session, jobs)
             await session.delete(upload)
             return document
     except Exception as exc:  # rolled back: the previous version, if any, still answers
@@ -838,6 +846,53 @@ async def _end_embedding(
             document.error = " ".join(failure.split())[:2000] if failure else None
             log.info("knowledge.embedded_document", document_id=str(document_id), status=document.status)
         return document
+
+
+async def queue_embedding(session: AsyncSession, jobs: JobQueue) -> None:
+    """Enqueue the company's ``knowledge:embed_documents`` job, unless one waits already (it
+    runs under the lock of the company's re-embedding, so the two never embed at once)."""
+    company = company_of(session)
+    await jobs.enqueue(
+        session,
+        EMBED_DOCUMENTS_TASK,
+        lock=f"embed:{company}",
+        queueing_lock=f"embed-documents:{company}",
+        company_id=str(company),
+    )
+
+
+async def _next_embedding(db: Database, company_id: uuid.UUID) -> uuid.UUID | None:
+    """The company's document in status ``embedding`` that has waited longest."""
+    async with db.transaction(company_id) as session:
+        return await session.scalar(
+            select(Document.id)
+            .where(Document.status == "embedding")
+            .order_by(Document.updated_at, Document.id)
+            .limit(1)
+        )
+
+
+async def fail_embedding(db: Database, company_id: uuid.UUID, reason: str) -> None:
+    """Mark failed the document ``embed_waiting`` was embedding (its job gave up on an error)."""
+    document_id = await _next_embedding(db, company_id)
+    if document_id is not None:
+        await _end_embedding(db, company_id, document_id, reason)
+
+
+async def embed_waiting(db: Database, company_id: uuid.UUID, embedder: Embedder | None) -> int:
+    """Store the vectors of every document of the company in status ``embedding``, the
+    longest waiting first (``embed_document``); how many documents were finished. Without
+    an embedder (the deployment's is ``none``), they are ``ready`` as they are."""
+    finished = 0
+    while True:
+        document_id = await _next_embedding(db, company_id)
+        if document_id is None:
+            return finished
+        if embedder is None:
+            await _end_embedding(db, company_id, document_id, None)
+        else:
+            await embed_document(db, company_id, document_id, embedder)
+        finished += 1
 
 
 _EMBEDDED_COUNTS = text(
