@@ -8,11 +8,12 @@ one, never neither; ``failed`` with the reason, the previous version still answe
 
 The ``knowledge:index_document`` job swaps the chunks in *before* embedding them
 (``vectors_later``): the new version answers by full text (BM25) within seconds, status
-``embedding``, and ``embed_document`` then stores its vectors a batch at a time, each
-batch in its own transaction (``embedding_progress`` counts them; a retry resumes), then
-``ready``. The offline model embeds a few chunks a second on two cores: a 400-chunk manual
-would otherwise answer nothing for over a minute, a 10,000-chunk help centre for half an
-hour. A chunk whose text and headings did not change keeps its vector across versions.
+``embedding``, and the company's ``knowledge:embed_documents`` job (``embed_waiting``,
+``embed_document``) then stores its vectors a batch at a time, each batch in its own
+transaction (``embedding_progress`` counts them; a retry resumes), then ``ready``. The
+offline model embeds a few chunks a second on two cores: a 400-chunk manual would
+otherwise answer nothing for over a minute, a 10,000-chunk help centre for half an hour.
+A chunk whose title, headings and text did not change keeps its vector across versions.
 The CLI, the demo, ``atende eval`` and ``wait=true`` call ``ingest``/``index_now``, which
 embed first and swap chunks and vectors together (``ready`` at once).
 """
@@ -628,19 +629,12 @@ async def _finish_failed(
     waits); nothing if it was replaced meanwhile."""
     async with db.transaction(company_id) as session:
         upload = await session.get(DocumentUpload, document_id, with_for_update=True, populate_existing=True)
-        if upload is None:
-            # nothing waits: a version whose vectors were being stored fails (its chunks
-            # still answer by full text; re-indexing embeds them again)
-            document = await session.get(Document, document_id, with_for_update=True)
-            if requested_at is not None or document is None or document.status != "embedding":
-                return None
-        elif requested_at not in (None, upload.requested_at):
+        if upload is None or requested_at not in (None, upload.requested_at):
             return None
         document = await get_or_404(session, Document, document_id, "document", for_update=True)
         document.status = "failed"
         document.error = " ".join(reason.split())[:2000]  # one line
-        if upload is not None:
-            await session.delete(upload)
+        await session.delete(upload)
         log.info("knowledge.index_failed", document_id=str(document_id), reason=reason)
         return document
 
