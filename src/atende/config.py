@@ -160,7 +160,11 @@ class Settings(BaseSettings):
         "embeddings endpoint instead (`PUT /v1/company/assistant`).",
     )
     embed_threads: int = Field(
-        default=2, ge=1, le=64, description="CPU threads of the e5 embedder for a batch of passages."
+        default=2,
+        ge=1,
+        le=64,
+        description="CPU threads of the e5 embedder for a batch of passages (the knowledge base's "
+        "vectors, stored by a worker after a document already answers by full text).",
     )
     embed_query_threads: int = Field(
         default=2, ge=1, le=64, description="CPU threads of the e5 embedder for a question."
@@ -173,7 +177,11 @@ class Settings(BaseSettings):
         "start; BM25 reads it all): the model's time grows with the length of the text.",
     )
     embed_batch_size: int = Field(
-        default=16, ge=1, le=256, description="Chunks embedded per batch (progress advances per batch)."
+        default=16,
+        ge=1,
+        le=256,
+        description="Chunks given to the e5 engine at once. It packs their tokens without padding, "
+        "so the size changes little; 64 measured slower (docs/RUNBOOK.md, Ingestion slow).",
     )
     fusion_dense_weights: dict[str, float] = Field(
         default={"pt": 0.4, "en": 0.6, "es": 0.6},

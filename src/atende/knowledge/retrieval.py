@@ -334,15 +334,26 @@ def fuse(
     k: int,
     *,
     method: str = "zscore",
+    without_vector: frozenset[uuid.UUID] = frozenset(),
 ) -> list[Passage]:
     """Weighted fusion of normalised scores: standard scores (``zscore``: how far above its
     list's mean, in standard deviations; a chunk missing from one list gets that list's
     lowest) or min-max (``weighted``, measured a little worse: one outlier at the top
     squashes the rest of its list; a missing chunk scores 0). Reciprocal rank fusion was
     measured worse still: it weighs a weak dense hit as much as a strong lexical one
-    (``docs/EVALUATION.md``); the weight is calibrated per language."""
+    (``docs/EVALUATION.md``); the weight is calibrated per language.
+
+    A chunk in ``without_vector`` has no vector yet (its document is still being embedded):
+    the dense side cannot have found it, and that list's lowest score would bury it (a
+    question about such a document found it first 1 % of the time instead of 93 %). It
+    gets instead the dense side's score of the rank BM25 gave it (BM25's first: the dense
+    side's best score), as if the two agreed about it, on the dense side's own scale; its
+    BM25 score alone on both sides measured worse (``docs/EVALUATION.md``, "A knowledge
+    base still being embedded")."""
     normalise = NORMALISERS[method]
     (lexical_norm, lexical_missing), (dense_norm, dense_missing) = normalise(lexical), normalise(dense)
+    dense_by_rank = sorted(dense_norm.values(), reverse=True)
+    lexical_rank = {p.chunk_id: rank for rank, p in enumerate(lexical)}
     merged: dict[uuid.UUID, Passage] = {}
     for passage in [*lexical, *dense]:
         if passage.chunk_id in merged:
@@ -350,11 +361,35 @@ def fuse(
         else:
             merged[passage.chunk_id] = replace(passage, scores=dict(passage.scores))
     for chunk_id, passage in merged.items():
-        in_dense = dense_norm.get(chunk_id, dense_missing)
         in_lexical = lexical_norm.get(chunk_id, lexical_missing)
+        in_dense = dense_norm.get(chunk_id, dense_missing)
+        if chunk_id in without_vector and lexical_rank.get(chunk_id, len(dense_by_rank)) < len(dense_by_rank):
+            in_dense = dense_by_rank[lexical_rank[chunk_id]]
         passage.score = dense_weight * in_dense + (1 - dense_weight) * in_lexical
         passage.scores["fused"] = round(passage.score, 4)
     return sorted(merged.values(), key=lambda p: (-p.score, str(p.chunk_id)))[:k]
+
+
+_WITHOUT_VECTOR = text(
+    """
+    SELECT x.id FROM unnest(CAST(:ids AS uuid[])) AS x(id)
+     WHERE NOT EXISTS (
+        SELECT 1 FROM chunk_vectors v
+         WHERE v.chunk_id = x.id AND v.company_id = :company AND v.model = :model
+     )
+    """
+)
+
+
+async def without_vector(
+    session: AsyncSession, chunk_ids: list[uuid.UUID], model: str
+) -> frozenset[uuid.UUID]:
+    """Those of these chunks that have no vector of ``model`` yet (a document whose vectors
+    are still being stored: it answers by full text meanwhile); one look-up by key each."""
+    if not chunk_ids:
+        return frozenset()
+    params = {"company": company_of(session), "ids": chunk_ids, "model": model}
+    return frozenset((await session.scalars(_WITHOUT_VECTOR, params)).all())
 
 
 RRF_K = 60
@@ -441,12 +476,13 @@ class HybridRetriever:
         dense = await dense_search(session, vector, self.embedder.model, self.candidates, filters)
         seen.append(Stage("dense", dense, _ms(started)))
         started = time.perf_counter()
+        unembedded = await without_vector(session, [p.chunk_id for p in lexical], self.embedder.model)
         every = len(lexical) + len(dense)  # all of them ranked, for the stages; the top k go on
         if self.method == "rrf":
             fused = fuse_rrf(lexical, dense, every)
         else:
             weight = self.weights.get(language or "", self.default_weight)
-            fused = fuse(lexical, dense, weight, every, method=self.method)
+            fused = fuse(lexical, dense, weight, every, method=self.method, without_vector=unembedded)
         for rank, passage in enumerate(fused, start=1):
             passage.scores["fused_rank"] = rank
         seen.append(Stage("fused", fused, _ms(started)))
