@@ -29,7 +29,7 @@ from atende.knowledge.text import QUESTION_WORDS, fold, subject_line, words
 
 MAX_QUESTIONS = 3
 QUESTION_CHARS = 400  # a question's sentence(s), with its context, at most
-DUPLICATE_SIMILARITY = 0.93  # e5 cosine of two questions that ask the same thing (see EVALUATION.md)
+DUPLICATE_SIMILARITY = 0.95  # e5 cosine of two questions that ask the same thing (see EVALUATION.md)
 
 
 @dataclass(frozen=True)
