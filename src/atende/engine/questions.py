@@ -71,8 +71,9 @@ _OPENS_ASKING = re.compile(
 )
 # ... or a request form anywhere in it, followed by what it asks about
 _REQUEST = re.compile(
-    r"(gostaria de (saber|obter|receber|uma|um|informac\w*|orientac\w*)|queria (saber|uma|um)"
-    r"|quero saber|preciso (de |saber|que)|necessito (de |saber)|gostaria que|solicito|peco|pe[cç]o que"
+    r"(gostaria(mos)? de (saber|obter|receber|uma|um|informac\w*|orientac\w*)|queria (saber|uma|um)"
+    r"|quero saber|queremos saber|precis[oa]mos (de |saber)|preciso (de |saber|que)|necessito (de |saber)"
+    r"|gostaria(mos)? que|solicito|peco|pe[cç]o que"
     r"|(voces|vcs) (podem|poderiam|tem|teriam)|podem me|poderiam me|pode me|me (informar|informe|indicar"
     r"|indiquem|explicar|expliquem|enviar|envie|mandar|passar)|como (faco|fazer|devo|posso)"
     r"|i would like to know|i'?d like to know|i want to know|i need (to know|a|an|some|help with)"
@@ -144,7 +145,7 @@ def content_words(text: str) -> list[str]:
 
 def _asks(sentence: str) -> bool:
     """Whether ``sentence`` asks something (a bare request for help does not)."""
-    plain = _plain(sentence)
+    plain = _plain(_LIST_ITEM.sub("", sentence, count=1))
     if "?" in sentence or _OPENS_ASKING.match(plain):
         return True
     request = _REQUEST.search(plain)
