@@ -5,6 +5,11 @@ Each step is a small function over a ``Turn`` and the ports (retriever, answerer
 runner times every step and writes a trace. The reply, the trace and any handoff are
 written in one transaction, and the database allows one bot reply per customer message,
 so a turn that runs twice (a worker died, a job was retried) answers once.
+
+A message that asks several questions (``engine.questions``) is also looked up and
+answered question by question: the reply answers each one it can, citing its own passage,
+and hands the conversation off for the rest (lead ``partial``); its trace's retrieve and
+answer steps list each question's passages and answer.
 """
 
 from __future__ import annotations
