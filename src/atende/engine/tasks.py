@@ -20,6 +20,7 @@ from atende.knowledge.retrieval import FullTextRetriever, HybridRetriever, Retri
 from atende.llm.answerer import Answerer
 from atende.llm.extractive import ExtractiveAnswerer
 from atende.llm.grounded import LLMAnswerer
+from atende.llm.rewrite import LLMRewriter
 from atende.observability import events, metrics
 from atende.observability.logging import describe
 from atende.openai_compat import cached_client
@@ -114,12 +115,17 @@ def _client(runtime: Runtime, base_url: str, key: str, guard: netguard.Guard | N
 def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
     """The retriever and answerer for ``company``: the LLM one (extractive as its fallback)
     when an endpoint is configured for it or for the deployment, else the extractive one."""
-    extractive = ExtractiveAnswerer(runtime.settings.evidence_threshold, runtime.settings.evidence_thresholds)
+    settings = runtime.settings
+    extractive = ExtractiveAnswerer(
+        settings.evidence_threshold,
+        settings.evidence_thresholds,
+        cross_lingual_evidence=settings.cross_lingual_evidence,
+    )
     answerer: Answerer = extractive
+    rewriter: LLMRewriter | None = None
     endpoint = llm_endpoint(runtime, company)
     if endpoint is not None:
         circuit, base_url, model, key = endpoint
-        settings = runtime.settings
 
         own = circuit != "default"  # a company's endpoint: guarded; the deployment's is the operator's
         guard = netguard.Guard(settings.llm_allow_private_networks, "LLM", LLM_PRIVATE_SETTING)
@@ -146,8 +152,19 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
             precheck=still_public if own else None,
             stream=settings.llm_stream,
         )
+        # the same client (its transport refuses a company host turned private) and circuit
+        rewriter = LLMRewriter(
+            _client(runtime, base_url, key, guard if own else None),
+            model,
+            breakers=llm_breakers(runtime),
+            circuit=circuit,
+            deadline=settings.llm_rewrite_seconds,
+        )
     return Ports(
-        retriever=retriever_for(runtime, company), answerer=answerer, top_k=runtime.settings.retrieval_top_k
+        retriever=retriever_for(runtime, company),
+        answerer=answerer,
+        top_k=runtime.settings.retrieval_top_k,
+        rewriter=rewriter,
     )
 
 
