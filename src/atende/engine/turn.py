@@ -131,13 +131,18 @@ async def recognise_handoff(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
         turn.found["handoff_signal"] = {"reason": turn.signal.reason, "lead": turn.signal.lead}
 
 
-async def resolve_follow_up(_s: AsyncSession, turn: Turn, ports: Ports) -> None:
+async def resolve_follow_up(session: AsyncSession, turn: Turn, ports: Ports) -> None:
     """A follow-up ("e para o Nordeste?") looks up what it means in the conversation: the
-    previous question's topic added offline, or the company LLM's standalone rewrite."""
+    previous question's topic added offline (unless its own words already find a passage
+    close in meaning), or the company LLM's standalone rewrite."""
     if turn.small_talk or turn.signal or not turn.history:
         return
     asked = turn.query
     resolution = await followup.resolve(asked, turn.language, turn.history, ports.rewriter)
+    if resolution.how in ("offline", "llm_failed") and resolution.query != asked:
+        own = await ports.retriever.retrieve(session, asked, 1, turn.language, filters=turn.filters)
+        if followup.stands_alone(own[0].scores.get("dense") if own else None):
+            resolution = followup.kept_as_asked(resolution, asked)
     turn.query = resolution.query
     turn.found["follow_up"] = {
         "how": resolution.how,
