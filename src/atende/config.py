@@ -209,12 +209,13 @@ class Settings(BaseSettings):
         "`atende eval`, see docs/EVALUATION.md).",
     )
     cross_lingual_evidence: float = Field(
-        default=0.78,
+        default=0.83,
         ge=0,
         le=1,
         description="Dense (e5 cosine) similarity the best passage needs for the offline answerer to "
         "quote it when it is in another language than the question, with a notice in the customer's "
-        "language (calibrated on es→en with `atende eval`, docs/EVALUATION.md; 1 turns it off).",
+        "language (calibrated on es→en with `atende eval` and on a small shop's help centre, "
+        "docs/EVALUATION.md; 1 turns it off).",
     )
     llm_base_url: str | None = Field(
         default=None,

@@ -331,5 +331,5 @@ async def test_follow_ups_and_spanish_questions_of_english_passages_get_answered
     switches = result["follow_ups"]["en"]["topic_switch"]
     assert switches["with_rewrite"]["recall@5"] >= switches["without_rewrite"]["recall@5"], switches
     cross = result["results"]["es->en"]
-    assert cross["answers"]["cited_gold"] >= 0.5, cross  # 3 % before the cross-lingual answers
-    assert cross["half_left_out"]["handoff_unanswerable"] >= 0.6, cross
+    assert cross["answers"]["cited_gold"] >= 0.15, cross  # 3 % before the cross-lingual answers
+    assert cross["half_left_out"]["handoff_unanswerable"] >= 0.9, cross

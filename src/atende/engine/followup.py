@@ -160,10 +160,17 @@ def resolve_offline(query: str, history: tuple[tuple[str, str], ...]) -> Resolut
 STANDALONE_MEANING = 0.84
 
 
-def stands_alone(best_meaning: float | None) -> bool:
-    """Whether a message's own words found a passage close enough in meaning (its best
-    passage's dense score) to be looked up as it came."""
-    return best_meaning is not None and best_meaning >= STANDALONE_MEANING
+STANDALONE_TOPIC_WORDS = 3  # fewer ("e o prazo?") is a fragment: short texts look alike to e5
+
+
+def stands_alone(message: str, best_meaning: float | None) -> bool:
+    """Whether a message names enough of its own topic and its words found a passage close
+    enough in meaning (its best passage's dense score) to be looked up as it came."""
+    return (
+        best_meaning is not None
+        and best_meaning >= STANDALONE_MEANING
+        and len(topic_words(message)) >= STANDALONE_TOPIC_WORDS
+    )
 
 
 def kept_as_asked(resolution: Resolution, asked: str) -> Resolution:

@@ -141,7 +141,7 @@ async def resolve_follow_up(session: AsyncSession, turn: Turn, ports: Ports) -> 
     resolution = await followup.resolve(asked, turn.language, turn.history, ports.rewriter)
     if resolution.how in ("offline", "llm_failed") and resolution.query != asked:
         own = await ports.retriever.retrieve(session, asked, 1, turn.language, filters=turn.filters)
-        if followup.stands_alone(own[0].scores.get("dense") if own else None):
+        if followup.stands_alone(asked, own[0].scores.get("dense") if own else None):
             resolution = followup.kept_as_asked(resolution, asked)
     turn.query = resolution.query
     turn.found["follow_up"] = {
