@@ -173,3 +173,33 @@ async def test_a_new_question_in_the_same_conversation_is_looked_up_as_asked(kb_
     traces = (await kb_company.client.get(f"/v1/conversations/{body['conversation_id']}/traces")).json()
     [resolved] = [s for s in traces[-1]["steps"] if s["step"] == "follow_up"]
     assert (resolved["how"], resolved["query"]) == ("standalone", "Vocês aceitam boleto bancário?")
+
+
+async def test_with_the_companys_llm_a_follow_up_is_looked_up_as_the_llm_rewrote_it(
+    kb_company: CompanyCtx, fake: FakeOpenAI
+) -> None:
+    r = await kb_company.client.put(
+        "/v1/company/assistant",
+        json={
+            "instructions": "",
+            "llm": {"base_url": fake.base_url, "model": "fake-model", "api_key": "sk-x"},
+        },
+    )
+    assert r.status_code == 200, r.text
+    contact = f"c-{uuid.uuid4().hex[:8]}"
+    fake.script(answer("Para devolver, acesse Minha Conta › Meus Pedidos [1]."))
+    await ask(kb_company.client, "Como faço para devolver um produto?", contact=contact)
+    fake.script(
+        answer("Qual o prazo para devolver um produto?"),  # the rewrite
+        answer("Você pode devolver em até 7 dias corridos [1]."),  # the answer
+    )
+    body = await ask(kb_company.client, "E qual é o prazo?", contact=contact)
+    assert body["reply"]["text"] == "Você pode devolver em até 7 dias corridos."
+    rewrite, answered = fake.requests
+    assert rewrite["messages"][1]["content"].endswith("Last message: E qual é o prazo?")
+    assert answered["messages"][-1] == {"role": "user", "content": "E qual é o prazo?"}  # as written
+    traces = (await kb_company.client.get(f"/v1/conversations/{body['conversation_id']}/traces")).json()
+    [resolved] = [s for s in traces[-1]["steps"] if s["step"] == "follow_up"]
+    assert (resolved["how"], resolved["query"]) == ("llm", "Qual o prazo para devolver um produto?")
+    # the passage the answer cites is the one the rewritten question found
+    assert "7 dias corridos" in traces[-1]["retrieved"][0]["text"]
