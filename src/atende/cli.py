@@ -758,13 +758,21 @@ def evaluate(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON here.")
     ] = None,
+    follow_ups: Annotated[
+        bool,
+        typer.Option(
+            "--follow-ups",
+            help="Also ask a multi-turn set built from the questions (a second question made "
+            "elliptical, after the first) with and without the follow-up rewrite.",
+        ),
+    ] = False,
 ) -> None:
     """Measure retrieval and answers on a QA set, in scratch companies deleted afterwards.
 
     Prints recall@1/5/10 and MRR@10 of atende's retriever beside a plain BM25, the share of
     questions answered citing the gold passage, and, with half the documents left out, the
     handoff rate on questions the knowledge base cannot answer."""
-    from atende.evaluation.report import answers_table, retrieval_table
+    from atende.evaluation.report import answers_table, follow_ups_table, retrieval_table
     from atende.evaluation.run import evaluate as run_evaluation
 
     if not directory.is_dir():
@@ -784,11 +792,15 @@ def evaluate(
                 task = progress.add_task(description, total=total)
                 return lambda n: progress.advance(task, n)
 
-            return await run_evaluation(runtime, directory, languages, limit=limit, progress=phase)
+            return await run_evaluation(
+                runtime, directory, languages, limit=limit, progress=phase, follow_ups=follow_ups
+            )
 
     result = _run(work)
     console.print(retrieval_table(result["results"]))
     console.print(answers_table(result["results"]))
+    if follow_ups:
+        console.print(follow_ups_table(result["follow_ups"]))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         console.print(f"results written to {json_out}")

@@ -252,6 +252,15 @@ class Settings(BaseSettings):
         description="The evidence threshold per knowledge-base language, as JSON (calibrated with "
         "`atende eval`, see docs/EVALUATION.md).",
     )
+    cross_lingual_evidence: float = Field(
+        default=0.83,
+        ge=0,
+        le=1,
+        description="Dense (e5 cosine) similarity the best passage needs for the offline answerer to "
+        "quote it when it is in another language than the question, with a notice in the customer's "
+        "language (calibrated on es→en with `atende eval` and on a small shop's help centre, "
+        "docs/EVALUATION.md; 1 turns it off).",
+    )
     llm_base_url: str | None = Field(
         default=None,
         description="OpenAI-compatible API base URL (e.g. https://api.openai.com/v1). Unset: the offline "
@@ -282,6 +291,13 @@ class Settings(BaseSettings):
         default=False,
         description="Stream LLM answers to the web chat as they are written (a draft; the checked, "
         "stored reply replaces it, or the fallback answer if the check refuses it).",
+    )
+    llm_rewrite_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description='Longest time the LLM may take to rewrite a follow-up ("and for returns?") into a '
+        "standalone question before retrieval; past it, or on any failure, the offline rewrite is used.",
     )
     llm_history_messages: int = Field(
         default=6, ge=0, le=50, description="Earlier messages of the conversation given to the LLM."

@@ -105,6 +105,7 @@ async def test_a_covered_question_shows_each_stage_and_the_cited_answer_and_stor
         "detect_language",
         "small_talk",
         "handoff_signal",
+        "follow_up",
         "retrieve",
         "answer",
         "decide",

@@ -14,7 +14,16 @@ from atende.engine import smalltalk
 from atende.engine.messages import phrase
 from tests.conftest import TEST_DATA, CompanyCtx, ask
 
-STEPS = ["normalise", "detect_language", "small_talk", "handoff_signal", "retrieve", "answer", "decide"]
+STEPS = [
+    "normalise",
+    "detect_language",
+    "small_talk",
+    "handoff_signal",
+    "follow_up",
+    "retrieve",
+    "answer",
+    "decide",
+]
 
 
 async def conversation(client: httpx.AsyncClient, conversation_id: str) -> dict[str, Any]:

@@ -299,3 +299,37 @@ async def test_each_question_is_asked_with_the_statistics_of_the_others_only(
         "assunto4",
         "assunto6",
     }
+
+
+def test_the_multi_turn_set_makes_the_second_question_elliptical() -> None:
+    """Built by rule from the shipped XQuAD sample (CC BY-SA 4.0, tests/data/retrieval)."""
+    from atende.evaluation.followups import elliptical, follow_up_pairs
+
+    assert elliptical(
+        "Which NFL team represented the NFC at Super Bowl 50?", {"nfl", "super", "bowl", "50"}, "en"
+    ) == ("And which team represented the NFC at?")
+    assert elliptical("¿Quién ganó?", {"super"}, "es") is None  # nothing the conversation carries
+    pairs = follow_up_pairs(load(TEST_DATA / "retrieval", "es"))
+    kinds = {
+        kind: [p for p in pairs if p.kind == kind]
+        for kind in ("follow_up", "topic_switch", "topic_switch_cued")
+    }
+    assert len(kinds["follow_up"]) >= 30 and len({len(v) for v in kinds.values()}) == 1
+    for pair in kinds["follow_up"]:
+        assert pair.asked.startswith("¿Y ") and pair.asked != pair.gold.question
+    for follow_up, switch in zip(kinds["follow_up"], kinds["topic_switch"], strict=True):
+        assert switch.first == follow_up.first and switch.gold.doc_id != follow_up.gold.doc_id
+
+
+async def test_follow_ups_and_spanish_questions_of_english_passages_get_answered(runtime: Runtime) -> None:
+    """A floor under the follow-up rewrite's gain and the cross-lingual answers, on the shipped
+    sample (tests/data/retrieval; full run: docs/EVALUATION.md)."""
+    result = await evaluate(runtime, TEST_DATA / "retrieval", ["en", "es"], limit=30, follow_ups=True)
+    follow_ups = result["follow_ups"]["en"]["follow_up"]
+    assert follow_ups["with_rewrite"]["recall@1"] > follow_ups["without_rewrite"]["recall@1"], follow_ups
+    assert follow_ups["with_rewrite"]["cited_gold"] > follow_ups["without_rewrite"]["cited_gold"], follow_ups
+    switches = result["follow_ups"]["en"]["topic_switch"]
+    assert switches["with_rewrite"]["recall@5"] >= switches["without_rewrite"]["recall@5"], switches
+    cross = result["results"]["es->en"]
+    assert cross["answers"]["cited_gold"] >= 0.15, cross  # 3 % before the cross-lingual answers
+    assert cross["half_left_out"]["handoff_unanswerable"] >= 0.9, cross

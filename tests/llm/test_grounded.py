@@ -221,3 +221,31 @@ async def test_an_answer_citing_a_passage_that_does_not_say_it_is_refused(fake: 
     assert result.reason.startswith("the LLM answer says what its passages do not")
     assert result.text == "O prazo de entrega para São Paulo é de 2 dias úteis."  # the passage's own words
     assert llm.outcomes == ["guard_failed"]  # type: ignore[attr-defined]
+
+
+ENGLISH = [
+    Passage(
+        uuid.uuid4(),
+        uuid.uuid4(),
+        "Shipping",
+        "Shipping › Delivery times",
+        "Delivery to state capitals takes 2 to 5 business days.",
+        "en",
+        1.0,
+        lexemes=frozenset({"deliveri", "state", "capit", "take", "busi", "day"}),
+    )
+]
+
+
+async def test_a_question_answered_from_passages_in_another_language_is_answered_in_the_customers(
+    fake: FakeOpenAI,
+) -> None:
+    spanish = Question("¿Cuánto tarda el envío a las capitales?", "es", {"en": frozenset({"capit"})})
+    system = build_messages(spanish, ENGLISH, 12000)[0]["content"]
+    assert "Write the answer in Spanish" in system
+    assert "even when the passages are in another language (translate what you use)" in system
+    fake.script(answer("El envío a las capitales tarda de 2 a 5 días hábiles [1]."))
+    result = await answerer(fake).answer(spanish, ENGLISH, lexer)
+    assert result.text == "El envío a las capitales tarda de 2 a 5 días hábiles."
+    assert [c["title"] for c in result.citations] == ["Shipping"]
+    assert result.quoted_language is None  # its own words, in Spanish: no notice needed

@@ -41,6 +41,7 @@ STEP_NAMES = {
     "detect_language": N_("Detect the language"),
     "small_talk": N_("Recognise small talk"),
     "handoff_signal": N_("Look for handoff signals"),
+    "follow_up": N_("Resolve a follow-up question"),
     "retrieve": N_("Search the knowledge base"),
     "answer": N_("Write the answer"),
     "decide": N_("Decide"),

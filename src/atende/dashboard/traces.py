@@ -32,6 +32,7 @@ STEP_NAMES = {
     "detect_language": N_("Detect the language"),
     "small_talk": N_("Small talk"),
     "handoff_signal": N_("Handoff signals"),
+    "follow_up": N_("Resolve a follow-up"),
     "retrieve": N_("Retrieve"),
     "rerank": N_("Re-rank"),
     "answer": N_("Answer"),
@@ -142,7 +143,8 @@ def turn_view(trace: Trace, question: str, _: Callable[[str], str]) -> TurnView:
         at=trace.created_at,
         question=question,
         normalised=found.get("normalise", {}).get("text"),
-        query=small.get("query"),
+        # a follow-up looks up what it means in the conversation ("e o frete?" + the topic)
+        query=found.get("follow_up", {}).get("query") or small.get("query"),
         language=trace.language,
         language_confidence=_number(language.get("confidence")),
         decision=trace.decision,

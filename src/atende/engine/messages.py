@@ -87,6 +87,18 @@ PHRASES: dict[str, dict[str, str]] = {
         "en": "You're welcome! If you need anything else, just write.",
         "es": "¡De nada! Si necesitas algo más, escríbeme.",
     },
+    # before a passage quoted in another language than the customer's (``{language}``: its name)
+    "found_in": {
+        "pt": "Encontrei esta resposta em {language}:",
+        "en": "I found this answer in {language}:",
+        "es": "Encontré esta respuesta en {language}:",
+    },
+}
+# each language's name, in each language: LANGUAGE_NAMES[customer's][passage's]
+LANGUAGE_NAMES: dict[str, dict[str, str]] = {
+    "pt": {"pt": "português", "en": "inglês", "es": "espanhol"},
+    "en": {"pt": "Portuguese", "en": "English", "es": "Spanish"},
+    "es": {"pt": "portugués", "en": "inglés", "es": "español"},
 }
 
 
@@ -100,6 +112,13 @@ LOCALES = {"pt": "pt_BR", "en": "en_US", "es": "es_ES"}
 def phrase(key: str, language: str) -> str:
     options = PHRASES[key]
     return options.get(language, options["en"])
+
+
+def found_in(quoted: str, language: str) -> str:
+    """The notice before a passage quoted in ``quoted``'s language, in the customer's
+    ``language``: "Encontrei esta resposta em inglês:"."""
+    names = LANGUAGE_NAMES.get(language, LANGUAGE_NAMES["en"])
+    return phrase("found_in", language).format(language=names.get(quoted, quoted))
 
 
 def when_back(now: datetime, opens: datetime, timezone: str, language: str) -> str:

@@ -24,6 +24,7 @@ from atende.llm.answerer import Answerer
 from atende.llm.extractive import ExtractiveAnswerer
 from atende.llm.grounded import LLMAnswerer
 from atende.llm.rerank import LLMReranker
+from atende.llm.rewrite import LLMRewriter
 from atende.observability import events, metrics
 from atende.observability.logging import describe
 from atende.openai_compat import cached_client
@@ -153,11 +154,16 @@ def llm_access(runtime: Runtime, company: Company | None) -> LLMAccess | None:
 def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
     """The retriever and answerer for ``company``: the LLM one (extractive as its fallback)
     when an endpoint is configured for it or for the deployment, else the extractive one."""
-    extractive = ExtractiveAnswerer(runtime.settings.evidence_threshold, runtime.settings.evidence_thresholds)
+    settings = runtime.settings
+    extractive = ExtractiveAnswerer(
+        settings.evidence_threshold,
+        settings.evidence_thresholds,
+        cross_lingual_evidence=settings.cross_lingual_evidence,
+    )
     answerer: Answerer = extractive
+    rewriter: LLMRewriter | None = None
     llm = llm_access(runtime, company)
     if llm is not None:
-        settings = runtime.settings
         answerer = LLMAnswerer(
             llm.client,
             llm.model,
@@ -170,6 +176,14 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
             precheck=llm.precheck,
             stream=settings.llm_stream,
         )
+        # the same client (its transport refuses a company host turned private) and circuit
+        rewriter = LLMRewriter(
+            llm.client,
+            llm.model,
+            breakers=llm_breakers(runtime),
+            circuit=llm.circuit,
+            deadline=settings.llm_rewrite_seconds,
+        )
     return Ports(
         retriever=retriever_for(runtime, company),
         answerer=answerer,
@@ -178,6 +192,7 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
         embedder=embedder_for(
             runtime, read_section(company, EmbeddingsEndpoint) if company is not None else None
         ),
+        rewriter=rewriter,
     )
 
 

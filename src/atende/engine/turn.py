@@ -31,8 +31,8 @@ from atende.conversations.models import Conversation, Message
 from atende.conversations.schemas import NOT_FOR_THE_BOT
 from atende.conversations.states import State
 from atende.db.pubsub import publish, publish_now
-from atende.engine import handoff, questions, smalltalk
-from atende.engine.messages import asked_about, handoff_text, phrase
+from atende.engine import followup, handoff, questions, smalltalk
+from atende.engine.messages import asked_about, found_in, handoff_text, phrase
 from atende.engine.models import Trace
 from atende.errors import NotFound
 from atende.hours import is_open
@@ -62,6 +62,7 @@ class Ports:
     top_k: int
     questions: int = 1  # most questions of one message looked up one by one (1: the message whole)
     embedder: Embedder | None = None  # compares a message's questions (near-duplicates, topic)
+    rewriter: followup.Rewriter | None = None  # the LLM's rewrite of follow-ups, when configured
 
 
 @dataclass
@@ -89,7 +90,7 @@ class Turn:
     asked_language: str | None = None  # the question's language when the caller knows it: not detected
     filters: Filters = NO_FILTERS  # which documents may answer
     text: str = ""
-    query: str = ""  # what to look up: the text without an opening greeting
+    query: str = ""  # what to look up: the text without an opening greeting, a follow-up resolved
     language: str = "pt"
     small_talk: str | None = None
     signal: handoff.Signal | None = None  # goes to a person before any lookup
@@ -160,6 +161,27 @@ async def recognise_handoff(_s: AsyncSession, turn: Turn, _p: Ports) -> None:
         turn.signal = handoff.signal(turn.text, turn.history, turn.handoff_settings)
     if turn.signal is not None:
         turn.found["handoff_signal"] = {"reason": turn.signal.reason, "lead": turn.signal.lead}
+
+
+async def resolve_follow_up(session: AsyncSession, turn: Turn, ports: Ports) -> None:
+    """A follow-up ("e para o Nordeste?") looks up what it means in the conversation: the
+    previous question's topic added offline (unless its own words already find a passage
+    close in meaning), or the company LLM's standalone rewrite."""
+    if turn.small_talk or turn.signal or not turn.history:
+        return
+    asked = turn.query
+    resolution = await followup.resolve(asked, turn.language, turn.history, ports.rewriter)
+    if resolution.how in ("offline", "llm_failed") and resolution.query != asked:
+        own = await ports.retriever.retrieve(session, asked, 1, turn.language, filters=turn.filters)
+        if followup.stands_alone(asked, own[0].scores.get("dense") if own else None):
+            resolution = followup.kept_as_asked(resolution, asked)
+    turn.query = resolution.query
+    turn.found["follow_up"] = {
+        "how": resolution.how,
+        "original": asked[:TRACED_TEXT],
+        "query": resolution.query[:TRACED_TEXT],
+        "error": resolution.error,
+    }
 
 
 async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
@@ -255,6 +277,8 @@ async def answer_with(
         drafts=drafts,
     )
     turn.answer = await ports.answerer.answer(question, turn.passages, lexer)
+    if turn.answer.text and turn.answer.quoted_language:  # a passage in another language, as it is
+        turn.answer.text = f"{found_in(turn.answer.quoted_language, turn.language)}\n{turn.answer.text}"
     turn.found["answer"] = {
         **turn.found.get("answer", {}),  # each question's, when none of them could be answered
         "answerer": ports.answerer.name,
@@ -404,11 +428,14 @@ PIPELINE: list[tuple[str, Step]] = [
     ("detect_language", detect_language),
     ("small_talk", recognise_small_talk),
     ("handoff_signal", recognise_handoff),
+    ("follow_up", resolve_follow_up),
     ("retrieve", retrieve),
     ("answer", answer),
     ("decide", decide),
 ]
-GATHER = PIPELINE[:5]  # what the real turn does inside its reading transaction
+# what the real turn does inside its reading transaction: everything before the answer (an
+# LLM's follow-up rewrite among it, under its own short deadline, ATENDE_LLM_REWRITE_SECONDS)
+GATHER = PIPELINE[: [name for name, _ in PIPELINE].index("answer")]
 
 
 TRACED_TEXT = 2000  # characters of the question kept in a trace's steps

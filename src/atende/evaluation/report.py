@@ -63,3 +63,42 @@ def answers_table(results: dict[str, Any]) -> Table:
             _pct(half["handoff_unanswerable"]) if half else "—",
         )
     return table
+
+
+WAYS = {
+    "without_rewrite": "without rewrite",
+    "with_rewrite": "with rewrite",
+    "original_question_alone": "original question alone",
+}
+
+
+def follow_ups_table(results: dict[str, Any]) -> Table:
+    """``atende eval --follow-ups``: per language and kind of second message, each way of asking."""
+    table = Table(
+        title="Follow-ups (the second message of a conversation)",
+        title_justify="left",
+        caption="follow_up: a second question made elliptical; topic_switch(_cued): a question about "
+        "another article, as written (and opened by the cue); rewritten: the follow-up step changed "
+        "the query",
+        caption_justify="left",
+    )
+    for column in ("set", "kind", "asked", "n", "R@1", "R@5", "answered", "cites gold", "rewritten"):
+        table.add_column(column, justify="left" if column in ("set", "kind", "asked") else "right")
+    for language, result in results.items():
+        for kind in ("follow_up", "topic_switch", "topic_switch_cued"):
+            for way, label in WAYS.items():
+                f = result.get(kind, {}).get(way)
+                if not f:
+                    continue
+                table.add_row(
+                    language,
+                    kind,
+                    label,
+                    str(f["questions"]),
+                    _pct(f["recall@1"]),
+                    _pct(f["recall@5"]),
+                    _pct(f["answered"]),
+                    _pct(f["cited_gold"]),
+                    _pct(f["rewritten"]),
+                )
+    return table

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -26,6 +26,8 @@ from atende.engine.turn import Ports, Turn, normalised, think
 from atende.errors import InvalidInput
 from atende.evaluation.baseline import BM25Baseline
 from atende.evaluation.datasets import QAQuestion, QASet, available_languages, cross_lingual, load
+from atende.evaluation.followups import KINDS, follow_up_pairs
+from atende.evaluation.followups import measure as measure_follow_ups
 from atende.evaluation.scoring import Retrieved, comes_from, figures, first_hit, is_hit
 from atende.knowledge import message_terms
 from atende.knowledge import service as knowledge
@@ -36,7 +38,9 @@ from atende.knowledge.tasks import chunking
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 
+T = TypeVar("T")
 RANKS = 10
+FOLLOW_UPS = " follow-ups"  # the name of a language's follow-up figures: "en follow-ups"
 CONCURRENCY = 4
 CROSS_LINGUAL = (("es", "en"),)
 
@@ -244,7 +248,7 @@ def _share(flags: Iterable[bool]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
-def sample(questions: Sequence[QAQuestion], limit: int | None) -> list[QAQuestion]:
+def sample(questions: Sequence[T], limit: int | None) -> list[T]:
     """``limit`` questions spread evenly over the set (its documents come in order), or all."""
     if limit is None or limit >= len(questions):
         return list(questions)
@@ -269,10 +273,12 @@ async def _evaluate_language(
     questions: Sequence[QAQuestion],
     progress: Progress,
     cross_from: Sequence[tuple[QASet, int | None]] = (),
+    follow_ups: int | None = 0,
 ) -> dict[str, dict[str, Any]]:
     """The language's figures (and those of questions in other languages asked of its
-    knowledge base); the half-left-out measure deletes every other document of the same
-    scratch company (no second ingestion, no second embedding)."""
+    knowledge base, and of follow-ups: ``follow_ups`` pairs, ``None`` all, 0 none); the
+    half-left-out measure deletes every other document of the same scratch company (no
+    second ingestion, no second embedding)."""
     doc_ids = sorted(qa.documents)
     full = await _build(runtime, qa, doc_ids, qa.language, progress, embedder)
     try:
@@ -280,10 +286,22 @@ async def _evaluate_language(
         advance = progress(f"{qa.language}: asking {len(questions)} questions", len(questions))
         outcomes = await _ask_all(runtime, ports, full, questions, qa, retrievers=retrievers, advance=advance)
         results: dict[str, dict[str, Any]] = {}
+        crossed: list[tuple[str, list[QAQuestion]]] = []
         for source, limit in cross_from:
-            cross = await _evaluate_cross(runtime, ports, retrievers, source, full, limit, progress)
+            cross_questions = sample(cross_lingual(source, full.qa), limit)
+            cross = await _evaluate_cross(
+                runtime, ports, retrievers, source.language, full, cross_questions, progress
+            )
             if cross:
                 results[f"{source.language}->{qa.language}"] = cross
+                crossed.append((f"{source.language}->{qa.language}", cross_questions))
+        if follow_ups != 0:
+            pairs = follow_up_pairs(qa)
+            pairs = [p for kind in KINDS for p in sample([p for p in pairs if p.kind == kind], follow_ups)]
+            advance = progress(f"{qa.language}: asking {len(pairs)} follow-up pairs", len(pairs))
+            results[qa.language + FOLLOW_UPS] = await measure_follow_ups(
+                runtime, ports, full.company_id, full.documents, qa, pairs, advance
+            )
         kept = doc_ids[::2]
         kept_set = set(kept)
         async with runtime.db.transaction(full.company_id) as session:
@@ -292,10 +310,14 @@ async def _evaluate_language(
                     await knowledge.delete_document(session, document_id)
         advance = progress(f"{qa.language}: half the documents left out", len(questions))
         half_outcomes = await _ask_all(runtime, ports, full, questions, qa, retrievers={}, advance=advance)
+        for name, cross_questions in crossed:
+            advance = progress(f"{name}: half the documents left out", len(cross_questions))
+            cross_half = await _ask_all(
+                runtime, ports, full, cross_questions, qa, retrievers={}, advance=advance
+            )
+            results[name]["half_left_out"] = _half_left_out(cross_questions, cross_half, kept_set)
     finally:
         await _drop(runtime, full)
-    answerable = [o for q, o in zip(questions, half_outcomes, strict=True) if q.doc_id in kept_set]
-    unanswerable = [o for q, o in zip(questions, half_outcomes, strict=True) if q.doc_id not in kept_set]
     result = {
         "questions": len(questions),
         "documents": len(doc_ids),
@@ -306,32 +328,43 @@ async def _evaluate_language(
             "answered": _share(o.answered for o in outcomes),
             "cited_gold": _share(o.cited_gold for o in outcomes),
         },
-        "half_left_out": {
-            "documents_kept": len(kept),
-            "answerable_questions": len(answerable),
-            "unanswerable_questions": len(unanswerable),
-            "answered_answerable": _share(o.answered for o in answerable),
-            "cited_gold_answerable": _share(o.cited_gold for o in answerable),
-            "handoff_unanswerable": _share(not o.answered for o in unanswerable),
-        },
+        "half_left_out": _half_left_out(questions, half_outcomes, kept_set),
     }
     return {qa.language: result, **results}
+
+
+def _half_left_out(
+    questions: Sequence[QAQuestion], outcomes: Sequence[Outcome], kept: set[str]
+) -> dict[str, Any]:
+    """Answers once every other document is deleted: questions about a kept document should
+    be answered citing it, the others handed off."""
+    answerable = [o for q, o in zip(questions, outcomes, strict=True) if q.doc_id in kept]
+    unanswerable = [o for q, o in zip(questions, outcomes, strict=True) if q.doc_id not in kept]
+    return {
+        "documents_kept": len(kept),
+        "answerable_questions": len(answerable),
+        "unanswerable_questions": len(unanswerable),
+        "answered_answerable": _share(o.answered for o in answerable),
+        "cited_gold_answerable": _share(o.cited_gold for o in answerable),
+        "handoff_unanswerable": _share(not o.answered for o in unanswerable),
+    }
 
 
 async def _evaluate_cross(
     runtime: Runtime,
     ports: Ports,
     retrievers: dict[str, Retriever],
-    source: QASet,
+    source_language: str,
     target: Scratch,
-    limit: int | None,
+    questions: Sequence[QAQuestion],
     progress: Progress,
 ) -> dict[str, Any] | None:
-    questions = sample(cross_lingual(source, target.qa), limit)
+    """Questions in another language asked of ``target``'s knowledge base (the half-left-out
+    figures are added once the documents are halved)."""
     if not questions:
         return None
     advance = progress(
-        f"{source.language}→{target.qa.language}: asking {len(questions)} questions", len(questions)
+        f"{source_language}→{target.qa.language}: asking {len(questions)} questions", len(questions)
     )
     outcomes = await _ask_all(
         runtime, ports, target, questions, target.qa, retrievers=retrievers, advance=advance
@@ -355,6 +388,7 @@ async def evaluate(
     limit: int | None = None,
     progress: Progress = no_progress,
     on_language: Callable[[str, dict[str, Any]], Awaitable[None] | None] | None = None,
+    follow_ups: bool = False,
 ) -> dict[str, Any]:
     """Measure retrieval and answers on the QA set in ``directory`` (see the module docstring)."""
     found = available_languages(directory)
@@ -368,13 +402,19 @@ async def evaluate(
     embedder = embedder_for(runtime, None)
     sets = {lang: load(directory, lang) for lang in chosen}
     results: dict[str, Any] = {}
+    follow_up_results: dict[str, Any] = {}
     for lang, qa in sets.items():
         cross_from = [
             (sets[source], limit) for source, target in CROSS_LINGUAL if target == lang and source in sets
         ]
         questions = sample(qa.questions, limit)
-        measured = await _evaluate_language(runtime, ports, embedder, qa, questions, progress, cross_from)
+        measured = await _evaluate_language(
+            runtime, ports, embedder, qa, questions, progress, cross_from, limit if follow_ups else 0
+        )
         for name, figures_ in measured.items():
+            if name.endswith(FOLLOW_UPS):
+                follow_up_results[name.removesuffix(FOLLOW_UPS)] = figures_
+                continue
             results[name] = figures_
             if on_language:
                 await _maybe_await(on_language(name, figures_))
@@ -394,6 +434,7 @@ async def evaluate(
             "questions_per_language": limit,
         },
         "results": results,
+        **({"follow_ups": follow_up_results} if follow_ups else {}),
     }
 
 

@@ -38,6 +38,8 @@ class Answer:
     needed: float | None = None
     model: str | None = None  # the LLM model asked, if one was (kept in the turn's trace)
     error: str | None = None  # what failed on the way (the LLM's error), when the answer fell back
+    # the language of the quoted passage when it is not the customer's: the turn says so first
+    quoted_language: str | None = None
 
 
 class Answerer(Protocol):

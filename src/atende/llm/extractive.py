@@ -4,6 +4,11 @@ Evidence is the share of the question's stemmed terms that the best passage cont
 (its *coverage*); below the threshold it gives no answer and the turn hands off. It never
 writes a word of its own: the answer is the passage's sentences that share most terms
 with the question, cited by document title and section.
+
+Across languages (a Spanish question, an English knowledge base) the words cannot match,
+so coverage says nothing: there the evidence is the meaning, the best passage's dense
+(embedding) similarity, with a threshold of its own (``cross_lingual``); the answer is the
+passage's sentences, and the turn puts a notice in the customer's language before them.
 """
 
 from __future__ import annotations
@@ -36,9 +41,15 @@ def citation(passage: Passage) -> dict[str, str]:
 class ExtractiveAnswerer:
     name = "extractive"
 
-    def __init__(self, threshold: float, per_language: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        threshold: float,
+        per_language: Mapping[str, float] | None = None,
+        cross_lingual_evidence: float | None = None,
+    ) -> None:
         self.threshold = threshold
         self.per_language = dict(per_language or {})
+        self.cross_lingual_evidence = cross_lingual_evidence  # None: never across languages
 
     def threshold_for(self, language: str) -> float:
         """The evidence a passage in ``language`` needs (coverage is measured with that
@@ -50,6 +61,10 @@ class ExtractiveAnswerer:
         for cov, p in scored:
             p.scores["coverage"] = round(cov, 4)
         strong = [(cov, p) for cov, p in scored if cov >= self.threshold_for(p.language)]
+        if not strong and (
+            crossed := await cross_lingual(question, passages, lexer, self.cross_lingual_evidence)
+        ):
+            return crossed
         if not strong:
             top_coverage, top_language = max(
                 ((cov, p.language) for cov, p in scored), default=(0.0, question.language)
@@ -62,22 +77,57 @@ class ExtractiveAnswerer:
                 needed=needed,
             )
         cov, best = max(strong, key=lambda cp: (cp[1].language == question.language, cp[0], cp[1].score))
-        lines = sentences(best.text)
-        terms = question.lexemes.get(best.language, frozenset())
-        stems = await lexer([(line, best.language) for line in lines])
-        hits = [len(terms & s) for s in stems]
-        top = max(hits, default=0)
-        if top == 0:
-            chosen = list(range(min(2, len(lines))))
-        else:
-            ranked = sorted(range(len(lines)), key=lambda i: (-hits[i], i))
-            chosen = sorted(i for i in ranked[:MAX_SENTENCES] if hits[i] * 2 >= top)
-        picked = [lines[i] for i in chosen]
-        separator = "\n" if any(line.startswith("- ") for line in picked) else " "
         return Answer(
-            separator.join(picked),
+            await quoted(question, best, lexer),
             reason=f"answered from '{best.title}' (coverage {cov:.2f})",
             confidence=cov,
             citations=[citation(best)],
             needed=self.threshold_for(best.language),
+            quoted_language=best.language if best.language != question.language else None,
         )
+
+
+async def quoted(question: Question, passage: Passage, lexer: Lexer) -> str:
+    """The passage's sentences that share most of the question's terms (the first two when
+    none does), in the passage's order."""
+    lines = sentences(passage.text)
+    terms = question.lexemes.get(passage.language, frozenset())
+    stems = await lexer([(line, passage.language) for line in lines])
+    hits = [len(terms & s) for s in stems]
+    top = max(hits, default=0)
+    if top == 0:
+        chosen = list(range(min(2, len(lines))))
+    else:
+        ranked = sorted(range(len(lines)), key=lambda i: (-hits[i], i))
+        chosen = sorted(i for i in ranked[:MAX_SENTENCES] if hits[i] * 2 >= top)
+    picked = [lines[i] for i in chosen]
+    separator = "\n" if any(line.startswith("- ") for line in picked) else " "
+    return separator.join(picked)
+
+
+MEANING = "dense"  # the score that measures a passage's meaning against the question's
+
+
+async def cross_lingual(
+    question: Question, passages: list[Passage], lexer: Lexer, evidence: float | None
+) -> Answer | None:
+    """An answer from the best passage when it is in another language than the question and
+    close enough in meaning (its dense similarity at least ``evidence``, calibrated with
+    ``atende eval``'s es→en measurement); ``None`` otherwise. Names and numbers are the
+    words two languages share, so they still choose the sentences; a passage sharing none
+    gives its first ones. The answer is marked with the passage's language
+    (``quoted_language``): the turn tells the customer which language it quotes."""
+    if evidence is None or evidence >= 1 or not passages or passages[0].language == question.language:
+        return None
+    best = passages[0]
+    meaning = best.scores.get(MEANING)
+    if meaning is None or meaning < evidence:
+        return None
+    return Answer(
+        await quoted(question, best, lexer),
+        reason=f"answered across languages from '{best.title}' ({best.language}; {MEANING} {meaning:.3f})",
+        confidence=meaning,
+        citations=[citation(best)],
+        needed=evidence,
+        quoted_language=best.language,
+    )

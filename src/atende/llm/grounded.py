@@ -1,13 +1,14 @@
 """The LLM answerer: any OpenAI-compatible chat endpoint, grounded in the retrieved passages.
 
 The prompt numbers the passages, gives the company's instructions, asks for an answer in
-the customer's language citing passages as ``[n]``, and for the word ``NO_ANSWER`` when
-the passages do not answer. A guard checks the reply: it must cite at least one retrieved
-passage and nothing else; otherwise the offline extractive answerer answers instead (which
-hands off when its evidence is weak). The endpoint sits behind a circuit breaker: after
-``threshold`` consecutive failures it opens and turns fail fast to the fallback for
-``reset_seconds``, then one request probes it and a success closes it again. Every request
-has a deadline and the SDK retries 429, 5xx and lost connections a bounded number of times.
+the customer's language (translated, when the passages are in another) citing passages as
+``[n]``, and for the word ``NO_ANSWER`` when the passages do not answer. A guard checks
+the reply: it must cite at least one retrieved passage and nothing else; otherwise the
+offline extractive answerer answers instead (which hands off when its evidence is weak).
+The endpoint sits behind a circuit breaker: after ``threshold`` consecutive failures it
+opens and turns fail fast to the fallback for ``reset_seconds``, then one request probes
+it and a success closes it again. Every request has a deadline and the SDK retries 429,
+5xx and lost connections a bounded number of times.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def build_messages(question: Question, passages: list[Passage], budget_chars: in
     rules = (
         f"You are the customer-support assistant{who}. {question.instructions}".strip()
         + "\nAnswer the customer's last message using ONLY the numbered passages below. "
-        f"Write the answer in {language}, briefly and politely. Cite each passage you use with "
+        f"Write the answer in {language}, briefly and politely, even when the passages are in "
+        f"another language (translate what you use). Cite each passage you use with "
         "its number in square brackets, like [1]. Never use knowledge that is not in the passages. "
         f"If the passages do not answer the message, reply with exactly {NO_ANSWER} and nothing else."
     )
