@@ -277,7 +277,8 @@ async def search_knowledge(body: SearchIn, tenant: AgentTenant) -> SearchOut:
     which knowledge rules and filters narrowed the search (`rules`). As a `customer` (the
     default) the company's rules apply as to a customer's message, under the `context` given;
     as an `agent`, as to agent assist (internal documents too). Nothing is stored. `422` for
-    an empty or too long question, an unknown language or filter; `404` for a document filter that is not one of the company's documents."""
+    an empty or too long question, an unknown language or filter; `404` for a document
+    filter that is not one of the company's documents."""
     found = await search.search(
         tenant.runtime,
         tenant.principal.company_id,
