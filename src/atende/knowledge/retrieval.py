@@ -239,6 +239,7 @@ def dense_sql(dim: int, filter_clause: str = "") -> str:
     """
 
 
+MAX_EF_SEARCH = 1000  # pgvector's limit; the iterative scan goes on past it for a larger k
 # HNSW search settings for this transaction: enough candidates for the fusion, and an
 # iterative scan so that rows of other companies filtered out never leave the top short
 _HNSW_SETTINGS = text(
@@ -252,7 +253,7 @@ async def dense_search(
 ) -> list[Passage]:
     """The ``k`` chunks nearest to ``vector`` among the company's vectors of ``model`` (of
     the documents that pass ``filters``)."""
-    await session.execute(_HNSW_SETTINGS, {"ef": max(40, 2 * k)})
+    await session.execute(_HNSW_SETTINGS, {"ef": min(MAX_EF_SEARCH, max(40, 2 * k))})
     clause, filtered = chunk_clause(filters, "v.chunk_id")
     params = {"company": company_of(session), "vector": to_sql(vector), "model": model, "k": k}
     rows = (await session.execute(text(dense_sql(len(vector), clause)), params | filtered)).all()
