@@ -4,8 +4,8 @@ Some rules always hold for a customer's answer (the bot's turn, a search "as a c
 documents for the ``internal`` audience are never used (agent assist and the dashboard's
 "try a question" may use them: an agent reads them, a customer never does); a document
 outside its validity window (expired, or not valid yet) is never used; a document with one
-of the company's *windowed tags* (``promo`` unless it says otherwise) is used only while its
-own dates hold, and never without an end date. A company adds simple rules of its own,
+of the company's *windowed tags* (such as ``promo``) is used only while its own dates hold,
+and never without an end date. A company adds simple rules of its own,
 each from the conversation's context to a document field: "on channel ``whatsapp`` only
 documents with product ``X``", "widget pages under ``/pro/`` → product ``pro``", "the
 widget's product → the documents of that product". The context is the conversation's
@@ -41,7 +41,9 @@ CHANNEL, PAGE = "channel", "page"  # context keys every conversation (channel) o
 KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
 DOCUMENT_FIELDS = ("product", "tag", "audience", "language")  # or a custom key
 MAX_RULES = 30
-DEFAULT_WINDOWED = ("promo",)
+# none until the company names them: a document tagged "promo" before the rule existed, with
+# no end date, keeps answering until the company says promotions need one
+DEFAULT_WINDOWED: tuple[str, ...] = ()
 RULES_KEY = "knowledge_rules"  # where the company's settings keep them
 
 ContextKey = Annotated[
