@@ -258,6 +258,13 @@ async def test_bad_rules_filters_and_contexts_are_refused_with_what_was_wrong(
         r = await company.client.post("/v1/search", json={"question": "frete", **body})
         assert r.status_code == 422, body
         assert said in r.text, r.text
+    document = await post(company, "p.md", PLANS.format(name="p"), language="pt")
+    for custom, said in (({"product": "x"}, "field of its own"), ({"note": "x" * 501}, "500 characters")):
+        r = await company.client.patch(f"/v1/documents/{document['id']}", json={"custom": custom})
+        assert r.status_code == 422, custom
+        assert said in r.text, r.text
+    r = await company.client.patch(f"/v1/documents/{document['id']}", json={"custom": {"region": "south"}})
+    assert r.status_code == 200 and r.json()["meta"]["custom"] == {"region": "south"}
     r = await company.client.post(
         f"/widget/v1/{company.widget_key}/conversations", json={"context": {"page": "/", "colour": "red"}}
     )

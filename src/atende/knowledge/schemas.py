@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from atende.knowledge.filters import COLUMNS, TAGS, Filters, Match, as_text
+from atende.knowledge.filters import TAGS, Filters, Match, as_text
 from atende.knowledge.models import Document
 from atende.knowledge.rules import DEFAULT_WINDOWED, MAX_RULES, ContextRule, KnowledgeRules
 from atende.knowledge.service import Metadata, clean_tags, metadata_of
@@ -46,6 +46,22 @@ def _day_or_instant(value: Any) -> Any:
 
 
 Instant = Annotated[datetime | date, BeforeValidator(_day_or_instant)]
+CustomKey = Annotated[str, Field(min_length=1, max_length=60)]
+CustomValue = Annotated[str, Field(max_length=500)] | int | float | bool
+
+
+# what a custom key may not be: the fields of their own
+OWN_FIELDS = ("product", "audience", "language", "tags", "tag", "valid_from", "valid_until")
+
+
+def own_keys(custom: dict[str, Any]) -> dict[str, Any]:
+    """Custom keys as given, refused when one has spaces around it or names a field of its own."""
+    for key in custom:
+        if key.strip() != key:
+            raise ValueError(f"custom key {key!r} has spaces around it")
+        if key in OWN_FIELDS:
+            raise ValueError(f"'{key}' is a field of its own: set `{key}`, not a custom key")
+    return custom
 
 
 class DocumentMeta(BaseModel):
@@ -60,9 +76,17 @@ class DocumentMeta(BaseModel):
     audience: str | None = Field(default=None, max_length=100, description="e.g. customers, resellers, staff")
     valid_from: Instant | None = None
     valid_until: Instant | None = None
-    custom: dict[Annotated[str, Field(min_length=1, max_length=60)], str | int | float | bool] = Field(
-        default_factory=dict, max_length=30, description="Any other key/values."
+    custom: dict[CustomKey, CustomValue] = Field(
+        default_factory=dict,
+        max_length=30,
+        description="Any other key/values (retrieval filters on them: `attributes`); a value of text has "
+        "at most 500 characters.",
     )
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_keys(cls, custom: dict[str, Any]) -> dict[str, Any]:
+        return own_keys(custom)
 
     @model_validator(mode="after")
     def _period(self) -> DocumentMeta:
@@ -97,12 +121,15 @@ class DocumentMetaPatch(BaseModel):
     audience: str | None = Field(default=None, max_length=100)
     valid_from: Instant | None = None
     valid_until: Instant | None = None
-    custom: dict[Annotated[str, Field(min_length=1, max_length=60)], str | int | float | bool] | None = Field(
-        default=None, max_length=30
-    )
+    custom: dict[CustomKey, CustomValue] | None = Field(default=None, max_length=30)
     language: Literal["pt", "en", "es"] | None = Field(
         default=None, description="Index the document again in this language."
     )
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_keys(cls, custom: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if custom is None else own_keys(custom)
 
     def changes(self) -> dict[str, object]:
         sent = self.model_fields_set
@@ -269,7 +296,7 @@ def _custom_keys(attributes: dict[str, AttributeValues]) -> dict[str, AttributeV
     for key in attributes:
         if key.strip() != key or not key:
             raise ValueError(f"attribute key {key!r} has spaces around it")
-        if key in (*COLUMNS, TAGS, "tag", "valid_from", "valid_until"):
+        if key in OWN_FIELDS:
             raise ValueError(f"'{key}' is a field of its own: filter on `{key}`, not on an attribute")
     return attributes
 
