@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from atende.knowledge.embedding import embedder_for
 from atende.knowledge.filters import NO_FILTERS, Filters, Match, chunk_clause
-from atende.knowledge.retrieval import FullTextRetriever, Stage, bm25_statement, dense_search
+from atende.knowledge.retrieval import FullTextRetriever, Stage, bm25_statement, dense_search, narrowing
 from atende.knowledge.service import Chunking, Metadata, ingest, store_vectors
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx
@@ -148,6 +148,10 @@ async def test_a_filter_that_keeps_1_percent_of_1000_chunks_fills_the_top_k_in_b
         for found in (lexical, nearest):
             assert len(found) == everything - 2 * SECTIONS
             assert not {p.document_id for p in found} & {ids["internal"], ids["expired"]}
+        # rules that no document fails leave both statements unfiltered (nothing to hash)
+        no_one = Filters(matches=(Match("audience", ("nobody",), negate=True),))
+        assert await narrowing(session, no_one) is NO_FILTERS
+        assert await narrowing(session, customer) is customer
         nothing = await dense_search(
             session, question_vector, SYNTHETIC_MODEL, k, Filters(product="pro") & Filters(product="basic")
         )
@@ -159,4 +163,4 @@ def test_no_filter_leaves_both_statements_as_they_were() -> None:
     assert chunk_clause(NO_FILTERS & NO_FILTERS, "t.chunk_id") == ("", {})
     assert bm25_statement(NO_FILTERS)[0] is bm25_statement(Filters())[0]
     clause, _ = chunk_clause(Filters(product="a") & Filters(product="b") & Filters(tags=("x",)), "v.chunk_id")
-    assert clause.count("EXISTS") == 1
+    assert clause.count("SELECT") == 1 and clause.count("fd.product =") == 2

@@ -8,7 +8,7 @@ filter that leaves 1 % of the chunks still fills the top k from that 1 %. No fil
 clause: the unfiltered statements stay exactly as measured (``docs/EVALUATION.md``).
 Filters from different places (the caller's, the company's rules, the conversation's
 context) are combined with ``&``: every one must hold, and all of them still make one
-``EXISTS`` in each statement.
+subquery in each statement (the chunks of the documents that fail, hashed once).
 """
 
 from __future__ import annotations
@@ -151,8 +151,16 @@ def document_conditions(
 
 
 def chunk_clause(filters: Filters, chunk_id: str) -> tuple[str, dict[str, Any]]:
-    """``AND EXISTS (...)``: the chunk ``chunk_id`` (an SQL expression) belongs to a document
-    that passes ``filters``, in the company ``:company``; ``''`` when nothing is filtered."""
+    """``AND chunk NOT IN (...)``: the chunk ``chunk_id`` (an SQL expression) is none of the
+    chunks of the company's (``:company``) documents that fail ``filters``; ``''`` when
+    nothing is filtered.
+
+    The documents that fail are found first (a company has few documents; a condition that
+    is unknown, a NULL, fails), their chunks by their document, and PostgreSQL hashes that
+    set once: each posting or vector the statement reads is then one hash probe. A
+    correlated ``EXISTS`` on the chunk's document, used before, was planned as an index probe
+    per posting and made BM25 6× slower on 10,000 chunks (``docs/KNOWLEDGE_RULES.md``); with
+    the rules a customer's turn always has, the set is usually empty."""
     if not filters:
         return "", {}
     conditions, params = document_conditions(filters)
@@ -160,7 +168,19 @@ def chunk_clause(filters: Filters, chunk_id: str) -> tuple[str, dict[str, Any]]:
         return "", {}
     where = " AND ".join(conditions)
     clause = f"""
-           AND EXISTS (SELECT 1 FROM chunks fc
-                         JOIN documents fd ON fd.id = fc.document_id AND fd.company_id = :company
-                        WHERE fc.id = {chunk_id} AND fc.company_id = :company AND {where})"""
+           AND {chunk_id} NOT IN (SELECT fc.id FROM documents fd
+                                   JOIN chunks fc ON fc.document_id = fd.id AND fc.company_id = :company
+                                  WHERE fd.company_id = :company AND NOT coalesce(({where}), false))"""
     return clause, params
+
+
+def failing_documents_sql(filters: Filters) -> tuple[str, dict[str, Any]]:
+    """Whether any of the company's indexed documents fails ``filters`` (one row, a boolean):
+    when none does, retrieval leaves its statements unfiltered (``knowledge.retrieval``)."""
+    conditions, params = document_conditions(filters)
+    where = " AND ".join(conditions) or "true"
+    return (
+        "SELECT EXISTS (SELECT 1 FROM documents fd WHERE fd.company_id = :company AND fd.chunk_count > 0"
+        f" AND NOT coalesce(({where}), false))",
+        params,
+    )
