@@ -7,9 +7,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
+
 from atende.knowledge import service as knowledge
 from atende.knowledge.service import Chunking, Metadata
 from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
+from atende.tenancy.models import Role
 from tests.dashboard.test_settings_company import company_row, notice, send
 from tests.fixtures.dashboard import Team, signed_in
 
@@ -104,3 +108,18 @@ async def test_try_a_question_as_a_customer_or_an_agent_says_which_rules_applied
         refused = await client.get("/app/knowledge/try", params={**question, "attributes": "region"})
         assert refused.status_code == 422
         assert "key = value" in refused.text
+
+    # a customer's turn: its reasoning page says which rules applied
+    async with runtime.db.transaction() as session:
+        _key, full = await tenancy.create_api_key(
+            session, secret_key=runtime.secret_key, company_id=team.company_id, name="t", role=Role.agent
+        )
+    async with httpx.AsyncClient(base_url=live_server, headers={"Authorization": f"Bearer {full}"}) as api:
+        r = await api.post(
+            "/v1/messages?wait=10", json={"contact": {"external_id": "c-1"}, "text": question["question"]}
+        )
+        assert r.status_code == 201 and r.json()["reply"], r.text
+    async with signed_in(live_server, team.agent) as client:
+        reasoning = (await client.get(f"/app/conversations/{r.json()['conversation_id']}/traces")).text
+        assert "Knowledge rules" in reasoning
+        assert "Internal documents left out: a customer never gets them." in reasoning

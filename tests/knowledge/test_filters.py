@@ -162,5 +162,7 @@ def test_no_filter_leaves_both_statements_as_they_were() -> None:
     assert chunk_clause(NO_FILTERS, "t.chunk_id") == ("", {})
     assert chunk_clause(NO_FILTERS & NO_FILTERS, "t.chunk_id") == ("", {})
     assert bm25_statement(NO_FILTERS)[0] is bm25_statement(Filters())[0]
-    clause, _ = chunk_clause(Filters(product="a") & Filters(product="b") & Filters(tags=("x",)), "v.chunk_id")
-    assert clause.count("SELECT") == 1 and clause.count("fd.product =") == 2
+    both = Filters(product="a") & Filters(product="b") & Filters(tags=("x",))
+    for hashed in (False, True):
+        clause, _ = chunk_clause(both, "v.chunk_id", hashed=hashed)
+        assert clause.count("SELECT") == 1 and clause.count("fd.product =") == 2

@@ -17,11 +17,10 @@ from atende.dashboard import i18n
 from atende.dashboard.auth import AgentPage, Member
 from atende.dashboard.i18n import N_
 from atende.dashboard.web import PageRoute, explain, gettext, render
-from atende.dashboard.wording import handoff_reason
+from atende.dashboard.wording import handoff_reason, rule_applied
 from atende.engine import assist, search
 from atende.engine.messages import phrase
 from atende.errors import InvalidInput
-from atende.knowledge import rules
 from atende.knowledge import service as knowledge
 from atende.knowledge.filters import Filters, Match
 
@@ -87,31 +86,6 @@ def _filters(
         audience=audience.strip() or None,
         matches=tuple(Match(key, tuple(dict.fromkeys(values))) for key, values in wanted.items()),
     )
-
-
-def applied_said(applied: rules.Applied, _: Callable[[str], str]) -> str:
-    """One knowledge rule or filter that narrowed the search, in the reader's words."""
-    detail = applied.detail
-    if applied.kind == "valid_now":
-        return _("Only documents valid now, by their Valid from and Valid until dates.")
-    if applied.kind == "windowed_tags":
-        return _(
-            "Documents tagged %(tags)s only within their dates, and never without a Valid until date."
-        ) % {"tags": ", ".join(detail.get("tags", []))}
-    if applied.kind == "internal":
-        return _("Internal documents left out: a customer never gets them.")
-    if applied.kind == "context":
-        said = _(
-            "Rule %(rule)s: the conversation's %(when)s is “%(given)s”, so only documents whose "
-            "%(field)s is “%(value)s”."
-        )
-        if detail.get("or_unset"):
-            said = _(
-                "Rule %(rule)s: the conversation's %(when)s is “%(given)s”, so only documents whose "
-                "%(field)s is “%(value)s”, or that do not set it."
-            )
-        return said % detail
-    return _("The filters chosen above.")
 
 
 def why_said(found: search.Search, _: Callable[[str], str], language: str) -> str:
@@ -265,7 +239,7 @@ async def try_page(
                 context=context,
             )
             result = _shown(found, member.visitor.language, _)
-            result["rules"] = [applied_said(a, _) for a in found.turn.applied]
+            result["rules"] = [rule_applied(a.kind, a.detail, _) for a in found.turn.applied]
         except InvalidInput as exc:
             error, status = _problem(member, exc), 422
     return render(

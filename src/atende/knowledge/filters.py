@@ -8,7 +8,7 @@ filter that leaves 1 % of the chunks still fills the top k from that 1 %. No fil
 clause: the unfiltered statements stay exactly as measured (``docs/EVALUATION.md``).
 Filters from different places (the caller's, the company's rules, the conversation's
 context) are combined with ``&``: every one must hold, and all of them still make one
-subquery in each statement (the chunks of the documents that fail, hashed once).
+subquery in each statement (``chunk_clause``).
 """
 
 from __future__ import annotations
@@ -150,27 +150,34 @@ def document_conditions(
     return conditions, params
 
 
-def chunk_clause(filters: Filters, chunk_id: str) -> tuple[str, dict[str, Any]]:
-    """``AND chunk NOT IN (...)``: the chunk ``chunk_id`` (an SQL expression) is none of the
-    chunks of the company's (``:company``) documents that fail ``filters``; ``''`` when
-    nothing is filtered.
+def chunk_clause(filters: Filters, chunk_id: str, *, hashed: bool = False) -> tuple[str, dict[str, Any]]:
+    """The condition that the chunk ``chunk_id`` (an SQL expression) belongs to a document of
+    the company (``:company``) that passes ``filters``; ``''`` when nothing is filtered.
 
-    The documents that fail are found first (a company has few documents; a condition that
-    is unknown, a NULL, fails), their chunks by their document, and PostgreSQL hashes that
-    set once: each posting or vector the statement reads is then one hash probe. A
-    correlated ``EXISTS`` on the chunk's document, used before, was planned as an index probe
-    per posting and made BM25 6× slower on 10,000 chunks (``docs/KNOWLEDGE_RULES.md``); with
-    the rules a customer's turn always has, the set is usually empty."""
+    ``hashed`` (BM25, which reads every posting of the question's terms): ``AND chunk NOT IN
+    (the chunks of the documents that fail)``, found from the documents first (a company has
+    few; a condition that is unknown, a NULL, fails) and hashed once by PostgreSQL, so each
+    posting is one hash probe. A correlated ``EXISTS`` there was an index probe per posting:
+    BM25 6× slower on 10,000 chunks (``docs/KNOWLEDGE_RULES.md``). Otherwise (the nearest-
+    vector scan, which looks at few more candidates than it returns): ``AND EXISTS`` on the
+    chunk's document, two primary-key probes per candidate, cheaper there than building the
+    set."""
     if not filters:
         return "", {}
     conditions, params = document_conditions(filters)
     if not conditions:  # only empty filters nested in ``also``
         return "", {}
     where = " AND ".join(conditions)
-    clause = f"""
+    if hashed:
+        clause = f"""
            AND {chunk_id} NOT IN (SELECT fc.id FROM documents fd
                                    JOIN chunks fc ON fc.document_id = fd.id AND fc.company_id = :company
                                   WHERE fd.company_id = :company AND NOT coalesce(({where}), false))"""
+    else:
+        clause = f"""
+           AND EXISTS (SELECT 1 FROM chunks fc
+                         JOIN documents fd ON fd.id = fc.document_id AND fd.company_id = :company
+                        WHERE fc.id = {chunk_id} AND fc.company_id = :company AND {where})"""
     return clause, params
 
 

@@ -159,7 +159,7 @@ def bm25_statement(filters: Filters) -> tuple[Any, dict[str, Any]]:
     """The BM25 statement with ``filters`` applied to the postings it reads (before the top k)."""
     if not filters:
         return _BM25, {}
-    clause, params = chunk_clause(filters, "t.chunk_id")
+    clause, params = chunk_clause(filters, "t.chunk_id", hashed=True)
     return text(BM25_TEMPLATE.format(filter=clause)), params
 
 
