@@ -160,7 +160,11 @@ class Settings(BaseSettings):
         "embeddings endpoint instead (`PUT /v1/company/assistant`).",
     )
     embed_threads: int = Field(
-        default=2, ge=1, le=64, description="CPU threads of the e5 embedder for a batch of passages."
+        default=2,
+        ge=1,
+        le=64,
+        description="CPU threads of the e5 embedder for a batch of passages (the knowledge base's "
+        "vectors, stored by a worker after a document already answers by full text).",
     )
     embed_query_threads: int = Field(
         default=2, ge=1, le=64, description="CPU threads of the e5 embedder for a question."
@@ -173,7 +177,11 @@ class Settings(BaseSettings):
         "start; BM25 reads it all): the model's time grows with the length of the text.",
     )
     embed_batch_size: int = Field(
-        default=16, ge=1, le=256, description="Chunks embedded per batch (progress advances per batch)."
+        default=16,
+        ge=1,
+        le=256,
+        description="Chunks given to the e5 engine at once. It packs their tokens without padding, "
+        "so the size changes little; 64 measured slower (docs/RUNBOOK.md, Ingestion slow).",
     )
     fusion_dense_weights: dict[str, float] = Field(
         default={"pt": 0.4, "en": 0.6, "es": 0.6},
@@ -188,6 +196,35 @@ class Settings(BaseSettings):
     )
     fusion_candidates: int = Field(
         default=50, ge=5, le=500, description="Candidates each retriever hands to the fusion."
+    )
+    rerank_candidates: int = Field(
+        default=40,
+        ge=2,
+        le=500,
+        description="Best fused candidates the re-ranker re-orders (the second stage of hybrid "
+        "retrieval) before the top `ATENDE_RETRIEVAL_TOP_K` go to the answerer; a company can turn "
+        "re-ranking off (`PUT /v1/company/assistant`, `rerank`).",
+    )
+    rerank_budget_ms: float = Field(
+        default=100.0,
+        gt=0,
+        le=60_000,
+        description="Longest time the re-ranker may take for one question; past it the fused order is "
+        "used and the stage says why (the trace, `POST /v1/search`).",
+    )
+    rerank_llm_top: int = Field(
+        default=5,
+        ge=2,
+        le=20,
+        description="Passages a company's LLM re-orders, when the company asks for LLM re-ranking: the "
+        "first of the order so far.",
+    )
+    rerank_llm_timeout_seconds: float = Field(
+        default=4.0,
+        gt=0,
+        le=60,
+        description="Longest time LLM re-ranking may take for one question (one request, no retry); "
+        "past it, or on any failure, the order so far is kept.",
     )
     chunk_overlap_chars: int = Field(
         default=0,

@@ -1,17 +1,22 @@
 """The knowledge base's pages over HTTP: documents a page at a time, with the expired and
 soon-expiring ones counted and filtered; the upload list's status answer keeps to the
-company; an agent's and a viewer's refusals of the editor's actions."""
+company; a document being embedded shows how far it got; an agent's and a viewer's
+refusals of the editor's actions."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from atende.knowledge import service as knowledge
+from atende.knowledge.embedding import embedder_for
 from atende.knowledge.models import Document
 from atende.runtime import Runtime
 from tests.fixtures.dashboard import Team, csrf_of, signed_in
+from tests.knowledge.test_indexing import MANUAL, HeldEmbedder, submit_without_job
 
 
 async def add_documents(
@@ -80,6 +85,46 @@ async def test_the_upload_lists_status_answer_keeps_to_the_company(
         r = await client.get("/app/knowledge/status", params=[("id", str(mine)), ("id", str(theirs))])
         assert r.status_code == 200
         assert [(s["id"], s["status"], s["label"]) for s in r.json()] == [(str(mine), "ready", "Ready")]
+
+
+async def test_a_document_being_embedded_says_it_answers_by_words_and_how_far_its_meaning_got(
+    live_server: str, team: Team, runtime: Runtime
+) -> None:
+    e5 = embedder_for(runtime, None)
+    assert e5 is not None
+    held = HeldEmbedder(e5)
+    document_id = await submit_without_job(runtime, team.company_id, "garantia.md", MANUAL)
+    await knowledge.index_pending(
+        runtime.db,
+        team.company_id,
+        document_id,
+        chunking=knowledge.Chunking(),
+        embedder=held,
+        vectors_later=True,
+    )
+    job = asyncio.create_task(
+        knowledge.embed_document(runtime.db, team.company_id, document_id, held, batch=2)
+    )
+    held.permits.release()
+    progress = "Searchable by words; meaning being indexed: 2 of 4 chunks"
+    async with signed_in(live_server, team.agent) as client:
+        deadline = time.monotonic() + 60
+        while progress not in (listed := await client.get("/app/knowledge")).text:
+            assert time.monotonic() < deadline and not job.done(), listed.text
+            await asyncio.sleep(0.05)
+        assert 'hx-trigger="every 2s"' in listed.text  # the rows refresh themselves
+        page = await client.get(f"/app/knowledge/{document_id}")
+        assert progress in page.text and f"/app/knowledge/{document_id}?part=status" in page.text
+        part = await client.get(f"/app/knowledge/{document_id}", params={"part": "status"})
+        assert progress in part.text
+        states = (await client.get("/app/knowledge/status", params={"id": str(document_id)})).json()
+        assert [(s["status"], s["label"], s["final"]) for s in states] == [("embedding", progress, False)]
+        held.permits.release()
+        await asyncio.wait_for(job, 60)
+        done = await client.get(f"/app/knowledge/{document_id}", params={"part": "status"})
+        assert done.headers.get("HX-Refresh") == "true"  # ready: the page reloads itself
+        listed = await client.get("/app/knowledge")
+        assert ">Ready<" in listed.text and "every 2s" not in listed.text
 
 
 async def test_an_agent_and_a_viewer_cannot_change_the_knowledge_base(

@@ -232,6 +232,46 @@ async def test_bad_bot_input_is_said_and_nothing_is_saved(
         assert (await form(client, "/app", page, {"instructions": "Agent's"})).status_code == 403
 
 
+async def test_the_bot_page_turns_re_ranking_and_the_llms_re_ranking_on_and_off(
+    live_server: str, team: Team, runtime: Runtime
+) -> None:
+    page = "/app/settings/bot"
+    checkbox = r'<input id="{}" name="{}" type="checkbox" value="1"( checked)?'
+    api = await api_client(runtime, live_server, team.company_id, Role.viewer)
+    async with api, signed_in(live_server, team.admin) as client:
+
+        def ticked(html: str) -> dict[str, bool]:
+            found = {name: re.search(checkbox.format(name, name), html) for name in ("rerank", "rerank_llm")}
+            assert all(found.values()), html
+            return {name: bool(match and match.group(1)) for name, match in found.items()}
+
+        shown = (await client.get(page)).text
+        assert '<label for="rerank">Re-rank the passages found</label>' in shown
+        assert '<label for="rerank_llm">Let the LLM re-order the best few</label>' in shown
+        assert ticked(shown) == {"rerank": True, "rerank_llm": False}  # a company that never chose
+        # the box left unticked: re-ranking off, for the bot and in the API
+        r = await form(client, page, page, {"instructions": "Bia"})
+        assert r.status_code == 303
+        assert ticked((await client.get(page)).text) == {"rerank": False, "rerank_llm": False}
+        assert (await api.get("/v1/company/assistant")).json()["rerank"] == {"enabled": False, "llm": False}
+        r = await form(client, page, page, {"instructions": "Bia", "rerank": "1", "rerank_llm": "1"})
+        assert r.status_code == 303
+        shown = (await client.get(page)).text
+        assert ticked(shown) == {"rerank": True, "rerank_llm": True}
+        assert (await api.get("/v1/company/assistant")).json()["rerank"] == {"enabled": True, "llm": True}
+        # without an LLM (neither the company's nor the deployment's) the page says it will not run
+        no_llm = "No LLM endpoint is set: the LLM does not re-rank until one is."
+        assert no_llm in shown
+        llm = {"llm_base_url": "http://127.0.0.1:9/v1", "llm_model": "tiny"}
+        r = await form(client, page, page, {"instructions": "Bia", "rerank": "1", "rerank_llm": "1", **llm})
+        assert r.status_code == 303
+        assert no_llm not in (await client.get(page)).text
+        # a refused form keeps what was ticked
+        r = await form(client, page, page, {"instructions": "x" * 4001, "rerank_llm": "1"})
+        assert r.status_code == 422
+        assert ticked(r.text) == {"rerank": False, "rerank_llm": True}
+
+
 # API keys
 
 

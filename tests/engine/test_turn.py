@@ -274,14 +274,15 @@ async def test_every_turn_leaves_a_trace_of_what_it_retrieved_and_why_it_decided
     assert best["chunk_id"] == answered["reply"]["meta"]["citations"][0]["chunk_id"]
     assert 1 <= len(answer["retrieved"]) <= 5
     # each step's scores: BM25 and dense (with their ranks) where each found the chunk, the
-    # fused score the chunks are ordered by, and the answerer's coverage
-    for chunk in answer["retrieved"]:
+    # fused score and rank the chunks are ordered by, and the answerer's coverage
+    for rank, chunk in enumerate(answer["retrieved"], start=1):
         scores = chunk["scores"]
         assert (
-            {"fused", "coverage"}
+            {"fused", "fused_rank", "coverage"}
             <= set(scores)
-            <= {"bm25", "bm25_rank", "dense", "dense_rank", "fused", "coverage"}
+            <= {"bm25", "bm25_rank", "dense", "dense_rank", "fused", "fused_rank", "coverage"}
         )
+        assert scores["fused_rank"] == rank
         assert "bm25" in scores or "dense" in scores
         assert 0 <= scores["coverage"] <= 1  # fused: a weighted sum of standard scores, any sign
     assert {"bm25", "bm25_rank", "dense", "dense_rank"} <= set(best["scores"])

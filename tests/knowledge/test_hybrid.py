@@ -288,3 +288,18 @@ async def test_each_call_runs_on_its_own_openmp_thread_count_and_embeds_the_same
     # and a batch of passages still embeds after a question changed the thread count
     vectors = await E5Embedder(threads=2).passages([question, "Entregamos em todo o Brasil."])
     assert len(vectors) == 2 and all(len(v) == E5_DIM for v in vectors)
+
+
+def test_a_chunk_without_a_vector_yet_is_ranked_by_bm25_not_as_the_dense_sides_last() -> None:
+    # "a" is BM25's best match, but its document is still being embedded: the dense side
+    # cannot have found it. As the dense side's lowest (it found b, c, d) it would fall below
+    # "b"; scored by BM25 on both sides it stays first, as BM25 alone ranks it.
+    lexical = [passage("a", 9.0), passage("b", 5.0), passage("e", 1.0)]
+    dense = [passage("b", 0.9), passage("c", 0.85), passage("d", 0.8)]
+    assert fuse(lexical, dense, 0.6, 3)[0].title == "b"
+    unembedded = frozenset({passage("a", 0).chunk_id})
+    ranked = fuse(lexical, dense, 0.6, 5, without_vector=unembedded)
+    assert ranked[0].title == "a"
+    assert [p.title for p in ranked[:3]] == ["a", "b", "c"]
+    # "e" has a vector but was not among the dense side's nearest: it still gets that side's lowest
+    assert {p.title for p in ranked[3:]} == {"d", "e"}

@@ -37,6 +37,7 @@ async def use_llm(company: CompanyCtx, fake: FakeOpenAI) -> None:
         "instructions": "Você é a Bia, da loja.",
         "llm": {"base_url": fake.base_url, "model": "fake-model", "api_key_set": True},
         "embeddings": None,
+        "rerank": {"enabled": True, "llm": False},
     }
 
 
@@ -152,10 +153,12 @@ async def test_the_assistant_reads_in_the_shape_it_is_written_and_never_shows_th
         "instructions": "Você é a Bia, da loja.",
         "llm": {"base_url": fake.base_url, "model": "fake-model", "api_key_set": True},
         "embeddings": None,
+        "rerank": {"enabled": True, "llm": False},
     }
     assert "sk-company-secret" not in read.text
 
     settings["llm"]["model"] = "fake-model-2"
+    settings["rerank"]["llm"] = True
     r = await company.client.put("/v1/company/assistant", json=settings)
     assert r.status_code == 200, r.text
     assert r.json() == {**settings, "llm": {**settings["llm"], "model": "fake-model-2"}}

@@ -2,7 +2,9 @@
 
 - ``/app/knowledge``: every document with its status, language, chunk count, when it changed
   and until when it is valid (expired and soon-expiring ones marked, and filterable); rows
-  still queued or indexing refresh themselves (htmx polling ``?part=rows``). Admins add files
+  still queued, indexing or embedding refresh themselves (htmx polling ``?part=rows``; one
+  being embedded says "searchable by words; meaning being indexed: 120 of 400 chunks"
+  until it is ready). Admins add files
   (several at once, picked or dropped on the drop zone) and web addresses: with JavaScript
   (``knowledge.js``) each file is sent on its own, with a progress bar, then its status is
   polled (``/app/knowledge/status``) until it is ready or failed with the reason; without,
@@ -49,13 +51,14 @@ UPLOAD_PATH = "/app/knowledge/upload"  # several files in one form: a larger bod
 MAX_FILES = 20  # files in one form sent without JavaScript
 CHUNKS_SHOWN = 300
 PAGE_SIZE = 100  # documents a page
-PENDING = ("queued", "indexing")
+PENDING = ("queued", "indexing", "embedding")  # pages showing one refresh themselves
 ACCEPT = ".pdf,.docx,.html,.htm,.md,.markdown,.txt,.csv"
 
 STATUS_NAMES = {
     "uploading": N_("Uploading"),
     "queued": N_("Queued"),
     "indexing": N_("Indexing"),
+    "embedding": N_("Searchable by words"),
     "ready": N_("Ready"),
     "failed": N_("Failed"),
 }
@@ -219,6 +222,7 @@ async def _list(member: Member, filters: dict[str, str], page: int = 1) -> dict[
         )
         expired, expiring = await knowledge.expiry_counts(session, moment)
         zone = await _zone(session, member)
+        embedded = await knowledge.embedding_progress(session, found[:PAGE_SIZE])
     documents = found[:PAGE_SIZE]
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     return {
@@ -231,6 +235,7 @@ async def _list(member: Member, filters: dict[str, str], page: int = 1) -> dict[
         "expiry": {d.id: expiry_of(d, moment) for d in documents},
         "errors": {d.id: failure_text(member, d.error) for d in documents if d.status == "failed"},
         "pending": any(d.status in PENDING for d in documents),
+        "embedded": embedded,
         "filters": filters,
         "query": query,
         "zone": zone,
@@ -273,14 +278,24 @@ async def documents_page(
     return await _list_page(member, filters, page=page)
 
 
-def _state(member: Member, document: Document) -> dict[str, Any]:
-    """A document's status as the upload list shows it."""
+def status_label(member: Member, document: Document, embedded: int | None) -> str:
+    """A document's status in words; one being embedded says how far it got."""
     _ = gettext(member.visitor)
+    if document.status == "embedding" and embedded is not None:
+        return _("Searchable by words; meaning being indexed: %(done)s of %(total)s chunks") % {
+            "done": embedded,
+            "total": document.chunk_count,
+        }
+    return _(STATUS_NAMES.get(document.status, document.status))
+
+
+def _state(member: Member, document: Document, embedded: int | None = None) -> dict[str, Any]:
+    """A document's status as the upload list shows it."""
     return {
         "id": str(document.id),
         "title": document.title,
         "status": document.status,
-        "label": _(STATUS_NAMES.get(document.status, document.status)),
+        "label": status_label(member, document, embedded),
         "error": failure_text(member, document.error) if document.status == "failed" else None,
         "url": f"{HOME}/{document.id}",
         "final": document.status not in PENDING,
@@ -369,7 +384,8 @@ async def statuses(
     """The status of these documents (the upload list polls it), each as ``_state``."""
     async with member.tenant.transaction() as session:
         found = {d.id: d for d in await knowledge.get_documents(session, ids)}
-    return JSONResponse([_state(member, found[i]) for i in ids if i in found])
+        embedded = await knowledge.embedding_progress(session, list(found.values()))
+    return JSONResponse([_state(member, found[i], embedded.get(i)) for i in ids if i in found])
 
 
 def _local_date(value: datetime | None, zone: tzinfo) -> str:
@@ -391,6 +407,7 @@ async def _document_page(
         versions = await knowledge.list_versions(session, document_id)
         zone = await _zone(session, member)
         authors = {a.user.id: a.user.name or a.user.email for a in await teams.agents(session)}
+        embedded = await knowledge.embedding_progress(session, [document])
     values = form or {
         "language": document.language,
         "tags": ", ".join(document.tags or ()),
@@ -415,6 +432,7 @@ async def _document_page(
         expiry=expiry_of(document, now(member.visitor)),
         failure=failure_text(member, document.error) if document.status == "failed" else None,
         pending=document.status in PENDING,
+        embedded=embedded,
         editor=can_edit(member),
         article=document.source.startswith(knowledge.ARTICLE_PREFIX),
         status_names=STATUS_NAMES,
@@ -434,9 +452,16 @@ async def document_page(
     if part == "status":
         async with member.tenant.transaction() as session:
             document = await knowledge.get_document(session, document_id)
+            embedded = await knowledge.embedding_progress(session, [document])
         if document.status not in PENDING:  # done: the page again, with its chunks
             return Response(status_code=200, headers={"HX-Refresh": "true"})
-        return render(member.visitor, "_knowledge_status.html", document=document, status_names=STATUS_NAMES)
+        return render(
+            member.visitor,
+            "_knowledge_status.html",
+            document=document,
+            embedded=embedded,
+            status_names=STATUS_NAMES,
+        )
     return await _document_page(member, document_id)
 
 

@@ -33,7 +33,9 @@ STAGE_NAMES = {
     "dense": N_("Meaning (dense vectors)"),
     "fused": N_("Fused (hybrid)"),
     "reranked": N_("After re-ranking"),
+    "llm_reranked": N_("After LLM re-ranking"),
 }
+RERANKED = ("reranked", "llm_reranked")  # stages that re-order the one before them
 STEP_NAMES = {
     "normalise": N_("Tidy the text"),
     "detect_language": N_("Detect the language"),
@@ -141,35 +143,43 @@ def _shown(found: search.Search, current_language: str, _: Callable[[str], str])
     def number(value: float | None) -> str:
         return "" if value is None else format_decimal(value, "#,##0.###", locale=locale)
 
-    stages = [
-        {
-            "name": stage.name,
-            "label": _(STAGE_NAMES.get(stage.name, stage.name)),
-            "ms": number(stage.ms),
-            "found": len(stage.passages),
-            "kept": min(stage.kept, len(stage.passages)) if stage.kept is not None else None,
-            "error": stage.error,
-            "rows": [
-                {
-                    "rank": rank,
-                    "score": number(p.score),
-                    "title": p.title,
-                    "section": p.section,
-                    "snippet": p.text[: assist.SNIPPET_CHARS],
-                    "bm25_rank": p.scores.get("bm25_rank"),
-                    "dense_rank": p.scores.get("dense_rank"),
-                }
-                for rank, p in enumerate(stage.passages[:SHOWN], start=1)
-            ],
-        }
-        for stage in turn.stages
-    ]
+    stages = []
+    for index, stage in enumerate(turn.stages):
+        before = turn.stages[index - 1] if stage.name in RERANKED and index else None
+        places = {p.chunk_id: rank for rank, p in enumerate(before.passages, start=1)} if before else {}
+        stages.append(
+            {
+                "name": stage.name,
+                "label": _(STAGE_NAMES.get(stage.name, stage.name)),
+                "ms": number(stage.ms),
+                "found": len(stage.passages),
+                "kept": min(stage.kept, len(stage.passages)) if stage.kept is not None else None,
+                # where the kept ones go: the answerer after the last stage, else re-ranking
+                "to_answerer": index == len(turn.stages) - 1,
+                "error": stage.error,
+                "reorders": before is not None,
+                "rows": [
+                    {
+                        "rank": rank,
+                        "score": number(p.score),
+                        "title": p.title,
+                        "section": p.section,
+                        "snippet": p.text[: assist.SNIPPET_CHARS],
+                        "bm25_rank": p.scores.get("bm25_rank"),
+                        "dense_rank": p.scores.get("dense_rank"),
+                        "before": places.get(p.chunk_id),
+                        "fused": number(p.scores.get("fused")),
+                    }
+                    for rank, p in enumerate(stage.passages[:SHOWN], start=1)
+                ],
+            }
+        )
     reply = turn.answer.text if turn.answer else None
     if turn.small_talk:
         reply = phrase(turn.small_talk, turn.language)
     return {
         "stages": stages,
-        "reranked": any(s["name"] == "reranked" for s in stages),
+        "reranked": any(s["reorders"] for s in stages),
         "fused_kept": next((s["kept"] for s in stages if s["kept"]), None),
         "decision": turn.decision,
         "why": why_said(found, _, current_language),

@@ -1,5 +1,6 @@
-"""The Bot settings page (owners and admins): the assistant's persona and instructions, and
-the company's own LLM and embeddings endpoints. Keys are write-only: the page says whether
+"""The Bot settings page (owners and admins): the assistant's persona and instructions, the
+company's own LLM and embeddings endpoints, and whether retrieval re-ranks its candidates
+(and lets the LLM re-order the first few). Keys are write-only: the page says whether
 one is stored and offers to replace or remove it, never shows it. Saving calls
 ``tenancy.assistant.replace_assistant``, as ``PUT /v1/company/assistant`` does, with the
 API's own validation of an endpoint."""
@@ -16,7 +17,7 @@ from atende.dashboard.forms import Refused, attempt
 from atende.dashboard.web import PageRoute, gettext, redirect, render
 from atende.tenancy import assistant
 from atende.tenancy.api import LLMEndpointIn
-from atende.tenancy.assistant import EndpointChange
+from atende.tenancy.assistant import EndpointChange, RerankShown
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -29,12 +30,27 @@ async def _page(
     async with member.tenant.transaction() as session:
         shown = await assistant.read_assistant(session, member.tenant.principal.company_id)
     if form is None:
-        form = {"instructions": shown.instructions}
+        form = {
+            "instructions": shown.instructions,
+            "rerank": "1" if shown.rerank.enabled else "",
+            "rerank_llm": "1" if shown.rerank.llm else "",
+        }
         for name in ENDPOINTS:
             endpoint = getattr(shown, name)
             form[f"{name}_base_url"] = endpoint.base_url if endpoint else ""
             form[f"{name}_model"] = endpoint.model if endpoint else ""
-    return render(member.visitor, "settings_bot.html", status=status, shown=shown, form=form, error=error)
+    settings = member.visitor.runtime.settings
+    # LLM re-ranking runs only with an LLM: the company's own or the deployment's
+    has_llm = shown.llm is not None or bool(settings.llm_base_url and settings.llm_model)
+    return render(
+        member.visitor,
+        "settings_bot.html",
+        status=status,
+        shown=shown,
+        form=form,
+        error=error,
+        has_llm=has_llm,
+    )
 
 
 @router.get("/settings/bot")
@@ -76,6 +92,8 @@ async def save_bot(
     embeddings_model: Annotated[str, Form(max_length=10_000)] = "",
     embeddings_api_key: Annotated[str, Form(max_length=10_000)] = "",
     embeddings_clear_key: Annotated[str, Form(max_length=10)] = "",
+    rerank: Annotated[str, Form(max_length=10)] = "",
+    rerank_llm: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     _ = gettext(member.visitor)
     form = {
@@ -84,6 +102,8 @@ async def save_bot(
         "llm_model": llm_model,
         "embeddings_base_url": embeddings_base_url,
         "embeddings_model": embeddings_model,
+        "rerank": rerank,
+        "rerank_llm": rerank_llm,
     }
     runtime = member.visitor.runtime
 
@@ -111,6 +131,7 @@ async def save_bot(
                 instructions=instructions,
                 llm=llm,
                 embeddings=embeddings,
+                rerank=RerankShown(enabled=bool(rerank), llm=bool(rerank_llm)),
             )
 
     async def again(status: int, error: str) -> Response:

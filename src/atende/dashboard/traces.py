@@ -18,12 +18,13 @@ from atende.dashboard.wording import rule_applied, turn_reason
 from atende.engine.models import Trace
 
 # the retrieval stages a passage may carry a score of, in the order they run: full-text
-# (BM25), dense (vectors), fused; a re-ranking stage adds its own key (issue 20)
+# (BM25), dense (vectors), fused, then each re-ranking stage (``knowledge.rerank``)
 STAGES: dict[str, str] = {
     "bm25": N_("Full-text"),
     "dense": N_("Dense"),
     "fused": N_("Fused"),
     "reranked": N_("Re-ranked"),
+    "llm_reranked": N_("Re-ranked by the LLM"),
     "coverage": N_("Answer coverage"),  # the offline answerer's: share of the question's words
 }
 STEP_NAMES = {

@@ -152,14 +152,21 @@ class CandidateOut(BaseModel):
 
 
 class StageOut(BaseModel):
-    name: str = Field(description="`fulltext` (BM25), `dense` (vectors), `fused`; later `reranked`.")
+    name: str = Field(
+        description="`fulltext` (BM25), `dense` (vectors), `fused`, then the re-ranking stages: "
+        "`reranked`, `llm_reranked`."
+    )
     ms: float
     found: int = Field(
         description="How many candidates the stage returned (`candidates` lists the first `limit`)."
     )
-    kept: int | None = Field(description="How many go on to the answerer; null: all go to the next stage.")
+    kept: int | None = Field(
+        description="How many go on to the next re-ranking stage or, after the last stage, to the "
+        "answerer; null: all go to the next stage."
+    )
     error: str | None = Field(
-        description="Why the stage returned nothing (e.g. the embedder was unavailable)."
+        description="Why the stage returned nothing (e.g. the embedder was unavailable), or why a "
+        "re-ranking stage kept the order before it (over its time budget, failed)."
     )
     candidates: list[CandidateOut]
 

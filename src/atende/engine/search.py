@@ -1,15 +1,16 @@
 """Search: a question run through the bot's own turn, with nothing stored.
 
 ``POST /v1/search`` and the dashboard's "try a question" show what the bot would do with a
-question: what each stage of retrieval returned (full text, dense, fused; a re-ranker
-will be one more stage), the answer it would give with its citations, and why it would
-answer or hand off. It is the real turn, not a copy: the same steps (``turn.GATHER``)
-with the company's retriever and answerer (``engine.tasks.ports_for``), then the same
-``turn.conclude``; only there is no conversation. Nothing is written: no message, no trace,
-no conversation, no live event. A history-free question cannot repeat an earlier one, so
-the repeat rule never fires here; the company's other handoff rules do. The company's
-knowledge rules apply as for a customer (or, asked, as for agent assist), under the context
-given (a channel, a page): what applied is on the turn (``Turn.applied``).
+question: what each stage of retrieval returned (full text, dense, fused, then each
+re-ranking stage, with every candidate's scores before and after), the answer it would
+give with its citations, and why it would answer or hand off. It is the real turn, not a
+copy: the same steps (``turn.GATHER``) with the company's retriever and answerer
+(``engine.tasks.ports_for``), then the same ``turn.conclude``; only there is no
+conversation. Nothing is written: no message, no trace, no conversation, no live event. A
+history-free question cannot repeat an earlier one, so the repeat rule never fires here;
+the company's other handoff rules do. The company's knowledge rules apply as for a customer
+(or, asked, as for agent assist), under the context given (a channel, a page): what applied
+is on the turn (``Turn.applied``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
@@ -14,12 +16,14 @@ from atende.conversations import service as conversations
 from atende.db.pubsub import publish
 from atende.engine.turn import Ports, hand_off_after_failure, run_turn
 from atende.jobs.queue import RETRY
-from atende.knowledge import message_terms
+from atende.knowledge import message_terms, rerank
 from atende.knowledge.embedding import embedder_for
+from atende.knowledge.rerank import RerankStep
 from atende.knowledge.retrieval import FullTextRetriever, HybridRetriever, Retriever
 from atende.llm.answerer import Answerer
 from atende.llm.extractive import ExtractiveAnswerer
 from atende.llm.grounded import LLMAnswerer
+from atende.llm.rerank import LLMReranker
 from atende.observability import events, metrics
 from atende.observability.logging import describe
 from atende.openai_compat import cached_client
@@ -27,7 +31,7 @@ from atende.runtime import LLM_CIRCUITS, LLM_CLIENTS, Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.crypto import decrypt_secret
 from atende.tenancy.models import Company
-from atende.tenancy.settings import EmbeddingsEndpoint, LLMEndpoint, read_section
+from atende.tenancy.settings import EmbeddingsEndpoint, LLMEndpoint, Reranking, read_section
 from atende.webhooks import service as webhooks
 
 if TYPE_CHECKING:
@@ -111,39 +115,59 @@ def _client(runtime: Runtime, base_url: str, key: str, guard: netguard.Guard | N
     )
 
 
+@dataclass(frozen=True)
+class LLMAccess:
+    """How a company reaches its LLM: a client, the model, the endpoint's circuit, and, for a
+    company's own endpoint, the check that its host is still public (``None``: the
+    deployment's, chosen by the operator)."""
+
+    client: openai.AsyncOpenAI
+    model: str
+    circuit: str
+    precheck: Callable[[], Awaitable[None]] | None
+
+
+def llm_access(runtime: Runtime, company: Company | None) -> LLMAccess | None:
+    """The LLM of ``company`` (its own endpoint, else the deployment's), or None without one."""
+    endpoint = llm_endpoint(runtime, company)
+    if endpoint is None:
+        return None
+    circuit, base_url, model, key = endpoint
+    own = circuit != "default"  # a company's endpoint: guarded; the deployment's is the operator's
+    guard = netguard.Guard(runtime.settings.llm_allow_private_networks, "LLM", LLM_PRIVATE_SETTING)
+
+    async def still_public() -> None:
+        # a company's host may resolve elsewhere by now: refused here with a clear reason
+        # in the log; the client's transport enforces it on the connection itself
+        await netguard.check_public(
+            base_url,
+            allow_private=guard.allow_private,
+            what=guard.what,
+            setting=guard.setting,
+        )
+
+    client = _client(runtime, base_url, key, guard if own else None)
+    return LLMAccess(client, model, circuit, still_public if own else None)
+
+
 def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
     """The retriever and answerer for ``company``: the LLM one (extractive as its fallback)
     when an endpoint is configured for it or for the deployment, else the extractive one."""
     extractive = ExtractiveAnswerer(runtime.settings.evidence_threshold, runtime.settings.evidence_thresholds)
     answerer: Answerer = extractive
-    endpoint = llm_endpoint(runtime, company)
-    if endpoint is not None:
-        circuit, base_url, model, key = endpoint
+    llm = llm_access(runtime, company)
+    if llm is not None:
         settings = runtime.settings
-
-        own = circuit != "default"  # a company's endpoint: guarded; the deployment's is the operator's
-        guard = netguard.Guard(settings.llm_allow_private_networks, "LLM", LLM_PRIVATE_SETTING)
-
-        async def still_public() -> None:
-            # a company's host may resolve elsewhere by now: refused here with a clear reason
-            # in the log; the client's transport enforces it on the connection itself
-            await netguard.check_public(
-                base_url,
-                allow_private=guard.allow_private,
-                what=guard.what,
-                setting=guard.setting,
-            )
-
         answerer = LLMAnswerer(
-            _client(runtime, base_url, key, guard if own else None),
-            model,
+            llm.client,
+            llm.model,
             breakers=llm_breakers(runtime),
-            circuit=circuit,
+            circuit=llm.circuit,
             fallback=extractive,
             context_chars=settings.llm_context_chars,
             deadline=settings.llm_timeout_seconds * (settings.llm_max_retries + 1) + 2,
             observe=_observe,
-            precheck=still_public if own else None,
+            precheck=llm.precheck,
             stream=settings.llm_stream,
         )
     return Ports(
@@ -151,9 +175,39 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
     )
 
 
+def rerank_steps(runtime: Runtime, company: Company | None) -> list[RerankStep]:
+    """The re-ranking stages of ``company``'s retrieval: the default re-ranker over the best
+    ``ATENDE_RERANK_CANDIDATES``, then, when the company asked for it and has an LLM, the LLM
+    over the first ``ATENDE_RERANK_LLM_TOP``; none when the company turned re-ranking off."""
+    chosen = read_section(company, Reranking)
+    if not chosen.enabled:
+        return []
+    settings = runtime.settings
+    steps = []
+    first = rerank.default_reranker(settings)
+    if first is not None:
+        steps.append(RerankStep(first, settings.rerank_candidates, settings.rerank_budget_ms))
+    llm = llm_access(runtime, company) if chosen.llm else None
+    if llm is not None:
+        timeout = settings.rerank_llm_timeout_seconds
+        reranker = LLMReranker(
+            llm.client,
+            llm.model,
+            breakers=llm_breakers(runtime),
+            circuit=llm.circuit,
+            timeout=timeout,
+            precheck=llm.precheck,
+        )
+        # the stage's budget is the request's deadline and a little more: the reranker's own
+        # deadline answers first, with its reason
+        budget_ms = timeout * 1000 + 500
+        steps.append(RerankStep(reranker, settings.rerank_llm_top, budget_ms, stage="llm_reranked"))
+    return steps
+
+
 def retriever_for(runtime: Runtime, company: Company | None) -> Retriever:
-    """Hybrid (BM25 + dense, fused per language) when an embedder is configured for the
-    company or the deployment, else full-text."""
+    """Hybrid (BM25 + dense, fused per language, then re-ranked: ``rerank_steps``) when an
+    embedder is configured for the company or the deployment, else full-text."""
     embedder = embedder_for(
         runtime, read_section(company, EmbeddingsEndpoint) if company is not None else None
     )
@@ -166,6 +220,7 @@ def retriever_for(runtime: Runtime, company: Company | None) -> Retriever:
         candidates=settings.fusion_candidates,
         method=settings.fusion,
         query_chars=settings.embed_query_chars,
+        rerank=rerank_steps(runtime, company),
     )
 
 

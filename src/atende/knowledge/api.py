@@ -7,9 +7,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.errors import InvalidInput
 from atende.knowledge import rules, service
+from atende.knowledge.models import Document
 from atende.knowledge.schemas import (
     ChunkPublic,
     DocumentIn,
@@ -51,8 +53,9 @@ async def create_document(
     ] = False,
 ) -> IngestResultPublic:
     """Add a document, or a new version of the one with the same `source`. Answers 202 with
-    status `queued`: poll `GET /v1/documents/{id}` for `indexing`, then `ready` or `failed`
-    (with the reason). While a new version indexes, or if it fails, the previous one keeps
+    status `queued`: poll `GET /v1/documents/{id}` for `indexing`, `embedding` (it answers
+    by full text already; `embedded_chunks` of `chunk_count` have their vectors), then
+    `ready` or `failed` (with the reason). While a new version indexes, or if it fails, the previous one keeps
     answering. The same content again changes nothing (200, `changed: false`). With
     `wait=true` the document is indexed before the answer: 201, or 422 with the reason."""
     settings = tenant.runtime.settings
@@ -93,16 +96,27 @@ async def create_document(
     return out
 
 
+async def _public(session: AsyncSession, documents: list[Document]) -> list[DocumentPublic]:
+    """Documents as the API shows them, with the progress of those being embedded."""
+    embedded = await service.embedding_progress(session, documents)
+    return [
+        DocumentPublic.model_validate(d).model_copy(update={"embedded_chunks": embedded.get(d.id)})
+        for d in documents
+    ]
+
+
 @router.get("/documents", response_model=list[DocumentPublic])
 async def list_documents(tenant: ViewerTenant) -> list[DocumentPublic]:
     async with tenant.transaction() as session:
-        return [DocumentPublic.model_validate(d) for d in await service.list_documents(session)]
+        return await _public(session, await service.list_documents(session))
 
 
 @router.get("/documents/{document_id}", response_model=DocumentPublic)
 async def get_document(document_id: uuid.UUID, tenant: ViewerTenant) -> DocumentPublic:
+    """A document: its status (while `embedding`, it answers by full text and
+    `embedded_chunks` says how many of its chunks can be found by meaning yet)."""
     async with tenant.transaction() as session:
-        return DocumentPublic.model_validate(await service.get_document(session, document_id))
+        return (await _public(session, [await service.get_document(session, document_id)]))[0]
 
 
 @router.get("/documents/{document_id}/chunks", response_model=list[ChunkPublic])

@@ -31,8 +31,9 @@ from atende.db.base import Base, CompanyOwned, IdMixin, utcnow
 
 class Document(IdMixin, CompanyOwned, Base):
     """A knowledge-base document. ``status`` is that of its latest submitted version
-    (``queued → indexing → ready | failed``, ``error`` says why); its chunks are those of the
-    last version that indexed (``content_hash``), so a re-ingest in progress, or one that
+    (``queued → indexing → embedding → ready | failed``, ``error`` says why; ``embedding``:
+    its chunks answer by full text while their vectors are stored); its chunks are those of
+    the last version that indexed (``content_hash``), so a re-ingest in progress, or one that
     failed, leaves the previous version answering questions.
 
     What it is about and for whom (``tags``, ``product``, ``audience``) and when it holds

@@ -3,19 +3,37 @@ answerer sees them (``docs/EVALUATION.md``).
 
 The hybrid retriever hands a re-ranker its best ``candidates`` (fused, best first) and the
 question's embedding when it has one; the re-ranker returns them re-ordered, each passage's
-``score`` set to its new score and its ``scores`` gaining the re-ranker's (``scores[name]``
-and ``scores["rerank_rank"]``), so the trace shows every candidate's scores before and after.
+``score`` set to its new score (its ``scores`` may gain keys of its own, named after it, such
+as the learned one's ``rerank_p``). ``rerank`` runs one step of it within a time budget and
+records, on every re-ranked candidate, the stage's score and new rank
+(``scores["reranked"]``, ``scores["reranked_rank"]``) beside what the earlier stages gave
+it, so that the trace, ``POST /v1/search`` and "try a question" show each candidate's scores
+before and after. Whatever goes wrong (over the budget, an exception, a reply that is not
+the candidates re-ordered) the previous order stands and the stage says why.
+
+A re-ranker is cut off at its budget (its task is cancelled). It is handed a session of its
+own, on a connection of its own opened only if it reads the database: a statement cancelled
+midway leaves its connection in an unknown state, and that must never be the turn's. CPU
+work should run in a thread (``asyncio.to_thread``): a re-ranker that never yields to the
+event loop cannot be cut off, only recorded as slow.
+
+Which re-ranker a company gets comes from one place, ``default_reranker``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.config import Settings
 from atende.knowledge.embedding import Vector
 from atende.knowledge.passages import Passage
+from atende.observability.logging import describe
 
 
 class Reranker(Protocol):
@@ -31,3 +49,94 @@ class Reranker(Protocol):
     ) -> list[Passage]:
         """``candidates`` (fused, best first) re-ordered best first."""
         ...
+
+
+def default_reranker(settings: Settings) -> Reranker | None:
+    """The re-ranker of the hybrid retriever (``engine.tasks.retriever_for``, the latency
+    benchmark): none yet, the fused order goes to the answerer. The learned re-ranker
+    (``knowledge.ranker``) will be returned here once it is measured to help. It is called
+    for every turn: return one shared instance (a model loaded once, not per call)."""
+    return None
+
+
+@dataclass(frozen=True)
+class RerankStep:
+    """One re-ranking stage: ``reranker`` re-orders the first ``candidates`` of the ranking so
+    far within ``budget_ms``; ``stage`` names it (``Stage.name`` and the keys it adds to
+    ``Passage.scores``)."""
+
+    reranker: Reranker
+    candidates: int
+    budget_ms: float
+    stage: str = "reranked"
+
+
+@dataclass
+class Reranked:
+    """A re-ranking stage's outcome: the whole ranking after it (the re-ordered head, then the
+    rest as it was), its time, and why the previous order was kept (``None``: it was not)."""
+
+    passages: list[Passage]
+    ms: float
+    error: str | None = None
+
+
+def _copies(passages: Sequence[Passage]) -> list[Passage]:
+    """Passages a re-ranker may change (score, scores) without touching the earlier stages'."""
+    return [replace(p, scores=dict(p.scores)) for p in passages]
+
+
+def not_a_reordering(given: Sequence[Passage], returned: Sequence[Passage]) -> str | None:
+    """Why ``returned`` is not ``given`` re-ordered (each passage once, none added), or None."""
+    ids = [p.chunk_id for p in returned]
+    if len(set(ids)) != len(ids):
+        return "it returned a passage twice"
+    if set(ids) != {p.chunk_id for p in given}:
+        return f"it returned {len(ids)} passages that are not the {len(given)} candidates re-ordered"
+    return None
+
+
+def _own_session(session: AsyncSession) -> AsyncSession:
+    """A session of the same company (and cache of question stems) on a connection of its own,
+    taken from the pool only if the re-ranker runs a statement."""
+    return AsyncSession(bind=session.bind, info=dict(session.info), expire_on_commit=False)
+
+
+async def rerank(
+    session: AsyncSession,
+    step: RerankStep,
+    query: str,
+    language: str | None,
+    ranked: Sequence[Passage],
+    query_vector: Vector | None = None,
+) -> Reranked:
+    """``ranked`` after ``step``: its first ``step.candidates`` re-ordered by the re-ranker,
+    each marked with the stage's score and rank; on any failure, ``ranked`` as it was, with
+    the reason."""
+    started = time.perf_counter()
+    head, tail = _copies(ranked[: step.candidates]), list(ranked[step.candidates :])
+    if len(head) < 2:  # nothing to re-order
+        return Reranked([*head, *tail], _ms(started))
+    given = _copies(head)
+    try:
+        async with _own_session(session) as own:
+            reordered = await asyncio.wait_for(
+                step.reranker.rerank(own, query, language or "", given, query_vector),
+                timeout=step.budget_ms / 1000,
+            )
+    except TimeoutError:
+        why = f"{step.reranker.name} took longer than its {step.budget_ms:g} ms budget"
+        return Reranked([*head, *tail], _ms(started), why)
+    except Exception as exc:  # any failure of a re-ranker: the order so far stands
+        return Reranked([*head, *tail], _ms(started), f"{step.reranker.name} failed: {describe(exc)}")
+    wrong = not_a_reordering(head, reordered)
+    if wrong is not None:
+        return Reranked([*head, *tail], _ms(started), f"{step.reranker.name}: {wrong}")
+    for rank, passage in enumerate(reordered, start=1):
+        passage.scores[step.stage] = round(passage.score, 4)
+        passage.scores[f"{step.stage}_rank"] = rank
+    return Reranked([*reordered, *tail], _ms(started))
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 3)

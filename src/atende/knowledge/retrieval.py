@@ -33,6 +33,7 @@ from atende.db.scope import company_of
 from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, Vector, to_sql
 from atende.knowledge.filters import NO_FILTERS, Filters, chunk_clause, failing_documents_sql
 from atende.knowledge.passages import Passage
+from atende.knowledge.rerank import RerankStep, rerank
 from atende.knowledge.text import TS_CONFIG, fold, subject_line, topic_text
 
 log = structlog.get_logger(__name__)
@@ -41,9 +42,10 @@ log = structlog.get_logger(__name__)
 @dataclass
 class Stage:
     """What one stage of retrieval returned, best first: ``fulltext`` (BM25), ``dense``
-    (nearest vectors), ``fused`` (their fusion); a re-ranker is one more stage. ``kept``:
-    how many of them go on to the next stage or the answerer (``None``: all); ``error``: why
-    the stage returned nothing (its retrieval was unavailable)."""
+    (nearest vectors), ``fused`` (their fusion), then each re-ranking stage (``reranked``,
+    ``llm_reranked``: the whole ranking after it). ``kept``: how many of them go on to the
+    next stage or the answerer (``None``: all); ``error``: why the stage returned nothing (its
+    retrieval was unavailable), or why a re-ranking stage kept the order before it."""
 
     name: str
     passages: list[Passage]
@@ -350,15 +352,26 @@ def fuse(
     k: int,
     *,
     method: str = "zscore",
+    without_vector: frozenset[uuid.UUID] = frozenset(),
 ) -> list[Passage]:
     """Weighted fusion of normalised scores: standard scores (``zscore``: how far above its
     list's mean, in standard deviations; a chunk missing from one list gets that list's
     lowest) or min-max (``weighted``, measured a little worse: one outlier at the top
     squashes the rest of its list; a missing chunk scores 0). Reciprocal rank fusion was
     measured worse still: it weighs a weak dense hit as much as a strong lexical one
-    (``docs/EVALUATION.md``); the weight is calibrated per language."""
+    (``docs/EVALUATION.md``); the weight is calibrated per language.
+
+    A chunk in ``without_vector`` has no vector yet (its document is still being embedded):
+    the dense side cannot have found it, and that list's lowest score would bury it (a
+    question about such a document found it first 1 % of the time instead of 93 %). It
+    gets instead the dense side's score of the rank BM25 gave it (BM25's first: the dense
+    side's best score), as if the two agreed about it, on the dense side's own scale; its
+    BM25 score alone on both sides measured worse (``docs/EVALUATION.md``, "A knowledge
+    base still being embedded")."""
     normalise = NORMALISERS[method]
     (lexical_norm, lexical_missing), (dense_norm, dense_missing) = normalise(lexical), normalise(dense)
+    dense_by_rank = sorted(dense_norm.values(), reverse=True)
+    lexical_rank = {p.chunk_id: rank for rank, p in enumerate(lexical)}
     merged: dict[uuid.UUID, Passage] = {}
     for passage in [*lexical, *dense]:
         if passage.chunk_id in merged:
@@ -366,11 +379,35 @@ def fuse(
         else:
             merged[passage.chunk_id] = replace(passage, scores=dict(passage.scores))
     for chunk_id, passage in merged.items():
-        in_dense = dense_norm.get(chunk_id, dense_missing)
         in_lexical = lexical_norm.get(chunk_id, lexical_missing)
+        in_dense = dense_norm.get(chunk_id, dense_missing)
+        if chunk_id in without_vector and lexical_rank.get(chunk_id, len(dense_by_rank)) < len(dense_by_rank):
+            in_dense = dense_by_rank[lexical_rank[chunk_id]]
         passage.score = dense_weight * in_dense + (1 - dense_weight) * in_lexical
         passage.scores["fused"] = round(passage.score, 4)
     return sorted(merged.values(), key=lambda p: (-p.score, str(p.chunk_id)))[:k]
+
+
+_WITHOUT_VECTOR = text(
+    """
+    SELECT x.id FROM unnest(CAST(:ids AS uuid[])) AS x(id)
+     WHERE NOT EXISTS (
+        SELECT 1 FROM chunk_vectors v
+         WHERE v.chunk_id = x.id AND v.company_id = :company AND v.model = :model
+     )
+    """
+)
+
+
+async def without_vector(
+    session: AsyncSession, chunk_ids: list[uuid.UUID], model: str
+) -> frozenset[uuid.UUID]:
+    """Those of these chunks that have no vector of ``model`` yet (a document whose vectors
+    are still being stored: it answers by full text meanwhile); one look-up by key each."""
+    if not chunk_ids:
+        return frozenset()
+    params = {"company": company_of(session), "ids": chunk_ids, "model": model}
+    return frozenset((await session.scalars(_WITHOUT_VECTOR, params)).all())
 
 
 RRF_K = 60
@@ -395,7 +432,9 @@ class HybridRetriever:
     """BM25 and dense candidates, fused with a per-language weight. The question is embedded
     (in a thread) while PostgreSQL ranks by BM25; if embedding fails, BM25 alone answers.
     Only the first ``query_chars`` of a long message are embedded (the model's time grows
-    with its length: a 1,500-character e-mail takes 300 ms); BM25 reads all of it."""
+    with its length: a 1,500-character e-mail takes 300 ms); BM25 reads all of it. Each
+    ``rerank`` step then re-orders the head of the ranking so far, within its time budget
+    (``knowledge.rerank``), before the top ``k`` go to the answerer."""
 
     name = "hybrid"
 
@@ -408,7 +447,9 @@ class HybridRetriever:
         default_weight: float = 0.5,
         method: str = "zscore",
         query_chars: int = 300,
+        rerank: Sequence[RerankStep] = (),
     ) -> None:
+        self.rerank = tuple(rerank)
         self.method = method
         self.query_chars = query_chars
         self.embedder = embedder
@@ -445,23 +486,51 @@ class HybridRetriever:
         except EmbeddingUnavailable as exc:
             log.warning("retrieval.dense_unavailable", error=str(exc))
             seen.append(Stage("dense", [], _ms(started), error=str(exc)))
-            seen[0].kept = k
+            ranked = await self._reranked(session, query, language, seen[0], None, seen, k)
             if stages is not None:
                 stages.extend(seen)
-            return lexical[:k]
+            return ranked[:k]
         # the dense stage's time includes embedding the question, which ran beside BM25
         dense = await dense_search(session, vector, self.embedder.model, self.candidates, filters)
         seen.append(Stage("dense", dense, _ms(started)))
         started = time.perf_counter()
+        unembedded = await without_vector(session, [p.chunk_id for p in lexical], self.embedder.model)
         every = len(lexical) + len(dense)  # all of them ranked, for the stages; the top k go on
         if self.method == "rrf":
             fused = fuse_rrf(lexical, dense, every)
         else:
             weight = self.weights.get(language or "", self.default_weight)
-            fused = fuse(lexical, dense, weight, every, method=self.method)
+            fused = fuse(lexical, dense, weight, every, method=self.method, without_vector=unembedded)
+        for rank, passage in enumerate(fused, start=1):
+            passage.scores["fused_rank"] = rank
+        seen.append(Stage("fused", fused, _ms(started)))
+        ranked = await self._reranked(session, query, language, seen[-1], vector, seen, k)
         if stages is not None:
-            stages.extend([*seen, Stage("fused", fused, _ms(started), kept=k)])
-        return fused[:k]
+            stages.extend(seen)
+        return ranked[:k]
+
+    async def _reranked(
+        self,
+        session: AsyncSession,
+        query: str,
+        language: str | None,
+        stage: Stage,
+        vector: Vector | None,
+        seen: list[Stage],
+        k: int,
+    ) -> list[Passage]:
+        """The ranking of ``stage`` after each re-ranking step, each appended to ``seen``;
+        every stage before a step keeps as many as go on past it (the ones it re-orders, at
+        least ``k``), the last keeps ``k``."""
+        ranked = stage.passages
+        for step in self.rerank:
+            stage.kept = max(k, step.candidates)
+            done = await rerank(session, step, query, language, ranked, vector)
+            ranked = done.passages
+            stage = Stage(step.stage, ranked, done.ms, error=done.error)
+            seen.append(stage)
+        stage.kept = k
+        return ranked
 
 
 async def lexemes(session: AsyncSession, texts: list[tuple[str, str]]) -> list[frozenset[str]]:

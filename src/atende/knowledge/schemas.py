@@ -212,9 +212,17 @@ class DocumentPublic(BaseModel):
     source: str
     content_type: str
     language: str
-    status: str
+    status: str = Field(
+        description="`queued`, `indexing`, `embedding` (its chunks answer by full text; their "
+        "vectors are being stored: `embedded_chunks` of `chunk_count`), `ready` or `failed`."
+    )
     error: str | None = Field(description="Why the latest version failed: one line.")
     chunk_count: int
+    embedded_chunks: int | None = Field(
+        default=None,
+        description="While `embedding`: how many of its chunks have their vector (search by "
+        "meaning finds those); `null` otherwise.",
+    )
     content_hash: str
     meta: StoredDocumentMeta
     created_at: datetime
@@ -225,7 +233,8 @@ class DocumentPublic(BaseModel):
     def _from_document(cls, value: Any) -> Any:
         """A ``Document``'s metadata columns and ``meta`` JSON, as one ``meta``."""
         if isinstance(value, Document):
-            fields = {name: getattr(value, name) for name in cls.model_fields if name != "meta"}
+            computed = ("meta", "embedded_chunks")  # not columns
+            fields = {name: getattr(value, name) for name in cls.model_fields if name not in computed}
             meta = metadata_of(value)
             fields["meta"] = StoredDocumentMeta(
                 tags=list(meta.tags),

@@ -2,12 +2,20 @@
 
 A document version goes through ``submit`` (validated, stored in ``document_uploads``,
 status ``queued``; the same bytes again change nothing) and ``index_pending`` (status
-``indexing``: parse, chunk and embed outside any transaction, then, in one transaction,
-replace the document's chunks, postings and vectors: a question finds either the old
-version or the new one, never neither; ``ready``, or ``failed`` with the reason, the
-previous version still answering). The API runs ``index_pending`` in the
-``knowledge:index_document`` job; the CLI, the demo and ``atende eval`` call ``ingest``,
-which does both at once.
+``indexing``: parse and chunk outside any transaction, then, in one transaction, replace
+the document's chunks and postings: a question finds either the old version or the new
+one, never neither; ``failed`` with the reason, the previous version still answering).
+
+The ``knowledge:index_document`` job swaps the chunks in *before* embedding them
+(``vectors_later``): the new version answers by full text (BM25) within seconds, status
+``embedding``, and the company's ``knowledge:embed_documents`` job (``embed_waiting``,
+``embed_document``) then stores its vectors a batch at a time, each batch in its own
+transaction (``embedding_progress`` counts them; a retry resumes), then ``ready``. The
+offline model embeds a few chunks a second on two cores: a 400-chunk manual would
+otherwise answer nothing for over a minute, a 10,000-chunk help centre for half an hour.
+A chunk whose title, headings and text did not change keeps its vector across versions.
+The CLI, the demo, ``atende eval`` and ``wait=true`` call ``ingest``/``index_now``, which
+embed first and swap chunks and vectors together (``ready`` at once).
 """
 
 from __future__ import annotations
@@ -45,6 +53,12 @@ from atende.knowledge.text import TS_CONFIG, fold
 log = structlog.get_logger(__name__)
 
 INDEX_TASK = "knowledge:index_document"
+# stores the vectors of a company's documents in status ``embedding``, one job at a time per
+# company (whatever the number of documents sent at once, one worker slot embeds)
+EMBED_DOCUMENTS_TASK = "knowledge:embed_documents"
+# a document whose indexed version is its newest: its chunks answer (``embedding``: by full
+# text while their vectors are being stored)
+INDEXED = ("ready", "embedding")
 
 # (what is happening, how many steps) -> advance(n): a CLI progress bar, or nothing
 Progress = Callable[[str, int], Callable[[int], None]]
@@ -232,7 +246,7 @@ async def submit(
             same = same and pending.title == title and pending.language == lang
         else:
             # the same bytes read the same way change nothing; a new title, parser or language re-indexes
-            same = document.status == "ready" and document.content_hash == digest
+            same = document.status in INDEXED and document.content_hash == digest
             same = same and document.content_type == kind
             same = same and (title is None or title == document.title)
             same = same and (lang is None or lang == document.language)
@@ -501,10 +515,16 @@ async def index_pending(
     chunking: Chunking,
     embedder: Embedder | None,
     progress: Progress | None = None,
+    vectors_later: bool = False,
+    jobs: JobQueue | None = None,
 ) -> Document | None:
     """Index the document's waiting version, if any: ``indexing``, then ``ready`` (its chunks
     replaced atomically) or ``failed`` with the reason. ``None`` if nothing was waiting or a
-    newer version arrived meanwhile (its own job indexes that one).
+    newer version arrived meanwhile (its own job indexes that one). With ``vectors_later``
+    the chunks are swapped in without embedding them: ``embedding`` (answering by full
+    text; ``embed_document`` stores the vectors, in the company's
+    ``knowledge:embed_documents`` job, enqueued with the swap when ``jobs`` is given), or
+    ``ready`` if every chunk kept its vector.
 
     Any error ends in ``failed`` with a readable reason (``describe_failure``), except a lost
     connection or a busy database, which is raised for the indexing job to retry (its last
@@ -525,7 +545,7 @@ async def index_pending(
             _prepare, data, kind, source=source, title=title, lang=lang, chunking=chunking
         )
         vectors: list[Vector] | None = None
-        if embedder is not None and drafts:
+        if embedder is not None and drafts and not vectors_later:
             advance = progress(f"embedding {source}", len(drafts)) if progress else None
             texts = [passage_text(doc_title, d.section, d.text) for d in drafts]
             vectors = await embedder.passages(texts, advance)
@@ -544,11 +564,14 @@ async def index_pending(
                 return None
             document = await get_or_404(session, Document, document_id, "document", for_update=True)
             model = embedder.model if embedder is not None else None
-            await _replace_chunks(session, document, doc_title, doc_lang, drafts, vectors, model)
+            kept = await _replace_chunks(session, document, doc_title, doc_lang, drafts, vectors, model)
             document.content_type = kind
             document.content_hash = digest
-            document.status = "ready"
+            waiting = vectors_later and model is not None and kept < len(drafts)
+            document.status = "embedding" if waiting else "ready"
             document.error = None
+            if waiting and jobs is not None:
+                await queue_embedding(session, jobs)
             await session.delete(upload)
             return document
     except Exception as exc:  # rolled back: the previous version, if any, still answers
@@ -641,9 +664,14 @@ async def _replace_chunks(
     drafts: list[ChunkDraft],
     vectors: list[Vector] | None,
     model: str | None,
-) -> None:
-    """Swap the document's chunks (with postings, statistics and vectors of ``model``)."""
+) -> int:
+    """Swap the document's chunks (with postings, statistics and vectors of ``model``);
+    how many of the new chunks have a vector. Without ``vectors``, a new chunk with the
+    same title, headings and text as an old one keeps the old one's vector of ``model``."""
+    reusable: dict[tuple[str, str], tuple[int, str]] = {}
     if document.content_hash:  # an indexed version: take it out of the statistics first
+        if vectors is None and model is not None and document.title == title:
+            reusable = await _vectors_by_text(session, document.id, model)
         await _count_lexemes(session, document.id, -1)
         await session.execute(delete(Chunk).where(Chunk.document_id == document.id))
     document.title = title
@@ -666,8 +694,44 @@ async def _replace_chunks(
     await session.flush()
     await _write_postings(session, document.id)
     await _count_lexemes(session, document.id, +1)
-    if vectors is not None and model is not None:
+    if model is None:
+        return 0
+    if vectors is not None:
         await store_vectors(session, model, ids, vectors)
+        return len(vectors)
+    kept = [
+        (chunk_id, found)
+        for chunk_id, draft in zip(ids, drafts, strict=True)
+        if (found := reusable.get((draft.section[:1000], draft.text))) is not None
+    ]
+    for dim in {found[0] for _, found in kept}:
+        same = [(chunk_id, found[1]) for chunk_id, found in kept if found[0] == dim]
+        await session.execute(
+            _STORE_VECTORS,
+            {
+                "company": company_of(session),
+                "model": model,
+                "dim": dim,
+                "ids": [chunk_id for chunk_id, _ in same],
+                "vectors": [vector for _, vector in same],
+            },
+        )
+    return len(kept)
+
+
+async def _vectors_by_text(
+    session: AsyncSession, document_id: uuid.UUID, model: str
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """The document's chunks' vectors of ``model`` (dimension, pgvector text) by (headings, text)."""
+    rows = await session.execute(
+        text(
+            "SELECT c.section, c.text, v.dim, CAST(v.embedding AS text) FROM chunks c"
+            " JOIN chunk_vectors v ON v.chunk_id = c.id AND v.company_id = :company AND v.model = :model"
+            " WHERE c.company_id = :company AND c.document_id = :document"
+        ),
+        {"company": company_of(session), "document": document_id, "model": model},
+    )
+    return {(r[0], r[1]): (int(r[2]), r[3]) for r in rows}
 
 
 _STORE_VECTORS = text(
@@ -711,6 +775,140 @@ _MISSING_VECTORS = text(
      LIMIT :limit
     """
 )
+# one document's, from its start (the first sections answer first)
+_DOCUMENT_MISSING_VECTORS = text(
+    """
+    SELECT c.id, d.title, c.section, c.text
+      FROM chunks c
+      JOIN documents d ON d.id = c.document_id AND d.company_id = :company
+      LEFT JOIN chunk_vectors v ON v.chunk_id = c.id AND v.company_id = :company AND v.model = :model
+     WHERE c.company_id = :company AND c.document_id = :document AND v.chunk_id IS NULL
+     ORDER BY c.ordinal
+     LIMIT :limit
+    """
+)
+
+EMBED_BATCH = 32  # chunks embedded and stored per transaction by ``embed_document``
+
+
+async def embed_document(
+    db: Database,
+    company_id: uuid.UUID,
+    document_id: uuid.UUID,
+    embedder: Embedder,
+    *,
+    batch: int = EMBED_BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> Document | None:
+    """Store the vectors of a document in status ``embedding`` (its chunks already answer by
+    full text), ``batch`` chunks a transaction, then mark it ``ready``. Stops, leaving the
+    status alone, once the document is no longer ``embedding`` (a newer version was sent:
+    its own job takes over; or it was deleted). An embedder's failure marks it ``failed``
+    with the reason (its chunks still answer by full text); a lost connection is raised,
+    for the job to retry, which resumes where this stopped. The document, or ``None``."""
+    while True:
+        async with db.transaction(company_id) as session:
+            document = await session.get(Document, document_id)
+            if document is None or document.status != "embedding":
+                return document
+            params = {"company": company_id, "document": document_id, "model": embedder.model, "limit": batch}
+            rows = (await session.execute(_DOCUMENT_MISSING_VECTORS, params)).all()
+        if not rows:
+            break
+        try:
+            vectors = await embedder.passages([passage_text(r[1], r[2], r[3]) for r in rows])
+        except Exception as exc:
+            if retryable(exc):
+                raise
+            _log_failure(document_id, exc)
+            return await _end_embedding(db, company_id, document_id, describe_failure(exc))
+        async with db.transaction(company_id) as session:
+            await store_vectors(session, embedder.model, [r[0] for r in rows], vectors)
+        if progress is not None:
+            progress(len(rows))
+    return await _end_embedding(db, company_id, document_id, None)
+
+
+async def _end_embedding(
+    db: Database, company_id: uuid.UUID, document_id: uuid.UUID, failure: str | None
+) -> Document | None:
+    """A document still ``embedding``: ``ready``, or ``failed`` with ``failure``."""
+    async with db.transaction(company_id) as session:
+        document = await session.get(Document, document_id, with_for_update=True, populate_existing=True)
+        if document is not None and document.status == "embedding":
+            document.status = "failed" if failure else "ready"
+            document.error = " ".join(failure.split())[:2000] if failure else None
+            log.info("knowledge.embedded_document", document_id=str(document_id), status=document.status)
+        return document
+
+
+async def queue_embedding(session: AsyncSession, jobs: JobQueue) -> None:
+    """Enqueue the company's ``knowledge:embed_documents`` job, unless one waits already (it
+    runs under the lock of the company's re-embedding, so the two never embed at once)."""
+    company = company_of(session)
+    await jobs.enqueue(
+        session,
+        EMBED_DOCUMENTS_TASK,
+        lock=f"embed:{company}",
+        queueing_lock=f"embed-documents:{company}",
+        company_id=str(company),
+    )
+
+
+async def _next_embedding(db: Database, company_id: uuid.UUID) -> uuid.UUID | None:
+    """The company's document in status ``embedding`` that has waited longest."""
+    async with db.transaction(company_id) as session:
+        return await session.scalar(
+            select(Document.id)
+            .where(Document.status == "embedding")
+            .order_by(Document.updated_at, Document.id)
+            .limit(1)
+        )
+
+
+async def fail_embedding(db: Database, company_id: uuid.UUID, reason: str) -> None:
+    """Mark failed the document ``embed_waiting`` was embedding (its job gave up on an error)."""
+    document_id = await _next_embedding(db, company_id)
+    if document_id is not None:
+        await _end_embedding(db, company_id, document_id, reason)
+
+
+async def embed_waiting(db: Database, company_id: uuid.UUID, embedder: Embedder | None) -> int:
+    """Store the vectors of every document of the company in status ``embedding``, the
+    longest waiting first (``embed_document``); how many documents were finished. Without
+    an embedder (the deployment's is ``none``), they are ``ready`` as they are."""
+    finished = 0
+    while True:
+        document_id = await _next_embedding(db, company_id)
+        if document_id is None:
+            return finished
+        if embedder is None:
+            await _end_embedding(db, company_id, document_id, None)
+        else:
+            await embed_document(db, company_id, document_id, embedder)
+        finished += 1
+
+
+_EMBEDDED_COUNTS = text(
+    """
+    SELECT c.document_id, count(v.chunk_id)
+      FROM chunks c
+      JOIN chunk_vectors v ON v.chunk_id = c.id AND v.company_id = :company
+     WHERE c.company_id = :company AND c.document_id = ANY(CAST(:documents AS uuid[]))
+     GROUP BY c.document_id
+    """
+)
+
+
+async def embedding_progress(session: AsyncSession, documents: list[Document]) -> dict[uuid.UUID, int]:
+    """How many chunks of each of these documents in status ``embedding`` have their vector
+    stored (the others are left out): ``120`` of its ``chunk_count`` 400."""
+    waiting = [d.id for d in documents if d.status == "embedding"]
+    if not waiting:
+        return {}
+    params = {"company": company_of(session), "documents": waiting}
+    counts = {row[0]: int(row[1]) for row in await session.execute(_EMBEDDED_COUNTS, params)}
+    return {document_id: counts.get(document_id, 0) for document_id in waiting}
 
 
 async def embed_missing(

@@ -1,5 +1,5 @@
 """``/v1/company``: what the caller's key belongs to, and how its assistant answers
-(instructions, its own LLM endpoint); ``/v1/api-keys``: the company's keys (list, create,
+(instructions, its own LLM endpoint, its re-ranking); ``/v1/api-keys``: the company's keys (list, create,
 revoke), as the CLI and the dashboard manage them. Its web chat widget key is its ``webchat`` channel
 account's ``external_id`` (``/v1/channel-accounts``)."""
 
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from atende.tenancy import assistant, service
-from atende.tenancy.assistant import AssistantShown, EndpointChange
+from atende.tenancy.assistant import AssistantShown, EndpointChange, RerankShown
 from atende.tenancy.deps import AdminTenant, ViewerTenant
 from atende.tenancy.models import ApiKey, Role
 
@@ -87,6 +87,28 @@ class LLMEndpointIn(BaseModel):
     )
 
 
+class RerankIn(BaseModel):
+    """How retrieval re-orders its candidates before the answerer reads them."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(
+        default=True,
+        description="Re-rank the best fused candidates (a second, finer ordering) before the answerer "
+        "reads them; `false`: the fused order is used.",
+    )
+    llm: bool = Field(
+        default=False,
+        description="Then let the LLM (the company's, else the deployment's) re-order the first few "
+        "(`ATENDE_RERANK_LLM_TOP`); ignored without an LLM or with `enabled` false. Adds an LLM request "
+        "to every question.",
+    )
+
+
+class RerankOut(BaseModel):
+    enabled: bool
+    llm: bool
+
+
 class AssistantIn(BaseModel):
     """How the company's assistant answers: its instructions and, optionally, its own LLM."""
 
@@ -118,6 +140,10 @@ class AssistantIn(BaseModel):
         description="An OpenAI-compatible embeddings endpoint for dense retrieval (else the deployment's "
         "offline model). A change re-embeds the knowledge base in the background.",
     )
+    rerank: RerankIn = Field(
+        default_factory=RerankIn,
+        description="Re-ranking of the retrieved candidates; left out: on, without the LLM.",
+    )
 
 
 class EndpointOut(BaseModel):
@@ -142,6 +168,7 @@ class AssistantOut(BaseModel):
                         "api_key_set": True,
                     },
                     "embeddings": None,
+                    "rerank": {"enabled": True, "llm": False},
                 }
             ]
         }
@@ -151,6 +178,7 @@ class AssistantOut(BaseModel):
     embeddings: EndpointOut | None = Field(
         description="The company's own embeddings endpoint; null: the deployment's offline model."
     )
+    rerank: RerankOut
 
 
 def _assistant_out(assistant: AssistantShown) -> AssistantOut:
@@ -169,12 +197,12 @@ async def get_assistant(tenant: ViewerTenant) -> AssistantOut:
 
 @router.put("/company/assistant", response_model=AssistantOut)
 async def put_assistant(body: AssistantIn, tenant: AdminTenant) -> AssistantOut:
-    """Replace the assistant's settings: the instructions and the company's own LLM and
+    """Replace the assistant's settings: the instructions, the company's own LLM and
     embeddings endpoints (one left out, or `null`, is removed; an endpoint's `api_key` left
-    out keeps the stored key). It answers, as `GET` does, in the shape it takes, so a `GET`
-    body edited and sent back changes only what was edited. A different embeddings model
-    re-embeds the knowledge base in the background; until a chunk is re-embedded it is
-    found by full-text search only."""
+    out keeps the stored key) and its re-ranking (left out: on, without the LLM). It answers,
+    as `GET` does, in the shape it takes, so a `GET` body edited and sent back changes only
+    what was edited. A different embeddings model re-embeds the knowledge base in the
+    background; until a chunk is re-embedded it is found by full-text search only."""
     runtime = tenant.runtime
     async with tenant.transaction() as session:
         return _assistant_out(
@@ -187,6 +215,7 @@ async def put_assistant(body: AssistantIn, tenant: AdminTenant) -> AssistantOut:
                 instructions=body.instructions,
                 llm=_change(body.llm),
                 embeddings=_change(body.embeddings),
+                rerank=RerankShown(enabled=body.rerank.enabled, llm=body.rerank.llm),
             )
         )
 

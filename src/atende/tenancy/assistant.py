@@ -1,13 +1,14 @@
-"""How a company's assistant answers: its instructions and its own LLM and embeddings
-endpoints, read and replaced as one (``GET``/``PUT /v1/company/assistant`` and the dashboard's
-Bot page call these). Endpoint keys are stored encrypted and never read back: callers see
-only whether one is set. Services never commit: callers own the transaction."""
+"""How a company's assistant answers: its instructions, its own LLM and embeddings
+endpoints and its re-ranking, read and replaced as one (``GET``/``PUT /v1/company/assistant``
+and the dashboard's Bot page call these). Endpoint keys are stored encrypted and never read
+back: callers see only whether one is set. Services never commit: callers own the
+transaction."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +18,14 @@ from atende.audit import service as audit
 from atende.jobs.queue import JobQueue
 from atende.tenancy.crypto import encrypt_secret
 from atende.tenancy.service import get_company
-from atende.tenancy.settings import EmbeddingsEndpoint, Endpoint, Instructions, LLMEndpoint, read_section
+from atende.tenancy.settings import (
+    EmbeddingsEndpoint,
+    Endpoint,
+    Instructions,
+    LLMEndpoint,
+    Reranking,
+    read_section,
+)
 
 EMBED_TASK = "knowledge:embed_company"  # re-embeds the knowledge base (``atende.knowledge.tasks``)
 
@@ -32,10 +40,19 @@ class EndpointShown:
 
 
 @dataclass(frozen=True)
+class RerankShown:
+    """Whether retrieval re-ranks its candidates, and whether the LLM re-orders the first few."""
+
+    enabled: bool = True
+    llm: bool = False
+
+
+@dataclass(frozen=True)
 class AssistantShown:
     instructions: str
     llm: EndpointShown | None
     embeddings: EndpointShown | None
+    rerank: RerankShown
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,7 @@ def shown(settings: Mapping[str, Any]) -> AssistantShown:
         instructions=read_section(settings, Instructions).instructions,
         llm=_shown(read_section(settings, LLMEndpoint)),
         embeddings=_shown(read_section(settings, EmbeddingsEndpoint)),
+        rerank=RerankShown(**read_section(settings, Reranking).model_dump()),
     )
 
 
@@ -93,9 +111,11 @@ async def replace_assistant(
     instructions: str,
     llm: EndpointChange | None,
     embeddings: EndpointChange | None,
+    rerank: RerankShown | None = None,
 ) -> AssistantShown:
-    """Replace the assistant's settings (an endpoint ``None`` is removed) and answer them as
-    shown. A different embeddings model re-embeds the knowledge base in the background."""
+    """Replace the assistant's settings (an endpoint ``None`` is removed; ``rerank`` ``None``
+    is the defaults: re-ranking on, the LLM's off) and answer them as shown. A different
+    embeddings model re-embeds the knowledge base in the background."""
     company = await get_company(session, str(company_id), for_update=True)
     current = dict(company.settings or {})
     updated = {**current, "instructions": instructions}
@@ -113,6 +133,11 @@ async def replace_assistant(
             updated.pop(key, None)
         else:
             updated[key] = endpoint
+    chosen = Reranking(**asdict(rerank or RerankShown()))
+    if chosen == Reranking():  # the defaults are not stored: a company that never chose reads them
+        updated.pop(str(Reranking.key), None)
+    else:
+        updated[str(Reranking.key)] = chosen.model_dump()
     company.settings = updated
     if fields := audit.changed_fields(current, updated):  # names only: an endpoint holds its key
         audit.record(session, "settings.bot_changed", ("company", company.id), {"fields": fields})

@@ -8,9 +8,10 @@ by an older version, or that no longer validates, reads as the section's default
 logged (``company_settings.section_invalid``), as the business hours always were: a turn
 must still answer and a handoff still reach people when one setting went bad.
 
-The sections of the assistant (its instructions, its own LLM and embeddings endpoints) live
-here because ``llm`` and ``knowledge`` read them and sit below every domain but ``tenancy``;
-the human side's sections (business hours, handoff rules) live in ``atende.teams.settings``.
+The sections of the assistant (its instructions, its own LLM and embeddings endpoints, its
+re-ranking) live here because ``llm`` and ``knowledge`` read them and sit below every domain
+but ``tenancy``; the human side's sections (business hours, handoff rules) live in
+``atende.teams.settings``.
 """
 
 from __future__ import annotations
@@ -99,3 +100,13 @@ class EmbeddingsEndpoint(Endpoint):
 
 
 ENDPOINTS: tuple[type[Endpoint], ...] = (LLMEndpoint, EmbeddingsEndpoint)
+
+
+class Reranking(Section):
+    """Whether the company's retrieval re-ranks the fused candidates (``settings["rerank"]``,
+    on unless turned off), and whether its LLM then re-orders the first few (off unless
+    turned on: it adds an LLM request to every question). ``knowledge.rerank``."""
+
+    key: ClassVar[str | None] = "rerank"
+    enabled: bool = True
+    llm: bool = False
