@@ -526,6 +526,47 @@ CASES = [
         422,
         "everything",
     ),
+    # retrieval filters on a customer message, and the knowledge rules
+    bad(
+        "message-filter-unknown",
+        "POST",
+        "/v1/messages",
+        {"json": message(filters={"colour": "red"})},
+        422,
+        "colour",
+    ),
+    bad(
+        "message-filter-attribute-empty",
+        "POST",
+        "/v1/messages",
+        {"json": message(filters={"attributes": {"region": []}})},
+        422,
+        "region",
+    ),
+    bad(
+        "message-filter-nul",
+        "POST",
+        "/v1/messages",
+        {"json": message(filters={"attributes": {"region": "s\x00"}})},
+        422,
+        "stored",
+    ),
+    bad(
+        "rules-not-a-list",
+        "PUT",
+        "/v1/company/knowledge-rules",
+        {"json": {"rules": {"when": "channel"}}},
+        422,
+        "rules",
+    ),
+    bad(
+        "rules-nul",
+        "PUT",
+        "/v1/company/knowledge-rules",
+        {"json": {"windowed_tags": ["pro\x00mo"]}},
+        422,
+        "stored",
+    ),
 ]
 
 

@@ -452,3 +452,34 @@ async def test_with_the_team_closed_the_offline_form_leaves_a_message_the_inbox_
     assert (row["contact_name"], row["state"], row["ticket"]) == ("Rita", "waiting_human", True)
     assert row["last_message"]["preview"].startswith("Meu pedido 123")
     await assert_accessible(tab)
+
+
+async def test_the_widget_sends_its_page_and_product_and_the_companys_rules_narrow_the_answer(
+    tab: Page, site: Site, live_server: str, company: CompanyCtx
+) -> None:
+    plans = "# Planos {name}\n\n## Cancelamento do plano\nO plano {name} se cancela na área do cliente."
+    ids = {}
+    for name, meta in {"pro": {"product": "pro"}, "basic": {"product": "basic"}}.items():
+        r = await company.client.post(
+            "/v1/documents?wait=true",
+            json={"source": f"{name}.md", "content": plans.format(name=name), "language": "pt", "meta": meta},
+        )
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["document"]["id"]
+    rule = {"when": "product", "field": "product", "or_unset": True}  # the page's own product
+    assert (
+        await company.client.put("/v1/company/knowledge-rules", json={"rules": [rule]})
+    ).status_code == 200
+    page = PAGE.format(atende=live_server, key=company.widget_key, lang="pt").replace(
+        'data-open="true"', 'data-open="true" data-product="pro"'
+    )
+    url = site.add(page)
+    await tab.goto(url)
+    await ask(tab, "Como cancelo o plano?")
+    await expect(tab.get_by_role("log").locator(".atende-bot .atende-text")).to_contain_text("plano pro")
+    [conversation] = (await company.client.get("/v1/conversations")).json()["items"]
+    [trace] = (await company.client.get(f"/v1/conversations/{conversation['id']}/traces")).json()
+    assert {p["document_id"] for p in trace["retrieved"]} == {ids["pro"]}
+    [retrieve] = [s for s in trace["steps"] if s["step"] == "retrieve"]
+    [applied] = [r for r in retrieve["rules"] if r["kind"] == "context"]
+    assert (applied["given"], applied["value"]) == ("pro", "pro")

@@ -36,6 +36,7 @@ PAGES = {
     "/app/settings/hours": Role.admin,
     "/app/settings/holidays": Role.admin,
     "/app/settings/handoff": Role.admin,
+    "/app/settings/knowledge-rules": Role.admin,
     "/app/settings/widget": Role.admin,
     "/app/settings/teams": Role.admin,
     "/app/settings/bot": Role.admin,

@@ -368,3 +368,37 @@ def test_document_metadata_moves_into_columns_and_back(pg_url: str) -> None:
             "legacy": 1,
         }
         assert conn.execute("SELECT meta FROM documents WHERE source = 'plain.md'").fetchone()[0] == {}
+
+
+def test_0034_gives_conversations_an_empty_context_and_its_downgrade_drops_it(pg_url: str) -> None:
+    """Conversations from before 0034 read an empty context (no knowledge rule of a page or
+    product applies to them); the downgrade keeps the conversations."""
+    url = make_database(pg_url, f"atende_context_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0033")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'c', 'c', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        contact = conn.execute(
+            "INSERT INTO contacts (id, created_at, company_id, channel, external_id)"
+            " VALUES (gen_random_uuid(), now(), %s, 'webchat', 'x') RETURNING id",
+            (company,),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO conversations (id, created_at, company_id, contact_id, channel, state, updated_at)"
+            " VALUES (gen_random_uuid(), now(), %s, %s, 'webchat', 'bot', now())",
+            (company, contact),
+        )
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        assert conn.execute("SELECT context FROM conversations").fetchall() == [({},)]
+        conn.execute('UPDATE conversations SET context = \'{"page": "/pro/"}\'')
+    migrate.downgrade(url, "0033")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'conversations'"
+        ).fetchall()
+        assert ("context",) not in columns
+        assert conn.execute("SELECT count(*) FROM conversations").fetchone() == (1,)

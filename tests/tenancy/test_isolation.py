@@ -433,6 +433,25 @@ async def test_a_customer_message_to_bs_conversation_id_answers_404_and_stores_n
             assert await session.scalar(select(func.count()).select_from(model)) == 0, model
 
 
+async def test_a_customer_message_filtered_by_bs_document_answers_404_and_stores_nothing(
+    company: CompanyCtx, victim: Victim, runtime: Runtime
+) -> None:
+    before = await snapshot(runtime, victim.company.id)
+    r = await company.client.post(
+        "/v1/messages?wait=1",
+        json={
+            "contact": {"external_id": "a-customer"},
+            "text": "Vocês vendem bicicletas aro 29?",
+            "filters": {"documents": [victim.document_id]},
+        },
+    )
+    assert r.status_code == 404, r.text
+    assert r.json()["code"] == "not_found"
+    assert await snapshot(runtime, victim.company.id) == before
+    async with runtime.db.transaction(company.id) as session:
+        assert await session.scalar(select(func.count()).select_from(Message)) == 0
+
+
 async def test_list_endpoints_of_a_never_include_bs_rows(
     company: CompanyCtx, victim: Victim, live_server: str
 ) -> None:

@@ -112,6 +112,9 @@ class Conversation(IdMixin, CompanyOwned, Base):
     # out of the open views until then (0020); a customer message, a state change or an agent
     # wakes it sooner (``conversations.service.snooze``)
     snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # what its channel knows about where the customer is (0034): the web chat's page and
+    # product; the company's knowledge rules turn it into retrieval filters
+    context: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow
     )

@@ -10,6 +10,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from atende.conversations.states import State
+from atende.knowledge.schemas import FiltersIn
 
 # a customer message's meta: the bot must not answer it (a channel's loop protection: an
 # auto-reply, a bounce, a mailing list, a contact over the bot's reply cap). Its value is
@@ -80,6 +81,15 @@ class CustomerMessageIn(Strict):
     conversation_id: uuid.UUID | None = Field(
         default=None, description="Continue this conversation (default: the contact's latest)."
     )
+    filters: FiltersIn | None = Field(
+        default=None,
+        description="Which documents may answer this message (as `POST /v1/search`'s); the company's "
+        "knowledge rules apply as well.",
+    )
+
+
+# the key of a customer message's ``meta`` keeping the retrieval filters it was sent with
+FILTERS_META = "filters"
 
 
 class AgentReplyIn(Strict):

@@ -17,6 +17,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import case, delete, func, select, true, update
+from sqlalchemy import text as sql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -206,6 +207,23 @@ async def start_visitor_conversation(
     )
     return await open_conversation(
         session, contact=contact, channel=channel, visitor_token_hash=visitor_token_hash
+    )
+
+
+async def set_context(session: AsyncSession, conversation_id: uuid.UUID, given: dict[str, str]) -> None:
+    """Keep what the channel says about where the customer is now (the web chat's page and
+    product): the keys given replace theirs, an empty value removes one; the others stay.
+    One statement (no lock taken here beyond the row's own update)."""
+    if not given:
+        return
+    kept = {k: v for k, v in given.items() if v}
+    dropped = [k for k, v in given.items() if not v]
+    await session.execute(
+        sql(
+            "UPDATE conversations SET context = (context - CAST(:dropped AS text[])) || CAST(:kept AS jsonb)"
+            " WHERE id = :id AND company_id = :company"
+        ),
+        {"dropped": dropped, "kept": json.dumps(kept), "id": conversation_id, "company": company_of(session)},
     )
 
 

@@ -38,7 +38,7 @@ from atende.dashboard.web import PageRoute, explain, gettext, now, redirect, ren
 from atende.errors import AtendeError, InvalidInput
 from atende.knowledge import service as knowledge
 from atende.knowledge.models import Document
-from atende.knowledge.schemas import DocumentIn
+from atende.knowledge.schemas import OWN_FIELDS, DocumentIn
 from atende.knowledge.sources import read_submission
 from atende.knowledge.text import TS_CONFIG
 from atende.teams import service as teams
@@ -485,7 +485,7 @@ def _custom(text: str) -> dict[str, str]:
         if not line.strip():
             continue
         key, sep, value = line.partition("=")
-        if not sep or not key.strip():
+        if not sep or not key.strip() or key.strip() in OWN_FIELDS:
             raise InvalidInput("each custom line is key = value", field="custom")
         out[key.strip()[:60]] = value.strip()[:500]
     if len(out) > 30:
@@ -520,7 +520,10 @@ async def save_metadata(
         "valid_from": _("Choose a date, or leave it empty."),
         "valid_until": _("The end of validity must not be before its start."),
         "tags": _("Tags have at most 60 characters each, and a document at most 30 of them."),
-        "custom": _("Write one key = value a line (at most 30)."),
+        "custom": _(
+            "Write one key = value a line (at most 30); product, audience, language, tags and the "
+            "dates have fields of their own."
+        ),
         "language": _("Choose one of the languages offered."),
         "file": _("This document's file was not kept (it was sent before versions were). Upload it again."),
     }

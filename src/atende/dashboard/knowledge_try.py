@@ -17,12 +17,12 @@ from atende.dashboard import i18n
 from atende.dashboard.auth import AgentPage, Member
 from atende.dashboard.i18n import N_
 from atende.dashboard.web import PageRoute, explain, gettext, render
-from atende.dashboard.wording import handoff_reason
+from atende.dashboard.wording import handoff_reason, rule_applied
 from atende.engine import assist, search
 from atende.engine.messages import phrase
 from atende.errors import InvalidInput
 from atende.knowledge import service as knowledge
-from atende.knowledge.filters import Filters
+from atende.knowledge.filters import Filters, Match
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -47,25 +47,47 @@ STEP_NAMES = {
     "decide": N_("Decide"),
 }
 SIGNALS = ("asked_for_person", "handoff_rule", "repeated_question")
+READERS = (
+    (search.CUSTOMER, N_("A customer (the bot's answer: internal documents left out)")),
+    (search.AGENT, N_("An agent (agent assist: internal documents too)")),
+)
+CHANNELS = (
+    ("webchat", N_("Web chat")),
+    ("whatsapp", N_("WhatsApp")),
+    ("email", N_("E-mail")),
+    ("api", N_("API")),
+)
 Text = Annotated[str, Query(max_length=20_000)]
 Short = Annotated[str, Query(max_length=1000)]
 
 
-def _filters(documents_language: str, document: str, tags: str, product: str, audience: str) -> Filters:
-    """The form's filters (tags separated by commas); ``InvalidInput`` for a document that
-    is not an id."""
+def _filters(
+    documents_language: str, document: str, tags: str, product: str, audience: str, attributes: str = ""
+) -> Filters:
+    """The form's filters (tags separated by commas, attributes one ``key = value`` a line,
+    a key given twice: any of its values); ``InvalidInput`` for a document that is not an
+    id or a line that is no key/value."""
     documents: tuple[uuid.UUID, ...] = ()
     if document:
         try:
             documents = (uuid.UUID(document),)
         except ValueError:
             raise InvalidInput("not a document id", field="document") from None
+    wanted: dict[str, list[str]] = {}
+    for line in attributes.splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InvalidInput("each attribute line is key = value", field="attributes")
+        wanted.setdefault(key.strip(), []).append(value.strip())
     return Filters(
         language=documents_language or None,
         documents=documents,
         tags=tuple(dict.fromkeys(t.strip() for t in tags.split(",") if t.strip())),
         product=product.strip() or None,
         audience=audience.strip() or None,
+        matches=tuple(Match(key, tuple(dict.fromkeys(values))) for key, values in wanted.items()),
     )
 
 
@@ -186,6 +208,11 @@ async def try_page(
     tags: Short = "",
     product: Short = "",
     audience: Short = "",
+    attributes: Short = "",
+    reader: Short = search.CUSTOMER,
+    channel: Short = "",
+    page: Short = "",
+    page_product: Short = "",
 ) -> Response:
     _ = gettext(member.visitor)
     form = {
@@ -196,21 +223,34 @@ async def try_page(
         "tags": tags,
         "product": product,
         "audience": audience,
+        "attributes": attributes,
+        "reader": reader,
+        "channel": channel,
+        "page": page,
+        "page_product": page_product,
+    }
+    context = {
+        key: value.strip()
+        for key, value in (("channel", channel), ("page", page), ("product", page_product))
+        if value.strip()
     }
     async with member.tenant.transaction() as session:
         documents = [(str(d.id), d.title) for d in await knowledge.list_documents(session)]
     result, error, status = None, None, 200
     if "question" in member.visitor.request.query_params:
         try:
-            filters = _filters(documents_language, document, tags, product, audience)
+            filters = _filters(documents_language, document, tags, product, audience, attributes)
             found = await search.search(
                 member.visitor.runtime,
                 member.tenant.principal.company_id,
                 question,
                 language=language or None,
                 filters=filters,
+                reader=reader,
+                context=context,
             )
             result = _shown(found, member.visitor.language, _)
+            result["rules"] = [rule_applied(a.kind, a.detail, _) for a in found.turn.applied]
         except InvalidInput as exc:
             error, status = _problem(member, exc), 422
     return render(
@@ -221,6 +261,8 @@ async def try_page(
         documents=documents,
         result=result,
         error=error,
+        readers=READERS,
+        channels=CHANNELS,
     )
 
 
@@ -229,6 +271,8 @@ FIELD_PROBLEMS = {
     "language": N_("Choose the question's language from the list."),
     "filters.language": N_("Choose the documents' language from the list."),
     "document": N_("Choose a document from the list."),
+    "attributes": N_("Write one key = value a line, such as region = south."),
+    "reader": N_("Choose whom to search as from the list."),
 }
 
 

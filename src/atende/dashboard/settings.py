@@ -42,6 +42,14 @@ SECTIONS: list[Section] = [
         N_("When the bot hands a conversation to a person, and to whom."),
     ),
     Section(
+        "/app/settings/knowledge-rules",
+        N_("Knowledge rules"),
+        N_(
+            "Which documents may answer whom: promotions only in their dates, and rules from the "
+            "channel or the page the widget is on."
+        ),
+    ),
+    Section(
         "/app/settings/widget",
         N_("Web chat widget"),
         N_(

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from atende.dashboard.i18n import N_
-from atende.dashboard.wording import turn_reason
+from atende.dashboard.wording import rule_applied, turn_reason
 from atende.engine.models import Trace
 
 # the retrieval stages a passage may carry a score of, in the order they run: full-text
@@ -94,6 +94,7 @@ class TurnView:
     stages: list[tuple[str, str]]  # (key, translated name) of the columns the chunks show
     chunks: list[Chunk]
     errors: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)  # the knowledge rules and filters applied, in words
     # the customer's rating of this answer (issue 21: thumbs and CSAT attach to the trace);
     # None: not rated, or ratings do not exist yet. The page shows it only when there is one.
     rating: str | None = None
@@ -160,4 +161,9 @@ def turn_view(trace: Trace, question: str, _: Callable[[str], str]) -> TurnView:
         stages=stages,
         chunks=chunks,
         errors=errors,
+        rules=[
+            rule_applied(str(r.get("kind")), r, _)
+            for r in found.get("retrieve", {}).get("rules", [])
+            if isinstance(r, dict)
+        ],
     )

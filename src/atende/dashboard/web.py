@@ -181,6 +181,7 @@ NOTICES: dict[str, str] = {
     "special_hours_removed": N_("Special hours removed."),
     "calendar_imported": N_("Calendar imported."),
     "handoff_saved": N_("Handoff rules saved."),
+    "knowledge_rules_saved": N_("Knowledge rules saved. They apply to the next question."),
     # the integrations' settings pages
     "team_created": N_("Team created. Add its members below."),
     "team_saved": N_("Team saved."),

@@ -9,7 +9,8 @@ Every text here is marked for extraction (``N_``) and translated where it is sho
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from atende.dashboard.i18n import N_
 
@@ -131,3 +132,28 @@ def _llm_fallback(why: str, _: Callable[[str], str]) -> str:
             "why": why.removeprefix("the LLM answer").strip()
         }
     return why
+
+
+def rule_applied(kind: str, detail: Mapping[str, Any], _: Callable[[str], str]) -> str:
+    """One knowledge rule or filter that narrowed a search (``knowledge.rules.Applied``, or
+    as a trace keeps it), in the reader's words."""
+    if kind == "valid_now":
+        return _("Only documents valid now, by their Valid from and Valid until dates.")
+    if kind == "windowed_tags":
+        return _(
+            "Documents tagged %(tags)s only within their dates, and never without a Valid until date."
+        ) % {"tags": ", ".join(detail.get("tags", []))}
+    if kind == "internal":
+        return _("Internal documents left out: a customer never gets them.")
+    if kind == "context":
+        said = _(
+            "Rule %(rule)s: the conversation's %(when)s is “%(given)s”, so only documents whose "
+            "%(field)s is “%(value)s”."
+        )
+        if detail.get("or_unset"):
+            said = _(
+                "Rule %(rule)s: the conversation's %(when)s is “%(given)s”, so only documents whose "
+                "%(field)s is “%(value)s”, or that do not set it."
+            )
+        return said % {key: detail.get(key, "") for key in ("rule", "when", "given", "field", "value")}
+    return _("The filters given with the question.")

@@ -9,12 +9,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from atende.engine import assist, search, service
 from atende.engine.messages import phrase
-from atende.knowledge.filters import Filters
+from atende.knowledge import rules
 from atende.knowledge.retrieval import Stage
+from atende.knowledge.schemas import FiltersIn
 from atende.tenancy.deps import AgentTenant, ViewerTenant
 
 router = APIRouter(prefix="/v1", tags=["traces"])
@@ -87,30 +88,16 @@ async def suggested_reply(conversation_id: uuid.UUID, tenant: AgentTenant) -> Su
     )
 
 
-class SearchFilters(BaseModel):
-    """Which documents may answer; every filter given must hold. Applied inside both
-    retrieval statements, so each stage still returns its full count from what passes."""
+SearchFilters = FiltersIn  # the name this route's schema had
 
-    model_config = ConfigDict(extra="forbid")
 
-    language: Literal["pt", "en", "es"] | None = Field(default=None, description="The documents' language.")
-    documents: list[uuid.UUID] = Field(
-        default_factory=list, max_length=50, description="Only these documents (ids of `GET /v1/documents`)."
-    )
-    tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
-        default_factory=list, max_length=30, description="Documents with at least one of these tags."
-    )
-    product: str | None = Field(default=None, min_length=1, max_length=200)
-    audience: str | None = Field(default=None, min_length=1, max_length=100)
-
-    def filters(self) -> Filters:
-        return Filters(
-            language=self.language,
-            documents=tuple(dict.fromkeys(self.documents)),
-            tags=tuple(dict.fromkeys(self.tags)),
-            product=self.product,
-            audience=self.audience,
-        )
+def _context(given: dict[str, str]) -> dict[str, str]:
+    for key in given:
+        if not rules.valid_key(key):
+            raise ValueError(
+                f"context key {key!r}: use lower-case letters, digits and _ (channel, page, product)"
+            )
+    return {k: v.strip() for k, v in given.items()}
 
 
 class SearchIn(BaseModel):
@@ -127,7 +114,24 @@ class SearchIn(BaseModel):
     language: Literal["pt", "en", "es"] | None = Field(
         default=None, description="The question's language; detected when omitted."
     )
-    filters: SearchFilters = Field(default_factory=SearchFilters)
+    filters: FiltersIn = Field(default_factory=FiltersIn)
+    reader: Literal["customer", "agent"] = Field(
+        default="customer",
+        description="`customer`: as the bot answers a customer (internal documents left out); "
+        "`agent`: as agent assist drafts (with them). The company's other knowledge rules apply to both.",
+    )
+    context: dict[str, Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=dict,
+        max_length=10,
+        description="A conversation's context to try the company's rules with: `channel` (`webchat`, "
+        "`whatsapp`...), `page` (the widget's page path), `product`, or a key your rules name.",
+    )
+
+    @field_validator("context")
+    @classmethod
+    def _context_keys(cls, given: dict[str, str]) -> dict[str, str]:
+        return _context(given)
+
     limit: int = Field(default=10, ge=1, le=50, description="Candidates shown per stage (best first).")
     answer: bool = Field(default=True, description="Also run the answer step: the answer and the decision.")
 
@@ -184,12 +188,25 @@ class WouldAnswer(BaseModel):
     citations: list[CitationOut]
 
 
+class RuleApplied(BaseModel):
+    kind: str = Field(
+        description="`valid_now` (only documents valid now), `windowed_tags` (`tags` only within their "
+        "dates), `internal` (internal documents left out), `context` (one of the company's rules: "
+        "`rule` its number, `when`/`equals`/`given`, `field`/`value`), `requested` (the `filters` sent)."
+    )
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
 class SearchOut(BaseModel):
     question: str
     language: str
     language_detected: bool
     retriever: str = Field(description="`hybrid` or `fulltext` (no embedder).")
     answerer: str
+    reader: str = Field(description="`customer` or `agent`: whose rules applied.")
+    rules: list[RuleApplied] = Field(
+        description="The knowledge rules and filters retrieval applied, in order."
+    )
     stages: list[StageOut]
     answer: WouldAnswer | None = Field(description="Null when `answer` was false.")
     steps: list[StepOut] = Field(description="The turn's steps and their time.")
@@ -235,6 +252,8 @@ def search_out(found: search.Search, limit: int) -> SearchOut:
         language_detected=found.language_detected,
         retriever=found.retriever,
         answerer=found.answerer,
+        reader=found.reader,
+        rules=[RuleApplied(kind=a.kind, detail=a.detail) for a in turn.applied],
         stages=[
             StageOut(
                 name=s.name,
@@ -261,9 +280,12 @@ def search_out(found: search.Search, limit: int) -> SearchOut:
 async def search_knowledge(body: SearchIn, tenant: AgentTenant) -> SearchOut:
     """Runs the question through the company's bot turn without a conversation: what each
     retrieval stage returned with its scores and ranks, and (unless `answer` is false) the
-    reply the bot would send, with its citations, and why it would answer or hand off.
-    Nothing is stored. `422` for an empty or too long question, an unknown language or
-    filter; `404` for a document filter that is not one of the company's documents."""
+    reply the bot would send, with its citations, and why it would answer or hand off, and
+    which knowledge rules and filters narrowed the search (`rules`). As a `customer` (the
+    default) the company's rules apply as to a customer's message, under the `context` given;
+    as an `agent`, as to agent assist (internal documents too). Nothing is stored. `422` for
+    an empty or too long question, an unknown language or filter; `404` for a document
+    filter that is not one of the company's documents."""
     found = await search.search(
         tenant.runtime,
         tenant.principal.company_id,
@@ -271,5 +293,7 @@ async def search_knowledge(body: SearchIn, tenant: AgentTenant) -> SearchOut:
         language=body.language,
         filters=body.filters.filters(),
         answer=body.answer,
+        reader=body.reader,
+        context=body.context,
     )
     return search_out(found, body.limit)

@@ -7,7 +7,9 @@ configured, else the offline extractive answerer: ``engine.tasks.ports_for``), o
 history the bot would read (the team's notes are no part of it). Nothing is stored and nothing
 changes: no message, no trace, no state, no language, no live event. A customer's request
 for a person is not a reason to give no draft here (the person is asking), so the handoff
-signal step is left out; weak evidence still gives no draft, with the reason.
+signal step is left out; weak evidence still gives no draft, with the reason. The agent may
+read documents for the ``internal`` audience, which a customer's answer never uses; the
+other knowledge rules (validity, windowed tags, the context's rules) hold as for the bot.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from atende.engine.turn import (
     think,
 )
 from atende.errors import InvalidInput
+from atende.knowledge import rules
 from atende.knowledge.retrieval import question_stems
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
@@ -88,6 +91,13 @@ async def suggest_reply(runtime: Runtime, company_id: uuid.UUID, conversation_id
         earlier = await conversations.messages_before(
             session, conversation.id, question.seq, limit=runtime.settings.llm_history_messages
         )
+        # an agent may read internal documents; the dates, windows and context rules still hold
+        scope = rules.scope(
+            rules.company_rules(company),
+            now=runtime.clock(),
+            customer=False,
+            context=rules.context_of(conversation.channel, conversation.context),
+        )
         turn = Turn(
             company_id,
             question.text,
@@ -96,6 +106,8 @@ async def suggest_reply(runtime: Runtime, company_id: uuid.UUID, conversation_id
             history=tuple((m.author, m.text) for m in earlier if m.author != "system"),
             instructions=read_section(company, Instructions).instructions,
             company_name=company.name,
+            filters=scope.filters,
+            applied=scope.applied,
         )
         await think(session, turn, ports, STEPS)
         stems = {} if turn.small_talk else await question_stems(session, turn.query)

@@ -8,13 +8,16 @@ copy: the same steps (``turn.GATHER``) with the company's retriever and answerer
 (``engine.tasks.ports_for``), then the same ``turn.conclude``; only there is no
 conversation. Nothing is written: no message, no trace, no conversation, no live event. A
 history-free question cannot repeat an earlier one, so the repeat rule never fires here;
-the company's other handoff rules do.
+the company's other handoff rules do. The company's knowledge rules apply as for a customer
+(or, asked, as for agent assist), under the context given (a channel, a page): what applied
+is on the turn (``Turn.applied``).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -23,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atende.engine.tasks import ports_for
 from atende.engine.turn import GATHER, Turn, conclude, think
 from atende.errors import InvalidInput, NotFound
+from atende.knowledge import rules
 from atende.knowledge.filters import LANGUAGES, NO_FILTERS, Filters
 from atende.knowledge.models import Document
 from atende.knowledge.retrieval import question_stems
@@ -32,6 +36,8 @@ from atende.tenancy import service as tenancy
 from atende.tenancy.settings import Instructions, read_section
 
 MAX_QUESTION_CHARS = 2000
+CUSTOMER, AGENT = "customer", "agent"
+READERS = (CUSTOMER, AGENT)  # whom the search answers as: the bot to a customer, agent assist
 
 # why the bot would answer or hand off, for a person to read (the dashboard translates each)
 WHYS = (
@@ -58,6 +64,7 @@ class Search:
     answerer: str
     language_detected: bool
     total_ms: float
+    reader: str = CUSTOMER
 
     @property
     def why(self) -> str:
@@ -113,18 +120,32 @@ async def search(
     language: str | None = None,
     filters: Filters = NO_FILTERS,
     answer: bool = True,
+    reader: str = CUSTOMER,
+    context: Mapping[str, str] | None = None,
 ) -> Search:
-    """Run ``question`` through the company's bot turn (``answer=False``: retrieval only).
-    ``InvalidInput`` for a blank or too long question or an unknown language; ``NotFound``
-    for a document filter that is not the company's."""
+    """Run ``question`` through the company's bot turn (``answer=False``: retrieval only),
+    under the company's knowledge rules for ``reader`` (``customer``: as the bot answers a
+    customer, internal documents left out; ``agent``: as agent assist drafts, with them) and
+    the conversation ``context`` given (``channel``, ``page``, ``product``...), narrowed by
+    ``filters``. ``InvalidInput`` for a blank or too long question or an unknown language;
+    ``NotFound`` for a document filter that is not the company's."""
     started = time.perf_counter()
     question = checked_question(question)
     language = checked_language(language)
     checked_language(filters.language, "filters.language")
+    if reader not in READERS:
+        raise InvalidInput(f"unknown reader '{reader}': one of {', '.join(READERS)}", field="reader")
     async with runtime.db.transaction(company_id) as session:
         await check_documents(session, filters.documents)
         company = await tenancy.get_company(session, str(company_id))
         ports = ports_for(runtime, company)
+        scope = rules.scope(
+            rules.company_rules(company),
+            now=runtime.clock(),
+            customer=reader == CUSTOMER,
+            context=context,
+            requested=filters or None,
+        )
         turn = Turn(
             company_id,
             question,
@@ -133,7 +154,8 @@ async def search(
             company_name=company.name,
             handoff_settings=handoff_settings(company),
             asked_language=language,
-            filters=filters,
+            filters=scope.filters,
+            applied=scope.applied,
         )
         await think(session, turn, ports, GATHER)
         stems = {} if turn.small_talk or not answer else await question_stems(session, turn.query)
@@ -145,4 +167,5 @@ async def search(
         answerer="smalltalk" if turn.small_talk else ports.answerer.name,
         language_detected=language is None,
         total_ms=round((time.perf_counter() - started) * 1000, 3),
+        reader=reader,
     )

@@ -23,12 +23,13 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation, Message
-from atende.conversations.schemas import NOT_FOR_THE_BOT
+from atende.conversations.schemas import FILTERS_META, NOT_FOR_THE_BOT
 from atende.conversations.states import State
 from atende.db.pubsub import publish, publish_now
 from atende.engine import followup, handoff, questions, smalltalk
@@ -37,10 +38,13 @@ from atende.engine.models import Trace
 from atende.errors import NotFound
 from atende.hours import is_open
 from atende.knowledge import language as languages
+from atende.knowledge import rules
 from atende.knowledge.embedding import Embedder, EmbeddingUnavailable
 from atende.knowledge.filters import NO_FILTERS, Filters
 from atende.knowledge.passages import Passage
 from atende.knowledge.retrieval import Retriever, Stage, lexemes, question_stems
+from atende.knowledge.rules import Applied, Scope
+from atende.knowledge.schemas import FiltersIn
 from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.observability import metrics
 from atende.observability.logging import describe
@@ -89,6 +93,7 @@ class Turn:
     handoff_settings: HandoffSettings = field(default_factory=HandoffSettings)  # the company's rules
     asked_language: str | None = None  # the question's language when the caller knows it: not detected
     filters: Filters = NO_FILTERS  # which documents may answer
+    applied: tuple[Applied, ...] = ()  # the knowledge rules and filters behind ``filters``, for the trace
     text: str = ""
     query: str = ""  # what to look up: the text without an opening greeting, a follow-up resolved
     language: str = "pt"
@@ -196,6 +201,7 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
         "retriever": ports.retriever.name,
         "top_k": ports.top_k,
         "found": len(turn.passages),
+        **({"rules": [a.as_dict() for a in turn.applied]} if turn.applied else {}),
     }
     await retrieve_each_question(session, turn, ports)
 
@@ -583,6 +589,26 @@ async def _not_for_the_bot(
     return "not_for_the_bot"
 
 
+def customer_scope(company: Company, conversation: Conversation, message: Message, now: datetime) -> Scope:
+    """What a customer's answer may be drawn from: the company's knowledge rules under the
+    conversation's context (its channel, the widget's page and product), narrowed by the
+    filters the message was sent with (``POST /v1/messages``)."""
+    requested = None
+    stored = (message.meta or {}).get(FILTERS_META)
+    if stored:
+        try:
+            requested = FiltersIn.model_validate(stored).filters()
+        except ValidationError:  # written by this version's API, validated then: never expected
+            log.warning("turn.stored_filters_invalid", message_id=str(message.id))
+    return rules.scope(
+        rules.company_rules(company),
+        now=now,
+        customer=True,
+        context=rules.context_of(conversation.channel, conversation.context),
+        requested=requested,
+    )
+
+
 def _routing_label(handoff_reply: Message) -> str:
     """The ``routing`` label of a handoff's metric: ``ticket`` when it waits for the team."""
     return "ticket" if handoff_reply.meta.get("ticket") else "queue"
@@ -636,6 +662,7 @@ async def _answer(
             earlier = await conversations.messages_before(
                 session, conversation.id, message.seq, limit=runtime.settings.llm_history_messages
             )
+            scope = customer_scope(company, conversation, message, runtime.clock())
             turn = Turn(
                 company_id,
                 message.text,
@@ -645,6 +672,8 @@ async def _answer(
                 instructions=read_section(company, Instructions).instructions,
                 company_name=company.name,
                 handoff_settings=handoff_settings(company),
+                filters=scope.filters,
+                applied=scope.applied,
             )
             await think(session, turn, ports, GATHER)
             stems = {} if turn.small_talk else await question_stems(session, turn.query)

@@ -1,4 +1,5 @@
-"""``/v1/documents``: add, list, read, re-ingest and delete knowledge-base documents."""
+"""``/v1/documents``: add, list, read, re-ingest and delete knowledge-base documents;
+``/v1/company/knowledge-rules``: which documents may answer whom."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.errors import InvalidInput
-from atende.knowledge import service
+from atende.knowledge import rules, service
 from atende.knowledge.models import Document
 from atende.knowledge.schemas import (
     ChunkPublic,
@@ -18,9 +19,11 @@ from atende.knowledge.schemas import (
     DocumentPublic,
     DocumentVersionPublic,
     IngestResultPublic,
+    KnowledgeRulesIn,
 )
 from atende.knowledge.sources import read_submission
 from atende.knowledge.tasks import chunking, company_embedder
+from atende.tenancy import service as tenancy
 from atende.tenancy.deps import AdminTenant, ViewerTenant
 
 router = APIRouter(prefix="/v1", tags=["knowledge"])
@@ -155,3 +158,23 @@ async def delete_document(document_id: uuid.UUID, tenant: AdminTenant) -> Respon
     async with tenant.transaction() as session:
         await service.delete_document(session, document_id)
     return Response(status_code=204)
+
+
+@router.get("/company/knowledge-rules", response_model=KnowledgeRulesIn, summary="Knowledge rules")
+async def get_knowledge_rules(tenant: ViewerTenant) -> KnowledgeRulesIn:
+    """Which documents may answer whom: the windowed tags and the company's context rules
+    (the fixed rules, no internal documents and none outside their dates for customers, hold
+    always)."""
+    async with tenant.transaction() as session:
+        company = await tenancy.get_company(session, str(tenant.principal.company_id))
+        return KnowledgeRulesIn.model_validate(rules.company_rules(company).model_dump())
+
+
+@router.put(
+    "/company/knowledge-rules", response_model=KnowledgeRulesIn, summary="Replace the knowledge rules"
+)
+async def put_knowledge_rules(body: KnowledgeRulesIn, tenant: AdminTenant) -> KnowledgeRulesIn:
+    """Replace the windowed tags and every context rule; applies to the next question."""
+    async with tenant.transaction() as session:
+        stored = await rules.replace_rules(session, tenant.principal.company_id, body.section())
+    return KnowledgeRulesIn.model_validate(stored.model_dump())

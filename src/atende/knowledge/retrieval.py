@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.db.scope import company_of
 from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, Vector, to_sql
-from atende.knowledge.filters import NO_FILTERS, Filters, chunk_clause
+from atende.knowledge.filters import NO_FILTERS, Filters, chunk_clause, failing_documents_sql
 from atende.knowledge.passages import Passage
 from atende.knowledge.rerank import RerankStep, rerank
 from atende.knowledge.text import TS_CONFIG, fold, subject_line, topic_text
@@ -140,11 +140,28 @@ BM25_SQL = BM25_TEMPLATE.format(filter="")
 _BM25 = text(BM25_SQL)
 
 
+_NARROWS_KEY = "atende.filters_narrow"
+
+
+async def narrowing(session: AsyncSession, filters: Filters) -> Filters:
+    """``filters`` if some document of the company fails them, else ``NO_FILTERS``: the
+    rules a customer's turn always carries (no internal document, none out of date) leave
+    the statements exactly as unfiltered when no document is internal or out of date. One
+    short query on the company's documents, once per filters and session."""
+    if not filters:
+        return NO_FILTERS
+    known: dict[Filters, bool] = session.info.setdefault(_NARROWS_KEY, {})
+    if filters not in known:
+        sql, params = failing_documents_sql(filters)
+        known[filters] = bool(await session.scalar(text(sql), {"company": company_of(session), **params}))
+    return filters if known[filters] else NO_FILTERS
+
+
 def bm25_statement(filters: Filters) -> tuple[Any, dict[str, Any]]:
     """The BM25 statement with ``filters`` applied to the postings it reads (before the top k)."""
     if not filters:
         return _BM25, {}
-    clause, params = chunk_clause(filters, "t.chunk_id")
+    clause, params = chunk_clause(filters, "t.chunk_id", hashed=True)
     return text(BM25_TEMPLATE.format(filter=clause)), params
 
 
@@ -194,7 +211,7 @@ class FullTextRetriever:
         params = await bm25_params(session, query, k)
         found: list[Passage] = []
         if params["terms"]:
-            statement, filtered = bm25_statement(filters)
+            statement, filtered = bm25_statement(await narrowing(session, filters))
             found = _passages((await session.execute(statement, params | filtered)).all(), "bm25")
         if stages is not None:
             stages.append(Stage("fulltext", found, _ms(started)))
@@ -241,6 +258,7 @@ def dense_sql(dim: int, filter_clause: str = "") -> str:
     """
 
 
+MAX_EF_SEARCH = 1000  # pgvector's limit; the iterative scan goes on past it for a larger k
 # HNSW search settings for this transaction: enough candidates for the fusion, and an
 # iterative scan so that rows of other companies filtered out never leave the top short
 _HNSW_SETTINGS = text(
@@ -254,8 +272,8 @@ async def dense_search(
 ) -> list[Passage]:
     """The ``k`` chunks nearest to ``vector`` among the company's vectors of ``model`` (of
     the documents that pass ``filters``)."""
-    await session.execute(_HNSW_SETTINGS, {"ef": max(40, 2 * k)})
-    clause, filtered = chunk_clause(filters, "v.chunk_id")
+    await session.execute(_HNSW_SETTINGS, {"ef": min(MAX_EF_SEARCH, max(40, 2 * k))})
+    clause, filtered = chunk_clause(await narrowing(session, filters), "v.chunk_id")
     params = {"company": company_of(session), "vector": to_sql(vector), "model": model, "k": k}
     rows = (await session.execute(text(dense_sql(len(vector), clause)), params | filtered)).all()
     return _passages(rows, "dense")

@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from atende.knowledge.filters import TAGS, Filters, Match, as_text
 from atende.knowledge.models import Document
+from atende.knowledge.rules import DEFAULT_WINDOWED, MAX_RULES, ContextRule, KnowledgeRules
 from atende.knowledge.service import Metadata, clean_tags, metadata_of
 
 
@@ -44,6 +46,22 @@ def _day_or_instant(value: Any) -> Any:
 
 
 Instant = Annotated[datetime | date, BeforeValidator(_day_or_instant)]
+CustomKey = Annotated[str, Field(min_length=1, max_length=60)]
+CustomValue = Annotated[str, Field(max_length=500)] | int | float | bool
+
+
+# what a custom key may not be: the fields of their own
+OWN_FIELDS = ("product", "audience", "language", "tags", "tag", "valid_from", "valid_until")
+
+
+def own_keys(custom: dict[str, Any]) -> dict[str, Any]:
+    """Custom keys as given, refused when one has spaces around it or names a field of its own."""
+    for key in custom:
+        if key.strip() != key:
+            raise ValueError(f"custom key {key!r} has spaces around it")
+        if key in OWN_FIELDS:
+            raise ValueError(f"'{key}' is a field of its own: set `{key}`, not a custom key")
+    return custom
 
 
 class DocumentMeta(BaseModel):
@@ -58,9 +76,17 @@ class DocumentMeta(BaseModel):
     audience: str | None = Field(default=None, max_length=100, description="e.g. customers, resellers, staff")
     valid_from: Instant | None = None
     valid_until: Instant | None = None
-    custom: dict[Annotated[str, Field(min_length=1, max_length=60)], str | int | float | bool] = Field(
-        default_factory=dict, max_length=30, description="Any other key/values."
+    custom: dict[CustomKey, CustomValue] = Field(
+        default_factory=dict,
+        max_length=30,
+        description="Any other key/values (retrieval filters on them: `attributes`); a value of text has "
+        "at most 500 characters.",
     )
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_keys(cls, custom: dict[str, Any]) -> dict[str, Any]:
+        return own_keys(custom)
 
     @model_validator(mode="after")
     def _period(self) -> DocumentMeta:
@@ -95,12 +121,15 @@ class DocumentMetaPatch(BaseModel):
     audience: str | None = Field(default=None, max_length=100)
     valid_from: Instant | None = None
     valid_until: Instant | None = None
-    custom: dict[Annotated[str, Field(min_length=1, max_length=60)], str | int | float | bool] | None = Field(
-        default=None, max_length=30
-    )
+    custom: dict[CustomKey, CustomValue] | None = Field(default=None, max_length=30)
     language: Literal["pt", "en", "es"] | None = Field(
         default=None, description="Index the document again in this language."
     )
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_keys(cls, custom: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if custom is None else own_keys(custom)
 
     def changes(self) -> dict[str, object]:
         sent = self.model_fields_set
@@ -254,3 +283,154 @@ class DocumentVersionPublic(BaseModel):
     language: str | None
     author_id: uuid.UUID | None = Field(description="The dashboard user who sent it; null for an API key.")
     created_at: datetime
+
+
+AttributeKey = Annotated[str, Field(min_length=1, max_length=60)]
+AttributeValue = str | int | float | bool
+AttributeValues = AttributeValue | Annotated[list[AttributeValue], Field(min_length=1, max_length=20)]
+
+
+def _attribute_matches(attributes: dict[str, AttributeValues], *, negate: bool) -> tuple[Match, ...]:
+    return tuple(
+        Match(
+            key,
+            tuple(dict.fromkeys(as_text(v) for v in (values if isinstance(values, list) else [values]))),
+            negate,
+        )
+        for key, values in attributes.items()
+    )
+
+
+def _custom_keys(attributes: dict[str, AttributeValues]) -> dict[str, AttributeValues]:
+    for key in attributes:
+        if key.strip() != key or not key:
+            raise ValueError(f"attribute key {key!r} has spaces around it")
+        if key in OWN_FIELDS:
+            raise ValueError(f"'{key}' is a field of its own: filter on `{key}`, not on an attribute")
+    return attributes
+
+
+class ExcludeIn(BaseModel):
+    """Documents that must *not* have any of these (a document without the field passes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Tag] = Field(default_factory=list, max_length=30)
+    products: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=30
+    )
+    audiences: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=30
+    )
+    attributes: dict[AttributeKey, AttributeValues] = Field(
+        default_factory=dict, max_length=30, description="Custom key → value(s) the document must not have."
+    )
+
+    @field_validator("attributes")
+    @classmethod
+    def _custom(cls, attributes: dict[str, AttributeValues]) -> dict[str, AttributeValues]:
+        return _custom_keys(attributes)
+
+    def matches(self) -> tuple[Match, ...]:
+        out = [
+            Match(key, tuple(dict.fromkeys(values)), negate=True)
+            for key, values in ((TAGS, self.tags), ("product", self.products), ("audience", self.audiences))
+            if values
+        ]
+        return (*out, *_attribute_matches(self.attributes, negate=True))
+
+
+class FiltersIn(BaseModel):
+    """Which documents may answer; every filter given must hold. Applied inside both
+    retrieval statements, so each stage still returns its full count from what passes. A
+    customer's answer also always follows the company's knowledge rules (no internal
+    documents, none outside their dates; `GET /v1/company/knowledge-rules`)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "product": "pro",
+                    "attributes": {"region": ["south", "southeast"]},
+                    "exclude": {"tags": ["old"]},
+                }
+            ]
+        },
+    )
+
+    language: Literal["pt", "en", "es"] | None = Field(default=None, description="The documents' language.")
+    documents: list[uuid.UUID] = Field(
+        default_factory=list, max_length=50, description="Only these documents (ids of `GET /v1/documents`)."
+    )
+    tags: list[Tag] = Field(
+        default_factory=list, max_length=30, description="Documents with at least one of these tags."
+    )
+    product: str | None = Field(default=None, min_length=1, max_length=200)
+    audience: str | None = Field(default=None, min_length=1, max_length=100)
+    valid_at: Instant | None = Field(
+        default=None, description="Only documents valid at this instant or day (`valid_from`/`valid_until`)."
+    )
+    attributes: dict[AttributeKey, AttributeValues] = Field(
+        default_factory=dict,
+        max_length=30,
+        description="Custom key/values (a document's `meta.custom`): each key must have one of its values.",
+    )
+    exclude: ExcludeIn = Field(default_factory=ExcludeIn)
+
+    @field_validator("attributes")
+    @classmethod
+    def _custom(cls, attributes: dict[str, AttributeValues]) -> dict[str, AttributeValues]:
+        return _custom_keys(attributes)
+
+    def filters(self) -> Filters:
+        return Filters(
+            language=self.language,
+            documents=tuple(dict.fromkeys(self.documents)),
+            tags=tuple(dict.fromkeys(self.tags)),
+            product=self.product,
+            audience=self.audience,
+            valid_at=start_of(self.valid_at),
+            matches=(*_attribute_matches(self.attributes, negate=False), *self.exclude.matches()),
+        )
+
+
+class KnowledgeRulesIn(BaseModel):
+    """The company's knowledge rules. Always, for a customer's answer: no document for the
+    `internal` audience, none outside its dates. `windowed_tags`: a document with one of these
+    tags is used only within its own dates, never without an end date. `rules`: from the
+    conversation's context to a document field (`when` `channel` `equals` `whatsapp` → `field`
+    `product` `value` `X`; `when` `page` `equals` `/pro/` → `product` `pro`; `when` `product`
+    → `field` `product` with no `value`: the widget's product)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "windowed_tags": ["promo"],
+                    "rules": [
+                        {"when": "channel", "equals": "whatsapp", "field": "product", "value": "X"},
+                        {
+                            "when": "page",
+                            "equals": "/pro/",
+                            "field": "product",
+                            "value": "pro",
+                            "or_unset": True,
+                        },
+                    ],
+                }
+            ]
+        },
+    )
+
+    windowed_tags: list[Tag] = Field(default_factory=lambda: list(DEFAULT_WINDOWED), max_length=30)
+    rules: list[ContextRule] = Field(default_factory=list, max_length=MAX_RULES)
+
+    @field_validator("windowed_tags")
+    @classmethod
+    def _tags(cls, tags: list[str]) -> list[str]:
+        return list(clean_tags(tags))
+
+    def section(self) -> KnowledgeRules:
+        return KnowledgeRules(windowed_tags=self.windowed_tags, rules=self.rules)

@@ -20,7 +20,14 @@ from atende.channels import intake
 from atende.channels.base import Account, Channel, ConversationPolicy, Joins
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
-from atende.conversations.schemas import CustomerMessageIn, InboundMessage, MessagePublic, PostMessageResult
+from atende.conversations.schemas import (
+    FILTERS_META,
+    CustomerMessageIn,
+    InboundMessage,
+    MessagePublic,
+    PostMessageResult,
+)
+from atende.engine.search import check_documents
 from atende.tenancy.deps import AgentTenant, Tenant
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
@@ -48,6 +55,9 @@ class ApiChannel(Channel):
                 contact_name=body.contact.name,
                 contact_email=body.contact.email,
                 contact_phone=body.contact.phone,
+                meta={FILTERS_META: body.filters.model_dump(mode="json", exclude_defaults=True)}
+                if body.filters
+                else {},
             )
         ]
 
@@ -90,6 +100,9 @@ async def post_customer_message(
     """Store a customer message once and queue the bot's turn. Poll
     `GET /v1/conversations/{id}/messages`, or pass `wait` to receive the reply here."""
     text = conversations.clean_text(body.text, tenant.runtime.settings.max_message_chars)
+    if body.filters and body.filters.documents:
+        async with tenant.transaction() as session:
+            await check_documents(session, tuple(body.filters.documents))
     [inbound] = channel.parse(None, body.model_copy(update={"text": text}))
     async with tenant.runtime.db.driver_autocommit() as connection:  # receiving is one atomic statement
         received = await intake.receive(connection, tenant.principal.company_id, channel, inbound)

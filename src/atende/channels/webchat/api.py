@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -110,10 +111,36 @@ RATE_LIMITED: dict[int | str, dict[str, Any]] = {
 }
 
 
+class VisitorContext(BaseModel):
+    """Where the widget sits: kept on the conversation, where the company's knowledge rules
+    read it ("pages under /pro/ → product pro"). Only the page's path is kept (never its
+    query string, which may carry a visitor's data); an empty value forgets one."""
+
+    model_config = ConfigDict(extra="forbid")
+    page: str | None = Field(default=None, max_length=2000, description="The page's URL or path.")
+    product: str | None = Field(default=None, max_length=200, description="The product the page is about.")
+
+    def stored(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.page is not None:
+            page = self.page.strip()
+            path = urlsplit(page).path if "://" in page else page.split("?", 1)[0].split("#", 1)[0]
+            out["page"] = path[:500]
+        if self.product is not None:
+            out["product"] = " ".join(self.product.split())
+        return out
+
+
 class VisitorMessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=20000)
     client_id: str | None = Field(default=None, max_length=100, description="Dedupe id from the widget.")
+    context: VisitorContext | None = Field(default=None, description="Where the widget is now.")
+
+
+class ConversationStartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    context: VisitorContext | None = Field(default=None, description="Where the widget sits.")
 
 
 class VisitorCitation(BaseModel):
@@ -428,7 +455,9 @@ async def leave_offline_message(
     status_code=201,
     responses=RATE_LIMITED,
 )
-async def start_conversation(widget_key: str, request: Request, runtime: RuntimeDep) -> ConversationStarted:
+async def start_conversation(
+    widget_key: str, request: Request, runtime: RuntimeDep, body: ConversationStartIn | None = None
+) -> ConversationStarted:
     company_id = (await _account(runtime, widget_key)).company_id
     limits_for(runtime).conversation(request, company_id)
     token = new_token(24)
@@ -439,6 +468,8 @@ async def start_conversation(widget_key: str, request: Request, runtime: Runtime
             visitor_id="visitor-" + new_token(12),
             visitor_token_hash=hash_token(runtime.secret_key, token),
         )
+        if body is not None and body.context is not None:
+            await conversations.set_context(session, conversation.id, body.context.stored())
     return ConversationStarted(conversation_id=conversation.id, token=token)
 
 
@@ -506,6 +537,8 @@ async def visitor_message(
         received = await intake.receive(
             await session.connection(), visitor.company_id, channel, inbound, visitor.account
         )
+        if body.context is not None:  # in the message's transaction: its turn (queued) reads it
+            await conversations.set_context(session, conversation_id, body.context.stored())
         # a new message cannot have been answered yet; a redelivered one may have been
         awaiting = received.bot_turn and not (
             received.duplicate and await conversations.bot_reply_exists(session, received.message.id)

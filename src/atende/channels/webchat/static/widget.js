@@ -1,6 +1,8 @@
 /* atende web chat widget. Embed with:
  *   <script src="https://YOUR-ATENDE/widget.js" data-widget-key="wk_..." defer></script>
- * Optional attributes: data-open="true" (start open), data-lang="pt|en|es".
+ * Optional attributes: data-open="true" (start open), data-lang="pt|en|es", data-product="..."
+ * (the product this page is about). The page's path and that product go with each message:
+ * the company's knowledge rules may limit answers by them (e.g. pages under /pro/ → product pro).
  * Its colours, title, greeting, "Talk to a person" button and offline contact form are the
  * web chat account's settings, read from /widget/v1/KEY/config (the dashboard's preview
  * passes unsaved ones in data-config, with data-preview="true": nothing is sent or kept).
@@ -13,6 +15,12 @@
   var base = new URL(script.src, window.location.href).origin;
   var lang = (script.getAttribute("data-lang") || navigator.language || "pt").slice(0, 2).toLowerCase();
   var preview = script.getAttribute("data-preview") === "true";
+  var product = script.getAttribute("data-product");
+  function context() {
+    var where = { page: window.location.pathname };
+    if (product) { where.product = product; }
+    return where;
+  }
   var TEXT = {
     pt: { title: "Atendimento", open: "Abrir chat", close: "Fechar chat", placeholder: "Escreva sua mensagem…",
           label: "Sua mensagem", send: "Enviar", typing: "Digitando…", sources: "Fontes", error: "Não foi possível enviar. Tente de novo.",
@@ -316,7 +324,7 @@
 
   function ensureConversation() {
     if (state) { return Promise.resolve(state); }
-    return api("/conversations", { method: "POST", body: "{}" }).then(function (data) {
+    return api("/conversations", { method: "POST", body: JSON.stringify({ context: context() }) }).then(function (data) {
       state = { conversation_id: data.conversation_id, token: data.token };
       save();
       listen();
@@ -338,7 +346,7 @@
     var clientId = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Date.now() + Math.random());
     return ensureConversation().then(function () {
       return api("/conversations/" + state.conversation_id + "/messages", {
-        method: "POST", body: JSON.stringify({ text: text, client_id: clientId })
+        method: "POST", body: JSON.stringify({ text: text, client_id: clientId, context: context() })
       });
     }).then(function (m) {
       if (input.value.trim() === text) { input.value = ""; }
