@@ -10,7 +10,6 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from atende.conversations.states import State
-from atende.knowledge.schemas import FiltersIn
 
 # a customer message's meta: the bot must not answer it (a channel's loop protection: an
 # auto-reply, a bounce, a mailing list, a contact over the bot's reply cap). Its value is
@@ -53,39 +52,6 @@ class ContactIn(Strict):
     name: str | None = Field(default=None, max_length=200)
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40)
-
-
-class CustomerMessageIn(Strict):
-    """A customer message posted through the API channel."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "contact": {"external_id": "cliente-42", "name": "Ana"},
-                    "text": "Qual o prazo de entrega para São Paulo?",
-                    "message_id": "crm-msg-1001",
-                }
-            ]
-        },
-    )
-
-    contact: ContactIn
-    text: str = Field(min_length=1, max_length=20000, description="What the customer wrote.")
-    message_id: str | None = Field(
-        default=None,
-        max_length=255,
-        description="Your id of this message; a message posted twice with one id is stored once.",
-    )
-    conversation_id: uuid.UUID | None = Field(
-        default=None, description="Continue this conversation (default: the contact's latest)."
-    )
-    filters: FiltersIn | None = Field(
-        default=None,
-        description="Which documents may answer this message (as `POST /v1/search`'s); the company's "
-        "knowledge rules apply as well.",
-    )
 
 
 # the key of a customer message's ``meta`` keeping the retrieval filters it was sent with

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import ConfigDict, Field
 
 from atende.channels import intake
 from atende.channels.base import Account, Channel, ConversationPolicy, Joins
@@ -22,15 +23,50 @@ from atende.conversations import service as conversations
 from atende.conversations.models import Message
 from atende.conversations.schemas import (
     FILTERS_META,
-    CustomerMessageIn,
+    ContactIn,
     InboundMessage,
     MessagePublic,
     PostMessageResult,
+    Strict,
 )
 from atende.engine.search import check_documents
+from atende.knowledge.schemas import FiltersIn
 from atende.tenancy.deps import AgentTenant, Tenant
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
+
+
+class CustomerMessageIn(Strict):
+    """A customer message posted through the API channel."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "contact": {"external_id": "cliente-42", "name": "Ana"},
+                    "text": "Qual o prazo de entrega para São Paulo?",
+                    "message_id": "crm-msg-1001",
+                }
+            ]
+        },
+    )
+
+    contact: ContactIn
+    text: str = Field(min_length=1, max_length=20000, description="What the customer wrote.")
+    message_id: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Your id of this message; a message posted twice with one id is stored once.",
+    )
+    conversation_id: uuid.UUID | None = Field(
+        default=None, description="Continue this conversation (default: the contact's latest)."
+    )
+    filters: FiltersIn | None = Field(
+        default=None,
+        description="Which documents may answer this message (as `POST /v1/search`'s); the company's "
+        "knowledge rules apply as well.",
+    )
 
 
 class ApiChannel(Channel):
