@@ -758,13 +758,20 @@ def evaluate(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON here.")
     ] = None,
+    rerank: Annotated[
+        bool,
+        typer.Option(
+            help="The bot's pipeline retrieves with the learned re-ranker (retrieval is measured"
+            " with and without it either way)."
+        ),
+    ] = True,
 ) -> None:
     """Measure retrieval and answers on a QA set, in scratch companies deleted afterwards.
 
     Prints recall@1/5/10 and MRR@10 of atende's retriever beside a plain BM25, the share of
     questions answered citing the gold passage, and, with half the documents left out, the
     handoff rate on questions the knowledge base cannot answer."""
-    from atende.evaluation.report import answers_table, retrieval_table
+    from atende.evaluation.report import answers_table, latency_table, retrieval_table
     from atende.evaluation.run import evaluate as run_evaluation
 
     if not directory.is_dir():
@@ -784,10 +791,15 @@ def evaluate(
                 task = progress.add_task(description, total=total)
                 return lambda n: progress.advance(task, n)
 
-            return await run_evaluation(runtime, directory, languages, limit=limit, progress=phase)
+            return await run_evaluation(
+                runtime, directory, languages, limit=limit, progress=phase, rerank=rerank
+            )
 
     result = _run(work)
     console.print(retrieval_table(result["results"]))
+    latency = latency_table(result["results"])
+    if latency is not None:
+        console.print(latency)
     console.print(answers_table(result["results"]))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

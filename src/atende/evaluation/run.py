@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from atende.engine.turn import Ports, Turn, normalised, think
 from atende.errors import InvalidInput
 from atende.evaluation.baseline import BM25Baseline
 from atende.evaluation.datasets import QAQuestion, QASet, available_languages, cross_lingual, load
+from atende.evaluation.reranked import RerankedHybrid, reranking_pair
 from atende.evaluation.scoring import Retrieved, comes_from, figures, first_hit, is_hit
 from atende.knowledge import message_terms
 from atende.knowledge import service as knowledge
@@ -252,13 +253,34 @@ def sample(questions: Sequence[QAQuestion], limit: int | None) -> list[QAQuestio
     return [questions[int(i * step)] for i in range(limit)]
 
 
-def retrievers_of(ports: Ports, embedder: Embedder | None, query_chars: int) -> dict[str, Retriever]:
-    """The retrievers measured: full-text, and with an embedder dense and the bot's hybrid."""
+def retrievers_of(
+    ports: Ports, embedder: Embedder | None, query_chars: int, reranked: RerankedHybrid | None = None
+) -> dict[str, Retriever]:
+    """The retrievers measured: full-text, and with an embedder dense and the hybrid without
+    and with the learned re-ranker (``reranked``, whose hybrid is the one without)."""
     measured: dict[str, Retriever] = {"atende full-text": FullTextRetriever()}
     if embedder is not None:
         measured["atende dense"] = DenseRetriever(embedder, query_chars=query_chars)
-        measured[f"atende {ports.retriever.name}"] = ports.retriever
+        if reranked is None:
+            measured[f"atende {ports.retriever.name}"] = ports.retriever
+        else:
+            measured[f"atende {reranked.hybrid.name}"] = reranked.hybrid
+            measured[f"atende {reranked.name}"] = reranked
     return measured
+
+
+def _latency(reranked: RerankedHybrid | None) -> dict[str, float] | None:
+    """The re-ranker's added time per question since the last call (ms), and forget it."""
+    if reranked is None or not reranked.rerank_ms:
+        return None
+    times = sorted(reranked.rerank_ms)
+    reranked.rerank_ms.clear()
+    return {
+        "calls": len(times),
+        "mean_ms": round(sum(times) / len(times), 2),
+        "p50_ms": round(times[len(times) // 2], 2),
+        "p95_ms": round(times[min(len(times) - 1, int(len(times) * 0.95))], 2),
+    }
 
 
 async def _evaluate_language(
@@ -269,6 +291,7 @@ async def _evaluate_language(
     questions: Sequence[QAQuestion],
     progress: Progress,
     cross_from: Sequence[tuple[QASet, int | None]] = (),
+    reranked: RerankedHybrid | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The language's figures (and those of questions in other languages asked of its
     knowledge base); the half-left-out measure deletes every other document of the same
@@ -276,13 +299,16 @@ async def _evaluate_language(
     doc_ids = sorted(qa.documents)
     full = await _build(runtime, qa, doc_ids, qa.language, progress, embedder)
     try:
-        retrievers = retrievers_of(ports, embedder, runtime.settings.embed_query_chars)
+        retrievers = retrievers_of(ports, embedder, runtime.settings.embed_query_chars, reranked)
         advance = progress(f"{qa.language}: asking {len(questions)} questions", len(questions))
+        _latency(reranked)
         outcomes = await _ask_all(runtime, ports, full, questions, qa, retrievers=retrievers, advance=advance)
+        latency = _latency(reranked)
         results: dict[str, dict[str, Any]] = {}
         for source, limit in cross_from:
             cross = await _evaluate_cross(runtime, ports, retrievers, source, full, limit, progress)
             if cross:
+                cross["rerank_latency"] = _latency(reranked)
                 results[f"{source.language}->{qa.language}"] = cross
         kept = doc_ids[::2]
         kept_set = set(kept)
@@ -302,6 +328,7 @@ async def _evaluate_language(
         "chunks": len(full.chunk_texts),
         "hit_rule": "passage" if qa.passage_level else "passage + answer span",
         "retrieval": _retrieval(full, outcomes, questions, qa),
+        "rerank_latency": latency,
         "answers": {
             "answered": _share(o.answered for o in outcomes),
             "cited_gold": _share(o.cited_gold for o in outcomes),
@@ -355,8 +382,12 @@ async def evaluate(
     limit: int | None = None,
     progress: Progress = no_progress,
     on_language: Callable[[str, dict[str, Any]], Awaitable[None] | None] | None = None,
+    rerank: bool = True,
 ) -> dict[str, Any]:
-    """Measure retrieval and answers on the QA set in ``directory`` (see the module docstring)."""
+    """Measure retrieval and answers on the QA set in ``directory`` (see the module docstring).
+
+    With an embedder, the hybrid retriever is measured without and with the learned
+    re-ranker, and the bot's pipeline retrieves with it when ``rerank`` (else without)."""
     found = available_languages(directory)
     chosen = list(languages) if languages else found
     missing = [lang for lang in chosen if lang not in found]
@@ -366,6 +397,10 @@ async def evaluate(
         )
     ports = ports_for(runtime)
     embedder = embedder_for(runtime, None)
+    reranked: RerankedHybrid | None = None
+    if embedder is not None:
+        plain, reranked = reranking_pair(runtime, embedder)
+        ports = replace(ports, retriever=reranked if rerank else plain)
     sets = {lang: load(directory, lang) for lang in chosen}
     results: dict[str, Any] = {}
     for lang, qa in sets.items():
@@ -373,7 +408,9 @@ async def evaluate(
             (sets[source], limit) for source, target in CROSS_LINGUAL if target == lang and source in sets
         ]
         questions = sample(qa.questions, limit)
-        measured = await _evaluate_language(runtime, ports, embedder, qa, questions, progress, cross_from)
+        measured = await _evaluate_language(
+            runtime, ports, embedder, qa, questions, progress, cross_from, reranked
+        )
         for name, figures_ in measured.items():
             results[name] = figures_
             if on_language:
@@ -382,6 +419,7 @@ async def evaluate(
         "dataset": str(directory),
         "settings": {
             "retriever": ports.retriever.name,
+            "rerank": rerank and reranked is not None,
             "embedder": embedder.model if embedder else None,
             "fusion": runtime.settings.fusion,
             "embed_query_chars": runtime.settings.embed_query_chars,
