@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import sys
 import time
@@ -35,7 +34,9 @@ from atende.config import get_settings
 from atende.engine import smalltalk
 from atende.engine.turn import normalised
 from atende.evaluation.datasets import load
+from atende.evaluation.reranked import RememberingEmbedder
 from atende.evaluation.scoring import Retrieved, is_hit
+from atende.evaluation.vectors import text_key
 from atende.knowledge import message_terms
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import embedder_for, passage_text
@@ -52,8 +53,7 @@ VECTORS = CACHE / "vectors"
 CANDIDATES = 50
 
 
-def _key(body: str) -> str:
-    return hashlib.sha1(body.encode()).hexdigest()
+_key = text_key
 
 
 def _set_name(directory: Path) -> str:
@@ -162,8 +162,9 @@ async def collect(runtime: Runtime, directory: Path, lang: str, limit: int | Non
     doc_ids = sorted(qa.documents)
     kept = set(doc_ids[::2])
     kept_filter = Filters(documents=tuple(d for d, doc in documents.items() if doc in kept))
-    embedder = embedder_for(runtime, None)
-    assert embedder is not None
+    model = embedder_for(runtime, None)
+    assert model is not None
+    embedder = RememberingEmbedder(model)  # the question is embedded once, not once a stage
     settings = runtime.settings
     retriever = HybridRetriever(
         embedder,
@@ -194,7 +195,7 @@ async def collect(runtime: Runtime, directory: Path, lang: str, limit: int | Non
                     retrieve_ms = (time.perf_counter() - t0) * 1000
                     vector = await embedder.query(retriever.embedded_part(query))
                     t0 = time.perf_counter()
-                    matrix = await candidate_features(session, query, qa.language, fused, vector)
+                    matrix = await candidate_features(session, query, qa.language, fused, vector, model.model)
                     feature_ms = (time.perf_counter() - t0) * 1000
                 gold = qa.passages[question.passage_id]
                 labels = [

@@ -1,3 +1,4 @@
+# ruff: noqa: N806  (matrices are upper case, as in the maths)
 """Train the learned re-ranker on the study's cached candidates (``docs/RANKER.md``).
 
     PYTHONPATH=$PWD/src:$PWD .venv/bin/python scripts/ranker_train.py [--hidden 8] [--write]
@@ -118,11 +119,11 @@ class Ranker:
             else:
                 grads += [np.zeros_like(self.W1), np.zeros_like(self.b1), np.zeros_like(self.w2)]
             for p, g, mo, sq in zip(params, grads, moments, squares, strict=True):
-                mo *= 0.9
-                mo += 0.1 * g
-                sq *= 0.999
-                sq += 0.001 * g * g
-                p -= lr * (mo / (1 - 0.9**t)) / (np.sqrt(sq / (1 - 0.999**t)) + 1e-8)
+                np.multiply(mo, 0.9, out=mo)
+                np.add(mo, 0.1 * g, out=mo)
+                np.multiply(sq, 0.999, out=sq)
+                np.add(sq, 0.001 * g * g, out=sq)
+                np.subtract(p, lr * (mo / (1 - 0.9**t)) / (np.sqrt(sq / (1 - 0.999**t)) + 1e-8), out=p)
 
 
 def logistic(inputs: np.ndarray, labels: np.ndarray, l2: float = 1e-3, epochs: int = 3000) -> np.ndarray:
@@ -135,6 +136,19 @@ def logistic(inputs: np.ndarray, labels: np.ndarray, l2: float = 1e-3, epochs: i
         hessian = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(X.shape[1])
         w -= np.linalg.solve(hessian, gradient)
     return w
+
+
+def fit_calibration(queries: list[Query], scores: dict[int, np.ndarray], parity: int | None) -> np.ndarray:
+    """The calibration fitted on the top 3 of the questions of ``parity`` (all: ``None``)."""
+    inputs, labels = [], []
+    for i, q in enumerate(queries):
+        if not len(q.x) or (parity is not None and q.q % 2 != parity):
+            continue
+        c = calibration_inputs(scores[i])
+        for j in np.argsort(-scores[i], kind="stable")[:3]:
+            inputs.append(c[j])
+            labels.append(q.y[j])
+    return logistic(np.array(inputs), np.array(labels))
 
 
 def recall(ranks: list[int | None]) -> dict[str, float]:
@@ -207,7 +221,7 @@ def answers(
         else:
             s = scores[i]
             order = np.argsort(-s, kind="stable")
-            p_top = calibrated(s, calibration)[order[0]] if threshold is not None else 0.0
+            p_top = calibrated(s, calibration[q.q % 2])[order[0]] if threshold is not None else 0.0
             if threshold is not None and p_top >= threshold:
                 answered, cited = True, bool(q.y[order[0]])
             else:
@@ -246,16 +260,10 @@ def main(argv: list[str]) -> None:
         every += load(name)
     names = sorted({q.set for q in every})
     scores = crossfit(every, args.hidden, args.l2, args.epochs, args.lr)
-    # calibration: the cross-fitted scores' top 3 of every question (full and half)
-    inputs, labels = [], []
-    for i, q in enumerate(every):
-        if not len(q.x):
-            continue
-        c = calibration_inputs(scores[i])
-        for j in np.argsort(-scores[i], kind="stable")[:3]:
-            inputs.append(c[j])
-            labels.append(q.y[j])
-    calibration = logistic(np.array(inputs), np.array(labels))
+    # calibration: the cross-fitted scores' top 3 of every question (full and half); the
+    # figures below use the calibration fitted on the other half of the questions too
+    calibration = fit_calibration(every, scores, None)
+    by_half = {parity: fit_calibration(every, scores, 1 - parity) for parity in (0, 1)}
     report: dict[str, dict[str, object]] = {}
     for name in names:
         full = [(i, q) for i, q in enumerate(every) if q.set == name and q.half == "full"]
@@ -277,17 +285,17 @@ def main(argv: list[str]) -> None:
         print(f"    answers today (fused order, coverage {cov}): {base}")
         report[name]["answers_today"] = base
         for t in args.threshold or [0.5, 0.6, 0.7, 0.8]:
-            gate = answers(subset, sub_scores, calibration, t, cov)
+            gate = answers(subset, sub_scores, by_half, t, cov)
             print(f"    re-ranked, rerank_p >= {t}: {gate}")
             report[name][f"answers_gate_{t}"] = gate
-        nogate = answers(subset, sub_scores, calibration, None, cov)
+        nogate = answers(subset, sub_scores, by_half, None, cov)
         print(f"    re-ranked, no gate: {nogate}")
     # reliability of rerank_p on the top passage (cross-fitted)
     tops = []
     for i, q in enumerate(every):
         if len(q.x):
             j = int(np.argmax(scores[i]))
-            tops.append((calibrated(scores[i], calibration)[j], q.y[j]))
+            tops.append((calibrated(scores[i], by_half[q.q % 2])[j], q.y[j]))
     tops_a = np.array(tops)
     for low in np.arange(0, 1, 0.2):
         inside = tops_a[(tops_a[:, 0] >= low) & (tops_a[:, 0] < low + 0.2)]

@@ -765,6 +765,13 @@ def evaluate(
             " with and without it either way)."
         ),
     ] = True,
+    vectors: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of chunk vectors saved by an earlier run (.npz, see docs/RANKER.md):"
+            " chunks whose text matches are not embedded again."
+        ),
+    ] = None,
 ) -> None:
     """Measure retrieval and answers on a QA set, in scratch companies deleted afterwards.
 
@@ -792,7 +799,7 @@ def evaluate(
                 return lambda n: progress.advance(task, n)
 
             return await run_evaluation(
-                runtime, directory, languages, limit=limit, progress=phase, rerank=rerank
+                runtime, directory, languages, limit=limit, progress=phase, rerank=rerank, vectors=vectors
             )
 
     result = _run(work)

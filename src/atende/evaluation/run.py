@@ -28,6 +28,7 @@ from atende.evaluation.baseline import BM25Baseline
 from atende.evaluation.datasets import QAQuestion, QASet, available_languages, cross_lingual, load
 from atende.evaluation.reranked import RerankedHybrid, reranking_pair
 from atende.evaluation.scoring import Retrieved, comes_from, figures, first_hit, is_hit
+from atende.evaluation.vectors import SavedVectors
 from atende.knowledge import message_terms
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import Embedder, embedder_for
@@ -383,11 +384,13 @@ async def evaluate(
     progress: Progress = no_progress,
     on_language: Callable[[str, dict[str, Any]], Awaitable[None] | None] | None = None,
     rerank: bool = True,
+    vectors: Path | None = None,
 ) -> dict[str, Any]:
     """Measure retrieval and answers on the QA set in ``directory`` (see the module docstring).
 
     With an embedder, the hybrid retriever is measured without and with the learned
-    re-ranker, and the bot's pipeline retrieves with it when ``rerank`` (else without)."""
+    re-ranker, and the bot's pipeline retrieves with it when ``rerank`` (else without).
+    ``vectors``: a folder of chunk vectors saved earlier (``evaluation.vectors``)."""
     found = available_languages(directory)
     chosen = list(languages) if languages else found
     missing = [lang for lang in chosen if lang not in found]
@@ -397,6 +400,8 @@ async def evaluate(
         )
     ports = ports_for(runtime)
     embedder = embedder_for(runtime, None)
+    if embedder is not None and vectors is not None:
+        embedder = SavedVectors(embedder, vectors)
     reranked: RerankedHybrid | None = None
     if embedder is not None:
         plain, reranked = reranking_pair(runtime, embedder)
