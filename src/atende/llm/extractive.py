@@ -21,7 +21,7 @@ MAX_SENTENCES = 3
 # the re-ranker's probability that its top passage answers, above which that passage is
 # answered from whatever its coverage: calibrated on the development sets' half-out measure
 # so that unanswerable questions are still handed off (docs/RANKER.md)
-RERANK_THRESHOLD = 0.5
+RERANK_THRESHOLD = 0.7
 
 
 def coverage(question: Question, passage: Passage) -> float:
