@@ -70,7 +70,8 @@ from atende.knowledge import language, message_terms
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import E5_DIM, E5_MODEL, E5Embedder, Vector, to_sql
 from atende.knowledge.passages import Passage
-from atende.knowledge.rerank import Reranker, RerankStep, default_reranker
+from atende.knowledge.ranker import default_reranker
+from atende.knowledge.rerank import Reranker, RerankStep
 from atende.knowledge.retrieval import (
     BM25_SQL,
     HybridRetriever,
@@ -586,7 +587,10 @@ def by_source(phase: Phase) -> dict[str, dict[str, float]]:
 async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     load_at_start = os.getloadavg()
     await asyncio.to_thread(migrate.upgrade, url)
-    settings = Settings(database_url=url, run_worker=False, log_level="WARNING", migrate_on_start=False)
+    # "today's path" is the fused order: the re-ranking stage is added to the paired ports only
+    settings = Settings(
+        database_url=url, run_worker=False, log_level="WARNING", migrate_on_start=False, reranker="none"
+    )
     async with open_runtime(settings, migrate_now=False, listen=False) as runtime:
         slug = f"bench-{uuid.uuid4().hex[:8]}"
         async with runtime.db.transaction() as session:
@@ -637,7 +641,7 @@ async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 runtime, company_id, concurrent[:planned], args.concurrency, budget=args.budget
             )
 
-        chosen = default_reranker(settings)
+        chosen = default_reranker(settings.model_copy(update={"reranker": "learned"}), E5_MODEL)
         reranker: Reranker = chosen if chosen is not None else StandInReranker()
         budget_ms = args.rerank_budget_ms or settings.rerank_budget_ms
         step = RerankStep(reranker, args.rerank_candidates, budget_ms)

@@ -766,13 +766,27 @@ def evaluate(
             "elliptical, after the first) with and without the follow-up rewrite.",
         ),
     ] = False,
+    rerank: Annotated[
+        bool,
+        typer.Option(
+            help="The bot's pipeline retrieves with the learned re-ranker (retrieval is measured"
+            " with and without it either way)."
+        ),
+    ] = True,
+    vectors: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of chunk vectors saved by an earlier run (.npz, see docs/RANKER.md):"
+            " chunks whose text matches are not embedded again."
+        ),
+    ] = None,
 ) -> None:
     """Measure retrieval and answers on a QA set, in scratch companies deleted afterwards.
 
     Prints recall@1/5/10 and MRR@10 of atende's retriever beside a plain BM25, the share of
     questions answered citing the gold passage, and, with half the documents left out, the
     handoff rate on questions the knowledge base cannot answer."""
-    from atende.evaluation.report import answers_table, follow_ups_table, retrieval_table
+    from atende.evaluation.report import answers_table, follow_ups_table, latency_table, retrieval_table
     from atende.evaluation.run import evaluate as run_evaluation
 
     if not directory.is_dir():
@@ -793,11 +807,21 @@ def evaluate(
                 return lambda n: progress.advance(task, n)
 
             return await run_evaluation(
-                runtime, directory, languages, limit=limit, progress=phase, follow_ups=follow_ups
+                runtime,
+                directory,
+                languages,
+                limit=limit,
+                progress=phase,
+                follow_ups=follow_ups,
+                rerank=rerank,
+                vectors=vectors,
             )
 
     result = _run(work)
     console.print(retrieval_table(result["results"]))
+    latency = latency_table(result["results"])
+    if latency is not None:
+        console.print(latency)
     console.print(answers_table(result["results"]))
     if follow_ups:
         console.print(follow_ups_table(result["follow_ups"]))

@@ -204,13 +204,28 @@ class Settings(BaseSettings):
     fusion_candidates: int = Field(
         default=50, ge=5, le=500, description="Candidates each retriever hands to the fusion."
     )
+    reranker: Literal["learned", "none"] = Field(
+        default="learned",
+        description="The second stage of hybrid retrieval: `learned` (a small model shipped in the "
+        "package re-orders the fused candidates, docs/RANKER.md; used with the e5 embedder, whose "
+        "scores it was trained on) or `none` (the fused order).",
+    )
     rerank_candidates: int = Field(
-        default=40,
+        default=50,
         ge=2,
         le=500,
         description="Best fused candidates the re-ranker re-orders (the second stage of hybrid "
         "retrieval) before the top `ATENDE_RETRIEVAL_TOP_K` go to the answerer; a company can turn "
         "re-ranking off (`PUT /v1/company/assistant`, `rerank`).",
+    )
+    rerank_answer_threshold: float | None = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="The extractive answerer also answers from the passage the learned re-ranker gives "
+        "at least this probability of being the right one (`rerank_p`), however few of the question's "
+        "words it holds; unset: only the share of the question's words decides. 0.7 answers 4x more real "
+        "customer e-mails but hands off fewer unanswerable questions in es and pt (docs/RANKER.md).",
     )
     rerank_budget_ms: float = Field(
         default=100.0,

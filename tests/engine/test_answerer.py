@@ -208,3 +208,38 @@ async def test_it_never_says_anything_that_is_not_in_a_passage(
     [cited] = [p for p in passages if str(p.chunk_id) == answer.citations[0]["chunk_id"]]
     assert answer.confidence >= threshold
     assert is_made_of_sentences(answer.text, cited.text), (answer.text, cited.text)
+
+
+def reranked(p: Passage, probability: float) -> Passage:
+    return Passage(**{**p.__dict__, "scores": {**p.scores, "rerank_p": probability}})
+
+
+async def test_a_passage_the_reranker_is_sure_of_is_answered_from_though_it_covers_little() -> None:
+    # a long e-mail: most of its words are not in the passage (coverage 2/6), but the
+    # re-ranker's calibrated probability clears the gate
+    asked = question("Boa tarde, moro no interior e queria saber o prazo da entrega do meu pedido")
+    sure = reranked(SHIPPING, 0.9)
+    answer = await ExtractiveAnswerer(0.6, rerank_threshold=0.5).answer(
+        asked, [sure, reranked(PAYMENTS, 0.1)], word_lexer
+    )
+    assert answer.text is not None and "interior" in answer.text
+    assert answer.citations[0]["chunk_id"] == str(sure.chunk_id)
+    assert (answer.confidence, answer.needed) == (0.9, 0.5)
+    assert answer.reason == "answered from 'Entregas' (re-ranker p 0.90)"
+
+
+async def test_below_the_rerankers_gate_the_coverage_rule_still_decides() -> None:
+    asked = question("Boa tarde, moro no interior e queria saber o prazo da entrega do meu pedido")
+    unsure = [reranked(SHIPPING, 0.3), reranked(PAYMENTS, 0.2)]
+    assert (
+        await ExtractiveAnswerer(0.6, rerank_threshold=0.5).answer(asked, unsure, word_lexer)
+    ).text is None
+    # and without a re-ranker's probability (re-ranking off) nothing changes
+    assert (await ExtractiveAnswerer(0.6).answer(asked, [SHIPPING, PAYMENTS], word_lexer)).text is None
+    covered = await ExtractiveAnswerer(0.6, rerank_threshold=0.5).answer(
+        question("prazo entrega interior"), unsure, word_lexer
+    )
+    assert covered.citations[0]["chunk_id"] == str(SHIPPING.chunk_id)
+    # the gate can be turned off
+    off = ExtractiveAnswerer(0.6, rerank_threshold=None)
+    assert (await off.answer(asked, [reranked(SHIPPING, 0.99)], word_lexer)).text is None

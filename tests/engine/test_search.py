@@ -82,8 +82,8 @@ async def test_a_covered_question_shows_each_stage_and_the_cited_answer_and_stor
     result = await search(company, question="Em quantos dias vocês entregam no interior?")
     assert result["language"] == "pt" and result["language_detected"] is True
     assert result["retriever"] == "hybrid" and result["answerer"] == "extractive"
-    assert [s["name"] for s in result["stages"]] == ["fulltext", "dense", "fused"]
-    fulltext, dense, fused = (stage(result, n) for n in ("fulltext", "dense", "fused"))
+    assert [s["name"] for s in result["stages"]] == ["fulltext", "dense", "fused", "reranked"]
+    fulltext, dense, fused, reranked = (stage(result, n) for n in ("fulltext", "dense", "fused", "reranked"))
     assert fulltext["candidates"][0]["section"] == "Entregas › Prazos"
     assert fulltext["candidates"][0]["scores"]["bm25_rank"] == 1
     assert [c["rank"] for c in dense["candidates"]] == list(range(1, dense["found"] + 1))
@@ -93,7 +93,10 @@ async def test_a_covered_question_shows_each_stage_and_the_cited_answer_and_stor
     top = fused["candidates"][0]
     assert top["title"] == "Entregas" and "8 dias úteis" in top["snippet"]
     assert {"bm25", "bm25_rank", "dense", "dense_rank", "fused"} <= set(top["scores"])
-    assert fused["kept"] == 5 and fulltext["kept"] is None
+    # the fused stage hands the re-ranker its candidates, the re-ranker the answerer its top 5
+    assert (fulltext["kept"], fused["kept"], reranked["kept"]) == (None, 50, 5)
+    assert reranked["candidates"][0]["title"] == "Entregas"
+    assert {"fused_rank", "learned", "rerank_p", "reranked_rank"} <= set(reranked["candidates"][0]["scores"])
     answer = result["answer"]
     assert answer["decision"] == "answer" and answer["why"] == "answered"
     assert "8 dias úteis" in answer["text"]

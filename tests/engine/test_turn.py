@@ -272,7 +272,7 @@ async def test_every_turn_leaves_a_trace_of_what_it_retrieved_and_why_it_decided
         None,
         None,
     )
-    assert answer["reason"].startswith("answered from 'Garantia' (coverage ")
+    assert answer["reason"].startswith("answered from 'Garantia' (")  # its coverage or the re-ranker's p
     best = answer["retrieved"][0]
     assert (best["title"], best["section"], best["language"]) == (
         "Garantia",
@@ -283,20 +283,27 @@ async def test_every_turn_leaves_a_trace_of_what_it_retrieved_and_why_it_decided
     assert best["chunk_id"] == answered["reply"]["meta"]["citations"][0]["chunk_id"]
     assert 1 <= len(answer["retrieved"]) <= 5
     # each step's scores: BM25 and dense (with their ranks) where each found the chunk, the
-    # fused score and rank the chunks are ordered by, and the answerer's coverage
+    # fused score and rank, the re-ranker's score, probability and the rank the chunks are
+    # ordered by, and the answerer's coverage
+    fused = {
+        "fused",
+        "fused_rank",
+        "learned",
+        "rerank_p",
+        "rerank_rank",
+        "reranked",
+        "reranked_rank",
+        "coverage",
+    }
     for rank, chunk in enumerate(answer["retrieved"], start=1):
         scores = chunk["scores"]
-        assert (
-            {"fused", "fused_rank", "coverage"}
-            <= set(scores)
-            <= {"bm25", "bm25_rank", "dense", "dense_rank", "fused", "fused_rank", "coverage"}
-        )
-        assert scores["fused_rank"] == rank
+        assert fused <= set(scores) <= {"bm25", "bm25_rank", "dense", "dense_rank", *fused}
+        assert scores["reranked_rank"] == rank
         assert "bm25" in scores or "dense" in scores
         assert 0 <= scores["coverage"] <= 1  # fused: a weighted sum of standard scores, any sign
     assert {"bm25", "bm25_rank", "dense", "dense_rank"} <= set(best["scores"])
-    fused = [c["scores"]["fused"] for c in answer["retrieved"]]
-    assert fused == sorted(fused, reverse=True)
+    learned = [c["scores"]["learned"] for c in answer["retrieved"]]
+    assert learned == sorted(learned, reverse=True)  # the re-ranker's order
     assert best["scores"]["coverage"] >= 0.6
 
     assert (handoff["decision"], handoff["answerer"]) == ("handoff", "extractive")

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -20,6 +21,8 @@ from atende.evaluation import run as eval_run
 from atende.evaluation.datasets import QAPassage, QAQuestion, cross_lingual, load
 from atende.evaluation.run import Outcome, evaluate, sample
 from atende.evaluation.scoring import Retrieved, comes_from, figures, first_hit, is_hit
+from atende.evaluation.vectors import SavedVectors, text_key
+from atende.knowledge.embedding import E5_DIM, E5_MODEL, E5Embedder
 from atende.knowledge.models import MessageLexemeStat
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
@@ -187,6 +190,11 @@ async def test_a_whole_run_measures_each_language_and_deletes_its_scratch_compan
         )
         assert half["handoff_unanswerable"] == 1.0  # nothing kept speaks of the left-out topics
         assert half["cited_gold_answerable"] == 1.0
+        # the hybrid without and with the learned re-ranker, and the time re-ranking added
+        assert r["retrieval"]["atende hybrid"]["recall@5"] == 1.0
+        assert r["retrieval"]["atende hybrid + learned re-ranker"]["recall@5"] == 1.0
+        assert r["rerank_latency"]["calls"] >= 4 and r["rerank_latency"]["mean_ms"] > 0
+    assert result["settings"]["rerank"] is True
     assert results["es->en"]["hit_rule"].startswith("passage")
     assert any("ingesting" in p for p in phases) and any("asking" in p for p in phases)
     async with runtime.db.transaction() as session:
@@ -333,3 +341,20 @@ async def test_follow_ups_and_spanish_questions_of_english_passages_get_answered
     cross = result["results"]["es->en"]
     assert cross["answers"]["cited_gold"] >= 0.15, cross  # 3 % before the cross-lingual answers
     assert cross["half_left_out"]["handoff_unanswerable"] >= 0.9, cross
+
+
+async def test_saved_vectors_spare_embedding_the_chunks_they_hold(tmp_path: Path) -> None:
+    saved = [0.5] * E5_DIM
+    np.savez(
+        tmp_path / "set.npz",
+        keys=np.array([text_key("a chunk embedded before")]),
+        vectors=np.array([saved]),
+        model=E5_MODEL,
+    )
+    np.savez(
+        tmp_path / "other.npz", keys=np.array([text_key("new")]), vectors=np.array([[1.0]]), model="other"
+    )
+    embedder = SavedVectors(E5Embedder(threads=1), tmp_path)
+    got = await embedder.passages(["a chunk embedded before", "new"])
+    assert got[0] == saved and embedder.reused == 1
+    assert len(got[1]) == E5_DIM and got[1] != saved  # another model's file is ignored: embedded

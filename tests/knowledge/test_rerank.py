@@ -18,9 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.engine.tasks import retriever_for
-from atende.knowledge import rerank
-from atende.knowledge.embedding import embedder_for
+from atende.knowledge import ranker
+from atende.knowledge.embedding import E5_MODEL, embedder_for
 from atende.knowledge.passages import Passage
+from atende.knowledge.ranker import LearnedReranker
 from atende.knowledge.rerank import RerankStep
 from atende.knowledge.retrieval import HybridRetriever, Stage
 from atende.llm.rerank import LLMReranker
@@ -215,11 +216,15 @@ async def test_which_re_rankers_a_company_gets(
         r = await company.client.put("/v1/company/assistant", json=assistant)
         assert r.status_code == 200, r.text
 
-    # today no default re-ranker: the fused order goes to the answerer
-    assert rerank.default_reranker(runtime.settings) is None
-    assert (await retriever_of()).rerank == ()
+    # the learned re-ranker over e5's vectors; another embedder's, or none asked for: the fused order
+    learned = ranker.default_reranker(runtime.settings, E5_MODEL)
+    assert isinstance(learned, LearnedReranker) and learned is ranker.default_reranker(
+        runtime.settings, E5_MODEL
+    )
+    assert ranker.default_reranker(runtime.settings, "text-embedding-3-small") is None
+    assert ranker.default_reranker(runtime.settings.model_copy(update={"reranker": "none"}), E5_MODEL) is None
     first = Reverse()
-    monkeypatch.setattr(rerank, "default_reranker", lambda settings: first)
+    monkeypatch.setattr(ranker, "default_reranker", lambda settings, model: first)
     [step] = (await retriever_of()).rerank
     assert (step.reranker, step.candidates, step.budget_ms, step.stage) == (
         first,

@@ -154,7 +154,7 @@ async def test_a_company_that_turns_llm_re_ranking_on_sees_its_stage_in_a_search
     r = await company.client.post("/v1/search", json={"question": "Quanto tempo leva a entrega no interior?"})
     assert r.status_code == 200, r.text
     stages = {s["name"]: s for s in r.json()["stages"]}
-    assert list(stages) == ["fulltext", "dense", "fused", "llm_reranked"]
+    assert list(stages) == ["fulltext", "dense", "fused", "reranked", "llm_reranked"]
     fused, reranked = stages["fused"], stages["llm_reranked"]
     assert reranked["error"] is None and reranked["kept"] == 5
     before = [c["chunk_id"] for c in fused["candidates"]]

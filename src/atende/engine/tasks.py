@@ -16,7 +16,7 @@ from atende.conversations import service as conversations
 from atende.db.pubsub import publish
 from atende.engine.turn import Ports, hand_off_after_failure, run_turn
 from atende.jobs.queue import RETRY
-from atende.knowledge import message_terms, rerank
+from atende.knowledge import message_terms, ranker
 from atende.knowledge.embedding import embedder_for
 from atende.knowledge.rerank import RerankStep
 from atende.knowledge.retrieval import FullTextRetriever, HybridRetriever, Retriever
@@ -159,6 +159,7 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
         settings.evidence_threshold,
         settings.evidence_thresholds,
         cross_lingual_evidence=settings.cross_lingual_evidence,
+        rerank_threshold=settings.rerank_answer_threshold,
     )
     answerer: Answerer = extractive
     rewriter: LLMRewriter | None = None
@@ -196,7 +197,7 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
     )
 
 
-def rerank_steps(runtime: Runtime, company: Company | None) -> list[RerankStep]:
+def rerank_steps(runtime: Runtime, company: Company | None, embedding_model: str) -> list[RerankStep]:
     """The re-ranking stages of ``company``'s retrieval: the default re-ranker over the best
     ``ATENDE_RERANK_CANDIDATES``, then, when the company asked for it and has an LLM, the LLM
     over the first ``ATENDE_RERANK_LLM_TOP``; none when the company turned re-ranking off."""
@@ -205,7 +206,7 @@ def rerank_steps(runtime: Runtime, company: Company | None) -> list[RerankStep]:
         return []
     settings = runtime.settings
     steps = []
-    first = rerank.default_reranker(settings)
+    first = ranker.default_reranker(settings, embedding_model)
     if first is not None:
         steps.append(RerankStep(first, settings.rerank_candidates, settings.rerank_budget_ms))
     llm = llm_access(runtime, company) if chosen.llm else None
@@ -241,7 +242,7 @@ def retriever_for(runtime: Runtime, company: Company | None) -> Retriever:
         candidates=settings.fusion_candidates,
         method=settings.fusion,
         query_chars=settings.embed_query_chars,
-        rerank=rerank_steps(runtime, company),
+        rerank=rerank_steps(runtime, company, embedder.model),
     )
 
 

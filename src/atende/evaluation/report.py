@@ -102,3 +102,23 @@ def follow_ups_table(results: dict[str, Any]) -> Table:
                     _pct(f["rewritten"]),
                 )
     return table
+
+
+def latency_table(results: dict[str, Any]) -> Table | None:
+    """The learned re-ranker's added time per question, where it ran."""
+    rows = [(name, r["rerank_latency"]) for name, r in results.items() if r.get("rerank_latency")]
+    if not rows:
+        return None
+    table = Table(
+        title="Re-ranking: added time per question (features + model, ms)",
+        title_justify="left",
+        caption="measured on this machine under its load at the time",
+        caption_justify="left",
+    )
+    for column in ("set", "calls", "mean", "p50", "p95"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for name, f in rows:
+        table.add_row(
+            name, str(f["calls"]), f"{f['mean_ms']:.1f}", f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}"
+        )
+    return table

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +28,9 @@ from atende.evaluation.baseline import BM25Baseline
 from atende.evaluation.datasets import QAQuestion, QASet, available_languages, cross_lingual, load
 from atende.evaluation.followups import KINDS, follow_up_pairs
 from atende.evaluation.followups import measure as measure_follow_ups
+from atende.evaluation.reranked import RerankedHybrid, reranking_pair
 from atende.evaluation.scoring import Retrieved, comes_from, figures, first_hit, is_hit
+from atende.evaluation.vectors import SavedVectors
 from atende.knowledge import message_terms
 from atende.knowledge import service as knowledge
 from atende.knowledge.embedding import Embedder, embedder_for
@@ -256,13 +258,34 @@ def sample(questions: Sequence[T], limit: int | None) -> list[T]:
     return [questions[int(i * step)] for i in range(limit)]
 
 
-def retrievers_of(ports: Ports, embedder: Embedder | None, query_chars: int) -> dict[str, Retriever]:
-    """The retrievers measured: full-text, and with an embedder dense and the bot's hybrid."""
+def retrievers_of(
+    ports: Ports, embedder: Embedder | None, query_chars: int, reranked: RerankedHybrid | None = None
+) -> dict[str, Retriever]:
+    """The retrievers measured: full-text, and with an embedder dense and the hybrid without
+    and with the learned re-ranker (``reranked``, whose hybrid is the one without)."""
     measured: dict[str, Retriever] = {"atende full-text": FullTextRetriever()}
     if embedder is not None:
         measured["atende dense"] = DenseRetriever(embedder, query_chars=query_chars)
-        measured[f"atende {ports.retriever.name}"] = ports.retriever
+        if reranked is None:
+            measured[f"atende {ports.retriever.name}"] = ports.retriever
+        else:
+            measured[f"atende {reranked.hybrid.name}"] = reranked.hybrid
+            measured[f"atende {reranked.name}"] = reranked
     return measured
+
+
+def _latency(reranked: RerankedHybrid | None) -> dict[str, float] | None:
+    """The re-ranker's added time per question since the last call (ms), and forget it."""
+    if reranked is None or not reranked.rerank_ms:
+        return None
+    times = sorted(reranked.rerank_ms)
+    reranked.rerank_ms.clear()
+    return {
+        "calls": len(times),
+        "mean_ms": round(sum(times) / len(times), 2),
+        "p50_ms": round(times[len(times) // 2], 2),
+        "p95_ms": round(times[min(len(times) - 1, int(len(times) * 0.95))], 2),
+    }
 
 
 async def _evaluate_language(
@@ -274,6 +297,7 @@ async def _evaluate_language(
     progress: Progress,
     cross_from: Sequence[tuple[QASet, int | None]] = (),
     follow_ups: int | None = 0,
+    reranked: RerankedHybrid | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The language's figures (and those of questions in other languages asked of its
     knowledge base, and of follow-ups: ``follow_ups`` pairs, ``None`` all, 0 none); the
@@ -282,9 +306,11 @@ async def _evaluate_language(
     doc_ids = sorted(qa.documents)
     full = await _build(runtime, qa, doc_ids, qa.language, progress, embedder)
     try:
-        retrievers = retrievers_of(ports, embedder, runtime.settings.embed_query_chars)
+        retrievers = retrievers_of(ports, embedder, runtime.settings.embed_query_chars, reranked)
         advance = progress(f"{qa.language}: asking {len(questions)} questions", len(questions))
+        _latency(reranked)
         outcomes = await _ask_all(runtime, ports, full, questions, qa, retrievers=retrievers, advance=advance)
+        latency = _latency(reranked)
         results: dict[str, dict[str, Any]] = {}
         crossed: list[tuple[str, list[QAQuestion]]] = []
         for source, limit in cross_from:
@@ -293,6 +319,7 @@ async def _evaluate_language(
                 runtime, ports, retrievers, source.language, full, cross_questions, progress
             )
             if cross:
+                cross["rerank_latency"] = _latency(reranked)
                 results[f"{source.language}->{qa.language}"] = cross
                 crossed.append((f"{source.language}->{qa.language}", cross_questions))
         if follow_ups != 0:
@@ -324,6 +351,7 @@ async def _evaluate_language(
         "chunks": len(full.chunk_texts),
         "hit_rule": "passage" if qa.passage_level else "passage + answer span",
         "retrieval": _retrieval(full, outcomes, questions, qa),
+        "rerank_latency": latency,
         "answers": {
             "answered": _share(o.answered for o in outcomes),
             "cited_gold": _share(o.cited_gold for o in outcomes),
@@ -389,8 +417,14 @@ async def evaluate(
     progress: Progress = no_progress,
     on_language: Callable[[str, dict[str, Any]], Awaitable[None] | None] | None = None,
     follow_ups: bool = False,
+    rerank: bool = True,
+    vectors: Path | None = None,
 ) -> dict[str, Any]:
-    """Measure retrieval and answers on the QA set in ``directory`` (see the module docstring)."""
+    """Measure retrieval and answers on the QA set in ``directory`` (see the module docstring).
+
+    With an embedder, the hybrid retriever is measured without and with the learned
+    re-ranker, and the bot's pipeline retrieves with it when ``rerank`` (else without).
+    ``vectors``: a folder of chunk vectors saved earlier (``evaluation.vectors``)."""
     found = available_languages(directory)
     chosen = list(languages) if languages else found
     missing = [lang for lang in chosen if lang not in found]
@@ -400,6 +434,12 @@ async def evaluate(
         )
     ports = ports_for(runtime)
     embedder = embedder_for(runtime, None)
+    if embedder is not None and vectors is not None:
+        embedder = SavedVectors(embedder, vectors)
+    reranked: RerankedHybrid | None = None
+    if embedder is not None:
+        plain, reranked = reranking_pair(runtime, embedder)
+        ports = replace(ports, retriever=reranked if rerank else plain)
     sets = {lang: load(directory, lang) for lang in chosen}
     results: dict[str, Any] = {}
     follow_up_results: dict[str, Any] = {}
@@ -409,7 +449,15 @@ async def evaluate(
         ]
         questions = sample(qa.questions, limit)
         measured = await _evaluate_language(
-            runtime, ports, embedder, qa, questions, progress, cross_from, limit if follow_ups else 0
+            runtime,
+            ports,
+            embedder,
+            qa,
+            questions,
+            progress,
+            cross_from,
+            limit if follow_ups else 0,
+            reranked,
         )
         for name, figures_ in measured.items():
             if name.endswith(FOLLOW_UPS):
@@ -422,6 +470,7 @@ async def evaluate(
         "dataset": str(directory),
         "settings": {
             "retriever": ports.retriever.name,
+            "rerank": rerank and reranked is not None,
             "embedder": embedder.model if embedder else None,
             "fusion": runtime.settings.fusion,
             "embed_query_chars": runtime.settings.embed_query_chars,

@@ -17,7 +17,7 @@ midway leaves its connection in an unknown state, and that must never be the tur
 work should run in a thread (``asyncio.to_thread``): a re-ranker that never yields to the
 event loop cannot be cut off, only recorded as slow.
 
-Which re-ranker a company gets comes from one place, ``default_reranker``.
+Which re-ranker a company gets comes from one place, ``knowledge.ranker.default_reranker``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.config import Settings
 from atende.knowledge.embedding import Vector
 from atende.knowledge.passages import Passage
 from atende.observability.logging import describe
@@ -49,14 +48,6 @@ class Reranker(Protocol):
     ) -> list[Passage]:
         """``candidates`` (fused, best first) re-ordered best first."""
         ...
-
-
-def default_reranker(settings: Settings) -> Reranker | None:
-    """The re-ranker of the hybrid retriever (``engine.tasks.retriever_for``, the latency
-    benchmark): none yet, the fused order goes to the answerer. The learned re-ranker
-    (``knowledge.ranker``) will be returned here once it is measured to help. It is called
-    for every turn: return one shared instance (a model loaded once, not per call)."""
-    return None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """The offline extractive answerer: it answers only with sentences of retrieved passages.
 
 Evidence is the share of the question's stemmed terms that the best passage contains
-(its *coverage*); below the threshold it gives no answer and the turn hands off. It never
-writes a word of its own: the answer is the passage's sentences that share most terms
-with the question, cited by document title and section.
+(its *coverage*), or, when the learned re-ranker ran, its calibrated probability that the
+top passage is the right one (``scores["rerank_p"]``): a passage that clears either
+threshold is answered from; otherwise there is no answer and the turn hands off. The second
+gate answers long customer e-mails, whose many terms no single passage covers
+(``docs/RANKER.md``). It never writes a word of its own: the answer is the passage's
+sentences that share most terms with the question, cited by document title and section.
 
 Across languages (a Spanish question, an English knowledge base) the words cannot match,
 so coverage says nothing: there the evidence is the meaning, the best passage's dense
@@ -20,6 +23,10 @@ from atende.knowledge.text import sentences
 from atende.llm.answerer import Answer, Lexer, Question
 
 MAX_SENTENCES = 3
+# the re-ranker's probability that its top passage answers, above which that passage is
+# answered from whatever its coverage: calibrated on the development sets' half-out measure
+# so that unanswerable questions are still handed off (docs/RANKER.md)
+RERANK_THRESHOLD = 0.7
 
 
 def coverage(question: Question, passage: Passage) -> float:
@@ -46,10 +53,13 @@ class ExtractiveAnswerer:
         threshold: float,
         per_language: Mapping[str, float] | None = None,
         cross_lingual_evidence: float | None = None,
+        *,
+        rerank_threshold: float | None = RERANK_THRESHOLD,
     ) -> None:
         self.threshold = threshold
         self.per_language = dict(per_language or {})
         self.cross_lingual_evidence = cross_lingual_evidence  # None: never across languages
+        self.rerank_threshold = rerank_threshold  # None: coverage alone decides
 
     def threshold_for(self, language: str) -> float:
         """The evidence a passage in ``language`` needs (coverage is measured with that
@@ -61,6 +71,11 @@ class ExtractiveAnswerer:
         for cov, p in scored:
             p.scores["coverage"] = round(cov, 4)
         strong = [(cov, p) for cov, p in scored if cov >= self.threshold_for(p.language)]
+        trusted = self.trusted(question, passages)
+        if trusted is not None and self.rerank_threshold is not None:
+            sure = trusted.scores["rerank_p"]
+            reason = f"answered from '{trusted.title}' (re-ranker p {sure:.2f})"
+            return await self._extract(question, trusted, reason, lexer, sure, self.rerank_threshold)
         if not strong and (
             crossed := await cross_lingual(question, passages, lexer, self.cross_lingual_evidence)
         ):
@@ -77,12 +92,30 @@ class ExtractiveAnswerer:
                 needed=needed,
             )
         cov, best = max(strong, key=lambda cp: (cp[1].language == question.language, cp[0], cp[1].score))
+        reason = f"answered from '{best.title}' (coverage {cov:.2f})"
+        return await self._extract(question, best, reason, lexer, cov, self.threshold_for(best.language))
+
+    def trusted(self, question: Question, passages: list[Passage]) -> Passage | None:
+        """The passage the re-ranker is confident enough in (the highest ``rerank_p``, if at
+        least the threshold), among those in the question's language: the re-ranker learnt
+        from questions and passages in one language, and across languages its probability
+        was seen to vouch for unrelated passages (a question on a shop in Madrid answered
+        with one on tracking orders); there ``cross_lingual`` decides."""
+        if self.rerank_threshold is None:
+            return None
+        ranked = [p for p in passages if "rerank_p" in p.scores and p.language == question.language]
+        best = max(ranked, key=lambda p: p.scores["rerank_p"], default=None)
+        return best if best is not None and best.scores["rerank_p"] >= self.rerank_threshold else None
+
+    async def _extract(
+        self, question: Question, best: Passage, reason: str, lexer: Lexer, confidence: float, needed: float
+    ) -> Answer:
         return Answer(
             await quoted(question, best, lexer),
-            reason=f"answered from '{best.title}' (coverage {cov:.2f})",
-            confidence=cov,
+            reason=reason,
+            confidence=confidence,
             citations=[citation(best)],
-            needed=self.threshold_for(best.language),
+            needed=needed,
             quoted_language=best.language if best.language != question.language else None,
         )
 

@@ -1,0 +1,222 @@
+"""The learned re-ranker's features: what it knows of each fused candidate.
+
+Every feature is generic (scores, ranks, shares of the question's terms; no word is a
+feature), so that a model trained on one knowledge base ranks another's: the held-out halves
+of the development sets are other questions *and* other documents. They are computed from
+what the hybrid retriever already has (each candidate's BM25 and cosine scores and ranks, its
+fused score, its lexemes) plus two cheap round trips: the cosine of the candidates only BM25
+found (from their stored vectors) and the rarity of the question's terms (the company's
+lexeme statistics) with the stems of the candidates' headings and sentences. The pure part,
+``feature_matrix``, is what the tests and the training script check.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atende.db.scope import company_of
+from atende.knowledge.embedding import Vector, to_sql
+from atende.knowledge.passages import Passage
+from atende.knowledge.retrieval import lexemes, question_stems
+from atende.knowledge.text import sentences, subject_line
+
+FEATURES = (
+    "fused",  # the fused score (standard scores of BM25 and cosine, weighted)
+    "fused_gap",  # the best candidate's fused score minus this one's
+    "fused_rank",  # ln(rank) in the fused order
+    "bm25_rel",  # BM25 score over the best BM25 score among the candidates (0: not found)
+    "bm25_z",  # BM25 score in standard deviations from the candidates' mean
+    "bm25_rank",  # ln(rank) in BM25's top 50 (ln 51: not found)
+    "bm25_missing",  # BM25 did not find it
+    "cosine",  # cosine of the question and the chunk
+    "cosine_gap",  # the best candidate's cosine minus this one's
+    "cosine_z",  # cosine in standard deviations from the candidates' mean
+    "cosine_rank",  # ln(rank) by cosine among the candidates
+    "dense_missing",  # the dense top 50 did not have it
+    "coverage",  # share of the question's topic terms in the chunk (the answerer's evidence)
+    "coverage_idf",  # the same, each term weighed by its idf
+    "coverage_gap",  # the best candidate's idf-weighted coverage minus this one's
+    "subject_coverage",  # share of the subject line's terms in the chunk (0: no subject)
+    "heading_coverage",  # share of the question's terms in the title and section
+    "sentence_coverage",  # idf-weighted share of the question's terms in the chunk's best sentence
+    "length",  # ln(number of distinct lexemes of the chunk)
+    "query_terms",  # ln(1 + the question's topic terms)
+)
+MISSING_RANK = 51
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the round trips bring for one question and its candidates."""
+
+    cosines: list[float]  # per candidate
+    terms: frozenset[str]  # the question's topic stems in the candidates' language
+    subject_terms: frozenset[str]
+    idf: dict[str, float]
+    headings: list[frozenset[str]]  # stems of each candidate's title and section
+    sentence_stems: list[list[frozenset[str]]]  # stems of each candidate's sentences
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    spread = float(values.std())
+    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+
+
+def _share(terms: frozenset[str], found: frozenset[str], idf: dict[str, float]) -> float:
+    total = sum(idf.get(t, 0.0) for t in terms)
+    return sum(idf.get(t, 0.0) for t in terms & found) / total if total > 0 else 0.0
+
+
+def _rank_among(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(-values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    return ranks
+
+
+def feature_matrix(candidates: Sequence[Passage], evidence: Evidence) -> np.ndarray:
+    """One row of ``FEATURES`` per candidate (fused order), pure arithmetic."""
+    n = len(candidates)
+    if n == 0:
+        return np.zeros((0, len(FEATURES)))
+    fused = np.array([p.scores.get("fused", p.score) for p in candidates], dtype=float)
+    bm25 = np.array([p.scores.get("bm25", 0.0) for p in candidates], dtype=float)
+    bm25_missing = np.array([0.0 if "bm25" in p.scores else 1.0 for p in candidates])
+    bm25_rank = np.array([p.scores.get("bm25_rank", MISSING_RANK) for p in candidates], dtype=float)
+    dense_missing = np.array([0.0 if "dense" in p.scores else 1.0 for p in candidates])
+    cosine = np.array(evidence.cosines, dtype=float)
+    terms, idf = evidence.terms, evidence.idf
+    plain = dict.fromkeys(terms, 1.0)
+    coverage = np.array([_share(terms, p.lexemes, plain) for p in candidates])
+    coverage_idf = np.array([_share(terms, p.lexemes, idf) for p in candidates])
+    subject = np.array(
+        [
+            _share(evidence.subject_terms, p.lexemes, plain) if evidence.subject_terms else 0.0
+            for p in candidates
+        ]
+    )
+    heading = np.array([_share(terms, h, plain) for h in evidence.headings])
+    best_sentence = np.array(
+        [max((_share(terms, s, idf) for s in stems), default=0.0) for stems in evidence.sentence_stems]
+    )
+    top_bm25 = bm25.max() if bm25.max() > 0 else 1.0
+    columns = {
+        "fused": fused,
+        "fused_gap": fused.max() - fused,
+        "fused_rank": np.log(np.arange(1, n + 1)),
+        "bm25_rel": bm25 / top_bm25,
+        "bm25_z": _z(bm25),
+        "bm25_rank": np.log(bm25_rank),
+        "bm25_missing": bm25_missing,
+        "cosine": cosine,
+        "cosine_gap": cosine.max() - cosine,
+        "cosine_z": _z(cosine),
+        "cosine_rank": np.log(_rank_among(cosine)),
+        "dense_missing": dense_missing,
+        "coverage": coverage,
+        "coverage_idf": coverage_idf,
+        "coverage_gap": coverage_idf.max() - coverage_idf,
+        "subject_coverage": subject,
+        "heading_coverage": heading,
+        "sentence_coverage": best_sentence,
+        "length": np.array([math.log(1 + len(p.lexemes)) for p in candidates]),
+        "query_terms": np.full(n, math.log(1 + len(terms))),
+    }
+    return np.column_stack([columns[name] for name in FEATURES])
+
+
+_COSINES = """
+    SELECT v.chunk_id, 1 - (v.embedding::vector({dim}) <=> CAST(:vector AS vector({dim})))
+      FROM chunk_vectors v
+     WHERE v.company_id = :company AND v.dim = {dim} AND v.chunk_id = ANY(CAST(:ids AS uuid[])){model}
+"""
+_IDF = text(
+    """
+    WITH total AS (
+        SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
+    )
+    SELECT s.lexeme, ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5))
+      FROM lexeme_stats s CROSS JOIN total
+     WHERE s.company_id = :company AND s.lexeme = ANY(CAST(:terms AS text[])) AND s.chunks > 0
+    """
+)
+
+
+async def cosines(
+    session: AsyncSession, candidates: Sequence[Passage], vector: Vector, model: str | None
+) -> list[float]:
+    """Each candidate's cosine with ``vector``: the dense stage's where it found the chunk,
+    else from the chunk's stored vector (one statement for all of them; 0 without one)."""
+    missing = [p.chunk_id for p in candidates if "dense" not in p.scores]
+    found: dict[uuid.UUID, float] = {}
+    if missing:
+        dim = len(vector)
+        statement = _COSINES.format(dim=dim, model=" AND v.model = :model" if model else "")
+        params = {"company": company_of(session), "vector": to_sql(vector), "ids": missing}
+        if model:
+            params["model"] = model
+        found = {r[0]: float(r[1]) for r in (await session.execute(text(statement), params)).all()}
+    return [p.scores["dense"] if "dense" in p.scores else found.get(p.chunk_id, 0.0) for p in candidates]
+
+
+async def gather(
+    session: AsyncSession,
+    query: str,
+    language: str,
+    candidates: Sequence[Passage],
+    vector: Vector,
+    model: str | None = None,
+) -> Evidence:
+    """The round trips of one question's features (the question's stems are usually cached
+    in the session by the BM25 stage already)."""
+    subject = subject_line(query)
+    stems = await question_stems(session, query, also=subject)
+    subject_stems = await question_stems(session, subject) if subject else {}
+    # the candidates' language (a knowledge base is mostly in one): the stems they index with
+    kb_language = candidates[0].language if candidates else language
+    terms = stems.get(kb_language, frozenset())
+    subject_terms = subject_stems.get(kb_language, frozenset())
+    idf_rows = (
+        await session.execute(_IDF, {"company": company_of(session), "terms": sorted(terms | subject_terms)})
+    ).all()
+    headings = [" ".join(part for part in (p.title, p.section) if part) for p in candidates]
+    split = [sentences(p.text) for p in candidates]
+    texts = [(h, p.language) for h, p in zip(headings, candidates, strict=True)] + [
+        (s, p.language) for lines, p in zip(split, candidates, strict=True) for s in lines
+    ]
+    stemmed = await lexemes(session, texts)
+    n = len(candidates)
+    sentence_stems: list[list[frozenset[str]]] = []
+    at = n
+    for lines in split:
+        sentence_stems.append(stemmed[at : at + len(lines)])
+        at += len(lines)
+    return Evidence(
+        cosines=await cosines(session, candidates, vector, model),
+        terms=terms,
+        subject_terms=subject_terms,
+        idf={r[0]: float(r[1]) for r in idf_rows},
+        headings=stemmed[:n],
+        sentence_stems=sentence_stems,
+    )
+
+
+async def candidate_features(
+    session: AsyncSession,
+    query: str,
+    language: str,
+    candidates: Sequence[Passage],
+    vector: Vector,
+    model: str | None = None,
+) -> np.ndarray:
+    """``feature_matrix`` of ``candidates`` for ``query``."""
+    if not candidates:
+        return feature_matrix(candidates, Evidence([], frozenset(), frozenset(), {}, [], []))
+    return feature_matrix(candidates, await gather(session, query, language, candidates, vector, model))

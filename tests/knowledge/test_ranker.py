@@ -1,0 +1,178 @@
+"""The learned re-ranker: its features, its shipped model, and what it does to a ranking.
+
+The features and the model are checked on hand-built passages; the re-ranker itself on a
+real knowledge base (the XQuAD sample shipped in tests/data, ingested and embedded with the
+offline e5 model) retrieved by the real hybrid retriever.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from atende.engine.tasks import retriever_for
+from atende.knowledge.embedding import embedder_for
+from atende.knowledge.passages import Passage
+from atende.knowledge.ranker import LearnedReranker
+from atende.knowledge.ranker.features import FEATURES, Evidence, feature_matrix
+from atende.knowledge.ranker.model import MODEL_FILE, ModelMismatch, calibration_inputs, parse, shipped
+from atende.runtime import Runtime
+from tests.conftest import CompanyCtx
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "tests/data/retrieval"
+
+
+def candidate(name: str, lexemes: set[str], **scores: float) -> Passage:
+    return Passage(
+        chunk_id=uuid.uuid5(uuid.NAMESPACE_URL, name),
+        document_id=uuid.uuid4(),
+        title=name,
+        section="",
+        text=name,
+        language="en",
+        score=scores.get("fused", 0.0),
+        lexemes=frozenset(lexemes),
+        scores=dict(scores),
+    )
+
+
+def column(matrix: np.ndarray, name: str) -> list[float]:
+    return [round(float(v), 4) for v in matrix[:, FEATURES.index(name)]]
+
+
+def test_features_measure_scores_ranks_and_the_questions_terms_each_candidate_covers() -> None:
+    found_by_both = candidate(
+        "a", {"warranty", "device", "month"}, bm25=8.0, bm25_rank=1, dense=0.8, dense_rank=2, fused=1.0
+    )
+    dense_only = candidate("b", {"device"}, dense=0.9, dense_rank=1, fused=0.2)
+    evidence = Evidence(
+        cosines=[0.8, 0.9],
+        terms=frozenset({"warranty", "device"}),
+        subject_terms=frozenset(),
+        idf={"warranty": 3.0, "device": 1.0},
+        headings=[frozenset({"warranty"}), frozenset()],
+        sentence_stems=[[frozenset({"warranty"}), frozenset({"device", "month"})], [frozenset({"device"})]],
+    )
+    matrix = feature_matrix([found_by_both, dense_only], evidence)
+    assert matrix.shape == (2, len(FEATURES))
+    assert column(matrix, "coverage") == [1.0, 0.5]
+    assert column(matrix, "coverage_idf") == [1.0, 0.25]  # the rare term weighs three times more
+    assert column(matrix, "sentence_coverage") == [0.75, 0.25]  # its best sentence holds "warranty"
+    assert column(matrix, "heading_coverage") == [0.5, 0.0]
+    assert column(matrix, "bm25_missing") == [0.0, 1.0]
+    assert column(matrix, "bm25_rank") == [0.0, round(math.log(51), 4)]
+    assert column(matrix, "cosine_rank") == [round(math.log(2), 4), 0.0]
+    assert column(matrix, "cosine_gap") == [0.1, 0.0]
+    assert column(matrix, "fused_gap") == [0.0, 0.8]
+    assert column(matrix, "subject_coverage") == [0.0, 0.0]  # no subject line
+    assert feature_matrix([], evidence).shape == (0, len(FEATURES))
+
+
+def test_the_shipped_model_loads_from_the_package_and_scores_every_candidate() -> None:
+    model = shipped()
+    assert model.features == FEATURES
+    assert model.candidates == 50
+    rng = np.random.default_rng(1)
+    matrix = rng.normal(size=(7, len(FEATURES)))
+    scores = model.scores(matrix)
+    probabilities = model.probabilities(scores)
+    assert scores.shape == probabilities.shape == (7,)
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+    # the best-scored candidate is the likeliest
+    assert int(np.argmax(probabilities)) == int(np.argmax(scores))
+
+
+def test_the_model_file_is_package_data() -> None:
+    # `pip install atende` (not only a checkout) must carry the model file
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["atende"]
+    assert any(fnmatch.fnmatch(f"knowledge/ranker/{MODEL_FILE}", p) for p in patterns)
+
+
+def test_a_model_trained_on_other_features_is_refused() -> None:
+    data: dict[str, Any] = json.loads((ROOT / "src/atende/knowledge/ranker" / MODEL_FILE).read_text())
+    data["features"] = ["bm25", *data["features"][1:]]
+    with pytest.raises(ModelMismatch, match="trained on features"):
+        parse(data)
+
+
+def test_calibration_inputs_give_the_top_its_margin_over_the_runner_up() -> None:
+    inputs = calibration_inputs(np.array([2.0, 0.5, 1.0]))
+    assert inputs[:, 1].tolist() == [1.0, -1.5, -1.0]
+    assert inputs[:, 2].sum() == pytest.approx(1.0)
+    assert calibration_inputs(np.array([])).shape == (0, 3)
+
+
+def sample(language: str, documents: int) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The first ``documents`` articles of the shipped sample: their text, their questions."""
+    passages = [json.loads(line) for line in (SAMPLE / f"{language}.passages.jsonl").read_text().splitlines()]
+    kept = list(dict.fromkeys(p["doc_id"] for p in passages))[:documents]
+    texts = {d: "\n\n".join(p["text"] for p in passages if p["doc_id"] == d) for d in kept}
+    questions = [
+        json.loads(line) for line in (SAMPLE / f"{language}.questions.jsonl").read_text().splitlines()
+    ]
+    return texts, [q for q in questions if q["doc_id"] in texts]
+
+
+async def test_the_reranker_reorders_the_candidates_records_its_scores_and_moves_right_answers_up(
+    runtime: Runtime, company: CompanyCtx
+) -> None:
+    texts, questions = sample("en", 3)
+    titles: dict[str, str] = {}
+    for doc_id, body in texts.items():
+        r = await company.client.post(
+            "/v1/documents?wait=true",
+            json={"source": f"{doc_id}.txt", "content": body, "language": "en", "title": doc_id},
+        )
+        assert r.status_code == 201, r.text
+        titles[r.json()["document"]["id"]] = doc_id
+    embedder = embedder_for(runtime, None)
+    assert embedder is not None
+    hybrid = retriever_for(runtime, None)
+    reranker = LearnedReranker(embedding_model=embedder.model)
+    before: list[int] = []
+    after: list[int] = []
+
+    def rank_of(ranked: list[Passage], q: dict[str, Any]) -> int:
+        for i, p in enumerate(ranked, start=1):
+            if titles[str(p.document_id)] == q["doc_id"] and any(a in p.text for a in q["answers"]):
+                return i
+        return len(ranked) + 1
+
+    for q in questions[::4]:
+        async with runtime.db.transaction(company.id) as session:
+            fused = await hybrid.retrieve(session, q["question"], 50, "en")
+            vector = await embedder.query(q["question"])
+            ranked = await reranker.rerank(session, q["question"], "en", fused, vector)
+        assert {p.chunk_id for p in ranked} == {p.chunk_id for p in fused}
+        assert [p.scores["rerank_rank"] for p in ranked] == list(range(1, len(ranked) + 1))
+        learned = [p.scores["learned"] for p in ranked]
+        assert learned == sorted(learned, reverse=True)
+        assert all(0 <= p.scores["rerank_p"] <= 1 for p in ranked)
+        assert ranked[0].score == pytest.approx(learned[0], abs=1e-3)
+        assert {"fused", "learned", "rerank_p"} <= set(ranked[-1].scores)  # before and after, side by side
+        before.append(rank_of(fused, q))
+        after.append(rank_of(ranked, q))
+    # the right passage comes first more often after re-ranking, and on average no lower
+    assert sum(r == 1 for r in after) >= sum(r == 1 for r in before)
+    assert sum(1 / r for r in after) >= sum(1 / r for r in before)
+
+
+async def test_without_the_questions_embedding_the_candidates_keep_their_order(
+    runtime: Runtime, company: CompanyCtx
+) -> None:
+    fused = [candidate("a", {"x"}, fused=1.0), candidate("b", {"y"}, fused=0.5)]
+    async with runtime.db.transaction(company.id) as session:
+        kept = await LearnedReranker().rerank(session, "x", "en", fused, None)
+    assert [p.title for p in kept] == ["a", "b"]
+    assert [p.scores["rerank_rank"] for p in kept] == [1, 2]
+    assert all("rerank_p" not in p.scores for p in kept)
