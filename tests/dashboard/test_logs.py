@@ -167,6 +167,14 @@ def test_a_turns_recorded_reason_is_said_in_plain_words() -> None:
         "answered from 'Garantia' (coverage 0.82)": (
             "The bot answered from “Garantia”, which covers 82% of the question's words."
         ),
+        "answered from 'Entregas' (re-ranker p 0.93)": (
+            "The bot answered from “Entregas”: the re-ranker puts the chance that it is the passage that "
+            "answers at 93%."
+        ),
+        "answered across languages from 'Shipping' (en; dense 0.861)": (
+            "The bot answered from “Shipping”, a passage in another language (en) close in meaning to the "
+            "question (86%), quoted as it is."
+        ),
         "weak evidence: best coverage 0.12 < threshold 0.70": (
             "The best passage covers only 12% of the question's words (at least 70% is needed): "
             "the knowledge base has no good answer."

@@ -108,6 +108,29 @@ def why_said(found: search.Search, _: Callable[[str], str], language: str) -> st
     if why in SIGNALS:
         before = _("The bot hands off before searching the knowledge base.")
         return f"{handoff_reason(turn.reason, _)} {before}"
+    if (
+        why == "answered"
+        and answer is not None
+        and answer.needed is not None
+        and "re-ranker p" in answer.reason
+    ):
+        return _(
+            "The re-ranker puts the chance that “%(title)s” is the passage that answers at %(found)s; "
+            "%(needed)s is enough to answer from it, however few of the question's words it holds."
+        ) % {
+            "title": answer.citations[0]["title"],
+            "found": percent(answer.confidence),
+            "needed": percent(answer.needed),
+        }
+    if why == "answered" and answer is not None and answer.needed is not None and answer.quoted_language:
+        return _(
+            "The passage “%(title)s” is in another language, close in meaning to the question "
+            "(%(found)s; %(needed)s is enough): it is quoted as it is, after a notice."
+        ) % {
+            "title": answer.citations[0]["title"],
+            "found": percent(answer.confidence),
+            "needed": percent(answer.needed),
+        }
     if why == "answered" and answer is not None and answer.needed is not None:
         return _(
             "The passage “%(title)s” contains %(found)s of the question's words; %(needed)s are enough "

@@ -85,6 +85,10 @@ def handoff_reason(reason: str | None, _: Callable[[str], str]) -> str:
 
 _SMALL_TALK = re.compile(r"small talk: (?P<kind>\w+)")
 _FROM_DOCUMENT = re.compile(r"answered from '(?P<title>.*)' \(coverage (?P<coverage>[\d.]+)\)")
+_FROM_RERANKER = re.compile(r"answered from '(?P<title>.*)' \(re-ranker p (?P<p>[\d.]+)\)")
+_ACROSS = re.compile(
+    r"answered across languages from '(?P<title>.*)' \((?P<language>\w+); dense (?P<meaning>[\d.]+)\)"
+)
 _WEAK = re.compile(r"weak evidence: best coverage (?P<coverage>[\d.]+) < threshold (?P<needed>[\d.]+)")
 _LLM_CITING = re.compile(r"answered by the LLM citing passages (?P<passages>[\d, ]+)")
 # the LLM answerer's reasons for falling back to the offline one ("<why>; extractive: <its reason>")
@@ -109,6 +113,20 @@ def turn_reason(reason: str | None, _: Callable[[str], str]) -> str:
         return _("The bot answered from “%(title)s”, which covers %(share)s%% of the question's words.") % {
             "title": found["title"],
             "share": round(float(found["coverage"]) * 100),
+        }
+    if (sure := _FROM_RERANKER.fullmatch(raw)) is not None:
+        return _(
+            "The bot answered from “%(title)s”: the re-ranker puts the chance that it is the passage "
+            "that answers at %(share)s%%."
+        ) % {"title": sure["title"], "share": round(float(sure["p"]) * 100)}
+    if (across := _ACROSS.fullmatch(raw)) is not None:
+        return _(
+            "The bot answered from “%(title)s”, a passage in another language (%(language)s) close in "
+            "meaning to the question (%(share)s%%), quoted as it is."
+        ) % {
+            "title": across["title"],
+            "language": across["language"],
+            "share": round(float(across["meaning"]) * 100),
         }
     if (weak := _WEAK.fullmatch(raw)) is not None:
         return _(
