@@ -475,3 +475,20 @@ async def wait_for_status(client: httpx.AsyncClient, document_id: str, status: s
             return dict(body)
         await asyncio.sleep(0.05)
     raise AssertionError(f"still {body['status']}")
+
+
+async def test_editing_metadata_does_not_wait_for_a_job_writing_the_documents_rows(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    """The indexing and embedding jobs insert rows that reference the document (a key-share
+    lock on it) and then update it; an edit that waited for their key-share lock while they
+    waited for the edit was a deadlock (a 503 in CI). An edit takes no lock that waits for one."""
+    posted = (await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD)).json()
+    document_id = posted["document"]["id"]
+    async with runtime.db.transaction(company.id) as job:  # a job, part-way through its transaction
+        await job.execute(text("SELECT 1 FROM documents WHERE id = :id FOR KEY SHARE"), {"id": document_id})
+        r = await asyncio.wait_for(
+            company.client.patch(f"/v1/documents/{document_id}", json={"tags": ["frete"]}), timeout=5
+        )
+    assert r.status_code == 200, r.text
+    assert r.json()["meta"]["tags"] == ["frete"]

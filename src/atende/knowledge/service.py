@@ -41,7 +41,7 @@ from sqlalchemy.orm import defer
 from atende.audit import service as audit
 from atende.db.scope import company_of, get_or_404
 from atende.db.session import Database
-from atende.errors import InvalidInput
+from atende.errors import InvalidInput, NotFound
 from atende.jobs.queue import JobQueue
 from atende.knowledge import language
 from atende.knowledge.chunking import ChunkDraft, chunk_blocks
@@ -366,7 +366,14 @@ async def update_metadata(
 ) -> Document:
     """Change some of a document's metadata (``METADATA_FIELDS`` and ``custom``; a key not
     given keeps its value). Applies at once: metadata is not indexed text."""
-    document = await get_or_404(session, Document, document_id, "document", for_update=True)
+    # FOR NO KEY UPDATE: it still waits for another edit of the document, but not for the
+    # indexing and embedding jobs' key-share locks (their rows that reference the document):
+    # waiting on those while a job waited to update the document was a deadlock (seen in CI)
+    document = await session.get(
+        Document, document_id, with_for_update={"key_share": True}, populate_existing=True
+    )
+    if document is None:
+        raise NotFound(f"no document {document_id}")
     current = metadata_of(document)
     values = {name: changes[name] for name in (*METADATA_FIELDS, "custom") if name in changes}
     if "tags" in values:
