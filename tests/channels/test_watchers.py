@@ -37,9 +37,14 @@ class MailbagChannel(Channel):
     def __init__(self) -> None:
         self.started: list[tuple[uuid.UUID, str, str]] = []  # account, folder, password
         self.running: set[uuid.UUID] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None  # the test's, set by ``watching``
 
     async def watch(self, runtime: Runtime, account: Account) -> None:
         assert isinstance(account.config, MailbagConfig)
+        if asyncio.get_running_loop() is not self.loop:
+            # the session's served app runs a worker, with its own watchers, in a thread: it
+            # finds this channel in the registry too, on its own resync; only the test's count
+            await asyncio.Event().wait()
         self.started.append((account.id, account.config.folder, account.secrets.get("password", "")))
         if account.config.fail:
             raise ConnectionRefusedError("the mailbox refused the connection")
@@ -64,6 +69,7 @@ async def watching(runtime: Runtime, channel: MailbagChannel) -> AsyncIterator[a
     quick = dataclasses.replace(
         runtime, settings=runtime.settings.model_copy(update={"channel_watch_resync_seconds": 0.1})
     )
+    channel.loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     task = asyncio.create_task(watchers.run(quick, stop))
     yield stop
