@@ -229,6 +229,86 @@ async def test_filters_sent_with_a_customer_message_narrow_its_answer(
     assert "filter on `product`" in r.text
 
 
+async def test_the_context_sent_with_a_customer_message_is_kept_and_narrows_by_the_rules(
+    company: CompanyCtx,
+) -> None:
+    docs = {
+        name: (await post(company, f"{name}.md", PLANS.format(name=name), language="pt", meta=meta))["id"]
+        for name, meta in {
+            "pro": {"product": "pro"},
+            "pro_south": {"product": "pro", "custom": {"region": "south"}},
+            "basic": {"product": "basic"},
+        }.items()
+    }
+    rules = [
+        {"when": "page", "equals": "/pro/", "field": "product", "value": "pro"},
+        {"when": "region", "field": "region", "or_unset": True},
+    ]
+    r = await company.client.put("/v1/company/knowledge-rules", json={"rules": rules})
+    assert r.status_code == 200, r.text
+    question = "Como faço o cancelamento do plano?"
+
+    async def send(context: dict[str, str], contact: str, text: str = question, cid: str = "") -> str:
+        r = await company.client.post(
+            "/v1/messages?wait=10",
+            json={
+                "contact": {"external_id": contact},
+                "text": text,
+                "context": context,
+                **({"conversation_id": cid} if cid else {}),
+            },
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["conversation_id"])
+
+    async def kept(cid: str) -> dict[str, str]:
+        r = await company.client.get(f"/v1/conversations/{cid}")
+        assert r.status_code == 200, r.text
+        return dict(r.json()["context"])
+
+    cid = await send({"page": "https://loja.example/pro/planos?email=a@b.c#top", "region": "north"}, "c-1")
+    assert await kept(cid) == {"page": "/pro/planos", "region": "north"}  # no query string kept
+    [trace] = await traces(company, cid)
+    # product pro (the page), region north or none: the south one and the basic one left out
+    assert retrieved_documents(trace) == {docs["pro"]}
+    assert [(a["rule"], a["given"], a["value"]) for a in rules_of(trace) if a["kind"] == "context"] == [
+        (1, "/pro/planos", "pro"),
+        (2, "north", "north"),
+    ]
+    cid = await send({"page": "/pro/", "region": "south"}, "c-2")
+    assert retrieved_documents((await traces(company, cid))[-1]) == {docs["pro"], docs["pro_south"]}
+
+    # the conversation's next messages: a key given replaces its value, an empty one forgets
+    # it, the others stay; a message without a context leaves it as it was
+    await send({"region": "west"}, "c-2", "Obrigado!", cid)
+    assert await kept(cid) == {"page": "/pro/", "region": "west"}
+    await send({"page": " "}, "c-2", "Valeu!", cid)
+    assert await kept(cid) == {"region": "west"}
+    r = await company.client.post(
+        "/v1/messages", json={"contact": {"external_id": "c-2"}, "text": "Tchau", "conversation_id": cid}
+    )
+    assert r.status_code == 201, r.text
+    assert await kept(cid) == {"region": "west"}
+
+    # bad contexts are refused, saying what was wrong, and nothing is stored
+    message = {"contact": {"external_id": "c-bad"}, "text": question}
+    for context, said in (
+        ({"channel": "whatsapp"}, "the one it came through"),
+        ({"Region": "south"}, "lower-case letters"),
+        ({f"k{i}": "v" for i in range(21)}, "20"),
+        ({"region": "x" * 501}, "at most 500"),
+        ({"page": "/" + "x" * 2000}, "2000"),
+        ({"region": 3}, "valid string"),
+        ("/pro/", "dictionary"),
+    ):
+        r = await company.client.post("/v1/messages", json={**message, "context": context})
+        assert r.status_code == 422, context
+        assert said in r.text, r.text
+    r = await company.client.get("/v1/conversations", params={"limit": 100})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["items"]) == 2  # c-1's and c-2's
+
+
 async def test_bad_rules_filters_and_contexts_are_refused_with_what_was_wrong(
     company: CompanyCtx, runtime: Runtime
 ) -> None:

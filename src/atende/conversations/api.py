@@ -44,6 +44,7 @@ async def get_conversation(conversation_id: uuid.UUID, tenant: ViewerTenant) -> 
         return ConversationDetail(
             **ConversationPublic.model_validate(conversation).model_dump(),
             transitions=[TransitionPublic.model_validate(t) for t in transitions],
+            context={k: str(v) for k, v in (conversation.context or {}).items()},
             labels=[LabelPublic.model_validate(label) for label in on_it],
         )
 

@@ -174,6 +174,11 @@ class TransitionPublic(BaseModel):
 
 class ConversationDetail(ConversationPublic):
     transitions: list[TransitionPublic]
+    context: dict[str, str] = Field(
+        default={},
+        description="Where the customer is, as the channel said (the web chat's `page` and `product`, "
+        "an API message's `context`): what the company's knowledge rules read.",
+    )
     labels: list[LabelPublic] = Field(default=[])
 
 

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from atende.engine import assist, search, service
 from atende.engine.messages import phrase
-from atende.knowledge import rules
 from atende.knowledge.retrieval import Stage
-from atende.knowledge.schemas import FiltersIn
+from atende.knowledge.schemas import FiltersIn, SearchContext
 from atende.tenancy.deps import AgentTenant, ViewerTenant
 
 router = APIRouter(prefix="/v1", tags=["traces"])
@@ -91,15 +90,6 @@ async def suggested_reply(conversation_id: uuid.UUID, tenant: AgentTenant) -> Su
 SearchFilters = FiltersIn  # the name this route's schema had
 
 
-def _context(given: dict[str, str]) -> dict[str, str]:
-    for key in given:
-        if not rules.valid_key(key):
-            raise ValueError(
-                f"context key {key!r}: use lower-case letters, digits and _ (channel, page, product)"
-            )
-    return {k: v.strip() for k, v in given.items()}
-
-
 class SearchIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -120,17 +110,7 @@ class SearchIn(BaseModel):
         description="`customer`: as the bot answers a customer (internal documents left out); "
         "`agent`: as agent assist drafts (with them). The company's other knowledge rules apply to both.",
     )
-    context: dict[str, Annotated[str, Field(max_length=500)]] = Field(
-        default_factory=dict,
-        max_length=10,
-        description="A conversation's context to try the company's rules with: `channel` (`webchat`, "
-        "`whatsapp`...), `page` (the widget's page path), `product`, or a key your rules name.",
-    )
-
-    @field_validator("context")
-    @classmethod
-    def _context_keys(cls, given: dict[str, str]) -> dict[str, str]:
-        return _context(given)
+    context: SearchContext = Field(default_factory=dict)
 
     limit: int = Field(default=10, ge=1, le=50, description="Candidates shown per stage (best first).")
     answer: bool = Field(default=True, description="Also run the answer step: the answer and the decision.")

@@ -38,6 +38,12 @@ from atende.tenancy.settings import Section, read_section
 
 INTERNAL = "internal"  # the audience that never reaches a customer
 CHANNEL, PAGE = "channel", "page"  # context keys every conversation (channel) or the widget gives
+PRODUCT = "product"  # the context key naming the product the customer's page is about
+# a conversation's context as a channel or an API client gives it: at most this many keys, a
+# page's URL up to PAGE_CHARS (only its path is kept, up to PATH_CHARS), any other value up to
+# VALUE_CHARS (a rule's ``equals`` is at most as long)
+CONTEXT_KEYS = 20
+PAGE_CHARS, PATH_CHARS, VALUE_CHARS = 2000, 500, 500
 KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
 DOCUMENT_FIELDS = ("product", "tag", "audience", "language")  # or a custom key
 MAX_RULES = 30
@@ -142,6 +148,38 @@ class Scope:
 
     filters: Filters
     applied: tuple[Applied, ...]
+
+
+def page_path(page: str) -> str:
+    """A page as the context keeps it: its path alone (a URL's query string and fragment may
+    carry a visitor's data: never stored)."""
+    page = page.strip()
+    path = urlsplit(page).path if "://" in page else page.split("?", 1)[0].split("#", 1)[0]
+    return path[:PATH_CHARS]
+
+
+def checked_context(given: Mapping[str, str], *, channel: bool) -> dict[str, str]:
+    """A conversation's context as given (``page``, ``product``, any key the company's rules
+    may name, such as ``region``), as it is kept: the page's path alone, values trimmed (an
+    empty one forgets the key). ``channel``: whether ``channel`` may be given (a search tries
+    one; a conversation's is the channel it came through). ``ValueError`` saying what was
+    wrong: a key that is not lower-case letters, digits and ``_``, too many keys, a value too
+    long."""
+    if len(given) > CONTEXT_KEYS:
+        raise ValueError(f"the context has {len(given)} keys; at most {CONTEXT_KEYS}")
+    kept: dict[str, str] = {}
+    for key, value in given.items():
+        if not valid_key(key):
+            raise ValueError(
+                f"context key {key!r}: use lower-case letters, digits and _ (such as page, product, region)"
+            )
+        if key == CHANNEL and not channel:
+            raise ValueError("context key 'channel': a conversation's channel is the one it came through")
+        limit = PAGE_CHARS if key == PAGE else VALUE_CHARS
+        if len(value) > limit:
+            raise ValueError(f"context {key!r} has {len(value)} characters; at most {limit}")
+        kept[key] = page_path(value) if key == PAGE else " ".join(value.split())
+    return kept
 
 
 def context_of(channel: str | None, stored: Mapping[str, Any] | None) -> dict[str, str]:

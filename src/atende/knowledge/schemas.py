@@ -7,11 +7,27 @@ import uuid
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from atende.knowledge.filters import TAGS, Filters, Match, as_text
 from atende.knowledge.models import Document
-from atende.knowledge.rules import DEFAULT_WINDOWED, MAX_RULES, ContextRule, KnowledgeRules
+from atende.knowledge.rules import (
+    CONTEXT_KEYS,
+    DEFAULT_WINDOWED,
+    MAX_RULES,
+    PAGE_CHARS,
+    ContextRule,
+    KnowledgeRules,
+    checked_context,
+)
 from atende.knowledge.service import Metadata, clean_tags, metadata_of
 
 
@@ -36,6 +52,33 @@ def end_of(value: date | datetime | None) -> datetime | None:
 
 
 Tag = Annotated[str, Field(min_length=1, max_length=60)]
+_ContextMap = dict[Annotated[str, Field(max_length=40)], Annotated[str, Field(max_length=PAGE_CHARS)]]
+# a conversation's context as ``POST /v1/messages`` takes it (the web chat's page and
+# product, or any key the company's rules name); ``channel`` is the conversation's own
+MessageContext = Annotated[
+    _ContextMap,
+    Field(
+        max_length=CONTEXT_KEYS,
+        description="Where the customer is, kept on the conversation for the company's knowledge rules: "
+        "`page` (the page's URL or path; only the path is kept), `product` (the product it is about), "
+        "or any key your rules name (`region`, `plan`...: lower-case letters, digits, `_`). At most "
+        f"{CONTEXT_KEYS} keys, values up to 500 characters (a page's URL up to {PAGE_CHARS}); a key "
+        "given again replaces its value, an empty value removes it, keys not given stay.",
+        examples=[{"page": "https://shop.example/pro/plans", "product": "pro", "region": "south"}],
+    ),
+    AfterValidator(lambda given: checked_context(given, channel=False)),
+]
+# as ``POST /v1/search`` and "Try a question" take it: ``channel`` too, to try its rules
+SearchContext = Annotated[
+    _ContextMap,
+    Field(
+        max_length=CONTEXT_KEYS,
+        description="A conversation's context to try the company's rules with: `channel` (`webchat`, "
+        "`whatsapp`...), `page` (the widget's page), `product`, or a key your rules name; as "
+        "`POST /v1/messages`' `context`.",
+    ),
+    AfterValidator(lambda given: checked_context(given, channel=True)),
+]
 
 
 def _day_or_instant(value: Any) -> Any:

@@ -30,7 +30,7 @@ from atende.conversations.schemas import (
     Strict,
 )
 from atende.engine.search import check_documents
-from atende.knowledge.schemas import FiltersIn
+from atende.knowledge.schemas import FiltersIn, MessageContext
 from atende.tenancy.deps import AgentTenant, Tenant
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
@@ -47,7 +47,12 @@ class CustomerMessageIn(Strict):
                     "contact": {"external_id": "cliente-42", "name": "Ana"},
                     "text": "Qual o prazo de entrega para São Paulo?",
                     "message_id": "crm-msg-1001",
-                }
+                },
+                {
+                    "contact": {"external_id": "cliente-42"},
+                    "text": "Como cancelo o plano?",
+                    "context": {"page": "https://loja.example/pro/planos", "product": "pro"},
+                },
             ]
         },
     )
@@ -67,6 +72,7 @@ class CustomerMessageIn(Strict):
         description="Which documents may answer this message (as `POST /v1/search`'s); the company's "
         "knowledge rules apply as well.",
     )
+    context: MessageContext | None = None
 
 
 class ApiChannel(Channel):
@@ -134,14 +140,25 @@ async def post_customer_message(
     ),
 ) -> Response:
     """Store a customer message once and queue the bot's turn. Poll
-    `GET /v1/conversations/{id}/messages`, or pass `wait` to receive the reply here."""
+    `GET /v1/conversations/{id}/messages`, or pass `wait` to receive the reply here. A
+    `context` is kept on the conversation (`GET /v1/conversations/{id}`), where the company's
+    knowledge rules read it for this turn and the next ones."""
     text = conversations.clean_text(body.text, tenant.runtime.settings.max_message_chars)
     if body.filters and body.filters.documents:
         async with tenant.transaction() as session:
             await check_documents(session, tuple(body.filters.documents))
     [inbound] = channel.parse(None, body.model_copy(update={"text": text}))
-    async with tenant.runtime.db.driver_autocommit() as connection:  # receiving is one atomic statement
-        received = await intake.receive(connection, tenant.principal.company_id, channel, inbound)
+    if body.context:
+        # kept on the conversation in the message's transaction: its turn (queued) reads it
+        async with tenant.transaction() as session:
+            received = await intake.receive(
+                await session.connection(), tenant.principal.company_id, channel, inbound
+            )
+            if not received.duplicate:  # a message posted again changes nothing
+                await conversations.set_context(session, received.conversation_id, body.context)
+    else:
+        async with tenant.runtime.db.driver_autocommit() as connection:  # one atomic statement
+            received = await intake.receive(connection, tenant.principal.company_id, channel, inbound)
     reply = None
     if wait and received.bot_turn:
         reply = await _wait_for_reply(tenant, received.message.id, str(received.conversation_id), wait)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -45,6 +44,7 @@ from atende.engine import handoff
 from atende.engine import turn as engine
 from atende.engine.messages import when_back
 from atende.errors import Forbidden, NotFound, Unauthorized
+from atende.knowledge import rules
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.accounts import EMAIL
@@ -117,18 +117,12 @@ class VisitorContext(BaseModel):
     query string, which may carry a visitor's data); an empty value forgets one."""
 
     model_config = ConfigDict(extra="forbid")
-    page: str | None = Field(default=None, max_length=2000, description="The page's URL or path.")
+    page: str | None = Field(default=None, max_length=rules.PAGE_CHARS, description="The page's URL or path.")
     product: str | None = Field(default=None, max_length=200, description="The product the page is about.")
 
     def stored(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        if self.page is not None:
-            page = self.page.strip()
-            path = urlsplit(page).path if "://" in page else page.split("?", 1)[0].split("#", 1)[0]
-            out["page"] = path[:500]
-        if self.product is not None:
-            out["product"] = " ".join(self.product.split())
-        return out
+        """As the conversation keeps it (``knowledge.rules.checked_context``, as the API's)."""
+        return rules.checked_context(self.model_dump(exclude_none=True), channel=False)
 
 
 class VisitorMessageIn(BaseModel):
