@@ -174,6 +174,19 @@ def _event(t: StateTransition, people: dict[str, str], _: Callable[[str], str]) 
     return None
 
 
+def context_shown(context: dict[str, Any] | None) -> dict[str, Any]:
+    """A conversation's context as its page shows it: the page and the product, then the other
+    keys (the company's own, such as ``region``) in order of their names; empty: none given."""
+    given = {str(k): str(v) for k, v in (context or {}).items() if str(v)}
+    page, product = given.pop("page", ""), given.pop("product", "")
+    return {
+        "page": page,
+        "product": product,
+        "others": sorted(given.items()),
+        "any": bool(page or product or given),
+    }
+
+
 async def _people(session: AsyncSession) -> dict[str, str]:
     """The company's agents' names by user id (as a transition's ``actor_id`` holds them)."""
     return {str(a.user.id): a.user.name or a.user.email for a in await teams.agents(session)}
@@ -230,6 +243,7 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         "assignee_name": people.get(str(conversation.assignee_id), "") if conversation.assignee_id else "",
         "team": next((t for t in offered["teams"] if t.id == conversation.team_id), None),
         "handoff": handoff_reason(handoffs[-1].reason, _) if handoffs else None,
+        "where": context_shown(conversation.context),
         "can_act": member.role.allows(Role.agent),
         "max_chars": member.visitor.runtime.settings.max_message_chars,
         "window": window,
