@@ -122,3 +122,44 @@ async def test_the_page_reads_in_portuguese(open_context: OpenContext, live_serv
     await expect(page.get_by_text("Responderia.")).to_be_visible()
     await expect(page.get_by_role("heading", level=3, name="Depois do reordenamento")).to_be_visible()
     await assert_accessible(page)
+
+
+async def test_a_message_partly_answered_shows_each_questions_outcome(
+    open_context: OpenContext, live_server: str, shop: Team
+) -> None:
+    page = await new_page(open_context, live_server)
+    await sign_in(page, shop.agent.email, PASSWORD)
+    await page.goto("/app/knowledge/try")
+    await ask(
+        page,
+        "Bom dia! Em quantos dias vocês entregam no interior? "
+        "Vocês vendem notebooks recondicionados com Linux?",
+    )
+    await expect(page.locator(".verdict")).to_have_text(
+        "Partly answered. It would answer 1 of 2 questions and hand the rest to a person."
+    )
+    await expect(page.locator("#why")).to_contain_text("The message asks 2 questions")
+    each = page.get_by_role("list", name="Each question")
+    answered, left = each.get_by_role("listitem").nth(0), each.get_by_role("listitem").nth(1)
+    await expect(answered).to_contain_text("Em quantos dias vocês entregam no interior? — Answered")
+    await expect(answered).to_contain_text("Source: Entregas — Entregas › Prazos")
+    await expect(answered).to_contain_text("no interior em até 8 dias úteis")
+    await expect(left).to_contain_text(
+        "Vocês vendem notebooks recondicionados com Linux? — Left for a person"
+    )
+    await expect(left.get_by_text("Source:")).to_have_count(0)
+    await expect(page.get_by_role("heading", name="Citations")).to_have_count(0)  # each question has its own
+    await assert_accessible(page)
+
+    page = await new_page(open_context, live_server, "pt-BR")
+    await sign_in(page, shop.agent.email, PASSWORD, "pt-BR")
+    await page.goto("/app/knowledge/try")
+    await page.get_by_label("Pergunta", exact=True).fill(
+        "Em quantos dias vocês entregam no interior? Vocês vendem notebooks recondicionados com Linux?"
+    )
+    await page.get_by_role("button", name="Experimentar").click()
+    await expect(page.locator(".verdict")).to_contain_text("Respondida em parte.")
+    each = page.get_by_role("list", name="Cada pergunta")
+    await expect(each.get_by_role("listitem").nth(0)).to_contain_text("Respondida")
+    await expect(each.get_by_role("listitem").nth(1)).to_contain_text("Fica para uma pessoa")
+    await assert_accessible(page)

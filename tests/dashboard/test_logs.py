@@ -189,6 +189,16 @@ def test_a_turns_recorded_reason_is_said_in_plain_words() -> None:
             "only 0% of the question's words (at least 70% is needed): the knowledge base has no good answer."
         ),
         "the customer asked for a person": "The customer asked to talk to a person.",
+        "off the message's topic: its passage holds 0.17 of the questions' terms < 0.30 "
+        "(answered from 'Verrugas' (coverage 1.00))": (
+            "Its best passage holds only 17% of the words of the message's questions (at least 30% is "
+            "needed): it is about something else, so a person answers this question."
+        ),
+        "partly answered 1 of 2 questions: answered from 'Shipping' (coverage 0.80); 1 left: weak "
+        "evidence: best coverage 0.10 < threshold 0.70 (closed)": (
+            "The bot answered 1 of the 2 questions in the customer's message; a person answers the rest. "
+            "The team was closed: it waits as a ticket for the team to open."
+        ),
         "something new": "Reason given: something new",
     }
     for recorded, words in said.items():

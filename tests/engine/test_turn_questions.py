@@ -94,3 +94,36 @@ async def test_a_question_the_knowledge_base_cannot_answer_is_handed_off_while_t
         True,
         False,
     ]
+
+
+async def test_a_search_says_which_questions_it_would_answer_and_which_it_would_leave_for_a_person(
+    kb_company: CompanyCtx,
+) -> None:
+    r = await kb_company.client.post(
+        "/v1/search",
+        json={
+            "question": "Hello! How long does delivery to state capitals take? "
+            "Do you sell refurbished laptops with Linux preinstalled?"
+        },
+    )
+    assert r.status_code == 200, r.text
+    would = r.json()["answer"]
+    assert (would["decision"], would["why"]) == ("handoff", "partly_answered")
+    answered, left = would["questions"]
+    assert (answered["question"], answered["answered"]) == (
+        "How long does delivery to state capitals take?",
+        True,
+    )
+    [citation] = answered["citations"]
+    assert (citation["title"], citation["section"]) == ("Shipping", "Shipping › Delivery times")
+    assert "2 to 5 business days" in citation["snippet"]  # the question's own passage, shown
+    assert left["question"] == "Do you sell refurbished laptops with Linux preinstalled?"
+    assert (left["answered"], left["citations"]) == (False, [])
+    assert left["reason"]
+
+    # one question: answered or handed off whole, no list
+    r = await kb_company.client.post(
+        "/v1/search", json={"question": "How long does delivery to capitals take?"}
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["answer"]["why"], r.json()["answer"]["questions"]) == ("answered", [])

@@ -17,7 +17,7 @@ from atende.dashboard import i18n
 from atende.dashboard.auth import AgentPage, Member
 from atende.dashboard.i18n import N_
 from atende.dashboard.web import PageRoute, explain, gettext, render
-from atende.dashboard.wording import handoff_reason, rule_applied
+from atende.dashboard.wording import handoff_reason, rule_applied, turn_reason
 from atende.engine import assist, search
 from atende.engine.messages import phrase
 from atende.errors import InvalidInput
@@ -108,6 +108,18 @@ def why_said(found: search.Search, _: Callable[[str], str], language: str) -> st
     if why in SIGNALS:
         before = _("The bot hands off before searching the knowledge base.")
         return f"{handoff_reason(turn.reason, _)} {before}"
+    if why == "partly_answered":
+        asked = len(turn.parts)
+        return _(
+            "The message asks %(asked)s questions; the knowledge base answers %(answered)s of them, each "
+            "from its own passage. The bot sends those answers and hands the conversation to a person "
+            "for the rest."
+        ) % {"asked": asked, "answered": asked - len(turn.unanswered)}
+    if why == "answered" and search.outcomes(turn):
+        return _(
+            "The message asks %(asked)s questions; the knowledge base answers each of them from its own "
+            "passage."
+        ) % {"asked": len(turn.parts)}
     if (
         why == "answered"
         and answer is not None
@@ -198,6 +210,15 @@ def _shown(found: search.Search, current_language: str, _: Callable[[str], str])
                 ],
             }
         )
+    questions = [
+        {
+            "question": outcome.question,
+            "answered": outcome.answered,
+            "why": turn_reason(outcome.reason, _),
+            "citations": outcome.citations,
+        }
+        for outcome in search.outcomes(turn)
+    ]
     reply = turn.answer.text if turn.answer else None
     if turn.small_talk:
         reply = phrase(turn.small_talk, turn.language)
@@ -206,6 +227,9 @@ def _shown(found: search.Search, current_language: str, _: Callable[[str], str])
         "reranked": any(s["reorders"] for s in stages),
         "fused_kept": next((s["kept"] for s in stages if s["kept"]), None),
         "decision": turn.decision,
+        "partly": found.why == "partly_answered",
+        "questions": questions,
+        "answered_count": sum(q["answered"] for q in questions),
         "why": why_said(found, _, current_language),
         "reply": reply,
         "citations": assist.cited(turn) if turn.answer and turn.answer.text else [],

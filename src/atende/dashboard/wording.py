@@ -51,6 +51,7 @@ VIEW_NAMES = {
 }
 
 _RULE = re.compile(r"handoff rule '(?P<rule>.*)' matched")
+_PARTLY = re.compile(r"partly answered (?P<answered>\d+) of (?P<asked>\d+) questions\b.*")
 _FAILED = re.compile(r"the bot could not answer: (?P<error>.*)")
 
 
@@ -66,6 +67,11 @@ def handoff_reason(reason: str | None, _: Callable[[str], str]) -> str:
         said = _("The customer asked again something the bot had answered: its answer did not help.")
     elif (rule := _RULE.fullmatch(core)) is not None:
         said = _("The handoff rule “%(rule)s” matched the customer's message.") % {"rule": rule["rule"]}
+    elif (partly := _PARTLY.fullmatch(core)) is not None:
+        said = _(
+            "The bot answered %(answered)s of the %(asked)s questions in the customer's message; a person "
+            "answers the rest."
+        ) % {"answered": partly["answered"], "asked": partly["asked"]}
     elif (failed := _FAILED.fullmatch(core)) is not None:
         said = _("The bot could not answer because of an error (%(error)s).") % {"error": failed["error"]}
     elif "weak evidence" in core or "found no answer" in core or core in ("no answer", ""):
@@ -90,6 +96,10 @@ _ACROSS = re.compile(
     r"answered across languages from '(?P<title>.*)' \((?P<language>\w+); dense (?P<meaning>[\d.]+)\)"
 )
 _WEAK = re.compile(r"weak evidence: best coverage (?P<coverage>[\d.]+) < threshold (?P<needed>[\d.]+)")
+_OFF_TOPIC = re.compile(
+    r"off the message's topic: its passage holds (?P<share>[\d.]+) of the questions' terms "
+    r"< (?P<needed>[\d.]+) \(.*\)"
+)
 _LLM_CITING = re.compile(r"answered by the LLM citing passages (?P<passages>[\d, ]+)")
 # the LLM answerer's reasons for falling back to the offline one ("<why>; extractive: <its reason>")
 _FALLBACK = re.compile(r"(?P<why>[^;]+); (?P<fallback>\w+): (?P<rest>.*)")
@@ -133,6 +143,11 @@ def turn_reason(reason: str | None, _: Callable[[str], str]) -> str:
             "The best passage covers only %(share)s%% of the question's words (at least %(needed)s%% "
             "is needed): the knowledge base has no good answer."
         ) % {"share": round(float(weak["coverage"]) * 100), "needed": round(float(weak["needed"]) * 100)}
+    if (off := _OFF_TOPIC.fullmatch(raw)) is not None:
+        return _(
+            "Its best passage holds only %(share)s%% of the words of the message's questions (at least "
+            "%(needed)s%% is needed): it is about something else, so a person answers this question."
+        ) % {"share": round(float(off["share"]) * 100), "needed": round(float(off["needed"]) * 100)}
     if (cited := _LLM_CITING.fullmatch(raw)) is not None:
         return _("The LLM answered, citing passages %(passages)s.") % {"passages": cited["passages"]}
     if raw == "the LLM found no answer in the passages":

@@ -156,6 +156,13 @@ class StepOut(BaseModel):
     ms: float
 
 
+class QuestionOut(BaseModel):
+    question: str = Field(description="One of the questions the message asks, as found in it.")
+    answered: bool = Field(description="Answered from its own passage; false: left for a person.")
+    reason: str = Field(description="Why, as a turn's trace says it.")
+    citations: list[CitationOut]
+
+
 class WouldAnswer(BaseModel):
     decision: str = Field(description="`answer` or `handoff`.")
     why: str = Field(description="One of " + ", ".join(f"`{w}`" for w in search.WHYS) + ".")
@@ -166,6 +173,12 @@ class WouldAnswer(BaseModel):
         description="The evidence the extractive answerer needs; `confidence` is what it found."
     )
     citations: list[CitationOut]
+    questions: list[QuestionOut] = Field(
+        default=[],
+        description="A message that asks several questions, answered one by one: each question's own "
+        "outcome (`why` `partly_answered` when some are left for a person); empty when the message was "
+        "answered or handed off whole.",
+    )
 
 
 class RuleApplied(BaseModel):
@@ -225,6 +238,15 @@ def search_out(found: search.Search, limit: int) -> SearchOut:
             confidence=turn.answer.confidence if turn.answer else None,
             needed=turn.answer.needed if turn.answer else None,
             citations=[CitationOut.model_validate(c) for c in assist.cited(turn)] if turn.answer else [],
+            questions=[
+                QuestionOut(
+                    question=o.question,
+                    answered=o.answered,
+                    reason=o.reason,
+                    citations=[CitationOut.model_validate(c) for c in o.citations],
+                )
+                for o in search.outcomes(turn)
+            ],
         )
     return SearchOut(
         question=turn.text,

@@ -68,9 +68,15 @@ class Suggestion:
 def cited(turn: Turn) -> list[dict[str, Any]]:
     """The answer's citations, each with a snippet of the passage it cites."""
     assert turn.answer is not None
-    passages = {str(p.chunk_id): p for p in turn.passages}
+    return with_snippets(turn, turn.answer.citations)
+
+
+def with_snippets(turn: Turn, citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``citations`` of the turn's answer (or of one of its questions'), each with a snippet
+    of the passage it cites (the whole message's passages, or a question's own)."""
+    passages = {str(p.chunk_id): p for p in turn.retrieved()}
     cited = []
-    for citation in turn.answer.citations:
+    for citation in citations:
         passage = passages.get(str(citation.get("chunk_id")))
         snippet = passage.text[:SNIPPET_CHARS] if passage is not None else ""
         cited.append({**citation, "snippet": snippet})

@@ -19,10 +19,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.engine.assist import with_snippets
 from atende.engine.tasks import ports_for
 from atende.engine.turn import GATHER, Turn, conclude, think
 from atende.errors import InvalidInput, NotFound
@@ -46,12 +48,24 @@ WHYS = (
     "handoff_rule",  # one of the company's handoff rules matched
     "repeated_question",  # the customer asked again what the bot had answered
     "answered",  # the knowledge base answers it (``answer.citations``)
+    "partly_answered",  # some of the message's questions answered, a person answers the rest
     "nothing_found",  # no passage matched the question
     "weak_evidence",  # passages matched, too weakly to answer from
     "no_answer",  # the LLM found no answer in the passages
     "not_asked",  # the answer step was not run (``answer=False``)
 )
 _SIGNALS = {"requested": "asked_for_person", "rule": "handoff_rule", "repeat": "repeated_question"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One question of a message that asks several: answered (with its own ``citations``) or
+    left for a person, and why (``reason``, as the trace says it)."""
+
+    question: str
+    answered: bool
+    reason: str
+    citations: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -76,10 +90,27 @@ class Search:
         if turn.answer is None:
             return "not_asked"
         if turn.answer.text:
-            return "answered"
+            return "partly_answered" if turn.unanswered else "answered"
         if not turn.passages:
             return "nothing_found"
         return "weak_evidence" if turn.answer.needed is not None else "no_answer"
+
+
+def outcomes(turn: Turn) -> list[Outcome]:
+    """Each question's own outcome when the message was answered question by question (some
+    of them answered); else none: the message was answered, or handed off, whole."""
+    answers = [part.answer for part in turn.parts]
+    if not any(a is not None and a.text for a in answers):
+        return []
+    return [
+        Outcome(
+            part.asked.text,
+            answered=bool(answer and answer.text),
+            reason=answer.reason if answer else "",
+            citations=with_snippets(turn, answer.citations) if answer and answer.text else [],
+        )
+        for part, answer in zip(turn.parts, answers, strict=True)
+    ]
 
 
 def checked_question(question: str) -> str:
