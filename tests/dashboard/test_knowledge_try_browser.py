@@ -163,3 +163,48 @@ async def test_a_message_partly_answered_shows_each_questions_outcome(
     await expect(each.get_by_role("listitem").nth(0)).to_contain_text("Respondida")
     await expect(each.get_by_role("listitem").nth(1)).to_contain_text("Fica para uma pessoa")
     await assert_accessible(page)
+
+
+async def test_the_conversations_other_details_try_the_companys_rules_on_them(
+    open_context: OpenContext, live_server: str, shop: Team, runtime: Runtime
+) -> None:
+    key = await new_key(runtime, SimpleNamespace(id=shop.company_id), Role.admin)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(base_url=live_server, headers={"Authorization": f"Bearer {key}"}) as api:
+        r = await api.post(
+            "/v1/documents?wait=true",
+            json={
+                "source": "entregas-sul.md",
+                "content": "# Entregas no Sul\n\n## Prazos\nNo Sul entregamos no interior em 5 dias úteis.",
+                "language": "pt",
+                "meta": {"custom": {"region": "south"}},
+            },
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text
+        r = await api.put(
+            "/v1/company/knowledge-rules", json={"rules": [{"when": "region", "field": "region"}]}
+        )
+        assert r.status_code == 200, r.text
+    page = await new_page(open_context, live_server)
+    await sign_in(page, shop.agent.email, PASSWORD)
+    await page.goto("/app/knowledge/try")
+    await page.get_by_label("Other details of the conversation").fill("region = south")
+    await ask(page, "Em quantos dias vocês entregam no interior?")
+    titles = (
+        await page.get_by_role("table", name="Fused (hybrid)")
+        .locator("tbody tr td:nth-child(3)")
+        .all_inner_texts()
+    )
+    assert set(titles) == {"Entregas no Sul"}, titles
+    await expect(page.get_by_role("list", name="Rules and filters applied")).to_contain_text(
+        "Rule 1: the conversation's region is “south”, so only documents whose region is “south”."
+    )
+    await expect(page.get_by_label("Other details of the conversation")).to_have_value("region = south")
+
+    await page.get_by_label("Other details of the conversation").fill("Region = south")
+    await page.get_by_role("button", name="Try it").click()
+    await expect(page.get_by_role("alert")).to_have_text(
+        "Write one key = value a line, the key in lower-case letters, digits and _ (such as region = south), "
+        "each key once; at most 20, values up to 500 characters."
+    )
+    await assert_accessible(page)

@@ -21,8 +21,10 @@ from atende.dashboard.wording import handoff_reason, rule_applied, turn_reason
 from atende.engine import assist, search
 from atende.engine.messages import phrase
 from atende.errors import InvalidInput
+from atende.knowledge import rules
 from atende.knowledge import service as knowledge
 from atende.knowledge.filters import Filters, Match
+from atende.knowledge.rules import CHANNEL, PAGE, PRODUCT
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -89,6 +91,27 @@ def _filters(
         audience=audience.strip() or None,
         matches=tuple(Match(key, tuple(dict.fromkeys(values))) for key, values in wanted.items()),
     )
+
+
+def _context(channel: str, page: str, product: str, details: str) -> dict[str, str]:
+    """The conversation's context to try the rules with: the channel, the widget's page and
+    product, and other details one ``key = value`` a line (as ``POST /v1/search``'s
+    ``context``); ``InvalidInput`` for a line that is no key/value or a key the rules cannot
+    name."""
+    given = {
+        key: value for key, value in ((CHANNEL, channel), (PAGE, page), (PRODUCT, product)) if value.strip()
+    }
+    for line in details.splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip() or not value.strip() or key.strip() in given:
+            raise InvalidInput("each line of the context is key = value, once a key", field="context")
+        given[key.strip()] = value
+    try:
+        return rules.checked_context(given, channel=True)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="context") from None
 
 
 def why_said(found: search.Search, _: Callable[[str], str], language: str) -> str:
@@ -260,6 +283,7 @@ async def try_page(
     channel: Short = "",
     page: Short = "",
     page_product: Short = "",
+    context: Short = "",
 ) -> Response:
     _ = gettext(member.visitor)
     form = {
@@ -275,11 +299,7 @@ async def try_page(
         "channel": channel,
         "page": page,
         "page_product": page_product,
-    }
-    context = {
-        key: value.strip()
-        for key, value in (("channel", channel), ("page", page), ("product", page_product))
-        if value.strip()
+        "context": context,
     }
     async with member.tenant.transaction() as session:
         documents = [(str(d.id), d.title) for d in await knowledge.list_documents(session)]
@@ -287,6 +307,7 @@ async def try_page(
     if "question" in member.visitor.request.query_params:
         try:
             filters = _filters(documents_language, document, tags, product, audience, attributes)
+            given = _context(channel, page, page_product, context)
             found = await search.search(
                 member.visitor.runtime,
                 member.tenant.principal.company_id,
@@ -294,7 +315,7 @@ async def try_page(
                 language=language or None,
                 filters=filters,
                 reader=reader,
-                context=context,
+                context=given,
             )
             result = _shown(found, member.visitor.language, _)
             result["rules"] = [rule_applied(a.kind, a.detail, _) for a in found.turn.applied]
@@ -320,6 +341,10 @@ FIELD_PROBLEMS = {
     "document": N_("Choose a document from the list."),
     "attributes": N_("Write one key = value a line, such as region = south."),
     "reader": N_("Choose whom to search as from the list."),
+    "context": N_(
+        "Write one key = value a line, the key in lower-case letters, digits and _ (such as "
+        "region = south), each key once; at most 20, values up to 500 characters."
+    ),
 }
 
 
