@@ -5,23 +5,18 @@ whose channel said nothing shows no such section. axe-core finds no serious viol
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-import httpx
 from playwright.async_api import expect
 
 from atende.runtime import Runtime
 from atende.tenancy.models import Role
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, sign_in
-from tests.fixtures.dashboard import PASSWORD, Team
-from tests.tenancy.test_support_api import new_key
+from tests.fixtures.dashboard import PASSWORD, Team, team_api
 
 
 async def test_an_agent_sees_where_the_customer_is(
     open_context: OpenContext, live_server: str, team: Team, runtime: Runtime
 ) -> None:
-    key = await new_key(runtime, SimpleNamespace(id=team.company_id), Role.agent)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(base_url=live_server, headers={"Authorization": f"Bearer {key}"}) as api:
+    async with team_api(runtime, live_server, team.company_id, Role.agent) as api:
         r = await api.post(
             "/v1/messages",
             json={

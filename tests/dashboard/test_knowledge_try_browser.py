@@ -7,30 +7,24 @@ in Portuguese too. axe-core finds no serious violation."""
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 
-import httpx
 import pytest
 from playwright.async_api import Page, expect
 
 from atende.runtime import Runtime
-from atende.tenancy.models import Role
 from tests.dashboard.browser import OpenContext, assert_accessible, new_page, screenshot, sign_in
 from tests.engine.test_search import RETURNS_PT, SHIPPING_PT
-from tests.fixtures.dashboard import PASSWORD, Team
-from tests.tenancy.test_support_api import new_key
+from tests.fixtures.dashboard import PASSWORD, Team, team_api
 
 
 @pytest.fixture
 async def shop(runtime: Runtime, live_server: str, team: Team) -> Team:
     """The team's company with a small knowledge base: shipping and returns, in Portuguese."""
-    key = await new_key(runtime, SimpleNamespace(id=team.company_id), Role.admin)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(base_url=live_server, headers={"Authorization": f"Bearer {key}"}) as api:
+    async with team_api(runtime, live_server, team.company_id) as api:
         for source, content in (("entregas.md", SHIPPING_PT), ("trocas.md", RETURNS_PT)):
             r = await api.post(
                 "/v1/documents?wait=true",
                 json={"source": source, "content": content, "language": "pt"},
-                timeout=60,
             )
             assert r.status_code == 201, r.text
     return team
@@ -168,8 +162,7 @@ async def test_a_message_partly_answered_shows_each_questions_outcome(
 async def test_the_conversations_other_details_try_the_companys_rules_on_them(
     open_context: OpenContext, live_server: str, shop: Team, runtime: Runtime
 ) -> None:
-    key = await new_key(runtime, SimpleNamespace(id=shop.company_id), Role.admin)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(base_url=live_server, headers={"Authorization": f"Bearer {key}"}) as api:
+    async with team_api(runtime, live_server, shop.company_id) as api:
         r = await api.post(
             "/v1/documents?wait=true",
             json={

@@ -289,6 +289,13 @@ async def test_the_context_sent_with_a_customer_message_is_kept_and_narrows_by_t
     )
     assert r.status_code == 201, r.text
     assert await kept(cid) == {"region": "west"}
+    # a message posted again (its message_id seen before) changes nothing, its context neither
+    again = {"contact": {"external_id": "c-2"}, "text": "Tchau", "message_id": "m-1", "conversation_id": cid}
+    r = await company.client.post("/v1/messages", json={**again, "context": {"region": "east"}})
+    assert r.status_code == 201, r.text
+    r = await company.client.post("/v1/messages", json={**again, "context": {"region": "north"}})
+    assert (r.status_code, r.json()["duplicate"]) == (200, True)
+    assert await kept(cid) == {"region": "east"}
 
     # bad contexts are refused, saying what was wrong, and nothing is stored
     message = {"contact": {"external_id": "c-bad"}, "text": question}
