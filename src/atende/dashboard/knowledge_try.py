@@ -24,7 +24,6 @@ from atende.errors import InvalidInput
 from atende.knowledge import rules
 from atende.knowledge import service as knowledge
 from atende.knowledge.filters import Filters, Match
-from atende.knowledge.rules import CHANNEL, PAGE, PRODUCT
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -99,7 +98,9 @@ def _context(channel: str, page: str, product: str, details: str) -> dict[str, s
     ``context``); ``InvalidInput`` for a line that is no key/value or a key the rules cannot
     name."""
     given = {
-        key: value for key, value in ((CHANNEL, channel), (PAGE, page), (PRODUCT, product)) if value.strip()
+        key: value
+        for key, value in ((rules.CHANNEL, channel), (rules.PAGE, page), (rules.PRODUCT, product))
+        if value.strip()
     }
     for line in details.splitlines():
         if not line.strip():
