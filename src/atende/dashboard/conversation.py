@@ -55,6 +55,7 @@ from atende.engine import assist
 from atende.engine import service as engine
 from atende.engine.models import Trace
 from atende.errors import AtendeError, InvalidInput, NotFound
+from atende.feedback import ratings
 from atende.media import service as media
 from atende.media.store import CHUNK_BYTES, MediaTooLarge, spool
 from atende.teams import canned
@@ -290,12 +291,16 @@ async def traces_page(member: ViewerPage, conversation_id: uuid.UUID) -> Respons
         conversation = await conversations.get_conversation(session, conversation_id)
         contact = await conversations.get_contact(session, conversation.contact_id)
         traces = await engine.list_traces(session, conversation_id)
+        rated = await ratings.ratings_of_traces(session, conversation_id)
         messages = {
             m.id: m for m in await conversations.list_messages(session, conversation_id, limit=THREAD_MAX)
         }
         offered = await choices(session, member.tenant.principal.company_id)
     _ = gettext(member.visitor)
-    turns = [turn_view(t, messages[t.message_id].text if t.message_id in messages else "", _) for t in traces]
+    turns = [
+        turn_view(t, messages[t.message_id].text if t.message_id in messages else "", _, rated.get(t.id))
+        for t in traces
+    ]
     return render(
         member.visitor,
         "traces.html",
