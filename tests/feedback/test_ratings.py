@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from atende.errors import InvalidInput
+from atende.feedback.ratings import COMMENT_MAX, clean_comment
 from atende.runtime import Runtime
 from atende.tenancy.models import Role
 from tests.channels.test_webchat import bot_replies, history, say, start, wait_for
@@ -151,3 +153,30 @@ async def test_an_api_client_rates_an_answer_that_points_at_its_trace_and_each_c
     # the customer's own message is not an answer
     r = await kb_company.client.put(rating_path(cid, body["message"]["id"]), json={"helpful": False})
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        (None, None),
+        ("", None),
+        ("   \n ", None),
+        ("  Faltou o Nordeste. ", "Faltou o Nordeste."),
+        ("x" * COMMENT_MAX + "   ", "x" * COMMENT_MAX),
+    ],
+)
+def test_a_comment_is_stored_trimmed_and_an_empty_one_is_none(given: str | None, stored: str | None) -> None:
+    assert clean_comment(given) == stored
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("x" * (COMMENT_MAX + 1), "comment is 1001 characters long; the limit is 1000"),
+        ("a\x00b", "comment must not contain NUL bytes (\\u0000)"),
+    ],
+)
+def test_a_comment_too_long_or_with_a_nul_byte_is_refused(given: str, says: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        clean_comment(given)
+    assert (refused.value.message, refused.value.field) == (says, "comment")

@@ -37,10 +37,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations.models import Conversation, Message
@@ -114,15 +114,10 @@ def gap_reason() -> ColumnElement[bool]:
     )
 
 
-async def candidates(
-    session: AsyncSession, since: datetime | None, now: datetime, limit: int = PER_RUN
-) -> tuple[list[Candidate], datetime | None]:
-    """The first ``limit`` gap questions traced since ``since`` (minus the late-commit margin)
-    not collected yet, oldest first, and when the newest trace read was written (a question
-    with no text, a photo without a caption, is read and skipped). The session is the
-    company's: every table here is scoped to it."""
-    start = max(since - LATE_COMMIT, now - WINDOW) if since is not None else now - WINDOW
-    rows = await session.execute(
+def _traced_questions() -> Select[*tuple[Any, ...]]:
+    """Each trace with its customer's question (the message it took) and the conversation's
+    channel: what a gap question is made of, still to filter and order."""
+    return (
         select(
             Trace.id,
             Trace.conversation_id,
@@ -138,8 +133,41 @@ async def candidates(
         )
         .join(Message, Message.id == Trace.message_id)
         .join(Conversation, Conversation.id == Trace.conversation_id)
-        .where(Trace.decision == "handoff", Trace.created_at >= start, gap_reason())
         .where(~select(GapQuestion.id).where(GapQuestion.trace_id == Trace.id).exists())
+    )
+
+
+def _candidate(row: Row[Any], source: str) -> Candidate | None:
+    """A row of ``_traced_questions`` as a candidate; ``None`` for a question with no text (a
+    photo without a caption)."""
+    question = " ".join(row.text.split())[:QUESTION_CHARS]
+    if not question:
+        return None
+    return Candidate(
+        row.id,
+        row.conversation_id,
+        row.message_id,
+        row.seq,
+        row.asked_at,
+        row.channel,
+        row.language,
+        question,
+        row.created_at,
+        source=source,
+    )
+
+
+async def candidates(
+    session: AsyncSession, since: datetime | None, now: datetime, limit: int = PER_RUN
+) -> tuple[list[Candidate], datetime | None]:
+    """The first ``limit`` gap questions traced since ``since`` (minus the late-commit margin)
+    not collected yet, oldest first, and when the newest trace read was written (a question
+    with no text, a photo without a caption, is read and skipped). The session is the
+    company's: every table here is scoped to it."""
+    start = max(since - LATE_COMMIT, now - WINDOW) if since is not None else now - WINDOW
+    rows = await session.execute(
+        _traced_questions()
+        .where(Trace.decision == "handoff", Trace.created_at >= start, gap_reason())
         .order_by(Trace.created_at, Trace.id)
         .limit(limit)
     )
@@ -147,21 +175,8 @@ async def candidates(
     newest = None
     for row in rows:
         newest = row.created_at if newest is None else max(newest, row.created_at)
-        question = " ".join(row.text.split())[:QUESTION_CHARS]
-        if is_gap(row.decision, row.reason) and question:
-            found.append(
-                Candidate(
-                    row.id,
-                    row.conversation_id,
-                    row.message_id,
-                    row.seq,
-                    row.asked_at,
-                    row.channel,
-                    row.language,
-                    question,
-                    row.created_at,
-                )
-            )
+        if is_gap(row.decision, row.reason) and (candidate := _candidate(row, "handoff")):
+            found.append(candidate)
     return found, newest
 
 
@@ -172,44 +187,13 @@ async def rated_candidates(session: AsyncSession, now: datetime, limit: int = PE
     if limit <= 0:
         return []
     rows = await session.execute(
-        select(
-            Trace.id,
-            Trace.conversation_id,
-            Trace.message_id,
-            Trace.language,
-            Trace.created_at,
-            Message.seq,
-            Message.text,
-            Message.created_at.label("asked_at"),
-            Conversation.channel,
-        )
+        _traced_questions()
         .join(AnswerRating, AnswerRating.trace_id == Trace.id)
-        .join(Message, Message.id == Trace.message_id)
-        .join(Conversation, Conversation.id == Trace.conversation_id)
         .where(AnswerRating.helpful.is_(False), AnswerRating.rated_at >= now - WINDOW)
-        .where(~select(GapQuestion.id).where(GapQuestion.trace_id == Trace.id).exists())
         .order_by(AnswerRating.rated_at, AnswerRating.id)
         .limit(limit)
     )
-    found = []
-    for row in rows:
-        question = " ".join(row.text.split())[:QUESTION_CHARS]
-        if question:
-            found.append(
-                Candidate(
-                    row.id,
-                    row.conversation_id,
-                    row.message_id,
-                    row.seq,
-                    row.asked_at,
-                    row.channel,
-                    row.language,
-                    question,
-                    row.created_at,
-                    source="rating",
-                )
-            )
-    return found
+    return [candidate for row in rows if (candidate := _candidate(row, "rating"))]
 
 
 def no_longer_rated_down() -> ColumnElement[bool]:
