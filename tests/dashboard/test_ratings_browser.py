@@ -5,6 +5,7 @@ answer; the same in Brazilian Portuguese. Each page passes axe-core."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from playwright.async_api import expect
@@ -52,7 +53,9 @@ async def test_an_owner_finds_the_answers_rated_not_helpful_and_the_passages_beh
     await assert_accessible(page)
     await screenshot(page, "logs-ratings")
 
-    await row.get_by_role("link", name="The bot's reasoning").click()
+    await row.get_by_role(
+        "link", name=re.compile(r"^The bot's reasoning\W+Qual o prazo de entrega\?$")
+    ).click()
     [trace] = (await kb_company.client.get(f"/v1/conversations/{bad['conversation_id']}/traces")).json()
     turn = page.locator(f"#trace-{trace['id']}")
     rating = turn.locator("dd.rating")
