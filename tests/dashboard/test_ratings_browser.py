@@ -1,7 +1,7 @@
 """Customers' thumbs on the bot's answers in the dashboard, in a real browser: an owner filters
 Logs → Rated answers to those rated not helpful, reads the customer's comment, and follows the
 row to the turn's reasoning, which shows the rating beside the passages that produced the
-answer; the same in Brazilian Portuguese. Each page passes axe-core."""
+answer; the conversation's thread shows it under the answer; the same in Brazilian Portuguese. Each page passes axe-core."""
 
 from __future__ import annotations
 
@@ -64,6 +64,11 @@ async def test_an_owner_finds_the_answers_rated_not_helpful_and_the_passages_beh
     scores = turn.get_by_role("table", name="Passages retrieved, best first")
     await expect(scores.locator("tbody tr").first).to_contain_text("Entregas")
     await assert_accessible(page)
+    # the conversation's thread says it under the answer, for whom takes the conversation over
+    await page.goto(f"/app/conversations/{bad['conversation_id']}")
+    await expect(page.locator("p.rating")).to_have_text(
+        "The customer rated it: Not helpful · “Eu queria o prazo para o Nordeste.”"
+    )
 
     pt = await new_page(open_context, live_server, "pt-BR")
     await sign_in(pt, owner.email, PASSWORD, "pt-BR")

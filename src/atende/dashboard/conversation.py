@@ -56,6 +56,7 @@ from atende.engine import service as engine
 from atende.engine.models import Trace
 from atende.errors import AtendeError, InvalidInput, NotFound
 from atende.feedback import ratings
+from atende.feedback.ratings_models import AnswerRating
 from atende.media import service as media
 from atende.media.store import CHUNK_BYTES, MediaTooLarge, spool
 from atende.teams import canned
@@ -80,6 +81,7 @@ class ThreadItem:
     event: str | None = None
     author: str = ""  # who wrote the message, as the page names them
     trace: Trace | None = None  # the bot turn that wrote it
+    rating: AnswerRating | None = None  # the customer's thumbs on it (a bot answer)
     media: MediaView | None = None  # the file it carries (``_media.html``)
 
 
@@ -201,6 +203,7 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         offered = await choices(session, principal.company_id)
         people = await _people(session)
         window = await conversations.reply_window(session, conversation)
+        rated = await ratings.ratings_of(session, [m.id for m in messages if m.author == "bot"])
     by_reply = {t.reply_message_id: t for t in traces if t.reply_message_id}
     items: list[ThreadItem] = []
     for m in messages:
@@ -211,7 +214,14 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         else:
             author = ""
         items.append(
-            ThreadItem(m.created_at, message=m, author=author, trace=by_reply.get(m.id), media=media_view(m))
+            ThreadItem(
+                m.created_at,
+                message=m,
+                author=author,
+                trace=by_reply.get(m.id),
+                media=media_view(m),
+                rating=rated.get(m.id),
+            )
         )
     for t in transitions:
         said = _event(t, people, _)
