@@ -1,7 +1,8 @@
 """Customers' thumbs on the bot's answers in the dashboard, in a real browser: an owner filters
 Logs → Rated answers to those rated not helpful, reads the customer's comment, and follows the
 row to the turn's reasoning, which shows the rating beside the passages that produced the
-answer; the conversation's thread shows it under the answer; the same in Brazilian Portuguese. Each page passes axe-core."""
+answer; the conversation's thread shows it under the answer; the same in Brazilian
+Portuguese. Each page passes axe-core."""
 
 from __future__ import annotations
 
