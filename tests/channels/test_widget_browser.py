@@ -560,3 +560,26 @@ async def test_a_helpful_rating_thanks_in_portuguese_and_the_setting_off_offers_
     await expect(rate.get_by_label("O que faltou? (opcional)")).to_be_focused()
     await expect(rate.get_by_role("button", name="Falar com uma pessoa")).to_have_count(0)
     await expect(rate.get_by_role("button", name="Útil")).to_have_attribute("aria-pressed", "false")
+
+
+async def test_in_spanish_with_the_team_closed_a_thumbs_down_offers_the_offline_form(
+    tab: Page, site: Site, live_server: str, kb_company: CompanyCtx, clock: Clock
+) -> None:
+    assert (await kb_company.client.put("/v1/company/hours", json=OFFICE)).status_code == 200
+    clock.at(datetime(2027, 9, 1, 19, 0, tzinfo=SP))  # a Wednesday evening: back on Monday
+    await tab.goto(shop_page(site, live_server, kb_company, lang="es"))
+    panel = tab.get_by_role("dialog", name="Atención")
+    box = panel.get_by_role("textbox", name="Tu mensaje")
+    await box.fill("Qual o prazo de entrega?")
+    await box.press("Enter")
+    rate = (
+        panel.get_by_role("log")
+        .locator(".atende-bot")
+        .get_by_role("group", name="¿Te sirvió esta respuesta?")
+    )
+    await rate.get_by_role("button", name="No me sirvió").click()
+    await expect(rate.get_by_label("¿Qué faltó? (opcional)")).to_be_focused()
+    await assert_accessible(tab)
+    await rate.get_by_role("button", name="Dejar un mensaje").click()
+    form = panel.get_by_role("form", name="Deja un mensaje")
+    await expect(form.get_by_label("Tu nombre")).to_be_focused()
