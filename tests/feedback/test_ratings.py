@@ -180,3 +180,31 @@ def test_a_comment_too_long_or_with_a_nul_byte_is_refused(given: str, says: str)
     with pytest.raises(InvalidInput) as refused:
         clean_comment(given)
     assert (refused.value.message, refused.value.field) == (says, "comment")
+
+
+async def test_ratings_sent_at_once_leave_one_rating_and_none_fails(
+    kb_company: CompanyCtx, runtime: Runtime
+) -> None:
+    """A double click, or two tabs: the first rating of an answer arriving several times at once."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from atende.feedback.ratings_models import AnswerRating
+
+    body = await ask(kb_company.client, "Qual o prazo de entrega?")
+    path = rating_path(body["conversation_id"], body["reply"]["id"])
+    answers = await asyncio.gather(
+        *(kb_company.client.put(path, json={"helpful": n % 2 == 0, "comment": f"c{n}"}) for n in range(6))
+    )
+    assert [r.status_code for r in answers] == [200] * 6, [r.text for r in answers]
+    assert [r.json()["changed"] for r in answers] == [True] * 6  # each replaced the one before
+    async with runtime.db.transaction(kb_company.id) as session:
+        [stored] = (
+            await session.scalars(
+                select(AnswerRating).where(AnswerRating.message_id == uuid.UUID(body["reply"]["id"]))
+            )
+        ).all()
+    assert stored.comment in {f"c{n}" for n in range(6)} and stored.helpful == (
+        int(stored.comment[1]) % 2 == 0
+    )

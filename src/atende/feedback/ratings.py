@@ -17,9 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
+from atende.db.scope import company_of
 from atende.engine import service as engine
 from atende.errors import InvalidInput, NotFound
 from atende.feedback.ratings_models import AnswerRating
@@ -92,16 +94,14 @@ async def rate_answer(
             f"only the bot's answers can be rated; message {message_id} is not the bot's",
             field="message_id",
         )
-    rating = await session.scalar(
-        select(AnswerRating).where(AnswerRating.message_id == message_id).with_for_update()
-    )
-    if rating is not None:
-        if (rating.helpful, rating.comment) == (helpful, comment):
-            return Rated(rating, changed=False)
-        rating.helpful, rating.comment, rating.channel, rating.rated_at = helpful, comment, channel, now
-    else:
-        trace = await engine.trace_of(session, message.reply_to_id) if message.reply_to_id else None
-        rating = AnswerRating(
+    trace = await engine.trace_of(session, message.reply_to_id) if message.reply_to_id else None
+    # the first rating of an answer is inserted; two at once (a double click) make one row,
+    # and the second replaces it like any later rating, under the row's lock
+    inserted = await session.scalar(
+        insert(AnswerRating)
+        .values(
+            id=uuid.uuid4(),
+            company_id=company_of(session),
             conversation_id=conversation_id,
             message_id=message_id,
             trace_id=trace.id if trace else None,
@@ -109,8 +109,22 @@ async def rate_answer(
             comment=comment,
             channel=channel,
             rated_at=now,
+            created_at=now,
         )
-        session.add(rating)
+        .on_conflict_do_nothing(index_elements=[AnswerRating.message_id])
+        .returning(AnswerRating.id)
+    )
+    rating = await session.scalar(
+        select(AnswerRating)
+        .where(AnswerRating.message_id == message_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert rating is not None  # inserted, or there before
+    if inserted is None:
+        if (rating.helpful, rating.comment) == (helpful, comment):
+            return Rated(rating, changed=False)
+        rating.helpful, rating.comment, rating.channel, rating.rated_at = helpful, comment, channel, now
     await session.flush()
     await webhooks.emit(session, jobs, EVENT, event_data(rating))
     return Rated(rating, changed=True)
