@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0037"
-down_revision = "0034"  # TEMP for local runs; 0036 at merge
+down_revision = "0036"
 branch_labels = None
 depends_on = None
 
