@@ -38,6 +38,7 @@ from atende.dashboard.web import too_large_page
 from atende.db.embedded import EmbeddedDatabase
 from atende.engine.api import router as engine_router
 from atende.errors import HTTP_ERROR_CODES, AtendeError, RateLimited
+from atende.feedback.ratings_api import router as ratings_router
 from atende.jobs.api import router as jobs_router
 from atende.knowledge.api import router as knowledge_router
 from atende.media.api import UPLOAD_PATH
@@ -334,6 +335,7 @@ def create_app(
         tenancy_router,
         teams_router,
         conversations_router,
+        ratings_router,
         engine_router,
         knowledge_router,
         media_router,

@@ -7,6 +7,7 @@ from atende.channels.email import models as email
 from atende.channels.email.providers import models as email_providers
 from atende.conversations import models as conversations
 from atende.engine import models as engine
+from atende.feedback import ratings_models as ratings
 from atende.gaps import models as gaps
 from atende.knowledge import models as knowledge
 from atende.media import models as media
@@ -27,6 +28,7 @@ __all__ = [
     "knowledge",
     "media",
     "observability",
+    "ratings",
     "teams",
     "tenancy",
     "webhooks",

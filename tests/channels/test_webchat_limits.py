@@ -195,3 +195,27 @@ async def test_a_forwarded_for_header_from_an_untrusted_peer_does_not_escape_the
     async with httpx.AsyncClient(base_url=untrusting_server, timeout=10) as web:
         answers = [(await open_chat(web, company.widget_key, new_address())).status_code for _ in range(4)]
     assert answers == [201, 201, 201, 429]
+
+
+async def test_rating_answers_counts_against_the_conversations_limit(
+    web: httpx.AsyncClient, kb_company: CompanyCtx
+) -> None:
+    """A rating is a write anyone may send: a visitor flipping thumbs is held to the same
+    pace as messages, and the refused rating changes nothing."""
+    visitor = await start(web, kb_company.widget_key)
+    assert (await post(web, visitor, "Qual o prazo de entrega?")).status_code == 201
+    headers = {"X-Visitor-Token": visitor.token, "X-Forwarded-For": visitor.address}
+    async with asyncio.timeout(20):
+        while True:
+            history = (await web.get(f"{visitor.path}/messages", headers=headers)).json()
+            if [m for m in history if m["author"] == "bot"]:
+                break
+            await asyncio.sleep(0.1)
+    [answer] = [m for m in history if m["author"] == "bot"]
+    path = f"{visitor.path}/messages/{answer['id']}/rating"
+    for helpful in (True, False, True):  # with the message: the 4 the conversation takes at once
+        r = await web.put(path, json={"helpful": helpful}, headers=headers)
+        assert r.status_code == 200, r.text
+    assert_refused(await web.put(path, json={"helpful": False}, headers=headers), "in this conversation")
+    shown = (await web.get(f"{visitor.path}/messages", headers=headers)).json()
+    assert [m["meta"]["rating"] for m in shown if m["author"] == "bot"] == ["helpful"]

@@ -53,7 +53,12 @@ def test_contrast_is_wcag_s_ratio(one: str, other: str, ratio: float) -> None:
 def test_an_empty_config_is_the_widget_as_it_always_looked() -> None:
     config = WebChatConfig.model_validate({})
     assert (config.primary_color, config.primary_text_color, config.title) == ("#2454d6", "#ffffff", "")
-    assert config.handoff_button and config.offline_form and config.greeting_for("en") is None
+    assert (
+        config.handoff_button
+        and config.offline_form
+        and config.offer_person_on_thumbs_down
+        and config.greeting_for("en") is None
+    )
 
 
 @pytest.mark.parametrize(

@@ -483,3 +483,103 @@ async def test_the_widget_sends_its_page_and_product_and_the_companys_rules_narr
     [retrieve] = [s for s in trace["steps"] if s["step"] == "retrieve"]
     [applied] = [r for r in retrieve["rules"] if r["kind"] == "context"]
     assert (applied["given"], applied["value"]) == ("pro", "pro")
+
+
+# thumbs on answers (``atende.feedback.ratings``): "Helpful" / "Not helpful" under each answer,
+# a comment after a thumbs-down, and a person offered there
+
+
+async def test_a_visitor_rates_an_answer_not_helpful_comments_and_is_offered_a_person(
+    tab: Page, site: Site, live_server: str, kb_company: CompanyCtx
+) -> None:
+    await tab.goto(shop_page(site, live_server, kb_company, lang="en"))
+    panel = tab.get_by_role("dialog", name="Support")
+    box = panel.get_by_role("textbox", name="Your message")
+    await box.fill("What is the delivery time?")
+    await box.press("Enter")
+    answer = panel.get_by_role("log").locator(".atende-bot:not(.atende-greeting)")
+    rate = answer.get_by_role("group", name="Was this answer helpful?")
+    await expect(rate).to_be_visible()
+    await assert_accessible(tab)
+
+    # by keyboard: Tab from the answer's buttons, Enter presses
+    not_helpful = rate.get_by_role("button", name="Not helpful")
+    await not_helpful.focus()
+    await tab.keyboard.press("Enter")
+    await expect(not_helpful).to_have_attribute("aria-pressed", "true")
+    comment = rate.get_by_label("What was missing? (optional)")
+    await expect(comment).to_be_focused()
+    await expect(rate.get_by_role("button", name="Talk to a person")).to_be_visible()
+    await assert_accessible(tab)
+    await comment.fill("I wanted the time for the Northeast.")
+    await tab.keyboard.press("Enter")
+    await expect(rate.get_by_role("status")).to_have_text("Thank you for your feedback!")
+    await expect(comment).to_be_hidden()
+
+    [row] = (await kb_company.client.get("/v1/conversations")).json()["items"]
+    [trace] = (await kb_company.client.get(f"/v1/conversations/{row['id']}/traces")).json()
+    rated = await kb_company.client.put(
+        f"/v1/conversations/{row['id']}/messages/{trace['reply_message_id']}/rating",
+        json={"helpful": False, "comment": "I wanted the time for the Northeast."},
+    )
+    assert rated.json()["changed"] is False  # the widget stored exactly this
+
+    # the rating survives a reload; a second thumbs-down offers a person, who takes the chat
+    await tab.reload()
+    rate = panel.get_by_role("log").locator(".atende-bot:not(.atende-greeting)").get_by_role("group")
+    await expect(rate.get_by_role("button", name="Not helpful")).to_have_attribute("aria-pressed", "true")
+    await expect(rate.get_by_role("button", name="Helpful", exact=True)).to_have_attribute(
+        "aria-pressed", "false"
+    )
+    await rate.get_by_role("button", name="Not helpful").click()  # pressed already: the comment stays
+    await expect(rate.get_by_label("What was missing? (optional)")).to_be_focused()
+    await rate.get_by_role("button", name="Talk to a person").click()
+    log = panel.get_by_role("log")
+    await expect(log.locator(".atende-customer").last).to_have_text("I'd like to talk to a person, please.")
+    await expect(rate.get_by_role("button", name="Talk to a person")).to_be_hidden()  # it is with the team
+    [row] = (await kb_company.client.get("/v1/conversations", params={"view": "unassigned"})).json()["items"]
+    assert row["state"] == "waiting_human"
+    stored = await kb_company.client.put(
+        f"/v1/conversations/{row['id']}/messages/{trace['reply_message_id']}/rating",
+        json={"helpful": False, "comment": "I wanted the time for the Northeast."},
+    )
+    assert stored.json()["changed"] is False
+
+
+async def test_a_helpful_rating_thanks_in_portuguese_and_the_setting_off_offers_no_person(
+    tab: Page, site: Site, live_server: str, kb_company: CompanyCtx
+) -> None:
+    await configure(kb_company, {"offer_person_on_thumbs_down": False})
+    await open_demo(tab, site, live_server, kb_company)
+    await ask(tab, "Qual o prazo de entrega?")
+    rate = tab.get_by_role("log").locator(".atende-bot").get_by_role("group", name="Esta resposta ajudou?")
+    await rate.get_by_role("button", name="Útil").click()
+    await expect(rate.get_by_role("status")).to_have_text("Obrigado pela avaliação!")
+    await expect(rate.get_by_role("button", name="Útil")).to_have_attribute("aria-pressed", "true")
+    await rate.get_by_role("button", name="Não ajudou").click()
+    await expect(rate.get_by_label("O que faltou? (opcional)")).to_be_focused()
+    await expect(rate.get_by_role("button", name="Falar com uma pessoa")).to_have_count(0)
+    await expect(rate.get_by_role("button", name="Útil")).to_have_attribute("aria-pressed", "false")
+
+
+async def test_in_spanish_with_the_team_closed_a_thumbs_down_offers_the_offline_form(
+    tab: Page, site: Site, live_server: str, kb_company: CompanyCtx, clock: Clock
+) -> None:
+    assert (await kb_company.client.put("/v1/company/hours", json=OFFICE)).status_code == 200
+    clock.at(datetime(2027, 9, 1, 19, 0, tzinfo=SP))  # a Wednesday evening: back on Monday
+    await tab.goto(shop_page(site, live_server, kb_company, lang="es"))
+    panel = tab.get_by_role("dialog", name="Atención")
+    box = panel.get_by_role("textbox", name="Tu mensaje")
+    await box.fill("Qual o prazo de entrega?")
+    await box.press("Enter")
+    rate = (
+        panel.get_by_role("log")
+        .locator(".atende-bot")
+        .get_by_role("group", name="¿Te sirvió esta respuesta?")
+    )
+    await rate.get_by_role("button", name="No me sirvió").click()
+    await expect(rate.get_by_label("¿Qué faltó? (opcional)")).to_be_focused()
+    await assert_accessible(tab)
+    await rate.get_by_role("button", name="Dejar un mensaje").click()
+    form = panel.get_by_role("form", name="Deja un mensaje")
+    await expect(form.get_by_label("Tu nombre")).to_be_focused()

@@ -41,6 +41,7 @@ async def test_an_admin_opens_the_editor_with_the_agents_answer_as_draft(
     await page.keyboard.type("WhatsApp")  # a focused list picks the option typed
     await expect(page.get_by_label("Channel")).to_have_value("whatsapp")
     await page.keyboard.press("Tab")  # the language
+    await page.keyboard.press("Tab")  # the order
     await page.keyboard.press("Tab")
     await expect(page.get_by_role("button", name="Show gaps")).to_be_focused()
     await page.keyboard.press("Enter")

@@ -105,3 +105,55 @@ def test_a_long_answer_is_cut_at_a_word() -> None:
     cut = shortened(text, DRAFT_CHARS)
     assert len(cut) <= DRAFT_CHARS and cut.endswith("palavra…")
     assert shortened("curto", DRAFT_CHARS) == "curto"
+
+
+async def test_topics_show_answers_rated_not_helpful_and_can_be_ordered_by_them(
+    runtime: Runtime, live_server: str, team: Team
+) -> None:
+    """Refunds: four handoffs; Manaus: three answers the customers rated "Not helpful". By
+    volume refunds come first; ordered by bad ratings, Manaus does; each says its counts."""
+    from sqlalchemy import select
+
+    from atende.conversations.models import Message
+    from atende.feedback import ratings
+
+    for text in REFUNDS:
+        await arrange.hand_off(runtime, team.company_id, Handoff(text, arrange.WEAK))
+    for text in MANAUS:
+        cid = await arrange.hand_off(
+            runtime,
+            team.company_id,
+            Handoff(text, "answered from 'Entregas' (coverage 0.82)", decision="answer"),
+        )
+        async with runtime.db.transaction(team.company_id) as session:
+            reply = await session.scalar(
+                select(Message.id).where(Message.conversation_id == cid, Message.author == "bot")
+            )
+            assert reply is not None
+            await ratings.rate_answer(
+                session,
+                runtime.jobs,
+                cid,
+                reply,
+                helpful=False,
+                comment=None,
+                channel="api",
+                now=datetime.now(UTC),
+            )
+    await gaps.refresh_company(runtime.db, team.company_id, EMBEDDER, datetime.now(UTC), threshold=THRESHOLD)
+
+    async with signed_in(live_server, team.viewer) as client:
+        by_volume = (await client.get("/app/analytics/gaps")).text
+        by_ratings = (await client.get("/app/analytics/gaps", params={"sort": "rating"})).text
+        wrong = await client.get("/app/analytics/gaps", params={"sort": "loudest"})
+    assert [h in REFUNDS for h in topic_headings(by_volume)] == [True, False]
+    assert [h in MANAUS for h in topic_headings(by_ratings)] == [True, False]
+    counts = re.findall(r"<dt>(Handoffs|Rated not helpful)</dt><dd>(\d+)</dd>", by_ratings)
+    assert counts == [
+        ("Handoffs", "0"),
+        ("Rated not helpful", "3"),
+        ("Handoffs", "4"),
+        ("Rated not helpful", "0"),
+    ]
+    assert '<option value="rating" selected>Most answers rated not helpful</option>' in by_ratings
+    assert wrong.status_code == 422 and "There is no such order." in wrong.text

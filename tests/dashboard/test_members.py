@@ -49,6 +49,7 @@ PAGES = {
     "/app/knowledge/articles": Role.agent,
     "/app/knowledge/articles/new": Role.admin,
     "/app/logs/audit": Role.admin,
+    "/app/logs/ratings": Role.admin,
     "/app/knowledge/try": Role.agent,
     "/app/logs": Role.admin,
 }

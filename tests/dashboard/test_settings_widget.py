@@ -70,6 +70,7 @@ async def test_an_admin_saves_the_widget_settings_and_the_widget_reads_them(
         "greeting": {"pt-BR": "Olá! Como podemos ajudar?", "en": "Hi! How can we help?"},
         "handoff_button": True,
         "offline_form": False,  # left unticked
+        "offer_person_on_thumbs_down": False,
     }
     async with httpx.AsyncClient(base_url=live_server) as visitor:
         served = (await visitor.get(f"/widget/v1/{account.external_id}/config?lang=en")).json()

@@ -122,7 +122,7 @@ async def test_weak_evidence_handoffs_of_real_turns_group_into_topics_ranked_by_
     assert [t.volume for t in topics] == [4, 3]
     refunds, manaus = topics
     assert refunds.label in REFUNDS and manaus.label in MANAUS
-    assert refunds.counts == {"handoff": 4}
+    assert refunds.counts == {"handoff": 4, "rating": 0}
     assert {"cartão", "crédito"} <= set(refunds.terms) and "manaus" in manaus.terms
     assert len(refunds.examples) == gaps.EXAMPLES and {e.question for e in refunds.examples} <= set(REFUNDS)
     assert {e.question for e in manaus.examples} == set(MANAUS)
@@ -261,3 +261,49 @@ async def test_two_refreshes_at_once_store_each_question_once(runtime: Runtime, 
     assert first.added + second.added <= len(MANAUS)
     assert sorted(q.question for q in await stored(runtime, company.id)) == sorted(MANAUS)
     assert [t.volume for t in await shown(runtime, company.id)] == [len(MANAUS)]
+
+
+async def rate_bot_reply(company: CompanyCtx, conversation_id: uuid.UUID, *, helpful: bool) -> None:
+    """The customer's thumbs on the bot's reply in the conversation, through the API."""
+    messages = (await company.client.get(f"/v1/conversations/{conversation_id}/messages")).json()
+    [reply] = [m for m in messages["items"] if m["author"] == "bot"]
+    r = await company.client.put(
+        f"/v1/conversations/{conversation_id}/messages/{reply['id']}/rating", json={"helpful": helpful}
+    )
+    assert r.status_code == 200, r.text
+
+
+ANSWERED = "answered from 'Entregas' (coverage 0.82)"
+
+
+async def test_answers_rated_not_helpful_count_beside_handoffs_and_leave_once_rated_helpful(
+    runtime: Runtime, company: CompanyCtx
+) -> None:
+    """Three Manaus questions the bot answered, each rated "Not helpful", and four refund
+    handoffs: by volume refunds lead, by bad ratings Manaus does. A handoff rated down is not
+    counted twice; an answer rated helpful is no gap, and one rated helpful again leaves."""
+    manaus = [
+        await arrange.hand_off(runtime, company.id, Handoff(text, ANSWERED, decision="answer"))
+        for text in MANAUS
+    ]
+    refunds = [await arrange.hand_off(runtime, company.id, Handoff(text, arrange.WEAK)) for text in REFUNDS]
+    liked = await arrange.hand_off(
+        runtime, company.id, Handoff("Qual o horário de atendimento?", ANSWERED, decision="answer")
+    )
+    for conversation_id in manaus:
+        await rate_bot_reply(company, conversation_id, helpful=False)
+    await rate_bot_reply(company, refunds[0], helpful=False)
+    await rate_bot_reply(company, liked, helpful=True)
+
+    await refresh(runtime, company.id)
+    questions = await stored(runtime, company.id)
+    assert sorted(q.source for q in questions) == ["handoff"] * 4 + ["rating"] * 3
+    topics = await shown(runtime, company.id)
+    assert [(t.counts["handoff"], t.counts["rating"]) for t in topics] == [(4, 0), (0, 3)]
+    assert [t.label in MANAUS for t in await shown(runtime, company.id, sort="rating")] == [True, False]
+    assert [t.label in REFUNDS for t in await shown(runtime, company.id, sort="handoff")] == [True, False]
+
+    await rate_bot_reply(company, manaus[0], helpful=True)  # the customer changed their mind
+    await refresh(runtime, company.id)
+    assert sorted(q.source for q in await stored(runtime, company.id)) == ["handoff"] * 4 + ["rating"] * 2
+    assert [t.counts["rating"] for t in await shown(runtime, company.id, sort="rating")] == [2, 0]

@@ -71,6 +71,9 @@ ATTACKS = [
     Attack("POST", "/v1/conversations/{conversation_id}/resolve"),
     Attack("POST", "/v1/conversations/{conversation_id}/reopen"),
     Attack("POST", "/v1/conversations/{conversation_id}/notes", body={"text": "A's note on B"}),
+    Attack(
+        "PUT", "/v1/conversations/{conversation_id}/messages/{message_id}/rating", body={"helpful": False}
+    ),
     Attack("POST", "/v1/conversations/{conversation_id}/snooze", body={"until": "next_business_day"}),
     Attack("POST", "/v1/conversations/{conversation_id}/snooze", body={"until": "2099-01-01T00:00:00Z"}),
     Attack("POST", "/v1/conversations/{conversation_id}/unsnooze"),
@@ -109,6 +112,12 @@ ATTACKS = [
         "POST",
         "/widget/v1/{widget_key}/conversations/{conversation_id}/messages",
         body={"text": "A's visitor writes to B"},
+        headers={"X-Visitor-Token": "{visitor_token}"},
+    ),
+    Attack(
+        "PUT",
+        "/widget/v1/{widget_key}/conversations/{conversation_id}/messages/{message_id}/rating",
+        body={"helpful": False},
         headers={"X-Visitor-Token": "{visitor_token}"},
     ),
     Attack(

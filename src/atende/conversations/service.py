@@ -403,6 +403,14 @@ async def get_message(session: AsyncSession, message_id: uuid.UUID) -> Message:
     return await get_or_404(session, Message, message_id, "message")
 
 
+async def messages_by_id(session: AsyncSession, message_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Message]:
+    """The company's messages among these ids, by id (those that do not exist left out)."""
+    if not message_ids:
+        return {}
+    rows = await session.scalars(select(Message).where(Message.id.in_(list(message_ids))))
+    return {m.id: m for m in rows}
+
+
 async def change_state(
     session: AsyncSession,
     jobs: JobQueue,

@@ -55,6 +55,8 @@ from atende.engine import assist
 from atende.engine import service as engine
 from atende.engine.models import Trace
 from atende.errors import AtendeError, InvalidInput, NotFound
+from atende.feedback import ratings
+from atende.feedback.ratings_models import AnswerRating
 from atende.media import service as media
 from atende.media.store import CHUNK_BYTES, MediaTooLarge, spool
 from atende.teams import canned
@@ -79,6 +81,7 @@ class ThreadItem:
     event: str | None = None
     author: str = ""  # who wrote the message, as the page names them
     trace: Trace | None = None  # the bot turn that wrote it
+    rating: AnswerRating | None = None  # the customer's thumbs on it (a bot answer)
     media: MediaView | None = None  # the file it carries (``_media.html``)
 
 
@@ -213,6 +216,7 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         offered = await choices(session, principal.company_id)
         people = await _people(session)
         window = await conversations.reply_window(session, conversation)
+        rated = await ratings.ratings_of(session, [m.id for m in messages if m.author == "bot"])
     by_reply = {t.reply_message_id: t for t in traces if t.reply_message_id}
     items: list[ThreadItem] = []
     for m in messages:
@@ -223,7 +227,14 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         else:
             author = ""
         items.append(
-            ThreadItem(m.created_at, message=m, author=author, trace=by_reply.get(m.id), media=media_view(m))
+            ThreadItem(
+                m.created_at,
+                message=m,
+                author=author,
+                trace=by_reply.get(m.id),
+                media=media_view(m),
+                rating=rated.get(m.id),
+            )
         )
     for t in transitions:
         said = _event(t, people, _)
@@ -304,12 +315,16 @@ async def traces_page(member: ViewerPage, conversation_id: uuid.UUID) -> Respons
         conversation = await conversations.get_conversation(session, conversation_id)
         contact = await conversations.get_contact(session, conversation.contact_id)
         traces = await engine.list_traces(session, conversation_id)
+        rated = await ratings.ratings_of_traces(session, conversation_id)
         messages = {
             m.id: m for m in await conversations.list_messages(session, conversation_id, limit=THREAD_MAX)
         }
         offered = await choices(session, member.tenant.principal.company_id)
     _ = gettext(member.visitor)
-    turns = [turn_view(t, messages[t.message_id].text if t.message_id in messages else "", _) for t in traces]
+    turns = [
+        turn_view(t, messages[t.message_id].text if t.message_id in messages else "", _, rated.get(t.id))
+        for t in traces
+    ]
     return render(
         member.visitor,
         "traces.html",

@@ -1,5 +1,6 @@
 """The knowledge gaps page (``/app/analytics/gaps``): the questions the bot handed to people
-because the knowledge base did not cover them, grouped by topic and ranked by volume, with
+because the knowledge base did not cover them, and those whose answer the customer rated "Not
+helpful", grouped by topic and ranked by volume (or by handoffs, or by bad ratings), with
 date, channel and language filters. The topics come from the hourly refresh
 (``atende.gaps``); the page says when it ran. Admins get a link per topic that opens the
 article editor with the topic's question as its title and an agent's answer as its draft."""
@@ -13,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Response
 
 from atende.dashboard.auth import ViewerPage
+from atende.dashboard.i18n import N_
 from atende.dashboard.inbox import choices
 from atende.dashboard.web import PageRoute, gettext, problem, render
 from atende.dashboard.wording import LANGUAGE_NAMES
@@ -22,6 +24,12 @@ from atende.tenancy.models import Role
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 DEFAULT_DAYS = 30
+# the orders the page offers (``gaps.SORTS``)
+SORT_NAMES = {
+    "volume": N_("Most questions"),
+    "handoff": N_("Most handoffs"),
+    "rating": N_("Most answers rated not helpful"),
+}
 EDITOR = "/app/knowledge/articles/new"  # the article editor (knowledge base pages) takes title, body
 TITLE_CHARS = 200
 DRAFT_CHARS = 2000  # a long answer is cut at a word, to keep the link a sensible length
@@ -52,6 +60,7 @@ async def gaps_page(
     end: Annotated[date | None, Query(alias="to")] = None,
     channel: Annotated[str, Query(max_length=20)] = "",
     language: Annotated[str, Query(max_length=5)] = "",
+    sort: Annotated[str, Query(max_length=20)] = "volume",
 ) -> Response:
     _ = gettext(member.visitor)
     company_id = member.tenant.principal.company_id
@@ -68,6 +77,13 @@ async def gaps_page(
                 _("Some of what was sent is not valid"),
                 _("The start date is after the end date. Choose a start on or before the end."),
             )
+        if sort not in SORT_NAMES:
+            return problem(
+                member.visitor,
+                422,
+                _("Some of what was sent is not valid"),
+                _("There is no such order. Choose one from the list."),
+            )
         if (channel and channel not in offered["channels"]) or (language and language not in LANGUAGE_NAMES):
             return problem(
                 member.visitor,
@@ -80,6 +96,7 @@ async def gaps_page(
             end=datetime.combine(end + timedelta(days=1), time(), zone),
             channel=channel or None,
             language=language or None,
+            sort=sort,
         )
         found = await gaps.topics(session, filters)
         run = await gaps.last_run(session, company_id)
@@ -96,5 +113,7 @@ async def gaps_page(
         language=language,
         channels=offered["channels"],
         language_choices=list(LANGUAGE_NAMES),
+        sort=sort,
+        sort_names=SORT_NAMES,
         can_write=can_write,
     )

@@ -19,6 +19,7 @@ from atende.dashboard import (
     live,
     logs,
     logs_audit,
+    logs_ratings,
     media,
     members,
     platform,
@@ -69,6 +70,7 @@ for module in (
     knowledge,
     knowledge_articles,
     logs_audit,
+    logs_ratings,
     knowledge_try,
 ):
     pages.include_router(module.router, prefix=PREFIX)

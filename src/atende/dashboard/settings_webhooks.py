@@ -47,6 +47,7 @@ EVENT_NAMES = {
     "conversation.snoozed": N_("A conversation was snoozed"),
     "conversation.unsnoozed": N_("A snoozed conversation woke up"),
     "note.created": N_("A private note was written"),
+    "message.rated": N_("A customer rated a bot answer (helpful or not)"),
 }
 
 

@@ -68,6 +68,7 @@ def _form_values(config: Mapping[str, Any]) -> dict[str, Any]:
         values[name] = greeting.get(lang, "") if isinstance(greeting, dict) else ""
     values["handoff_button"] = config.get("handoff_button", True)
     values["offline_form"] = config.get("offline_form", True)
+    values["offer_person_on_thumbs_down"] = config.get("offer_person_on_thumbs_down", True)
     return values
 
 
@@ -85,6 +86,7 @@ class WidgetForm(BaseModel):
     greeting_es: str = Field(default="", max_length=FORM_MAX)
     handoff_button: bool = False  # an unticked box is not sent
     offline_form: bool = False
+    offer_person_on_thumbs_down: bool = False
 
     def config(self) -> dict[str, Any]:
         greetings = {"pt-BR": self.greeting_pt_br, "en": self.greeting_en, "es": self.greeting_es}
@@ -96,6 +98,7 @@ class WidgetForm(BaseModel):
             "greeting": {lang: text for lang, text in greetings.items() if text.strip()},
             "handoff_button": self.handoff_button,
             "offline_form": self.offline_form,
+            "offer_person_on_thumbs_down": self.offer_person_on_thumbs_down,
         }
 
 

@@ -3,7 +3,8 @@ readable. A trace keeps what each step found (``engine.turn.timed``) and each re
 passage's scores per stage (``Passage.scores``); here they become one ``TurnView`` per turn:
 the question as the customer wrote it and as the bot read it, its language, the passages
 with a column per retrieval stage, the decision and its reason in plain words, the answerer
-and its model, each step's time, errors, and (once customers rate answers) the rating."""
+and its model, each step's time, errors, and the customer's thumbs on the answer, with their
+comment: which passages produced a bad answer."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 from atende.dashboard.i18n import N_
 from atende.dashboard.wording import rule_applied, turn_reason
 from atende.engine.models import Trace
+from atende.feedback.ratings_models import AnswerRating
 
 # the retrieval stages a passage may carry a score of, in the order they run: full-text
 # (BM25), dense (vectors), fused, then each re-ranking stage (``knowledge.rerank``)
@@ -75,6 +77,14 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Rating:
+    helpful: bool
+    comment: str | None
+    at: datetime
+    channel: str
+
+
+@dataclass(frozen=True)
 class TurnView:
     id: uuid.UUID
     at: datetime
@@ -95,9 +105,8 @@ class TurnView:
     chunks: list[Chunk]
     errors: list[str] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)  # the knowledge rules and filters applied, in words
-    # the customer's rating of this answer (issue 21: thumbs and CSAT attach to the trace);
-    # None: not rated, or ratings do not exist yet. The page shows it only when there is one.
-    rating: str | None = None
+    # the customer's thumbs on this turn's answer (``atende.feedback.ratings``); None: not rated
+    rating: Rating | None = None
 
 
 def _number(value: Any) -> float | None:
@@ -108,7 +117,9 @@ def _rank(value: Any) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def turn_view(trace: Trace, question: str, _: Callable[[str], str]) -> TurnView:
+def turn_view(
+    trace: Trace, question: str, _: Callable[[str], str], rating: AnswerRating | None = None
+) -> TurnView:
     """One trace, readable; older traces (before steps kept what they found) show what they have."""
     found: dict[str, Mapping[str, Any]] = {}
     steps: list[Step] = []
@@ -166,4 +177,5 @@ def turn_view(trace: Trace, question: str, _: Callable[[str], str]) -> TurnView:
             for r in found.get("retrieve", {}).get("rules", [])
             if isinstance(r, dict)
         ],
+        rating=Rating(rating.helpful, rating.comment, rating.rated_at, rating.channel) if rating else None,
     )

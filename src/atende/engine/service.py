@@ -17,3 +17,9 @@ async def list_traces(session: AsyncSession, conversation_id: uuid.UUID) -> list
         select(Trace).where(Trace.conversation_id == conversation_id).order_by(Trace.created_at)
     )
     return list(rows)
+
+
+async def trace_of(session: AsyncSession, message_id: uuid.UUID) -> Trace | None:
+    """The trace of the turn that took the customer message ``message_id`` (a bot reply's
+    ``reply_to_id``), if a turn traced it."""
+    return await session.scalar(select(Trace).where(Trace.message_id == message_id))

@@ -7,9 +7,9 @@
   central question; each question row points at its topic.
 - ``knowledge_gap_runs``: when the company's topics were last computed (shown on the page).
 
-Issue 21 (thumbs-down ratings on bot answers) adds rows with ``source = 'rating'`` for the
-rated turns: they are embedded and clustered with the handoffs, and the page counts each
-source in its own column (``service.SOURCES``).
+Answers rated "Not helpful" (``atende.feedback.ratings``) add rows with ``source = 'rating'``
+for the rated turns: they are embedded and clustered with the handoffs, and the page counts
+each source in its own column (``service.SOURCES``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class GapQuestion(IdMixin, CompanyOwned, Base):
     )
     message_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     message_seq: Mapped[int] = mapped_column(BigInteger)  # the answer is the next agent message
-    source: Mapped[str] = mapped_column(String(20), default="handoff")  # handoff | (issue 21) rating
+    source: Mapped[str] = mapped_column(String(20), default="handoff")  # handoff | rating
     asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     channel: Mapped[str] = mapped_column(String(20))
     language: Mapped[str] = mapped_column(String(5))

@@ -10,6 +10,10 @@ because the knowledge base gave no answer:
 - ``the LLM found no answer in the passages``: the LLM answered ``NO_ANSWER``;
 - ``no answer``: no answerer ran (the turn's fallback reason).
 
+An answer the customer rated "Not helpful" counts too (source ``rating``): its question was
+answered, badly, from the knowledge base; a turn counted as a handoff already is not counted
+twice, and an answer rated helpful again leaves the gaps at the next refresh.
+
 Not counted: handoffs decided before the knowledge base is searched
 (``engine.handoff.signal``): the customer asked for a person, a company rule's keyword
 matched, the customer repeated a question the bot had answered. Out of hours is not a reason
@@ -33,15 +37,16 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations.models import Conversation, Message
 from atende.db.session import Database
 from atende.engine.models import Trace
+from atende.feedback.ratings_models import AnswerRating
 from atende.gaps import clustering
 from atende.gaps.models import GapQuestion, GapRun, GapTopic
 from atende.knowledge.text import fold
@@ -58,9 +63,11 @@ ANSWER_WAIT = timedelta(days=30)  # how long a question's agent answer is looked
 QUESTION_CHARS = 1000
 EXAMPLES = 3
 TOPICS_SHOWN = 50
-# where each question came from: the page counts each in its own column, and ranks by the sum.
-# Issue 21 adds "rating" (a thumbs-down on a bot answer) with its own collector.
-SOURCES = ("handoff",)
+# where each question came from: a handoff for lack of knowledge, or an answer the customer
+# rated "Not helpful" (``atende.feedback.ratings``); the page counts each in its own column,
+# and ranks by the sum or by either
+SOURCES = ("handoff", "rating")
+SORTS = ("volume", "handoff", "rating")
 
 
 class Embedder(Protocol):
@@ -95,6 +102,7 @@ class Candidate:
     language: str
     question: str
     traced_at: datetime
+    source: str = "handoff"
 
 
 def gap_reason() -> ColumnElement[bool]:
@@ -106,15 +114,10 @@ def gap_reason() -> ColumnElement[bool]:
     )
 
 
-async def candidates(
-    session: AsyncSession, since: datetime | None, now: datetime, limit: int = PER_RUN
-) -> tuple[list[Candidate], datetime | None]:
-    """The first ``limit`` gap questions traced since ``since`` (minus the late-commit margin)
-    not collected yet, oldest first, and when the newest trace read was written (a question
-    with no text, a photo without a caption, is read and skipped). The session is the
-    company's: every table here is scoped to it."""
-    start = max(since - LATE_COMMIT, now - WINDOW) if since is not None else now - WINDOW
-    rows = await session.execute(
+def _traced_questions() -> Select[*tuple[Any, ...]]:
+    """Each trace with its customer's question (the message it took) and the conversation's
+    channel: what a gap question is made of, still to filter and order."""
+    return (
         select(
             Trace.id,
             Trace.conversation_id,
@@ -130,8 +133,41 @@ async def candidates(
         )
         .join(Message, Message.id == Trace.message_id)
         .join(Conversation, Conversation.id == Trace.conversation_id)
-        .where(Trace.decision == "handoff", Trace.created_at >= start, gap_reason())
         .where(~select(GapQuestion.id).where(GapQuestion.trace_id == Trace.id).exists())
+    )
+
+
+def _candidate(row: Row[Any], source: str) -> Candidate | None:
+    """A row of ``_traced_questions`` as a candidate; ``None`` for a question with no text (a
+    photo without a caption)."""
+    question = " ".join(row.text.split())[:QUESTION_CHARS]
+    if not question:
+        return None
+    return Candidate(
+        row.id,
+        row.conversation_id,
+        row.message_id,
+        row.seq,
+        row.asked_at,
+        row.channel,
+        row.language,
+        question,
+        row.created_at,
+        source=source,
+    )
+
+
+async def candidates(
+    session: AsyncSession, since: datetime | None, now: datetime, limit: int = PER_RUN
+) -> tuple[list[Candidate], datetime | None]:
+    """The first ``limit`` gap questions traced since ``since`` (minus the late-commit margin)
+    not collected yet, oldest first, and when the newest trace read was written (a question
+    with no text, a photo without a caption, is read and skipped). The session is the
+    company's: every table here is scoped to it."""
+    start = max(since - LATE_COMMIT, now - WINDOW) if since is not None else now - WINDOW
+    rows = await session.execute(
+        _traced_questions()
+        .where(Trace.decision == "handoff", Trace.created_at >= start, gap_reason())
         .order_by(Trace.created_at, Trace.id)
         .limit(limit)
     )
@@ -139,22 +175,34 @@ async def candidates(
     newest = None
     for row in rows:
         newest = row.created_at if newest is None else max(newest, row.created_at)
-        question = " ".join(row.text.split())[:QUESTION_CHARS]
-        if is_gap(row.decision, row.reason) and question:
-            found.append(
-                Candidate(
-                    row.id,
-                    row.conversation_id,
-                    row.message_id,
-                    row.seq,
-                    row.asked_at,
-                    row.channel,
-                    row.language,
-                    question,
-                    row.created_at,
-                )
-            )
+        if is_gap(row.decision, row.reason) and (candidate := _candidate(row, "handoff")):
+            found.append(candidate)
     return found, newest
+
+
+async def rated_candidates(session: AsyncSession, now: datetime, limit: int = PER_RUN) -> list[Candidate]:
+    """The first ``limit`` answers rated "Not helpful" within ``WINDOW`` whose turn is not
+    collected yet, oldest rating first, as gap questions of source ``rating`` (the customer's
+    question the answer replied to)."""
+    if limit <= 0:
+        return []
+    rows = await session.execute(
+        _traced_questions()
+        .join(AnswerRating, AnswerRating.trace_id == Trace.id)
+        .where(AnswerRating.helpful.is_(False), AnswerRating.rated_at >= now - WINDOW)
+        .order_by(AnswerRating.rated_at, AnswerRating.id)
+        .limit(limit)
+    )
+    return [candidate for row in rows if (candidate := _candidate(row, "rating"))]
+
+
+def no_longer_rated_down() -> ColumnElement[bool]:
+    """A ``rating`` question whose answer is no longer rated "Not helpful" (the customer
+    changed their mind): it leaves the gaps."""
+    still = select(AnswerRating.id).where(
+        AnswerRating.trace_id == GapQuestion.trace_id, AnswerRating.helpful.is_(False)
+    )
+    return (GapQuestion.source == "rating") & ~still.exists()
 
 
 async def fill_answers(session: AsyncSession, now: datetime) -> int:
@@ -261,6 +309,10 @@ async def refresh_company(
     async with db.transaction(company_id) as session:
         run = await session.get(GapRun, company_id)
         found, newest = await candidates(session, run.seen_up_to if run else None, now)
+        handed = {c.trace_id for c in found}  # a handoff rated down counts once, as a handoff
+        found += [
+            c for c in await rated_candidates(session, now, PER_RUN - len(found)) if c.trace_id not in handed
+        ]
         stale = (
             await session.execute(
                 select(GapQuestion.id, GapQuestion.question).where(GapQuestion.model != embedder.model)
@@ -292,7 +344,7 @@ async def refresh_company(
                 conversation_id=c.conversation_id,
                 message_id=c.message_id,
                 message_seq=c.message_seq,
-                source="handoff",
+                source=c.source,
                 asked_at=c.asked_at,
                 channel=c.channel,
                 language=c.language,
@@ -306,13 +358,16 @@ async def refresh_company(
         done.added = len(fresh)
         done.answered = await fill_answers(session, now)
         await session.execute(delete(GapQuestion).where(GapQuestion.asked_at < now - WINDOW))
+        withdrawn = (
+            await session.scalars(delete(GapQuestion).where(no_longer_rated_down()).returning(GapQuestion.id))
+        ).all()
         for question_id, vector in renewed:
             await session.execute(
                 update(GapQuestion)
                 .where(GapQuestion.id == question_id)
                 .values(vector=vector, model=embedder.model)
             )
-        if run is None or fresh or renewed:
+        if run is None or fresh or renewed or withdrawn:
             done.topics = await form_topics(session, company_id, threshold)
         run = await session.get(GapRun, company_id, with_for_update=True)
         if run is None:
@@ -335,6 +390,7 @@ class Filters:
     end: datetime  # asked before
     channel: str | None = None
     language: str | None = None
+    sort: str = "volume"  # one of ``SORTS``: every source, handoffs, or "Not helpful" ratings
 
 
 @dataclass
@@ -364,8 +420,9 @@ async def last_run(session: AsyncSession, company_id: uuid.UUID) -> GapRun | Non
 
 
 async def topics(session: AsyncSession, filters: Filters, limit: int = TOPICS_SHOWN) -> list[Topic]:
-    """The topics with questions in ``filters``, most questions first, each with its latest
-    examples (in the filters) and a draft answer for an article."""
+    """The topics with questions in ``filters``, most questions first (``filters.sort``: most
+    of one source first, then most questions), each with its latest examples (in the filters)
+    and a draft answer for an article."""
     where = [
         GapQuestion.topic_id.is_not(None),
         GapQuestion.asked_at >= filters.start,
@@ -387,7 +444,13 @@ async def topics(session: AsyncSession, filters: Filters, limit: int = TOPICS_SH
         if topic_id is None:  # not selected (the filters exclude them); for the type checker
             continue
         counts.setdefault(topic_id, dict.fromkeys(SOURCES, 0))[source] = int(n)
-    ranked = sorted(counts, key=lambda t: (-sum(counts[t].values()), str(t)))[:limit]
+
+    def rank(topic_id: uuid.UUID) -> tuple[int, int, str]:
+        by = counts[topic_id]
+        total = sum(by.values())
+        return (-(by[filters.sort] if filters.sort in SOURCES else total), -total, str(topic_id))
+
+    ranked = sorted(counts, key=rank)[:limit]
     if not ranked:
         return []
     found = {t.id: t for t in (await session.scalars(select(GapTopic).where(GapTopic.id.in_(ranked)))).all()}

@@ -50,6 +50,8 @@ EVENTS = (
     "conversation.unsnoozed",
     # the team's private notes: never in message.created, which companies forward to customers
     "note.created",
+    # a customer rated a bot answer (thumbs up or down, a comment): ``atende.feedback.ratings``
+    "message.rated",
 )
 STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
 LEGACY = "atende"  # X-Atende-Timestamp, X-Atende-Signature (endpoints registered before 0014)

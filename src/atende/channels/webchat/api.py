@@ -7,7 +7,8 @@ reconnecting ``EventSource`` (``Last-Event-ID``) resumes exactly after the last 
 saw: nothing lost, nothing repeated.
 
 Visitors see a message as ``VisitorMessage``: what it says, who wrote it (``author``) and
-the sources it cites, and whether a bot reply answered or handed the chat to people. Not
+the sources it cites, whether a bot reply answered or handed the chat to people, and how the
+visitor rated it (thumbs up or down: ``atende.feedback.ratings``). Not
 what the company's API shows: the platform-wide ``seq`` (which tells how busy the whole
 platform is), who of the team answered (``meta.agent_id``: a key prefix or a user id), the
 bot's confidence.
@@ -44,6 +45,9 @@ from atende.engine import handoff
 from atende.engine import turn as engine
 from atende.engine.messages import when_back
 from atende.errors import Forbidden, NotFound, Unauthorized
+from atende.feedback import ratings
+from atende.feedback.ratings_api import RatingIn
+from atende.feedback.ratings_models import AnswerRating
 from atende.knowledge import rules
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
@@ -147,6 +151,9 @@ class VisitorMeta(BaseModel):
     decision: Literal["answer", "handoff"] | None = Field(
         default=None, description="A bot reply's: it answered, or handed the chat to people."
     )
+    rating: Literal["helpful", "not_helpful"] | None = Field(
+        default=None, description="A bot reply's: how the visitor rated it (null: not rated)."
+    )
 
 
 class VisitorMessage(BaseModel):
@@ -162,7 +169,7 @@ class VisitorMessage(BaseModel):
     created_at: datetime
 
 
-def as_visitor_message(message: Message) -> VisitorMessage:
+def as_visitor_message(message: Message, rating: AnswerRating | None = None) -> VisitorMessage:
     meta = message.meta or {}
     citations = meta.get("citations") or []
     decision = meta.get("decision") if message.author == "bot" else None
@@ -180,9 +187,18 @@ def as_visitor_message(message: Message) -> VisitorMessage:
                 if isinstance(c, dict)
             ],
             decision=decision if decision in ("answer", "handoff") else None,
+            rating=None if rating is None else "helpful" if rating.helpful else "not_helpful",
         ),
         created_at=message.created_at,
     )
+
+
+class VisitorRating(BaseModel):
+    """A visitor's rating of a bot answer, as stored (not the trace it points at)."""
+
+    message_id: uuid.UUID
+    rating: Literal["helpful", "not_helpful"]
+    comment: str | None
 
 
 class VisitorMessageOut(VisitorMessage):
@@ -203,7 +219,7 @@ class WidgetCors:
         self.cors = CORSMiddleware(
             app,
             allow_origins=["*"],
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Content-Type", "X-Visitor-Token", "Last-Event-ID"],
             max_age=600,
         )
@@ -312,6 +328,9 @@ class WidgetSettings(BaseModel):
     accent_color: str
     handoff_button: bool
     offline_form: bool
+    offer_person_on_thumbs_down: bool = Field(
+        description="After a thumbs-down on an answer, offer 'Talk to a person'."
+    )
     team_available: bool = Field(
         description="The team is open and someone is online: a person answers soon. Else a handoff "
         "waits as a ticket (and the offline form, when on, is offered)."
@@ -344,6 +363,7 @@ def widget_settings(
         accent_color=config.accent_color,
         handoff_button=config.handoff_button,
         offline_form=config.offline_form,
+        offer_person_on_thumbs_down=config.offer_person_on_thumbs_down,
         team_available=available,
         back=back,
     )
@@ -503,7 +523,8 @@ async def visitor_history(
     async with runtime.db.transaction(visitor.company_id) as session:
         start = await _position(session, conversation_id, after)
         rows = await conversations.list_messages(session, conversation_id, after_seq=start, limit=500)
-        return [as_visitor_message(m) for m in rows]
+        rated = await ratings.ratings_of(session, [m.id for m in rows if m.author == "bot"])
+        return [as_visitor_message(m, rated.get(m.id)) for m in rows]
 
 
 @router.post(
@@ -538,6 +559,44 @@ async def visitor_message(
             received.duplicate and await conversations.bot_reply_exists(session, received.message.id)
         )
     return VisitorMessageOut(**as_visitor_message(received.message).model_dump(), awaiting_reply=awaiting)
+
+
+@router.put(
+    "/widget/v1/{widget_key}/conversations/{conversation_id}/messages/{message_id}/rating",
+    response_model=VisitorRating,
+    responses=RATE_LIMITED,
+)
+async def rate_answer(
+    widget_key: str,
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    body: RatingIn,
+    request: Request,
+    runtime: RuntimeDep,
+    x_visitor_token: Annotated[str | None, Header()] = None,
+) -> VisitorRating:
+    """The visitor's rating of one of the bot's answers ("Helpful" / "Not helpful", an
+    optional comment); rating it again replaces it. `404` for a message that is not one of
+    this conversation's, `422` for one that is not the bot's. Counts against the
+    conversation's message limits."""
+    visitor = await _visitor(runtime, widget_key, conversation_id, x_visitor_token)
+    limits_for(runtime).message(request, conversation_id, visitor.company_id)
+    async with runtime.db.transaction(visitor.company_id) as session:
+        rated = await ratings.rate_answer(
+            session,
+            runtime.jobs,
+            conversation_id,
+            message_id,
+            helpful=body.helpful,
+            comment=body.comment,
+            channel=channel.kind,
+            now=runtime.clock(),
+        )
+        return VisitorRating(
+            message_id=message_id,
+            rating="helpful" if rated.rating.helpful else "not_helpful",
+            comment=rated.rating.comment,
+        )
 
 
 def _event(message: Message) -> dict[str, Any]:

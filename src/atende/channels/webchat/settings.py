@@ -1,7 +1,7 @@
 """What a company sets of its web chat widget, per web chat account (the account's ``config``,
 validated here): its colours, title, greeting in each language, whether the visitor is
-offered a "Talk to a person" button, and whether a visitor who finds the team away may leave
-a message with the offline contact form.
+offered a "Talk to a person" button, whether a visitor who finds the team away may leave
+a message with the offline contact form, and whether a thumbs-down on an answer offers a person.
 
 Colours are checked for readability, the way WCAG 2 measures it (relative luminance, contrast
 ratio, at least 4.5:1 for text): the text colour on the primary colour (the header, the
@@ -86,6 +86,11 @@ class WebChatConfig(BaseModel):
         default=True,
         description="When the team is closed or nobody is online, offer a contact form (name, e-mail, "
         "message) that leaves the message for the team.",
+    )
+    offer_person_on_thumbs_down: bool = Field(
+        default=True,
+        description="After a visitor rates an answer 'Not helpful', offer 'Talk to a person' (a "
+        "handoff by the business hours and handoff rules).",
     )
 
     @field_validator("primary_color", "primary_text_color", "accent_color")

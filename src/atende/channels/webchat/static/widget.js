@@ -3,7 +3,8 @@
  * Optional attributes: data-open="true" (start open), data-lang="pt|en|es", data-product="..."
  * (the product this page is about). The page's path and that product go with each message:
  * the company's knowledge rules may limit answers by them (e.g. pages under /pro/ → product pro).
- * Its colours, title, greeting, "Talk to a person" button and offline contact form are the
+ * Under each answer of the bot, "Helpful" / "Not helpful" (a thumbs-down asks what was missing
+ * and may offer a person). Its colours, title, greeting, "Talk to a person" button and offline contact form are the
  * web chat account's settings, read from /widget/v1/KEY/config (the dashboard's preview
  * passes unsaved ones in data-config, with data-preview="true": nothing is sent or kept).
  * No dependencies; talks to the atende server the script was loaded from. */
@@ -30,7 +31,9 @@
           soon: "assim que possível", name: "Seu nome", email: "Seu e-mail", message: "Mensagem",
           submit: "Enviar mensagem", back: "Voltar ao chat", offline: "Deixe uma mensagem",
           thanks: "Obrigado, {name}! Recebemos sua mensagem e vamos responder em {email} {back}.",
-          preview: "Pré-visualização: nada é enviado." },
+          preview: "Pré-visualização: nada é enviado.",
+          rateAsk: "Esta resposta ajudou?", helpful: "Útil", notHelpful: "Não ajudou",
+          comment: "O que faltou? (opcional)", sendComment: "Enviar comentário", rated: "Obrigado pela avaliação!" },
     en: { title: "Support", open: "Open chat", close: "Close chat", placeholder: "Type your message…",
           label: "Your message", send: "Send", typing: "Typing…", sources: "Sources", error: "Could not send. Please try again.",
           tooFast: "You're sending messages too fast — please wait a few seconds and send again.",
@@ -39,7 +42,9 @@
           soon: "as soon as possible", name: "Your name", email: "Your e-mail", message: "Message",
           submit: "Send message", back: "Back to the chat", offline: "Leave a message",
           thanks: "Thank you, {name}! We received your message and will answer at {email} {back}.",
-          preview: "Preview: nothing is sent." },
+          preview: "Preview: nothing is sent.",
+          rateAsk: "Was this answer helpful?", helpful: "Helpful", notHelpful: "Not helpful",
+          comment: "What was missing? (optional)", sendComment: "Send comment", rated: "Thank you for your feedback!" },
     es: { title: "Atención", open: "Abrir chat", close: "Cerrar chat", placeholder: "Escribe tu mensaje…",
           label: "Tu mensaje", send: "Enviar", typing: "Escribiendo…", sources: "Fuentes", error: "No se pudo enviar. Inténtalo de nuevo.",
           tooFast: "Estás enviando mensajes demasiado rápido: espera unos segundos y vuelve a enviarlo.",
@@ -48,14 +53,17 @@
           soon: "lo antes posible", name: "Tu nombre", email: "Tu correo electrónico", message: "Mensaje",
           submit: "Enviar mensaje", back: "Volver al chat", offline: "Deja un mensaje",
           thanks: "¡Gracias, {name}! Recibimos tu mensaje y te responderemos en {email} {back}.",
-          preview: "Vista previa: no se envía nada." }
+          preview: "Vista previa: no se envía nada.",
+          rateAsk: "¿Te sirvió esta respuesta?", helpful: "Útil", notHelpful: "No me sirvió",
+          comment: "¿Qué faltó? (opcional)", sendComment: "Enviar comentario", rated: "¡Gracias por tu opinión!" }
   };
   var t = TEXT[lang] || TEXT.pt;
   if (!TEXT[lang]) { lang = "pt"; }
   var storeKey = "atende:" + key;
   var state = preview ? null : load();
   // the account's settings (until read: the widget as it always looked, no button offered)
-  var config = { title: "", greeting: null, handoff_button: false, offline_form: false, team_available: true, back: null };
+  var config = { title: "", greeting: null, handoff_button: false, offline_form: false, team_available: true, back: null,
+                 offer_person_on_thumbs_down: false };
   var seen = {};  // message id -> true once shown
   var answered = {};  // customer message id -> true once its reply is shown
   var lastId = "";  // the last message of the history: the stream starts after it
@@ -176,6 +184,11 @@
       talk.textContent = config.handoff_button ? t.talk : t.leave;
       actions.removeAttribute("hidden");
     } else { actions.setAttribute("hidden", ""); }
+    // a person offered after a thumbs-down: not once the chat is with the team
+    Array.prototype.forEach.call(log.querySelectorAll(".atende-offer-person"), function (button) {
+      if (withTeam) { button.setAttribute("hidden", ""); } else { button.removeAttribute("hidden"); }
+      button.textContent = offlineOffered() ? t.leave : t.talk;
+    });
     away.textContent = fill(t.away, { back: config.back || t.soon });
   }
   function showOffline(show) {
@@ -188,12 +201,13 @@
     }
   }
   function notify(text) { errorBox.textContent = text; errorBox.removeAttribute("hidden"); }
-  talk.addEventListener("click", function () {
+  function askForPerson() {
     if (offlineOffered()) { showOffline(true); return; }
     // the same path as typing it: the bot hands the chat to the team under the company's rules
     // (its hours, who is online), and says what happens next
     sendText(t.asks);
-  });
+  }
+  talk.addEventListener("click", askForPerson);
   offlineBack.addEventListener("click", function () { showOffline(false); });
 
   function setOpen(open, quietly) {
@@ -216,6 +230,70 @@
     return c.section.indexOf(c.title + " › ") === 0 ? c.section : c.title + " › " + c.section;
   }
 
+  // "Helpful" / "Not helpful" under a bot answer (a new rating replaces the last); after "Not
+  // helpful", a comment box and, per the account's settings, "Talk to a person"
+  function rating(item, m) {
+    var ask = el("span", { "class": "atende-rate-ask", id: "atende-rate-" + m.id }, t.rateAsk);
+    var box = el("div", { "class": "atende-rate", role: "group", "aria-labelledby": ask.id });
+    var up = el("button", { type: "button", "aria-pressed": String(m.meta.rating === "helpful") }, t.helpful);
+    var down = el("button", { type: "button", "aria-pressed": String(m.meta.rating === "not_helpful") }, t.notHelpful);
+    var said = el("p", { "class": "atende-rate-said", role: "status" });
+    var more = null;
+    box.appendChild(ask); box.appendChild(up); box.appendChild(down); box.appendChild(said);
+    item.appendChild(box);
+    function rate(helpful, comment) {
+      if (preview) { notify(t.preview); return Promise.resolve(false); }
+      var body = { helpful: helpful };
+      if (comment) { body.comment = comment; }
+      errorBox.setAttribute("hidden", "");
+      return api("/conversations/" + state.conversation_id + "/messages/" + m.id + "/rating",
+                 { method: "PUT", body: JSON.stringify(body) }).then(function () {
+        up.setAttribute("aria-pressed", String(helpful));
+        down.setAttribute("aria-pressed", String(!helpful));
+        return true;
+      }).catch(function (err) { notify(err && err.status === 429 ? t.tooFast : t.error); return false; });
+    }
+    function done() {
+      if (more) { more.remove(); more = null; }
+      said.textContent = t.rated;
+    }
+    function askMore() {
+      said.textContent = "";
+      if (more) { more.querySelector("textarea").focus(); return; }
+      more = el("form", { "class": "atende-rate-more" });
+      var field = el("textarea", { id: "atende-comment-" + m.id, rows: "2", maxlength: "1000" });
+      more.appendChild(el("label", { "for": field.id }, t.comment));
+      more.appendChild(field);
+      var buttons = el("div", { "class": "atende-rate-buttons" });
+      buttons.appendChild(el("button", { type: "submit", "class": "atende-send" }, t.sendComment));
+      if (config.offer_person_on_thumbs_down) {
+        var person = el("button", { type: "button", "class": "atende-talk atende-offer-person" },
+                        offlineOffered() ? t.leave : t.talk);
+        if (withTeam) { person.setAttribute("hidden", ""); }
+        person.addEventListener("click", askForPerson);
+        buttons.appendChild(person);
+      }
+      more.appendChild(buttons);
+      more.addEventListener("submit", function (e) {
+        e.preventDefault();
+        rate(false, field.value.trim()).then(function (ok) { if (ok) { done(); down.focus(); } });
+      });
+      field.addEventListener("keydown", function (e) {
+        if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); more.requestSubmit(); }
+      });
+      box.appendChild(more);
+      field.focus();
+    }
+    function pressed(button) { return button.getAttribute("aria-pressed") === "true"; }
+    // pressed again: nothing to change (a thumbs-down's comment is kept)
+    up.addEventListener("click", function () {
+      (pressed(up) ? Promise.resolve(true) : rate(true)).then(function (ok) { if (ok) { done(); } });
+    });
+    down.addEventListener("click", function () {
+      (pressed(down) ? Promise.resolve(true) : rate(false)).then(function (ok) { if (ok) { askMore(); } });
+    });
+  }
+
   function render(m) {
     if (seen[m.id]) { return; }
     seen[m.id] = true;
@@ -228,6 +306,7 @@
       src.textContent = t.sources + ": " + cites.map(citationLabel).join("; ");
       item.appendChild(src);
     }
+    if (m.author === "bot" && m.meta && m.meta.decision === "answer") { rating(item, m); }
     // the server sends messages in order; one shown out of band (the visitor's own, as
     // posted) goes before any later one already shown
     var after = null;

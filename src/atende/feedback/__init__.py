@@ -1,0 +1,1 @@
+"""Customers' feedback: thumbs on the bot's answers and satisfaction surveys."""
