@@ -50,6 +50,9 @@ EVENTS = (
     "conversation.unsnoozed",
     # the team's private notes: never in message.created, which companies forward to customers
     "note.created",
+    # CSAT (atende.feedback): a survey went out after a resolution; its answer came (or changed)
+    "conversation.csat_requested",
+    "conversation.csat_received",
 )
 STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
 LEGACY = "atende"  # X-Atende-Timestamp, X-Atende-Signature (endpoints registered before 0014)

@@ -45,6 +45,7 @@ from atende.engine import handoff
 from atende.engine import turn as engine
 from atende.engine.messages import when_back
 from atende.errors import Forbidden, NotFound, Unauthorized
+from atende.feedback import service as csat
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.accounts import EMAIL
@@ -148,11 +149,20 @@ class VisitorCitation(BaseModel):
     section: str
 
 
+class VisitorSurvey(BaseModel):
+    """A CSAT survey the message asks: show the scale, post the answer to `.../csat`."""
+
+    survey_id: uuid.UUID
+    scale: int = Field(description="Scores go from 1 to this (5).")
+    closes_at: datetime = Field(description="Answers, and changes to them, are taken until then.")
+
+
 class VisitorMeta(BaseModel):
     citations: list[VisitorCitation] = Field(default=[], description="The sources of a bot answer.")
     decision: Literal["answer", "handoff"] | None = Field(
         default=None, description="A bot reply's: it answered, or handed the chat to people."
     )
+    csat: VisitorSurvey | None = Field(default=None, description="A satisfaction survey's: its scale.")
 
 
 class VisitorMessage(BaseModel):
@@ -186,9 +196,19 @@ def as_visitor_message(message: Message) -> VisitorMessage:
                 if isinstance(c, dict)
             ],
             decision=decision if decision in ("answer", "handoff") else None,
+            csat=_survey(meta.get(csat.META)) if message.author == "system" else None,
         ),
         created_at=message.created_at,
     )
+
+
+def _survey(stored: Any) -> VisitorSurvey | None:
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return VisitorSurvey.model_validate(stored)
+    except ValueError:
+        return None
 
 
 class VisitorMessageOut(VisitorMessage):
@@ -544,6 +564,54 @@ async def visitor_message(
             received.duplicate and await conversations.bot_reply_exists(session, received.message.id)
         )
     return VisitorMessageOut(**as_visitor_message(received.message).model_dump(), awaiting_reply=awaiting)
+
+
+class VisitorCsatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    survey_id: uuid.UUID
+    score: int | None = Field(default=None, ge=1, le=5, description="1 to 5; omit to add only a comment.")
+    comment: str | None = Field(default=None, max_length=csat.COMMENT_MAX, description="Optional.")
+
+
+class VisitorCsatOut(BaseModel):
+    survey_id: uuid.UUID
+    score: int | None
+    comment: str | None
+    closes_at: datetime = Field(description="The answer may be changed until then.")
+
+
+@router.post(
+    "/widget/v1/{widget_key}/conversations/{conversation_id}/csat",
+    response_model=VisitorCsatOut,
+    responses={**RATE_LIMITED, 409: {"description": "The survey's answer window has passed"}},
+)
+async def visitor_csat(
+    widget_key: str,
+    conversation_id: uuid.UUID,
+    body: VisitorCsatIn,
+    request: Request,
+    runtime: RuntimeDep,
+    x_visitor_token: Annotated[str | None, Header()] = None,
+) -> VisitorCsatOut:
+    """The visitor's answer to a satisfaction survey of their conversation: a score (1-5) and
+    an optional comment, or a comment alone once scored. Sent again before `closes_at`, it
+    replaces the answer; after it, 409. It is no message: the conversation stays resolved."""
+    visitor = await _visitor(runtime, widget_key, conversation_id, x_visitor_token)
+    limits_for(runtime).message(request, conversation_id, visitor.company_id)
+    async with runtime.db.transaction(visitor.company_id) as session:
+        survey = await csat.record_answer(
+            session,
+            runtime.jobs,
+            body.survey_id,
+            score=body.score,
+            comment=body.comment,
+            via=channel.kind,
+            now=runtime.clock(),
+            conversation_id=conversation_id,
+        )
+        return VisitorCsatOut(
+            survey_id=survey.id, score=survey.score, comment=survey.comment, closes_at=survey.closes_at
+        )
 
 
 def _event(message: Message) -> dict[str, Any]:

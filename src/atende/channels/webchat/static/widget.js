@@ -30,7 +30,11 @@
           soon: "assim que possível", name: "Seu nome", email: "Seu e-mail", message: "Mensagem",
           submit: "Enviar mensagem", back: "Voltar ao chat", offline: "Deixe uma mensagem",
           thanks: "Obrigado, {name}! Recebemos sua mensagem e vamos responder em {email} {back}.",
-          preview: "Pré-visualização: nada é enviado." },
+          preview: "Pré-visualização: nada é enviado.",
+          scores: ["Muito ruim", "Ruim", "Regular", "Bom", "Excelente"], rating: "Sua avaliação",
+          star: "{n} de 5: {label}", comment: "Comentário (opcional)", sendComment: "Enviar comentário",
+          rated: "Obrigado pela avaliação! Você pode mudá-la até {until}.", commented: "Obrigado pelo comentário!",
+          closed: "Esta pesquisa já foi encerrada." },
     en: { title: "Support", open: "Open chat", close: "Close chat", placeholder: "Type your message…",
           label: "Your message", send: "Send", typing: "Typing…", sources: "Sources", error: "Could not send. Please try again.",
           tooFast: "You're sending messages too fast — please wait a few seconds and send again.",
@@ -39,7 +43,11 @@
           soon: "as soon as possible", name: "Your name", email: "Your e-mail", message: "Message",
           submit: "Send message", back: "Back to the chat", offline: "Leave a message",
           thanks: "Thank you, {name}! We received your message and will answer at {email} {back}.",
-          preview: "Preview: nothing is sent." },
+          preview: "Preview: nothing is sent.",
+          scores: ["Very poor", "Poor", "Fair", "Good", "Excellent"], rating: "Your rating",
+          star: "{n} of 5: {label}", comment: "Comment (optional)", sendComment: "Send comment",
+          rated: "Thank you for your rating! You can change it until {until}.", commented: "Thank you for your comment!",
+          closed: "This survey has closed." },
     es: { title: "Atención", open: "Abrir chat", close: "Cerrar chat", placeholder: "Escribe tu mensaje…",
           label: "Tu mensaje", send: "Enviar", typing: "Escribiendo…", sources: "Fuentes", error: "No se pudo enviar. Inténtalo de nuevo.",
           tooFast: "Estás enviando mensajes demasiado rápido: espera unos segundos y vuelve a enviarlo.",
@@ -48,7 +56,11 @@
           soon: "lo antes posible", name: "Tu nombre", email: "Tu correo electrónico", message: "Mensaje",
           submit: "Enviar mensaje", back: "Volver al chat", offline: "Deja un mensaje",
           thanks: "¡Gracias, {name}! Recibimos tu mensaje y te responderemos en {email} {back}.",
-          preview: "Vista previa: no se envía nada." }
+          preview: "Vista previa: no se envía nada.",
+          scores: ["Muy mala", "Mala", "Regular", "Buena", "Excelente"], rating: "Tu calificación",
+          star: "{n} de 5: {label}", comment: "Comentario (opcional)", sendComment: "Enviar comentario",
+          rated: "¡Gracias por tu calificación! Puedes cambiarla hasta el {until}.", commented: "¡Gracias por tu comentario!",
+          closed: "Esta encuesta ya se cerró." }
   };
   var t = TEXT[lang] || TEXT.pt;
   if (!TEXT[lang]) { lang = "pt"; }
@@ -216,12 +228,66 @@
     return c.section.indexOf(c.title + " › ") === 0 ? c.section : c.title + " › " + c.section;
   }
 
+  // a satisfaction survey: five stars (one click rates; another click changes it) and an
+  // optional comment, posted to /csat (no message: the conversation stays resolved)
+  function survey(s) {
+    var box = el("form", { "class": "atende-csat" });
+    var group = el("fieldset", { "class": "atende-stars" });
+    group.appendChild(el("legend", {}, t.rating));
+    var note = el("p", { "class": "atende-csat-note", "role": "status" });
+    var stars = [];
+    var comment = el("textarea", { id: "atende-csat-" + s.survey_id, rows: "2", maxlength: "2000" });
+    var commentField = el("div", { "class": "atende-field", hidden: "" });
+    commentField.appendChild(el("label", { "for": comment.id }, t.comment));
+    commentField.appendChild(comment);
+    var sendComment = el("button", { type: "submit", "class": "atende-send" }, t.sendComment);
+    commentField.appendChild(sendComment);
+    function post(body) {
+      body.survey_id = s.survey_id;
+      return api("/conversations/" + state.conversation_id + "/csat", { method: "POST", body: JSON.stringify(body) })
+        .catch(function (err) {
+          note.textContent = err.status === 409 ? t.closed : t.error;
+          throw err;
+        });
+    }
+    function until() { return new Date(s.closes_at).toLocaleString(lang); }
+    for (var n = 1; n <= 5; n++) {
+      (function (score) {
+        var label = fill(t.star, { n: score, label: t.scores[score - 1] });
+        var star = el("button", { type: "button", "class": "atende-star", "aria-label": label, "aria-pressed": "false", title: label }, "★");
+        star.addEventListener("click", function () {
+          post({ score: score }).then(function (answer) {
+            stars.forEach(function (b, i) {
+              b.setAttribute("aria-pressed", String(i + 1 === answer.score));
+              b.classList.toggle("atende-lit", i < answer.score);
+            });
+            note.textContent = fill(t.rated, { until: until() });
+            commentField.removeAttribute("hidden");
+          }).catch(function () {});
+        });
+        stars.push(star);
+        group.appendChild(star);
+      })(n);
+    }
+    box.appendChild(group);
+    box.appendChild(commentField);
+    box.appendChild(note);
+    box.addEventListener("submit", function (e) {
+      e.preventDefault();
+      sendComment.disabled = true;
+      post({ comment: comment.value }).then(function () { note.textContent = t.commented; })
+        .catch(function () {}).then(function () { sendComment.disabled = false; });
+    });
+    return box;
+  }
+
   function render(m) {
     if (seen[m.id]) { return; }
     seen[m.id] = true;
     var at = Date.parse(m.created_at) || 0;
     var item = el("li", { "class": "atende-msg atende-" + m.author, "data-id": m.id, "data-at": String(at) });
     item.appendChild(el("p", { "class": "atende-text" }, m.text));
+    if (m.meta && m.meta.csat && !preview) { item.appendChild(survey(m.meta.csat)); }
     var cites = (m.meta && m.meta.citations) || [];
     if (cites.length) {
       var src = el("p", { "class": "atende-sources" });
