@@ -1,0 +1,70 @@
+"""Settings → Customer feedback over HTTP: the form saves what ``PUT /v1/company/csat`` saves,
+refuses bad values with the reason on the page (nothing changed), and is an admin's."""
+
+from __future__ import annotations
+
+import uuid
+
+from atende.feedback import service
+from atende.feedback.csat_settings import CsatSettings
+from atende.runtime import Runtime
+from tests.dashboard.test_settings_company import notice, send
+from tests.fixtures.dashboard import Team, signed_in
+
+PAGE = "/app/settings/feedback"
+FORM = {
+    "enabled": "1",
+    "delay_minutes": "10",
+    "answer_window_hours": "48",
+    "question_pt": "De 1 a 5, como foi o atendimento?",
+    "question_en": "",
+    "question_es": "",
+    "channel_webchat": "1",
+    "channel_email": "1",
+    "template_name": "pesquisa_satisfacao",
+    "template_language": "pt_BR",
+}
+
+
+async def stored(runtime: Runtime, company_id: uuid.UUID) -> CsatSettings:
+    async with runtime.db.transaction(company_id) as session:
+        return await service.csat_settings(session, company_id)
+
+
+async def test_an_admin_turns_the_surveys_on_with_a_question_of_the_company(
+    live_server: str, team: Team, runtime: Runtime
+) -> None:
+    async with signed_in(live_server, team.admin) as client:
+        page = await client.get(PAGE)
+        assert page.status_code == 200
+        for label in ('for="enabled"', 'for="delay_minutes"', 'for="question_pt"', 'for="channel_whatsapp"'):
+            assert label in page.text
+        assert "Save feedback settings" in page.text or "Salvar" in page.text
+        notice(await send(client, PAGE, FORM, page=PAGE), "feedback_saved", PAGE)
+    settings = await stored(runtime, team.company_id)
+    assert settings.enabled and settings.enabled_at is not None
+    assert (settings.delay_seconds, settings.answer_window_hours) == (600, 48)
+    assert settings.questions == {"pt": "De 1 a 5, como foi o atendimento?"}
+    assert settings.channels == ["webchat", "email"]
+    assert settings.whatsapp_template is not None and settings.whatsapp_template.name == "pesquisa_satisfacao"
+
+
+async def test_bad_values_are_refused_on_the_page_and_nothing_changes(
+    live_server: str, team: Team, runtime: Runtime
+) -> None:
+    async with signed_in(live_server, team.admin) as client:
+        for changed in (
+            {"delay_minutes": "soon"},
+            {"answer_window_hours": "0"},
+            {"template_name": "Bad Name"},
+        ):
+            r = await send(client, PAGE, {**FORM, **changed}, page=PAGE)
+            assert r.status_code == 422, (changed, r.text)
+            assert 'role="alert"' in r.text
+    assert not (await stored(runtime, team.company_id)).enabled
+
+
+async def test_agents_cannot_change_the_surveys(live_server: str, team: Team, runtime: Runtime) -> None:
+    async with signed_in(live_server, team.agent) as client:
+        assert (await client.get(PAGE)).status_code == 403
+    assert not (await stored(runtime, team.company_id)).enabled
