@@ -177,6 +177,7 @@ async def _send(
         "survey_id": str(survey_id),
         "scale": SCALE,
         "question": question,
+        "language": language,
         "closes_at": closes_at.isoformat(),
     }
     window = await conversations.reply_window(session, conversation)
