@@ -38,6 +38,9 @@ class WhatsAppTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
     language: str = Field(min_length=2, max_length=15, pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
+    buttons: int = Field(
+        default=3, ge=2, le=5, description="Its quick-reply buttons: the scores, worst first."
+    )
 
 
 class CsatSettings(Section):
