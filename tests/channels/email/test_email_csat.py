@@ -6,11 +6,14 @@ forged, used again, or past the survey's close; the conversation stays resolved.
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from atende.conversations.models import Message
 from atende.runtime import Runtime
 from tests.channels.email.test_email_channel import (  # noqa: F401 (watching: a fixture)
     Shop,
@@ -20,8 +23,8 @@ from tests.channels.email.test_email_channel import (  # noqa: F401 (watching: a
     wait_mail,
     watching,
 )
-from tests.conftest import Clock, CompanyCtx
-from tests.feedback.conftest import enable, resolve, run_survey_job, state
+from tests.conftest import Clock, CompanyCtx, until
+from tests.feedback.conftest import enable, messages, resolve, run_survey_job, state
 from tests.fixtures.dovecot import Dovecot
 from tests.fixtures.mail import MailSink, body
 
@@ -129,3 +132,43 @@ async def test_forged_and_expired_links_get_a_clear_page_never_a_500(
         r = await browser.get(links[5])
         assert r.status_code == 410 and "expirou" in r.text
     assert (await answer(shop.company, conversation_id))["score"] is None
+
+
+async def test_a_reply_that_is_only_a_score_answers_the_survey_without_reopening(
+    mail_shop: Shop, runtime: Runtime
+) -> None:
+    shop = mail_shop
+    conversation_id, _survey_id, _links = await surveyed(shop, runtime)
+    sent_id = await _survey_mail_id(shop, runtime, conversation_id)
+    raw, reply_id = customer_mail(
+        "Re: Prazo",
+        "4/5\n\nEm seg., Suporte escreveu:\n> Que nota?",
+        to=shop.address,
+        headers={"In-Reply-To": sent_id, "References": sent_id},
+    )
+    shop.mailbox.deliver(raw)
+    survey = await until(lambda: _scored(shop.company, conversation_id), what="the score from the reply")
+    assert (survey["score"], survey["answered_via"]) == (4, "email")
+    assert await state(shop.company.client, conversation_id) == "resolved"
+    shown = await messages(shop.company.client, conversation_id)
+    assert shown[-1]["author"] == "customer" and shown[-1]["channel_message_id"] == reply_id
+
+
+async def _scored(company: CompanyCtx, conversation_id: str) -> dict | None:
+    survey = await answer(company, conversation_id)
+    return survey if survey["score"] is not None else None
+
+
+async def _survey_mail_id(shop: Shop, runtime: Runtime, conversation_id: str) -> str:
+    """The Message-ID the survey e-mail went out with (its provider id)."""
+
+    async def sent() -> str | None:
+        for message in await messages(shop.company.client, conversation_id):
+            if message["author"] == "system" and message["delivery_status"] in ("sent", "delivered"):
+                async with runtime.db.transaction(shop.company.id) as session:
+                    return await session.scalar(
+                        select(Message.provider_message_id).where(Message.id == uuid.UUID(message["id"]))
+                    )
+        return None
+
+    return str(await until(sent, what="the survey's Message-ID"))

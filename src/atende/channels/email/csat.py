@@ -6,20 +6,26 @@ links). Each link is signed, expires when the survey closes, and works once
 (``feedback.links``): opening it records the score (or changes it) and shows a page with the
 rating and a comment box. A link that is not ours, expired, used already, or of a closed
 survey shows a page saying so, in the customer's language, with a 4xx status; never a 500.
-The comment goes with a token of its own, valid until the survey closes.
+The comment goes with a token of its own, valid until the survey closes. A reply to the
+survey e-mail that is only a score ("5", "4/5") is its answer too (``score_in``,
+``survey_answered``): the receiver hands it in without reopening the conversation.
 """
 
 from __future__ import annotations
 
 import html
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.conversations.models import Message
 from atende.engine.messages import phrase
 from atende.errors import Conflict, NotFound
 from atende.feedback import links
@@ -148,3 +154,37 @@ async def comment(
     except csat.SurveyClosed:
         return _page(language, 410, phrase("csat:closed", language))
     return _page(language, 200, phrase("csat:commented", language))
+
+
+# a reply to the survey e-mail that is only a score: "5", "4/5", "3 de 5", "2 of 5."
+_SCORE_REPLY = re.compile(r"^\s*([1-5])\s*(?:(?:/|de|of)\s*5)?\s*[.!]?\s*$", re.IGNORECASE)
+
+
+def score_in(text: str) -> int | None:
+    """The score a reply's text is, when it is nothing but one."""
+    found = _SCORE_REPLY.match(text)
+    return int(found.group(1)) if found else None
+
+
+async def survey_answered(
+    session: AsyncSession, company_id: uuid.UUID, refs: Sequence[str]
+) -> uuid.UUID | None:
+    """The survey whose e-mail one of ``refs`` (a reply's In-Reply-To and References) names."""
+    if not refs:
+        return None
+    meta = await session.scalar(
+        select(Message.meta)
+        .where(
+            Message.company_id == company_id,
+            Message.channel == "email",
+            Message.author == "system",
+            Message.provider_message_id.in_(list(refs)[-100:]),
+        )
+        .order_by(Message.seq.desc())
+        .limit(1)
+    )
+    survey = (meta or {}).get(csat.META)
+    try:
+        return uuid.UUID(str(survey["survey_id"])) if isinstance(survey, dict) else None
+    except (KeyError, ValueError):
+        return None
