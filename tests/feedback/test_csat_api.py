@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from atende.feedback import tasks
 from atende.runtime import Runtime
 from tests.conftest import Clock, CompanyCtx, ask
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -136,3 +137,19 @@ async def test_another_company_cannot_answer_or_read_a_survey(
     assert (await other_company.client.get(f"/v1/conversations/{conversation_id}/csat")).status_code == 404
     [survey] = (await company.client.get(f"/v1/conversations/{conversation_id}/csat")).json()
     assert survey["score"] is None
+
+
+async def test_the_periodic_job_and_the_live_worker_together_send_one_survey(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    """With no delay the live server's worker (its own periodic run) and this run race for
+    the same resolution: the survey row is unique per resolution, so one survey goes out."""
+    await enable(company.client, delay_seconds=0)
+    conversation_id = (await ask(company.client, "Oi", contact="dani"))["conversation_id"]
+    await resolve(company.client, conversation_id)
+    await tasks.send_due_surveys(runtime)
+    await tasks.send_due_surveys(runtime)
+    surveys = (await company.client.get(f"/v1/conversations/{conversation_id}/csat")).json()
+    assert len(surveys) == 1
+    shown = await messages(company.client, conversation_id)
+    assert sum("csat" in m["meta"] for m in shown) == 1
