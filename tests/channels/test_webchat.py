@@ -211,12 +211,13 @@ async def test_a_visitor_sees_neither_the_platforms_sequence_nor_who_of_the_team
     assert set(sent) == VISITOR_FIELDS | {"awaiting_reply"}
     for message in [*shown, *messages_of(events)]:
         assert set(message) == VISITOR_FIELDS, message
-        assert set(message["meta"]) == {"citations", "decision"}, message
+        assert set(message["meta"]) == {"citations", "decision", "csat"}, message
     question, answer, agent = shown
-    assert agent["meta"] == question["meta"] == {"citations": [], "decision": None}
+    assert agent["meta"] == question["meta"] == {"citations": [], "decision": None, "csat": None}
     assert answer["meta"] == {
         "citations": [{"title": "Entregas", "section": "Entregas › Prazos de entrega"}],
         "decision": "answer",
+        "csat": None,
     }
     assert [e.id for e in events] == [question["id"], answer["id"], agent["id"]]
     assert "seq" not in json.dumps([sent, shown, [e.data for e in events]])
