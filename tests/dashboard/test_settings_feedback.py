@@ -23,6 +23,7 @@ FORM = {
     "channel_email": "1",
     "template_name": "pesquisa_satisfacao",
     "template_language": "pt_BR",
+    "template_buttons": "5",
 }
 
 
@@ -46,7 +47,8 @@ async def test_an_admin_turns_the_surveys_on_with_a_question_of_the_company(
     assert (settings.delay_seconds, settings.answer_window_hours) == (600, 48)
     assert settings.questions == {"pt": "De 1 a 5, como foi o atendimento?"}
     assert settings.channels == ["webchat", "email"]
-    assert settings.whatsapp_template is not None and settings.whatsapp_template.name == "pesquisa_satisfacao"
+    assert settings.whatsapp_template is not None
+    assert (settings.whatsapp_template.name, settings.whatsapp_template.buttons) == ("pesquisa_satisfacao", 5)
 
 
 async def test_bad_values_are_refused_on_the_page_and_nothing_changes(
@@ -57,6 +59,7 @@ async def test_bad_values_are_refused_on_the_page_and_nothing_changes(
             {"delay_minutes": "soon"},
             {"answer_window_hours": "0"},
             {"template_name": "Bad Name"},
+            {"template_buttons": "6"},
         ):
             r = await send(client, PAGE, {**FORM, **changed}, page=PAGE)
             assert r.status_code == 422, (changed, r.text)

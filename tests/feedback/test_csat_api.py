@@ -37,6 +37,7 @@ async def test_settings_start_off_and_change_only_what_is_sent(company: CompanyC
         ({"delay_seconds": -1}, "delay_seconds"),
         ({"answer_window_hours": 0}, "answer_window_hours"),
         ({"questions": {"de": "Wie war es?"}}, "questions"),
+        ({"questions": {"pt": "Nota\x00?"}}, "questions"),
         ({"whatsapp_template": {"name": "Bad Name!", "language": "pt_BR"}}, "whatsapp_template"),
     ],
 )
@@ -98,7 +99,13 @@ async def test_bad_answers_are_refused_clearly(company: CompanyCtx, runtime: Run
     conversation_id = (await ask(company.client, "Oi", contact="bia"))["conversation_id"]
     await resolve(company.client, conversation_id)
     [sent] = await run_survey_job(runtime, company.id)
-    for body in ({"score": 0}, {"score": 6}, {"score": "five"}, {"comment": "x" * 2001}):
+    for body in (
+        {"score": 0},
+        {"score": 6},
+        {"score": "five"},
+        {"comment": "x" * 2001},
+        {"score": 2, "comment": "a\x00b"},
+    ):
         r = await company.client.post(f"/v1/csat/{sent.survey_id}/answer", json=body)
         assert r.status_code == 422, (body, r.text)
     r = await company.client.post(f"/v1/csat/{sent.survey_id}/answer", json={"comment": "só comentário"})

@@ -42,6 +42,7 @@ async def _page(
             "answer_window_hours": str(shown.answer_window_hours),
             "template_name": template.name if template else "",
             "template_language": template.language if template else "",
+            "template_buttons": str(template.buttons) if template else "3",
             **{f"question_{lang}": shown.questions.get(lang, "") for lang in LANGUAGES},
             **{f"channel_{kind}": "1" for kind in shown.channels},
         }
@@ -87,6 +88,7 @@ async def save_feedback(
     channel_email: Annotated[str, Form(max_length=10)] = "",
     template_name: Annotated[str, Form(max_length=1000)] = "",
     template_language: Annotated[str, Form(max_length=100)] = "",
+    template_buttons: Annotated[str, Form(max_length=20)] = "3",
 ) -> Response:
     _ = gettext(member.visitor)
     chosen = {
@@ -102,6 +104,7 @@ async def save_feedback(
         "answer_window_hours": answer_window_hours,
         "template_name": template_name,
         "template_language": template_language,
+        "template_buttons": template_buttons,
         **{f"question_{lang}": text for lang, text in questions.items()},
         **{f"channel_{kind}": on for kind, on in chosen.items() if on},
     }
@@ -117,8 +120,11 @@ async def save_feedback(
             raise Refused(_("A question can have up to 500 characters."))
         template = None
         if template_name.strip() or template_language.strip():
+            buttons = _whole(template_buttons, 2, 5, _("The template's quick-reply buttons are 2 to 5."))
             try:
-                template = WhatsAppTemplate(name=template_name.strip(), language=template_language.strip())
+                template = WhatsAppTemplate(
+                    name=template_name.strip(), language=template_language.strip(), buttons=buttons
+                )
             except ValidationError:
                 raise Refused(
                     _(

@@ -60,6 +60,8 @@ class CsatSettings(Section):
             raise ValueError(f"questions are per language, one of {', '.join(LANGUAGES)}; got {unknown}")
         cleaned = {lang: " ".join(text.split()) for lang, text in value.items()}
         for lang, text in cleaned.items():
+            if "\x00" in text:
+                raise ValueError(f"the {lang} question contains a NUL character")
             if len(text) > QUESTION_MAX:
                 raise ValueError(f"the {lang} question is longer than {QUESTION_MAX} characters")
         return {lang: text for lang, text in cleaned.items() if text}

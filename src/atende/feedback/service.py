@@ -263,6 +263,8 @@ async def record_answer(
         raise InvalidInput("give a score (1 to 5) before a comment", field="score")
     if comment is not None and len(comment) > COMMENT_MAX:
         raise InvalidInput(f"the comment is longer than {COMMENT_MAX} characters", field="comment")
+    if comment is not None and "\x00" in comment:
+        raise InvalidInput("the comment contains a NUL character", field="comment")
     first = survey.answered_at is None
     if score is not None:
         survey.score = score

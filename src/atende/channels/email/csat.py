@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations.models import Message
 from atende.engine.messages import phrase
-from atende.errors import Conflict, NotFound
+from atende.errors import Conflict, InvalidInput, NotFound
 from atende.feedback import links
 from atende.feedback import service as csat
 from atende.runtime import Runtime
@@ -149,6 +149,8 @@ async def comment(
             await csat.record_answer(
                 session, runtime.jobs, link.survey_id, score=None, comment=comment, via="email", now=now
             )
+    except InvalidInput as exc:
+        return _page(language, 422, exc.message)
     except NotFound:
         return _page(language, 404, phrase("csat:bad_link", language))
     except csat.SurveyClosed:
