@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
+
 from atende.feedback import service
 from atende.feedback.csat_settings import CsatSettings
 from atende.runtime import Runtime
+from atende.tenancy import service as tenancy
+from tests.conftest import ask
 from tests.dashboard.test_settings_company import notice, send
+from tests.feedback.conftest import enable, resolve, run_survey_job
 from tests.fixtures.dashboard import Team, signed_in
 
 PAGE = "/app/settings/feedback"
@@ -71,3 +76,25 @@ async def test_agents_cannot_change_the_surveys(live_server: str, team: Team, ru
     async with signed_in(live_server, team.agent) as client:
         assert (await client.get(PAGE)).status_code == 403
     assert not (await stored(runtime, team.company_id)).enabled
+
+
+async def test_the_conversation_page_shows_the_customers_rating(
+    live_server: str, team: Team, runtime: Runtime
+) -> None:
+    async with runtime.db.transaction() as session:
+        _key, full = await tenancy.create_api_key(
+            session, secret_key=runtime.secret_key, company_id=team.company_id, name="tests"
+        )
+    async with httpx.AsyncClient(base_url=live_server, headers={"Authorization": f"Bearer {full}"}) as api:
+        await enable(api)
+        conversation_id = (await ask(api, "Oi", contact="eva"))["conversation_id"]
+        await resolve(api, conversation_id)
+        [sent] = await run_survey_job(runtime, team.company_id)
+        async with signed_in(live_server, team.agent) as client:
+            page = await client.get(f"/app/conversations/{conversation_id}")
+            assert "ainda sem resposta" in page.text or "not answered yet" in page.text
+            r = await api.post(f"/v1/csat/{sent.survey_id}/answer", json={"score": 3, "comment": "Ok."})
+            assert r.status_code == 200, r.text
+            page = await client.get(f"/app/conversations/{conversation_id}")
+    assert page.status_code == 200
+    assert ("Nota 3 de 5" in page.text or "Rated 3 of 5" in page.text) and "Ok." in page.text
