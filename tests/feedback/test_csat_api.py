@@ -160,3 +160,20 @@ async def test_the_periodic_job_and_the_live_worker_together_send_one_survey(
     assert len(surveys) == 1
     shown = await messages(company.client, conversation_id)
     assert sum("csat" in m["meta"] for m in shown) == 1
+
+
+async def test_each_resolution_of_a_conversation_gets_its_own_survey(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    await enable(company.client)
+    conversation_id = (await ask(company.client, "Oi", contact="fabi"))["conversation_id"]
+    await resolve(company.client, conversation_id)
+    [first] = await run_survey_job(runtime, company.id)
+    await ask(company.client, "Voltei com outra dúvida", contact="fabi")  # a customer's message reopens it
+    assert await state(company.client, conversation_id) != "resolved"
+    await resolve(company.client, conversation_id)
+    [second] = await run_survey_job(runtime, company.id)
+    assert first.survey_id != second.survey_id
+    assert await run_survey_job(runtime, company.id) == []
+    surveys = (await company.client.get(f"/v1/conversations/{conversation_id}/csat")).json()
+    assert [s["id"] for s in surveys] == [str(second.survey_id), str(first.survey_id)]  # newest first

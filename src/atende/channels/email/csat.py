@@ -85,18 +85,27 @@ async def _language(runtime: Runtime, link: links.Link) -> str:
         return "en"
 
 
-@router.get(PATH + "/{token}", response_class=HTMLResponse)
-async def rate(token: str, runtime: RuntimeDep) -> HTMLResponse:
-    """One click on a score in the survey e-mail: the score recorded, the comment box offered."""
-    now = runtime.clock()
+def _read(runtime: Runtime, token: str, now: datetime, *, comment: bool) -> links.Link | HTMLResponse:
+    """The link ``token`` is, of the kind the route takes (a score's or a comment's); else
+    the page saying why not, in the three languages (whose survey it is, nobody knows)."""
     try:
         link = links.read(runtime.secret_key, token, now)
     except links.ExpiredLink:
         return _page("pt", 410, *(phrase("csat:expired_link", lang) for lang in ("pt", "en", "es")))
     except links.BadLink:
+        link = None
+    if link is None or (link.score == links.COMMENT) != comment:
         return _page("pt", 404, *(phrase("csat:bad_link", lang) for lang in ("pt", "en", "es")))
-    if link.score == links.COMMENT:
-        return _page("pt", 404, *(phrase("csat:bad_link", lang) for lang in ("pt", "en", "es")))
+    return link
+
+
+@router.get(PATH + "/{token}", response_class=HTMLResponse)
+async def rate(token: str, runtime: RuntimeDep) -> HTMLResponse:
+    """One click on a score in the survey e-mail: the score recorded, the comment box offered."""
+    now = runtime.clock()
+    link = _read(runtime, token, now, comment=False)
+    if isinstance(link, HTMLResponse):
+        return link
     language = await _language(runtime, link)
     try:
         async with runtime.db.transaction(link.company_id) as session:
@@ -135,14 +144,9 @@ async def comment(
 ) -> HTMLResponse:
     """The comment the rating page offered to take (it may be sent again until the survey closes)."""
     now = runtime.clock()
-    try:
-        link = links.read(runtime.secret_key, token, now)
-    except links.ExpiredLink:
-        return _page("pt", 410, *(phrase("csat:closed", lang) for lang in ("pt", "en", "es")))
-    except links.BadLink:
-        return _page("pt", 404, *(phrase("csat:bad_link", lang) for lang in ("pt", "en", "es")))
-    if link.score != links.COMMENT:
-        return _page("pt", 404, *(phrase("csat:bad_link", lang) for lang in ("pt", "en", "es")))
+    link = _read(runtime, token, now, comment=True)
+    if isinstance(link, HTMLResponse):
+        return link
     language = await _language(runtime, link)
     try:
         async with runtime.db.transaction(link.company_id) as session:
