@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -20,6 +21,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 
+from atende.feedback import service as csat
+from atende.runtime import Runtime
 from tests.conftest import CompanyCtx, ask, free_port
 
 EXAMPLES_PER_PASS = 20
@@ -80,8 +83,16 @@ def fuzz(base_url: str, api_key: str, existing: dict[str, str]) -> Findings:
     return findings
 
 
-async def existing_ids(company: CompanyCtx) -> dict[str, str]:
-    """One conversation, document and webhook endpoint of ``company``, and its widget key."""
+async def existing_ids(company: CompanyCtx, runtime: Runtime) -> dict[str, str]:
+    """One conversation, document, webhook endpoint and CSAT survey of ``company``, and its
+    widget key."""
+    r = await company.client.put("/v1/company/csat", json={"enabled": True})
+    assert r.status_code == 200, r.text
+    resolved = (await ask(company.client, "Obrigado, era só isso"))["conversation_id"]
+    r = await company.client.post(f"/v1/conversations/{resolved}/resolve")
+    assert r.status_code == 200, r.text
+    async with runtime.db.transaction(company.id) as session:
+        [survey] = await csat.send_due(session, runtime.jobs, datetime.now(UTC) + timedelta(hours=1))
     conversation = (await ask(company.client, "Olá, vocês entregam no sábado?"))["conversation_id"]
     r = await company.client.post(
         "/v1/documents?wait=true", json={"source": "faq.md", "content": "# FAQ\n\nSim."}
@@ -97,6 +108,7 @@ async def existing_ids(company: CompanyCtx) -> dict[str, str]:
         "document_id": document,
         "endpoint_id": r.json()["id"],
         "widget_key": company.widget_key,
+        "survey_id": str(survey.survey_id),
     }
 
 
@@ -106,8 +118,10 @@ async def remove_webhooks(company: CompanyCtx) -> None:
         await company.client.delete(f"/v1/webhooks/{endpoint['id']}")
 
 
-async def test_no_generated_request_gets_a_server_error(company: CompanyCtx, live_server: str) -> None:
-    existing = await existing_ids(company)
+async def test_no_generated_request_gets_a_server_error(
+    company: CompanyCtx, live_server: str, runtime: Runtime
+) -> None:
+    existing = await existing_ids(company, runtime)
     try:
         async with asyncio.timeout(MAX_SECONDS):
             findings = await asyncio.to_thread(fuzz, live_server, company.api_key, existing)

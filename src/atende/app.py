@@ -38,6 +38,7 @@ from atende.dashboard.web import too_large_page
 from atende.db.embedded import EmbeddedDatabase
 from atende.engine.api import router as engine_router
 from atende.errors import HTTP_ERROR_CODES, AtendeError, RateLimited
+from atende.feedback.api import router as feedback_router
 from atende.feedback.ratings_api import router as ratings_router
 from atende.jobs.api import router as jobs_router
 from atende.knowledge.api import router as knowledge_router
@@ -340,6 +341,7 @@ def create_app(
         knowledge_router,
         media_router,
         webhooks_router,
+        feedback_router,
         jobs_router,
         events_router,
         channel_accounts_router,

@@ -30,6 +30,7 @@ from atende.db.pubsub import Listener
 from atende.db.session import Database
 from atende.engine import turn as turns
 from atende.engine.tasks import blueprint as engine_tasks
+from atende.feedback.tasks import blueprint as feedback_tasks
 from atende.gaps.tasks import blueprint as gap_tasks
 from atende.jobs.queue import JobQueue
 from atende.jobs.tasks import blueprint as job_tasks
@@ -51,6 +52,7 @@ BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
     "jobs": job_tasks,
     "channels": channel_tasks,  # the outbox: every outbound message's delivery
     "conversations": conversation_tasks,  # waking snoozed conversations
+    "feedback": feedback_tasks,  # CSAT surveys after resolutions
     "mail": mail_tasks,  # password-reset and invitation e-mails
     "analytics": analytics_tasks,  # the analytics page's figures, every 5 minutes
     "gaps": gap_tasks,  # the knowledge-gap topics, hourly

@@ -7,6 +7,7 @@ from atende.channels.email import models as email
 from atende.channels.email.providers import models as email_providers
 from atende.conversations import models as conversations
 from atende.engine import models as engine
+from atende.feedback import models as feedback
 from atende.feedback import ratings_models as ratings
 from atende.gaps import models as gaps
 from atende.knowledge import models as knowledge
@@ -24,6 +25,7 @@ __all__ = [
     "email",
     "email_providers",
     "engine",
+    "feedback",
     "gaps",
     "knowledge",
     "media",

@@ -211,13 +211,16 @@ async def test_a_visitor_sees_neither_the_platforms_sequence_nor_who_of_the_team
     assert set(sent) == VISITOR_FIELDS | {"awaiting_reply"}
     for message in [*shown, *messages_of(events)]:
         assert set(message) == VISITOR_FIELDS, message
-        assert set(message["meta"]) == {"citations", "decision", "rating"}, message
+        assert set(message["meta"]) == {"citations", "decision", "rating", "csat"}, message
     question, answer, agent = shown
-    assert agent["meta"] == question["meta"] == {"citations": [], "decision": None, "rating": None}
+    assert (
+        agent["meta"] == question["meta"] == {"citations": [], "decision": None, "rating": None, "csat": None}
+    )
     assert answer["meta"] == {
         "citations": [{"title": "Entregas", "section": "Entregas › Prazos de entrega"}],
         "decision": "answer",
         "rating": None,
+        "csat": None,
     }
     assert [e.id for e in events] == [question["id"], answer["id"], agent["id"]]
     assert "seq" not in json.dumps([sent, shown, [e.data for e in events]])

@@ -31,6 +31,7 @@ PAGES = {
     "/app/analytics": Role.viewer,
     "/app/analytics/gaps": Role.viewer,
     "/app/users": Role.admin,
+    "/app/settings/feedback": Role.admin,
     "/app/settings": Role.admin,
     "/app/settings/company": Role.admin,
     "/app/settings/hours": Role.admin,

@@ -28,6 +28,7 @@ from atende.conversations import attachments
 from atende.conversations.models import Contact, Conversation, Message
 from atende.db.base import Base, CompanyOwned
 from atende.errors import InvalidInput
+from atende.feedback import service as csat
 from atende.runtime import Runtime
 from atende.tenancy import accounts
 from atende.tenancy.models import Role
@@ -101,6 +102,8 @@ ATTACKS = [
     Attack("PATCH", "/v1/channel-accounts/{account_id}", body={"enabled": False}),
     Attack("DELETE", "/v1/channel-accounts/{account_id}"),
     Attack("DELETE", "/v1/api-keys/{key_id}"),
+    Attack("GET", "/v1/conversations/{conversation_id}/csat"),
+    Attack("POST", "/v1/csat/{survey_id}/answer", body={"score": 1}),
     Attack("GET", "/v1/media/{media_id}"),
     # web chat: A's widget key with B's conversation and B's own visitor token
     Attack(
@@ -124,6 +127,12 @@ ATTACKS = [
         "GET",
         "/widget/v1/{widget_key}/conversations/{conversation_id}/events",
         params={"token": "{visitor_token}"},
+    ),
+    Attack(
+        "POST",
+        "/widget/v1/{widget_key}/conversations/{conversation_id}/csat",
+        body={"survey_id": "{survey_id}", "score": 1},
+        headers={"X-Visitor-Token": "{visitor_token}"},
     ),
     # an e-mail provider's webhook names its mailbox: B's account id is no mailbox of A's (nor
     # an e-mail one); what opens a mailbox is its provider's signature or secret
@@ -229,6 +238,7 @@ class Victim:
     media_id: str
     message_id: str  # the customer's message of its API conversation, carrying an e-mail's HTML
     job_id: str  # a job of B's that failed for good (a dead letter)
+    survey_id: str  # a CSAT survey of a resolved conversation of B's
 
     def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
         return {
@@ -248,6 +258,7 @@ class Victim:
             "secret": "mime",
             "message_id": self.message_id,
             "job_id": self.job_id,
+            "survey_id": self.survey_id,
         }
 
 
@@ -275,6 +286,14 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
     r = await b.client.post(f"/widget/v1/{b.widget_key}/conversations")
     assert r.status_code == 201, r.text
     webchat = r.json()
+    # a CSAT survey, before the webhook endpoint exists (its events would change B's rows)
+    r = await b.client.put("/v1/company/csat", json={"enabled": True})
+    assert r.status_code == 200, r.text
+    resolved = await ask(b.client, "Obrigado, era só isso", contact="carla")
+    r = await b.client.post(f"/v1/conversations/{resolved['conversation_id']}/resolve")
+    assert r.status_code == 200, r.text
+    async with runtime.db.transaction(b.id) as session:
+        [survey] = await csat.send_due(session, runtime.jobs, datetime.now(UTC) + timedelta(hours=1))
     r = await b.client.post(
         "/v1/webhooks", json={"url": "http://127.0.0.1:9/b-hook", "events": ["conversation.handoff"]}
     )
@@ -330,6 +349,7 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         media_id=str(media.id),
         message_id=str(asked.id),
         job_id=str(job_id),
+        survey_id=str(survey.survey_id),
     )
 
 

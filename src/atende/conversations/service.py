@@ -16,10 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import case, delete, func, select, true, update
+from sqlalchemy import case, delete, exists, func, select, true, update
 from sqlalchemy import text as sql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
 
 from atende.audit import service as audit
 from atende.conversations import attachments as attachments_meta
@@ -1256,3 +1257,48 @@ async def purge_pending_statuses(session: AsyncSession, older_than: timedelta = 
         .execution_options(synchronize_session=False)
     )
     return len(purged.all())
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A conversation's resolution that is still its latest state change (what a CSAT
+    survey asks about)."""
+
+    transition_id: uuid.UUID
+    conversation_id: uuid.UUID
+    channel: str
+    language: str | None
+    resolved_at: datetime
+
+
+async def standing_resolutions(
+    session: AsyncSession, *, after: datetime, until: datetime, channels: Sequence[str], limit: int = 200
+) -> list[Resolution]:
+    """The session's company's resolutions made in ``(after, until]`` on ``channels`` whose
+    conversation is still resolved by them (not reopened since), oldest first."""
+    later = aliased(StateTransition)
+    rows = await session.execute(
+        select(
+            StateTransition.id,
+            Conversation.id,
+            Conversation.channel,
+            Conversation.language,
+            StateTransition.created_at,
+        )
+        .join(Conversation, Conversation.id == StateTransition.conversation_id)
+        .where(
+            StateTransition.to_state == State.resolved.value,
+            StateTransition.created_at > after,
+            StateTransition.created_at <= until,
+            Conversation.state == State.resolved.value,
+            Conversation.channel.in_(list(channels)),
+            ~exists().where(
+                later.conversation_id == StateTransition.conversation_id,
+                later.company_id == StateTransition.company_id,
+                later.created_at > StateTransition.created_at,
+            ),
+        )
+        .order_by(StateTransition.created_at)
+        .limit(limit)
+    )
+    return [Resolution(*row) for row in rows]

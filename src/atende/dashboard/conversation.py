@@ -56,6 +56,7 @@ from atende.engine import service as engine
 from atende.engine.models import Trace
 from atende.errors import AtendeError, InvalidInput, NotFound
 from atende.feedback import ratings
+from atende.feedback import service as csat
 from atende.feedback.ratings_models import AnswerRating
 from atende.media import service as media
 from atende.media.store import CHUNK_BYTES, MediaTooLarge, spool
@@ -217,6 +218,7 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         people = await _people(session)
         window = await conversations.reply_window(session, conversation)
         rated = await ratings.ratings_of(session, [m.id for m in messages if m.author == "bot"])
+        surveys = await csat.conversation_surveys(session, conversation_id)
     by_reply = {t.reply_message_id: t for t in traces if t.reply_message_id}
     items: list[ThreadItem] = []
     for m in messages:
@@ -258,6 +260,7 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         "can_act": member.role.allows(Role.agent),
         "max_chars": member.visitor.runtime.settings.max_message_chars,
         "window": window,
+        "surveys": surveys,  # the customer's satisfaction answers, newest first
         "whatsapp": conversation.channel == WHATSAPP,
         # the files the composer offers to attach (none: no "Attach a file")
         "attach_types": sorted(attachments.accepted(conversation.channel)),

@@ -62,6 +62,11 @@ SECTIONS: list[Section] = [
         "/app/settings/bot", N_("Bot"), N_("The bot's persona and instructions, and the company's own LLM.")
     ),
     Section(
+        "/app/settings/feedback",
+        N_("Customer feedback"),
+        N_("A satisfaction survey after each resolution: when, on which channels, and what it asks."),
+    ),
+    Section(
         "/app/settings/api-keys",
         N_("API keys"),
         N_("Keys that let your systems use the API; create and revoke them."),

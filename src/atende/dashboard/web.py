@@ -189,6 +189,7 @@ NOTICES: dict[str, str] = {
     "team_member_added": N_("Added to the team."),
     "team_member_removed": N_("Removed from the team."),
     "bot_saved": N_("Bot settings saved."),
+    "feedback_saved": N_("Customer feedback settings saved."),
     "api_key_created": N_("API key created."),
     "api_key_revoked": N_("API key revoked: it stopped working."),
     "webhook_created": N_("Webhook added."),

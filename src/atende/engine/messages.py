@@ -102,6 +102,71 @@ LANGUAGE_NAMES: dict[str, dict[str, str]] = {
 }
 
 
+# a satisfaction survey (atende.feedback): the scores' words, worst first, and what the
+# e-mail survey and its rating page say around them
+PHRASES.update(
+    {
+        "csat:score:1": {"pt": "Muito ruim", "en": "Very poor", "es": "Muy mala"},
+        "csat:score:2": {"pt": "Ruim", "en": "Poor", "es": "Mala"},
+        "csat:score:3": {"pt": "Regular", "en": "Fair", "es": "Regular"},
+        "csat:score:4": {"pt": "Bom", "en": "Good", "es": "Buena"},
+        "csat:score:5": {"pt": "Excelente", "en": "Excellent", "es": "Excelente"},
+        "csat:email_choose": {
+            "pt": "Clique na sua nota (um clique basta):",
+            "en": "Click your score (one click is enough):",
+            "es": "Haz clic en tu nota (basta un clic):",
+        },
+        "csat:thanks": {
+            "pt": "Obrigado pela sua avaliação!",
+            "en": "Thank you for your rating!",
+            "es": "¡Gracias por tu calificación!",
+        },
+        "csat:rated": {
+            "pt": "Você deu nota {score} de 5 ({label}).",
+            "en": "You gave a score of {score} out of 5 ({label}).",
+            "es": "Diste una nota de {score} de 5 ({label}).",
+        },
+        "csat:change": {
+            "pt": "Você pode mudar a nota até {until} clicando em outra nota no e-mail.",
+            "en": "You can change it until {until} by clicking another score in the e-mail.",
+            "es": "Puedes cambiarla hasta el {until} haciendo clic en otra nota del correo.",
+        },
+        "csat:comment": {
+            "pt": "Quer contar mais? (opcional)",
+            "en": "Would you like to tell us more? (optional)",
+            "es": "¿Quieres contarnos más? (opcional)",
+        },
+        "csat:send_comment": {"pt": "Enviar comentário", "en": "Send comment", "es": "Enviar comentario"},
+        "csat:commented": {
+            "pt": "Obrigado pelo comentário!",
+            "en": "Thank you for your comment!",
+            "es": "¡Gracias por tu comentario!",
+        },
+        "csat:bad_link": {
+            "pt": "Este link de avaliação não é válido. Confira se ele foi copiado inteiro do e-mail.",
+            "en": "This rating link is not valid. Check that it was copied whole from the e-mail.",
+            "es": "Este enlace de calificación no es válido. Comprueba que se copió entero del correo.",
+        },
+        "csat:expired_link": {
+            "pt": "Este link de avaliação expirou: a pesquisa já foi encerrada.",
+            "en": "This rating link has expired: the survey has closed.",
+            "es": "Este enlace de calificación caducó: la encuesta ya se cerró.",
+        },
+        "csat:used_link": {
+            "pt": "Este link já foi usado: cada link vale uma vez. Sua avaliação anterior continua valendo.",
+            "en": "This link was used already: each link works once. Your earlier rating stands.",
+            "es": "Este enlace ya se usó: cada enlace vale una vez. Tu calificación anterior sigue valiendo.",
+        },
+        "csat:closed": {
+            "pt": "Esta pesquisa já foi encerrada: a avaliação não pode mais ser dada ou mudada.",
+            "en": "This survey has closed: its rating can no longer be given or changed.",
+            "es": "Esta encuesta ya se cerró: la calificación ya no se puede dar ni cambiar.",
+        },
+        "csat:title": {"pt": "Avaliação do atendimento", "en": "Rate our help", "es": "Califica la atención"},
+    }
+)
+
+
 # "handoff": a weak-evidence handoff while the team is open (what earlier versions said)
 PHRASES["handoff"] = {
     lang: f"{PHRASES['lead:evidence'][lang]} {PHRASES['next:open'][lang]}" for lang in ("pt", "en", "es")

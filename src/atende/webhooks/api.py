@@ -26,7 +26,9 @@ class EndpointIn(BaseModel):
         },
     )
     url: str = Field(min_length=8, max_length=2000)
-    events: list[str] = Field(min_length=1, max_length=10, description=f"Any of {', '.join(service.EVENTS)}")
+    events: list[str] = Field(
+        min_length=1, max_length=len(service.EVENTS), description=f"Any of {', '.join(service.EVENTS)}"
+    )
 
 
 class EndpointPatch(BaseModel):
@@ -34,7 +36,7 @@ class EndpointPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"enabled": False}]})
     url: str | None = Field(default=None, min_length=8, max_length=2000)
-    events: list[str] | None = Field(default=None, min_length=1, max_length=10)
+    events: list[str] | None = Field(default=None, min_length=1, max_length=len(service.EVENTS))
     enabled: bool | None = None
 
 

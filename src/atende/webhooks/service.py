@@ -52,6 +52,9 @@ EVENTS = (
     "note.created",
     # a customer rated a bot answer (thumbs up or down, a comment): ``atende.feedback.ratings``
     "message.rated",
+    # CSAT (atende.feedback): a survey went out after a resolution; its answer came (or changed)
+    "conversation.csat_requested",
+    "conversation.csat_received",
 )
 STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
 LEGACY = "atende"  # X-Atende-Timestamp, X-Atende-Signature (endpoints registered before 0014)

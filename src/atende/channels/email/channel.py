@@ -54,6 +54,7 @@ from atende.runtime import Runtime
 log = structlog.get_logger(__name__)
 
 KIND = receive.KIND
+CSAT_META = "csat"  # a satisfaction survey's (atende.feedback.service.META)
 REPLY_META = "email_reply"  # an outbound's meta, added by ``prepare``: what its e-mail answers
 FILE_MAX_BYTES = 25 * 1024 * 1024  # what Gmail and Microsoft 365 take in one message
 SOURCES = {"pt": "Fontes", "en": "Sources", "es": "Fuentes"}
@@ -127,9 +128,12 @@ class EmailChannel(Channel):
         return config.address if isinstance(config, EmailConfig) else None
 
     def router(self) -> APIRouter:
-        from atende.channels.email import webhook
+        from atende.channels.email import csat, webhook
 
-        return webhook.router
+        router = APIRouter()
+        router.include_router(webhook.router)
+        router.include_router(csat.router)
+        return router
 
     async def watch(self, runtime: Runtime, account: Account) -> None:
         """Fetch the mailbox until cancelled: IMAP (IDLE or polling) or POP3 (polling). A
@@ -221,7 +225,13 @@ class EmailChannel(Channel):
                 references=[str(r) for r in email.get("references") or []],
                 in_reply_to=[str(r) for r in email.get("in_reply_to") or []],
             )
-        return dataclasses.replace(outbound, meta={**outbound.meta, REPLY_META: reply})
+        text = outbound.text
+        survey = outbound.meta.get(CSAT_META)
+        if isinstance(survey, Mapping) and survey.get("survey_id"):  # its one-click rating links
+            from atende.channels.email import csat
+
+            text = csat.survey_text(runtime, account.company_id, text, survey)
+        return dataclasses.replace(outbound, text=text, meta={**outbound.meta, REPLY_META: reply})
 
     async def send(self, account: Account, outbound: Outbound) -> SentMessage:
         """One reply, over the mailbox's SMTP server; its ``Message-ID``. A 4xx or a lost

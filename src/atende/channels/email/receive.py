@@ -40,10 +40,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.channels import intake
 from atende.channels.base import Account, Channel
-from atende.channels.email import parse, quotes, threading
+from atende.channels.email import csat, parse, quotes, threading
 from atende.channels.email.config import EmailConfig, normal_address
 from atende.conversations.models import Contact, Conversation, Message
 from atende.conversations.schemas import NOT_FOR_THE_BOT, InboundMessage
+from atende.errors import AtendeError
+from atende.feedback import service as feedback
 from atende.media import service as media_service
 from atende.media.store import MediaStore, MediaTooLarge
 from atende.runtime import Runtime
@@ -135,6 +137,38 @@ async def bot_replies_last_hour(session: AsyncSession, company_id: uuid.UUID, co
         )
     )
     return int(count or 0)
+
+
+async def _rating(
+    session: AsyncSession, company_id: uuid.UUID, parsed: parse.ParsedEmail, text: str
+) -> tuple[uuid.UUID, int] | None:
+    """The survey and score of a reply to a survey e-mail that is only a score."""
+    score = csat.score_in(text)
+    if score is None:
+        return None
+    survey = await csat.survey_answered(session, company_id, [*parsed.references, *parsed.in_reply_to])
+    return (survey, score) if survey is not None else None
+
+
+async def _record_rating(
+    session: AsyncSession, runtime: Runtime, conversation_id: uuid.UUID, survey_id: uuid.UUID, score: int
+) -> None:
+    """Record it (in a savepoint: a survey that no longer takes answers leaves the message
+    stored, for the agents, and nothing else)."""
+    try:
+        async with session.begin_nested():
+            await feedback.record_answer(
+                session,
+                runtime.jobs,
+                survey_id,
+                score=score,
+                comment=None,
+                via=KIND,
+                now=runtime.clock(),
+                conversation_id=conversation_id,
+            )
+    except AtendeError as exc:
+        log.info("email.rating_refused", reason=exc.message)
 
 
 async def _already_stored(session: AsyncSession, company_id: uuid.UUID, key: str) -> bool:
@@ -260,6 +294,9 @@ async def take(
                 meta[ATTACHMENTS_META] = files
             if why is not None:
                 meta[NOT_FOR_THE_BOT] = {"reason": why, "hand_off": hand_off}
+            rating = await _rating(session, company_id, parsed, text) if why is None else None
+            if rating is not None:  # a score in answer to the survey e-mail: no reopening, no bot
+                meta[NOT_FOR_THE_BOT] = {"reason": "a satisfaction survey's answer", "hand_off": False}
             inbound = InboundMessage(
                 channel=KIND,
                 contact_external_id=contact,
@@ -270,10 +307,13 @@ async def take(
                 thread_refs=thread.thread_refs,
                 text=text or parsed.subject or "(no text)",
                 meta=meta,
+                reopens_resolved=False if rating is not None else None,
             )
             received = await intake.receive(await session.connection(), company_id, channel, inbound, account)
             if received.duplicate:
                 raise _Duplicate
+            if rating is not None:
+                await _record_rating(session, runtime, received.conversation_id, *rating)
     except _Duplicate:
         for storage_key in kept:  # the rows went with the rollback; the bytes go here
             await store.delete(storage_key)

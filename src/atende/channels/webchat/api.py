@@ -46,6 +46,7 @@ from atende.engine import turn as engine
 from atende.engine.messages import when_back
 from atende.errors import Forbidden, NotFound, Unauthorized
 from atende.feedback import ratings
+from atende.feedback import service as csat
 from atende.feedback.ratings_api import RatingIn
 from atende.feedback.ratings_models import AnswerRating
 from atende.knowledge import rules
@@ -146,6 +147,14 @@ class VisitorCitation(BaseModel):
     section: str
 
 
+class VisitorSurvey(BaseModel):
+    """A CSAT survey the message asks: show the scale, post the answer to `.../csat`."""
+
+    survey_id: uuid.UUID
+    scale: int = Field(description="Scores go from 1 to this (5).")
+    closes_at: datetime = Field(description="Answers, and changes to them, are taken until then.")
+
+
 class VisitorMeta(BaseModel):
     citations: list[VisitorCitation] = Field(default=[], description="The sources of a bot answer.")
     decision: Literal["answer", "handoff"] | None = Field(
@@ -154,6 +163,7 @@ class VisitorMeta(BaseModel):
     rating: Literal["helpful", "not_helpful"] | None = Field(
         default=None, description="A bot reply's: how the visitor rated it (null: not rated)."
     )
+    csat: VisitorSurvey | None = Field(default=None, description="A satisfaction survey's: its scale.")
 
 
 class VisitorMessage(BaseModel):
@@ -188,6 +198,7 @@ def as_visitor_message(message: Message, rating: AnswerRating | None = None) -> 
             ],
             decision=decision if decision in ("answer", "handoff") else None,
             rating=None if rating is None else "helpful" if rating.helpful else "not_helpful",
+            csat=_survey(meta.get(csat.META)) if message.author == "system" else None,
         ),
         created_at=message.created_at,
     )
@@ -199,6 +210,15 @@ class VisitorRating(BaseModel):
     message_id: uuid.UUID
     rating: Literal["helpful", "not_helpful"]
     comment: str | None
+
+
+def _survey(stored: Any) -> VisitorSurvey | None:
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return VisitorSurvey.model_validate(stored)
+    except ValueError:
+        return None
 
 
 class VisitorMessageOut(VisitorMessage):
@@ -596,6 +616,54 @@ async def rate_answer(
             message_id=message_id,
             rating="helpful" if rated.rating.helpful else "not_helpful",
             comment=rated.rating.comment,
+        )
+
+
+class VisitorCsatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    survey_id: uuid.UUID
+    score: int | None = Field(default=None, ge=1, le=5, description="1 to 5; omit to add only a comment.")
+    comment: str | None = Field(default=None, max_length=csat.COMMENT_MAX, description="Optional.")
+
+
+class VisitorCsatOut(BaseModel):
+    survey_id: uuid.UUID
+    score: int | None
+    comment: str | None
+    closes_at: datetime = Field(description="The answer may be changed until then.")
+
+
+@router.post(
+    "/widget/v1/{widget_key}/conversations/{conversation_id}/csat",
+    response_model=VisitorCsatOut,
+    responses={**RATE_LIMITED, 409: {"description": "The survey's answer window has passed"}},
+)
+async def visitor_csat(
+    widget_key: str,
+    conversation_id: uuid.UUID,
+    body: VisitorCsatIn,
+    request: Request,
+    runtime: RuntimeDep,
+    x_visitor_token: Annotated[str | None, Header()] = None,
+) -> VisitorCsatOut:
+    """The visitor's answer to a satisfaction survey of their conversation: a score (1-5) and
+    an optional comment, or a comment alone once scored. Sent again before `closes_at`, it
+    replaces the answer; after it, 409. It is no message: the conversation stays resolved."""
+    visitor = await _visitor(runtime, widget_key, conversation_id, x_visitor_token)
+    limits_for(runtime).message(request, conversation_id, visitor.company_id)
+    async with runtime.db.transaction(visitor.company_id) as session:
+        survey = await csat.record_answer(
+            session,
+            runtime.jobs,
+            body.survey_id,
+            score=body.score,
+            comment=body.comment,
+            via=channel.kind,
+            now=runtime.clock(),
+            conversation_id=conversation_id,
+        )
+        return VisitorCsatOut(
+            survey_id=survey.id, score=survey.score, comment=survey.comment, closes_at=survey.closes_at
         )
 
 

@@ -37,9 +37,9 @@ from atende.channels.base import (
     Outbound,
     SentMessage,
 )
-from atende.channels.whatsapp import graph, parse
+from atende.channels.whatsapp import csat, graph, parse
 from atende.channels.whatsapp.split import split_text
-from atende.conversations.schemas import InboundMessage
+from atende.conversations.schemas import NOT_FOR_THE_BOT, InboundMessage
 from atende.observability.credentials import Verdict
 
 log = structlog.get_logger(__name__)
@@ -172,6 +172,17 @@ class WhatsAppChannel(Channel):
         if not account.secrets.get("access_token"):
             raise DeliveryError("the WhatsApp account has no access token", retryable=False)
         api = graph_of(account)
+        survey = outbound.meta.get(csat.META)
+        if isinstance(survey, Mapping) and survey.get("survey_id"):
+            try:
+                wamid = await graph.send_message(
+                    api,
+                    account.external_id,
+                    csat.survey_body(outbound.contact_external_id, outbound.text, survey),
+                )
+            except graph.GraphError as exc:
+                raise DeliveryError(_reason(exc), retryable=exc.retryable) from exc
+            return SentMessage(wamid)
         template = outbound.meta.get(TEMPLATE_META)
         if isinstance(template, Mapping):
             try:
@@ -253,6 +264,15 @@ def _reason(exc: graph.GraphError) -> str:
 
 
 def inbound(change: parse.Change, message: parse.Incoming) -> InboundMessage:
+    """The intake's message; a survey's button reply is handed in as its answer: stored in the
+    conversation without reopening it, and not for the bot (``channels.whatsapp.csat``)."""
+    meta = dict(message.meta)
+    reopens: bool | None = None
+    answer = csat.answer_of(meta)
+    if answer is not None:
+        meta[csat.ANSWER_META] = {"survey_id": str(answer[0]), "score": answer[1]}
+        meta[NOT_FOR_THE_BOT] = {"reason": "a satisfaction survey's answer", "hand_off": False}
+        reopens = False
     return InboundMessage(
         channel=KIND,
         contact_external_id=message.wa_id,
@@ -260,7 +280,8 @@ def inbound(change: parse.Change, message: parse.Incoming) -> InboundMessage:
         channel_message_id=message.wamid,
         contact_name=change.names.get(message.wa_id),
         contact_phone=f"+{message.wa_id}" if message.wa_id.isdigit() else None,
-        meta=dict(message.meta),
+        meta=meta,
+        reopens_resolved=reopens,
     )
 
 

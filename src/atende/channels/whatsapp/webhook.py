@@ -40,12 +40,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.channels import intake
 from atende.channels.base import Account, StatusUpdate
-from atende.channels.whatsapp import media, parse
+from atende.channels.whatsapp import csat, media, parse
 from atende.channels.whatsapp.channel import KIND, channel, inbound
 from atende.channels.whatsapp.numbers import Number, Snapshot, numbers_of
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
 from atende.db.pubsub import publish
+from atende.engine.messages import phrase
+from atende.errors import AtendeError
+from atende.feedback import service as feedback
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.deps import RuntimeDep
@@ -250,7 +253,8 @@ async def _store(
     queued with it) needs a transaction around it."""
     incoming = inbound(change, message)
     has_media = isinstance(incoming.meta.get("media"), dict)
-    if "reply_to_wamid" not in incoming.meta and not message.unreadable and not has_media:
+    rating = incoming.meta.get(csat.ANSWER_META)
+    if "reply_to_wamid" not in incoming.meta and not message.unreadable and not has_media and not rating:
         async with runtime.db.driver_autocommit() as connection:
             received = await intake.receive(connection, account.company_id, channel, incoming, account)
     else:
@@ -266,6 +270,8 @@ async def _store(
                 # answered here, in the transaction that stores it: the bot turn, which can
                 # only run once this commits, finds the message answered and says nothing more
                 await _unreadable_note(session, runtime, account, received, message)
+            if isinstance(rating, dict) and not received.duplicate:
+                await _record_rating(session, runtime, received, rating)
             if has_media and not received.duplicate:
                 # its file is fetched by a job that can only start once the message is stored
                 await media.enqueue(session, runtime.jobs, account.company_id, received.message.id)
@@ -278,6 +284,39 @@ async def _store(
             type=str(message.meta["unsupported"].get("type", ""))[:40],
         )
     return True
+
+
+async def _record_rating(
+    session: AsyncSession, runtime: Runtime, received: conversations.Received, rating: dict[str, Any]
+) -> None:
+    """A survey's button reply: the answer recorded (or changed) and thanked for, in the
+    transaction that stores the message. One the survey no longer takes (closed, not this
+    conversation's) stays a message for the agents, and nothing else."""
+    try:
+        async with session.begin_nested():
+            survey = await feedback.record_answer(
+                session,
+                runtime.jobs,
+                uuid.UUID(str(rating["survey_id"])),
+                score=int(rating["score"]),
+                comment=None,
+                via=KIND,
+                now=runtime.clock(),
+                conversation_id=received.conversation_id,
+            )
+    except AtendeError as exc:
+        log.info("whatsapp.rating_refused", reason=exc.message)
+        return
+    conversation = await conversations.get_conversation(session, received.conversation_id)
+    await conversations.add_reply(
+        session,
+        runtime.jobs,
+        conversation,
+        author="system",
+        text=phrase("csat:thanks", survey.language),
+        reply_to_id=received.message.id,
+        language=survey.language,
+    )
 
 
 async def _unreadable_note(

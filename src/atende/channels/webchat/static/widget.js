@@ -33,7 +33,11 @@
           thanks: "Obrigado, {name}! Recebemos sua mensagem e vamos responder em {email} {back}.",
           preview: "Pré-visualização: nada é enviado.",
           rateAsk: "Esta resposta ajudou?", helpful: "Útil", notHelpful: "Não ajudou",
-          comment: "O que faltou? (opcional)", sendComment: "Enviar comentário", rated: "Obrigado pela avaliação!" },
+          rateComment: "O que faltou? (opcional)", rateSend: "Enviar comentário", rateThanks: "Obrigado pela avaliação!",
+          scores: ["Muito ruim", "Ruim", "Regular", "Bom", "Excelente"], rating: "Sua avaliação",
+          star: "{n} de 5: {label}", comment: "Comentário (opcional)", sendComment: "Enviar comentário",
+          rated: "Obrigado pela avaliação! Você pode mudá-la até {until}.", commented: "Obrigado pelo comentário!",
+          closed: "Esta pesquisa já foi encerrada." },
     en: { title: "Support", open: "Open chat", close: "Close chat", placeholder: "Type your message…",
           label: "Your message", send: "Send", typing: "Typing…", sources: "Sources", error: "Could not send. Please try again.",
           tooFast: "You're sending messages too fast — please wait a few seconds and send again.",
@@ -44,7 +48,11 @@
           thanks: "Thank you, {name}! We received your message and will answer at {email} {back}.",
           preview: "Preview: nothing is sent.",
           rateAsk: "Was this answer helpful?", helpful: "Helpful", notHelpful: "Not helpful",
-          comment: "What was missing? (optional)", sendComment: "Send comment", rated: "Thank you for your feedback!" },
+          rateComment: "What was missing? (optional)", rateSend: "Send comment", rateThanks: "Thank you for your feedback!",
+          scores: ["Very poor", "Poor", "Fair", "Good", "Excellent"], rating: "Your rating",
+          star: "{n} of 5: {label}", comment: "Comment (optional)", sendComment: "Send comment",
+          rated: "Thank you for your rating! You can change it until {until}.", commented: "Thank you for your comment!",
+          closed: "This survey has closed." },
     es: { title: "Atención", open: "Abrir chat", close: "Cerrar chat", placeholder: "Escribe tu mensaje…",
           label: "Tu mensaje", send: "Enviar", typing: "Escribiendo…", sources: "Fuentes", error: "No se pudo enviar. Inténtalo de nuevo.",
           tooFast: "Estás enviando mensajes demasiado rápido: espera unos segundos y vuelve a enviarlo.",
@@ -55,7 +63,11 @@
           thanks: "¡Gracias, {name}! Recibimos tu mensaje y te responderemos en {email} {back}.",
           preview: "Vista previa: no se envía nada.",
           rateAsk: "¿Te sirvió esta respuesta?", helpful: "Útil", notHelpful: "No me sirvió",
-          comment: "¿Qué faltó? (opcional)", sendComment: "Enviar comentario", rated: "¡Gracias por tu opinión!" }
+          rateComment: "¿Qué faltó? (opcional)", rateSend: "Enviar comentario", rateThanks: "¡Gracias por tu opinión!",
+          scores: ["Muy mala", "Mala", "Regular", "Buena", "Excelente"], rating: "Tu calificación",
+          star: "{n} de 5: {label}", comment: "Comentario (opcional)", sendComment: "Enviar comentario",
+          rated: "¡Gracias por tu calificación! Puedes cambiarla hasta el {until}.", commented: "¡Gracias por tu comentario!",
+          closed: "Esta encuesta ya se cerró." }
   };
   var t = TEXT[lang] || TEXT.pt;
   if (!TEXT[lang]) { lang = "pt"; }
@@ -255,17 +267,17 @@
     }
     function done() {
       if (more) { more.remove(); more = null; }
-      said.textContent = t.rated;
+      said.textContent = t.rateThanks;
     }
     function askMore() {
       said.textContent = "";
       if (more) { more.querySelector("textarea").focus(); return; }
       more = el("form", { "class": "atende-rate-more" });
       var field = el("textarea", { id: "atende-comment-" + m.id, rows: "2", maxlength: "1000" });
-      more.appendChild(el("label", { "for": field.id }, t.comment));
+      more.appendChild(el("label", { "for": field.id }, t.rateComment));
       more.appendChild(field);
       var buttons = el("div", { "class": "atende-rate-buttons" });
-      buttons.appendChild(el("button", { type: "submit", "class": "atende-send" }, t.sendComment));
+      buttons.appendChild(el("button", { type: "submit", "class": "atende-send" }, t.rateSend));
       if (config.offer_person_on_thumbs_down) {
         var person = el("button", { type: "button", "class": "atende-talk atende-offer-person" },
                         offlineOffered() ? t.leave : t.talk);
@@ -294,12 +306,66 @@
     });
   }
 
+  // a satisfaction survey: five stars (one click rates; another click changes it) and an
+  // optional comment, posted to /csat (no message: the conversation stays resolved)
+  function survey(s) {
+    var box = el("form", { "class": "atende-csat" });
+    var group = el("fieldset", { "class": "atende-stars" });
+    group.appendChild(el("legend", {}, t.rating));
+    var note = el("p", { "class": "atende-csat-note", "role": "status" });
+    var stars = [];
+    var comment = el("textarea", { id: "atende-csat-" + s.survey_id, rows: "2", maxlength: "2000" });
+    var commentField = el("div", { "class": "atende-field", hidden: "" });
+    commentField.appendChild(el("label", { "for": comment.id }, t.comment));
+    commentField.appendChild(comment);
+    var sendComment = el("button", { type: "submit", "class": "atende-send" }, t.sendComment);
+    commentField.appendChild(sendComment);
+    function post(body) {
+      body.survey_id = s.survey_id;
+      return api("/conversations/" + state.conversation_id + "/csat", { method: "POST", body: JSON.stringify(body) })
+        .catch(function (err) {
+          note.textContent = err.status === 409 ? t.closed : t.error;
+          throw err;
+        });
+    }
+    function until() { return new Date(s.closes_at).toLocaleString(lang); }
+    for (var n = 1; n <= 5; n++) {
+      (function (score) {
+        var label = fill(t.star, { n: score, label: t.scores[score - 1] });
+        var star = el("button", { type: "button", "class": "atende-star", "aria-label": label, "aria-pressed": "false", title: label }, "★");
+        star.addEventListener("click", function () {
+          post({ score: score }).then(function (answer) {
+            stars.forEach(function (b, i) {
+              b.setAttribute("aria-pressed", String(i + 1 === answer.score));
+              b.classList.toggle("atende-lit", i < answer.score);
+            });
+            note.textContent = fill(t.rated, { until: until() });
+            commentField.removeAttribute("hidden");
+          }).catch(function () {});
+        });
+        stars.push(star);
+        group.appendChild(star);
+      })(n);
+    }
+    box.appendChild(group);
+    box.appendChild(commentField);
+    box.appendChild(note);
+    box.addEventListener("submit", function (e) {
+      e.preventDefault();
+      sendComment.disabled = true;
+      post({ comment: comment.value }).then(function () { note.textContent = t.commented; })
+        .catch(function () {}).then(function () { sendComment.disabled = false; });
+    });
+    return box;
+  }
+
   function render(m) {
     if (seen[m.id]) { return; }
     seen[m.id] = true;
     var at = Date.parse(m.created_at) || 0;
     var item = el("li", { "class": "atende-msg atende-" + m.author, "data-id": m.id, "data-at": String(at) });
     item.appendChild(el("p", { "class": "atende-text" }, m.text));
+    if (m.meta && m.meta.csat && !preview) { item.appendChild(survey(m.meta.csat)); }
     var cites = (m.meta && m.meta.citations) || [];
     if (cites.length) {
       var src = el("p", { "class": "atende-sources" });

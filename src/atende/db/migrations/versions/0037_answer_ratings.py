@@ -6,7 +6,7 @@ ratings``). A rating goes with its company, conversation or message; a removed t
 it without one. The downgrade drops the table.
 
 Revision ID: 0037
-Revises: 0034
+Revises: 0036
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0037"
-down_revision = "0034"
+down_revision = "0036"
 branch_labels = None
 depends_on = None
 

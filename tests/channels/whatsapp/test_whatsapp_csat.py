@@ -1,0 +1,137 @@
+"""The WhatsApp survey against the fake Graph API and the live server: reply buttons inside
+the 24-hour window, the company's approved template outside it, and the customer's button
+press recorded as the survey's answer (changed by another press) without reopening the
+conversation or reaching the bot."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from atende.runtime import Runtime
+from tests.channels.whatsapp.conftest import WhatsApp, answered_customer, new_wamid
+from tests.channels.whatsapp.test_whatsapp_window import age
+from tests.conftest import until
+from tests.feedback.conftest import enable, messages, resolve, run_survey_job, state
+
+
+def press(
+    wa: WhatsApp, wa_id: str, *, button_id: str | None = None, payload: str | None = None
+) -> dict[str, Any]:
+    """Meta's real payload of a reply button pressed (``button_id``) or a template's quick reply
+    (``payload``), from ``wa_id``."""
+    if button_id is not None:
+        body = wa.payload("callback_button", "button", wa_id=wa_id, wamid=new_wamid())
+        message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+        message["interactive"]["button_reply"] = {"id": button_id, "title": "Excelente"}
+    else:
+        body = wa.payload("callback_button", "quick_reply", wa_id=wa_id, wamid=new_wamid())
+        message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+        message["button"] = {"payload": payload, "text": "Regular"}
+    return body
+
+
+async def survey_answer(wa: WhatsApp, conversation_id: uuid.UUID) -> dict[str, Any]:
+    [survey] = (await wa.company.client.get(f"/v1/conversations/{conversation_id}/csat")).json()
+    return dict(survey)
+
+
+async def test_inside_the_window_the_survey_is_three_buttons_and_a_press_answers_it(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await answered_customer(wa, runtime)
+    await enable(client)
+    await resolve(client, str(conversation_id))
+    [sent] = await run_survey_job(runtime, wa.company.id)
+    survey = await until(
+        lambda: [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") == "interactive"], what="the survey"
+    )
+    interactive = survey[0].body["interactive"]
+    assert interactive["type"] == "button" and interactive["body"]["text"].startswith("How would you rate")
+    buttons = [b["reply"] for b in interactive["action"]["buttons"]]
+    # in the conversation's language (Meta's sample message is English)
+    assert [b["title"] for b in buttons] == ["Very poor", "Fair", "Excellent"]
+    assert all(len(b["title"]) <= 20 for b in buttons)
+    before = len(await messages(client, str(conversation_id)))
+
+    assert (await wa.post(press(wa, wa_id, button_id=buttons[2]["id"]))).status_code == 200
+    answer = await until(lambda: _answered(wa, conversation_id), what="the rating")
+    assert (answer["score"], answer["answered_via"]) == (5, "whatsapp")
+    thanks = await until(
+        lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == "Thank you for your rating!"],
+        what="thanks",
+    )
+    assert len(thanks) == 1
+    assert await state(client, str(conversation_id)) == "resolved"  # never reopened
+    shown = await messages(client, str(conversation_id))
+    assert [m["author"] for m in shown[before:]] == ["customer", "system"]  # no bot answer
+
+    assert (await wa.post(press(wa, wa_id, button_id=buttons[0]["id"]))).status_code == 200  # a change
+    await until(lambda: _answered(wa, conversation_id, score=1), what="the changed rating")
+    assert await state(client, str(conversation_id)) == "resolved"
+    assert str(sent.survey_id) == answer["id"]
+
+
+async def _answered(
+    wa: WhatsApp, conversation_id: uuid.UUID, score: int | None = None
+) -> dict[str, Any] | None:
+    survey = await survey_answer(wa, conversation_id)
+    if survey["score"] is None or (score is not None and survey["score"] != score):
+        return None
+    return survey
+
+
+async def test_outside_the_window_the_template_goes_out_and_its_quick_reply_answers_it(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await answered_customer(wa, runtime)
+    await enable(client, whatsapp_template={"name": "pesquisa_satisfacao", "language": "pt_BR"})
+    await age(runtime, wa, str(conversation_id), hours=25)
+    await resolve(client, str(conversation_id))
+    [_sent] = await run_survey_job(runtime, wa.company.id)
+    found = await until(
+        lambda: [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") == "template"], what="the template"
+    )
+    template = found[0].body["template"]
+    assert template["name"] == "pesquisa_satisfacao" and template["language"] == {"code": "pt_BR"}
+    payloads = [c["parameters"][0]["payload"] for c in template["components"]]
+    assert [p.rsplit(":", 1)[1] for p in payloads] == ["1", "3", "5"]
+
+    assert (await wa.post(press(wa, wa_id, payload=payloads[1]))).status_code == 200
+    answer = await until(lambda: _answered(wa, conversation_id), what="the rating")
+    assert answer["score"] == 3
+    assert await state(client, str(conversation_id)) == "resolved"
+
+
+async def test_outside_the_window_without_a_template_nobody_is_surveyed(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    _wa_id, conversation_id = await answered_customer(wa, runtime)
+    await enable(client)
+    await age(runtime, wa, str(conversation_id), hours=25)
+    await resolve(client, str(conversation_id))
+    assert await run_survey_job(runtime, wa.company.id) == []
+    assert (await client.get(f"/v1/conversations/{conversation_id}/csat")).json() == []
+
+
+async def test_a_press_on_another_conversations_survey_is_kept_as_a_message_only(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await answered_customer(wa, runtime)
+    await enable(client)
+    await resolve(client, str(conversation_id))
+    forged = f"csat:{uuid.uuid4().hex}:5"
+    assert (await wa.post(press(wa, wa_id, button_id=forged))).status_code == 200
+    await until(
+        lambda: _has_text(client, str(conversation_id), "Excelente"), what="the press stored as a message"
+    )
+    assert await state(client, str(conversation_id)) == "resolved"
+    assert not [s for s in wa.graph.sent_to(wa_id) if s.text == "Thank you for your rating!"]
+
+
+async def _has_text(client: Any, conversation_id: str, text: str) -> bool:
+    return any(m["text"] == text for m in await messages(client, conversation_id))
