@@ -64,7 +64,7 @@ def load(name: str) -> list[Query]:
         row = json.loads(line)
         x = np.array(row["features"], dtype=float).reshape(-1, len(FEATURES))[:CANDIDATES]
         y = np.array(row["labels"], dtype=float)[:CANDIDATES]
-        terms = int(round(np.exp(x[0, qt]) - 1)) if len(x) else 0
+        terms = round(float(np.exp(x[0, qt])) - 1) if len(x) else 0
         found.append(
             Query(name, row["q"], row["half"], row["answerable"], x, y, x[:, cov] if len(x) else x, terms)
         )

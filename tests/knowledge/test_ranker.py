@@ -23,8 +23,8 @@ from atende.knowledge.embedding import embedder_for
 from atende.knowledge.passages import Passage
 from atende.knowledge.ranker import LearnedReranker
 from atende.knowledge.ranker.features import FEATURES, Evidence, documents, feature_matrix
-from atende.knowledge.retrieval import question_stems
 from atende.knowledge.ranker.model import MODEL_FILE, ModelMismatch, calibration_inputs, parse, shipped
+from atende.knowledge.retrieval import question_stems
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx
 
