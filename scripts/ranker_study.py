@@ -10,6 +10,10 @@
                        production does, label them with ``atende eval``'s hit rule, and write
                        them to /work/cache/ranker/; once with the whole knowledge base and once
                        with every other document left out (a filter: the half-out measure)
+    augment DIR LANG   recompute the features of the cached candidates (the same chunks, from
+                       the study company) when features were added whose inputs the cache
+                       lacks, keeping the retrieval scores collected before; the new
+                       columns come from the production code (``knowledge.ranker.features``)
 
 Run from a worktree with ``PYTHONPATH=$PWD/src:$PWD`` and ``ATENDE_DATA_DIR`` set;
 training (``scripts/ranker_train.py``) reads only the cached files.
@@ -230,11 +234,85 @@ async def collect(runtime: Runtime, directory: Path, lang: str, limit: int | Non
     print(f"{len(rows)} rows -> {out} in {time.perf_counter() - started:.0f} s")
 
 
+async def augment(runtime: Runtime, directory: Path, lang: str) -> None:
+    """Add the columns of ``FEATURES`` the cached rows lack, from the study company's chunks:
+    each row's candidates rebuilt as the retriever gave them (the cached cosines standing in
+    for the dense scores, so no question is embedded again) and their features computed by
+    ``candidate_features`` itself; the columns already cached are kept (checked against the
+    recomputed ones where they do not depend on retrieval's scores)."""
+    from atende.knowledge.passages import Passage
+    from atende.knowledge.ranker.features import FEATURES, candidate_features
+
+    qa = load(directory, lang)
+    state = json.loads(_state_path(directory, lang).read_text())
+    company_id = uuid.UUID(state["company_id"])
+    path = STUDY / f"{_set_name(directory)}-{lang}.candidates.jsonl"
+    lines = path.read_text().splitlines()
+    old = list(json.loads(lines[0])["features"])
+    added = [name for name in FEATURES if name not in old]
+    if not added:
+        print(f"{path}: nothing to add")
+        return
+    async with runtime.db.transaction(company_id) as session:
+        chunk_rows = (
+            await session.execute(
+                text(
+                    "SELECT c.id, c.document_id, d.title, c.section, c.text, c.language,"
+                    " tsvector_to_array(c.tsv) FROM chunks c JOIN documents d ON d.id = c.document_id"
+                )
+            )
+        ).all()
+    chunks = {str(r[0]): r for r in chunk_rows}
+    cosine = old.index("cosine")
+    out = [json.dumps({"features": list(FEATURES)})]
+    started = time.perf_counter()
+    costs: list[float] = []
+    for n, line in enumerate(lines[1:]):
+        row = json.loads(line)
+        question = qa.questions[row["q"]]
+        query = smalltalk.without_greeting(normalised(question.question))
+        cached = np.array(row["features"], dtype=float).reshape(len(row["chunks"]), len(old))
+        passages = [
+            Passage(
+                chunk_id=chunks[c][0],
+                document_id=chunks[c][1],
+                title=chunks[c][2],
+                section=chunks[c][3],
+                text=chunks[c][4],
+                language=chunks[c][5],
+                score=0.0,
+                lexemes=frozenset(chunks[c][6]),
+                scores={"dense": float(cached[j, cosine])},
+            )
+            for j, c in enumerate(row["chunks"])
+        ]
+        if passages:
+            async with runtime.db.transaction(company_id) as session:
+                t0 = time.perf_counter()
+                fresh = await candidate_features(session, query, qa.language, passages, [0.0])
+                costs.append((time.perf_counter() - t0) * 1000)
+            for name in ("coverage", "coverage_idf", "sentence_coverage", "length"):
+                a, b = cached[:, old.index(name)], fresh[:, FEATURES.index(name)]
+                assert np.allclose(a, b, atol=1e-3), (row["qid"], name, a[:5], b[:5])
+            merged = np.column_stack(
+                [cached[:, old.index(f)] if f in old else fresh[:, FEATURES.index(f)] for f in FEATURES]
+            )
+        else:
+            merged = np.zeros((0, len(FEATURES)))
+        row["features"] = merged.round(5).tolist()
+        out.append(json.dumps(row))
+        if n % 500 == 0:
+            print(f"{n}/{len(lines) - 1} in {time.perf_counter() - started:.0f} s", flush=True)
+    path.write_text("\n".join(out) + "\n")
+    p50, p99 = np.percentile(costs, [50, 99]) if costs else (0.0, 0.0)
+    print(f"added {added} to {len(out) - 1} rows -> {path}; features ms p50 {p50:.1f} p99 {p99:.1f}")
+
+
 async def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("phase", choices=["build", "collect"])
+    parser.add_argument("phase", choices=["build", "collect", "augment"])
     parser.add_argument("directory", type=Path)
     parser.add_argument("lang")
     parser.add_argument("--limit", type=int)
@@ -243,6 +321,8 @@ async def main(argv: list[str]) -> None:
     async with open_runtime(get_settings(), listen=False) as runtime:
         if args.phase == "build":
             await build(runtime, args.directory, args.lang)
+        elif args.phase == "augment":
+            await augment(runtime, args.directory, args.lang)
         else:
             await collect(runtime, args.directory, args.lang, args.limit)
 

@@ -46,6 +46,7 @@ class Query:
     x: np.ndarray
     y: np.ndarray
     coverage: np.ndarray
+    terms: int  # the question's topic terms (for the long messages' gate)
 
 
 def load(name: str) -> list[Query]:
@@ -57,12 +58,16 @@ def load(name: str) -> list[Query]:
     if tuple(header["features"]) != FEATURES:
         raise SystemExit(f"{path} has features {header['features']}: collect again")
     cov = FEATURES.index("coverage")
+    qt = FEATURES.index("query_terms")
     found = []
     for line in lines[1:]:
         row = json.loads(line)
         x = np.array(row["features"], dtype=float).reshape(-1, len(FEATURES))[:CANDIDATES]
         y = np.array(row["labels"], dtype=float)[:CANDIDATES]
-        found.append(Query(name, row["q"], row["half"], row["answerable"], x, y, x[:, cov] if len(x) else x))
+        terms = round(float(np.exp(x[0, qt])) - 1) if len(x) else 0
+        found.append(
+            Query(name, row["q"], row["half"], row["answerable"], x, y, x[:, cov] if len(x) else x, terms)
+        )
     return found
 
 
@@ -204,9 +209,12 @@ def answers(
     threshold: float | None,
     coverage_threshold: float,
     top_k: int = 5,
+    long_threshold: float | None = None,
+    long_terms: int = 12,
 ) -> dict[str, float]:
     """The extractive answerer, simulated: answer from the top passage when its rerank_p
-    clears ``threshold``, else from the strongest of the top 5 whose coverage clears
+    clears ``threshold`` (``long_threshold`` for a question of at least ``long_terms`` topic
+    terms), else from the strongest of the top 5 whose coverage clears
     ``coverage_threshold`` (the existing rule); on "full" rows share answered citing gold,
     on "half" rows unanswerable handed off and answerable answered citing gold."""
     tallies: dict[str, list[bool]] = {
@@ -222,7 +230,10 @@ def answers(
             s = scores[i]
             order = np.argsort(-s, kind="stable")
             p_top = calibrated(s, calibration[q.q % 2])[order[0]] if threshold is not None else 0.0
-            if threshold is not None and p_top >= threshold:
+            gate = threshold
+            if threshold is not None and long_threshold is not None and q.terms >= long_terms:
+                gate = min(threshold, long_threshold)
+            if gate is not None and p_top >= gate:
                 answered, cited = True, bool(q.y[order[0]])
             else:
                 top = order[:top_k]
@@ -253,6 +264,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--threshold", type=float, action="append")
+    parser.add_argument("--default", type=float, default=0.9, help="the gate for short questions")
+    parser.add_argument("--long-threshold", type=float, action="append", help="the gate for long ones")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     every: list[Query] = []
@@ -288,6 +301,10 @@ def main(argv: list[str]) -> None:
             gate = answers(subset, sub_scores, by_half, t, cov)
             print(f"    re-ranked, rerank_p >= {t}: {gate}")
             report[name][f"answers_gate_{t}"] = gate
+        for t in args.long_threshold or []:
+            gate = answers(subset, sub_scores, by_half, args.default, cov, long_threshold=t)
+            print(f"    re-ranked, rerank_p >= {args.default}, {t} for 12 terms or more: {gate}")
+            report[name][f"answers_gate_{args.default}_long_{t}"] = gate
         nogate = answers(subset, sub_scores, by_half, None, cov)
         print(f"    re-ranked, no gate: {nogate}")
     # reliability of rerank_p on the top passage (cross-fitted)

@@ -227,6 +227,14 @@ class Settings(BaseSettings):
         "words it holds; unset: only the share of the question's words decides. 0.7 answers 4x more real "
         "customer e-mails but hands off fewer unanswerable questions in es and pt (docs/RANKER.md).",
     )
+    rerank_long_answer_threshold: float | None = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="The same gate for long messages (at least 12 topic terms: customer e-mails with a "
+        "story and several questions, which no passage covers and whose unanswerable ones the re-ranker "
+        "is rarely sure of); unset: `ATENDE_RERANK_ANSWER_THRESHOLD` for every message (docs/RANKER.md).",
+    )
     rerank_budget_ms: float = Field(
         default=100.0,
         gt=0,

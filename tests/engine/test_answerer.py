@@ -243,3 +243,27 @@ async def test_below_the_rerankers_gate_the_coverage_rule_still_decides() -> Non
     # the gate can be turned off
     off = ExtractiveAnswerer(0.6, rerank_threshold=None)
     assert (await off.answer(asked, [reranked(SHIPPING, 0.99)], word_lexer)).text is None
+
+
+async def test_a_long_message_needs_less_of_the_rerankers_probability_than_a_short_question() -> None:
+    # a customer e-mail with a story: many topic terms, few of them in any passage, so the
+    # coverage rule cannot answer it; the re-ranker's gate is lower for it than for a short
+    # question, and a short question at the same probability is still handed off
+    story = question(
+        "Bom dia, comprei uma geladeira para minha mãe que mora numa fazenda perto de Montes "
+        "Claros, pago sempre no boleto, e gostaria de saber o prazo da entrega no interior"
+    )
+    assert len(story.lexemes["pt"]) >= 12
+    short = question("prazo entrega interior Montes Claros")
+    gate = ExtractiveAnswerer(0.9, rerank_threshold=0.9, long_rerank_threshold=0.5)
+    middling = [reranked(SHIPPING, 0.6), reranked(PAYMENTS, 0.1)]
+    answered = await gate.answer(story, middling, word_lexer)
+    assert answered.citations[0]["chunk_id"] == str(SHIPPING.chunk_id)
+    assert answered.needed == 0.5
+    assert (await gate.answer(short, middling, word_lexer)).text is None
+    # below the long messages' gate the e-mail is handed off too
+    unsure = [reranked(SHIPPING, 0.4), reranked(PAYMENTS, 0.1)]
+    assert (await gate.answer(story, unsure, word_lexer)).text is None
+    # without a gate of their own, long messages need what short ones need
+    same = ExtractiveAnswerer(0.9, rerank_threshold=0.9, long_rerank_threshold=None)
+    assert (await same.answer(story, middling, word_lexer)).text is None

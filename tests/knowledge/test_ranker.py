@@ -22,8 +22,9 @@ from atende.engine.tasks import retriever_for
 from atende.knowledge.embedding import embedder_for
 from atende.knowledge.passages import Passage
 from atende.knowledge.ranker import LearnedReranker
-from atende.knowledge.ranker.features import FEATURES, Evidence, feature_matrix
+from atende.knowledge.ranker.features import FEATURES, Evidence, documents, feature_matrix
 from atende.knowledge.ranker.model import MODEL_FILE, ModelMismatch, calibration_inputs, parse, shipped
+from atende.knowledge.retrieval import question_stems
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx
 
@@ -75,6 +76,36 @@ def test_features_measure_scores_ranks_and_the_questions_terms_each_candidate_co
     assert column(matrix, "fused_gap") == [0.0, 0.8]
     assert column(matrix, "subject_coverage") == [0.0, 0.0]  # no subject line
     assert feature_matrix([], evidence).shape == (0, len(FEATURES))
+    # hand-built evidence without the documents' statement: no chunk is taken for its
+    # document's first, and a document holds what its chunk holds
+    assert column(matrix, "first_chunk") == [0.0, 0.0]
+    assert column(matrix, "document_coverage") == column(matrix, "coverage_idf")
+
+
+def test_document_features_see_the_whole_document_and_the_chunks_place_in_it() -> None:
+    opening = candidate("a", {"warranty"}, fused=1.0)
+    # a later chunk of the same document, and a chunk of another one
+    later = Passage(**{**candidate("b", {"month"}, fused=0.8).__dict__, "document_id": opening.document_id})
+    other = candidate("c", {"device"}, fused=0.5)
+    evidence = Evidence(
+        cosines=[0.8, 0.7, 0.6],
+        terms=frozenset({"warranty", "device", "month"}),
+        subject_terms=frozenset(),
+        idf={"warranty": 2.0, "device": 1.0, "month": 1.0},
+        headings=[frozenset()] * 3,
+        sentence_stems=[
+            [frozenset({"warranty"})],
+            [frozenset({"month"}), frozenset({"device"}), frozenset()],
+            [frozenset({"device"})],
+        ],
+        ordinals=[0, 3, 2],
+        documents=[frozenset({"warranty", "month"}), frozenset({"warranty", "month"}), frozenset({"device"})],
+    )
+    matrix = feature_matrix([opening, later, other], evidence)
+    assert column(matrix, "first_chunk") == [1.0, 0.0, 0.0]
+    assert column(matrix, "document_coverage") == [0.75, 0.75, 0.25]  # the chunks' document holds 3 of 4
+    assert column(matrix, "document_candidates") == [round(math.log(2), 4)] * 2 + [0.0]
+    assert column(matrix, "two_sentence_coverage") == [0.5, 0.5, 0.25]  # "month" and "device"
 
 
 def test_the_shipped_model_loads_from_the_package_and_scores_every_candidate() -> None:
@@ -160,6 +191,13 @@ async def test_the_reranker_reorders_the_candidates_records_its_scores_and_moves
         assert all(0 <= p.scores["rerank_p"] <= 1 for p in ranked)
         assert ranked[0].score == pytest.approx(learned[0], abs=1e-3)
         assert {"fused", "learned", "rerank_p"} <= set(ranked[-1].scores)  # before and after, side by side
+        async with runtime.db.transaction(company.id) as session:
+            terms = frozenset((await question_stems(session, q["question"]))["en"])
+            ordinals, held = await documents(session, fused, terms)
+        # every article is one document of several chunks: its first is at 0, and each
+        # chunk's document holds at least the question's terms the chunk holds
+        assert 0 in ordinals and max(ordinals) > 0
+        assert all(terms & p.lexemes <= found for p, found in zip(fused, held, strict=True))
         before.append(rank_of(fused, q))
         after.append(rank_of(ranked, q))
     # the right passage comes first more often after re-ranking, and on average no lower

@@ -160,6 +160,7 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
         settings.evidence_thresholds,
         cross_lingual_evidence=settings.cross_lingual_evidence,
         rerank_threshold=settings.rerank_answer_threshold,
+        long_rerank_threshold=settings.rerank_long_answer_threshold,
     )
     answerer: Answerer = extractive
     rewriter: LLMRewriter | None = None

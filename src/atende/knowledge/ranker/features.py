@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import text
@@ -48,6 +49,10 @@ FEATURES = (
     "sentence_coverage",  # idf-weighted share of the question's terms in the chunk's best sentence
     "length",  # ln(number of distinct lexemes of the chunk)
     "query_terms",  # ln(1 + the question's topic terms)
+    "first_chunk",  # the chunk opens its document (ordinal 0)
+    "document_coverage",  # idf-weighted share of the question's terms in the chunk's whole document
+    "document_candidates",  # ln(candidates from the same document)
+    "two_sentence_coverage",  # idf-weighted share of the question's terms in the chunk's best two sentences
 )
 MISSING_RANK = 51
 
@@ -62,11 +67,20 @@ class Evidence:
     idf: dict[str, float]
     headings: list[frozenset[str]]  # stems of each candidate's title and section
     sentence_stems: list[list[frozenset[str]]]  # stems of each candidate's sentences
+    # each candidate's position in its document, and the question's terms its whole document
+    # holds (empty: not read, e.g. a test's hand-built evidence; then first_chunk is 0 and
+    # document_coverage the chunk's own)
+    ordinals: list[int] = field(default_factory=list)
+    documents: list[frozenset[str]] = field(default_factory=list)
 
 
 def _z(values: np.ndarray) -> np.ndarray:
     spread = float(values.std())
     return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+
+
+def _weight(terms: frozenset[str], idf: dict[str, float]) -> float:
+    return sum(idf.get(t, 0.0) for t in terms)
 
 
 def _share(terms: frozenset[str], found: frozenset[str], idf: dict[str, float]) -> float:
@@ -106,6 +120,19 @@ def feature_matrix(candidates: Sequence[Passage], evidence: Evidence) -> np.ndar
     best_sentence = np.array(
         [max((_share(terms, s, idf) for s in stems), default=0.0) for stems in evidence.sentence_stems]
     )
+    two_sentences = np.array(
+        [
+            sum(sorted((_weight(terms & s, idf) for s in stems), reverse=True)[:2]) / total
+            if (total := _weight(terms, idf)) > 0
+            else 0.0
+            for stems in evidence.sentence_stems
+        ]
+    )
+    first = np.array([1.0 if o == 0 else 0.0 for o in evidence.ordinals] if evidence.ordinals else [0.0] * n)
+    documents = (
+        np.array([_share(terms, d, idf) for d in evidence.documents]) if evidence.documents else coverage_idf
+    )
+    same = Counter(p.document_id for p in candidates)
     top_bm25 = bm25.max() if bm25.max() > 0 else 1.0
     columns = {
         "fused": fused,
@@ -128,6 +155,10 @@ def feature_matrix(candidates: Sequence[Passage], evidence: Evidence) -> np.ndar
         "sentence_coverage": best_sentence,
         "length": np.array([math.log(1 + len(p.lexemes)) for p in candidates]),
         "query_terms": np.full(n, math.log(1 + len(terms))),
+        "first_chunk": first,
+        "document_coverage": documents,
+        "document_candidates": np.array([math.log(same[p.document_id]) for p in candidates]),
+        "two_sentence_coverage": two_sentences,
     }
     return np.column_stack([columns[name] for name in FEATURES])
 
@@ -147,6 +178,44 @@ _IDF = text(
      WHERE s.company_id = :company AND s.lexeme = ANY(CAST(:terms AS text[])) AND s.chunks > 0
     """
 )
+
+# every chunk of the candidates' documents: its position, and which of the question's terms
+# it holds (read from the postings, by primary key: the question's terms x these chunks)
+_DOCUMENTS = text(
+    """
+    SELECT c.id, c.document_id, c.ordinal,
+           ARRAY(SELECT t.lexeme FROM chunk_terms t
+                  WHERE t.company_id = c.company_id AND t.chunk_id = c.id
+                    AND t.lexeme = ANY(CAST(:terms AS text[])))
+      FROM chunks c
+     WHERE c.company_id = :company AND c.document_id = ANY(CAST(:documents AS uuid[]))
+    """
+)
+
+
+async def documents(
+    session: AsyncSession, candidates: Sequence[Passage], terms: frozenset[str]
+) -> tuple[list[int], list[frozenset[str]]]:
+    """Each candidate's ordinal in its document and the ``terms`` its whole document holds
+    (one statement)."""
+    rows = (
+        await session.execute(
+            _DOCUMENTS,
+            {
+                "company": company_of(session),
+                "terms": sorted(terms),
+                "documents": sorted({p.document_id for p in candidates}),
+            },
+        )
+    ).all()
+    ordinal = {r[0]: int(r[2]) for r in rows}
+    held: dict[uuid.UUID, set[str]] = {}
+    for r in rows:
+        held.setdefault(r[1], set()).update(r[3])
+    return (
+        [ordinal.get(p.chunk_id, 1) for p in candidates],
+        [frozenset(held.get(p.document_id, ())) for p in candidates],
+    )
 
 
 async def cosines(
@@ -198,6 +267,7 @@ async def gather(
     for lines in split:
         sentence_stems.append(stemmed[at : at + len(lines)])
         at += len(lines)
+    ordinals, held = await documents(session, candidates, terms)
     return Evidence(
         cosines=await cosines(session, candidates, vector, model),
         terms=terms,
@@ -205,6 +275,8 @@ async def gather(
         idf={r[0]: float(r[1]) for r in idf_rows},
         headings=stemmed[:n],
         sentence_stems=sentence_stems,
+        ordinals=ordinals,
+        documents=held,
     )
 
 
