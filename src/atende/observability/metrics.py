@@ -30,8 +30,9 @@ JOB_QUEUE_DEPTH = Gauge("atende_job_queue_depth", "Jobs waiting to run")
 JOB_QUEUE_AGE = Gauge("atende_job_queue_oldest_age_seconds", "Age of the oldest waiting job")
 MESSAGE_DELIVERIES = Counter(
     "atende_message_deliveries_total",
-    "Outbound messages reaching a delivery status (sent, delivered, read, failed), by channel: "
-    "each message counts once per status it reaches, when the change commits",
+    "Outbound messages of push channels (WhatsApp, e-mail) reaching a delivery status (sent, "
+    "delivered, read, failed), by channel: once per status a message reaches, when the change "
+    "commits (a live channel's message, web chat or API, is stored sent and not counted)",
     ["channel", "status"],
 )
 ANSWER_RATINGS = Counter(
