@@ -236,3 +236,20 @@ async def test_every_card_runs_as_the_read_only_login_and_the_filter_keeps_one_c
         ).fetchall()
         assert sum(r["conversations"] for r in mine) == 1
         assert sum(r["conversations"] for r in everyone) >= 2
+
+
+def test_the_help_names_the_options_and_where_the_passwords_come_from() -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    for word in (
+        "--url",
+        "--email",
+        "--db-host",
+        "--timeout",
+        "MB_ADMIN_PASSWORD",
+        "ANALYTICS_DB_PASSWORD",
+        "MB_API_KEY",
+    ):
+        assert word in done.stdout, word
