@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
 from atende.channels import accounts, intake, registry
@@ -404,3 +405,45 @@ async def test_a_damaged_account_reference_fails_the_delivery_instead_of_leaving
     failed = await until_status(runtime, company.id, reply["id"], "failed", seconds=10)
     assert failed.delivery_error is not None and "no enabled" in failed.delivery_error
     assert provider.of(reply["id"]) == []
+
+
+def deliveries_counted(status: str) -> float:
+    """``atende_message_deliveries_total`` of the loopback channel, as /metrics exports it."""
+    value = REGISTRY.get_sample_value("atende_message_deliveries_total", {"channel": KIND, "status": status})
+    return value or 0.0
+
+
+async def test_each_delivery_status_a_message_reaches_is_counted_for_prometheus(
+    loopback: LoopbackChannel, provider: FakeProvider, company: CompanyCtx, runtime: Runtime
+) -> None:
+    before = {status: deliveries_counted(status) for status in ("sent", "delivered", "failed")}
+    _, conversation_id, _ = await open_conversation(runtime, company.id, provider)
+    provider.always_answer("[gone]", 400, "recipient is not on the network")
+    refused = await agent_reply(company, conversation_id, "Olá! [gone]")
+    accepted = await agent_reply(company, conversation_id, "Seu pedido saiu.")
+    await until_status(runtime, company.id, refused["id"], "failed")
+    sent = await until_status(runtime, company.id, accepted["id"], "sent")
+    async with runtime.db.transaction(company.id) as session:
+        assert sent.provider_message_id is not None
+        await conversations.apply_delivery_status(
+            session, runtime.jobs, KIND, sent.provider_message_id, "delivered"
+        )
+        # the same report again moves nothing and counts nothing
+        await conversations.apply_delivery_status(
+            session, runtime.jobs, KIND, sent.provider_message_id, "delivered"
+        )
+    assert {s: deliveries_counted(s) - before[s] for s in before} == {"sent": 1, "delivered": 1, "failed": 1}
+
+    # a status change rolled back is not counted
+    read_before = deliveries_counted("read")
+
+    async def read_then_fail() -> None:
+        async with runtime.db.transaction(company.id) as session:
+            await conversations.apply_delivery_status(session, runtime.jobs, KIND, provider_id, "read")
+            raise RuntimeError("the transaction fails after the change")
+
+    provider_id = sent.provider_message_id
+    with pytest.raises(RuntimeError):
+        await read_then_fail()
+    assert (await message(runtime, company.id, accepted["id"])).delivery_status == "delivered"
+    assert deliveries_counted("read") == read_before

@@ -1,5 +1,6 @@
-"""The analytics views (migration 0008) that Metabase reads: their figures for conversations
-made through the API (and none of the free text recorded with them), what a login role
+"""The analytics views (migration 0008, 0029, 0040) that Metabase reads: their figures for
+conversations made through the API (and none of the free text recorded with them), the thumbs
+on answers and the outbound messages' delivery per company, day and channel, what a login role
 granted ``atende_analytics`` may and may not do, the migration both ways, and
 docs/ANALYTICS.md describing every view and column."""
 
@@ -9,7 +10,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -30,6 +31,10 @@ VIEWS = {
     "bot_decisions",
     "documents",
     "conversation_times",
+    "answer_ratings",
+    "answer_ratings_daily",
+    "deliveries",
+    "deliveries_daily",
 }
 DOC = ROOT / "docs" / "ANALYTICS.md"
 
@@ -252,3 +257,163 @@ def test_every_view_and_column_is_documented(db_url: str) -> None:
     for view, names in columns.items():
         missing = [c for c in names if f"`{c}`" not in sections[view]]
         assert missing == [], f"document {missing} of analytics.{view} in docs/ANALYTICS.md"
+
+
+def outbound(
+    db_url: str,
+    company_id: uuid.UUID,
+    conversation_id: str,
+    channel: str,
+    status: str,
+    created: datetime,
+    delivered: float | None = None,
+    read: float | None = None,
+) -> None:
+    """An outbound message as the outbox leaves it: ``delivered``/``read`` seconds after it was stored."""
+    rows(
+        db_url,
+        "INSERT INTO public.messages (id, company_id, conversation_id, channel, author, text, meta,"
+        " created_at, delivery_status, delivered_at, read_at, delivery_error)"
+        " VALUES (gen_random_uuid(), %s, %s, %s, 'agent', 'Seu pedido saiu.', '{}', %s, %s, %s, %s, %s)"
+        " RETURNING id",
+        company_id,
+        conversation_id,
+        channel,
+        created,
+        status,
+        created + timedelta(seconds=delivered) if delivered is not None else None,
+        created + timedelta(seconds=read) if read is not None else None,
+        "131026: Receiver is incapable of receiving this message" if status == "failed" else None,
+    )
+
+
+async def rate(company: CompanyCtx, text: str, helpful: bool, comment: str | None = None) -> dict[str, Any]:
+    body = await ask(company.client, text)
+    cid, reply = body["conversation_id"], body["reply"]
+    r = await company.client.put(
+        f"/v1/conversations/{cid}/messages/{reply['id']}/rating",
+        json={"helpful": helpful, "comment": comment},
+    )
+    assert r.status_code == 200, r.text
+    return {"conversation_id": cid, "reply": reply, "rating": r.json()}
+
+
+async def test_the_thumbs_and_the_deliveries_add_up_per_company_day_and_channel(
+    company: CompanyCtx, other_company: CompanyCtx, db_url: str, reader: str
+) -> None:
+    up = await rate(company, "Oi", True)
+    down = await rate(company, "Olá", False, "Não era isso que perguntei.")
+    earlier = await rate(company, "Bom dia", True)
+    await rate(other_company, "Oi", False)
+    # the third answer was rated the day before
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    rows(
+        db_url,
+        "UPDATE public.answer_ratings SET rated_at = %s WHERE message_id = %s RETURNING id",
+        yesterday,
+        earlier["reply"]["id"],
+    )
+
+    ratings = {
+        str(r["message_id"]): r
+        for r in rows(db_url, "SELECT * FROM analytics.answer_ratings WHERE company_id = %s", company.id)
+    }
+    assert set(ratings) == {up["reply"]["id"], down["reply"]["id"], earlier["reply"]["id"]}
+    for rated in (up, down, earlier):
+        row = ratings[rated["reply"]["id"]]
+        assert str(row["conversation_id"]) == rated["conversation_id"]
+        assert (row["helpful"], row["channel"]) == (rated["rating"]["helpful"], "api")
+        assert row["trace_id"] is not None and str(row["trace_id"]) == rated["rating"]["trace_id"]
+        assert row["answered_at"] == at(rated["reply"]["created_at"])
+    assert [ratings[r["reply"]["id"]]["commented"] for r in (up, down, earlier)] == [False, True, False]
+    # the comment's words are in no view
+    for view in ("answer_ratings", "answer_ratings_daily"):
+        for row in rows(db_url, f"SELECT * FROM analytics.{view} WHERE company_id = %s", company.id):
+            assert not [v for v in row.values() if isinstance(v, str) and "perguntei" in v]
+
+    today = datetime.now(UTC).date()
+    daily = {
+        (r["day"], r["channel"]): (
+            r["ratings"],
+            r["helpful"],
+            r["not_helpful"],
+            float(r["helpful_share"]),
+            r["commented"],
+        )
+        for r in rows(
+            db_url, "SELECT * FROM analytics.answer_ratings_daily WHERE company_id = %s", company.id
+        )
+    }
+    assert daily == {
+        (today, "api"): (2, 1, 1, 0.5, 1),
+        (yesterday.date(), "api"): (1, 1, 0, 1.0, 0),
+    }
+    [theirs] = rows(
+        db_url, "SELECT * FROM analytics.answer_ratings_daily WHERE company_id = %s", other_company.id
+    )
+    assert (theirs["ratings"], theirs["not_helpful"], float(theirs["helpful_share"])) == (1, 1, 0.0)
+
+    # deliveries: on a past day, a WhatsApp agent's replies in every state, and an e-mail
+    day = date(2026, 11, 2)
+    at_ten = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    cid = up["conversation_id"]
+    outbound(db_url, company.id, cid, "whatsapp", "delivered", at_ten, delivered=4)
+    outbound(db_url, company.id, cid, "whatsapp", "delivered", at_ten, delivered=10)
+    outbound(db_url, company.id, cid, "whatsapp", "read", at_ten, delivered=2, read=60)
+    outbound(db_url, company.id, cid, "whatsapp", "failed", at_ten)
+    outbound(db_url, company.id, cid, "whatsapp", "queued", at_ten + timedelta(hours=13, minutes=59))
+    outbound(db_url, company.id, cid, "email", "sent", at_ten)
+    outbound(db_url, company.id, cid, "whatsapp", "sent", at_ten + timedelta(hours=14))  # the next UTC day
+    theirs_cid = (await ask(other_company.client, "Oi"))["conversation_id"]
+    outbound(db_url, other_company.id, theirs_cid, "whatsapp", "failed", at_ten)
+
+    per_day = {
+        (r["day"], r["channel"]): r
+        for r in rows(
+            db_url,
+            "SELECT * FROM analytics.deliveries_daily WHERE company_id = %s AND day < %s",
+            company.id,
+            day + timedelta(days=2),
+        )
+    }
+    assert set(per_day) == {(day, "whatsapp"), (day, "email"), (day + timedelta(days=1), "whatsapp")}
+    whatsapp = per_day[(day, "whatsapp")]
+    counts = ("messages", "queued", "sent", "delivered", "read", "failed")
+    assert tuple(whatsapp[c] for c in counts) == (5, 1, 0, 2, 1, 1)
+    assert float(whatsapp["failed_share"]) == 0.2
+    assert whatsapp["delivery_median_seconds"] == pytest.approx(4)  # of 2, 4 and 10 seconds
+    assert whatsapp["delivery_p90_seconds"] == pytest.approx(8.8)
+    assert whatsapp["read_median_seconds"] == pytest.approx(60)
+    email = per_day[(day, "email")]
+    assert tuple(email[c] for c in counts) == (1, 0, 1, 0, 0, 0)
+    assert email["delivery_median_seconds"] is None and float(email["failed_share"]) == 0
+    [their_day] = rows(
+        db_url,
+        "SELECT * FROM analytics.deliveries_daily WHERE company_id = %s AND day = %s",
+        other_company.id,
+        day,
+    )
+    assert (their_day["messages"], their_day["failed"]) == (1, 1)
+
+    # one row per outbound message: the bot's live answers are sent; the reason of a failure stays out
+    messages = rows(db_url, "SELECT * FROM analytics.deliveries WHERE company_id = %s", company.id)
+    live = [m for m in messages if m["channel"] == "api"]
+    assert {(m["author"], m["delivery_status"]) for m in live} == {("bot", "sent")}
+    assert len(live) == 3
+    read = next(m for m in messages if m["delivery_status"] == "read")
+    assert (read["delivery_seconds"], read["read_seconds"], read["failed"]) == (2, 60, False)
+    [failed] = [m for m in messages if m["failed"]]
+    assert (failed["channel"], failed["delivered_at"], failed["delivery_seconds"]) == ("whatsapp", None, None)
+    assert not [v for m in messages for v in m.values() if isinstance(v, str) and "131026" in v]
+
+    # what Metabase's login reads is the same
+    with psycopg.connect(reader, autocommit=True, row_factory=dict_row) as conn:
+        seen = conn.execute(
+            "SELECT * FROM analytics.deliveries_daily WHERE company_id = %s AND day = %s", (company.id, day)
+        ).fetchall()
+        assert sorted(r["messages"] for r in seen) == [1, 5]
+        [mine] = conn.execute(
+            "SELECT sum(ratings) AS n FROM analytics.answer_ratings_daily WHERE company_id = %s",
+            (company.id,),
+        ).fetchall()
+        assert mine["n"] == 3

@@ -40,6 +40,7 @@ from atende.db.scope import company_of, get_or_404
 from atende.db.session import DriverConnection, fetch_one
 from atende.errors import InvalidInput, NotFound, OutsideReplyWindow
 from atende.jobs.queue import JobQueue
+from atende.observability import metrics
 from atende.webhooks import service as webhooks
 
 TURN_TASK = "engine:run_turn"
@@ -1136,6 +1137,7 @@ async def advance_delivery(
     if row is None:
         return False
     conversation_id, channel, provider_id = row
+    metrics.count_on_commit(session, metrics.MESSAGE_DELIVERIES, channel, status)
     topic = str(conversation_id)
     await publish(session, topic, "delivery", message_id=str(message_id), status=status)
     if status == "failed":

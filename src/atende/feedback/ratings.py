@@ -26,6 +26,7 @@ from atende.engine import service as engine
 from atende.errors import InvalidInput, NotFound
 from atende.feedback.ratings_models import AnswerRating
 from atende.jobs.queue import JobQueue
+from atende.observability import metrics
 from atende.webhooks import service as webhooks
 
 COMMENT_MAX = 1000
@@ -127,6 +128,7 @@ async def rate_answer(
         rating.helpful, rating.comment, rating.channel, rating.rated_at = helpful, comment, channel, now
     await session.flush()
     await webhooks.emit(session, jobs, EVENT, event_data(rating))
+    metrics.count_on_commit(session, metrics.ANSWER_RATINGS, channel, "helpful" if helpful else "not_helpful")
     return Rated(rating, changed=True)
 
 

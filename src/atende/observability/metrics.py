@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 
 HTTP_REQUESTS = Counter("atende_http_requests_total", "HTTP requests served", ["method", "route", "status"])
 HTTP_LATENCY = Histogram("atende_http_request_duration_seconds", "HTTP request latency", ["method", "route"])
@@ -26,6 +28,19 @@ RETRIEVAL_LATENCY = Histogram(
 MESSAGES_RECEIVED = Counter("atende_messages_received_total", "Customer messages stored", ["channel"])
 JOB_QUEUE_DEPTH = Gauge("atende_job_queue_depth", "Jobs waiting to run")
 JOB_QUEUE_AGE = Gauge("atende_job_queue_oldest_age_seconds", "Age of the oldest waiting job")
+MESSAGE_DELIVERIES = Counter(
+    "atende_message_deliveries_total",
+    "Outbound messages of push channels (WhatsApp, e-mail) reaching a delivery status (sent, "
+    "delivered, read, failed), by channel: once per status a message reaches, when the change "
+    "commits (a live channel's message, web chat or API, is stored sent and not counted)",
+    ["channel", "status"],
+)
+ANSWER_RATINGS = Counter(
+    "atende_answer_ratings_total",
+    "Customers' ratings of the bot's answers (thumbs), by channel and rating (helpful, "
+    "not_helpful): a new rating or a changed one, when it commits",
+    ["channel", "rating"],
+)
 WEBHOOK_DELIVERIES = Counter(
     "atende_webhook_deliveries_total", "Outbound webhook delivery attempts", ["outcome"]
 )
@@ -51,3 +66,13 @@ CREDENTIALS_FAILING = Gauge(
     "External credentials whose last check failed, by kind (/health/ready names the companies)",
     ["kind"],
 )
+
+
+def count_on_commit(session: AsyncSession, counter: Counter, *labels: str) -> None:
+    """Count one for ``counter`` (with ``labels``) once ``session``'s transaction commits: a
+    change that is rolled back, or retried by its job, is not counted twice."""
+
+    def count(_session: object) -> None:
+        counter.labels(*labels).inc()
+
+    event.listen(session.sync_session, "after_commit", count, once=True)
