@@ -52,14 +52,15 @@ class DueClock:
         self._exhausted = False
 
     def _pull(self) -> bool:
-        """Lay out the next stretch; ``False`` when the schedule never opens again."""
+        """Lay out the next period (a new stretch, or the last one made longer); ``False``
+        when the schedule never opens again."""
         for opens, closes in self._source:
             a, b = _us(opens), _us(closes)
             if self._ends and a <= self._ends[-1]:  # touching or overlapping: one stretch
                 if b > self._ends[-1]:
                     self._open_by_end[-1] += b - self._ends[-1]
                     self._ends[-1] = b
-                continue
+                return True
             self._starts.append(a)
             self._ends.append(b)
             self._open_by_end.append((self._open_by_end[-1] if self._open_by_end else 0) + b - a)
@@ -68,10 +69,10 @@ class DueClock:
         return False
 
     def _cover(self, at: int) -> None:
-        """Lay out every stretch that starts by ``at`` (and the one after)."""
+        """Lay out every stretch that starts by ``at``, up to one that ends after it."""
         if self._since is None or at < self._since + _DAY_US:
             self._lay_out(at)
-        while not self._exhausted and (not self._starts or self._starts[-1] <= at):
+        while not self._exhausted and (not self._ends or self._ends[-1] <= at):
             self._pull()
 
     def _open_before(self, at: int) -> int:
@@ -102,6 +103,5 @@ class DueClock:
         if b <= a:
             return 0.0
         self._cover(a)
-        while not self._exhausted and self._starts[-1] <= b:
-            self._pull()
+        self._cover(b)
         return (self._open_before(b) - self._open_before(a)) / 1_000_000

@@ -50,6 +50,9 @@ EVENTS = (
     "conversation.unsnoozed",
     # the team's private notes: never in message.created, which companies forward to customers
     "note.created",
+    # SLA policies (atende.sla): a target's warning share reached, a target breached
+    "sla.warning",
+    "sla.breached",
 )
 STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
 LEGACY = "atende"  # X-Atende-Timestamp, X-Atende-Signature (endpoints registered before 0014)
