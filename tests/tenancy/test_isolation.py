@@ -69,6 +69,11 @@ ATTACKS = [
     Attack("POST", "/v1/conversations/{conversation_id}/assign", body={"agent": "me"}),
     Attack("POST", "/v1/conversations/{conversation_id}/handback"),
     Attack("POST", "/v1/conversations/{conversation_id}/resolve"),
+    Attack("GET", "/v1/conversations/{conversation_id}/sla"),
+    Attack("PUT", "/v1/conversations/{conversation_id}/priority", body={"priority": "urgent"}),
+    Attack("GET", "/v1/sla/policies/{policy_id}"),
+    Attack("PUT", "/v1/sla/policies/{policy_id}", body={"name": "A's", "first_response": "1m"}),
+    Attack("DELETE", "/v1/sla/policies/{policy_id}"),
     Attack("POST", "/v1/conversations/{conversation_id}/reopen"),
     Attack("POST", "/v1/conversations/{conversation_id}/notes", body={"text": "A's note on B"}),
     Attack("POST", "/v1/conversations/{conversation_id}/snooze", body={"until": "next_business_day"}),
@@ -220,6 +225,7 @@ class Victim:
     media_id: str
     message_id: str  # the customer's message of its API conversation, carrying an e-mail's HTML
     job_id: str  # a job of B's that failed for good (a dead letter)
+    policy_id: str  # an SLA policy
 
     def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
         return {
@@ -239,6 +245,7 @@ class Victim:
             "secret": "mime",
             "message_id": self.message_id,
             "job_id": self.job_id,
+            "policy_id": self.policy_id,
         }
 
 
@@ -279,6 +286,9 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
     assert r.status_code == 201, r.text
     key_id = r.json()["id"]
     label = (await b.client.post("/v1/labels", json={"name": "vip"})).json()
+    r = await b.client.post("/v1/sla/policies", json={"name": "B's", "first_response": "1h"})
+    assert r.status_code == 201, r.text
+    policy_id = r.json()["id"]
     r = await b.client.post(
         f"/v1/conversations/{body['conversation_id']}/labels", json={"label": label["id"]}
     )
@@ -321,6 +331,7 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         media_id=str(media.id),
         message_id=str(asked.id),
         job_id=str(job_id),
+        policy_id=policy_id,
     )
 
 

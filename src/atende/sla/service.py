@@ -12,6 +12,7 @@ the team when the policy asks, and the policy's escalation on a breach.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation, ConversationLabel, Label
-from atende.db.pubsub import publish
+from atende.db.pubsub import publish, publish_many
 from atende.db.scope import company_of, get_or_404
 from atende.errors import InvalidInput
 from atende.hours import Schedule
@@ -242,6 +243,16 @@ class _Context:
     policies: list[Policy]
     clocks: _Clocks
     names: dict[uuid.UUID, str] = field(default_factory=dict)
+    _chosen: dict[Facts, Policy | None] = field(default_factory=dict)
+
+    def policy_for(self, facts: Facts) -> Policy | None:
+        """``choose``, once per distinct set of facts (most conversations share theirs)."""
+        if facts not in self._chosen:
+            self._chosen[facts] = choose(self.policies, facts)
+        return self._chosen[facts]
+
+    def policy(self, policy_id: uuid.UUID | None) -> Policy | None:
+        return next((p for p in self.policies if p.id == policy_id), None)
 
 
 async def _context(
@@ -292,8 +303,9 @@ async def conversation_sla(
         )
     )
     context = await _context(session, conversation.company_id, [conversation.team_id])
-    facts = Facts(conversation.priority, conversation.channel, conversation.team_id, label_ids)
-    policy = choose(context.policies, facts)
+    policy = context.policy_for(
+        Facts(conversation.priority, conversation.channel, conversation.team_id, label_ids)
+    )
     clocks = []
     for row in rows:
         if row.stale:
@@ -358,15 +370,16 @@ _PENDING = text(
     """
 )
 
+# the job's writes take their rows as one JSON document (one parameter, encoded in C: tens of
+# thousands of rows as separate array parameters cost more to encode than to write)
 _WRITE = text(
     """
     UPDATE sla_clocks k
        SET policy_id = u.policy_id, due_at = u.due_at, warn_at = u.warn_at, warned_at = u.warned_at,
            breached_at = u.breached_at, alarm_at = u.alarm_at, stale = false
-      FROM unnest(CAST(:ids AS uuid[]), CAST(:policies AS uuid[]), CAST(:dues AS timestamptz[]),
-                  CAST(:warns AS timestamptz[]), CAST(:warned AS timestamptz[]),
-                  CAST(:breached AS timestamptz[]), CAST(:alarms AS timestamptz[]))
-           AS u(id, policy_id, due_at, warn_at, warned_at, breached_at, alarm_at)
+      FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+           AS u(id uuid, policy_id uuid, due_at timestamptz, warn_at timestamptz, warned_at timestamptz,
+                breached_at timestamptz, alarm_at timestamptz)
      WHERE k.id = u.id AND k.company_id = :company
     """
 )
@@ -378,12 +391,9 @@ _RECORD = text(
             channel, team_id, assignee_id)
     SELECT gen_random_uuid(), :company, u.conversation_id, u.policy_id, u.target, u.started_at, u.due_at,
            u.stopped_at, u.breached, u.channel, u.team_id, u.assignee_id
-      FROM unnest(CAST(:conversations AS uuid[]), CAST(:policies AS uuid[]), CAST(:targets AS text[]),
-                  CAST(:starts AS timestamptz[]), CAST(:dues AS timestamptz[]), CAST(:stops AS timestamptz[]),
-                  CAST(:breached AS boolean[]), CAST(:channels AS text[]), CAST(:teams AS uuid[]),
-                  CAST(:assignees AS uuid[]))
-           AS u(conversation_id, policy_id, target, started_at, due_at, stopped_at, breached, channel,
-                team_id, assignee_id)
+      FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+           AS u(conversation_id uuid, policy_id uuid, target text, started_at timestamptz, due_at timestamptz,
+                stopped_at timestamptz, breached boolean, channel text, team_id uuid, assignee_id uuid)
     ON CONFLICT (conversation_id, target, started_at) DO UPDATE
        SET stopped_at = coalesce(excluded.stopped_at, r.stopped_at),
            breached = r.breached OR excluded.breached
@@ -428,10 +438,10 @@ def _judge(row: Any, context: _Context, now: datetime, batch: _Batch) -> None:
     """What one clock the job looks at comes to: its instants, its record, its alarms."""
     facts = Facts(row.priority, row.channel, row.team_id, frozenset(row.labels or ()))
     if row.stale:
-        policy = choose(context.policies, facts)
+        policy = context.policy_for(facts)
         t = _times(context, policy, row.target, row.team_id, row.started_at)
     else:
-        policy = next((p for p in context.policies if p.id == row.policy_id), None)
+        policy = context.policy(row.policy_id)
         t = Times(row.due_at, row.warn_at)
     warned_at, breached_at = row.warned_at, row.breached_at
 
@@ -500,29 +510,35 @@ def _judge(row: Any, context: _Context, now: datetime, batch: _Batch) -> None:
     )
 
 
-def _arrays(names: Sequence[str], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
-    """Rows as one array per column, for ``unnest``."""
-    return {n: list(c) for n, c in zip(names, zip(*rows, strict=True), strict=True)}
+def _rows(names: Sequence[str], rows: list[tuple[Any, ...]]) -> str:
+    """Rows as a JSON array of objects, for ``jsonb_to_recordset``."""
+    return json.dumps([dict(zip(names, row, strict=True)) for row in rows], default=_json_value)
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)  # a UUID
 
 
 async def _write(session: AsyncSession, company_id: uuid.UUID, batch: _Batch) -> None:
     if batch.updates:
-        names = ("ids", "policies", "dues", "warns", "warned", "breached", "alarms")
-        await session.execute(_WRITE, {"company": company_id, **_arrays(names, batch.updates)})
+        names = ("id", "policy_id", "due_at", "warn_at", "warned_at", "breached_at", "alarm_at")
+        await session.execute(_WRITE, {"company": company_id, "rows": _rows(names, batch.updates)})
     if batch.records:
         record_names = (
-            "conversations",
-            "policies",
-            "targets",
-            "starts",
-            "dues",
-            "stops",
+            "conversation_id",
+            "policy_id",
+            "target",
+            "started_at",
+            "due_at",
+            "stopped_at",
             "breached",
-            "channels",
-            "teams",
-            "assignees",
+            "channel",
+            "team_id",
+            "assignee_id",
         )
-        await session.execute(_RECORD, {"company": company_id, **_arrays(record_names, batch.records)})
+        await session.execute(_RECORD, {"company": company_id, "rows": _rows(record_names, batch.records)})
     if batch.finished:
         await session.execute(
             delete(SlaClock)
@@ -558,12 +574,9 @@ async def check(session: AsyncSession, runtime: Runtime, company_id: uuid.UUID, 
     await _write(session, company_id, batch)
     done.computed = sum(1 for r in rows if r.stale)
     done.recorded = len(batch.records)
-    for raised in batch.alarms:
-        await _raise(session, runtime, raised, context)
-        if raised.event == WARNING:
-            done.warnings += 1
-        else:
-            done.breaches += 1
+    await _announce(session, runtime, batch.alarms)
+    done.warnings = sum(1 for a in batch.alarms if a.event == WARNING)
+    done.breaches = len(batch.alarms) - done.warnings
     return done
 
 
@@ -583,44 +596,69 @@ def _event(raised: Alarm) -> dict[str, Any]:
     }
 
 
-async def _raise(session: AsyncSession, runtime: Runtime, raised: Alarm, context: _Context) -> None:
-    data = _event(raised)
-    level = "warning" if raised.event == WARNING else "breached"
+async def _announce(session: AsyncSession, runtime: Runtime, alarms: list[Alarm]) -> None:
+    """Raise each alarm: live (one statement for all), the webhooks some endpoint subscribes
+    to, the e-mail and the escalation its policy asks for."""
+    if not alarms:
+        return
     company_id = company_of(session)
-    await publish(session, conversations.queue_topic(company_id), LIVE_KIND, level=level, **data)
-    await publish(session, str(raised.conversation_id), LIVE_KIND, level=level, target=raised.target)
-    await webhooks.emit(session, runtime.jobs, raised.event, data)
-    policy = raised.policy
-    notified = raised.team_id
-    if raised.event == BREACHED and policy.escalation_team_id is not None:
-        if policy.escalation == Escalation.reassign and raised.team_id != policy.escalation_team_id:
-            await conversations.queue_for_team(
-                session,
-                runtime.jobs,
-                raised.conversation_id,
-                policy.escalation_team_id,
-                actor_type="system",
-                actor_id="sla",
-                now=raised.at,
-            )
-            notified = policy.escalation_team_id
-        elif policy.escalation == Escalation.notify:
-            notified = policy.escalation_team_id
-            await publish(
-                session,
-                conversations.queue_topic(company_id),
-                LIVE_KIND,
-                level="escalated",
-                notify_team_id=str(notified),
-                **data,
-            )
-    if policy.email_team:
-        await _email(session, runtime, raised, notified)
+    queue = conversations.queue_topic(company_id)
+    hooked = await webhooks.subscribed(session, (WARNING, BREACHED))
+    notes: list[tuple[str, str, dict[str, Any]]] = []
+    mailing = _Mailing()
+    for raised in alarms:
+        data = _event(raised)
+        level = "warning" if raised.event == WARNING else "breached"
+        notes.append((queue, LIVE_KIND, {"level": level, **data}))
+        notes.append((str(raised.conversation_id), LIVE_KIND, {"level": level, "target": raised.target}))
+        if raised.event in hooked:
+            await webhooks.emit(session, runtime.jobs, raised.event, data)
+        policy = raised.policy
+        notified = raised.team_id
+        if raised.event == BREACHED and policy.escalation_team_id is not None:
+            if policy.escalation == Escalation.reassign and raised.team_id != policy.escalation_team_id:
+                await conversations.queue_for_team(
+                    session,
+                    runtime.jobs,
+                    raised.conversation_id,
+                    policy.escalation_team_id,
+                    actor_type="system",
+                    actor_id="sla",
+                    now=raised.at,
+                )
+                notified = policy.escalation_team_id
+            elif policy.escalation == Escalation.notify:
+                notified = policy.escalation_team_id
+                notes.append(
+                    (queue, LIVE_KIND, {"level": "escalated", "notify_team_id": str(notified), **data})
+                )
+        if policy.email_team:
+            await mailing.send(session, runtime, raised, notified)
+    await publish_many(session, notes)
 
 
-async def _email(session: AsyncSession, runtime: Runtime, raised: Alarm, team_id: uuid.UUID | None) -> None:
+class _Mailing:
+    """The e-mails of one run: the company's agents read once."""
+
+    def __init__(self) -> None:
+        self._agents: list[teams.Agent] | None = None
+
+    async def send(
+        self, session: AsyncSession, runtime: Runtime, raised: Alarm, team_id: uuid.UUID | None
+    ) -> None:
+        if self._agents is None:
+            self._agents = await teams.agents(session)
+        await _email(session, runtime, raised, team_id, self._agents)
+
+
+async def _email(
+    session: AsyncSession,
+    runtime: Runtime,
+    raised: Alarm,
+    team_id: uuid.UUID | None,
+    agents: list[teams.Agent],
+) -> None:
     """E-mail the team's agents (every agent's when the conversation has no team)."""
-    agents = await teams.agents(session)
     slug = None
     if team_id is not None:
         team = await session.get(Team, team_id)

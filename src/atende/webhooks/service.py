@@ -321,6 +321,17 @@ async def list_deliveries(
     return [(d, by_delivery[d.id]) for d in deliveries]
 
 
+async def subscribed(session: AsyncSession, event_types: Sequence[str]) -> set[str]:
+    """Which of ``event_types`` an enabled endpoint of the company subscribes to: a caller that
+    may raise thousands of events in one run (the SLA job) asks once, and emits only those."""
+    rows = await session.scalars(
+        select(WebhookEndpoint.events).where(
+            WebhookEndpoint.enabled.is_(True), WebhookEndpoint.events.overlap(list(event_types))
+        )
+    )
+    return {event for events in rows for event in events if event in event_types}
+
+
 async def emit(session: AsyncSession, jobs: JobQueue, event_type: str, data: dict[str, Any]) -> int:
     """Queue ``event_type`` for every enabled endpoint subscribed to it."""
     endpoints = list(
