@@ -7,7 +7,8 @@ São Paulo's holidays) and one policy (first response 4 h, resolution 40 h, warn
 started nine days before the job's "now", the others in the 30 minutes before it. Then the
 job (``sla.tasks.check_all``, as the worker runs it) is timed three times:
 
-- **first run**: every clock new, its policy chosen and its due and warning times computed;
+- **every clock new**: each clock's policy chosen and its due and warning times computed, at most
+  ``service.RUN_LIMIT`` (20,000) clocks a run, over as many runs as that takes;
 - **nothing to do**: the steady state between changes (what almost every run is);
 - **breaches**: the job's "now" moved on so the old conversations' clocks breach (each raised
   once: live notifications, webhook lookups, records).
@@ -145,7 +146,12 @@ async def _benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
             await session.execute(SEED, {"company": company_id, "n": args.conversations})
             await session.execute(HAND_OFF, {"company": company_id, "old": args.breaching, "now": NOW})
         seeded = time.perf_counter() - began
-        first, first_done = await _timed(runtime)
+        first_runs = []  # every clock new: computed over as many runs as RUN_LIMIT needs
+        while True:
+            seconds, first_done = await _timed(runtime)
+            first_runs.append((seconds, first_done))
+            if not first_done.more:
+                break
         idle, _ = await _timed(runtime)
         now = NOW
         breaching, breach_done = await _timed(runtime)
@@ -161,13 +167,16 @@ async def _benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "period_seconds": CHECK_EVERY_SECONDS,
         "seed_and_trigger_seconds": round(seeded, 3),
         "runs": [
-            {
-                "run": "first run (every clock computed)",
-                "seconds": round(first, 3),
-                "computed": first_done.computed,
-                "warnings": first_done.warnings,
-                "breaches": first_done.breaches,
-            },
+            *(
+                {
+                    "run": f"every clock new: run {i + 1} of {len(first_runs)}",
+                    "seconds": round(seconds, 3),
+                    "computed": done.computed,
+                    "warnings": done.warnings,
+                    "breaches": done.breaches,
+                }
+                for i, (seconds, done) in enumerate(first_runs)
+            ),
             {"run": "nothing to do", "seconds": round(idle, 4), "computed": 0, "warnings": 0, "breaches": 0},
             {
                 "run": "breaches",

@@ -4,15 +4,21 @@ Portuguese."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import select
 
+from atende.conversations import service as conversations
+from atende.conversations.schemas import InboundMessage
 from atende.runtime import Runtime
+from atende.sla import service as sla
 from atende.sla.models import SlaPolicy
+from atende.sla.schemas import PolicyIn
 from atende.teams import service as teams
-from tests.fixtures.dashboard import Team, csrf_of, signed_in
+from tests.fixtures.dashboard import Team, csrf_of, post_form, signed_in
 
 PAGE = "/app/settings/sla"
 
@@ -105,3 +111,38 @@ async def test_the_page_reads_in_portuguese(live_server: str, team: Team) -> Non
     async with signed_in(live_server, team.admin, language="pt-BR") as client:
         shown = (await client.get(PAGE)).text
     assert "Primeira resposta" in shown and "Adicionar política" in shown
+
+
+async def test_the_inbox_and_the_conversation_show_the_time_to_breach(
+    live_server: str, team: Team, runtime: Runtime
+) -> None:
+    async with runtime.db.transaction(team.company_id) as session:
+        await sla.create_policy(session, PolicyIn(name="Rápida", first_response=600))
+    handed_off = datetime.now(UTC) - timedelta(minutes=15)  # no hours: always open
+    async with runtime.db.transaction(team.company_id) as session:
+        received = await conversations.receive_inbound(
+            await session.connection(),
+            team.company_id,
+            InboundMessage(channel="api", contact_external_id="prazo", text="Oi, preciso de ajuda"),
+        )
+        conversation = await conversations.get_conversation(
+            session, received.conversation_id, for_update=True
+        )
+        await conversations.hand_to_team(
+            session, runtime.jobs, conversation, team_id=None, ticket=False, reason="test", now=handed_off
+        )
+    cid = received.conversation_id
+    async with runtime.db.transaction(team.company_id) as session:  # the job's run (every 15 s)
+        await sla.check(session, runtime, team.company_id, datetime.now(UTC))
+    async with signed_in(live_server, team.agent) as client:
+        listed = (await client.get("/app/inbox")).text
+        assert re.search(r'<time datetime="[^"]+" class="overdue">SLA breached 5m', listed), listed
+        page = f"/app/conversations/{cid}"
+        shown = (await client.get(page)).text
+        assert "SLA breached 5m" in shown and "SLA policy: Rápida" in shown
+        assert '<label for="priority">Priority</label>' in shown
+        r = await post_form(client, f"{page}/priority", {"priority": "urgent"}, page=page)
+        assert r.status_code == 303, r.text
+        assert "Priority: Urgent" in (await client.get(page)).text
+        r = await post_form(client, f"{page}/priority", {"priority": "asap"}, page=page)
+        assert r.status_code == 422

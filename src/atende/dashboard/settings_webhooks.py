@@ -47,6 +47,8 @@ EVENT_NAMES = {
     "conversation.snoozed": N_("A conversation was snoozed"),
     "conversation.unsnoozed": N_("A snoozed conversation woke up"),
     "note.created": N_("A private note was written"),
+    "sla.warning": N_("An SLA target is close to breaching"),
+    "sla.breached": N_("An SLA target was breached"),
 }
 
 

@@ -34,6 +34,7 @@ async def check_all(runtime: Runtime) -> Checked:
         total.recorded += done.recorded
         total.warnings += done.warnings
         total.breaches += done.breaches
+        total.more = total.more or done.more
         if done.warnings or done.breaches:
             log.info("sla.raised", company_id=str(company_id), warnings=done.warnings, breaches=done.breaches)
     return total
