@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Response
+from fastapi import APIRouter, Depends, Form, Response
 from pydantic import ValidationError
 
 from atende.conversations import labels as conversation_labels
@@ -111,21 +111,26 @@ def _policy_in(member: Member, form: dict[str, Any]) -> PolicyIn:
         raise Refused(_("%(field)s: %(problem)s") % {"field": where, "problem": first["msg"]}) from None
 
 
-def _form(
-    name: str,
-    position: str,
-    priorities: list[str],
-    channels: str,
-    team_refs: list[str],
-    label_refs: list[str],
-    first_response: str,
-    next_response: str,
-    resolution: str,
-    warning_percent: str,
-    escalation: str,
-    escalation_team: str,
-    email_team: str,
+Text = Annotated[str, Form(max_length=1000)]
+Many = Annotated[list[str], Form(max_length=200)]
+
+
+def _posted(
+    name: Text = "",
+    position: Text = "",
+    priorities: Many = [],  # noqa: B006  # FastAPI copies a Form default per request
+    channels: Text = "",
+    team_refs: Annotated[list[str], Form(alias="teams", max_length=200)] = [],  # noqa: B006
+    label_refs: Annotated[list[str], Form(alias="labels", max_length=200)] = [],  # noqa: B006
+    first_response: Text = "",
+    next_response: Text = "",
+    resolution: Text = "",
+    warning_percent: Text = "80",
+    escalation: Text = "none",
+    escalation_team: Text = "",
+    email_team: Text = "",
 ) -> dict[str, Any]:
+    """The policy form as sent (kept as typed, to show again when refused)."""
     return {
         "name": name,
         "position": position,
@@ -143,8 +148,7 @@ def _form(
     }
 
 
-Text = Annotated[str, Form(max_length=1000)]
-Many = Annotated[list[str], Form(max_length=200)]
+PolicyForm = Annotated[dict[str, Any], Depends(_posted)]
 
 
 @router.get("/settings/sla")
@@ -153,27 +157,7 @@ async def sla_page(member: AdminPage) -> Response:
 
 
 @router.post("/settings/sla")
-async def create_policy(
-    member: AdminPage,
-    name: Text = "",
-    position: Text = "",
-    priorities: Many = [],  # noqa: B006  # FastAPI copies a Form default per request
-    channels: Text = "",
-    team_refs: Annotated[list[str], Form(alias="teams", max_length=200)] = [],  # noqa: B006
-    label_refs: Annotated[list[str], Form(alias="labels", max_length=200)] = [],  # noqa: B006
-    first_response: Text = "",
-    next_response: Text = "",
-    resolution: Text = "",
-    warning_percent: Text = "80",
-    escalation: Text = "none",
-    escalation_team: Text = "",
-    email_team: Text = "",
-) -> Response:
-    form = _form(
-        name, position, priorities, channels, team_refs, label_refs, first_response, next_response,
-        resolution, warning_percent, escalation, escalation_team, email_team,
-    )  # fmt: skip
-
+async def create_policy(member: AdminPage, form: PolicyForm) -> Response:
     async def work() -> None:
         body = _policy_in(member, form)
         async with member.tenant.transaction() as session:
@@ -194,24 +178,8 @@ async def policy_page(member: AdminPage, policy_id: uuid.UUID) -> Response:
 async def update_policy(
     member: AdminPage,
     policy_id: uuid.UUID,
-    name: Text = "",
-    position: Text = "",
-    priorities: Many = [],  # noqa: B006
-    channels: Text = "",
-    team_refs: Annotated[list[str], Form(alias="teams", max_length=200)] = [],  # noqa: B006
-    label_refs: Annotated[list[str], Form(alias="labels", max_length=200)] = [],  # noqa: B006
-    first_response: Text = "",
-    next_response: Text = "",
-    resolution: Text = "",
-    warning_percent: Text = "80",
-    escalation: Text = "none",
-    escalation_team: Text = "",
-    email_team: Text = "",
+    form: PolicyForm,
 ) -> Response:
-    form = _form(
-        name, position, priorities, channels, team_refs, label_refs, first_response, next_response,
-        resolution, warning_percent, escalation, escalation_team, email_team,
-    )  # fmt: skip
     async with member.tenant.transaction() as session:
         await sla.get_policy(session, policy_id)  # another company's: 404 before anything
 
