@@ -156,6 +156,7 @@ DASHBOARD_ATTACKS = [
     Attack("POST", "/app/conversations/{conversation_id}/snooze", body={"until": "2099-01-01T10:00"}),
     Attack("POST", "/app/conversations/{conversation_id}/unsnooze"),
     Attack("POST", "/app/conversations/{conversation_id}/labels", body={"label": "vip"}),
+    Attack("POST", "/app/conversations/{conversation_id}/priority", body={"priority": "urgent"}),
     Attack("POST", "/app/conversations/{conversation_id}/labels/remove", body={"label": "{label}"}),
     Attack("GET", "/app/conversations/{conversation_id}/canned"),
     Attack("GET", "/app/conversations/{conversation_id}/canned/render", params={"code": "prazo"}),
