@@ -23,6 +23,7 @@ from atende.sla.clock import DueClock
 PRIORITIES = ("low", "normal", "high", "urgent")
 DEFAULT_PRIORITY = "normal"
 DEFAULT_WARNING_PERCENT = 80
+MAX_TARGET_SECONDS = 366 * 86400
 
 
 class Target(StrEnum):
@@ -120,6 +121,8 @@ def parse_duration(value: object) -> int:
         raise ValueError("a duration is a number of seconds or text such as 4h, 30m, 1h30m")
     if seconds <= 0:
         raise ValueError("a duration must be longer than zero")
+    if seconds > MAX_TARGET_SECONDS:
+        raise ValueError(f"a target is at most {MAX_TARGET_SECONDS // 86400} days of business time")
     return seconds
 
 

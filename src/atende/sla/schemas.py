@@ -65,7 +65,9 @@ class PolicyIn(BaseModel):
     escalation: Escalation = Field(
         default=Escalation.none, description="On a breach: none, reassign, notify."
     )
-    escalation_team: str | None = Field(default=None, description="The team reassigned to or notified.")
+    escalation_team: str | None = Field(
+        default=None, max_length=100, description="The team reassigned to or notified."
+    )
     email_team: bool = Field(default=False, description="E-mail the team on each warning and breach.")
 
 
@@ -109,4 +111,4 @@ class ConversationSla(BaseModel):
 
 class PriorityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    priority: str = Field(description="low, normal, high or urgent")
+    priority: str = Field(max_length=20, description="low, normal, high or urgent")
