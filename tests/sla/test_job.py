@@ -7,12 +7,15 @@ resolutions are recorded met or breached."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from atende.conversations import service as conversations
@@ -223,8 +226,17 @@ async def test_replies_are_recorded_met_or_breached_and_waiting_on_the_customer_
     assert left == []  # every clock stopped and recorded
 
 
-async def test_a_breach_escalates_to_a_team_and_emails_it(
-    company: CompanyCtx, runtime: Runtime, mail_sink: MailSink
+async def next_sla_event(sub: Any, seconds: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        event = await sub.next(timeout=max(0.05, deadline - time.monotonic()))
+        if event is not None and event.get("kind") == "sla":
+            return dict(event)
+    raise AssertionError(f"no sla event within {seconds}s")
+
+
+async def test_a_breach_escalates_to_a_team_emails_it_and_is_live_in_the_dashboard(
+    company: CompanyCtx, runtime: Runtime, mail_sink: MailSink, live_app: FastAPI
 ) -> None:
     address = f"n2-{uuid.uuid4().hex[:6]}@example.com"
     async with runtime.db.transaction(company.id) as session:
@@ -236,8 +248,11 @@ async def test_a_breach_escalates_to_a_team_and_emails_it(
     cid = await handed_off(company, runtime, ny(2027, 6, 1, 10, 0))  # always open: no hours set
     await settled(runtime, company, ny(2027, 6, 1, 10, 0))
     before = mail_sink.count()
-    done = await check_at(runtime, company, ny(2027, 6, 1, 10, 10))
-    assert done.breaches == 1
+    with live_app.state.runtime.listener.subscribe(conversations.queue_topic(company.id)) as sub:
+        done = await check_at(runtime, company, ny(2027, 6, 1, 10, 10))
+        assert done.breaches == 1
+        live = await next_sla_event(sub)  # what the inbox's and the conversation's streams hear
+    assert (live["level"], live["conversation_id"], live["target"]) == ("breached", cid, "first_response")
     moved = (await company.client.get(f"/v1/conversations/{cid}")).json()
     assert (moved["team_id"], moved["state"]) == (str(n2.id), "waiting_human")
     message = await asyncio.to_thread(mail_sink.wait_for, address, after=before)
