@@ -57,20 +57,6 @@ async def publish(session: AsyncSession, topic: str, kind: str, **data: Any) -> 
     )
 
 
-async def publish_many(session: AsyncSession, notes: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-    """``publish`` for many ``(topic, kind, data)`` at once, in one statement (a job announcing
-    thousands of changes)."""
-    if not notes:
-        return
-    payloads = [
-        json.dumps({"topic": topic, "kind": kind, **data}, default=str) for topic, kind, data in notes
-    ]
-    await session.execute(
-        text("SELECT atende_notify_v1(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
-        {"channel": CHANNEL, "payloads": payloads},
-    )
-
-
 async def publish_now(db: Database, topic: str, kind: str, **data: Any) -> None:
     """Notify listeners of ``topic`` at once, outside any transaction (e.g. an answer being
     written). PostgreSQL caps a notification at 8,000 bytes: long texts are cut."""

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation, ConversationLabel, Label
-from atende.db.pubsub import publish, publish_many
+from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
 from atende.errors import InvalidInput
 from atende.hours import Schedule
@@ -610,8 +610,8 @@ def _event(raised: Alarm) -> dict[str, Any]:
 
 
 async def _announce(session: AsyncSession, runtime: Runtime, alarms: list[Alarm]) -> None:
-    """Raise each alarm: live (one statement for all), the webhooks some endpoint subscribes
-    to, the e-mail and the escalation its policy asks for."""
+    """Raise each alarm: live, the webhooks some endpoint subscribes to, the e-mail and the
+    escalation its policy asks for."""
     if not alarms:
         return
     company_id = company_of(session)
@@ -647,7 +647,8 @@ async def _announce(session: AsyncSession, runtime: Runtime, alarms: list[Alarm]
                 )
         if policy.email_team:
             await mailing.send(session, runtime, raised, notified)
-    await publish_many(session, notes)
+    for topic, kind, note in notes:
+        await publish(session, topic, kind, **note)
 
 
 class _Mailing:
