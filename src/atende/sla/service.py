@@ -617,13 +617,12 @@ async def _announce(session: AsyncSession, runtime: Runtime, alarms: list[Alarm]
     company_id = company_of(session)
     queue = conversations.queue_topic(company_id)
     hooked = await webhooks.subscribed(session, (WARNING, BREACHED))
-    notes: list[tuple[str, str, dict[str, Any]]] = []
     mailing = _Mailing()
     for raised in alarms:
         data = _event(raised)
         level = "warning" if raised.event == WARNING else "breached"
-        notes.append((queue, LIVE_KIND, {"level": level, **data}))
-        notes.append((str(raised.conversation_id), LIVE_KIND, {"level": level, "target": raised.target}))
+        await publish(session, queue, LIVE_KIND, level=level, **data)
+        await publish(session, str(raised.conversation_id), LIVE_KIND, level=level, target=raised.target)
         if raised.event in hooked:
             await webhooks.emit(session, runtime.jobs, raised.event, data)
         policy = raised.policy
@@ -642,13 +641,11 @@ async def _announce(session: AsyncSession, runtime: Runtime, alarms: list[Alarm]
                 notified = policy.escalation_team_id
             elif policy.escalation == Escalation.notify:
                 notified = policy.escalation_team_id
-                notes.append(
-                    (queue, LIVE_KIND, {"level": "escalated", "notify_team_id": str(notified), **data})
+                await publish(
+                    session, queue, LIVE_KIND, level="escalated", notify_team_id=str(notified), **data
                 )
         if policy.email_team:
             await mailing.send(session, runtime, raised, notified)
-    for topic, kind, note in notes:
-        await publish(session, topic, kind, **note)
 
 
 class _Mailing:
