@@ -50,6 +50,7 @@ from atende.observability.events_api import router as events_router
 from atende.observability.logging import configure as configure_logging
 from atende.observability.sentry import configure as configure_sentry
 from atende.pages import SecurityHeaders, mount_docs
+from atende.sla.api import router as sla_router
 from atende.teams.api import routes as teams_router
 from atende.tenancy.api import router as tenancy_router
 from atende.webhooks.api import router as webhooks_router
@@ -346,6 +347,7 @@ def create_app(
         events_router,
         channel_accounts_router,
         audit_router,
+        sla_router,
         dashboard_router,
     ]
     # the channels registered in atende.bootstrap.CHANNELS

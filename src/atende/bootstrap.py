@@ -41,6 +41,7 @@ from atende.observability import credentials, events
 from atende.observability.logging import describe
 from atende.observability.sentry import report_job
 from atende.runtime import Runtime
+from atende.sla.tasks import blueprint as sla_tasks
 from atende.webhooks.tasks import blueprint as webhook_tasks
 
 log = structlog.get_logger(__name__)
@@ -57,6 +58,7 @@ BLUEPRINTS: dict[str, Callable[[], procrastinate.Blueprint]] = {
     "analytics": analytics_tasks,  # the analytics page's figures, every 5 minutes
     "gaps": gap_tasks,  # the knowledge-gap topics, hourly
     "events": events.blueprint,  # the application events' retention
+    "sla": sla_tasks,  # SLA clocks: due times, warnings and breaches, every 15 seconds
 }
 # the channels this process serves: a new channel is its folder under atende/channels and one
 # line here (docs/CHANNELS.md). Their routes are matched in this order, before all others: the

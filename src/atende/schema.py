@@ -13,6 +13,7 @@ from atende.gaps import models as gaps
 from atende.knowledge import models as knowledge
 from atende.media import models as media
 from atende.observability import models as observability
+from atende.sla import models as sla
 from atende.teams import models as teams
 from atende.tenancy import models as tenancy
 from atende.webhooks import models as webhooks
@@ -31,6 +32,7 @@ __all__ = [
     "media",
     "observability",
     "ratings",
+    "sla",
     "teams",
     "tenancy",
     "webhooks",

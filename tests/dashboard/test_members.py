@@ -40,6 +40,7 @@ PAGES = {
     "/app/settings/knowledge-rules": Role.admin,
     "/app/settings/widget": Role.admin,
     "/app/settings/teams": Role.admin,
+    "/app/settings/sla": Role.admin,
     "/app/settings/bot": Role.admin,
     "/app/settings/api-keys": Role.admin,
     "/app/settings/webhooks": Role.admin,

@@ -70,6 +70,11 @@ ATTACKS = [
     Attack("POST", "/v1/conversations/{conversation_id}/assign", body={"agent": "me"}),
     Attack("POST", "/v1/conversations/{conversation_id}/handback"),
     Attack("POST", "/v1/conversations/{conversation_id}/resolve"),
+    Attack("GET", "/v1/conversations/{conversation_id}/sla"),
+    Attack("PUT", "/v1/conversations/{conversation_id}/priority", body={"priority": "urgent"}),
+    Attack("GET", "/v1/sla/policies/{policy_id}"),
+    Attack("PUT", "/v1/sla/policies/{policy_id}", body={"name": "A's", "first_response": "1m"}),
+    Attack("DELETE", "/v1/sla/policies/{policy_id}"),
     Attack("POST", "/v1/conversations/{conversation_id}/reopen"),
     Attack("POST", "/v1/conversations/{conversation_id}/notes", body={"text": "A's note on B"}),
     Attack(
@@ -169,6 +174,7 @@ DASHBOARD_ATTACKS = [
     Attack("POST", "/app/conversations/{conversation_id}/snooze", body={"until": "2099-01-01T10:00"}),
     Attack("POST", "/app/conversations/{conversation_id}/unsnooze"),
     Attack("POST", "/app/conversations/{conversation_id}/labels", body={"label": "vip"}),
+    Attack("POST", "/app/conversations/{conversation_id}/priority", body={"priority": "urgent"}),
     Attack("POST", "/app/conversations/{conversation_id}/labels/remove", body={"label": "{label}"}),
     Attack("GET", "/app/conversations/{conversation_id}/canned"),
     Attack("GET", "/app/conversations/{conversation_id}/canned/render", params={"code": "prazo"}),
@@ -184,6 +190,9 @@ DASHBOARD_ATTACKS = [
         body={"title": "A's title", "primary_color": "#000000"},
         params={"account": "{account_id}"},
     ),
+    Attack("GET", "/app/settings/sla/{policy_id}"),
+    Attack("POST", "/app/settings/sla/{policy_id}", body={"name": "A's now", "first_response": "1m"}),
+    Attack("POST", "/app/settings/sla/{policy_id}/delete"),
     Attack("GET", "/app/settings/teams/{team_id}"),
     Attack("POST", "/app/settings/teams/{team_id}", body={"name": "A's now"}),
     Attack("POST", "/app/settings/teams/{team_id}/delete"),
@@ -239,6 +248,7 @@ class Victim:
     message_id: str  # the customer's message of its API conversation, carrying an e-mail's HTML
     job_id: str  # a job of B's that failed for good (a dead letter)
     survey_id: str  # a CSAT survey of a resolved conversation of B's
+    policy_id: str  # an SLA policy
 
     def ids(self, attacker: CompanyCtx, webchat: bool) -> dict[str, str]:
         return {
@@ -259,6 +269,7 @@ class Victim:
             "message_id": self.message_id,
             "job_id": self.job_id,
             "survey_id": self.survey_id,
+            "policy_id": self.policy_id,
         }
 
 
@@ -307,6 +318,9 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
     assert r.status_code == 201, r.text
     key_id = r.json()["id"]
     label = (await b.client.post("/v1/labels", json={"name": "vip"})).json()
+    r = await b.client.post("/v1/sla/policies", json={"name": "B's", "first_response": "1h"})
+    assert r.status_code == 201, r.text
+    policy_id = r.json()["id"]
     r = await b.client.post(
         f"/v1/conversations/{body['conversation_id']}/labels", json={"label": label["id"]}
     )
@@ -350,6 +364,7 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         message_id=str(asked.id),
         job_id=str(job_id),
         survey_id=str(survey.survey_id),
+        policy_id=policy_id,
     )
 
 

@@ -88,6 +88,7 @@ class Conversation(IdMixin, CompanyOwned, Base):
             "snoozed_until",
             postgresql_where=text("snoozed_until IS NOT NULL"),
         ),
+        CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name="priority"),
     )
     company_index_in_table_args = True
 
@@ -115,6 +116,8 @@ class Conversation(IdMixin, CompanyOwned, Base):
     # what its channel knows about where the customer is (0034): the web chat's page and
     # product; the company's knowledge rules turn it into retrieval filters
     context: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    # what SLA policies choose by (0035): low, normal, high or urgent
+    priority: Mapped[str] = mapped_column(String(10), default="normal", server_default=text("'normal'"))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow
     )

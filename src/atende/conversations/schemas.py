@@ -130,6 +130,11 @@ class ConversationPublic(BaseModel):
     snoozed_until: datetime | None = Field(
         default=None, description="Out of the open views until then (a customer message wakes it sooner)."
     )
+    priority: str = Field(
+        default="normal",
+        description="low, normal, high or urgent: what SLA policies choose by "
+        "(`PUT /v1/conversations/{id}/priority`; its SLA: `GET /v1/conversations/{id}/sla`).",
+    )
 
 
 class QueueItem(ConversationPublic):

@@ -38,6 +38,7 @@ from atende.conversations.states import State
 from atende.dashboard.auth import AgentPage, Member, ViewerPage
 from atende.dashboard.i18n import N_
 from atende.dashboard.inbox import choices
+from atende.dashboard.sla_time import STATUS_NAMES, TARGET_NAMES, priority_names, time_to_breach
 from atende.dashboard.traces import turn_view
 from atende.dashboard.web import (
     NOTICES,
@@ -60,6 +61,7 @@ from atende.feedback import service as csat
 from atende.feedback.ratings_models import AnswerRating
 from atende.media import service as media
 from atende.media.store import CHUNK_BYTES, MediaTooLarge, spool
+from atende.sla import service as sla
 from atende.teams import canned
 from atende.teams import service as teams
 from atende.tenancy import service as tenancy
@@ -219,6 +221,8 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         window = await conversations.reply_window(session, conversation)
         rated = await ratings.ratings_of(session, [m.id for m in messages if m.author == "bot"])
         surveys = await csat.conversation_surveys(session, conversation_id)
+        now = member.visitor.runtime.clock()
+        clocks = await sla.conversation_sla(session, conversation_id, now)
     by_reply = {t.reply_message_id: t for t in traces if t.reply_message_id}
     items: list[ThreadItem] = []
     for m in messages:
@@ -261,6 +265,11 @@ async def read(member: Member, conversation_id: uuid.UUID) -> dict[str, Any]:
         "max_chars": member.visitor.runtime.settings.max_message_chars,
         "window": window,
         "surveys": surveys,  # the customer's satisfaction answers, newest first
+        "sla": clocks,
+        "breach": time_to_breach(clocks.next_due_at, now, _) if clocks.next_due_at else None,
+        "priority_names": priority_names(_),
+        "target_names": TARGET_NAMES,
+        "sla_status_names": STATUS_NAMES,
         "whatsapp": conversation.channel == WHATSAPP,
         # the files the composer offers to attach (none: no "Attach a file")
         "attach_types": sorted(attachments.accepted(conversation.channel)),
@@ -721,6 +730,18 @@ async def add_label(
         await labels.add_label(session, conversation_id, str(found.id))
 
     return await _act(member, conversation_id, "label_added", work)
+
+
+@router.post("/conversations/{conversation_id}/priority")
+async def set_priority(
+    member: AgentPage, conversation_id: uuid.UUID, priority: Annotated[str, Form(max_length=20)] = ""
+) -> Response:
+    """Set the priority SLA policies choose by."""
+
+    async def work(session: AsyncSession) -> None:
+        await sla.set_priority(session, conversation_id, priority)
+
+    return await _act(member, conversation_id, "priority_set", work)
 
 
 @router.post("/conversations/{conversation_id}/labels/remove")

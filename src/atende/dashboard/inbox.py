@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -24,9 +24,11 @@ from atende.conversations import labels
 from atende.conversations.inbox import Count
 from atende.dashboard.auth import Member, ViewerPage
 from atende.dashboard.i18n import N_
+from atende.dashboard.sla_time import time_to_breach
 from atende.dashboard.web import PageRoute, gettext, is_htmx, render
 from atende.dashboard.wording import CHANNEL_NAMES, LANGUAGE_NAMES, STATE_NAMES, VIEW_NAMES
 from atende.errors import AtendeError, InvalidInput
+from atende.sla import service as sla
 from atende.teams import inbox
 from atende.teams import service as teams
 from atende.teams.inbox import InboxQuery, View
@@ -125,6 +127,7 @@ async def _inbox(member: Member, filters: Filters, cursor: str) -> Response:
     items: list[inbox.InboxItem] = []
     counts: dict[View, Any] = {}
     next_cursor = None
+    due: dict[uuid.UUID, datetime] = {}
     async with member.tenant.transaction() as session:
         offered = await choices(session, principal.company_id)
         try:
@@ -134,12 +137,15 @@ async def _inbox(member: Member, filters: Filters, cursor: str) -> Response:
                     session, principal, query, cursor=cursor or None, limit=PAGE_SIZE
                 )
                 counts = await inbox.count_views(session, principal, query)
+                due = await sla.next_due(session, [item.row.conversation.id for item in items])
         except AtendeError as exc:
             _ = gettext(member.visitor)
             error = _(FILTER_PROBLEMS.get(exc.field or "", N_("This filter cannot be used.")))
+    now, _ = member.visitor.runtime.clock(), gettext(member.visitor)
     values = {
         "filters": filters,
         "items": items,
+        "breaches": {cid: time_to_breach(at, now, _) for cid, at in due.items()},
         "counts": {view: count_text(count) for view, count in counts.items()},
         "next_url": filters.url(cursor=next_cursor) if next_cursor else None,
         "first_url": filters.url() if cursor else None,

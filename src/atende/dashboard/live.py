@@ -57,7 +57,7 @@ WINDOW = timedelta(seconds=30)  # activity this recent is compared (commits arri
 SESSION_CHECK_SECONDS = 30.0
 # "media": a customer's file fetched, or not (atende.channels.whatsapp.media)
 THREAD_KINDS = frozenset({"message", "note", "delivery", "delivery_failed", "media"})
-STATUS_KINDS = frozenset({"state", "snoozed", "unsnoozed", "labels"})
+STATUS_KINDS = frozenset({"state", "snoozed", "unsnoozed", "labels", "sla"})
 
 
 _LEAVING: set[asyncio.Future[None]] = set()  # "left" announcements under way (kept from the GC)

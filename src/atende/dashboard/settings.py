@@ -59,6 +59,11 @@ SECTIONS: list[Section] = [
     ),
     Section("/app/settings/teams", N_("Teams"), N_("Group agents into teams, each with its own queue.")),
     Section(
+        "/app/settings/sla",
+        N_("SLA"),
+        N_("Reply and resolution targets in business time, and what a breach does."),
+    ),
+    Section(
         "/app/settings/bot", N_("Bot"), N_("The bot's persona and instructions, and the company's own LLM.")
     ),
     Section(

@@ -48,6 +48,10 @@ EVENT_NAMES = {
     "conversation.unsnoozed": N_("A snoozed conversation woke up"),
     "note.created": N_("A private note was written"),
     "message.rated": N_("A customer rated a bot answer (helpful or not)"),
+    "conversation.csat_requested": N_("A satisfaction survey was sent to a customer"),
+    "conversation.csat_received": N_("A customer answered a satisfaction survey"),
+    "sla.warning": N_("An SLA target is close to breaching"),
+    "sla.breached": N_("An SLA target was breached"),
 }
 
 

@@ -167,6 +167,7 @@ NOTICES: dict[str, str] = {
     "snooze": N_("Snoozed: it is out of the lists until then, or until the customer writes."),
     "unsnooze": N_("Woken up: it is back in the lists."),
     "label_added": N_("Label added."),
+    "priority_set": N_("Priority set."),
     "label_removed": N_("Label removed."),
     "widget_saved": N_("Widget settings saved. Sites show them on their next page load."),
     # the company's settings (``settings_company``, ``settings_hours``)
@@ -188,6 +189,9 @@ NOTICES: dict[str, str] = {
     "team_deleted": N_("Team deleted. Its conversations joined the company's queue."),
     "team_member_added": N_("Added to the team."),
     "team_member_removed": N_("Removed from the team."),
+    "sla_policy_created": N_("SLA policy added. Open conversations are measured against it within seconds."),
+    "sla_policy_saved": N_("SLA policy saved."),
+    "sla_policy_deleted": N_("SLA policy deleted."),
     "bot_saved": N_("Bot settings saved."),
     "feedback_saved": N_("Customer feedback settings saved."),
     "api_key_created": N_("API key created."),

@@ -55,6 +55,9 @@ EVENTS = (
     # CSAT (atende.feedback): a survey went out after a resolution; its answer came (or changed)
     "conversation.csat_requested",
     "conversation.csat_received",
+    # SLA policies (atende.sla): a target's warning share reached, a target breached
+    "sla.warning",
+    "sla.breached",
 )
 STANDARD = "standard"  # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
 LEGACY = "atende"  # X-Atende-Timestamp, X-Atende-Signature (endpoints registered before 0014)
@@ -321,6 +324,17 @@ async def list_deliveries(
         if attempt is not None:
             by_delivery[delivery.id].append(attempt)
     return [(d, by_delivery[d.id]) for d in deliveries]
+
+
+async def subscribed(session: AsyncSession, event_types: Sequence[str]) -> set[str]:
+    """Which of ``event_types`` an enabled endpoint of the company subscribes to: a caller that
+    may raise thousands of events in one run (the SLA job) asks once, and emits only those."""
+    rows = await session.scalars(
+        select(WebhookEndpoint.events).where(
+            WebhookEndpoint.enabled.is_(True), WebhookEndpoint.events.overlap(list(event_types))
+        )
+    )
+    return {event for events in rows for event in events if event in event_types}
 
 
 async def emit(session: AsyncSession, jobs: JobQueue, event_type: str, data: dict[str, Any]) -> int:

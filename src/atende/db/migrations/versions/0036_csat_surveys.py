@@ -6,7 +6,7 @@ per resolution), and the customer's score, comment and when they gave or changed
 (``atende.feedback``). Every row goes with its company and its conversation.
 
 Revision ID: 0036
-Revises: 0034
+Revises: 0035
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0036"
-down_revision = "0034"
+down_revision = "0035"
 branch_labels = None
 depends_on = None
 
