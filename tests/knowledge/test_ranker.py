@@ -17,13 +17,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.db.scope import company_of
 from atende.engine.tasks import retriever_for
-from atende.knowledge.embedding import embedder_for
+from atende.knowledge.embedding import Vector, embedder_for, to_sql
 from atende.knowledge.passages import Passage
 from atende.knowledge.ranker import LearnedReranker
-from atende.knowledge.ranker.features import FEATURES, Evidence, feature_matrix
+from atende.knowledge.ranker.features import FEATURES, Evidence, candidate_features, feature_matrix
 from atende.knowledge.ranker.model import MODEL_FILE, ModelMismatch, calibration_inputs, parse, shipped
+from atende.knowledge.retrieval import lexemes, question_stems
+from atende.knowledge.text import sentences, subject_line
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx
 
@@ -176,3 +181,99 @@ async def test_without_the_questions_embedding_the_candidates_keep_their_order(
     assert [p.title for p in kept] == ["a", "b"]
     assert [p.scores["rerank_rank"] for p in kept] == [1, 2]
     assert all("rerank_p" not in p.scores for p in kept)
+
+
+async def every_stem_evidence(
+    session: AsyncSession, query: str, candidates: list[Passage], vector: Vector, model: str
+) -> Evidence:
+    """The features' evidence as first computed, a round trip each: every stem of every
+    candidate's heading and sentences, the idf and the stored cosines on their own."""
+    subject = subject_line(query)
+    terms = (await question_stems(session, query)).get("en", frozenset())
+    subject_terms = frozenset()
+    if subject:
+        subject_terms = (await question_stems(session, subject)).get("en", frozenset())
+    company = company_of(session)
+    idf = {
+        r[0]: float(r[1])
+        for r in await session.execute(
+            text(
+                "WITH total AS (SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats"
+                " WHERE company_id = :c AND lexeme = '')"
+                " SELECT s.lexeme, ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5))"
+                " FROM lexeme_stats s CROSS JOIN total WHERE s.company_id = :c"
+                " AND s.lexeme = ANY(CAST(:terms AS text[])) AND s.chunks > 0"
+            ),
+            {"c": company, "terms": sorted(terms | subject_terms)},
+        )
+    }
+    stored = {
+        r[0]: float(r[1])
+        for r in await session.execute(
+            text(
+                "SELECT chunk_id, 1 - (embedding::vector(384) <=> CAST(:v AS vector(384))) FROM chunk_vectors"
+                " WHERE company_id = :c AND model = :m AND chunk_id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"c": company, "v": to_sql(vector), "m": model, "ids": [p.chunk_id for p in candidates]},
+        )
+    }
+    titles = [" ".join(x for x in (p.title, p.section) if x) for p in candidates]
+    headings = await lexemes(session, [(title, "en") for title in titles])
+    split = [sentences(p.text) for p in candidates]
+    stemmed = await lexemes(session, [(line, "en") for lines in split for line in lines])
+    sentence_stems, at = [], 0
+    for lines in split:
+        sentence_stems.append(stemmed[at : at + len(lines)])
+        at += len(lines)
+    return Evidence(
+        cosines=[p.scores.get("dense", stored.get(p.chunk_id, 0.0)) for p in candidates],
+        terms=terms,
+        subject_terms=subject_terms,
+        idf=idf,
+        headings=headings,
+        sentence_stems=sentence_stems,
+    )
+
+
+async def test_the_features_come_in_one_round_trip_and_equal_those_of_every_stem(
+    runtime: Runtime, company: CompanyCtx
+) -> None:
+    """The re-ranker reads its evidence in one statement, keeping of the candidates' heading
+    and sentence stems only the question's terms: the features are exactly those computed
+    from all their stems (the model was trained on them)."""
+    texts, questions = sample("en", 3)
+    for doc_id, body in texts.items():
+        r = await company.client.post(
+            "/v1/documents?wait=true",
+            json={"source": f"{doc_id}.txt", "content": body, "language": "en", "title": doc_id},
+        )
+        assert r.status_code == 201, r.text
+    embedder = embedder_for(runtime, None)
+    assert embedder is not None
+    hybrid = retriever_for(runtime, None)
+    asked = [q["question"] for q in questions[:6]]
+    asked.append(f"Warranty question\n{asked[0]}")  # a subject line
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    for query in asked:
+        async with runtime.db.transaction(company.id) as session:
+            fused = await hybrid.retrieve(session, query, 50, "en")
+            for p in fused[1::2]:  # as if only BM25 had found these: their cosine from their vector
+                p.scores.pop("dense", None)
+            vector = await embedder.query(query)
+            reference = feature_matrix(
+                fused, await every_stem_evidence(session, query, fused, vector, embedder.model)
+            )
+            sync = (await session.connection()).sync_connection
+            assert sync is not None
+            statements.clear()
+            event.listen(sync, "before_cursor_execute", count)
+            try:
+                matrix = await candidate_features(session, query, "en", fused, vector, embedder.model)
+            finally:
+                event.remove(sync, "before_cursor_execute", count)
+        assert len(statements) == 1, statements
+        assert np.array_equal(matrix, reference), query
