@@ -39,7 +39,7 @@ from atende.errors import NotFound
 from atende.hours import is_open
 from atende.knowledge import language as languages
 from atende.knowledge import rules
-from atende.knowledge.embedding import Embedder, EmbeddingUnavailable
+from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, query_vectors
 from atende.knowledge.filters import NO_FILTERS, Filters
 from atende.knowledge.passages import Passage
 from atende.knowledge.retrieval import Retriever, Stage, lexemes, question_stems
@@ -215,8 +215,16 @@ async def retrieve_each_question(session: AsyncSession, turn: Turn, ports: Ports
         return
     vectors: list[list[float]] | None = None
     if ports.embedder is not None:
+        texts = [a.text for a in asked]
+        looked_up = getattr(ports.retriever, "embedded_part", None)
+        if looked_up is not None and hasattr(ports.embedder, "query_batch"):
+            # each question as compared (its text) and as looked up (the start of its query)
+            # in one batch, cached: the lookups below find their vectors embedded already
+            texts += [looked_up(a.query) for a in asked]
         try:
-            vectors = [await ports.embedder.query(a.text) for a in asked]
+            unique = list(dict.fromkeys(texts))
+            embedded = dict(zip(unique, await query_vectors(ports.embedder, unique), strict=True))
+            vectors = [embedded[a.text] for a in asked]
         except EmbeddingUnavailable as exc:
             log.warning("turn.questions_unembedded", error=str(exc))
     asked = questions.distinct(asked, vectors, ports.questions)
