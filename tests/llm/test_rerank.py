@@ -204,3 +204,21 @@ async def test_a_turn_holds_no_transaction_open_while_the_llm_re_ranks(
     steps = {s["step"]: s for s in traces[-1]["steps"]}
     assert steps["rerank"]["ms"] >= 1400 and "fallbacks" not in steps["rerank"]
     assert any("llm_reranked" in p["scores"] for p in traces[-1]["retrieved"])
+
+
+async def test_a_turns_trace_keeps_why_a_re_ranking_stage_kept_the_order_before_it(
+    company: CompanyCtx, fake: FakeOpenAI
+) -> None:
+    r = await company.client.post(
+        "/v1/documents?wait=true", json={"source": "entregas.md", "content": SHIPPING_PT, "language": "pt"}
+    )
+    assert r.status_code == 201, r.text
+    llm = {"base_url": fake.base_url, "model": "fake-model"}
+    r = await company.client.put("/v1/company/assistant", json={"llm": llm, "rerank": {"llm": True}})
+    assert r.status_code == 200, r.text
+    fake.script(status(400), answer("No interior, até 8 dias úteis [1]."))
+    body = await ask(company.client, "Quanto tempo leva a entrega no interior?")
+    traces = (await company.client.get(f"/v1/conversations/{body['conversation_id']}/traces")).json()
+    steps = {s["step"]: s for s in traces[-1]["steps"]}
+    [fell] = steps["rerank"]["fallbacks"]
+    assert fell["stage"] == "llm_reranked" and fell["error"].startswith("llm failed: BadRequestError")
