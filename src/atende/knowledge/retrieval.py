@@ -505,7 +505,9 @@ class HybridRetriever:
         method: str = "zscore",
         query_chars: int = 300,
         rerank: Sequence[RerankStep] = (),
+        name: str | None = None,
     ) -> None:
+        self.name = name or self.name  # e.g. "hybrid + learned re-ranker" in ``atende eval``
         self.rerank = tuple(rerank)
         self.method = method
         self.query_chars = query_chars
