@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.bootstrap import open_runtime
@@ -85,6 +85,7 @@ from atende.knowledge.text import words as text_words
 from atende.observability.logging import configure as configure_logging
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
+from atende.tenancy.models import Company
 from benchmarks.common import (
     QUESTION_FILES,
     Question,
@@ -618,19 +619,19 @@ async def new_company(
 async def existing_company(runtime: Runtime, slug: str) -> tuple[uuid.UUID, int, int]:
     """The company ``slug`` an earlier run left in ``--database-url``: (id, documents, chunks)."""
     async with runtime.db.transaction() as session:
-        row = (
+        company = await session.scalar(select(Company).where(Company.slug == slug))
+        if company is None:
+            raise SystemExit(f"no company {slug!r} in this database: run once without --company first")
+        counts = (
             await session.execute(
                 text(
-                    "SELECT c.id, (SELECT count(*) FROM documents d WHERE d.company_id = c.id),"
-                    " (SELECT count(*) FROM chunks k WHERE k.company_id = c.id)"
-                    " FROM companies c WHERE c.slug = :s"
+                    "SELECT (SELECT count(*) FROM documents WHERE company_id = :c),"
+                    " (SELECT count(*) FROM chunks WHERE company_id = :c)"
                 ),
-                {"s": slug},
+                {"c": company.id},
             )
-        ).one_or_none()
-    if row is None:
-        raise SystemExit(f"no company {slug!r} in this database: run once without --company first")
-    return row[0], int(row[1]), int(row[2])
+        ).one()
+    return company.id, int(counts[0]), int(counts[1])
 
 
 async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:

@@ -189,10 +189,11 @@ async def every_stem_evidence(
     """The features' evidence as first computed, a round trip each: every stem of every
     candidate's heading and sentences, the idf and the stored cosines on their own."""
     subject = subject_line(query)
-    terms = (await question_stems(session, query)).get("en", frozenset())
+    language = candidates[0].language  # the knowledge base's
+    terms = (await question_stems(session, query)).get(language, frozenset())
     subject_terms = frozenset()
     if subject:
-        subject_terms = (await question_stems(session, subject)).get("en", frozenset())
+        subject_terms = (await question_stems(session, subject)).get(language, frozenset())
     company = company_of(session)
     idf = {
         r[0]: float(r[1])
@@ -218,9 +219,11 @@ async def every_stem_evidence(
         )
     }
     titles = [" ".join(x for x in (p.title, p.section) if x) for p in candidates]
-    headings = await lexemes(session, [(title, "en") for title in titles])
+    headings = await lexemes(session, [(t, p.language) for t, p in zip(titles, candidates, strict=True)])
     split = [sentences(p.text) for p in candidates]
-    stemmed = await lexemes(session, [(line, "en") for lines in split for line in lines])
+    stemmed = await lexemes(
+        session, [(line, p.language) for lines, p in zip(split, candidates, strict=True) for line in lines]
+    )
     sentence_stems, at = [], 0
     for lines in split:
         sentence_stems.append(stemmed[at : at + len(lines)])
@@ -276,4 +279,6 @@ async def test_the_features_come_in_one_round_trip_and_equal_those_of_every_stem
             finally:
                 event.remove(sync, "before_cursor_execute", count)
         assert len(statements) == 1, statements
-        assert np.array_equal(matrix, reference), query
+        # equal but for the order a share's idf weights are summed in (a set's, which Python's
+        # per-process string hashing already varied from one process to the next)
+        assert np.allclose(matrix, reference, rtol=0, atol=1e-12), query

@@ -161,6 +161,20 @@ _EVIDENCE = """
 """
 
 
+# characters that open (or fold to what opens) an XML tag, the one token of PostgreSQL's
+# parser that may span a space: a sentence cut inside one is parsed otherwise than the text
+_TAG_OPENERS = frozenset("<\ufe64\uff1c\u226e")
+
+
+def _may_hold(candidate: Passage, terms: frozenset[str]) -> bool:
+    """Whether any sentence of ``candidate`` may hold one of the question's ``terms``. Its
+    lexemes (its indexed ``tsv``: its heading's and its text's stems) hold every stem of each
+    of its sentences, sentences being cut at spaces, across which PostgreSQL's parser makes
+    no token (but a tag's): without a term among them, every sentence's share is 0 and
+    nothing need be stemmed (about half the candidates, found by meaning alone)."""
+    return bool(candidate.lexemes & terms) or not _TAG_OPENERS.isdisjoint(candidate.text)
+
+
 async def gather(
     session: AsyncSession,
     query: str,
@@ -173,7 +187,8 @@ async def gather(
     usually cached in the session by the BM25 stage already). The candidates' headings and
     sentences carry only their stems among the question's ``terms``: every feature reads
     them through ``terms`` (a share of the question's terms), so the features are the same
-    as with all their stems."""
+    as with all their stems; a candidate none of whose sentences can hold a term
+    (``_may_hold``) has no sentences (its best sentence's share is 0 either way)."""
     subject = subject_line(query)
     stems = await question_stems(session, query, also=subject)
     subject_stems = await question_stems(session, subject) if subject else {}
@@ -182,7 +197,7 @@ async def gather(
     terms = stems.get(kb_language, frozenset())
     subject_terms = subject_stems.get(kb_language, frozenset())
     headings = [" ".join(part for part in (p.title, p.section) if part) for p in candidates]
-    split = [sentences(p.text) for p in candidates]
+    split = [sentences(p.text) if _may_hold(p, terms) else [] for p in candidates]
     texts = [(h, p.language) for h, p in zip(headings, candidates, strict=True)] + [
         (line, p.language) for lines, p in zip(split, candidates, strict=True) for line in lines
     ]
