@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.bootstrap import open_runtime
@@ -85,6 +85,7 @@ from atende.knowledge.text import words as text_words
 from atende.observability.logging import configure as configure_logging
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
+from atende.tenancy.models import Company
 from benchmarks.common import (
     QUESTION_FILES,
     Question,
@@ -584,6 +585,55 @@ def by_source(phase: Phase) -> dict[str, dict[str, float]]:
     }
 
 
+async def new_company(
+    runtime: Runtime, args: argparse.Namespace, url: str, questions: list[Question]
+) -> tuple[uuid.UUID, int, int, float, float]:
+    """A new company with the benchmark's knowledge base, vectors and customer-message
+    statistics; returns (its id, documents, chunks, ingest seconds, vectors seconds)."""
+    slug = f"bench-{uuid.uuid4().hex[:8]}"
+    async with runtime.db.transaction() as session:
+        company = await tenancy.create_company(session, name=slug, slug=slug, default_language="pt")
+        company_id = company.id
+    console.print(f"company [bold]{slug}[/bold] ({company_id})")
+    documents, chunks, ingest_s = await build_knowledge_base(
+        runtime, company_id, args.data_dir, args.chunks, args.chunk_max_chars
+    )
+    console.print(f"knowledge base: {documents} documents, {chunks} chunks, ingested in {ingest_s:.1f} s")
+    vectors_s = await attach_vectors(runtime, company_id, args.vectors)
+    console.print(f"vectors ({args.vectors}) attached in {vectors_s:.1f} s")
+    # a company with traffic: its customers' messages weigh the question's terms
+    async with runtime.db.transaction(company_id) as session:
+        await message_terms.learn(session, [[q.text] for q in questions])  # one customer each
+    console.print(f"customer-message statistics: {len(questions)} customers, one message each")
+    # what autovacuum does soon after a bulk load: statistics, and the visibility map that
+    # lets BM25 read postings from the index alone (a knowledge base is read far more
+    # often than it is written)
+    async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
+        await conn.execute(
+            "VACUUM (ANALYZE) chunk_terms, chunks, chunk_vectors, lexeme_stats, message_lexeme_stats,"
+            " documents"
+        )
+    return company_id, documents, chunks, ingest_s, vectors_s
+
+
+async def existing_company(runtime: Runtime, slug: str) -> tuple[uuid.UUID, int, int]:
+    """The company ``slug`` an earlier run left in ``--database-url``: (id, documents, chunks)."""
+    async with runtime.db.transaction() as session:
+        company = await session.scalar(select(Company).where(Company.slug == slug))
+        if company is None:
+            raise SystemExit(f"no company {slug!r} in this database: run once without --company first")
+        counts = (
+            await session.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM documents WHERE company_id = :c),"
+                    " (SELECT count(*) FROM chunks WHERE company_id = :c)"
+                ),
+                {"c": company.id},
+            )
+        ).one()
+    return company.id, int(counts[0]), int(counts[1])
+
+
 async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
     load_at_start = os.getloadavg()
     await asyncio.to_thread(migrate.upgrade, url)
@@ -592,29 +642,17 @@ async def benchmark(args: argparse.Namespace, url: str) -> dict[str, Any]:
         database_url=url, run_worker=False, log_level="WARNING", migrate_on_start=False, reranker="none"
     )
     async with open_runtime(settings, migrate_now=False, listen=False) as runtime:
-        slug = f"bench-{uuid.uuid4().hex[:8]}"
-        async with runtime.db.transaction() as session:
-            company = await tenancy.create_company(session, name=slug, slug=slug, default_language="pt")
-            company_id = company.id
-        console.print(f"company [bold]{slug}[/bold] ({company_id})")
-        documents, chunks, ingest_s = await build_knowledge_base(
-            runtime, company_id, args.data_dir, args.chunks, args.chunk_max_chars
-        )
-        console.print(f"knowledge base: {documents} documents, {chunks} chunks, ingested in {ingest_s:.1f} s")
-        vectors_s = await attach_vectors(runtime, company_id, args.vectors)
-        console.print(f"vectors ({args.vectors}) attached in {vectors_s:.1f} s")
-        # what autovacuum does soon after a bulk load: statistics, and the visibility map that
-        # lets BM25 read postings from the index alone (a knowledge base is read far more
-        # often than it is written)
         questions = load_questions(args.data_dir, seed=args.seed)
-        # a company with traffic: its customers' messages weigh the question's terms
-        async with runtime.db.transaction(company_id) as session:
-            await message_terms.learn(session, [[q.text] for q in questions])  # one customer each
-        console.print(f"customer-message statistics: {len(questions)} customers, one message each")
-        async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
-            await conn.execute(
-                "VACUUM (ANALYZE) chunk_terms, chunks, chunk_vectors, lexeme_stats, message_lexeme_stats,"
-                " documents"
+        if args.company:
+            company_id, documents, chunks = await existing_company(runtime, args.company)
+            ingest_s = vectors_s = 0.0
+            console.print(
+                f"company [bold]{args.company}[/bold] ({company_id}), as an earlier run left it: "
+                f"{documents} documents, {chunks} chunks"
+            )
+        else:
+            company_id, documents, chunks, ingest_s, vectors_s = await new_company(
+                runtime, args, url, questions
             )
 
         await asyncio.to_thread(language.warm_up)
@@ -844,10 +882,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--database-url",
         help="use this PostgreSQL (a new company is created and left there) instead of a throw-away one",
     )
+    parser.add_argument(
+        "--company",
+        metavar="SLUG",
+        help="with --database-url: measure the company (bench-…) an earlier run left there, "
+        "without building a knowledge base (to compare two versions of the code on one)",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON to OUT")
     parser.add_argument("--explain", action="store_true", help="print the retrieval query's plan")
     args = parser.parse_args(argv)
     require_data(parser, args.data_dir, QUESTION_FILES)
+    if args.company and not args.database_url:
+        parser.error("--company needs --database-url (the database an earlier run left it in)")
     return args
 
 

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import httpx
 
+from atende.dashboard.i18n import translations
 from atende.dashboard.traces import turn_view
 from atende.engine.models import Trace
 from atende.runtime import Runtime
@@ -101,3 +102,37 @@ def test_a_traces_passages_show_a_column_per_re_ranking_stage_with_score_and_ran
     [chunk] = view.chunks
     assert (chunk.scores["fused"].rank, chunk.scores["reranked"].rank) == (3, 2)
     assert (chunk.scores["llm_reranked"].value, chunk.scores["llm_reranked"].rank) == (1.0, 1)
+
+
+def test_a_traces_retrieval_stages_that_fell_back_are_shown_in_words_in_the_readers_language() -> None:
+    trace = Trace(
+        id=uuid.uuid4(),
+        created_at=datetime.now(UTC),
+        language="pt",
+        decision="answer",
+        reason="answered",
+        answerer="extractive",
+        retriever="hybrid",
+        total_ms=160.0,
+        steps=[
+            {
+                "step": "retrieve",
+                "ms": 150.0,
+                "fallbacks": [{"stage": "reranked", "error": "learned took longer than its 100 ms budget"}],
+            },
+            {
+                "step": "rerank",
+                "ms": 4500.0,
+                "fallbacks": [{"stage": "llm_reranked", "error": "llm failed: InternalServerError: 500"}],
+            },
+        ],
+        retrieved=[],
+    )
+    assert turn_view(trace, "Quanto tempo?", lambda s: s).fallbacks == [
+        "Re-ranking kept the order before it: the re-ranker took longer than its 100 ms budget.",
+        "Re-ranking by the LLM kept the order before it: the re-ranker failed (InternalServerError: 500).",
+    ]
+    portuguese = turn_view(trace, "Quanto tempo?", translations("pt-BR").gettext).fallbacks
+    assert portuguese[0] == (
+        "Reordenamento manteve a ordem anterior: o reordenador levou mais que seu limite de 100 ms."
+    )

@@ -4,6 +4,7 @@ fallbacks), and whole turns on the live server, their traces showing what was lo
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ from atende.engine.followup import is_follow_up, resolve, resolve_offline
 from atende.llm.rewrite import LLMRewriter
 from atende.openai_compat import client_for
 from tests.conftest import CompanyCtx, ask
+from tests.db_probe import longest_idle_transaction
 from tests.fakes.openai_server import FakeOpenAI, answer, running_openai, stall, status
 
 DELIVERY = (("customer", "Qual o prazo de entrega para as capitais?"), ("bot", "De 2 a 5 dias úteis."))
@@ -203,3 +205,30 @@ async def test_with_the_companys_llm_a_follow_up_is_looked_up_as_the_llm_rewrote
     assert (resolved["how"], resolved["query"]) == ("llm", "Qual o prazo para devolver um produto?")
     # the passage the answer cites is the one the rewritten question found
     assert "7 dias corridos" in traces[-1]["retrieved"][0]["text"]
+
+
+async def test_a_turn_holds_no_transaction_open_while_the_llm_rewrites_a_follow_up(
+    kb_company: CompanyCtx, fake: FakeOpenAI, db_url: str
+) -> None:
+    """The LLM's rewrite has a deadline of seconds (ATENDE_LLM_REWRITE_SECONDS): the turn asks
+    for it between two short reading transactions, so no connection sits idle in a
+    transaction meanwhile."""
+    llm = {"base_url": fake.base_url, "model": "fake-model", "api_key": "sk-x"}
+    r = await kb_company.client.put("/v1/company/assistant", json={"instructions": "", "llm": llm})
+    assert r.status_code == 200, r.text
+    contact = f"c-{uuid.uuid4().hex[:8]}"
+    fake.script(answer("Para devolver, acesse Minha Conta › Meus Pedidos [1]."))
+    await ask(kb_company.client, "Como faço para devolver um produto?", contact=contact)
+    fake.script(
+        answer("Qual o prazo para devolver um produto?", after=1.5),  # the rewrite, slow
+        answer("Você pode devolver em até 7 dias corridos [1]."),
+    )
+    stop = asyncio.Event()
+    watching = asyncio.create_task(longest_idle_transaction(db_url, 6, stop))
+    body = await ask(kb_company.client, "E qual é o prazo?", contact=contact)
+    stop.set()
+    assert await watching < 1.0  # the LLM took 1.5 s: before, the reading transaction waited for it
+    traces = (await kb_company.client.get(f"/v1/conversations/{body['conversation_id']}/traces")).json()
+    [resolved] = [s for s in traces[-1]["steps"] if s["step"] == "follow_up"]
+    assert (resolved["how"], resolved["query"]) == ("llm", "Qual o prazo para devolver um produto?")
+    assert resolved["llm_ms"] >= 1400

@@ -7,8 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from atende.engine.messages import phrase
+from atende.engine.tasks import ports_for
+from atende.engine.turn import GATHER, Turn, think
+from atende.knowledge.embedding import E5Embedder, _E5Model
+from atende.runtime import Runtime
 from tests.conftest import CompanyCtx, ask
 
 
@@ -127,3 +132,33 @@ async def test_a_search_says_which_questions_it_would_answer_and_which_it_would_
     )
     assert r.status_code == 200, r.text
     assert (r.json()["answer"]["why"], r.json()["answer"]["questions"]) == ("answered", [])
+
+
+async def test_a_messages_questions_are_embedded_once_in_one_batch(
+    kb_company: CompanyCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message whole, then its questions, as compared with each other and as looked up,
+    in one call of the model: no question is embedded twice."""
+    calls: list[tuple[str, Any]] = []
+    encode = _E5Model.encode.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[_E5Model], kind: str, texts: Any, threads: int, **kw: Any) -> Any:
+        calls.append((kind, texts))
+        return encode(cls, kind, texts, threads, **kw)
+
+    monkeypatch.setattr(_E5Model, "encode", classmethod(counted))
+    E5Embedder.clear_cache()
+    turn = Turn(
+        kb_company.id,
+        "Pedido atrasado\nBom dia! Comprei um fone de ouvido semana passada e ainda estou esperando. "
+        "Qual o prazo de entrega para o interior? E o Pix tem desconto?\nObrigada, Ana",
+    )
+    async with runtime.db.transaction(kb_company.id) as session:
+        await think(session, turn, ports_for(runtime), GATHER)
+    assert [p.asked.text for p in turn.parts] == [
+        "Qual o prazo de entrega para o interior?",
+        "E o Pix tem desconto?",
+    ]
+    questions = [texts for kind, texts in calls if kind == "query"]
+    assert len(questions) == 2, questions  # the message whole, then one batch
+    assert isinstance(questions[1], list) and len(questions[1]) == len(set(questions[1])) >= 2

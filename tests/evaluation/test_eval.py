@@ -19,11 +19,14 @@ from sqlalchemy import func, select
 from atende.errors import InvalidInput
 from atende.evaluation import run as eval_run
 from atende.evaluation.datasets import QAPassage, QAQuestion, cross_lingual, load
+from atende.evaluation.reranked import reranking_pair
 from atende.evaluation.run import Outcome, evaluate, sample
 from atende.evaluation.scoring import Retrieved, comes_from, figures, first_hit, is_hit
 from atende.evaluation.vectors import SavedVectors, text_key
 from atende.knowledge.embedding import E5_DIM, E5_MODEL, E5Embedder
 from atende.knowledge.models import MessageLexemeStat
+from atende.knowledge.ranker import LearnedReranker
+from atende.knowledge.retrieval import HybridRetriever
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.models import Company
@@ -358,3 +361,15 @@ async def test_saved_vectors_spare_embedding_the_chunks_they_hold(tmp_path: Path
     got = await embedder.passages(["a chunk embedded before", "new"])
     assert got[0] == saved and embedder.reused == 1
     assert len(got[1]) == E5_DIM and got[1] != saved  # another model's file is ignored: embedded
+
+
+def test_the_eval_re_ranks_with_the_bots_own_stage(runtime: Runtime) -> None:
+    """The re-ranked retriever ``atende eval`` measures is the hybrid retriever with the
+    re-ranking stage the bot runs (``knowledge.rerank``), not a copy of it."""
+    pair = reranking_pair(runtime, E5Embedder())
+    assert isinstance(pair.reranked, HybridRetriever) and isinstance(pair.plain, HybridRetriever)
+    assert (pair.plain.name, pair.reranked.name) == ("hybrid", "hybrid + learned re-ranker")
+    [step] = pair.reranked.rerank
+    assert step.stage == "reranked" and step.reranker is pair.timed
+    assert isinstance(pair.timed.inner, LearnedReranker)
+    assert step.candidates == pair.timed.inner.model.candidates and not pair.plain.rerank

@@ -492,3 +492,26 @@ async def test_editing_metadata_does_not_wait_for_a_job_writing_the_documents_ro
         )
     assert r.status_code == 200, r.text
     assert r.json()["meta"]["tags"] == ["frete"]
+
+
+@pytest.mark.parametrize("change", ["reindex", "new version"])
+async def test_reindexing_or_sending_a_new_version_does_not_wait_for_a_job_writing_the_documents_rows(
+    company: CompanyCtx, runtime: Runtime, change: str
+) -> None:
+    """Re-indexing a document and sending a new version of it (an upload, an article saved in
+    the dashboard) change the document's columns, never its key: they lock it FOR NO KEY
+    UPDATE, and do not wait for a job's key-share lock (rows it inserts that reference the
+    document) while that job may wait to update the document."""
+    posted = (await post_document(company.client, source="faq/entregas.md", content=SHIPPING_MD)).json()
+    document_id = posted["document"]["id"]
+    async with runtime.db.transaction(company.id) as job:  # a job, part-way through its transaction
+        await job.execute(text("SELECT 1 FROM documents WHERE id = :id FOR KEY SHARE"), {"id": document_id})
+        if change == "reindex":
+            request = company.client.post(f"/v1/documents/{document_id}/reindex")
+        else:
+            newer = SHIPPING_MD + "\nFrete grátis acima de R$ 200.\n"
+            request = post_document(company.client, source="faq/entregas.md", content=newer)
+        r = await asyncio.wait_for(request, timeout=5)
+    assert r.status_code in (200, 201, 202), r.text
+    body = r.json()
+    assert body.get("document", body)["id"] == document_id

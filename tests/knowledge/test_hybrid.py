@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from atende.engine.tasks import retriever_for
 from atende.knowledge import service
@@ -26,11 +27,13 @@ from atende.knowledge.embedding import (
     embedder_for,
     openmp_max_threads,
 )
+from atende.knowledge.filters import Filters
 from atende.knowledge.retrieval import (
     DenseRetriever,
     FullTextRetriever,
     HybridRetriever,
     Passage,
+    Stage,
     dense_sql,
     embedded_part,
     fuse,
@@ -303,3 +306,50 @@ def test_a_chunk_without_a_vector_yet_is_ranked_by_bm25_not_as_the_dense_sides_l
     assert [p.title for p in ranked[:3]] == ["a", "b", "c"]
     # "e" has a vector but was not among the dense side's nearest: it still gets that side's lowest
     assert {p.title for p in ranked[3:]} == {"d", "e"}
+
+
+async def test_hybrid_retrieval_under_the_rules_takes_four_statements_and_still_ranks_a_chunk_being_embedded(
+    runtime: Runtime, company: CompanyCtx
+) -> None:
+    """A customer's turn always carries the company's rules (no expired document): whether they
+    narrow anything is learned with the question's stems, and which of BM25's candidates have
+    no vector yet with the vector search's settings; four statements in all. A chunk still
+    without a vector, BM25's best, still comes first."""
+    await post(company, "faq/entregas.md", SHIPPING_PT)
+    returns = await post(company, "faq/trocas.md", RETURNS_PT)
+    async with runtime.db.transaction(company.id) as session:  # as if its vectors were still coming
+        await session.execute(
+            text(
+                "DELETE FROM chunk_vectors v USING chunks c WHERE c.id = v.chunk_id AND c.document_id = :d"
+                " AND c.section LIKE '%defeito%'"
+            ),
+            {"d": returns["id"]},
+        )
+    retriever = retriever_for(runtime, None)
+    assert isinstance(retriever, HybridRetriever)
+    rules = Filters(valid_at=datetime.now(UTC))
+    statements: list[str] = []
+    stages: list[Stage] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    async with runtime.db.transaction(company.id) as session:
+        sync = (await session.connection()).sync_connection
+        assert sync is not None
+        event.listen(sync, "before_cursor_execute", count)
+        try:
+            await retriever.retrieve(
+                session,
+                "o produto chegou com defeito, vocês reembolsam?",
+                5,
+                "pt",
+                filters=rules,
+                stages=stages,
+            )
+        finally:
+            event.remove(sync, "before_cursor_execute", count)
+    assert len(statements) == 4, statements  # the re-ranker reads on a connection of its own
+    fused = next(stage for stage in stages if stage.name == "fused").passages
+    assert "defeito" in fused[0].section.lower()
+    assert "dense" not in fused[0].scores  # found by BM25 alone, ranked as BM25 ranks it

@@ -17,14 +17,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.db.scope import company_of
 from atende.engine.tasks import retriever_for
-from atende.knowledge.embedding import embedder_for
+from atende.knowledge.embedding import Vector, embedder_for, to_sql
 from atende.knowledge.passages import Passage
 from atende.knowledge.ranker import LearnedReranker
-from atende.knowledge.ranker.features import FEATURES, Evidence, documents, feature_matrix
+from atende.knowledge.ranker.features import FEATURES, Evidence, candidate_features, feature_matrix, gather
 from atende.knowledge.ranker.model import MODEL_FILE, ModelMismatch, calibration_inputs, parse, shipped
-from atende.knowledge.retrieval import question_stems
+from atende.knowledge.retrieval import lexemes, question_stems
+from atende.knowledge.text import sentences, subject_line
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx
 
@@ -193,7 +197,8 @@ async def test_the_reranker_reorders_the_candidates_records_its_scores_and_moves
         assert {"fused", "learned", "rerank_p"} <= set(ranked[-1].scores)  # before and after, side by side
         async with runtime.db.transaction(company.id) as session:
             terms = frozenset((await question_stems(session, q["question"]))["en"])
-            ordinals, held = await documents(session, fused, terms)
+            evidence = await gather(session, q["question"], "en", fused, vector)
+            ordinals, held = evidence.ordinals, evidence.documents
         # every article is one document of several chunks: its first is at 0, and each
         # chunk's document holds at least the question's terms the chunk holds
         assert 0 in ordinals and max(ordinals) > 0
@@ -214,3 +219,121 @@ async def test_without_the_questions_embedding_the_candidates_keep_their_order(
     assert [p.title for p in kept] == ["a", "b"]
     assert [p.scores["rerank_rank"] for p in kept] == [1, 2]
     assert all("rerank_p" not in p.scores for p in kept)
+
+
+async def every_stem_evidence(
+    session: AsyncSession, query: str, candidates: list[Passage], vector: Vector, model: str
+) -> Evidence:
+    """The features' evidence as first computed, a round trip each: every stem of every
+    candidate's heading and sentences, the idf and the stored cosines on their own."""
+    subject = subject_line(query)
+    language = candidates[0].language  # the knowledge base's
+    terms = (await question_stems(session, query)).get(language, frozenset())
+    subject_terms = frozenset()
+    if subject:
+        subject_terms = (await question_stems(session, subject)).get(language, frozenset())
+    company = company_of(session)
+    idf = {
+        r[0]: float(r[1])
+        for r in await session.execute(
+            text(
+                "WITH total AS (SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats"
+                " WHERE company_id = :c AND lexeme = '')"
+                " SELECT s.lexeme, ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5))"
+                " FROM lexeme_stats s CROSS JOIN total WHERE s.company_id = :c"
+                " AND s.lexeme = ANY(CAST(:terms AS text[])) AND s.chunks > 0"
+            ),
+            {"c": company, "terms": sorted(terms | subject_terms)},
+        )
+    }
+    stored = {
+        r[0]: float(r[1])
+        for r in await session.execute(
+            text(
+                "SELECT chunk_id, 1 - (embedding::vector(384) <=> CAST(:v AS vector(384))) FROM chunk_vectors"
+                " WHERE company_id = :c AND model = :m AND chunk_id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"c": company, "v": to_sql(vector), "m": model, "ids": [p.chunk_id for p in candidates]},
+        )
+    }
+    titles = [" ".join(x for x in (p.title, p.section) if x) for p in candidates]
+    headings = await lexemes(session, [(t, p.language) for t, p in zip(titles, candidates, strict=True)])
+    split = [sentences(p.text) for p in candidates]
+    stemmed = await lexemes(
+        session, [(line, p.language) for lines, p in zip(split, candidates, strict=True) for line in lines]
+    )
+    sentence_stems, at = [], 0
+    for lines in split:
+        sentence_stems.append(stemmed[at : at + len(lines)])
+        at += len(lines)
+    rows = (
+        await session.execute(
+            text(
+                "SELECT c.id, c.document_id, c.ordinal, ARRAY(SELECT t.lexeme FROM chunk_terms t"
+                " WHERE t.company_id = c.company_id AND t.chunk_id = c.id"
+                " AND t.lexeme = ANY(CAST(:terms AS text[])))"
+                " FROM chunks c WHERE c.company_id = :c AND c.document_id = ANY(CAST(:docs AS uuid[]))"
+            ),
+            {"c": company, "terms": sorted(terms), "docs": sorted({p.document_id for p in candidates})},
+        )
+    ).all()
+    ordinal = {r[0]: int(r[2]) for r in rows}
+    held: dict[Any, set[str]] = {}
+    for r in rows:
+        held.setdefault(r[1], set()).update(r[3])
+    return Evidence(
+        cosines=[p.scores.get("dense", stored.get(p.chunk_id, 0.0)) for p in candidates],
+        terms=terms,
+        subject_terms=subject_terms,
+        idf=idf,
+        headings=headings,
+        sentence_stems=sentence_stems,
+        ordinals=[ordinal.get(p.chunk_id, 1) for p in candidates],
+        documents=[frozenset(held.get(p.document_id, ())) for p in candidates],
+    )
+
+
+async def test_the_features_come_in_one_round_trip_and_equal_those_of_every_stem(
+    runtime: Runtime, company: CompanyCtx
+) -> None:
+    """The re-ranker reads its evidence in one statement, keeping of the candidates' heading
+    and sentence stems only the question's terms: the features are exactly those computed
+    from all their stems (the model was trained on them)."""
+    texts, questions = sample("en", 3)
+    for doc_id, body in texts.items():
+        r = await company.client.post(
+            "/v1/documents?wait=true",
+            json={"source": f"{doc_id}.txt", "content": body, "language": "en", "title": doc_id},
+        )
+        assert r.status_code == 201, r.text
+    embedder = embedder_for(runtime, None)
+    assert embedder is not None
+    hybrid = retriever_for(runtime, None)
+    asked = [q["question"] for q in questions[:6]]
+    asked.append(f"Warranty question\n{asked[0]}")  # a subject line
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    for query in asked:
+        async with runtime.db.transaction(company.id) as session:
+            fused = await hybrid.retrieve(session, query, 50, "en")
+            for p in fused[1::2]:  # as if only BM25 had found these: their cosine from their vector
+                p.scores.pop("dense", None)
+            vector = await embedder.query(query)
+            reference = feature_matrix(
+                fused, await every_stem_evidence(session, query, fused, vector, embedder.model)
+            )
+            sync = (await session.connection()).sync_connection
+            assert sync is not None
+            statements.clear()
+            event.listen(sync, "before_cursor_execute", count)
+            try:
+                matrix = await candidate_features(session, query, "en", fused, vector, embedder.model)
+            finally:
+                event.remove(sync, "before_cursor_execute", count)
+        assert len(statements) == 1, statements
+        # equal but for the order a share's idf weights are summed in (a set's, which Python's
+        # per-process string hashing already varied from one process to the next)
+        assert np.allclose(matrix, reference, rtol=0, atol=1e-12), query

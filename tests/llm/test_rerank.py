@@ -5,6 +5,7 @@ order so far on any failure; then a company that turns it on sees the stage in
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,8 @@ from atende.knowledge.passages import Passage
 from atende.llm.grounded import MalformedReply
 from atende.llm.rerank import LLMReranker, parse_order, rerank_messages
 from atende.openai_compat import client_for
-from tests.conftest import CompanyCtx
+from tests.conftest import CompanyCtx, ask
+from tests.db_probe import longest_idle_transaction
 from tests.fakes.openai_server import FakeOpenAI, answer, running_openai, stall, status
 
 
@@ -176,3 +178,47 @@ async def test_a_company_that_turns_llm_re_ranking_on_sees_its_stage_in_a_search
     r = await company.client.post("/v1/search", json={"question": "Quanto tempo leva a entrega no interior?"})
     assert [s["name"] for s in r.json()["stages"]] == ["fulltext", "dense", "fused"]
     assert len(fake.requests) == 1  # the answer's only
+
+
+async def test_a_turn_holds_no_transaction_open_while_the_llm_re_ranks(
+    company: CompanyCtx, fake: FakeOpenAI, db_url: str
+) -> None:
+    """The LLM's re-ranking may take seconds (ATENDE_RERANK_LLM_TIMEOUT_SECONDS): the turn asks
+    for it after its reading transaction, so no connection sits idle in a transaction meanwhile;
+    its stage is still in the trace."""
+    r = await company.client.post(
+        "/v1/documents?wait=true", json={"source": "entregas.md", "content": SHIPPING_PT, "language": "pt"}
+    )
+    assert r.status_code == 201, r.text
+    llm = {"base_url": fake.base_url, "model": "fake-model"}
+    r = await company.client.put("/v1/company/assistant", json={"llm": llm, "rerank": {"llm": True}})
+    assert r.status_code == 200, r.text
+    fake.script(answer("2, 1, 3", after=1.5), answer("No interior, até 8 dias úteis [1]."))
+    stop = asyncio.Event()
+    watching = asyncio.create_task(longest_idle_transaction(db_url, 6, stop))
+    body = await ask(company.client, "Quanto tempo leva a entrega no interior?")
+    stop.set()
+    assert await watching < 1.0  # the LLM took 1.5 s: before, the reading transaction waited for it
+    assert len(fake.requests) == 2 and fake.requests[0]["max_tokens"] == 60  # the re-ranking's request
+    traces = (await company.client.get(f"/v1/conversations/{body['conversation_id']}/traces")).json()
+    steps = {s["step"]: s for s in traces[-1]["steps"]}
+    assert steps["rerank"]["ms"] >= 1400 and "fallbacks" not in steps["rerank"]
+    assert any("llm_reranked" in p["scores"] for p in traces[-1]["retrieved"])
+
+
+async def test_a_turns_trace_keeps_why_a_re_ranking_stage_kept_the_order_before_it(
+    company: CompanyCtx, fake: FakeOpenAI
+) -> None:
+    r = await company.client.post(
+        "/v1/documents?wait=true", json={"source": "entregas.md", "content": SHIPPING_PT, "language": "pt"}
+    )
+    assert r.status_code == 201, r.text
+    llm = {"base_url": fake.base_url, "model": "fake-model"}
+    r = await company.client.put("/v1/company/assistant", json={"llm": llm, "rerank": {"llm": True}})
+    assert r.status_code == 200, r.text
+    fake.script(status(400), answer("No interior, até 8 dias úteis [1]."))
+    body = await ask(company.client, "Quanto tempo leva a entrega no interior?")
+    traces = (await company.client.get(f"/v1/conversations/{body['conversation_id']}/traces")).json()
+    steps = {s["step"]: s for s in traces[-1]["steps"]}
+    [fell] = steps["rerank"]["fallbacks"]
+    assert fell["stage"] == "llm_reranked" and fell["error"].startswith("llm failed: BadRequestError")

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from atende.dashboard.i18n import N_
-from atende.dashboard.wording import rule_applied, turn_reason
+from atende.dashboard.wording import rule_applied, stage_fallback, turn_reason
 from atende.engine.models import Trace
 from atende.feedback.ratings_models import AnswerRating
 
@@ -105,6 +105,8 @@ class TurnView:
     chunks: list[Chunk]
     errors: list[str] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)  # the knowledge rules and filters applied, in words
+    # the retrieval stages that fell back (a re-ranker over its budget, failed, timed out), in words
+    fallbacks: list[str] = field(default_factory=list)
     # the customer's thumbs on this turn's answer (``atende.feedback.ratings``); None: not rated
     rating: Rating | None = None
 
@@ -124,12 +126,16 @@ def turn_view(
     found: dict[str, Mapping[str, Any]] = {}
     steps: list[Step] = []
     errors: list[str] = []
+    fallbacks: list[str] = []
     for step in trace.steps or []:
         name = str(step.get("step", ""))
         found[name] = step
         steps.append(Step(_(STEP_NAMES[name]) if name in STEP_NAMES else name, _number(step.get("ms"))))
         if step.get("error"):
             errors.append(str(step["error"]))
+        for fell in step.get("fallbacks") or []:
+            if isinstance(fell, dict):
+                fallbacks.append(stage_fallback(str(fell.get("stage", "")), str(fell.get("error", "")), _))
     present = {key for chunk in trace.retrieved or [] for key in (chunk.get("scores") or {})}
     stages = [(key, _(name)) for key, name in STAGES.items() if key in present]
     chunks = []
@@ -172,6 +178,7 @@ def turn_view(
         stages=stages,
         chunks=chunks,
         errors=errors,
+        fallbacks=fallbacks,
         rules=[
             rule_applied(str(r.get("kind")), r, _)
             for r in found.get("retrieve", {}).get("rules", [])

@@ -167,6 +167,43 @@ def _llm_fallback(why: str, _: Callable[[str], str]) -> str:
     return why
 
 
+# why a retrieval stage fell back, as ``knowledge.rerank.rerank`` and the hybrid retriever
+# record it (the trace's ``fallbacks``)
+_OVER_BUDGET = re.compile(r"(?P<reranker>\S+) took longer than its (?P<ms>[\d.]+) ms budget")
+_RERANKER_FAILED = re.compile(r"(?P<reranker>\S+) failed: (?P<error>.*)")
+_NOT_REORDERED = re.compile(r"(?P<reranker>\S+): it returned .*")
+FALLBACK_STAGES = {
+    "dense": N_("Dense search"),
+    "reranked": N_("Re-ranking"),
+    "llm_reranked": N_("Re-ranking by the LLM"),
+}
+
+
+def stage_fallback(stage: str, error: str, _: Callable[[str], str]) -> str:
+    """Why one retrieval stage of a turn fell back (its input order stood, or the dense search
+    found nothing), in the reader's words; an unknown reason as recorded."""
+    name = _(FALLBACK_STAGES[stage]) if stage in FALLBACK_STAGES else stage
+    if stage == "dense":
+        return _("%(stage)s found nothing: the question could not be embedded (%(error)s).") % {
+            "stage": name,
+            "error": error,
+        }
+    if (late := _OVER_BUDGET.fullmatch(error)) is not None:
+        return _(
+            "%(stage)s kept the order before it: the re-ranker took longer than its %(ms)s ms budget."
+        ) % {"stage": name, "ms": late["ms"]}
+    if (failed := _RERANKER_FAILED.fullmatch(error)) is not None:
+        return _("%(stage)s kept the order before it: the re-ranker failed (%(error)s).") % {
+            "stage": name,
+            "error": failed["error"],
+        }
+    if _NOT_REORDERED.fullmatch(error) is not None:
+        return _(
+            "%(stage)s kept the order before it: the re-ranker's reply was not the passages re-ordered."
+        ) % {"stage": name}
+    return _("%(stage)s fell back: %(error)s") % {"stage": name, "error": error}
+
+
 def rule_applied(kind: str, detail: Mapping[str, Any], _: Callable[[str], str]) -> str:
     """One knowledge rule or filter that narrowed a search (``knowledge.rules.Applied``, or
     as a trace keeps it), in the reader's words."""

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.engine.assist import with_snippets
 from atende.engine.tasks import ports_for
-from atende.engine.turn import GATHER, Turn, conclude, think
+from atende.engine.turn import GATHER, Turn, conclude, finish_retrieval, think
 from atende.errors import InvalidInput, NotFound
 from atende.knowledge import rules
 from atende.knowledge.filters import LANGUAGES, NO_FILTERS, Filters
@@ -192,6 +192,8 @@ async def search(
         stems = {} if turn.small_talk or not answer else await question_stems(session, turn.query)
     if answer:
         await conclude(runtime, turn, ports, stems)
+    else:
+        await finish_retrieval(turn, ports)  # the late re-ranking stages (the LLM's)
     return Search(
         turn,
         retriever=ports.retriever.name,

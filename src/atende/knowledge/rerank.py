@@ -60,6 +60,9 @@ class RerankStep:
     candidates: int
     budget_ms: float
     stage: str = "reranked"
+    # whether the re-ranker reads the database; one that does not (the LLM's) runs after the
+    # turn's reading transaction, holding no connection while it waits (``engine.turn``)
+    reads: bool = True
 
 
 @dataclass
@@ -87,14 +90,17 @@ def not_a_reordering(given: Sequence[Passage], returned: Sequence[Passage]) -> s
     return None
 
 
-def _own_session(session: AsyncSession) -> AsyncSession:
+def _own_session(session: AsyncSession | None) -> AsyncSession:
     """A session of the same company (and cache of question stems) on a connection of its own,
-    taken from the pool only if the re-ranker runs a statement."""
+    taken from the pool only if the re-ranker runs a statement; without ``session`` (a
+    re-ranker that reads nothing, run outside any transaction), one bound to no database."""
+    if session is None:
+        return AsyncSession(expire_on_commit=False)
     return AsyncSession(bind=session.bind, info=dict(session.info), expire_on_commit=False)
 
 
 async def rerank(
-    session: AsyncSession,
+    session: AsyncSession | None,
     step: RerankStep,
     query: str,
     language: str | None,

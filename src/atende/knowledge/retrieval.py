@@ -157,6 +157,27 @@ async def narrowing(session: AsyncSession, filters: Filters) -> Filters:
     return filters if known[filters] else NO_FILTERS
 
 
+async def stems_and_narrowing(session: AsyncSession, query: str, filters: Filters) -> None:
+    """Stem ``query`` (and its subject line) and learn whether ``filters`` narrow anything, in
+    one round trip when both are still unknown to the session (``question_stems`` and
+    ``narrowing`` then answer from its cache): a customer's turn always carries the company's
+    rules, so their check would be a statement of its own on every turn."""
+    subject = subject_line(query)
+    cache: dict[str, dict[str, frozenset[str]]] = session.info.setdefault(_STEMS_KEY, {})
+    known: dict[Filters, bool] = session.info.setdefault(_NARROWS_KEY, {})
+    topics = dict.fromkeys([topic_text(query), *([topic_text(subject)] if subject else [])])
+    missing = [t for t in topics if t not in cache]
+    if not filters or filters in known or not missing:
+        return
+    sql, params = failing_documents_sql(filters)
+    languages = list(TS_CONFIG)
+    texts = [(t, lang) for t in missing for lang in languages]
+    stems, narrows = await _lexemes_and(session, texts, sql, {"company": company_of(session), **params})
+    known[filters] = bool(narrows)
+    for i, topic in enumerate(missing):
+        cache[topic] = dict(zip(languages, stems[i * len(languages) : (i + 1) * len(languages)], strict=True))
+
+
 def bm25_statement(filters: Filters) -> tuple[Any, dict[str, Any]]:
     """The BM25 statement with ``filters`` applied to the postings it reads (before the top k)."""
     if not filters:
@@ -208,6 +229,7 @@ class FullTextRetriever:
         stages: list[Stage] | None = None,
     ) -> list[Passage]:
         started = time.perf_counter()
+        await stems_and_narrowing(session, query, filters)
         params = await bm25_params(session, query, k)
         found: list[Passage] = []
         if params["terms"]:
@@ -267,16 +289,51 @@ _HNSW_SETTINGS = text(
 )
 
 
+# the same, and which of some chunks have no vector of a model yet (``without_vector``)
+_HNSW_SETTINGS_AND_UNEMBEDDED = text(
+    """
+    SELECT set_config('hnsw.ef_search', CAST(:ef AS text), true),
+           set_config('hnsw.iterative_scan', 'relaxed_order', true),
+           ARRAY(SELECT x.id FROM unnest(CAST(:ids AS uuid[])) AS x(id) WHERE NOT EXISTS (
+               SELECT 1 FROM chunk_vectors v
+                WHERE v.chunk_id = x.id AND v.company_id = :company AND v.model = :model))
+    """
+)
+
+
 async def dense_search(
     session: AsyncSession, vector: Vector, model: str, k: int, filters: Filters = NO_FILTERS
 ) -> list[Passage]:
     """The ``k`` chunks nearest to ``vector`` among the company's vectors of ``model`` (of
     the documents that pass ``filters``)."""
-    await session.execute(_HNSW_SETTINGS, {"ef": min(MAX_EF_SEARCH, max(40, 2 * k))})
+    return (await dense_search_and_unembedded(session, vector, model, k, filters))[0]
+
+
+async def dense_search_and_unembedded(
+    session: AsyncSession,
+    vector: Vector,
+    model: str,
+    k: int,
+    filters: Filters = NO_FILTERS,
+    chunk_ids: Sequence[uuid.UUID] = (),
+) -> tuple[list[Passage], frozenset[uuid.UUID]]:
+    """``dense_search``, and which of ``chunk_ids`` have no vector of ``model`` yet
+    (``without_vector``), found by the statement that sets up the vector search: the
+    hybrid retriever asks it on every turn, for BM25's candidates, and it costs no round
+    trip of its own."""
+    ef = min(MAX_EF_SEARCH, max(40, 2 * k))
+    company = company_of(session)
+    unembedded: frozenset[uuid.UUID] = frozenset()
+    if chunk_ids:
+        settings = {"ef": ef, "ids": list(chunk_ids), "company": company, "model": model}
+        row = (await session.execute(_HNSW_SETTINGS_AND_UNEMBEDDED, settings)).one()
+        unembedded = frozenset(row[2])
+    else:
+        await session.execute(_HNSW_SETTINGS, {"ef": ef})
     clause, filtered = chunk_clause(await narrowing(session, filters), "v.chunk_id")
-    params = {"company": company_of(session), "vector": to_sql(vector), "model": model, "k": k}
+    params = {"company": company, "vector": to_sql(vector), "model": model, "k": k}
     rows = (await session.execute(text(dense_sql(len(vector), clause)), params | filtered)).all()
-    return _passages(rows, "dense")
+    return _passages(rows, "dense"), unembedded
 
 
 def embedded_part(query: str, chars: int) -> str:
@@ -448,7 +505,9 @@ class HybridRetriever:
         method: str = "zscore",
         query_chars: int = 300,
         rerank: Sequence[RerankStep] = (),
+        name: str | None = None,
     ) -> None:
+        self.name = name or self.name  # e.g. "hybrid + learned re-ranker" in ``atende eval``
         self.rerank = tuple(rerank)
         self.method = method
         self.query_chars = query_chars
@@ -491,10 +550,11 @@ class HybridRetriever:
                 stages.extend(seen)
             return ranked[:k]
         # the dense stage's time includes embedding the question, which ran beside BM25
-        dense = await dense_search(session, vector, self.embedder.model, self.candidates, filters)
+        dense, unembedded = await dense_search_and_unembedded(
+            session, vector, self.embedder.model, self.candidates, filters, [p.chunk_id for p in lexical]
+        )
         seen.append(Stage("dense", dense, _ms(started)))
         started = time.perf_counter()
-        unembedded = await without_vector(session, [p.chunk_id for p in lexical], self.embedder.model)
         every = len(lexical) + len(dense)  # all of them ranked, for the stages; the top k go on
         if self.method == "rrf":
             fused = fuse_rrf(lexical, dense, every)
@@ -537,20 +597,29 @@ async def lexemes(session: AsyncSession, texts: list[tuple[str, str]]) -> list[f
     """The stemmed lexemes of each ``(text, language)``, as the index would see them."""
     if not texts:
         return []
+    return (await _lexemes_and(session, texts))[0]
+
+
+async def _lexemes_and(
+    session: AsyncSession, texts: list[tuple[str, str]], scalar: str = "SELECT NULL", params: Any = None
+) -> tuple[list[frozenset[str]], Any]:
+    """``lexemes`` of ``texts`` (at least one), and the value of the one-value statement
+    ``scalar`` (with ``params``) in the same round trip."""
     rows = (
         await session.execute(
             text(
-                "SELECT t.ord, tsvector_to_array(to_tsvector(t.cfg::regconfig, t.body))"
+                f"SELECT t.ord, tsvector_to_array(to_tsvector(t.cfg::regconfig, t.body)), ({scalar})"
                 " FROM unnest(CAST(:bodies AS text[]), CAST(:cfgs AS text[]))"
                 " WITH ORDINALITY AS t(body, cfg, ord) ORDER BY t.ord"
             ),
             {
+                **(params or {}),
                 "bodies": [fold(body) for body, _ in texts],
                 "cfgs": [TS_CONFIG.get(lang, "simple") for _, lang in texts],
             },
         )
     ).all()
-    return [frozenset(r[1]) for r in rows]
+    return [frozenset(r[1]) for r in rows], rows[0][2]
 
 
 _STEMS_KEY = "atende.question_stems"

@@ -41,7 +41,7 @@ from sqlalchemy.orm import defer
 from atende.audit import service as audit
 from atende.db.scope import company_of, get_or_404
 from atende.db.session import Database
-from atende.errors import InvalidInput, NotFound
+from atende.errors import InvalidInput
 from atende.jobs.queue import JobQueue
 from atende.knowledge import language
 from atende.knowledge.chunking import ChunkDraft, chunk_blocks
@@ -237,7 +237,11 @@ async def submit(
     if meta is not None:
         meta.check()
     await _lock_source(session, source)
-    document = await session.scalar(select(Document).where(Document.source == source).with_for_update())
+    # FOR NO KEY UPDATE (``get_or_404``'s ``no_key``): a new version changes the document's
+    # columns, never its key, and must not wait for a job's key-share lock on it
+    document = await session.scalar(
+        select(Document).where(Document.source == source).with_for_update(key_share=True)
+    )
     replaced = document is not None
     if document is not None:
         pending = await session.get(DocumentUpload, document.id, with_for_update=True)
@@ -369,11 +373,7 @@ async def update_metadata(
     # FOR NO KEY UPDATE: it still waits for another edit of the document, but not for the
     # indexing and embedding jobs' key-share locks (their rows that reference the document):
     # waiting on those while a job waited to update the document was a deadlock (seen in CI)
-    document = await session.get(
-        Document, document_id, with_for_update={"key_share": True}, populate_existing=True
-    )
-    if document is None:
-        raise NotFound(f"no document {document_id}")
+    document = await get_or_404(session, Document, document_id, "document", for_update=True, no_key=True)
     current = metadata_of(document)
     values = {name: changes[name] for name in (*METADATA_FIELDS, "custom") if name in changes}
     if "tags" in values:
@@ -397,7 +397,7 @@ async def reindex(
     sent): its kept bytes are queued like a new upload."""
     if lang is not None and lang not in TS_CONFIG:
         raise InvalidInput(f"language must be one of {', '.join(TS_CONFIG)}; got '{lang}'", field="language")
-    document = await get_or_404(session, Document, document_id, "document", for_update=True)
+    document = await get_or_404(session, Document, document_id, "document", for_update=True, no_key=True)
     version = await session.scalar(
         select(DocumentVersion)
         .where(DocumentVersion.document_id == document_id, DocumentVersion.data.is_not(None))
@@ -540,7 +540,7 @@ async def index_pending(
         upload = await session.get(DocumentUpload, document_id)
         if upload is None:
             return None
-        document = await get_or_404(session, Document, document_id, "document", for_update=True)
+        document = await get_or_404(session, Document, document_id, "document", for_update=True, no_key=True)
         document.status = "indexing"
         source, requested_at = document.source, upload.requested_at
         data, kind, title, lang = upload.data, upload.content_type, upload.title, upload.language
@@ -569,7 +569,9 @@ async def index_pending(
             )
             if upload is None or upload.requested_at != requested_at:
                 return None
-            document = await get_or_404(session, Document, document_id, "document", for_update=True)
+            document = await get_or_404(
+                session, Document, document_id, "document", for_update=True, no_key=True
+            )
             model = embedder.model if embedder is not None else None
             kept = await _replace_chunks(session, document, doc_title, doc_lang, drafts, vectors, model)
             document.content_type = kind
@@ -638,7 +640,7 @@ async def _finish_failed(
         upload = await session.get(DocumentUpload, document_id, with_for_update=True, populate_existing=True)
         if upload is None or requested_at not in (None, upload.requested_at):
             return None
-        document = await get_or_404(session, Document, document_id, "document", for_update=True)
+        document = await get_or_404(session, Document, document_id, "document", for_update=True, no_key=True)
         document.status = "failed"
         document.error = " ".join(reason.split())[:2000]  # one line
         await session.delete(upload)
@@ -841,7 +843,9 @@ async def _end_embedding(
 ) -> Document | None:
     """A document still ``embedding``: ``ready``, or ``failed`` with ``failure``."""
     async with db.transaction(company_id) as session:
-        document = await session.get(Document, document_id, with_for_update=True, populate_existing=True)
+        document = await session.get(
+            Document, document_id, with_for_update={"key_share": True}, populate_existing=True
+        )
         if document is not None and document.status == "embedding":
             document.status = "failed" if failure else "ready"
             document.error = " ".join(failure.split())[:2000] if failure else None

@@ -4,16 +4,15 @@ Every feature is generic (scores, ranks, shares of the question's terms; no word
 feature), so that a model trained on one knowledge base ranks another's: the held-out halves
 of the development sets are other questions *and* other documents. They are computed from
 what the hybrid retriever already has (each candidate's BM25 and cosine scores and ranks, its
-fused score, its lexemes) plus two cheap round trips: the cosine of the candidates only BM25
-found (from their stored vectors) and the rarity of the question's terms (the company's
-lexeme statistics) with the stems of the candidates' headings and sentences. The pure part,
+fused score, its lexemes) plus one round trip (``gather``): the cosine of the candidates
+only BM25 found (from their stored vectors), the rarity of the question's terms (the
+company's lexeme statistics) and the stems of the candidates' headings and sentences. The pure part,
 ``feature_matrix``, is what the tests and the training script check.
 """
 
 from __future__ import annotations
 
 import math
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atende.db.scope import company_of
 from atende.knowledge.embedding import Vector, to_sql
 from atende.knowledge.passages import Passage
-from atende.knowledge.retrieval import lexemes, question_stems
-from atende.knowledge.text import sentences, subject_line
+from atende.knowledge.retrieval import question_stems
+from atende.knowledge.text import TS_CONFIG, fold, sentences, subject_line
 
 FEATURES = (
     "fused",  # the fused score (standard scores of BM25 and cosine, weighted)
@@ -163,76 +162,54 @@ def feature_matrix(candidates: Sequence[Passage], evidence: Evidence) -> np.ndar
     return np.column_stack([columns[name] for name in FEATURES])
 
 
-_COSINES = """
-    SELECT v.chunk_id, 1 - (v.embedding::vector({dim}) <=> CAST(:vector AS vector({dim})))
-      FROM chunk_vectors v
-     WHERE v.company_id = :company AND v.dim = {dim} AND v.chunk_id = ANY(CAST(:ids AS uuid[])){model}
-"""
-_IDF = text(
-    """
+# The evidence of one question's candidates in one statement (one round trip): the rarity
+# of the question's terms (kind 0: lexeme, idf), the cosine of the candidates only BM25 found
+# from their stored vectors (kind 1: chunk id, cosine), and the stems of each candidate's
+# heading and sentences (kind 2: the text's place, its stems) kept to the question's terms
+# (``stemmed``), the only ones the features read, and only for the texts holding one of them:
+# stemming them all is PostgreSQL's quick part; shipping and parsing every stem of a few
+# hundred sentences was most of the stage's time.
+_EVIDENCE = """
     WITH total AS (
         SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
+    ), stemmed AS (
+        SELECT t.ord, ARRAY(
+                   SELECT l FROM unnest(tsvector_to_array(to_tsvector(t.cfg::regconfig, t.body))) AS l
+                    WHERE l = ANY(CAST(:stemmed AS text[]))
+               ) AS stems
+          FROM unnest(CAST(:bodies AS text[]), CAST(:cfgs AS text[])) WITH ORDINALITY AS t(body, cfg, ord)
     )
-    SELECT s.lexeme, ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5))
+    SELECT 0, s.lexeme, ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)), NULL::bigint, NULL::text[]
       FROM lexeme_stats s CROSS JOIN total
      WHERE s.company_id = :company AND s.lexeme = ANY(CAST(:terms AS text[])) AND s.chunks > 0
-    """
-)
-
-# every chunk of the candidates' documents: its position, and which of the question's terms
-# it holds (read from the postings, by primary key: the question's terms x these chunks)
-_DOCUMENTS = text(
-    """
-    SELECT c.id, c.document_id, c.ordinal,
+    UNION ALL
+    SELECT 1, v.chunk_id::text, 1 - (v.embedding::vector({dim}) <=> CAST(:vector AS vector({dim}))),
+           NULL, NULL
+      FROM chunk_vectors v
+     WHERE v.company_id = :company AND v.dim = {dim} AND v.chunk_id = ANY(CAST(:ids AS uuid[])){model}
+    UNION ALL
+    SELECT 2, NULL, NULL, ord, stems FROM stemmed WHERE cardinality(stems) > 0
+    UNION ALL
+    SELECT 3, c.document_id::text || ' ' || c.id::text, c.ordinal, NULL,
            ARRAY(SELECT t.lexeme FROM chunk_terms t
                   WHERE t.company_id = c.company_id AND t.chunk_id = c.id
-                    AND t.lexeme = ANY(CAST(:terms AS text[])))
+                    AND t.lexeme = ANY(CAST(:stemmed AS text[])))
       FROM chunks c
      WHERE c.company_id = :company AND c.document_id = ANY(CAST(:documents AS uuid[]))
-    """
-)
+"""
+
+# characters that open (or fold to what opens) an XML tag, the one token of PostgreSQL's
+# parser that may span a space: a sentence cut inside one is parsed otherwise than the text
+_TAG_OPENERS = frozenset("<\ufe64\uff1c\u226e")
 
 
-async def documents(
-    session: AsyncSession, candidates: Sequence[Passage], terms: frozenset[str]
-) -> tuple[list[int], list[frozenset[str]]]:
-    """Each candidate's ordinal in its document and the ``terms`` its whole document holds
-    (one statement)."""
-    rows = (
-        await session.execute(
-            _DOCUMENTS,
-            {
-                "company": company_of(session),
-                "terms": sorted(terms),
-                "documents": sorted({p.document_id for p in candidates}),
-            },
-        )
-    ).all()
-    ordinal = {r[0]: int(r[2]) for r in rows}
-    held: dict[uuid.UUID, set[str]] = {}
-    for r in rows:
-        held.setdefault(r[1], set()).update(r[3])
-    return (
-        [ordinal.get(p.chunk_id, 1) for p in candidates],
-        [frozenset(held.get(p.document_id, ())) for p in candidates],
-    )
-
-
-async def cosines(
-    session: AsyncSession, candidates: Sequence[Passage], vector: Vector, model: str | None
-) -> list[float]:
-    """Each candidate's cosine with ``vector``: the dense stage's where it found the chunk,
-    else from the chunk's stored vector (one statement for all of them; 0 without one)."""
-    missing = [p.chunk_id for p in candidates if "dense" not in p.scores]
-    found: dict[uuid.UUID, float] = {}
-    if missing:
-        dim = len(vector)
-        statement = _COSINES.format(dim=dim, model=" AND v.model = :model" if model else "")
-        params = {"company": company_of(session), "vector": to_sql(vector), "ids": missing}
-        if model:
-            params["model"] = model
-        found = {r[0]: float(r[1]) for r in (await session.execute(text(statement), params)).all()}
-    return [p.scores["dense"] if "dense" in p.scores else found.get(p.chunk_id, 0.0) for p in candidates]
+def _may_hold(candidate: Passage, terms: frozenset[str]) -> bool:
+    """Whether any sentence of ``candidate`` may hold one of the question's ``terms``. Its
+    lexemes (its indexed ``tsv``: its heading's and its text's stems) hold every stem of each
+    of its sentences, sentences being cut at spaces, across which PostgreSQL's parser makes
+    no token (but a tag's): without a term among them, every sentence's share is 0 and
+    nothing need be stemmed (about half the candidates, found by meaning alone)."""
+    return bool(candidate.lexemes & terms) or not _TAG_OPENERS.isdisjoint(candidate.text)
 
 
 async def gather(
@@ -243,8 +220,12 @@ async def gather(
     vector: Vector,
     model: str | None = None,
 ) -> Evidence:
-    """The round trips of one question's features (the question's stems are usually cached
-    in the session by the BM25 stage already)."""
+    """The evidence of one question's features in one round trip (the question's stems are
+    usually cached in the session by the BM25 stage already). The candidates' headings and
+    sentences carry only their stems among the question's ``terms``: every feature reads
+    them through ``terms`` (a share of the question's terms), so the features are the same
+    as with all their stems; a candidate none of whose sentences can hold a term
+    (``_may_hold``) has no sentences (its best sentence's share is 0 either way)."""
     subject = subject_line(query)
     stems = await question_stems(session, query, also=subject)
     subject_stems = await question_stems(session, subject) if subject else {}
@@ -252,31 +233,58 @@ async def gather(
     kb_language = candidates[0].language if candidates else language
     terms = stems.get(kb_language, frozenset())
     subject_terms = subject_stems.get(kb_language, frozenset())
-    idf_rows = (
-        await session.execute(_IDF, {"company": company_of(session), "terms": sorted(terms | subject_terms)})
-    ).all()
     headings = [" ".join(part for part in (p.title, p.section) if part) for p in candidates]
-    split = [sentences(p.text) for p in candidates]
+    split = [sentences(p.text) if _may_hold(p, terms) else [] for p in candidates]
     texts = [(h, p.language) for h, p in zip(headings, candidates, strict=True)] + [
-        (s, p.language) for lines, p in zip(split, candidates, strict=True) for s in lines
+        (line, p.language) for lines, p in zip(split, candidates, strict=True) for line in lines
     ]
-    stemmed = await lexemes(session, texts)
+    dim = len(vector)
+    statement = _EVIDENCE.format(dim=dim, model=" AND v.model = :model" if model else "")
+    params = {
+        "company": company_of(session),
+        "terms": sorted(terms | subject_terms),
+        "stemmed": sorted(terms),
+        "bodies": [fold(body) for body, _ in texts] if terms else [],
+        "cfgs": [TS_CONFIG.get(lang, "simple") for _, lang in texts] if terms else [],
+        "vector": to_sql(vector),
+        "ids": [p.chunk_id for p in candidates if "dense" not in p.scores],
+        "documents": sorted({p.document_id for p in candidates}),
+        **({"model": model} if model else {}),
+    }
+    idf: dict[str, float] = {}
+    stored: dict[str, float] = {}
+    stemmed: dict[int, frozenset[str]] = {}
+    ordinal: dict[str, int] = {}
+    held: dict[str, set[str]] = {}
+    for kind, key, value, ord_, found in (await session.execute(text(statement), params)).all():
+        if kind == 0:
+            idf[key] = float(value)
+        elif kind == 1:
+            stored[key] = float(value)
+        elif kind == 2:
+            stemmed[int(ord_) - 1] = frozenset(found)
+        else:  # a chunk of a candidate's document: its position, the question's terms it holds
+            document, chunk = key.split(" ")
+            ordinal[chunk] = int(value)
+            held.setdefault(document, set()).update(found)
+    none: frozenset[str] = frozenset()
     n = len(candidates)
     sentence_stems: list[list[frozenset[str]]] = []
     at = n
     for lines in split:
-        sentence_stems.append(stemmed[at : at + len(lines)])
+        sentence_stems.append([stemmed.get(i, none) for i in range(at, at + len(lines))])
         at += len(lines)
-    ordinals, held = await documents(session, candidates, terms)
     return Evidence(
-        cosines=await cosines(session, candidates, vector, model),
+        cosines=[
+            p.scores["dense"] if "dense" in p.scores else stored.get(str(p.chunk_id), 0.0) for p in candidates
+        ],
         terms=terms,
         subject_terms=subject_terms,
-        idf={r[0]: float(r[1]) for r in idf_rows},
-        headings=stemmed[:n],
+        idf=idf,
+        headings=[stemmed.get(i, none) for i in range(n)],
         sentence_stems=sentence_stems,
-        ordinals=ordinals,
-        documents=held,
+        ordinals=[ordinal.get(str(p.chunk_id), 1) for p in candidates],
+        documents=[frozenset(held.get(str(p.document_id), ())) for p in candidates],
     )
 
 
