@@ -168,7 +168,9 @@ def feature_matrix(candidates: Sequence[Passage], evidence: Evidence) -> np.ndar
 # heading and sentences (kind 2: the text's place, its stems) kept to the question's terms
 # (``stemmed``), the only ones the features read, and only for the texts holding one of them:
 # stemming them all is PostgreSQL's quick part; shipping and parsing every stem of a few
-# hundred sentences was most of the stage's time.
+# hundred sentences was most of the stage's time. Kind 3: every chunk of the candidates'
+# documents ("document chunk" ids, its ordinal, the question's terms it holds, read from the
+# postings by primary key), for ``first_chunk`` and ``document_coverage``.
 _EVIDENCE = """
     WITH total AS (
         SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
