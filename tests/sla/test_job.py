@@ -278,3 +278,46 @@ async def test_priority_chooses_the_policy_and_is_set_through_the_api(
     assert due[uuid.UUID(cid)] == ny(2027, 6, 1, 10, 5)
     r = await company.client.put(f"/v1/conversations/{cid}/priority", json={"priority": "asap"})
     assert (r.status_code, r.json()["field"]) == (422, "priority")
+
+
+async def test_a_breach_found_late_neither_moves_an_answered_conversation_nor_floods_the_team(
+    company: CompanyCtx, runtime: Runtime, mail_sink: MailSink
+) -> None:
+    address = f"n3-{uuid.uuid4().hex[:6]}@example.com"
+    async with runtime.db.transaction(company.id) as session:
+        user = await tenancy.create_user(
+            session, company_id=company.id, email=address, password="senha-segura-1", role=Role.agent
+        )
+        await teams.put_team(session, None, name="N3", slug="n3", hours=None, members=[user.id])
+    await policy(company, first_response="10m", escalation="reassign", escalation_team="n3", email_team=True)
+
+    # answered and resolved after the due time, before the job saw the breach: recorded
+    # breached, and the resolved conversation stays resolved, in no team's queue
+    answered = await handed_off(company, runtime, ny(2026, 11, 2, 10, 0))  # always open: no hours
+    await settled(runtime, company, ny(2026, 11, 2, 10, 0))
+    r = await company.client.post(f"/v1/conversations/{answered}/replies", json={"text": "Olá!"})
+    assert r.status_code == 201, r.text
+    assert (await company.client.post(f"/v1/conversations/{answered}/resolve")).status_code == 200
+    before = mail_sink.count()
+    await settled(runtime, company, datetime.now(UTC))
+    async with runtime.db.transaction(company.id) as session:
+        [first] = list(
+            await session.scalars(
+                select(SlaRecord).where(
+                    SlaRecord.conversation_id == uuid.UUID(answered), SlaRecord.target == "first_response"
+                )
+            )
+        )
+    assert first.breached
+    after = (await company.client.get(f"/v1/conversations/{answered}")).json()
+    assert (after["state"], after["team_id"]) == ("resolved", None)
+
+    # a conversation already overdue when its clock is first computed (a policy made over
+    # open conversations): the breach is recorded, nobody is e-mailed, nothing is moved
+    overdue = await handed_off(company, runtime, ny(2027, 6, 1, 10, 0))
+    done = await check_at(runtime, company, ny(2027, 6, 1, 10, 30))
+    assert done.breaches >= 1
+    kept = (await company.client.get(f"/v1/conversations/{overdue}")).json()
+    assert (kept["state"], kept["team_id"]) == ("waiting_human", None)
+    await asyncio.sleep(2)  # the session's worker sends queued e-mails within a moment
+    assert mail_sink.count() == before

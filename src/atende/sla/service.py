@@ -417,6 +417,13 @@ class Alarm:
     assignee_id: uuid.UUID | None
     channel: str
     priority: str
+    # what a late discovery does not do: a breach found after its clock stopped (the team
+    # answered or resolved before the job ran) escalates nothing, so a resolved or answered
+    # conversation is never moved; one found by a clock's first computing (a new or edited
+    # policy over conversations already overdue) neither escalates nor e-mails: recorded,
+    # live and webhooks only, where it would flood the team
+    escalate: bool = True
+    email: bool = True
 
 
 @dataclass
@@ -467,6 +474,7 @@ def _judge(row: Any, context: _Context, now: datetime, batch: _Batch) -> None:
     def alarm(event: str, at: datetime) -> None:
         assert policy is not None
         assert t.due_at is not None
+        found_overdue = row.stale and now >= t.due_at  # computed (again) already past its due time
         batch.alarms.append(
             Alarm(
                 event,
@@ -480,6 +488,8 @@ def _judge(row: Any, context: _Context, now: datetime, batch: _Batch) -> None:
                 row.assignee_id,
                 row.channel,
                 row.priority,
+                escalate=row.stopped_at is None and not found_overdue,
+                email=not found_overdue,
             )
         )
 
@@ -627,7 +637,7 @@ async def _announce(session: AsyncSession, runtime: Runtime, alarms: list[Alarm]
             await webhooks.emit(session, runtime.jobs, raised.event, data)
         policy = raised.policy
         notified = raised.team_id
-        if raised.event == BREACHED and policy.escalation_team_id is not None:
+        if raised.event == BREACHED and raised.escalate and policy.escalation_team_id is not None:
             if policy.escalation == Escalation.reassign and raised.team_id != policy.escalation_team_id:
                 await conversations.queue_for_team(
                     session,
@@ -644,7 +654,7 @@ async def _announce(session: AsyncSession, runtime: Runtime, alarms: list[Alarm]
                 await publish(
                     session, queue, LIVE_KIND, level="escalated", notify_team_id=str(notified), **data
                 )
-        if policy.email_team:
+        if policy.email_team and raised.email:
             await mailing.send(session, runtime, raised, notified)
 
 
