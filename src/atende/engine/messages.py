@@ -126,6 +126,12 @@ PHRASES.update(
             "en": "You gave a score of {score} out of 5 ({label}).",
             "es": "Diste una nota de {score} de 5 ({label}).",
         },
+        "csat:chosen": {
+            "pt": "Você escolheu a nota {score} de 5 ({label}).",
+            "en": "You chose a score of {score} out of 5 ({label}).",
+            "es": "Elegiste la nota {score} de 5 ({label}).",
+        },
+        "csat:confirm": {"pt": "Enviar minha nota", "en": "Send my rating", "es": "Enviar mi nota"},
         "csat:change": {
             "pt": "Você pode mudar a nota até {until} clicando em outra nota no e-mail.",
             "en": "You can change it until {until} by clicking another score in the e-mail.",

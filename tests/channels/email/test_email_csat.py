@@ -79,15 +79,23 @@ async def test_a_rating_link_records_once_changes_and_takes_a_comment(
     shop = mail_shop
     conversation_id, _survey_id, links = await surveyed(shop, runtime)
     async with httpx.AsyncClient(timeout=10) as browser:
-        page = await browser.get(links[4])
+        # opening a link (as mail scanners open them all) shows the score and records nothing
+        for url in links.values():
+            shown = await browser.get(url)
+            assert shown.status_code == 200, shown.text
+        assert "Você escolheu a nota 5 de 5" in shown.text and "Enviar minha nota" in shown.text
+        assert (await answer(shop.company, conversation_id))["score"] is None
+        [send] = re.findall(r'action="([^"]+)"', (await browser.get(links[4])).text)
+
+        page = await browser.post(live_server + send)  # "Send my rating"
         assert page.status_code == 200, page.text
         assert "Obrigado pela sua avaliação!" in page.text and "4 de 5" in page.text
         assert (await answer(shop.company, conversation_id))["score"] == 4
 
-        again = await browser.get(links[4])  # the same link: used
+        again = await browser.post(links[4])  # the same link: used
         assert again.status_code == 409 and "já foi usado" in again.text
 
-        changed = await browser.get(links[2])  # another score: a change
+        changed = await browser.post(links[2])  # another score: a change
         assert changed.status_code == 200
         [action] = re.findall(r'action="([^"]+)"', changed.text)
         r = await browser.post(live_server + action, data={"comment": "Demoraram a responder."})
@@ -121,6 +129,8 @@ async def test_forged_and_expired_links_get_a_clear_page_never_a_500(
             r = await browser.get(f"/csat/e/{bad}")
             assert r.status_code == 404, (bad, r.text)
             assert "não é válido" in r.text and "is not valid" in r.text
+            r = await browser.post(f"/csat/e/{bad}")
+            assert r.status_code == 404, (bad, r.text)
             r = await browser.post(f"/csat/e/{bad}/comment", data={"comment": "x"})
             assert r.status_code == 404, (bad, r.text)
         r = await browser.get(f"/csat/e/{token}/comment")
@@ -130,6 +140,8 @@ async def test_forged_and_expired_links_get_a_clear_page_never_a_500(
         survey_row = await answer(shop.company, conversation_id)
         clock.at(datetime.fromisoformat(survey_row["closes_at"]) + timedelta(seconds=1))
         r = await browser.get(links[5])
+        assert r.status_code == 410 and "expirou" in r.text
+        r = await browser.post(links[5])
         assert r.status_code == 410 and "expirou" in r.text
     assert (await answer(shop.company, conversation_id))["score"] is None
 

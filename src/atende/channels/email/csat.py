@@ -1,14 +1,17 @@
-"""The e-mail channel's satisfaction survey: its one-click rating links, and the page they open.
+"""The e-mail channel's satisfaction survey: its rating links, and the pages they open.
 
 A survey message (``meta["csat"]``, ``atende.feedback``) goes out with the question and one
 link per score, worst first; ``prepare`` writes them into the text (the HTML part makes them
 links). Each link is signed, expires when the survey closes, and works once
-(``feedback.links``): opening it records the score (or changes it) and shows a page with the
-rating and a comment box. A link that is not ours, expired, used already, or of a closed
-survey shows a page saying so, in the customer's language, with a 4xx status; never a 500.
-The comment goes with a token of its own, valid until the survey closes. A reply to the
-survey e-mail that is only a score ("5", "4/5") is its answer too (``score_in``,
-``survey_answered``): the receiver hands it in without reopening the conversation.
+(``feedback.links``). Opening it shows the score chosen and a button that sends it: mail
+scanners (Safe Links, corporate proxies) open every link of an e-mail, and a rating recorded on
+opening would record all five and use them up before the customer clicked. Sending it records
+the score (or changes it) and shows a page with the rating and a comment box. A link that is
+not ours, expired, used already, or of a closed survey shows a page saying so, in the
+customer's language, with a 4xx status; never a 500. The comment goes with a token of its own,
+valid until the survey closes. A reply to the survey e-mail that is only a score ("5", "4/5")
+is its answer too (``score_in``, ``survey_answered``): the receiver hands it in without
+reopening the conversation.
 """
 
 from __future__ import annotations
@@ -56,9 +59,21 @@ def survey_text(runtime: Runtime, company_id: uuid.UUID, text: str, survey: Mapp
     return "\n".join(lines)
 
 
-def _page(language: str, status: int, *paragraphs: str, comment_token: str | None = None) -> HTMLResponse:
+def _page(
+    language: str,
+    status: int,
+    *paragraphs: str,
+    comment_token: str | None = None,
+    confirm: tuple[str, str] | None = None,
+) -> HTMLResponse:
     title = html.escape(phrase("csat:title", language))
     body = "".join(f"<p>{html.escape(p)}</p>\n" for p in paragraphs)
+    if confirm is not None:
+        action, button = (html.escape(part) for part in confirm)
+        body += (
+            f'<form method="post" action="{action}">\n'
+            f'<p><button type="submit">{button}</button></p>\n</form>\n'
+        )
     if comment_token is not None:
         label = html.escape(phrase("csat:comment", language))
         button = html.escape(phrase("csat:send_comment", language))
@@ -100,8 +115,25 @@ def _read(runtime: Runtime, token: str, now: datetime, *, comment: bool) -> link
 
 
 @router.get(PATH + "/{token}", response_class=HTMLResponse)
+async def choose(token: str, runtime: RuntimeDep) -> HTMLResponse:
+    """A score's link opened: the score shown with the button that sends it (nothing recorded,
+    the link not used: a mail scanner's visit changes nothing)."""
+    link = _read(runtime, token, runtime.clock(), comment=False)
+    if isinstance(link, HTMLResponse):
+        return link
+    language = await _language(runtime, link)
+    label = phrase(f"csat:score:{link.score}", language)
+    return _page(
+        language,
+        200,
+        phrase("csat:chosen", language).format(score=link.score, label=label),
+        confirm=(f"{PATH}/{token}", phrase("csat:confirm", language)),
+    )
+
+
+@router.post(PATH + "/{token}", response_class=HTMLResponse)
 async def rate(token: str, runtime: RuntimeDep) -> HTMLResponse:
-    """One click on a score in the survey e-mail: the score recorded, the comment box offered."""
+    """The chosen score sent: recorded (the link used), the comment box offered."""
     now = runtime.clock()
     link = _read(runtime, token, now, comment=False)
     if isinstance(link, HTMLResponse):
