@@ -34,17 +34,17 @@ EVENT = "message.rated"
 PAGE_SIZE = 50
 
 
-def clean_comment(comment: str | None) -> str | None:
-    """A comment as stored: stripped, ``None`` when empty; over ``COMMENT_MAX`` characters or
-    with a NUL byte it is refused."""
+def clean_comment(comment: str | None, limit: int = COMMENT_MAX) -> str | None:
+    """A comment as stored (an answer's rating, a satisfaction survey's): stripped, ``None``
+    when empty; over ``limit`` characters or with a NUL byte it is refused."""
     if comment is None:
         return None
     if "\x00" in comment:
         raise InvalidInput("comment must not contain NUL bytes (\\u0000)", field="comment")
     comment = comment.strip()
-    if len(comment) > COMMENT_MAX:
+    if len(comment) > limit:
         raise InvalidInput(
-            f"comment is {len(comment)} characters long; the limit is {COMMENT_MAX}", field="comment"
+            f"comment is {len(comment)} characters long; the limit is {limit}", field="comment"
         )
     return comment or None
 

@@ -33,6 +33,7 @@ from atende.db.scope import company_of, get_or_404
 from atende.errors import Conflict, InvalidInput, NotFound
 from atende.feedback.csat_settings import CsatSettings
 from atende.feedback.models import CsatSurvey
+from atende.feedback.ratings import clean_comment
 from atende.jobs.queue import JobQueue
 from atende.tenancy import service as tenancy
 from atende.tenancy.settings import read_section
@@ -261,15 +262,12 @@ async def record_answer(
         _check_score(score)
     elif survey.score is None:
         raise InvalidInput("give a score (1 to 5) before a comment", field="score")
-    if comment is not None and len(comment) > COMMENT_MAX:
-        raise InvalidInput(f"the comment is longer than {COMMENT_MAX} characters", field="comment")
-    if comment is not None and "\x00" in comment:
-        raise InvalidInput("the comment contains a NUL character", field="comment")
+    cleaned = clean_comment(comment, COMMENT_MAX)
     first = survey.answered_at is None
     if score is not None:
         survey.score = score
     if comment is not None:
-        survey.comment = comment.strip() or None
+        survey.comment = cleaned
     survey.answered_via = via
     if first:
         survey.answered_at = now

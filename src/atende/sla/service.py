@@ -23,11 +23,12 @@ import structlog
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.conversations import labels
 from atende.conversations import service as conversations
-from atende.conversations.models import Conversation, ConversationLabel, Label
+from atende.conversations.models import Conversation, ConversationLabel
 from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
-from atende.errors import InvalidInput
+from atende.errors import InvalidInput, NotFound
 from atende.hours import Schedule
 from atende.mail import sender as mail
 from atende.runtime import Runtime
@@ -105,18 +106,10 @@ async def _team_ids(session: AsyncSession, refs: Iterable[str], where: str) -> l
 
 
 async def _label_ids(session: AsyncSession, refs: Iterable[str]) -> list[uuid.UUID]:
-    found = []
-    for ref in dict.fromkeys(refs):
-        stmt = select(Label.id)
-        try:
-            stmt = stmt.where(Label.id == uuid.UUID(ref))
-        except ValueError:
-            stmt = stmt.where(func.lower(Label.name) == ref.strip().lower())
-        label_id = await session.scalar(stmt)
-        if label_id is None:
-            raise InvalidInput(f"labels: there is no label '{ref}'", field="labels")
-        found.append(label_id)
-    return found
+    try:
+        return [(await labels.get_label(session, ref)).id for ref in dict.fromkeys(refs)]
+    except NotFound as exc:
+        raise InvalidInput(f"labels: {exc.message}", field="labels") from None
 
 
 async def _fill(session: AsyncSession, row: SlaPolicy, data: PolicyIn) -> None:

@@ -48,13 +48,13 @@ from atende.channels.email.config import SECRET_FIELDS, EmailConfig, imap_server
 from atende.channels.email.imap import Fetched, ImapFetcher, ImapMailbox
 from atende.channels.email.pop3 import Pop3Fetched, Pop3Fetcher
 from atende.conversations.models import Message
+from atende.feedback.service import META as CSAT_META
 from atende.observability.credentials import Verdict
 from atende.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
 KIND = receive.KIND
-CSAT_META = "csat"  # a satisfaction survey's (atende.feedback.service.META)
 REPLY_META = "email_reply"  # an outbound's meta, added by ``prepare``: what its e-mail answers
 FILE_MAX_BYTES = 25 * 1024 * 1024  # what Gmail and Microsoft 365 take in one message
 SOURCES = {"pt": "Fontes", "en": "Sources", "es": "Fuentes"}

@@ -40,6 +40,7 @@ from atende.channels.base import (
 from atende.channels.whatsapp import csat, graph, parse
 from atende.channels.whatsapp.split import split_text
 from atende.conversations.schemas import NOT_FOR_THE_BOT, InboundMessage
+from atende.feedback.service import META as CSAT_META
 from atende.observability.credentials import Verdict
 
 log = structlog.get_logger(__name__)
@@ -172,7 +173,7 @@ class WhatsAppChannel(Channel):
         if not account.secrets.get("access_token"):
             raise DeliveryError("the WhatsApp account has no access token", retryable=False)
         api = graph_of(account)
-        survey = outbound.meta.get(csat.META)
+        survey = outbound.meta.get(CSAT_META)
         if isinstance(survey, Mapping) and survey.get("survey_id"):
             try:
                 wamid = await graph.send_message(

@@ -19,7 +19,6 @@ from typing import Any
 
 from atende.engine.messages import phrase
 
-META = "csat"  # a survey message's meta (atende.feedback.service.META)
 ANSWER_META = "csat_answer"  # a customer message's: the survey answer it is
 _ANSWER = re.compile(r"^csat:([0-9a-f]{32}):([1-5])$")
 BUTTON_SCORES = (1, 3, 5)
