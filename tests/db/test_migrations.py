@@ -66,6 +66,7 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
         "atende_sla_follow_state_v1",
         "atende_sla_follow_message_v1",
         "atende_sla_follow_labels_v1",
+        "atende_sla_copy_warning_v1",
     }
     migrate.downgrade(url, "base")
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:

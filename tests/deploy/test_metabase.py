@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 from tests.conftest import ROOT, CompanyCtx, ask
 from tests.deploy.conftest import DEPLOY
-from tests.deploy.test_analytics import VIEWS, reader  # noqa: F401  (a fixture)
+from tests.deploy.test_analytics import VIEWS
 from tests.fakes.loopback import running
 from tests.fakes.metabase import FakeMetabase
 
@@ -208,7 +208,7 @@ def sql(query: str, company: bool) -> str:
 async def test_every_card_runs_as_the_read_only_login_and_the_filter_keeps_one_company(
     company: CompanyCtx,
     other_company: CompanyCtx,
-    reader: str,  # noqa: F811
+    reader: str,
 ) -> None:
     for ctx, helpful in ((company, True), (other_company, False)):
         body = await ask(ctx.client, "Oi")
