@@ -35,6 +35,7 @@ from atende.feedback.csat_settings import CsatSettings
 from atende.feedback.models import CsatSurvey
 from atende.feedback.ratings import clean_comment
 from atende.jobs.queue import JobQueue
+from atende.observability import metrics
 from atende.tenancy import service as tenancy
 from atende.tenancy.settings import read_section
 from atende.webhooks import service as webhooks
@@ -192,6 +193,7 @@ async def _send(
     )
     survey = await get_or_404(session, CsatSurvey, survey_id, "survey")
     survey.message_id = message.id
+    metrics.count_on_commit(session, metrics.CSAT_SURVEYS_SENT, conversation.channel)
     await webhooks.emit(
         session,
         jobs,
@@ -274,6 +276,10 @@ async def record_answer(
     else:
         survey.changed_at = now
     await session.flush()
+    if first and survey.score is not None:
+        metrics.count_on_commit(
+            session, metrics.CSAT_RESPONSES, survey.channel, metrics.csat_rating(survey.score)
+        )
     await publish(session, str(survey.conversation_id), "csat", survey_id=str(survey.id), score=survey.score)
     await webhooks.emit(session, jobs, RECEIVED, answer_event(survey, changed=not first))
     return survey

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ from atende.db.scope import company_of, get_or_404
 from atende.errors import InvalidInput, NotFound
 from atende.hours import Schedule
 from atende.mail import sender as mail
+from atende.observability import metrics
 from atende.runtime import Runtime
 from atende.sla.clock import DueClock
 from atende.sla.models import SlaClock, SlaPolicy
@@ -591,6 +593,9 @@ async def check(
     done.more = len(rows) == limit
     done.recorded = len(batch.records)
     await _announce(session, runtime, batch.alarms)
+    for (event, target), raised in Counter((a.event, a.target) for a in batch.alarms).items():
+        kind = "warning" if event == WARNING else "breached"
+        metrics.count_on_commit(session, metrics.SLA_EVENTS, kind, target, amount=raised)
     done.warnings = sum(1 for a in batch.alarms if a.event == WARNING)
     done.breaches = len(batch.alarms) - done.warnings
     return done
