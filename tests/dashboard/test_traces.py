@@ -32,16 +32,17 @@ def section(page: str, heading: str) -> str:
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page[start:end])))
 
 
-def caption_rows(page: str, caption: str) -> list[list[str]]:
-    """The body rows (cell texts) of the table captioned ``caption``."""
+def caption_rows(page: str, caption: str, row_class: str = "") -> list[list[str]]:
+    """The body rows (cell texts) of the table captioned ``caption`` (those of ``row_class``)."""
     at = page.index(f"<caption>{caption}</caption>")
     body = page[page.index("<tbody>", at) : page.index("</tbody>", at)]
+    opening = f' class="{row_class}"' if row_class else ""
     return [
         [
             html.unescape(" ".join(re.sub(r"<[^>]+>", " ", cell).split()))
             for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
         ]
-        for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+        for row in re.findall(f"<tr{opening}>(.*?)</tr>", body, re.S)
     ]
 
 
@@ -87,6 +88,19 @@ async def test_each_question_of_a_message_shows_its_lookup_and_outcome(
     assert best[0] == "Shipping › Delivery times"
     assert re.fullmatch(r"\d\.\d{3} \(\d+\)", best[1]), best  # its full-text score and rank
     assert "2 to 5 business days" in best[-1]  # the passage's text, from the trace's retrieved ones
+    # the candidates fusion ranked among the first five that re-ranking moved out: below them,
+    # with their scores before (fused rank up to 5) and after (re-ranked rank past 5)
+    columns = re.findall(r'<th scope="col">(.*?)</th>', head)
+    fused, reranked = columns.index("Fused score (rank)"), columns.index("Re-ranked score (rank)")
+    moved = caption_rows(page, caption, "displaced")
+    assert moved, "re-ranking moved none of the fused top five out"
+    for row in moved:
+        assert "Moved out by re-ranking: not given to the answerer" in row[0]
+        assert (
+            int(re.findall(r"\((\d+)\)", row[fused])[0])
+            <= 5
+            < int(re.findall(r"\((\d+)\)", row[reranked])[0])
+        )
     # the message whole: its stages' time too
     whole = caption_rows(page, "Retrieval stages for the message whole and their time")
     assert [row[0] for row in whole][:3] == ["Full-text", "Dense", "Fused"]

@@ -76,6 +76,8 @@ class Chunk:
     language: str
     text: str
     scores: dict[str, Score]  # by stage key, for the stages this turn ran
+    # fusion ranked it among the passages kept, re-ranking moved it out (its scores before and after)
+    displaced: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,8 @@ def _chunks(
     entries: Sequence[Mapping[str, Any]],
     stages: list[tuple[str, str]],
     texts: Mapping[str, Mapping[str, Any]],
+    *,
+    displaced: bool = False,
 ) -> list[Chunk]:
     """The passages ``entries`` with their scores in ``stages``; what an entry lacks (a
     question's passages keep no text) comes from the trace's retrieved passage of its id."""
@@ -191,9 +195,14 @@ def _chunks(
                     key: Score(_number(scores.get(key)), _rank(scores.get(f"{key}_rank")))
                     for key, _n in stages
                 },
+                displaced=displaced,
             )
         )
     return chunks
+
+
+def _displaced(recorded: Any) -> list[Mapping[str, Any]]:
+    return [p for p in recorded if isinstance(p, dict)] if isinstance(recorded, list) else []
 
 
 def _stage_times(recorded: Any, fell: Any, _: Callable[[str], str]) -> list[StageTime]:
@@ -234,7 +243,8 @@ def _questions(
         answered: Mapping[str, Any] = answers[index] if index < len(answers) else {}
         # what the answerer read (re-ranked late, with its coverage), else what was looked up
         entries = [p for p in answered.get("passages") or asked.get("found") or [] if isinstance(p, dict)]
-        columns = _columns(entries, _)
+        moved = _displaced(asked.get("displaced"))
+        columns = _columns([*entries, *moved], _)
         reason = str(answered.get("reason") or "")
         views.append(
             QuestionView(
@@ -251,7 +261,7 @@ def _questions(
                 ms=_number(asked.get("ms")),
                 stage_times=_stage_times(asked.get("stages"), asked.get("fallbacks"), _),
                 stages=columns,
-                chunks=_chunks(entries, columns, texts),
+                chunks=[*_chunks(entries, columns, texts), *_chunks(moved, columns, texts, displaced=True)],
             )
         )
     return views
@@ -275,9 +285,10 @@ def turn_view(
             if isinstance(fell, dict):
                 fallbacks.append(stage_fallback(str(fell.get("stage", "")), str(fell.get("error", "")), _))
     retrieved = [chunk for chunk in trace.retrieved or [] if isinstance(chunk, dict)]
-    stages = _columns(retrieved, _)
-    texts = {str(chunk.get("chunk_id")): chunk for chunk in retrieved}
     looked_up = found.get("retrieve", {})
+    moved = _displaced(looked_up.get("displaced"))
+    stages = _columns([*retrieved, *moved], _)
+    texts = {str(chunk.get("chunk_id")): chunk for chunk in retrieved}
     late = found.get("rerank", {})
     answered = found.get("answer", {})
     language = found.get("detect_language", {})
@@ -302,7 +313,7 @@ def turn_view(
         total_ms=trace.total_ms,
         steps=steps,
         stages=stages,
-        chunks=_chunks(retrieved, stages, {}),
+        chunks=[*_chunks(retrieved, stages, {}), *_chunks(moved, stages, texts, displaced=True)],
         errors=errors,
         fallbacks=fallbacks,
         rules=[

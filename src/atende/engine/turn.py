@@ -221,6 +221,19 @@ def stage_times(stages: Sequence[Stage]) -> list[dict[str, Any]]:
     ]
 
 
+def displaced(stages: Sequence[Stage], kept: Sequence[Passage]) -> dict[str, Any]:
+    """For a step's entry in the trace: the passages fusion ranked among the first
+    ``len(kept)`` that re-ranking moved out of them (``kept``), with their scores before and
+    after it, under ``displaced``; nothing when no re-ranking ran or it moved none out."""
+    fused = next((stage for stage in stages if stage.name == "fused"), None)
+    if fused is None or fused is stages[-1] or not kept:
+        return {}
+    after = {p.chunk_id: p for p in stages[-1].passages}  # re-ranking scored copies of them
+    ids = {p.chunk_id for p in kept}
+    out = [after.get(p.chunk_id, p) for p in fused.passages[: len(kept)] if p.chunk_id not in ids]
+    return {"displaced": traced_passages(out)} if out else {}
+
+
 def traced_passages(passages: Sequence[Passage]) -> list[dict[str, Any]]:
     """For a step's entry in the trace: each passage, with its score and rank in every stage."""
     return [
@@ -253,6 +266,7 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
         "top_k": ports.top_k,
         "found": len(turn.passages),
         "stages": stage_times(turn.stages),
+        **displaced(turn.stages, turn.passages),
         **({"rules": [a.as_dict() for a in turn.applied]} if turn.applied else {}),
         **fallbacks(turn.stages),
     }
@@ -301,6 +315,7 @@ async def retrieve_each_question(session: AsyncSession, turn: Turn, ports: Ports
                 "ms": round((time.perf_counter() - t0) * 1000, 3),
                 "found": traced_passages(passages),
                 "stages": stage_times(seen),
+                **displaced(seen, passages),
                 **fallbacks(seen),
             }
         )
