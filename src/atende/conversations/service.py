@@ -1274,10 +1274,17 @@ class Resolution:
 
 
 async def standing_resolutions(
-    session: AsyncSession, *, after: datetime, until: datetime, channels: Sequence[str], limit: int = 200
+    session: AsyncSession,
+    *,
+    after: datetime,
+    until: datetime,
+    channels: Sequence[str],
+    exclude: Sequence[uuid.UUID] = (),
+    limit: int = 200,
 ) -> list[Resolution]:
     """The session's company's resolutions made in ``(after, until]`` on ``channels`` whose
-    conversation is still resolved by them (not reopened since), oldest first."""
+    conversation is still resolved by them (not reopened since), oldest first; ``exclude``:
+    resolutions (their transitions' ids) the caller has dealt with already."""
     later = aliased(StateTransition)
     rows = await session.execute(
         select(
@@ -1294,6 +1301,7 @@ async def standing_resolutions(
             StateTransition.created_at <= until,
             Conversation.state == State.resolved.value,
             Conversation.channel.in_(list(channels)),
+            StateTransition.id.not_in(list(exclude)),
             ~exists().where(
                 later.conversation_id == StateTransition.conversation_id,
                 later.company_id == StateTransition.company_id,

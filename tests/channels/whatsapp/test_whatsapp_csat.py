@@ -8,8 +8,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+from sqlalchemy import select
+
+from atende.conversations.models import Conversation
+from atende.feedback import service
+from atende.feedback.models import CsatSurvey
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import WhatsApp, answered_customer, new_wamid
+from tests.channels.whatsapp.conftest import WhatsApp, answered_customer, new_number, new_wamid
 from tests.channels.whatsapp.test_whatsapp_window import age
 from tests.conftest import until
 from tests.feedback.conftest import enable, messages, resolve, run_survey_job, state
@@ -115,6 +121,38 @@ async def test_outside_the_window_without_a_template_nobody_is_surveyed(
     await resolve(client, str(conversation_id))
     assert await run_survey_job(runtime, wa.company.id) == []
     assert (await client.get(f"/v1/conversations/{conversation_id}/csat")).json() == []
+    # kept as skipped, with the reason, and never sent
+    async with runtime.db.transaction(wa.company.id) as session:
+        [skipped] = await session.scalars(
+            select(CsatSurvey).where(CsatSurvey.conversation_id == conversation_id)
+        )
+    assert (skipped.status, skipped.sent_at, skipped.message_id) == ("skipped", None, None)
+    assert "no approved template" in (skipped.skip_reason or "")
+
+
+async def test_a_skipped_resolution_is_considered_once_and_starves_no_newer_one(
+    wa: WhatsApp, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resolutions that cannot be surveyed (window closed, no template) are read once: the
+    next run goes on to newer ones, even when a run reads a single resolution."""
+    client = wa.company.client
+    _quiet, quiet_id = await answered_customer(wa, runtime)
+    await enable(client)
+    await age(runtime, wa, str(quiet_id), hours=25)
+    wa_id = new_number()  # a second customer, inside the window
+    assert (await wa.post(wa.payload("message", "text", wa_id=wa_id))).status_code == 200
+    await until(lambda: wa.graph.sent_to(wa_id), what="the bot's answer")
+    async with runtime.db.transaction(wa.company.id) as session:
+        talking_id = await session.scalar(
+            select(Conversation.id).where(Conversation.channel == "whatsapp", Conversation.id != quiet_id)
+        )
+    await resolve(client, str(quiet_id))
+    await resolve(client, str(talking_id))
+    monkeypatch.setattr(service, "BATCH", 1)
+    assert await run_survey_job(runtime, wa.company.id) == []  # the quiet one: skipped
+    [sent] = await run_survey_job(runtime, wa.company.id)  # then the newer one, not the same again
+    assert sent.conversation_id == talking_id
+    assert await run_survey_job(runtime, wa.company.id) == []
 
 
 async def test_a_press_on_another_conversations_survey_is_kept_as_a_message_only(
