@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import labels
@@ -136,7 +137,7 @@ async def _fill(session: AsyncSession, row: SlaPolicy, data: PolicyIn) -> None:
         )
     )
     if clash is not None:
-        raise InvalidInput(f"name: there is a policy named '{data.name.strip()}' already", field="name")
+        raise _name_taken(data.name)
     row.name = data.name.strip()
     row.priorities = list(dict.fromkeys(data.priorities))
     row.channels = list(dict.fromkeys(c.strip().lower() for c in data.channels if c.strip()))
@@ -170,11 +171,28 @@ async def recompute_all(session: AsyncSession) -> None:
     )
 
 
+def _name_taken(name: str) -> InvalidInput:
+    return InvalidInput(f"name: there is a policy named '{name.strip()}' already", field="name")
+
+
+async def _store(session: AsyncSession, row: SlaPolicy, data: PolicyIn) -> None:
+    """Flush the policy; a name taken meanwhile (another create or rename of the same name,
+    in any case, committed first: the unique index of migration 0042) is refused as
+    ``_fill``'s check refuses it, never a 500."""
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError as exc:
+        if "uq_sla_policies_company" not in str(exc.orig):
+            raise
+        raise _name_taken(data.name) from None
+
+
 async def create_policy(session: AsyncSession, data: PolicyIn) -> SlaPolicy:
     row = SlaPolicy(id=uuid.uuid4(), company_id=company_of(session))
     await _fill(session, row, data)
-    session.add(row)
-    await session.flush()
+    await _store(session, row, data)
     await recompute_all(session)
     return row
 
@@ -182,7 +200,7 @@ async def create_policy(session: AsyncSession, data: PolicyIn) -> SlaPolicy:
 async def update_policy(session: AsyncSession, policy_id: uuid.UUID, data: PolicyIn) -> SlaPolicy:
     row = await get_or_404(session, SlaPolicy, policy_id, "SLA policy", for_update=True)
     await _fill(session, row, data)
-    await session.flush()
+    await _store(session, row, data)
     await recompute_all(session)
     return row
 
