@@ -54,6 +54,10 @@ NO_TEMPLATE = (
     "the customer's 24-hour WhatsApp window had closed and no approved template is configured "
     "(Settings → Feedback, WhatsApp template)"
 )
+NO_TEMPLATE_AT_DELIVERY = (
+    "the survey was queued inside the customer's 24-hour WhatsApp window, which had closed when "
+    "it went out, and no approved template is configured (Settings → Feedback, WhatsApp template)"
+)
 REQUESTED = "conversation.csat_requested"
 RECEIVED = "conversation.csat_received"
 
@@ -211,6 +215,23 @@ async def _send(
         },
     )
     return survey
+
+
+async def template_at_delivery(
+    session: AsyncSession, survey_id: uuid.UUID, now: datetime
+) -> dict[str, Any] | None:
+    """A survey queued while the customer's WhatsApp window was open is going out after it
+    closed (the outbox was behind, or retried): the company's approved template to send
+    instead, or ``None`` when it has none, the survey then marked skipped (never sent,
+    answerable no more) with the reason."""
+    settings = await csat_settings(session, company_of(session))
+    if settings.whatsapp_template is not None:
+        return settings.whatsapp_template.model_dump()
+    survey = await get_survey(session, survey_id, for_update=True)
+    if survey.answered_at is None:
+        survey.status, survey.skip_reason = SKIPPED, NO_TEMPLATE_AT_DELIVERY
+        survey.sent_at, survey.closes_at = None, min(survey.closes_at, now)
+    return None
 
 
 def _check_score(score: int) -> None:

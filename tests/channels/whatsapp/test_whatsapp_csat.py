@@ -6,19 +6,21 @@ conversation or reaching the bot."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from atende.conversations.models import Conversation
+from atende.conversations.models import Conversation, Message
 from atende.feedback import service
 from atende.feedback.models import CsatSurvey
+from atende.feedback.service import Sent
 from atende.runtime import Runtime
 from tests.channels.whatsapp.conftest import WhatsApp, answered_customer, new_number, new_wamid
 from tests.channels.whatsapp.test_whatsapp_window import age
 from tests.conftest import until
-from tests.feedback.conftest import enable, messages, resolve, run_survey_job, state
+from tests.feedback.conftest import DELAY, enable, messages, resolve, run_survey_job, state
 
 
 def press(
@@ -153,6 +155,67 @@ async def test_a_skipped_resolution_is_considered_once_and_starves_no_newer_one(
     [sent] = await run_survey_job(runtime, wa.company.id)  # then the newer one, not the same again
     assert sent.conversation_id == talking_id
     assert await run_survey_job(runtime, wa.company.id) == []
+
+
+async def survey_queued_then_window_closes(
+    wa: WhatsApp, runtime: Runtime, conversation_id: uuid.UUID
+) -> Sent:
+    """The job sends the survey while the window is open, and the customer's last message turns
+    25 hours old before the outbox delivers it (its job runs once this commits)."""
+    now = datetime.now(UTC) + timedelta(seconds=DELAY + 1)
+    async with runtime.db.transaction(wa.company.id) as session:
+        [sent] = await service.send_due(session, runtime.jobs, now)
+        [message] = await session.scalars(
+            select(Message).where(Message.conversation_id == conversation_id, Message.author == "system")
+        )
+        assert "template" not in message.meta[service.META]  # queued as reply buttons
+        await session.execute(
+            update(Message)
+            .where(Message.conversation_id == conversation_id, Message.author == "customer")
+            .values(created_at=Message.created_at - timedelta(hours=25))
+        )
+    return sent
+
+
+async def test_a_survey_delivered_after_the_window_closed_goes_as_the_template(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await answered_customer(wa, runtime)
+    await enable(client, whatsapp_template={"name": "pesquisa_satisfacao", "language": "pt_BR"})
+    await resolve(client, str(conversation_id))
+    sent = await survey_queued_then_window_closes(wa, runtime, conversation_id)
+    found = await until(
+        lambda: [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") == "template"], what="the template"
+    )
+    assert not [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") == "interactive"]
+    payloads = [c["parameters"][0]["payload"] for c in found[0].body["template"]["components"]]
+    assert (await wa.post(press(wa, wa_id, payload=payloads[2]))).status_code == 200
+    answer = await until(lambda: _answered(wa, conversation_id), what="the rating")
+    assert (answer["id"], answer["score"]) == (str(sent.survey_id), 5)
+
+
+async def test_a_survey_delivered_after_the_window_closed_without_a_template_is_skipped(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await answered_customer(wa, runtime)
+    await enable(client)
+    await resolve(client, str(conversation_id))
+    sent = await survey_queued_then_window_closes(wa, runtime, conversation_id)
+
+    async def skipped() -> CsatSurvey | None:
+        async with runtime.db.transaction(wa.company.id) as session:
+            survey = await session.get_one(CsatSurvey, sent.survey_id)
+        return survey if survey.status == "skipped" else None
+
+    survey = await until(skipped, what="the survey skipped")
+    assert survey.sent_at is None and "no approved template" in (survey.skip_reason or "")
+    # the survey message says why it did not go out, and nothing went to Meta
+    [shown] = [m for m in await messages(client, str(conversation_id)) if m["author"] == "system"]
+    assert shown["delivery_status"] == "failed" and "survey skipped" in shown["delivery_error"]
+    assert not [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") in ("interactive", "template")]
+    assert (await client.get(f"/v1/conversations/{conversation_id}/csat")).json() == []
 
 
 async def test_a_press_on_another_conversations_survey_is_kept_as_a_message_only(
