@@ -996,6 +996,23 @@ async def contact_conversations(
     return list(rows)
 
 
+async def latest_conversation_of(
+    session: AsyncSession, channel: str, external_id: str
+) -> Conversation | None:
+    """The newest conversation of the company's contact ``external_id`` on ``channel`` (the
+    one a message of theirs that does not reopen a resolved conversation joins)."""
+    found: Conversation | None = await session.scalar(
+        select(Conversation)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .where(
+            Contact.channel == channel, Contact.external_id == external_id, Conversation.channel == channel
+        )
+        .order_by(Conversation.created_at.desc(), Conversation.id.desc())
+        .limit(1)
+    )
+    return found
+
+
 async def queue_for_team(
     session: AsyncSession,
     jobs: JobQueue,

@@ -50,6 +50,9 @@ LOOK_BACK = timedelta(minutes=2)
 STALE_AFTER = timedelta(days=2)
 BATCH = 200  # resolutions one run considers, oldest first
 SENT, SKIPPED = "sent", "skipped"
+# after a first answer by button (WhatsApp), for how long the customer's next text is taken as
+# the survey's comment
+COMMENT_WINDOW = timedelta(minutes=10)
 NO_TEMPLATE = (
     "the customer's 24-hour WhatsApp window had closed and no approved template is configured "
     "(Settings → Feedback, WhatsApp template)"
@@ -232,6 +235,27 @@ async def template_at_delivery(
         survey.status, survey.skip_reason = SKIPPED, NO_TEMPLATE_AT_DELIVERY
         survey.sent_at, survey.closes_at = None, min(survey.closes_at, now)
     return None
+
+
+async def awaiting_comment(
+    session: AsyncSession, conversation_id: uuid.UUID, via: str, now: datetime
+) -> CsatSurvey | None:
+    """The conversation's survey first answered on ``via`` less than ``COMMENT_WINDOW`` ago,
+    open and with no comment yet: the customer was asked for one, and their next text is it."""
+    found: CsatSurvey | None = await session.scalar(
+        select(CsatSurvey)
+        .where(
+            CsatSurvey.conversation_id == conversation_id,
+            CsatSurvey.status == SENT,
+            CsatSurvey.answered_via == via,
+            CsatSurvey.comment.is_(None),
+            CsatSurvey.answered_at > now - COMMENT_WINDOW,
+            CsatSurvey.closes_at > now,
+        )
+        .order_by(CsatSurvey.answered_at.desc())
+        .limit(1)
+    )
+    return found
 
 
 def _check_score(score: int) -> None:

@@ -22,6 +22,8 @@ from tests.channels.whatsapp.test_whatsapp_window import age
 from tests.conftest import until
 from tests.feedback.conftest import DELAY, enable, messages, resolve, run_survey_job, state
 
+ASK = "Thank you for your rating! If you like, tell us more in one message (optional)."
+
 
 def press(
     wa: WhatsApp, wa_id: str, *, button_id: str | None = None, payload: str | None = None
@@ -66,10 +68,7 @@ async def test_inside_the_window_the_survey_is_three_buttons_and_a_press_answers
     assert (await wa.post(press(wa, wa_id, button_id=buttons[2]["id"]))).status_code == 200
     answer = await until(lambda: _answered(wa, conversation_id), what="the rating")
     assert (answer["score"], answer["answered_via"]) == (5, "whatsapp")
-    thanks = await until(
-        lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == "Thank you for your rating!"],
-        what="thanks",
-    )
+    thanks = await until(lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == ASK], what="thanks")
     assert len(thanks) == 1
     assert await state(client, str(conversation_id)) == "resolved"  # never reopened
     shown = await messages(client, str(conversation_id))
@@ -236,3 +235,47 @@ async def test_a_press_on_another_conversations_survey_is_kept_as_a_message_only
 
 async def _has_text(client: Any, conversation_id: str, text: str) -> bool:
     return any(m["text"] == text for m in await messages(client, conversation_id))
+
+
+async def test_after_a_press_the_next_text_is_the_surveys_comment_and_reopens_nothing(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await answered_customer(wa, runtime)
+    await enable(client)
+    await resolve(client, str(conversation_id))
+    await run_survey_job(runtime, wa.company.id)
+    survey = await until(
+        lambda: [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") == "interactive"], what="the survey"
+    )
+    button = survey[0].body["interactive"]["action"]["buttons"][1]["reply"]["id"]
+    assert (await wa.post(press(wa, wa_id, button_id=button))).status_code == 200
+    await until(lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == ASK], what="the comment asked for")
+    before = len(await messages(client, str(conversation_id)))
+
+    said = wa.payload("message", "text", wa_id=wa_id, wamid=new_wamid())
+    said["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "Demorou um pouco, mas resolveu."
+    assert (await wa.post(said)).status_code == 200
+    answer = await until(lambda: _commented(wa, conversation_id), what="the comment")
+    assert (answer["score"], answer["comment"]) == (3, "Demorou um pouco, mas resolveu.")
+    await until(
+        lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == "Thank you for your comment!"], what="thanks"
+    )
+    assert await state(client, str(conversation_id)) == "resolved"  # never reopened
+    shown = await messages(client, str(conversation_id))
+    assert [m["author"] for m in shown[before:]] == ["customer", "system"]  # no bot answer
+
+    # the comment given, the next text is an ordinary message again: it reopens the conversation
+    again = wa.payload("message", "text", wa_id=wa_id, wamid=new_wamid())
+    assert (await wa.post(again)).status_code == 200
+    await until(lambda: _state_is_not(client, str(conversation_id), "resolved"), what="reopened")
+    assert (await survey_answer(wa, conversation_id))["comment"] == "Demorou um pouco, mas resolveu."
+
+
+async def _commented(wa: WhatsApp, conversation_id: uuid.UUID) -> dict[str, Any] | None:
+    survey = await survey_answer(wa, conversation_id)
+    return survey if survey["comment"] else None
+
+
+async def _state_is_not(client: Any, conversation_id: str, name: str) -> bool:
+    return await state(client, conversation_id) != name
