@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from sqlalchemy.orm import aliased
 from atende.audit import service as audit
 from atende.conversations import attachments as attachments_meta
 from atende.conversations.models import Contact, Conversation, Message, PendingDeliveryStatus, StateTransition
-from atende.conversations.schemas import InboundMessage
+from atende.conversations.schemas import InboundMessage, SlaDueOut
 from atende.conversations.states import (
     OPENS_IN,
     InvalidTransition,
@@ -1011,6 +1011,24 @@ async def latest_conversation_of(
         .limit(1)
     )
     return found
+
+
+# each conversation's running SLA targets (``atende.sla``, which sits above conversations,
+# plugs its reader in at startup: ``set_sla_reader``)
+SlaDue = dict[uuid.UUID, list[SlaDueOut]]
+SlaReader = Callable[[AsyncSession, Sequence[uuid.UUID], datetime], Awaitable[SlaDue]]
+_SLA_READERS: list[SlaReader] = []
+
+
+def set_sla_reader(reader: SlaReader) -> None:
+    _SLA_READERS[:] = [reader]
+
+
+async def sla_due(session: AsyncSession, conversation_ids: Sequence[uuid.UUID], now: datetime) -> SlaDue:
+    """The running SLA targets of each conversation (its time to breach), none without SLA."""
+    if not _SLA_READERS or not conversation_ids:
+        return {}
+    return await _SLA_READERS[0](session, conversation_ids, now)
 
 
 async def queue_for_team(

@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atende.conversations import labels
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation, ConversationLabel
+from atende.conversations.schemas import SlaDueOut
 from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
 from atende.errors import InvalidInput, NotFound
@@ -363,6 +364,46 @@ async def next_due(session: AsyncSession, conversation_ids: Sequence[uuid.UUID])
         .group_by(SlaClock.conversation_id)
     )
     return {cid: due for cid, due in rows.tuples() if due is not None}
+
+
+async def due_times(
+    session: AsyncSession, conversation_ids: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, list[SlaDueOut]]:
+    """Each conversation's running targets, the first to breach first: for one conversation,
+    as ``conversation_sla`` shows them (computed here when the job has not yet); for a list,
+    as the job computed them, as the inbox shows them (``next_due``)."""
+    if len(conversation_ids) == 1:
+        [only] = conversation_ids
+        found = await conversation_sla(session, only, now)
+        running = [
+            SlaDueOut(
+                target=c.target.value,
+                due_at=c.due_at,
+                seconds_to_breach=c.seconds_to_breach,
+                status=c.status,
+            )
+            for c in found.clocks
+            if c.stopped_at is None
+        ]
+        return {only: sorted(running, key=_first_due)}
+    rows = await session.scalars(
+        select(SlaClock).where(SlaClock.conversation_id.in_(conversation_ids), SlaClock.stopped_at.is_(None))
+    )
+    due: dict[uuid.UUID, list[SlaDueOut]] = {}
+    for row in rows:
+        due.setdefault(row.conversation_id, []).append(
+            SlaDueOut(
+                target=row.target,
+                due_at=row.due_at,
+                seconds_to_breach=(row.due_at - now).total_seconds() if row.due_at is not None else None,
+                status=_status(row, row.due_at, now, row.warn_at),
+            )
+        )
+    return {cid: sorted(targets, key=_first_due) for cid, targets in due.items()}
+
+
+def _first_due(target: SlaDueOut) -> tuple[bool, datetime]:
+    return (target.due_at is None, target.due_at or datetime.max.replace(tzinfo=UTC))
 
 
 # the job
