@@ -7,15 +7,21 @@ back), and the notifications sent after the commit (``notify_after_commit``)."""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atende.db.pubsub import Listener, Subscription, publish
+from atende.db.pubsub import CHANNEL, Listener, Subscription, publish
+from atende.db.url import libpq_url
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx
 
@@ -76,3 +82,29 @@ async def test_a_notification_beside_a_queued_job_reaches_the_live_listener(
             assert (job is None) == (queueing == "refused")
             await publish(session, topic, "after")
         assert await heard(sub) == ["before", "after"]
+
+
+async def test_a_subscription_read_from_another_event_loop_hears_at_once(
+    company: CompanyCtx, runtime: Runtime, live_app: FastAPI
+) -> None:
+    """The live server's listener runs in its own thread and loop; a consumer in another loop
+    (this test's, as tests/sla read the dashboard's) is woken when the event arrives, not when
+    its own wait times out (an asyncio queue wakes waiters of its own loop only): what made the
+    SLA work think notifications were lost."""
+    topic = str(uuid.uuid4())
+    payload = json.dumps({"topic": topic, "kind": "probe"})
+
+    def notify_later() -> None:  # from a thread of its own: this test's loop stays idle meanwhile
+        time.sleep(0.3)  # the consumer waits first
+        with psycopg.connect(libpq_url(runtime.db.url), autocommit=True) as conn:
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+
+    with live_app.state.runtime.listener.subscribe(topic) as sub:
+        notifier = threading.Thread(target=notify_later)
+        notifier.start()
+        started = time.monotonic()
+        event = await sub.next(10.0)
+        waited = time.monotonic() - started
+        notifier.join()
+    assert event is not None and event["kind"] == "probe"
+    assert waited < 5.0, f"heard only after {waited:.1f} s"
