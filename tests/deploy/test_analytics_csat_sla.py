@@ -1,4 +1,4 @@
-"""The analytics views of migration 0041 that Metabase reads: the CSAT surveys sent and answered
+"""The analytics views of migration 0042 that Metabase reads: the CSAT surveys sent and answered
 through the API and their daily figures, and the SLA targets, warnings and breaches the real
 SLA job raises (with an injected clock), per company; the comment's words in no view, and
 the read-only login seeing the same figures."""
@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from atende.db.url import libpq_url
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx, ask
 from tests.deploy.test_analytics import rows
@@ -90,6 +91,18 @@ async def test_csat_surveys_and_their_daily_figures_per_company(
             (company.id,),
         ).fetchall()
         assert (mine["sent"], mine["answered"]) == (4, 3)
+
+    # a survey the job skipped (never sent: a closed WhatsApp window, no template) counts nowhere
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+        conn.execute(
+            "UPDATE csat_surveys SET status = 'skipped', sent_at = NULL, skip_reason = 'no template'"
+            " WHERE id = %s",
+            (silent.survey_id,),
+        )
+    listed = rows(db_url, "SELECT survey_id FROM analytics.csat_surveys WHERE company_id = %s", company.id)
+    assert silent.survey_id not in {r["survey_id"] for r in listed} and len(listed) == 3
+    [day] = rows(db_url, "SELECT * FROM analytics.csat_daily WHERE company_id = %s", company.id)
+    assert (day["sent"], day["answered"], float(day["response_rate"])) == (3, 3, 1.0)
 
 
 async def test_sla_targets_warnings_and_breaches_as_the_job_raised_them(

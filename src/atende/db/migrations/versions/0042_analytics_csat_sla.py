@@ -1,8 +1,8 @@
 """Analytics: the customers' satisfaction surveys and the SLA targets, warnings and breaches,
 as views of the schema ``analytics`` for Metabase and other BI tools
 
-Revision ID: 0041
-Revises: 0040
+Revision ID: 0042
+Revises: 0041
 Create Date: 2026-12-07
 
 Five views, with the rights of their owner like those of migration 0008, granted to
@@ -32,8 +32,8 @@ docs/ANALYTICS.md describes every column. The downgrade drops them all.
 
 from alembic import op
 
-revision = "0041"
-down_revision = "0040"
+revision = "0042"
+down_revision = "0041"
 branch_labels = None
 depends_on = None
 
@@ -101,6 +101,7 @@ VIEWS = {
           FROM public.csat_surveys s
           JOIN public.conversations c ON c.id = s.conversation_id AND c.company_id = s.company_id
           LEFT JOIN public.teams tm ON tm.id = c.team_id
+         WHERE s.status = 'sent'
         """,
         "One row per CSAT survey sent after a resolution, with its answer's score (1 to 5; a "
         "changed answer shows its latest score). The comment's text is not shown.",
@@ -122,6 +123,7 @@ VIEWS = {
                    AS satisfied_share,
                count(*) FILTER (WHERE s.comment IS NOT NULL) AS commented
           FROM public.csat_surveys s
+         WHERE s.status = 'sent'
          GROUP BY 1, 2, 3
         """,
         "CSAT surveys per UTC day they were sent, company and channel: sent, answered, the "
