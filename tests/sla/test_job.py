@@ -347,3 +347,20 @@ async def test_the_conversation_list_and_view_show_each_running_targets_time_to_
     assert r.status_code == 201, r.text
     detail = (await company.client.get(f"/v1/conversations/{cid}")).json()
     assert shown(detail["sla"]) == expected[1:]
+
+
+async def test_a_target_no_policy_sets_is_not_listed_as_running_without_a_due_time(
+    company: CompanyCtx, runtime: Runtime, clock: Clock
+) -> None:
+    await policy(company, resolution="1h")  # no first or next response target
+    first = await handed_off(company, runtime, ny(2027, 6, 1, 10, 0))
+    second = await handed_off(company, runtime, ny(2027, 6, 1, 10, 0))
+    await settled(runtime, company, ny(2027, 6, 1, 10, 0))
+    clock.at(ny(2027, 6, 1, 10, 30))
+    detail = (await company.client.get(f"/v1/conversations/{first}")).json()
+    assert [(t["target"], t["seconds_to_breach"]) for t in detail["sla"]] == [("resolution", 1800.0)]
+    listed = (await company.client.get("/v1/conversations", params={"view": "all"})).json()["items"]
+    assert {row["id"]: [t["target"] for t in row["sla"]] for row in listed} == {
+        first: ["resolution"],
+        second: ["resolution"],
+    }

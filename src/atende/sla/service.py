@@ -385,11 +385,15 @@ async def due_times(
                 status=c.status,
             )
             for c in found.clocks
-            if c.stopped_at is None
+            if c.stopped_at is None and c.due_at is not None  # no policy sets this target: no due time
         ]
         return {only: sorted(running, key=_first_due)}
     rows = await session.scalars(
-        select(SlaClock).where(SlaClock.conversation_id.in_(conversation_ids), SlaClock.stopped_at.is_(None))
+        select(SlaClock).where(
+            SlaClock.conversation_id.in_(conversation_ids),
+            SlaClock.stopped_at.is_(None),
+            SlaClock.due_at.is_not(None),  # a target no policy sets runs with no due time: not listed
+        )
     )
     due: dict[uuid.UUID, list[SlaDueOut]] = {}
     for row in rows:
