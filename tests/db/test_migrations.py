@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -438,3 +439,38 @@ def test_0041_makes_sla_policy_names_unique_in_any_case_keeping_the_oldest(pg_ur
                 " resolution_seconds) VALUES (gen_random_uuid(), now(), now(), %s, 'VENDAS', 0, 60)",
                 (company,),
             )
+
+
+def test_0042_copies_the_warnings_clocks_already_hold_into_the_analytics_table(pg_url: str) -> None:
+    """A warning the SLA job raised before 0042 (its clock still holds it) is in
+    ``analytics.sla_warnings`` after the upgrade; one whose breach came with it is not."""
+    url = make_database(pg_url, f"atende_sla_warned_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0041")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'c', 'c', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        contact = conn.execute(
+            "INSERT INTO contacts (id, created_at, company_id, channel, external_id)"
+            " VALUES (gen_random_uuid(), now(), %s, 'api', 'ze') RETURNING id",
+            (company,),
+        ).fetchone()[0]
+        conversation = conn.execute(
+            "INSERT INTO conversations (id, created_at, company_id, contact_id, channel, state, ticket)"
+            " VALUES (gen_random_uuid(), now(), %s, %s, 'api', 'waiting_human', false) RETURNING id",
+            (company, contact),
+        ).fetchone()[0]
+        for target, breached in (("first_response", None), ("resolution", "2027-06-01T11:00:00+00")):
+            conn.execute(
+                "INSERT INTO sla_clocks (id, created_at, company_id, conversation_id, target, started_at,"
+                " due_at, warned_at, breached_at, stale) VALUES (gen_random_uuid(), now(), %s, %s, %s,"
+                " '2027-06-01T10:00:00+00', '2027-06-01T11:00:00+00', '2027-06-01T10:48:00+00', %s,"
+                " false)",
+                (company, conversation, target, breached),
+            )
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        copied = conn.execute("SELECT target, warned_at FROM analytics.sla_warnings").fetchall()
+        assert copied == [("first_response", datetime(2027, 6, 1, 10, 48, tzinfo=UTC))]

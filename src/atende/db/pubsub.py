@@ -137,8 +137,11 @@ class Subscription:
             current = None
         if self._loop is None or self._loop is current:
             self._put(event)
-        elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._put, event)
+        else:
+            # the consumer's loop may close between a check and the call: its event is dropped,
+            # never raised into the listener's dispatch (which serves every subscriber)
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._put, event)
 
     def _put(self, event: dict[str, Any]) -> None:
         with contextlib.suppress(asyncio.QueueFull):

@@ -229,6 +229,17 @@ def upgrade() -> None:
     )
     op.execute(COPY_WARNING)
     op.execute(COPY_WARNING_TRIGGER)
+    # the warnings raised before this migration that their clocks still hold
+    op.execute(
+        """
+        INSERT INTO analytics.sla_warnings
+               (company_id, conversation_id, policy_id, target, started_at, due_at, warned_at)
+        SELECT company_id, conversation_id, policy_id, target, started_at, due_at, warned_at
+          FROM public.sla_clocks
+         WHERE warned_at IS NOT NULL AND breached_at IS NULL
+        ON CONFLICT (conversation_id, target, started_at) DO NOTHING
+        """
+    )
     for name, (query, comment) in VIEWS.items():
         op.execute(f"CREATE VIEW analytics.{name} AS {query}")
         text = comment.replace("'", "''")
