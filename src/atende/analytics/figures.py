@@ -246,6 +246,33 @@ _SLA_SHARES = """count(*) AS targets,
                   round(avg((NOT r.breached)::int), 4) AS met_share"""
 
 
+def _filtered(
+    scope: Scope, clauses: list[str], *, channel: str, team: str, language: str
+) -> tuple[str, dict[str, Any]]:
+    """``clauses`` and the scope's filters on the columns named, joined; and the parameters."""
+    params: dict[str, Any] = {
+        "company": scope.company_id,
+        "start": scope.start,
+        "end": scope.end,
+        "tz": scope.timezone,
+    }
+    for column, name, value in (
+        (channel, "channel", scope.channel),
+        (team, "team", scope.team_id),
+        (language, "language", scope.language),
+    ):
+        if value:
+            clauses.append(f"{column} = :{name}")
+            params[name] = value
+    return " AND ".join(clauses), params
+
+
+async def _read(session: AsyncSession, sql: str, source: str, where: tuple[str, dict[str, Any]]) -> list[Row]:
+    condition, params = where
+    result = await session.execute(text(sql.replace("{from}", source).replace("{where}", condition)), params)
+    return [dict(r) for r in result.mappings()]
+
+
 def sla_where(scope: Scope) -> tuple[str, dict[str, Any]]:
     """The condition on ``r`` (the targets), ``c`` (their conversations) and ``o.at`` (the
     outcome's instant), and its parameters."""
@@ -255,24 +282,16 @@ def sla_where(scope: Scope) -> tuple[str, dict[str, Any]]:
         "o.at >= :start",
         "o.at < :end",
     ]
-    params: dict[str, Any] = {"company": scope.company_id, "start": scope.start, "end": scope.end}
-    params["tz"] = scope.timezone
-    if scope.channel:
-        clauses.append("r.channel = :channel")
-        params["channel"] = scope.channel
-    if scope.team_id:
-        clauses.append("r.team_id = :team")
-        params["team"] = scope.team_id
-    if scope.language:
-        clauses.append("c.language = :language")
-        params["language"] = scope.language
-    return " AND ".join(clauses), params
+    return _filtered(scope, clauses, channel="r.channel", team="r.team_id", language="c.language")
 
 
 async def _sla_rows(session: AsyncSession, scope: Scope, sql: str) -> list[Row]:
-    where, params = sla_where(scope)
-    result = await session.execute(text(sql.replace("{from}", _SLA_FROM).replace("{where}", where)), params)
-    return [dict(r) for r in result.mappings()]
+    return await _read(session, sql, _SLA_FROM, sla_where(scope))
+
+
+# a breakdown's name and the join that gives it: a team's, a person's (empty: none)
+_BY_TEAM = ("coalesce(t.name, '')", "LEFT JOIN teams t ON t.id = a.key AND t.company_id = :company")
+_BY_AGENT = ("coalesce(nullif(u.name, ''), u.email, '')", "LEFT JOIN users u ON u.id = a.key")
 
 
 async def sla_compliance(session: AsyncSession, scope: Scope) -> list[Row]:
@@ -326,8 +345,7 @@ async def sla_agents(session: AsyncSession, scope: Scope) -> list[Row]:
         session,
         scope,
         "r.assignee_id",
-        "coalesce(nullif(u.name, ''), u.email, '')",
-        "LEFT JOIN users u ON u.id = a.key",
+        *_BY_AGENT,
     )
 
 
@@ -337,8 +355,7 @@ async def sla_teams(session: AsyncSession, scope: Scope) -> list[Row]:
         session,
         scope,
         "r.team_id",
-        "coalesce(t.name, '')",
-        "LEFT JOIN teams t ON t.id = a.key AND t.company_id = :company",
+        *_BY_TEAM,
     )
 
 
@@ -375,24 +392,11 @@ _CSAT_SHARES = """count(*) AS sent, count(s.score) AS answered,
 def csat_where(scope: Scope) -> tuple[str, dict[str, Any]]:
     """The condition on ``s`` (the surveys) and ``c`` (their conversations), and its parameters."""
     clauses = ["s.company_id = :company", "s.sent_at >= :start", "s.sent_at < :end"]
-    params: dict[str, Any] = {"company": scope.company_id, "start": scope.start, "end": scope.end}
-    params["tz"] = scope.timezone
-    if scope.channel:
-        clauses.append("s.channel = :channel")
-        params["channel"] = scope.channel
-    if scope.team_id:
-        clauses.append("c.team_id = :team")
-        params["team"] = scope.team_id
-    if scope.language:
-        clauses.append("c.language = :language")
-        params["language"] = scope.language
-    return " AND ".join(clauses), params
+    return _filtered(scope, clauses, channel="s.channel", team="c.team_id", language="c.language")
 
 
 async def _csat_rows(session: AsyncSession, scope: Scope, sql: str) -> list[Row]:
-    where, params = csat_where(scope)
-    result = await session.execute(text(sql.replace("{from}", _CSAT_FROM).replace("{where}", where)), params)
-    return [dict(r) for r in result.mappings()]
+    return await _read(session, sql, _CSAT_FROM, csat_where(scope))
 
 
 async def csat_by_day(session: AsyncSession, scope: Scope) -> list[Row]:
@@ -447,8 +451,7 @@ async def csat_teams(session: AsyncSession, scope: Scope) -> list[Row]:
         session,
         scope,
         "c.team_id",
-        "coalesce(t.name, '')",
-        "LEFT JOIN teams t ON t.id = a.key AND t.company_id = :company",
+        *_BY_TEAM,
     )
 
 
@@ -458,6 +461,5 @@ async def csat_agents(session: AsyncSession, scope: Scope) -> list[Row]:
         session,
         scope,
         "c.assignee_id",
-        "coalesce(nullif(u.name, ''), u.email, '')",
-        "LEFT JOIN users u ON u.id = a.key",
+        *_BY_AGENT,
     )

@@ -222,18 +222,17 @@ SLA_PER_TARGET = tuple(
 )
 
 
+def _breakdown(
+    group: Group, key: str, title: str, summary: str, figure: Figure, columns: tuple[Column, ...]
+) -> Chart:
+    """An SLA or CSAT chart of one row per name (the first column): its shares drawn as bars."""
+    plotted = ("met_share",) if group == "sla" else ("satisfied_share", "response_rate")
+    empty = SLA_EMPTY if group == "sla" else CSAT_EMPTY
+    return Chart(key, title, summary, figure, columns, "bar", plotted=plotted, group=group, empty=empty)
+
+
 def _sla_by(key: str, title: str, summary: str, figure: Figure, name: Column) -> Chart:
-    return Chart(
-        key,
-        title,
-        summary,
-        figure,
-        (name, *SLA_SHARES, *SLA_PER_TARGET),
-        "bar",
-        plotted=("met_share",),
-        group="sla",
-        empty=SLA_EMPTY,
-    )
+    return _breakdown("sla", key, title, summary, figure, (name, *SLA_SHARES, *SLA_PER_TARGET))
 
 
 CSAT_EMPTY = N_("No survey was sent on these days with these filters.")
@@ -247,17 +246,7 @@ CSAT_SHARES = (
 
 
 def _csat_by(key: str, title: str, summary: str, figure: Figure, name: Column) -> Chart:
-    return Chart(
-        key,
-        title,
-        summary,
-        figure,
-        (name, *CSAT_SHARES),
-        "bar",
-        plotted=("satisfied_share", "response_rate"),
-        group="csat",
-        empty=CSAT_EMPTY,
-    )
+    return _breakdown("csat", key, title, summary, figure, (name, *CSAT_SHARES))
 
 
 SLA_CHARTS: tuple[Chart, ...] = (
