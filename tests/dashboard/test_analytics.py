@@ -247,3 +247,16 @@ async def test_signed_out_nobody_reads_the_figures(live_server: str, week: Scena
             response = await client.get(path)
             assert response.status_code in (303, 401, 302), path
             assert "2250" not in response.text
+
+
+async def test_another_company_reads_none_of_the_sla_and_csat_figures(
+    runtime: Runtime, live_server: str, week: Scenario
+) -> None:
+    other = await make_team(runtime, name="Outra Loja")
+    async with signed_in(live_server, other.viewer) as client:
+        for key in ("sla", "sla-agents", "sla-breaches", "csat", "csat-scores", "csat-agents"):
+            rows = read_csv((await client.get(f"/app/analytics/{key}.csv?{WEEK}")).text)
+            assert all(cell in ("", "0") for row in rows[1:] for cell in row[1:]), key
+            assert not any(FORMULA_AGENT in cell or "Padrão" in cell for row in rows for cell in row), key
+        html = (await client.get(f"/app/analytics?{WEEK}")).text
+        assert "The company has no SLA policy" in html and "Padrão" not in html

@@ -16,6 +16,7 @@ from typing import Literal
 from atende.analytics import figures
 from atende.analytics.figures import Figure
 from atende.dashboard.i18n import N_
+from atende.dashboard.sla_time import TARGET_NAMES
 from atende.dashboard.wording import CHANNEL_NAMES, LANGUAGE_NAMES
 
 # what a column holds, which says how it is shown: a table cell, a CSV cell, a chart's axis
@@ -200,11 +201,6 @@ CONVERSATION_CHARTS: tuple[Chart, ...] = (
     ),
 )
 
-TARGET_NAMES = {
-    "first_response": N_("First response"),
-    "next_response": N_("Next response"),
-    "resolution": N_("Resolution"),
-}
 SLA_EMPTY = N_("No SLA target was met or breached on these days with these filters.")
 SLA_SHARES = (
     Column("targets", N_("Targets")),
