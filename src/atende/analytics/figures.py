@@ -235,11 +235,13 @@ async def languages(session: AsyncSession, scope: Scope) -> list[Row]:
 # conversation's.
 
 SLA_TARGETS = ("first_response", "next_response", "resolution")
+# the conversations are joined only for what needs them (a filter by language; a breakdown by
+# a conversation's team or agent): the join reads the company's every conversation
 _SLA_FROM = """
-      FROM sla_records r
-      JOIN conversations c ON c.id = r.conversation_id AND c.company_id = r.company_id
+      FROM sla_records r {conversations}
      CROSS JOIN LATERAL (SELECT CASE WHEN r.breached THEN r.due_at ELSE r.stopped_at END AS at) o
 """
+_SLA_CONVERSATIONS = "JOIN conversations c ON c.id = r.conversation_id AND c.company_id = r.company_id"
 _SLA_SHARES = """count(*) AS targets,
                   count(*) FILTER (WHERE NOT r.breached) AS met,
                   count(*) FILTER (WHERE r.breached) AS breached,
@@ -286,7 +288,8 @@ def sla_where(scope: Scope) -> tuple[str, dict[str, Any]]:
 
 
 async def _sla_rows(session: AsyncSession, scope: Scope, sql: str) -> list[Row]:
-    return await _read(session, sql, _SLA_FROM, sla_where(scope))
+    source = _SLA_FROM.replace("{conversations}", _SLA_CONVERSATIONS if scope.language else "")
+    return await _read(session, sql, source, sla_where(scope))
 
 
 # a breakdown's name and the join that gives it: a team's, a person's (empty: none)
@@ -378,10 +381,8 @@ async def sla_breaches(session: AsyncSession, scope: Scope) -> list[Row]:
 # sent; its channel is the one it went out on, its team, agent and language the
 # conversation's now. Answered: it has a score (1-5); satisfied: a score of 4 or 5.
 
-_CSAT_FROM = """
-      FROM csat_surveys s
-      JOIN conversations c ON c.id = s.conversation_id AND c.company_id = s.company_id
-"""
+_CSAT_FROM = "FROM csat_surveys s"
+_CSAT_CONVERSATIONS = "JOIN conversations c ON c.id = s.conversation_id AND c.company_id = s.company_id"
 _CSAT_SHARES = """count(*) AS sent, count(s.score) AS answered,
                   round(count(s.score)::numeric / count(*), 4) AS response_rate,
                   round(avg(s.score), 2) AS average_score,
@@ -395,8 +396,13 @@ def csat_where(scope: Scope) -> tuple[str, dict[str, Any]]:
     return _filtered(scope, clauses, channel="s.channel", team="c.team_id", language="c.language")
 
 
-async def _csat_rows(session: AsyncSession, scope: Scope, sql: str) -> list[Row]:
-    return await _read(session, sql, _CSAT_FROM, csat_where(scope))
+async def _csat_rows(
+    session: AsyncSession, scope: Scope, sql: str, *, by_conversation: bool = False
+) -> list[Row]:
+    source = _CSAT_FROM
+    if by_conversation or scope.team_id or scope.language:
+        source += " " + _CSAT_CONVERSATIONS
+    return await _read(session, sql, source, csat_where(scope))
 
 
 async def csat_by_day(session: AsyncSession, scope: Scope) -> list[Row]:
@@ -442,6 +448,7 @@ async def _csat_by(session: AsyncSession, scope: Scope, key: str, name: str, joi
               FROM (SELECT {key} AS key, {_CSAT_SHARES} {{from}} WHERE {{where}} GROUP BY 1) a
               {join}
              ORDER BY a.sent DESC, 1""",
+        by_conversation=True,
     )
 
 
