@@ -28,7 +28,8 @@ And the audit log's page over ``--audit-events`` (200,000) rows: its first page,
 action, an area, a person, the last week, a page halfway down. And the analytics page over 90
 days (and 30, and each filter; a chart's CSV), once the first ``analytics:refresh`` has
 measured every conversation (its time is among the fill's); the fill gives the conversations
-with people their handoffs, an agent's answer and their resolution. And the logs viewer's
+with people their handoffs, an agent's answer and their resolution, their SLA targets (a
+quarter breached) and half the resolutions a CSAT survey (40 % answered). And the logs viewer's
 events page over ``--events`` (200,000) application events (newest, by level, by kind, by
 words common and rare, by conversation, the last 24 hours).
 ``--quick`` is a small run for development.
