@@ -66,6 +66,7 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
         "atende_sla_follow_state_v1",
         "atende_sla_follow_message_v1",
         "atende_sla_follow_labels_v1",
+        "atende_sla_copy_warning_v1",
     }
     migrate.downgrade(url, "base")
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
@@ -405,3 +406,35 @@ def test_0034_gives_conversations_an_empty_context_and_its_downgrade_drops_it(pg
         ).fetchall()
         assert ("context",) not in columns
         assert conn.execute("SELECT count(*) FROM conversations").fetchone() == (1,)
+
+
+def test_0041_makes_sla_policy_names_unique_in_any_case_keeping_the_oldest(pg_url: str) -> None:
+    """Policies whose names differ only in case (possible before 0041) get distinct names: the
+    oldest keeps its own; afterwards such a name is refused by the database itself."""
+    url = make_database(pg_url, f"atende_sla_names_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0040")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'c', 'c', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        for age, name in ((3, "Suporte"), (2, "SUPORTE"), (1, "suporte"), (1, "Vendas")):
+            conn.execute(
+                "INSERT INTO sla_policies (id, created_at, updated_at, company_id, name, position,"
+                " resolution_seconds) VALUES (gen_random_uuid(), now() - make_interval(hours => %s),"
+                " now(), %s, %s, 0, 3600)",
+                (age, company, name),
+            )
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM sla_policies ORDER BY created_at, name")]
+        assert names[0] == "Suporte" and names[-1] == "Vendas"
+        assert len({name.lower() for name in names}) == 4
+        assert all(name.startswith(("SUPORTE (", "suporte (")) for name in names[1:3])
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO sla_policies (id, created_at, updated_at, company_id, name, position,"
+                " resolution_seconds) VALUES (gen_random_uuid(), now(), now(), %s, 'VENDAS', 0, 60)",
+                (company,),
+            )
