@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from atende.analytics import figures
 from atende.analytics.figures import Scope
@@ -165,3 +166,41 @@ async def test_another_companys_targets_and_surveys_are_never_counted(
     assert csat(await figure(runtime, scope, "csat_channels"), "channel")[""][0] == 4
     assert sum(r["answers"] for r in await figure(runtime, scope, "csat_scores")) == 3
     assert {r["name"] for r in await figure(runtime, scope, "csat_teams")} == {"Suporte", "Jurídico", ""}
+
+
+async def test_the_figures_match_the_analytics_views_metabase_reads(runtime: Runtime, week: Scenario) -> None:
+    """The page's SLA and CSAT figures, computed again from the views of docs/ANALYTICS.md
+    (``analytics.sla_targets``, ``analytics.csat_surveys``) in the company's days."""
+    scope = the_week(week)
+    params = {"c": scope.company_id, "s": scope.start, "e": scope.end, "tz": scope.timezone}
+
+    async def views(sql: str) -> list[dict[str, Any]]:
+        async with runtime.db.transaction() as session:
+            return [dict(r) for r in (await session.execute(text(sql), params)).mappings()]
+
+    decided = (
+        "company_id = :c AND status <> 'running'"
+        " AND coalesce(breached_at, stopped_at) >= :s AND coalesce(breached_at, stopped_at) < :e"
+    )
+    by_policy = await views(
+        "SELECT policy AS name, count(*) AS targets, count(*) FILTER (WHERE met) AS met,"
+        " count(*) FILTER (WHERE breached) AS breached,"
+        " round(count(*) FILTER (WHERE met)::numeric / count(*), 4) AS met_share"
+        f" FROM analytics.sla_targets WHERE {decided} GROUP BY 1 ORDER BY 2 DESC, 1"
+    )
+    assert shares(await figure(runtime, scope, "sla_policies"), "name") == shares(by_policy, "name")
+    breaches = await views(
+        "SELECT (breached_at AT TIME ZONE :tz)::date AS day, target, count(*) AS breaches"
+        f" FROM analytics.sla_targets WHERE {decided} AND breached GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    assert await figure(runtime, scope, "sla_breaches") == breaches
+    surveys = await views(
+        "SELECT channel, count(*) AS sent, count(answered_at) AS answered,"
+        " round(count(answered_at)::numeric / count(*), 4) AS response_rate,"
+        " round(avg(score), 2) AS average_score,"
+        " round(count(*) FILTER (WHERE satisfied)::numeric / nullif(count(score), 0), 4) AS satisfied_share"
+        " FROM analytics.csat_surveys WHERE company_id = :c AND sent_at >= :s AND sent_at < :e"
+        " GROUP BY 1"
+    )
+    page = csat(await figure(runtime, scope, "csat_channels"), "channel")
+    assert {k: v for k, v in page.items() if k} == csat(surveys, "channel")
