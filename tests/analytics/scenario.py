@@ -244,9 +244,9 @@ RECORD = text(
 )
 SURVEY = text(
     "INSERT INTO csat_surveys (id, company_id, conversation_id, transition_id, channel, language,"
-    " resolved_at, sent_at, closes_at, score, answered_at, spent_links) VALUES (gen_random_uuid(),"
+    " resolved_at, sent_at, closes_at, score, answered_at, spent_links, status) VALUES (gen_random_uuid(),"
     " :company, :conversation, :transition, :channel, :language, :resolved, :sent, :closes, :score,"
-    " :answered, '[]'::jsonb)"
+    " :answered, '[]'::jsonb, :status)"
 )
 
 
@@ -306,9 +306,12 @@ async def add_survey(
     conversation_id: uuid.UUID,
     sent: datetime,
     score: int | None,
+    *,
+    skipped: bool = False,
 ) -> None:
     """A CSAT survey sent at ``sent`` after a resolution just before, answered with ``score``
-    five minutes later (``None``: not answered)."""
+    five minutes later (``None``: not answered); ``skipped``: one that could not be sent
+    (migration 0041: no ``sent_at``)."""
     transition_id = uuid.uuid4()
     async with runtime.db.transaction(company_id) as session:
         c = (
@@ -341,7 +344,8 @@ async def add_survey(
                 "channel": c.channel,
                 "language": c.language,
                 "resolved": sent - timedelta(minutes=5),
-                "sent": sent,
+                "sent": None if skipped else sent,
+                "status": "skipped" if skipped else "sent",
                 "closes": sent + timedelta(days=7),
                 "score": score,
                 "answered": sent + timedelta(minutes=5) if score is not None else None,
@@ -360,7 +364,8 @@ async def add_service_levels(runtime: Runtime, scenario: Scenario) -> dict[str, 
       rule    resolution      VIP     breached on the 19th
       weekend first response  VIP     met on Monday the 23rd: after the week
     Surveys: night (web chat) 5 on the 17th, bot (API) 2 on the 17th, rule (WhatsApp) 4 on
-    the 18th, weekend (web chat) not answered on the 20th.
+    the 18th, weekend (web chat) not answered on the 20th; and one of rule's resolutions (the
+    19th) skipped, never sent.
     """
     company_id = scenario.team.company_id
     c = scenario.conversations
@@ -382,6 +387,8 @@ async def add_service_levels(runtime: Runtime, scenario: Scenario) -> dict[str, 
         (c["weekend"], local(20, 17, 20), None),
     ):
         await add_survey(runtime, company_id, conversation_id, sent, score)
+    # a resolution that could not be surveyed: it counts nowhere
+    await add_survey(runtime, company_id, c["rule"], local(19, 10, 0), None, skipped=True)
     return {"Padrão": standard, "VIP": vip}
 
 

@@ -392,7 +392,8 @@ _CSAT_SHARES = """count(*) AS sent, count(s.score) AS answered,
 
 def csat_where(scope: Scope) -> tuple[str, dict[str, Any]]:
     """The condition on ``s`` (the surveys) and ``c`` (their conversations), and its parameters."""
-    clauses = ["s.company_id = :company", "s.sent_at >= :start", "s.sent_at < :end"]
+    # a skipped survey (``status``: never sent, ``sent_at`` empty) counts in no figure
+    clauses = ["s.company_id = :company", "s.status = 'sent'", "s.sent_at >= :start", "s.sent_at < :end"]
     return _filtered(scope, clauses, channel="s.channel", team="c.team_id", language="c.language")
 
 
