@@ -28,7 +28,8 @@ And the audit log's page over ``--audit-events`` (200,000) rows: its first page,
 action, an area, a person, the last week, a page halfway down. And the analytics page over 90
 days (and 30, and each filter; a chart's CSV), once the first ``analytics:refresh`` has
 measured every conversation (its time is among the fill's); the fill gives the conversations
-with people their handoffs, an agent's answer and their resolution. And the logs viewer's
+with people their handoffs, an agent's answer and their resolution, their SLA targets (a
+quarter breached) and half the resolutions a CSAT survey (40 % answered). And the logs viewer's
 events page over ``--events`` (200,000) application events (newest, by level, by kind, by
 words common and rare, by conversation, the last 24 hours).
 ``--quick`` is a small run for development.
@@ -381,6 +382,46 @@ SELECT gen_random_uuid(), c.updated_at, %(company)s, c.id,
 """
 
 
+# what the analytics page's SLA and CSAT sections count: a policy; each conversation taken by a
+# person has its first-response target (due an hour after the handoff, met half an hour after
+# it), the resolved ones their resolution target too (due two days after), a quarter of them
+# breached; half the resolutions were surveyed five minutes after, 40 % of those answered
+FILL_SERVICE_LEVELS = """
+ANALYZE state_transitions;
+
+INSERT INTO sla_policies (id, company_id, name, position, first_response_seconds, resolution_seconds)
+VALUES (gen_random_uuid(), %(company)s, 'Bench', 0, 3600, 172800);
+
+INSERT INTO sla_records
+       (id, company_id, conversation_id, policy_id, target, started_at, due_at, stopped_at, breached,
+        channel, team_id, assignee_id)
+SELECT gen_random_uuid(), %(company)s, c.id,
+       (SELECT id FROM sla_policies WHERE company_id = %(company)s AND name = 'Bench'), t.target,
+       c.updated_at - interval '1 day', c.updated_at - interval '1 day' + t.allowed,
+       CASE WHEN t.target = 'first_response' THEN c.updated_at - interval '1 day' + interval '30 minutes'
+            ELSE c.updated_at END,
+       c.i %% 4 = 0, c.channel, (%(teams)s::uuid[])[1 + (c.i / 3) %% %(nteams)s],
+       (%(agents)s::uuid[])[1 + (c.i / 3) %% %(nagents)s]
+  FROM bench_conversations c
+ CROSS JOIN (VALUES ('first_response', interval '1 hour'), ('resolution', interval '2 days'))
+       AS t(target, allowed)
+ WHERE (c.state = 'human' OR (c.state = 'resolved' AND c.i %% 3 = 0))
+   AND (t.target = 'first_response' OR c.state = 'resolved');
+
+INSERT INTO csat_surveys
+       (id, company_id, conversation_id, transition_id, channel, language, resolved_at, sent_at,
+        closes_at, score, answered_at, spent_links)
+SELECT gen_random_uuid(), %(company)s, c.id, t.id, c.channel, c.language, t.created_at,
+       t.created_at + interval '5 minutes', t.created_at + interval '7 days',
+       CASE WHEN c.i %% 10 < 4 THEN 1 + (c.i / 10) %% 5 END,
+       CASE WHEN c.i %% 10 < 4 THEN t.created_at + interval '10 minutes' END, '[]'::jsonb
+  FROM bench_conversations c
+  JOIN state_transitions t
+    ON t.conversation_id = c.id AND t.company_id = %(company)s AND t.to_state = 'resolved'
+ WHERE c.state = 'resolved' AND c.i %% 2 = 0;
+"""
+
+
 # a webhook's deliveries over the last 90 days, as ``atende_emit`` queues them and the task
 # leaves them: most delivered at once, some after a 503, a few failed after six tries (each
 # attempt a row); the payload as sent (a message's text included)
@@ -633,6 +674,7 @@ def fill(
             ("messages", FILL_MESSAGES),
             ("labels", FILL_LABELS),
             ("state changes", FILL_TRANSITIONS),
+            ("SLA targets and CSAT surveys", FILL_SERVICE_LEVELS),
         ):
             started = time.monotonic()
             for statement in sql.split(";\n"):
@@ -764,6 +806,8 @@ def vacuum_analyze(url: str, timings: dict[str, float]) -> None:
             "webhook_deliveries",
             "webhook_attempts",
             "app_events",
+            "sla_records",
+            "csat_surveys",
         ):
             conn.execute(f"VACUUM (ANALYZE) {table}")
     timings["vacuum analyze"] = round(time.monotonic() - started, 1)
@@ -927,6 +971,16 @@ def analytics_cases(company: Company, today: date) -> list[Case]:
             "analytics: 90 days, a chart's CSV (agents)",
             "analytics",
             {"path": "/app/analytics/agents.csv", "query": days90},
+        ),
+        Case(
+            "analytics: 90 days, SLA per agent's CSV",
+            "analytics",
+            {"path": "/app/analytics/sla-agents.csv", "query": days90},
+        ),
+        Case(
+            "analytics: 90 days, CSAT per channel's CSV",
+            "analytics",
+            {"path": "/app/analytics/csat.csv", "query": days90},
         ),
     ]
 

@@ -235,3 +235,167 @@ async def make_scenario(
     async with runtime.db.transaction(company_id) as session:
         await rollup.refresh(session, company_id, MONDAY + timedelta(days=30))
     return scenario
+
+
+RECORD = text(
+    "INSERT INTO sla_records (id, company_id, conversation_id, policy_id, target, started_at, due_at,"
+    " stopped_at, breached, channel, team_id, assignee_id) VALUES (gen_random_uuid(), :company,"
+    " :conversation, :policy, :target, :started, :due, :stopped, :breached, :channel, :team, :assignee)"
+)
+SURVEY = text(
+    "INSERT INTO csat_surveys (id, company_id, conversation_id, transition_id, channel, language,"
+    " resolved_at, sent_at, closes_at, score, answered_at, spent_links, status) VALUES (gen_random_uuid(),"
+    " :company, :conversation, :transition, :channel, :language, :resolved, :sent, :closes, :score,"
+    " :answered, '[]'::jsonb, :status)"
+)
+
+
+async def add_policy(runtime: Runtime, company_id: uuid.UUID, name: str, position: int) -> uuid.UUID:
+    policy_id = uuid.uuid4()
+    async with runtime.db.transaction(company_id) as session:
+        await session.execute(
+            text(
+                "INSERT INTO sla_policies (id, company_id, name, position, first_response_seconds,"
+                " resolution_seconds) VALUES (:id, :company, :name, :position, 600, 28800)"
+            ),
+            {"id": policy_id, "company": company_id, "name": name, "position": position},
+        )
+    return policy_id
+
+
+async def add_record(
+    runtime: Runtime,
+    company_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    policy_id: uuid.UUID | None,
+    target: str,
+    started: datetime,
+    due: datetime,
+    stopped: datetime | None,
+) -> None:
+    """A target the SLA job judged (as its ``_RECORD`` leaves it): breached when it stopped
+    after its due time or has not stopped; the conversation's channel, team and agent."""
+    async with runtime.db.transaction(company_id) as session:
+        c = (
+            await session.execute(
+                text("SELECT channel, team_id, assignee_id FROM conversations WHERE id = :id"),
+                {"id": conversation_id},
+            )
+        ).one()
+        await session.execute(
+            RECORD,
+            {
+                "company": company_id,
+                "conversation": conversation_id,
+                "policy": policy_id,
+                "target": target,
+                "started": started,
+                "due": due,
+                "stopped": stopped,
+                "breached": stopped is None or stopped > due,
+                "channel": c.channel,
+                "team": c.team_id,
+                "assignee": c.assignee_id,
+            },
+        )
+
+
+async def add_survey(
+    runtime: Runtime,
+    company_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    sent: datetime,
+    score: int | None,
+    *,
+    skipped: bool = False,
+) -> None:
+    """A CSAT survey sent at ``sent`` after a resolution just before, answered with ``score``
+    five minutes later (``None``: not answered); ``skipped``: one that could not be sent
+    (migration 0041: no ``sent_at``)."""
+    transition_id = uuid.uuid4()
+    async with runtime.db.transaction(company_id) as session:
+        c = (
+            await session.execute(
+                text(
+                    "SELECT channel, coalesce(language, 'pt') AS language FROM conversations WHERE id = :id"
+                ),
+                {"id": conversation_id},
+            )
+        ).one()
+        await session.execute(
+            text(
+                "INSERT INTO state_transitions (id, created_at, company_id, conversation_id, from_state,"
+                " to_state, actor_type) VALUES (:id, :at, :company, :conversation, 'human', 'resolved',"
+                " 'agent')"
+            ),
+            {
+                "id": transition_id,
+                "at": sent - timedelta(minutes=5),
+                "company": company_id,
+                "conversation": conversation_id,
+            },
+        )
+        await session.execute(
+            SURVEY,
+            {
+                "company": company_id,
+                "conversation": conversation_id,
+                "transition": transition_id,
+                "channel": c.channel,
+                "language": c.language,
+                "resolved": sent - timedelta(minutes=5),
+                "sent": None if skipped else sent,
+                "status": "skipped" if skipped else "sent",
+                "closes": sent + timedelta(days=7),
+                "score": score,
+                "answered": sent + timedelta(minutes=5) if score is not None else None,
+            },
+        )
+
+
+async def add_service_levels(runtime: Runtime, scenario: Scenario) -> dict[str, uuid.UUID]:
+    """The week's SLA targets and CSAT surveys, and the company's two policies (returned).
+
+    Targets (outcome day in the week of the 16th, all of them on São Paulo days):
+      night   first response  Padrão  breached on the 17th (due 09:05, answered 09:10)
+      night   resolution      Padrão  met on the 17th
+      night   next response   Padrão  met on the 17th
+      rule    first response  VIP     breached on the 17th (never answered)
+      rule    resolution      VIP     breached on the 19th
+      weekend first response  VIP     met on Monday the 23rd: after the week
+    Surveys: night (web chat) 5 on the 17th, bot (API) 2 on the 17th, rule (WhatsApp) 4 on
+    the 18th, weekend (web chat) not answered on the 20th; and one of rule's resolutions (the
+    19th) skipped, never sent.
+    """
+    company_id = scenario.team.company_id
+    c = scenario.conversations
+    standard = await add_policy(runtime, company_id, "Padrão", 1)
+    vip = await add_policy(runtime, company_id, "VIP", 0)
+    for conversation_id, policy, target, started, due, stopped in (
+        (c["night"], standard, "first_response", local(16, 17, 55), local(17, 9, 5), local(17, 9, 10)),
+        (c["night"], standard, "resolution", local(16, 17, 55), local(17, 17, 55), local(17, 9, 30)),
+        (c["night"], standard, "next_response", local(17, 9, 20), local(17, 10, 20), local(17, 9, 25)),
+        (c["rule"], vip, "first_response", local(17, 11, 1), local(17, 12, 1), None),
+        (c["rule"], vip, "resolution", local(17, 11, 1), local(19, 11, 1), None),
+        (c["weekend"], vip, "first_response", local(20, 17, 30), local(23, 10, 0), local(23, 9, 30)),
+    ):
+        await add_record(runtime, company_id, conversation_id, policy, target, started, due, stopped)
+    for conversation_id, sent, score in (
+        (c["night"], local(17, 9, 35), 5),
+        (c["bot"], local(17, 10, 10), 2),
+        (c["rule"], local(18, 10, 0), 4),
+        (c["weekend"], local(20, 17, 20), None),
+    ):
+        await add_survey(runtime, company_id, conversation_id, sent, score)
+    # a resolution that could not be surveyed: it counts nowhere
+    await add_survey(runtime, company_id, c["rule"], local(19, 10, 0), None, skipped=True)
+    return {"Padrão": standard, "VIP": vip}
+
+
+async def turn_on_csat(runtime: Runtime, company_id: uuid.UUID) -> None:
+    """CSAT surveys on from now (nothing resolved before is surveyed)."""
+    async with runtime.db.transaction() as session:
+        company = await session.get(Company, company_id)
+        assert company is not None
+        csat = {"enabled": True, "enabled_at": datetime.now(ZONE).isoformat()}
+        company.settings = {**(company.settings or {}), "csat": csat}

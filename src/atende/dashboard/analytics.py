@@ -30,12 +30,14 @@ from atende.analytics import rollup
 from atende.analytics.figures import Row, Scope
 from atende.channels import registry
 from atende.dashboard import i18n
-from atende.dashboard.analytics_charts import BY_KEY, CHARTS, Chart, Column
+from atende.dashboard.analytics_charts import BY_KEY, CHARTS, GROUPS, Chart, Column
 from atende.dashboard.auth import Member, ViewerPage
 from atende.dashboard.i18n import N_
 from atende.dashboard.inbox import company_zone
 from atende.dashboard.web import PageRoute, csv_cell, gettext, render
 from atende.dashboard.wording import CHANNEL_NAMES, LANGUAGE_NAMES
+from atende.feedback import service as feedback
+from atende.sla import service as sla
 from atende.teams import service as teams
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -112,6 +114,7 @@ class Table:
     keys: list[str]
     raw: list[list[Any]]
     texts: list[list[str]]
+    found: bool = True  # the figure had rows (a table of every day may have none)
 
 
 class Presenter:
@@ -143,8 +146,8 @@ class Presenter:
             return f"{int(value):02d}"
         if column.kind == "date":
             return value.isoformat()
-        if column.kind in ("seconds", "rate"):
-            return round(float(value), 4 if column.kind == "rate" else 1)
+        if column.kind in ("seconds", "rate", "score"):
+            return round(float(value), {"rate": 4, "score": 2}.get(column.kind, 1))
         return value
 
     def text(self, column: Column, value: Any) -> str:
@@ -156,6 +159,8 @@ class Presenter:
             return self.number(float(value) * 100, 1) + "%"
         if column.kind == "seconds":
             return duration_text(float(value), self._)
+        if column.kind == "score":
+            return self.number(float(value), 2)
         if column.kind == "date":
             return f"{value:%d/%m}" if self.locale.language == "pt" else value.isoformat()
         return str(self.name(column, value))
@@ -180,7 +185,8 @@ class Presenter:
             raw = [[self.name(x, v)] + [cells.get((v, s), 0) for s in names] for v in xs]
             texts = [[self.text(x, v)] + [self.text(value, cells.get((v, s), 0)) for s in names] for v in xs]
             kinds: list[str] = [x.kind, *[value.kind] * len(names)]
-            return Table(headings, kinds, [x.key] + [str(s) for s in names], raw, texts)
+            return Table(headings, kinds, [x.key] + [str(s) for s in names], raw, texts, bool(rows))
+        found = bool(rows)
         if columns[0].kind == "date":  # every day of the range, those with nothing too
             by_day = {r["day"]: r for r in rows}
             rows = [by_day.get(d, {"day": d}) for d in self._domain(columns[0], [])]
@@ -190,6 +196,7 @@ class Presenter:
             [c.key for c in columns],
             [[self.name(c, r.get(c.key)) for c in columns] for r in rows],
             [[self.text(c, r.get(c.key)) for c in columns] for r in rows],
+            found,
         )
 
 
@@ -284,6 +291,31 @@ async def _tables(
     return tables
 
 
+# a section whose feature the company has not turned on: what it says, and where it is turned on
+FEATURE_OFF = {
+    "sla": (
+        N_("The company has no SLA policy, so no target is measured."),
+        N_("Add an SLA policy in Settings"),
+        "/app/settings/sla",
+    ),
+    "csat": (
+        N_("Customer satisfaction surveys are off, so none is sent."),
+        N_("Turn CSAT surveys on in Settings"),
+        "/app/settings/feedback",
+    ),
+}
+
+
+async def _features_off(session: AsyncSession, member: Member) -> set[str]:
+    """The page's sections whose feature the company has not turned on."""
+    off = set()
+    if not await sla.list_policies(session):
+        off.add("sla")
+    if not (await feedback.csat_settings(session, member.tenant.principal.company_id)).enabled:
+        off.add("csat")
+    return off
+
+
 @router.get("/analytics")
 async def analytics_page(
     member: ViewerPage,
@@ -299,7 +331,8 @@ async def analytics_page(
         context = await _context(session, member, filters)
         tables = await _tables(session, member, context, CHARTS)
         as_of = await rollup.refreshed_at(session, member.tenant.principal.company_id)
-    shown = [
+        off = await _features_off(session, member)
+    shown: list[dict[str, Any]] = [
         {
             "chart": chart,
             "table": table,
@@ -309,6 +342,19 @@ async def analytics_page(
         }
         for chart, table in zip(CHARTS, tables, strict=True)
     ]
+    sections: list[dict[str, Any]] = []
+    for group, title in GROUPS:
+        items = [item for item in shown if item["chart"].group == group]
+        has_rows = any(item["table"].found for item in items)
+        sections.append(
+            {
+                "key": group,
+                "title": title,
+                "off": FEATURE_OFF[group] if group in off else None,
+                # a feature turned off shows its charts only while the range still has figures
+                "charts": items if group not in off or has_rows else [],
+            }
+        )
     return render(
         member.visitor,
         "analytics.html",
@@ -319,7 +365,7 @@ async def analytics_page(
         zone=context.zone,
         as_of=as_of,
         error=context.error,
-        charts=shown,
+        sections=sections,
         channel_names=CHANNEL_NAMES,
         language_names=LANGUAGE_NAMES,
         **context.offered,

@@ -96,7 +96,7 @@
         animation: false,
         maintainAspectRatio: false,
         layout: { padding: { top: 18 } },
-        scales: { y: { beginAtZero: true, ticks: { callback: format, precision: spec.unit === "count" ? 0 : undefined } } },
+        scales: { y: { beginAtZero: true, suggestedMax: spec.unit === "rate" ? 1 : undefined, ticks: { callback: format, precision: spec.unit === "count" ? 0 : undefined } } },
         plugins: {
           legend: { labels: { usePointStyle: spec.type === "line" } },
           tooltip: { callbacks: { label: function (item) { return item.dataset.label + ": " + format(item.raw); } } }
