@@ -240,11 +240,13 @@ async def template_at_delivery(
 
 
 async def awaiting_comment(
-    session: AsyncSession, conversation_id: uuid.UUID, via: str, now: datetime
+    session: AsyncSession, conversation_id: uuid.UUID, via: str, now: datetime, *, for_update: bool = False
 ) -> CsatSurvey | None:
     """The conversation's survey first answered on ``via`` less than ``COMMENT_WINDOW`` ago,
-    open and with no comment yet: the customer was asked for one, and their next text is it."""
-    found: CsatSurvey | None = await session.scalar(
+    open and with no comment yet: the customer was asked for one, and their next text that
+    asks nothing is it. ``for_update``: the survey locked, for the transaction that takes the
+    comment (a concurrent one that took it first committed, the survey is no longer found)."""
+    query = (
         select(CsatSurvey)
         .where(
             CsatSurvey.conversation_id == conversation_id,
@@ -257,7 +259,11 @@ async def awaiting_comment(
         .order_by(CsatSurvey.answered_at.desc())
         .limit(1)
     )
-    return found
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    found: CsatSurvey | None = await session.scalar(query)
+    # PostgreSQL re-checks the conditions on the row it waited for; said again for the reader
+    return found if found is None or found.comment is None else None
 
 
 def _check_score(score: int) -> None:

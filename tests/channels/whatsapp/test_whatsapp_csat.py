@@ -5,6 +5,7 @@ conversation or reaching the bot."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from atende.conversations.models import Conversation, Message
+from atende.conversations.schemas import NOT_FOR_THE_BOT
 from atende.feedback import service
 from atende.feedback.models import CsatSurvey
 from atende.feedback.service import Sent
@@ -23,6 +25,7 @@ from tests.conftest import until
 from tests.feedback.conftest import DELAY, enable, messages, resolve, run_survey_job, state
 
 ASK = "Thank you for your rating! If you like, tell us more in one message (optional)."
+COMMENTED = "Thank you for your comment! If you need anything else, just write to us again."
 
 
 def press(
@@ -237,9 +240,9 @@ async def _has_text(client: Any, conversation_id: str, text: str) -> bool:
     return any(m["text"] == text for m in await messages(client, conversation_id))
 
 
-async def test_after_a_press_the_next_text_is_the_surveys_comment_and_reopens_nothing(
-    wa: WhatsApp, runtime: Runtime
-) -> None:
+async def rated_by_button(wa: WhatsApp, runtime: Runtime) -> tuple[str, uuid.UUID]:
+    """A customer's conversation resolved, surveyed and rated by button, the comment asked for:
+    the customer's number and the conversation."""
     client = wa.company.client
     wa_id, conversation_id = await answered_customer(wa, runtime)
     await enable(client)
@@ -251,16 +254,27 @@ async def test_after_a_press_the_next_text_is_the_surveys_comment_and_reopens_no
     button = survey[0].body["interactive"]["action"]["buttons"][1]["reply"]["id"]
     assert (await wa.post(press(wa, wa_id, button_id=button))).status_code == 200
     await until(lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == ASK], what="the comment asked for")
+    return wa_id, conversation_id
+
+
+def text_from(wa: WhatsApp, wa_id: str, text: str) -> dict[str, Any]:
+    said = wa.payload("message", "text", wa_id=wa_id, wamid=new_wamid())
+    said["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = text
+    return said
+
+
+async def test_after_a_press_the_next_text_is_the_surveys_comment_and_reopens_nothing(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await rated_by_button(wa, runtime)
     before = len(await messages(client, str(conversation_id)))
 
-    said = wa.payload("message", "text", wa_id=wa_id, wamid=new_wamid())
-    said["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "Demorou um pouco, mas resolveu."
-    assert (await wa.post(said)).status_code == 200
+    assert (await wa.post(text_from(wa, wa_id, "Demorou um pouco, mas resolveu."))).status_code == 200
     answer = await until(lambda: _commented(wa, conversation_id), what="the comment")
     assert (answer["score"], answer["comment"]) == (3, "Demorou um pouco, mas resolveu.")
-    await until(
-        lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == "Thank you for your comment!"], what="thanks"
-    )
+    # thanked, and told that another message is an ordinary one
+    await until(lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == COMMENTED], what="thanks")
     assert await state(client, str(conversation_id)) == "resolved"  # never reopened
     shown = await messages(client, str(conversation_id))
     assert [m["author"] for m in shown[before:]] == ["customer", "system"]  # no bot answer
@@ -270,6 +284,57 @@ async def test_after_a_press_the_next_text_is_the_surveys_comment_and_reopens_no
     assert (await wa.post(again)).status_code == 200
     await until(lambda: _state_is_not(client, str(conversation_id), "resolved"), what="reopened")
     assert (await survey_answer(wa, conversation_id))["comment"] == "Demorou um pouco, mas resolveu."
+
+
+async def test_a_question_after_the_press_is_no_comment_it_reopens_and_the_bot_answers(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await rated_by_button(wa, runtime)
+    answers_before = len(_bot_answers(wa, wa_id))
+
+    asked = "One more thing: when does my order arrive?"
+    assert (await wa.post(text_from(wa, wa_id, asked))).status_code == 200
+    await until(lambda: _state_is_not(client, str(conversation_id), "resolved"), what="reopened")
+    await until(lambda: len(_bot_answers(wa, wa_id)) > answers_before, what="the bot's answer")
+    shown = await messages(client, str(conversation_id))
+    [question] = [m for m in shown if m["text"] == asked]
+    assert shown[-1]["author"] == "bot" and shown[-1]["seq"] > question["seq"]
+    assert (await survey_answer(wa, conversation_id))["comment"] is None
+    assert not [s for s in wa.graph.sent_to(wa_id) if s.text == COMMENTED]
+
+
+async def test_of_two_texts_at_once_after_the_press_one_is_the_comment_the_other_a_message(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await rated_by_button(wa, runtime)
+    texts = ["Foi rápido.", "O atendente foi muito educado."]
+    posted = await asyncio.gather(*(wa.post(text_from(wa, wa_id, t)) for t in texts))
+    assert [r.status_code for r in posted] == [200, 200]
+
+    answer = await until(lambda: _commented(wa, conversation_id), what="the comment")
+    [ordinary] = [t for t in texts if t != answer["comment"]]  # the comment is one of them, whole
+    # the other is an ordinary message: it reopens the conversation, for the bot and the agents
+    await until(lambda: _state_is_not(client, str(conversation_id), "resolved"), what="reopened")
+    async with runtime.db.transaction(wa.company.id) as session:
+        stored = {
+            m.text: m.meta
+            for m in await session.scalars(
+                select(Message).where(Message.conversation_id == conversation_id, Message.text.in_(texts))
+            )
+        }
+    assert NOT_FOR_THE_BOT in stored[answer["comment"]] and NOT_FOR_THE_BOT not in stored[ordinary]
+    await until(
+        lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == COMMENTED], what="thanks for the comment"
+    )
+    assert (await survey_answer(wa, conversation_id))["comment"] == answer["comment"]  # not overwritten
+
+
+def _bot_answers(wa: WhatsApp, wa_id: str) -> list[Any]:
+    return [
+        s for s in wa.graph.sent_to(wa_id) if s.body.get("type") == "text" and s.text not in (ASK, COMMENTED)
+    ]
 
 
 async def _commented(wa: WhatsApp, conversation_id: uuid.UUID) -> dict[str, Any] | None:
