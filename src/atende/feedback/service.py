@@ -51,6 +51,9 @@ LOOK_BACK = timedelta(minutes=2)
 STALE_AFTER = timedelta(days=2)
 BATCH = 200  # resolutions one run considers, oldest first
 SENT, SKIPPED = "sent", "skipped"
+# atende_csat_surveys_skipped_total's stage: skipped when due (never counted as sent), or when
+# the outbox delivered a survey counted as sent when it was queued
+SKIPPED_BY_JOB, SKIPPED_AT_DELIVERY = "job", "delivery"
 # after a first answer by button (WhatsApp), for how long the customer's next text is taken as
 # the survey's comment
 COMMENT_WINDOW = timedelta(minutes=10)
@@ -186,6 +189,8 @@ async def _send(
         .on_conflict_do_nothing(index_elements=["transition_id"])
         .returning(CsatSurvey.id)
     )
+    if inserted is not None and skip_reason is not None:
+        metrics.count_on_commit(session, metrics.CSAT_SURVEYS_SKIPPED, conversation.channel, SKIPPED_BY_JOB)
     if inserted is None or skip_reason is not None:  # another worker surveyed it first, or skipped
         return None
     question = settings.question(language)
@@ -233,9 +238,11 @@ async def template_at_delivery(
     if settings.whatsapp_template is not None:
         return settings.whatsapp_template.model_dump()
     survey = await get_survey(session, survey_id, for_update=True)
-    if survey.answered_at is None:
+    if survey.answered_at is None and survey.status == SENT:
         survey.status, survey.skip_reason = SKIPPED, NO_TEMPLATE_AT_DELIVERY
         survey.sent_at, survey.closes_at = None, min(survey.closes_at, now)
+        # counted as sent when it was queued: the dashboards subtract these from the sent
+        metrics.count_on_commit(session, metrics.CSAT_SURVEYS_SKIPPED, survey.channel, SKIPPED_AT_DELIVERY)
     return None
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from atende.conversations.models import Conversation, Message
@@ -123,7 +124,10 @@ async def test_outside_the_window_without_a_template_nobody_is_surveyed(
     await enable(client)
     await age(runtime, wa, str(conversation_id), hours=25)
     await resolve(client, str(conversation_id))
+    counted = _survey_counts()
     assert await run_survey_job(runtime, wa.company.id) == []
+    # counted as skipped by the job, not as sent
+    assert _survey_counts(since=counted) == {"sent": 0, "job": 1, "delivery": 0}
     assert (await client.get(f"/v1/conversations/{conversation_id}/csat")).json() == []
     # kept as skipped, with the reason, and never sent
     async with runtime.db.transaction(wa.company.id) as session:
@@ -204,6 +208,7 @@ async def test_a_survey_delivered_after_the_window_closed_without_a_template_is_
     wa_id, conversation_id = await answered_customer(wa, runtime)
     await enable(client)
     await resolve(client, str(conversation_id))
+    counted = _survey_counts()
     sent = await survey_queued_then_window_closes(wa, runtime, conversation_id)
 
     async def skipped() -> CsatSurvey | None:
@@ -218,6 +223,25 @@ async def test_a_survey_delivered_after_the_window_closed_without_a_template_is_
     assert shown["delivery_status"] == "failed" and "survey skipped" in shown["delivery_error"]
     assert not [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") in ("interactive", "template")]
     assert (await client.get(f"/v1/conversations/{conversation_id}/csat")).json() == []
+    # counted as sent when queued, then as skipped at delivery: the dashboards' surveys that
+    # went out are the sent less these
+    delivered = {"sent": 1, "job": 0, "delivery": 1}
+    await until(lambda: _survey_counts(since=counted) == delivered, what="the skip counted")
+
+
+def _survey_counts(since: dict[str, float] | None = None) -> dict[str, float]:
+    """WhatsApp surveys counted sent, and skipped by the job or at delivery (since ``since``)."""
+    counts = {
+        "sent": REGISTRY.get_sample_value("atende_csat_surveys_sent_total", {"channel": "whatsapp"}) or 0.0,
+        **{
+            stage: REGISTRY.get_sample_value(
+                "atende_csat_surveys_skipped_total", {"channel": "whatsapp", "stage": stage}
+            )
+            or 0.0
+            for stage in ("job", "delivery")
+        },
+    }
+    return {k: v - (since or {}).get(k, 0.0) for k, v in counts.items()}
 
 
 async def test_a_press_on_another_conversations_survey_is_kept_as_a_message_only(
