@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from atende.engine.questions import Asked, distinct, split
+from atende.engine.questions import Asked, asks, distinct, split
 
 EMAIL_PT = """Dúvida sobre meu pedido
 Bom dia, tudo bem?
@@ -138,3 +138,25 @@ def test_near_duplicate_questions_are_merged_and_the_cap_keeps_those_closest_to_
     assert [a.text for a in kept] == ["q0 q1", "q2", "q4"]
     assert [a.query for a in kept] == ["q0", "q2", "q4"]
     assert [a.text for a in distinct(asked, None, limit=3)] == ["q0", "q1", "q2"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "One more thing: when does my order arrive?",
+        "Quando chega meu pedido",
+        "Boa tarde, gostaria de saber o prazo de entrega",
+        "Can you send me the invoice",
+        "¿Cuándo llega mi pedido?",
+    ],
+)
+def test_a_message_with_a_question_asks(message: str) -> None:
+    assert asks(message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["Demorou um pouco, mas resolveu.", "Muito bom, obrigado!", "Great service, thanks", "Todo bien."],
+)
+def test_a_comment_or_a_thank_you_asks_nothing(message: str) -> None:
+    assert not asks(message)

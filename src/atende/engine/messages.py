@@ -149,9 +149,9 @@ PHRASES.update(
         },
         "csat:send_comment": {"pt": "Enviar comentário", "en": "Send comment", "es": "Enviar comentario"},
         "csat:commented": {
-            "pt": "Obrigado pelo comentário!",
-            "en": "Thank you for your comment!",
-            "es": "¡Gracias por tu comentario!",
+            "pt": "Obrigado pelo comentário! Se precisar de mais alguma coisa, é só nos escrever de novo.",
+            "en": "Thank you for your comment! If you need anything else, just write to us again.",
+            "es": "¡Gracias por tu comentario! Si necesitas algo más, escríbenos de nuevo.",
         },
         "csat:bad_link": {
             "pt": "Este link de avaliação não é válido. Confira se ele foi copiado inteiro do e-mail.",

@@ -69,6 +69,9 @@ _OPENS_ASKING = re.compile(
     r"|cual|cuales|cuanto|cuanta|cuantos|cuantas|donde|que|por que|es posible|hay|como (hago|puedo|se|debo))"
     r"( |$)"
 )
+# ... and, for ``asks`` only (whether a short chat message wants an answer), "when": in an
+# e-mail it as often opens a story, so the split into questions keeps to the openers above
+_OPENS_WHEN = re.compile(r"^(e |and |y )?(quando|ate quando|when|cuando|hasta cuando)( |$)")
 # ... or a request form anywhere in it, followed by what it asks about
 _REQUEST = re.compile(
     r"(gostaria(mos)? de (saber|obter|receber|uma|um|informac\w*|orientac\w*)|queria (saber|uma|um)"
@@ -150,6 +153,15 @@ def _asks(sentence: str) -> bool:
         return True
     request = _REQUEST.search(plain)
     return request is not None and bool(content_words(request.group("rest")))
+
+
+def asks(message: str) -> bool:
+    """Whether ``message`` asks anything: one of its sentences (its subject line included,
+    greetings left out) ends in a question mark, opens with an interrogative or makes a request
+    about a topic. A comment, a thank-you or a greeting alone asks nothing."""
+    subject, lines = _body(message)
+    sentences = [_without_greeting(s) for s in _sentences([subject, *lines] if subject else lines)]
+    return any(_asks(s) or _OPENS_WHEN.match(_plain(s)) for s in sentences if s)
 
 
 def _without_greeting(sentence: str) -> str:

@@ -51,6 +51,9 @@ LOOK_BACK = timedelta(minutes=2)
 STALE_AFTER = timedelta(days=2)
 BATCH = 200  # resolutions one run considers, oldest first
 SENT, SKIPPED = "sent", "skipped"
+# atende_csat_surveys_skipped_total's stage: skipped when due (never counted as sent), or when
+# the outbox delivered a survey counted as sent when it was queued
+SKIPPED_BY_JOB, SKIPPED_AT_DELIVERY = "job", "delivery"
 # after a first answer by button (WhatsApp), for how long the customer's next text is taken as
 # the survey's comment
 COMMENT_WINDOW = timedelta(minutes=10)
@@ -186,6 +189,8 @@ async def _send(
         .on_conflict_do_nothing(index_elements=["transition_id"])
         .returning(CsatSurvey.id)
     )
+    if inserted is not None and skip_reason is not None:
+        metrics.count_on_commit(session, metrics.CSAT_SURVEYS_SKIPPED, conversation.channel, SKIPPED_BY_JOB)
     if inserted is None or skip_reason is not None:  # another worker surveyed it first, or skipped
         return None
     question = settings.question(language)
@@ -233,18 +238,22 @@ async def template_at_delivery(
     if settings.whatsapp_template is not None:
         return settings.whatsapp_template.model_dump()
     survey = await get_survey(session, survey_id, for_update=True)
-    if survey.answered_at is None:
+    if survey.answered_at is None and survey.status == SENT:
         survey.status, survey.skip_reason = SKIPPED, NO_TEMPLATE_AT_DELIVERY
         survey.sent_at, survey.closes_at = None, min(survey.closes_at, now)
+        # counted as sent when it was queued: the dashboards subtract these from the sent
+        metrics.count_on_commit(session, metrics.CSAT_SURVEYS_SKIPPED, survey.channel, SKIPPED_AT_DELIVERY)
     return None
 
 
 async def awaiting_comment(
-    session: AsyncSession, conversation_id: uuid.UUID, via: str, now: datetime
+    session: AsyncSession, conversation_id: uuid.UUID, via: str, now: datetime, *, for_update: bool = False
 ) -> CsatSurvey | None:
     """The conversation's survey first answered on ``via`` less than ``COMMENT_WINDOW`` ago,
-    open and with no comment yet: the customer was asked for one, and their next text is it."""
-    found: CsatSurvey | None = await session.scalar(
+    open and with no comment yet: the customer was asked for one, and their next text that
+    asks nothing is it. ``for_update``: the survey locked, for the transaction that takes the
+    comment (a concurrent one that took it first committed, the survey is no longer found)."""
+    query = (
         select(CsatSurvey)
         .where(
             CsatSurvey.conversation_id == conversation_id,
@@ -257,7 +266,11 @@ async def awaiting_comment(
         .order_by(CsatSurvey.answered_at.desc())
         .limit(1)
     )
-    return found
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    found: CsatSurvey | None = await session.scalar(query)
+    # PostgreSQL re-checks the conditions on the row it waited for; said again for the reader
+    return found if found is None or found.comment is None else None
 
 
 def _check_score(score: int) -> None:

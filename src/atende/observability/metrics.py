@@ -44,8 +44,17 @@ ANSWER_RATINGS = Counter(
 CSAT_SURVEYS_SENT = Counter(
     "atende_csat_surveys_sent_total",
     "CSAT surveys sent after a resolution, by channel (webchat, whatsapp, email, api), when the "
-    "survey commits",
+    "survey commits (queued to go out; one skipped at delivery stays counted here and in "
+    'atende_csat_surveys_skipped_total{stage="delivery"})',
     ["channel"],
+)
+CSAT_SURVEYS_SKIPPED = Counter(
+    "atende_csat_surveys_skipped_total",
+    "CSAT surveys skipped (never reached the customer: the WhatsApp window closed and no "
+    "approved template), by channel and stage: job (decided when the survey was due, never "
+    "counted as sent) or delivery (queued inside the window, counted as sent, closed when the "
+    "outbox delivered it), when the skip commits",
+    ["channel", "stage"],
 )
 CSAT_RESPONSES = Counter(
     "atende_csat_responses_total",

@@ -5,14 +5,17 @@ conversation or reaching the bot."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from atende.conversations.models import Conversation, Message
+from atende.conversations.schemas import NOT_FOR_THE_BOT
 from atende.feedback import service
 from atende.feedback.models import CsatSurvey
 from atende.feedback.service import Sent
@@ -23,6 +26,7 @@ from tests.conftest import until
 from tests.feedback.conftest import DELAY, enable, messages, resolve, run_survey_job, state
 
 ASK = "Thank you for your rating! If you like, tell us more in one message (optional)."
+COMMENTED = "Thank you for your comment! If you need anything else, just write to us again."
 
 
 def press(
@@ -120,7 +124,10 @@ async def test_outside_the_window_without_a_template_nobody_is_surveyed(
     await enable(client)
     await age(runtime, wa, str(conversation_id), hours=25)
     await resolve(client, str(conversation_id))
+    counted = _survey_counts()
     assert await run_survey_job(runtime, wa.company.id) == []
+    # counted as skipped by the job, not as sent
+    assert _survey_counts(since=counted) == {"sent": 0, "job": 1, "delivery": 0}
     assert (await client.get(f"/v1/conversations/{conversation_id}/csat")).json() == []
     # kept as skipped, with the reason, and never sent
     async with runtime.db.transaction(wa.company.id) as session:
@@ -201,6 +208,7 @@ async def test_a_survey_delivered_after_the_window_closed_without_a_template_is_
     wa_id, conversation_id = await answered_customer(wa, runtime)
     await enable(client)
     await resolve(client, str(conversation_id))
+    counted = _survey_counts()
     sent = await survey_queued_then_window_closes(wa, runtime, conversation_id)
 
     async def skipped() -> CsatSurvey | None:
@@ -215,6 +223,25 @@ async def test_a_survey_delivered_after_the_window_closed_without_a_template_is_
     assert shown["delivery_status"] == "failed" and "survey skipped" in shown["delivery_error"]
     assert not [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") in ("interactive", "template")]
     assert (await client.get(f"/v1/conversations/{conversation_id}/csat")).json() == []
+    # counted as sent when queued, then as skipped at delivery: the dashboards' surveys that
+    # went out are the sent less these
+    delivered = {"sent": 1, "job": 0, "delivery": 1}
+    await until(lambda: _survey_counts(since=counted) == delivered, what="the skip counted")
+
+
+def _survey_counts(since: dict[str, float] | None = None) -> dict[str, float]:
+    """WhatsApp surveys counted sent, and skipped by the job or at delivery (since ``since``)."""
+    counts = {
+        "sent": REGISTRY.get_sample_value("atende_csat_surveys_sent_total", {"channel": "whatsapp"}) or 0.0,
+        **{
+            stage: REGISTRY.get_sample_value(
+                "atende_csat_surveys_skipped_total", {"channel": "whatsapp", "stage": stage}
+            )
+            or 0.0
+            for stage in ("job", "delivery")
+        },
+    }
+    return {k: v - (since or {}).get(k, 0.0) for k, v in counts.items()}
 
 
 async def test_a_press_on_another_conversations_survey_is_kept_as_a_message_only(
@@ -237,9 +264,9 @@ async def _has_text(client: Any, conversation_id: str, text: str) -> bool:
     return any(m["text"] == text for m in await messages(client, conversation_id))
 
 
-async def test_after_a_press_the_next_text_is_the_surveys_comment_and_reopens_nothing(
-    wa: WhatsApp, runtime: Runtime
-) -> None:
+async def rated_by_button(wa: WhatsApp, runtime: Runtime) -> tuple[str, uuid.UUID]:
+    """A customer's conversation resolved, surveyed and rated by button, the comment asked for:
+    the customer's number and the conversation."""
     client = wa.company.client
     wa_id, conversation_id = await answered_customer(wa, runtime)
     await enable(client)
@@ -251,16 +278,27 @@ async def test_after_a_press_the_next_text_is_the_surveys_comment_and_reopens_no
     button = survey[0].body["interactive"]["action"]["buttons"][1]["reply"]["id"]
     assert (await wa.post(press(wa, wa_id, button_id=button))).status_code == 200
     await until(lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == ASK], what="the comment asked for")
+    return wa_id, conversation_id
+
+
+def text_from(wa: WhatsApp, wa_id: str, text: str) -> dict[str, Any]:
+    said = wa.payload("message", "text", wa_id=wa_id, wamid=new_wamid())
+    said["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = text
+    return said
+
+
+async def test_after_a_press_the_next_text_is_the_surveys_comment_and_reopens_nothing(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await rated_by_button(wa, runtime)
     before = len(await messages(client, str(conversation_id)))
 
-    said = wa.payload("message", "text", wa_id=wa_id, wamid=new_wamid())
-    said["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "Demorou um pouco, mas resolveu."
-    assert (await wa.post(said)).status_code == 200
+    assert (await wa.post(text_from(wa, wa_id, "Demorou um pouco, mas resolveu."))).status_code == 200
     answer = await until(lambda: _commented(wa, conversation_id), what="the comment")
     assert (answer["score"], answer["comment"]) == (3, "Demorou um pouco, mas resolveu.")
-    await until(
-        lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == "Thank you for your comment!"], what="thanks"
-    )
+    # thanked, and told that another message is an ordinary one
+    await until(lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == COMMENTED], what="thanks")
     assert await state(client, str(conversation_id)) == "resolved"  # never reopened
     shown = await messages(client, str(conversation_id))
     assert [m["author"] for m in shown[before:]] == ["customer", "system"]  # no bot answer
@@ -270,6 +308,57 @@ async def test_after_a_press_the_next_text_is_the_surveys_comment_and_reopens_no
     assert (await wa.post(again)).status_code == 200
     await until(lambda: _state_is_not(client, str(conversation_id), "resolved"), what="reopened")
     assert (await survey_answer(wa, conversation_id))["comment"] == "Demorou um pouco, mas resolveu."
+
+
+async def test_a_question_after_the_press_is_no_comment_it_reopens_and_the_bot_answers(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await rated_by_button(wa, runtime)
+    answers_before = len(_bot_answers(wa, wa_id))
+
+    asked = "One more thing: when does my order arrive?"
+    assert (await wa.post(text_from(wa, wa_id, asked))).status_code == 200
+    await until(lambda: _state_is_not(client, str(conversation_id), "resolved"), what="reopened")
+    await until(lambda: len(_bot_answers(wa, wa_id)) > answers_before, what="the bot's answer")
+    shown = await messages(client, str(conversation_id))
+    [question] = [m for m in shown if m["text"] == asked]
+    assert shown[-1]["author"] == "bot" and shown[-1]["seq"] > question["seq"]
+    assert (await survey_answer(wa, conversation_id))["comment"] is None
+    assert not [s for s in wa.graph.sent_to(wa_id) if s.text == COMMENTED]
+
+
+async def test_of_two_texts_at_once_after_the_press_one_is_the_comment_the_other_a_message(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await rated_by_button(wa, runtime)
+    texts = ["Foi rápido.", "O atendente foi muito educado."]
+    posted = await asyncio.gather(*(wa.post(text_from(wa, wa_id, t)) for t in texts))
+    assert [r.status_code for r in posted] == [200, 200]
+
+    answer = await until(lambda: _commented(wa, conversation_id), what="the comment")
+    [ordinary] = [t for t in texts if t != answer["comment"]]  # the comment is one of them, whole
+    # the other is an ordinary message: it reopens the conversation, for the bot and the agents
+    await until(lambda: _state_is_not(client, str(conversation_id), "resolved"), what="reopened")
+    async with runtime.db.transaction(wa.company.id) as session:
+        stored = {
+            m.text: m.meta
+            for m in await session.scalars(
+                select(Message).where(Message.conversation_id == conversation_id, Message.text.in_(texts))
+            )
+        }
+    assert NOT_FOR_THE_BOT in stored[answer["comment"]] and NOT_FOR_THE_BOT not in stored[ordinary]
+    await until(
+        lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == COMMENTED], what="thanks for the comment"
+    )
+    assert (await survey_answer(wa, conversation_id))["comment"] == answer["comment"]  # not overwritten
+
+
+def _bot_answers(wa: WhatsApp, wa_id: str) -> list[Any]:
+    return [
+        s for s in wa.graph.sent_to(wa_id) if s.body.get("type") == "text" and s.text not in (ASK, COMMENTED)
+    ]
 
 
 async def _commented(wa: WhatsApp, conversation_id: uuid.UUID) -> dict[str, Any] | None:

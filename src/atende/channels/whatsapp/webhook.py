@@ -15,6 +15,10 @@ another's — and:
   place, in the same transaction, so the bot turn finds it answered; a message with a file
   (image, audio, voice, video, document, sticker) queues, in the same transaction, the job
   that fetches it into the media store (``atende.channels.whatsapp.media``);
+- a survey's button press is its answer (``_record_rating``), and the customer's next text
+  that asks nothing (``engine.questions.asks``), within ``feedback.COMMENT_WINDOW``, its
+  comment, decided in the transaction that stores it (``_take_comment``): only the first
+  text is taken; a question, a second text, or one the survey refuses is an ordinary message;
 - a reaction is put on the message it reacts to (``meta.reactions``), never a new turn;
 - a status goes to the outbox's status path (``Channel.apply_status``), in any order;
 - a number no account has is acknowledged and logged, nothing stored (Meta would otherwise
@@ -46,11 +50,13 @@ from atende.channels.whatsapp.channel import KIND, channel, inbound
 from atende.channels.whatsapp.numbers import Number, Snapshot, numbers_of
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
-from atende.conversations.schemas import NOT_FOR_THE_BOT
+from atende.conversations.schemas import NOT_FOR_THE_BOT, InboundMessage
 from atende.db.pubsub import publish
+from atende.engine import questions
 from atende.engine.messages import phrase
 from atende.errors import AtendeError
 from atende.feedback import service as feedback
+from atende.feedback.models import CsatSurvey
 from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.deps import RuntimeDep
@@ -256,18 +262,23 @@ async def _store(
     incoming = inbound(change, message)
     has_media = isinstance(incoming.meta.get("media"), dict)
     rating = incoming.meta.get(csat.ANSWER_META)
-    commented = None
-    if not rating and not has_media and not message.unreadable and incoming.text.strip():
-        commented = await _comment_awaited(runtime, account, incoming.contact_external_id)
-    if commented is not None:  # the survey's comment: joins the conversation as a rating does
-        incoming.meta[NOT_FOR_THE_BOT] = {"reason": "a satisfaction survey's comment", "hand_off": False}
-        incoming = dataclasses.replace(incoming, reopens_resolved=False)
+    awaited = None
+    if (
+        not rating
+        and not has_media
+        and not message.unreadable
+        and incoming.text.strip()
+        and not questions.asks(incoming.text)  # a question after the rating wants an answer
+    ):
+        # a look without a lock keeps the hot path for the texts no survey awaits; the
+        # transaction below decides again, holding the survey
+        awaited = await _comment_awaited(runtime, account, incoming.contact_external_id)
     if (
         "reply_to_wamid" not in incoming.meta
         and not message.unreadable
         and not has_media
         and not rating
-        and commented is None
+        and not awaited
     ):
         async with runtime.db.driver_autocommit() as connection:
             received = await intake.receive(connection, account.company_id, channel, incoming, account)
@@ -277,6 +288,15 @@ async def _store(
                 incoming.meta["reply_to"] = await _quoted(
                     session, account.company_id, str(incoming.meta.pop("reply_to_wamid"))
                 )
+            commented = None
+            if awaited is not None:
+                commented = await _take_comment(session, runtime, account, awaited, incoming)
+            if commented is not None:  # the survey's comment: joins the conversation as a rating does
+                incoming.meta[NOT_FOR_THE_BOT] = {
+                    "reason": "a satisfaction survey's comment",
+                    "hand_off": False,
+                }
+                incoming = dataclasses.replace(incoming, reopens_resolved=False)
             received = await intake.receive(
                 await session.connection(), account.company_id, channel, incoming, account
             )
@@ -286,8 +306,8 @@ async def _store(
                 await _unreadable_note(session, runtime, account, received, message)
             if isinstance(rating, dict) and not received.duplicate:
                 await _record_rating(session, runtime, received, rating)
-            if commented is not None and not received.duplicate:
-                await _record_comment(session, runtime, received, commented, incoming.text)
+            if commented is not None:
+                await _thank_for_comment(session, runtime, received, commented)
             if has_media and not received.duplicate:
                 # its file is fetched by a job that can only start once the message is stored
                 await media.enqueue(session, runtime.jobs, account.company_id, received.message.id)
@@ -323,8 +343,8 @@ async def _record_rating(
     except AtendeError as exc:
         log.info("whatsapp.rating_refused", reason=exc.message)
         return
-    # the first answer asks for an optional comment: the customer's next text, within
-    # feedback.COMMENT_WINDOW, is taken as it (_comment_awaited)
+    # the first answer asks for an optional comment: the customer's next text that asks
+    # nothing, within feedback.COMMENT_WINDOW, is taken as it (_take_comment)
     thanks = "csat:ask_comment" if survey.changed_at is None and survey.comment is None else "csat:thanks"
     conversation = await conversations.get_conversation(session, received.conversation_id)
     await conversations.add_reply(
@@ -339,40 +359,67 @@ async def _record_rating(
 
 
 async def _comment_awaited(runtime: Runtime, account: Account, wa_id: str) -> uuid.UUID | None:
-    """The survey whose comment the customer's text message is: the one they rated by button
-    moments ago in their latest conversation, still resolved (``feedback.awaiting_comment``)."""
+    """The conversation whose survey may take the customer's text as its comment: their latest,
+    still resolved, with a survey they rated by button moments ago (``feedback.awaiting_comment``).
+    A first look, without a lock: ``_take_comment`` decides."""
     async with runtime.db.transaction(account.company_id) as session:
         conversation = await conversations.latest_conversation_of(session, KIND, wa_id)
         if conversation is None or conversation.state != "resolved":
             return None
         survey = await feedback.awaiting_comment(session, conversation.id, KIND, runtime.clock())
-        return survey.id if survey is not None else None
+        return conversation.id if survey is not None else None
 
 
-async def _record_comment(
+async def _take_comment(
     session: AsyncSession,
     runtime: Runtime,
-    received: conversations.Received,
-    survey_id: uuid.UUID,
-    text: str,
-) -> None:
-    """The customer's text as the survey's comment, thanked for; one the survey no longer takes
-    stays a message for the agents."""
+    account: Account,
+    conversation_id: uuid.UUID,
+    incoming: InboundMessage,
+) -> CsatSurvey | None:
+    """The customer's text recorded as the comment of the survey awaiting one, in the
+    transaction that then stores it; ``None`` when it is an ordinary message after all. The
+    conversation is locked first (as the intake does, before a rating locks its survey), then
+    the survey: of two texts at once, the second waits, finds the comment given, and is an
+    ordinary message, as is one the survey refuses (closed meanwhile) and a redelivery."""
+    conversation = await conversations.get_conversation(session, conversation_id, for_update=True)
+    if conversation.state != "resolved":  # reopened meanwhile (a question just before)
+        return None
+    stored = incoming.channel_message_id is not None and await session.scalar(
+        select(Message.id)
+        .where(
+            Message.company_id == account.company_id,
+            Message.channel == KIND,
+            Message.channel_message_id == incoming.channel_message_id,
+        )
+        .limit(1)
+    )
+    if stored:  # a redelivery: the intake finds it stored
+        return None
+    now = runtime.clock()
+    survey = await feedback.awaiting_comment(session, conversation_id, KIND, now, for_update=True)
+    if survey is None:
+        return None
     try:
         async with session.begin_nested():
-            survey = await feedback.record_answer(
+            return await feedback.record_answer(
                 session,
                 runtime.jobs,
-                survey_id,
+                survey.id,
                 score=None,
-                comment=text,
+                comment=incoming.text,
                 via=KIND,
-                now=runtime.clock(),
-                conversation_id=received.conversation_id,
+                now=now,
+                conversation_id=conversation_id,
             )
     except AtendeError as exc:
         log.info("whatsapp.comment_refused", reason=exc.message)
-        return
+        return None
+
+
+async def _thank_for_comment(
+    session: AsyncSession, runtime: Runtime, received: conversations.Received, survey: CsatSurvey
+) -> None:
     conversation = await conversations.get_conversation(session, received.conversation_id)
     await conversations.add_reply(
         session,
