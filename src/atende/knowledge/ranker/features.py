@@ -169,8 +169,11 @@ def feature_matrix(candidates: Sequence[Passage], evidence: Evidence) -> np.ndar
 # stems; ``_STEMS`` keeps them: the message whole and each of its questions re-rank mostly the
 # same candidates, and a knowledge base's popular passages come back turn after turn). Kind 3:
 # every chunk of the candidates' documents ("document chunk" ids, its ordinal, the question's
-# terms it holds, read from the postings by primary key), for ``first_chunk`` and
-# ``document_coverage``.
+# terms it holds), for ``first_chunk`` and ``document_coverage``: the terms read from the
+# chunk's indexed lexemes (``tsv``, in the row the statement reads anyway), which its postings
+# (``chunk_terms``) are made of; the postings, read by chunk, took 1,000-30,000 buffers and
+# 11-42 ms for a long e-mail's candidates, the row's own lexemes 1,000-1,350 buffers and
+# 11-15 ms (``benchmarks/README.md``).
 _EVIDENCE = """
     WITH total AS (
         SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
@@ -188,9 +191,7 @@ _EVIDENCE = """
       FROM unnest(CAST(:bodies AS text[]), CAST(:cfgs AS text[])) WITH ORDINALITY AS t(body, cfg, ord)
     UNION ALL
     SELECT 3, c.document_id::text || ' ' || c.id::text, c.ordinal, NULL,
-           ARRAY(SELECT t.lexeme FROM chunk_terms t
-                  WHERE t.company_id = c.company_id AND t.chunk_id = c.id
-                    AND t.lexeme = ANY(CAST(:stemmed AS text[])))
+           ARRAY(SELECT l FROM unnest(tsvector_to_array(c.tsv)) AS l WHERE l = ANY(CAST(:stemmed AS text[])))
       FROM chunks c
      WHERE c.company_id = :company AND c.document_id = ANY(CAST(:documents AS uuid[]))
 """
