@@ -138,8 +138,9 @@ async def test_a_search_says_which_questions_it_would_answer_and_which_it_would_
 async def test_a_messages_questions_are_embedded_once_in_one_batch(
     kb_company: CompanyCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The message whole, then its questions, as compared with each other and as looked up,
-    in one call of the model: no question is embedded twice."""
+    """The message whole, then its questions as the customer wrote them in one call of the
+    model (compared with each other while the message whole is looked up), then each kept
+    question's query by its own lookup: no text is embedded twice."""
     calls: list[tuple[str, Any]] = []
     encode = _E5Model.encode.__func__  # type: ignore[attr-defined]
 
@@ -161,8 +162,11 @@ async def test_a_messages_questions_are_embedded_once_in_one_batch(
         "E o Pix tem desconto?",
     ]
     questions = [texts for kind, texts in calls if kind == "query"]
-    assert len(questions) == 2, questions  # the message whole, then one batch
-    assert isinstance(questions[1], list) and len(questions[1]) == len(set(questions[1])) >= 2
+    assert questions[1] == [p.asked.text for p in turn.parts], questions  # after the message whole
+    embedded = [text for texts in questions for text in ([texts] if isinstance(texts, str) else texts)]
+    assert len(embedded) == len(set(embedded)), embedded
+    # each question's query (the subject line, then the question) once, by its own lookup
+    assert questions[2:] == [p.asked.query for p in turn.parts], questions
 
 
 async def test_each_question_finds_what_it_finds_looked_up_on_its_own(

@@ -234,8 +234,8 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
             session, turn.query, ports.fetched, turn.language, filters=turn.filters, stages=turn.stages
         )
     except BaseException:
-        if embedding is not None:
-            embedding.cancel()
+        if embedding is not None and not embedding.cancel() and not embedding.cancelled():
+            embedding.exception()  # finished, and failed or not: nobody waits for it now
         raise
     metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
     turn.found["retrieve"] = {
@@ -254,27 +254,25 @@ QuestionVectors = asyncio.Future[dict[str, list[float]]]
 async def embed_questions_early(
     turn: Turn, ports: Ports, asked: Sequence[questions.Asked]
 ) -> QuestionVectors | None:
-    """A message that asks several questions (``asked``): its questions' embeddings, started
-    now, to run while PostgreSQL looks the whole message up (they were computed after it, one
-    model call with nothing beside it: the slowest part of a long e-mail's turn). The whole
-    message's own embedding comes first (the retriever then finds it cached): the model runs
-    one call at a time, and the whole message's lookup needs it first. ``None``: nothing to
-    embed (one question, no embedder)."""
+    """A message that asks several questions (``asked``): their embeddings (as the customer
+    wrote them, which ``questions.distinct`` compares), in one batch started now, to run while
+    PostgreSQL looks the message whole up (with each question's query too, they were
+    computed after it, one model call with nothing beside it: the slowest part of a long
+    e-mail's turn). The whole message's own embedding comes first (the retriever then finds
+    it cached): the model runs one call at a time, and the whole message's lookup needs it
+    first. Each question's query is embedded by its own lookup, beside its BM25 statement,
+    and only for the questions kept. ``None``: nothing to embed (one question, no embedder)."""
     if len(asked) < 2 or ports.embedder is None:
         return None
-    texts = [a.text for a in asked]
     looked_up = getattr(ports.retriever, "embedded_part", None)
-    if looked_up is not None and hasattr(ports.embedder, "query_batch"):
-        # each question as compared (its text) and as looked up (the start of its query)
-        # in one batch, cached: the lookups below find their vectors embedded already
-        texts += [looked_up(a.query) for a in asked]
-        whole = getattr(ports.retriever, "embedder", None)
-        if whole is not None and hasattr(whole, "query_batch"):  # one that keeps what it embedded
-            try:
-                await whole.query(looked_up(turn.query))
-            except EmbeddingUnavailable:
-                return None  # the retriever says so and falls back to full text; none for these
-    unique = list(dict.fromkeys(texts))
+    whole = getattr(ports.retriever, "embedder", None)
+    if looked_up is not None and whole is not None and hasattr(whole, "query_batch"):
+        # an embedder that keeps what it embedded: the message whole, for the lookup below
+        try:
+            await whole.query(looked_up(turn.query))
+        except EmbeddingUnavailable:
+            return None  # the retriever says so and falls back to full text; none for these
+    unique = list(dict.fromkeys(a.text for a in asked))
     embedder = ports.embedder
 
     async def embed() -> dict[str, list[float]]:
