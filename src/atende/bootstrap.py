@@ -23,6 +23,7 @@ from atende.channels.webchat import api as webchat
 from atende.channels.whatsapp import channel as whatsapp
 from atende.channels.whatsapp import read as whatsapp_read
 from atende.config import DEV_SECRET, Settings
+from atende.conversations import service as conversations
 from atende.conversations.tasks import blueprint as conversation_tasks
 from atende.db import migrate
 from atende.db.embedded import EmbeddedDatabase, start_embedded
@@ -41,6 +42,7 @@ from atende.observability import credentials, events
 from atende.observability.logging import describe
 from atende.observability.sentry import report_job
 from atende.runtime import Runtime
+from atende.sla import service as sla
 from atende.sla.tasks import blueprint as sla_tasks
 from atende.webhooks.tasks import blueprint as webhook_tasks
 
@@ -74,6 +76,8 @@ for _channel in CHANNELS:
 # a WhatsApp message the bot takes is marked read (the blue ticks), from the worker's turn
 turns.on_taken(whatsapp.KIND, whatsapp_read.mark_taken)
 # the external credentials /health/ready verifies: the LLM endpoints, every channel account's
+# the conversations' representations (API) show their SLA targets' due times
+conversations.set_sla_reader(sla.due_times)
 credentials.register("openai-compatible endpoints", llm_endpoints)
 credentials.register("channel accounts", account_credentials)
 

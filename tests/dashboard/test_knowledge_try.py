@@ -1,7 +1,8 @@
 """The "Try a question" page over HTTP with a re-ranking stage: a company whose LLM re-ranks
 (the fake OpenAI-compatible server) sees the stage after the fused one, each passage with its
 rank before and its fused score, and, when the LLM fails, why the fused order was kept. A
-turn's trace shows a column per re-ranking stage too."""
+turn's trace shows a column per re-ranking stage too. A message that asks several questions
+shows what each stage found for each of them, beside its outcome."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from atende.dashboard.traces import turn_view
 from atende.engine.models import Trace
 from atende.runtime import Runtime
 from atende.tenancy.models import Role
-from tests.engine.test_search import SHIPPING_PT
+from tests.engine.test_search import RETURNS_PT, SHIPPING_PT
 from tests.fakes.openai_server import answer, running_openai, status
 from tests.fixtures.dashboard import Team, signed_in
 from tests.tenancy.test_support_api import new_key
@@ -136,3 +137,52 @@ def test_a_traces_retrieval_stages_that_fell_back_are_shown_in_words_in_the_read
     assert portuguese[0] == (
         "Reordenamento manteve a ordem anterior: o reordenador levou mais que seu limite de 100 ms."
     )
+
+
+PARTLY = (
+    "/app/knowledge/try?question=Bom+dia%21+Em+quantos+dias+voc%C3%AAs+entregam+no+interior%3F+"
+    "Voc%C3%AAs+vendem+notebooks+recondicionados+com+Linux%3F"
+)
+
+
+def question_block(html: str, number: int) -> str:
+    """The ``number``-th item of the "Each question" list."""
+    start = html.index('<ol class="try-questions')
+    items = html[start : html.index("</ol>", start)].split("<li>")[1:]
+    return items[number - 1]
+
+
+async def test_each_question_of_a_message_shows_what_each_stage_found_for_it(
+    runtime: Runtime, live_server: str, team: Team
+) -> None:
+    key = await new_key(runtime, SimpleNamespace(id=team.company_id), Role.admin)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        base_url=live_server, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as api:
+        for source, content in (("entregas.md", SHIPPING_PT), ("trocas.md", RETURNS_PT)):
+            r = await api.post(
+                "/v1/documents?wait=true", json={"source": source, "content": content, "language": "pt"}
+            )
+            assert r.status_code == 201, r.text
+    async with signed_in(live_server, team.agent) as client:
+        html = (await client.get(PARTLY)).text
+    assert "Partly answered." in html
+    answered, left = question_block(html, 1), question_block(html, 2)
+    assert "Em quantos dias vocês entregam no interior?</q>" in answered and ">Answered<" in answered
+    assert "Vocês vendem notebooks recondicionados com Linux?</q>" in left and ">Left for a person<" in left
+    # each question's own stages: full text, dense, fused, re-ranked, each with its candidates
+    for number, block in ((1, answered), (2, left)):
+        assert f"What each stage found for question {number}" in block
+        labels = re.findall(r'<h4 id="q\d-stage-(\w+)">', block)
+        assert labels[:3] == ["fulltext", "dense", "fused"], labels
+        assert f'aria-label="Fused (hybrid), question {number}"' in block
+    fused = answered[answered.index('aria-label="Fused (hybrid), question 1"') :]
+    first_row = re.findall(r"<td[^>]*>(.*?)</td>", fused[fused.index("<tbody>") :], re.S)[:4]
+    assert first_row[0] == "1" and first_row[2] == "Entregas", first_row
+    # the answered question's re-ranking stage: each candidate's rank before it and its fused score
+    reranked = answered[answered.index('aria-label="After re-ranking, question 1"') :]
+    assert "Rank before" in reranked[: reranked.index("</thead>")]
+    assert "Source: <strong>Entregas</strong>" in answered
+    assert "Source:" not in left
+    # the message's own stages come first, as for a one-question message
+    assert html.index('<h3 id="stage-fused">') < html.index('<h4 id="q1-stage-fused">')

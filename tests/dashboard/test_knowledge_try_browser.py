@@ -1,7 +1,8 @@
 """The knowledge base's "Try a question" page in Chromium, as an agent uses it by keyboard:
 each retrieval stage with its ranks and scores, the answer the bot would give with its
 citation, and a question the knowledge base does not cover, which it would hand off, saying
-why. Filters narrow what answers; a blank question is refused with a notice; the page reads
+why; a message that asks several questions shows each one's outcome and what each stage
+found for it. Filters narrow what answers; a blank question is refused with a notice; the page reads
 in Portuguese too. axe-core finds no serious violation."""
 
 from __future__ import annotations
@@ -143,6 +144,17 @@ async def test_a_message_partly_answered_shows_each_questions_outcome(
     )
     await expect(left.get_by_text("Source:")).to_have_count(0)
     await expect(page.get_by_role("heading", name="Citations")).to_have_count(0)  # each question has its own
+    # what each stage found for each question, opened by keyboard
+    await answered.get_by_text("What each stage found for question 1").focus()
+    await page.keyboard.press("Enter")
+    fused = answered.get_by_role("table", name="Fused (hybrid), question 1")
+    await expect(fused).to_be_visible()
+    await expect(fused.get_by_role("row").nth(1).get_by_role("cell").nth(2)).to_have_text("Entregas")
+    await expect(answered.get_by_role("heading", level=4, name="After re-ranking")).to_be_visible()
+    reranked = answered.get_by_role("table", name="After re-ranking, question 1")
+    await expect(reranked).to_contain_text("Entregas")
+    await left.get_by_text("What each stage found for question 2").click()
+    await expect(left.get_by_role("table", name="Meaning (dense vectors), question 2")).to_be_visible()
     await assert_accessible(page)
 
     page = await new_page(open_context, live_server, "pt-BR")

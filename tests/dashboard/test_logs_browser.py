@@ -151,3 +151,52 @@ async def test_the_traces_viewer_shows_each_stages_scores_and_the_decision(
     await expect(second).to_contain_text("the knowledge base has no good answer")
     await assert_accessible(page)
     await screenshot(page, "logs-traces")
+
+
+async def test_the_traces_viewer_shows_each_question_of_a_message_and_its_outcome(
+    open_context: OpenContext, live_server: str, kb_company: CompanyCtx, runtime: Runtime
+) -> None:
+    viewer = await add_person(runtime, kb_company.id, Role.viewer, name="Vic Viewer")
+    body = await ask(
+        kb_company.client,
+        "Hello! How long does delivery to state capitals take? "
+        "Do you sell refurbished laptops with Linux preinstalled?",
+    )
+    assert body["reply"]["meta"]["decision"] == "handoff"  # one answered, the other for a person
+
+    page = await new_page(open_context, live_server)
+    await sign_in(page, viewer.email, PASSWORD)
+    await page.goto(f"/app/conversations/{body['conversation_id']}/traces")
+    turn = page.locator("section.trace").first
+    await expect(
+        turn.get_by_role("heading", level=3, name="The questions found in the message")
+    ).to_be_visible()
+    first = turn.get_by_role("region", name="Question 1: “How long does delivery to state capitals take?”")
+    second = turn.get_by_role(
+        "region", name="Question 2: “Do you sell refurbished laptops with Linux preinstalled?”"
+    )
+    await expect(first.get_by_role("definition").filter(has_text=re.compile("^Answered$"))).to_be_visible()
+    await expect(first).to_contain_text("Shipping — Shipping › Delivery times")
+    await expect(
+        second.get_by_role("definition").filter(has_text=re.compile("^Left for a person$"))
+    ).to_be_visible()
+    stages = first.get_by_role("table", name="Retrieval stages for question 1 and their time")
+    for stage in ("Full-text", "Dense", "Fused", "Re-ranked"):
+        await expect(stages.get_by_role("cell", name=stage, exact=True)).to_be_visible()
+    passages = first.get_by_role(
+        "table", name="Passages for question 1, best first, with their scores before and after re-ranking"
+    )
+    for heading in ("Fused score (rank)", "Re-ranked score (rank)"):
+        await expect(passages.get_by_role("columnheader", name=heading)).to_be_visible()
+    await expect(passages.locator("tbody tr").first).to_contain_text("Shipping › Delivery times")
+    await assert_accessible(page)
+    await screenshot(page, "logs-traces-questions")
+
+    pt = await new_page(open_context, live_server, "pt-BR")
+    await sign_in(pt, viewer.email, PASSWORD, "pt-BR")
+    await pt.goto(f"/app/conversations/{body['conversation_id']}/traces")
+    await expect(
+        pt.get_by_role("heading", level=3, name="As perguntas encontradas na mensagem")
+    ).to_be_visible()
+    await expect(pt.locator("section.trace-question").nth(1)).to_contain_text("Fica para uma pessoa")
+    await assert_accessible(pt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -66,6 +67,7 @@ def test_every_migration_downgrades_and_upgrades_again(pg_url: str) -> None:
         "atende_sla_follow_state_v1",
         "atende_sla_follow_message_v1",
         "atende_sla_follow_labels_v1",
+        "atende_sla_copy_warning_v1",
     }
     migrate.downgrade(url, "base")
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
@@ -405,3 +407,70 @@ def test_0034_gives_conversations_an_empty_context_and_its_downgrade_drops_it(pg
         ).fetchall()
         assert ("context",) not in columns
         assert conn.execute("SELECT count(*) FROM conversations").fetchone() == (1,)
+
+
+def test_0041_makes_sla_policy_names_unique_in_any_case_keeping_the_oldest(pg_url: str) -> None:
+    """Policies whose names differ only in case (possible before 0041) get distinct names: the
+    oldest keeps its own; afterwards such a name is refused by the database itself."""
+    url = make_database(pg_url, f"atende_sla_names_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0040")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'c', 'c', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        for age, name in ((3, "Suporte"), (2, "SUPORTE"), (1, "suporte"), (1, "Vendas")):
+            conn.execute(
+                "INSERT INTO sla_policies (id, created_at, updated_at, company_id, name, position,"
+                " resolution_seconds) VALUES (gen_random_uuid(), now() - make_interval(hours => %s),"
+                " now(), %s, %s, 0, 3600)",
+                (age, company, name),
+            )
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM sla_policies ORDER BY created_at, name")]
+        assert names[0] == "Suporte" and names[-1] == "Vendas"
+        assert len({name.lower() for name in names}) == 4
+        assert all(name.startswith(("SUPORTE (", "suporte (")) for name in names[1:3])
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO sla_policies (id, created_at, updated_at, company_id, name, position,"
+                " resolution_seconds) VALUES (gen_random_uuid(), now(), now(), %s, 'VENDAS', 0, 60)",
+                (company,),
+            )
+
+
+def test_0042_copies_the_warnings_clocks_already_hold_into_the_analytics_table(pg_url: str) -> None:
+    """A warning the SLA job raised before 0042 (its clock still holds it) is in
+    ``analytics.sla_warnings`` after the upgrade; one whose breach came with it is not."""
+    url = make_database(pg_url, f"atende_sla_warned_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0041")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'c', 'c', 'pt', '{}') RETURNING id"
+        ).fetchone()[0]
+        contact = conn.execute(
+            "INSERT INTO contacts (id, created_at, company_id, channel, external_id)"
+            " VALUES (gen_random_uuid(), now(), %s, 'api', 'ze') RETURNING id",
+            (company,),
+        ).fetchone()[0]
+        conversation = conn.execute(
+            "INSERT INTO conversations (id, created_at, company_id, contact_id, channel, state, ticket)"
+            " VALUES (gen_random_uuid(), now(), %s, %s, 'api', 'waiting_human', false) RETURNING id",
+            (company, contact),
+        ).fetchone()[0]
+        for target, breached in (("first_response", None), ("resolution", "2027-06-01T11:00:00+00")):
+            conn.execute(
+                "INSERT INTO sla_clocks (id, created_at, company_id, conversation_id, target, started_at,"
+                " due_at, warned_at, breached_at, stale) VALUES (gen_random_uuid(), now(), %s, %s, %s,"
+                " '2027-06-01T10:00:00+00', '2027-06-01T11:00:00+00', '2027-06-01T10:48:00+00', %s,"
+                " false)",
+                (company, conversation, target, breached),
+            )
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        copied = conn.execute("SELECT target, warned_at FROM analytics.sla_warnings").fetchall()
+        assert copied == [("first_response", datetime(2027, 6, 1, 10, 48, tzinfo=UTC))]

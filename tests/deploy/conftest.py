@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import promql_parser
+import psycopg
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
+from sqlalchemy.engine import make_url
 
 from atende.app import create_app
 from atende.config import Settings
+from atende.db.url import libpq_url
 from atende.observability import metrics
 from tests.conftest import ROOT
 
@@ -99,3 +103,14 @@ def selectors(expr: str) -> Iterator[tuple[str, dict[str, str]]]:
 
     promql_parser.walk(promql_parser.parse(expr), visit)
     return iter(found)
+
+
+@pytest.fixture
+def reader(db_url: str) -> Iterator[str]:
+    """A login role that is a member of atende_analytics, as Metabase's would be."""
+    name = f"metabase_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{name}" LOGIN IN ROLE atende_analytics')
+    yield make_url(libpq_url(db_url)).set(username=name, password=None).render_as_string(hide_password=False)
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as admin:
+        admin.execute(f'DROP ROLE "{name}"')

@@ -76,6 +76,11 @@ def test_there_are_dashboards_for_traffic_the_bot_and_the_jobs() -> None:
         "Delivery failure ratio",
         "Answer ratings",
         "Not-helpful share",
+        "CSAT surveys and answers",
+        "CSAT response rate",
+        "CSAT satisfied share",
+        "SLA breaches by target",
+        "SLA warnings by target",
     ):
         assert wanted in titles, f"no panel {wanted!r}"
 
@@ -118,7 +123,12 @@ def alert_rules() -> list[dict[str, Any]]:
 
 def test_the_alert_rules_are_provisioned_and_each_query_selects_exported_metrics(exported: Exported) -> None:
     titles = [rule["title"] for rule in alert_rules()]
-    assert {"AtendeMessageDeliveryFailures", "AtendeAnswersRatedNotHelpful"} <= set(titles)
+    assert {
+        "AtendeMessageDeliveryFailures",
+        "AtendeAnswersRatedNotHelpful",
+        "AtendeCsatLow",
+        "AtendeSlaBreaches",
+    } <= set(titles)
     uids = [rule["uid"] for rule in alert_rules()]
     assert len(uids) == len(set(uids)) and len(titles) == len(set(titles)), "two rules share a uid or title"
     headings = anchors(RUNBOOK.read_text())

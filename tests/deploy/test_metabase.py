@@ -13,17 +13,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from atende.runtime import Runtime
 from tests.conftest import ROOT, CompanyCtx, ask
 from tests.deploy.conftest import DEPLOY
-from tests.deploy.test_analytics import VIEWS, reader  # noqa: F401  (a fixture)
+from tests.deploy.test_analytics import VIEWS
 from tests.fakes.loopback import running
 from tests.fakes.metabase import FakeMetabase
+from tests.feedback.conftest import enable, resolve, run_survey_job
+from tests.sla.test_job import check_at, handed_off, policy, settled
 
 EXPORT = DEPLOY / "metabase" / "atende-dashboard.json"
 SCRIPT = ROOT / "scripts" / "metabase_load.py"
@@ -208,7 +212,8 @@ def sql(query: str, company: bool) -> str:
 async def test_every_card_runs_as_the_read_only_login_and_the_filter_keeps_one_company(
     company: CompanyCtx,
     other_company: CompanyCtx,
-    reader: str,  # noqa: F811
+    reader: str,
+    runtime: Runtime,
 ) -> None:
     for ctx, helpful in ((company, True), (other_company, False)):
         body = await ask(ctx.client, "Oi")
@@ -217,6 +222,19 @@ async def test_every_card_runs_as_the_read_only_login_and_the_filter_keeps_one_c
             json={"helpful": helpful},
         )
         assert r.status_code == 200, r.text
+    # a CSAT survey answered 5 (ours) and 2 (theirs); an SLA breach raised by the job (ours)
+    for ctx, score in ((company, 5), (other_company, 2)):
+        await enable(ctx.client)
+        cid = (await ask(ctx.client, "Preciso de ajuda", contact="csat"))["conversation_id"]
+        await resolve(ctx.client, cid)
+        [sent] = await run_survey_job(runtime, ctx.id)
+        r = await ctx.client.post(f"/v1/csat/{sent.survey_id}/answer", json={"score": score})
+        assert r.status_code == 200, r.text
+    await policy(company, first_response="1h")
+    start = datetime(2027, 5, 3, 10, tzinfo=UTC)  # ahead of the session's worker, on the real clock
+    await handed_off(company, runtime, start)
+    await settled(runtime, company, start)
+    assert (await check_at(runtime, company, start + timedelta(hours=2))).breaches == 1
     cards = {c["key"]: c for c in export()["cards"]}
     with psycopg.connect(reader, autocommit=True, row_factory=dict_row) as conn:
         for card in cards.values():
@@ -234,8 +252,27 @@ async def test_every_card_runs_as_the_read_only_login_and_the_filter_keeps_one_c
         mine = conn.execute(
             sql(cards["conversations-per-day"]["query"], company=True), {"company": company.slug}
         ).fetchall()
-        assert sum(r["conversations"] for r in mine) == 1
-        assert sum(r["conversations"] for r in everyone) >= 2
+        assert sum(r["conversations"] for r in mine) == 3  # the rated, the surveyed, the handed off
+        assert sum(r["conversations"] for r in everyone) >= 5
+
+        def card(key: str, slug: str) -> list[dict[str, Any]]:
+            return conn.execute(sql(cards[key]["query"], company=True), {"company": slug}).fetchall()
+
+        [(channel)] = card("csat-by-channel", company.slug)
+        assert (channel["channel"], channel["sent"], channel["answered"]) == ("api", 1, 1)
+        assert (float(channel["average_score"]), float(channel["satisfied_share"])) == (5.0, 1.0)
+        [theirs_csat] = card("csat-per-week", other_company.slug)
+        assert (float(theirs_csat["satisfied_share"]), float(theirs_csat["response_rate"])) == (0.0, 1.0)
+        assert [(r["breaches"], r["warnings"]) for r in card("sla-breaches-per-day", company.slug)] == [
+            (1, 0)
+        ]
+        assert card("sla-breaches-per-day", other_company.slug) == []
+        [(policy_row)] = card("sla-compliance-by-policy", company.slug)
+        assert (policy_row["target"], policy_row["breached"], float(policy_row["compliance"])) == (
+            "first_response",
+            1,
+            0.0,
+        )
 
 
 def test_the_help_names_the_options_and_where_the_passwords_come_from() -> None:

@@ -135,6 +135,34 @@ async def test_a_search_says_which_questions_it_would_answer_and_which_it_would_
     assert (r.json()["answer"]["why"], r.json()["answer"]["questions"]) == ("answered", [])
 
 
+async def test_a_search_shows_what_each_stage_found_for_each_question_even_without_answering(
+    kb_company: CompanyCtx,
+) -> None:
+    message = (
+        "Hello! How long does delivery to state capitals take? "
+        "Do you sell refurbished laptops with Linux preinstalled?"
+    )
+    r = await kb_company.client.post("/v1/search", json={"question": message, "answer": False})
+    assert r.status_code == 200, r.text
+    found = r.json()
+    assert found["answer"] is None
+    delivery, laptops = found["questions"]
+    assert delivery["question"] == "How long does delivery to state capitals take?"
+    assert laptops["question"] == "Do you sell refurbished laptops with Linux preinstalled?"
+    assert "delivery" in delivery["looked_up_as"]
+    stages = {s["name"]: s for s in delivery["stages"]}
+    assert {"fulltext", "fused"} <= stages.keys()
+    # the question's own lookup puts its passage first, whatever the message whole found
+    assert stages["fused"]["candidates"][0]["section"] == "Shipping › Delivery times"
+
+    # one question: looked up whole, no list
+    r = await kb_company.client.post(
+        "/v1/search", json={"question": "How long does delivery to capitals take?", "answer": False}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["questions"] == []
+
+
 async def test_a_messages_questions_are_embedded_once_in_one_batch(
     kb_company: CompanyCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:

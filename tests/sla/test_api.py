@@ -4,7 +4,14 @@ the company's own."""
 
 from __future__ import annotations
 
-from tests.conftest import CompanyCtx
+import asyncio
+
+from sqlalchemy import text
+
+from atende.runtime import Runtime
+from atende.sla import service
+from atende.sla.schemas import PolicyIn
+from tests.conftest import CompanyCtx, until
 
 
 async def test_policies_are_created_read_replaced_and_deleted(company: CompanyCtx) -> None:
@@ -78,3 +85,33 @@ async def test_a_viewer_reads_policies_but_cannot_change_them(company: CompanyCt
         assert (await viewer.get("/v1/sla/policies")).status_code == 200
         r = await viewer.post("/v1/sla/policies", json={"name": "x", "resolution": "1h"})
         assert r.status_code == 403
+
+
+async def test_two_creates_at_once_of_one_name_in_another_case_refuse_the_second(
+    company: CompanyCtx, runtime: Runtime
+) -> None:
+    """Both pass the name check (neither sees the other's uncommitted policy): the index on
+    lower(name) makes the second wait for the first and refuses it as a duplicate, not a 500."""
+    async with runtime.db.transaction(company.id) as session:
+        await service.create_policy(session, PolicyIn.model_validate({"name": "Suporte", "resolution": "1h"}))
+        second = asyncio.create_task(
+            company.client.post("/v1/sla/policies", json={"name": "SUPORTE", "resolution": "2h"})
+        )
+        await until(lambda: inserting_blocked(runtime), seconds=20, what="the second insert waiting")
+        assert not second.done()
+    r = await second
+    assert (r.status_code, r.json()["field"]) == (422, "name"), r.text
+    assert "there is a policy named 'SUPORTE' already" in r.json()["detail"]
+    assert [p["name"] for p in (await company.client.get("/v1/sla/policies")).json()] == ["Suporte"]
+
+
+async def inserting_blocked(runtime: Runtime) -> bool:
+    """An insert of a policy waits on a lock (the unique index's entry of an uncommitted one)."""
+    async with runtime.db.transaction() as session:
+        waiting = await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE 'INSERT INTO sla_policies%'"
+            )
+        )
+    return bool(waiting)

@@ -27,7 +27,7 @@ from atende.sla.tasks import blueprint
 from atende.teams import service as teams
 from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
-from tests.conftest import CompanyCtx, ask
+from tests.conftest import Clock, CompanyCtx, ask
 from tests.fakes.webhook_receiver import WebhookReceiver, running_receiver
 from tests.fixtures.mail import MailSink
 
@@ -321,3 +321,46 @@ async def test_a_breach_found_late_neither_moves_an_answered_conversation_nor_fl
     assert (kept["state"], kept["team_id"]) == ("waiting_human", None)
     await asyncio.sleep(2)  # the session's worker sends queued e-mails within a moment
     assert mail_sink.count() == before
+
+
+async def test_the_conversation_list_and_view_show_each_running_targets_time_to_breach(
+    company: CompanyCtx, runtime: Runtime, clock: Clock
+) -> None:
+    await policy(company, first_response="10m", resolution="1h")
+    cid = await handed_off(company, runtime, ny(2027, 6, 1, 10, 0))  # always open: no hours set
+    await settled(runtime, company, ny(2027, 6, 1, 10, 0))
+    clock.at(ny(2027, 6, 1, 10, 9))  # the first response's warning (80 %) passed at 10:08
+    expected = [
+        ("first_response", ny(2027, 6, 1, 10, 10), 60.0, "warning"),
+        ("resolution", ny(2027, 6, 1, 11, 0), 3060.0, "running"),
+    ]
+
+    def shown(sla: list[dict[str, Any]]) -> list[tuple[str, datetime, float, str]]:
+        return [(t["target"], instant(t["due_at"]), t["seconds_to_breach"], t["status"]) for t in sla]
+
+    detail = (await company.client.get(f"/v1/conversations/{cid}")).json()
+    assert shown(detail["sla"]) == expected
+    listed = (await company.client.get("/v1/conversations", params={"view": "all"})).json()["items"]
+    assert {row["id"]: shown(row["sla"]) for row in listed} == {cid: expected}
+    # the first response given, its target stops: only the resolution runs on
+    r = await company.client.post(f"/v1/conversations/{cid}/replies", json={"text": "Olá, sou a Ana."})
+    assert r.status_code == 201, r.text
+    detail = (await company.client.get(f"/v1/conversations/{cid}")).json()
+    assert shown(detail["sla"]) == expected[1:]
+
+
+async def test_a_target_no_policy_sets_is_not_listed_as_running_without_a_due_time(
+    company: CompanyCtx, runtime: Runtime, clock: Clock
+) -> None:
+    await policy(company, resolution="1h")  # no first or next response target
+    first = await handed_off(company, runtime, ny(2027, 6, 1, 10, 0))
+    second = await handed_off(company, runtime, ny(2027, 6, 1, 10, 0))
+    await settled(runtime, company, ny(2027, 6, 1, 10, 0))
+    clock.at(ny(2027, 6, 1, 10, 30))
+    detail = (await company.client.get(f"/v1/conversations/{first}")).json()
+    assert [(t["target"], t["seconds_to_breach"]) for t in detail["sla"]] == [("resolution", 1800.0)]
+    listed = (await company.client.get("/v1/conversations", params={"view": "all"})).json()["items"]
+    assert {row["id"]: [t["target"] for t in row["sla"]] for row in listed} == {
+        first: ["resolution"],
+        second: ["resolution"],
+    }

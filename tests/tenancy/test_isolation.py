@@ -36,6 +36,7 @@ from atende.tenancy.service import Principal
 from tests.conftest import CompanyCtx, ask
 from tests.fixtures.dashboard import add_person, csrf_of, signed_in
 from tests.fixtures.media import keep_file
+from tests.sla.test_job import settled
 
 BIKES_DOC = (
     "# Bicicletas\n\n## Modelos\n\nVendemos bicicletas urbanas e mountain bikes, aro 26 e aro 29, "
@@ -325,6 +326,9 @@ async def victim(other_company: CompanyCtx, runtime: Runtime) -> Victim:
         f"/v1/conversations/{body['conversation_id']}/labels", json={"label": label["id"]}
     )
     assert r.status_code == 200, r.text
+    # B's SLA clocks computed now, so the session's worker's SLA job (every 15 s) has nothing of
+    # B's left to change under the snapshots
+    await settled(runtime, b, datetime.now(UTC))
     media = await keep_file(runtime, b.id, b"B's photo", "image/png", "b.png")
     async with runtime.db.transaction(b.id) as session:  # as if it had come by e-mail, with HTML
         asked = await session.scalar(

@@ -41,11 +41,13 @@ async def get_conversation(conversation_id: uuid.UUID, tenant: ViewerTenant) -> 
         conversation = await service.get_conversation(session, conversation_id)
         transitions = await service.list_transitions(session, conversation_id)
         on_it = await labels.conversation_labels(session, conversation_id)
+        due = await service.sla_due(session, [conversation_id], tenant.runtime.clock())
         return ConversationDetail(
             **ConversationPublic.model_validate(conversation).model_dump(),
             transitions=[TransitionPublic.model_validate(t) for t in transitions],
             context={k: str(v) for k, v in (conversation.context or {}).items()},
             labels=[LabelPublic.model_validate(label) for label in on_it],
+            sla=due.get(conversation_id, []),
         )
 
 

@@ -137,6 +137,26 @@ class ConversationPublic(BaseModel):
     )
 
 
+class SlaDueOut(BaseModel):
+    """One running SLA target of a conversation (docs/SLA.md): when it breaches."""
+
+    target: Literal["first_response", "next_response", "resolution"]
+    due_at: datetime | None = Field(
+        description="When it breaches, business time counted; null: not computed yet (a policy or "
+        "the conversation just changed, the SLA job computes it within seconds)."
+    )
+    seconds_to_breach: float | None = Field(
+        description="Wall-clock seconds until `due_at` (negative: overdue)."
+    )
+    status: Literal["running", "warning", "breached"]
+
+
+SLA_DESCRIPTION = (
+    "Its running SLA targets, the first to breach first (empty: none runs, or no policy applies); "
+    "`GET /v1/conversations/{id}/sla` has the policy and the stopped ones."
+)
+
+
 class QueueItem(ConversationPublic):
     waiting_business_seconds: float = Field(
         description="Business time waited so far (the team's hours, else the company's)."
@@ -185,6 +205,7 @@ class ConversationDetail(ConversationPublic):
         "an API message's `context`): what the company's knowledge rules read.",
     )
     labels: list[LabelPublic] = Field(default=[])
+    sla: list[SlaDueOut] = Field(default=[], description=SLA_DESCRIPTION)
 
 
 class PostMessageResult(BaseModel):

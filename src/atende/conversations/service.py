@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from sqlalchemy.orm import aliased
 from atende.audit import service as audit
 from atende.conversations import attachments as attachments_meta
 from atende.conversations.models import Contact, Conversation, Message, PendingDeliveryStatus, StateTransition
-from atende.conversations.schemas import InboundMessage
+from atende.conversations.schemas import InboundMessage, SlaDueOut
 from atende.conversations.states import (
     OPENS_IN,
     InvalidTransition,
@@ -996,6 +996,41 @@ async def contact_conversations(
     return list(rows)
 
 
+async def latest_conversation_of(
+    session: AsyncSession, channel: str, external_id: str
+) -> Conversation | None:
+    """The newest conversation of the company's contact ``external_id`` on ``channel`` (the
+    one a message of theirs that does not reopen a resolved conversation joins)."""
+    found: Conversation | None = await session.scalar(
+        select(Conversation)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .where(
+            Contact.channel == channel, Contact.external_id == external_id, Conversation.channel == channel
+        )
+        .order_by(Conversation.created_at.desc(), Conversation.id.desc())
+        .limit(1)
+    )
+    return found
+
+
+# each conversation's running SLA targets (``atende.sla``, which sits above conversations,
+# plugs its reader in at startup: ``set_sla_reader``)
+SlaDue = dict[uuid.UUID, list[SlaDueOut]]
+SlaReader = Callable[[AsyncSession, Sequence[uuid.UUID], datetime], Awaitable[SlaDue]]
+_SLA_READERS: list[SlaReader] = []
+
+
+def set_sla_reader(reader: SlaReader) -> None:
+    _SLA_READERS[:] = [reader]
+
+
+async def sla_due(session: AsyncSession, conversation_ids: Sequence[uuid.UUID], now: datetime) -> SlaDue:
+    """The running SLA targets of each conversation (its time to breach), none without SLA."""
+    if not _SLA_READERS or not conversation_ids:
+        return {}
+    return await _SLA_READERS[0](session, conversation_ids, now)
+
+
 async def queue_for_team(
     session: AsyncSession,
     jobs: JobQueue,
@@ -1274,10 +1309,17 @@ class Resolution:
 
 
 async def standing_resolutions(
-    session: AsyncSession, *, after: datetime, until: datetime, channels: Sequence[str], limit: int = 200
+    session: AsyncSession,
+    *,
+    after: datetime,
+    until: datetime,
+    channels: Sequence[str],
+    exclude: Sequence[uuid.UUID] = (),
+    limit: int = 200,
 ) -> list[Resolution]:
     """The session's company's resolutions made in ``(after, until]`` on ``channels`` whose
-    conversation is still resolved by them (not reopened since), oldest first."""
+    conversation is still resolved by them (not reopened since), oldest first; ``exclude``:
+    resolutions (their transitions' ids) the caller has dealt with already."""
     later = aliased(StateTransition)
     rows = await session.execute(
         select(
@@ -1294,6 +1336,7 @@ async def standing_resolutions(
             StateTransition.created_at <= until,
             Conversation.state == State.resolved.value,
             Conversation.channel.in_(list(channels)),
+            StateTransition.id.not_in(list(exclude)),
             ~exists().where(
                 later.conversation_id == StateTransition.conversation_id,
                 later.company_id == StateTransition.company_id,

@@ -24,6 +24,7 @@ from atende.errors import InvalidInput
 from atende.knowledge import rules
 from atende.knowledge import service as knowledge
 from atende.knowledge.filters import Filters, Match
+from atende.knowledge.retrieval import Stage
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -195,17 +196,14 @@ def why_said(found: search.Search, _: Callable[[str], str], language: str) -> st
     return ""
 
 
-def _shown(found: search.Search, current_language: str, _: Callable[[str], str]) -> dict[str, Any]:
-    """What the template shows of a search: numbers formatted for the reader."""
-    locale = i18n.locale(current_language)
-    turn = found.turn
-
-    def number(value: float | None) -> str:
-        return "" if value is None else format_decimal(value, "#,##0.###", locale=locale)
-
+def _stages(
+    found: list[Stage], number: Callable[[float | None], str], _: Callable[[str], str]
+) -> list[dict[str, Any]]:
+    """What each retrieval stage ``found`` returned, for the template: its first ``SHOWN``
+    candidates with their scores and ranks, and a re-ranking stage's ranks before it."""
     stages = []
-    for index, stage in enumerate(turn.stages):
-        before = turn.stages[index - 1] if stage.name in RERANKED and index else None
+    for index, stage in enumerate(found):
+        before = found[index - 1] if stage.name in RERANKED and index else None
         places = {p.chunk_id: rank for rank, p in enumerate(before.passages, start=1)} if before else {}
         stages.append(
             {
@@ -215,7 +213,7 @@ def _shown(found: search.Search, current_language: str, _: Callable[[str], str])
                 "found": len(stage.passages),
                 "kept": min(stage.kept, len(stage.passages)) if stage.kept is not None else None,
                 # where the kept ones go: the answerer after the last stage, else re-ranking
-                "to_answerer": index == len(turn.stages) - 1,
+                "to_answerer": index == len(found) - 1,
                 "error": stage.error,
                 "reorders": before is not None,
                 "rows": [
@@ -234,14 +232,31 @@ def _shown(found: search.Search, current_language: str, _: Callable[[str], str])
                 ],
             }
         )
+    return stages
+
+
+def _shown(found: search.Search, current_language: str, _: Callable[[str], str]) -> dict[str, Any]:
+    """What the template shows of a search: numbers formatted for the reader."""
+    locale = i18n.locale(current_language)
+    turn = found.turn
+
+    def number(value: float | None) -> str:
+        return "" if value is None else format_decimal(value, "#,##0.###", locale=locale)
+
+    stages = _stages(turn.stages, number, _)
+    # a message that asks several questions: each one's lookup and outcome (its citations
+    # when some of them were answered; when none was, the message was answered whole)
+    outcomes = search.outcomes(turn)
     questions = [
         {
-            "question": outcome.question,
-            "answered": outcome.answered,
-            "why": turn_reason(outcome.reason, _),
-            "citations": outcome.citations,
+            "question": part.asked.text,
+            "query": part.asked.query,
+            "answered": bool(part.answer and part.answer.text),
+            "why": turn_reason(part.answer.reason, _) if part.answer else "",
+            "citations": outcomes[index].citations if outcomes else [],
+            "stages": _stages(part.stages, number, _),
         }
-        for outcome in search.outcomes(turn)
+        for index, part in enumerate(turn.parts)
     ]
     reply = turn.answer.text if turn.answer else None
     if turn.small_talk:

@@ -122,6 +122,30 @@ class Subscription:
         self.listener = listener
         self.topic = topic
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+        try:  # the consumer's loop: an asyncio queue wakes a waiter only from its own loop
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """Hand ``event`` to the consumer, from the listener's loop or from another thread's (a
+        consumer in another event loop than the listener's, such as a test reading a live
+        server's: put there directly, its waiter slept until its own timeout)."""
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if self._loop is None or self._loop is current:
+            self._put(event)
+        else:
+            # the consumer's loop may close between a check and the call: its event is dropped,
+            # never raised into the listener's dispatch (which serves every subscriber)
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._put, event)
+
+    def _put(self, event: dict[str, Any]) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(event)
 
     async def next(self, timeout: float) -> dict[str, Any] | None:
         """The next notification, or ``None`` after ``timeout`` seconds."""
@@ -180,8 +204,7 @@ class Listener:
         for callback in self._callbacks.get(topic, ()):
             callback(event)
         for sub in list(self._subscribers.get(topic, ())):
-            with contextlib.suppress(asyncio.QueueFull):
-                sub.queue.put_nowait(event)
+            sub.deliver(event)
 
     def _wake_all(self) -> None:
         # after a reconnect, notifications may have been missed: every consumer re-reads
@@ -190,8 +213,7 @@ class Listener:
                 callback({"topic": topic, "kind": "resync"})
         for topic, subs in list(self._subscribers.items()):
             for sub in list(subs):
-                with contextlib.suppress(asyncio.QueueFull):
-                    sub.queue.put_nowait({"topic": topic, "kind": "resync"})
+                sub.deliver({"topic": topic, "kind": "resync"})
 
     async def _run(self) -> None:
         delay = 0.2

@@ -163,6 +163,14 @@ class QuestionOut(BaseModel):
     citations: list[CitationOut]
 
 
+class AskedOut(BaseModel):
+    question: str = Field(description="One of the questions the message asks, as found in it.")
+    looked_up_as: str = Field(
+        description="What was looked up for it: the question with the subject line or a context sentence."
+    )
+    stages: list[StageOut] = Field(description="What each retrieval stage returned for this question.")
+
+
 class WouldAnswer(BaseModel):
     decision: str = Field(description="`answer` or `handoff`.")
     why: str = Field(description="One of " + ", ".join(f"`{w}`" for w in search.WHYS) + ".")
@@ -201,6 +209,12 @@ class SearchOut(BaseModel):
         description="The knowledge rules and filters retrieval applied, in order."
     )
     stages: list[StageOut]
+    questions: list[AskedOut] = Field(
+        default=[],
+        description="A message that asks several questions: each question found in it and what each "
+        "retrieval stage returned for it (its outcome is in `answer.questions`); empty for a message "
+        "looked up whole.",
+    )
     answer: WouldAnswer | None = Field(description="Null when `answer` was false.")
     steps: list[StepOut] = Field(description="The turn's steps and their time.")
     total_ms: float
@@ -220,6 +234,20 @@ def _candidates(stage: Stage, limit: int) -> list[CandidateOut]:
             scores=p.scores,
         )
         for rank, p in enumerate(stage.passages[:limit], start=1)
+    ]
+
+
+def _stages_out(stages: list[Stage], limit: int) -> list[StageOut]:
+    return [
+        StageOut(
+            name=s.name,
+            ms=s.ms,
+            found=len(s.passages),
+            kept=s.kept,
+            error=s.error,
+            candidates=_candidates(s, limit),
+        )
+        for s in stages
     ]
 
 
@@ -256,16 +284,14 @@ def search_out(found: search.Search, limit: int) -> SearchOut:
         answerer=found.answerer,
         reader=found.reader,
         rules=[RuleApplied(kind=a.kind, detail=a.detail) for a in turn.applied],
-        stages=[
-            StageOut(
-                name=s.name,
-                ms=s.ms,
-                found=len(s.passages),
-                kept=s.kept,
-                error=s.error,
-                candidates=_candidates(s, limit),
+        stages=_stages_out(turn.stages, limit),
+        questions=[
+            AskedOut(
+                question=part.asked.text,
+                looked_up_as=part.asked.query,
+                stages=_stages_out(part.stages, limit),
             )
-            for s in turn.stages
+            for part in turn.parts
         ],
         answer=would,
         steps=[StepOut(step=s["step"], ms=s["ms"]) for s in turn.steps],

@@ -121,6 +121,11 @@ PHRASES.update(
             "en": "Thank you for your rating!",
             "es": "¡Gracias por tu calificación!",
         },
+        "csat:ask_comment": {
+            "pt": "Obrigado pela sua avaliação! Se quiser, conte-nos em uma mensagem o que achou (opcional).",
+            "en": "Thank you for your rating! If you like, tell us more in one message (optional).",
+            "es": "¡Gracias por tu calificación! Si quieres, cuéntanos más en un mensaje (opcional).",
+        },
         "csat:rated": {
             "pt": "Você deu nota {score} de 5 ({label}).",
             "en": "You gave a score of {score} out of 5 ({label}).",

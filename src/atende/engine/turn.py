@@ -87,6 +87,7 @@ class Part:
     passages: list[Passage]
     stems: dict[str, frozenset[str]]
     answer: Answer | None = None
+    stages: list[Stage] = field(default_factory=list)  # what each stage of its lookup returned
 
 
 @dataclass
@@ -211,6 +212,36 @@ def fallbacks(stages: Sequence[Stage]) -> dict[str, list[dict[str, str]]]:
     return {"fallbacks": fell} if fell else {}
 
 
+def stage_times(stages: Sequence[Stage]) -> list[dict[str, Any]]:
+    """For a step's entry in the trace: each retrieval stage's name, time, how many
+    candidates it returned and how many went on (``kept``; ``None``: all)."""
+    return [
+        {"stage": stage.name, "ms": stage.ms, "found": len(stage.passages), "kept": stage.kept}
+        for stage in stages
+    ]
+
+
+def displaced(stages: Sequence[Stage], kept: Sequence[Passage]) -> dict[str, Any]:
+    """For a step's entry in the trace: the passages fusion ranked among the first
+    ``len(kept)`` that re-ranking moved out of them (``kept``), with their scores before and
+    after it, under ``displaced``; nothing when no re-ranking ran or it moved none out."""
+    fused = next((stage for stage in stages if stage.name == "fused"), None)
+    if fused is None or fused is stages[-1] or not kept:
+        return {}
+    after = {p.chunk_id: p for p in stages[-1].passages}  # re-ranking scored copies of them
+    ids = {p.chunk_id for p in kept}
+    out = [after.get(p.chunk_id, p) for p in fused.passages[: len(kept)] if p.chunk_id not in ids]
+    return {"displaced": traced_passages(out)} if out else {}
+
+
+def traced_passages(passages: Sequence[Passage]) -> list[dict[str, Any]]:
+    """For a step's entry in the trace: each passage, with its score and rank in every stage."""
+    return [
+        {"chunk_id": str(p.chunk_id), "title": p.title, "section": p.section, "scores": dict(p.scores)}
+        for p in passages
+    ]
+
+
 async def rewrite_follow_up(turn: Turn, ports: Ports) -> None:
     """The LLM's rewrite of a follow-up (``ports.rewriter``), run before the reading
     transaction: its deadline is seconds, and no connection waits for it. The follow-up
@@ -242,6 +273,8 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
         "retriever": ports.retriever.name,
         "top_k": ports.top_k,
         "found": len(turn.passages),
+        "stages": stage_times(turn.stages),
+        **displaced(turn.stages, turn.passages),
         **({"rules": [a.as_dict() for a in turn.applied]} if turn.applied else {}),
         **fallbacks(turn.stages),
     }
@@ -312,19 +345,21 @@ async def retrieve_each_question(
     traced = []
     for one in asked:
         t0 = time.perf_counter()
+        seen: list[Stage] = []
         passages = await ports.retriever.retrieve(
-            session, one.query, ports.fetched, turn.language, filters=turn.filters
+            session, one.query, ports.fetched, turn.language, filters=turn.filters, stages=seen
         )
         stems = await question_stems(session, one.query)
-        turn.parts.append(Part(one, passages, stems))
+        turn.parts.append(Part(one, passages, stems, stages=seen))
         traced.append(
             {
                 "question": one.text[:TRACED_TEXT],
                 "query": one.query[:TRACED_TEXT],
                 "ms": round((time.perf_counter() - t0) * 1000, 3),
-                "found": [
-                    {"chunk_id": str(p.chunk_id), "title": p.title, "section": p.section} for p in passages
-                ],
+                "found": traced_passages(passages),
+                "stages": stage_times(seen),
+                **displaced(seen, passages),
+                **fallbacks(seen),
             }
         )
     turn.found["retrieve"]["split_ms"] = split_ms
@@ -353,13 +388,14 @@ async def rerank_late(turn: Turn, ports: Ports) -> None:
         return ranked[: ports.top_k]
 
     async def part(each: Part) -> None:
-        each.passages = await one(each.passages, each.asked.query, None)
+        each.passages = await one(each.passages, each.asked.query, each.stages)
 
     turn.passages = await one(turn.passages, turn.query, turn.stages)
     await asyncio.gather(*(part(each) for each in turn.parts))
     late = {step.stage for step in ports.rerank_after}
     turn.found["rerank"] = {
         "stages": sorted(late),
+        "times": stage_times([stage for stage in turn.stages if stage.name in late]),
         **fallbacks([stage for stage in turn.stages if stage.name in late]),
     }
 
@@ -481,6 +517,12 @@ async def _answer_each(turn: Turn, ports: Ports, lexer: Lexer, concurrently: boo
                 "answered": bool(part.answer and part.answer.text),
                 "reason": part.answer.reason if part.answer else "",
                 "confidence": round(part.answer.confidence, 3) if part.answer else 0.0,
+                # what the answerer read (after the late re-ranking, with its coverage) and cited
+                "passages": traced_passages(part.passages),
+                "citations": [
+                    {k: c.get(k) for k in ("chunk_id", "title", "section")}
+                    for c in (part.answer.citations if part.answer and part.answer.text else [])
+                ],
             }
             for part in turn.parts
         ],

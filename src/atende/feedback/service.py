@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,7 @@ from atende.feedback.csat_settings import CsatSettings
 from atende.feedback.models import CsatSurvey
 from atende.feedback.ratings import clean_comment
 from atende.jobs.queue import JobQueue
+from atende.observability import metrics
 from atende.tenancy import service as tenancy
 from atende.tenancy.settings import read_section
 from atende.webhooks import service as webhooks
@@ -48,6 +49,19 @@ LOOK_BACK = timedelta(minutes=2)
 # resolutions older than their delay by more than this are never surveyed (a job that was
 # down for days does not survey last week's customers)
 STALE_AFTER = timedelta(days=2)
+BATCH = 200  # resolutions one run considers, oldest first
+SENT, SKIPPED = "sent", "skipped"
+# after a first answer by button (WhatsApp), for how long the customer's next text is taken as
+# the survey's comment
+COMMENT_WINDOW = timedelta(minutes=10)
+NO_TEMPLATE = (
+    "the customer's 24-hour WhatsApp window had closed and no approved template is configured "
+    "(Settings → Feedback, WhatsApp template)"
+)
+NO_TEMPLATE_AT_DELIVERY = (
+    "the survey was queued inside the customer's 24-hour WhatsApp window, which had closed when "
+    "it went out, and no approved template is configured (Settings → Feedback, WhatsApp template)"
+)
 REQUESTED = "conversation.csat_requested"
 RECEIVED = "conversation.csat_received"
 
@@ -117,23 +131,18 @@ async def send_due(
     after = max(
         settings.enabled_at, until - STALE_AFTER, (latest - LOOK_BACK) if latest else settings.enabled_at
     )
+    # the resolutions considered already (sent or skipped) since then: read past, not again
+    considered = list(
+        await session.scalars(select(CsatSurvey.transition_id).where(CsatSurvey.resolved_at > after))
+    )
     due = await conversations.standing_resolutions(
-        session, after=after, until=until, channels=settings.channels
+        session, after=after, until=until, channels=settings.channels, exclude=considered, limit=BATCH
     )
     if not due:
         return []
-    surveyed = set(
-        await session.scalars(
-            select(CsatSurvey.transition_id).where(
-                CsatSurvey.transition_id.in_([r.transition_id for r in due])
-            )
-        )
-    )
     company = await tenancy.get_company(session, str(company_id))
     sent: list[Sent] = []
     for resolution in due:
-        if resolution.transition_id in surveyed:
-            continue
         survey = await _send(session, jobs, settings, resolution, company.default_language, now)
         if survey is not None:
             sent.append(Sent(survey.id, survey.conversation_id, survey.channel))
@@ -152,6 +161,8 @@ async def _send(
     if conversation.state != "resolved":  # reopened since the look: not this resolution's any more
         return None
     language = (conversation.language or default_language or "en")[:2]
+    window = await conversations.reply_window(session, conversation)
+    skip_reason = NO_TEMPLATE if not window.open and settings.whatsapp_template is None else None
     closes_at = now + timedelta(hours=settings.answer_window_hours)
     survey_id = uuid.uuid4()
     inserted = await session.scalar(
@@ -164,14 +175,18 @@ async def _send(
             channel=conversation.channel,
             language=language,
             resolved_at=resolution.resolved_at,
-            sent_at=now,
-            closes_at=closes_at,
+            # a skipped survey (nothing the channel would take) is kept, never sent: the job
+            # considers its resolution once
+            status=SENT if skip_reason is None else SKIPPED,
+            skip_reason=skip_reason,
+            sent_at=now if skip_reason is None else None,
+            closes_at=closes_at if skip_reason is None else now,
             spent_links=[],
         )
         .on_conflict_do_nothing(index_elements=["transition_id"])
         .returning(CsatSurvey.id)
     )
-    if inserted is None:  # another worker surveyed this resolution first
+    if inserted is None or skip_reason is not None:  # another worker surveyed it first, or skipped
         return None
     question = settings.question(language)
     meta: dict[str, Any] = {
@@ -181,17 +196,14 @@ async def _send(
         "language": language,
         "closes_at": closes_at.isoformat(),
     }
-    window = await conversations.reply_window(session, conversation)
-    if not window.open:
-        if settings.whatsapp_template is None:  # nothing the channel would take: not surveyed
-            await session.execute(delete(CsatSurvey).where(CsatSurvey.id == survey_id))
-            return None
+    if not window.open and settings.whatsapp_template is not None:
         meta["template"] = settings.whatsapp_template.model_dump()
     message = await conversations.add_reply(
         session, jobs, conversation, author="system", text=question, language=language, meta={META: meta}
     )
     survey = await get_or_404(session, CsatSurvey, survey_id, "survey")
     survey.message_id = message.id
+    metrics.count_on_commit(session, metrics.CSAT_SURVEYS_SENT, conversation.channel)
     await webhooks.emit(
         session,
         jobs,
@@ -210,6 +222,44 @@ async def _send(
     return survey
 
 
+async def template_at_delivery(
+    session: AsyncSession, survey_id: uuid.UUID, now: datetime
+) -> dict[str, Any] | None:
+    """A survey queued while the customer's WhatsApp window was open is going out after it
+    closed (the outbox was behind, or retried): the company's approved template to send
+    instead, or ``None`` when it has none, the survey then marked skipped (never sent,
+    answerable no more) with the reason."""
+    settings = await csat_settings(session, company_of(session))
+    if settings.whatsapp_template is not None:
+        return settings.whatsapp_template.model_dump()
+    survey = await get_survey(session, survey_id, for_update=True)
+    if survey.answered_at is None:
+        survey.status, survey.skip_reason = SKIPPED, NO_TEMPLATE_AT_DELIVERY
+        survey.sent_at, survey.closes_at = None, min(survey.closes_at, now)
+    return None
+
+
+async def awaiting_comment(
+    session: AsyncSession, conversation_id: uuid.UUID, via: str, now: datetime
+) -> CsatSurvey | None:
+    """The conversation's survey first answered on ``via`` less than ``COMMENT_WINDOW`` ago,
+    open and with no comment yet: the customer was asked for one, and their next text is it."""
+    found: CsatSurvey | None = await session.scalar(
+        select(CsatSurvey)
+        .where(
+            CsatSurvey.conversation_id == conversation_id,
+            CsatSurvey.status == SENT,
+            CsatSurvey.answered_via == via,
+            CsatSurvey.comment.is_(None),
+            CsatSurvey.answered_at > now - COMMENT_WINDOW,
+            CsatSurvey.closes_at > now,
+        )
+        .order_by(CsatSurvey.answered_at.desc())
+        .limit(1)
+    )
+    return found
+
+
 def _check_score(score: int) -> None:
     if not 1 <= score <= SCALE:
         raise InvalidInput(f"score must be a whole number from 1 to {SCALE}; got {score}", field="score")
@@ -220,11 +270,11 @@ async def get_survey(session: AsyncSession, survey_id: uuid.UUID, *, for_update:
 
 
 async def conversation_surveys(session: AsyncSession, conversation_id: uuid.UUID) -> list[CsatSurvey]:
-    """The conversation's surveys, newest first."""
+    """The conversation's surveys sent, newest first (not those skipped: never sent)."""
     return list(
         await session.scalars(
             select(CsatSurvey)
-            .where(CsatSurvey.conversation_id == conversation_id)
+            .where(CsatSurvey.conversation_id == conversation_id, CsatSurvey.status == SENT)
             .order_by(CsatSurvey.sent_at.desc())
         )
     )
@@ -274,6 +324,10 @@ async def record_answer(
     else:
         survey.changed_at = now
     await session.flush()
+    if first and survey.score is not None:
+        metrics.count_on_commit(
+            session, metrics.CSAT_RESPONSES, survey.channel, metrics.csat_rating(survey.score)
+        )
     await publish(session, str(survey.conversation_id), "csat", survey_id=str(survey.id), score=survey.score)
     await webhooks.emit(session, jobs, RECEIVED, answer_event(survey, changed=not first))
     return survey

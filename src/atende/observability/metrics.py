@@ -41,6 +41,25 @@ ANSWER_RATINGS = Counter(
     "not_helpful): a new rating or a changed one, when it commits",
     ["channel", "rating"],
 )
+CSAT_SURVEYS_SENT = Counter(
+    "atende_csat_surveys_sent_total",
+    "CSAT surveys sent after a resolution, by channel (webchat, whatsapp, email, api), when the "
+    "survey commits",
+    ["channel"],
+)
+CSAT_RESPONSES = Counter(
+    "atende_csat_responses_total",
+    "Customers' first answers to CSAT surveys, by the survey's channel and rating (satisfied: "
+    "a score of 4 or 5, neutral: 3, unsatisfied: 1 or 2), when the answer commits; a changed "
+    "answer is not counted again",
+    ["channel", "rating"],
+)
+SLA_EVENTS = Counter(
+    "atende_sla_events_total",
+    "SLA warnings and breaches the SLA job raised, by kind (warning, breached) and target "
+    "(first_response, next_response, resolution), when the job's transaction commits",
+    ["kind", "target"],
+)
 WEBHOOK_DELIVERIES = Counter(
     "atende_webhook_deliveries_total", "Outbound webhook delivery attempts", ["outcome"]
 )
@@ -68,11 +87,20 @@ CREDENTIALS_FAILING = Gauge(
 )
 
 
-def count_on_commit(session: AsyncSession, counter: Counter, *labels: str) -> None:
-    """Count one for ``counter`` (with ``labels``) once ``session``'s transaction commits: a
-    change that is rolled back, or retried by its job, is not counted twice."""
+def count_on_commit(session: AsyncSession, counter: Counter, *labels: str, amount: int = 1) -> None:
+    """Count ``amount`` (one unless told) for ``counter`` (with ``labels``) once ``session``'s
+    transaction commits: a change that is rolled back, or retried by its job, is not counted
+    twice."""
 
     def count(_session: object) -> None:
-        counter.labels(*labels).inc()
+        counter.labels(*labels).inc(amount)
 
     event.listen(session.sync_session, "after_commit", count, once=True)
+
+
+def csat_rating(score: int) -> str:
+    """A CSAT score (1-5) as ``atende_csat_responses_total``'s rating: satisfied (4, 5),
+    neutral (3) or unsatisfied (1, 2)."""
+    if score >= 4:
+        return "satisfied"
+    return "neutral" if score == 3 else "unsatisfied"

@@ -38,6 +38,8 @@ class SlaPolicy(IdMixin, CompanyOwned, Base):
     __tablename__ = "sla_policies"
     __table_args__ = (
         UniqueConstraint("company_id", "name"),
+        # the names a person tells apart: two creates at once cannot both pass the app's check
+        Index("uq_sla_policies_company_lower_name", "company_id", text("lower(name)"), unique=True),
         CheckConstraint("escalation IN ('none', 'reassign', 'notify')", name="escalation"),
         CheckConstraint("warning_percent BETWEEN 1 AND 100", name="warning_percent"),
     )

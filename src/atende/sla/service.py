@@ -14,23 +14,27 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.conversations import labels
 from atende.conversations import service as conversations
 from atende.conversations.models import Conversation, ConversationLabel
+from atende.conversations.schemas import SlaDueOut
 from atende.db.pubsub import publish
 from atende.db.scope import company_of, get_or_404
 from atende.errors import InvalidInput, NotFound
 from atende.hours import Schedule
 from atende.mail import sender as mail
+from atende.observability import metrics
 from atende.runtime import Runtime
 from atende.sla.clock import DueClock
 from atende.sla.models import SlaClock, SlaPolicy
@@ -136,7 +140,7 @@ async def _fill(session: AsyncSession, row: SlaPolicy, data: PolicyIn) -> None:
         )
     )
     if clash is not None:
-        raise InvalidInput(f"name: there is a policy named '{data.name.strip()}' already", field="name")
+        raise _name_taken(data.name)
     row.name = data.name.strip()
     row.priorities = list(dict.fromkeys(data.priorities))
     row.channels = list(dict.fromkeys(c.strip().lower() for c in data.channels if c.strip()))
@@ -170,11 +174,28 @@ async def recompute_all(session: AsyncSession) -> None:
     )
 
 
+def _name_taken(name: str) -> InvalidInput:
+    return InvalidInput(f"name: there is a policy named '{name.strip()}' already", field="name")
+
+
+async def _store(session: AsyncSession, row: SlaPolicy, data: PolicyIn) -> None:
+    """Flush the policy; a name taken meanwhile (another create or rename of the same name,
+    in any case, committed first: the unique index of migration 0041) is refused as
+    ``_fill``'s check refuses it, never a 500."""
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError as exc:
+        if "uq_sla_policies_company" not in str(exc.orig):
+            raise
+        raise _name_taken(data.name) from None
+
+
 async def create_policy(session: AsyncSession, data: PolicyIn) -> SlaPolicy:
     row = SlaPolicy(id=uuid.uuid4(), company_id=company_of(session))
     await _fill(session, row, data)
-    session.add(row)
-    await session.flush()
+    await _store(session, row, data)
     await recompute_all(session)
     return row
 
@@ -182,7 +203,7 @@ async def create_policy(session: AsyncSession, data: PolicyIn) -> SlaPolicy:
 async def update_policy(session: AsyncSession, policy_id: uuid.UUID, data: PolicyIn) -> SlaPolicy:
     row = await get_or_404(session, SlaPolicy, policy_id, "SLA policy", for_update=True)
     await _fill(session, row, data)
-    await session.flush()
+    await _store(session, row, data)
     await recompute_all(session)
     return row
 
@@ -345,6 +366,50 @@ async def next_due(session: AsyncSession, conversation_ids: Sequence[uuid.UUID])
         .group_by(SlaClock.conversation_id)
     )
     return {cid: due for cid, due in rows.tuples() if due is not None}
+
+
+async def due_times(
+    session: AsyncSession, conversation_ids: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, list[SlaDueOut]]:
+    """Each conversation's running targets, the first to breach first: for one conversation,
+    as ``conversation_sla`` shows them (computed here when the job has not yet); for a list,
+    as the job computed them, as the inbox shows them (``next_due``)."""
+    if len(conversation_ids) == 1:
+        [only] = conversation_ids
+        found = await conversation_sla(session, only, now)
+        running = [
+            SlaDueOut(
+                target=c.target.value,
+                due_at=c.due_at,
+                seconds_to_breach=c.seconds_to_breach,
+                status=c.status,
+            )
+            for c in found.clocks
+            if c.stopped_at is None and c.due_at is not None  # no policy sets this target: no due time
+        ]
+        return {only: sorted(running, key=_first_due)}
+    rows = await session.scalars(
+        select(SlaClock).where(
+            SlaClock.conversation_id.in_(conversation_ids),
+            SlaClock.stopped_at.is_(None),
+            SlaClock.due_at.is_not(None),  # a target no policy sets runs with no due time: not listed
+        )
+    )
+    due: dict[uuid.UUID, list[SlaDueOut]] = {}
+    for row in rows:
+        due.setdefault(row.conversation_id, []).append(
+            SlaDueOut(
+                target=row.target,
+                due_at=row.due_at,
+                seconds_to_breach=(row.due_at - now).total_seconds() if row.due_at is not None else None,
+                status=_status(row, row.due_at, now, row.warn_at),
+            )
+        )
+    return {cid: sorted(targets, key=_first_due) for cid, targets in due.items()}
+
+
+def _first_due(target: SlaDueOut) -> tuple[bool, datetime]:
+    return (target.due_at is None, target.due_at or datetime.max.replace(tzinfo=UTC))
 
 
 # the job
@@ -591,6 +656,9 @@ async def check(
     done.more = len(rows) == limit
     done.recorded = len(batch.records)
     await _announce(session, runtime, batch.alarms)
+    for (event, target), raised in Counter((a.event, a.target) for a in batch.alarms).items():
+        kind = "warning" if event == WARNING else "breached"
+        metrics.count_on_commit(session, metrics.SLA_EVENTS, kind, target, amount=raised)
     done.warnings = sum(1 for a in batch.alarms if a.event == WARNING)
     done.breaches = len(batch.alarms) - done.warnings
     return done

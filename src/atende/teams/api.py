@@ -18,8 +18,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
+from atende.conversations import service as conversations
 from atende.conversations.inbox import Count
-from atende.conversations.schemas import ConversationPublic, LabelPublic, Page, QueueItem
+from atende.conversations.schemas import ConversationPublic, LabelPublic, Page, QueueItem, SlaDueOut
 from atende.hours import is_open, next_close, next_open
 from atende.teams import actions_api, calendar, inbox, service
 from atende.teams.inbox import InboxQuery
@@ -296,7 +297,7 @@ def inbox_filters(
 InboxFilters = Annotated[InboxQuery, Depends(inbox_filters)]
 
 
-def _row_out(item: inbox.InboxItem) -> InboxRowOut:
+def _row_out(item: inbox.InboxItem, due: list[SlaDueOut]) -> InboxRowOut:
     row, team, assignee = item.row, item.team, item.assignee
     last = row.last_message
     return InboxRowOut(
@@ -307,6 +308,7 @@ def _row_out(item: inbox.InboxItem) -> InboxRowOut:
         last_message=LastMessageOut(author=last.author, preview=last.preview, at=last.at) if last else None,
         unanswered=row.unanswered,
         labels=[LabelPublic.model_validate(label) for label in row.labels],
+        sla=due,
     )
 
 
@@ -331,7 +333,12 @@ async def list_conversations(
         items, next_cursor = await inbox.list_inbox(
             session, tenant.principal, replace(filters, view=view), cursor=cursor, limit=limit
         )
-        return Page[InboxRowOut](items=[_row_out(item) for item in items], next_cursor=next_cursor)
+        ids = [item.row.conversation.id for item in items]
+        due = await conversations.sla_due(session, ids, tenant.runtime.clock())
+        return Page[InboxRowOut](
+            items=[_row_out(item, due.get(item.row.conversation.id, [])) for item in items],
+            next_cursor=next_cursor,
+        )
 
 
 @queue_router.get("/conversations/counts", response_model=InboxCounts, summary="How many in each inbox view")

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from atende.conversations.inbox import COUNT_CAP
-from atende.conversations.schemas import ConversationPublic, LabelPublic
+from atende.conversations.schemas import SLA_DESCRIPTION, ConversationPublic, LabelPublic, SlaDueOut
 from atende.hours import DAYS
 from atende.teams.models import Availability
 
@@ -281,6 +281,7 @@ class InboxRowOut(ConversationPublic):
     last_message: LastMessageOut | None
     unanswered: int = Field(description="Customer messages since the last reply (bot's or agent's).")
     labels: list[LabelPublic]
+    sla: list[SlaDueOut] = Field(default=[], description=SLA_DESCRIPTION)
 
 
 class ViewCount(BaseModel):

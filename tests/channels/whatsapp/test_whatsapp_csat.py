@@ -6,13 +6,23 @@ conversation or reaching the bot."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from sqlalchemy import select, update
+
+from atende.conversations.models import Conversation, Message
+from atende.feedback import service
+from atende.feedback.models import CsatSurvey
+from atende.feedback.service import Sent
 from atende.runtime import Runtime
-from tests.channels.whatsapp.conftest import WhatsApp, answered_customer, new_wamid
+from tests.channels.whatsapp.conftest import WhatsApp, answered_customer, new_number, new_wamid
 from tests.channels.whatsapp.test_whatsapp_window import age
 from tests.conftest import until
-from tests.feedback.conftest import enable, messages, resolve, run_survey_job, state
+from tests.feedback.conftest import DELAY, enable, messages, resolve, run_survey_job, state
+
+ASK = "Thank you for your rating! If you like, tell us more in one message (optional)."
 
 
 def press(
@@ -58,10 +68,7 @@ async def test_inside_the_window_the_survey_is_three_buttons_and_a_press_answers
     assert (await wa.post(press(wa, wa_id, button_id=buttons[2]["id"]))).status_code == 200
     answer = await until(lambda: _answered(wa, conversation_id), what="the rating")
     assert (answer["score"], answer["answered_via"]) == (5, "whatsapp")
-    thanks = await until(
-        lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == "Thank you for your rating!"],
-        what="thanks",
-    )
+    thanks = await until(lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == ASK], what="thanks")
     assert len(thanks) == 1
     assert await state(client, str(conversation_id)) == "resolved"  # never reopened
     shown = await messages(client, str(conversation_id))
@@ -115,6 +122,99 @@ async def test_outside_the_window_without_a_template_nobody_is_surveyed(
     await resolve(client, str(conversation_id))
     assert await run_survey_job(runtime, wa.company.id) == []
     assert (await client.get(f"/v1/conversations/{conversation_id}/csat")).json() == []
+    # kept as skipped, with the reason, and never sent
+    async with runtime.db.transaction(wa.company.id) as session:
+        [skipped] = await session.scalars(
+            select(CsatSurvey).where(CsatSurvey.conversation_id == conversation_id)
+        )
+    assert (skipped.status, skipped.sent_at, skipped.message_id) == ("skipped", None, None)
+    assert "no approved template" in (skipped.skip_reason or "")
+
+
+async def test_a_skipped_resolution_is_considered_once_and_starves_no_newer_one(
+    wa: WhatsApp, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resolutions that cannot be surveyed (window closed, no template) are read once: the
+    next run goes on to newer ones, even when a run reads a single resolution."""
+    client = wa.company.client
+    _quiet, quiet_id = await answered_customer(wa, runtime)
+    await enable(client)
+    await age(runtime, wa, str(quiet_id), hours=25)
+    wa_id = new_number()  # a second customer, inside the window
+    assert (await wa.post(wa.payload("message", "text", wa_id=wa_id))).status_code == 200
+    await until(lambda: wa.graph.sent_to(wa_id), what="the bot's answer")
+    async with runtime.db.transaction(wa.company.id) as session:
+        talking_id = await session.scalar(
+            select(Conversation.id).where(Conversation.channel == "whatsapp", Conversation.id != quiet_id)
+        )
+    await resolve(client, str(quiet_id))
+    await resolve(client, str(talking_id))
+    monkeypatch.setattr(service, "BATCH", 1)
+    assert await run_survey_job(runtime, wa.company.id) == []  # the quiet one: skipped
+    [sent] = await run_survey_job(runtime, wa.company.id)  # then the newer one, not the same again
+    assert sent.conversation_id == talking_id
+    assert await run_survey_job(runtime, wa.company.id) == []
+
+
+async def survey_queued_then_window_closes(
+    wa: WhatsApp, runtime: Runtime, conversation_id: uuid.UUID
+) -> Sent:
+    """The job sends the survey while the window is open, and the customer's last message turns
+    25 hours old before the outbox delivers it (its job runs once this commits)."""
+    now = datetime.now(UTC) + timedelta(seconds=DELAY + 1)
+    async with runtime.db.transaction(wa.company.id) as session:
+        [sent] = await service.send_due(session, runtime.jobs, now)
+        [message] = await session.scalars(
+            select(Message).where(Message.conversation_id == conversation_id, Message.author == "system")
+        )
+        assert "template" not in message.meta[service.META]  # queued as reply buttons
+        await session.execute(
+            update(Message)
+            .where(Message.conversation_id == conversation_id, Message.author == "customer")
+            .values(created_at=Message.created_at - timedelta(hours=25))
+        )
+    return sent
+
+
+async def test_a_survey_delivered_after_the_window_closed_goes_as_the_template(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await answered_customer(wa, runtime)
+    await enable(client, whatsapp_template={"name": "pesquisa_satisfacao", "language": "pt_BR"})
+    await resolve(client, str(conversation_id))
+    sent = await survey_queued_then_window_closes(wa, runtime, conversation_id)
+    found = await until(
+        lambda: [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") == "template"], what="the template"
+    )
+    assert not [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") == "interactive"]
+    payloads = [c["parameters"][0]["payload"] for c in found[0].body["template"]["components"]]
+    assert (await wa.post(press(wa, wa_id, payload=payloads[2]))).status_code == 200
+    answer = await until(lambda: _answered(wa, conversation_id), what="the rating")
+    assert (answer["id"], answer["score"]) == (str(sent.survey_id), 5)
+
+
+async def test_a_survey_delivered_after_the_window_closed_without_a_template_is_skipped(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await answered_customer(wa, runtime)
+    await enable(client)
+    await resolve(client, str(conversation_id))
+    sent = await survey_queued_then_window_closes(wa, runtime, conversation_id)
+
+    async def skipped() -> CsatSurvey | None:
+        async with runtime.db.transaction(wa.company.id) as session:
+            survey = await session.get_one(CsatSurvey, sent.survey_id)
+        return survey if survey.status == "skipped" else None
+
+    survey = await until(skipped, what="the survey skipped")
+    assert survey.sent_at is None and "no approved template" in (survey.skip_reason or "")
+    # the survey message says why it did not go out, and nothing went to Meta
+    [shown] = [m for m in await messages(client, str(conversation_id)) if m["author"] == "system"]
+    assert shown["delivery_status"] == "failed" and "survey skipped" in shown["delivery_error"]
+    assert not [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") in ("interactive", "template")]
+    assert (await client.get(f"/v1/conversations/{conversation_id}/csat")).json() == []
 
 
 async def test_a_press_on_another_conversations_survey_is_kept_as_a_message_only(
@@ -135,3 +235,47 @@ async def test_a_press_on_another_conversations_survey_is_kept_as_a_message_only
 
 async def _has_text(client: Any, conversation_id: str, text: str) -> bool:
     return any(m["text"] == text for m in await messages(client, conversation_id))
+
+
+async def test_after_a_press_the_next_text_is_the_surveys_comment_and_reopens_nothing(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await answered_customer(wa, runtime)
+    await enable(client)
+    await resolve(client, str(conversation_id))
+    await run_survey_job(runtime, wa.company.id)
+    survey = await until(
+        lambda: [s for s in wa.graph.sent_to(wa_id) if s.body.get("type") == "interactive"], what="the survey"
+    )
+    button = survey[0].body["interactive"]["action"]["buttons"][1]["reply"]["id"]
+    assert (await wa.post(press(wa, wa_id, button_id=button))).status_code == 200
+    await until(lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == ASK], what="the comment asked for")
+    before = len(await messages(client, str(conversation_id)))
+
+    said = wa.payload("message", "text", wa_id=wa_id, wamid=new_wamid())
+    said["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "Demorou um pouco, mas resolveu."
+    assert (await wa.post(said)).status_code == 200
+    answer = await until(lambda: _commented(wa, conversation_id), what="the comment")
+    assert (answer["score"], answer["comment"]) == (3, "Demorou um pouco, mas resolveu.")
+    await until(
+        lambda: [s for s in wa.graph.sent_to(wa_id) if s.text == "Thank you for your comment!"], what="thanks"
+    )
+    assert await state(client, str(conversation_id)) == "resolved"  # never reopened
+    shown = await messages(client, str(conversation_id))
+    assert [m["author"] for m in shown[before:]] == ["customer", "system"]  # no bot answer
+
+    # the comment given, the next text is an ordinary message again: it reopens the conversation
+    again = wa.payload("message", "text", wa_id=wa_id, wamid=new_wamid())
+    assert (await wa.post(again)).status_code == 200
+    await until(lambda: _state_is_not(client, str(conversation_id), "resolved"), what="reopened")
+    assert (await survey_answer(wa, conversation_id))["comment"] == "Demorou um pouco, mas resolveu."
+
+
+async def _commented(wa: WhatsApp, conversation_id: uuid.UUID) -> dict[str, Any] | None:
+    survey = await survey_answer(wa, conversation_id)
+    return survey if survey["comment"] else None
+
+
+async def _state_is_not(client: Any, conversation_id: str, name: str) -> bool:
+    return await state(client, conversation_id) != name

@@ -12,6 +12,7 @@ WhatsApp gives each customer one ongoing chat with the number.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import mimetypes
 import uuid
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from ipaddress import ip_address
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -37,11 +38,19 @@ from atende.channels.base import (
     Outbound,
     SentMessage,
 )
+from atende.channels.delivery import Failed
 from atende.channels.whatsapp import csat, graph, parse
 from atende.channels.whatsapp.split import split_text
+from atende.conversations import service as conversations
 from atende.conversations.schemas import NOT_FOR_THE_BOT, InboundMessage
+from atende.feedback import service as csat_service
 from atende.feedback.service import META as CSAT_META
 from atende.observability.credentials import Verdict
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from atende.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -160,6 +169,26 @@ class WhatsAppChannel(Channel):
                 continue
             found.extend(inbound(change, message) for message in change.messages)
         return found
+
+    async def prepare(
+        self, runtime: Runtime, session: AsyncSession, account: Account, outbound: Outbound
+    ) -> Outbound:
+        """A satisfaction survey queued while the customer's 24-hour window was open that goes
+        out after it closed: Meta would refuse its reply buttons, so the company's approved
+        template goes instead; with none, the survey is skipped (marked so, with the reason)
+        and the message is not sent (``Failed``: nothing a retry would change)."""
+        survey = outbound.meta.get(CSAT_META)
+        if not isinstance(survey, Mapping) or not survey.get("survey_id") or survey.get("template"):
+            return outbound
+        conversation = await conversations.get_conversation(session, outbound.conversation_id)
+        if (await conversations.reply_window(session, conversation)).open:
+            return outbound
+        survey_id = uuid.UUID(str(survey["survey_id"]))
+        template = await csat_service.template_at_delivery(session, survey_id, runtime.clock())
+        if template is None:
+            raise Failed(f"survey skipped: {csat_service.NO_TEMPLATE_AT_DELIVERY}")
+        meta = {**outbound.meta, CSAT_META: {**survey, "template": template}}
+        return dataclasses.replace(outbound, meta=meta)
 
     async def send(self, account: Account, outbound: Outbound) -> SentMessage:
         """One reply, in as many WhatsApp messages as it needs: its text in texts of at most

@@ -26,6 +26,7 @@ The answer is ``200`` once everything is stored: the acknowledgement makes no Gr
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -45,6 +46,7 @@ from atende.channels.whatsapp.channel import KIND, channel, inbound
 from atende.channels.whatsapp.numbers import Number, Snapshot, numbers_of
 from atende.conversations import service as conversations
 from atende.conversations.models import Message
+from atende.conversations.schemas import NOT_FOR_THE_BOT
 from atende.db.pubsub import publish
 from atende.engine.messages import phrase
 from atende.errors import AtendeError
@@ -254,7 +256,19 @@ async def _store(
     incoming = inbound(change, message)
     has_media = isinstance(incoming.meta.get("media"), dict)
     rating = incoming.meta.get(csat.ANSWER_META)
-    if "reply_to_wamid" not in incoming.meta and not message.unreadable and not has_media and not rating:
+    commented = None
+    if not rating and not has_media and not message.unreadable and incoming.text.strip():
+        commented = await _comment_awaited(runtime, account, incoming.contact_external_id)
+    if commented is not None:  # the survey's comment: joins the conversation as a rating does
+        incoming.meta[NOT_FOR_THE_BOT] = {"reason": "a satisfaction survey's comment", "hand_off": False}
+        incoming = dataclasses.replace(incoming, reopens_resolved=False)
+    if (
+        "reply_to_wamid" not in incoming.meta
+        and not message.unreadable
+        and not has_media
+        and not rating
+        and commented is None
+    ):
         async with runtime.db.driver_autocommit() as connection:
             received = await intake.receive(connection, account.company_id, channel, incoming, account)
     else:
@@ -272,6 +286,8 @@ async def _store(
                 await _unreadable_note(session, runtime, account, received, message)
             if isinstance(rating, dict) and not received.duplicate:
                 await _record_rating(session, runtime, received, rating)
+            if commented is not None and not received.duplicate:
+                await _record_comment(session, runtime, received, commented, incoming.text)
             if has_media and not received.duplicate:
                 # its file is fetched by a job that can only start once the message is stored
                 await media.enqueue(session, runtime.jobs, account.company_id, received.message.id)
@@ -307,13 +323,63 @@ async def _record_rating(
     except AtendeError as exc:
         log.info("whatsapp.rating_refused", reason=exc.message)
         return
+    # the first answer asks for an optional comment: the customer's next text, within
+    # feedback.COMMENT_WINDOW, is taken as it (_comment_awaited)
+    thanks = "csat:ask_comment" if survey.changed_at is None and survey.comment is None else "csat:thanks"
     conversation = await conversations.get_conversation(session, received.conversation_id)
     await conversations.add_reply(
         session,
         runtime.jobs,
         conversation,
         author="system",
-        text=phrase("csat:thanks", survey.language),
+        text=phrase(thanks, survey.language),
+        reply_to_id=received.message.id,
+        language=survey.language,
+    )
+
+
+async def _comment_awaited(runtime: Runtime, account: Account, wa_id: str) -> uuid.UUID | None:
+    """The survey whose comment the customer's text message is: the one they rated by button
+    moments ago in their latest conversation, still resolved (``feedback.awaiting_comment``)."""
+    async with runtime.db.transaction(account.company_id) as session:
+        conversation = await conversations.latest_conversation_of(session, KIND, wa_id)
+        if conversation is None or conversation.state != "resolved":
+            return None
+        survey = await feedback.awaiting_comment(session, conversation.id, KIND, runtime.clock())
+        return survey.id if survey is not None else None
+
+
+async def _record_comment(
+    session: AsyncSession,
+    runtime: Runtime,
+    received: conversations.Received,
+    survey_id: uuid.UUID,
+    text: str,
+) -> None:
+    """The customer's text as the survey's comment, thanked for; one the survey no longer takes
+    stays a message for the agents."""
+    try:
+        async with session.begin_nested():
+            survey = await feedback.record_answer(
+                session,
+                runtime.jobs,
+                survey_id,
+                score=None,
+                comment=text,
+                via=KIND,
+                now=runtime.clock(),
+                conversation_id=received.conversation_id,
+            )
+    except AtendeError as exc:
+        log.info("whatsapp.comment_refused", reason=exc.message)
+        return
+    conversation = await conversations.get_conversation(session, received.conversation_id)
+    await conversations.add_reply(
+        session,
+        runtime.jobs,
+        conversation,
+        author="system",
+        text=phrase("csat:commented", survey.language),
         reply_to_id=received.message.id,
         language=survey.language,
     )
