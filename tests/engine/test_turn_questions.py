@@ -13,6 +13,7 @@ from atende.engine.messages import phrase
 from atende.engine.tasks import ports_for
 from atende.engine.turn import GATHER, Turn, think
 from atende.knowledge.embedding import E5Embedder, _E5Model
+from atende.knowledge.ranker import features
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx, ask
 
@@ -165,8 +166,9 @@ async def test_a_search_shows_what_each_stage_found_for_each_question_even_witho
 async def test_a_messages_questions_are_embedded_once_in_one_batch(
     kb_company: CompanyCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The message whole, then its questions, as compared with each other and as looked up,
-    in one call of the model: no question is embedded twice."""
+    """The message whole, then its questions as the customer wrote them in one call of the
+    model (compared with each other while the message whole is looked up), then each kept
+    question's query by its own lookup: no text is embedded twice."""
     calls: list[tuple[str, Any]] = []
     encode = _E5Model.encode.__func__  # type: ignore[attr-defined]
 
@@ -188,5 +190,39 @@ async def test_a_messages_questions_are_embedded_once_in_one_batch(
         "E o Pix tem desconto?",
     ]
     questions = [texts for kind, texts in calls if kind == "query"]
-    assert len(questions) == 2, questions  # the message whole, then one batch
-    assert isinstance(questions[1], list) and len(questions[1]) == len(set(questions[1])) >= 2
+    assert questions[1] == [p.asked.text for p in turn.parts], questions  # after the message whole
+    embedded = [text for texts in questions for text in ([texts] if isinstance(texts, str) else texts)]
+    assert len(embedded) == len(set(embedded)), embedded
+    # each question's query (the subject line, then the question) once, by its own lookup
+    assert questions[2:] == [p.asked.query for p in turn.parts], questions
+
+
+async def test_each_question_finds_what_it_finds_looked_up_on_its_own(
+    kb_company: CompanyCtx, runtime: Runtime
+) -> None:
+    """The turn embeds a message's questions while the message whole is looked up, and the
+    re-ranker keeps the stems of the candidates it has seen: each question's candidates, their
+    order and scores (re-ranked) are what the question looked up alone, in a fresh process'
+    state (nothing embedded or stemmed yet), finds."""
+    message = (
+        "Pedido atrasado\nBom dia! Comprei um fone de ouvido semana passada e ainda estou esperando. "
+        "Qual o prazo de entrega para o interior? E o Pix tem desconto? Posso parcelar no cartão?"
+        "\nObrigada, Ana"
+    )
+    ports = ports_for(runtime)
+    assert any(step.reads for step in getattr(ports.retriever, "rerank", ())), "re-ranking is on"
+    E5Embedder.clear_cache()
+    features._STEMS.stems.clear()
+    turn = Turn(kb_company.id, message)
+    async with runtime.db.transaction(kb_company.id) as session:
+        await think(session, turn, ports, GATHER)
+    assert len(turn.parts) == 3
+    for part in turn.parts:
+        E5Embedder.clear_cache()
+        features._STEMS.stems.clear()
+        async with runtime.db.transaction(kb_company.id) as session:
+            alone = await ports.retriever.retrieve(session, part.asked.query, ports.fetched, "pt")
+        assert [p.chunk_id for p in part.passages] == [p.chunk_id for p in alone], part.asked.text
+        for mine, its in zip(part.passages, alone, strict=True):
+            assert mine.scores.keys() == its.scores.keys()
+            assert mine.scores == pytest.approx(its.scores, abs=1e-4), part.asked.text

@@ -38,6 +38,16 @@ def test_fold_is_idempotent_and_leaves_no_combining_mark(text: str) -> None:
     assert not any(unicodedata.combining(ch) for ch in folded)
 
 
+@given(st.text() | st.text(alphabet=st.characters(min_codepoint=0x2FF, max_codepoint=0x370)))
+def test_fold_is_its_definition_for_any_text(text: str) -> None:
+    """Its fast paths (ASCII, the combining diacritics' block, a table for other marks) give
+    what the definition gives: decomposed, every combining mark dropped, lower-cased (U+034F,
+    the grapheme joiner, sits in the diacritics' block but is no combining mark: kept)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    assert fold(text) == "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
+    assert fold("a\u034fe\u0301\u1dc0") == "a\u034fe"
+
+
 @given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126)))
 def test_fold_of_plain_ascii_is_just_lowercase(text: str) -> None:
     assert fold(text) == text.lower()

@@ -257,9 +257,17 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
     if turn.small_talk or turn.signal:
         return
     started = time.perf_counter()
-    turn.passages = await ports.retriever.retrieve(
-        session, turn.query, ports.fetched, turn.language, filters=turn.filters, stages=turn.stages
-    )
+    asked = questions.split(turn.text, ports.questions)
+    split_ms = (time.perf_counter() - started) * 1000
+    embedding = await embed_questions_early(turn, ports, asked)
+    try:
+        turn.passages = await ports.retriever.retrieve(
+            session, turn.query, ports.fetched, turn.language, filters=turn.filters, stages=turn.stages
+        )
+    except BaseException:
+        if embedding is not None and not embedding.cancel() and not embedding.cancelled():
+            embedding.exception()  # finished, and failed or not: nobody waits for it now
+        raise
     metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
     turn.found["retrieve"] = {
         "retriever": ports.retriever.name,
@@ -270,32 +278,67 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
         **({"rules": [a.as_dict() for a in turn.applied]} if turn.applied else {}),
         **fallbacks(turn.stages),
     }
-    await retrieve_each_question(session, turn, ports)
+    await retrieve_each_question(session, turn, ports, asked, embedding, split_ms)
 
 
-async def retrieve_each_question(session: AsyncSession, turn: Turn, ports: Ports) -> None:
-    """A message that asks several questions: each one looked up on its own (``turn.parts``),
-    beside the whole message. A message asking one question is left as it was."""
+QuestionVectors = asyncio.Future[dict[str, list[float]]]
+
+
+async def embed_questions_early(
+    turn: Turn, ports: Ports, asked: Sequence[questions.Asked]
+) -> QuestionVectors | None:
+    """A message that asks several questions (``asked``): their embeddings (as the customer
+    wrote them, which ``questions.distinct`` compares), in one batch started now, to run while
+    PostgreSQL looks the message whole up (with each question's query too, they were
+    computed after it, one model call with nothing beside it: the slowest part of a long
+    e-mail's turn). The whole message's own embedding comes first (the retriever then finds
+    it cached): the model runs one call at a time, and the whole message's lookup needs it
+    first. Each question's query is embedded by its own lookup, beside its BM25 statement,
+    and only for the questions kept. ``None``: nothing to embed (one question, no embedder)."""
+    if len(asked) < 2 or ports.embedder is None:
+        return None
+    looked_up = getattr(ports.retriever, "embedded_part", None)
+    whole = getattr(ports.retriever, "embedder", None)
+    if looked_up is not None and whole is not None and hasattr(whole, "query_batch"):
+        # an embedder that keeps what it embedded: the message whole, for the lookup below
+        try:
+            await whole.query(looked_up(turn.query))
+        except EmbeddingUnavailable:
+            return None  # the retriever says so and falls back to full text; none for these
+    unique = list(dict.fromkeys(a.text for a in asked))
+    embedder = ports.embedder
+
+    async def embed() -> dict[str, list[float]]:
+        return dict(zip(unique, await query_vectors(embedder, unique), strict=True))
+
+    return asyncio.ensure_future(embed())
+
+
+async def retrieve_each_question(
+    session: AsyncSession,
+    turn: Turn,
+    ports: Ports,
+    asked: Sequence[questions.Asked],
+    embedding: QuestionVectors | None,
+    split_ms: float = 0.0,
+) -> None:
+    """A message that asks several questions (``asked``, the message split by ``retrieve``,
+    which started embedding them: ``embed_questions_early``): each one looked up on its own
+    (``turn.parts``), beside the whole message. A message asking one question is left as it
+    was. The trace's ``split_ms``: the rules' time (``split_ms``), then the wait for the
+    questions' vectors after the whole message's lookup and their comparison."""
     started = time.perf_counter()
-    asked = questions.split(turn.text, ports.questions)
     if len(asked) < 2:
         return
     vectors: list[list[float]] | None = None
-    if ports.embedder is not None:
-        texts = [a.text for a in asked]
-        looked_up = getattr(ports.retriever, "embedded_part", None)
-        if looked_up is not None and hasattr(ports.embedder, "query_batch"):
-            # each question as compared (its text) and as looked up (the start of its query)
-            # in one batch, cached: the lookups below find their vectors embedded already
-            texts += [looked_up(a.query) for a in asked]
+    if embedding is not None:
         try:
-            unique = list(dict.fromkeys(texts))
-            embedded = dict(zip(unique, await query_vectors(ports.embedder, unique), strict=True))
+            embedded = await embedding
             vectors = [embedded[a.text] for a in asked]
         except EmbeddingUnavailable as exc:
             log.warning("turn.questions_unembedded", error=str(exc))
-    asked = questions.distinct(asked, vectors, ports.questions)
-    split_ms = round((time.perf_counter() - started) * 1000, 3)
+    asked = questions.distinct(list(asked), vectors, ports.questions)
+    split_ms = round(split_ms + (time.perf_counter() - started) * 1000, 3)
     if len(asked) < 2:
         turn.found["retrieve"]["questions_merged"] = True
         return

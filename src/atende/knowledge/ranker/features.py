@@ -13,7 +13,7 @@ company's lexeme statistics) and the stems of the candidates' headings and sente
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -164,22 +164,19 @@ def feature_matrix(candidates: Sequence[Passage], evidence: Evidence) -> np.ndar
 
 # The evidence of one question's candidates in one statement (one round trip): the rarity
 # of the question's terms (kind 0: lexeme, idf), the cosine of the candidates only BM25 found
-# from their stored vectors (kind 1: chunk id, cosine), and the stems of each candidate's
-# heading and sentences (kind 2: the text's place, its stems) kept to the question's terms
-# (``stemmed``), the only ones the features read, and only for the texts holding one of them:
-# stemming them all is PostgreSQL's quick part; shipping and parsing every stem of a few
-# hundred sentences was most of the stage's time. Kind 3: every chunk of the candidates'
-# documents ("document chunk" ids, its ordinal, the question's terms it holds, read from the
-# postings by primary key), for ``first_chunk`` and ``document_coverage``.
+# from their stored vectors (kind 1: chunk id, cosine), and the stems of the candidates'
+# headings and sentences not stemmed yet in this process (kind 2: the text's place, its
+# stems; ``_STEMS`` keeps them: the message whole and each of its questions re-rank mostly the
+# same candidates, and a knowledge base's popular passages come back turn after turn). Kind 3:
+# every chunk of the candidates' documents ("document chunk" ids, its ordinal, the question's
+# terms it holds), for ``first_chunk`` and ``document_coverage``: the terms read from the
+# chunk's indexed lexemes (``tsv``, in the row the statement reads anyway), which its postings
+# (``chunk_terms``) are made of; the postings, read by chunk, took 1,000-30,000 buffers and
+# 11-42 ms for a long e-mail's candidates, the row's own lexemes 1,000-1,350 buffers and
+# 11-15 ms (``benchmarks/README.md``).
 _EVIDENCE = """
     WITH total AS (
         SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
-    ), stemmed AS (
-        SELECT t.ord, ARRAY(
-                   SELECT l FROM unnest(tsvector_to_array(to_tsvector(t.cfg::regconfig, t.body))) AS l
-                    WHERE l = ANY(CAST(:stemmed AS text[]))
-               ) AS stems
-          FROM unnest(CAST(:bodies AS text[]), CAST(:cfgs AS text[])) WITH ORDINALITY AS t(body, cfg, ord)
     )
     SELECT 0, s.lexeme, ln(1 + (total.n - s.chunks + 0.5) / (s.chunks + 0.5)), NULL::bigint, NULL::text[]
       FROM lexeme_stats s CROSS JOIN total
@@ -190,15 +187,38 @@ _EVIDENCE = """
       FROM chunk_vectors v
      WHERE v.company_id = :company AND v.dim = {dim} AND v.chunk_id = ANY(CAST(:ids AS uuid[])){model}
     UNION ALL
-    SELECT 2, NULL, NULL, ord, stems FROM stemmed WHERE cardinality(stems) > 0
+    SELECT 2, NULL, NULL, t.ord, tsvector_to_array(to_tsvector(t.cfg::regconfig, t.body))
+      FROM unnest(CAST(:bodies AS text[]), CAST(:cfgs AS text[])) WITH ORDINALITY AS t(body, cfg, ord)
     UNION ALL
     SELECT 3, c.document_id::text || ' ' || c.id::text, c.ordinal, NULL,
-           ARRAY(SELECT t.lexeme FROM chunk_terms t
-                  WHERE t.company_id = c.company_id AND t.chunk_id = c.id
-                    AND t.lexeme = ANY(CAST(:stemmed AS text[])))
+           ARRAY(SELECT l FROM unnest(tsvector_to_array(c.tsv)) AS l WHERE l = ANY(CAST(:stemmed AS text[])))
       FROM chunks c
      WHERE c.company_id = :company AND c.document_id = ANY(CAST(:documents AS uuid[]))
 """
+
+
+class _Stems:
+    """Every stem of a heading or sentence, by (text, language): what ``to_tsvector`` of its
+    folded text gives never changes. Bounded, least recently used first out; per process."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.stems: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> frozenset[str] | None:
+        found = self.stems.get(key)
+        if found is not None:
+            self.stems.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[str, str], stems: frozenset[str]) -> None:
+        self.stems[key] = stems
+        self.stems.move_to_end(key)
+        while len(self.stems) > self.size:
+            self.stems.popitem(last=False)
+
+
+_STEMS = _Stems(10_000)  # ~400 texts a question's candidates hold: a few turns' worth, ~15 MB
 
 # characters that open (or fold to what opens) an XML tag, the one token of PostgreSQL's
 # parser that may span a space: a sentence cut inside one is parsed otherwise than the text
@@ -224,10 +244,11 @@ async def gather(
 ) -> Evidence:
     """The evidence of one question's features in one round trip (the question's stems are
     usually cached in the session by the BM25 stage already). The candidates' headings and
-    sentences carry only their stems among the question's ``terms``: every feature reads
-    them through ``terms`` (a share of the question's terms), so the features are the same
-    as with all their stems; a candidate none of whose sentences can hold a term
-    (``_may_hold``) has no sentences (its best sentence's share is 0 either way)."""
+    sentences are stemmed once per process (``_STEMS``) and carry only their stems among the
+    question's ``terms``: every feature reads them through ``terms`` (a share of the
+    question's terms), so the features are the same as with all their stems; a candidate
+    none of whose sentences can hold a term (``_may_hold``) has no sentences (its best
+    sentence's share is 0 either way)."""
     subject = subject_line(query)
     stems = await question_stems(session, query, also=subject)
     subject_stems = await question_stems(session, subject) if subject else {}
@@ -240,14 +261,19 @@ async def gather(
     texts = [(h, p.language) for h, p in zip(headings, candidates, strict=True)] + [
         (line, p.language) for lines, p in zip(split, candidates, strict=True) for line in lines
     ]
+    # every stem of each text (those this process has not stemmed yet from the statement); a
+    # question without terms needs none: every share of its terms is 0
+    keys = texts if terms else []
+    known = [_STEMS.get(key) for key in keys]
+    unknown = list(dict.fromkeys(key for key, found in zip(keys, known, strict=True) if found is None))
     dim = len(vector)
     statement = _EVIDENCE.format(dim=dim, model=" AND v.model = :model" if model else "")
     params = {
         "company": company_of(session),
         "terms": sorted(terms | subject_terms),
         "stemmed": sorted(terms),
-        "bodies": [fold(body) for body, _ in texts] if terms else [],
-        "cfgs": [TS_CONFIG.get(lang, "simple") for _, lang in texts] if terms else [],
+        "bodies": [fold(body) for body, _ in unknown],
+        "cfgs": [TS_CONFIG.get(lang, "simple") for _, lang in unknown],
         "vector": to_sql(vector),
         "ids": [p.chunk_id for p in candidates if "dense" not in p.scores],
         "documents": sorted({p.document_id for p in candidates}),
@@ -255,7 +281,7 @@ async def gather(
     }
     idf: dict[str, float] = {}
     stored: dict[str, float] = {}
-    stemmed: dict[int, frozenset[str]] = {}
+    fresh: dict[tuple[str, str], frozenset[str]] = {}
     ordinal: dict[str, int] = {}
     held: dict[str, set[str]] = {}
     for kind, key, value, ord_, found in (await session.execute(text(statement), params)).all():
@@ -264,17 +290,23 @@ async def gather(
         elif kind == 1:
             stored[key] = float(value)
         elif kind == 2:
-            stemmed[int(ord_) - 1] = frozenset(found)
+            fresh[unknown[int(ord_) - 1]] = stems_of = frozenset(found)
+            _STEMS.put(unknown[int(ord_) - 1], stems_of)
         else:  # a chunk of a candidate's document: its position, the question's terms it holds
             document, chunk = key.split(" ")
             ordinal[chunk] = int(value)
             held.setdefault(document, set()).update(found)
     none: frozenset[str] = frozenset()
+    # the features read a text's stems only through the question's terms: kept to those
+    stemmed = [
+        (found if found is not None else fresh.get(key, none)) & terms
+        for key, found in zip(keys, known, strict=True)
+    ]
     n = len(candidates)
     sentence_stems: list[list[frozenset[str]]] = []
     at = n
     for lines in split:
-        sentence_stems.append([stemmed.get(i, none) for i in range(at, at + len(lines))])
+        sentence_stems.append(stemmed[at : at + len(lines)] if stemmed else [none] * len(lines))
         at += len(lines)
     return Evidence(
         cosines=[
@@ -283,7 +315,7 @@ async def gather(
         terms=terms,
         subject_terms=subject_terms,
         idf=idf,
-        headings=[stemmed.get(i, none) for i in range(n)],
+        headings=stemmed[:n] if stemmed else [none] * n,
         sentence_stems=sentence_stems,
         ordinals=[ordinal.get(str(p.chunk_id), 1) for p in candidates],
         documents=[frozenset(held.get(str(p.document_id), ())) for p in candidates],
