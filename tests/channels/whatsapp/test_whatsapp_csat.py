@@ -328,6 +328,21 @@ async def test_a_question_after_the_press_is_no_comment_it_reopens_and_the_bot_a
     assert not [s for s in wa.graph.sent_to(wa_id) if s.text == COMMENTED]
 
 
+async def test_a_request_for_a_person_after_the_press_is_no_comment_it_reaches_the_team(
+    wa: WhatsApp, runtime: Runtime
+) -> None:
+    client = wa.company.client
+    wa_id, conversation_id = await rated_by_button(wa, runtime)
+    asked = "Quero falar com um atendente"  # asks nothing, but wants a person
+    assert (await wa.post(text_from(wa, wa_id, asked))).status_code == 200
+    # reopened, then handed to the team by the bot's turn
+    await until(lambda: _state_is_not(client, str(conversation_id), "resolved"), what="reopened")
+    await until(lambda: _state_is_not(client, str(conversation_id), "bot"), what="handed off")
+    assert await state(client, str(conversation_id)) == "waiting_human"
+    assert (await survey_answer(wa, conversation_id))["comment"] is None
+    assert not [s for s in wa.graph.sent_to(wa_id) if s.text == COMMENTED]
+
+
 async def test_of_two_texts_at_once_after_the_press_one_is_the_comment_the_other_a_message(
     wa: WhatsApp, runtime: Runtime
 ) -> None:

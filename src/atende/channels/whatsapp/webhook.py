@@ -49,15 +49,16 @@ from atende.channels.whatsapp import csat, media, parse
 from atende.channels.whatsapp.channel import KIND, channel, inbound
 from atende.channels.whatsapp.numbers import Number, Snapshot, numbers_of
 from atende.conversations import service as conversations
-from atende.conversations.models import Message
+from atende.conversations.models import Contact, Message
 from atende.conversations.schemas import NOT_FOR_THE_BOT, InboundMessage
 from atende.db.pubsub import publish
-from atende.engine import questions
+from atende.engine import handoff, questions
 from atende.engine.messages import phrase
 from atende.errors import AtendeError
 from atende.feedback import service as feedback
 from atende.feedback.models import CsatSurvey
 from atende.runtime import Runtime
+from atende.teams import service as teams
 from atende.tenancy import service as tenancy
 from atende.tenancy.deps import RuntimeDep
 
@@ -381,7 +382,17 @@ async def _take_comment(
     transaction that then stores it; ``None`` when it is an ordinary message after all. The
     conversation is locked first (as the intake does, before a rating locks its survey), then
     the survey: of two texts at once, the second waits, finds the comment given, and is an
-    ordinary message, as is one the survey refuses (closed meanwhile) and a redelivery."""
+    ordinary message, as is one the survey refuses (closed meanwhile) and a redelivery, and a
+    request for a person or a text one of the company's handoff rules matches (an unhappy
+    customer's "I want to talk to someone" reaches the team)."""
+    if handoff.signal(incoming.text, [], await teams.company_handoff(session, account.company_id)):
+        return None
+    # intake's lock order (migration 0017): the contact, then the conversation; taken the
+    # other way round, a comment and another message of the customer's at once deadlock
+    unlocked = await conversations.get_conversation(session, conversation_id)
+    await session.execute(
+        select(Contact.id).where(Contact.id == unlocked.contact_id).with_for_update(key_share=True)
+    )
     conversation = await conversations.get_conversation(session, conversation_id, for_update=True)
     if conversation.state != "resolved":  # reopened meanwhile (a question just before)
         return None
