@@ -83,6 +83,21 @@ async def test_sla_compliance_per_policy_agent_team_and_channel(runtime: Runtime
     assert channels == {"webchat": (3, 2, 1, Decimal("0.6667")), "whatsapp": (2, 0, 2, Decimal("0.0000"))}
 
 
+async def test_the_targets_of_teams_deleted_since_are_one_row_not_no_team(
+    runtime: Runtime, week: Scenario
+) -> None:
+    """The targets keep a deleted team's id (no foreign key): they are shown together as a team
+    deleted since, apart from the conversations that were in no team's queue."""
+    legal = week.team_ids["juridico"]
+    async with runtime.db.transaction(week.team.company_id) as session:
+        await session.execute(text("DELETE FROM teams WHERE id = :id"), {"id": legal})
+    teams = shares(await figure(runtime, the_week(week), "sla_teams"), "name")
+    assert teams == {
+        "Suporte": (3, 2, 1, Decimal("0.6667")),
+        figures.DELETED_TEAM: (2, 0, 2, Decimal("0.0000")),
+    }
+
+
 async def test_sla_breaches_per_local_day_and_target(runtime: Runtime, week: Scenario) -> None:
     rows = await figure(runtime, the_week(week), "sla_breaches")
     assert [(r["day"], r["target"], r["breaches"]) for r in rows] == [

@@ -352,13 +352,23 @@ async def sla_agents(session: AsyncSession, scope: Scope) -> list[Row]:
     )
 
 
+# the name of the teams deleted since (their targets keep the team's id, in one row): no
+# team's name can be it
+DELETED_TEAM = "\x01"
+_NO_TEAM_LEFT = "'00000000-0000-0000-0000-000000000000'::uuid"
+
+
 async def sla_teams(session: AsyncSession, scope: Scope) -> list[Row]:
-    """Per team whose queue the conversation was in (empty: none), as ``sla_policies``."""
+    """Per team whose queue the conversation was in (empty: none; ``DELETED_TEAM``: the teams
+    deleted since, together), as ``sla_policies``."""
     return await _sla_by(
         session,
         scope,
-        "r.team_id",
-        *_BY_TEAM,
+        f"""CASE WHEN r.team_id IS NULL OR EXISTS (
+                     SELECT 1 FROM teams d WHERE d.id = r.team_id AND d.company_id = :company)
+                 THEN r.team_id ELSE {_NO_TEAM_LEFT} END""",
+        "CASE WHEN a.key IS NULL THEN '' WHEN t.id IS NULL THEN chr(1) ELSE t.name END",
+        _BY_TEAM[1],
     )
 
 

@@ -269,7 +269,7 @@ SLA_CHARTS: tuple[Chart, ...] = (
         "line",
         pivot=Pivot(Column("target", N_("Target"), "code", TARGET_NAMES), Column("breaches", N_("Breaches"))),
         group="sla",
-        empty=SLA_EMPTY,
+        empty=N_("No SLA target was breached on these days with these filters."),
     ),
     _sla_by(
         "sla-policies",
@@ -290,7 +290,9 @@ SLA_CHARTS: tuple[Chart, ...] = (
         N_("SLA compliance per team"),
         N_("The share of targets met in each team's queue."),
         figures.sla_teams,
-        Column("name", N_("Team"), "code", {"": N_("No team")}),
+        Column(
+            "name", N_("Team"), "code", {"": N_("No team"), figures.DELETED_TEAM: N_("A team deleted since")}
+        ),
     ),
     _sla_by(
         "sla-channels",
@@ -335,7 +337,7 @@ CSAT_CHARTS: tuple[Chart, ...] = (
         "bar",
         plotted=("answers",),
         group="csat",
-        empty=CSAT_EMPTY,
+        empty=N_("No survey was answered on these days with these filters."),
     ),
     _csat_by(
         "csat-teams",
