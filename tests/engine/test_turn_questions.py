@@ -212,14 +212,14 @@ async def test_each_question_finds_what_it_finds_looked_up_on_its_own(
     ports = ports_for(runtime)
     assert any(step.reads for step in getattr(ports.retriever, "rerank", ())), "re-ranking is on"
     E5Embedder.clear_cache()
-    features._STEMS.stems.clear()
+    features._STEMS.clear()
     turn = Turn(kb_company.id, message)
     async with runtime.db.transaction(kb_company.id) as session:
         await think(session, turn, ports, GATHER)
     assert len(turn.parts) == 3
     for part in turn.parts:
         E5Embedder.clear_cache()
-        features._STEMS.stems.clear()
+        features._STEMS.clear()
         async with runtime.db.transaction(kb_company.id) as session:
             alone = await ports.retriever.retrieve(session, part.asked.query, ports.fetched, "pt")
         assert [p.chunk_id for p in part.passages] == [p.chunk_id for p in alone], part.asked.text

@@ -301,7 +301,7 @@ async def test_the_features_come_in_one_round_trip_and_equal_those_of_every_stem
     from all their stems (the model was trained on them). The stems are kept for the process:
     the same candidates again (a message's questions re-rank mostly its own candidates) are
     stemmed by nobody and get the same features."""
-    features._STEMS.stems.clear()
+    features._STEMS.clear()
     texts, questions = sample("en", 3)
     for doc_id, body in texts.items():
         r = await company.client.post(
@@ -346,3 +346,15 @@ async def test_the_features_come_in_one_round_trip_and_equal_those_of_every_stem
         # equal but for the order a share's idf weights are summed in (a set's, which Python's
         # per-process string hashing already varied from one process to the next)
         assert np.allclose(matrix, reference, rtol=0, atol=1e-12), query
+
+
+def test_the_stem_cache_is_bounded_by_the_characters_it_holds() -> None:
+    """Long unpunctuated sentences (a chunk long) fill the cache by size before its count."""
+    cache = features._Stems(10_000, chars=10_000)
+    for n in range(20):
+        cache.put((f"{n} " + "palavra " * 250, "pt"), frozenset({"palavr", f"n{n}"}))
+    assert cache.held <= 10_000 and 1 <= len(cache.stems) < 20
+    assert cache.get(("19 " + "palavra " * 250, "pt")) is not None  # the latest kept
+    assert cache.get(("0 " + "palavra " * 250, "pt")) is None  # the oldest out
+    cache.clear()
+    assert (cache.held, len(cache.stems)) == (0, 0)

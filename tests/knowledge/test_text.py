@@ -165,3 +165,13 @@ def test_topic_text_drops_question_words(text: str, topic: str) -> None:
 
 def test_question_words_are_folded_like_the_text_they_are_compared_with() -> None:
     assert all(word == fold(word) for word in QUESTION_WORDS)
+
+
+def test_folding_every_character_keeps_the_table_of_those_met_bounded() -> None:
+    """Text in every script folds as before, and the table of characters met stays small
+    (crafted input cannot make every process hold the whole of Unicode)."""
+    from atende.knowledge import text as module
+
+    sample = "".join(chr(c) for c in range(0x4E00, 0x4E00 + 20_000))  # CJK: no marks to strip
+    assert fold(sample + "ção") == sample + "cao"
+    assert len(module._STRIP_COMBINING) <= module._Combining.LIMIT

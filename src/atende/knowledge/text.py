@@ -17,9 +17,12 @@ class _Combining(dict[int, int | None]):
     filled as characters are met: the per-character Python loop it replaces was most of the
     re-ranker's time folding a few hundred candidate sentences."""
 
+    LIMIT = 4096  # characters remembered: a text's scripts' few hundred, never the whole of Unicode
+
     def __missing__(self, code: int) -> int | None:
         kept = None if unicodedata.combining(chr(code)) else code
-        self[code] = kept
+        if len(self) < self.LIMIT:
+            self[code] = kept
         return kept
 
 

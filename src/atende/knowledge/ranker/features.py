@@ -199,11 +199,19 @@ _EVIDENCE = """
 
 class _Stems:
     """Every stem of a heading or sentence, by (text, language): what ``to_tsvector`` of its
-    folded text gives never changes. Bounded, least recently used first out; per process."""
+    folded text gives never changes. Bounded by entries and by the characters held (texts and
+    stems: a knowledge base of long unpunctuated chunks has sentences a chunk long), least
+    recently used first out; per process."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, chars: int) -> None:
         self.size = size
+        self.chars = chars
+        self.held = 0
         self.stems: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()
+
+    @staticmethod
+    def _weight(key: tuple[str, str], stems: frozenset[str]) -> int:
+        return len(key[0]) + sum(map(len, stems))
 
     def get(self, key: tuple[str, str]) -> frozenset[str] | None:
         found = self.stems.get(key)
@@ -212,13 +220,23 @@ class _Stems:
         return found
 
     def put(self, key: tuple[str, str], stems: frozenset[str]) -> None:
+        old = self.stems.pop(key, None)
+        if old is not None:
+            self.held -= self._weight(key, old)
         self.stems[key] = stems
-        self.stems.move_to_end(key)
-        while len(self.stems) > self.size:
-            self.stems.popitem(last=False)
+        self.held += self._weight(key, stems)
+        while len(self.stems) > self.size or (self.held > self.chars and len(self.stems) > 1):
+            gone, its = self.stems.popitem(last=False)
+            self.held -= self._weight(gone, its)
+
+    def clear(self) -> None:
+        self.stems.clear()
+        self.held = 0
 
 
-_STEMS = _Stems(10_000)  # ~400 texts a question's candidates hold: a few turns' worth, ~15 MB
+# ~400 texts a question's candidates hold: a few turns' worth, ~15 MB; and at most 4 million
+# characters of texts and stems, whatever their length
+_STEMS = _Stems(10_000, 4_000_000)
 
 # characters that open (or fold to what opens) an XML tag, the one token of PostgreSQL's
 # parser that may span a space: a sentence cut inside one is parsed otherwise than the text
