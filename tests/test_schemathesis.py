@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -26,7 +27,7 @@ from atende.runtime import Runtime
 from tests.conftest import CompanyCtx, ask, free_port
 
 EXAMPLES_PER_PASS = 20
-MAX_SECONDS = 240  # the whole run; it takes about a minute
+MAX_SECONDS = 540  # the whole run: about a minute alone, over 4 on a machine busy with other jobs
 PATH_PARAMETER = re.compile(r"{(\w+)}")
 
 
@@ -118,6 +119,7 @@ async def remove_webhooks(company: CompanyCtx) -> None:
         await company.client.delete(f"/v1/webhooks/{endpoint['id']}")
 
 
+@pytest.mark.timeout(MAX_SECONDS + 60)
 async def test_no_generated_request_gets_a_server_error(
     company: CompanyCtx, live_server: str, runtime: Runtime
 ) -> None:
