@@ -163,12 +163,8 @@ async def test_a_search_shows_what_each_stage_found_for_each_question_even_witho
     assert r.json()["questions"] == []
 
 
-async def test_a_messages_questions_are_embedded_once_in_one_batch(
-    kb_company: CompanyCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The message whole, then its questions as the customer wrote them in one call of the
-    model (compared with each other while the message whole is looked up), then each kept
-    question's query by its own lookup: no text is embedded twice."""
+def _counted_model_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """Every call of the e5 model from now on, (kind, text or texts); the cache emptied."""
     calls: list[tuple[str, Any]] = []
     encode = _E5Model.encode.__func__  # type: ignore[attr-defined]
 
@@ -178,6 +174,26 @@ async def test_a_messages_questions_are_embedded_once_in_one_batch(
 
     monkeypatch.setattr(_E5Model, "encode", classmethod(counted))
     E5Embedder.clear_cache()
+    return calls
+
+
+def _embedded(calls: list[tuple[str, Any]]) -> list[str]:
+    return [
+        text
+        for kind, texts in calls
+        if kind == "query"
+        for text in ([texts] if isinstance(texts, str) else texts)
+    ]
+
+
+async def test_a_messages_questions_are_embedded_once_in_one_batch(
+    kb_company: CompanyCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message whole, then its questions' queries (the subject line, then the question)
+    in one call of the model, compared with each other while the message whole is looked
+    up; each kept question's lookup finds its query's vector cached: no text is embedded
+    twice, and nothing after the batch."""
+    calls = _counted_model_calls(monkeypatch)
     turn = Turn(
         kb_company.id,
         "Pedido atrasado\nBom dia! Comprei um fone de ouvido semana passada e ainda estou esperando. "
@@ -189,12 +205,39 @@ async def test_a_messages_questions_are_embedded_once_in_one_batch(
         "Qual o prazo de entrega para o interior?",
         "E o Pix tem desconto?",
     ]
+    assert [p.asked.query for p in turn.parts] == [
+        "Pedido atrasado\nQual o prazo de entrega para o interior?",
+        "Pedido atrasado\nE o Pix tem desconto?",
+    ]
     questions = [texts for kind, texts in calls if kind == "query"]
-    assert questions[1] == [p.asked.text for p in turn.parts], questions  # after the message whole
-    embedded = [text for texts in questions for text in ([texts] if isinstance(texts, str) else texts)]
+    assert len(questions) == 2, questions  # the message whole, then the questions' batch
+    assert questions[1] == [p.asked.query for p in turn.parts], questions
+    embedded = _embedded(calls)
     assert len(embedded) == len(set(embedded)), embedded
-    # each question's query (the subject line, then the question) once, by its own lookup
-    assert questions[2:] == [p.asked.query for p in turn.parts], questions
+
+
+async def test_a_long_e_mail_embeds_one_text_per_question_and_the_message_whole(
+    kb_company: CompanyCtx, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long e-mail with a subject line that asks four questions (three kept, the cap):
+    five texts embedded in all, the message whole and each question's query, in two calls
+    of the model; the questions kept are looked up with the vectors they were compared by."""
+    calls = _counted_model_calls(monkeypatch)
+    turn = Turn(
+        kb_company.id,
+        "Dúvidas sobre minha compra\nBoa tarde! Comprei um fone de ouvido e um carregador na "
+        "loja de vocês há duas semanas, pelo site, e até agora nada chegou na minha casa. "
+        "Qual o prazo de entrega para o interior? O Pix tem desconto? Posso parcelar no cartão? "
+        "Como faço para trocar um produto com defeito?\nObrigada, Ana",
+    )
+    async with runtime.db.transaction(kb_company.id) as session:
+        await think(session, turn, ports_for(runtime), GATHER)
+    assert len(turn.parts) == 3
+    embedded = _embedded(calls)
+    assert len(embedded) == 5, embedded
+    assert len(set(embedded)) == 5, embedded
+    assert len([kind for kind, _ in calls if kind == "query"]) == 2, calls
+    assert {p.asked.query for p in turn.parts} <= set(embedded)
 
 
 async def test_each_question_finds_what_it_finds_looked_up_on_its_own(

@@ -287,14 +287,14 @@ QuestionVectors = asyncio.Future[dict[str, list[float]]]
 async def embed_questions_early(
     turn: Turn, ports: Ports, asked: Sequence[questions.Asked]
 ) -> QuestionVectors | None:
-    """A message that asks several questions (``asked``): their embeddings (as the customer
-    wrote them, which ``questions.distinct`` compares), in one batch started now, to run while
-    PostgreSQL looks the message whole up (with each question's query too, they were
-    computed after it, one model call with nothing beside it: the slowest part of a long
-    e-mail's turn). The whole message's own embedding comes first (the retriever then finds
-    it cached): the model runs one call at a time, and the whole message's lookup needs it
-    first. Each question's query is embedded by its own lookup, beside its BM25 statement,
-    and only for the questions kept. ``None``: nothing to embed (one question, no embedder)."""
+    """A message that asks several questions (``asked``): the embeddings of their queries
+    (``Asked.query``, which ``questions.distinct`` compares), in one batch started now, to
+    run while PostgreSQL looks the message whole up. Each kept question's lookup then finds
+    its query's vector cached: one embedding per question, not one to compare and another to
+    look up (the model's calls were most of a long e-mail's turn). The whole message's own
+    embedding comes first (the retriever then finds it cached): the model runs one call at a
+    time, and the whole message's lookup needs it first. ``None``: nothing to embed (one
+    question, no embedder)."""
     if len(asked) < 2 or ports.embedder is None:
         return None
     looked_up = getattr(ports.retriever, "embedded_part", None)
@@ -305,13 +305,21 @@ async def embed_questions_early(
             await whole.query(looked_up(turn.query))
         except EmbeddingUnavailable:
             return None  # the retriever says so and falls back to full text; none for these
-    unique = list(dict.fromkeys(a.text for a in asked))
+    unique = list(dict.fromkeys(compared(ports, a) for a in asked))
     embedder = ports.embedder
 
     async def embed() -> dict[str, list[float]]:
         return dict(zip(unique, await query_vectors(embedder, unique), strict=True))
 
     return asyncio.ensure_future(embed())
+
+
+def compared(ports: Ports, one: questions.Asked) -> str:
+    """What of ``one`` is embedded to compare it with the message's other questions: its
+    query as its lookup embeds it (cut as the retriever cuts it), so that lookup finds the
+    vector cached."""
+    looked_up = getattr(ports.retriever, "embedded_part", None)
+    return str(looked_up(one.query)) if looked_up is not None else one.query
 
 
 async def retrieve_each_question(
@@ -334,10 +342,14 @@ async def retrieve_each_question(
     if embedding is not None:
         try:
             embedded = await embedding
-            vectors = [embedded[a.text] for a in asked]
+            vectors = [embedded[compared(ports, a)] for a in asked]
         except EmbeddingUnavailable as exc:
             log.warning("turn.questions_unembedded", error=str(exc))
-    asked = questions.distinct(list(asked), vectors, ports.questions)
+    # queries sharing the subject line are closer than the questions alone
+    alike = questions.QUERY_DUPLICATE_SIMILARITY if any(a.query != a.text for a in asked) else None
+    asked = questions.distinct(
+        list(asked), vectors, ports.questions, duplicate=alike or questions.DUPLICATE_SIMILARITY
+    )
     split_ms = round(split_ms + (time.perf_counter() - started) * 1000, 3)
     if len(asked) < 2:
         turn.found["retrieve"]["questions_merged"] = True
