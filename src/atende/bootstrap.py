@@ -75,9 +75,9 @@ for _channel in CHANNELS:
     channels.register(_channel)
 # a WhatsApp message the bot takes is marked read (the blue ticks), from the worker's turn
 turns.on_taken(whatsapp.KIND, whatsapp_read.mark_taken)
-# the external credentials /health/ready verifies: the LLM endpoints, every channel account's
 # the conversations' representations (API) show their SLA targets' due times
 conversations.set_sla_reader(sla.due_times)
+# the external credentials /health/ready verifies: the LLM endpoints, every channel account's
 credentials.register("openai-compatible endpoints", llm_endpoints)
 credentials.register("channel accounts", account_credentials)
 

@@ -49,7 +49,7 @@ from atende.channels.whatsapp import csat, media, parse
 from atende.channels.whatsapp.channel import KIND, channel, inbound
 from atende.channels.whatsapp.numbers import Number, Snapshot, numbers_of
 from atende.conversations import service as conversations
-from atende.conversations.models import Contact, Message
+from atende.conversations.models import Contact, Conversation, Message
 from atende.conversations.schemas import NOT_FOR_THE_BOT, InboundMessage
 from atende.db.pubsub import publish
 from atende.engine import handoff, questions
@@ -389,9 +389,11 @@ async def _take_comment(
         return None
     # intake's lock order (migration 0017): the contact, then the conversation; taken the
     # other way round, a comment and another message of the customer's at once deadlock
-    unlocked = await conversations.get_conversation(session, conversation_id)
     await session.execute(
-        select(Contact.id).where(Contact.id == unlocked.contact_id).with_for_update(key_share=True)
+        select(Contact.id)
+        .join(Conversation, Conversation.contact_id == Contact.id)
+        .where(Conversation.id == conversation_id)
+        .with_for_update(of=Contact, key_share=True)
     )
     conversation = await conversations.get_conversation(session, conversation_id, for_update=True)
     if conversation.state != "resolved":  # reopened meanwhile (a question just before)
