@@ -346,10 +346,12 @@ async def retrieve_each_question(
         except EmbeddingUnavailable as exc:
             log.warning("turn.questions_unembedded", error=str(exc))
     # queries sharing the subject line are closer than the questions alone
-    alike = questions.QUERY_DUPLICATE_SIMILARITY if any(a.query != a.text for a in asked) else None
-    asked = questions.distinct(
-        list(asked), vectors, ports.questions, duplicate=alike or questions.DUPLICATE_SIMILARITY
+    alike = (
+        questions.QUERY_DUPLICATE_SIMILARITY
+        if any(a.query != a.text for a in asked)
+        else questions.DUPLICATE_SIMILARITY
     )
+    asked = questions.distinct(list(asked), vectors, ports.questions, duplicate=alike)
     split_ms = round(split_ms + (time.perf_counter() - started) * 1000, 3)
     if len(asked) < 2:
         turn.found["retrieve"]["questions_merged"] = True
