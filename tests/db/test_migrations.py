@@ -474,3 +474,35 @@ def test_0042_copies_the_warnings_clocks_already_hold_into_the_analytics_table(p
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         copied = conn.execute("SELECT target, warned_at FROM analytics.sla_warnings").fetchall()
         assert copied == [("first_response", datetime(2027, 6, 1, 10, 48, tzinfo=UTC))]
+
+
+def test_0043_gathers_each_indexed_documents_lexemes_from_its_chunks(pg_url: str) -> None:
+    """0043 fills ``document_lexemes`` with every lexeme of each document's chunks (what the
+    re-ranker's ``document_coverage`` reads); a document without chunks gets no row."""
+    url = make_database(pg_url, f"atende_document_lexemes_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    migrate.downgrade(url, "0042")
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        company = conn.execute(
+            "INSERT INTO companies (id, created_at, name, slug, default_language, settings)"
+            " VALUES (gen_random_uuid(), now(), 'c', 'c', 'en', '{}') RETURNING id"
+        ).fetchone()[0]
+        documents = {}
+        for source in ("returns.md", "empty.md"):
+            documents[source] = conn.execute(
+                "INSERT INTO documents (id, created_at, company_id, title, source, content_type, language,"
+                " content_hash, status, chunk_count, meta, updated_at) VALUES (gen_random_uuid(), now(), %s,"
+                " 't', %s, 'markdown', 'en', 'abc', 'ready', 0, '{}', now()) RETURNING id",
+                (company, source),
+            ).fetchone()[0]
+        for ordinal, body in enumerate(("Parcels come back", "Refunds follow parcels")):
+            conn.execute(
+                "INSERT INTO chunks (id, created_at, company_id, document_id, ordinal, section, text,"
+                " language, tsv) VALUES (gen_random_uuid(), now(), %s, %s, %s, '', %s, 'en',"
+                " to_tsvector('english', %s))",
+                (company, documents["returns.md"], ordinal, body, body),
+            )
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        rows = conn.execute("SELECT document_id, lexemes FROM document_lexemes").fetchall()
+    assert rows == [(documents["returns.md"], ["back", "come", "follow", "parcel", "refund"])]

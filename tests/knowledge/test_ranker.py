@@ -199,6 +199,19 @@ async def test_the_reranker_reorders_the_candidates_records_its_scores_and_moves
             terms = frozenset((await question_stems(session, q["question"]))["en"])
             evidence = await gather(session, q["question"], "en", fused, vector)
             ordinals, held = evidence.ordinals, evidence.documents
+            # the question's terms each whole document holds, read from all its chunks
+            whole = {
+                r[0]: frozenset(r[1])
+                for r in await session.execute(
+                    text(
+                        "SELECT c.document_id, array_agg(DISTINCT l) FROM chunks c"
+                        " CROSS JOIN LATERAL unnest(tsvector_to_array(c.tsv)) AS l"
+                        " WHERE c.company_id = :company AND l = ANY(:terms) GROUP BY c.document_id"
+                    ),
+                    {"company": company.id, "terms": sorted(terms)},
+                )
+            }
+        assert held == [whole.get(p.document_id, frozenset()) for p in fused]
         # every article is one document of several chunks: its first is at 0, and each
         # chunk's document holds at least the question's terms the chunk holds
         assert 0 in ordinals and max(ordinals) > 0
@@ -208,6 +221,38 @@ async def test_the_reranker_reorders_the_candidates_records_its_scores_and_moves
     # the right passage comes first more often after re-ranking, and on average no lower
     assert sum(r == 1 for r in after) >= sum(r == 1 for r in before)
     assert sum(1 / r for r in after) >= sum(1 / r for r in before)
+
+
+async def test_a_documents_lexemes_follow_its_versions_and_go_with_it(
+    runtime: Runtime, company: CompanyCtx
+) -> None:
+    """What ``document_coverage`` reads: every lexeme of the document's current chunks,
+    rewritten with each version, deleted with the document."""
+
+    async def stored(document_id: str) -> list[list[str]]:
+        async with runtime.db.transaction(company.id) as session:
+            rows = await session.execute(
+                text("SELECT lexemes FROM document_lexemes WHERE document_id = :d"), {"d": document_id}
+            )
+            return [list(r[0]) for r in rows]
+
+    body = {"source": "returns.md", "language": "en", "title": "Returns"}
+    content = "# Returns\n\nParcels come back within thirty days.\n\n" + "Refunds follow. " * 200
+    first = {**body, "content": content}
+    r = await company.client.post("/v1/documents?wait=true", json=first)
+    assert r.status_code == 201, r.text
+    document_id = r.json()["document"]["id"]
+    assert r.json()["document"]["chunk_count"] > 1
+    [lexemes_] = await stored(document_id)
+    assert {"parcel", "thirti", "refund"} <= set(lexemes_) and lexemes_ == sorted(set(lexemes_))
+    r = await company.client.post(
+        "/v1/documents?wait=true", json={**body, "content": "# Returns\n\nWarranty claims take a week."}
+    )
+    assert r.status_code in (200, 201), r.text
+    [lexemes_] = await stored(document_id)
+    assert "warranti" in lexemes_ and "parcel" not in lexemes_ and "refund" not in lexemes_
+    assert (await company.client.delete(f"/v1/documents/{document_id}")).status_code == 204
+    assert await stored(document_id) == []
 
 
 async def test_without_the_questions_embedding_the_candidates_keep_their_order(

@@ -134,6 +134,22 @@ class ChunkTerm(CompanyOwned, Base):
     dl: Mapped[int] = mapped_column(Integer)  # the chunk's token_count, kept beside tf
 
 
+class DocumentLexemes(CompanyOwned, Base):
+    """Every lexeme of a document's chunks (the union of their ``tsv``), one row per document,
+    rewritten with its chunks' postings (``knowledge.service``): what the learned re-ranker's
+    ``document_coverage`` reads of a candidate's whole document, one row instead of all its
+    chunks (migration 0043)."""
+
+    __tablename__ = "document_lexemes"
+    __table_args__ = (PrimaryKeyConstraint("company_id", "document_id"),)
+    company_index_in_table_args = True
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    lexemes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+
+
 class LexemeStat(CompanyOwned, Base):
     """In how many of a company's chunks each indexed lexeme occurs (``''``: all chunks).
 

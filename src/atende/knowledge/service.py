@@ -1066,7 +1066,8 @@ async def delete_document(session: AsyncSession, document_id: uuid.UUID) -> None
     await session.delete(document)
 
 
-# a document's chunks: their lengths and postings (the rows BM25 ranking reads)
+# a document's chunks: their lengths and postings (the rows BM25 ranking reads), and the
+# document's lexemes
 _POSTINGS = (
     text(
         "UPDATE chunks SET token_count = (SELECT coalesce(sum(coalesce(array_length(u.positions, 1), 1)), 0)"
@@ -1077,6 +1078,14 @@ _POSTINGS = (
         " SELECT c.company_id, u.lexeme, c.id, coalesce(array_length(u.positions, 1), 1), c.token_count"
         " FROM chunks c CROSS JOIN LATERAL unnest(c.tsv) u"
         " WHERE c.company_id = :company AND c.document_id = :document"
+    ),
+    # every lexeme of the whole document, the learned re-ranker's document_coverage
+    text(
+        "INSERT INTO document_lexemes (company_id, document_id, lexemes)"
+        " SELECT :company, :document, coalesce(array_agg(DISTINCT l.lexeme ORDER BY l.lexeme), '{}')"
+        " FROM chunks c CROSS JOIN LATERAL unnest(tsvector_to_array(c.tsv)) AS l(lexeme)"
+        " WHERE c.company_id = :company AND c.document_id = :document"
+        " ON CONFLICT (company_id, document_id) DO UPDATE SET lexemes = excluded.lexemes"
     ),
 )
 
@@ -1098,7 +1107,8 @@ _COUNT_LEXEMES = text(
 
 
 async def _write_postings(session: AsyncSession, document_id: uuid.UUID) -> None:
-    """The new chunks' lengths and postings (removed chunks take theirs along, by cascade)."""
+    """The new chunks' lengths and postings (removed chunks take theirs along, by cascade),
+    and the document's lexemes (``DocumentLexemes``)."""
     params = {"company": company_of(session), "document": document_id}
     for statement in _POSTINGS:
         await session.execute(statement, params)

@@ -168,12 +168,12 @@ def feature_matrix(candidates: Sequence[Passage], evidence: Evidence) -> np.ndar
 # headings and sentences not stemmed yet in this process (kind 2: the text's place, its
 # stems; ``_STEMS`` keeps them: the message whole and each of its questions re-rank mostly the
 # same candidates, and a knowledge base's popular passages come back turn after turn). Kind 3:
-# every chunk of the candidates' documents ("document chunk" ids, its ordinal, the question's
-# terms it holds), for ``first_chunk`` and ``document_coverage``: the terms read from the
-# chunk's indexed lexemes (``tsv``, in the row the statement reads anyway), which its postings
-# (``chunk_terms``) are made of; the postings, read by chunk, took 1,000-30,000 buffers and
-# 11-42 ms for a long e-mail's candidates, the row's own lexemes 1,000-1,350 buffers and
-# 11-15 ms (``benchmarks/README.md``).
+# each candidate's position in its document (chunk id, ordinal) for ``first_chunk``; kind 4:
+# the question's terms each candidate's whole document holds (document id, terms) for
+# ``document_coverage``, from the document's lexemes (``document_lexemes``, the union of its
+# chunks' ``tsv``): one row per document. Read from every chunk of the candidates' documents
+# it took 1,000-1,350 buffers and 11-15 ms of a long e-mail's re-ranking, from their
+# postings (``chunk_terms``) 1,000-30,000 buffers and 11-42 ms (``benchmarks/README.md``).
 _EVIDENCE = """
     WITH total AS (
         SELECT greatest(chunks, 1)::float8 AS n FROM lexeme_stats WHERE company_id = :company AND lexeme = ''
@@ -190,10 +190,14 @@ _EVIDENCE = """
     SELECT 2, NULL, NULL, t.ord, tsvector_to_array(to_tsvector(t.cfg::regconfig, t.body))
       FROM unnest(CAST(:bodies AS text[]), CAST(:cfgs AS text[])) WITH ORDINALITY AS t(body, cfg, ord)
     UNION ALL
-    SELECT 3, c.document_id::text || ' ' || c.id::text, c.ordinal, NULL,
-           ARRAY(SELECT l FROM unnest(tsvector_to_array(c.tsv)) AS l WHERE l = ANY(CAST(:stemmed AS text[])))
+    SELECT 3, c.id::text, c.ordinal, NULL, NULL
       FROM chunks c
-     WHERE c.company_id = :company AND c.document_id = ANY(CAST(:documents AS uuid[]))
+     WHERE c.company_id = :company AND c.id = ANY(CAST(:candidates AS uuid[]))
+    UNION ALL
+    SELECT 4, d.document_id::text, NULL, NULL,
+           ARRAY(SELECT l FROM unnest(d.lexemes) AS l WHERE l = ANY(CAST(:stemmed AS text[])))
+      FROM document_lexemes d
+     WHERE d.company_id = :company AND d.document_id = ANY(CAST(:documents AS uuid[]))
 """
 
 
@@ -294,6 +298,7 @@ async def gather(
         "cfgs": [TS_CONFIG.get(lang, "simple") for _, lang in unknown],
         "vector": to_sql(vector),
         "ids": [p.chunk_id for p in candidates if "dense" not in p.scores],
+        "candidates": [p.chunk_id for p in candidates],
         "documents": sorted({p.document_id for p in candidates}),
         **({"model": model} if model else {}),
     }
@@ -310,10 +315,10 @@ async def gather(
         elif kind == 2:
             fresh[unknown[int(ord_) - 1]] = stems_of = frozenset(found)
             _STEMS.put(unknown[int(ord_) - 1], stems_of)
-        else:  # a chunk of a candidate's document: its position, the question's terms it holds
-            document, chunk = key.split(" ")
-            ordinal[chunk] = int(value)
-            held.setdefault(document, set()).update(found)
+        elif kind == 3:  # a candidate's position in its document
+            ordinal[key] = int(value)
+        else:  # the question's terms a candidate's whole document holds
+            held[key] = set(found)
     none: frozenset[str] = frozenset()
     # the features read a text's stems only through the question's terms: kept to those
     stemmed = [
@@ -336,7 +341,8 @@ async def gather(
         headings=stemmed[:n] if stemmed else [none] * n,
         sentence_stems=sentence_stems,
         ordinals=[ordinal.get(str(p.chunk_id), 1) for p in candidates],
-        documents=[frozenset(held.get(str(p.document_id), ())) for p in candidates],
+        # the candidate's own terms too: a document whose lexemes are not stored (yet) still has its chunk's
+        documents=[frozenset(held.get(str(p.document_id), ())) | (p.lexemes & terms) for p in candidates],
     )
 
 
