@@ -4,14 +4,18 @@ a question the knowledge base cannot answer left for a person while the others a
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from atende.engine.messages import phrase
 from atende.engine.tasks import ports_for
-from atende.engine.turn import GATHER, Turn, think
+from atende.engine.turn import GATHER, QUESTION_LOOKUPS_AT_ONCE, Turn, all_or_none, think
 from atende.knowledge.embedding import E5Embedder, _E5Model
 from atende.knowledge.ranker import features
 from atende.runtime import Runtime
@@ -269,3 +273,71 @@ async def test_each_question_finds_what_it_finds_looked_up_on_its_own(
         for mine, its in zip(part.passages, alone, strict=True):
             assert mine.scores.keys() == its.scores.keys()
             assert mine.scores == pytest.approx(its.scores, abs=1e-4), part.asked.text
+
+
+async def test_a_messages_questions_are_looked_up_at_once_two_at_a_time_each_on_its_own_connection(
+    kb_company: CompanyCtx, runtime: Runtime
+) -> None:
+    """Three questions: looked up two at a time (``QUESTION_LOOKUPS_AT_ONCE``), each in a
+    transaction of its own (its own database backend), and kept in the message's order."""
+    ports = ports_for(runtime)
+    retriever = ports.retriever
+    in_flight, peak, backends = 0, 0, []
+    message_session: list[AsyncSession] = []
+
+    class Watched:
+        name = retriever.name
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(retriever, name)
+
+        async def retrieve(self, session: AsyncSession, query: str, *args: Any, **kwargs: Any) -> Any:
+            nonlocal in_flight, peak
+            if not message_session:  # the message whole comes first, in the turn's transaction
+                message_session.append(session)
+                return await retriever.retrieve(session, query, *args, **kwargs)
+            in_flight += 1
+            peak = max(peak, in_flight)
+            try:
+                backends.append(await session.scalar(text("SELECT pg_backend_pid()")))
+                await asyncio.sleep(0.05)  # long enough for the next lookup to start beside it
+                return await retriever.retrieve(session, query, *args, **kwargs)
+            finally:
+                in_flight -= 1
+
+    turn = Turn(
+        kb_company.id,
+        "Pedido atrasado\nBom dia! Qual o prazo de entrega para o interior? E o Pix tem desconto? "
+        "Posso parcelar no cartão?\nObrigada, Ana",
+    )
+    async with runtime.db.transaction(kb_company.id) as session:
+        await think(session, turn, dataclasses.replace(ports, retriever=Watched()), GATHER)
+        turn_backend = await session.scalar(text("SELECT pg_backend_pid()"))
+    assert [p.asked.text for p in turn.parts] == [
+        "Qual o prazo de entrega para o interior?",
+        "E o Pix tem desconto?",
+        "Posso parcelar no cartão?",
+    ]
+    assert peak == QUESTION_LOOKUPS_AT_ONCE == 2
+    assert len(set(backends[:2])) == 2 and turn_backend not in backends
+
+
+async def test_when_one_lookup_fails_the_others_are_cancelled_and_its_error_goes_on() -> None:
+    """The other lookups are cancelled, and have ended (their transactions closed), by the
+    time the failure's own error reaches the turn."""
+    cancelled: list[str] = []
+
+    async def slow(name: str) -> Any:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            cancelled.append(name)
+            raise
+
+    async def failing() -> Any:
+        await asyncio.sleep(0.01)
+        raise LookupError("the database went away")
+
+    with pytest.raises(LookupError, match="went away"):
+        await asyncio.wait_for(all_or_none([slow("a"), failing(), slow("b")]), timeout=2)
+    assert cancelled == ["a", "b"]

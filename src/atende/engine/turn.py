@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -259,14 +260,20 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
     started = time.perf_counter()
     asked = questions.split(turn.text, ports.questions)
     split_ms = (time.perf_counter() - started) * 1000
-    embedding = await embed_questions_early(turn, ports, asked)
+    message, embedding = embed_early(turn, ports, asked)
     try:
         turn.passages = await ports.retriever.retrieve(
-            session, turn.query, ports.fetched, turn.language, filters=turn.filters, stages=turn.stages
+            session,
+            turn.query,
+            ports.fetched,
+            turn.language,
+            filters=turn.filters,
+            stages=turn.stages,
+            vector=asyncio.shield(message) if message is not None else None,
         )
     except BaseException:
-        if embedding is not None and not embedding.cancel() and not embedding.cancelled():
-            embedding.exception()  # finished, and failed or not: nobody waits for it now
+        _forget(message)
+        _forget(embedding)
         raise
     metrics.RETRIEVAL_LATENCY.observe(time.perf_counter() - started)
     turn.found["retrieve"] = {
@@ -284,34 +291,39 @@ async def retrieve(session: AsyncSession, turn: Turn, ports: Ports) -> None:
 QuestionVectors = asyncio.Future[dict[str, list[float]]]
 
 
-async def embed_questions_early(
+def embed_early(
     turn: Turn, ports: Ports, asked: Sequence[questions.Asked]
-) -> QuestionVectors | None:
-    """A message that asks several questions (``asked``): the embeddings of their queries
-    (``Asked.query``, which ``questions.distinct`` compares), in one batch started now, to
-    run while PostgreSQL looks the message whole up. Each kept question's lookup then finds
-    its query's vector cached: one embedding per question, not one to compare and another to
-    look up (the model's calls were most of a long e-mail's turn). The whole message's own
-    embedding comes first (the retriever then finds it cached): the model runs one call at a
-    time, and the whole message's lookup needs it first. ``None``: nothing to embed (one
-    question, no embedder)."""
+) -> tuple[asyncio.Future[list[float]] | None, QuestionVectors | None]:
+    """A message that asks several questions (``asked``): its embeddings, started now, while
+    PostgreSQL ranks the message whole by BM25. First the message whole's (what the
+    retriever would embed of it, handed to its lookup: ``Retriever.retrieve``'s ``vector``),
+    then its questions' queries (``Asked.query``, which ``questions.distinct`` compares) in
+    one batch, run while the message whole's lookup goes on. Each kept question's lookup then
+    finds its query's vector cached: one embedding per question, not one to compare and
+    another to look up (the model's calls were most of a long e-mail's turn). ``None``s:
+    nothing to embed (one question, no embedder); the message's: its retriever embeds it."""
     if len(asked) < 2 or ports.embedder is None:
-        return None
+        return None, None
     looked_up = getattr(ports.retriever, "embedded_part", None)
     whole = getattr(ports.retriever, "embedder", None)
-    if looked_up is not None and whole is not None and hasattr(whole, "query_batch"):
-        # an embedder that keeps what it embedded: the message whole, for the lookup below
-        try:
-            await whole.query(looked_up(turn.query))
-        except EmbeddingUnavailable:
-            return None  # the retriever says so and falls back to full text; none for these
+    message: asyncio.Future[list[float]] | None = None
+    if looked_up is not None and whole is not None:
+        message = asyncio.ensure_future(whole.query(looked_up(turn.query)))
     unique = list(dict.fromkeys(compared(ports, a) for a in asked))
     embedder = ports.embedder
 
     async def embed() -> dict[str, list[float]]:
+        if message is not None:  # the model runs one call at a time: the message's first
+            await asyncio.wait({message})
         return dict(zip(unique, await query_vectors(embedder, unique), strict=True))
 
-    return asyncio.ensure_future(embed())
+    return message, asyncio.ensure_future(embed())
+
+
+def _forget(future: asyncio.Future[Any] | None) -> None:
+    """Cancel ``future``, or, finished, take its outcome: nobody waits for it any more."""
+    if future is not None and not future.cancel() and not future.cancelled():
+        future.exception()
 
 
 def compared(ports: Ports, one: questions.Asked) -> str:
@@ -320,6 +332,38 @@ def compared(ports: Ports, one: questions.Asked) -> str:
     vector cached."""
     looked_up = getattr(ports.retriever, "embedded_part", None)
     return str(looked_up(one.query)) if looked_up is not None else one.query
+
+
+# A message's questions are looked up at once, each in a transaction of its own beside the
+# turn's, at most this many at a time: each holds a connection, and its re-ranking one more
+# (``knowledge.rerank``), so a turn holds at most 1 + 2 x 2 of the pool's (ATENDE_DB_POOL_SIZE,
+# 20 by default, for ATENDE_WORKER_CONCURRENCY turns at once, 4). One after the other, they
+# were a third of a long e-mail's turn (``benchmarks/README.md``).
+QUESTION_LOOKUPS_AT_ONCE = 2
+
+
+@asynccontextmanager
+async def beside(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """A read-only transaction of the same company (and caches: the session's ``info``) as
+    ``session``, on a connection of its own from the same pool."""
+    own = AsyncSession(bind=session.bind, info=dict(session.info), expire_on_commit=False)
+    async with own, own.begin():
+        yield own
+
+
+async def all_or_none(
+    coroutines: Sequence[Coroutine[Any, Any, tuple[Part, dict[str, Any]]]],
+) -> list[tuple[Part, dict[str, Any]]]:
+    """The coroutines' results in their order, run at once; when one fails the others are
+    cancelled (and have closed their transactions) before its error goes on, as it was raised."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def retrieve_each_question(
@@ -331,10 +375,11 @@ async def retrieve_each_question(
     split_ms: float = 0.0,
 ) -> None:
     """A message that asks several questions (``asked``, the message split by ``retrieve``,
-    which started embedding them: ``embed_questions_early``): each one looked up on its own
-    (``turn.parts``), beside the whole message. A message asking one question is left as it
-    was. The trace's ``split_ms``: the rules' time (``split_ms``), then the wait for the
-    questions' vectors after the whole message's lookup and their comparison."""
+    which started embedding them: ``embed_early``): each one looked up on its own
+    (``turn.parts``), beside the whole message, at once (``QUESTION_LOOKUPS_AT_ONCE``). A
+    message asking one question is left as it was. The trace's ``split_ms``: the rules' time
+    (``split_ms``), then the wait for the questions' vectors after the whole message's lookup
+    and their comparison."""
     started = time.perf_counter()
     if len(asked) < 2:
         return
@@ -356,26 +401,30 @@ async def retrieve_each_question(
     if len(asked) < 2:
         turn.found["retrieve"]["questions_merged"] = True
         return
-    traced = []
-    for one in asked:
-        t0 = time.perf_counter()
-        seen: list[Stage] = []
-        passages = await ports.retriever.retrieve(
-            session, one.query, ports.fetched, turn.language, filters=turn.filters, stages=seen
-        )
-        stems = await question_stems(session, one.query)
-        turn.parts.append(Part(one, passages, stems, stages=seen))
-        traced.append(
-            {
-                "question": one.text[:TRACED_TEXT],
-                "query": one.query[:TRACED_TEXT],
-                "ms": round((time.perf_counter() - t0) * 1000, 3),
-                "found": traced_passages(passages),
-                "stages": stage_times(seen),
-                **displaced(seen, passages),
-                **fallbacks(seen),
-            }
-        )
+    gate = asyncio.Semaphore(QUESTION_LOOKUPS_AT_ONCE)
+
+    async def look_up(one: questions.Asked) -> tuple[Part, dict[str, Any]]:
+        async with gate, beside(session) as own:
+            t0 = time.perf_counter()
+            seen: list[Stage] = []
+            passages = await ports.retriever.retrieve(
+                own, one.query, ports.fetched, turn.language, filters=turn.filters, stages=seen
+            )
+            stems = await question_stems(own, one.query)
+        traced = {
+            "question": one.text[:TRACED_TEXT],
+            "query": one.query[:TRACED_TEXT],
+            "ms": round((time.perf_counter() - t0) * 1000, 3),
+            "found": traced_passages(passages),
+            "stages": stage_times(seen),
+            **displaced(seen, passages),
+            **fallbacks(seen),
+        }
+        return Part(one, passages, stems, stages=seen), traced
+
+    looked_up = await all_or_none([look_up(one) for one in asked])
+    turn.parts.extend(part for part, _ in looked_up)
+    traced = [each for _, each in looked_up]
     turn.found["retrieve"]["split_ms"] = split_ms
     turn.found["retrieve"]["questions"] = traced
 

@@ -21,7 +21,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -57,7 +57,10 @@ class Stage:
 class Retriever(Protocol):
     """Finds the ``k`` best passages for ``query`` among the chunks that pass ``filters``;
     when given ``stages``, appends what each of its stages returned (the dashboard's "try
-    a question" and ``POST /v1/search`` show them; a turn keeps them in its trace)."""
+    a question" and ``POST /v1/search`` show them; a turn keeps them in its trace). A
+    retriever that compares vectors looks up ``vector`` when given one (of its embedder's
+    model) instead of embedding ``query``: a message of several questions is looked up whole
+    by the mean of its questions' vectors (``engine.turn``)."""
 
     name: str
 
@@ -70,6 +73,7 @@ class Retriever(Protocol):
         *,
         filters: Filters = NO_FILTERS,
         stages: list[Stage] | None = None,
+        vector: Awaitable[Vector] | None = None,
     ) -> list[Passage]: ...
 
 
@@ -227,6 +231,7 @@ class FullTextRetriever:
         *,
         filters: Filters = NO_FILTERS,
         stages: list[Stage] | None = None,
+        vector: Awaitable[Vector] | None = None,
     ) -> list[Passage]:
         started = time.perf_counter()
         await stems_and_narrowing(session, query, filters)
@@ -362,10 +367,12 @@ class DenseRetriever:
         *,
         filters: Filters = NO_FILTERS,
         stages: list[Stage] | None = None,
+        vector: Awaitable[Vector] | None = None,
     ) -> list[Passage]:
         started = time.perf_counter()
-        vector = await self.embedder.query(embedded_part(query, self.query_chars))
-        found = await dense_search(session, vector, self.embedder.model, k, filters)
+        if vector is None:
+            vector = self.embedder.query(embedded_part(query, self.query_chars))
+        found = await dense_search(session, await vector, self.embedder.model, k, filters)
         if stages is not None:
             stages.append(Stage("dense", found, _ms(started)))
         return found
@@ -529,10 +536,13 @@ class HybridRetriever:
         *,
         filters: Filters = NO_FILTERS,
         stages: list[Stage] | None = None,
+        vector: Awaitable[Vector] | None = None,
     ) -> list[Passage]:
         seen: list[Stage] = []
         started = time.perf_counter()
-        embedding = asyncio.ensure_future(self.embedder.query(self.embedded_part(query)))
+        if vector is None:
+            vector = self.embedder.query(self.embedded_part(query))
+        embedding = asyncio.ensure_future(vector)
         try:
             lexical = await self.fulltext.retrieve(
                 session, query, self.candidates, filters=filters, stages=seen
@@ -541,7 +551,7 @@ class HybridRetriever:
             embedding.cancel()
             raise
         try:
-            vector = await embedding
+            looked_up = await embedding
         except EmbeddingUnavailable as exc:
             log.warning("retrieval.dense_unavailable", error=str(exc))
             seen.append(Stage("dense", [], _ms(started), error=str(exc)))
@@ -551,7 +561,7 @@ class HybridRetriever:
             return ranked[:k]
         # the dense stage's time includes embedding the question, which ran beside BM25
         dense, unembedded = await dense_search_and_unembedded(
-            session, vector, self.embedder.model, self.candidates, filters, [p.chunk_id for p in lexical]
+            session, looked_up, self.embedder.model, self.candidates, filters, [p.chunk_id for p in lexical]
         )
         seen.append(Stage("dense", dense, _ms(started)))
         started = time.perf_counter()
@@ -564,7 +574,7 @@ class HybridRetriever:
         for rank, passage in enumerate(fused, start=1):
             passage.scores["fused_rank"] = rank
         seen.append(Stage("fused", fused, _ms(started)))
-        ranked = await self._reranked(session, query, language, seen[-1], vector, seen, k)
+        ranked = await self._reranked(session, query, language, seen[-1], looked_up, seen, k)
         if stages is not None:
             stages.extend(seen)
         return ranked[:k]
