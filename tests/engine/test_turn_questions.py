@@ -13,11 +13,14 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atende.db.session import Database
 from atende.engine.messages import phrase
 from atende.engine.tasks import ports_for
 from atende.engine.turn import GATHER, QUESTION_LOOKUPS_AT_ONCE, Turn, all_or_none, think
 from atende.knowledge.embedding import E5Embedder, _E5Model
-from atende.knowledge.ranker import features
+from atende.knowledge.ranker import LearnedReranker, features
+from atende.knowledge.rerank import RerankStep
+from atende.knowledge.retrieval import HybridRetriever
 from atende.runtime import Runtime
 from tests.conftest import CompanyCtx, ask
 
@@ -320,6 +323,53 @@ async def test_a_messages_questions_are_looked_up_at_once_two_at_a_time_each_on_
     ]
     assert peak == QUESTION_LOOKUPS_AT_ONCE == 2
     assert len(set(backends[:2])) == 2 and turn_backend not in backends
+
+
+async def test_turns_that_fill_the_pool_still_look_up_and_re_rank_every_question(
+    kb_company: CompanyCtx, runtime: Runtime
+) -> None:
+    """Two turns of three questions at once on a pool of three connections: each turn holds
+    one, its questions' lookups take the third in turn. A question's lookup re-ranks on the
+    connection it holds: had it waited for one more (the re-ranker's own, as the message
+    whole's takes), both would wait on a full pool until the re-ranker gave up, and the
+    questions would keep the fused order."""
+    ports = ports_for(runtime)
+    retriever = ports.retriever
+    assert isinstance(retriever, HybridRetriever)
+    step = RerankStep(LearnedReranker(embedding_model=retriever.embedder.model), 50, 30_000)
+    patient = HybridRetriever(  # a budget no wait for a connection can exhaust unnoticed
+        retriever.embedder,
+        retriever.weights,
+        candidates=retriever.candidates,
+        method=retriever.method,
+        query_chars=retriever.query_chars,
+        rerank=[step],
+    )
+    ports = dataclasses.replace(ports, retriever=patient)
+    small = Database(runtime.db.url, pool_size=3, pool_timeout=5)
+    messages = [
+        "Pedido atrasado\nBom dia! Qual o prazo de entrega para o interior? E o Pix tem desconto? "
+        "Posso parcelar no cartão?\nObrigada, Ana",
+        "Dúvidas\nOlá! Como faço para trocar um produto com defeito? Qual o prazo de entrega para "
+        "as capitais? Vocês aceitam boleto?\nAbraço, João",
+    ]
+
+    async def one(message: str) -> Turn:
+        turn = Turn(kb_company.id, message)
+        async with small.transaction(kb_company.id) as session:
+            await think(session, turn, ports, GATHER)
+        return turn
+
+    try:
+        turns = await asyncio.wait_for(asyncio.gather(*(one(m) for m in messages)), timeout=60)
+    finally:
+        await small.dispose()
+    for turn in turns:
+        assert len(turn.parts) == 3
+        for part in turn.parts:
+            reranked = [stage for stage in part.stages if stage.name == "reranked"]
+            assert reranked and reranked[0].error is None, part.asked.text
+            assert all("reranked_rank" in p.scores for p in part.passages)
 
 
 async def test_when_one_lookup_fails_the_others_are_cancelled_and_its_error_goes_on() -> None:

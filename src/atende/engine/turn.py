@@ -43,10 +43,11 @@ from atende.knowledge import rules
 from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, query_vectors
 from atende.knowledge.filters import NO_FILTERS, Filters
 from atende.knowledge.passages import Passage
-from atende.knowledge.rerank import RerankStep, rerank
+from atende.knowledge.rerank import IN_TRANSACTION, RerankStep, rerank
 from atende.knowledge.retrieval import Retriever, Stage, lexemes, question_stems
 from atende.knowledge.rules import Applied, Scope
 from atende.knowledge.schemas import FiltersIn
+from atende.knowledge.text import subject_line
 from atende.llm.answerer import Answer, Answerer, Drafts, Lexer, Question
 from atende.observability import metrics
 from atende.observability.logging import describe
@@ -335,20 +336,26 @@ def compared(ports: Ports, one: questions.Asked) -> str:
 
 
 # A message's questions are looked up at once, each in a transaction of its own beside the
-# turn's, at most this many at a time: each holds a connection, and its re-ranking one more
-# (``knowledge.rerank``), so a turn holds at most 1 + 2 x 2 of the pool's (ATENDE_DB_POOL_SIZE,
-# 20 by default, for ATENDE_WORKER_CONCURRENCY turns at once, 4). One after the other, they
-# were a third of a long e-mail's turn (``benchmarks/README.md``).
+# turn's, at most this many at a time (one after the other, they were a third of a long
+# e-mail's turn, ``benchmarks/README.md``). Each holds one more connection of the pool
+# (ATENDE_DB_POOL_SIZE) while the turn holds its own: at most 1 + 2 a turn, and the whole
+# message's re-ranking one more before them. A question's lookup is re-ranked on its own
+# connection (``rerank.IN_TRANSACTION``): once it has one it waits for no other, so turns
+# that fill the pool still finish (were every holder waiting for a second connection,
+# none would).
 QUESTION_LOOKUPS_AT_ONCE = 2
 
 
 @asynccontextmanager
 async def beside(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    """A read-only transaction of the same company (and caches: the session's ``info``) as
-    ``session``, on a connection of its own from the same pool."""
-    own = AsyncSession(bind=session.bind, info=dict(session.info), expire_on_commit=False)
-    async with own, own.begin():
+    """A transaction of the same company (and caches: the session's ``info``) as
+    ``session``, on a connection of its own from the same pool, for one lookup: it only
+    reads, and is rolled back (the re-ranker runs in it, ``rerank.IN_TRANSACTION``)."""
+    own = AsyncSession(bind=session.bind, info={**session.info, IN_TRANSACTION: True}, expire_on_commit=False)
+    try:
         yield own
+    finally:
+        await own.close()  # rolls back what it read
 
 
 async def all_or_none(
@@ -407,10 +414,12 @@ async def retrieve_each_question(
         async with gate, beside(session) as own:
             t0 = time.perf_counter()
             seen: list[Stage] = []
+            # stemmed first: a re-ranking cut short by its budget may leave the transaction
+            # unusable, and retrieval's full-text stage finds them in the session's cache
+            stems = await question_stems(own, one.query, also=subject_line(one.query))
             passages = await ports.retriever.retrieve(
                 own, one.query, ports.fetched, turn.language, filters=turn.filters, stages=seen
             )
-            stems = await question_stems(own, one.query)
         traced = {
             "question": one.text[:TRACED_TEXT],
             "query": one.query[:TRACED_TEXT],

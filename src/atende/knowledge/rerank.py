@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -90,6 +91,17 @@ def not_a_reordering(given: Sequence[Passage], returned: Sequence[Passage]) -> s
     return None
 
 
+# Marks a session whose transaction serves one lookup and ends with it, read-only (a
+# message's question looked up on a connection of its own, ``engine.turn.beside``): the
+# re-ranker runs on it, since a statement its budget cancels leaves nothing behind that needs
+# the transaction. Any other session lends the re-ranker a connection of its own
+# (``_own_session``), so that the caller's transaction goes on whatever the re-ranker's
+# fate; taken while the caller's is held, it is a second connection at once, which a lookup
+# already holding an extra one must not wait for (a full pool could then hold nothing but
+# such waiters).
+IN_TRANSACTION = "atende.rerank_in_transaction"
+
+
 def _own_session(session: AsyncSession | None) -> AsyncSession:
     """A session of the same company (and cache of question stems) on a connection of its own,
     taken from the pool only if the re-ranker runs a statement; without ``session`` (a
@@ -97,6 +109,17 @@ def _own_session(session: AsyncSession | None) -> AsyncSession:
     if session is None:
         return AsyncSession(expire_on_commit=False)
     return AsyncSession(bind=session.bind, info=dict(session.info), expire_on_commit=False)
+
+
+@asynccontextmanager
+async def _session_for(session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+    """The session the re-ranker reads with: ``session`` itself when marked
+    ``IN_TRANSACTION``, else ``_own_session``."""
+    if session is not None and session.info.get(IN_TRANSACTION):
+        yield session
+        return
+    async with _own_session(session) as own:
+        yield own
 
 
 async def rerank(
@@ -116,7 +139,7 @@ async def rerank(
         return Reranked([*head, *tail], _ms(started))
     given = _copies(head)
     try:
-        async with _own_session(session) as own:
+        async with _session_for(session) as own:
             reordered = await asyncio.wait_for(
                 step.reranker.rerank(own, query, language or "", given, query_vector),
                 timeout=step.budget_ms / 1000,
