@@ -24,6 +24,7 @@ from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
 from atende.tenancy.service import Principal
 from tests.conftest import CompanyCtx
+from tests.fixtures.dashboard import arrange_user
 
 START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
 
@@ -133,7 +134,7 @@ async def shop(runtime: Runtime, company: CompanyCtx) -> Inbox:
     async with runtime.db.transaction() as session:
         users = {
             name: (
-                await tenancy.create_user(
+                await arrange_user(
                     session,
                     company_id=company.id,
                     email=f"{name}@{slug}.example",

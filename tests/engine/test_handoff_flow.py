@@ -20,6 +20,7 @@ from atende.runtime import Runtime
 from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
 from tests.conftest import Clock, CompanyCtx, ask
+from tests.fixtures.dashboard import arrange_user
 
 SP = ZoneInfo("America/Sao_Paulo")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
@@ -276,7 +277,7 @@ async def add_agent(runtime: Runtime, company: CompanyCtx) -> tuple[uuid.UUID, h
     """An agent of the company (offline, as every new member) and a client with their personal key."""
     email = f"agent-{uuid.uuid4().hex[:8]}@example.com"
     async with runtime.db.transaction() as session:
-        user = await tenancy.create_user(
+        user = await arrange_user(
             session, company_id=company.id, email=email, password="agent-password-1", role=Role.agent
         )
         _key, full = await tenancy.create_api_key(

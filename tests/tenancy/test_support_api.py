@@ -24,6 +24,7 @@ from atende.tenancy import service as tenancy
 from atende.tenancy.models import Role
 from tests.conftest import Clock, CompanyCtx
 from tests.fakes.site import Page, Site, running_site
+from tests.fixtures.dashboard import arrange_user
 
 BRT = timezone(timedelta(hours=-3))  # America/Sao_Paulo, without daylight saving since 2019
 WEEKDAY = [{"start": "08:00", "end": "12:00"}, {"start": "13:00", "end": "18:00"}]
@@ -76,7 +77,7 @@ async def add_member(runtime: Runtime, company: CompanyCtx, role: Role, name: st
     """A new user, member of ``company`` with ``role``: (user id, e-mail)."""
     email = f"{role.value}-{uuid.uuid4().hex[:10]}@example.com"
     async with runtime.db.transaction() as session:
-        user = await tenancy.create_user(
+        user = await arrange_user(
             session, company_id=company.id, email=email, password="password-123", role=role, name=name
         )
         return str(user.id), email
