@@ -504,5 +504,6 @@ def test_0043_gathers_each_indexed_documents_lexemes_from_its_chunks(pg_url: str
             )
     migrate.upgrade(url)
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        rows = conn.execute("SELECT document_id, lexemes FROM document_lexemes").fetchall()
-    assert rows == [(documents["returns.md"], ["back", "come", "follow", "parcel", "refund"])]
+        rows = conn.execute("SELECT document_id, first_chunk, lexemes FROM document_lexemes").fetchall()
+        first = conn.execute("SELECT id FROM chunks WHERE ordinal = 0").fetchone()[0]
+    assert rows == [(documents["returns.md"], first, ["back", "come", "follow", "parcel", "refund"])]

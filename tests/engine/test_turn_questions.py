@@ -372,6 +372,29 @@ async def test_turns_that_fill_the_pool_still_look_up_and_re_rank_every_question
             assert all("reranked_rank" in p.scores for p in part.passages)
 
 
+async def test_with_no_connection_to_spare_the_questions_are_looked_up_in_the_turns_own(
+    kb_company: CompanyCtx, runtime: Runtime
+) -> None:
+    """A pool whose every connection is held (here its one, by the turn): the questions'
+    lookups wait ``SPARE_CONNECTION_WAIT`` for another, then run in the turn's transaction
+    one at a time, as before; nothing waits out the pool's timeout."""
+    small = Database(runtime.db.url, pool_size=1, pool_timeout=20)
+    turn = Turn(
+        kb_company.id,
+        "Pedido atrasado\nBom dia! Qual o prazo de entrega para o interior? E o Pix tem desconto? "
+        "Posso parcelar no cartão?\nObrigada, Ana",
+    )
+    try:
+        async with small.transaction(kb_company.id) as session:
+            started = asyncio.get_running_loop().time()
+            await think(session, turn, ports_for(runtime), GATHER)
+            took = asyncio.get_running_loop().time() - started
+    finally:
+        await small.dispose()
+    assert [len(p.passages) > 0 for p in turn.parts] == [True, True, True]
+    assert took < 15, took  # well short of the pool's 20 s timeout
+
+
 async def test_when_one_lookup_fails_the_others_are_cancelled_and_its_error_goes_on() -> None:
     """The other lookups are cancelled, and have ended (their transactions closed), by the
     time the failure's own error reaches the turn."""

@@ -255,6 +255,49 @@ async def test_a_documents_lexemes_follow_its_versions_and_go_with_it(
     assert await stored(document_id) == []
 
 
+async def test_a_document_re_indexed_by_an_older_release_is_read_from_its_chunks(
+    runtime: Runtime, company: CompanyCtx
+) -> None:
+    """A release before migration 0043 re-indexing a document writes new chunks and leaves
+    its ``document_lexemes`` row as it was: the row names another first chunk, so the
+    document's terms are read from its chunks, not from the stale row."""
+    r = await company.client.post(
+        "/v1/documents?wait=true",
+        json={"source": "r.md", "language": "en", "title": "Returns", "content": "Parcels come back."},
+    )
+    assert r.status_code == 201, r.text
+    document_id = uuid.UUID(r.json()["document"]["id"])
+    chunk_id = uuid.uuid4()
+    body = "Warranty claims take a week."
+    async with runtime.db.transaction(company.id) as session:
+        await session.execute(text("DELETE FROM chunks WHERE document_id = :d"), {"d": document_id})
+        await session.execute(
+            text(
+                "INSERT INTO chunks (id, created_at, company_id, document_id, ordinal, section, text,"
+                " language, tsv) VALUES (:id, now(), :c, :d, 0, '', :t, 'en', to_tsvector('english', :t))"
+            ),
+            {"id": chunk_id, "c": company.id, "d": document_id, "t": body},
+        )
+    passage = Passage(
+        chunk_id=chunk_id,
+        document_id=document_id,
+        title="Returns",
+        section="",
+        text=body,
+        language="en",
+        score=1.0,
+        lexemes=frozenset({"warranti", "claim", "take", "week"}),
+        scores={"bm25": 1.0, "fused": 1.0},
+    )
+    async with runtime.db.transaction(company.id) as session:
+        stale = await session.scalar(
+            text("SELECT lexemes FROM document_lexemes WHERE document_id = :d"), {"d": document_id}
+        )
+        evidence = await gather(session, "warranty or parcel?", "en", [passage], [0.1] * 384)
+    assert "parcel" in stale  # the row is the old version's
+    assert evidence.documents == [frozenset({"warranti"})]
+
+
 async def test_without_the_questions_embedding_the_candidates_keep_their_order(
     runtime: Runtime, company: CompanyCtx
 ) -> None:

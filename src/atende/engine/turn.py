@@ -314,8 +314,13 @@ def embed_early(
     embedder = ports.embedder
 
     async def embed() -> dict[str, list[float]]:
-        if message is not None:  # the model runs one call at a time: the message's first
+        if message is not None and hasattr(embedder, "query_batch"):
+            # the offline model runs one call at a time: the message's first (an endpoint
+            # embeds both at once); and were it unavailable for the message, so it is for these
             await asyncio.wait({message})
+            failed = message.exception()
+            if isinstance(failed, EmbeddingUnavailable) and getattr(whole, "model", None) == embedder.model:
+                raise EmbeddingUnavailable(str(failed))
         return dict(zip(unique, await query_vectors(embedder, unique), strict=True))
 
     return message, asyncio.ensure_future(embed())
@@ -338,24 +343,35 @@ def compared(ports: Ports, one: questions.Asked) -> str:
 # A message's questions are looked up at once, each in a transaction of its own beside the
 # turn's, at most this many at a time (one after the other, they were a third of a long
 # e-mail's turn, ``benchmarks/README.md``). Each holds one more connection of the pool
-# (ATENDE_DB_POOL_SIZE) while the turn holds its own: at most 1 + 2 a turn, and the whole
-# message's re-ranking one more before them. A question's lookup is re-ranked on its own
-# connection (``rerank.IN_TRANSACTION``): once it has one it waits for no other, so turns
-# that fill the pool still finish (were every holder waiting for a second connection,
-# none would).
+# (ATENDE_DB_POOL_SIZE) while the turn holds its own: at most 1 + 2 a turn (the message
+# whole's re-ranking took its extra one before them). A question's lookup is re-ranked on
+# the connection it holds (``rerank.IN_TRANSACTION``), waiting for no other; and a lookup
+# that finds no connection free within ``SPARE_CONNECTION_WAIT`` runs in the turn's own
+# transaction instead, one at a time, as before: turns (or searches) that hold every
+# connection of the pool never wait on each other for a second one.
 QUESTION_LOOKUPS_AT_ONCE = 2
+SPARE_CONNECTION_WAIT = 0.25  # seconds
 
 
 @asynccontextmanager
-async def beside(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+async def beside(session: AsyncSession, alone: asyncio.Lock) -> AsyncIterator[AsyncSession]:
     """A transaction of the same company (and caches: the session's ``info``) as
     ``session``, on a connection of its own from the same pool, for one lookup: it only
-    reads, and is rolled back (the re-ranker runs in it, ``rerank.IN_TRANSACTION``)."""
-    own = AsyncSession(bind=session.bind, info={**session.info, IN_TRANSACTION: True}, expire_on_commit=False)
-    try:
-        yield own
-    finally:
-        await own.close()  # rolls back what it read
+    reads, and is rolled back (the re-ranker runs in it, ``rerank.IN_TRANSACTION``). When no
+    connection comes within ``SPARE_CONNECTION_WAIT``: ``session`` itself, held alone
+    (``alone``) for the lookup."""
+    async with AsyncSession(
+        bind=session.bind, info={**session.info, IN_TRANSACTION: True}, expire_on_commit=False
+    ) as own:
+        try:
+            await asyncio.wait_for(own.connection(), SPARE_CONNECTION_WAIT)
+        except TimeoutError:
+            pass
+        else:
+            yield own
+            return
+    async with alone:
+        yield session
 
 
 async def all_or_none(
@@ -408,10 +424,10 @@ async def retrieve_each_question(
     if len(asked) < 2:
         turn.found["retrieve"]["questions_merged"] = True
         return
-    gate = asyncio.Semaphore(QUESTION_LOOKUPS_AT_ONCE)
+    gate, alone = asyncio.Semaphore(QUESTION_LOOKUPS_AT_ONCE), asyncio.Lock()
 
     async def look_up(one: questions.Asked) -> tuple[Part, dict[str, Any]]:
-        async with gate, beside(session) as own:
+        async with gate, beside(session, alone) as own:
             t0 = time.perf_counter()
             seen: list[Stage] = []
             # stemmed first: a re-ranking cut short by its budget may leave the transaction

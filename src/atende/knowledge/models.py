@@ -147,6 +147,9 @@ class DocumentLexemes(CompanyOwned, Base):
     document_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), index=True
     )
+    # the document's first chunk when the row was written: chunks are new rows at every
+    # re-index, so a row of other chunks (written by an older release) is seen to be stale
+    first_chunk: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     lexemes: Mapped[list[str]] = mapped_column(ARRAY(Text))
 
 

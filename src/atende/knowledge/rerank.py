@@ -13,7 +13,9 @@ the candidates re-ordered) the previous order stands and the stage says why.
 
 A re-ranker is cut off at its budget (its task is cancelled). It is handed a session of its
 own, on a connection of its own opened only if it reads the database: a statement cancelled
-midway leaves its connection in an unknown state, and that must never be the turn's. CPU
+midway leaves its connection in an unknown state, and that must never be the turn's. The
+exception is a session marked ``IN_TRANSACTION``, one lookup's own (a message's question,
+``engine.turn.beside``), which ends with the lookup: the re-ranker reads in it. CPU
 work should run in a thread (``asyncio.to_thread``): a re-ranker that never yields to the
 event loop cannot be cut off, only recorded as slow.
 

@@ -58,9 +58,10 @@ class Retriever(Protocol):
     """Finds the ``k`` best passages for ``query`` among the chunks that pass ``filters``;
     when given ``stages``, appends what each of its stages returned (the dashboard's "try
     a question" and ``POST /v1/search`` show them; a turn keeps them in its trace). A
-    retriever that compares vectors looks up ``vector`` when given one (of its embedder's
-    model) instead of embedding ``query``: a message of several questions is looked up whole
-    by the mean of its questions' vectors (``engine.turn``)."""
+    retriever that compares vectors looks up ``vector`` when given one (its embedder's
+    embedding of ``query``, started by the caller) instead of embedding ``query`` itself: a
+    message of several questions has its embedding started before its lookup
+    (``engine.turn.embed_early``)."""
 
     name: str
 

@@ -1079,13 +1079,16 @@ _POSTINGS = (
         " FROM chunks c CROSS JOIN LATERAL unnest(c.tsv) u"
         " WHERE c.company_id = :company AND c.document_id = :document"
     ),
-    # every lexeme of the whole document, the learned re-ranker's document_coverage
+    # every lexeme of the whole document, the learned re-ranker's document_coverage, with its
+    # first chunk (a document without chunks has no row)
+    text("DELETE FROM document_lexemes WHERE company_id = :company AND document_id = :document"),
     text(
-        "INSERT INTO document_lexemes (company_id, document_id, lexemes)"
-        " SELECT :company, :document, coalesce(array_agg(DISTINCT l.lexeme ORDER BY l.lexeme), '{}')"
-        " FROM chunks c CROSS JOIN LATERAL unnest(tsvector_to_array(c.tsv)) AS l(lexeme)"
-        " WHERE c.company_id = :company AND c.document_id = :document"
-        " ON CONFLICT (company_id, document_id) DO UPDATE SET lexemes = excluded.lexemes"
+        "INSERT INTO document_lexemes (company_id, document_id, first_chunk, lexemes)"
+        " SELECT :company, :document, f.id, ARRAY(SELECT DISTINCT l FROM chunks c"
+        " CROSS JOIN LATERAL unnest(tsvector_to_array(c.tsv)) AS l"
+        " WHERE c.company_id = :company AND c.document_id = :document ORDER BY l)"
+        " FROM (SELECT id FROM chunks WHERE company_id = :company AND document_id = :document"
+        " ORDER BY ordinal, id LIMIT 1) f"
     ),
 )
 

@@ -171,7 +171,9 @@ def feature_matrix(candidates: Sequence[Passage], evidence: Evidence) -> np.ndar
 # each candidate's position in its document (chunk id, ordinal) for ``first_chunk``; kind 4:
 # the question's terms each candidate's whole document holds (document id, terms) for
 # ``document_coverage``, from the document's lexemes (``document_lexemes``, the union of its
-# chunks' ``tsv``): one row per document. Read from every chunk of the candidates' documents
+# chunks' ``tsv``): one row per document; from its chunks when that row is missing or of
+# other chunks (its ``first_chunk`` is not the document's: written by an older release).
+# Read from every chunk of the candidates' documents
 # it took 1,000-1,350 buffers and 11-15 ms of a long e-mail's re-ranking, from their
 # postings (``chunk_terms``) 1,000-30,000 buffers and 11-42 ms (``benchmarks/README.md``).
 _EVIDENCE = """
@@ -194,10 +196,17 @@ _EVIDENCE = """
       FROM chunks c
      WHERE c.company_id = :company AND c.id = ANY(CAST(:candidates AS uuid[]))
     UNION ALL
-    SELECT 4, d.document_id::text, NULL, NULL,
-           ARRAY(SELECT l FROM unnest(d.lexemes) AS l WHERE l = ANY(CAST(:stemmed AS text[])))
-      FROM document_lexemes d
-     WHERE d.company_id = :company AND d.document_id = ANY(CAST(:documents AS uuid[]))
+    SELECT 4, d.id::text, NULL, NULL,
+           CASE WHEN s.first_chunk = (SELECT c.id FROM chunks c
+                                       WHERE c.company_id = :company AND c.document_id = d.id
+                                       ORDER BY c.ordinal, c.id LIMIT 1)
+                THEN ARRAY(SELECT l FROM unnest(s.lexemes) AS l WHERE l = ANY(CAST(:stemmed AS text[])))
+                ELSE ARRAY(SELECT DISTINCT l FROM chunks c
+                            CROSS JOIN LATERAL unnest(tsvector_to_array(c.tsv)) AS l
+                            WHERE c.company_id = :company AND c.document_id = d.id
+                              AND l = ANY(CAST(:stemmed AS text[]))) END
+      FROM unnest(CAST(:documents AS uuid[])) AS d(id)
+      LEFT JOIN document_lexemes s ON s.company_id = :company AND s.document_id = d.id
 """
 
 
