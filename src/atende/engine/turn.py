@@ -43,7 +43,7 @@ from atende.knowledge import rules
 from atende.knowledge.embedding import Embedder, EmbeddingUnavailable, query_vectors
 from atende.knowledge.filters import NO_FILTERS, Filters
 from atende.knowledge.passages import Passage
-from atende.knowledge.rerank import IN_TRANSACTION, RerankStep, rerank
+from atende.knowledge.rerank import RerankStep, own_session, rerank
 from atende.knowledge.retrieval import Retriever, Stage, lexemes, question_stems
 from atende.knowledge.rules import Applied, Scope
 from atende.knowledge.schemas import FiltersIn
@@ -360,9 +360,7 @@ async def beside(session: AsyncSession, alone: asyncio.Lock) -> AsyncIterator[As
     reads, and is rolled back (the re-ranker runs in it, ``rerank.IN_TRANSACTION``). When no
     connection comes within ``SPARE_CONNECTION_WAIT``: ``session`` itself, held alone
     (``alone``) for the lookup."""
-    async with AsyncSession(
-        bind=session.bind, info={**session.info, IN_TRANSACTION: True}, expire_on_commit=False
-    ) as own:
+    async with own_session(session, one_lookup=True) as own:
         try:
             await asyncio.wait_for(own.connection(), SPARE_CONNECTION_WAIT)
         except TimeoutError:

@@ -97,30 +97,32 @@ def not_a_reordering(given: Sequence[Passage], returned: Sequence[Passage]) -> s
 # message's question looked up on a connection of its own, ``engine.turn.beside``): the
 # re-ranker runs on it, since a statement its budget cancels leaves nothing behind that needs
 # the transaction. Any other session lends the re-ranker a connection of its own
-# (``_own_session``), so that the caller's transaction goes on whatever the re-ranker's
+# (``own_session``), so that the caller's transaction goes on whatever the re-ranker's
 # fate; taken while the caller's is held, it is a second connection at once, which a lookup
 # already holding an extra one must not wait for (a full pool could then hold nothing but
 # such waiters).
 IN_TRANSACTION = "atende.rerank_in_transaction"
 
 
-def _own_session(session: AsyncSession | None) -> AsyncSession:
+def own_session(session: AsyncSession | None, *, one_lookup: bool = False) -> AsyncSession:
     """A session of the same company (and cache of question stems) on a connection of its own,
-    taken from the pool only if the re-ranker runs a statement; without ``session`` (a
-    re-ranker that reads nothing, run outside any transaction), one bound to no database."""
+    taken from the pool only if it runs a statement; without ``session`` (a re-ranker that
+    reads nothing, run outside any transaction), one bound to no database. ``one_lookup``:
+    it serves one lookup and ends with it, and the re-ranker reads in it (``IN_TRANSACTION``)."""
     if session is None:
         return AsyncSession(expire_on_commit=False)
-    return AsyncSession(bind=session.bind, info=dict(session.info), expire_on_commit=False)
+    info = {**session.info, IN_TRANSACTION: True} if one_lookup else dict(session.info)
+    return AsyncSession(bind=session.bind, info=info, expire_on_commit=False)
 
 
 @asynccontextmanager
 async def _session_for(session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
     """The session the re-ranker reads with: ``session`` itself when marked
-    ``IN_TRANSACTION``, else ``_own_session``."""
+    ``IN_TRANSACTION``, else ``own_session``."""
     if session is not None and session.info.get(IN_TRANSACTION):
         yield session
         return
-    async with _own_session(session) as own:
+    async with own_session(session) as own:
         yield own
 
 
